@@ -1,0 +1,11 @@
+//! kura: a Dynamo-style, always-writable key-value store with a Redis face.
+//!
+//! Layers, bottom up (see `docs/architecture.md`):
+//! - [`version`]: clocks, sibling sets, contexts (pure);
+//! - [`storage`]: fjall keyspaces for data, hints and ring state;
+//! - [`coordinator`]: get/put at N/R/W over a replica set, the only path to storage;
+//! - [`command`]: one file per Redis command;
+//! - [`resp`] and [`server`]: connections and RESP2/RESP3 framing;
+//! - [`metrics`]: Prometheus names and the exporter.
+
+pub mod version;

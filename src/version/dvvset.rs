@@ -1,0 +1,275 @@
+//! Dotted version vector sets, after Riak's `dvvset.erl`.
+//!
+//! A set holds, per actor, the highest counter it has seen from that actor and the values whose
+//! dots are still current (newest first): the entry `(a, n, [v1, v2])` means dots `(a, n)` and
+//! `(a, n-1)` carry `v1` and `v2`, and every dot of `a` up to `n` is known. Anonymous values
+//! (written with no actor) are not needed: every write here is an event of its coordinator.
+
+use serde::{Deserialize, Serialize};
+
+use super::Actor;
+
+/// The identity of one write: the `counter`-th event of `actor`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Dot {
+    pub actor: Actor,
+    pub counter: u64,
+}
+
+/// A version vector: per actor, the number of its events seen. Entries sorted by actor, no zeros.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionVector(Vec<(Actor, u64)>);
+
+impl VersionVector {
+    /// Builds a vector from entries in any order; duplicate actors keep the largest counter.
+    pub fn from_entries(mut entries: Vec<(Actor, u64)>) -> VersionVector {
+        entries.retain(|&(_, n)| n > 0);
+        entries.sort_unstable();
+        entries.dedup_by(|later, earlier| {
+            if later.0 == earlier.0 {
+                earlier.1 = earlier.1.max(later.1);
+                true
+            } else {
+                false
+            }
+        });
+        VersionVector(entries)
+    }
+
+    pub fn entries(&self) -> &[(Actor, u64)] {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The counter seen for `actor` (0 if none).
+    pub fn get(&self, actor: Actor) -> u64 {
+        match self.0.binary_search_by_key(&actor, |&(a, _)| a) {
+            Ok(i) => self.0[i].1,
+            Err(_) => 0,
+        }
+    }
+
+    /// Whether this vector has seen `dot`.
+    pub fn covers(&self, dot: Dot) -> bool {
+        self.get(dot.actor) >= dot.counter
+    }
+
+    /// Whether every event `other` has seen, this one has seen too.
+    pub fn descends(&self, other: &VersionVector) -> bool {
+        other.0.iter().all(|&(a, n)| self.get(a) >= n)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Entry<V> {
+    actor: Actor,
+    counter: u64,
+    /// Values of dots `counter`, `counter - 1`, ... (newest first), all still current.
+    values: Vec<V>,
+}
+
+/// A set of concurrent values with the causal history that produced them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DvvSet<V> {
+    /// Sorted by actor, one entry per actor.
+    entries: Vec<Entry<V>>,
+}
+
+impl<V> Default for DvvSet<V> {
+    fn default() -> Self {
+        DvvSet { entries: Vec::new() }
+    }
+}
+
+impl<V: Clone> DvvSet<V> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The causal history of the set: what a client that read it has seen (the context).
+    pub fn join(&self) -> VersionVector {
+        VersionVector(self.entries.iter().map(|e| (e.actor, e.counter)).collect())
+    }
+
+    /// The current values with their dots.
+    pub fn dotted_values(&self) -> impl Iterator<Item = (Dot, &V)> {
+        self.entries.iter().flat_map(|e| {
+            e.values.iter().enumerate().map(move |(i, v)| {
+                (Dot { actor: e.actor, counter: e.counter - i as u64 }, v)
+            })
+        })
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.entries.iter().flat_map(|e| e.values.iter())
+    }
+
+    /// Number of current values (siblings).
+    pub fn len(&self) -> usize {
+        self.entries.iter().map(|e| e.values.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Merges two replicas' sets: the result has seen everything either has seen, and keeps a
+    /// value unless the other side has seen its dot without keeping it. Commutative, associative
+    /// and idempotent, so replicas can exchange sets in any order (read repair, hinted handoff,
+    /// anti-entropy).
+    pub fn sync(&self, other: &DvvSet<V>) -> DvvSet<V> {
+        let mut out = Vec::with_capacity(self.entries.len().max(other.entries.len()));
+        let (mut a, mut b) = (self.entries.iter().peekable(), other.entries.iter().peekable());
+        loop {
+            match (a.peek(), b.peek()) {
+                (None, None) => break,
+                (Some(_), None) => out.push(a.next().cloned().expect("peeked")),
+                (None, Some(_)) => out.push(b.next().cloned().expect("peeked")),
+                (Some(x), Some(y)) => {
+                    if x.actor < y.actor {
+                        out.push(a.next().cloned().expect("peeked"));
+                    } else if x.actor > y.actor {
+                        out.push(b.next().cloned().expect("peeked"));
+                    } else {
+                        out.push(merge_entry(x, y));
+                        a.next();
+                        b.next();
+                    }
+                }
+            }
+        }
+        DvvSet { entries: out }
+    }
+
+    /// A write of `value` coordinated by `actor` by a client that had seen `context`: the values
+    /// the context covers are discarded, the others stay as siblings, and `value` gets the next
+    /// dot of `actor`. Returns the new set and the new value's dot.
+    pub fn update(&self, context: &VersionVector, actor: Actor, value: V) -> (DvvSet<V>, Dot) {
+        let seen = DvvSet {
+            entries: context
+                .0
+                .iter()
+                .map(|&(actor, counter)| Entry { actor, counter, values: Vec::new() })
+                .collect(),
+        };
+        let mut merged = seen.sync(self);
+        let dot = merged.event(actor, value);
+        (merged, dot)
+    }
+
+    /// Appends a new event of `actor` carrying `value`.
+    fn event(&mut self, actor: Actor, value: V) -> Dot {
+        match self.entries.binary_search_by_key(&actor, |e| e.actor) {
+            Ok(i) => {
+                let e = &mut self.entries[i];
+                e.counter += 1;
+                e.values.insert(0, value);
+                Dot { actor, counter: e.counter }
+            }
+            Err(i) => {
+                self.entries.insert(i, Entry { actor, counter: 1, values: vec![value] });
+                Dot { actor, counter: 1 }
+            }
+        }
+    }
+
+    /// Whether `other` has seen strictly more than `self` (its clock dominates).
+    pub fn less(&self, other: &DvvSet<V>) -> bool {
+        let (mine, theirs) = (self.join(), other.join());
+        theirs.descends(&mine) && mine != theirs
+    }
+
+    /// Neither set's history contains the other's.
+    pub fn concurrent(&self, other: &DvvSet<V>) -> bool {
+        let (mine, theirs) = (self.join(), other.join());
+        !mine.descends(&theirs) && !theirs.descends(&mine)
+    }
+}
+
+/// Merges one actor's entry from two replicas. Values are a suffix-closed window of dots
+/// `(counter - len, counter]`; a dot below the other side's window but within its counter was
+/// superseded there, so it goes.
+fn merge_entry<V: Clone>(x: &Entry<V>, y: &Entry<V>) -> Entry<V> {
+    let (hi, lo) = if x.counter >= y.counter { (x, y) } else { (y, x) };
+    let hi_floor = hi.counter - hi.values.len() as u64;
+    let lo_floor = lo.counter - lo.values.len() as u64;
+    if hi_floor >= lo_floor {
+        hi.clone()
+    } else {
+        // Both windows' lower bound is the larger floor: hi keeps only dots lo still has.
+        let keep = (hi.counter - lo_floor) as usize;
+        Entry { actor: hi.actor, counter: hi.counter, values: hi.values[..keep].to_vec() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Actor = Actor(1);
+    const B: Actor = Actor(2);
+    const C: Actor = Actor(3);
+
+    fn vals(s: &DvvSet<&'static str>) -> Vec<&'static str> {
+        let mut v: Vec<_> = s.values().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn writes_without_context_are_siblings() {
+        let s = DvvSet::new();
+        let (s, _) = s.update(&VersionVector::default(), A, "x");
+        let (s, _) = s.update(&VersionVector::default(), A, "y");
+        assert_eq!(vals(&s), vec!["x", "y"]);
+        assert_eq!(s.join().get(A), 2);
+    }
+
+    #[test]
+    fn write_with_context_replaces_what_it_saw() {
+        let s = DvvSet::new();
+        let (s, _) = s.update(&VersionVector::default(), A, "x");
+        let (s, _) = s.update(&VersionVector::default(), B, "y");
+        let ctx = s.join();
+        let (s, _) = s.update(&VersionVector::default(), A, "z"); // unseen by ctx
+        let (s, dot) = s.update(&ctx, C, "merged");
+        assert_eq!(vals(&s), vec!["merged", "z"]);
+        assert_eq!(dot, Dot { actor: C, counter: 1 });
+    }
+
+    #[test]
+    fn stale_context_keeps_the_newer_sibling() {
+        let s = DvvSet::new();
+        let (s, _) = s.update(&VersionVector::default(), A, "v1");
+        let stale = s.join();
+        let (s, _) = s.update(&stale, A, "v2");
+        let (s, _) = s.update(&stale, A, "v3");
+        assert_eq!(vals(&s), vec!["v2", "v3"]);
+    }
+
+    #[test]
+    fn sync_of_diverged_replicas() {
+        let base = DvvSet::new().update(&VersionVector::default(), A, "v1").0;
+        let ctx = base.join();
+        let left = base.update(&ctx, A, "left").0;
+        let right = base.update(&ctx, B, "right").0;
+        assert!(left.concurrent(&right));
+        let m = left.sync(&right);
+        assert_eq!(vals(&m), vec!["left", "right"]);
+        assert!(left.less(&m) && right.less(&m));
+        let resolved = m.update(&m.join(), C, "both").0;
+        assert_eq!(vals(&resolved.sync(&left)), vec!["both"]);
+        assert_eq!(vals(&right.sync(&resolved)), vec!["both"]);
+    }
+
+    #[test]
+    fn version_vector_normalises() {
+        let vv = VersionVector::from_entries(vec![(B, 3), (A, 1), (B, 5), (C, 0)]);
+        assert_eq!(vv.entries(), &[(A, 1), (B, 5)]);
+        assert!(vv.covers(Dot { actor: B, counter: 4 }));
+        assert!(!vv.covers(Dot { actor: C, counter: 1 }));
+    }
+}

@@ -1,0 +1,99 @@
+//! Property tests of the clock algebra over states reachable by real histories: replicas that
+//! write (with contexts read earlier, possibly stale) and sync with each other in random order.
+
+use proptest::prelude::*;
+
+use super::{Actor, Dot, DvvSet, VersionVector};
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// Replica `at` coordinates a write with the context of snapshot `ctx` (or none).
+    Write { at: usize, ctx: Option<usize> },
+    /// Replica `to` merges replica `from`'s set.
+    Sync { from: usize, to: usize },
+}
+
+const REPLICAS: usize = 3;
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0..REPLICAS, proptest::option::of(0usize..64)).prop_map(|(at, ctx)| Op::Write { at, ctx }),
+        (0..REPLICAS, 0..REPLICAS).prop_map(|(from, to)| Op::Sync { from, to }),
+    ]
+}
+
+/// Runs a history; returns every state seen on the way (the snapshots).
+fn run(ops: &[Op]) -> Vec<DvvSet<u32>> {
+    let mut replicas = vec![DvvSet::<u32>::new(); REPLICAS];
+    let mut snapshots = vec![DvvSet::new()];
+    let mut next_value = 0u32;
+    for op in ops {
+        match *op {
+            Op::Write { at, ctx } => {
+                let ctx = ctx.map(|i| snapshots[i % snapshots.len()].join()).unwrap_or_default();
+                next_value += 1;
+                let (s, _) = replicas[at].update(&ctx, Actor(at as u64 + 1), next_value);
+                replicas[at] = s;
+            }
+            Op::Sync { from, to } => {
+                let merged = replicas[to].sync(&replicas[from]);
+                replicas[to] = merged;
+            }
+        }
+        snapshots.extend(replicas.iter().cloned());
+    }
+    snapshots
+}
+
+fn sorted_values(s: &DvvSet<u32>) -> Vec<(Dot, u32)> {
+    let mut v: Vec<_> = s.dotted_values().map(|(d, v)| (d, *v)).collect();
+    v.sort();
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn sync_is_commutative_associative_idempotent(
+        ops in proptest::collection::vec(op(), 1..40),
+        picks in proptest::collection::vec(any::<prop::sample::Index>(), 3),
+    ) {
+        let states = run(&ops);
+        let a = picks[0].get(&states);
+        let b = picks[1].get(&states);
+        let c = picks[2].get(&states);
+        prop_assert_eq!(a.sync(b), b.sync(a));
+        prop_assert_eq!(a.sync(b).sync(c), a.sync(&b.sync(c)));
+        prop_assert_eq!(a.sync(a), a.clone());
+        // The merge has seen both and loses no value that neither side superseded.
+        let m = a.sync(b);
+        prop_assert!(m.join().descends(&a.join()) && m.join().descends(&b.join()));
+        for (dot, v) in a.dotted_values() {
+            let superseded_by_b = b.join().covers(dot) && !b.dotted_values().any(|(d, _)| d == dot);
+            let kept = m.dotted_values().any(|(d, w)| d == dot && w == v);
+            prop_assert_eq!(kept, !superseded_by_b);
+        }
+    }
+
+    #[test]
+    fn write_with_context_supersedes_exactly_what_it_saw(
+        ops in proptest::collection::vec(op(), 1..40),
+        pick_state in any::<prop::sample::Index>(),
+        pick_ctx in any::<prop::sample::Index>(),
+        actor in 1u64..5,
+    ) {
+        let states = run(&ops);
+        let s = pick_state.get(&states);
+        let ctx: VersionVector = pick_ctx.get(&states).join();
+        let (after, dot) = s.update(&ctx, Actor(actor), 9999);
+        let mut expected: Vec<(Dot, u32)> =
+            sorted_values(s).into_iter().filter(|(d, _)| !ctx.covers(*d)).collect();
+        expected.push((dot, 9999));
+        expected.sort();
+        prop_assert_eq!(sorted_values(&after), expected);
+        // The new dot is fresh: neither the context nor the old state had seen it.
+        prop_assert!(!ctx.covers(dot) && !s.join().covers(dot));
+        prop_assert!(s.less(&after));
+    }
+}
