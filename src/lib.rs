@@ -8,4 +8,7 @@
 //! - [`resp`] and [`server`]: connections and RESP2/RESP3 framing;
 //! - [`metrics`]: Prometheus names and the exporter.
 
+pub mod coordinator;
+pub mod ring;
+pub mod storage;
 pub mod version;

@@ -1,0 +1,120 @@
+//! Quorum bookkeeping (paper section 4.5), pure: counts replies from a replica set and says when
+//! a request has its R or W answers, or can no longer get them.
+
+/// N, R, W of a request, already capped to the replica set it runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quorum {
+    pub n: usize,
+    pub r: usize,
+    pub w: usize,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum QuorumError {
+    #[error("{what} must be between 1 and N ({n})")]
+    OutOfRange { what: &'static str, n: usize },
+}
+
+impl Quorum {
+    /// The configured quorum with per-request overrides, on a cluster of `members` nodes: with
+    /// fewer members than N every member is a replica and R and W are capped at that count.
+    ///
+    /// # Errors
+    /// An override outside `1..=N`.
+    pub fn resolve(
+        configured: Quorum,
+        members: usize,
+        r: Option<usize>,
+        w: Option<usize>,
+    ) -> Result<Quorum, QuorumError> {
+        for (what, v) in [("R", r), ("W", w)] {
+            if let Some(v) = v {
+                if v == 0 || v > configured.n {
+                    return Err(QuorumError::OutOfRange { what, n: configured.n });
+                }
+            }
+        }
+        let n = configured.n.min(members.max(1));
+        Ok(Quorum { n, r: r.unwrap_or(configured.r).min(n), w: w.unwrap_or(configured.w).min(n) })
+    }
+}
+
+/// Where a request stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Not enough answers yet, and enough replicas could still answer.
+    Waiting,
+    /// The required number of successes arrived.
+    Met,
+    /// So many replicas failed that the requirement can no longer be met.
+    Failed,
+}
+
+/// Counts successes and failures of one request against `required` out of `replicas`.
+#[derive(Clone, Debug)]
+pub struct Tally {
+    required: usize,
+    replicas: usize,
+    ok: usize,
+    failed: usize,
+}
+
+impl Tally {
+    pub fn new(required: usize, replicas: usize) -> Tally {
+        Tally { required, replicas, ok: 0, failed: 0 }
+    }
+
+    pub fn success(&mut self) -> Progress {
+        self.ok += 1;
+        self.progress()
+    }
+
+    pub fn failure(&mut self) -> Progress {
+        self.failed += 1;
+        self.progress()
+    }
+
+    pub fn progress(&self) -> Progress {
+        if self.ok >= self.required {
+            Progress::Met
+        } else if self.replicas - self.failed.min(self.replicas) < self.required {
+            Progress::Failed
+        } else {
+            Progress::Waiting
+        }
+    }
+
+    pub fn successes(&self) -> usize {
+        self.ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEFAULT: Quorum = Quorum { n: 3, r: 2, w: 2 };
+
+    #[test]
+    fn resolve_caps_to_members_and_checks_overrides() {
+        assert_eq!(Quorum::resolve(DEFAULT, 1, None, None), Ok(Quorum { n: 1, r: 1, w: 1 }));
+        assert_eq!(Quorum::resolve(DEFAULT, 5, Some(3), Some(1)), Ok(Quorum { n: 3, r: 3, w: 1 }));
+        assert_eq!(Quorum::resolve(DEFAULT, 1, Some(3), None), Ok(Quorum { n: 1, r: 1, w: 1 }));
+        assert!(Quorum::resolve(DEFAULT, 5, Some(4), None).is_err());
+        assert!(Quorum::resolve(DEFAULT, 5, None, Some(0)).is_err());
+    }
+
+    #[test]
+    fn tally_meets_or_fails() {
+        let mut t = Tally::new(2, 3);
+        assert_eq!(t.success(), Progress::Waiting);
+        assert_eq!(t.failure(), Progress::Waiting);
+        assert_eq!(t.success(), Progress::Met);
+        let mut t = Tally::new(2, 3);
+        assert_eq!(t.failure(), Progress::Waiting);
+        assert_eq!(t.failure(), Progress::Failed);
+        let mut t = Tally::new(1, 1);
+        assert_eq!(t.progress(), Progress::Waiting);
+        assert_eq!(t.failure(), Progress::Failed);
+    }
+}

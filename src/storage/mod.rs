@@ -1,0 +1,290 @@
+//! Durable state on the fjall LSM engine (design.md sections 1 and 6).
+//!
+//! One fjall database per node with one keyspace per concern:
+//! - `data`: key -> encoded [`SiblingSet`]. Stored keys are prefixed with the first 8 bytes of
+//!   the key's ring position, so a ring partition is a contiguous range of the keyspace;
+//! - `hints`: hinted writes held for other nodes (hinted handoff);
+//! - `ring`: ring and membership state;
+//! - `meta`: this node's identity (node id, incarnation epoch, context key).
+//!
+//! Every write is flushed to the OS before it is acknowledged (it survives `kill -9`); the
+//! [`FsyncPolicy`] decides when the journal is also synced to the disk.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use parking_lot::Mutex;
+
+use crate::version::SiblingSet;
+
+/// When the journal is fsynced, like Redis's `appendfsync`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    /// Before every write is acknowledged.
+    Always,
+    /// Once a second in the background (may lose up to a second on power loss).
+    Everysec,
+    /// Left to the operating system.
+    Never,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage engine: {0}")]
+    Engine(#[from] fjall::Error),
+    #[error("corrupt record for key {key:?}: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("cannot open data directory {path}: {source}")]
+    Open { path: PathBuf, source: std::io::Error },
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// Striped locks serialise read-modify-write of one key (two concurrent writes through one
+/// coordinator must not both take the same next dot).
+const LOCK_STRIPES: usize = 1024;
+
+/// Approximate sizes of what this node stores.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StorageStats {
+    pub data_keys_approx: u64,
+    pub hint_count_approx: u64,
+    pub disk_bytes: u64,
+    pub journal_bytes: u64,
+}
+
+pub struct Storage {
+    db: Database,
+    data: Keyspace,
+    hints: Keyspace,
+    ring: Keyspace,
+    meta: Keyspace,
+    locks: Box<[Mutex<()>]>,
+    fsync: FsyncPolicy,
+}
+
+impl Storage {
+    /// Opens (or creates) the database in `dir`.
+    ///
+    /// # Errors
+    /// When the directory cannot be created or the engine cannot recover it.
+    pub fn open(dir: &Path, fsync: FsyncPolicy) -> Result<Arc<Storage>> {
+        std::fs::create_dir_all(dir).map_err(|source| StorageError::Open { path: dir.to_path_buf(), source })?;
+        let db = Database::builder(dir.join("db")).open()?;
+        let data = db.keyspace("data", KeyspaceCreateOptions::default)?;
+        let hints = db.keyspace("hints", KeyspaceCreateOptions::default)?;
+        let ring = db.keyspace("ring", KeyspaceCreateOptions::default)?;
+        let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        let locks = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
+        let storage = Arc::new(Storage { db, data, hints, ring, meta, locks, fsync });
+        if fsync == FsyncPolicy::Everysec {
+            Storage::spawn_syncer(&storage);
+        }
+        Ok(storage)
+    }
+
+    /// A thread that fsyncs the journal once a second while the storage is alive.
+    fn spawn_syncer(storage: &Arc<Storage>) {
+        let weak = Arc::downgrade(storage);
+        std::thread::Builder::new()
+            .name("kura-fsync".into())
+            .spawn(move || loop {
+                std::thread::sleep(Duration::from_secs(1));
+                let Some(s) = weak.upgrade() else { return };
+                if let Err(e) = s.db.persist(PersistMode::SyncData) {
+                    tracing::error!("journal fsync failed: {e}");
+                }
+            })
+            .expect("spawning the fsync thread");
+    }
+
+    fn data_key(key: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(8 + key.len());
+        k.extend_from_slice(&crate::ring::position(key).to_be_bytes()[..8]);
+        k.extend_from_slice(key);
+        k
+    }
+
+    fn lock(&self, stored_key: &[u8]) -> parking_lot::MutexGuard<'_, ()> {
+        let h = xxhash_rust::xxh3::xxh3_64(stored_key) as usize;
+        self.locks[h % self.locks.len()].lock()
+    }
+
+    fn decode(key: &[u8], bytes: &[u8]) -> Result<SiblingSet> {
+        SiblingSet::decode(bytes).map_err(|e| StorageError::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn after_write(&self) -> Result<()> {
+        if self.fsync == FsyncPolicy::Always {
+            self.db.persist(PersistMode::SyncData)?;
+        }
+        Ok(())
+    }
+
+    /// The sibling set stored for `key`.
+    ///
+    /// # Errors
+    /// Engine failure or a record that does not decode.
+    pub fn get(&self, key: &[u8]) -> Result<Option<SiblingSet>> {
+        match self.data.get(Self::data_key(key))? {
+            Some(bytes) => Ok(Some(Self::decode(key, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Read-modify-write of one key under its lock: `f` sees the stored set and returns the set
+    /// to store (or an error, and nothing is written). Returns what `f` returned.
+    ///
+    /// # Errors
+    /// Engine failure, a corrupt stored record, or `f`'s error.
+    pub fn update<E>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(Option<SiblingSet>) -> std::result::Result<SiblingSet, E>,
+    ) -> std::result::Result<SiblingSet, E>
+    where
+        E: From<StorageError>,
+    {
+        let stored_key = Self::data_key(key);
+        let _guard = self.lock(&stored_key);
+        let current = match self.data.get(&stored_key).map_err(StorageError::from)? {
+            Some(bytes) => Some(Self::decode(key, &bytes)?),
+            None => None,
+        };
+        let next = f(current)?;
+        self.data.insert(stored_key, next.encode()).map_err(StorageError::from)?;
+        self.after_write()?;
+        Ok(next)
+    }
+
+    /// Merges a set that another replica sent (replication, read repair, handoff) into the
+    /// stored one; never overwrites. Returns the merged set.
+    ///
+    /// # Errors
+    /// Engine failure or a corrupt stored record.
+    pub fn merge(&self, key: &[u8], incoming: &SiblingSet) -> Result<SiblingSet> {
+        self.update(key, |current| Ok(current.map_or_else(|| incoming.clone(), |c| c.sync(incoming))))
+    }
+
+    /// Visits every stored key with its set, in ring order. Corrupt records are reported to
+    /// `f` as errors rather than stopping the walk.
+    ///
+    /// # Errors
+    /// Engine failure while iterating.
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], Result<SiblingSet>)) -> Result<()> {
+        for guard in self.data.iter() {
+            let (k, v) = guard.into_inner()?;
+            let user_key = k.get(8..).unwrap_or_default();
+            f(user_key, Self::decode(user_key, &v));
+        }
+        Ok(())
+    }
+
+    /// Removes `key` if its stored set still satisfies `dead` (checked under the key's lock, so
+    /// a write that raced the reaper is kept). Returns whether it was removed.
+    ///
+    /// # Errors
+    /// Engine failure or a corrupt stored record.
+    pub fn remove_if(&self, key: &[u8], dead: impl FnOnce(&SiblingSet) -> bool) -> Result<bool> {
+        let stored_key = Self::data_key(key);
+        let _guard = self.lock(&stored_key);
+        let Some(bytes) = self.data.get(&stored_key)? else { return Ok(false) };
+        if !dead(&Self::decode(key, &bytes)?) {
+            return Ok(false);
+        }
+        self.data.remove(stored_key)?;
+        self.after_write()?;
+        Ok(true)
+    }
+
+    /// A value of this node's own bookkeeping (identity, epoch, keys).
+    ///
+    /// # Errors
+    /// Engine failure.
+    pub fn meta_get(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.meta.get(name)?.map(|v| v.to_vec()))
+    }
+
+    /// Stores a bookkeeping value and syncs it to disk at once.
+    ///
+    /// # Errors
+    /// Engine failure.
+    pub fn meta_put(&self, name: &str, value: &[u8]) -> Result<()> {
+        self.meta.insert(name, value)?;
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+
+    /// The keyspace for hinted writes (used by `handoff/`).
+    pub fn hints(&self) -> &Keyspace {
+        &self.hints
+    }
+
+    /// The keyspace for ring and membership state (used by `cluster/`).
+    pub fn ring_state(&self) -> &Keyspace {
+        &self.ring
+    }
+
+    pub fn stats(&self) -> StorageStats {
+        StorageStats {
+            data_keys_approx: self.data.approximate_len() as u64,
+            hint_count_approx: self.hints.approximate_len() as u64,
+            disk_bytes: self.db.disk_space().unwrap_or(0),
+            journal_bytes: self.db.journal_disk_space().unwrap_or(0),
+        }
+    }
+
+    /// Syncs the journal to disk (on shutdown, and for `--fsync always`).
+    ///
+    /// # Errors
+    /// Engine failure.
+    pub fn sync(&self) -> Result<()> {
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::version::{Actor, Sibling, VersionVector};
+    use bytes::Bytes;
+
+    fn write(s: &Storage, key: &[u8], v: &str) -> SiblingSet {
+        s.update::<StorageError>(key, |cur| {
+            let cur = cur.unwrap_or_default();
+            let sib = Sibling { value: Some(Bytes::from(v.to_owned())), written_ms: 1, origin: Actor(1), expires_ms: None };
+            Ok(cur.update(&VersionVector::default(), sib).0)
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn data_survives_reopen_and_merge_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Storage::open(dir.path(), FsyncPolicy::Never).unwrap();
+            write(&s, b"k", "a");
+            write(&s, b"k", "b");
+            s.meta_put("node_id", b"n1").unwrap();
+        }
+        let s = Storage::open(dir.path(), FsyncPolicy::Always).unwrap();
+        let set = s.get(b"k").unwrap().unwrap();
+        assert_eq!(set.len(), 2);
+        assert_eq!(s.meta_get("node_id").unwrap().as_deref(), Some(&b"n1"[..]));
+        // An older replica's copy merges in without losing anything.
+        let older = SiblingSet::new();
+        assert_eq!(s.merge(b"k", &older).unwrap().len(), 2);
+        let mut seen = Vec::new();
+        s.for_each(|k, set| seen.push((k.to_vec(), set.unwrap().len()))).unwrap();
+        assert_eq!(seen, vec![(b"k".to_vec(), 2)]);
+        assert!(s.remove_if(b"k", |_| true).unwrap());
+        assert!(s.get(b"k").unwrap().is_none());
+    }
+}
