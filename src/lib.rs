@@ -9,6 +9,7 @@
 //! - [`metrics`]: Prometheus names and the exporter.
 
 pub mod coordinator;
+pub mod resp;
 pub mod ring;
 pub mod storage;
 pub mod version;

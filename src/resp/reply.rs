@@ -1,0 +1,114 @@
+//! Replies as commands build them, encoded for the connection's protocol version.
+
+use bytes::{Bytes, BytesMut};
+use redis_protocol::bytes_utils::Str;
+use redis_protocol::{resp2, resp3};
+
+/// The protocol a connection speaks (HELLO switches it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Resp2,
+    Resp3,
+}
+
+/// A reply, independent of the protocol version.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    /// `+text`.
+    Simple(&'static str),
+    /// `-text`: the text starts with the error code (`ERR`, `NOAUTH`, `NOQUORUM`, ...).
+    Error(String),
+    Int(i64),
+    Bulk(Bytes),
+    /// The null reply (`$-1` in RESP2, `_` in RESP3).
+    Nil,
+    Array(Vec<Reply>),
+    /// A map in RESP3, a flat array of pairs in RESP2.
+    Map(Vec<(Reply, Reply)>),
+    /// Free text (INFO): a verbatim string in RESP3, a bulk string in RESP2.
+    Text(String),
+}
+
+impl Reply {
+    pub fn ok() -> Reply {
+        Reply::Simple("OK")
+    }
+
+    pub fn bulk(s: impl Into<Bytes>) -> Reply {
+        Reply::Bulk(s.into())
+    }
+
+    /// Encodes the reply at the end of `out`.
+    pub fn encode(&self, protocol: Protocol, out: &mut BytesMut) {
+        let result = match protocol {
+            Protocol::Resp2 => resp2::encode::extend_encode(out, &self.to_resp2(), false),
+            Protocol::Resp3 => resp3::encode::complete::extend_encode(out, &self.to_resp3(), false),
+        };
+        // The frames built here are always well-formed, so encoding cannot fail; if the crate
+        // ever disagrees, the client gets an error rather than a half-written frame.
+        if let Err(e) = result {
+            tracing::error!("reply encoding failed: {e}");
+            out.extend_from_slice(b"-ERR internal error encoding reply\r\n");
+        }
+    }
+
+    fn to_resp2(&self) -> resp2::types::BytesFrame {
+        use resp2::types::BytesFrame as F;
+        match self {
+            Reply::Simple(s) => F::SimpleString(Bytes::from_static(s.as_bytes())),
+            Reply::Error(e) => F::Error(Str::from(e.as_str())),
+            Reply::Int(i) => F::Integer(*i),
+            Reply::Bulk(b) => F::BulkString(b.clone()),
+            Reply::Nil => F::Null,
+            Reply::Array(items) => F::Array(items.iter().map(Reply::to_resp2).collect()),
+            Reply::Map(pairs) => {
+                F::Array(pairs.iter().flat_map(|(k, v)| [k.to_resp2(), v.to_resp2()]).collect())
+            }
+            Reply::Text(t) => F::BulkString(Bytes::copy_from_slice(t.as_bytes())),
+        }
+    }
+
+    fn to_resp3(&self) -> resp3::types::BytesFrame {
+        use resp3::types::BytesFrame as F;
+        match self {
+            Reply::Simple(s) => F::SimpleString { data: Bytes::from_static(s.as_bytes()), attributes: None },
+            Reply::Error(e) => F::SimpleError { data: Str::from(e.as_str()), attributes: None },
+            Reply::Int(i) => F::Number { data: *i, attributes: None },
+            Reply::Bulk(b) => F::BlobString { data: b.clone(), attributes: None },
+            Reply::Nil => F::Null,
+            Reply::Array(items) => F::Array { data: items.iter().map(Reply::to_resp3).collect(), attributes: None },
+            Reply::Map(pairs) => F::Map {
+                data: pairs.iter().map(|(k, v)| (k.to_resp3(), v.to_resp3())).collect(),
+                attributes: None,
+            },
+            Reply::Text(t) => F::VerbatimString {
+                data: Bytes::copy_from_slice(t.as_bytes()),
+                format: resp3::types::VerbatimStringFormat::Text,
+                attributes: None,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(r: &Reply, p: Protocol) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        r.encode(p, &mut b);
+        b.to_vec()
+    }
+
+    #[test]
+    fn exact_bytes_in_both_protocols() {
+        assert_eq!(enc(&Reply::ok(), Protocol::Resp2), b"+OK\r\n");
+        assert_eq!(enc(&Reply::Nil, Protocol::Resp2), b"$-1\r\n");
+        assert_eq!(enc(&Reply::Nil, Protocol::Resp3), b"_\r\n");
+        assert_eq!(enc(&Reply::Error("ERR x".into()), Protocol::Resp3), b"-ERR x\r\n");
+        let map = Reply::Map(vec![(Reply::bulk("a"), Reply::Int(1))]);
+        assert_eq!(enc(&map, Protocol::Resp2), b"*2\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&map, Protocol::Resp3), b"%1\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&Reply::Text("hi".into()), Protocol::Resp3), b"=6\r\ntxt:hi\r\n");
+    }
+}
