@@ -8,8 +8,13 @@
 //! - [`resp`] and [`server`]: connections and RESP2/RESP3 framing;
 //! - [`metrics`]: Prometheus names and the exporter.
 
+pub mod command;
+pub mod config;
 pub mod coordinator;
+pub mod metrics;
+pub mod node;
 pub mod resp;
 pub mod ring;
+pub mod server;
 pub mod storage;
 pub mod version;

@@ -1,1 +1,113 @@
-fn main(){}
+//! `kura [server] [options]`: starts a node. See `kura --help`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use kura::config::{Cli, Command, Config};
+use kura::node::Node;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KURA_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Server(args)) => args,
+        None => cli.server,
+    };
+    let config = match Config::resolve(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kura: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kura: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kura: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let metrics = kura::metrics::install(config.metrics_listen)
+        .map_err(|e| format!("metrics on {}: {e}", config.metrics_listen))?;
+    let listener = TcpListener::bind(config.listen).await.map_err(|e| format!("listen on {}: {e}", config.listen))?;
+    let node = Node::open(config, Some(metrics))?;
+    tracing::info!(
+        node_id = %node.coordinator.identity().node_id,
+        listen = %node.config.listen,
+        metrics = %node.config.metrics_listen,
+        data_dir = %node.config.data_dir.display(),
+        "kura node ready"
+    );
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(housekeeping(node.clone(), stopped.clone()));
+    let server = tokio::spawn(kura::server::serve(node.clone(), listener, stopped));
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    node.coordinator.storage().sync()?;
+    Ok(())
+}
+
+/// Background work: storage gauges, and reaping of keys whose siblings are all deleted or
+/// expired (after a grace period, so a client that just read the tombstone's context can
+/// still write with it).
+async fn housekeeping(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+    use kura::metrics as m;
+    const REAP_GRACE_MS: u64 = 10_000;
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let st = node.coordinator.storage().stats();
+        metrics::gauge!(m::STORAGE_DISK_BYTES).set(st.disk_bytes as f64);
+        metrics::gauge!(m::STORAGE_JOURNAL_BYTES).set(st.journal_bytes as f64);
+        metrics::gauge!(m::STORAGE_KEYS).set(st.data_keys_approx as f64);
+        let n = node.clone();
+        match tokio::task::spawn_blocking(move || n.coordinator.reap_dead(REAP_GRACE_MS)).await {
+            Ok(Ok(reaped)) => metrics::counter!(m::REAPED_KEYS_TOTAL).increment(reaped),
+            Ok(Err(e)) => tracing::warn!("reaping failed: {e}"),
+            Err(e) => tracing::warn!("reaper task failed: {e}"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -120,17 +120,20 @@ impl Coordinator {
     ///
     /// # Errors
     /// An R out of range, storage failure, or fewer than R answers.
-    pub async fn get(&self, key: &[u8], r: Option<usize>) -> Result<SiblingSet> {
+    pub async fn get(&self, key: &[u8], r: Option<usize>) -> Result<Arc<SiblingSet>> {
         let q = Quorum::resolve(self.quorum, self.members(), r, None)?;
         let replicas = self.replicas(key);
         let mut tally = Tally::new(q.r, replicas.len());
-        let mut merged = SiblingSet::new();
+        let mut merged: Option<Arc<SiblingSet>> = None;
         for replica in &replicas {
             match replica {
                 Replica::Local => match self.storage.get(key) {
                     Ok(found) => {
                         if let Some(set) = found {
-                            merged = if merged.is_empty() { set } else { merged.sync(&set) };
+                            merged = Some(match merged {
+                                None => set,
+                                Some(m) => Arc::new(m.sync(&set)),
+                            });
                         }
                         tally.success();
                     }
@@ -144,7 +147,7 @@ impl Coordinator {
             }
         }
         match tally.progress() {
-            Progress::Met => Ok(merged),
+            Progress::Met => Ok(merged.unwrap_or_default()),
             _ => Err(CoordError::NoQuorum { op: "read", needed: q.r, got: tally.successes() }),
         }
     }
@@ -155,7 +158,7 @@ impl Coordinator {
     /// # Errors
     /// A W out of range, storage failure, or fewer than W acknowledgements (the write may
     /// still have landed on fewer replicas).
-    pub async fn put(&self, key: &[u8], context: WriteContext, write: Write, w: Option<usize>) -> Result<SiblingSet> {
+    pub async fn put(&self, key: &[u8], context: WriteContext, write: Write, w: Option<usize>) -> Result<Arc<SiblingSet>> {
         let q = Quorum::resolve(self.quorum, self.members(), None, w)?;
         let replicas = self.replicas(key);
         let mut tally = Tally::new(q.w, replicas.len());
@@ -167,7 +170,8 @@ impl Coordinator {
         };
         // The new version is made where it is first stored: at this node, under the key's lock.
         let written = self.storage.update::<CoordError>(key, |current| {
-            let current = current.unwrap_or_default();
+            let empty = SiblingSet::new();
+            let current = current.unwrap_or(&empty);
             let ctx = match &context {
                 WriteContext::Given(vv) => vv.clone(),
                 WriteContext::Everything => current.context(),
@@ -179,6 +183,15 @@ impl Coordinator {
             Progress::Met => Ok(written),
             _ => Err(CoordError::NoQuorum { op: "write", needed: q.w, got: tally.successes() }),
         }
+    }
+
+    /// Makes the writes acknowledged so far durable (see [`Storage::commit`]); the server calls
+    /// it before it sends a batch of replies.
+    ///
+    /// # Errors
+    /// Storage failure: the batch's writes must not be acknowledged.
+    pub fn commit(&self) -> Result<()> {
+        Ok(self.storage.commit()?)
     }
 
     /// Counts the keys that read as a value now (DBSIZE). Walks the local store.

@@ -7,10 +7,17 @@
 //! - `ring`: ring and membership state;
 //! - `meta`: this node's identity (node id, incarnation epoch, context key).
 //!
-//! Every write is flushed to the OS before it is acknowledged (it survives `kill -9`); the
-//! [`FsyncPolicy`] decides when the journal is also synced to the disk.
+//! Writes are group-committed: they go to fjall's journal buffer, and [`Storage::commit`] (which
+//! the server calls before it sends the replies of a pipelined batch) flushes the journal to the
+//! OS, so an acknowledged write survives `kill -9`. The [`FsyncPolicy`] decides when the journal
+//! is also synced to the disk.
+//!
+//! A write-through cache of decoded sibling sets sits in front of the data keyspace: reads of
+//! hot keys (and the read half of every write's read-modify-write) skip the LSM lookup and the
+//! decode. It is filled and updated only under the key's lock, so it never holds a stale set.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +63,32 @@ pub struct StorageStats {
     pub journal_bytes: u64,
 }
 
+/// The cached state of one key: its set, or known to be missing.
+#[derive(Clone)]
+struct Cached {
+    set: Option<Arc<SiblingSet>>,
+    weight: u32,
+}
+
+impl Cached {
+    fn new(key: &[u8], set: Option<Arc<SiblingSet>>) -> Cached {
+        let values: usize = set.as_ref().map_or(0, |s| s.siblings().map(|x| 48 + x.value.as_ref().map_or(0, |v| v.len())).sum());
+        Cached { set, weight: (64 + key.len() + values).min(u32::MAX as usize) as u32 }
+    }
+}
+
+#[derive(Clone)]
+struct CacheWeight;
+
+impl quick_cache::Weighter<Vec<u8>, Cached> for CacheWeight {
+    fn weight(&self, _key: &Vec<u8>, val: &Cached) -> u64 {
+        u64::from(val.weight)
+    }
+}
+
+/// Bytes of decoded sibling sets kept in memory.
+const CACHE_BYTES: u64 = 256 << 20;
+
 pub struct Storage {
     db: Database,
     data: Keyspace,
@@ -64,6 +97,10 @@ pub struct Storage {
     meta: Keyspace,
     locks: Box<[Mutex<()>]>,
     fsync: FsyncPolicy,
+    cache: quick_cache::sync::Cache<Vec<u8>, Cached, CacheWeight>,
+    /// Writes put into the journal buffer so far / covered by the last flush to the OS.
+    written: AtomicU64,
+    flushed: AtomicU64,
 }
 
 impl Storage {
@@ -73,13 +110,31 @@ impl Storage {
     /// When the directory cannot be created or the engine cannot recover it.
     pub fn open(dir: &Path, fsync: FsyncPolicy) -> Result<Arc<Storage>> {
         std::fs::create_dir_all(dir).map_err(|source| StorageError::Open { path: dir.to_path_buf(), source })?;
-        let db = Database::builder(dir.join("db")).open()?;
+        let db = Database::builder(dir.join("db")).manual_journal_persist(true).open()?;
         let data = db.keyspace("data", KeyspaceCreateOptions::default)?;
         let hints = db.keyspace("hints", KeyspaceCreateOptions::default)?;
         let ring = db.keyspace("ring", KeyspaceCreateOptions::default)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
         let locks = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
-        let storage = Arc::new(Storage { db, data, hints, ring, meta, locks, fsync });
+        let cache = quick_cache::sync::Cache::with(
+            (CACHE_BYTES / 256) as usize,
+            CACHE_BYTES,
+            CacheWeight,
+            Default::default(),
+            Default::default(),
+        );
+        let storage = Arc::new(Storage {
+            db,
+            data,
+            hints,
+            ring,
+            meta,
+            locks,
+            fsync,
+            cache,
+            written: AtomicU64::new(0),
+            flushed: AtomicU64::new(0),
+        });
         if fsync == FsyncPolicy::Everysec {
             Storage::spawn_syncer(&storage);
         }
@@ -120,46 +175,80 @@ impl Storage {
         })
     }
 
-    fn after_write(&self) -> Result<()> {
-        if self.fsync == FsyncPolicy::Always {
-            self.db.persist(PersistMode::SyncData)?;
+    fn note_write(&self) {
+        self.written.fetch_add(1, Ordering::Release);
+    }
+
+    /// Makes every write made so far durable as the policy says (flushed to the OS; with
+    /// `always` also synced to disk) before their acknowledgements go out. Cheap when nothing
+    /// was written since the last commit. Group commit: one flush covers every connection's
+    /// writes that reached the journal buffer before it.
+    ///
+    /// # Errors
+    /// Engine failure: the writes must then not be acknowledged.
+    pub fn commit(&self) -> Result<()> {
+        let target = self.written.load(Ordering::Acquire);
+        if self.flushed.load(Ordering::Acquire) >= target {
+            return Ok(());
         }
+        let mode = if self.fsync == FsyncPolicy::Always { PersistMode::SyncData } else { PersistMode::Buffer };
+        self.db.persist(mode)?;
+        self.flushed.fetch_max(target, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// The set of `key` under its lock: from the cache, else from disk (and then cached).
+    fn load_locked(&self, key: &[u8], stored_key: &[u8]) -> Result<Option<Arc<SiblingSet>>> {
+        if let Some(c) = self.cache.get(key) {
+            return Ok(c.set);
+        }
+        let set = match self.data.get(stored_key)? {
+            Some(bytes) => Some(Arc::new(Self::decode(key, &bytes)?)),
+            None => None,
+        };
+        self.cache.insert(key.to_vec(), Cached::new(key, set.clone()));
+        Ok(set)
     }
 
     /// The sibling set stored for `key`.
     ///
     /// # Errors
     /// Engine failure or a record that does not decode.
-    pub fn get(&self, key: &[u8]) -> Result<Option<SiblingSet>> {
-        match self.data.get(Self::data_key(key))? {
-            Some(bytes) => Ok(Some(Self::decode(key, &bytes)?)),
-            None => Ok(None),
+    pub fn get(&self, key: &[u8]) -> Result<Option<Arc<SiblingSet>>> {
+        if let Some(c) = self.cache.get(key) {
+            return Ok(c.set);
         }
+        let stored_key = Self::data_key(key);
+        let _guard = self.lock(&stored_key);
+        self.load_locked(key, &stored_key)
     }
 
     /// Read-modify-write of one key under its lock: `f` sees the stored set and returns the set
-    /// to store (or an error, and nothing is written). Returns what `f` returned.
+    /// to store (or an error, and nothing is written). Returns what `f` returned. The write is
+    /// durable once [`Storage::commit`] returns.
     ///
     /// # Errors
     /// Engine failure, a corrupt stored record, or `f`'s error.
     pub fn update<E>(
         &self,
         key: &[u8],
-        f: impl FnOnce(Option<SiblingSet>) -> std::result::Result<SiblingSet, E>,
-    ) -> std::result::Result<SiblingSet, E>
+        f: impl FnOnce(Option<&SiblingSet>) -> std::result::Result<SiblingSet, E>,
+    ) -> std::result::Result<Arc<SiblingSet>, E>
     where
         E: From<StorageError>,
     {
         let stored_key = Self::data_key(key);
         let _guard = self.lock(&stored_key);
-        let current = match self.data.get(&stored_key).map_err(StorageError::from)? {
-            Some(bytes) => Some(Self::decode(key, &bytes)?),
-            None => None,
-        };
-        let next = f(current)?;
-        self.data.insert(stored_key, next.encode()).map_err(StorageError::from)?;
-        self.after_write()?;
+        let current = self.load_locked(key, &stored_key)?;
+        let next = Arc::new(f(current.as_deref())?);
+        let inserted = self.data.insert(stored_key, next.encode());
+        if let Err(e) = inserted {
+            // The engine may or may not have taken it: forget the cached state, read again.
+            self.cache.remove(key);
+            return Err(StorageError::from(e).into());
+        }
+        self.note_write();
+        self.cache.insert(key.to_vec(), Cached::new(key, Some(next.clone())));
         Ok(next)
     }
 
@@ -168,7 +257,7 @@ impl Storage {
     ///
     /// # Errors
     /// Engine failure or a corrupt stored record.
-    pub fn merge(&self, key: &[u8], incoming: &SiblingSet) -> Result<SiblingSet> {
+    pub fn merge(&self, key: &[u8], incoming: &SiblingSet) -> Result<Arc<SiblingSet>> {
         self.update(key, |current| Ok(current.map_or_else(|| incoming.clone(), |c| c.sync(incoming))))
     }
 
@@ -194,12 +283,14 @@ impl Storage {
     pub fn remove_if(&self, key: &[u8], dead: impl FnOnce(&SiblingSet) -> bool) -> Result<bool> {
         let stored_key = Self::data_key(key);
         let _guard = self.lock(&stored_key);
-        let Some(bytes) = self.data.get(&stored_key)? else { return Ok(false) };
-        if !dead(&Self::decode(key, &bytes)?) {
+        let Some(set) = self.load_locked(key, &stored_key)? else { return Ok(false) };
+        if !dead(&set) {
             return Ok(false);
         }
-        self.data.remove(stored_key)?;
-        self.after_write()?;
+        let removed = self.data.remove(stored_key);
+        self.cache.remove(key);
+        removed?;
+        self.note_write();
         Ok(true)
     }
 
@@ -256,9 +347,9 @@ mod tests {
     use crate::version::{Actor, Sibling, VersionVector};
     use bytes::Bytes;
 
-    fn write(s: &Storage, key: &[u8], v: &str) -> SiblingSet {
+    fn write(s: &Storage, key: &[u8], v: &str) -> Arc<SiblingSet> {
         s.update::<StorageError>(key, |cur| {
-            let cur = cur.unwrap_or_default();
+            let cur = cur.cloned().unwrap_or_default();
             let sib = Sibling { value: Some(Bytes::from(v.to_owned())), written_ms: 1, origin: Actor(1), expires_ms: None };
             Ok(cur.update(&VersionVector::default(), sib).0)
         })
@@ -272,10 +363,12 @@ mod tests {
             let s = Storage::open(dir.path(), FsyncPolicy::Never).unwrap();
             write(&s, b"k", "a");
             write(&s, b"k", "b");
+            s.commit().unwrap();
             s.meta_put("node_id", b"n1").unwrap();
         }
         let s = Storage::open(dir.path(), FsyncPolicy::Always).unwrap();
         let set = s.get(b"k").unwrap().unwrap();
+        assert!(s.get(b"missing").unwrap().is_none());
         assert_eq!(set.len(), 2);
         assert_eq!(s.meta_get("node_id").unwrap().as_deref(), Some(&b"n1"[..]));
         // An older replica's copy merges in without losing anything.

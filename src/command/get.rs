@@ -1,0 +1,14 @@
+//! `GET key`: the newest sibling (last write wins), or nil.
+
+use bytes::Bytes;
+
+use super::{record_siblings, CmdResult};
+use crate::coordinator::now_ms;
+use crate::node::Node;
+use crate::resp::Reply;
+
+pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
+    let set = node.coordinator.get(&args[1], None).await?;
+    record_siblings(set.len());
+    Ok(set.get(now_ms()).map_or(Reply::Nil, |v| Reply::Bulk(v.clone())))
+}

@@ -1,0 +1,144 @@
+//! `INFO [section ...]`: Redis-style sections, plus `kura` and `cluster`. The latency and
+//! command figures are read back from the Prometheus recorder, so INFO and `/metrics` agree.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::CmdResult;
+use crate::metrics::{self as m, Summary};
+use crate::node::Node;
+use crate::resp::Reply;
+
+/// The Redis version kura answers to in HELLO and INFO, for clients that check it.
+pub const REDIS_COMPAT_VERSION: &str = "7.2.0";
+
+const DEFAULT_SECTIONS: &[&str] =
+    &["server", "clients", "persistence", "stats", "replication", "keyspace", "kura", "cluster"];
+const ALL_SECTIONS: &[&str] = &[
+    "server", "clients", "persistence", "stats", "replication", "latencystats", "commandstats", "keyspace",
+    "kura", "cluster",
+];
+
+pub fn run(node: &Node, args: &[Bytes]) -> CmdResult {
+    let asked: Vec<String> = args[1..].iter().map(|a| String::from_utf8_lossy(a).to_lowercase()).collect();
+    let sections: Vec<&str> = if asked.is_empty() || asked.iter().any(|a| a == "default") {
+        DEFAULT_SECTIONS.to_vec()
+    } else if asked.iter().any(|a| a == "all" || a == "everything") {
+        ALL_SECTIONS.to_vec()
+    } else {
+        ALL_SECTIONS.iter().copied().filter(|s| asked.iter().any(|a| a == s)).collect()
+    };
+    let mut out = String::new();
+    for (i, s) in sections.iter().enumerate() {
+        if i > 0 {
+            out.push_str("\r\n");
+        }
+        section(node, s, &mut out)?;
+    }
+    Ok(Reply::Text(out))
+}
+
+fn summaries(node: &Node, metric: &str) -> Vec<(String, Summary)> {
+    node.metrics.as_ref().map(|h| m::summaries(h, metric, "command")).unwrap_or_default()
+}
+
+fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::CommandError> {
+    let c = &node.config;
+    let id = node.coordinator.identity();
+    let q = node.coordinator.configured_quorum();
+    let _ = writeln!(out, "# {}\r", capitalise(name));
+    let mut line = |k: &str, v: &dyn std::fmt::Display| {
+        let _ = write!(out, "{k}:{v}\r\n");
+    };
+    match name {
+        "server" => {
+            line("redis_version", &REDIS_COMPAT_VERSION);
+            line("kura_version", &env!("CARGO_PKG_VERSION"));
+            line("redis_mode", &"standalone");
+            line("os", &std::env::consts::OS);
+            line("arch_bits", &(usize::BITS));
+            line("process_id", &std::process::id());
+            line("run_id", &node.run_id);
+            line("tcp_port", &c.listen.port());
+            line("uptime_in_seconds", &node.started.elapsed().as_secs());
+            line("node_id", &id.node_id);
+        }
+        "clients" => {
+            line("connected_clients", &node.connected_clients());
+            line("maxclients", &c.maxclients);
+        }
+        "persistence" => {
+            let st = node.coordinator.storage().stats();
+            line("loading", &0);
+            line("aof_enabled", &1);
+            line("appendfsync", &format!("{:?}", c.fsync).to_lowercase());
+            line("storage_engine", &"fjall");
+            line("storage_disk_bytes", &st.disk_bytes);
+            line("storage_journal_bytes", &st.journal_bytes);
+        }
+        "stats" => {
+            line("total_connections_received", &node.total_connections.load(Ordering::Relaxed));
+            line("total_commands_processed", &node.total_commands.load(Ordering::Relaxed));
+            line("rejected_connections", &node.rejected_connections.load(Ordering::Relaxed));
+            line("total_error_replies", &node.error_replies.load(Ordering::Relaxed));
+        }
+        "replication" => {
+            line("role", &"master");
+            line("connected_slaves", &0);
+        }
+        "latencystats" => {
+            for (cmd, s) in summaries(node, m::COMMAND_DURATION) {
+                let q: Vec<String> = s.quantiles.iter().map(|(q, v)| format!("p{}={:.3}", q * 100.0, v * 1e6)).collect();
+                line(&format!("latency_percentiles_usec_{cmd}"), &q.join(","));
+            }
+        }
+        "commandstats" => {
+            for (cmd, s) in summaries(node, m::COMMAND_DURATION) {
+                let usec = s.sum * 1e6;
+                let per = if s.count > 0 { usec / s.count as f64 } else { 0.0 };
+                line(&format!("cmdstat_{cmd}"), &format!("calls={},usec={usec:.0},usec_per_call={per:.2}", s.count));
+            }
+        }
+        "keyspace" => {
+            let keys = node.coordinator.count_live_keys()?;
+            if keys > 0 {
+                line("db0", &format!("keys={keys},expires=0,avg_ttl=0"));
+            }
+        }
+        "kura" => {
+            let st = node.coordinator.storage().stats();
+            line("actor", &format!("{:016x}", id.actor.0));
+            line("max_value_bytes", &c.max_value_bytes);
+            line("storage_keys_approx", &st.data_keys_approx);
+            let sib = node.metrics.as_ref().map(|h| m::summaries(h, m::SIBLINGS_PER_READ, "command")).unwrap_or_default();
+            if let Some((_, s)) = sib.first() {
+                let q: Vec<String> = s.quantiles.iter().map(|(q, v)| format!("p{}={v}", q * 100.0)).collect();
+                line("siblings_per_read", &format!("{},count={}", q.join(","), s.count));
+            }
+        }
+        "cluster" => {
+            // kura does not speak the Redis Cluster protocol; clients must not switch to it.
+            line("cluster_enabled", &0);
+            line("kura_members", &node.coordinator.members());
+            line("kura_n", &q.n);
+            line("kura_r", &q.r);
+            line("kura_w", &q.w);
+            line("kura_partitions", &c.partitions);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn capitalise(s: &str) -> String {
+    match s {
+        "latencystats" => "Latencystats".into(),
+        "commandstats" => "Commandstats".into(),
+        _ => {
+            let mut c = s.chars();
+            c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! `MGET key [key ...]`: each key's value or nil, read key by key.
+
+use bytes::Bytes;
+
+use super::{record_siblings, CmdResult};
+use crate::coordinator::now_ms;
+use crate::node::Node;
+use crate::resp::Reply;
+
+pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
+    let mut out = Vec::with_capacity(args.len() - 1);
+    for key in &args[1..] {
+        let set = node.coordinator.get(key, None).await?;
+        record_siblings(set.len());
+        out.push(set.get(now_ms()).map_or(Reply::Nil, |v| Reply::Bulk(v.clone())));
+    }
+    Ok(Reply::Array(out))
+}

@@ -1,0 +1,315 @@
+//! Commands: one file per command, each with a `run` that parses its arguments (rejecting
+//! extras), calls the coordinator and builds the reply. This module holds the command table
+//! (which COMMAND reports), dispatch with Redis's exact arity and unknown-command errors, and
+//! the one mapping from internal errors to RESP errors.
+
+mod auth;
+mod client;
+mod command;
+mod config;
+mod dbsize;
+mod ddel;
+mod del;
+mod dget;
+mod dput;
+mod echo;
+mod exists;
+mod get;
+mod hello;
+mod info;
+mod mget;
+mod mset;
+mod ping;
+mod quit;
+mod select;
+mod set;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use metrics::{Counter, Histogram};
+
+use crate::coordinator::{CoordError, WriteContext};
+use crate::node::Node;
+use crate::resp::{Protocol, Reply};
+use crate::version::ContextError;
+
+/// The state of one client connection that commands read and change.
+#[derive(Debug)]
+pub struct Session {
+    pub id: u64,
+    pub protocol: Protocol,
+    pub authenticated: bool,
+    pub name: Option<String>,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    /// Set by QUIT: the connection closes after this reply.
+    pub quit: bool,
+}
+
+/// Why a command failed. [`CommandError::to_reply`] is the only place these become RESP.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("wrong number of arguments for '{0}' command")]
+    WrongArity(String),
+    #[error("syntax error")]
+    Syntax,
+    #[error("value is not an integer or out of range")]
+    NotInteger,
+    #[error("invalid expire time in '{0}' command")]
+    InvalidExpire(&'static str),
+    #[error("value is too large ({len} bytes, max {max})")]
+    ValueTooLarge { len: usize, max: usize },
+    #[error("Authentication required.")]
+    NoAuth,
+    #[error("invalid username-password pair or user is disabled.")]
+    WrongPass,
+    #[error("unknown subcommand '{sub}'. Try {cmd} HELP.")]
+    UnknownSubcommand { cmd: &'static str, sub: String },
+    #[error("invalid context: {0}")]
+    Context(#[from] ContextError),
+    #[error(transparent)]
+    Coordinator(#[from] CoordError),
+    /// Any other `-ERR` text.
+    #[error("{0}")]
+    Other(String),
+    /// An error with its own code (`NOPROTO ...`).
+    #[error("{0}")]
+    Coded(String),
+}
+
+impl CommandError {
+    pub fn to_reply(&self) -> Reply {
+        let text = match self {
+            CommandError::NoAuth => format!("NOAUTH {self}"),
+            CommandError::WrongPass => format!("WRONGPASS {self}"),
+            CommandError::Coded(s) => s.clone(),
+            CommandError::Coordinator(CoordError::Context(e)) => format!("ERR invalid context: {e}"),
+            CommandError::Coordinator(CoordError::NoQuorum { op, needed, got }) => {
+                let landed = if *op == "write" { " (the write may have landed on fewer replicas)" } else { "" };
+                format!("NOQUORUM {op} needed {needed} replicas, {got} answered{landed}")
+            }
+            CommandError::Coordinator(e) => format!("ERR {e}"),
+            _ => format!("ERR {self}"),
+        };
+        Reply::Error(text)
+    }
+}
+
+pub type CmdResult = Result<Reply, CommandError>;
+
+/// What COMMAND reports of a command, in Redis's terms.
+pub struct Spec {
+    pub name: &'static str,
+    /// Exact argument count including the name; negative: at least that many.
+    pub arity: i32,
+    pub flags: &'static [&'static str],
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    pub group: &'static str,
+    pub summary: &'static str,
+    /// Usable before AUTH when a password is required.
+    pub no_auth: bool,
+}
+
+macro_rules! commands {
+    ($( $variant:ident => $name:literal, $arity:literal, [$($flag:literal),*], ($first:literal, $last:literal, $step:literal), $group:literal, $no_auth:literal, $summary:literal; )*) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Cmd { $($variant),* }
+
+        pub const SPECS: &[Spec] = &[$(Spec {
+            name: $name, arity: $arity, flags: &[$($flag),*], first_key: $first, last_key: $last,
+            step: $step, group: $group, summary: $summary, no_auth: $no_auth,
+        }),*];
+
+        const ALL: &[Cmd] = &[$(Cmd::$variant),*];
+    };
+}
+
+commands! {
+    Get => "get", 2, ["readonly", "fast"], (1, 1, 1), "string", false, "Returns the newest value of a key (last write wins among siblings).";
+    Set => "set", -3, ["write", "denyoom"], (1, 1, 1), "string", false, "Sets the value of a key, superseding every version the coordinator holds.";
+    Del => "del", -2, ["write"], (1, -1, 1), "keyspace", false, "Deletes keys (writes tombstones).";
+    Exists => "exists", -2, ["readonly", "fast"], (1, -1, 1), "keyspace", false, "Counts the given keys that exist.";
+    Mget => "mget", -2, ["readonly", "fast"], (1, -1, 1), "string", false, "Returns the values of several keys.";
+    Mset => "mset", -3, ["write", "denyoom"], (1, -1, 2), "string", false, "Sets several keys, key by key (not atomic).";
+    Dget => "dget", -2, ["readonly"], (1, 1, 1), "kura", false, "Returns a key's context and all its sibling values.";
+    Dput => "dput", -4, ["write", "denyoom"], (1, 1, 1), "kura", false, "Writes a value superseding exactly what the context saw; returns the new context.";
+    Ddel => "ddel", -3, ["write"], (1, 1, 1), "kura", false, "Deletes what the context saw (writes a tombstone).";
+    Ping => "ping", -1, ["fast"], (0, 0, 0), "connection", false, "Returns PONG or the message.";
+    Echo => "echo", 2, ["fast"], (0, 0, 0), "connection", false, "Returns the message.";
+    Quit => "quit", -1, ["fast"], (0, 0, 0), "connection", true, "Closes the connection.";
+    Select => "select", 2, ["fast"], (0, 0, 0), "connection", false, "Selects database 0 (the only one).";
+    Dbsize => "dbsize", 1, ["readonly"], (0, 0, 0), "server", false, "Counts the keys that hold a value on this node.";
+    Hello => "hello", -1, ["fast"], (0, 0, 0), "connection", true, "Handshake: protocol version, authentication, client name.";
+    Auth => "auth", -2, ["fast"], (0, 0, 0), "connection", true, "Authenticates the connection.";
+    Client => "client", -2, [], (0, 0, 0), "connection", false, "CLIENT ID, SETNAME, GETNAME, INFO, LIST, SETINFO.";
+    Command => "command", -1, [], (0, 0, 0), "server", false, "Describes the commands: COUNT, DOCS, INFO, LIST.";
+    Config => "config", -2, [], (0, 0, 0), "server", false, "CONFIG GET of the node's settings.";
+    Info => "info", -1, [], (0, 0, 0), "server", false, "Server information and statistics.";
+}
+
+impl Cmd {
+    pub fn spec(self) -> &'static Spec {
+        &SPECS[self as usize]
+    }
+
+    /// Looks a command up by name, case-insensitively, without allocating.
+    pub fn lookup(name: &[u8]) -> Option<Cmd> {
+        ALL.iter().copied().find(|c| c.spec().name.as_bytes().eq_ignore_ascii_case(name))
+    }
+}
+
+/// Per-command metric handles, registered once so the hot path does no lookups.
+pub struct CommandMetrics {
+    calls: Vec<Counter>,
+    errors: Vec<Counter>,
+    duration: Vec<Histogram>,
+    unknown: Counter,
+}
+
+impl CommandMetrics {
+    pub fn register() -> CommandMetrics {
+        use crate::metrics as m;
+        let by = |name: &'static str| SPECS.iter().map(move |s| (name, s.name));
+        CommandMetrics {
+            calls: by(m::COMMANDS_TOTAL).map(|(n, c)| metrics::counter!(n, "command" => c)).collect(),
+            errors: by(m::COMMAND_ERRORS_TOTAL).map(|(n, c)| metrics::counter!(n, "command" => c)).collect(),
+            duration: by(m::COMMAND_DURATION).map(|(n, c)| metrics::histogram!(n, "command" => c)).collect(),
+            unknown: metrics::counter!(m::COMMAND_ERRORS_TOTAL, "command" => "unknown"),
+        }
+    }
+}
+
+/// Runs one request (`args[0]` is the command name) and returns its reply.
+pub async fn execute(node: &Node, session: &mut Session, metrics: &CommandMetrics, args: &[Bytes]) -> Reply {
+    node.total_commands.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let Some(cmd) = Cmd::lookup(&args[0]) else {
+        metrics.unknown.increment(1);
+        node.error_replies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Reply::Error(unknown_command(args));
+    };
+    let started = Instant::now();
+    let result = dispatch(cmd, node, session, args).await;
+    let i = cmd as usize;
+    metrics.calls[i].increment(1);
+    metrics.duration[i].record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(reply) => reply,
+        Err(e) => {
+            metrics.errors[i].increment(1);
+            node.error_replies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            e.to_reply()
+        }
+    }
+}
+
+async fn dispatch(cmd: Cmd, node: &Node, session: &mut Session, args: &[Bytes]) -> CmdResult {
+    let spec = cmd.spec();
+    let n = args.len() as i32;
+    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+        return Err(CommandError::WrongArity(spec.name.to_owned()));
+    }
+    if !session.authenticated && !spec.no_auth {
+        return Err(CommandError::NoAuth);
+    }
+    match cmd {
+        Cmd::Get => get::run(node, args).await,
+        Cmd::Set => set::run(node, args).await,
+        Cmd::Del => del::run(node, args).await,
+        Cmd::Exists => exists::run(node, args).await,
+        Cmd::Mget => mget::run(node, args).await,
+        Cmd::Mset => mset::run(node, args).await,
+        Cmd::Dget => dget::run(node, args).await,
+        Cmd::Dput => dput::run(node, args).await,
+        Cmd::Ddel => ddel::run(node, args).await,
+        Cmd::Ping => ping::run(session, args),
+        Cmd::Echo => echo::run(args),
+        Cmd::Quit => quit::run(session),
+        Cmd::Select => select::run(args),
+        Cmd::Dbsize => dbsize::run(node),
+        Cmd::Hello => hello::run(node, session, args),
+        Cmd::Auth => auth::run(node, session, args),
+        Cmd::Client => client::run(node, session, args),
+        Cmd::Command => command::run(args),
+        Cmd::Config => config::run(node, args),
+        Cmd::Info => info::run(node, args),
+    }
+}
+
+/// Redis's text: `unknown command 'foo', with args beginning with: 'a' 'b' `.
+fn unknown_command(args: &[Bytes]) -> String {
+    let clip = |b: &Bytes| {
+        let s = String::from_utf8_lossy(b);
+        s.chars().take(128).collect::<String>()
+    };
+    let mut msg = format!("ERR unknown command '{}', with args beginning with: ", clip(&args[0]));
+    for a in &args[1..] {
+        if msg.len() > 256 {
+            break;
+        }
+        msg.push_str(&format!("'{}' ", clip(a)));
+    }
+    msg
+}
+
+/// Parses a decimal integer argument as Redis does.
+pub(crate) fn parse_i64(arg: &[u8]) -> Result<i64, CommandError> {
+    std::str::from_utf8(arg).ok().and_then(|s| s.parse().ok()).ok_or(CommandError::NotInteger)
+}
+
+/// Refuses values over `--max-value-bytes`.
+pub(crate) fn check_value(node: &Node, value: &Bytes) -> Result<(), CommandError> {
+    let max = node.config.max_value_bytes;
+    if value.len() > max {
+        return Err(CommandError::ValueTooLarge { len: value.len(), max });
+    }
+    Ok(())
+}
+
+/// Parses trailing `NAME value` quorum options (`R 2`, `W 3`) starting at `args[from]`.
+pub(crate) fn quorum_option(args: &[Bytes], from: usize, name: &str) -> Result<Option<usize>, CommandError> {
+    match &args[from..] {
+        [] => Ok(None),
+        [opt, value] if opt.eq_ignore_ascii_case(name.as_bytes()) => {
+            let v = parse_i64(value)?;
+            usize::try_from(v).map(Some).map_err(|_| CommandError::NotInteger)
+        }
+        _ => Err(CommandError::Syntax),
+    }
+}
+
+/// Writes a tombstone over what `context` covers; used by DEL and DDEL.
+pub(crate) async fn delete(node: &Node, key: &[u8], context: WriteContext, w: Option<usize>) -> Result<(), CommandError> {
+    let tombstone = crate::coordinator::Write { value: None, expires_ms: None };
+    node.coordinator.put(key, context, tombstone, w).await?;
+    Ok(())
+}
+
+/// Records how many siblings a read saw.
+pub(crate) fn record_siblings(n: usize) {
+    static HISTOGRAM: std::sync::OnceLock<Histogram> = std::sync::OnceLock::new();
+    HISTOGRAM.get_or_init(|| metrics::histogram!(crate::metrics::SIBLINGS_PER_READ)).record(n as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_and_lookup_agree() {
+        assert_eq!(SPECS.len(), ALL.len());
+        for &c in ALL {
+            assert_eq!(Cmd::lookup(c.spec().name.to_uppercase().as_bytes()), Some(c));
+        }
+        assert_eq!(Cmd::lookup(b"nope"), None);
+    }
+
+    #[test]
+    fn unknown_command_text_matches_redis() {
+        let args = [Bytes::from("FOO"), Bytes::from("a"), Bytes::from("b")];
+        assert_eq!(unknown_command(&args), "ERR unknown command 'FOO', with args beginning with: 'a' 'b' ");
+    }
+}

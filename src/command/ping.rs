@@ -1,0 +1,14 @@
+//! `PING [message]`.
+
+use bytes::Bytes;
+
+use super::{CmdResult, CommandError, Session};
+use crate::resp::Reply;
+
+pub fn run(_session: &Session, args: &[Bytes]) -> CmdResult {
+    match args {
+        [_] => Ok(Reply::Simple("PONG")),
+        [_, msg] => Ok(Reply::Bulk(msg.clone())),
+        _ => Err(CommandError::WrongArity("ping".into())),
+    }
+}

@@ -1,0 +1,209 @@
+//! The command line of design.md section 4: every flag also reads `KURA_<NAME>` from the
+//! environment, and `--config FILE` reads a TOML file with the same names (command line and
+//! environment win over the file).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use crate::storage::FsyncPolicy;
+
+#[derive(Parser, Debug)]
+#[command(name = "kura", version, about = "A Dynamo-style, always-writable key-value store that speaks the Redis protocol.")]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// `kura` alone runs a server with these options.
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a node (the default).
+    Server(ServerArgs),
+}
+
+/// Options of `kura server`. Unset options come from `--config`, then the defaults.
+#[derive(Args, Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ServerArgs {
+    /// RESP address for clients [default: 127.0.0.1:6379]
+    #[arg(long, env = "KURA_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Address for peer connections; outgoing peer connections bind to its IP [default: 127.0.0.1:7379]
+    #[arg(long, env = "KURA_CLUSTER_LISTEN")]
+    pub cluster_listen: Option<SocketAddr>,
+    /// Prometheus /metrics address [default: 127.0.0.1:9379]
+    #[arg(long, env = "KURA_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Where data, hints and ring state live [default: ./kura-data]
+    #[arg(long, env = "KURA_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// This node's id [default: generated once and kept in the data dir]
+    #[arg(long, env = "KURA_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Cluster address of a member to join through (repeatable)
+    #[arg(long = "seed", env = "KURA_SEED", value_delimiter = ',')]
+    #[serde(default)]
+    pub seed: Vec<SocketAddr>,
+    /// Replicas per key [default: 3]
+    #[arg(long, env = "KURA_N")]
+    pub n: Option<usize>,
+    /// Replies a read waits for [default: 2]
+    #[arg(long, env = "KURA_R")]
+    pub r: Option<usize>,
+    /// Acknowledgements a write waits for [default: 2]
+    #[arg(long, env = "KURA_W")]
+    pub w: Option<usize>,
+    /// Ring size Q, a power of two, fixed when the cluster is created [default: 64]
+    #[arg(long, env = "KURA_PARTITIONS")]
+    pub partitions: Option<u32>,
+    /// Seconds between anti-entropy exchanges [default: 60]
+    #[arg(long, env = "KURA_AAE_INTERVAL")]
+    pub aae_interval: Option<u64>,
+    /// Largest value a write accepts, in bytes [default: 1048576]
+    #[arg(long, env = "KURA_MAX_VALUE_BYTES")]
+    pub max_value_bytes: Option<usize>,
+    /// Largest request (all arguments of one command), in bytes [default: 64 MiB]
+    #[arg(long, env = "KURA_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Most client connections at once [default: 10000]
+    #[arg(long, env = "KURA_MAXCLIENTS")]
+    pub maxclients: Option<usize>,
+    /// When the journal is fsynced [default: everysec]
+    #[arg(long, env = "KURA_FSYNC", value_enum)]
+    pub fsync: Option<FsyncPolicy>,
+    /// Password clients must give with AUTH or HELLO
+    #[arg(long, env = "KURA_REQUIREPASS")]
+    pub requirepass: Option<String>,
+    /// Shared secret of the cluster's peers (and of its contexts)
+    #[arg(long, env = "KURA_CLUSTER_SECRET")]
+    pub cluster_secret: Option<String>,
+    /// Zone of this node; preference lists span zones when they can
+    #[arg(long, env = "KURA_ZONE")]
+    pub zone: Option<String>,
+    /// TOML file with the same option names
+    #[arg(long, env = "KURA_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+}
+
+/// The resolved configuration of a node.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub cluster_listen: SocketAddr,
+    pub metrics_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub node_id: Option<String>,
+    pub seeds: Vec<SocketAddr>,
+    pub n: usize,
+    pub r: usize,
+    pub w: usize,
+    pub partitions: u32,
+    pub aae_interval_secs: u64,
+    pub max_value_bytes: usize,
+    pub max_request_bytes: usize,
+    pub maxclients: usize,
+    pub fsync: FsyncPolicy,
+    pub requirepass: Option<String>,
+    pub cluster_secret: Option<String>,
+    pub zone: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Resolves command line (with environment) over the config file over the defaults.
+    ///
+    /// # Errors
+    /// An unreadable or invalid file, or inconsistent values (R or W above N, ...).
+    pub fn resolve(args: ServerArgs) -> Result<Config, ConfigError> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                toml::from_str::<ServerArgs>(&text).map_err(|source| ConfigError::Parse { path: path.clone(), source })?
+            }
+            None => ServerArgs::default(),
+        };
+        macro_rules! pick {
+            ($f:ident, $default:expr) => {
+                args.$f.clone().or(file.$f.clone()).unwrap_or_else(|| $default)
+            };
+        }
+        let addr = |s: &str| s.parse::<SocketAddr>().expect("valid default address");
+        let c = Config {
+            listen: pick!(listen, addr("127.0.0.1:6379")),
+            cluster_listen: pick!(cluster_listen, addr("127.0.0.1:7379")),
+            metrics_listen: pick!(metrics_listen, addr("127.0.0.1:9379")),
+            data_dir: pick!(data_dir, PathBuf::from("./kura-data")),
+            node_id: args.node_id.clone().or(file.node_id.clone()),
+            seeds: if args.seed.is_empty() { file.seed.clone() } else { args.seed.clone() },
+            n: pick!(n, 3),
+            r: pick!(r, 2),
+            w: pick!(w, 2),
+            partitions: pick!(partitions, 64),
+            aae_interval_secs: pick!(aae_interval, 60),
+            max_value_bytes: pick!(max_value_bytes, 1 << 20),
+            max_request_bytes: pick!(max_request_bytes, 64 << 20),
+            maxclients: pick!(maxclients, 10_000),
+            fsync: pick!(fsync, FsyncPolicy::Everysec),
+            requirepass: args.requirepass.clone().or(file.requirepass.clone()),
+            cluster_secret: args.cluster_secret.clone().or(file.cluster_secret.clone()),
+            zone: args.zone.clone().or(file.zone.clone()),
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if self.n == 0 || self.r == 0 || self.w == 0 {
+            return bad("n, r and w must be at least 1");
+        }
+        if self.r > self.n || self.w > self.n {
+            return bad("r and w must not exceed n");
+        }
+        if !self.partitions.is_power_of_two() {
+            return bad("partitions must be a power of two");
+        }
+        if self.max_value_bytes == 0 || self.max_request_bytes < self.max_value_bytes {
+            return bad("max-value-bytes must be positive and at most max-request-bytes");
+        }
+        if self.maxclients == 0 {
+            return bad("maxclients must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_fills_what_the_command_line_leaves() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kura.toml");
+        std::fs::write(&path, "listen = \"127.0.0.2:7000\"\nn = 5\nr = 3\nfsync = \"always\"\n").unwrap();
+        let cli = Cli::try_parse_from(["kura", "server", "--config", path.to_str().unwrap(), "--n", "4"]).unwrap();
+        let Some(Command::Server(args)) = cli.command else { panic!("server subcommand") };
+        let c = Config::resolve(args).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.2:7000");
+        assert_eq!((c.n, c.r, c.w), (4, 3, 2));
+        assert_eq!(c.fsync, FsyncPolicy::Always);
+        assert!(Config::resolve(ServerArgs { r: Some(4), ..Default::default() }).is_err());
+    }
+}

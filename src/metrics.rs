@@ -1,0 +1,120 @@
+//! Prometheus metric names (design.md section 7) and the exporter on `--metrics-listen`.
+//!
+//! Latencies are summaries with the quantiles p50, p99 and p99.9 (the paper's SLA percentile,
+//! section 2.2). INFO reads the same figures back from the recorder, so both agree.
+
+use std::net::SocketAddr;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+pub const COMMANDS_TOTAL: &str = "kura_commands_total";
+pub const COMMAND_ERRORS_TOTAL: &str = "kura_command_errors_total";
+pub const COMMAND_DURATION: &str = "kura_command_duration_seconds";
+pub const SIBLINGS_PER_READ: &str = "kura_siblings_per_read";
+pub const CONNECTIONS_TOTAL: &str = "kura_connections_total";
+pub const CONNECTED_CLIENTS: &str = "kura_connected_clients";
+pub const PROTOCOL_ERRORS_TOTAL: &str = "kura_protocol_errors_total";
+pub const STORAGE_DISK_BYTES: &str = "kura_storage_disk_bytes";
+pub const STORAGE_JOURNAL_BYTES: &str = "kura_storage_journal_bytes";
+pub const STORAGE_KEYS: &str = "kura_storage_keys";
+pub const REAPED_KEYS_TOTAL: &str = "kura_reaped_keys_total";
+
+pub const QUANTILES: [f64; 3] = [0.5, 0.99, 0.999];
+
+/// Installs the global recorder and serves `/metrics` on `listen`. Must run inside the runtime.
+///
+/// # Errors
+/// When the listener cannot bind or a recorder is already installed.
+pub fn install(listen: SocketAddr) -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
+    let (recorder, exporter) = PrometheusBuilder::new()
+        .with_http_listener(listen)
+        .set_quantiles(&QUANTILES)?
+        .build()?;
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder)?;
+    tokio::spawn(exporter);
+    describe();
+    Ok(handle)
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(COMMANDS_TOTAL, "Commands processed, by command");
+    describe_counter!(COMMAND_ERRORS_TOTAL, "Commands answered with an error, by command");
+    describe_histogram!(COMMAND_DURATION, Unit::Seconds, "Command latency at this node, by command");
+    describe_histogram!(SIBLINGS_PER_READ, "Siblings a read found (1 = no conflict)");
+    describe_counter!(CONNECTIONS_TOTAL, "Client connections accepted");
+    describe_gauge!(CONNECTED_CLIENTS, "Client connections open now");
+    describe_counter!(PROTOCOL_ERRORS_TOTAL, "Connections closed for a malformed request");
+    describe_gauge!(STORAGE_DISK_BYTES, Unit::Bytes, "Disk space of the storage engine");
+    describe_gauge!(STORAGE_JOURNAL_BYTES, Unit::Bytes, "Disk space of the storage journal");
+    describe_gauge!(STORAGE_KEYS, "Keys in the data keyspace (approximate)");
+    describe_counter!(REAPED_KEYS_TOTAL, "Deleted or expired keys removed for good");
+}
+
+/// One summary as the exporter renders it: quantiles, sum and count.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Summary {
+    pub quantiles: Vec<(f64, f64)>,
+    pub sum: f64,
+    pub count: u64,
+}
+
+/// Reads the summaries of `metric` back from the rendered exposition, keyed by the value of
+/// `label` (e.g. per command).
+pub fn summaries(handle: &PrometheusHandle, metric: &str, label: &str) -> Vec<(String, Summary)> {
+    parse_summaries(&handle.render(), metric, label)
+}
+
+fn parse_summaries(text: &str, metric: &str, label: &str) -> Vec<(String, Summary)> {
+    let mut out: Vec<(String, Summary)> = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with(metric)) {
+        let Some((series, value)) = line.rsplit_once(' ') else { continue };
+        let Ok(value) = value.parse::<f64>() else { continue };
+        let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+        let labels = labels.trim_end_matches('}');
+        let get = |key: &str| {
+            labels.split(',').find_map(|kv| kv.strip_prefix(key)?.strip_prefix("=\"")?.strip_suffix('"'))
+        };
+        let key = get(label).unwrap_or("").to_owned();
+        let idx = match out.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                out.push((key, Summary::default()));
+                out.len() - 1
+            }
+        };
+        let s = &mut out[idx].1;
+        match name.strip_prefix(metric) {
+            Some("") => {
+                if let Some(q) = get("quantile").and_then(|q| q.parse().ok()) {
+                    s.quantiles.push((q, value));
+                }
+            }
+            Some("_sum") => s.sum = value,
+            Some("_count") => s.count = value as u64,
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rendered_summaries() {
+        let text = "# TYPE kura_command_duration_seconds summary\n\
+            kura_command_duration_seconds{command=\"get\",quantile=\"0.5\"} 0.00001\n\
+            kura_command_duration_seconds{command=\"get\",quantile=\"0.999\"} 0.0002\n\
+            kura_command_duration_seconds_sum{command=\"get\"} 0.5\n\
+            kura_command_duration_seconds_count{command=\"get\"} 1000\n\
+            kura_commands_total{command=\"get\"} 1000\n";
+        let s = parse_summaries(text, COMMAND_DURATION, "command");
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].0, "get");
+        assert_eq!(s[0].1.count, 1000);
+        assert_eq!(s[0].1.quantiles, vec![(0.5, 0.00001), (0.999, 0.0002)]);
+    }
+}

@@ -1,0 +1,122 @@
+//! The RESP listener: one task per connection, pipelined requests answered in order with one
+//! write per batch, a semaphore bounding connections, and a shutdown signal.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+
+use crate::command::{self, CommandMetrics, Session};
+use crate::metrics as m;
+use crate::node::{ClientInfo, Node};
+use crate::resp::{self, Limits, Protocol, Reply};
+
+/// Serves clients on `listener` until `shutdown` turns true.
+pub async fn serve(node: Arc<Node>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    let metrics = Arc::new(CommandMetrics::register());
+    let slots = Arc::new(Semaphore::new(node.config.maxclients));
+    let limits = Limits { max_request_bytes: node.config.max_request_bytes, ..Limits::default() };
+    loop {
+        let (socket, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        metrics::counter!(m::CONNECTIONS_TOTAL).increment(1);
+        node.total_connections.fetch_add(1, Ordering::Relaxed);
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            node.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            let mut socket = socket;
+            let _ = socket.write_all(b"-ERR max number of clients reached\r\n").await;
+            continue;
+        };
+        let (node, metrics) = (node.clone(), metrics.clone());
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = socket.set_nodelay(true);
+            let laddr = socket.local_addr().unwrap_or(addr);
+            let info = ClientInfo { addr, laddr, name: None, connected: std::time::Instant::now(), resp: 2 };
+            let id = node.client_connected(info);
+            metrics::gauge!(m::CONNECTED_CLIENTS).increment(1.0);
+            let session = Session {
+                id,
+                protocol: Protocol::Resp2,
+                authenticated: node.config.requirepass.is_none(),
+                name: None,
+                addr,
+                laddr,
+                quit: false,
+            };
+            if let Err(e) = connection(&node, &metrics, socket, session, limits, shutdown).await {
+                tracing::debug!("connection {addr} ended: {e}");
+            }
+            node.client_disconnected(id);
+            metrics::gauge!(m::CONNECTED_CLIENTS).decrement(1.0);
+            drop(permit);
+        });
+    }
+}
+
+/// Reads requests, runs every complete one in the buffer, then writes all their replies at once.
+async fn connection(
+    node: &Node,
+    metrics: &CommandMetrics,
+    mut socket: TcpStream,
+    mut session: Session,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let mut input = BytesMut::with_capacity(16 * 1024);
+    let mut output = BytesMut::with_capacity(16 * 1024);
+    loop {
+        loop {
+            match resp::next_command(&mut input, &limits) {
+                Ok(Some(args)) => {
+                    let reply = command::execute(node, &mut session, metrics, &args).await;
+                    reply.encode(session.protocol, &mut output);
+                    if session.quit {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    metrics::counter!(m::PROTOCOL_ERRORS_TOTAL).increment(1);
+                    Reply::Error(format!("ERR {e}")).encode(session.protocol, &mut output);
+                    session.quit = true;
+                    break;
+                }
+            }
+        }
+        if !output.is_empty() {
+            // No reply leaves before the writes it acknowledges are durable.
+            if let Err(e) = node.coordinator.commit() {
+                tracing::error!("commit failed, closing the connection unacknowledged: {e}");
+                return Ok(());
+            }
+            socket.write_all(&output).await?;
+            output.clear();
+        }
+        if session.quit {
+            return Ok(());
+        }
+        input.reserve(16 * 1024);
+        let read = tokio::select! {
+            r = socket.read_buf(&mut input) => r?,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        if read == 0 {
+            return Ok(());
+        }
+    }
+}
