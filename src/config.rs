@@ -11,7 +11,11 @@ use serde::Deserialize;
 use crate::storage::FsyncPolicy;
 
 #[derive(Parser, Debug)]
-#[command(name = "kura", version, about = "A Dynamo-style, always-writable key-value store that speaks the Redis protocol.")]
+#[command(
+    name = "kura",
+    version,
+    about = "A Dynamo-style, always-writable key-value store that speaks the Redis protocol."
+)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
@@ -133,8 +137,10 @@ impl Config {
     pub fn resolve(args: ServerArgs) -> Result<Config, ConfigError> {
         let file = match &args.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
-                toml::from_str::<ServerArgs>(&text).map_err(|source| ConfigError::Parse { path: path.clone(), source })?
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                toml::from_str::<ServerArgs>(&text)
+                    .map_err(|source| ConfigError::Parse { path: path.clone(), source })?
             }
             None => ServerArgs::default(),
         };

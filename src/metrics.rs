@@ -26,10 +26,8 @@ pub const QUANTILES: [f64; 3] = [0.5, 0.99, 0.999];
 /// # Errors
 /// When the listener cannot bind or a recorder is already installed.
 pub fn install(listen: SocketAddr) -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
-    let (recorder, exporter) = PrometheusBuilder::new()
-        .with_http_listener(listen)
-        .set_quantiles(&QUANTILES)?
-        .build()?;
+    let (recorder, exporter) =
+        PrometheusBuilder::new().with_http_listener(listen).set_quantiles(&QUANTILES)?.build()?;
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder)?;
     tokio::spawn(exporter);
@@ -73,9 +71,8 @@ fn parse_summaries(text: &str, metric: &str, label: &str) -> Vec<(String, Summar
         let Ok(value) = value.parse::<f64>() else { continue };
         let (name, labels) = series.split_once('{').unwrap_or((series, ""));
         let labels = labels.trim_end_matches('}');
-        let get = |key: &str| {
-            labels.split(',').find_map(|kv| kv.strip_prefix(key)?.strip_prefix("=\"")?.strip_suffix('"'))
-        };
+        let get =
+            |key: &str| labels.split(',').find_map(|kv| kv.strip_prefix(key)?.strip_prefix("=\"")?.strip_suffix('"'));
         let key = get(label).unwrap_or("").to_owned();
         let idx = match out.iter().position(|(k, _)| *k == key) {
             Some(i) => i,

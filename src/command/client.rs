@@ -35,7 +35,9 @@ pub fn run(node: &Node, session: &mut Session, args: &[Bytes]) -> CmdResult {
             arity(3)?;
             let name = String::from_utf8_lossy(&args[2]).into_owned();
             if name.bytes().any(|b| b <= b' ' || b > b'~') {
-                return Err(CommandError::Other("Client names cannot contain spaces, newlines or special characters.".into()));
+                return Err(CommandError::Other(
+                    "Client names cannot contain spaces, newlines or special characters.".into(),
+                ));
             }
             let stored = (!name.is_empty()).then_some(name);
             session.name = stored.clone();
@@ -58,11 +60,20 @@ pub fn run(node: &Node, session: &mut Session, args: &[Bytes]) -> CmdResult {
             Ok(Reply::ok())
         }
         b"HELP" => Ok(Reply::Array(
-            ["CLIENT ID", "CLIENT SETNAME <name>", "CLIENT GETNAME", "CLIENT INFO", "CLIENT LIST", "CLIENT SETINFO <attr> <value>"]
-                .into_iter()
-                .map(Reply::Simple)
-                .collect(),
+            [
+                "CLIENT ID",
+                "CLIENT SETNAME <name>",
+                "CLIENT GETNAME",
+                "CLIENT INFO",
+                "CLIENT LIST",
+                "CLIENT SETINFO <attr> <value>",
+            ]
+            .into_iter()
+            .map(Reply::Simple)
+            .collect(),
         )),
-        _ => Err(CommandError::UnknownSubcommand { cmd: "CLIENT", sub: String::from_utf8_lossy(&args[1]).into_owned() }),
+        _ => {
+            Err(CommandError::UnknownSubcommand { cmd: "CLIENT", sub: String::from_utf8_lossy(&args[1]).into_owned() })
+        }
     }
 }

@@ -45,9 +45,9 @@ pub fn run(args: &[Bytes]) -> CmdResult {
     match sub.to_ascii_uppercase().as_slice() {
         b"COUNT" => Ok(Reply::Int(SPECS.len() as i64)),
         b"INFO" => Ok(Reply::Array(selected(args).into_iter().map(|s| s.map_or(Reply::Nil, info)).collect())),
-        b"DOCS" => Ok(Reply::Map(
-            selected(args).into_iter().flatten().map(|s| (Reply::bulk(s.name), docs(s))).collect(),
-        )),
+        b"DOCS" => {
+            Ok(Reply::Map(selected(args).into_iter().flatten().map(|s| (Reply::bulk(s.name), docs(s))).collect()))
+        }
         b"LIST" => Ok(Reply::Array(SPECS.iter().map(|s| Reply::bulk(s.name)).collect())),
         _ => Err(CommandError::UnknownSubcommand { cmd: "COMMAND", sub: String::from_utf8_lossy(sub).into_owned() }),
     }

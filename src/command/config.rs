@@ -58,6 +58,8 @@ pub fn run(node: &Node, args: &[Bytes]) -> CmdResult {
             Ok(Reply::Map(pairs))
         }
         b"SET" => Err(CommandError::Other("CONFIG SET is not supported: settings are fixed at start".into())),
-        _ => Err(CommandError::UnknownSubcommand { cmd: "CONFIG", sub: String::from_utf8_lossy(&args[1]).into_owned() }),
+        _ => {
+            Err(CommandError::UnknownSubcommand { cmd: "CONFIG", sub: String::from_utf8_lossy(&args[1]).into_owned() })
+        }
     }
 }

@@ -11,7 +11,9 @@ pub fn run(node: &Node, session: &mut Session, args: &[Bytes]) -> CmdResult {
     let mut protocol = session.protocol;
     let mut name = None;
     if let Some(v) = args.get(1) {
-        protocol = match parse_i64(v).map_err(|_| CommandError::Other("Protocol version is not an integer or out of range".into()))? {
+        protocol = match parse_i64(v)
+            .map_err(|_| CommandError::Other("Protocol version is not an integer or out of range".into()))?
+        {
             2 => Protocol::Resp2,
             3 => Protocol::Resp3,
             _ => return Err(CommandError::Coded("NOPROTO unsupported protocol version".into())),
@@ -30,7 +32,12 @@ pub fn run(node: &Node, session: &mut Session, args: &[Bytes]) -> CmdResult {
                 name = Some(String::from_utf8_lossy(&args[i + 1]).into_owned());
                 i += 2;
             }
-            _ => return Err(CommandError::Other(format!("Syntax error in HELLO option '{}'", String::from_utf8_lossy(&args[i])))),
+            _ => {
+                return Err(CommandError::Other(format!(
+                    "Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(&args[i])
+                )))
+            }
         }
     }
     if !session.authenticated {

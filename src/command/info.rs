@@ -17,8 +17,16 @@ pub const REDIS_COMPAT_VERSION: &str = "7.2.0";
 const DEFAULT_SECTIONS: &[&str] =
     &["server", "clients", "persistence", "stats", "replication", "keyspace", "kura", "cluster"];
 const ALL_SECTIONS: &[&str] = &[
-    "server", "clients", "persistence", "stats", "replication", "latencystats", "commandstats", "keyspace",
-    "kura", "cluster",
+    "server",
+    "clients",
+    "persistence",
+    "stats",
+    "replication",
+    "latencystats",
+    "commandstats",
+    "keyspace",
+    "kura",
+    "cluster",
 ];
 
 pub fn run(node: &Node, args: &[Bytes]) -> CmdResult {
@@ -90,7 +98,8 @@ fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::Comma
         }
         "latencystats" => {
             for (cmd, s) in summaries(node, m::COMMAND_DURATION) {
-                let q: Vec<String> = s.quantiles.iter().map(|(q, v)| format!("p{}={:.3}", q * 100.0, v * 1e6)).collect();
+                let q: Vec<String> =
+                    s.quantiles.iter().map(|(q, v)| format!("p{}={:.3}", q * 100.0, v * 1e6)).collect();
                 line(&format!("latency_percentiles_usec_{cmd}"), &q.join(","));
             }
         }
@@ -112,7 +121,8 @@ fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::Comma
             line("actor", &format!("{:016x}", id.actor.0));
             line("max_value_bytes", &c.max_value_bytes);
             line("storage_keys_approx", &st.data_keys_approx);
-            let sib = node.metrics.as_ref().map(|h| m::summaries(h, m::SIBLINGS_PER_READ, "command")).unwrap_or_default();
+            let sib =
+                node.metrics.as_ref().map(|h| m::summaries(h, m::SIBLINGS_PER_READ, "command")).unwrap_or_default();
             if let Some((_, s)) = sib.first() {
                 let q: Vec<String> = s.quantiles.iter().map(|(q, v)| format!("p{}={v}", q * 100.0)).collect();
                 line("siblings_per_read", &format!("{},count={}", q.join(","), s.count));

@@ -282,7 +282,12 @@ pub(crate) fn quorum_option(args: &[Bytes], from: usize, name: &str) -> Result<O
 }
 
 /// Writes a tombstone over what `context` covers; used by DEL and DDEL.
-pub(crate) async fn delete(node: &Node, key: &[u8], context: WriteContext, w: Option<usize>) -> Result<(), CommandError> {
+pub(crate) async fn delete(
+    node: &Node,
+    key: &[u8],
+    context: WriteContext,
+    w: Option<usize>,
+) -> Result<(), CommandError> {
     let tombstone = crate::coordinator::Write { value: None, expires_ms: None };
     node.coordinator.put(key, context, tombstone, w).await?;
     Ok(())

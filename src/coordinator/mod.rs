@@ -158,7 +158,13 @@ impl Coordinator {
     /// # Errors
     /// A W out of range, storage failure, or fewer than W acknowledgements (the write may
     /// still have landed on fewer replicas).
-    pub async fn put(&self, key: &[u8], context: WriteContext, write: Write, w: Option<usize>) -> Result<Arc<SiblingSet>> {
+    pub async fn put(
+        &self,
+        key: &[u8],
+        context: WriteContext,
+        write: Write,
+        w: Option<usize>,
+    ) -> Result<Arc<SiblingSet>> {
         let q = Quorum::resolve(self.quorum, self.members(), None, w)?;
         let replicas = self.replicas(key);
         let mut tally = Tally::new(q.w, replicas.len());

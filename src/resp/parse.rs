@@ -222,7 +222,8 @@ mod tests {
 
     #[test]
     fn pipelined_arrays_and_inline() {
-        let cmds = parse_all(b"*1\r\n$4\r\nPING\r\nPING\r\n\r\nSET k \"a b\\x41\"\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n").unwrap();
+        let cmds =
+            parse_all(b"*1\r\n$4\r\nPING\r\nPING\r\n\r\nSET k \"a b\\x41\"\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n").unwrap();
         assert_eq!(cmds.len(), 4);
         assert_eq!(cmds[2], vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from("a bA")]);
         assert_eq!(cmds[3][1], Bytes::from("k"));

@@ -61,9 +61,7 @@ impl Reply {
             Reply::Bulk(b) => F::BulkString(b.clone()),
             Reply::Nil => F::Null,
             Reply::Array(items) => F::Array(items.iter().map(Reply::to_resp2).collect()),
-            Reply::Map(pairs) => {
-                F::Array(pairs.iter().flat_map(|(k, v)| [k.to_resp2(), v.to_resp2()]).collect())
-            }
+            Reply::Map(pairs) => F::Array(pairs.iter().flat_map(|(k, v)| [k.to_resp2(), v.to_resp2()]).collect()),
             Reply::Text(t) => F::BulkString(Bytes::copy_from_slice(t.as_bytes())),
         }
     }
@@ -77,10 +75,9 @@ impl Reply {
             Reply::Bulk(b) => F::BlobString { data: b.clone(), attributes: None },
             Reply::Nil => F::Null,
             Reply::Array(items) => F::Array { data: items.iter().map(Reply::to_resp3).collect(), attributes: None },
-            Reply::Map(pairs) => F::Map {
-                data: pairs.iter().map(|(k, v)| (k.to_resp3(), v.to_resp3())).collect(),
-                attributes: None,
-            },
+            Reply::Map(pairs) => {
+                F::Map { data: pairs.iter().map(|(k, v)| (k.to_resp3(), v.to_resp3())).collect(), attributes: None }
+            }
             Reply::Text(t) => F::VerbatimString {
                 data: Bytes::copy_from_slice(t.as_bytes()),
                 format: resp3::types::VerbatimStringFormat::Text,

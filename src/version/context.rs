@@ -138,10 +138,7 @@ mod tests {
         bad[mid] = if bad[mid] == b'A' { b'B' } else { b'A' };
         assert!(Context::decode(&bad, &key()).is_err());
         // Another cluster's key.
-        assert_eq!(
-            Context::decode(text.as_bytes(), &ContextKey::derive(b"other")),
-            Err(ContextError::BadChecksum)
-        );
+        assert_eq!(Context::decode(text.as_bytes(), &ContextKey::derive(b"other")), Err(ContextError::BadChecksum));
         // A hand-made body claiming more history, with a made-up tag.
         let mut forged = vec![FORMAT];
         forged.extend(postcard::to_stdvec(&VersionVector::from_entries(vec![(Actor(1), 1000)])).unwrap());

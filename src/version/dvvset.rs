@@ -97,9 +97,7 @@ impl<V: Clone> DvvSet<V> {
     /// The current values with their dots.
     pub fn dotted_values(&self) -> impl Iterator<Item = (Dot, &V)> {
         self.entries.iter().flat_map(|e| {
-            e.values.iter().enumerate().map(move |(i, v)| {
-                (Dot { actor: e.actor, counter: e.counter - i as u64 }, v)
-            })
+            e.values.iter().enumerate().map(move |(i, v)| (Dot { actor: e.actor, counter: e.counter - i as u64 }, v))
         })
     }
 
@@ -149,11 +147,7 @@ impl<V: Clone> DvvSet<V> {
     /// dot of `actor`. Returns the new set and the new value's dot.
     pub fn update(&self, context: &VersionVector, actor: Actor, value: V) -> (DvvSet<V>, Dot) {
         let seen = DvvSet {
-            entries: context
-                .0
-                .iter()
-                .map(|&(actor, counter)| Entry { actor, counter, values: Vec::new() })
-                .collect(),
+            entries: context.0.iter().map(|&(actor, counter)| Entry { actor, counter, values: Vec::new() }).collect(),
         };
         let mut merged = seen.sync(self);
         let dot = merged.event(actor, value);

@@ -12,9 +12,9 @@
 
 mod context;
 mod dvvset;
-mod sibling;
 #[cfg(test)]
 mod proptests;
+mod sibling;
 
 pub use context::{Context, ContextError, ContextKey};
 pub use dvvset::{Dot, DvvSet, VersionVector};
