@@ -80,6 +80,7 @@ async fn connection(
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
     loop {
+        let writes_before = node.coordinator.write_mark();
         loop {
             match resp::next_command(&mut input, &limits) {
                 Ok(Some(args)) => {
@@ -99,10 +100,14 @@ async fn connection(
             }
         }
         if !output.is_empty() {
-            // No reply leaves before the writes it acknowledges are durable.
-            if let Err(e) = node.coordinator.commit() {
-                tracing::error!("commit failed, closing the connection unacknowledged: {e}");
-                return Ok(());
+            // No reply leaves before the writes it acknowledges are durable. A batch during
+            // which nobody wrote has nothing to wait for.
+            let mark = node.coordinator.write_mark();
+            if mark != writes_before {
+                if let Err(e) = node.coordinator.commit(mark).await {
+                    tracing::error!("commit failed, closing the connection unacknowledged: {e}");
+                    return Ok(());
+                }
             }
             socket.write_all(&output).await?;
             output.clear();

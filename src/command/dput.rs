@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::{check_value, quorum_option, CmdResult};
+use super::{value_to_store, quorum_option, CmdResult};
 use crate::coordinator::{Write, WriteContext};
 use crate::node::Node;
 use crate::resp::Reply;
@@ -11,8 +11,8 @@ use crate::resp::Reply;
 pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     let w = quorum_option(args, 4, "W")?;
     let context = node.coordinator.decode_context(&args[2])?;
-    check_value(node, &args[3])?;
-    let write = Write { value: Some(args[3].clone()), expires_ms: None };
+    let value = value_to_store(node, &args[3])?;
+    let write = Write { value: Some(value), expires_ms: None };
     let written = node.coordinator.put(&args[1], WriteContext::Given(context), write, w).await?;
     Ok(Reply::bulk(node.coordinator.encode_context(&written.context())))
 }

@@ -260,13 +260,15 @@ pub(crate) fn parse_i64(arg: &[u8]) -> Result<i64, CommandError> {
     std::str::from_utf8(arg).ok().and_then(|s| s.parse().ok()).ok_or(CommandError::NotInteger)
 }
 
-/// Refuses values over `--max-value-bytes`.
-pub(crate) fn check_value(node: &Node, value: &Bytes) -> Result<(), CommandError> {
+/// The value of a write, refused if over `--max-value-bytes`. It is copied out of the request:
+/// a slice would pin the connection's whole read buffer for as long as the value is cached
+/// (and make every later read on that connection allocate a new buffer).
+pub(crate) fn value_to_store(node: &Node, value: &Bytes) -> Result<Bytes, CommandError> {
     let max = node.config.max_value_bytes;
     if value.len() > max {
         return Err(CommandError::ValueTooLarge { len: value.len(), max });
     }
-    Ok(())
+    Ok(Bytes::copy_from_slice(value))
 }
 
 /// Parses trailing `NAME value` quorum options (`R 2`, `W 3`) starting at `args[from]`.

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::{check_value, CmdResult, CommandError};
+use super::{value_to_store, CmdResult, CommandError};
 use crate::coordinator::{Write, WriteContext};
 use crate::node::Node;
 use crate::resp::Reply;
@@ -12,12 +12,10 @@ pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
         return Err(CommandError::WrongArity("mset".into()));
     }
     // Check every value before writing any, so an oversized one leaves nothing half-done.
-    for pair in args[1..].chunks(2) {
-        check_value(node, &pair[1])?;
-    }
-    for pair in args[1..].chunks(2) {
-        let write = Write { value: Some(pair[1].clone()), expires_ms: None };
-        node.coordinator.put(&pair[0], WriteContext::Everything, write, None).await?;
+    let values = args[2..].iter().step_by(2).map(|v| value_to_store(node, v)).collect::<Result<Vec<_>, _>>()?;
+    for (key, value) in args[1..].iter().step_by(2).zip(values) {
+        let write = Write { value: Some(value), expires_ms: None };
+        node.coordinator.put(key, WriteContext::Everything, write, None).await?;
     }
     Ok(Reply::ok())
 }

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use super::{check_value, parse_i64, CmdResult, CommandError};
+use super::{value_to_store, parse_i64, CmdResult, CommandError};
 use crate::coordinator::{now_ms, Write, WriteContext};
 use crate::node::Node;
 use crate::resp::Reply;
@@ -64,7 +64,7 @@ pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     let (key, value) = (&args[1], &args[2]);
     let now = now_ms();
     let mut o = parse(args, now)?;
-    check_value(node, value)?;
+    let value = value_to_store(node, value)?;
     let needs_read = o.get || o.keep_ttl || o.condition != Condition::Always;
     let mut old = None;
     if needs_read {
@@ -83,7 +83,7 @@ pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
             return Ok(if o.get { old.map_or(Reply::Nil, Reply::Bulk) } else { Reply::Nil });
         }
     }
-    let write = Write { value: Some(value.clone()), expires_ms: o.expires_ms };
+    let write = Write { value: Some(value), expires_ms: o.expires_ms };
     node.coordinator.put(key, WriteContext::Everything, write, None).await?;
     Ok(if o.get { old.map_or(Reply::Nil, Reply::Bulk) } else { Reply::ok() })
 }

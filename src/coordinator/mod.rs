@@ -8,6 +8,7 @@
 
 pub mod quorum;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -68,6 +69,10 @@ pub struct Coordinator {
     identity: NodeIdentity,
     context_key: ContextKey,
     quorum: Quorum,
+    /// Keys that may become reapable (tombstones and values with an expiry written, or left
+    /// unreaped by the last walk); the reaper skips its walk while this is zero. Starts at 1
+    /// so the first walk looks at what an earlier run left.
+    reap_pending: AtomicU64,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -77,7 +82,7 @@ pub fn now_ms() -> u64 {
 
 impl Coordinator {
     pub fn new(storage: Arc<Storage>, identity: NodeIdentity, context_key: ContextKey, quorum: Quorum) -> Self {
-        Coordinator { storage, identity, context_key, quorum }
+        Coordinator { storage, identity, context_key, quorum, reap_pending: AtomicU64::new(1) }
     }
 
     pub fn identity(&self) -> &NodeIdentity {
@@ -168,6 +173,9 @@ impl Coordinator {
         let q = Quorum::resolve(self.quorum, self.members(), None, w)?;
         let replicas = self.replicas(key);
         let mut tally = Tally::new(q.w, replicas.len());
+        if write.value.is_none() || write.expires_ms.is_some() {
+            self.reap_pending.fetch_add(1, Ordering::Relaxed);
+        }
         let sibling = Sibling {
             value: write.value,
             written_ms: now_ms(),
@@ -191,13 +199,24 @@ impl Coordinator {
         }
     }
 
-    /// Makes the writes acknowledged so far durable (see [`Storage::commit`]); the server calls
-    /// it before it sends a batch of replies.
+    /// A mark covering every write made so far (see [`Storage::write_mark`]).
+    pub fn write_mark(&self) -> u64 {
+        self.storage.write_mark()
+    }
+
+    /// Makes the writes up to `mark` durable; the server calls it before it sends the replies
+    /// that acknowledge them. Lets other connections add their writes to the same flush first.
     ///
     /// # Errors
     /// Storage failure: the batch's writes must not be acknowledged.
-    pub fn commit(&self) -> Result<()> {
-        Ok(self.storage.commit()?)
+    pub async fn commit(&self, mark: u64) -> Result<()> {
+        if self.storage.is_committed(mark) {
+            return Ok(());
+        }
+        // Like Redis's beforeSleep: every connection that is ready runs its batch first, and one
+        // journal flush then covers all their writes.
+        tokio::task::yield_now().await;
+        Ok(self.storage.commit_upto(mark)?)
     }
 
     /// Counts the keys that read as a value now (DBSIZE). Walks the local store.
@@ -234,12 +253,18 @@ impl Coordinator {
                     dead_since.saturating_add(grace_ms) <= now
                 })
         };
+        if self.reap_pending.swap(0, Ordering::AcqRel) == 0 {
+            return Ok(0);
+        }
         let mut candidates = Vec::new();
-        self.storage.for_each(|k, set| {
-            if matches!(&set, Ok(s) if settled(s)) {
-                candidates.push(k.to_vec());
-            }
-        })?;
+        let mut later = 0;
+        let walked = self.storage.for_each(|k, set| match &set {
+            Ok(s) if settled(s) => candidates.push(k.to_vec()),
+            Ok(s) if s.is_dead(now) || s.siblings().any(|sib| sib.expires_ms.is_some()) => later += 1,
+            _ => {}
+        });
+        self.reap_pending.fetch_add(later + u64::from(walked.is_err()), Ordering::AcqRel);
+        walked?;
         let mut reaped = 0;
         for k in candidates {
             if self.storage.remove_if(&k, settled)? {

@@ -39,7 +39,25 @@ impl Reply {
     }
 
     /// Encodes the reply at the end of `out`.
+    ///
+    /// The scalar replies of the hot path (`+OK`, a bulk value, nil, an integer) are written
+    /// directly: they are the same bytes in both protocols but nil, and building a crate frame
+    /// for them costs an allocation and a zero-filled copy per reply. Everything else goes
+    /// through `redis-protocol`'s encoders.
     pub fn encode(&self, protocol: Protocol, out: &mut BytesMut) {
+        match self {
+            Reply::Simple(s) => return put_line(out, b'+', s.as_bytes()),
+            Reply::Int(i) => return put_line(out, b':', itoa::Buffer::new().format(*i).as_bytes()),
+            Reply::Nil if protocol == Protocol::Resp2 => return out.extend_from_slice(b"$-1\r\n"),
+            Reply::Nil => return out.extend_from_slice(b"_\r\n"),
+            Reply::Bulk(b) => {
+                put_line(out, b'$', itoa::Buffer::new().format(b.len()).as_bytes());
+                out.reserve(b.len() + 2);
+                out.extend_from_slice(b);
+                return out.extend_from_slice(b"\r\n");
+            }
+            _ => {}
+        }
         let result = match protocol {
             Protocol::Resp2 => resp2::encode::extend_encode(out, &self.to_resp2(), false),
             Protocol::Resp3 => resp3::encode::complete::extend_encode(out, &self.to_resp3(), false),
@@ -87,6 +105,14 @@ impl Reply {
     }
 }
 
+/// `<kind><text>\r\n`.
+fn put_line(out: &mut BytesMut, kind: u8, text: &[u8]) {
+    out.reserve(text.len() + 3);
+    out.extend_from_slice(&[kind]);
+    out.extend_from_slice(text);
+    out.extend_from_slice(b"\r\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +133,17 @@ mod tests {
         assert_eq!(enc(&map, Protocol::Resp2), b"*2\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(enc(&map, Protocol::Resp3), b"%1\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(enc(&Reply::Text("hi".into()), Protocol::Resp3), b"=6\r\ntxt:hi\r\n");
+        // The direct scalar encodings agree with the crate's.
+        for r in [Reply::ok(), Reply::Int(-42), Reply::bulk("v\r\nx"), Reply::bulk(""), Reply::Nil] {
+            for p in [Protocol::Resp2, Protocol::Resp3] {
+                let mut crate_bytes = BytesMut::new();
+                match p {
+                    Protocol::Resp2 => resp2::encode::extend_encode(&mut crate_bytes, &r.to_resp2(), false),
+                    Protocol::Resp3 => resp3::encode::complete::extend_encode(&mut crate_bytes, &r.to_resp3(), false),
+                }
+                .unwrap();
+                assert_eq!(enc(&r, p), crate_bytes.to_vec(), "{r:?} in {p:?}");
+            }
+        }
     }
 }

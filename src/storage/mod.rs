@@ -102,6 +102,7 @@ pub struct Storage {
     /// Writes put into the journal buffer so far / covered by the last flush to the OS.
     written: AtomicU64,
     flushed: AtomicU64,
+    commit_lock: Mutex<()>,
 }
 
 impl Storage {
@@ -112,10 +113,12 @@ impl Storage {
     pub fn open(dir: &Path, fsync: FsyncPolicy) -> Result<Arc<Storage>> {
         std::fs::create_dir_all(dir).map_err(|source| StorageError::Open { path: dir.to_path_buf(), source })?;
         let db = Database::builder(dir.join("db")).manual_journal_persist(true).open()?;
-        let data = db.keyspace("data", KeyspaceCreateOptions::default)?;
-        let hints = db.keyspace("hints", KeyspaceCreateOptions::default)?;
-        let ring = db.keyspace("ring", KeyspaceCreateOptions::default)?;
-        let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        // Every keyspace leaves journal flushes to `commit` (one write per batch, not per insert).
+        let options = || KeyspaceCreateOptions::default().manual_journal_persist(true);
+        let data = db.keyspace("data", options)?;
+        let hints = db.keyspace("hints", options)?;
+        let ring = db.keyspace("ring", options)?;
+        let meta = db.keyspace("meta", options)?;
         let locks = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
         let cache = quick_cache::sync::Cache::with(
             (CACHE_BYTES / 256) as usize,
@@ -135,6 +138,7 @@ impl Storage {
             cache,
             written: AtomicU64::new(0),
             flushed: AtomicU64::new(0),
+            commit_lock: Mutex::new(()),
         });
         if fsync == FsyncPolicy::Everysec {
             Storage::spawn_syncer(&storage);
@@ -180,22 +184,44 @@ impl Storage {
         self.written.fetch_add(1, Ordering::Release);
     }
 
-    /// Makes every write made so far durable as the policy says (flushed to the OS; with
-    /// `always` also synced to disk) before their acknowledgements go out. Cheap when nothing
-    /// was written since the last commit. Group commit: one flush covers every connection's
-    /// writes that reached the journal buffer before it.
+    /// A mark covering every write made so far; pass it to [`Storage::commit_upto`].
+    pub fn write_mark(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
+    }
+
+    /// Whether the writes up to `mark` are already durable as the policy says.
+    pub fn is_committed(&self, mark: u64) -> bool {
+        self.flushed.load(Ordering::Acquire) >= mark
+    }
+
+    /// Makes the writes up to `mark` durable as the policy says (flushed to the OS; with
+    /// `always` also synced to disk) before their acknowledgements go out. Group commit: one
+    /// flush covers every write that reached the journal buffer before it, whichever connection
+    /// made it, so callers that find their mark already covered return at once.
     ///
     /// # Errors
     /// Engine failure: the writes must then not be acknowledged.
-    pub fn commit(&self) -> Result<()> {
-        let target = self.written.load(Ordering::Acquire);
-        if self.flushed.load(Ordering::Acquire) >= target {
+    pub fn commit_upto(&self, mark: u64) -> Result<()> {
+        if self.is_committed(mark) {
             return Ok(());
         }
+        let _one_flusher = self.commit_lock.lock();
+        if self.is_committed(mark) {
+            return Ok(());
+        }
+        let target = self.write_mark();
         let mode = if self.fsync == FsyncPolicy::Always { PersistMode::SyncData } else { PersistMode::Buffer };
         self.db.persist(mode)?;
         self.flushed.fetch_max(target, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// Makes every write made so far durable (see [`Storage::commit_upto`]).
+    ///
+    /// # Errors
+    /// Engine failure.
+    pub fn commit(&self) -> Result<()> {
+        self.commit_upto(self.write_mark())
     }
 
     /// The set of `key` under its lock: from the cache, else from disk (and then cached).
