@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::{value_to_store, quorum_option, CmdResult};
+use super::{quorum_option, value_to_store, CmdResult};
 use crate::coordinator::{Write, WriteContext};
 use crate::node::Node;
 use crate::resp::Reply;

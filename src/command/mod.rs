@@ -23,6 +23,7 @@ mod ping;
 mod quit;
 mod select;
 mod set;
+mod ttl;
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -132,6 +133,8 @@ commands! {
     Get => "get", 2, ["readonly", "fast"], (1, 1, 1), "string", false, "Returns the newest value of a key (last write wins among siblings).";
     Set => "set", -3, ["write", "denyoom"], (1, 1, 1), "string", false, "Sets the value of a key, superseding every version the coordinator holds.";
     Del => "del", -2, ["write"], (1, -1, 1), "keyspace", false, "Deletes keys (writes tombstones).";
+    Ttl => "ttl", 2, ["readonly", "fast"], (1, 1, 1), "keyspace", false, "Seconds until the value expires (-1: no expiry, -2: missing).";
+    Pttl => "pttl", 2, ["readonly", "fast"], (1, 1, 1), "keyspace", false, "Milliseconds until the value expires (-1: no expiry, -2: missing).";
     Exists => "exists", -2, ["readonly", "fast"], (1, -1, 1), "keyspace", false, "Counts the given keys that exist.";
     Mget => "mget", -2, ["readonly", "fast"], (1, -1, 1), "string", false, "Returns the values of several keys.";
     Mset => "mset", -3, ["write", "denyoom"], (1, -1, 2), "string", false, "Sets several keys, key by key (not atomic).";
@@ -191,9 +194,17 @@ pub async fn execute(node: &Node, session: &mut Session, metrics: &CommandMetric
         node.error_replies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return Reply::Error(unknown_command(args));
     };
+    let i = cmd as usize;
+    let spec = cmd.spec();
+    let n = args.len() as i32;
+    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+        // Rejected before it ran: an error, not a call (as Redis's `rejected_calls`).
+        metrics.errors[i].increment(1);
+        node.error_replies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return CommandError::WrongArity(spec.name.to_owned()).to_reply();
+    }
     let started = Instant::now();
     let result = dispatch(cmd, node, session, args).await;
-    let i = cmd as usize;
     metrics.calls[i].increment(1);
     metrics.duration[i].record(started.elapsed().as_secs_f64());
     match result {
@@ -206,13 +217,9 @@ pub async fn execute(node: &Node, session: &mut Session, metrics: &CommandMetric
     }
 }
 
+/// Runs a command whose arity was checked.
 async fn dispatch(cmd: Cmd, node: &Node, session: &mut Session, args: &[Bytes]) -> CmdResult {
-    let spec = cmd.spec();
-    let n = args.len() as i32;
-    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
-        return Err(CommandError::WrongArity(spec.name.to_owned()));
-    }
-    if !session.authenticated && !spec.no_auth {
+    if !session.authenticated && !cmd.spec().no_auth {
         return Err(CommandError::NoAuth);
     }
     match cmd {
@@ -220,6 +227,8 @@ async fn dispatch(cmd: Cmd, node: &Node, session: &mut Session, args: &[Bytes]) 
         Cmd::Set => set::run(node, args).await,
         Cmd::Del => del::run(node, args).await,
         Cmd::Exists => exists::run(node, args).await,
+        Cmd::Ttl => ttl::run(node, args, ttl::Unit::Seconds).await,
+        Cmd::Pttl => ttl::run(node, args, ttl::Unit::Millis).await,
         Cmd::Mget => mget::run(node, args).await,
         Cmd::Mset => mset::run(node, args).await,
         Cmd::Dget => dget::run(node, args).await,

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use super::{value_to_store, parse_i64, CmdResult, CommandError};
+use super::{parse_i64, value_to_store, CmdResult, CommandError};
 use crate::coordinator::{now_ms, Write, WriteContext};
 use crate::node::Node;
 use crate::resp::Reply;

@@ -32,10 +32,13 @@ impl Sibling {
             None
         }
     }
+}
 
-    fn lww_key(&self) -> (u64, Actor) {
-        (self.written_ms, self.origin)
-    }
+/// The order of last-write-wins: write time, then the coordinating actor, then the dot's
+/// counter (a later write of the same actor in the same millisecond is the newer one). The
+/// same on every replica, since dots are.
+fn lww_key(dot: Dot, s: &Sibling) -> (u64, Actor, u64) {
+    (s.written_ms, s.origin, dot.counter)
 }
 
 /// The sibling set of one key.
@@ -67,15 +70,15 @@ impl SiblingSet {
 
     /// The values a DGET shows: live siblings only, in a deterministic order (newest first).
     pub fn live_values(&self, now_ms: u64) -> Vec<Bytes> {
-        let mut live: Vec<&Sibling> = self.0.values().filter(|s| s.is_live(now_ms)).collect();
-        live.sort_by_key(|s| std::cmp::Reverse(s.lww_key()));
-        live.into_iter().filter_map(|s| s.value.clone()).collect()
+        let mut live: Vec<(Dot, &Sibling)> = self.0.dotted_values().filter(|(_, s)| s.is_live(now_ms)).collect();
+        live.sort_by_key(|&(d, s)| std::cmp::Reverse(lww_key(d, s)));
+        live.into_iter().filter_map(|(_, s)| s.value.clone()).collect()
     }
 
-    /// Last-write-wins choice for plain GET: the newest sibling (ties: larger origin); a
-    /// tombstone or an expired value as the newest reads as missing.
+    /// Last-write-wins choice for plain GET: the newest sibling (ties: larger origin, then the
+    /// later event); a tombstone or an expired value as the newest reads as missing.
     pub fn winner(&self) -> Option<&Sibling> {
-        self.0.values().max_by_key(|s| s.lww_key())
+        self.0.dotted_values().max_by_key(|&(d, s)| lww_key(d, s)).map(|(_, s)| s)
     }
 
     /// The value plain GET returns at `now_ms`.
@@ -149,6 +152,11 @@ mod tests {
         let (s, _) = s.update(&none, sib(Some("b"), 20, 2));
         assert_eq!(s.get(0).map(|b| &b[..]), Some(&b"b"[..]));
         assert_eq!(s.live_values(0).len(), 3);
+        // Same time, same actor: the later event wins.
+        let (s, _) = SiblingSet::new().update(&none, sib(Some("first"), 30, 1));
+        let (s, _) = s.update(&none, sib(Some("second"), 30, 1));
+        assert_eq!(s.get(0).map(|b| &b[..]), Some(&b"second"[..]));
+        assert_eq!(s.live_values(0)[0], Bytes::from("second"));
     }
 
     #[test]

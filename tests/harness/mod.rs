@@ -1,0 +1,333 @@
+//! Test harness: real `kura` processes on 127.0.0.x with free ports, real faults (`kill -9`,
+//! restart on the same data dir, iptables partitions), and polling with a deadline instead of
+//! sleeps. Shared by `tests/` and `compat/` (each includes it with `mod harness;`).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test, built by cargo for this test run.
+pub const KURA: &str = env!("CARGO_BIN_EXE_kura");
+
+/// How long a node gets to start answering.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Polls `f` every 50 ms until it returns `Some`, or panics after `timeout` naming `what`.
+pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A port that was free on `ip` a moment ago.
+pub fn free_port(ip: Ipv4Addr) -> u16 {
+    TcpListener::bind((ip, 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// One kura process and everything needed to restart it the same way.
+pub struct Node {
+    pub ip: Ipv4Addr,
+    pub port: u16,
+    pub cluster_port: u16,
+    pub metrics_port: u16,
+    pub dir: PathBuf,
+    extra: Vec<String>,
+    child: Option<Child>,
+    log: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Node {
+    /// Starts a node on `ip` with a fresh data dir and free ports; `extra` are more flags.
+    pub fn start(ip: Ipv4Addr, extra: &[&str]) -> Node {
+        let tmp = tempfile::tempdir().expect("a temp dir");
+        let dir = tmp.path().join("data");
+        let mut node = Node::new(ip, dir, extra);
+        node._tmp = Some(tmp);
+        // A port found free can be taken by another test before the node binds it: retry
+        // with new ports (only on a first start; a restart must keep its addresses).
+        for _ in 0..3 {
+            match node.try_spawn() {
+                Ok(()) => return node,
+                Err(log) if log.contains("in use") => {
+                    node.port = free_port(ip);
+                    node.cluster_port = free_port(ip);
+                    node.metrics_port = free_port(ip);
+                }
+                Err(log) => panic!("node {} did not start:\n{log}", node.addr()),
+            }
+        }
+        panic!("node on {ip} found no free ports")
+    }
+
+    /// A node not yet started, with free ports, over `dir`.
+    pub fn new(ip: Ipv4Addr, dir: PathBuf, extra: &[&str]) -> Node {
+        let log = dir.with_extension("log");
+        Node {
+            ip,
+            port: free_port(ip),
+            cluster_port: free_port(ip),
+            metrics_port: free_port(ip),
+            dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+            log,
+            _tmp: None,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((self.ip, self.port))
+    }
+
+    pub fn cluster_addr(&self) -> SocketAddr {
+        SocketAddr::from((self.ip, self.cluster_port))
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://{}:{}/", self.ip, self.port)
+    }
+
+    /// The command line this node runs with.
+    pub fn args(&self) -> Vec<String> {
+        let mut a: Vec<String> = vec![
+            "server".into(),
+            "--listen".into(),
+            self.addr().to_string(),
+            "--cluster-listen".into(),
+            self.cluster_addr().to_string(),
+            "--metrics-listen".into(),
+            SocketAddr::from((self.ip, self.metrics_port)).to_string(),
+            "--data-dir".into(),
+            self.dir.display().to_string(),
+        ];
+        a.extend(self.extra.iter().cloned());
+        a
+    }
+
+    /// Replaces the extra flags for the next start.
+    pub fn set_extra(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// Starts the process and waits until it answers PING.
+    pub fn spawn(&mut self) {
+        if let Err(log) = self.try_spawn() {
+            panic!("node {} did not start:\n{log}", self.addr());
+        }
+    }
+
+    /// Starts the process and waits until it answers PING; if it exits first, returns the
+    /// tail of its log.
+    pub fn try_spawn(&mut self) -> Result<(), String> {
+        assert!(self.child.is_none(), "node {} is already running", self.addr());
+        std::fs::create_dir_all(self.dir.parent().unwrap_or(Path::new("."))).expect("data dir parent");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let child = Command::new(KURA)
+            .args(self.args())
+            .env("KURA_LOG", "info,kura=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("spawning kura");
+        self.child = Some(child);
+        let addr = self.addr();
+        wait_until(&format!("node {addr} to answer PING"), START_TIMEOUT, || {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                self.child = None;
+                return Some(Err(format!("exited with {status}:\n{}", self.log_tail(30))));
+            }
+            ping(addr).then_some(Ok(()))
+        })
+    }
+
+    /// `kill -9`: no shutdown, no flush.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let status = c.wait().expect("waiting for kura");
+            assert!(status.success(), "kura exited with {status} on SIGTERM:\n{}", self.log_tail(30));
+        }
+    }
+
+    /// Starts again on the same data dir and ports.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// A RESP2 connection through the `redis` crate.
+    pub fn conn(&self) -> redis::Connection {
+        self.client("").get_connection().expect("connecting to kura")
+    }
+
+    /// A RESP3 connection through the `redis` crate.
+    pub fn conn3(&self) -> redis::Connection {
+        self.client("?protocol=resp3").get_connection().expect("connecting to kura with RESP3")
+    }
+
+    pub fn client(&self, query: &str) -> redis::Client {
+        redis::Client::open(format!("{}{}", self.url(), query)).expect("a client")
+    }
+
+    /// Runs `redis-cli` against this node (one-shot) and returns its output.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new("redis-cli")
+            .args(["-h", &self.ip.to_string(), "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("running redis-cli (install redis-tools)")
+    }
+
+    /// stdout of a one-shot `redis-cli`, trimmed.
+    pub fn cli_out(&self, args: &[&str]) -> String {
+        String::from_utf8_lossy(&self.cli(args).stdout).trim_end().to_string()
+    }
+
+    /// A raw TCP connection for byte-exact exchanges.
+    pub fn raw(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr()).expect("raw connection");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s
+    }
+
+    /// The Prometheus exposition from `--metrics-listen`.
+    pub fn metrics(&self) -> String {
+        http_get(SocketAddr::from((self.ip, self.metrics_port)), "/metrics")
+    }
+
+    /// The last `n` lines of this node's log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- log of node {} ---\n{}", self.addr(), self.log_tail(40));
+        }
+        self.kill9();
+    }
+}
+
+/// Whether something at `addr` answers a RESP PING (`+PONG`, or `-NOAUTH` with a password).
+pub fn ping(addr: SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 7];
+    s.read_exact(&mut buf).is_ok() && (&buf == b"+PONG\r\n" || buf.starts_with(b"-NOAUTH"))
+}
+
+/// A plain HTTP/1.0 GET; returns the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("http connection");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("http request");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("http response");
+    text.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+}
+
+/// Sends `request` bytes and reads one line-terminated reply (enough for simple replies).
+pub fn raw_line(s: &mut TcpStream, request: &[u8]) -> String {
+    s.write_all(request).expect("raw write");
+    let mut reader = BufReader::new(s.try_clone().expect("clone"));
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("raw read");
+    line
+}
+
+/// Reads until the peer closes (or the read timeout), returning what arrived.
+pub fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+/// `redis::Value` as text, for readable assertions.
+pub fn text(v: &redis::Value) -> String {
+    match v {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        redis::Value::SimpleString(s) => s.clone(),
+        redis::Value::Okay => "OK".into(),
+        redis::Value::Int(i) => i.to_string(),
+        redis::Value::Nil => "(nil)".into(),
+        redis::Value::VerbatimString { text, .. } => text.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A DGET reply: the context and the sorted sibling values.
+pub fn dget(con: &mut redis::Connection, key: &str) -> (String, Vec<String>) {
+    let v: redis::Value = redis::cmd("DGET").arg(key).query(con).expect("DGET");
+    parse_dget(&v)
+}
+
+pub fn parse_dget(v: &redis::Value) -> (String, Vec<String>) {
+    let redis::Value::Array(parts) = v else { panic!("DGET reply is not an array: {v:?}") };
+    assert_eq!(parts.len(), 2, "DGET reply has two parts: {v:?}");
+    let redis::Value::Array(values) = &parts[1] else { panic!("DGET values are not an array: {v:?}") };
+    let mut values: Vec<String> = values.iter().map(text).collect();
+    values.sort();
+    (text(&parts[0]), values)
+}
+
+/// A DPUT; returns the new context.
+pub fn dput(con: &mut redis::Connection, key: &str, context: &str, value: &str) -> String {
+    redis::cmd("DPUT").arg(key).arg(context).arg(value).query(con).expect("DPUT")
+}
+
+/// The error text a command got, or a panic if it succeeded.
+pub fn err_of(r: redis::RedisResult<redis::Value>) -> String {
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => {
+            let code = e.code().unwrap_or("");
+            let detail = e.detail().unwrap_or("");
+            format!("{code} {detail}").trim().to_string()
+        }
+    }
+}
+
+/// Reads one value of a Prometheus series (first match of `series` as a line prefix).
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find(|l| l.starts_with(series)).and_then(|l| l.rsplit_once(' ')).and_then(|(_, v)| v.parse().ok())
+}
+
+/// Encodes a command as a RESP array of bulk strings.
+pub fn resp_cmd(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
