@@ -48,6 +48,16 @@ fn everyday_commands_over_resp2() {
     assert_eq!(qerr(&mut con, &["SET", "k", "v", "NX", "XX"]), "ERR syntax error");
     assert_eq!(qerr(&mut con, &["SET", "k", "v", "EX", "0"]), "ERR invalid expire time in 'set' command");
     assert_eq!(qerr(&mut con, &["SET", "k", "v", "EX", "abc"]), "ERR value is not an integer or out of range");
+    // The older spellings client libraries still send.
+    assert_eq!(q(&mut con, &["SETEX", "sx", "100", "v"]), Value::Okay);
+    assert!(matches!(q(&mut con, &["TTL", "sx"]), Value::Int(99..=100)));
+    assert_eq!(q(&mut con, &["PSETEX", "sx", "100000", "w"]), Value::Okay);
+    assert!(matches!(q(&mut con, &["PTTL", "sx"]), Value::Int(99_000..=100_000)));
+    assert_eq!(qerr(&mut con, &["SETEX", "sx", "0", "v"]), "ERR invalid expire time in 'setex' command");
+    assert_eq!(q(&mut con, &["SETNX", "sx", "again"]), Value::Int(0));
+    assert_eq!(q(&mut con, &["SETNX", "snx", "first"]), Value::Int(1));
+    assert_eq!(text(&q(&mut con, &["GET", "sx"])), "w");
+    assert_eq!(q(&mut con, &["DEL", "sx", "snx"]), Value::Int(2));
     // Multi-key commands.
     assert_eq!(q(&mut con, &["MSET", "a", "1", "b", "2"]), Value::Okay);
     let got = q(&mut con, &["MGET", "a", "nope", "b"]);

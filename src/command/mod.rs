@@ -23,6 +23,8 @@ mod ping;
 mod quit;
 mod select;
 mod set;
+mod setex;
+mod setnx;
 mod ttl;
 
 use std::net::SocketAddr;
@@ -132,6 +134,9 @@ macro_rules! commands {
 commands! {
     Get => "get", 2, ["readonly", "fast"], (1, 1, 1), "string", false, "Returns the newest value of a key (last write wins among siblings).";
     Set => "set", -3, ["write", "denyoom"], (1, 1, 1), "string", false, "Sets the value of a key, superseding every version the coordinator holds.";
+    Setex => "setex", 4, ["write", "denyoom"], (1, 1, 1), "string", false, "SET with an expiry in seconds.";
+    Psetex => "psetex", 4, ["write", "denyoom"], (1, 1, 1), "string", false, "SET with an expiry in milliseconds.";
+    Setnx => "setnx", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", false, "SET if the key is missing; 1 if it was set.";
     Del => "del", -2, ["write"], (1, -1, 1), "keyspace", false, "Deletes keys (writes tombstones).";
     Ttl => "ttl", 2, ["readonly", "fast"], (1, 1, 1), "keyspace", false, "Seconds until the value expires (-1: no expiry, -2: missing).";
     Pttl => "pttl", 2, ["readonly", "fast"], (1, 1, 1), "keyspace", false, "Milliseconds until the value expires (-1: no expiry, -2: missing).";
@@ -225,6 +230,9 @@ async fn dispatch(cmd: Cmd, node: &Node, session: &mut Session, args: &[Bytes]) 
     match cmd {
         Cmd::Get => get::run(node, args).await,
         Cmd::Set => set::run(node, args).await,
+        Cmd::Setex => setex::run(node, args, 1000, "setex").await,
+        Cmd::Psetex => setex::run(node, args, 1, "psetex").await,
+        Cmd::Setnx => setnx::run(node, args).await,
         Cmd::Del => del::run(node, args).await,
         Cmd::Exists => exists::run(node, args).await,
         Cmd::Ttl => ttl::run(node, args, ttl::Unit::Seconds).await,

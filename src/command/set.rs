@@ -11,7 +11,7 @@ use crate::node::Node;
 use crate::resp::Reply;
 
 #[derive(Default, PartialEq)]
-enum Condition {
+pub(super) enum Condition {
     #[default]
     Always,
     IfMissing,
@@ -19,11 +19,24 @@ enum Condition {
 }
 
 #[derive(Default)]
-struct Options {
-    expires_ms: Option<u64>,
-    keep_ttl: bool,
-    condition: Condition,
-    get: bool,
+pub(super) struct Options {
+    pub expires_ms: Option<u64>,
+    pub keep_ttl: bool,
+    pub condition: Condition,
+    pub get: bool,
+}
+
+/// Reads a relative expiry argument (SETEX, PSETEX) as an absolute time in ms.
+pub(super) fn expiry_after(arg: &[u8], unit_ms: u64, now: u64, cmd: &'static str) -> Result<u64, CommandError> {
+    let n = parse_i64(arg)?;
+    if n <= 0 {
+        return Err(CommandError::InvalidExpire(cmd));
+    }
+    (n as u64)
+        .checked_mul(unit_ms)
+        .and_then(|ms| ms.checked_add(now))
+        .filter(|&t| t < i64::MAX as u64)
+        .ok_or(CommandError::InvalidExpire(cmd))
 }
 
 fn parse(args: &[Bytes], now: u64) -> Result<Options, CommandError> {
@@ -61,9 +74,13 @@ fn parse(args: &[Bytes], now: u64) -> Result<Options, CommandError> {
 }
 
 pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
-    let (key, value) = (&args[1], &args[2]);
+    let o = parse(args, now_ms())?;
+    apply(node, &args[1], &args[2], o).await
+}
+
+/// A SET with parsed options; SETEX, PSETEX and SETNX are this with fixed options.
+pub(super) async fn apply(node: &Node, key: &Bytes, value: &Bytes, mut o: Options) -> CmdResult {
     let now = now_ms();
-    let mut o = parse(args, now)?;
     let value = value_to_store(node, value)?;
     let needs_read = o.get || o.keep_ttl || o.condition != Condition::Always;
     let mut old = None;

@@ -1,0 +1,136 @@
+//! redis-cli against a real kura node: one-shot commands, `--pipe` mass insertion, RESP3, and
+//! an interactive session in a real terminal (tmux), as a person would type it.
+
+#[path = "../tests/harness/mod.rs"]
+mod harness;
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use harness::{resp_cmd, wait_until, Node};
+
+#[test]
+fn one_shot_commands() {
+    let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
+    assert_eq!(node.cli_out(&["PING"]), "PONG");
+    assert_eq!(node.cli_out(&["SET", "greeting", "hello world"]), "OK");
+    assert_eq!(node.cli_out(&["GET", "greeting"]), "hello world");
+    assert_eq!(node.cli_out(&["GET", "missing"]), "");
+    assert_eq!(node.cli_out(&["EXISTS", "greeting", "missing"]), "1");
+    assert_eq!(node.cli_out(&["MSET", "a", "1", "b", "2"]), "OK");
+    assert_eq!(node.cli_out(&["MGET", "a", "missing", "b"]), "1\n\n2");
+    assert_eq!(node.cli_out(&["DEL", "a", "b"]), "2");
+    assert_eq!(node.cli_out(&["DBSIZE"]), "1");
+    // A sibling merge, as the README shows it.
+    let ctx1 = node.cli_out(&["DPUT", "cart", "", "milk"]);
+    let ctx2 = node.cli_out(&["DPUT", "cart", "", "eggs"]);
+    assert_ne!(ctx1, ctx2);
+    let dget = node.cli_out(&["DGET", "cart"]);
+    let lines: Vec<&str> = dget.lines().collect();
+    assert_eq!(lines.len(), 3, "context and two siblings: {dget}");
+    let mut values = lines[1..].to_vec();
+    values.sort();
+    assert_eq!(values, vec!["eggs", "milk"]);
+    let merged = node.cli_out(&["DPUT", "cart", lines[0], "eggs,milk"]);
+    assert!(!merged.is_empty());
+    assert_eq!(node.cli_out(&["DGET", "cart"]).lines().skip(1).collect::<Vec<_>>(), vec!["eggs,milk"]);
+    // Errors are printed as redis-cli prints Redis's.
+    assert_eq!(node.cli_out(&["GET"]), "ERR wrong number of arguments for 'get' command");
+    assert_eq!(node.cli_out(&["NOSUCH", "x"]), "ERR unknown command 'NOSUCH', with args beginning with: 'x'");
+    assert!(node.cli_out(&["DPUT", "cart", "garbage", "x"]).starts_with("ERR invalid context"));
+    // RESP3 through redis-cli.
+    assert_eq!(node.cli_out(&["-3", "GET", "greeting"]), "hello world");
+    assert!(node.cli_out(&["INFO", "server"]).contains("redis_version:"));
+    assert!(node.cli_out(&["--no-raw", "COMMAND", "COUNT"]).starts_with("(integer) "));
+}
+
+#[test]
+fn pipe_mass_insertion() {
+    let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
+    let mut input = Vec::new();
+    for i in 0..5000 {
+        input.extend(resp_cmd(&[b"SET", format!("mass:{i}").as_bytes(), format!("value {i}").as_bytes()]));
+    }
+    let mut child = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &node.port.to_string(), "--pipe"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("redis-cli --pipe");
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("errors: 0, replies: 5000"), "{report}");
+    assert_eq!(node.cli_out(&["DBSIZE"]), "5000");
+    assert_eq!(node.cli_out(&["GET", "mass:4999"]), "value 4999");
+}
+
+/// Runs redis-cli interactively inside a tmux pane of its own server socket.
+struct Terminal {
+    socket: String,
+}
+
+impl Terminal {
+    fn open(port: u16) -> Terminal {
+        let socket = format!("kura-test-{}-{port}", std::process::id());
+        let status = Command::new("tmux")
+            .args(["-L", &socket, "new-session", "-d", "-s", "cli", "-x", "200", "-y", "60"])
+            .arg(format!("redis-cli -p {port}"))
+            .status()
+            .expect("tmux (install tmux)");
+        assert!(status.success());
+        Terminal { socket }
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux").args(["-L", &self.socket, "capture-pane", "-p", "-t", "cli"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn send(&self, line: &str) {
+        let status = Command::new("tmux").args(["-L", &self.socket, "send-keys", "-t", "cli", line, "Enter"]).status();
+        assert!(status.unwrap().success());
+    }
+
+    fn alive(&self) -> bool {
+        let status = Command::new("tmux").args(["-L", &self.socket, "has-session", "-t", "cli"]).output();
+        status.is_ok_and(|o| o.status.success())
+    }
+
+    /// Types a line and waits until `expect` appears on the screen.
+    fn type_line(&self, line: &str, expect: &str) {
+        self.send(line);
+        wait_until(&format!("{expect:?} after typing {line:?}"), Duration::from_secs(10), || {
+            self.screen().contains(expect).then_some(())
+        });
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- terminal ---\n{}", self.screen());
+        }
+        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).output();
+    }
+}
+
+#[test]
+fn interactive_session() {
+    let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
+    let prompt = format!("127.0.0.1:{}>", node.port);
+    let term = Terminal::open(node.port);
+    wait_until("the redis-cli prompt", Duration::from_secs(10), || term.screen().contains(&prompt).then_some(()));
+    term.type_line("set fruit apple", "OK");
+    term.type_line("get fruit", "\"apple\"");
+    // A context is base64url of a versioned form: it starts with the version byte, 1.
+    term.type_line("dput basket \"\" pear", "\"AQ");
+    term.type_line("dbsize", "(integer) 2");
+    term.type_line("get", "(error) ERR wrong number of arguments for 'get' command");
+    term.type_line("hello 3", "proto");
+    term.type_line("get fruit", "\"apple\"");
+    term.send("quit");
+    wait_until("redis-cli to exit on quit", Duration::from_secs(10), || (!term.alive()).then_some(()));
+}
