@@ -75,6 +75,9 @@ pub struct ServerArgs {
     /// Largest request (all arguments of one command), in bytes [default: 64 MiB]
     #[arg(long, env = "KURA_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,
+    /// Worker threads of the runtime [default: one per core]
+    #[arg(long, env = "KURA_THREADS")]
+    pub threads: Option<usize>,
     /// Most client connections at once [default: 10000]
     #[arg(long, env = "KURA_MAXCLIENTS")]
     pub maxclients: Option<usize>,
@@ -113,6 +116,7 @@ pub struct Config {
     pub max_value_bytes: usize,
     pub max_request_bytes: usize,
     pub maxclients: usize,
+    pub threads: usize,
     pub fsync: FsyncPolicy,
     pub requirepass: Option<String>,
     pub cluster_secret: Option<String>,
@@ -165,6 +169,7 @@ impl Config {
             max_value_bytes: pick!(max_value_bytes, 1 << 20),
             max_request_bytes: pick!(max_request_bytes, 64 << 20),
             maxclients: pick!(maxclients, 10_000),
+            threads: pick!(threads, std::thread::available_parallelism().map_or(1, |n| n.get())),
             fsync: pick!(fsync, FsyncPolicy::Everysec),
             requirepass: args.requirepass.clone().or(file.requirepass.clone()),
             cluster_secret: args.cluster_secret.clone().or(file.cluster_secret.clone()),
@@ -190,6 +195,9 @@ impl Config {
         }
         if self.maxclients == 0 {
             return bad("maxclients must be at least 1");
+        }
+        if self.threads == 0 {
+            return bad("threads must be at least 1");
         }
         Ok(())
     }

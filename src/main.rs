@@ -28,7 +28,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(config.threads).enable_all().build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("kura: cannot start the runtime: {e}");

@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""kura next to redis-server, measured by redis-benchmark in one run on one machine.
+
+Starts a kura node (release build) and a redis-server (Debian package, with
+`--appendonly yes --appendfsync everysec`, the fair peer of kura's journal), then runs
+`redis-benchmark -t set,get -c 50 -n 200000 -r 100000`, plain and with `-P 16`, against each,
+interleaved over several rounds (kura, redis, redis, kura, ...) so that a noisy machine hurts
+both alike. Prints the median throughput, p99 and p99.9 of each and their ratio.
+
+With `--cluster 3` it starts a 3-node kura cluster (N=3 R=2 W=2) on 127.0.0.1..3 instead and
+spreads the benchmark's clients over the nodes (one redis-benchmark per node, run at once).
+
+    python3 benches/vs_redis.py [--rounds 3] [--requests 200000] [--cluster 3]
+"""
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KURA = os.path.join(ROOT, "target", "release", "kura")
+
+
+def free_port(ip="127.0.0.1"):
+    with socket.socket() as s:
+        s.bind((ip, 0))
+        return s.getsockname()[1]
+
+
+def wait_ping(ip, port, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection((ip, port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{ip}:{port} did not answer PING")
+
+
+def parse_benchmark(text):
+    """rps, p99 and p99.9 (ms) per test from redis-benchmark's full (non --csv) output."""
+    results = {}
+    current = None
+    for line in re.split(r"[\r\n]+", text):
+        m = re.match(r"^====== (\S+) ======", line.strip())
+        if m:
+            current = m.group(1)
+            results[current] = {"p999": None}
+            continue
+        if current is None:
+            continue
+        m = re.match(r"^\s*([\d.]+)% <= ([\d.]+) milliseconds", line)
+        if m and float(m.group(1)) >= 99.9 and results[current]["p999"] is None:
+            results[current]["p999"] = float(m.group(2))
+        m = re.match(r"^\s*throughput summary: ([\d.]+) requests per second", line)
+        if m:
+            results[current]["rps"] = float(m.group(1))
+        m = re.match(r"^\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$", line)
+        if m and "rps" in results[current]:
+            # avg min p50 p95 p99 max
+            results[current]["p99"] = float(m.group(5))
+    return results
+
+
+def run_benchmark(targets, args, pipeline):
+    """Runs one redis-benchmark per (ip, port) target at once; sums rps, takes worst latencies."""
+    clients = max(1, args.clients // len(targets))
+    requests = args.requests // len(targets)
+    procs = []
+    for ip, port in targets:
+        cmd = ["redis-benchmark", "-h", ip, "-p", str(port), "-t", "set,get", "-c", str(clients),
+               "-n", str(requests), "-r", str(args.keyspace), "-P", str(pipeline)]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    merged = {}
+    for p in procs:
+        out, _ = p.communicate()
+        for test, r in parse_benchmark(out).items():
+            m = merged.setdefault(test, {"rps": 0.0, "p99": 0.0, "p999": 0.0})
+            m["rps"] += r.get("rps", 0.0)
+            m["p99"] = max(m["p99"], r.get("p99") or 0.0)
+            m["p999"] = max(m["p999"], r.get("p999") or 0.0)
+    return merged
+
+
+class Procs:
+    def __init__(self):
+        self.procs = []
+        self.tmp = tempfile.mkdtemp(prefix="kura-bench-")
+
+    def start(self, cmd, log):
+        self.procs.append(subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT))
+
+    def stop(self):
+        for p in self.procs:
+            p.kill()
+            p.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def start_kura(procs, nodes, extra):
+    ips = [f"127.0.0.{i + 1}" for i in range(nodes)]
+    cluster_ports = {ip: free_port(ip) for ip in ips}
+    targets = []
+    for i, ip in enumerate(ips):
+        port = free_port(ip)
+        cmd = [KURA, "server", "--listen", f"{ip}:{port}", "--cluster-listen", f"{ip}:{cluster_ports[ip]}",
+               "--metrics-listen", f"{ip}:{free_port(ip)}", "--data-dir", os.path.join(procs.tmp, f"kura{i}")]
+        if i > 0:
+            cmd += ["--seed", f"{ips[0]}:{cluster_ports[ips[0]]}"]
+        procs.start(cmd + extra, os.path.join(procs.tmp, f"kura{i}.log"))
+        wait_ping(ip, port)
+        targets.append((ip, port))
+    if nodes > 1:
+        wait_members(targets[0], nodes)
+    return targets
+
+
+def wait_members(target, n, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        out = subprocess.run(["redis-cli", "-h", target[0], "-p", str(target[1]), "KURA", "MEMBERS"],
+                             capture_output=True, text=True).stdout
+        if out.count("valid") >= n:
+            return
+        time.sleep(0.2)
+    raise RuntimeError("the cluster did not form")
+
+
+def machine():
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {cpu}, Linux {platform.release()}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--requests", type=int, default=200000)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--keyspace", type=int, default=100000)
+    ap.add_argument("--cluster", type=int, default=1, help="kura nodes (1 = one node)")
+    ap.add_argument("--kura-arg", action="append", default=[], help="extra flag for every kura node")
+    ap.add_argument("--no-build", action="store_true")
+    args = ap.parse_args()
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    for tool in ("redis-server", "redis-benchmark", "redis-cli"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is missing: apt-get install redis-server redis-tools")
+
+    procs = Procs()
+    try:
+        kura = start_kura(procs, args.cluster, args.kura_arg)
+        rport = free_port()
+        procs.start(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--dir", procs.tmp,
+                     "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""],
+                    os.path.join(procs.tmp, "redis.log"))
+        wait_ping("127.0.0.1", rport)
+        redis = [("127.0.0.1", rport)]
+
+        samples = {}
+        for rnd in range(args.rounds):
+            for pipeline in (1, 16):
+                order = [("kura", kura), ("redis", redis)]
+                if rnd % 2:
+                    order.reverse()
+                for name, targets in order:
+                    for test, r in run_benchmark(targets, args, pipeline).items():
+                        samples.setdefault((test, pipeline, name), []).append(r)
+
+        def med(test, pipeline, name, field):
+            vals = [s[field] for s in samples.get((test, pipeline, name), []) if s.get(field)]
+            return statistics.median(vals) if vals else float("nan")
+
+        label = "kura" if args.cluster == 1 else f"kura {args.cluster} nodes (N=3 R=2 W=2)"
+        print(f"# kura vs redis-server, {time.strftime('%Y-%m-%d')}, {machine()}")
+        print(f"# redis-benchmark -t set,get -c {args.clients} -n {args.requests} -r {args.keyspace}, "
+              f"median of {args.rounds} interleaved rounds; {label}; redis-server --appendonly yes --appendfsync everysec")
+        print()
+        print("| test | pipeline | kura rps | redis rps | ratio | kura p99 / p99.9 ms | redis p99 / p99.9 ms |")
+        print("|---|---|---|---|---|---|---|")
+        for pipeline in (1, 16):
+            for test in ("SET", "GET"):
+                k, r = med(test, pipeline, "kura", "rps"), med(test, pipeline, "redis", "rps")
+                print(f"| {test} | {pipeline} | {k:,.0f} | {r:,.0f} | {k / r:.2f}x | "
+                      f"{med(test, pipeline, 'kura', 'p99'):.3f} / {med(test, pipeline, 'kura', 'p999'):.3f} | "
+                      f"{med(test, pipeline, 'redis', 'p99'):.3f} / {med(test, pipeline, 'redis', 'p999'):.3f} |")
+    finally:
+        procs.stop()
+
+
+if __name__ == "__main__":
+    main()
