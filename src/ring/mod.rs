@@ -1,20 +1,344 @@
-//! Consistent hashing (paper section 4.2): keys are placed by the MD5 of the key, read as a
-//! 128-bit big-endian position on the ring. Partitioning and preference lists come with the
-//! cluster; the key position is already what storage orders keys by, so that every partition
-//! (an equal-sized range of positions, Q a power of two) is one contiguous range on disk.
+//! Consistent hashing with fixed, equal-sized partitions (paper sections 4.2 and 6.2, strategy 3,
+//! as Riak's ring).
+//!
+//! A key's position is the MD5 of the key read as a 128-bit big-endian number. The ring is cut
+//! into Q = 2^k equal partitions; partition `p` holds the positions whose top k bits are `p`.
+//! Each partition has one owner; a key's **preference list** is the N distinct physical nodes met
+//! walking the ring clockwise from the key's partition, skipping owners already taken (paper 4.3).
+//! Walking further gives the *extended* preference list that sloppy quorums draw stand-ins from.
+//!
+//! Ownership changes only through [`Ring::claim`], which rebalances to floor(Q/S) or ceil(Q/S)
+//! partitions per node while moving as few partitions as it can (about Q/S when a node joins).
+//! Everything here is a pure function of the ring state: no I/O, no clocks.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// A node's identity in the ring (its `--node-id`).
+pub type NodeId = String;
 
 /// The ring position of `key`: its MD5 digest as a 128-bit big-endian number.
 pub fn position(key: &[u8]) -> u128 {
     u128::from_be_bytes(md5::compute(key).0)
 }
 
+/// The partition of ring position `pos` in a ring of `q` partitions (a power of two).
+pub fn partition_of(pos: u128, q: u32) -> u32 {
+    debug_assert!(q.is_power_of_two());
+    if q == 1 {
+        0
+    } else {
+        (pos >> (128 - q.trailing_zeros())) as u32
+    }
+}
+
+/// The partition of `key`.
+pub fn partition_of_key(key: &[u8], q: u32) -> u32 {
+    partition_of(position(key), q)
+}
+
+/// The first 8 bytes of the positions of partition `p`, as an inclusive range: storage orders
+/// keys by this prefix, so a partition is one contiguous range on disk.
+pub fn partition_prefix_range(p: u32, q: u32) -> (u64, u64) {
+    if q == 1 {
+        return (0, u64::MAX);
+    }
+    let shift = 64 - q.trailing_zeros();
+    let start = u64::from(p) << shift;
+    (start, start | (u64::MAX >> q.trailing_zeros()))
+}
+
+/// One partition's ownership. `next` names the node it is being handed to while a transfer
+/// runs (set by a rebalance, cleared when the new owner has the data).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partition {
+    pub owner: NodeId,
+    pub next: Option<NodeId>,
+}
+
+/// Ownership of every partition, versioned: a higher version is a later ring.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ring {
+    pub version: u64,
+    pub partitions: Vec<Partition>,
+}
+
+impl Ring {
+    /// A ring of `q` partitions owned round-robin by `members` (sorted), version 1.
+    pub fn new(q: u32, members: &[NodeId]) -> Ring {
+        let mut sorted: Vec<&NodeId> = members.iter().collect();
+        sorted.sort();
+        let partitions =
+            (0..q as usize).map(|i| Partition { owner: sorted[i % sorted.len()].clone(), next: None }).collect();
+        Ring { version: 1, partitions }
+    }
+
+    pub fn size(&self) -> u32 {
+        self.partitions.len() as u32
+    }
+
+    pub fn partition_of_key(&self, key: &[u8]) -> u32 {
+        partition_of_key(key, self.size())
+    }
+
+    pub fn owner(&self, p: u32) -> &NodeId {
+        &self.partitions[p as usize].owner
+    }
+
+    /// Every node that owns a partition, sorted.
+    pub fn owners(&self) -> BTreeSet<&NodeId> {
+        self.partitions.iter().map(|p| &p.owner).collect()
+    }
+
+    /// Partitions per owner.
+    pub fn ownership(&self) -> BTreeMap<&NodeId, usize> {
+        let mut counts = BTreeMap::new();
+        for p in &self.partitions {
+            *counts.entry(&p.owner).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Distinct owners in ring order starting at partition `p`: the extended preference list.
+    pub fn walk(&self, p: u32) -> Vec<&NodeId> {
+        let q = self.partitions.len();
+        let mut seen: Vec<&NodeId> = Vec::new();
+        for i in 0..q {
+            let owner = &self.partitions[(p as usize + i) % q].owner;
+            if !seen.contains(&owner) {
+                seen.push(owner);
+            }
+        }
+        seen
+    }
+
+    /// The preference list of partition `p`: the first `n` distinct owners walking the ring.
+    /// With zones (`zone_of` gives a node's zone), nodes of zones not yet in the list are
+    /// preferred, so a list spans zones when it can (paper 4.3: across data centers); the list
+    /// keeps ring order.
+    pub fn preference_list(&self, p: u32, n: usize, zone_of: &dyn Fn(&NodeId) -> Option<String>) -> Vec<NodeId> {
+        let walk = self.walk(p);
+        let zones: Vec<Option<String>> = walk.iter().map(|id| zone_of(id)).collect();
+        if zones.iter().all(Option::is_none) {
+            return walk.into_iter().take(n).cloned().collect();
+        }
+        let mut chosen = vec![false; walk.len()];
+        let mut taken_zones: Vec<&Option<String>> = Vec::new();
+        let mut count = 0;
+        for (i, z) in zones.iter().enumerate() {
+            if count < n && !taken_zones.contains(&z) {
+                chosen[i] = true;
+                taken_zones.push(z);
+                count += 1;
+            }
+        }
+        for c in chosen.iter_mut() {
+            if count < n && !*c {
+                *c = true;
+                count += 1;
+            }
+        }
+        walk.into_iter().zip(chosen).filter(|(_, c)| *c).map(|(id, _)| id.clone()).collect()
+    }
+
+    /// The ownership after rebalancing onto `members` (which must not be empty): every member
+    /// ends with floor(Q/S) or ceil(Q/S) partitions; partitions of nodes that are not members
+    /// go to members; a member keeps every partition it can, so adding a node moves about Q/S
+    /// partitions and removing one moves only its own. Where it has a choice, it avoids giving a
+    /// node a partition within `n - 1` steps of another of its partitions, so that preference
+    /// lists spread load. Deterministic.
+    pub fn claim(&self, members: &[NodeId], n: usize) -> Vec<NodeId> {
+        let q = self.partitions.len();
+        let members: BTreeSet<&NodeId> = members.iter().collect();
+        assert!(!members.is_empty(), "a ring needs at least one member");
+        let mut owners: Vec<Option<NodeId>> =
+            self.partitions.iter().map(|p| members.contains(&p.owner).then(|| p.owner.clone())).collect();
+        // Quotas: the members that own most now get the larger share, to move least.
+        let mut counts: BTreeMap<&NodeId, usize> = members.iter().map(|m| (*m, 0)).collect();
+        for o in owners.iter().flatten() {
+            if let Some(c) = counts.get_mut(o) {
+                *c += 1;
+            }
+        }
+        let mut by_count: Vec<(&NodeId, usize)> = counts.iter().map(|(m, c)| (*m, *c)).collect();
+        by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let (base, extra) = (q / members.len(), q % members.len());
+        let quota: BTreeMap<&NodeId, usize> =
+            by_count.iter().enumerate().map(|(i, (m, _))| (*m, base + usize::from(i < extra))).collect();
+        let window = n.saturating_sub(1).min(q / 2);
+        let crowded = |owners: &[Option<NodeId>], i: usize, who: &NodeId| {
+            (1..=window)
+                .any(|d| owners[(i + d) % q].as_ref() == Some(who) || owners[(i + q - d) % q].as_ref() == Some(who))
+        };
+        // Over-quota members give up partitions, crowded ones first.
+        for (member, &limit) in &quota {
+            let mut mine: Vec<usize> = (0..q).filter(|&i| owners[i].as_ref() == Some(*member)).collect();
+            if mine.len() <= limit {
+                continue;
+            }
+            mine.sort_by_key(|&i| (!crowded(&owners, i, member), i));
+            let surplus = mine.len() - limit;
+            // Of equally good candidates, release spread-out ones (every k-th), not a block.
+            let (bad, good): (Vec<usize>, Vec<usize>) = mine.iter().partition(|&&i| crowded(&owners, i, member));
+            let mut release: Vec<usize> = bad.into_iter().take(surplus).collect();
+            let more = surplus - release.len();
+            if more > 0 {
+                let step = good.len() as f64 / more as f64;
+                release.extend((0..more).map(|k| good[(k as f64 * step) as usize]));
+            }
+            for i in release {
+                owners[i] = None;
+            }
+        }
+        // Free partitions go to under-quota members: not crowded if possible, largest deficit.
+        let mut have: BTreeMap<&NodeId, usize> = quota.keys().map(|m| (*m, 0)).collect();
+        for o in owners.iter().flatten() {
+            if let Some(h) = have.get_mut(o) {
+                *h += 1;
+            }
+        }
+        for i in 0..q {
+            if owners[i].is_some() {
+                continue;
+            }
+            let best = quota
+                .iter()
+                .filter(|(m, limit)| have[**m] < **limit)
+                .max_by(|(a, la), (b, lb)| {
+                    let score = |m: &NodeId, limit: usize| (!crowded(&owners, i, m), limit - have[m]);
+                    score(a, **la).cmp(&score(b, **lb)).then(b.cmp(a))
+                })
+                .map(|(m, _)| (*m).clone())
+                .expect("quotas add up to Q");
+            *have.get_mut(&best).expect("a member") += 1;
+            owners[i] = Some(best);
+        }
+        owners.into_iter().map(|o| o.expect("every partition assigned")).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn ids(n: usize) -> Vec<NodeId> {
+        (1..=n).map(|i| format!("node{i}")).collect()
+    }
+
+    fn with_owners(q: u32, owners: Vec<NodeId>) -> Ring {
+        let mut r = Ring::new(q, &owners[..1]);
+        for (p, o) in r.partitions.iter_mut().zip(owners) {
+            p.owner = o;
+        }
+        r
+    }
+
+    fn no_zones(_: &NodeId) -> Option<String> {
+        None
+    }
 
     #[test]
-    fn position_is_md5_big_endian() {
+    fn position_is_md5_big_endian_and_partitions_are_its_top_bits() {
         // MD5("") = d41d8cd98f00b204e9800998ecf8427e
         assert_eq!(position(b""), 0xd41d8cd98f00b204e9800998ecf8427e);
+        assert_eq!(partition_of(position(b""), 64), 0xd4 >> 2);
+        assert_eq!(partition_of(u128::MAX, 64), 63);
+        assert_eq!(partition_of(0, 64), 0);
+        assert_eq!(partition_of(u128::MAX, 1), 0);
+        assert_eq!(partition_prefix_range(0, 64), (0, (1u64 << 58) - 1));
+        assert_eq!(partition_prefix_range(63, 64), (63u64 << 58, u64::MAX));
+        let key_prefix = u64::from_be_bytes(position(b"abc").to_be_bytes()[..8].try_into().unwrap());
+        let (lo, hi) = partition_prefix_range(partition_of_key(b"abc", 64), 64);
+        assert!(lo <= key_prefix && key_prefix <= hi);
+    }
+
+    #[test]
+    fn preference_list_skips_owners_already_taken() {
+        let r = with_owners(8, ["a", "a", "b", "a", "c", "c", "d", "b"].map(String::from).to_vec());
+        assert_eq!(r.preference_list(0, 3, &no_zones), vec!["a", "b", "c"]);
+        assert_eq!(r.preference_list(6, 3, &no_zones), vec!["d", "b", "a"]);
+        assert_eq!(r.walk(5), vec!["c", "d", "b", "a"]);
+        // More replicas than nodes: every node once.
+        assert_eq!(r.preference_list(0, 9, &no_zones).len(), 4);
+    }
+
+    #[test]
+    fn zones_spread_a_preference_list() {
+        let r = with_owners(4, ["a1", "a2", "b1", "a3"].map(String::from).to_vec());
+        let zone = |id: &NodeId| Some(id[..1].to_string());
+        assert_eq!(r.preference_list(0, 2, &zone), vec!["a1", "b1"]);
+        assert_eq!(r.preference_list(0, 3, &zone), vec!["a1", "a2", "b1"]);
+    }
+
+    #[test]
+    fn joining_node_takes_about_q_over_s() {
+        let r = Ring::new(64, &ids(4));
+        let next = r.claim(&ids(5), 3);
+        let moved = r.partitions.iter().zip(&next).filter(|(p, o)| &p.owner != *o).count();
+        assert!((12..=13).contains(&moved), "moved {moved}");
+        assert!(next.iter().zip(&r.partitions).all(|(o, p)| o == &p.owner || o == "node5"), "only to the new node");
+        // Leaving: only the leaver's partitions move.
+        let after = with_owners(64, next.clone());
+        let four = after.claim(&ids(4), 3);
+        let moved: Vec<_> = next.iter().zip(&four).filter(|(a, b)| a != b).collect();
+        assert!(moved.iter().all(|(from, _)| from.as_str() == "node5"));
+    }
+
+    fn arb_members() -> impl Strategy<Value = Vec<NodeId>> {
+        proptest::collection::btree_set("[a-z]{1,6}", 1..12).prop_map(|s| s.into_iter().collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn claim_balances_and_preference_lists_are_distinct(
+            start in arb_members(),
+            steps in proptest::collection::vec((arb_members(), any::<bool>()), 1..5),
+            qexp in 3u32..8,
+            n in 1usize..5,
+        ) {
+            let q = 1u32 << qexp;
+            let mut ring = Ring::new(q, &start);
+            for (members, keep_some) in steps {
+                // Mix old and new members, as joins and leaves do.
+                let mut target: Vec<NodeId> = members;
+                if keep_some {
+                    target.extend(ring.owners().into_iter().take(2).cloned());
+                    target.sort();
+                    target.dedup();
+                }
+                let owners = ring.claim(&target, n);
+                let counts = {
+                    let mut c: BTreeMap<&NodeId, usize> = target.iter().map(|m| (m, 0)).collect();
+                    for o in &owners {
+                        prop_assert!(c.contains_key(o), "owner {} is not a member", o);
+                        *c.get_mut(o).unwrap() += 1;
+                    }
+                    c
+                };
+                let (min, max) = (counts.values().min().unwrap(), counts.values().max().unwrap());
+                prop_assert!(max - min <= 1, "unbalanced: {:?}", counts);
+                // Members that stay keep what they can: nothing moves between two staying
+                // members unless one of them was over its quota.
+                let base = q as usize / target.len();
+                for (i, (old, new)) in ring.partitions.iter().zip(&owners).enumerate() {
+                    if old.owner != *new && target.contains(&old.owner) {
+                        let had = ring.partitions.iter().filter(|p| p.owner == old.owner).count();
+                        prop_assert!(had > base, "partition {} moved off {} which had only {}", i, old.owner, had);
+                    }
+                }
+                ring = with_owners(q, owners);
+                for p in 0..q {
+                    let pl = ring.preference_list(p, n, &no_zones);
+                    let distinct: BTreeSet<_> = pl.iter().collect();
+                    prop_assert_eq!(distinct.len(), pl.len());
+                    prop_assert_eq!(pl.len(), n.min(target.len()));
+                    prop_assert_eq!(&pl[0], ring.owner(p));
+                }
+            }
+        }
     }
 }
