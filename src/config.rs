@@ -75,6 +75,9 @@ pub struct ServerArgs {
     /// Largest request (all arguments of one command), in bytes [default: 64 MiB]
     #[arg(long, env = "KURA_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,
+    /// Milliseconds a request waits for its R or W replicas (and any peer request) [default: 2000]
+    #[arg(long, env = "KURA_REQUEST_TIMEOUT_MS")]
+    pub request_timeout_ms: Option<u64>,
     /// Worker threads of the runtime [default: one per core]
     #[arg(long, env = "KURA_THREADS")]
     pub threads: Option<usize>,
@@ -117,6 +120,7 @@ pub struct Config {
     pub max_request_bytes: usize,
     pub maxclients: usize,
     pub threads: usize,
+    pub request_timeout_ms: u64,
     pub fsync: FsyncPolicy,
     pub requirepass: Option<String>,
     pub cluster_secret: Option<String>,
@@ -169,6 +173,7 @@ impl Config {
             max_value_bytes: pick!(max_value_bytes, 1 << 20),
             max_request_bytes: pick!(max_request_bytes, 64 << 20),
             maxclients: pick!(maxclients, 10_000),
+            request_timeout_ms: pick!(request_timeout_ms, 2000),
             threads: pick!(threads, std::thread::available_parallelism().map_or(1, |n| n.get())),
             fsync: pick!(fsync, FsyncPolicy::Everysec),
             requirepass: args.requirepass.clone().or(file.requirepass.clone()),

@@ -3,18 +3,24 @@
 //! Layers, bottom up (see `docs/architecture.md`):
 //! - [`version`]: clocks, sibling sets, contexts (pure);
 //! - [`storage`]: fjall keyspaces for data, hints and ring state;
-//! - [`coordinator`]: get/put at N/R/W over a replica set, the only path to storage;
+//! - [`ring`]: partitions, ownership and preference lists (pure);
+//! - [`rpc`]: peer connections, framing, handshake; [`peer`]: what peers say;
+//! - [`cluster`]: membership, gossip, failure detection, ring changes;
+//! - [`coordinator`]: get/put at N/R/W over the preference list, the only path to storage;
 //! - [`command`]: one file per Redis command;
 //! - [`resp`] and [`server`]: connections and RESP2/RESP3 framing;
 //! - [`metrics`]: Prometheus names and the exporter.
 
+pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod coordinator;
 pub mod metrics;
 pub mod node;
+pub mod peer;
 pub mod resp;
 pub mod ring;
+pub mod rpc;
 pub mod server;
 pub mod storage;
 pub mod version;

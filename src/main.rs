@@ -49,6 +49,9 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let metrics = kura::metrics::install(config.metrics_listen)
         .map_err(|e| format!("metrics on {}: {e}", config.metrics_listen))?;
     let listener = TcpListener::bind(config.listen).await.map_err(|e| format!("listen on {}: {e}", config.listen))?;
+    let peer_listener = TcpListener::bind(config.cluster_listen)
+        .await
+        .map_err(|e| format!("cluster-listen on {}: {e}", config.cluster_listen))?;
     let node = Node::open(config, Some(metrics))?;
     tracing::info!(
         node_id = %node.coordinator.identity().node_id,
@@ -58,6 +61,8 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         "kura node ready"
     );
     let (stop, stopped) = watch::channel(false);
+    tokio::spawn(kura::rpc::serve(peer_listener, node.peer_identity.clone(), node.clone(), stopped.clone()));
+    node.coordinator.cluster().spawn(stopped.clone());
     tokio::spawn(housekeeping(node.clone(), stopped.clone()));
     let server = tokio::spawn(kura::server::serve(node.clone(), listener, stopped));
     shutdown_signal().await;

@@ -18,6 +18,13 @@ pub const STORAGE_DISK_BYTES: &str = "kura_storage_disk_bytes";
 pub const STORAGE_JOURNAL_BYTES: &str = "kura_storage_journal_bytes";
 pub const STORAGE_KEYS: &str = "kura_storage_keys";
 pub const REAPED_KEYS_TOTAL: &str = "kura_reaped_keys_total";
+pub const QUORUM_DURATION: &str = "kura_quorum_duration_seconds";
+pub const READ_REPAIRS_TOTAL: &str = "kura_read_repairs_total";
+pub const FORWARDED_TOTAL: &str = "kura_forwarded_total";
+pub const PEER_ERRORS_TOTAL: &str = "kura_peer_errors_total";
+pub const RING_VERSION: &str = "kura_ring_version";
+pub const MEMBERS: &str = "kura_members";
+pub const PEERS_DOWN: &str = "kura_peers_down";
 
 pub const QUANTILES: [f64; 3] = [0.5, 0.99, 0.999];
 
@@ -48,6 +55,22 @@ fn describe() {
     describe_gauge!(STORAGE_JOURNAL_BYTES, Unit::Bytes, "Disk space of the storage journal");
     describe_gauge!(STORAGE_KEYS, "Keys in the data keyspace (approximate)");
     describe_counter!(REAPED_KEYS_TOTAL, "Deleted or expired keys removed for good");
+    describe_histogram!(
+        QUORUM_DURATION,
+        Unit::Seconds,
+        "Time a coordinated get/put took to reach its quorum (phase=quorum) and to hear from every replica (phase=all)"
+    );
+    describe_counter!(READ_REPAIRS_TOTAL, "Stale or missing replicas sent the merged version after a read");
+    describe_counter!(FORWARDED_TOTAL, "Puts forwarded to a node of the key's preference list");
+    describe_counter!(PEER_ERRORS_TOTAL, "Failed requests to peers, by kind");
+    describe_gauge!(RING_VERSION, "Version of the ring this node uses");
+    describe_gauge!(MEMBERS, "Cluster members (not removed)");
+    describe_gauge!(PEERS_DOWN, "Members this node sees as down");
+}
+
+/// Counts a failed request to a peer.
+pub fn peer_error(kind: &'static str) {
+    metrics::counter!(PEER_ERRORS_TOTAL, "kind" => kind).increment(1);
 }
 
 /// One summary as the exporter renders it: quantiles, sum and count.

@@ -1,20 +1,37 @@
-//! A running node's shared state: its identity, configuration, coordinator and counters.
+//! A running node's shared state: its identity, configuration, coordinator and counters; and
+//! the answers to peers' requests (`peer.rs` lists them).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use parking_lot::Mutex;
 use rand::RngCore;
 
+use crate::cluster::{Cluster, ClusterError, Member, Settings, Status};
 use crate::config::Config;
 use crate::coordinator::quorum::Quorum;
 use crate::coordinator::{Coordinator, NodeIdentity};
+use crate::peer::{PeerClient, PeerRequest, PeerResponse, RemoteError, Request, Response};
+use crate::rpc::{self, Identity};
 use crate::storage::{Storage, StorageError};
 use crate::version::{Actor, ContextKey};
+
+/// The name peers check in the handshake: nodes of different clusters never talk.
+pub const CLUSTER_NAME: &str = "kura";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
 
 /// What CLIENT LIST and CLIENT INFO show of a connection.
 #[derive(Clone, Debug)]
@@ -29,6 +46,8 @@ pub struct ClientInfo {
 pub struct Node {
     pub config: Config,
     pub coordinator: Coordinator,
+    /// Who this node is to its peers (for the peer listener's handshake).
+    pub peer_identity: Arc<Identity>,
     pub metrics: Option<PrometheusHandle>,
     pub started: Instant,
     pub run_id: String,
@@ -53,7 +72,7 @@ impl Node {
     ///
     /// # Errors
     /// When the data directory cannot be opened.
-    pub fn open(config: Config, metrics: Option<PrometheusHandle>) -> Result<Arc<Node>, StorageError> {
+    pub fn open(config: Config, metrics: Option<PrometheusHandle>) -> Result<Arc<Node>, NodeError> {
         let storage = Storage::open(&config.data_dir, config.fsync)?;
         let node_id = match (&config.node_id, storage.meta_get("node_id")?) {
             (Some(id), stored) => {
@@ -89,12 +108,27 @@ impl Node {
                 }
             },
         };
+        let timeout = Duration::from_millis(config.request_timeout_ms);
+        let peer_identity = Arc::new(Identity::new(&node_id, CLUSTER_NAME, config.cluster_secret.as_deref()));
+        let peers = Arc::new(PeerClient::new(peer_identity.clone(), config.cluster_listen.ip(), timeout));
+        let me = Member {
+            id: node_id.clone(),
+            addr: config.cluster_listen,
+            client: config.listen,
+            zone: config.zone.clone(),
+            status: Status::Joining,
+            version: 1,
+        };
+        let settings =
+            Settings { me, n: config.n, partitions: config.partitions, seeds: config.seeds.clone(), timeout };
+        let cluster = Cluster::open(settings, storage.clone(), peers)?;
         let identity = NodeIdentity { actor: Actor::new(&node_id, epoch), node_id };
         let quorum = Quorum { n: config.n, r: config.r, w: config.w };
-        let coordinator = Coordinator::new(storage, identity, context_key, quorum);
+        let coordinator = Coordinator::new(storage, identity, context_key, quorum, cluster);
         Ok(Arc::new(Node {
             config,
             coordinator,
+            peer_identity,
             metrics,
             started: Instant::now(),
             run_id: random_hex(20),
@@ -132,5 +166,49 @@ impl Node {
 
     pub fn connected_clients(&self) -> usize {
         self.clients.lock().len()
+    }
+}
+
+impl rpc::Handler<PeerRequest, PeerResponse> for Node {
+    fn handle(&self, from: Arc<str>, req: PeerRequest) -> Pin<Box<dyn Future<Output = PeerResponse> + Send + '_>> {
+        Box::pin(async move {
+            let cluster = self.coordinator.cluster();
+            cluster.heard_from(&from);
+            cluster.on_peer_ring(&from, req.ring_version);
+            let failed = |e: &dyn std::fmt::Display| Response::Error(RemoteError::Failed(e.to_string()));
+            let body = match req.body {
+                Request::Ping => Response::Pong,
+                Request::Gossip(state) => cluster.on_gossip(&state),
+                Request::Join(member) => match cluster.admit(member) {
+                    Ok(state) => Response::State(Box::new(state)),
+                    Err(e) => failed(&e),
+                },
+                Request::Read { key } => match self.coordinator.local(&key) {
+                    Ok(set) => Response::Value(set.map(|s| (*s).clone())),
+                    Err(e) => failed(&e),
+                },
+                Request::Replicate { key, set } => {
+                    // Acknowledged only once it is in this node's journal.
+                    let mark = self.coordinator.write_mark();
+                    match self.coordinator.merge_replica(&key, &set) {
+                        Ok(()) => match self.coordinator.commit(self.coordinator.write_mark().max(mark)).await {
+                            Ok(()) => Response::Ack,
+                            Err(e) => failed(&e),
+                        },
+                        Err(e) => failed(&e),
+                    }
+                }
+                Request::Put { key, context, write, w } => {
+                    match self.coordinator.put_forwarded(&key, context, write, w).await {
+                        Ok(set) => match self.coordinator.commit(self.coordinator.write_mark()).await {
+                            Ok(()) => Response::Written((*set).clone()),
+                            Err(e) => failed(&e),
+                        },
+                        Err(e) => Response::Error(e.to_remote()),
+                    }
+                }
+            };
+            PeerResponse { ring_version: cluster.view().ring_version(), body }
+        })
     }
 }

@@ -1,19 +1,30 @@
 //! The coordinator: the only path from commands to storage (paper sections 4.5 and 4.6).
 //!
-//! A get asks the key's replicas and answers after R of them, merging their sibling sets; a put
-//! makes the new version at the coordinator (a new dot of this node's actor), stores it locally
-//! and sends it to the other replicas, answering after W acknowledgements. On a single node the
-//! replica set is this node alone and N = R = W = 1; the cluster issue plugs peers into
-//! [`Coordinator::replicas`].
+//! A **get** asks the N nodes of the key's preference list, answers after R of them with the
+//! syntactic merge of their sibling sets, and keeps listening after that: every replica whose
+//! set differs from the merge of all answers gets the merge back (read repair, paper 4.7's
+//! cheaper cousin). A **put** is coordinated by a node of the preference list: it makes the new
+//! version there (a new dot of its actor, under the key's lock), stores it, sends the resulting
+//! set to the other N-1 and answers after W acknowledgements (its own included). A node outside
+//! the preference list forwards the put to one inside it. Fewer than R or W answers within the
+//! request timeout is a `NoQuorum` error, never a hang.
+//!
+//! In a cluster of one the preference list is this node alone and both paths stay local.
 
 pub mod quorum;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
+use crate::cluster::{Cluster, ClusterError};
+use crate::metrics as m;
+use crate::peer::{RemoteError, Request, Response};
+use crate::ring::NodeId;
 use crate::storage::{Storage, StorageError};
 use crate::version::{Actor, Context, ContextError, ContextKey, Sibling, SiblingSet, VersionVector};
 use quorum::{Progress, Quorum, QuorumError, Tally};
@@ -29,9 +40,26 @@ pub enum CoordError {
     /// Fewer than R (or W) replicas answered in time.
     #[error("{op} needed {needed} replicas, {got} answered")]
     NoQuorum { op: &'static str, needed: usize, got: usize },
+    #[error("this node has not joined its cluster yet")]
+    NotReady,
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
 }
 
 pub type Result<T> = std::result::Result<T, CoordError>;
+
+impl CoordError {
+    /// The form a peer reports this error in.
+    pub fn to_remote(&self) -> RemoteError {
+        match self {
+            CoordError::NoQuorum { op, needed, got } => {
+                RemoteError::NoQuorum { op: (*op).to_owned(), needed: *needed, got: *got }
+            }
+            CoordError::NotReady => RemoteError::NotReady,
+            other => RemoteError::Failed(other.to_string()),
+        }
+    }
+}
 
 /// Who this node is.
 #[derive(Clone, Debug)]
@@ -42,7 +70,7 @@ pub struct NodeIdentity {
 }
 
 /// What a write replaces.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum WriteContext {
     /// Exactly the versions this context covers (DPUT, DDEL).
     Given(VersionVector),
@@ -51,17 +79,11 @@ pub enum WriteContext {
 }
 
 /// The new sibling of a write.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Write {
     /// `None` writes a tombstone.
     pub value: Option<Bytes>,
     pub expires_ms: Option<u64>,
-}
-
-/// One member of a key's replica set.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Replica {
-    Local,
 }
 
 pub struct Coordinator {
@@ -69,6 +91,7 @@ pub struct Coordinator {
     identity: NodeIdentity,
     context_key: ContextKey,
     quorum: Quorum,
+    cluster: Arc<Cluster>,
     /// Keys that may become reapable (tombstones and values with an expiry written, or left
     /// unreaped by the last walk); the reaper skips its walk while this is zero. Starts at 1
     /// so the first walk looks at what an earlier run left.
@@ -80,9 +103,18 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+/// One replica's answer to a read: its set, or a failure to get it.
+type ReadReply = (NodeId, std::result::Result<Option<SiblingSet>, ()>);
+
 impl Coordinator {
-    pub fn new(storage: Arc<Storage>, identity: NodeIdentity, context_key: ContextKey, quorum: Quorum) -> Self {
-        Coordinator { storage, identity, context_key, quorum, reap_pending: AtomicU64::new(1) }
+    pub fn new(
+        storage: Arc<Storage>,
+        identity: NodeIdentity,
+        context_key: ContextKey,
+        quorum: Quorum,
+        cluster: Arc<Cluster>,
+    ) -> Self {
+        Coordinator { storage, identity, context_key, quorum, cluster, reap_pending: AtomicU64::new(1) }
     }
 
     pub fn identity(&self) -> &NodeIdentity {
@@ -93,18 +125,21 @@ impl Coordinator {
         &self.storage
     }
 
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
     pub fn configured_quorum(&self) -> Quorum {
         self.quorum
     }
 
-    /// The replica set of `key`, in preference order.
-    pub fn replicas(&self, _key: &[u8]) -> Vec<Replica> {
-        vec![Replica::Local]
+    fn me(&self) -> &str {
+        &self.identity.node_id
     }
 
     /// Number of members that can hold replicas.
     pub fn members(&self) -> usize {
-        1
+        self.cluster.view().state.as_ref().map_or(1, |s| s.live_members().count())
     }
 
     /// Encodes a version vector as a client context.
@@ -120,49 +155,99 @@ impl Coordinator {
         Ok(Context::decode(text, &self.context_key)?)
     }
 
+    /// This node's own copy of `key` (no quorum, no repair).
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn local(&self, key: &[u8]) -> Result<Option<Arc<SiblingSet>>> {
+        Ok(self.storage.get(key)?)
+    }
+
     /// Reads `key` at quorum R (the configured one unless `r` overrides it) and returns the
     /// merged sibling set of the replicas that answered (empty if the key is missing).
     ///
     /// # Errors
-    /// An R out of range, storage failure, or fewer than R answers.
+    /// An R out of range, storage failure, or fewer than R answers in time.
     pub async fn get(&self, key: &[u8], r: Option<usize>) -> Result<Arc<SiblingSet>> {
-        let q = Quorum::resolve(self.quorum, self.members(), r, None)?;
-        let replicas = self.replicas(key);
-        let mut tally = Tally::new(q.r, replicas.len());
-        let mut merged: Option<Arc<SiblingSet>> = None;
-        for replica in &replicas {
-            match replica {
-                Replica::Local => match self.storage.get(key) {
-                    Ok(found) => {
-                        if let Some(set) = found {
-                            merged = Some(match merged {
-                                None => set,
-                                Some(m) => Arc::new(m.sync(&set)),
-                            });
-                        }
-                        tally.success();
-                    }
-                    Err(e) => {
-                        tracing::warn!("local read of a key failed: {e}");
-                        if tally.failure() == Progress::Failed {
-                            return Err(e.into());
-                        }
-                    }
-                },
+        let view = self.cluster.view();
+        if view.single(self.me()) {
+            Quorum::resolve(self.quorum, 1, r, None)?;
+            return Ok(self.storage.get(key)?.unwrap_or_default());
+        }
+        let prefs = view.preference_list(key);
+        drop(view);
+        if prefs.is_empty() {
+            return Err(CoordError::NotReady);
+        }
+        let q = Quorum::resolve(self.quorum, prefs.len(), r, None)?;
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + self.cluster.settings().timeout;
+        let (tx, mut rx) = mpsc::unbounded_channel::<ReadReply>();
+        let key = Bytes::copy_from_slice(key);
+        for node in prefs.iter() {
+            if node == self.me() {
+                let local = self.storage.get(&key).map(|s| s.map(|s| (*s).clone())).map_err(|e| {
+                    tracing::warn!("local read failed: {e}");
+                });
+                let _ = tx.send((node.clone(), local));
+            } else {
+                let (cluster, tx, node, key) = (self.cluster.clone(), tx.clone(), node.clone(), key.clone());
+                tokio::spawn(async move {
+                    let reply = match cluster.call(&node, Request::Read { key }).await {
+                        Ok(Response::Value(v)) => Ok(v),
+                        _ => Err(()),
+                    };
+                    let _ = tx.send((node, reply));
+                });
             }
         }
-        match tally.progress() {
-            Progress::Met => Ok(merged.unwrap_or_default()),
-            _ => Err(CoordError::NoQuorum { op: "read", needed: q.r, got: tally.successes() }),
+        drop(tx);
+        let mut tally = Tally::new(q.r, prefs.len());
+        let mut replies: Vec<(NodeId, Option<SiblingSet>)> = Vec::with_capacity(prefs.len());
+        while tally.progress() == Progress::Waiting {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some((node, Ok(set)))) => {
+                    replies.push((node, set));
+                    tally.success();
+                }
+                Ok(Some((_, Err(())))) => {
+                    tally.failure();
+                }
+                Ok(None) | Err(_) => break,
+            }
         }
+        if tally.progress() != Progress::Met {
+            return Err(CoordError::NoQuorum { op: "read", needed: q.r, got: tally.successes() });
+        }
+        let merged = merge_all(replies.iter().filter_map(|(_, s)| s.as_ref()));
+        metrics::histogram!(m::QUORUM_DURATION, "op" => "get", "phase" => "quorum")
+            .record(started.elapsed().as_secs_f64());
+        // The rest of the answers arrive in the background; then every stale replica is repaired.
+        let coordinator = self.background();
+        tokio::spawn(async move {
+            while let Ok(Some((node, reply))) = tokio::time::timeout_at(deadline, rx.recv()).await {
+                if let Ok(set) = reply {
+                    replies.push((node, set));
+                }
+            }
+            metrics::histogram!(m::QUORUM_DURATION, "op" => "get", "phase" => "all")
+                .record(started.elapsed().as_secs_f64());
+            coordinator.read_repair(key, replies).await;
+        });
+        Ok(Arc::new(merged))
+    }
+
+    /// What a background task needs of the coordinator.
+    fn background(&self) -> Background {
+        Background { storage: self.storage.clone(), cluster: self.cluster.clone(), me: self.me().to_owned() }
     }
 
     /// Writes `write` to `key` superseding what `context` covers, at quorum W. Returns the
-    /// sibling set after the write at the coordinator.
+    /// sibling set after the write at the coordinating replica.
     ///
     /// # Errors
-    /// A W out of range, storage failure, or fewer than W acknowledgements (the write may
-    /// still have landed on fewer replicas).
+    /// A W out of range, storage failure, or fewer than W acknowledgements in time (the write
+    /// may still have landed on fewer replicas).
     pub async fn put(
         &self,
         key: &[u8],
@@ -170,33 +255,136 @@ impl Coordinator {
         write: Write,
         w: Option<usize>,
     ) -> Result<Arc<SiblingSet>> {
-        let q = Quorum::resolve(self.quorum, self.members(), None, w)?;
-        let replicas = self.replicas(key);
-        let mut tally = Tally::new(q.w, replicas.len());
+        self.put_as(key, context, write, w, false).await
+    }
+
+    /// A put another node forwarded here: coordinate it even if the ring moved meanwhile.
+    pub async fn put_forwarded(
+        &self,
+        key: &[u8],
+        context: WriteContext,
+        write: Write,
+        w: Option<usize>,
+    ) -> Result<Arc<SiblingSet>> {
+        self.put_as(key, context, write, w, true).await
+    }
+
+    async fn put_as(
+        &self,
+        key: &[u8],
+        context: WriteContext,
+        write: Write,
+        w: Option<usize>,
+        forwarded: bool,
+    ) -> Result<Arc<SiblingSet>> {
         if write.value.is_none() || write.expires_ms.is_some() {
             self.reap_pending.fetch_add(1, Ordering::Relaxed);
         }
+        let view = self.cluster.view();
+        if view.single(self.me()) {
+            let q = Quorum::resolve(self.quorum, 1, None, w)?;
+            debug_assert_eq!(q.w, 1);
+            return self.write_local(key, &context, write);
+        }
+        let prefs = view.preference_list(key);
+        drop(view);
+        if prefs.is_empty() {
+            return Err(CoordError::NotReady);
+        }
+        let q = Quorum::resolve(self.quorum, prefs.len(), None, w)?;
+        if !forwarded && !prefs.iter().any(|n| n == self.me()) {
+            return self.forward(key, context, write, w, &prefs, q).await;
+        }
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + self.cluster.settings().timeout;
+        let written = self.write_local(key, &context, write)?;
+        let mut tally = Tally::new(q.w, prefs.len().max(1));
+        tally.success();
+        let (tx, mut rx) = mpsc::unbounded_channel::<bool>();
+        let key = Bytes::copy_from_slice(key);
+        for node in prefs.iter().filter(|n| *n != self.me()) {
+            let (cluster, tx, node) = (self.cluster.clone(), tx.clone(), node.clone());
+            let req = Request::Replicate { key: key.clone(), set: (*written).clone() };
+            tokio::spawn(async move {
+                let ok = matches!(cluster.call(&node, req).await, Ok(Response::Ack));
+                let _ = tx.send(ok);
+            });
+        }
+        drop(tx);
+        while tally.progress() == Progress::Waiting {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(true)) => {
+                    tally.success();
+                }
+                Ok(Some(false)) => {
+                    tally.failure();
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        metrics::histogram!(m::QUORUM_DURATION, "op" => "put", "phase" => "quorum")
+            .record(started.elapsed().as_secs_f64());
+        match tally.progress() {
+            Progress::Met => Ok(written),
+            _ => Err(CoordError::NoQuorum { op: "write", needed: q.w, got: tally.successes() }),
+        }
+    }
+
+    /// The new version, made where it is first stored: at this node, under the key's lock.
+    fn write_local(&self, key: &[u8], context: &WriteContext, write: Write) -> Result<Arc<SiblingSet>> {
         let sibling = Sibling {
             value: write.value,
             written_ms: now_ms(),
             origin: self.identity.actor,
             expires_ms: write.expires_ms,
         };
-        // The new version is made where it is first stored: at this node, under the key's lock.
-        let written = self.storage.update::<CoordError>(key, |current| {
+        self.storage.update::<CoordError>(key, |current| {
             let empty = SiblingSet::new();
             let current = current.unwrap_or(&empty);
-            let ctx = match &context {
+            let ctx = match context {
                 WriteContext::Given(vv) => vv.clone(),
                 WriteContext::Everything => current.context(),
             };
             Ok(current.update(&ctx, sibling).0)
-        })?;
-        tally.success();
-        match tally.progress() {
-            Progress::Met => Ok(written),
-            _ => Err(CoordError::NoQuorum { op: "write", needed: q.w, got: tally.successes() }),
+        })
+    }
+
+    /// Sends a put to a node of the preference list to coordinate (paper 4.5: a node that is
+    /// not among the top N forwards), trying them in order, reachable ones first.
+    async fn forward(
+        &self,
+        key: &[u8],
+        context: WriteContext,
+        write: Write,
+        w: Option<usize>,
+        prefs: &[NodeId],
+        q: Quorum,
+    ) -> Result<Arc<SiblingSet>> {
+        metrics::counter!(m::FORWARDED_TOTAL).increment(1);
+        let mut order: Vec<&NodeId> = prefs.iter().collect();
+        order.sort_by_key(|n| !self.cluster.is_up(n));
+        let key = Bytes::copy_from_slice(key);
+        for node in order {
+            let req = Request::Put { key: key.clone(), context: context.clone(), write: write.clone(), w };
+            match self.cluster.call(node, req).await {
+                Ok(Response::Written(set)) => return Ok(Arc::new(set)),
+                Err(ClusterError::Remote { error: RemoteError::NoQuorum { needed, got, .. }, .. }) => {
+                    return Err(CoordError::NoQuorum { op: "write", needed, got });
+                }
+                Ok(other) => tracing::warn!(node = %node, "forwarded put answered {other:?}"),
+                Err(e) => tracing::debug!(node = %node, "forwarding a put failed: {e}"),
+            }
         }
+        Err(CoordError::NoQuorum { op: "write", needed: q.w, got: 0 })
+    }
+
+    /// Merges a set another replica sent into this node's copy (replication, repair).
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn merge_replica(&self, key: &[u8], set: &SiblingSet) -> Result<()> {
+        self.storage.merge(key, set)?;
+        Ok(())
     }
 
     /// A mark covering every write made so far (see [`Storage::write_mark`]).
@@ -272,5 +460,50 @@ impl Coordinator {
             }
         }
         Ok(reaped)
+    }
+}
+
+/// The merge of every set in `sets`.
+fn merge_all<'a>(sets: impl Iterator<Item = &'a SiblingSet>) -> SiblingSet {
+    let mut merged: Option<SiblingSet> = None;
+    for set in sets {
+        merged = Some(match merged {
+            None => set.clone(),
+            Some(m) => m.sync(set),
+        });
+    }
+    merged.unwrap_or_default()
+}
+
+/// The part of a coordinator a background task carries: read repair after a get returned.
+struct Background {
+    storage: Arc<Storage>,
+    cluster: Arc<Cluster>,
+    me: NodeId,
+}
+
+impl Background {
+    /// Sends the merge of every answer to each replica whose copy differs from it.
+    async fn read_repair(&self, key: Bytes, replies: Vec<(NodeId, Option<SiblingSet>)>) {
+        let merged = merge_all(replies.iter().filter_map(|(_, s)| s.as_ref()));
+        if merged.is_empty() {
+            return;
+        }
+        for (node, set) in replies {
+            if set.as_ref() == Some(&merged) {
+                continue;
+            }
+            metrics::counter!(m::READ_REPAIRS_TOTAL).increment(1);
+            if node == self.me {
+                if let Err(e) = self.storage.merge(&key, &merged).and_then(|_| self.storage.commit()) {
+                    tracing::warn!("local read repair failed: {e}");
+                }
+                continue;
+            }
+            let req = Request::Replicate { key: key.clone(), set: merged.clone() };
+            if let Err(e) = self.cluster.call(&node, req).await {
+                tracing::debug!(node = %node, "read repair failed: {e}");
+            }
+        }
     }
 }

@@ -344,9 +344,22 @@ impl Storage {
         &self.hints
     }
 
-    /// The keyspace for ring and membership state (used by `cluster/`).
-    pub fn ring_state(&self) -> &Keyspace {
-        &self.ring
+    /// A value of the ring and membership state (used by `cluster/`).
+    ///
+    /// # Errors
+    /// Engine failure.
+    pub fn ring_get(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.ring.get(name)?.map(|v| v.to_vec()))
+    }
+
+    /// Stores a value of the ring and membership state and syncs it to disk at once.
+    ///
+    /// # Errors
+    /// Engine failure.
+    pub fn ring_put(&self, name: &str, value: &[u8]) -> Result<()> {
+        self.ring.insert(name, value)?;
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
     }
 
     pub fn stats(&self) -> StorageStats {

@@ -1,0 +1,453 @@
+//! Membership, gossip, failure detection and ring changes (paper 4.8, 4.9).
+//!
+//! A node founds a cluster when it starts with no seeds and no saved state, or joins through
+//! its seeds (the seeds keep the ring from splitting into logically separate rings, paper
+//! 4.8.2). Every second it gossips its view to one random member and sends a heartbeat to
+//! every member; the claimant (see [`state`]) turns joins into ring changes. The state is saved
+//! in the `ring` keyspace on every change, so a restarted node keeps its ring and members.
+//!
+//! Readers take a [`View`]: the state with the preference list of every partition computed once
+//! per ring change, swapped atomically.
+
+mod detector;
+pub mod state;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use rand::seq::SliceRandom;
+use tokio::sync::watch;
+
+pub use detector::Detector;
+pub use state::{ClusterState, Member, Status};
+
+use crate::metrics as m;
+use crate::peer::{PeerClient, PeerRequest, PeerResponse, RemoteError, Request, Response};
+use crate::ring::NodeId;
+use crate::rpc::RpcError;
+use crate::storage::{Storage, StorageError};
+
+/// Name of the saved state in the `ring` keyspace.
+const STATE_KEY: &str = "cluster";
+const GOSSIP_EVERY: Duration = Duration::from_secs(1);
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+const CLAIM_EVERY: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("saved cluster state is corrupt: {0}")]
+    Corrupt(String),
+    #[error("unknown member {0}")]
+    UnknownMember(String),
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    #[error("peer {peer}: {error}")]
+    Remote { peer: NodeId, error: RemoteError },
+    #[error("unexpected response from {0}")]
+    Unexpected(NodeId),
+}
+
+/// How this node runs in its cluster.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub me: Member,
+    pub n: usize,
+    pub partitions: u32,
+    pub seeds: Vec<SocketAddr>,
+    /// Timeout of a peer request.
+    pub timeout: Duration,
+}
+
+/// The cluster as this node sees it at one moment.
+pub struct View {
+    /// `None` until a joining node has heard from its seeds.
+    pub state: Option<ClusterState>,
+    /// Per partition, the N owners in preference order.
+    preflists: Vec<Arc<[NodeId]>>,
+    /// Per partition, the whole ring walk (the extended preference list, for stand-ins).
+    walks: Vec<Arc<[NodeId]>>,
+    addrs: HashMap<NodeId, SocketAddr>,
+}
+
+impl View {
+    fn new(state: Option<ClusterState>, n: usize) -> View {
+        let Some(s) = &state else {
+            return View { state, preflists: Vec::new(), walks: Vec::new(), addrs: HashMap::new() };
+        };
+        let zone_of = |id: &NodeId| s.members.get(id).and_then(|m| m.zone.clone());
+        let q = s.ring.size();
+        let preflists = (0..q).map(|p| Arc::from(s.ring.preference_list(p, n, &zone_of))).collect();
+        let walks = (0..q).map(|p| s.ring.walk(p).into_iter().cloned().collect::<Vec<_>>().into()).collect();
+        let addrs = s.members.values().map(|m| (m.id.clone(), m.addr)).collect();
+        View { state, preflists, walks, addrs }
+    }
+
+    pub fn ring_version(&self) -> u64 {
+        self.state.as_ref().map_or(0, |s| s.ring.version)
+    }
+
+    /// The ring size Q (0 before joining).
+    pub fn partitions(&self) -> u32 {
+        self.preflists.len() as u32
+    }
+
+    /// The preference list of `key` (empty before joining).
+    pub fn preference_list(&self, key: &[u8]) -> Arc<[NodeId]> {
+        match self.partitions() {
+            0 => Arc::from(Vec::new()),
+            q => self.preflists[crate::ring::partition_of_key(key, q) as usize].clone(),
+        }
+    }
+
+    /// Every owner in ring order from `key`'s partition.
+    pub fn walk(&self, key: &[u8]) -> Arc<[NodeId]> {
+        match self.partitions() {
+            0 => Arc::from(Vec::new()),
+            q => self.walks[crate::ring::partition_of_key(key, q) as usize].clone(),
+        }
+    }
+
+    pub fn addr(&self, id: &str) -> Option<SocketAddr> {
+        self.addrs.get(id).copied()
+    }
+
+    /// Whether this is a cluster of one (every key lives here alone).
+    pub fn single(&self, me: &str) -> bool {
+        self.state.as_ref().is_some_and(|s| s.members.len() == 1 && s.members.contains_key(me))
+    }
+}
+
+pub struct Cluster {
+    settings: Settings,
+    view: ArcSwap<View>,
+    /// Serialises changes of the state (merge, save, swap).
+    changing: Mutex<()>,
+    detector: Mutex<Detector>,
+    storage: Arc<Storage>,
+    peers: Arc<PeerClient>,
+}
+
+impl Cluster {
+    /// Loads the saved state, or founds a new cluster when there is none and no seeds.
+    ///
+    /// # Errors
+    /// Storage failure or a corrupt saved state.
+    pub fn open(
+        settings: Settings,
+        storage: Arc<Storage>,
+        peers: Arc<PeerClient>,
+    ) -> Result<Arc<Cluster>, ClusterError> {
+        let saved = match storage.ring_get(STATE_KEY)? {
+            Some(bytes) => {
+                Some(postcard::from_bytes::<ClusterState>(&bytes).map_err(|e| ClusterError::Corrupt(e.to_string()))?)
+            }
+            None => None,
+        };
+        let me = &settings.me;
+        let seeds: Vec<SocketAddr> = settings.seeds.iter().copied().filter(|s| *s != me.addr).collect();
+        let state = match saved {
+            Some(mut s) => {
+                // A restart may come with new addresses or zone: describe ourselves again.
+                if let Some(old) = s.members.get(&me.id).cloned() {
+                    if (old.addr, old.client, &old.zone) != (me.addr, me.client, &me.zone) {
+                        s.upsert(Member { version: old.version + 1, status: old.status, ..me.clone() });
+                    }
+                }
+                Some(s)
+            }
+            None if seeds.is_empty() => Some(ClusterState::found(me.clone(), settings.partitions)),
+            None => None,
+        };
+        let cluster = Arc::new(Cluster {
+            view: ArcSwap::from_pointee(View::new(None, settings.n)),
+            settings: Settings { seeds, ..settings },
+            changing: Mutex::new(()),
+            detector: Mutex::new(Detector::new(Duration::from_secs(3))),
+            storage,
+            peers,
+        });
+        if let Some(s) = state {
+            let _guard = cluster.changing.lock();
+            cluster.install(s)?;
+        }
+        Ok(cluster)
+    }
+
+    pub fn me(&self) -> &NodeId {
+        &self.settings.me.id
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The current view (cheap: an atomic load).
+    pub fn view(&self) -> arc_swap::Guard<Arc<View>> {
+        self.view.load()
+    }
+
+    /// Saves and publishes `state`. Callers hold `changing`.
+    fn install(&self, state: ClusterState) -> Result<(), ClusterError> {
+        let bytes = postcard::to_stdvec(&state).map_err(|e| ClusterError::Corrupt(e.to_string()))?;
+        self.storage.ring_put(STATE_KEY, &bytes)?;
+        metrics::gauge!(m::RING_VERSION).set(state.ring.version as f64);
+        metrics::gauge!(m::MEMBERS).set(state.live_members().count() as f64);
+        self.view.store(Arc::new(View::new(Some(state), self.settings.n)));
+        Ok(())
+    }
+
+    /// Merges another node's view into ours; returns whether ours changed.
+    pub fn merge(&self, other: &ClusterState) -> Result<bool, ClusterError> {
+        let _guard = self.changing.lock();
+        let view = self.view.load();
+        let mut state = match &view.state {
+            Some(s) => s.clone(),
+            // A joining node adopts the first state it hears, if it names this node.
+            None if other.members.contains_key(self.me()) => other.clone(),
+            None => return Ok(false),
+        };
+        let changed = state.merge(other);
+        if changed || view.state.is_none() {
+            if view.state.as_ref().map(|s| s.ring.version) != Some(state.ring.version) {
+                tracing::info!(ring_version = state.ring.version, "new ring");
+            }
+            self.install(state)?;
+        }
+        Ok(changed)
+    }
+
+    /// A node asks to join: add it (as joining) and return the state it should start from.
+    pub fn admit(&self, member: Member) -> Result<ClusterState, ClusterError> {
+        let _guard = self.changing.lock();
+        let Some(mut state) = self.view.load().state.clone() else {
+            return Err(ClusterError::Remote { peer: self.me().clone(), error: RemoteError::NotReady });
+        };
+        let member = match state.members.get(&member.id) {
+            // A known node (restarted without its data) keeps its place.
+            Some(old) => Member { status: old.status, version: old.version + 1, ..member },
+            None => Member { status: Status::Joining, ..member },
+        };
+        if state.upsert(member.clone()) {
+            tracing::info!(node = %member.id, addr = %member.addr, "member joining");
+            self.install(state.clone())?;
+        }
+        Ok(state)
+    }
+
+    /// Whether `id` is up as this node sees it (itself always is).
+    pub fn is_up(&self, id: &str) -> bool {
+        id == self.me() || self.detector.lock().is_up(id)
+    }
+
+    /// A peer's request arrived: it is alive.
+    pub fn heard_from(&self, id: &str) {
+        self.record(id, true);
+    }
+
+    fn record(&self, id: &str, ok: bool) {
+        let now = Instant::now();
+        let mut d = self.detector.lock();
+        if ok {
+            if d.ok(id, now) {
+                tracing::info!(node = id, "peer is up");
+            }
+        } else if d.failed(id, now) {
+            tracing::warn!(node = id, "peer is down");
+        }
+    }
+
+    /// Sends `body` to member `id` and returns its response body. Reports the outcome to the
+    /// failure detector, and fetches the peer's state if its ring is newer than ours.
+    ///
+    /// # Errors
+    /// The member is unknown, unreachable, timed out, or answered with an error.
+    pub async fn call(self: &Arc<Self>, id: &str, body: Request) -> Result<Response, ClusterError> {
+        let addr = self.view().addr(id).ok_or_else(|| ClusterError::UnknownMember(id.to_owned()))?;
+        let result = self.call_addr(addr, body).await;
+        match &result {
+            Ok(_) => self.record(id, true),
+            Err(ClusterError::Rpc(e)) => {
+                m::peer_error(match e {
+                    RpcError::Timeout(_) => "timeout",
+                    RpcError::Connect { .. } => "connect",
+                    RpcError::Handshake { .. } => "handshake",
+                    _ => "closed",
+                });
+                self.record(id, false);
+            }
+            Err(_) => {}
+        }
+        let body = result?;
+        if let Response::Error(error) = body {
+            return Err(ClusterError::Remote { peer: id.to_owned(), error });
+        }
+        Ok(body)
+    }
+
+    async fn call_addr(self: &Arc<Self>, addr: SocketAddr, body: Request) -> Result<Response, ClusterError> {
+        let mine = self.view().ring_version();
+        let req = PeerRequest { ring_version: mine, body };
+        let PeerResponse { ring_version, body } = self.peers.call(addr, &req, self.settings.timeout).await?;
+        if ring_version > mine && !matches!(body, Response::State(_)) {
+            self.refresh_from(addr);
+        }
+        Ok(body)
+    }
+
+    /// Exchanges state with the peer at `addr` in the background (its ring is newer).
+    pub fn refresh_from(self: &Arc<Self>, addr: SocketAddr) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = me.gossip_with(addr).await {
+                tracing::debug!("state refresh from {addr} failed: {e}");
+            }
+        });
+    }
+
+    /// One gossip exchange with the peer at `addr`.
+    async fn gossip_with(self: &Arc<Self>, addr: SocketAddr) -> Result<(), ClusterError> {
+        let Some(state) = self.view().state.clone() else { return Ok(()) };
+        if let Response::State(theirs) = self.call_addr(addr, Request::Gossip(Box::new(state))).await? {
+            self.merge(&theirs)?;
+        }
+        Ok(())
+    }
+
+    /// Starts the background work: joining through the seeds, heartbeats, gossip, and the
+    /// claimant's ring changes. Ends when `shutdown` turns true.
+    pub fn spawn(self: &Arc<Self>, shutdown: watch::Receiver<bool>) {
+        tokio::spawn(self.clone().join_loop(shutdown.clone()));
+        tokio::spawn(self.clone().heartbeat_loop(shutdown.clone()));
+        tokio::spawn(self.clone().gossip_loop(shutdown.clone()));
+        tokio::spawn(self.clone().claim_loop(shutdown));
+    }
+
+    async fn join_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        while self.view().state.is_none() {
+            for seed in self.settings.seeds.clone() {
+                match self.call_addr(seed, Request::Join(self.settings.me.clone())).await {
+                    Ok(Response::State(state)) => {
+                        if let Err(e) = self.merge(&state) {
+                            tracing::error!("cannot save the joined state: {e}");
+                        }
+                        tracing::info!(%seed, "joined the cluster");
+                        break;
+                    }
+                    Ok(other) => tracing::warn!(%seed, "seed answered a join with {other:?}"),
+                    Err(e) => tracing::warn!(%seed, "join through seed failed: {e}"),
+                }
+            }
+            if self.view().state.is_some() {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// Other members to talk to (not removed, not this node).
+    fn others(&self) -> Vec<(NodeId, SocketAddr)> {
+        self.view()
+            .state
+            .as_ref()
+            .map(|s| s.live_members().filter(|m| &m.id != self.me()).map(|m| (m.id.clone(), m.addr)).collect())
+            .unwrap_or_default()
+    }
+
+    async fn heartbeat_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            for (id, _) in self.others() {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let _ = me.call(&id, Request::Ping).await;
+                });
+            }
+            let down = self.others().iter().filter(|(id, _)| !self.is_up(id)).count();
+            metrics::gauge!(m::PEERS_DOWN).set(down as f64);
+        }
+    }
+
+    async fn gossip_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(GOSSIP_EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let others = self.others();
+            let Some((id, addr)) = others.choose(&mut rand::thread_rng()).cloned() else { continue };
+            match self.gossip_with(addr).await {
+                Ok(()) => self.record(&id, true),
+                Err(e) => tracing::debug!(node = %id, "gossip failed: {e}"),
+            }
+        }
+    }
+
+    /// The claimant's loop: when this node is the claimant and the ring does not fit the
+    /// members, make the next ring and push it to everyone at once.
+    async fn claim_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(CLAIM_EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let next = {
+                let _guard = self.changing.lock();
+                let view = self.view.load();
+                let Some(state) = &view.state else { continue };
+                if state.claimant() != Some(self.me()) {
+                    continue;
+                }
+                let Some(next) = state.next(self.settings.n, &|id| self.is_up(id)) else { continue };
+                tracing::info!(ring_version = next.ring.version, "claimant: new ring");
+                if let Err(e) = self.install(next.clone()) {
+                    tracing::error!("cannot save the new ring: {e}");
+                    continue;
+                }
+                next
+            };
+            for (_, addr) in self.others() {
+                let (me, state) = (self.clone(), next.clone());
+                tokio::spawn(async move {
+                    if let Ok(Response::State(theirs)) = me.call_addr(addr, Request::Gossip(Box::new(state))).await {
+                        let _ = me.merge(&theirs);
+                    }
+                });
+            }
+        }
+    }
+
+    /// Answers a gossip round: merge theirs, reply with ours.
+    pub fn on_gossip(&self, theirs: &ClusterState) -> Response {
+        if let Err(e) = self.merge(theirs) {
+            tracing::error!("cannot save merged state: {e}");
+        }
+        match self.view().state.clone() {
+            Some(s) => Response::State(Box::new(s)),
+            None => Response::Error(RemoteError::NotReady),
+        }
+    }
+
+    /// A peer with a newer ring talked to us: catch up from it.
+    pub fn on_peer_ring(self: &Arc<Self>, from: &str, their_version: u64) {
+        if their_version > self.view().ring_version() {
+            if let Some(addr) = self.view().addr(from) {
+                self.refresh_from(addr);
+            }
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! Membership and ring state as gossip carries it (paper 4.8), pure: merging two nodes' views,
+//! and the claimant's next ring.
+//!
+//! Each member entry is versioned and the higher version wins, so a change made anywhere
+//! spreads by gossip alone. The ring is versioned as a whole and changed by one node at a time,
+//! the *claimant* (the valid member with the smallest id, as Riak's), and only while it sees
+//! every member it would place up: ring changes never race across a network partition.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ring::{NodeId, Ring};
+
+/// Where a member is in its life (design.md section 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Status {
+    /// Known to the cluster, not yet given partitions.
+    Joining,
+    /// Owns (or may own) partitions.
+    Valid,
+    /// Handing its partitions off before it goes.
+    Leaving,
+    /// Holds no partitions any more; about to go.
+    Exiting,
+    /// Removed by an operator or after leaving; kept as a tombstone so gossip does not bring it back.
+    Removed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Joining => "joining",
+            Status::Valid => "valid",
+            Status::Leaving => "leaving",
+            Status::Exiting => "exiting",
+            Status::Removed => "removed",
+        }
+    }
+}
+
+/// One member as the cluster knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: NodeId,
+    /// Cluster (peer) address.
+    pub addr: SocketAddr,
+    /// RESP address for clients.
+    pub client: SocketAddr,
+    pub zone: Option<String>,
+    pub status: Status,
+    /// Bumped by whoever changes this entry; the higher version wins a merge.
+    pub version: u64,
+}
+
+impl Member {
+    /// Which of two versions of one member's entry a merge keeps: the higher version; at equal
+    /// versions (two nodes changed it at once) the later status, then the larger address.
+    fn newer<'a>(a: &'a Member, b: &'a Member) -> &'a Member {
+        let key = |m: &'a Member| (m.version, m.status, m.addr, m.client, &m.zone);
+        if key(b) > key(a) {
+            b
+        } else {
+            a
+        }
+    }
+}
+
+/// What gossip exchanges: every member and the ring.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterState {
+    pub members: BTreeMap<NodeId, Member>,
+    pub ring: Ring,
+}
+
+impl ClusterState {
+    /// A new cluster of one node owning every partition.
+    pub fn found(me: Member, q: u32) -> ClusterState {
+        let mut me = me;
+        me.status = Status::Valid;
+        let ring = Ring::new(q, std::slice::from_ref(&me.id));
+        ClusterState { members: BTreeMap::from([(me.id.clone(), me)]), ring }
+    }
+
+    /// Merges another node's view into this one. Returns whether anything changed here.
+    pub fn merge(&mut self, other: &ClusterState) -> bool {
+        let mut changed = false;
+        for (id, theirs) in &other.members {
+            match self.members.get_mut(id) {
+                Some(mine) => {
+                    let newer = Member::newer(mine, theirs);
+                    if newer != mine {
+                        *mine = newer.clone();
+                        changed = true;
+                    }
+                }
+                None => {
+                    self.members.insert(id.clone(), theirs.clone());
+                    changed = true;
+                }
+            }
+        }
+        if ring_newer(&other.ring, &self.ring) {
+            self.ring = other.ring.clone();
+            changed = true;
+        }
+        changed
+    }
+
+    /// Adds or refreshes `m` as the member itself describes it (join, restart on a new address).
+    pub fn upsert(&mut self, m: Member) -> bool {
+        match self.members.get(&m.id) {
+            Some(old) if Member::newer(old, &m) == old => false,
+            _ => {
+                self.members.insert(m.id.clone(), m);
+                true
+            }
+        }
+    }
+
+    /// The member that changes the ring: the valid member with the smallest id.
+    pub fn claimant(&self) -> Option<&NodeId> {
+        self.members.values().filter(|m| m.status == Status::Valid).map(|m| &m.id).min()
+    }
+
+    /// Members that should own partitions.
+    pub fn placeable(&self) -> Vec<NodeId> {
+        self.members
+            .values()
+            .filter(|m| matches!(m.status, Status::Joining | Status::Valid))
+            .map(|m| m.id.clone())
+            .collect()
+    }
+
+    /// Members other than removed ones.
+    pub fn live_members(&self) -> impl Iterator<Item = &Member> {
+        self.members.values().filter(|m| m.status != Status::Removed)
+    }
+
+    /// The claimant's step (paper 4.9, Riak's claimant): places joining members and takes
+    /// partitions off members that should not own any. Returns the next state, or `None` when
+    /// the ring already fits, or when a member it would involve is not `up` (ring changes wait
+    /// for a connected cluster rather than race across a partition).
+    pub fn next(&self, n: usize, up: &dyn Fn(&NodeId) -> bool) -> Option<ClusterState> {
+        let target = self.placeable();
+        if target.is_empty() {
+            return None;
+        }
+        let owners: Vec<&NodeId> = self.ring.owners().into_iter().collect();
+        let joining = self.members.values().any(|m| m.status == Status::Joining);
+        let misplaced = owners.iter().any(|o| !target.contains(o));
+        let can_own = target.len().min(self.ring.partitions.len());
+        if !joining && !misplaced && owners.len() == can_own {
+            return None;
+        }
+        if !target.iter().chain(owners.iter().copied()).all(up) {
+            return None;
+        }
+        let mut next = self.clone();
+        let claimed = self.ring.claim(&target, n);
+        for (p, owner) in next.ring.partitions.iter_mut().zip(claimed) {
+            p.owner = owner;
+            p.next = None;
+        }
+        next.ring.version += 1;
+        for m in next.members.values_mut() {
+            if m.status == Status::Joining {
+                m.status = Status::Valid;
+                m.version += 1;
+            }
+        }
+        Some(next)
+    }
+}
+
+/// Whether ring `a` replaces ring `b`: a higher version; at equal versions with different
+/// contents (two claimants for a moment), the larger encoding, so every node picks the same.
+pub fn ring_newer(a: &Ring, b: &Ring) -> bool {
+    if a.version != b.version {
+        return a.version > b.version;
+    }
+    if a == b {
+        return false;
+    }
+    let enc = |r: &Ring| postcard::to_stdvec(r).unwrap_or_default();
+    enc(a) > enc(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: &str, status: Status, version: u64) -> Member {
+        let n: u8 = id.trim_start_matches('n').parse().unwrap_or(1);
+        Member {
+            id: id.into(),
+            addr: SocketAddr::from(([127, 0, 0, n], 7379)),
+            client: SocketAddr::from(([127, 0, 0, n], 6379)),
+            zone: None,
+            status,
+            version,
+        }
+    }
+
+    fn all_up(_: &NodeId) -> bool {
+        true
+    }
+
+    #[test]
+    fn joins_converge_through_the_claimant() {
+        let mut s = ClusterState::found(member("n1", Status::Joining, 1), 64);
+        assert_eq!(s.claimant().map(String::as_str), Some("n1"));
+        assert!(s.next(3, &all_up).is_none(), "a founded cluster needs no change");
+        for i in 2..=5 {
+            assert!(s.upsert(member(&format!("n{i}"), Status::Joining, 1)));
+        }
+        // The claimant waits while a member is unreachable.
+        assert!(s.next(3, &|id: &NodeId| id != "n4").is_none());
+        let next = s.next(3, &all_up).expect("a transition");
+        assert_eq!(next.ring.version, 2);
+        assert!(next.members.values().all(|m| m.status == Status::Valid));
+        let counts = next.ring.ownership();
+        assert_eq!(counts.len(), 5);
+        assert!(counts.values().all(|&c| c == 12 || c == 13), "{counts:?}");
+        assert!(next.next(3, &all_up).is_none(), "stable once placed");
+    }
+
+    #[test]
+    fn merge_is_commutative_and_keeps_newest_entries() {
+        let base = ClusterState::found(member("n1", Status::Valid, 1), 8);
+        let mut a = base.clone();
+        a.upsert(member("n2", Status::Joining, 1));
+        let mut b = base.clone();
+        b.upsert(member("n3", Status::Joining, 1));
+        b.members.get_mut("n1").unwrap().version = 2;
+        b.members.get_mut("n1").unwrap().status = Status::Leaving;
+        let mut ab = a.clone();
+        assert!(ab.merge(&b));
+        let mut ba = b.clone();
+        assert!(ba.merge(&a));
+        assert_eq!(ab, ba);
+        assert_eq!(ab.members.len(), 3);
+        assert_eq!(ab.members["n1"].status, Status::Leaving);
+        assert!(!ab.merge(&a), "merging again changes nothing");
+        // Rings: the higher version wins; equal versions resolve the same way everywhere.
+        let mut r1 = ab.clone();
+        r1.ring.version = 5;
+        let mut r2 = ab.clone();
+        r2.ring.version = 5;
+        r2.ring.partitions[0].owner = "n3".into();
+        let (mut x, mut y) = (r1.clone(), r2.clone());
+        x.merge(&r2);
+        y.merge(&r1);
+        assert_eq!(x.ring, y.ring);
+    }
+}

@@ -1,0 +1,62 @@
+//! What peers say to each other: the requests and responses that travel over `rpc/`, each
+//! stamped with the sender's ring version so that a node with an older ring learns of the
+//! newer one from the next message it exchanges (the version-check routing of DynamoDB's
+//! request routers, seeds/003). `node.rs` answers them.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::{ClusterState, Member};
+use crate::coordinator::{Write, WriteContext};
+use crate::version::SiblingSet;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PeerRequest {
+    pub ring_version: u64,
+    pub body: Request,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PeerResponse {
+    pub ring_version: u64,
+    pub body: Response,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// Heartbeat.
+    Ping,
+    /// A gossip round: here is my view; answer with yours after merging mine.
+    Gossip(Box<ClusterState>),
+    /// A new node asks to be added to the cluster.
+    Join(Member),
+    /// This node's stored sibling set of a key.
+    Read { key: Bytes },
+    /// Merge this sibling set into your copy (replication of a write, read repair).
+    Replicate { key: Bytes, set: SiblingSet },
+    /// Coordinate this write: you are in the key's preference list, I am not.
+    Put { key: Bytes, context: WriteContext, write: Write, w: Option<usize> },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Response {
+    Pong,
+    State(Box<ClusterState>),
+    Value(Option<SiblingSet>),
+    Ack,
+    Written(SiblingSet),
+    Error(RemoteError),
+}
+
+/// A failure the remote node reports (rather than a failure to reach it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum RemoteError {
+    #[error("{op} needed {needed} replicas, {got} answered")]
+    NoQuorum { op: String, needed: usize, got: usize },
+    #[error("the node has not joined its cluster yet")]
+    NotReady,
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub type PeerClient = crate::rpc::Client<PeerRequest, PeerResponse>;

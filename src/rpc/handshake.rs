@@ -1,0 +1,169 @@
+//! The peer handshake. Both sides prove they hold the cluster key without sending it:
+//!
+//! 1. client -> server `Hello { protocol, cluster, node, nonce_c }`
+//! 2. server -> client `Welcome { protocol, cluster, node, nonce_s, proof_s }` (or `Refused`),
+//!    `proof_s = HMAC(key, "server" | nonce_c | nonce_s)`
+//! 3. client -> server `Proof { proof_c }`, `proof_c = HMAC(key, "client" | nonce_s | nonce_c)`
+//! 4. server -> client `Ready` (or `Refused`)
+//!
+//! The key is derived from `--cluster-secret` (or, without one, from the cluster name, which
+//! then only keeps clusters apart). Fresh nonces on both sides defeat replay.
+
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use super::frame;
+
+/// Bumped when peers of different versions cannot talk.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Who this node is to its peers, and the key that proves it belongs.
+pub struct Identity {
+    pub node_id: String,
+    pub cluster: String,
+    key: [u8; 32],
+}
+
+impl Identity {
+    pub fn new(node_id: &str, cluster: &str, secret: Option<&str>) -> Identity {
+        use sha2::Digest;
+        let mut h = Sha256::new();
+        h.update(b"kura-peer-key-v1\0");
+        h.update(cluster.as_bytes());
+        h.update(b"\0");
+        h.update(secret.unwrap_or("").as_bytes());
+        Identity { node_id: node_id.to_owned(), cluster: cluster.to_owned(), key: h.finalize().into() }
+    }
+
+    fn proof(&self, role: &[u8], first: &[u8; 16], second: &[u8; 16]) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(role);
+        mac.update(first);
+        mac.update(second);
+        mac.finalize().into_bytes().into()
+    }
+
+    fn verify(&self, role: &[u8], first: &[u8; 16], second: &[u8; 16], proof: &[u8; 32]) -> bool {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(role);
+        mac.update(first);
+        mac.update(second);
+        mac.verify_slice(proof).is_ok()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+enum Msg {
+    Hello { protocol: u16, cluster: String, node: String, nonce: [u8; 16] },
+    Welcome { protocol: u16, cluster: String, node: String, nonce: [u8; 16], proof: [u8; 32] },
+    Proof { proof: [u8; 32] },
+    Ready,
+    Refused { reason: String },
+}
+
+fn nonce() -> [u8; 16] {
+    let mut n = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut n);
+    n
+}
+
+async fn send<S: AsyncWrite + Unpin>(s: &mut S, m: &Msg) -> Result<(), String> {
+    let bytes = frame::encode(m).map_err(|e| e.to_string())?;
+    s.write_all(&bytes).await.map_err(|e| e.to_string())?;
+    s.flush().await.map_err(|e| e.to_string())
+}
+
+async fn recv<S: AsyncRead + Unpin>(s: &mut S) -> Result<Msg, String> {
+    frame::read(s).await.map_err(|e| e.to_string())
+}
+
+/// The client's side. Returns the peer's node id.
+pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, me: &Identity) -> Result<String, String> {
+    let nonce_c = nonce();
+    let hello = Msg::Hello {
+        protocol: PROTOCOL_VERSION,
+        cluster: me.cluster.clone(),
+        node: me.node_id.clone(),
+        nonce: nonce_c,
+    };
+    send(s, &hello).await?;
+    let (node, nonce_s) = match recv(s).await? {
+        Msg::Welcome { protocol, cluster, node, nonce, proof } => {
+            if protocol != PROTOCOL_VERSION || cluster != me.cluster {
+                return Err(format!("peer speaks protocol {protocol} of cluster {cluster:?}"));
+            }
+            if !me.verify(b"server", &nonce_c, &nonce, &proof) {
+                return Err("peer does not hold the cluster secret".into());
+            }
+            (node, nonce)
+        }
+        Msg::Refused { reason } => return Err(format!("refused: {reason}")),
+        _ => return Err("unexpected handshake message".into()),
+    };
+    send(s, &Msg::Proof { proof: me.proof(b"client", &nonce_s, &nonce_c) }).await?;
+    match recv(s).await? {
+        Msg::Ready => Ok(node),
+        Msg::Refused { reason } => Err(format!("refused: {reason}")),
+        _ => Err("unexpected handshake message".into()),
+    }
+}
+
+/// The server's side. Returns the peer's node id.
+pub async fn server<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, me: &Identity) -> Result<String, String> {
+    let (node, nonce_c) = match recv(s).await? {
+        Msg::Hello { protocol, cluster, node, nonce } => {
+            if protocol != PROTOCOL_VERSION || cluster != me.cluster {
+                let reason = format!("this node speaks protocol {PROTOCOL_VERSION} of cluster {:?}", me.cluster);
+                let _ = send(s, &Msg::Refused { reason: reason.clone() }).await;
+                return Err(format!("peer {node} speaks protocol {protocol} of cluster {cluster:?}"));
+            }
+            (node, nonce)
+        }
+        _ => return Err("unexpected handshake message".into()),
+    };
+    let nonce_s = nonce();
+    let welcome = Msg::Welcome {
+        protocol: PROTOCOL_VERSION,
+        cluster: me.cluster.clone(),
+        node: me.node_id.clone(),
+        nonce: nonce_s,
+        proof: me.proof(b"server", &nonce_c, &nonce_s),
+    };
+    send(s, &welcome).await?;
+    match recv(s).await? {
+        Msg::Proof { proof } if me.verify(b"client", &nonce_s, &nonce_c, &proof) => {
+            send(s, &Msg::Ready).await?;
+            Ok(node)
+        }
+        Msg::Proof { .. } => {
+            let _ = send(s, &Msg::Refused { reason: "wrong cluster secret".into() }).await;
+            Err(format!("peer {node} does not hold the cluster secret"))
+        }
+        _ => Err("unexpected handshake message".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn pair(a: Identity, b: Identity) -> (Result<String, String>, Result<String, String>) {
+        let (mut x, mut y) = tokio::io::duplex(4096);
+        tokio::join!(async move { client(&mut x, &a).await }, async move { server(&mut y, &b).await })
+    }
+
+    #[tokio::test]
+    async fn same_secret_shakes_hands_other_secrets_do_not() {
+        let (c, s) = pair(Identity::new("a", "kura", Some("s")), Identity::new("b", "kura", Some("s"))).await;
+        assert_eq!((c.unwrap(), s.unwrap()), ("b".to_string(), "a".to_string()));
+        let (c, s) = pair(Identity::new("a", "kura", Some("x")), Identity::new("b", "kura", Some("s"))).await;
+        assert!(c.is_err() && s.is_err());
+        let (c, s) = pair(Identity::new("a", "kura", None), Identity::new("b", "kura", Some("s"))).await;
+        assert!(c.is_err() && s.is_err());
+        let (c, s) = pair(Identity::new("a", "other", None), Identity::new("b", "kura", None)).await;
+        assert!(c.is_err() && s.is_err());
+    }
+}
