@@ -96,18 +96,9 @@ impl Node {
                 e
             }
         };
-        let context_key = match &config.cluster_secret {
-            Some(secret) => ContextKey::derive(secret.as_bytes()),
-            None => match storage.meta_get("context_key")?.and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok()) {
-                Some(k) => ContextKey::new(k),
-                None => {
-                    let mut k = [0u8; 32];
-                    rand::thread_rng().fill_bytes(&mut k);
-                    storage.meta_put("context_key", &k)?;
-                    ContextKey::new(k)
-                }
-            },
-        };
+        // Contexts must decode on every node: signed with the cluster secret when there is
+        // one, else with the key the cluster was founded with (carried by its state).
+        let context_key = config.cluster_secret.as_deref().map(|s| ContextKey::derive(s.as_bytes()));
         let timeout = Duration::from_millis(config.request_timeout_ms);
         let peer_identity = Arc::new(Identity::new(&node_id, CLUSTER_NAME, config.cluster_secret.as_deref()));
         let peers = Arc::new(PeerClient::new(peer_identity.clone(), config.cluster_listen.ip(), timeout));

@@ -72,6 +72,9 @@ impl Member {
 pub struct ClusterState {
     pub members: BTreeMap<NodeId, Member>,
     pub ring: Ring,
+    /// Chosen when the cluster is founded, never changed: signs contexts when no cluster
+    /// secret is set, so that a context from any node decodes on every node.
+    pub context_seed: [u8; 32],
 }
 
 impl ClusterState {
@@ -80,7 +83,9 @@ impl ClusterState {
         let mut me = me;
         me.status = Status::Valid;
         let ring = Ring::new(q, std::slice::from_ref(&me.id));
-        ClusterState { members: BTreeMap::from([(me.id.clone(), me)]), ring }
+        let mut context_seed = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut context_seed);
+        ClusterState { members: BTreeMap::from([(me.id.clone(), me)]), ring, context_seed }
     }
 
     /// Merges another node's view into this one. Returns whether anything changed here.

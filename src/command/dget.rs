@@ -12,7 +12,7 @@ pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     let r = quorum_option(args, 2, "R")?;
     let set = node.coordinator.get(&args[1], r).await?;
     record_siblings(set.len());
-    let context = node.coordinator.encode_context(&set.context());
+    let context = node.coordinator.encode_context(&set.context())?;
     let values = set.live_values(now_ms()).into_iter().map(Reply::Bulk).collect();
     Ok(Reply::Array(vec![Reply::bulk(context), Reply::Array(values)]))
 }

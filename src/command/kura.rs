@@ -69,7 +69,7 @@ pub fn run(node: &Node, args: &[Bytes]) -> CmdResult {
         b"LOCAL" => {
             arity(args, 3, "local")?;
             let set = node.coordinator.local(&args[2])?.unwrap_or_default();
-            let context = node.coordinator.encode_context(&set.context());
+            let context = node.coordinator.encode_context(&set.context())?;
             let values = set.live_values(now_ms()).into_iter().map(Reply::Bulk).collect();
             Ok(Reply::Array(vec![Reply::bulk(context), Reply::Array(values)]))
         }

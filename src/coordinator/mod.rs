@@ -89,7 +89,8 @@ pub struct Write {
 pub struct Coordinator {
     storage: Arc<Storage>,
     identity: NodeIdentity,
-    context_key: ContextKey,
+    /// Signs contexts when a cluster secret is set; otherwise the cluster state's key does.
+    secret_key: Option<ContextKey>,
     quorum: Quorum,
     cluster: Arc<Cluster>,
     /// Keys that may become reapable (tombstones and values with an expiry written, or left
@@ -110,11 +111,11 @@ impl Coordinator {
     pub fn new(
         storage: Arc<Storage>,
         identity: NodeIdentity,
-        context_key: ContextKey,
+        secret_key: Option<ContextKey>,
         quorum: Quorum,
         cluster: Arc<Cluster>,
     ) -> Self {
-        Coordinator { storage, identity, context_key, quorum, cluster, reap_pending: AtomicU64::new(1) }
+        Coordinator { storage, identity, secret_key, quorum, cluster, reap_pending: AtomicU64::new(1) }
     }
 
     pub fn identity(&self) -> &NodeIdentity {
@@ -142,9 +143,22 @@ impl Coordinator {
         self.cluster.view().state.as_ref().map_or(1, |s| s.live_members().count())
     }
 
+    /// The key contexts are signed with: the same on every node of the cluster.
+    fn context_key(&self) -> Result<ContextKey> {
+        if let Some(k) = &self.secret_key {
+            return Ok(k.clone());
+        }
+        let view = self.cluster.view();
+        let state = view.state.as_ref().ok_or(CoordError::NotReady)?;
+        Ok(ContextKey::new(state.context_seed))
+    }
+
     /// Encodes a version vector as a client context.
-    pub fn encode_context(&self, vv: &VersionVector) -> String {
-        Context::encode(vv, &self.context_key)
+    ///
+    /// # Errors
+    /// Before the node has joined its cluster (there is no key to sign with yet).
+    pub fn encode_context(&self, vv: &VersionVector) -> Result<String> {
+        Ok(Context::encode(vv, &self.context_key()?))
     }
 
     /// Parses a client context.
@@ -152,7 +166,7 @@ impl Coordinator {
     /// # Errors
     /// A context that is corrupt, forged or from another cluster.
     pub fn decode_context(&self, text: &[u8]) -> Result<VersionVector> {
-        Ok(Context::decode(text, &self.context_key)?)
+        Ok(Context::decode(text, &self.context_key()?)?)
     }
 
     /// This node's own copy of `key` (no quorum, no repair).

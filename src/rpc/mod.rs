@@ -32,6 +32,9 @@ pub use handshake::Identity;
 /// bounded batch of them.
 pub const MAX_FRAME: usize = 256 << 20;
 
+/// How long an incoming peer connection may stay silent before the server closes it.
+const IDLE: Duration = Duration::from_secs(30);
+
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
     #[error("cannot connect to {addr}: {source}")]
@@ -68,6 +71,18 @@ struct Conn<Resp> {
     pending: Mutex<HashMap<u64, oneshot::Sender<Resp>>>,
     next_id: AtomicU64,
     alive: AtomicBool,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl<Resp> Conn<Resp> {
+    /// Closes the connection: its tasks stop, the socket closes, waiting requests fail.
+    fn close(&self) {
+        self.alive.store(false, Ordering::Release);
+        for t in self.tasks.lock().drain(..) {
+            t.abort();
+        }
+        self.pending.lock().clear();
+    }
 }
 
 /// The client side: a pool of connections to peers, one per address.
@@ -96,7 +111,24 @@ where
     pub async fn call(&self, addr: SocketAddr, req: &Req, timeout: Duration) -> Result<Resp, RpcError> {
         match tokio::time::timeout(timeout, self.call_inner(addr, req)).await {
             Ok(r) => r,
-            Err(_) => Err(RpcError::Timeout(addr)),
+            Err(_) => {
+                // A connection whose request timed out may be stalled (a partition drops its
+                // packets and TCP backs off for minutes): the next request reconnects.
+                self.close(addr);
+                Err(RpcError::Timeout(addr))
+            }
+        }
+    }
+
+    /// Closes the connection to `addr`, if there is one.
+    pub fn close(&self, addr: SocketAddr) {
+        let slot = self.conns.lock().get(&addr).cloned();
+        if let Some(slot) = slot {
+            if let Ok(mut slot) = slot.try_lock() {
+                if let Some(c) = slot.take() {
+                    c.close();
+                }
+            }
         }
     }
 
@@ -160,10 +192,11 @@ where
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             alive: AtomicBool::new(true),
+            tasks: Mutex::new(Vec::new()),
         });
-        tokio::spawn(write_loop(write, rx));
+        let writer = tokio::spawn(write_loop(write, rx)).abort_handle();
         let reader = conn.clone();
-        tokio::spawn(async move {
+        let read_task = tokio::spawn(async move {
             let mut read = tokio::io::BufReader::new(read);
             loop {
                 match frame::read::<_, Envelope<Resp>>(&mut read).await {
@@ -181,7 +214,9 @@ where
             reader.alive.store(false, Ordering::Release);
             // Dropping the senders fails every request still waiting on this connection.
             reader.pending.lock().clear();
-        });
+        })
+        .abort_handle();
+        conn.tasks.lock().extend([writer, read_task]);
         conn
     }
 }
@@ -260,11 +295,17 @@ pub async fn serve<Req, Resp, H>(
             tokio::spawn(write_loop(write, rx));
             let mut read = tokio::io::BufReader::new(read);
             loop {
+                // Peers send a heartbeat every second: a connection silent for longer than
+                // IDLE is dead (its peer crashed or is cut off) and is closed.
                 let env = tokio::select! {
-                    r = frame::read::<_, Envelope<Req>>(&mut read) => match r {
-                        Ok(env) => env,
-                        Err(e) => {
+                    r = tokio::time::timeout(IDLE, frame::read::<_, Envelope<Req>>(&mut read)) => match r {
+                        Ok(Ok(env)) => env,
+                        Ok(Err(e)) => {
                             tracing::debug!("peer {peer} at {addr} disconnected: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!("peer {peer} at {addr} was silent for {IDLE:?}: closing");
                             return;
                         }
                     },

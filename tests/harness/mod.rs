@@ -331,3 +331,148 @@ pub fn resp_cmd(args: &[&[u8]]) -> Vec<u8> {
     }
     out
 }
+
+/// Several kura nodes on 127.0.0.1, 127.0.0.2, ...: the first founds the cluster, the others
+/// join through it as their seed.
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+}
+
+impl Cluster {
+    /// Starts `n` nodes with `extra` flags each and waits until they agree on one ring.
+    pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        let mut nodes: Vec<Node> = Vec::with_capacity(n);
+        for i in 0..n {
+            let ip = Ipv4Addr::new(127, 0, 0, 1 + i as u8);
+            let id = format!("node{}", i + 1);
+            let mut args: Vec<String> = vec!["--node-id".into(), id];
+            if let Some(first) = nodes.first() {
+                args.extend(["--seed".into(), first.cluster_addr().to_string()]);
+            }
+            args.extend(extra.iter().map(|s| s.to_string()));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            nodes.push(Node::start(ip, &args));
+        }
+        let cluster = Cluster { nodes };
+        cluster.wait_converged(Duration::from_secs(60));
+        cluster
+    }
+
+    /// Waits until every running node lists every node as valid and up, with the same ring.
+    pub fn wait_converged(&self, timeout: Duration) {
+        let n = self.nodes.len();
+        wait_until("the cluster to converge", timeout, || {
+            let mut rings = Vec::new();
+            for node in &self.nodes {
+                let ms = members(node);
+                if ms.len() != n || !ms.iter().all(|m| m["status"] == "valid" && m["reachable"] == "up") {
+                    return None;
+                }
+                rings.push(ring(node));
+            }
+            rings.windows(2).all(|w| w[0] == w[1]).then_some(())
+        });
+    }
+
+    /// The node whose cluster address is `addr`.
+    pub fn by_cluster_addr(&self, addr: &str) -> &Node {
+        self.nodes.iter().find(|n| n.cluster_addr().to_string() == addr).expect("a node with that address")
+    }
+
+    /// Indexes of the nodes of `key`'s preference list, as node `via` sees it.
+    pub fn preflist(&self, via: usize, key: &str) -> Vec<usize> {
+        preflist(&self.nodes[via], key)
+            .iter()
+            .map(|a| self.nodes.iter().position(|n| n.cluster_addr().to_string() == *a).expect("known address"))
+            .collect()
+    }
+}
+
+fn flat_map(v: &redis::Value) -> std::collections::HashMap<String, String> {
+    let redis::Value::Array(items) = v else { panic!("not an array: {v:?}") };
+    items.chunks(2).map(|kv| (text(&kv[0]), text(&kv[1]))).collect()
+}
+
+/// KURA MEMBERS as field maps.
+pub fn members(node: &Node) -> Vec<std::collections::HashMap<String, String>> {
+    let Ok(mut con) = node.client("").get_connection() else { return Vec::new() };
+    let v: redis::Value = redis::cmd("KURA").arg("MEMBERS").query(&mut con).expect("KURA MEMBERS");
+    let redis::Value::Array(ms) = v else { panic!("KURA MEMBERS is not an array") };
+    ms.iter().map(flat_map).collect()
+}
+
+/// KURA RING as (partition, owner address).
+pub fn ring(node: &Node) -> Vec<(i64, String)> {
+    let mut con = node.conn();
+    let v: redis::Value = redis::cmd("KURA").arg("RING").query(&mut con).expect("KURA RING");
+    let redis::Value::Array(rows) = v else { panic!("KURA RING is not an array") };
+    rows.iter()
+        .map(|r| {
+            let redis::Value::Array(cols) = r else { panic!("ring row") };
+            let redis::Value::Int(i) = cols[0] else { panic!("partition index") };
+            (i, text(&cols[1]))
+        })
+        .collect()
+}
+
+/// KURA PREFLIST: cluster addresses.
+pub fn preflist(node: &Node, key: &str) -> Vec<String> {
+    let mut con = node.conn();
+    let v: redis::Value = redis::cmd("KURA").arg("PREFLIST").arg(key).query(&mut con).expect("KURA PREFLIST");
+    let redis::Value::Array(addrs) = v else { panic!("KURA PREFLIST is not an array") };
+    addrs.iter().map(text).collect()
+}
+
+/// KURA LOCAL: this node's own sorted values of `key`.
+pub fn local(node: &Node, key: &str) -> Vec<String> {
+    let mut con = node.conn();
+    let v: redis::Value = redis::cmd("KURA").arg("LOCAL").arg(key).query(&mut con).expect("KURA LOCAL");
+    parse_dget(&v).1
+}
+
+/// A network partition between two nodes' peer traffic: iptables rules that drop every packet
+/// of a connection between their cluster ports, both ways. Port-qualified, so tests that run
+/// at the same time on the same addresses are not affected. Removed on drop (also on panic).
+pub struct Cut {
+    rules: Vec<Vec<String>>,
+}
+
+impl Cut {
+    pub fn between(a: &Node, b: &Node) -> Cut {
+        let mut rules = Vec::new();
+        for (x, y) in [(a, b), (b, a)] {
+            for (dir, port) in [("--dport", y.cluster_port), ("--sport", x.cluster_port)] {
+                rules.push(vec![
+                    "-p".into(),
+                    "tcp".into(),
+                    "-s".into(),
+                    x.ip.to_string(),
+                    "-d".into(),
+                    y.ip.to_string(),
+                    dir.into(),
+                    port.to_string(),
+                    "-j".into(),
+                    "DROP".into(),
+                ]);
+            }
+        }
+        for r in &rules {
+            let status = Command::new("iptables").args(["-w", "-I", "INPUT"]).args(r).status().expect("iptables");
+            assert!(status.success(), "iptables -I INPUT {r:?} failed (root and the iptables package are needed)");
+        }
+        Cut { rules }
+    }
+
+    /// Cuts every node of `left` from every node of `right`.
+    pub fn sides(left: &[&Node], right: &[&Node]) -> Vec<Cut> {
+        left.iter().flat_map(|a| right.iter().map(move |b| Cut::between(a, b))).collect()
+    }
+}
+
+impl Drop for Cut {
+    fn drop(&mut self) {
+        for r in &self.rules {
+            let _ = Command::new("iptables").args(["-w", "-D", "INPUT"]).args(r).status();
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Real clusters of kura processes on 127.0.0.1..5: one ring, keys on exactly their preference
+//! lists, quorums, read repair after a partition (iptables), and the cluster secret.
+
+mod harness;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpStream};
+use std::time::Duration;
+
+use harness::{local, metric, ring, text, wait_until, Cluster, Cut, Node};
+use redis::Value;
+
+const NRW: [&str; 6] = ["--n", "3", "--r", "2", "--w", "2"];
+
+fn q(node: &Node, args: &[&str]) -> redis::RedisResult<Value> {
+    let mut con = node.client("").get_connection_with_timeout(Duration::from_secs(20))?;
+    con.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c.query(&mut con)
+}
+
+fn get(node: &Node, key: &str) -> String {
+    text(&q(node, &["GET", key]).unwrap_or_else(|e| panic!("GET {key} via {}: {e}", node.addr())))
+}
+
+#[test]
+fn five_nodes_share_one_balanced_ring_and_keys_live_on_their_preference_lists() {
+    let c = Cluster::start(5, &NRW);
+    let ring0 = ring(&c.nodes[0]);
+    assert_eq!(ring0.len(), 64);
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, owner) in &ring0 {
+        *counts.entry(owner.as_str()).or_default() += 1;
+    }
+    assert_eq!(counts.len(), 5, "{counts:?}");
+    let (min, max) = (counts.values().min().unwrap(), counts.values().max().unwrap());
+    assert!(max - min <= 1, "ownership is unbalanced: {counts:?}");
+
+    for i in 0..300 {
+        let node = &c.nodes[i % 5];
+        let reply = q(node, &["SET", &format!("key{i}"), &format!("v{i}")]).expect("SET");
+        assert_eq!(reply, Value::Okay);
+    }
+    for i in (0..300).step_by(7) {
+        let key = format!("key{i}");
+        let owners = c.preflist(i % 5, &key);
+        assert_eq!(owners.len(), 3, "{key}: {owners:?}");
+        for j in 0..5 {
+            assert_eq!(c.preflist(j, &key), owners, "every node computes the same preference list");
+        }
+        // W=2: the third replica may still be storing it; it gets there without any read.
+        wait_until(&format!("{key} on exactly {owners:?}"), Duration::from_secs(20), || {
+            (0..5).all(|j| (local(&c.nodes[j], &key) == vec![format!("v{i}")]) == owners.contains(&j)).then_some(())
+        });
+        for node in &c.nodes {
+            assert_eq!(get(node, &key), format!("v{i}"), "GET {key} via {}", node.addr());
+        }
+    }
+    // Siblings made through two different coordinators, merged through a third.
+    let a = &c.nodes[0];
+    q(a, &["DPUT", "cart", "", "x"]).unwrap();
+    q(&c.nodes[1], &["DPUT", "cart", "", "y"]).unwrap();
+    let (ctx, values) = harness::parse_dget(&q(&c.nodes[2], &["DGET", "cart"]).unwrap());
+    assert_eq!(values, vec!["x", "y"]);
+    q(&c.nodes[3], &["DPUT", "cart", &ctx, "x,y"]).unwrap();
+    for node in &c.nodes {
+        assert_eq!(harness::parse_dget(&q(node, &["DGET", "cart"]).unwrap()).1, vec!["x,y"]);
+    }
+    // Puts from outside a key's preference list were forwarded.
+    let forwarded: f64 = c.nodes.iter().filter_map(|n| metric(&n.metrics(), "kura_forwarded_total")).sum();
+    assert!(forwarded > 0.0);
+}
+
+#[test]
+fn a_replica_cut_off_during_a_write_is_repaired_by_a_read() {
+    let c = Cluster::start(3, &NRW);
+    let (coordinator, cut_off) = (&c.nodes[0], &c.nodes[2]);
+    let key = "repair-me";
+    assert_eq!(c.preflist(0, key).len(), 3, "with three nodes every node is a replica");
+    {
+        let _cuts = Cut::sides(&[cut_off], &[&c.nodes[0], &c.nodes[1]]);
+        assert_eq!(
+            q(coordinator, &["SET", key, "fresh"]).expect("W=2 is met without the cut-off replica"),
+            Value::Okay
+        );
+        assert!(local(cut_off, key).is_empty(), "the cut-off replica cannot have it");
+    }
+    // Healed. A read through the coordinator finds the stale replica and repairs it.
+    let repairs_before = metric(&coordinator.metrics(), "kura_read_repairs_total").unwrap_or(0.0);
+    wait_until("the read to repair the stale replica", Duration::from_secs(30), || {
+        assert_eq!(get(coordinator, key), "fresh");
+        (local(cut_off, key) == vec!["fresh".to_string()]).then_some(())
+    });
+    let repairs_after = metric(&coordinator.metrics(), "kura_read_repairs_total").unwrap_or(0.0);
+    assert!(repairs_after > repairs_before, "read repair was counted");
+}
+
+#[test]
+fn unreachable_quorums_give_noquorum_and_never_hang() {
+    let mut c = Cluster::start(3, &["--n", "3", "--r", "2", "--w", "2", "--request-timeout-ms", "1000"]);
+    let key = "q";
+    assert_eq!(q(&c.nodes[0], &["SET", key, "v"]).unwrap(), Value::Okay);
+    {
+        let _cuts = Cut::sides(&[&c.nodes[2]], &[&c.nodes[0], &c.nodes[1]]);
+        let err = harness::err_of(q(&c.nodes[0], &["DGET", key, "R", "3"]));
+        assert!(err.starts_with("NOQUORUM read needed 3 replicas, 2 answered"), "{err}");
+        let err = harness::err_of(q(&c.nodes[0], &["DPUT", key, "", "w", "W", "3"]));
+        assert!(err.starts_with("NOQUORUM write needed 3 replicas, 2 answered"), "{err}");
+        assert!(err.contains("may have landed"), "{err}");
+        // R=2 and W=2 are still met.
+        assert_eq!(q(&c.nodes[1], &["SET", key, "v2"]).unwrap(), Value::Okay);
+    }
+    // Two of three replicas dead: nothing reaches R=2 or W=2.
+    c.nodes[1].kill9();
+    c.nodes[2].kill9();
+    let err = harness::err_of(q(&c.nodes[0], &["GET", key]));
+    assert!(err.starts_with("NOQUORUM read needed 2 replicas, 1 answered"), "{err}");
+    let err = harness::err_of(q(&c.nodes[0], &["SET", key, "v3"]));
+    assert!(err.starts_with("NOQUORUM write needed 2 replicas, 1 answered"), "{err}");
+    // R=1 still reads what the survivor has.
+    let v = q(&c.nodes[0], &["DGET", key, "R", "1"]).unwrap();
+    assert!(!harness::parse_dget(&v).1.is_empty());
+}
+
+#[test]
+fn a_peer_with_the_wrong_secret_cannot_join_or_send_requests() {
+    let c = Cluster::start(2, &["--cluster-secret", "right"]);
+    let seed = c.nodes[0].cluster_addr().to_string();
+    let intruder = Node::start(
+        Ipv4Addr::new(127, 0, 0, 3),
+        &["--node-id", "intruder", "--cluster-secret", "wrong", "--seed", &seed],
+    );
+    wait_until("the seed to refuse the handshake", Duration::from_secs(30), || {
+        metric(&c.nodes[0].metrics(), "kura_peer_errors_total{kind=\"handshake\"}").filter(|v| *v >= 1.0)
+    });
+    for node in &c.nodes {
+        assert_eq!(harness::members(node).len(), 2, "the intruder is not a member");
+    }
+    assert!(harness::members(&intruder).is_empty(), "the intruder never got the cluster state");
+    let err = harness::err_of(q(&intruder, &["GET", "k"]));
+    assert!(err.contains("not joined"), "{err}");
+    // A connection that skips the handshake is closed without an answer.
+    let mut raw = TcpStream::connect(c.nodes[0].cluster_addr()).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    raw.write_all(&[0, 0, 0, 3, 1, 2, 3]).unwrap();
+    let mut buf = Vec::new();
+    let _ = raw.read_to_end(&mut buf);
+    assert!(buf.is_empty(), "no answer without a handshake: {buf:?}");
+    // The cluster still works.
+    assert_eq!(q(&c.nodes[1], &["SET", "k", "v"]).unwrap(), Value::Okay);
+    assert_eq!(get(&c.nodes[0], "k"), "v");
+}
