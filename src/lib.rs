@@ -7,6 +7,7 @@
 //! - [`rpc`]: peer connections, framing, handshake; [`peer`]: what peers say;
 //! - [`cluster`]: membership, gossip, failure detection, ring changes;
 //! - [`coordinator`]: get/put at N/R/W over the preference list, the only path to storage;
+//! - [`handoff`]: delivery of hinted copies to their owners;
 //! - [`command`]: one file per Redis command;
 //! - [`resp`] and [`server`]: connections and RESP2/RESP3 framing;
 //! - [`metrics`]: Prometheus names and the exporter.
@@ -15,6 +16,7 @@ pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod coordinator;
+pub mod handoff;
 pub mod metrics;
 pub mod node;
 pub mod peer;

@@ -25,6 +25,10 @@ pub const PEER_ERRORS_TOTAL: &str = "kura_peer_errors_total";
 pub const RING_VERSION: &str = "kura_ring_version";
 pub const MEMBERS: &str = "kura_members";
 pub const PEERS_DOWN: &str = "kura_peers_down";
+pub const HINTED_WRITES_TOTAL: &str = "kura_hinted_writes_total";
+pub const HINTS_PENDING: &str = "kura_hints_pending";
+pub const HANDOFF_DELIVERED_TOTAL: &str = "kura_handoff_delivered_total";
+pub const HANDOFF_FAILURES_TOTAL: &str = "kura_handoff_failures_total";
 
 pub const QUANTILES: [f64; 3] = [0.5, 0.99, 0.999];
 
@@ -66,6 +70,10 @@ fn describe() {
     describe_gauge!(RING_VERSION, "Version of the ring this node uses");
     describe_gauge!(MEMBERS, "Cluster members (not removed)");
     describe_gauge!(PEERS_DOWN, "Members this node sees as down");
+    describe_counter!(HINTED_WRITES_TOTAL, "Writes coordinated here as a stand-in for a down owner");
+    describe_gauge!(HINTS_PENDING, "Hinted copies this node holds for other nodes, not yet delivered");
+    describe_counter!(HANDOFF_DELIVERED_TOTAL, "Hinted copies delivered to their owner and dropped here");
+    describe_counter!(HANDOFF_FAILURES_TOTAL, "Hint deliveries that failed (retried with backoff)");
 }
 
 /// Counts a failed request to a peer.

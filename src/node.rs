@@ -16,11 +16,11 @@ use rand::RngCore;
 use crate::cluster::{Cluster, ClusterError, Member, Settings, Status};
 use crate::config::Config;
 use crate::coordinator::quorum::Quorum;
-use crate::coordinator::{Coordinator, NodeIdentity};
+use crate::coordinator::{Actors, Coordinator, NodeIdentity};
 use crate::peer::{PeerClient, PeerRequest, PeerResponse, RemoteError, Request, Response};
 use crate::rpc::{self, Identity};
 use crate::storage::{Storage, StorageError};
-use crate::version::{Actor, ContextKey};
+use crate::version::ContextKey;
 
 /// The name peers check in the handshake: nodes of different clusters never talk.
 pub const CLUSTER_NAME: &str = "kura";
@@ -88,14 +88,7 @@ impl Node {
                 id
             }
         };
-        let epoch = match storage.meta_get("epoch")?.and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok()) {
-            Some(b) => u64::from_be_bytes(b),
-            None => {
-                let e = rand::thread_rng().next_u64();
-                storage.meta_put("epoch", &e.to_be_bytes())?;
-                e
-            }
-        };
+        let actors = Actors::open(storage.clone(), &node_id)?;
         // Contexts must decode on every node: signed with the cluster secret when there is
         // one, else with the key the cluster was founded with (carried by its state).
         let context_key = config.cluster_secret.as_deref().map(|s| ContextKey::derive(s.as_bytes()));
@@ -113,9 +106,9 @@ impl Node {
         let settings =
             Settings { me, n: config.n, partitions: config.partitions, seeds: config.seeds.clone(), timeout };
         let cluster = Cluster::open(settings, storage.clone(), peers)?;
-        let identity = NodeIdentity { actor: Actor::new(&node_id, epoch), node_id };
+        let identity = NodeIdentity { node_id };
         let quorum = Quorum { n: config.n, r: config.r, w: config.w };
-        let coordinator = Coordinator::new(storage, identity, context_key, quorum, cluster);
+        let coordinator = Coordinator::new(storage, identity, actors, context_key, quorum, cluster);
         Ok(Arc::new(Node {
             config,
             coordinator,
@@ -178,10 +171,10 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                     Ok(set) => Response::Value(set.map(|s| (*s).clone())),
                     Err(e) => failed(&e),
                 },
-                Request::Replicate { key, set } => {
+                Request::Replicate { key, set, hint_for } => {
                     // Acknowledged only once it is in this node's journal.
                     let mark = self.coordinator.write_mark();
-                    match self.coordinator.merge_replica(&key, &set) {
+                    match self.coordinator.merge_replica(&key, &set, hint_for.as_deref()) {
                         Ok(()) => match self.coordinator.commit(self.coordinator.write_mark().max(mark)).await {
                             Ok(()) => Response::Ack,
                             Err(e) => failed(&e),

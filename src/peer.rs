@@ -32,8 +32,9 @@ pub enum Request {
     Join(Member),
     /// This node's stored sibling set of a key.
     Read { key: Bytes },
-    /// Merge this sibling set into your copy (replication of a write, read repair).
-    Replicate { key: Bytes, set: SiblingSet },
+    /// Merge this sibling set into your copy (replication of a write, read repair, hinted
+    /// handoff); with `hint_for`, keep it as a hint for that owner (you are its stand-in).
+    Replicate { key: Bytes, set: SiblingSet, hint_for: Option<String> },
     /// Coordinate this write: you are in the key's preference list, I am not.
     Put { key: Bytes, context: WriteContext, write: Write, w: Option<usize> },
 }

@@ -118,7 +118,7 @@ fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::Comma
         }
         "kura" => {
             let st = node.coordinator.storage().stats();
-            line("actor", &format!("{:016x}", id.actor.0));
+            line("hints_pending", &node.coordinator.storage().hint_count());
             line("max_value_bytes", &c.max_value_bytes);
             line("storage_keys_approx", &st.data_keys_approx);
             let sib =
@@ -131,11 +131,24 @@ fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::Comma
         "cluster" => {
             // kura does not speak the Redis Cluster protocol; clients must not switch to it.
             line("cluster_enabled", &0);
-            line("kura_members", &node.coordinator.members());
+            let cluster = node.coordinator.cluster();
+            let view = cluster.view();
+            line("kura_joined", &u8::from(view.state.is_some()));
+            if let Some(state) = &view.state {
+                let members: Vec<_> = state.live_members().collect();
+                let down = members.iter().filter(|m| !cluster.is_up(&m.id)).count();
+                line("kura_members", &members.len());
+                line("kura_members_down", &down);
+                line("kura_ring_version", &state.ring.version);
+                line("kura_partitions", &state.ring.size());
+                let mine = state.ring.partitions.iter().filter(|p| &p.owner == cluster.me()).count();
+                line("kura_partitions_owned", &mine);
+                line("kura_claimant", &state.claimant().map_or("", String::as_str));
+            }
             line("kura_n", &q.n);
             line("kura_r", &q.r);
             line("kura_w", &q.w);
-            line("kura_partitions", &c.partitions);
+            line("kura_cluster_listen", &c.cluster_listen);
         }
         _ => {}
     }

@@ -1,4 +1,4 @@
-//! `KURA MEMBERS | RING | PREFLIST key | LOCAL key | HELP`: the cluster as this node sees it
+//! `KURA MEMBERS | RING | PREFLIST key | LOCAL key | HINTS | HELP`: the cluster as this node sees it
 //! (design.md section 3).
 
 use bytes::Bytes;
@@ -73,8 +73,12 @@ pub fn run(node: &Node, args: &[Bytes]) -> CmdResult {
             let values = set.live_values(now_ms()).into_iter().map(Reply::Bulk).collect();
             Ok(Reply::Array(vec![Reply::bulk(context), Reply::Array(values)]))
         }
+        b"HINTS" => {
+            arity(args, 2, "hints")?;
+            Ok(Reply::Int(node.coordinator.storage().hint_count() as i64))
+        }
         b"HELP" => Ok(Reply::Array(
-            ["KURA MEMBERS", "KURA RING", "KURA PREFLIST <key>", "KURA LOCAL <key>"]
+            ["KURA MEMBERS", "KURA RING", "KURA PREFLIST <key>", "KURA LOCAL <key>", "KURA HINTS"]
                 .into_iter()
                 .map(Reply::Simple)
                 .collect(),

@@ -11,7 +11,10 @@
 //!
 //! In a cluster of one the preference list is this node alone and both paths stay local.
 
+mod actors;
 pub mod quorum;
+
+pub use actors::Actors;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,8 +29,8 @@ use crate::metrics as m;
 use crate::peer::{RemoteError, Request, Response};
 use crate::ring::NodeId;
 use crate::storage::{Storage, StorageError};
-use crate::version::{Actor, Context, ContextError, ContextKey, Sibling, SiblingSet, VersionVector};
-use quorum::{Progress, Quorum, QuorumError, Tally};
+use crate::version::{Context, ContextError, ContextKey, Sibling, SiblingSet, VersionVector};
+use quorum::{Progress, Quorum, QuorumError, Tally, Target};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoordError {
@@ -65,8 +68,6 @@ impl CoordError {
 #[derive(Clone, Debug)]
 pub struct NodeIdentity {
     pub node_id: String,
-    /// This incarnation's actor: every write this node coordinates is an event of it.
-    pub actor: Actor,
 }
 
 /// What a write replaces.
@@ -89,6 +90,8 @@ pub struct Write {
 pub struct Coordinator {
     storage: Arc<Storage>,
     identity: NodeIdentity,
+    /// The actors this node's writes are events of.
+    actors: Actors,
     /// Signs contexts when a cluster secret is set; otherwise the cluster state's key does.
     secret_key: Option<ContextKey>,
     quorum: Quorum,
@@ -105,17 +108,18 @@ pub fn now_ms() -> u64 {
 }
 
 /// One replica's answer to a read: its set, or a failure to get it.
-type ReadReply = (NodeId, std::result::Result<Option<SiblingSet>, ()>);
+type ReadReply = (Target, std::result::Result<Option<SiblingSet>, ()>);
 
 impl Coordinator {
     pub fn new(
         storage: Arc<Storage>,
         identity: NodeIdentity,
+        actors: Actors,
         secret_key: Option<ContextKey>,
         quorum: Quorum,
         cluster: Arc<Cluster>,
     ) -> Self {
-        Coordinator { storage, identity, secret_key, quorum, cluster, reap_pending: AtomicU64::new(1) }
+        Coordinator { storage, identity, actors, secret_key, quorum, cluster, reap_pending: AtomicU64::new(1) }
     }
 
     pub fn identity(&self) -> &NodeIdentity {
@@ -169,12 +173,29 @@ impl Coordinator {
         Ok(Context::decode(text, &self.context_key()?)?)
     }
 
-    /// This node's own copy of `key` (no quorum, no repair).
+    /// This node's own copy of `key` (no quorum, no repair): its data merged with any hinted
+    /// copies it holds for other nodes.
     ///
     /// # Errors
     /// Storage failure.
     pub fn local(&self, key: &[u8]) -> Result<Option<Arc<SiblingSet>>> {
-        Ok(self.storage.get(key)?)
+        let data = self.storage.get(key)?;
+        let hints = self.storage.hints_of(key)?;
+        if hints.is_empty() {
+            return Ok(data);
+        }
+        let merged = merge_all(data.as_deref().into_iter().chain(hints.iter().map(|(_, s)| s)));
+        Ok(Some(Arc::new(merged)))
+    }
+
+    /// The replicas of `key` for a request now: the sloppy quorum's targets (paper 4.6).
+    fn targets(&self, key: &[u8]) -> (Arc<[NodeId]>, Vec<Target>) {
+        let view = self.cluster.view();
+        let prefs = view.preference_list(key);
+        let walk = view.walk(key);
+        drop(view);
+        let targets = quorum::sloppy_targets(&prefs, &walk, &|n| self.cluster.is_up(n));
+        (prefs, targets)
     }
 
     /// Reads `key` at quorum R (the configured one unless `r` overrides it) and returns the
@@ -183,13 +204,11 @@ impl Coordinator {
     /// # Errors
     /// An R out of range, storage failure, or fewer than R answers in time.
     pub async fn get(&self, key: &[u8], r: Option<usize>) -> Result<Arc<SiblingSet>> {
-        let view = self.cluster.view();
-        if view.single(self.me()) {
+        if self.cluster.view().single(self.me()) {
             Quorum::resolve(self.quorum, 1, r, None)?;
             return Ok(self.storage.get(key)?.unwrap_or_default());
         }
-        let prefs = view.preference_list(key);
-        drop(view);
+        let (prefs, targets) = self.targets(key);
         if prefs.is_empty() {
             return Err(CoordError::NotReady);
         }
@@ -198,30 +217,30 @@ impl Coordinator {
         let deadline = tokio::time::Instant::now() + self.cluster.settings().timeout;
         let (tx, mut rx) = mpsc::unbounded_channel::<ReadReply>();
         let key = Bytes::copy_from_slice(key);
-        for node in prefs.iter() {
-            if node == self.me() {
-                let local = self.storage.get(&key).map(|s| s.map(|s| (*s).clone())).map_err(|e| {
+        for target in &targets {
+            if target.node == self.me() {
+                let local = self.local(&key).map(|s| s.map(|s| (*s).clone())).map_err(|e| {
                     tracing::warn!("local read failed: {e}");
                 });
-                let _ = tx.send((node.clone(), local));
+                let _ = tx.send((target.clone(), local));
             } else {
-                let (cluster, tx, node, key) = (self.cluster.clone(), tx.clone(), node.clone(), key.clone());
+                let (cluster, tx, target, key) = (self.cluster.clone(), tx.clone(), target.clone(), key.clone());
                 tokio::spawn(async move {
-                    let reply = match cluster.call(&node, Request::Read { key }).await {
+                    let reply = match cluster.call(&target.node, Request::Read { key }).await {
                         Ok(Response::Value(v)) => Ok(v),
                         _ => Err(()),
                     };
-                    let _ = tx.send((node, reply));
+                    let _ = tx.send((target, reply));
                 });
             }
         }
         drop(tx);
-        let mut tally = Tally::new(q.r, prefs.len());
-        let mut replies: Vec<(NodeId, Option<SiblingSet>)> = Vec::with_capacity(prefs.len());
+        let mut tally = Tally::new(q.r, targets.len());
+        let mut replies: Vec<(Target, Option<SiblingSet>)> = Vec::with_capacity(targets.len());
         while tally.progress() == Progress::Waiting {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some((node, Ok(set)))) => {
-                    replies.push((node, set));
+                Ok(Some((target, Ok(set)))) => {
+                    replies.push((target, set));
                     tally.success();
                 }
                 Ok(Some((_, Err(())))) => {
@@ -239,9 +258,9 @@ impl Coordinator {
         // The rest of the answers arrive in the background; then every stale replica is repaired.
         let coordinator = self.background();
         tokio::spawn(async move {
-            while let Ok(Some((node, reply))) = tokio::time::timeout_at(deadline, rx.recv()).await {
+            while let Ok(Some((target, reply))) = tokio::time::timeout_at(deadline, rx.recv()).await {
                 if let Ok(set) = reply {
-                    replies.push((node, set));
+                    replies.push((target, set));
                 }
             }
             metrics::histogram!(m::QUORUM_DURATION, "op" => "get", "phase" => "all")
@@ -272,7 +291,7 @@ impl Coordinator {
         self.put_as(key, context, write, w, false).await
     }
 
-    /// A put another node forwarded here: coordinate it even if the ring moved meanwhile.
+    /// A put another node forwarded here: coordinate it even if this node's view differs.
     pub async fn put_forwarded(
         &self,
         key: &[u8],
@@ -294,31 +313,45 @@ impl Coordinator {
         if write.value.is_none() || write.expires_ms.is_some() {
             self.reap_pending.fetch_add(1, Ordering::Relaxed);
         }
-        let view = self.cluster.view();
-        if view.single(self.me()) {
-            let q = Quorum::resolve(self.quorum, 1, None, w)?;
-            debug_assert_eq!(q.w, 1);
-            return self.write_local(key, &context, write);
+        if self.cluster.view().single(self.me()) {
+            Quorum::resolve(self.quorum, 1, None, w)?;
+            return self.write_local(key, &context, write, None);
         }
-        let prefs = view.preference_list(key);
-        drop(view);
+        let (prefs, targets) = self.targets(key);
         if prefs.is_empty() {
             return Err(CoordError::NotReady);
         }
         let q = Quorum::resolve(self.quorum, prefs.len(), None, w)?;
-        if !forwarded && !prefs.iter().any(|n| n == self.me()) {
-            return self.forward(key, context, write, w, &prefs, q).await;
-        }
+        // Who coordinates: an owner that is up (it holds the key's whole history), this node
+        // if it is one; else a stand-in, this node if it is one (always writable).
+        let mine = targets.iter().find(|t| t.node == self.me()).cloned();
+        let role = match mine {
+            Some(t) if t.hint_for.is_none() => Some(t),
+            Some(t) if forwarded || !targets.iter().any(|o| o.hint_for.is_none()) => Some(t),
+            None if forwarded => Some(Target {
+                node: self.me().to_owned(),
+                hint_for: (!prefs.iter().any(|p| p == self.me())).then(|| prefs[0].clone()),
+            }),
+            _ => None,
+        };
+        let Some(role) = role else {
+            return self.forward(key, context, write, w, &targets, q).await;
+        };
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.cluster.settings().timeout;
-        let written = self.write_local(key, &context, write)?;
-        let mut tally = Tally::new(q.w, prefs.len().max(1));
+        let written = self.write_local(key, &context, write, role.hint_for.as_deref())?;
+        if role.hint_for.is_some() {
+            metrics::counter!(m::HINTED_WRITES_TOTAL).increment(1);
+        }
+        let others: Vec<&Target> = targets.iter().filter(|t| t.node != self.me()).collect();
+        let mut tally = Tally::new(q.w, others.len() + 1);
         tally.success();
         let (tx, mut rx) = mpsc::unbounded_channel::<bool>();
         let key = Bytes::copy_from_slice(key);
-        for node in prefs.iter().filter(|n| *n != self.me()) {
-            let (cluster, tx, node) = (self.cluster.clone(), tx.clone(), node.clone());
-            let req = Request::Replicate { key: key.clone(), set: (*written).clone() };
+        for target in others {
+            let (cluster, tx, node) = (self.cluster.clone(), tx.clone(), target.node.clone());
+            let req =
+                Request::Replicate { key: key.clone(), set: (*written).clone(), hint_for: target.hint_for.clone() };
             tokio::spawn(async move {
                 let ok = matches!(cluster.call(&node, req).await, Ok(Response::Ack));
                 let _ = tx.send(ok);
@@ -344,15 +377,19 @@ impl Coordinator {
         }
     }
 
-    /// The new version, made where it is first stored: at this node, under the key's lock.
-    fn write_local(&self, key: &[u8], context: &WriteContext, write: Write) -> Result<Arc<SiblingSet>> {
-        let sibling = Sibling {
-            value: write.value,
-            written_ms: now_ms(),
-            origin: self.identity.actor,
-            expires_ms: write.expires_ms,
-        };
-        self.storage.update::<CoordError>(key, |current| {
+    /// The new version, made where it is first stored: at this node, under the key's lock,
+    /// as data or (for a stand-in) as a hint for the owner it replaces.
+    fn write_local(
+        &self,
+        key: &[u8],
+        context: &WriteContext,
+        write: Write,
+        hint_for: Option<&str>,
+    ) -> Result<Arc<SiblingSet>> {
+        let make = |current: Option<&SiblingSet>| -> Result<SiblingSet> {
+            let origin = self.actors.for_write(current)?;
+            let sibling =
+                Sibling { value: write.value.clone(), written_ms: now_ms(), origin, expires_ms: write.expires_ms };
             let empty = SiblingSet::new();
             let current = current.unwrap_or(&empty);
             let ctx = match context {
@@ -360,44 +397,69 @@ impl Coordinator {
                 WriteContext::Everything => current.context(),
             };
             Ok(current.update(&ctx, sibling).0)
-        })
+        };
+        match hint_for {
+            None => self.storage.update::<CoordError>(key, |current| make(current)),
+            Some(owner) => {
+                // A stand-in's copy of the key: every hint it holds for it.
+                let others: Vec<SiblingSet> =
+                    self.storage.hints_of(key)?.into_iter().filter(|(o, _)| o != owner).map(|(_, s)| s).collect();
+                let set = self.storage.hint_update::<CoordError>(owner, key, |current| {
+                    let known = merge_all(current.into_iter().chain(others.iter()));
+                    make((!known.is_empty() || current.is_some()).then_some(&known))
+                })?;
+                Ok(Arc::new(set))
+            }
+        }
     }
 
-    /// Sends a put to a node of the preference list to coordinate (paper 4.5: a node that is
-    /// not among the top N forwards), trying them in order, reachable ones first.
+    /// Sends a put to a replica to coordinate (paper 4.5: a node that is not among the top N
+    /// forwards), trying owners that are up first, then stand-ins.
     async fn forward(
         &self,
         key: &[u8],
         context: WriteContext,
         write: Write,
         w: Option<usize>,
-        prefs: &[NodeId],
+        targets: &[Target],
         q: Quorum,
     ) -> Result<Arc<SiblingSet>> {
         metrics::counter!(m::FORWARDED_TOTAL).increment(1);
-        let mut order: Vec<&NodeId> = prefs.iter().collect();
-        order.sort_by_key(|n| !self.cluster.is_up(n));
+        let mut order: Vec<&Target> = targets.iter().filter(|t| t.node != self.me()).collect();
+        order.sort_by_key(|t| t.hint_for.is_some());
         let key = Bytes::copy_from_slice(key);
-        for node in order {
+        let mut got = 0;
+        for target in order {
             let req = Request::Put { key: key.clone(), context: context.clone(), write: write.clone(), w };
-            match self.cluster.call(node, req).await {
+            match self.cluster.call(&target.node, req).await {
                 Ok(Response::Written(set)) => return Ok(Arc::new(set)),
-                Err(ClusterError::Remote { error: RemoteError::NoQuorum { needed, got, .. }, .. }) => {
-                    return Err(CoordError::NoQuorum { op: "write", needed, got });
+                Err(ClusterError::Remote { error: RemoteError::NoQuorum { needed, got: g, .. }, .. }) => {
+                    got = got.max(g);
+                    let _ = needed;
                 }
-                Ok(other) => tracing::warn!(node = %node, "forwarded put answered {other:?}"),
-                Err(e) => tracing::debug!(node = %node, "forwarding a put failed: {e}"),
+                Ok(other) => tracing::warn!(node = %target.node, "forwarded put answered {other:?}"),
+                Err(e) => tracing::debug!(node = %target.node, "forwarding a put failed: {e}"),
             }
         }
-        Err(CoordError::NoQuorum { op: "write", needed: q.w, got: 0 })
+        Err(CoordError::NoQuorum { op: "write", needed: q.w, got })
     }
 
-    /// Merges a set another replica sent into this node's copy (replication, repair).
+    /// Merges a set another node sent (replication, read repair, hinted handoff) into this
+    /// node's data, or into its hint for `hint_for` when it is a stand-in for that owner.
     ///
     /// # Errors
     /// Storage failure.
-    pub fn merge_replica(&self, key: &[u8], set: &SiblingSet) -> Result<()> {
-        self.storage.merge(key, set)?;
+    pub fn merge_replica(&self, key: &[u8], set: &SiblingSet, hint_for: Option<&str>) -> Result<()> {
+        match hint_for {
+            Some(owner) if owner != self.me() => {
+                self.storage.hint_update::<StorageError>(owner, key, |cur| {
+                    Ok(cur.map_or_else(|| set.clone(), |c| c.sync(set)))
+                })?;
+            }
+            _ => {
+                self.storage.merge(key, set)?;
+            }
+        }
         Ok(())
     }
 
@@ -497,26 +559,36 @@ struct Background {
 }
 
 impl Background {
-    /// Sends the merge of every answer to each replica whose copy differs from it.
-    async fn read_repair(&self, key: Bytes, replies: Vec<(NodeId, Option<SiblingSet>)>) {
+    /// Sends the merge of every answer to each replica whose copy differs from it (a
+    /// stand-in gets it as a hint for the owner it replaces).
+    async fn read_repair(&self, key: Bytes, replies: Vec<(Target, Option<SiblingSet>)>) {
         let merged = merge_all(replies.iter().filter_map(|(_, s)| s.as_ref()));
         if merged.is_empty() {
             return;
         }
-        for (node, set) in replies {
+        for (target, set) in replies {
             if set.as_ref() == Some(&merged) {
                 continue;
             }
             metrics::counter!(m::READ_REPAIRS_TOTAL).increment(1);
-            if node == self.me {
-                if let Err(e) = self.storage.merge(&key, &merged).and_then(|_| self.storage.commit()) {
+            if target.node == self.me {
+                let stored = match &target.hint_for {
+                    Some(owner) => self
+                        .storage
+                        .hint_update::<StorageError>(owner, &key, |cur| {
+                            Ok(cur.map_or_else(|| merged.clone(), |c| c.sync(&merged)))
+                        })
+                        .map(|_| ()),
+                    None => self.storage.merge(&key, &merged).map(|_| ()),
+                };
+                if let Err(e) = stored.and_then(|()| self.storage.commit()) {
                     tracing::warn!("local read repair failed: {e}");
                 }
                 continue;
             }
-            let req = Request::Replicate { key: key.clone(), set: merged.clone() };
-            if let Err(e) = self.cluster.call(&node, req).await {
-                tracing::debug!(node = %node, "read repair failed: {e}");
+            let req = Request::Replicate { key: key.clone(), set: merged.clone(), hint_for: target.hint_for.clone() };
+            if let Err(e) = self.cluster.call(&target.node, req).await {
+                tracing::debug!(node = %target.node, "read repair failed: {e}");
             }
         }
     }

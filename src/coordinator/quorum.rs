@@ -1,6 +1,32 @@
 //! Quorum bookkeeping (paper section 4.5), pure: counts replies from a replica set and says when
 //! a request has its R or W answers, or can no longer get them.
 
+use crate::ring::NodeId;
+
+/// One replica of a request: a node, and the owner it stands in for when it is not one of the
+/// key's N owners itself (a sloppy quorum's stand-in keeps a hinted copy for that owner).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub node: NodeId,
+    pub hint_for: Option<NodeId>,
+}
+
+/// The replicas of a request under a sloppy quorum (paper 4.6): the key's owners (`prefs`,
+/// the preference list) that are up, and for each owner that is down the next node up further
+/// along the ring (`walk`, the extended preference list) that is not an owner, as its stand-in.
+pub fn sloppy_targets(prefs: &[NodeId], walk: &[NodeId], up: &dyn Fn(&str) -> bool) -> Vec<Target> {
+    let mut targets: Vec<Target> =
+        prefs.iter().filter(|n| up(n)).map(|n| Target { node: n.clone(), hint_for: None }).collect();
+    let mut stand_ins = walk.iter().filter(|n| !prefs.contains(n) && up(n));
+    for down in prefs.iter().filter(|n| !up(n)) {
+        match stand_ins.next() {
+            Some(s) => targets.push(Target { node: s.clone(), hint_for: Some(down.clone()) }),
+            None => break,
+        }
+    }
+    targets
+}
+
 /// N, R, W of a request, already capped to the replica set it runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Quorum {
@@ -92,6 +118,32 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ids(s: &[&str]) -> Vec<NodeId> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn stand_ins_replace_down_owners_in_ring_order() {
+        let prefs = ids(&["a", "b", "c"]);
+        let walk = ids(&["a", "b", "c", "d", "e"]);
+        let all = |_: &str| true;
+        assert_eq!(sloppy_targets(&prefs, &walk, &all).len(), 3);
+        assert!(sloppy_targets(&prefs, &walk, &all).iter().all(|t| t.hint_for.is_none()));
+        let t = sloppy_targets(&prefs, &walk, &|n: &str| n != "b" && n != "c");
+        assert_eq!(
+            t,
+            vec![
+                Target { node: "a".into(), hint_for: None },
+                Target { node: "d".into(), hint_for: Some("b".into()) },
+                Target { node: "e".into(), hint_for: Some("c".into()) },
+            ]
+        );
+        // Not enough nodes up: fewer targets (the quorum decides whether that is enough).
+        let t = sloppy_targets(&prefs, &walk, &|n: &str| n == "a" || n == "e");
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[1], Target { node: "e".into(), hint_for: Some("b".into()) });
+    }
 
     const DEFAULT: Quorum = Quorum { n: 3, r: 2, w: 2 };
 

@@ -58,7 +58,7 @@ const LOCK_STRIPES: usize = 1024;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StorageStats {
     pub data_keys_approx: u64,
-    pub hint_count_approx: u64,
+    pub hint_count: u64,
     pub disk_bytes: u64,
     pub journal_bytes: u64,
 }
@@ -103,6 +103,8 @@ pub struct Storage {
     written: AtomicU64,
     flushed: AtomicU64,
     commit_lock: Mutex<()>,
+    /// Hint records held now (kept exact: counted at open, then on every insert and removal).
+    hint_count: AtomicU64,
 }
 
 impl Storage {
@@ -139,7 +141,10 @@ impl Storage {
             written: AtomicU64::new(0),
             flushed: AtomicU64::new(0),
             commit_lock: Mutex::new(()),
+            hint_count: AtomicU64::new(0),
         });
+        let hints_held = storage.hints.iter().count() as u64;
+        storage.hint_count.store(hints_held, Ordering::Release);
         if fsync == FsyncPolicy::Everysec {
             Storage::spawn_syncer(&storage);
         }
@@ -321,6 +326,117 @@ impl Storage {
         Ok(true)
     }
 
+    /// The stored key of the hint for `owner` of `key`: hints of one key sort together.
+    fn hint_key(owner: &str, key: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(4 + key.len() + owner.len());
+        k.extend_from_slice(&(key.len() as u32).to_be_bytes());
+        k.extend_from_slice(key);
+        k.extend_from_slice(owner.as_bytes());
+        k
+    }
+
+    /// Splits a stored hint key into (owner, key).
+    fn split_hint_key(stored: &[u8]) -> Option<(String, Vec<u8>)> {
+        let len = u32::from_be_bytes(stored.get(..4)?.try_into().ok()?) as usize;
+        let key = stored.get(4..4 + len)?.to_vec();
+        let owner = String::from_utf8(stored.get(4 + len..)?.to_vec()).ok()?;
+        Some((owner, key))
+    }
+
+    /// Hint records held for other nodes.
+    pub fn hint_count(&self) -> u64 {
+        self.hint_count.load(Ordering::Acquire)
+    }
+
+    /// Read-modify-write of the hint this node holds for `owner` of `key` (hinted handoff):
+    /// `f` sees the stored hint and returns the one to store. Durable once
+    /// [`Storage::commit`] returns, like data.
+    ///
+    /// # Errors
+    /// Engine failure, a corrupt record, or `f`'s error.
+    pub fn hint_update<E>(
+        &self,
+        owner: &str,
+        key: &[u8],
+        f: impl FnOnce(Option<&SiblingSet>) -> std::result::Result<SiblingSet, E>,
+    ) -> std::result::Result<SiblingSet, E>
+    where
+        E: From<StorageError>,
+    {
+        let stored_key = Self::hint_key(owner, key);
+        let _guard = self.lock(&stored_key);
+        let current = match self.hints.get(&stored_key).map_err(StorageError::from)? {
+            Some(bytes) => Some(Self::decode(key, &bytes)?),
+            None => None,
+        };
+        let next = f(current.as_ref())?;
+        self.hints.insert(stored_key, next.encode()).map_err(StorageError::from)?;
+        self.note_write();
+        if current.is_none() {
+            self.hint_count.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(next)
+    }
+
+    /// Every hint held for `key`, whoever it is for.
+    ///
+    /// # Errors
+    /// Engine failure or a corrupt record.
+    pub fn hints_of(&self, key: &[u8]) -> Result<Vec<(String, SiblingSet)>> {
+        if self.hint_count() == 0 {
+            return Ok(Vec::new());
+        }
+        let mut prefix = Vec::with_capacity(4 + key.len());
+        prefix.extend_from_slice(&(key.len() as u32).to_be_bytes());
+        prefix.extend_from_slice(key);
+        let mut out = Vec::new();
+        for guard in self.hints.prefix(&prefix) {
+            let (k, v) = guard.into_inner()?;
+            if let Some((owner, _)) = Self::split_hint_key(&k) {
+                out.push((owner, Self::decode(key, &v)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Visits hints, (owner, key, set), until `f` returns false. Corrupt records are reported
+    /// as errors.
+    ///
+    /// # Errors
+    /// Engine failure while iterating.
+    pub fn for_each_hint(&self, mut f: impl FnMut(&str, &[u8], Result<SiblingSet>) -> bool) -> Result<()> {
+        for guard in self.hints.iter() {
+            let (k, v) = guard.into_inner()?;
+            let more = match Self::split_hint_key(&k) {
+                Some((owner, key)) => f(&owner, &key, Self::decode(&key, &v)),
+                None => f("", &k, Err(StorageError::Corrupt { key: "hint".into(), reason: "bad hint key".into() })),
+            };
+            if !more {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the hint for `owner` of `key` if it still satisfies `delivered` (checked under
+    /// its lock: a hinted write that arrived after the delivery keeps the hint). Returns
+    /// whether it was removed.
+    ///
+    /// # Errors
+    /// Engine failure or a corrupt record.
+    pub fn remove_hint_if(&self, owner: &str, key: &[u8], delivered: impl FnOnce(&SiblingSet) -> bool) -> Result<bool> {
+        let stored_key = Self::hint_key(owner, key);
+        let _guard = self.lock(&stored_key);
+        let Some(bytes) = self.hints.get(&stored_key)? else { return Ok(false) };
+        if !delivered(&Self::decode(key, &bytes)?) {
+            return Ok(false);
+        }
+        self.hints.remove(stored_key)?;
+        self.note_write();
+        self.hint_count.fetch_sub(1, Ordering::AcqRel);
+        Ok(true)
+    }
+
     /// A value of this node's own bookkeeping (identity, epoch, keys).
     ///
     /// # Errors
@@ -337,11 +453,6 @@ impl Storage {
         self.meta.insert(name, value)?;
         self.db.persist(PersistMode::SyncAll)?;
         Ok(())
-    }
-
-    /// The keyspace for hinted writes (used by `handoff/`).
-    pub fn hints(&self) -> &Keyspace {
-        &self.hints
     }
 
     /// A value of the ring and membership state (used by `cluster/`).
@@ -365,7 +476,7 @@ impl Storage {
     pub fn stats(&self) -> StorageStats {
         StorageStats {
             data_keys_approx: self.data.approximate_len() as u64,
-            hint_count_approx: self.hints.approximate_len() as u64,
+            hint_count: self.hint_count(),
             disk_bytes: self.db.disk_space().unwrap_or(0),
             journal_bytes: self.db.journal_disk_space().unwrap_or(0),
         }

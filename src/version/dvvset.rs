@@ -94,6 +94,11 @@ impl<V: Clone> DvvSet<V> {
         VersionVector(self.entries.iter().map(|e| (e.actor, e.counter)).collect())
     }
 
+    /// Per actor, the number of its events seen (the context, without building it).
+    pub fn counters(&self) -> impl Iterator<Item = (Actor, u64)> + '_ {
+        self.entries.iter().map(|e| (e.actor, e.counter))
+    }
+
     /// The current values with their dots.
     pub fn dotted_values(&self) -> impl Iterator<Item = (Dot, &V)> {
         self.entries.iter().flat_map(|e| {

@@ -59,6 +59,11 @@ impl SiblingSet {
         self.0.join()
     }
 
+    /// Per actor, the number of its events this set has seen.
+    pub fn counters(&self) -> impl Iterator<Item = (Actor, u64)> + '_ {
+        self.0.counters()
+    }
+
     /// Every sibling, tombstones and expired ones included.
     pub fn siblings(&self) -> impl Iterator<Item = &Sibling> {
         self.0.values()

@@ -1,0 +1,114 @@
+//! Hinted handoff (paper 4.6): delivering the hinted copies this node holds as a stand-in to
+//! the owners they were meant for, once those owners are reachable again.
+//!
+//! Every second, if there are hints, the loop walks them (a bounded batch at a time), groups
+//! them by owner, and sends each owner that this node sees `up` its hinted sets as plain
+//! replicas (the owner merges, never overwrites). A hint is deleted only after the owner
+//! acknowledged it, and only if it did not change meanwhile (a newer hinted write keeps it for
+//! the next round). Deliveries run a few at a time; an owner that fails is retried with an
+//! exponential backoff. Hints live in their own fjall keyspace, durable like data, so a
+//! stand-in that restarts still holds them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{watch, Semaphore};
+
+use crate::cluster::Cluster;
+use crate::metrics as m;
+use crate::peer::{Request, Response};
+use crate::ring::NodeId;
+use crate::storage::Storage;
+use crate::version::SiblingSet;
+
+const EVERY: Duration = Duration::from_secs(1);
+/// Hints read per round.
+const BATCH: usize = 512;
+/// Deliveries in flight at once.
+const CONCURRENCY: usize = 16;
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Per owner: when to try again, and how long to wait after the next failure.
+#[derive(Clone, Copy)]
+struct Backoff {
+    until: Instant,
+    next: Duration,
+}
+
+/// Runs hint delivery until `shutdown` turns true.
+pub async fn run(storage: Arc<Storage>, cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
+    let mut backoff: HashMap<NodeId, Backoff> = HashMap::new();
+    let mut tick = tokio::time::interval(EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        metrics::gauge!(m::HINTS_PENDING).set(storage.hint_count() as f64);
+        if storage.hint_count() == 0 {
+            continue;
+        }
+        let now = Instant::now();
+        let ready = |owner: &str| {
+            owner != cluster.me() && cluster.is_up(owner) && backoff.get(owner).is_none_or(|b| b.until <= now)
+        };
+        let mut batch: Vec<(NodeId, Bytes, SiblingSet)> = Vec::new();
+        let mut mine: Vec<(Bytes, SiblingSet)> = Vec::new();
+        let walked = storage.for_each_hint(|owner, key, set| {
+            let Ok(set) = set else { return true };
+            if owner == cluster.me() {
+                // A hint for this very node (it was thought down): it is its own data.
+                mine.push((Bytes::copy_from_slice(key), set));
+            } else if ready(owner) {
+                batch.push((owner.to_owned(), Bytes::copy_from_slice(key), set));
+            }
+            batch.len() + mine.len() < BATCH
+        });
+        if let Err(e) = walked {
+            tracing::warn!("reading hints failed: {e}");
+            continue;
+        }
+        let me = cluster.me().clone();
+        for (key, set) in mine {
+            if storage.merge(&key, &set).and_then(|_| storage.commit()).is_ok() {
+                let _ = storage.remove_hint_if(&me, &key, |now| *now == set);
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let slots = Arc::new(Semaphore::new(CONCURRENCY));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (owner, key, set) in batch {
+            let Ok(permit) = slots.clone().acquire_owned().await else { break };
+            let (storage, cluster) = (storage.clone(), cluster.clone());
+            tasks.spawn(async move {
+                let _permit = permit;
+                let req = Request::Replicate { key: key.clone(), set: set.clone(), hint_for: None };
+                let delivered = matches!(cluster.call(&owner, req).await, Ok(Response::Ack));
+                if delivered {
+                    match storage.remove_hint_if(&owner, &key, |now| *now == set).and_then(|_| storage.commit()) {
+                        Ok(()) => metrics::counter!(m::HANDOFF_DELIVERED_TOTAL).increment(1),
+                        Err(e) => tracing::warn!("dropping a delivered hint failed: {e}"),
+                    }
+                } else {
+                    metrics::counter!(m::HANDOFF_FAILURES_TOTAL).increment(1);
+                }
+                (owner, delivered)
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            let Ok((owner, delivered)) = done else { continue };
+            if delivered {
+                backoff.remove(&owner);
+            } else {
+                let b = backoff.entry(owner).or_insert(Backoff { until: now, next: EVERY });
+                b.until = Instant::now() + b.next;
+                b.next = (b.next * 2).min(MAX_BACKOFF);
+            }
+        }
+        metrics::gauge!(m::HINTS_PENDING).set(storage.hint_count() as f64);
+    }
+}
