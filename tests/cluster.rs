@@ -88,6 +88,12 @@ fn a_replica_cut_off_during_a_write_is_repaired_by_a_read() {
             Value::Okay
         );
         assert!(local(cut_off, key).is_empty(), "the cut-off replica cannot have it");
+        // Stay cut until the coordinator gave up on the replica (its request timed out and the
+        // connection was closed), so TCP cannot deliver the write late after healing.
+        let addr = cut_off.cluster_addr().to_string();
+        wait_until("the coordinator to see the replica down", Duration::from_secs(30), || {
+            harness::members(coordinator).iter().any(|m| m["addr"] == addr && m["reachable"] == "down").then_some(())
+        });
     }
     // Healed. A read through the coordinator finds the stale replica and repairs it.
     let repairs_before = metric(&coordinator.metrics(), "kura_read_repairs_total").unwrap_or(0.0);
