@@ -78,6 +78,12 @@ pub struct ServerArgs {
     /// Milliseconds a request waits for its R or W replicas (and any peer request) [default: 2000]
     #[arg(long, env = "KURA_REQUEST_TIMEOUT_MS")]
     pub request_timeout_ms: Option<u64>,
+    /// Partition transfers this node sends at once [default: 2]
+    #[arg(long, env = "KURA_TRANSFER_LIMIT")]
+    pub transfer_limit: Option<usize>,
+    /// Bytes per second one partition transfer may send; 0 is no limit [default: 0]
+    #[arg(long, env = "KURA_TRANSFER_RATE")]
+    pub transfer_rate: Option<u64>,
     /// Worker threads of the runtime [default: one per core]
     #[arg(long, env = "KURA_THREADS")]
     pub threads: Option<usize>,
@@ -121,6 +127,8 @@ pub struct Config {
     pub maxclients: usize,
     pub threads: usize,
     pub request_timeout_ms: u64,
+    pub transfer_limit: usize,
+    pub transfer_rate: u64,
     pub fsync: FsyncPolicy,
     pub requirepass: Option<String>,
     pub cluster_secret: Option<String>,
@@ -174,6 +182,8 @@ impl Config {
             max_request_bytes: pick!(max_request_bytes, 64 << 20),
             maxclients: pick!(maxclients, 10_000),
             request_timeout_ms: pick!(request_timeout_ms, 2000),
+            transfer_limit: pick!(transfer_limit, 2),
+            transfer_rate: pick!(transfer_rate, 0),
             threads: pick!(threads, std::thread::available_parallelism().map_or(1, |n| n.get())),
             fsync: pick!(fsync, FsyncPolicy::Everysec),
             requirepass: args.requirepass.clone().or(file.requirepass.clone()),
@@ -200,6 +210,9 @@ impl Config {
         }
         if self.maxclients == 0 {
             return bad("maxclients must be at least 1");
+        }
+        if self.transfer_limit == 0 {
+            return bad("transfer-limit must be at least 1");
         }
         if self.threads == 0 {
             return bad("threads must be at least 1");

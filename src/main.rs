@@ -68,6 +68,14 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         node.coordinator.cluster().clone(),
         stopped.clone(),
     ));
+    tokio::spawn(kura::handoff::transfer::run(
+        node.coordinator.storage().clone(),
+        node.coordinator.cluster().clone(),
+        node.transfers.clone(),
+        node.config.transfer_limit,
+        node.config.transfer_rate,
+        stopped.clone(),
+    ));
     tokio::spawn(housekeeping(node.clone(), stopped.clone()));
     let server = tokio::spawn(kura::server::serve(node.clone(), listener, stopped));
     shutdown_signal().await;

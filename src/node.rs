@@ -17,6 +17,7 @@ use crate::cluster::{Cluster, ClusterError, Member, Settings, Status};
 use crate::config::Config;
 use crate::coordinator::quorum::Quorum;
 use crate::coordinator::{Actors, Coordinator, NodeIdentity};
+use crate::handoff::Transfers;
 use crate::peer::{PeerClient, PeerRequest, PeerResponse, RemoteError, Request, Response};
 use crate::rpc::{self, Identity};
 use crate::storage::{Storage, StorageError};
@@ -48,6 +49,8 @@ pub struct Node {
     pub coordinator: Coordinator,
     /// Who this node is to its peers (for the peer listener's handshake).
     pub peer_identity: Arc<Identity>,
+    /// Progress of partition transfers.
+    pub transfers: Arc<Transfers>,
     pub metrics: Option<PrometheusHandle>,
     pub started: Instant,
     pub run_id: String,
@@ -113,6 +116,7 @@ impl Node {
             config,
             coordinator,
             peer_identity,
+            transfers: Arc::new(Transfers::default()),
             metrics,
             started: Instant::now(),
             run_id: random_hex(20),
@@ -182,6 +186,32 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                         Err(e) => failed(&e),
                     }
                 }
+                Request::TransferBatch { partition, entries } => {
+                    let mut result = Ok(());
+                    for (key, set) in &entries {
+                        result = self.coordinator.merge_replica(key, set, None);
+                        if result.is_err() {
+                            break;
+                        }
+                    }
+                    match result {
+                        Ok(()) => match self.coordinator.commit(self.coordinator.write_mark()).await {
+                            Ok(()) => {
+                                self.transfers.received(entries.len() as u64);
+                                Response::Ack
+                            }
+                            Err(e) => failed(&e),
+                        },
+                        Err(e) => {
+                            tracing::warn!(partition, "storing a transfer batch failed: {e}");
+                            failed(&e)
+                        }
+                    }
+                }
+                Request::TransferDone { partition, to } => match cluster.on_transfer_done(partition, &to) {
+                    Ok(state) => Response::State(Box::new(state)),
+                    Err(e) => failed(&e),
+                },
                 Request::Put { key, context, write, w } => {
                     match self.coordinator.put_forwarded(&key, context, write, w).await {
                         Ok(set) => match self.coordinator.commit(self.coordinator.write_mark()).await {

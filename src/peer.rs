@@ -37,6 +37,10 @@ pub enum Request {
     Replicate { key: Bytes, set: SiblingSet, hint_for: Option<String> },
     /// Coordinate this write: you are in the key's preference list, I am not.
     Put { key: Bytes, context: WriteContext, write: Write, w: Option<usize> },
+    /// A batch of a partition's data during a transfer: merge each set (never overwrite).
+    TransferBatch { partition: u32, entries: Vec<(Bytes, SiblingSet)> },
+    /// To the claimant: the transfer of `partition` to `to` finished.
+    TransferDone { partition: u32, to: String },
 }
 
 #[derive(Debug, Serialize, Deserialize)]

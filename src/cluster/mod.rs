@@ -72,20 +72,41 @@ pub struct View {
     preflists: Vec<Arc<[NodeId]>>,
     /// Per partition, the whole ring walk (the extended preference list, for stand-ins).
     walks: Vec<Arc<[NodeId]>>,
+    /// Per partition during a transition, the future replicas that are not current ones
+    /// (writes reach them too); empty otherwise.
+    joining_replicas: Vec<Arc<[NodeId]>>,
     addrs: HashMap<NodeId, SocketAddr>,
 }
 
 impl View {
     fn new(state: Option<ClusterState>, n: usize) -> View {
         let Some(s) = &state else {
-            return View { state, preflists: Vec::new(), walks: Vec::new(), addrs: HashMap::new() };
+            return View {
+                state,
+                preflists: Vec::new(),
+                walks: Vec::new(),
+                joining_replicas: Vec::new(),
+                addrs: HashMap::new(),
+            };
         };
         let zone_of = |id: &NodeId| s.members.get(id).and_then(|m| m.zone.clone());
         let q = s.ring.size();
-        let preflists = (0..q).map(|p| Arc::from(s.ring.preference_list(p, n, &zone_of))).collect();
+        let preflists: Vec<Arc<[NodeId]>> = (0..q).map(|p| Arc::from(s.ring.preference_list(p, n, &zone_of))).collect();
         let walks = (0..q).map(|p| s.ring.walk(p).into_iter().cloned().collect::<Vec<_>>().into()).collect();
+        let joining_replicas = if s.ring.in_transition() {
+            let future = s.ring.future();
+            (0..q)
+                .map(|p| {
+                    let now = &preflists[p as usize];
+                    let later = future.preference_list(p, n, &zone_of);
+                    later.into_iter().filter(|x| !now.contains(x)).collect::<Vec<_>>().into()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let addrs = s.members.values().map(|m| (m.id.clone(), m.addr)).collect();
-        View { state, preflists, walks, addrs }
+        View { state, preflists, walks, joining_replicas, addrs }
     }
 
     pub fn ring_version(&self) -> u64 {
@@ -111,6 +132,20 @@ impl View {
             0 => Arc::from(Vec::new()),
             q => self.walks[crate::ring::partition_of_key(key, q) as usize].clone(),
         }
+    }
+
+    /// During a transition, the replicas `key` is gaining (writes go to them as well).
+    pub fn joining_replicas(&self, key: &[u8]) -> Option<Arc<[NodeId]>> {
+        match self.joining_replicas.len() as u32 {
+            0 => None,
+            q => Some(self.joining_replicas[crate::ring::partition_of_key(key, q) as usize].clone())
+                .filter(|r| !r.is_empty()),
+        }
+    }
+
+    /// Whether this node is among partition `p`'s current replicas.
+    pub fn replicates(&self, p: u32, me: &str) -> bool {
+        self.preflists.get(p as usize).is_some_and(|r| r.iter().any(|x| x == me))
     }
 
     pub fn addr(&self, id: &str) -> Option<SocketAddr> {
@@ -420,14 +455,119 @@ impl Cluster {
                 }
                 next
             };
-            for (_, addr) in self.others() {
-                let (me, state) = (self.clone(), next.clone());
-                tokio::spawn(async move {
-                    if let Ok(Response::State(theirs)) = me.call_addr(addr, Request::Gossip(Box::new(state))).await {
-                        let _ = me.merge(&theirs);
-                    }
-                });
+            self.push(next);
+        }
+    }
+
+    /// Applies `change` to the current state (if it makes one), saves it and pushes it to
+    /// every member at once. Returns whether it changed anything.
+    pub fn change(
+        self: &Arc<Self>,
+        change: impl FnOnce(&mut ClusterState) -> Result<bool, ClusterError>,
+    ) -> Result<bool, ClusterError> {
+        let next = {
+            let _guard = self.changing.lock();
+            let Some(mut state) = self.view.load().state.clone() else {
+                return Err(ClusterError::Remote { peer: self.me().clone(), error: RemoteError::NotReady });
+            };
+            if !change(&mut state)? {
+                return Ok(false);
             }
+            self.install(state.clone())?;
+            state
+        };
+        self.push(next);
+        Ok(true)
+    }
+
+    /// Sends `state` to every other member now (a change should not wait for gossip).
+    fn push(self: &Arc<Self>, state: ClusterState) {
+        for (_, addr) in self.others() {
+            let (me, state) = (self.clone(), state.clone());
+            tokio::spawn(async move {
+                if let Ok(Response::State(theirs)) = me.call_addr(addr, Request::Gossip(Box::new(state))).await {
+                    let _ = me.merge(&theirs);
+                }
+            });
+        }
+    }
+
+    /// `KURA LEAVE`: this node starts handing its partitions off.
+    pub fn leave(self: &Arc<Self>) -> Result<bool, ClusterError> {
+        let me = self.me().clone();
+        self.change(|s| {
+            let m = s.members.get_mut(&me).ok_or_else(|| ClusterError::UnknownMember(me.clone()))?;
+            if matches!(m.status, Status::Leaving | Status::Exiting | Status::Removed) {
+                return Ok(false);
+            }
+            m.status = Status::Leaving;
+            m.version += 1;
+            Ok(true)
+        })
+    }
+
+    /// `KURA REMOVE id`: takes a (dead) member out; its partitions are rebuilt from the other
+    /// replicas.
+    pub fn remove(self: &Arc<Self>, id: &str) -> Result<bool, ClusterError> {
+        self.change(|s| {
+            let m = s.members.get_mut(id).ok_or_else(|| ClusterError::UnknownMember(id.to_owned()))?;
+            if m.status == Status::Removed {
+                return Ok(false);
+            }
+            m.status = Status::Removed;
+            m.version += 1;
+            Ok(true)
+        })
+    }
+
+    /// `KURA JOIN addr`: this node (alone in its own cluster, with no data) joins the cluster
+    /// of the peer at `addr`.
+    pub async fn join_cluster(self: &Arc<Self>, addr: SocketAddr) -> Result<(), ClusterError> {
+        let body = self.call_addr(addr, Request::Join(self.settings.me.clone())).await?;
+        let Response::State(theirs) = body else {
+            return Err(match body {
+                Response::Error(error) => ClusterError::Remote { peer: addr.to_string(), error },
+                _ => ClusterError::Unexpected(addr.to_string()),
+            });
+        };
+        {
+            let _guard = self.changing.lock();
+            tracing::info!(%addr, "joining another cluster: leaving this one-node cluster");
+            self.install(*theirs)?;
+        }
+        Ok(())
+    }
+
+    /// At the claimant: a transfer finished. Returns the state that records it.
+    pub fn on_transfer_done(self: &Arc<Self>, partition: u32, to: &NodeId) -> Result<ClusterState, ClusterError> {
+        let n = self.settings.n;
+        let is_claimant = self.view().state.as_ref().and_then(|s| s.claimant().cloned()).as_ref() == Some(self.me());
+        if !is_claimant {
+            return Err(ClusterError::Remote {
+                peer: self.me().clone(),
+                error: RemoteError::Failed("not the claimant".into()),
+            });
+        }
+        self.change(|s| Ok(s.transfer_done(partition, to, n)))?;
+        self.view().state.clone().ok_or(ClusterError::Remote { peer: self.me().clone(), error: RemoteError::NotReady })
+    }
+
+    /// Tells the claimant that `partition` reached `to`.
+    pub async fn report_transfer(self: &Arc<Self>, partition: u32, to: &NodeId) -> Result<(), ClusterError> {
+        let claimant = self.view().state.as_ref().and_then(|s| s.claimant().cloned());
+        match claimant {
+            Some(c) if &c == self.me() => self.on_transfer_done(partition, to).map(|_| ()),
+            Some(c) => {
+                // The answer is the claimant's state with the transfer recorded: take it at once,
+                // so this node does not start the same transfer again.
+                if let Response::State(state) =
+                    self.call(&c, Request::TransferDone { partition, to: to.clone() }).await?
+                {
+                    self.merge(&state)?;
+                }
+                Ok(())
+            }
+            None => Err(ClusterError::Remote { peer: self.me().clone(), error: RemoteError::NotReady }),
         }
     }
 

@@ -143,39 +143,107 @@ impl ClusterState {
         self.members.values().filter(|m| m.status != Status::Removed)
     }
 
-    /// The claimant's step (paper 4.9, Riak's claimant): places joining members and takes
-    /// partitions off members that should not own any. Returns the next state, or `None` when
-    /// the ring already fits, or when a member it would involve is not `up` (ring changes wait
-    /// for a connected cluster rather than race across a partition).
+    fn zone_of(&self) -> impl Fn(&NodeId) -> Option<String> + '_ {
+        |id: &NodeId| self.members.get(id).and_then(|m| m.zone.clone())
+    }
+
+    fn removed(&self, id: &NodeId) -> bool {
+        self.members.get(id).is_none_or(|m| m.status == Status::Removed)
+    }
+
+    /// Transfers of the current transition that are still to do and can be done: a partition
+    /// whose every current replica was removed has no one left to copy it from.
+    pub fn pending_transfers(&self, n: usize) -> Vec<crate::ring::Transfer> {
+        let zone_of = self.zone_of();
+        self.ring
+            .pending_transfers(n, &zone_of)
+            .into_iter()
+            .filter(|t| self.ring.preference_list(t.partition, n, &zone_of).iter().any(|r| !self.removed(r)))
+            .collect()
+    }
+
+    /// Where partition `p`'s data comes from in a transfer: the first current replica that is
+    /// up and not removed.
+    pub fn transfer_source(&self, p: u32, n: usize, up: &dyn Fn(&NodeId) -> bool) -> Option<NodeId> {
+        let zone_of = self.zone_of();
+        self.ring.preference_list(p, n, &zone_of).into_iter().find(|r| !self.removed(r) && up(r))
+    }
+
+    /// The claimant's step (paper 4.9, Riak's claimant). Out of a transition: when members
+    /// joined, are leaving or were removed, starts one toward a rebalanced ring (only while
+    /// every member it would place is `up`: ring changes never race across a partition). In a
+    /// transition: once every transfer is done, flips to the future ring. Also moves leaving
+    /// members that own nothing to `exiting`, and exiting ones to `removed`. Returns the next
+    /// state, or `None` when there is nothing to do.
     pub fn next(&self, n: usize, up: &dyn Fn(&NodeId) -> bool) -> Option<ClusterState> {
-        let target = self.placeable();
-        if target.is_empty() {
-            return None;
-        }
-        let owners: Vec<&NodeId> = self.ring.owners().into_iter().collect();
-        let joining = self.members.values().any(|m| m.status == Status::Joining);
-        let misplaced = owners.iter().any(|o| !target.contains(o));
-        let can_own = target.len().min(self.ring.partitions.len());
-        if !joining && !misplaced && owners.len() == can_own {
-            return None;
-        }
-        if !target.iter().chain(owners.iter().copied()).all(up) {
-            return None;
-        }
         let mut next = self.clone();
-        let claimed = self.ring.claim(&target, n);
-        for (p, owner) in next.ring.partitions.iter_mut().zip(claimed) {
-            p.owner = owner;
-            p.next = None;
+        if self.ring.in_transition() {
+            if !self.pending_transfers(n).is_empty() {
+                return None;
+            }
+            next.ring = self.ring.future();
+            next.ring.version = self.ring.version + 1;
+            next.retire_leavers();
+            return Some(next);
         }
-        next.ring.version += 1;
+        let mut changed = false;
         for m in next.members.values_mut() {
-            if m.status == Status::Joining {
-                m.status = Status::Valid;
+            if m.status == Status::Exiting {
+                m.status = Status::Removed;
                 m.version += 1;
+                changed = true;
             }
         }
-        Some(next)
+        let target = self.placeable();
+        if !target.is_empty() {
+            let owners: Vec<&NodeId> = self.ring.owners().into_iter().collect();
+            let joining = self.members.values().any(|m| m.status == Status::Joining);
+            let misplaced = owners.iter().any(|o| !target.contains(o));
+            let can_own = target.len().min(self.ring.partitions.len());
+            if (joining || misplaced || owners.len() != can_own) && target.iter().all(up) {
+                let claimed = self.ring.claim(&target, n);
+                for (p, owner) in next.ring.partitions.iter_mut().zip(claimed) {
+                    p.next = (p.owner != owner).then_some(owner);
+                }
+                next.ring.transferred.clear();
+                next.ring.version += 1;
+                for m in next.members.values_mut() {
+                    if m.status == Status::Joining {
+                        m.status = Status::Valid;
+                        m.version += 1;
+                    }
+                }
+                changed = true;
+            }
+        }
+        changed |= next.retire_leavers();
+        changed.then_some(next)
+    }
+
+    /// Leaving members that own no partition, now or after the transition, become `exiting`.
+    fn retire_leavers(&mut self) -> bool {
+        let ring = &self.ring;
+        let owns = |id: &NodeId| ring.partitions.iter().any(|p| &p.owner == id || p.next.as_ref() == Some(id));
+        let mut changed = false;
+        for m in self.members.values_mut() {
+            if m.status == Status::Leaving && !owns(&m.id) {
+                m.status = Status::Exiting;
+                m.version += 1;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Records a finished transfer (at the claimant). Returns whether it was news.
+    pub fn transfer_done(&mut self, partition: u32, to: &NodeId, n: usize) -> bool {
+        let needed =
+            self.ring.pending_transfers(n, &self.zone_of()).iter().any(|t| t.partition == partition && &t.to == to);
+        if needed {
+            self.ring.transferred.insert((partition, to.clone()));
+            self.ring.version += 1;
+        }
+        needed
     }
 }
 
@@ -222,13 +290,49 @@ mod tests {
         }
         // The claimant waits while a member is unreachable.
         assert!(s.next(3, &|id: &NodeId| id != "n4").is_none());
-        let next = s.next(3, &all_up).expect("a transition");
+        let mut next = s.next(3, &all_up).expect("a transition");
         assert_eq!(next.ring.version, 2);
+        assert!(next.ring.in_transition());
         assert!(next.members.values().all(|m| m.status == Status::Valid));
+        // Nothing flips until every transfer is done.
+        assert!(next.next(3, &all_up).is_none());
+        for t in next.pending_transfers(3) {
+            assert!(next.transfer_done(t.partition, &t.to, 3));
+        }
+        assert!(!next.transfer_done(0, &"n2".to_string(), 3) || next.pending_transfers(3).is_empty());
+        let next = next.next(3, &all_up).expect("the flip");
+        assert!(!next.ring.in_transition());
         let counts = next.ring.ownership();
         assert_eq!(counts.len(), 5);
         assert!(counts.values().all(|&c| c == 12 || c == 13), "{counts:?}");
         assert!(next.next(3, &all_up).is_none(), "stable once placed");
+    }
+
+    #[test]
+    fn a_leaving_member_hands_off_then_exits_then_goes() {
+        let mut s = ClusterState::found(member("n1", Status::Valid, 1), 16);
+        for i in 2..=3 {
+            s.upsert(member(&format!("n{i}"), Status::Joining, 1));
+        }
+        let mut s = s.next(2, &all_up).unwrap();
+        for t in s.pending_transfers(2) {
+            s.transfer_done(t.partition, &t.to, 2);
+        }
+        let mut s = s.next(2, &all_up).unwrap();
+        s.members.get_mut("n2").unwrap().status = Status::Leaving;
+        let mut s = s.next(2, &all_up).expect("a transition away from n2");
+        assert!(s.ring.partitions.iter().filter(|p| p.owner == "n2").all(|p| p.next.is_some()));
+        for t in s.pending_transfers(2) {
+            assert_ne!(t.to, "n2");
+            assert_eq!(s.transfer_source(t.partition, 2, &all_up).is_some(), true);
+            s.transfer_done(t.partition, &t.to, 2);
+        }
+        let s = s.next(2, &all_up).expect("the flip");
+        assert_eq!(s.members["n2"].status, Status::Exiting);
+        assert!(!s.ring.owners().contains(&"n2".to_string()));
+        let s = s.next(2, &all_up).expect("exiting to removed");
+        assert_eq!(s.members["n2"].status, Status::Removed);
+        assert!(s.next(2, &all_up).is_none());
     }
 
     #[test]

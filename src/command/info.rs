@@ -15,7 +15,7 @@ use crate::resp::Reply;
 pub const REDIS_COMPAT_VERSION: &str = "7.2.0";
 
 const DEFAULT_SECTIONS: &[&str] =
-    &["server", "clients", "persistence", "stats", "replication", "keyspace", "kura", "cluster"];
+    &["server", "clients", "persistence", "stats", "replication", "keyspace", "kura", "cluster", "transfers"];
 const ALL_SECTIONS: &[&str] = &[
     "server",
     "clients",
@@ -27,6 +27,7 @@ const ALL_SECTIONS: &[&str] = &[
     "keyspace",
     "kura",
     "cluster",
+    "transfers",
 ];
 
 pub fn run(node: &Node, args: &[Bytes]) -> CmdResult {
@@ -149,6 +150,29 @@ fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::Comma
             line("kura_r", &q.r);
             line("kura_w", &q.w);
             line("kura_cluster_listen", &c.cluster_listen);
+        }
+        "transfers" => {
+            use std::sync::atomic::Ordering::Relaxed;
+            let t = &node.transfers;
+            let cluster = node.coordinator.cluster();
+            let view = cluster.view();
+            let pending = view.state.as_ref().map_or(0, |s| s.pending_transfers(cluster.settings().n).len());
+            let here = super::kura::transfers_here(node);
+            line("transition", &u8::from(view.state.as_ref().is_some_and(|s| s.ring.in_transition())));
+            line("transfers_pending_cluster", &pending);
+            line("transfers_pending_here", &here);
+            line("transfers_running", &t.running());
+            line("transfers_completed", &t.completed.load(Relaxed));
+            line("transfers_failed", &t.failed.load(Relaxed));
+            line("transfer_keys_sent", &t.keys_sent.load(Relaxed));
+            line("transfer_bytes_sent", &t.bytes_sent.load(Relaxed));
+            line("transfer_keys_received", &t.keys_received.load(Relaxed));
+            if let Some((rate, _)) = t.rate() {
+                line("transfer_rate_bytes_per_sec", &format!("{rate:.0}"));
+            }
+            if let Some(per) = t.seconds_per_transfer() {
+                line("transfer_eta_seconds", &format!("{:.0}", per * here as f64));
+            }
         }
         _ => {}
     }

@@ -1,4 +1,5 @@
-//! `KURA MEMBERS | RING | PREFLIST key | LOCAL key | HINTS | HELP`: the cluster as this node sees it
+//! `KURA MEMBERS | RING | PREFLIST key | LOCAL key | HINTS | TRANSFERS | JOIN addr | LEAVE |
+//! REMOVE id | HELP`: the cluster as this node sees it, and changes to its membership
 //! (design.md section 3).
 
 use bytes::Bytes;
@@ -16,7 +17,22 @@ fn arity(args: &[Bytes], n: usize, sub: &str) -> Result<(), CommandError> {
     }
 }
 
-pub fn run(node: &Node, args: &[Bytes]) -> CmdResult {
+/// Transfers of the ring's transition that involve this node (as sender or receiver) and are
+/// not done yet.
+pub fn transfers_here(node: &Node) -> usize {
+    let cluster = node.coordinator.cluster();
+    let view = cluster.view();
+    let Some(state) = &view.state else { return 0 };
+    let n = cluster.settings().n;
+    let me = cluster.me();
+    state
+        .pending_transfers(n)
+        .iter()
+        .filter(|t| &t.to == me || state.transfer_source(t.partition, n, &|id| cluster.is_up(id)).as_ref() == Some(me))
+        .count()
+}
+
+pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     let sub = args[1].to_ascii_uppercase();
     let cluster = node.coordinator.cluster();
     let view = cluster.view();
@@ -77,11 +93,59 @@ pub fn run(node: &Node, args: &[Bytes]) -> CmdResult {
             arity(args, 2, "hints")?;
             Ok(Reply::Int(node.coordinator.storage().hint_count() as i64))
         }
+        b"TRANSFERS" => {
+            arity(args, 2, "transfers")?;
+            Ok(Reply::Int(transfers_here(node) as i64))
+        }
+        b"LEAVE" => {
+            arity(args, 2, "leave")?;
+            drop(view);
+            cluster.leave().map_err(|e| CommandError::Other(e.to_string()))?;
+            Ok(Reply::ok())
+        }
+        b"REMOVE" => {
+            arity(args, 3, "remove")?;
+            let id = String::from_utf8_lossy(&args[2]).into_owned();
+            if &id == cluster.me() {
+                return Err(CommandError::Other("a node cannot remove itself: use KURA LEAVE".into()));
+            }
+            drop(view);
+            cluster.remove(&id).map_err(|e| CommandError::Other(e.to_string()))?;
+            Ok(Reply::ok())
+        }
+        b"JOIN" => {
+            arity(args, 3, "join")?;
+            let addr: std::net::SocketAddr = std::str::from_utf8(&args[2])
+                .ok()
+                .and_then(|a| a.parse().ok())
+                .ok_or_else(|| CommandError::Other("invalid address: give a peer's cluster address ip:port".into()))?;
+            let alone = view.state.as_ref().is_none_or(|s| s.live_members().count() <= 1);
+            drop(view);
+            if !alone {
+                return Err(CommandError::Other("this node is already in a cluster of several nodes".into()));
+            }
+            let storage = node.coordinator.storage();
+            if storage.hint_count() > 0 || !storage.is_empty().map_err(crate::coordinator::CoordError::from)? {
+                return Err(CommandError::Other("only an empty node can join a cluster".into()));
+            }
+            cluster.join_cluster(addr).await.map_err(|e| CommandError::Other(format!("join failed: {e}")))?;
+            Ok(Reply::ok())
+        }
         b"HELP" => Ok(Reply::Array(
-            ["KURA MEMBERS", "KURA RING", "KURA PREFLIST <key>", "KURA LOCAL <key>", "KURA HINTS"]
-                .into_iter()
-                .map(Reply::Simple)
-                .collect(),
+            [
+                "KURA MEMBERS",
+                "KURA RING",
+                "KURA PREFLIST <key>",
+                "KURA LOCAL <key>",
+                "KURA HINTS",
+                "KURA TRANSFERS",
+                "KURA JOIN <cluster-addr>",
+                "KURA LEAVE",
+                "KURA REMOVE <node-id>",
+            ]
+            .into_iter()
+            .map(Reply::Simple)
+            .collect(),
         )),
         _ => Err(CommandError::UnknownSubcommand { cmd: "KURA", sub: String::from_utf8_lossy(&args[1]).into_owned() }),
     }

@@ -157,7 +157,7 @@ commands! {
     Client => "client", -2, [], (0, 0, 0), "connection", false, "CLIENT ID, SETNAME, GETNAME, INFO, LIST, SETINFO.";
     Command => "command", -1, [], (0, 0, 0), "server", false, "Describes the commands: COUNT, DOCS, INFO, LIST.";
     Config => "config", -2, [], (0, 0, 0), "server", false, "CONFIG GET of the node's settings.";
-    Kura => "kura", -2, [], (0, 0, 0), "kura", false, "The cluster as this node sees it: MEMBERS, RING, PREFLIST, LOCAL.";
+    Kura => "kura", -2, [], (0, 0, 0), "kura", false, "The cluster as this node sees it, and membership changes: MEMBERS, RING, PREFLIST, LOCAL, HINTS, TRANSFERS, JOIN, LEAVE, REMOVE.";
     Info => "info", -1, [], (0, 0, 0), "server", false, "Server information and statistics.";
 }
 
@@ -255,7 +255,7 @@ async fn dispatch(cmd: Cmd, node: &Node, session: &mut Session, args: &[Bytes]) 
         Cmd::Command => command::run(args),
         Cmd::Config => config::run(node, args),
         Cmd::Info => info::run(node, args),
-        Cmd::Kura => kura::run(node, args),
+        Cmd::Kura => kura::run(node, args).await,
     }
 }
 

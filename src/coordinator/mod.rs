@@ -348,6 +348,24 @@ impl Coordinator {
         tally.success();
         let (tx, mut rx) = mpsc::unbounded_channel::<bool>();
         let key = Bytes::copy_from_slice(key);
+        // During a ring transition the replicas a key is gaining get every write too (they
+        // do not count toward W), so that nothing written during a transfer is missed.
+        let gaining = self.cluster.view().joining_replicas(&key);
+        for node in
+            gaining.iter().flat_map(|g| g.iter()).filter(|n| *n != self.me() && !targets.iter().any(|t| &t.node == *n))
+        {
+            let (cluster, node) = (self.cluster.clone(), node.clone());
+            let req = Request::Replicate { key: key.clone(), set: (*written).clone(), hint_for: None };
+            tokio::spawn(async move {
+                if let Err(e) = cluster.call(&node, req).await {
+                    tracing::debug!(node = %node, "write to a gaining replica failed: {e}");
+                }
+            });
+        }
+        if gaining.as_ref().is_some_and(|g| g.iter().any(|n| n == self.me())) && !prefs.iter().any(|p| p == self.me()) {
+            // This node coordinates as a stand-in but is also gaining the key: keep it as data.
+            self.storage.merge(&key, &written)?;
+        }
         for target in others {
             let (cluster, tx, node) = (self.cluster.clone(), tx.clone(), target.node.clone());
             let req =

@@ -1,3 +1,6 @@
+//! Handing data to the nodes it belongs to: hinted copies back to their owners (below) and
+//! partitions to their new replicas when the ring changes ([`transfer`]).
+//!
 //! Hinted handoff (paper 4.6): delivering the hinted copies this node holds as a stand-in to
 //! the owners they were meant for, once those owners are reachable again.
 //!
@@ -9,6 +12,10 @@
 //! exponential backoff. Hints live in their own fjall keyspace, durable like data, so a
 //! stand-in that restarts still holds them.
 
+pub mod transfer;
+
+pub use transfer::Transfers;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::{watch, Semaphore};
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Status};
 use crate::metrics as m;
 use crate::peer::{Request, Response};
 use crate::ring::NodeId;
@@ -51,9 +58,14 @@ pub async fn run(storage: Arc<Storage>, cluster: Arc<Cluster>, mut shutdown: wat
             continue;
         }
         let now = Instant::now();
+        let view = cluster.view();
+        let gone = |owner: &str| {
+            view.state.as_ref().is_some_and(|s| s.members.get(owner).is_none_or(|m| m.status == Status::Removed))
+        };
         let ready = |owner: &str| {
             owner != cluster.me() && cluster.is_up(owner) && backoff.get(owner).is_none_or(|b| b.until <= now)
         };
+        let mut orphans: Vec<(NodeId, Bytes, SiblingSet)> = Vec::new();
         let mut batch: Vec<(NodeId, Bytes, SiblingSet)> = Vec::new();
         let mut mine: Vec<(Bytes, SiblingSet)> = Vec::new();
         let walked = storage.for_each_hint(|owner, key, set| {
@@ -61,16 +73,36 @@ pub async fn run(storage: Arc<Storage>, cluster: Arc<Cluster>, mut shutdown: wat
             if owner == cluster.me() {
                 // A hint for this very node (it was thought down): it is its own data.
                 mine.push((Bytes::copy_from_slice(key), set));
+            } else if gone(owner) {
+                // Its owner was removed: the key's current replicas get it instead.
+                orphans.push((owner.to_owned(), Bytes::copy_from_slice(key), set));
             } else if ready(owner) {
                 batch.push((owner.to_owned(), Bytes::copy_from_slice(key), set));
             }
-            batch.len() + mine.len() < BATCH
+            batch.len() + mine.len() + orphans.len() < BATCH
         });
         if let Err(e) = walked {
             tracing::warn!("reading hints failed: {e}");
             continue;
         }
+        drop(view);
         let me = cluster.me().clone();
+        for (owner, key, set) in orphans {
+            let replicas = cluster.view().preference_list(&key);
+            let mut all = true;
+            for r in replicas.iter() {
+                let ok = if r == &me {
+                    storage.merge(&key, &set).and_then(|_| storage.commit()).is_ok()
+                } else {
+                    let req = Request::Replicate { key: key.clone(), set: set.clone(), hint_for: None };
+                    matches!(cluster.call(r, req).await, Ok(Response::Ack))
+                };
+                all &= ok;
+            }
+            if all && storage.remove_hint_if(&owner, &key, |now| *now == set).is_ok() {
+                metrics::counter!(m::HANDOFF_DELIVERED_TOTAL).increment(1);
+            }
+        }
         for (key, set) in mine {
             if storage.merge(&key, &set).and_then(|_| storage.commit()).is_ok() {
                 let _ = storage.remove_hint_if(&me, &key, |now| *now == set);

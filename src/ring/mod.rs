@@ -58,10 +58,25 @@ pub struct Partition {
 }
 
 /// Ownership of every partition, versioned: a higher version is a later ring.
+///
+/// While some partitions have a `next` owner the ring is *in transition*: the preference lists
+/// of the current owners serve reads, writes also reach the replicas of the future ring, and
+/// every replica that the future ring adds to a partition's preference list is sent that
+/// partition's data (a *transfer*). `transferred` records the transfers that finished; when
+/// all have, the claimant flips the ring to its future owners.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ring {
     pub version: u64,
     pub partitions: Vec<Partition>,
+    /// Finished transfers of the current transition: (partition, receiving node).
+    pub transferred: std::collections::BTreeSet<(u32, NodeId)>,
+}
+
+/// One transfer of a transition: partition `partition`'s data to `to`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Transfer {
+    pub partition: u32,
+    pub to: NodeId,
 }
 
 impl Ring {
@@ -71,7 +86,49 @@ impl Ring {
         sorted.sort();
         let partitions =
             (0..q as usize).map(|i| Partition { owner: sorted[i % sorted.len()].clone(), next: None }).collect();
-        Ring { version: 1, partitions }
+        Ring { version: 1, partitions, transferred: BTreeSet::new() }
+    }
+
+    /// Whether a transition is under way.
+    pub fn in_transition(&self) -> bool {
+        self.partitions.iter().any(|p| p.next.is_some())
+    }
+
+    /// The ring the transition leads to (this ring if there is none).
+    pub fn future(&self) -> Ring {
+        let partitions = self
+            .partitions
+            .iter()
+            .map(|p| Partition { owner: p.next.clone().unwrap_or_else(|| p.owner.clone()), next: None })
+            .collect();
+        Ring { version: self.version, partitions, transferred: BTreeSet::new() }
+    }
+
+    /// Every transfer the transition needs: for each partition, each node in its future
+    /// preference list that is not in its current one.
+    pub fn transfers(&self, n: usize, zone_of: &dyn Fn(&NodeId) -> Option<String>) -> Vec<Transfer> {
+        if !self.in_transition() {
+            return Vec::new();
+        }
+        let future = self.future();
+        let mut out = Vec::new();
+        for p in 0..self.size() {
+            let now = self.preference_list(p, n, zone_of);
+            for to in future.preference_list(p, n, zone_of) {
+                if !now.contains(&to) {
+                    out.push(Transfer { partition: p, to });
+                }
+            }
+        }
+        out
+    }
+
+    /// The transfers still to do.
+    pub fn pending_transfers(&self, n: usize, zone_of: &dyn Fn(&NodeId) -> Option<String>) -> Vec<Transfer> {
+        self.transfers(n, zone_of)
+            .into_iter()
+            .filter(|t| !self.transferred.contains(&(t.partition, t.to.clone())))
+            .collect()
     }
 
     pub fn size(&self) -> u32 {
@@ -225,6 +282,30 @@ mod tests {
 
     fn ids(n: usize) -> Vec<NodeId> {
         (1..=n).map(|i| format!("node{i}")).collect()
+    }
+
+    #[test]
+    fn a_transition_transfers_to_new_replicas_only() {
+        let mut r = Ring::new(8, &ids(3));
+        assert!(!r.in_transition() && r.transfers(2, &no_zones).is_empty());
+        let claimed = r.claim(&ids(4), 2);
+        for (p, o) in r.partitions.iter_mut().zip(&claimed) {
+            if &p.owner != o {
+                p.next = Some(o.clone());
+            }
+        }
+        assert!(r.in_transition());
+        let transfers = r.transfers(2, &no_zones);
+        assert!(!transfers.is_empty());
+        // Mostly the new node needs data; a neighbour can enter a shifted preference list too.
+        assert!(transfers.iter().filter(|t| t.to == "node4").count() * 2 > transfers.len(), "{transfers:?}");
+        let future = r.future();
+        for t in &transfers {
+            assert!(future.preference_list(t.partition, 2, &no_zones).contains(&t.to));
+            assert!(!r.preference_list(t.partition, 2, &no_zones).contains(&t.to));
+        }
+        r.transferred.insert((transfers[0].partition, transfers[0].to.clone()));
+        assert_eq!(r.pending_transfers(2, &no_zones).len(), transfers.len() - 1);
     }
 
     fn with_owners(q: u32, owners: Vec<NodeId>) -> Ring {

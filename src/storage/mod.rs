@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use parking_lot::Mutex;
 
@@ -307,6 +308,66 @@ impl Storage {
         Ok(())
     }
 
+    /// Up to `limit` keys (or about `max_bytes` of encoded sets) of ring partition `p` of `q`,
+    /// in key order, starting after `after` (a user key returned by the previous call).
+    ///
+    /// # Errors
+    /// Engine failure or a corrupt record.
+    pub fn scan_partition(
+        &self,
+        p: u32,
+        q: u32,
+        after: Option<&[u8]>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<(Bytes, SiblingSet)>> {
+        let (lo, hi) = crate::ring::partition_prefix_range(p, q);
+        let start = match after {
+            Some(k) => {
+                let mut s = Self::data_key(k);
+                s.push(0);
+                s
+            }
+            None => lo.to_be_bytes().to_vec(),
+        };
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        let range: Box<dyn Iterator<Item = fjall::Guard>> = match hi.checked_add(1) {
+            Some(end) => Box::new(self.data.range(start..end.to_be_bytes().to_vec())),
+            None => Box::new(self.data.range(start..)),
+        };
+        for guard in range {
+            let (k, v) = guard.into_inner()?;
+            let user_key = k.get(8..).unwrap_or_default();
+            bytes += v.len() + user_key.len();
+            out.push((Bytes::copy_from_slice(user_key), Self::decode(user_key, &v)?));
+            if out.len() >= limit || bytes >= max_bytes {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes every key of ring partition `p` of `q` (after it was handed to its new
+    /// replicas). Returns how many keys went.
+    ///
+    /// # Errors
+    /// Engine failure.
+    pub fn remove_partition(&self, p: u32, q: u32) -> Result<u64> {
+        let mut removed = 0;
+        let mut after: Option<Bytes> = None;
+        loop {
+            let batch = self.scan_partition(p, q, after.as_deref(), 1024, usize::MAX)?;
+            let Some((last, _)) = batch.last() else { return Ok(removed) };
+            after = Some(last.clone());
+            for (key, _) in &batch {
+                if self.remove_if(key, |_| true)? {
+                    removed += 1;
+                }
+            }
+        }
+    }
+
     /// Removes `key` if its stored set still satisfies `dead` (checked under the key's lock, so
     /// a write that raced the reaper is kept). Returns whether it was removed.
     ///
@@ -341,6 +402,14 @@ impl Storage {
         let key = stored.get(4..4 + len)?.to_vec();
         let owner = String::from_utf8(stored.get(4 + len..)?.to_vec()).ok()?;
         Some((owner, key))
+    }
+
+    /// Whether no key is stored.
+    ///
+    /// # Errors
+    /// Engine failure.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.data.is_empty()?)
     }
 
     /// Hint records held for other nodes.
@@ -496,7 +565,6 @@ impl Storage {
 mod tests {
     use super::*;
     use crate::version::{Actor, Sibling, VersionVector};
-    use bytes::Bytes;
 
     fn write(s: &Storage, key: &[u8], v: &str) -> Arc<SiblingSet> {
         s.update::<StorageError>(key, |cur| {
@@ -531,5 +599,35 @@ mod tests {
         assert_eq!(seen, vec![(b"k".to_vec(), 2)]);
         assert!(s.remove_if(b"k", |_| true).unwrap());
         assert!(s.get(b"k").unwrap().is_none());
+    }
+
+    #[test]
+    fn partitions_scan_in_batches_and_are_removed_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path(), FsyncPolicy::Never).unwrap();
+        let q = 8;
+        let keys: Vec<String> = (0..200).map(|i| format!("key{i}")).collect();
+        for k in &keys {
+            write(&s, k.as_bytes(), "v");
+        }
+        let mut total = 0;
+        for p in 0..q {
+            let mut after: Option<Bytes> = None;
+            let mut seen = Vec::new();
+            loop {
+                let batch = s.scan_partition(p, q, after.as_deref(), 7, usize::MAX).unwrap();
+                let Some((last, _)) = batch.last() else { break };
+                after = Some(last.clone());
+                seen.extend(batch.into_iter().map(|(k, _)| k));
+            }
+            let expected = keys.iter().filter(|k| crate::ring::partition_of_key(k.as_bytes(), q) == p).count();
+            assert_eq!(seen.len(), expected, "partition {p}");
+            total += seen.len();
+        }
+        assert_eq!(total, 200);
+        let p7 = keys.iter().filter(|k| crate::ring::partition_of_key(k.as_bytes(), q) == 7).count() as u64;
+        assert_eq!(s.remove_partition(7, q).unwrap(), p7);
+        assert!(s.scan_partition(7, q, None, 10, usize::MAX).unwrap().is_empty());
+        assert!(!s.scan_partition(6, q, None, 10, usize::MAX).unwrap().is_empty());
     }
 }

@@ -358,19 +358,23 @@ impl Cluster {
         cluster
     }
 
-    /// Waits until every running node lists every node as valid and up, with the same ring.
+    /// Starts one more node (on the next address) that joins through the first node.
+    pub fn add(&mut self, extra: &[&str]) -> usize {
+        let i = self.nodes.len();
+        let ip = Ipv4Addr::new(127, 0, 0, 1 + i as u8);
+        let id = format!("node{}", i + 1);
+        let seed = self.nodes[0].cluster_addr().to_string();
+        let mut args: Vec<&str> = vec!["--node-id", &id, "--seed", &seed];
+        args.extend_from_slice(extra);
+        self.nodes.push(Node::start(ip, &args));
+        i
+    }
+
+    /// Waits until every node lists every node as valid and up, with the same ring and no
+    /// transition under way.
     pub fn wait_converged(&self, timeout: Duration) {
-        let n = self.nodes.len();
         wait_until("the cluster to converge", timeout, || {
-            let mut rings = Vec::new();
-            for node in &self.nodes {
-                let ms = members(node);
-                if ms.len() != n || !ms.iter().all(|m| m["status"] == "valid" && m["reachable"] == "up") {
-                    return None;
-                }
-                rings.push(ring(node));
-            }
-            rings.windows(2).all(|w| w[0] == w[1]).then_some(())
+            converged(&self.nodes.iter().collect::<Vec<_>>()).then_some(())
         });
     }
 
@@ -388,6 +392,23 @@ impl Cluster {
     }
 }
 
+/// Whether `nodes` all list exactly each other as valid and up, with one settled ring.
+pub fn converged(nodes: &[&Node]) -> bool {
+    let mut rings = Vec::new();
+    for node in nodes {
+        let ms = members(node);
+        if ms.len() != nodes.len() || !ms.iter().all(|m| m["status"] == "valid" && m["reachable"] == "up") {
+            return false;
+        }
+        let r = ring_rows(node);
+        if r.iter().any(|row| row.len() > 3) {
+            return false;
+        }
+        rings.push(r);
+    }
+    rings.windows(2).all(|w| w[0] == w[1])
+}
+
 fn flat_map(v: &redis::Value) -> std::collections::HashMap<String, String> {
     let redis::Value::Array(items) = v else { panic!("not an array: {v:?}") };
     items.chunks(2).map(|kv| (text(&kv[0]), text(&kv[1]))).collect()
@@ -401,18 +422,23 @@ pub fn members(node: &Node) -> Vec<std::collections::HashMap<String, String>> {
     ms.iter().map(flat_map).collect()
 }
 
-/// KURA RING as (partition, owner address).
-pub fn ring(node: &Node) -> Vec<(i64, String)> {
+/// KURA RING rows as text: index, owner address, owner id, and the next owner's address
+/// during a transition.
+pub fn ring_rows(node: &Node) -> Vec<Vec<String>> {
     let mut con = node.conn();
     let v: redis::Value = redis::cmd("KURA").arg("RING").query(&mut con).expect("KURA RING");
     let redis::Value::Array(rows) = v else { panic!("KURA RING is not an array") };
     rows.iter()
         .map(|r| {
             let redis::Value::Array(cols) = r else { panic!("ring row") };
-            let redis::Value::Int(i) = cols[0] else { panic!("partition index") };
-            (i, text(&cols[1]))
+            cols.iter().map(text).collect()
         })
         .collect()
+}
+
+/// KURA RING as (partition, owner address).
+pub fn ring(node: &Node) -> Vec<(i64, String)> {
+    ring_rows(node).into_iter().map(|r| (r[0].parse().expect("partition index"), r[1].clone())).collect()
 }
 
 /// KURA PREFLIST: cluster addresses.
