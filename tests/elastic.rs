@@ -171,3 +171,22 @@ fn a_transfer_survives_kill9_of_its_receiver() {
     all_read_back(&all, &keys);
     placed_on_owners(&c, &[0, 1, 2, 3], &keys);
 }
+
+#[test]
+fn a_dead_node_removed_by_a_member_is_rebuilt_from_the_other_replicas() {
+    let mut c = Cluster::start(4, &NRW);
+    preload(&c.nodes[0], "r", 400, 8);
+    let keys: Vec<(String, String)> = (0..400).map(|i| (format!("r{i}"), format!("v{i}{}", "x".repeat(8)))).collect();
+    c.nodes[3].kill9();
+    assert_eq!(q(&c.nodes[1], &["KURA", "REMOVE", "node4"]).unwrap(), Value::Okay);
+    let rest: Vec<&Node> = c.nodes[..3].iter().collect();
+    wait_until("the ring to settle without the removed node", Duration::from_secs(120), || {
+        converged(&rest).then_some(())
+    });
+    balanced(&c.nodes[0], 3);
+    all_read_back(&rest, &keys);
+    // With three nodes left and N=3, every node holds every key again.
+    placed_on_owners(&c, &[0, 1, 2], &keys);
+    let err = harness::err_of(q(&c.nodes[0], &["KURA", "REMOVE", "node1"]));
+    assert!(err.contains("cannot remove itself"), "{err}");
+}

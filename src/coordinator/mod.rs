@@ -237,7 +237,9 @@ impl Coordinator {
         drop(tx);
         let mut tally = Tally::new(q.r, targets.len());
         let mut replies: Vec<(Target, Option<SiblingSet>)> = Vec::with_capacity(targets.len());
-        while tally.progress() == Progress::Waiting {
+        // Until met, or until every replica answered (a quorum that cannot be met still hears
+        // from everyone, so the error counts every answer), or the deadline.
+        while tally.progress() != Progress::Met && !tally.all_answered() {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some((target, Ok(set)))) => {
                     replies.push((target, set));
@@ -376,7 +378,9 @@ impl Coordinator {
             });
         }
         drop(tx);
-        while tally.progress() == Progress::Waiting {
+        // Until met, or until every replica answered (a quorum that cannot be met still hears
+        // from everyone, so the error counts every answer), or the deadline.
+        while tally.progress() != Progress::Met && !tally.all_answered() {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some(true)) => {
                     tally.success();

@@ -113,6 +113,11 @@ impl Tally {
     pub fn successes(&self) -> usize {
         self.ok
     }
+
+    /// Whether every replica has answered, one way or the other.
+    pub fn all_answered(&self) -> bool {
+        self.ok + self.failed >= self.replicas
+    }
 }
 
 #[cfg(test)]

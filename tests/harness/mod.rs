@@ -401,7 +401,8 @@ pub fn converged(nodes: &[&Node]) -> bool {
             return false;
         }
         let r = ring_rows(node);
-        if r.iter().any(|row| row.len() > 3) {
+        let listed = |addr: &String| ms.iter().any(|m| &m["addr"] == addr);
+        if r.iter().any(|row| row.len() > 3 || !listed(&row[1])) {
             return false;
         }
         rings.push(r);
