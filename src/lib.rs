@@ -7,11 +7,13 @@
 //! - [`rpc`]: peer connections, framing, handshake; [`peer`]: what peers say;
 //! - [`cluster`]: membership, gossip, failure detection, ring changes;
 //! - [`coordinator`]: get/put at N/R/W over the preference list, the only path to storage;
-//! - [`handoff`]: delivery of hinted copies to their owners;
+//! - [`handoff`]: delivery of hinted copies to their owners, partition transfers;
+//! - [`antientropy`]: Merkle trees per partition and the exchanges that repair replicas;
 //! - [`command`]: one file per Redis command;
 //! - [`resp`] and [`server`]: connections and RESP2/RESP3 framing;
 //! - [`metrics`]: Prometheus names and the exporter.
 
+pub mod antientropy;
 pub mod cluster;
 pub mod command;
 pub mod config;

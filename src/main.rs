@@ -68,6 +68,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         node.coordinator.cluster().clone(),
         stopped.clone(),
     ));
+    tokio::spawn(node.aae.clone().run(stopped.clone()));
     tokio::spawn(kura::handoff::transfer::run(
         node.coordinator.storage().clone(),
         node.coordinator.cluster().clone(),
@@ -102,11 +103,9 @@ async fn housekeeping(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
         metrics::gauge!(m::STORAGE_DISK_BYTES).set(st.disk_bytes as f64);
         metrics::gauge!(m::STORAGE_JOURNAL_BYTES).set(st.journal_bytes as f64);
         metrics::gauge!(m::STORAGE_KEYS).set(st.data_keys_approx as f64);
-        let n = node.clone();
-        match tokio::task::spawn_blocking(move || n.coordinator.reap_dead(REAP_GRACE_MS)).await {
-            Ok(Ok(reaped)) => metrics::counter!(m::REAPED_KEYS_TOTAL).increment(reaped),
-            Ok(Err(e)) => tracing::warn!("reaping failed: {e}"),
-            Err(e) => tracing::warn!("reaper task failed: {e}"),
+        match node.coordinator.reap_dead(REAP_GRACE_MS).await {
+            Ok(reaped) => metrics::counter!(m::REAPED_KEYS_TOTAL).increment(reaped),
+            Err(e) => tracing::warn!("reaping failed: {e}"),
         }
     }
 }

@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use parking_lot::Mutex;
 use rand::RngCore;
 
+use crate::antientropy::AntiEntropy;
 use crate::cluster::{Cluster, ClusterError, Member, Settings, Status};
 use crate::config::Config;
 use crate::coordinator::quorum::Quorum;
@@ -51,6 +52,8 @@ pub struct Node {
     pub peer_identity: Arc<Identity>,
     /// Progress of partition transfers.
     pub transfers: Arc<Transfers>,
+    /// Merkle trees and exchanges.
+    pub aae: Arc<AntiEntropy>,
     pub metrics: Option<PrometheusHandle>,
     pub started: Instant,
     pub run_id: String,
@@ -111,12 +114,14 @@ impl Node {
         let cluster = Cluster::open(settings, storage.clone(), peers)?;
         let identity = NodeIdentity { node_id };
         let quorum = Quorum { n: config.n, r: config.r, w: config.w };
+        let aae = AntiEntropy::open(storage.clone(), cluster.clone(), Duration::from_secs(config.aae_interval_secs))?;
         let coordinator = Coordinator::new(storage, identity, actors, context_key, quorum, cluster);
         Ok(Arc::new(Node {
             config,
             coordinator,
             peer_identity,
             transfers: Arc::new(Transfers::default()),
+            aae,
             metrics,
             started: Instant::now(),
             run_id: random_hex(20),
@@ -208,6 +213,26 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                         }
                     }
                 }
+                req @ (Request::AaeRoot { .. }
+                | Request::AaeInner { .. }
+                | Request::AaeGroup { .. }
+                | Request::AaeKeys { .. }
+                | Request::AaeFetch { .. }) => self.aae.answer(req),
+                Request::AaePush { entries } => {
+                    let merged: Result<(), _> =
+                        entries.iter().try_for_each(|(key, set)| self.coordinator.merge_replica(key, set, None));
+                    match merged {
+                        Ok(()) => match self.coordinator.commit(self.coordinator.write_mark()).await {
+                            Ok(()) => Response::Ack,
+                            Err(e) => failed(&e),
+                        },
+                        Err(e) => failed(&e),
+                    }
+                }
+                Request::Reap { key, digest } => match self.coordinator.reap_replica(&key, digest) {
+                    Ok(()) => Response::Ack,
+                    Err(e) => failed(&e),
+                },
                 Request::TransferDone { partition, to } => match cluster.on_transfer_done(partition, &to) {
                     Ok(state) => Response::State(Box::new(state)),
                     Err(e) => failed(&e),

@@ -41,6 +41,20 @@ pub enum Request {
     TransferBatch { partition: u32, entries: Vec<(Bytes, SiblingSet)> },
     /// To the claimant: the transfer of `partition` to `to` finished.
     TransferDone { partition: u32, to: String },
+    /// Anti-entropy: the root of partition `partition` of a ring of `q`.
+    AaeRoot { partition: u32, q: u32 },
+    /// Anti-entropy: the inner hashes of a partition's tree.
+    AaeInner { partition: u32, q: u32 },
+    /// Anti-entropy: the leaves under inner node `group`.
+    AaeGroup { partition: u32, q: u32, group: u32 },
+    /// Anti-entropy: the keys and digests of one leaf.
+    AaeKeys { leaf: u32 },
+    /// Anti-entropy: these keys' sets.
+    AaeFetch { keys: Vec<Bytes> },
+    /// Anti-entropy: merge these sets.
+    AaePush { entries: Vec<(Bytes, SiblingSet)> },
+    /// Drop this key if its set still has `digest`: every replica holds the same tombstones.
+    Reap { key: Bytes, digest: u64 },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -50,6 +64,10 @@ pub enum Response {
     Value(Option<SiblingSet>),
     Ack,
     Written(SiblingSet),
+    Hashes(Vec<u64>),
+    Leaves(Vec<(u32, u64)>),
+    Digests(Vec<(Bytes, u64)>),
+    Sets(Vec<(Bytes, Option<SiblingSet>)>),
     Error(RemoteError),
 }
 

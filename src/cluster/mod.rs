@@ -143,6 +143,11 @@ impl View {
         }
     }
 
+    /// Partition `p`'s current replicas (its preference list).
+    pub fn partition_replicas(&self, p: u32) -> Arc<[NodeId]> {
+        self.preflists.get(p as usize).cloned().unwrap_or_else(|| Arc::from(Vec::new()))
+    }
+
     /// Whether this node is among partition `p`'s current replicas.
     pub fn replicates(&self, p: u32, me: &str) -> bool {
         self.preflists.get(p as usize).is_some_and(|r| r.iter().any(|x| x == me))

@@ -14,8 +14,18 @@ use crate::resp::Reply;
 /// The Redis version kura answers to in HELLO and INFO, for clients that check it.
 pub const REDIS_COMPAT_VERSION: &str = "7.2.0";
 
-const DEFAULT_SECTIONS: &[&str] =
-    &["server", "clients", "persistence", "stats", "replication", "keyspace", "kura", "cluster", "transfers"];
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "persistence",
+    "stats",
+    "replication",
+    "keyspace",
+    "kura",
+    "cluster",
+    "transfers",
+    "antientropy",
+];
 const ALL_SECTIONS: &[&str] = &[
     "server",
     "clients",
@@ -28,6 +38,7 @@ const ALL_SECTIONS: &[&str] = &[
     "kura",
     "cluster",
     "transfers",
+    "antientropy",
 ];
 
 pub fn run(node: &Node, args: &[Bytes]) -> CmdResult {
@@ -150,6 +161,15 @@ fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::Comma
             line("kura_r", &q.r);
             line("kura_w", &q.w);
             line("kura_cluster_listen", &c.cluster_listen);
+        }
+        "antientropy" => {
+            use std::sync::atomic::Ordering::Relaxed;
+            let s = &node.aae.stats;
+            line("aae_interval_seconds", &c.aae_interval_secs);
+            line("aae_exchanges", &s.exchanges.load(Relaxed));
+            line("aae_keys_repaired", &s.keys_repaired.load(Relaxed));
+            line("aae_bytes", &s.bytes.load(Relaxed));
+            line("aae_last_round_unix", &s.last_round.load(Relaxed));
         }
         "transfers" => {
             use std::sync::atomic::Ordering::Relaxed;

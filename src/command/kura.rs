@@ -1,4 +1,4 @@
-//! `KURA MEMBERS | RING | PREFLIST key | LOCAL key | HINTS | TRANSFERS | JOIN addr | LEAVE |
+//! `KURA MEMBERS | RING | PREFLIST key | LOCAL key | HINTS | TRANSFERS | AAE | JOIN addr | LEAVE |
 //! REMOVE id | HELP`: the cluster as this node sees it, and changes to its membership
 //! (design.md section 3).
 
@@ -93,6 +93,11 @@ pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
             arity(args, 2, "hints")?;
             Ok(Reply::Int(node.coordinator.storage().hint_count() as i64))
         }
+        b"AAE" => {
+            arity(args, 2, "aae")?;
+            node.aae.trigger();
+            Ok(Reply::ok())
+        }
         b"TRANSFERS" => {
             arity(args, 2, "transfers")?;
             Ok(Reply::Int(transfers_here(node) as i64))
@@ -139,6 +144,7 @@ pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
                 "KURA LOCAL <key>",
                 "KURA HINTS",
                 "KURA TRANSFERS",
+                "KURA AAE",
                 "KURA JOIN <cluster-addr>",
                 "KURA LEAVE",
                 "KURA REMOVE <node-id>",

@@ -16,7 +16,6 @@ pub mod quorum;
 
 pub use actors::Actors;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -96,10 +95,6 @@ pub struct Coordinator {
     secret_key: Option<ContextKey>,
     quorum: Quorum,
     cluster: Arc<Cluster>,
-    /// Keys that may become reapable (tombstones and values with an expiry written, or left
-    /// unreaped by the last walk); the reaper skips its walk while this is zero. Starts at 1
-    /// so the first walk looks at what an earlier run left.
-    reap_pending: AtomicU64,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -119,7 +114,7 @@ impl Coordinator {
         quorum: Quorum,
         cluster: Arc<Cluster>,
     ) -> Self {
-        Coordinator { storage, identity, actors, secret_key, quorum, cluster, reap_pending: AtomicU64::new(1) }
+        Coordinator { storage, identity, actors, secret_key, quorum, cluster }
     }
 
     pub fn identity(&self) -> &NodeIdentity {
@@ -312,9 +307,6 @@ impl Coordinator {
         w: Option<usize>,
         forwarded: bool,
     ) -> Result<Arc<SiblingSet>> {
-        if write.value.is_none() || write.expires_ms.is_some() {
-            self.reap_pending.fetch_add(1, Ordering::Relaxed);
-        }
         if self.cluster.view().single(self.me()) {
             Quorum::resolve(self.quorum, 1, None, w)?;
             return self.write_local(key, &context, write, None);
@@ -520,17 +512,15 @@ impl Coordinator {
         Ok(n)
     }
 
-    /// Removes keys whose every sibling is a tombstone or expired since at least `grace_ms`.
-    /// On one node every replica has them, so they can go (design.md section 2).
+    /// Removes keys whose every sibling is a tombstone or expired since at least `grace_ms`
+    /// (design.md section 2). On one node that is all. In a cluster a key goes only when every
+    /// replica of it is up and holds the same set (or none): then this node drops its copy and
+    /// tells the others to drop theirs if unchanged, so anti-entropy never finds an old value
+    /// on one replica with nothing on the others to resurrect it from.
     ///
     /// # Errors
     /// Storage failure.
-    pub fn reap_dead(&self, grace_ms: u64) -> Result<u64> {
-        if self.members() > 1 {
-            // With replicas elsewhere a tombstone may only go once every replica has it; that
-            // needs anti-entropy's view of the replicas, which this node alone does not have.
-            return Ok(0);
-        }
+    pub async fn reap_dead(&self, grace_ms: u64) -> Result<u64> {
         let now = now_ms();
         let settled = |s: &SiblingSet| {
             s.is_dead(now)
@@ -539,7 +529,7 @@ impl Coordinator {
                     dead_since.saturating_add(grace_ms) <= now
                 })
         };
-        if self.reap_pending.swap(0, Ordering::AcqRel) == 0 {
+        if !self.storage.take_reapable() {
             return Ok(0);
         }
         let mut candidates = Vec::new();
@@ -549,15 +539,64 @@ impl Coordinator {
             Ok(s) if s.is_dead(now) || s.siblings().any(|sib| sib.expires_ms.is_some()) => later += 1,
             _ => {}
         });
-        self.reap_pending.fetch_add(later + u64::from(walked.is_err()), Ordering::AcqRel);
+        self.storage.note_reapable(later + u64::from(walked.is_err()));
         walked?;
+        let single = self.cluster.view().single(self.me());
         let mut reaped = 0;
         for k in candidates {
-            if self.storage.remove_if(&k, settled)? {
+            if single {
+                reaped += u64::from(self.storage.remove_if(&k, settled)?);
+            } else if self.reap_everywhere(&k, &settled).await? {
                 reaped += 1;
+            } else {
+                self.storage.note_reapable(1);
             }
         }
         Ok(reaped)
+    }
+
+    /// Drops `key` here and on its other replicas if every replica holds the same dead set.
+    async fn reap_everywhere(&self, key: &[u8], settled: &(dyn Fn(&SiblingSet) -> bool + Sync)) -> Result<bool> {
+        let Some(mine) = self.storage.get(key)? else { return Ok(false) };
+        let view = self.cluster.view();
+        if view.state.as_ref().is_none_or(|s| s.ring.in_transition()) {
+            return Ok(false);
+        }
+        let prefs = view.preference_list(key);
+        drop(view);
+        let others: Vec<&NodeId> = prefs.iter().filter(|n| *n != self.me()).collect();
+        if others.iter().any(|n| !self.cluster.is_up(n)) {
+            return Ok(false);
+        }
+        let key = Bytes::copy_from_slice(key);
+        for node in &others {
+            match self.cluster.call(node, Request::Read { key: key.clone() }).await {
+                Ok(Response::Value(None)) => {}
+                Ok(Response::Value(Some(theirs))) if theirs == *mine => {}
+                _ => return Ok(false),
+            }
+        }
+        let digest = crate::storage::digest(&mine.encode());
+        if !self.storage.remove_if(&key, |s| *s == *mine && settled(s))? {
+            return Ok(false);
+        }
+        for node in others {
+            if let Err(e) = self.cluster.call(node, Request::Reap { key: key.clone(), digest }).await {
+                tracing::debug!(node = %node, "asking a replica to reap failed: {e}");
+            }
+        }
+        Ok(true)
+    }
+
+    /// Another replica reaped `key`: drop this copy too if it is still the set it saw.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn reap_replica(&self, key: &[u8], digest: u64) -> Result<()> {
+        if self.storage.remove_if(key, |s| crate::storage::digest(&s.encode()) == digest)? {
+            metrics::counter!(m::REAPED_KEYS_TOTAL).increment(1);
+        }
+        Ok(())
     }
 }
 

@@ -68,15 +68,30 @@ pub struct StorageStats {
 #[derive(Clone)]
 struct Cached {
     set: Option<Arc<SiblingSet>>,
+    /// [`digest`] of the stored encoding (0 when missing).
+    digest: u64,
     weight: u32,
 }
 
 impl Cached {
-    fn new(key: &[u8], set: Option<Arc<SiblingSet>>) -> Cached {
+    fn new(key: &[u8], set: Option<Arc<SiblingSet>>, digest: u64) -> Cached {
         let values: usize =
             set.as_ref().map_or(0, |s| s.siblings().map(|x| 48 + x.value.as_ref().map_or(0, |v| v.len())).sum());
-        Cached { set, weight: (64 + key.len() + values).min(u32::MAX as usize) as u32 }
+        Cached { set, digest, weight: (64 + key.len() + values).min(u32::MAX as usize) as u32 }
     }
+}
+
+/// The digest of a stored sibling set (of its encoding): equal sets have equal digests on
+/// every replica, since the encoding is canonical.
+pub fn digest(encoded: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(encoded)
+}
+
+/// Told of every change of a stored key (anti-entropy keeps its Merkle leaves with it).
+pub trait WriteObserver: Send + Sync {
+    /// `key` (at ring position prefix `prefix`) changed from digest `old` to `new` (`None`:
+    /// missing before / removed now).
+    fn changed(&self, prefix: u64, key: &[u8], old: Option<u64>, new: Option<u64>);
 }
 
 #[derive(Clone)]
@@ -104,6 +119,11 @@ pub struct Storage {
     written: AtomicU64,
     flushed: AtomicU64,
     commit_lock: Mutex<()>,
+    observer: std::sync::OnceLock<Arc<dyn WriteObserver>>,
+    /// Keys written dead (only tombstones) or with an expiry, or left unreaped by the last walk
+    /// of the reaper, which skips its walk while this is zero. Starts at 1 so that the first
+    /// walk looks at what an earlier run left.
+    reapable: AtomicU64,
     /// Hint records held now (kept exact: counted at open, then on every insert and removal).
     hint_count: AtomicU64,
 }
@@ -142,6 +162,8 @@ impl Storage {
             written: AtomicU64::new(0),
             flushed: AtomicU64::new(0),
             commit_lock: Mutex::new(()),
+            observer: std::sync::OnceLock::new(),
+            reapable: AtomicU64::new(1),
             hint_count: AtomicU64::new(0),
         });
         let hints_held = storage.hints.iter().count() as u64;
@@ -172,6 +194,28 @@ impl Storage {
         k.extend_from_slice(&crate::ring::position(key).to_be_bytes()[..8]);
         k.extend_from_slice(key);
         k
+    }
+
+    /// Whether keys may have become reapable since the last call (and forgets it).
+    pub fn take_reapable(&self) -> bool {
+        self.reapable.swap(0, Ordering::AcqRel) > 0
+    }
+
+    /// Records `n` keys that may become reapable later.
+    pub fn note_reapable(&self, n: u64) {
+        self.reapable.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Installs the observer of every later change (once).
+    pub fn observe(&self, observer: Arc<dyn WriteObserver>) {
+        let _ = self.observer.set(observer);
+    }
+
+    fn notify(&self, stored_key: &[u8], key: &[u8], old: Option<u64>, new: Option<u64>) {
+        if let Some(o) = self.observer.get() {
+            let prefix = u64::from_be_bytes(stored_key[..8].try_into().expect("stored keys start with 8 bytes"));
+            o.changed(prefix, key, old, new);
+        }
     }
 
     fn lock(&self, stored_key: &[u8]) -> parking_lot::MutexGuard<'_, ()> {
@@ -231,16 +275,16 @@ impl Storage {
     }
 
     /// The set of `key` under its lock: from the cache, else from disk (and then cached).
-    fn load_locked(&self, key: &[u8], stored_key: &[u8]) -> Result<Option<Arc<SiblingSet>>> {
+    fn load_locked(&self, key: &[u8], stored_key: &[u8]) -> Result<(Option<Arc<SiblingSet>>, u64)> {
         if let Some(c) = self.cache.get(key) {
-            return Ok(c.set);
+            return Ok((c.set, c.digest));
         }
-        let set = match self.data.get(stored_key)? {
-            Some(bytes) => Some(Arc::new(Self::decode(key, &bytes)?)),
-            None => None,
+        let (set, d) = match self.data.get(stored_key)? {
+            Some(bytes) => (Some(Arc::new(Self::decode(key, &bytes)?)), digest(&bytes)),
+            None => (None, 0),
         };
-        self.cache.insert(key.to_vec(), Cached::new(key, set.clone()));
-        Ok(set)
+        self.cache.insert(key.to_vec(), Cached::new(key, set.clone(), d));
+        Ok((set, d))
     }
 
     /// The sibling set stored for `key`.
@@ -253,7 +297,7 @@ impl Storage {
         }
         let stored_key = Self::data_key(key);
         let _guard = self.lock(&stored_key);
-        self.load_locked(key, &stored_key)
+        Ok(self.load_locked(key, &stored_key)?.0)
     }
 
     /// Read-modify-write of one key under its lock: `f` sees the stored set and returns the set
@@ -272,16 +316,27 @@ impl Storage {
     {
         let stored_key = Self::data_key(key);
         let _guard = self.lock(&stored_key);
-        let current = self.load_locked(key, &stored_key)?;
-        let next = Arc::new(f(current.as_deref())?);
-        let inserted = self.data.insert(stored_key, next.encode());
+        let (current, old_digest) = self.load_locked(key, &stored_key)?;
+        let next = f(current.as_deref())?;
+        if let Some(current) = current.as_ref().filter(|c| ***c == next) {
+            // Nothing new (a replica or repair sent what is here already): no write.
+            return Ok(current.clone());
+        }
+        if next.siblings().any(|s| s.value.is_none() || s.expires_ms.is_some()) {
+            self.reapable.fetch_add(1, Ordering::Relaxed);
+        }
+        let next = Arc::new(next);
+        let encoded = next.encode();
+        let new_digest = digest(&encoded);
+        let inserted = self.data.insert(&stored_key, encoded);
         if let Err(e) = inserted {
             // The engine may or may not have taken it: forget the cached state, read again.
             self.cache.remove(key);
             return Err(StorageError::from(e).into());
         }
         self.note_write();
-        self.cache.insert(key.to_vec(), Cached::new(key, Some(next.clone())));
+        self.cache.insert(key.to_vec(), Cached::new(key, Some(next.clone()), new_digest));
+        self.notify(&stored_key, key, current.is_some().then_some(old_digest), Some(new_digest));
         Ok(next)
     }
 
@@ -306,6 +361,38 @@ impl Storage {
             f(user_key, Self::decode(user_key, &v));
         }
         Ok(())
+    }
+
+    /// Visits every stored key's ring prefix, key and digest (no decoding).
+    ///
+    /// # Errors
+    /// Engine failure while iterating.
+    pub fn for_each_digest(&self, mut f: impl FnMut(u64, &[u8], u64)) -> Result<()> {
+        for guard in self.data.iter() {
+            let (k, v) = guard.into_inner()?;
+            if let (Some(prefix), Some(key)) = (k.get(..8), k.get(8..)) {
+                f(u64::from_be_bytes(prefix.try_into().expect("8 bytes")), key, digest(&v));
+            }
+        }
+        Ok(())
+    }
+
+    /// The keys and digests of the ring prefix range `lo..=hi` (a Merkle leaf), in order.
+    ///
+    /// # Errors
+    /// Engine failure while iterating.
+    pub fn digests_in(&self, lo: u64, hi: u64) -> Result<Vec<(Bytes, u64)>> {
+        let start = lo.to_be_bytes().to_vec();
+        let range: Box<dyn Iterator<Item = fjall::Guard>> = match hi.checked_add(1) {
+            Some(end) => Box::new(self.data.range(start..end.to_be_bytes().to_vec())),
+            None => Box::new(self.data.range(start..)),
+        };
+        let mut out = Vec::new();
+        for guard in range {
+            let (k, v) = guard.into_inner()?;
+            out.push((Bytes::copy_from_slice(k.get(8..).unwrap_or_default()), digest(&v)));
+        }
+        Ok(out)
     }
 
     /// Up to `limit` keys (or about `max_bytes` of encoded sets) of ring partition `p` of `q`,
@@ -376,14 +463,15 @@ impl Storage {
     pub fn remove_if(&self, key: &[u8], dead: impl FnOnce(&SiblingSet) -> bool) -> Result<bool> {
         let stored_key = Self::data_key(key);
         let _guard = self.lock(&stored_key);
-        let Some(set) = self.load_locked(key, &stored_key)? else { return Ok(false) };
+        let (Some(set), old_digest) = self.load_locked(key, &stored_key)? else { return Ok(false) };
         if !dead(&set) {
             return Ok(false);
         }
-        let removed = self.data.remove(stored_key);
+        let removed = self.data.remove(&stored_key);
         self.cache.remove(key);
         removed?;
         self.note_write();
+        self.notify(&stored_key, key, Some(old_digest), None);
         Ok(true)
     }
 
