@@ -9,20 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use harness::{local, members, parse_dget, text, wait_until, Cluster, Cut, Node};
+use harness::{local, members, parse_dget, query as q, text, wait_until, Cluster, Cut, Node};
 use redis::Value;
 
 const NRW: [&str; 6] = ["--n", "3", "--r", "2", "--w", "2"];
-
-fn q(node: &Node, args: &[&str]) -> redis::RedisResult<Value> {
-    let mut con = node.client("").get_connection_with_timeout(Duration::from_secs(5))?;
-    con.set_read_timeout(Some(Duration::from_secs(20)))?;
-    let mut c = redis::cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c.query(&mut con)
-}
 
 fn hints(node: &Node) -> i64 {
     match q(node, &["KURA", "HINTS"]) {
@@ -221,7 +211,7 @@ fn shopping_cart_loses_no_acknowledged_add_under_faults() {
         if missing.is_empty() || std::time::Instant::now() > deadline {
             break missing;
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(200)); // poll until the deadline
     };
     assert!(missing.is_empty(), "acknowledged adds missing from the final cart: {missing:?}");
     eprintln!(

@@ -6,18 +6,8 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{local, metric, parse_dget, text, wait_until, Cluster, Cut, Node};
+use harness::{local, metric, parse_dget, query as q, text, wait_until, Cluster, Cut, Node};
 use redis::Value;
-
-fn q(node: &Node, args: &[&str]) -> redis::RedisResult<Value> {
-    let mut con = node.client("").get_connection_with_timeout(Duration::from_secs(5))?;
-    con.set_read_timeout(Some(Duration::from_secs(20)))?;
-    let mut c = redis::cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c.query(&mut con)
-}
 
 /// KURA LOCAL of many keys at once (a pipeline): each key's sorted values.
 fn locals(node: &Node, keys: &[String]) -> Vec<Vec<String>> {

@@ -8,20 +8,10 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::time::Duration;
 
-use harness::{local, metric, ring, text, wait_until, Cluster, Cut, Node};
+use harness::{local, metric, query as q, ring, text, wait_until, Cluster, Cut, Node};
 use redis::Value;
 
 const NRW: [&str; 6] = ["--n", "3", "--r", "2", "--w", "2"];
-
-fn q(node: &Node, args: &[&str]) -> redis::RedisResult<Value> {
-    let mut con = node.client("").get_connection_with_timeout(Duration::from_secs(20))?;
-    con.set_read_timeout(Some(Duration::from_secs(20)))?;
-    let mut c = redis::cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c.query(&mut con)
-}
 
 fn get(node: &Node, key: &str) -> String {
     text(&q(node, &["GET", key]).unwrap_or_else(|e| panic!("GET {key} via {}: {e}", node.addr())))

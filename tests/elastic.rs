@@ -8,23 +8,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use harness::{converged, local, members, ring, text, wait_until, Cluster, Node};
+use harness::{converged, local, members, query as q, ring, text, wait_until, Cluster, Node};
 use redis::Value;
 
 const NRW: [&str; 6] = ["--n", "3", "--r", "2", "--w", "2"];
 
 fn con(node: &Node) -> redis::RedisResult<redis::Connection> {
-    let mut con = node.client("").get_connection_with_timeout(Duration::from_secs(5))?;
+    let con = node.client("").get_connection_with_timeout(Duration::from_secs(5))?;
     con.set_read_timeout(Some(Duration::from_secs(20)))?;
     Ok(con)
-}
-
-fn q(node: &Node, args: &[&str]) -> redis::RedisResult<Value> {
-    let mut c = redis::cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c.query(&mut con(node)?)
 }
 
 /// Writes `count` keys `{prefix}{i}` = `v{i}` through `node`, pipelined.

@@ -23,7 +23,7 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
             return v;
         }
         assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(50)); // poll interval, bounded by the deadline
     }
 }
 
@@ -502,4 +502,16 @@ impl Drop for Cut {
             let _ = Command::new("iptables").args(["-w", "-D", "INPUT"]).args(r).status();
         }
     }
+}
+
+/// Runs one command on a fresh connection to `node` (20 s read timeout): for clusters, where
+/// a node may have died or restarted since the last command.
+pub fn query(node: &Node, args: &[&str]) -> redis::RedisResult<redis::Value> {
+    let mut con = node.client("").get_connection_with_timeout(Duration::from_secs(5))?;
+    con.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c.query(&mut con)
 }
