@@ -5,7 +5,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use std::collections::HashSet;
+
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -79,25 +81,35 @@ async fn connection(
 ) -> std::io::Result<()> {
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
+    let mut batch: Vec<Vec<Bytes>> = Vec::new();
     loop {
         let writes_before = node.coordinator.write_mark();
+        let mut protocol_error = None;
         loop {
             match resp::next_command(&mut input, &limits) {
                 Ok(Some(args)) => {
-                    let reply = command::execute(node, &mut session, metrics, &args).await;
-                    reply.encode(session.protocol, &mut output);
-                    if session.quit {
-                        break;
+                    batch.push(args);
+                    if batch.len() >= MAX_BATCH {
+                        run_batch(node, &mut session, metrics, &batch, &mut output).await;
+                        batch.clear();
+                        if session.quit {
+                            break;
+                        }
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    metrics::counter!(m::PROTOCOL_ERRORS_TOTAL).increment(1);
-                    Reply::Error(format!("ERR {e}")).encode(session.protocol, &mut output);
-                    session.quit = true;
+                    protocol_error = Some(e);
                     break;
                 }
             }
+        }
+        run_batch(node, &mut session, metrics, &batch, &mut output).await;
+        batch.clear();
+        if let Some(e) = protocol_error.filter(|_| !session.quit) {
+            metrics::counter!(m::PROTOCOL_ERRORS_TOTAL).increment(1);
+            Reply::Error(format!("ERR {e}")).encode(session.protocol, &mut output);
+            session.quit = true;
         }
         if !output.is_empty() {
             // No reply leaves before the writes it acknowledges are durable. A batch during
@@ -123,5 +135,48 @@ async fn connection(
         if read == 0 {
             return Ok(());
         }
+    }
+}
+
+/// Requests run per batch (the rest of a long pipeline waits for the next).
+const MAX_BATCH: usize = 512;
+
+/// Runs the requests of a pipeline and encodes their replies in order. In a cluster, where
+/// each request waits for its replicas, consecutive requests on distinct keys run at once
+/// (a *wave*); a request on a key already in the wave, or one that changes the connection,
+/// starts a new one, so every request still sees the effects of those before it.
+async fn run_batch(
+    node: &Node,
+    session: &mut Session,
+    metrics: &CommandMetrics,
+    batch: &[Vec<Bytes>],
+    out: &mut BytesMut,
+) {
+    let cluster = node.coordinator.cluster();
+    let concurrent = batch.len() > 1 && !cluster.view().single(cluster.me());
+    let mut i = 0;
+    while i < batch.len() && !session.quit {
+        if concurrent {
+            let mut keys: HashSet<&[u8]> = HashSet::new();
+            let mut end = i;
+            while let Some(ks) = batch.get(end).and_then(|args| command::concurrent_keys(args)) {
+                if ks.iter().any(|k| keys.contains(k)) {
+                    break;
+                }
+                keys.extend(ks);
+                end += 1;
+            }
+            if end - i > 1 {
+                let authenticated = session.authenticated;
+                let wave = batch[i..end].iter().map(|args| command::execute_shared(node, authenticated, metrics, args));
+                for reply in futures::future::join_all(wave).await {
+                    reply.encode(session.protocol, out);
+                }
+                i = end;
+                continue;
+            }
+        }
+        command::execute(node, session, metrics, &batch[i]).await.encode(session.protocol, out);
+        i += 1;
     }
 }

@@ -60,6 +60,19 @@ fn five_nodes_share_one_balanced_ring_and_keys_live_on_their_preference_lists() 
     for node in &c.nodes {
         assert_eq!(harness::parse_dget(&q(node, &["DGET", "cart"]).unwrap()).1, vec!["x,y"]);
     }
+    // A pipeline runs requests on distinct keys at once but keeps the order on one key.
+    let mut con = c.nodes[4].conn();
+    let mut pipe = redis::pipe();
+    for i in 0..20 {
+        pipe.cmd("SET").arg(format!("p{i}")).arg(i).cmd("GET").arg(format!("p{i}"));
+    }
+    pipe.cmd("SET").arg("p0").arg("again").cmd("GET").arg("p0").cmd("DEL").arg("p0").cmd("GET").arg("p0");
+    let replies: Vec<Value> = pipe.query(&mut con).expect("pipeline");
+    for i in 0..20 {
+        assert_eq!(replies[2 * i], Value::Okay);
+        assert_eq!(text(&replies[2 * i + 1]), i.to_string());
+    }
+    assert_eq!(replies[40..], [Value::Okay, Value::BulkString(b"again".to_vec()), Value::Int(1), Value::Nil]);
     // Puts from outside a key's preference list were forwarded.
     let forwarded: f64 = c.nodes.iter().filter_map(|n| metric(&n.metrics(), "kura_forwarded_total")).sum();
     assert!(forwarded > 0.0);

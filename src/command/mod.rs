@@ -193,8 +193,68 @@ impl CommandMetrics {
     }
 }
 
+/// What a command may do to its connection's state.
+enum Conn<'a> {
+    /// Connection commands (HELLO, AUTH, CLIENT, QUIT, ...) change it.
+    Mut(&'a mut Session),
+    /// Data commands only need to know whether it is authenticated.
+    Shared { authenticated: bool },
+}
+
+impl Cmd {
+    /// Whether the command touches nothing of its connection but keys: such commands of one
+    /// pipeline may run at once when their keys differ.
+    fn is_data(self) -> bool {
+        !matches!(
+            self,
+            Cmd::Quit
+                | Cmd::Select
+                | Cmd::Dbsize
+                | Cmd::Hello
+                | Cmd::Auth
+                | Cmd::Client
+                | Cmd::Command
+                | Cmd::Config
+                | Cmd::Info
+                | Cmd::Kura
+        )
+    }
+}
+
+/// The keys of a request that may run concurrently with others of its pipeline (`None` for
+/// a command that must run alone, in order: one that changes the connection or reads the
+/// whole node). Unknown commands and wrong arities only produce an error reply, so they may.
+pub fn concurrent_keys(args: &[Bytes]) -> Option<Vec<&[u8]>> {
+    let Some(cmd) = Cmd::lookup(&args[0]) else { return Some(Vec::new()) };
+    if !cmd.is_data() {
+        return None;
+    }
+    let spec = cmd.spec();
+    if spec.first_key <= 0 {
+        return Some(Vec::new());
+    }
+    let last =
+        if spec.last_key < 0 { args.len() as i32 + spec.last_key } else { spec.last_key.min(args.len() as i32 - 1) };
+    let step = spec.step.max(1) as usize;
+    Some(
+        (spec.first_key as usize..=last.max(0) as usize)
+            .step_by(step)
+            .filter_map(|i| args.get(i).map(|a| &a[..]))
+            .collect(),
+    )
+}
+
 /// Runs one request (`args[0]` is the command name) and returns its reply.
 pub async fn execute(node: &Node, session: &mut Session, metrics: &CommandMetrics, args: &[Bytes]) -> Reply {
+    execute_in(node, Conn::Mut(session), metrics, args).await
+}
+
+/// Runs a request for which [`concurrent_keys`] is `Some`, alongside others of its pipeline.
+pub async fn execute_shared(node: &Node, authenticated: bool, metrics: &CommandMetrics, args: &[Bytes]) -> Reply {
+    execute_in(node, Conn::Shared { authenticated }, metrics, args).await
+}
+
+async fn execute_in(node: &Node, conn: Conn<'_>, metrics: &CommandMetrics, args: &[Bytes]) -> Reply {
     node.total_commands.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let Some(cmd) = Cmd::lookup(&args[0]) else {
         metrics.unknown.increment(1);
@@ -211,7 +271,7 @@ pub async fn execute(node: &Node, session: &mut Session, metrics: &CommandMetric
         return CommandError::WrongArity(spec.name.to_owned()).to_reply();
     }
     let started = Instant::now();
-    let result = dispatch(cmd, node, session, args).await;
+    let result = dispatch(cmd, node, conn, args).await;
     metrics.calls[i].increment(1);
     metrics.duration[i].record(started.elapsed().as_secs_f64());
     match result {
@@ -225,10 +285,38 @@ pub async fn execute(node: &Node, session: &mut Session, metrics: &CommandMetric
 }
 
 /// Runs a command whose arity was checked.
-async fn dispatch(cmd: Cmd, node: &Node, session: &mut Session, args: &[Bytes]) -> CmdResult {
-    if !session.authenticated && !cmd.spec().no_auth {
+async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes]) -> CmdResult {
+    let authenticated = match &conn {
+        Conn::Mut(session) => session.authenticated,
+        Conn::Shared { authenticated } => *authenticated,
+    };
+    if !authenticated && !cmd.spec().no_auth {
         return Err(CommandError::NoAuth);
     }
+    let session = match conn {
+        Conn::Mut(session) => Some(session),
+        Conn::Shared { .. } => None,
+    };
+    let Some(session) = session.filter(|_| !cmd.is_data()) else {
+        return dispatch_data(cmd, node, args).await;
+    };
+    match cmd {
+        Cmd::Quit => quit::run(session),
+        Cmd::Select => select::run(args),
+        Cmd::Dbsize => dbsize::run(node),
+        Cmd::Hello => hello::run(node, session, args),
+        Cmd::Auth => auth::run(node, session, args),
+        Cmd::Client => client::run(node, session, args),
+        Cmd::Command => command::run(args),
+        Cmd::Config => config::run(node, args),
+        Cmd::Info => info::run(node, args),
+        Cmd::Kura => kura::run(node, args).await,
+        data => dispatch_data(data, node, args).await,
+    }
+}
+
+/// Runs a data command (see [`Cmd::is_data`]).
+async fn dispatch_data(cmd: Cmd, node: &Node, args: &[Bytes]) -> CmdResult {
     match cmd {
         Cmd::Get => get::run(node, args).await,
         Cmd::Set => set::run(node, args).await,
@@ -244,18 +332,9 @@ async fn dispatch(cmd: Cmd, node: &Node, session: &mut Session, args: &[Bytes]) 
         Cmd::Dget => dget::run(node, args).await,
         Cmd::Dput => dput::run(node, args).await,
         Cmd::Ddel => ddel::run(node, args).await,
-        Cmd::Ping => ping::run(session, args),
+        Cmd::Ping => ping::run(args),
         Cmd::Echo => echo::run(args),
-        Cmd::Quit => quit::run(session),
-        Cmd::Select => select::run(args),
-        Cmd::Dbsize => dbsize::run(node),
-        Cmd::Hello => hello::run(node, session, args),
-        Cmd::Auth => auth::run(node, session, args),
-        Cmd::Client => client::run(node, session, args),
-        Cmd::Command => command::run(args),
-        Cmd::Config => config::run(node, args),
-        Cmd::Info => info::run(node, args),
-        Cmd::Kura => kura::run(node, args).await,
+        other => Err(CommandError::Other(format!("'{}' cannot run inside a pipeline wave", other.spec().name))),
     }
 }
 

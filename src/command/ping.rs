@@ -2,10 +2,10 @@
 
 use bytes::Bytes;
 
-use super::{CmdResult, CommandError, Session};
+use super::{CmdResult, CommandError};
 use crate::resp::Reply;
 
-pub fn run(_session: &Session, args: &[Bytes]) -> CmdResult {
+pub fn run(args: &[Bytes]) -> CmdResult {
     match args {
         [_] => Ok(Reply::Simple("PONG")),
         [_, msg] => Ok(Reply::Bulk(msg.clone())),
