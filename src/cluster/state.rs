@@ -324,7 +324,7 @@ mod tests {
         assert!(s.ring.partitions.iter().filter(|p| p.owner == "n2").all(|p| p.next.is_some()));
         for t in s.pending_transfers(2) {
             assert_ne!(t.to, "n2");
-            assert_eq!(s.transfer_source(t.partition, 2, &all_up).is_some(), true);
+            assert!(s.transfer_source(t.partition, 2, &all_up).is_some());
             s.transfer_done(t.partition, &t.to, 2);
         }
         let s = s.next(2, &all_up).expect("the flip");

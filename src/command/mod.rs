@@ -5,6 +5,8 @@
 
 mod auth;
 mod client;
+// The COMMAND command, in its own file like every other command.
+#[allow(clippy::module_inception)]
 mod command;
 mod config;
 mod dbsize;

@@ -8,7 +8,7 @@ use crate::node::Node;
 use crate::resp::Reply;
 
 pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(CommandError::WrongArity("mset".into()));
     }
     // Check every value before writing any, so an oversized one leaves nothing half-done.

@@ -413,7 +413,7 @@ impl Coordinator {
             Ok(current.update(&ctx, sibling).0)
         };
         match hint_for {
-            None => self.storage.update::<CoordError>(key, |current| make(current)),
+            None => self.storage.update::<CoordError>(key, make),
             Some(owner) => {
                 // A stand-in's copy of the key: every hint it holds for it.
                 let others: Vec<SiblingSet> =

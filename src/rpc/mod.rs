@@ -85,12 +85,16 @@ impl<Resp> Conn<Resp> {
     }
 }
 
+/// Where a peer's connection lives: empty until connected, or after it failed. The async lock
+/// makes concurrent callers wait for one connect instead of racing.
+type Slot<Resp> = Arc<tokio::sync::Mutex<Option<Arc<Conn<Resp>>>>>;
+
 /// The client side: a pool of connections to peers, one per address.
 pub struct Client<Req, Resp> {
     identity: Arc<Identity>,
     local_ip: IpAddr,
     connect_timeout: Duration,
-    conns: Mutex<HashMap<SocketAddr, Arc<tokio::sync::Mutex<Option<Arc<Conn<Resp>>>>>>>,
+    conns: Mutex<HashMap<SocketAddr, Slot<Resp>>>,
     _req: PhantomData<fn(Req)>,
 }
 
