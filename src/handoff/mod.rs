@@ -59,8 +59,13 @@ pub async fn run(storage: Arc<Storage>, cluster: Arc<Cluster>, mut shutdown: wat
         }
         let now = Instant::now();
         let view = cluster.view();
-        let gone = |owner: &str| {
-            view.state.as_ref().is_some_and(|s| s.members.get(owner).is_none_or(|m| m.status == Status::Removed))
+        // A hint whose owner was removed, or is no longer a replica of the key (the ring moved
+        // on while the hint waited), goes to the key's current replicas instead.
+        let gone = |owner: &str, key: &[u8]| {
+            let removed =
+                view.state.as_ref().is_some_and(|s| s.members.get(owner).is_none_or(|m| m.status == Status::Removed));
+            let settled = view.state.as_ref().is_some_and(|s| !s.ring.in_transition());
+            removed || (settled && !view.preference_list(key).iter().any(|r| r == owner))
         };
         let ready = |owner: &str| {
             owner != cluster.me() && cluster.is_up(owner) && backoff.get(owner).is_none_or(|b| b.until <= now)
@@ -70,12 +75,11 @@ pub async fn run(storage: Arc<Storage>, cluster: Arc<Cluster>, mut shutdown: wat
         let mut mine: Vec<(Bytes, SiblingSet)> = Vec::new();
         let walked = storage.for_each_hint(|owner, key, set| {
             let Ok(set) = set else { return true };
-            if owner == cluster.me() {
+            if gone(owner, key) {
+                orphans.push((owner.to_owned(), Bytes::copy_from_slice(key), set));
+            } else if owner == cluster.me() {
                 // A hint for this very node (it was thought down): it is its own data.
                 mine.push((Bytes::copy_from_slice(key), set));
-            } else if gone(owner) {
-                // Its owner was removed: the key's current replicas get it instead.
-                orphans.push((owner.to_owned(), Bytes::copy_from_slice(key), set));
             } else if ready(owner) {
                 batch.push((owner.to_owned(), Bytes::copy_from_slice(key), set));
             }
@@ -89,6 +93,9 @@ pub async fn run(storage: Arc<Storage>, cluster: Arc<Cluster>, mut shutdown: wat
         let me = cluster.me().clone();
         for (owner, key, set) in orphans {
             let replicas = cluster.view().preference_list(&key);
+            if replicas.iter().any(|r| r != &me && !cluster.is_up(r)) {
+                continue;
+            }
             let mut all = true;
             for r in replicas.iter() {
                 let ok = if r == &me {
