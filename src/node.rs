@@ -180,6 +180,13 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                     Ok(set) => Response::Value(set.map(|s| (*s).clone())),
                     Err(e) => failed(&e),
                 },
+                Request::Replicate { hint_for: None, ref key, .. }
+                    if req.ring_version < cluster.view().ring_version() && !self.coordinator.replicates(key) =>
+                {
+                    // The sender has not seen the ring move the key away from here: a copy kept
+                    // now would be dropped, or never found. It learns the ring from this reply.
+                    Response::Error(RemoteError::StaleRing)
+                }
                 Request::Replicate { key, set, hint_for } => {
                     // Acknowledged only once it is in this node's journal.
                     let mark = self.coordinator.write_mark();

@@ -78,6 +78,9 @@ pub enum RemoteError {
     NoQuorum { op: String, needed: usize, got: usize },
     #[error("the node has not joined its cluster yet")]
     NotReady,
+    /// The sender's ring is older than this node's, which does not replicate the key.
+    #[error("stale ring: this node does not replicate the key any more")]
+    StaleRing,
     #[error("{0}")]
     Failed(String),
 }

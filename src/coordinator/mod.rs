@@ -183,6 +183,14 @@ impl Coordinator {
         Ok(Some(Arc::new(merged)))
     }
 
+    /// Whether this node is a replica of `key` in its current ring, or one the key is gaining.
+    pub fn replicates(&self, key: &[u8]) -> bool {
+        let view = self.cluster.view();
+        let me = self.me();
+        view.preference_list(key).iter().any(|r| r == me)
+            || view.joining_replicas(key).is_some_and(|g| g.iter().any(|r| r == me))
+    }
+
     /// The replicas of `key` for a request now: the sloppy quorum's targets (paper 4.6).
     fn targets(&self, key: &[u8]) -> (Arc<[NodeId]>, Vec<Target>) {
         let view = self.cluster.view();
