@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
 use crate::cluster::{Cluster, ClusterError};
 use crate::metrics as m;
@@ -101,9 +101,6 @@ pub struct Coordinator {
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
-
-/// One replica's answer to a read: its set, or a failure to get it.
-type ReadReply = (Target, std::result::Result<Option<SiblingSet>, ()>);
 
 impl Coordinator {
     pub fn new(
@@ -218,32 +215,39 @@ impl Coordinator {
         let q = Quorum::resolve(self.quorum, prefs.len(), r, None)?;
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.cluster.settings().timeout;
-        let (tx, mut rx) = mpsc::unbounded_channel::<ReadReply>();
         let key = Bytes::copy_from_slice(key);
+        let mut tally = Tally::new(q.r, targets.len());
+        let mut replies: Vec<(Target, Option<SiblingSet>)> = Vec::with_capacity(targets.len());
+        // The remote reads run inside this request (no task each); those still out when the
+        // quorum is met move to the read-repair task.
+        let mut remote = FuturesUnordered::new();
         for target in &targets {
             if target.node == self.me() {
-                let local = self.local(&key).map(|s| s.map(|s| (*s).clone())).map_err(|e| {
-                    tracing::warn!("local read failed: {e}");
-                });
-                let _ = tx.send((target.clone(), local));
+                match self.local(&key) {
+                    Ok(set) => {
+                        replies.push((target.clone(), set.map(|s| (*s).clone())));
+                        tally.success();
+                    }
+                    Err(e) => {
+                        tracing::warn!("local read failed: {e}");
+                        tally.failure();
+                    }
+                }
             } else {
-                let (cluster, tx, target, key) = (self.cluster.clone(), tx.clone(), target.clone(), key.clone());
-                tokio::spawn(async move {
+                let (cluster, target, key) = (self.cluster.clone(), target.clone(), key.clone());
+                remote.push(async move {
                     let reply = match cluster.call(&target.node, Request::Read { key }).await {
                         Ok(Response::Value(v)) => Ok(v),
                         _ => Err(()),
                     };
-                    let _ = tx.send((target, reply));
+                    (target, reply)
                 });
             }
         }
-        drop(tx);
-        let mut tally = Tally::new(q.r, targets.len());
-        let mut replies: Vec<(Target, Option<SiblingSet>)> = Vec::with_capacity(targets.len());
         // Until met, or until every replica answered (a quorum that cannot be met still hears
         // from everyone, so the error counts every answer), or the deadline.
         while tally.progress() != Progress::Met && !tally.all_answered() {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
+            match tokio::time::timeout_at(deadline, remote.next()).await {
                 Ok(Some((target, Ok(set)))) => {
                     replies.push((target, set));
                     tally.success();
@@ -263,7 +267,7 @@ impl Coordinator {
         // The rest of the answers arrive in the background; then every stale replica is repaired.
         let coordinator = self.background();
         tokio::spawn(async move {
-            while let Ok(Some((target, reply))) = tokio::time::timeout_at(deadline, rx.recv()).await {
+            while let Ok(Some((target, reply))) = tokio::time::timeout_at(deadline, remote.next()).await {
                 if let Ok(set) = reply {
                     replies.push((target, set));
                 }
@@ -348,7 +352,7 @@ impl Coordinator {
         let others: Vec<&Target> = targets.iter().filter(|t| t.node != self.me()).collect();
         let mut tally = Tally::new(q.w, others.len() + 1);
         tally.success();
-        let (tx, mut rx) = mpsc::unbounded_channel::<bool>();
+        let mut acks = FuturesUnordered::new();
         let key = Bytes::copy_from_slice(key);
         // During a ring transition the replicas a key is gaining get every write too (they
         // do not count toward W), so that nothing written during a transfer is missed.
@@ -369,19 +373,15 @@ impl Coordinator {
             self.storage.merge(&key, &written)?;
         }
         for target in others {
-            let (cluster, tx, node) = (self.cluster.clone(), tx.clone(), target.node.clone());
+            let (cluster, node) = (self.cluster.clone(), target.node.clone());
             let req =
                 Request::Replicate { key: key.clone(), set: (*written).clone(), hint_for: target.hint_for.clone() };
-            tokio::spawn(async move {
-                let ok = matches!(cluster.call(&node, req).await, Ok(Response::Ack));
-                let _ = tx.send(ok);
-            });
+            acks.push(async move { matches!(cluster.call(&node, req).await, Ok(Response::Ack)) });
         }
-        drop(tx);
         // Until met, or until every replica answered (a quorum that cannot be met still hears
         // from everyone, so the error counts every answer), or the deadline.
         while tally.progress() != Progress::Met && !tally.all_answered() {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
+            match tokio::time::timeout_at(deadline, acks.next()).await {
                 Ok(Some(true)) => {
                     tally.success();
                 }
@@ -393,6 +393,12 @@ impl Coordinator {
         }
         metrics::histogram!(m::QUORUM_DURATION, "op" => "put", "phase" => "quorum")
             .record(started.elapsed().as_secs_f64());
+        if !acks.is_empty() {
+            // The replicas not heard from yet still get the write.
+            tokio::spawn(async move {
+                while tokio::time::timeout_at(deadline, acks.next()).await.is_ok_and(|a| a.is_some()) {}
+            });
+        }
         match tally.progress() {
             Progress::Met => Ok(written),
             _ => Err(CoordError::NoQuorum { op: "write", needed: q.w, got: tally.successes() }),

@@ -316,7 +316,7 @@ pub async fn serve<Req, Resp, H>(
                     _ = shutdown.changed() => return,
                 };
                 let (handler, tx, peer) = (handler.clone(), tx.clone(), peer.clone());
-                tokio::spawn(async move {
+                let mut answer = Box::pin(async move {
                     let body = handler.handle(peer, env.body).await;
                     match frame::encode(&Envelope { id: env.id, body }) {
                         Ok(bytes) => {
@@ -325,6 +325,11 @@ pub async fn serve<Req, Resp, H>(
                         Err(e) => tracing::error!("cannot encode a response: {e}"),
                     }
                 });
+                // Most requests (reads, heartbeats, hashes) are answered without waiting: do
+                // those here; only one that has to wait gets a task of its own.
+                if futures::FutureExt::now_or_never(&mut answer).is_none() {
+                    tokio::spawn(answer);
+                }
             }
         });
     }
