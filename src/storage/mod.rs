@@ -105,6 +105,8 @@ impl quick_cache::Weighter<Vec<u8>, Cached> for CacheWeight {
 
 /// Bytes of decoded sibling sets kept in memory.
 const CACHE_BYTES: u64 = 256 << 20;
+/// The data keyspace's memtable (fjall's default is 64 MiB).
+const DATA_MEMTABLE_BYTES: u64 = 8 << 20;
 
 pub struct Storage {
     db: Database,
@@ -138,7 +140,9 @@ impl Storage {
         let db = Database::builder(dir.join("db")).manual_journal_persist(true).open()?;
         // Every keyspace leaves journal flushes to `commit` (one write per batch, not per insert).
         let options = || KeyspaceCreateOptions::default().manual_journal_persist(true);
-        let data = db.keyspace("data", options)?;
+        // A small memtable keeps the skiplist that every insert searches inside the CPU cache:
+        // 8 MiB took pipelined SETs from 118k to 150k/s next to fjall's 64 MiB default.
+        let data = db.keyspace("data", || options().max_memtable_size(DATA_MEMTABLE_BYTES))?;
         let hints = db.keyspace("hints", options)?;
         let ring = db.keyspace("ring", options)?;
         let meta = db.keyspace("meta", options)?;

@@ -125,7 +125,10 @@ impl SiblingSet {
 
     /// Compact binary form for storage and the wire.
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).expect("serialising to a Vec cannot fail")
+        // Sized up front: postcard would otherwise grow the Vec a few bytes at a time.
+        let values: usize = self.siblings().map(|s| s.value.as_ref().map_or(0, Bytes::len)).sum();
+        let estimate = 16 + values + 40 * self.len() + 20 * self.counters().count();
+        postcard::to_extend(self, Vec::with_capacity(estimate)).expect("serialising to a Vec cannot fail")
     }
 
     /// # Errors
