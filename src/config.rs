@@ -84,6 +84,10 @@ pub struct ServerArgs {
     /// Bytes per second one partition transfer may send; 0 is no limit [default: 0]
     #[arg(long, env = "KURA_TRANSFER_RATE")]
     pub transfer_rate: Option<u64>,
+    /// Milliseconds a key whose every sibling is deleted or expired is kept before it is
+    /// reaped (once every replica and stand-in agrees) [default: 10000]
+    #[arg(long, env = "KURA_REAP_GRACE_MS")]
+    pub reap_grace_ms: Option<u64>,
     /// Worker threads of the runtime [default: one per core]
     #[arg(long, env = "KURA_THREADS")]
     pub threads: Option<usize>,
@@ -129,6 +133,7 @@ pub struct Config {
     pub request_timeout_ms: u64,
     pub transfer_limit: usize,
     pub transfer_rate: u64,
+    pub reap_grace_ms: u64,
     pub fsync: FsyncPolicy,
     pub requirepass: Option<String>,
     pub cluster_secret: Option<String>,
@@ -184,6 +189,7 @@ impl Config {
             request_timeout_ms: pick!(request_timeout_ms, 2000),
             transfer_limit: pick!(transfer_limit, 2),
             transfer_rate: pick!(transfer_rate, 0),
+            reap_grace_ms: pick!(reap_grace_ms, 10_000),
             threads: pick!(threads, std::thread::available_parallelism().map_or(1, |n| n.get())),
             fsync: pick!(fsync, FsyncPolicy::Everysec),
             requirepass: args.requirepass.clone().or(file.requirepass.clone()),

@@ -88,11 +88,10 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Background work: storage gauges, and reaping of keys whose siblings are all deleted or
-/// expired (after a grace period, so a client that just read the tombstone's context can
+/// expired (after `--reap-grace-ms`, so a client that just read the tombstone's context can
 /// still write with it).
 async fn housekeeping(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     use kura::metrics as m;
-    const REAP_GRACE_MS: u64 = 10_000;
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
@@ -103,7 +102,7 @@ async fn housekeeping(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
         metrics::gauge!(m::STORAGE_DISK_BYTES).set(st.disk_bytes as f64);
         metrics::gauge!(m::STORAGE_JOURNAL_BYTES).set(st.journal_bytes as f64);
         metrics::gauge!(m::STORAGE_KEYS).set(st.data_keys_approx as f64);
-        match node.coordinator.reap_dead(REAP_GRACE_MS).await {
+        match node.coordinator.reap_dead(node.config.reap_grace_ms).await {
             Ok(reaped) => metrics::counter!(m::REAPED_KEYS_TOTAL).increment(reaped),
             Err(e) => tracing::warn!("reaping failed: {e}"),
         }

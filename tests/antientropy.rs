@@ -123,3 +123,68 @@ fn diverged_replicas_converge_and_a_delete_stays_deleted() {
         assert!(local(n, "doomed").is_empty());
     }
 }
+
+/// Whether `node` stores anything for `key`, a tombstone included: KURA LOCAL of a missing
+/// key answers the empty context.
+fn holds_record(node: &Node, key: &str) -> bool {
+    let context = |k: &str| parse_dget(&q(node, &["KURA", "LOCAL", k]).unwrap()).0;
+    context(key) != context("never-written-key")
+}
+
+/// A stand-in holds a hinted old value it cannot deliver (cut off from the owner) while the
+/// key is deleted and its tombstone passes the reap grace: the tombstone must not be reaped
+/// while the hint exists, or delivering the hint afterwards would bring the value back.
+#[test]
+fn a_tombstone_outlives_a_hint_of_the_value_it_deleted() {
+    let mut c = Cluster::start(4, &["--n", "3", "--r", "2", "--w", "2", "--reap-grace-ms", "1000"]);
+    let key = "cart-item";
+    let owners = c.preflist(0, key);
+    let (coordinator, owner) = (owners[0], owners[2]);
+    let stand_in = (0..4).find(|i| !owners.contains(i)).expect("four nodes, three owners");
+    let owner_addr = c.nodes[owner].cluster_addr().to_string();
+    c.nodes[owner].kill9();
+    wait_until("the others to see the owner down", Duration::from_secs(15), || {
+        (0..4)
+            .filter(|&i| i != owner)
+            .all(|i| harness::members(&c.nodes[i]).iter().any(|m| m["addr"] == owner_addr && m["reachable"] == "down"))
+            .then_some(())
+    });
+    assert_eq!(q(&c.nodes[coordinator], &["SET", key, "old"]).unwrap(), Value::Okay);
+    wait_until("the stand-in to hold the hinted copy", Duration::from_secs(20), || {
+        (local(&c.nodes[stand_in], key) == vec!["old"]).then_some(())
+    });
+    // The owner returns, but the stand-in cannot reach it: the hint stays where it is.
+    let _cut = Cut::between(&c.nodes[stand_in], &c.nodes[owner]);
+    c.nodes[owner].spawn();
+    wait_until("the coordinator to see the owner up", Duration::from_secs(30), || {
+        harness::members(&c.nodes[coordinator])
+            .iter()
+            .any(|m| m["addr"] == owner_addr && m["reachable"] == "up")
+            .then_some(())
+    });
+    assert_eq!(q(&c.nodes[coordinator], &["DEL", key]).unwrap(), Value::Int(1));
+    wait_until("all three owners to hold the tombstone", Duration::from_secs(30), || {
+        owners.iter().all(|&i| holds_record(&c.nodes[i], key) && local(&c.nodes[i], key).is_empty()).then_some(())
+    });
+    // Long enough for the reaper to run a few times past the grace (it runs every 5 s). This
+    // wait gives a wrong reaper its chance; the checks below hold however long it is.
+    std::thread::sleep(Duration::from_secs(12));
+    drop(_cut);
+    wait_until("the hint to be delivered", Duration::from_secs(60), || {
+        match q(&c.nodes[stand_in], &["KURA", "HINTS"]) {
+            Ok(Value::Int(0)) => Some(()),
+            _ => None,
+        }
+    });
+    for n in &c.nodes {
+        assert_eq!(q(n, &["GET", key]).unwrap(), Value::Nil, "the delete stays via {}", n.addr());
+        assert!(local(n, key).is_empty(), "no live value on {}", n.addr());
+    }
+    // With the hint gone the tombstone is reaped after all.
+    wait_until("the tombstone to be reaped everywhere", Duration::from_secs(60), || {
+        c.nodes.iter().all(|n| !holds_record(n, key)).then_some(())
+    });
+    for n in &c.nodes {
+        assert_eq!(q(n, &["GET", key]).unwrap(), Value::Nil, "still deleted via {}", n.addr());
+    }
+}

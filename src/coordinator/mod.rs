@@ -570,24 +570,41 @@ impl Coordinator {
     }
 
     /// Drops `key` here and on its other replicas if every replica holds the same dead set.
+    ///
+    /// Every other node of the ring walk is asked too, not only the replicas: a stand-in may
+    /// hold a hint of a value the tombstone superseded, and delivered after the reaping that
+    /// value would come back to life. While any node that could hold such a hint is down or
+    /// holds something else, the tombstone stays (it is tried again later).
     async fn reap_everywhere(&self, key: &[u8], settled: &(dyn Fn(&SiblingSet) -> bool + Sync)) -> Result<bool> {
         let Some(mine) = self.storage.get(key)? else { return Ok(false) };
+        if !self.storage.hints_of(key)?.is_empty() {
+            tracing::debug!("not reaping a key this node holds a hint of");
+            return Ok(false);
+        }
         let view = self.cluster.view();
         if view.state.as_ref().is_none_or(|s| s.ring.in_transition()) {
+            tracing::debug!("not reaping during a ring transition");
             return Ok(false);
         }
         let prefs = view.preference_list(key);
+        let walk = view.walk(key);
         drop(view);
         let others: Vec<&NodeId> = prefs.iter().filter(|n| *n != self.me()).collect();
-        if others.iter().any(|n| !self.cluster.is_up(n)) {
+        let everyone: Vec<&NodeId> = walk.iter().filter(|n| *n != self.me()).collect();
+        if let Some(down) = everyone.iter().find(|n| !self.cluster.is_up(n)) {
+            tracing::debug!(node = %down, "not reaping while a node that may hold a copy is down");
             return Ok(false);
         }
         let key = Bytes::copy_from_slice(key);
-        for node in &others {
+        // A replica's Read answers its data and any hint it holds; a stand-in's, its hints.
+        for node in &everyone {
             match self.cluster.call(node, Request::Read { key: key.clone() }).await {
                 Ok(Response::Value(None)) => {}
                 Ok(Response::Value(Some(theirs))) if theirs == *mine => {}
-                _ => return Ok(false),
+                other => {
+                    tracing::debug!(node = %node, "not reaping a key another node holds differently: {other:?}");
+                    return Ok(false);
+                }
             }
         }
         let digest = crate::storage::digest(&mine.encode());
