@@ -18,6 +18,7 @@ pub const STORAGE_DISK_BYTES: &str = "kura_storage_disk_bytes";
 pub const STORAGE_JOURNAL_BYTES: &str = "kura_storage_journal_bytes";
 pub const STORAGE_KEYS: &str = "kura_storage_keys";
 pub const REAPED_KEYS_TOTAL: &str = "kura_reaped_keys_total";
+pub const REAP_DEFERRED_TOTAL: &str = "kura_reap_deferred_total";
 pub const QUORUM_DURATION: &str = "kura_quorum_duration_seconds";
 pub const READ_REPAIRS_TOTAL: &str = "kura_read_repairs_total";
 pub const FORWARDED_TOTAL: &str = "kura_forwarded_total";
@@ -69,6 +70,10 @@ fn describe() {
     describe_gauge!(STORAGE_JOURNAL_BYTES, Unit::Bytes, "Disk space of the storage journal");
     describe_gauge!(STORAGE_KEYS, "Keys in the data keyspace (approximate)");
     describe_counter!(REAPED_KEYS_TOTAL, "Deleted or expired keys removed for good");
+    describe_counter!(
+        REAP_DEFERRED_TOTAL,
+        "Reapable keys kept for now: a node that may hold a copy or a hint is down or holds another one"
+    );
     describe_histogram!(
         QUORUM_DURATION,
         Unit::Seconds,

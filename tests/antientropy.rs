@@ -166,9 +166,18 @@ fn a_tombstone_outlives_a_hint_of_the_value_it_deleted() {
     wait_until("all three owners to hold the tombstone", Duration::from_secs(30), || {
         owners.iter().all(|&i| holds_record(&c.nodes[i], key) && local(&c.nodes[i], key).is_empty()).then_some(())
     });
-    // Long enough for the reaper to run a few times past the grace (it runs every 5 s). This
-    // wait gives a wrong reaper its chance; the checks below hold however long it is.
-    std::thread::sleep(Duration::from_secs(12));
+    // Every owner's reaper has had the tombstone past its grace before it: it either kept the
+    // tombstone (right) or reaped it (wrong: the hint brings the value back below).
+    wait_until("every owner's reaper to have decided on the tombstone", Duration::from_secs(60), || {
+        owners
+            .iter()
+            .all(|&i| {
+                let text = c.nodes[i].metrics();
+                metric(&text, "kura_reap_deferred_total").unwrap_or(0.0) >= 1.0
+                    || metric(&text, "kura_reaped_keys_total").unwrap_or(0.0) >= 1.0
+            })
+            .then_some(())
+    });
     drop(_cut);
     wait_until("the hint to be delivered", Duration::from_secs(60), || {
         match q(&c.nodes[stand_in], &["KURA", "HINTS"]) {

@@ -563,6 +563,7 @@ impl Coordinator {
             } else if self.reap_everywhere(&k, &settled).await? {
                 reaped += 1;
             } else {
+                metrics::counter!(m::REAP_DEFERRED_TOTAL).increment(1);
                 self.storage.note_reapable(1);
             }
         }
