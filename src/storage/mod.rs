@@ -105,8 +105,6 @@ impl quick_cache::Weighter<Vec<u8>, Cached> for CacheWeight {
 
 /// Bytes of decoded sibling sets kept in memory.
 const CACHE_BYTES: u64 = 256 << 20;
-/// The data keyspace's memtable (fjall's default is 64 MiB).
-const DATA_MEMTABLE_BYTES: u64 = 16 << 20;
 
 pub struct Storage {
     db: Database,
@@ -140,11 +138,10 @@ impl Storage {
         let db = Database::builder(dir.join("db")).manual_journal_persist(true).open()?;
         // Every keyspace leaves journal flushes to `commit` (one write per batch, not per insert).
         let options = || KeyspaceCreateOptions::default().manual_journal_persist(true);
-        // A smaller memtable keeps more of the skiplist that every insert searches in the CPU
-        // cache. Pipelined SETs (redis-benchmark -P 16, 1M writes over 100k keys), next to
-        // fjall's 64 MiB: 8 MiB +39% rps but p99 34 ms (L0 tables pile up and fjall stalls
-        // writers), 16 MiB +27% with p99 as before (15 ms), 32 MiB +14%.
-        let data = db.keyspace("data", || options().max_memtable_size(DATA_MEMTABLE_BYTES))?;
+        // fjall's 64 MiB memtable. Smaller ones made pipelined SETs faster (16 MiB: +22% rps)
+        // but every memtable rotation stalled writers for ~100 ms here: p99.9 went from 20 to
+        // 90 ms (redis-benchmark -P 16, 1M writes over 100k keys), and p99.9 is the SLA.
+        let data = db.keyspace("data", options)?;
         let hints = db.keyspace("hints", options)?;
         let ring = db.keyspace("ring", options)?;
         let meta = db.keyspace("meta", options)?;
