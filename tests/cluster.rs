@@ -1,5 +1,6 @@
-//! Real clusters of kura processes on 127.0.0.1..5: one ring, keys on exactly their preference
-//! lists, quorums, read repair after a partition (iptables), and the cluster secret.
+//! Real clusters of kura processes on 127.0.0.1..6: one ring, keys on exactly their preference
+//! lists, preference lists across zones, quorums, read repair after a partition (iptables), and
+//! the cluster secret.
 
 mod harness;
 
@@ -162,4 +163,43 @@ fn a_peer_with_the_wrong_secret_cannot_join_or_send_requests() {
     // The cluster still works.
     assert_eq!(q(&c.nodes[1], &["SET", "k", "v"]).unwrap(), Value::Okay);
     assert_eq!(get(&c.nodes[0], "k"), "v");
+}
+
+/// Six nodes in three zones (`--zone`), N=3: every key's preference list holds one node of each
+/// zone (paper 4.3, replicas across data centers), every node computes the same list, and a
+/// write lands on exactly those three nodes.
+#[test]
+fn preference_lists_span_the_zones() {
+    let mut nodes: Vec<Node> = Vec::new();
+    for i in 0..6 {
+        let (id, zone) = (format!("node{}", i + 1), format!("zone{}", i % 3));
+        let mut args: Vec<String> = vec!["--node-id".into(), id, "--zone".into(), zone];
+        if let Some(first) = nodes.first() {
+            args.extend(["--seed".into(), first.cluster_addr().to_string()]);
+        }
+        args.extend(NRW.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        nodes.push(Node::start(Ipv4Addr::new(127, 0, 0, 1 + i as u8), &args));
+    }
+    let c = Cluster { nodes };
+    c.wait_converged(Duration::from_secs(90));
+    let zone_of: BTreeMap<String, String> =
+        harness::members(&c.nodes[0]).into_iter().map(|m| (m["addr"].clone(), m["zone"].clone())).collect();
+    assert_eq!(zone_of.values().collect::<std::collections::BTreeSet<_>>().len(), 3, "{zone_of:?}");
+    for i in 0..60 {
+        let key = format!("zoned{i}");
+        let owners = c.preflist(0, &key);
+        let zones: std::collections::BTreeSet<&String> =
+            owners.iter().map(|&j| &zone_of[&c.nodes[j].cluster_addr().to_string()]).collect();
+        assert_eq!(zones.len(), 3, "{key} has owners {owners:?} in zones {zones:?}");
+        for j in 1..6 {
+            assert_eq!(c.preflist(j, &key), owners, "every node computes the same preference list");
+        }
+        if i % 10 == 0 {
+            assert_eq!(q(&c.nodes[i % 6], &["SET", &key, "v"]).unwrap(), Value::Okay);
+            wait_until(&format!("{key} on exactly {owners:?}"), Duration::from_secs(20), || {
+                (0..6).all(|j| (local(&c.nodes[j], &key) == vec!["v".to_string()]) == owners.contains(&j)).then_some(())
+            });
+        }
+    }
 }
