@@ -12,20 +12,18 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vs_redis  # noqa: E402
 from vs_redis import KURA, ROOT, Procs, free_port, machine, parse_benchmark, wait_ping  # noqa: E402
 
 
 def metric(node, name):
-    text = urllib.request.urlopen(f"http://{node['ip']}:{node['mport']}/metrics", timeout=10).read().decode()
-    return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(name + " ") or l.startswith(name + "{"))
+    return vs_redis.metric(node["ip"], node["mport"], name)
 
 
 def cli(node, *args):
-    return subprocess.run(["redis-cli", "-h", node["ip"], "-p", str(node["port"]), *args],
-                          capture_output=True, text=True).stdout
+    return vs_redis.cli(node["ip"], node["port"], *args)
 
 
 def info_field(node, field):
@@ -116,6 +114,9 @@ def main():
         try:
             time.sleep(5)
             load(nodes[0], args.differ, prefix="diff")
+            # Past the request timeout (2 s), so that no write to the cut replica is still in a
+            # TCP retransmit queue that the heal would deliver.
+            time.sleep(4)
         finally:
             iptables("-D", nodes[2], nodes[0])
             iptables("-D", nodes[2], nodes[1])

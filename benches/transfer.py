@@ -11,23 +11,9 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vs_redis import KURA, ROOT, Procs, free_port, machine, wait_ping  # noqa: E402
-
-
-def metric(ip, port, name):
-    text = urllib.request.urlopen(f"http://{ip}:{port}/metrics", timeout=10).read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-def cli(ip, port, *args):
-    return subprocess.run(["redis-cli", "-h", ip, "-p", str(port), *args], capture_output=True, text=True).stdout
+from vs_redis import KURA, ROOT, Procs, cli, free_port, machine, metric, wait_ping  # noqa: E402
 
 
 def settled(nodes):

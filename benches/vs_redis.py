@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KURA = os.path.join(ROOT, "target", "release", "kura")
@@ -47,6 +48,17 @@ def wait_ping(ip, port, timeout=30):
             pass
         time.sleep(0.05)
     raise RuntimeError(f"{ip}:{port} did not answer PING")
+
+
+def cli(ip, port, *args):
+    """redis-cli's output of one command."""
+    return subprocess.run(["redis-cli", "-h", ip, "-p", str(port), *args], capture_output=True, text=True).stdout
+
+
+def metric(ip, port, name):
+    """The sum over all label sets of Prometheus series `name` at a node's metrics address."""
+    text = urllib.request.urlopen(f"http://{ip}:{port}/metrics", timeout=10).read().decode()
+    return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith((name + " ", name + "{")))
 
 
 def parse_benchmark(text):
