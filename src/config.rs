@@ -78,6 +78,10 @@ pub struct ServerArgs {
     /// Milliseconds a request waits for its R or W replicas (and any peer request) [default: 2000]
     #[arg(long, env = "KURA_REQUEST_TIMEOUT_MS")]
     pub request_timeout_ms: Option<u64>,
+    /// Milliseconds a replica (or a node a write is forwarded to) may stay silent within a
+    /// request before a stand-in takes its place (paper 4.6) [default: 500]
+    #[arg(long, env = "KURA_SLOPPY_AFTER_MS")]
+    pub sloppy_after_ms: Option<u64>,
     /// Partition transfers this node sends at once [default: 2]
     #[arg(long, env = "KURA_TRANSFER_LIMIT")]
     pub transfer_limit: Option<usize>,
@@ -131,6 +135,7 @@ pub struct Config {
     pub maxclients: usize,
     pub threads: usize,
     pub request_timeout_ms: u64,
+    pub sloppy_after_ms: u64,
     pub transfer_limit: usize,
     pub transfer_rate: u64,
     pub reap_grace_ms: u64,
@@ -187,6 +192,7 @@ impl Config {
             max_request_bytes: pick!(max_request_bytes, 64 << 20),
             maxclients: pick!(maxclients, 10_000),
             request_timeout_ms: pick!(request_timeout_ms, 2000),
+            sloppy_after_ms: pick!(sloppy_after_ms, 500),
             transfer_limit: pick!(transfer_limit, 2),
             transfer_rate: pick!(transfer_rate, 0),
             reap_grace_ms: pick!(reap_grace_ms, 10_000),
@@ -219,6 +225,9 @@ impl Config {
         }
         if self.transfer_limit == 0 {
             return bad("transfer-limit must be at least 1");
+        }
+        if self.sloppy_after_ms == 0 || self.sloppy_after_ms >= self.request_timeout_ms {
+            return bad("sloppy-after-ms must be positive and below request-timeout-ms");
         }
         if self.threads == 0 {
             return bad("threads must be at least 1");

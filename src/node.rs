@@ -94,7 +94,7 @@ impl Node {
                 id
             }
         };
-        let actors = Actors::open(storage.clone(), &node_id)?;
+        let actors = Actors::new(&node_id);
         // Contexts must decode on every node: signed with the cluster secret when there is
         // one, else with the key the cluster was founded with (carried by its state).
         let context_key = config.cluster_secret.as_deref().map(|s| ContextKey::derive(s.as_bytes()));
@@ -176,17 +176,18 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                     Ok(state) => Response::State(Box::new(state)),
                     Err(e) => failed(&e),
                 },
+                // The sender has not seen the ring move the key away from here: a copy kept now
+                // would be dropped or never found, and an answer from here ("none") would count
+                // toward its R. It learns the ring from this reply.
+                Request::Read { ref key } | Request::Replicate { hint_for: None, ref key, .. }
+                    if req.ring_version < cluster.view().ring_version() && !self.coordinator.replicates(key) =>
+                {
+                    Response::Error(RemoteError::StaleRing)
+                }
                 Request::Read { key } => match self.coordinator.local(&key) {
                     Ok(set) => Response::Value(set.map(|s| (*s).clone())),
                     Err(e) => failed(&e),
                 },
-                Request::Replicate { hint_for: None, ref key, .. }
-                    if req.ring_version < cluster.view().ring_version() && !self.coordinator.replicates(key) =>
-                {
-                    // The sender has not seen the ring move the key away from here: a copy kept
-                    // now would be dropped, or never found. It learns the ring from this reply.
-                    Response::Error(RemoteError::StaleRing)
-                }
                 Request::Replicate { key, set, hint_for } => {
                     // Acknowledged only once it is in this node's journal.
                     let mark = self.coordinator.write_mark();

@@ -1,67 +1,86 @@
 //! Which actor a write coordinated here is an event of (design.md section 2, riak_kv#679).
 //!
-//! A write continues this incarnation's entry in the key's clock when the local copy has one:
-//! the local copy holds every dot this node issued for the key since it last had none, so the
-//! next counter is fresh. When the local copy has no entry of this incarnation (a new key, or
-//! one this node handed off, delivered as a hint, or reaped) the node cannot know the counters
-//! it used before, so it writes under a fresh key epoch. Key epochs are leased from the data
-//! directory in blocks, so a restart never reuses one; when an incarnation runs out of key
-//! epochs the node starts a new incarnation.
-
-use std::sync::Arc;
+//! The rule: a node never issues a dot it may have issued before. A dot is `(actor, counter)`,
+//! and a write continues the counter of an actor's entry found in the local copy of the key.
+//! That is safe only while the local copy is known to hold the last dot this node issued under
+//! that actor, so an entry is continued only when all of these hold:
+//!
+//! - **the same process issued it**: every start is a new *incarnation* (a random one, never
+//!   read from disk). A restarted node's local copy may be older than what its replicas got
+//!   (its journal is flushed after the replicas acknowledged; `--fsync everysec` loses up to a
+//!   second on power loss; a disk may be wiped), so nothing before the restart is continued;
+//! - **it was issued into the same kind of copy**: data writes and hinted writes (a stand-in's
+//!   copy for an owner) use key epochs of different parity, so a data write never continues an
+//!   entry that a hint, or a set merged in from elsewhere, carries at an older counter;
+//! - **no record of the key was removed since the entry's key epoch was made** (a partition
+//!   handed off, a hint delivered, a tombstone reaped): the copy that comes back later, from
+//!   another replica, may lag. [`Storage::forgotten`] counts removals per bucket of keys.
+//!
+//! Otherwise the write takes a fresh key epoch: a new actor with no history, so its first dot
+//! cannot collide. Clocks grow by one entry per key per such event (a restart, a removal),
+//! never per write.
 
 use parking_lot::Mutex;
 use rand::RngCore;
 
-use crate::storage::{Storage, StorageError};
+use crate::storage::{forget_bucket, Storage, FORGET_BUCKETS};
 use crate::version::{Actor, SiblingSet};
 
-/// Key epochs leased per write to the data directory.
-const LEASE: u32 = 1 << 16;
 /// Key epochs an incarnation has (epoch 0 is the incarnation's own actor).
 const MAX_KEY_EPOCH: u32 = (1 << Actor::KEY_EPOCH_BITS) - 1;
+
+/// Which copy of a key a write is made in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Copy {
+    /// This node's data (it is a replica of the key).
+    Data,
+    /// A stand-in's hinted copy for an owner (paper 4.6).
+    Hint,
+}
+
+impl Copy {
+    /// Key epochs of data writes are even, those of hinted writes odd.
+    fn parity(self) -> u32 {
+        match self {
+            Copy::Data => 0,
+            Copy::Hint => 1,
+        }
+    }
+}
+
+/// Per bucket of keys: the removal count last seen, and the first key epoch made after it.
+#[derive(Clone, Copy, Default)]
+struct Floor {
+    seen: u64,
+    epoch: u32,
+}
 
 struct State {
     base: Actor,
     next: u32,
-    lease_end: u32,
+    floors: Vec<Floor>,
 }
 
 pub struct Actors {
-    storage: Arc<Storage>,
     node_id: String,
     state: Mutex<State>,
 }
 
-fn read_u64(storage: &Storage, name: &str) -> Result<Option<u64>, StorageError> {
-    Ok(storage.meta_get(name)?.and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok()).map(u64::from_be_bytes))
+fn incarnation(node_id: &str) -> Actor {
+    Actor::new(node_id, rand::thread_rng().next_u64())
 }
 
 impl Actors {
-    /// The actors of this node: its incarnation (the epoch kept beside the data, created with
-    /// a new data directory) and the key epochs leased so far.
-    ///
-    /// # Errors
-    /// Storage failure.
-    pub fn open(storage: Arc<Storage>, node_id: &str) -> Result<Actors, StorageError> {
-        let epoch = match read_u64(&storage, "epoch")? {
-            Some(e) => e,
-            None => Self::new_epoch(&storage)?,
-        };
-        let leased = read_u64(&storage, "key_epoch_lease")?.unwrap_or(1).min(u64::from(MAX_KEY_EPOCH)) as u32;
-        let actors = Actors {
-            storage,
+    /// The actors of this process: a new incarnation of node `node_id`.
+    pub fn new(node_id: &str) -> Actors {
+        Actors {
             node_id: node_id.to_owned(),
-            state: Mutex::new(State { base: Actor::new(node_id, epoch), next: leased, lease_end: leased }),
-        };
-        Ok(actors)
-    }
-
-    fn new_epoch(storage: &Storage) -> Result<u64, StorageError> {
-        let e = rand::thread_rng().next_u64();
-        storage.meta_put("key_epoch_lease", &1u64.to_be_bytes())?;
-        storage.meta_put("epoch", &e.to_be_bytes())?;
-        Ok(e)
+            state: Mutex::new(State {
+                base: incarnation(node_id),
+                next: 1,
+                floors: vec![Floor::default(); FORGET_BUCKETS],
+            }),
+        }
     }
 
     /// This incarnation's own actor (key epoch 0).
@@ -69,37 +88,42 @@ impl Actors {
         self.state.lock().base
     }
 
-    /// The actor for a write over `current`, the local copy of the key.
-    ///
-    /// # Errors
-    /// Storage failure while leasing key epochs.
-    pub fn for_write(&self, current: Option<&SiblingSet>) -> Result<Actor, StorageError> {
-        let base = self.base();
-        if let Some(set) = current {
-            let mine = set.counters().filter(|(a, _)| a.same_incarnation(base)).max_by_key(|&(a, c)| (c, a));
-            if let Some((actor, _)) = mine {
-                return Ok(actor);
-            }
+    /// The actor for a write of `key` over `current`, the local copy of `kind` it is made in,
+    /// read before this call (under the key's lock for data). `storage` tells of removals.
+    pub fn for_write(&self, storage: &Storage, key: &[u8], current: Option<&SiblingSet>, kind: Copy) -> Actor {
+        // Read after `current`: a removal that `current` missed was counted before it happened.
+        let removals = storage.forgotten(key);
+        let mut s = self.state.lock();
+        let bucket = forget_bucket(key);
+        if s.floors[bucket].seen != removals {
+            s.floors[bucket] = Floor { seen: removals, epoch: s.next };
         }
-        self.mint()
+        let (base, floor) = (s.base, s.floors[bucket].epoch);
+        let continued = current.and_then(|set| {
+            set.counters()
+                .filter(|(a, _)| {
+                    let e = a.key_epoch();
+                    a.same_incarnation(base) && e >= floor && e % 2 == kind.parity()
+                })
+                .max_by_key(|&(a, c)| (c, a))
+                .map(|(a, _)| a)
+        });
+        continued.unwrap_or_else(|| self.mint(&mut s, kind))
     }
 
-    /// A key epoch never used before.
-    fn mint(&self) -> Result<Actor, StorageError> {
-        let mut s = self.state.lock();
-        if s.next >= s.lease_end {
-            if s.lease_end >= MAX_KEY_EPOCH {
-                let epoch = Self::new_epoch(&self.storage)?;
-                tracing::info!("key epochs of this incarnation used up: new incarnation");
-                *s = State { base: Actor::new(&self.node_id, epoch), next: 1, lease_end: 1 };
+    /// A key epoch of `kind`'s parity never used before.
+    fn mint(&self, s: &mut State, kind: Copy) -> Actor {
+        let mut e = s.next + (s.next % 2 != kind.parity()) as u32;
+        if e > MAX_KEY_EPOCH {
+            tracing::info!("key epochs of this incarnation used up: new incarnation");
+            s.base = incarnation(&self.node_id);
+            for f in &mut s.floors {
+                f.epoch = 0;
             }
-            let end = s.lease_end.saturating_add(LEASE).min(MAX_KEY_EPOCH);
-            self.storage.meta_put("key_epoch_lease", &u64::from(end).to_be_bytes())?;
-            s.lease_end = end;
+            e = 1 + (kind.parity() == 0) as u32;
         }
-        let e = s.next;
-        s.next += 1;
-        Ok(s.base.keyed(e))
+        s.next = e + 1;
+        s.base.keyed(e)
     }
 }
 
@@ -107,28 +131,58 @@ impl Actors {
 mod tests {
     use super::*;
     use crate::storage::FsyncPolicy;
-    use crate::version::{Sibling, VersionVector};
+    use crate::version::Sibling;
+
+    fn write(set: &SiblingSet, origin: Actor, v: &str) -> SiblingSet {
+        let sib = Sibling { value: Some(v.as_bytes().to_vec().into()), written_ms: 1, origin, expires_ms: None };
+        set.update(&set.context(), sib).0
+    }
 
     #[test]
-    fn fresh_key_epochs_survive_restarts_and_writes_continue_their_entry() {
+    fn writes_continue_their_own_entry_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
         let storage = Storage::open(dir.path(), FsyncPolicy::Never).unwrap();
-        let actors = Actors::open(storage.clone(), "n1").unwrap();
-        let a1 = actors.for_write(None).unwrap();
-        let a2 = actors.for_write(Some(&SiblingSet::new())).unwrap();
+        let actors = Actors::new("n1");
+        let k = b"k".as_slice();
+        let a1 = actors.for_write(&storage, k, None, Copy::Data);
+        let a2 = actors.for_write(&storage, k, Some(&SiblingSet::new()), Copy::Data);
         assert_ne!(a1, a2);
         assert!(a1.same_incarnation(actors.base()));
-        // A key whose copy holds this incarnation's entry continues it.
-        let sib = Sibling { value: None, written_ms: 1, origin: a1, expires_ms: None };
-        let (set, _) = SiblingSet::new().update(&VersionVector::default(), sib);
-        assert_eq!(actors.for_write(Some(&set)).unwrap(), a1);
-        drop(actors);
-        let again = Actors::open(storage.clone(), "n1").unwrap();
-        let a3 = again.for_write(None).unwrap();
-        assert!(a3 != a1 && a3 != a2 && a3.same_incarnation(a1), "a restart never reuses a key epoch");
-        // A new data directory is a new incarnation.
-        let other = tempfile::tempdir().unwrap();
-        let fresh = Actors::open(Storage::open(other.path(), FsyncPolicy::Never).unwrap(), "n1").unwrap();
-        assert!(!fresh.base().same_incarnation(a1));
+        // A key whose data holds this incarnation's data entry continues it.
+        let set = write(&SiblingSet::new(), a1, "x");
+        assert_eq!(actors.for_write(&storage, k, Some(&set), Copy::Data), a1);
+        // A hinted write over the same set does not: data and hint epochs never mix.
+        let h = actors.for_write(&storage, k, Some(&set), Copy::Hint);
+        assert!(h != a1 && h.same_incarnation(a1));
+        let hinted = write(&set, h, "y");
+        assert_eq!(actors.for_write(&storage, k, Some(&hinted), Copy::Hint), h);
+        assert_eq!(actors.for_write(&storage, k, Some(&hinted), Copy::Data), a1);
+        // Another process (a restart, a wiped disk) is another incarnation: nothing continues.
+        let again = Actors::new("n1");
+        let a3 = again.for_write(&storage, k, Some(&set), Copy::Data);
+        assert!(!a3.same_incarnation(a1));
+    }
+
+    #[test]
+    fn a_removed_record_is_never_continued() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), FsyncPolicy::Never).unwrap();
+        let actors = Actors::new("n1");
+        let k = b"k".as_slice();
+        let stored = storage
+            .update::<crate::storage::StorageError>(k, |cur| {
+                Ok(write(&SiblingSet::new(), actors.for_write(&storage, k, cur, Copy::Data), "v"))
+            })
+            .unwrap();
+        let (a, _) = stored.counters().next().unwrap();
+        assert_eq!(actors.for_write(&storage, k, Some(&stored), Copy::Data), a);
+        // The key is dropped (handed off, reaped) and an older copy of it comes back later.
+        assert!(storage.remove_if(k, |_| true).unwrap());
+        let older = SiblingSet::new().sync(&stored);
+        let b = actors.for_write(&storage, k, Some(&older), Copy::Data);
+        assert_ne!(b, a, "a copy that was removed may lag: a fresh key epoch");
+        // Entries made after the removal continue as usual.
+        let newer = write(&older, b, "w");
+        assert_eq!(actors.for_write(&storage, k, Some(&newer), Copy::Data), b);
     }
 }

@@ -14,7 +14,7 @@
 mod actors;
 pub mod quorum;
 
-pub use actors::Actors;
+pub use actors::{Actors, Copy};
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -95,6 +95,8 @@ pub struct Coordinator {
     secret_key: Option<ContextKey>,
     quorum: Quorum,
     cluster: Arc<Cluster>,
+    /// Serialises hinted writes (see `write_local`).
+    hinted_writes: parking_lot::Mutex<()>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -111,7 +113,7 @@ impl Coordinator {
         quorum: Quorum,
         cluster: Arc<Cluster>,
     ) -> Self {
-        Coordinator { storage, identity, actors, secret_key, quorum, cluster }
+        Coordinator { storage, identity, actors, secret_key, quorum, cluster, hinted_writes: parking_lot::Mutex::new(()) }
     }
 
     pub fn identity(&self) -> &NodeIdentity {
@@ -414,8 +416,8 @@ impl Coordinator {
         write: Write,
         hint_for: Option<&str>,
     ) -> Result<Arc<SiblingSet>> {
-        let make = |current: Option<&SiblingSet>| -> Result<SiblingSet> {
-            let origin = self.actors.for_write(current)?;
+        let make = |current: Option<&SiblingSet>, kind: Copy| -> SiblingSet {
+            let origin = self.actors.for_write(&self.storage, key, current, kind);
             let sibling =
                 Sibling { value: write.value.clone(), written_ms: now_ms(), origin, expires_ms: write.expires_ms };
             let empty = SiblingSet::new();
@@ -424,17 +426,19 @@ impl Coordinator {
                 WriteContext::Given(vv) => vv.clone(),
                 WriteContext::Everything => current.context(),
             };
-            Ok(current.update(&ctx, sibling).0)
+            current.update(&ctx, sibling).0
         };
         match hint_for {
-            None => self.storage.update::<CoordError>(key, make),
+            None => self.storage.update::<CoordError>(key, |current| Ok(make(current, Copy::Data))),
             Some(owner) => {
-                // A stand-in's copy of the key: every hint it holds for it.
+                // A stand-in's copy of the key: every hint it holds for it. Hinted writes are
+                // made one at a time, so two of them never continue the same entry at once.
+                let _one_at_a_time = self.hinted_writes.lock();
                 let others: Vec<SiblingSet> =
                     self.storage.hints_of(key)?.into_iter().filter(|(o, _)| o != owner).map(|(_, s)| s).collect();
                 let set = self.storage.hint_update::<CoordError>(owner, key, |current| {
                     let known = merge_all(current.into_iter().chain(others.iter()));
-                    make((!known.is_empty() || current.is_some()).then_some(&known))
+                    Ok(make((!known.is_empty() || current.is_some()).then_some(&known), Copy::Hint))
                 })?;
                 Ok(Arc::new(set))
             }

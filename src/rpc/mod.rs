@@ -72,9 +72,23 @@ struct Conn<Resp> {
     next_id: AtomicU64,
     alive: AtomicBool,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// When the connection started, and the milliseconds since then at which the last frame
+    /// arrived on it: a connection that answers anything is alive.
+    started: std::time::Instant,
+    last_received_ms: AtomicU64,
 }
 
 impl<Resp> Conn<Resp> {
+    /// Milliseconds since the connection started.
+    fn ticks(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Whether no frame arrived on the connection since `ticks`.
+    fn silent_since(&self, ticks: u64) -> bool {
+        self.last_received_ms.load(Ordering::Acquire) < ticks
+    }
+
     /// Closes the connection: its tasks stop, the socket closes, waiting requests fail.
     fn close(&self) {
         self.alive.store(false, Ordering::Release);
@@ -110,15 +124,38 @@ where
     /// Sends `req` to the peer at `addr` and waits at most `timeout` for its response
     /// (connecting first if needed, within the same deadline).
     ///
+    /// A request that times out fails alone: the connection, which carries other requests,
+    /// is closed only if nothing at all arrived on it since this request was sent (a partition
+    /// drops every packet and TCP backs off for minutes; a slow answer is not a dead link).
+    ///
     /// # Errors
     /// Connection, handshake, timeout, or the connection closing before the response.
     pub async fn call(&self, addr: SocketAddr, req: &Req, timeout: Duration) -> Result<Resp, RpcError> {
-        match tokio::time::timeout(timeout, self.call_inner(addr, req)).await {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let conn = match tokio::time::timeout_at(deadline, self.connection(addr)).await {
+            Ok(c) => c?,
+            Err(_) => return Err(RpcError::Timeout(addr)),
+        };
+        let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
+        let bytes = frame::encode(&Envelope { id, body: req }).map_err(|e| RpcError::Frame(e.to_string()))?;
+        let (tx, rx) = oneshot::channel();
+        conn.pending.lock().insert(id, tx);
+        // Forget the request however this future ends (answered, timed out, dropped).
+        let _guard = PendingGuard { conn: &conn, id };
+        let sent_at = conn.ticks();
+        let exchange = async {
+            if conn.outgoing.send(bytes).await.is_err() {
+                return Err(RpcError::Closed(addr));
+            }
+            rx.await.map_err(|_| RpcError::Closed(addr))
+        };
+        match tokio::time::timeout_at(deadline, exchange).await {
             Ok(r) => r,
             Err(_) => {
-                // A connection whose request timed out may be stalled (a partition drops its
-                // packets and TCP backs off for minutes): the next request reconnects.
-                self.close(addr);
+                if conn.silent_since(sent_at) {
+                    tracing::debug!("peer connection to {addr} silent for a whole request: closing it");
+                    conn.close();
+                }
                 Err(RpcError::Timeout(addr))
             }
         }
@@ -134,20 +171,6 @@ where
                 }
             }
         }
-    }
-
-    async fn call_inner(&self, addr: SocketAddr, req: &Req) -> Result<Resp, RpcError> {
-        let conn = self.connection(addr).await?;
-        let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
-        let bytes = frame::encode(&Envelope { id, body: req }).map_err(|e| RpcError::Frame(e.to_string()))?;
-        let (tx, rx) = oneshot::channel();
-        conn.pending.lock().insert(id, tx);
-        // Forget the request however this future ends (answered, timed out, dropped).
-        let _guard = PendingGuard { conn: &conn, id };
-        if conn.outgoing.send(bytes).await.is_err() {
-            return Err(RpcError::Closed(addr));
-        }
-        rx.await.map_err(|_| RpcError::Closed(addr))
     }
 
     /// The live connection to `addr`, connecting (and shaking hands) if there is none.
@@ -197,6 +220,8 @@ where
             next_id: AtomicU64::new(1),
             alive: AtomicBool::new(true),
             tasks: Mutex::new(Vec::new()),
+            started: std::time::Instant::now(),
+            last_received_ms: AtomicU64::new(0),
         });
         let writer = tokio::spawn(write_loop(write, rx)).abort_handle();
         let reader = conn.clone();
@@ -205,6 +230,7 @@ where
             loop {
                 match frame::read::<_, Envelope<Resp>>(&mut read).await {
                     Ok(env) => {
+                        reader.last_received_ms.store(reader.ticks(), Ordering::Release);
                         if let Some(tx) = reader.pending.lock().remove(&env.id) {
                             let _ = tx.send(env.body);
                         }
@@ -332,5 +358,79 @@ pub async fn serve<Req, Resp, H>(
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers `ms` after waiting that many milliseconds.
+    struct Sleeper;
+
+    impl Handler<u64, u64> for Sleeper {
+        fn handle(&self, _from: Arc<str>, ms: u64) -> Pin<Box<dyn Future<Output = u64> + Send + '_>> {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                ms
+            })
+        }
+    }
+
+    /// Issue 10 item 6: one request's timeout fails that request only; the others in flight on
+    /// the same connection (which keeps answering) are answered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_timed_out_request_does_not_fail_the_others_on_its_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let identity = Arc::new(Identity::new("server", "test", None));
+        let (_stop, stopped) = watch::channel(false);
+        tokio::spawn(serve::<u64, u64, _>(listener, identity, Arc::new(Sleeper), stopped));
+        let client = Arc::new(Client::<u64, u64>::new(
+            Arc::new(Identity::new("client", "test", None)),
+            "127.0.0.1".parse().unwrap(),
+            Duration::from_secs(5),
+        ));
+        assert_eq!(client.call(addr, &0, Duration::from_secs(5)).await.unwrap(), 0);
+        // A slow request (answered after 1.5 s) that the caller waits 2 s for ...
+        let slow = {
+            let client = client.clone();
+            tokio::spawn(async move { client.call(addr, &1500, Duration::from_secs(2)).await })
+        };
+        // ... and a hopeless one that times out after 300 ms, while quick ones keep answering.
+        let quick = {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    client.call(addr, &0, Duration::from_secs(2)).await.expect("quick request");
+                    tokio::time::sleep(Duration::from_millis(25)).await; // pacing, not waiting
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await; // let the quick ones start
+        let hopeless = client.call(addr, &10_000, Duration::from_millis(300)).await;
+        assert!(matches!(hopeless, Err(RpcError::Timeout(_))), "{hopeless:?}");
+        quick.await.unwrap();
+        assert_eq!(slow.await.unwrap().expect("the slow request survives the other's timeout"), 1500);
+    }
+
+    /// A connection on which nothing arrives during a whole request is closed (a partition);
+    /// the next request connects afresh.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_silent_connection_is_closed_on_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_stop, stopped) = watch::channel(false);
+        tokio::spawn(serve::<u64, u64, _>(listener, Arc::new(Identity::new("s", "t", None)), Arc::new(Sleeper), stopped));
+        let client = Client::<u64, u64>::new(
+            Arc::new(Identity::new("c", "t", None)),
+            "127.0.0.1".parse().unwrap(),
+            Duration::from_secs(5),
+        );
+        assert_eq!(client.call(addr, &0, Duration::from_secs(5)).await.unwrap(), 0);
+        let first = client.connection(addr).await.unwrap();
+        assert!(matches!(client.call(addr, &5_000, Duration::from_millis(200)).await, Err(RpcError::Timeout(_))));
+        assert!(!first.alive.load(Ordering::Acquire), "a silent connection is closed");
+        assert_eq!(client.call(addr, &0, Duration::from_secs(5)).await.unwrap(), 0);
     }
 }

@@ -126,6 +126,19 @@ pub struct Storage {
     reapable: AtomicU64,
     /// Hint records held now (kept exact: counted at open, then on every insert and removal).
     hint_count: AtomicU64,
+    /// Per bucket of keys: how many times a record (data or hint) of a key in it was removed.
+    /// Bumped before the removal, so whoever read a key's records and then sees an unchanged
+    /// count knows that what it read is all this node ever stored for the key since then
+    /// (`coordinator::Actors` uses it never to continue a clock entry it may have lost).
+    forgotten: Box<[AtomicU64]>,
+}
+
+/// Buckets of [`Storage::forgotten`].
+pub const FORGET_BUCKETS: usize = 4096;
+
+/// The bucket of `key` in [`Storage::forgotten`].
+pub fn forget_bucket(key: &[u8]) -> usize {
+    (xxhash_rust::xxh3::xxh3_64(key) % FORGET_BUCKETS as u64) as usize
 }
 
 impl Storage {
@@ -168,6 +181,7 @@ impl Storage {
             observer: std::sync::OnceLock::new(),
             reapable: AtomicU64::new(1),
             hint_count: AtomicU64::new(0),
+            forgotten: (0..FORGET_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
         });
         let hints_held = storage.hints.iter().count() as u64;
         storage.hint_count.store(hints_held, Ordering::Release);
@@ -207,6 +221,15 @@ impl Storage {
     /// Records `n` keys that may become reapable later.
     pub fn note_reapable(&self, n: u64) {
         self.reapable.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// How many times a record of a key in `key`'s bucket was removed so far (see the field).
+    pub fn forgotten(&self, key: &[u8]) -> u64 {
+        self.forgotten[forget_bucket(key)].load(Ordering::Acquire)
+    }
+
+    fn forget(&self, key: &[u8]) {
+        self.forgotten[forget_bucket(key)].fetch_add(1, Ordering::AcqRel);
     }
 
     /// Installs the observer of every later change (once).
@@ -470,6 +493,7 @@ impl Storage {
         if !dead(&set) {
             return Ok(false);
         }
+        self.forget(key);
         let removed = self.data.remove(&stored_key);
         self.cache.remove(key);
         removed?;
@@ -591,6 +615,7 @@ impl Storage {
         if !delivered(&Self::decode(key, &bytes)?) {
             return Ok(false);
         }
+        self.forget(key);
         self.hints.remove(stored_key)?;
         self.note_write();
         self.hint_count.fetch_sub(1, Ordering::AcqRel);

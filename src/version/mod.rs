@@ -51,6 +51,11 @@ impl Actor {
         Actor((self.0 & !Self::KEY_EPOCH_MASK) | (u64::from(e) & Self::KEY_EPOCH_MASK))
     }
 
+    /// The key epoch (the low 24 bits).
+    pub fn key_epoch(self) -> u32 {
+        (self.0 & Self::KEY_EPOCH_MASK) as u32
+    }
+
     /// Whether both actors belong to the same node incarnation.
     pub fn same_incarnation(self, other: Actor) -> bool {
         self.0 & !Self::KEY_EPOCH_MASK == other.0 & !Self::KEY_EPOCH_MASK
