@@ -72,21 +72,14 @@ struct Conn<Resp> {
     next_id: AtomicU64,
     alive: AtomicBool,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
-    /// When the connection started, and the milliseconds since then at which the last frame
-    /// arrived on it: a connection that answers anything is alive.
-    started: std::time::Instant,
-    last_received_ms: AtomicU64,
+    /// Frames received so far: a connection that answers anything is alive.
+    received: AtomicU64,
 }
 
 impl<Resp> Conn<Resp> {
-    /// Milliseconds since the connection started.
-    fn ticks(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
-    }
-
-    /// Whether no frame arrived on the connection since `ticks`.
-    fn silent_since(&self, ticks: u64) -> bool {
-        self.last_received_ms.load(Ordering::Acquire) < ticks
+    /// Frames received so far.
+    fn received(&self) -> u64 {
+        self.received.load(Ordering::Acquire)
     }
 
     /// Closes the connection: its tasks stop, the socket closes, waiting requests fail.
@@ -142,7 +135,7 @@ where
         conn.pending.lock().insert(id, tx);
         // Forget the request however this future ends (answered, timed out, dropped).
         let _guard = PendingGuard { conn: &conn, id };
-        let sent_at = conn.ticks();
+        let received_before = conn.received();
         let exchange = async {
             if conn.outgoing.send(bytes).await.is_err() {
                 return Err(RpcError::Closed(addr));
@@ -152,7 +145,7 @@ where
         match tokio::time::timeout_at(deadline, exchange).await {
             Ok(r) => r,
             Err(_) => {
-                if conn.silent_since(sent_at) {
+                if conn.received() == received_before {
                     tracing::debug!("peer connection to {addr} silent for a whole request: closing it");
                     conn.close();
                 }
@@ -220,8 +213,7 @@ where
             next_id: AtomicU64::new(1),
             alive: AtomicBool::new(true),
             tasks: Mutex::new(Vec::new()),
-            started: std::time::Instant::now(),
-            last_received_ms: AtomicU64::new(0),
+            received: AtomicU64::new(0),
         });
         let writer = tokio::spawn(write_loop(write, rx)).abort_handle();
         let reader = conn.clone();
@@ -230,7 +222,7 @@ where
             loop {
                 match frame::read::<_, Envelope<Resp>>(&mut read).await {
                     Ok(env) => {
-                        reader.last_received_ms.store(reader.ticks(), Ordering::Release);
+                        reader.received.fetch_add(1, Ordering::AcqRel);
                         if let Some(tx) = reader.pending.lock().remove(&env.id) {
                             let _ = tx.send(env.body);
                         }
