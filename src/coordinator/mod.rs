@@ -348,6 +348,11 @@ impl Coordinator {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.cluster.settings().timeout;
         let written = self.write_local(key, &context, write, role.hint_for.as_deref())?;
+        // In this node's journal (handed to the OS) before any replica can hold it: a crash
+        // of this process then never leaves a replica with a version its coordinator lacks,
+        // so the next plain SET here supersedes everything acknowledged before (with
+        // `--fsync everysec` a power loss still can; the new incarnation keeps that safe).
+        self.storage.commit()?;
         if role.hint_for.is_some() {
             metrics::counter!(m::HINTED_WRITES_TOTAL).increment(1);
         }
