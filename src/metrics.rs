@@ -22,6 +22,7 @@ pub const REAP_DEFERRED_TOTAL: &str = "kura_reap_deferred_total";
 pub const QUORUM_DURATION: &str = "kura_quorum_duration_seconds";
 pub const READ_REPAIRS_TOTAL: &str = "kura_read_repairs_total";
 pub const FORWARDED_TOTAL: &str = "kura_forwarded_total";
+pub const FORWARD_FALLBACKS_TOTAL: &str = "kura_forward_fallbacks_total";
 pub const PEER_ERRORS_TOTAL: &str = "kura_peer_errors_total";
 pub const RING_VERSION: &str = "kura_ring_version";
 pub const MEMBERS: &str = "kura_members";
@@ -81,6 +82,10 @@ fn describe() {
     );
     describe_counter!(READ_REPAIRS_TOTAL, "Stale or missing replicas sent the merged version after a read");
     describe_counter!(FORWARDED_TOTAL, "Puts forwarded to a node of the key's preference list");
+    describe_counter!(
+        FORWARD_FALLBACKS_TOTAL,
+        "Forwarded puts that no target answered in time, coordinated by the forwarding node itself"
+    );
     describe_counter!(PEER_ERRORS_TOTAL, "Failed requests to peers, by kind");
     describe_gauge!(RING_VERSION, "Version of the ring this node uses");
     describe_gauge!(MEMBERS, "Cluster members (not removed)");

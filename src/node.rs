@@ -109,8 +109,14 @@ impl Node {
             status: Status::Joining,
             version: 1,
         };
-        let settings =
-            Settings { me, n: config.n, partitions: config.partitions, seeds: config.seeds.clone(), timeout };
+        let settings = Settings {
+            me,
+            n: config.n,
+            partitions: config.partitions,
+            seeds: config.seeds.clone(),
+            timeout,
+            sloppy_after: Duration::from_millis(config.sloppy_after_ms),
+        };
         let cluster = Cluster::open(settings, storage.clone(), peers)?;
         let identity = NodeIdentity { node_id };
         let quorum = Quorum { n: config.n, r: config.r, w: config.w };
@@ -245,8 +251,9 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                     Ok(state) => Response::State(Box::new(state)),
                     Err(e) => failed(&e),
                 },
-                Request::Put { key, context, write, w } => {
-                    match self.coordinator.put_forwarded(&key, context, write, w).await {
+                Request::Put { key, context, write, w, budget_ms } => {
+                    let budget = Duration::from_millis(budget_ms);
+                    match self.coordinator.put_forwarded(&key, context, write, w, budget).await {
                         Ok(set) => match self.coordinator.commit(self.coordinator.write_mark()).await {
                             Ok(()) => Response::Written((*set).clone()),
                             Err(e) => failed(&e),

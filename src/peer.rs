@@ -35,8 +35,9 @@ pub enum Request {
     /// Merge this sibling set into your copy (replication of a write, read repair, hinted
     /// handoff); with `hint_for`, keep it as a hint for that owner (you are its stand-in).
     Replicate { key: Bytes, set: SiblingSet, hint_for: Option<String> },
-    /// Coordinate this write: you are in the key's preference list, I am not.
-    Put { key: Bytes, context: WriteContext, write: Write, w: Option<usize> },
+    /// Coordinate this write: you are in the key's preference list, I am not. Answer within
+    /// `budget_ms` (what is left of the client's request).
+    Put { key: Bytes, context: WriteContext, write: Write, w: Option<usize>, budget_ms: u64 },
     /// A batch of a partition's data during a transfer: merge each set (never overwrite).
     TransferBatch { partition: u32, entries: Vec<(Bytes, SiblingSet)> },
     /// To the claimant: the transfer of `partition` to `to` finished.

@@ -62,6 +62,8 @@ pub struct Settings {
     pub seeds: Vec<SocketAddr>,
     /// Timeout of a peer request.
     pub timeout: Duration,
+    /// How long a replica may stay silent within a request before a stand-in replaces it.
+    pub sloppy_after: Duration,
 }
 
 /// The cluster as this node sees it at one moment.
@@ -75,6 +77,8 @@ pub struct View {
     /// Per partition during a transition, the future replicas that are not current ones
     /// (writes reach them too); empty otherwise.
     joining_replicas: Vec<Arc<[NodeId]>>,
+    /// Per partition during a transition, the future preference list; empty otherwise.
+    future_preflists: Vec<Arc<[NodeId]>>,
     addrs: HashMap<NodeId, SocketAddr>,
 }
 
@@ -86,6 +90,7 @@ impl View {
                 preflists: Vec::new(),
                 walks: Vec::new(),
                 joining_replicas: Vec::new(),
+                future_preflists: Vec::new(),
                 addrs: HashMap::new(),
             };
         };
@@ -93,20 +98,19 @@ impl View {
         let q = s.ring.size();
         let preflists: Vec<Arc<[NodeId]>> = (0..q).map(|p| Arc::from(s.ring.preference_list(p, n, &zone_of))).collect();
         let walks = (0..q).map(|p| s.ring.walk(p).into_iter().cloned().collect::<Vec<_>>().into()).collect();
-        let joining_replicas = if s.ring.in_transition() {
+        let future_preflists: Vec<Arc<[NodeId]>> = if s.ring.in_transition() {
             let future = s.ring.future();
-            (0..q)
-                .map(|p| {
-                    let now = &preflists[p as usize];
-                    let later = future.preference_list(p, n, &zone_of);
-                    later.into_iter().filter(|x| !now.contains(x)).collect::<Vec<_>>().into()
-                })
-                .collect()
+            (0..q).map(|p| Arc::from(future.preference_list(p, n, &zone_of))).collect()
         } else {
             Vec::new()
         };
+        let joining_replicas = future_preflists
+            .iter()
+            .zip(&preflists)
+            .map(|(later, now)| later.iter().filter(|x| !now.contains(x)).cloned().collect::<Vec<_>>().into())
+            .collect();
         let addrs = s.members.values().map(|m| (m.id.clone(), m.addr)).collect();
-        View { state, preflists, walks, joining_replicas, addrs }
+        View { state, preflists, walks, joining_replicas, future_preflists, addrs }
     }
 
     pub fn ring_version(&self) -> u64 {
@@ -140,6 +144,14 @@ impl View {
             0 => None,
             q => Some(self.joining_replicas[crate::ring::partition_of_key(key, q) as usize].clone())
                 .filter(|r| !r.is_empty()),
+        }
+    }
+
+    /// During a transition, `key`'s preference list in the future ring.
+    pub fn future_preference_list(&self, key: &[u8]) -> Option<Arc<[NodeId]>> {
+        match self.future_preflists.len() as u32 {
+            0 => None,
+            q => Some(self.future_preflists[crate::ring::partition_of_key(key, q) as usize].clone()),
         }
     }
 

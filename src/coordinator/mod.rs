@@ -12,12 +12,13 @@
 //! In a cluster of one the preference list is this node alone and both paths stay local.
 
 mod actors;
+pub mod gather;
 pub mod quorum;
 
 pub use actors::{Actors, Copy};
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -29,7 +30,8 @@ use crate::peer::{RemoteError, Request, Response};
 use crate::ring::NodeId;
 use crate::storage::{Storage, StorageError};
 use crate::version::{Context, ContextError, ContextKey, Sibling, SiblingSet, VersionVector};
-use quorum::{Progress, Quorum, QuorumError, Tally, Target};
+use gather::gather;
+use quorum::{Quorum, QuorumError, Target, WriteQuorum};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoordError {
@@ -218,59 +220,54 @@ impl Coordinator {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.cluster.settings().timeout;
         let key = Bytes::copy_from_slice(key);
-        let mut tally = Tally::new(q.r, targets.len());
         let mut replies: Vec<(Target, Option<SiblingSet>)> = Vec::with_capacity(targets.len());
-        // The remote reads run inside this request (no task each); those still out when the
-        // quorum is met move to the read-repair task.
-        let mut remote = FuturesUnordered::new();
-        for target in &targets {
-            if target.node == self.me() {
-                match self.local(&key) {
-                    Ok(set) => {
-                        replies.push((target.clone(), set.map(|s| (*s).clone())));
-                        tally.success();
-                    }
-                    Err(e) => {
-                        tracing::warn!("local read failed: {e}");
-                        tally.failure();
-                    }
-                }
-            } else {
-                let (cluster, target, key) = (self.cluster.clone(), target.clone(), key.clone());
-                remote.push(async move {
-                    let reply = match cluster.call(&target.node, Request::Read { key }).await {
-                        Ok(Response::Value(v)) => Ok(v),
-                        _ => Err(()),
-                    };
-                    (target, reply)
-                });
+        let mut remote = Vec::with_capacity(targets.len());
+        for target in targets {
+            if target.node != self.me() {
+                remote.push(target);
+                continue;
+            }
+            match self.local(&key) {
+                Ok(set) => replies.push((target, set.map(|s| (*s).clone()))),
+                Err(e) => tracing::warn!("local read failed: {e}"),
             }
         }
-        // Until met, or until every replica answered (a quorum that cannot be met still hears
-        // from everyone, so the error counts every answer), or the deadline.
-        while tally.progress() != Progress::Met && !tally.all_answered() {
-            match tokio::time::timeout_at(deadline, remote.next()).await {
-                Ok(Some((target, Ok(set)))) => {
-                    replies.push((target, set));
-                    tally.success();
-                }
-                Ok(Some((_, Err(())))) => {
-                    tally.failure();
-                }
-                Ok(None) | Err(_) => break,
-            }
-        }
-        if tally.progress() != Progress::Met {
-            return Err(CoordError::NoQuorum { op: "read", needed: q.r, got: tally.successes() });
+        let local_answers = replies.len();
+        let cluster = self.cluster.clone();
+        let read = |target: Target| -> gather::Call<Option<SiblingSet>> {
+            let (cluster, key) = (cluster.clone(), key.clone());
+            Box::pin(async move {
+                let reply = match cluster.call(&target.node, Request::Read { key }).await {
+                    Ok(Response::Value(v)) => Some(v),
+                    _ => None,
+                };
+                (target, reply)
+            })
+        };
+        // A read is not answered by a stand-in that was not asked from the start: one that holds
+        // no hint would count an empty answer toward R.
+        let mut g = gather(
+            remote,
+            deadline,
+            self.cluster.settings().sloppy_after,
+            |_| None,
+            read,
+            |a| a.len() + local_answers >= q.r,
+        )
+        .await;
+        replies.append(&mut g.answers);
+        if !g.met {
+            return Err(CoordError::NoQuorum { op: "read", needed: q.r, got: replies.len() });
         }
         let merged = merge_all(replies.iter().filter_map(|(_, s)| s.as_ref()));
         metrics::histogram!(m::QUORUM_DURATION, "op" => "get", "phase" => "quorum")
             .record(started.elapsed().as_secs_f64());
         // The rest of the answers arrive in the background; then every stale replica is repaired.
         let coordinator = self.background();
+        let mut rest = g.pending;
         tokio::spawn(async move {
-            while let Ok(Some((target, reply))) = tokio::time::timeout_at(deadline, remote.next()).await {
-                if let Ok(set) = reply {
+            while let Ok(Some((target, reply))) = tokio::time::timeout_at(deadline, rest.next()).await {
+                if let Some(set) = reply {
                     replies.push((target, set));
                 }
             }
@@ -299,18 +296,22 @@ impl Coordinator {
         write: Write,
         w: Option<usize>,
     ) -> Result<Arc<SiblingSet>> {
-        self.put_as(key, context, write, w, false).await
+        let deadline = tokio::time::Instant::now() + self.cluster.settings().timeout;
+        self.put_as(key, context, write, w, false, deadline).await
     }
 
-    /// A put another node forwarded here: coordinate it even if this node's view differs.
+    /// A put another node forwarded here: coordinate it even if this node's view differs,
+    /// within `budget` (what is left of the client's request there).
     pub async fn put_forwarded(
         &self,
         key: &[u8],
         context: WriteContext,
         write: Write,
         w: Option<usize>,
+        budget: Duration,
     ) -> Result<Arc<SiblingSet>> {
-        self.put_as(key, context, write, w, true).await
+        let deadline = tokio::time::Instant::now() + budget.min(self.cluster.settings().timeout);
+        self.put_as(key, context, write, w, true, deadline).await
     }
 
     async fn put_as(
@@ -320,6 +321,7 @@ impl Coordinator {
         write: Write,
         w: Option<usize>,
         forwarded: bool,
+        deadline: tokio::time::Instant,
     ) -> Result<Arc<SiblingSet>> {
         if self.cluster.view().single(self.me()) {
             Quorum::resolve(self.quorum, 1, None, w)?;
@@ -333,20 +335,23 @@ impl Coordinator {
         // Who coordinates: an owner that is up (it holds the key's whole history), this node
         // if it is one; else a stand-in, this node if it is one (always writable).
         let mine = targets.iter().find(|t| t.node == self.me()).cloned();
-        let role = match mine {
-            Some(t) if t.hint_for.is_none() => Some(t),
-            Some(t) if forwarded || !targets.iter().any(|o| o.hint_for.is_none()) => Some(t),
-            None if forwarded => Some(Target {
-                node: self.me().to_owned(),
-                hint_for: (!prefs.iter().any(|p| p == self.me())).then(|| prefs[0].clone()),
-            }),
-            _ => None,
+        let here = || Target {
+            node: self.me().to_owned(),
+            hint_for: (!prefs.iter().any(|p| p == self.me())).then(|| prefs[0].clone()),
         };
-        let Some(role) = role else {
-            return self.forward(key, context, write, w, &targets, q).await;
+        let role = match mine {
+            Some(t) if t.hint_for.is_none() => t,
+            Some(t) if forwarded || !targets.iter().any(|o| o.hint_for.is_none()) => t,
+            None if forwarded => here(),
+            mine => match self.forward(key, &context, &write, w, &targets, deadline).await {
+                Some(set) => return Ok(set),
+                None => {
+                    metrics::counter!(m::FORWARD_FALLBACKS_TOTAL).increment(1);
+                    mine.unwrap_or_else(here)
+                }
+            },
         };
         let started = Instant::now();
-        let deadline = tokio::time::Instant::now() + self.cluster.settings().timeout;
         let written = self.write_local(key, &context, write, role.hint_for.as_deref())?;
         // In this node's journal (handed to the OS) before any replica can hold it: a crash
         // of this process then never leaves a replica with a version its coordinator lacks,
@@ -356,59 +361,63 @@ impl Coordinator {
         if role.hint_for.is_some() {
             metrics::counter!(m::HINTED_WRITES_TOTAL).increment(1);
         }
-        let others: Vec<&Target> = targets.iter().filter(|t| t.node != self.me()).collect();
-        let mut tally = Tally::new(q.w, others.len() + 1);
-        tally.success();
-        let mut acks = FuturesUnordered::new();
         let key = Bytes::copy_from_slice(key);
-        // During a ring transition the replicas a key is gaining get every write too (they
-        // do not count toward W), so that nothing written during a transfer is missed.
-        let gaining = self.cluster.view().joining_replicas(&key);
-        for node in
-            gaining.iter().flat_map(|g| g.iter()).filter(|n| *n != self.me() && !targets.iter().any(|t| &t.node == *n))
-        {
-            let (cluster, node) = (self.cluster.clone(), node.clone());
-            let req = Request::Replicate { key: key.clone(), set: (*written).clone(), hint_for: None };
-            tokio::spawn(async move {
-                if let Err(e) = cluster.call(&node, req).await {
-                    tracing::debug!(node = %node, "write to a gaining replica failed: {e}");
-                }
-            });
-        }
-        if gaining.as_ref().is_some_and(|g| g.iter().any(|n| n == self.me())) && !prefs.iter().any(|p| p == self.me()) {
+        let view = self.cluster.view();
+        let walk = view.walk(&key);
+        // During a ring transition the replicas a key is gaining get every write too, and it
+        // needs W copies among the future replicas as well (hinted for those that are silent),
+        // since the old owners drop theirs after the flip.
+        let future = view.future_preference_list(&key);
+        let gaining = view.joining_replicas(&key);
+        drop(view);
+        let keeps_data =
+            gaining.as_ref().is_some_and(|g| g.iter().any(|n| n == self.me())) && role.hint_for.is_some();
+        if keeps_data {
             // This node coordinates as a stand-in but is also gaining the key: keep it as data.
             self.storage.merge(&key, &written)?;
+            self.storage.commit()?;
         }
-        for target in others {
-            let (cluster, node) = (self.cluster.clone(), target.node.clone());
-            let req =
-                Request::Replicate { key: key.clone(), set: (*written).clone(), hint_for: target.hint_for.clone() };
-            acks.push(async move { matches!(cluster.call(&node, req).await, Ok(Response::Ack)) });
-        }
-        // Until met, or until every replica answered (a quorum that cannot be met still hears
-        // from everyone, so the error counts every answer), or the deadline.
-        while tally.progress() != Progress::Met && !tally.all_answered() {
-            match tokio::time::timeout_at(deadline, acks.next()).await {
-                Ok(Some(true)) => {
-                    tally.success();
-                }
-                Ok(Some(false)) => {
-                    tally.failure();
-                }
-                Ok(None) | Err(_) => break,
+        let mut first: Vec<Target> = targets.iter().filter(|t| t.node != self.me()).cloned().collect();
+        for node in gaining.iter().flat_map(|g| g.iter()) {
+            if node != self.me() && !first.iter().any(|t| &t.node == node) {
+                first.push(Target { node: node.clone(), hint_for: None });
             }
         }
+        let quorum = WriteQuorum { w: q.w, owners: &prefs, future: future.as_deref() };
+        let kept_as_data = keeps_data.then_some(self.me());
+        let enough = |acks: &[(Target, ())]| {
+            quorum.met(std::iter::once(&role).chain(acks.iter().map(|(t, ())| t)), kept_as_data)
+        };
+        let used: Vec<&str> =
+            first.iter().map(|t| t.node.as_str()).chain(std::iter::once(self.me())).collect();
+        let mut spares = gather::Spares::new(&walk, &used, &|n| self.cluster.is_up(n));
+        let cluster = self.cluster.clone();
+        let replicate = |target: Target| -> gather::Call<()> {
+            let (cluster, set) = (cluster.clone(), (*written).clone());
+            let req = Request::Replicate { key: key.clone(), set, hint_for: target.hint_for.clone() };
+            Box::pin(async move {
+                let ok = matches!(cluster.call(&target.node, req).await, Ok(Response::Ack));
+                (target, ok.then_some(()))
+            })
+        };
+        let sloppy_after = self.cluster.settings().sloppy_after;
+        let g = gather(first, deadline, sloppy_after, |t| spares.next(t), replicate, enough).await;
         metrics::histogram!(m::QUORUM_DURATION, "op" => "put", "phase" => "quorum")
             .record(started.elapsed().as_secs_f64());
-        if !acks.is_empty() {
-            // The replicas not heard from yet still get the write.
-            tokio::spawn(async move {
-                while tokio::time::timeout_at(deadline, acks.next()).await.is_ok_and(|a| a.is_some()) {}
-            });
+        let stand_ins = g.answers.iter().filter(|(t, ())| t.hint_for.is_some()).count();
+        if stand_ins > 0 && role.hint_for.is_none() {
+            metrics::counter!(m::HINTED_WRITES_TOTAL).increment(stand_ins as u64);
         }
-        match tally.progress() {
-            Progress::Met => Ok(written),
-            _ => Err(CoordError::NoQuorum { op: "write", needed: q.w, got: tally.successes() }),
+        let mut rest = g.pending;
+        if !rest.is_empty() {
+            // The replicas not heard from yet still get the write.
+            tokio::spawn(async move { while tokio::time::timeout_at(deadline, rest.next()).await.is_ok_and(|a| a.is_some()) {} });
+        }
+        if g.met {
+            Ok(written)
+        } else {
+            let got = quorum.now(std::iter::once(&role).chain(g.answers.iter().map(|(t, ())| t)));
+            Err(CoordError::NoQuorum { op: "write", needed: q.w, got })
         }
     }
 
@@ -451,34 +460,59 @@ impl Coordinator {
     }
 
     /// Sends a put to a replica to coordinate (paper 4.5: a node that is not among the top N
-    /// forwards), trying owners that are up first, then stand-ins.
+    /// forwards): owners that are up first, then stand-ins, a new one whenever the last has
+    /// been silent for `--sloppy-after-ms` or failed. `None` when none answered while enough
+    /// of the request's time is left: then this node coordinates the write itself (as a
+    /// stand-in), so a cut-off owner never makes the client wait past its deadline.
     async fn forward(
         &self,
         key: &[u8],
-        context: WriteContext,
-        write: Write,
+        context: &WriteContext,
+        write: &Write,
         w: Option<usize>,
         targets: &[Target],
-        q: Quorum,
-    ) -> Result<Arc<SiblingSet>> {
+        deadline: tokio::time::Instant,
+    ) -> Option<Arc<SiblingSet>> {
         metrics::counter!(m::FORWARDED_TOTAL).increment(1);
         let mut order: Vec<&Target> = targets.iter().filter(|t| t.node != self.me()).collect();
         order.sort_by_key(|t| t.hint_for.is_some());
+        let mut order = order.into_iter();
         let key = Bytes::copy_from_slice(key);
-        let mut got = 0;
-        for target in order {
-            let req = Request::Put { key: key.clone(), context: context.clone(), write: write.clone(), w };
-            match self.cluster.call(&target.node, req).await {
-                Ok(Response::Written(set)) => return Ok(Arc::new(set)),
-                Err(ClusterError::Remote { error: RemoteError::NoQuorum { needed, got: g, .. }, .. }) => {
-                    got = got.max(g);
-                    let _ = needed;
+        let sloppy_after = self.cluster.settings().sloppy_after;
+        // Coordinating here needs time to replace silent replicas too.
+        let here_at = deadline.checked_sub(sloppy_after * 2).unwrap_or(deadline);
+        let mut calls = FuturesUnordered::new();
+        let mut next_at = tokio::time::Instant::now();
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= next_at {
+                match order.next() {
+                    Some(target) => {
+                        let budget_ms = deadline.saturating_duration_since(now).as_millis() as u64;
+                        let (context, write) = (context.clone(), write.clone());
+                        let req = Request::Put { key: key.clone(), context, write, w, budget_ms };
+                        let (cluster, node) = (self.cluster.clone(), target.node.clone());
+                        calls.push(async move { (node.clone(), cluster.call(&node, req).await) });
+                        next_at = now + sloppy_after;
+                    }
+                    None if calls.is_empty() => break,
+                    None => next_at = here_at,
                 }
-                Ok(other) => tracing::warn!(node = %target.node, "forwarded put answered {other:?}"),
-                Err(e) => tracing::debug!(node = %target.node, "forwarding a put failed: {e}"),
+            }
+            tokio::select! {
+                Some((node, answer)) = calls.next() => match answer {
+                    Ok(Response::Written(set)) => return Some(Arc::new(set)),
+                    other => {
+                        tracing::debug!(node = %node, "forwarding a put failed: {other:?}");
+                        next_at = tokio::time::Instant::now();
+                    }
+                },
+                () = tokio::time::sleep_until(next_at) => {}
+                () = tokio::time::sleep_until(here_at) => break,
             }
         }
-        Err(CoordError::NoQuorum { op: "write", needed: q.w, got })
+        // Every target failed, or the time left is only enough to coordinate here.
+        None
     }
 
     /// Merges a set another node sent (replication, read repair, hinted handoff) into this

@@ -65,58 +65,43 @@ impl Quorum {
     }
 }
 
-/// Where a request stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Progress {
-    /// Not enough answers yet, and enough replicas could still answer.
-    Waiting,
-    /// The required number of successes arrived.
-    Met,
-    /// So many replicas failed that the requirement can no longer be met.
-    Failed,
+impl Target {
+    /// The owner whose copy this target keeps: itself, or the one it stands in for.
+    pub fn owner(&self) -> &str {
+        self.hint_for.as_deref().unwrap_or(&self.node)
+    }
 }
 
-/// Counts successes and failures of one request against `required` out of `replicas`.
-#[derive(Clone, Debug)]
-pub struct Tally {
-    required: usize,
-    replicas: usize,
-    ok: usize,
-    failed: usize,
+/// When a write has its W copies (paper 4.5, 4.6): W acknowledgements of copies kept for the
+/// key's owners (each owner's own, or a stand-in's hint for it), and during a ring transition
+/// also for the key's future owners (capped at their number), since the old owners drop
+/// their copies once the new ring is in place.
+pub struct WriteQuorum<'a> {
+    pub w: usize,
+    pub owners: &'a [NodeId],
+    /// The future preference list during a transition.
+    pub future: Option<&'a [NodeId]>,
 }
 
-impl Tally {
-    pub fn new(required: usize, replicas: usize) -> Tally {
-        Tally { required, replicas, ok: 0, failed: 0 }
+impl WriteQuorum<'_> {
+    /// Copies acknowledged for the current owners among `acks`.
+    pub fn now<'t>(&self, acks: impl IntoIterator<Item = &'t Target>) -> usize {
+        acks.into_iter().filter(|t| self.owners.iter().any(|o| o == t.owner())).count()
     }
 
-    pub fn success(&mut self) -> Progress {
-        self.ok += 1;
-        self.progress()
-    }
-
-    pub fn failure(&mut self) -> Progress {
-        self.failed += 1;
-        self.progress()
-    }
-
-    pub fn progress(&self) -> Progress {
-        if self.ok >= self.required {
-            Progress::Met
-        } else if self.replicas - self.failed.min(self.replicas) < self.required {
-            Progress::Failed
-        } else {
-            Progress::Waiting
+    /// Whether `acks` (the coordinator's own copy included) are enough. `kept_as_data` names a
+    /// node among them that also stored the write as data (a coordinator gaining the key).
+    pub fn met<'t>(&self, acks: impl IntoIterator<Item = &'t Target> + Clone, kept_as_data: Option<&str>) -> bool {
+        if self.now(acks.clone()) < self.w {
+            return false;
         }
-    }
-
-    pub fn successes(&self) -> usize {
-        self.ok
-    }
-
-    /// Whether every replica has answered, one way or the other.
-    pub fn all_answered(&self) -> bool {
-        self.ok + self.failed >= self.replicas
+        let Some(future) = self.future else { return true };
+        let later = |n: &str| future.iter().any(|f| f == n);
+        let copies = acks
+            .into_iter()
+            .filter(|t| later(t.owner()) || (Some(t.node.as_str()) == kept_as_data && later(&t.node)))
+            .count();
+        copies >= self.w.min(future.len())
     }
 }
 
@@ -162,16 +147,21 @@ mod tests {
     }
 
     #[test]
-    fn tally_meets_or_fails() {
-        let mut t = Tally::new(2, 3);
-        assert_eq!(t.success(), Progress::Waiting);
-        assert_eq!(t.failure(), Progress::Waiting);
-        assert_eq!(t.success(), Progress::Met);
-        let mut t = Tally::new(2, 3);
-        assert_eq!(t.failure(), Progress::Waiting);
-        assert_eq!(t.failure(), Progress::Failed);
-        let mut t = Tally::new(1, 1);
-        assert_eq!(t.progress(), Progress::Waiting);
-        assert_eq!(t.failure(), Progress::Failed);
+    fn a_write_needs_w_copies_for_the_owners_and_during_a_transition_for_the_future_ones() {
+        let t = |n: &str, h: Option<&str>| Target { node: n.into(), hint_for: h.map(Into::into) };
+        let owners = ids(&["a", "b", "c"]);
+        let q = WriteQuorum { w: 2, owners: &owners, future: None };
+        assert!(!q.met(&[t("a", None)], None));
+        assert!(q.met(&[t("a", None), t("x", Some("b"))], None), "a stand-in's hint counts for its owner");
+        assert!(!q.met(&[t("a", None), t("x", None)], None), "a node that is no owner does not count");
+        // Transition: c is leaving the key, d is gaining it.
+        let future = ids(&["a", "b", "d"]);
+        let q = WriteQuorum { w: 2, owners: &owners, future: Some(&future) };
+        assert!(!q.met(&[t("a", None), t("c", None)], None), "only one future copy");
+        assert!(q.met(&[t("a", None), t("c", None), t("d", None)], None));
+        assert!(q.met(&[t("a", None), t("c", None), t("y", Some("d"))], None), "a hint for d counts");
+        // A stand-in coordinator that gains the key keeps it as data too.
+        assert!(q.met(&[t("d", Some("c")), t("a", None)], Some("d")));
+        assert!(!q.met(&[t("d", Some("c")), t("a", None)], None));
     }
 }
