@@ -180,6 +180,7 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                 Request::Gossip(state) => cluster.on_gossip(&state),
                 Request::Join(member) => match cluster.admit(member) {
                     Ok(state) => Response::State(Box::new(state)),
+                    Err(ClusterError::NotReady) => Response::Error(RemoteError::NotReady),
                     Err(e) => failed(&e),
                 },
                 // The sender has not seen the ring move the key away from here: a copy kept now

@@ -51,6 +51,12 @@ pub enum ClusterError {
     Remote { peer: NodeId, error: RemoteError },
     #[error("unexpected response from {0}")]
     Unexpected(NodeId),
+    /// This node has no cluster yet (it is joining through its seeds).
+    #[error("this node has not joined its cluster yet")]
+    NotReady,
+    /// Only the claimant records finished transfers.
+    #[error("this node is not the claimant")]
+    NotClaimant,
 }
 
 /// How this node runs in its cluster.
@@ -278,12 +284,29 @@ impl Cluster {
     pub fn admit(&self, member: Member) -> Result<ClusterState, ClusterError> {
         let _guard = self.changing.lock();
         let Some(mut state) = self.view.load().state.clone() else {
-            return Err(ClusterError::Remote { peer: self.me().clone(), error: RemoteError::NotReady });
+            return Err(ClusterError::NotReady);
         };
         let member = match state.members.get(&member.id) {
             // A known node (restarted without its data) keeps its place.
             Some(old) => Member { status: old.status, version: old.version + 1, ..member },
-            None => Member { status: Status::Joining, ..member },
+            None => {
+                // A node at the address of a member with another id is that member, rebuilt
+                // with a new id (its data dir, where the id was kept, is gone): the old id goes,
+                // and its partitions are rebuilt from the other replicas.
+                let replaced: Vec<NodeId> = state
+                    .live_members()
+                    .filter(|m| m.addr == member.addr && m.id != member.id)
+                    .map(|m| m.id.clone())
+                    .collect();
+                for id in replaced {
+                    if let Some(m) = state.members.get_mut(&id) {
+                        tracing::info!(old = %id, new = %member.id, "a rebuilt node replaces the member at its address");
+                        m.status = Status::Removed;
+                        m.version += 1;
+                    }
+                }
+                Member { status: Status::Joining, ..member }
+            }
         };
         if state.upsert(member.clone()) {
             tracing::info!(node = %member.id, addr = %member.addr, "member joining");
@@ -380,8 +403,15 @@ impl Cluster {
         tokio::spawn(self.clone().claim_loop(shutdown));
     }
 
+    /// Joins through the seeds (a node with seeds and no saved state). A seed in a cluster
+    /// admits this node. When every seed answers and none is in a cluster yet (all of them
+    /// are waiting too: the first start of a cluster whose nodes all name each other), the node
+    /// with the smallest cluster address among them founds it. A node never founds while a
+    /// seed is unreachable: after a lost disk it waits for its cluster instead of becoming a
+    /// second one.
     async fn join_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         while self.view().state.is_none() {
+            let mut waiting = 0;
             for seed in self.settings.seeds.clone() {
                 match self.call_addr(seed, Request::Join(self.settings.me.clone())).await {
                     Ok(Response::State(state)) => {
@@ -391,11 +421,24 @@ impl Cluster {
                         tracing::info!(%seed, "joined the cluster");
                         break;
                     }
+                    Ok(Response::Error(RemoteError::NotReady)) => waiting += 1,
                     Ok(other) => tracing::warn!(%seed, "seed answered a join with {other:?}"),
                     Err(e) => tracing::warn!(%seed, "join through seed failed: {e}"),
                 }
             }
             if self.view().state.is_some() {
+                return;
+            }
+            let seeds = &self.settings.seeds;
+            if waiting == seeds.len() && seeds.iter().all(|s| self.settings.me.addr < *s) {
+                let _guard = self.changing.lock();
+                if self.view().state.is_none() {
+                    tracing::info!("every seed is waiting for a cluster: founding it");
+                    let state = ClusterState::found(self.settings.me.clone(), self.settings.partitions);
+                    if let Err(e) = self.install(state) {
+                        tracing::error!("cannot save the founded state: {e}");
+                    }
+                }
                 return;
             }
             tokio::select! {
@@ -485,7 +528,7 @@ impl Cluster {
         let next = {
             let _guard = self.changing.lock();
             let Some(mut state) = self.view.load().state.clone() else {
-                return Err(ClusterError::Remote { peer: self.me().clone(), error: RemoteError::NotReady });
+                return Err(ClusterError::NotReady);
             };
             if !change(&mut state)? {
                 return Ok(false);
@@ -560,13 +603,10 @@ impl Cluster {
         let n = self.settings.n;
         let is_claimant = self.view().state.as_ref().and_then(|s| s.claimant().cloned()).as_ref() == Some(self.me());
         if !is_claimant {
-            return Err(ClusterError::Remote {
-                peer: self.me().clone(),
-                error: RemoteError::Failed("not the claimant".into()),
-            });
+            return Err(ClusterError::NotClaimant);
         }
         self.change(|s| Ok(s.transfer_done(partition, to, n)))?;
-        self.view().state.clone().ok_or(ClusterError::Remote { peer: self.me().clone(), error: RemoteError::NotReady })
+        self.view().state.clone().ok_or(ClusterError::NotReady)
     }
 
     /// Tells the claimant that `partition` reached `to`.
@@ -584,7 +624,7 @@ impl Cluster {
                 }
                 Ok(())
             }
-            None => Err(ClusterError::Remote { peer: self.me().clone(), error: RemoteError::NotReady }),
+            None => Err(ClusterError::NotReady),
         }
     }
 
