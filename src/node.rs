@@ -108,6 +108,7 @@ impl Node {
             zone: config.zone.clone(),
             status: Status::Joining,
             version: 1,
+            holds_hints: false,
         };
         let settings = Settings {
             me,

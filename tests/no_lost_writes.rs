@@ -178,3 +178,61 @@ fn a_founder_that_lost_its_disk_rejoins_its_cluster() {
     harness::dput(&mut con2, "cart", &ctx1, "from-node1-context");
     assert_eq!(harness::members(&nodes[1]).len(), 3, "no second member for the rebuilt founder");
 }
+
+fn counter(node: &Node, series: &str) -> f64 {
+    harness::metric(&node.metrics(), series).unwrap_or(0.0)
+}
+
+/// Item 4: a stand-in that leaves the cluster (`KURA LEAVE`) while it holds a hint it cannot
+/// deliver keeps its place until it has handed the hint on, so the reaper keeps asking it and
+/// the tombstone of a later DEL is not reaped: after the heal the deleted key stays deleted.
+#[test]
+fn a_leaving_stand_in_hands_its_hints_on_before_the_key_can_be_reaped() {
+    let mut c = Cluster::start(5, &["--n", "3", "--r", "2", "--w", "2", "--reap-grace-ms", "1000"]);
+    let key = "leaving-hint";
+    let owners = c.preflist(0, key);
+    let (a, b) = (owners[0], owners[2]);
+    let b_addr = c.nodes[b].cluster_addr().to_string();
+    c.nodes[b].kill9();
+    wait_until("the others to see the owner down", Duration::from_secs(15), || {
+        (0..5)
+            .filter(|&i| i != b)
+            .all(|i| harness::members(&c.nodes[i]).iter().any(|m| m["addr"] == b_addr && m["reachable"] == "down"))
+            .then_some(())
+    });
+    assert_eq!(q(&c.nodes[a], &["SET", key, "old"]).unwrap(), Value::Okay);
+    let x = wait_until("a stand-in to hold the hinted copy", Duration::from_secs(20), || {
+        (0..5).find(|i| !owners.contains(i) && local(&c.nodes[*i], key) == vec!["old"])
+    });
+    let x_addr = c.nodes[x].cluster_addr().to_string();
+    let cut = Cut::between(&c.nodes[x], &c.nodes[b]);
+    c.nodes[b].spawn();
+    wait_until("the coordinator to see the owner up", Duration::from_secs(30), || {
+        harness::members(&c.nodes[a]).iter().any(|m| m["addr"] == b_addr && m["reachable"] == "up").then_some(())
+    });
+    assert_eq!(q(&c.nodes[x], &["KURA", "LEAVE"]).unwrap(), Value::Okay);
+    assert_eq!(q(&c.nodes[a], &["DEL", key]).unwrap(), Value::Int(1));
+    wait_until("the leaver to own no partition", Duration::from_secs(120), || {
+        harness::ring_rows(&c.nodes[a]).iter().all(|r| r.len() <= 3 && r[1] != x_addr).then_some(())
+    });
+    // Every owner's reaper gets two more turns with the tombstone past its grace.
+    let decided = |n: &Node| counter(n, "kura_reap_deferred_total") + counter(n, "kura_reaped_keys_total");
+    let before: Vec<f64> = owners.iter().map(|&i| decided(&c.nodes[i])).collect();
+    wait_until("the owners' reapers to decide on the tombstone", Duration::from_secs(60), || {
+        owners.iter().zip(&before).all(|(&i, &b0)| decided(&c.nodes[i]) >= b0 + 2.0).then_some(())
+    });
+    let status = harness::members(&c.nodes[a]).into_iter().find(|m| m["addr"] == x_addr).map(|m| m["status"].clone());
+    assert_eq!(status.as_deref(), Some("leaving"), "the leaver with an undelivered hint keeps its place");
+    drop(cut);
+    wait_until("the leaver's hint to be handed on", Duration::from_secs(60), || {
+        matches!(q(&c.nodes[x], &["KURA", "HINTS"]), Ok(Value::Int(0))).then_some(())
+    });
+    for n in &c.nodes {
+        assert_eq!(q(n, &["GET", key]).unwrap(), Value::Nil, "the delete stays via {}", n.addr());
+        assert!(local(n, key).is_empty(), "no live value on {}", n.addr());
+    }
+    // With the hint handed on, the leaver goes.
+    wait_until("the leaver to be removed", Duration::from_secs(60), || {
+        harness::members(&c.nodes[a]).iter().all(|m| m["addr"] != x_addr || m["status"] == "removed").then_some(())
+    });
+}

@@ -555,15 +555,43 @@ impl Cluster {
     /// `KURA LEAVE`: this node starts handing its partitions off.
     pub fn leave(self: &Arc<Self>) -> Result<bool, ClusterError> {
         let me = self.me().clone();
+        let holds_hints = self.storage.hint_count() > 0;
         self.change(|s| {
             let m = s.members.get_mut(&me).ok_or_else(|| ClusterError::UnknownMember(me.clone()))?;
             if matches!(m.status, Status::Leaving | Status::Exiting | Status::Removed) {
                 return Ok(false);
             }
             m.status = Status::Leaving;
+            m.holds_hints = holds_hints;
             m.version += 1;
             Ok(true)
         })
+    }
+
+    /// Whether this node is on its way out of the cluster (leaving, exiting or removed).
+    pub fn departing(&self) -> bool {
+        let view = self.view();
+        let status = view.state.as_ref().and_then(|s| s.members.get(self.me())).map(|m| m.status);
+        matches!(status, Some(Status::Leaving | Status::Exiting | Status::Removed))
+    }
+
+    /// A departing node tells the cluster whether it still holds hints (the claimant keeps it
+    /// until it has handed them on).
+    pub fn announce_hints(self: &Arc<Self>, holds: bool) -> Result<(), ClusterError> {
+        if !self.departing() {
+            return Ok(());
+        }
+        let me = self.me().clone();
+        self.change(|s| {
+            let Some(m) = s.members.get_mut(&me) else { return Ok(false) };
+            if m.holds_hints == holds {
+                return Ok(false);
+            }
+            m.holds_hints = holds;
+            m.version += 1;
+            Ok(true)
+        })?;
+        Ok(())
     }
 
     /// `KURA REMOVE id`: takes a (dead) member out; its partitions are rebuilt from the other

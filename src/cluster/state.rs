@@ -52,13 +52,16 @@ pub struct Member {
     pub status: Status,
     /// Bumped by whoever changes this entry; the higher version wins a merge.
     pub version: u64,
+    /// A leaving member still holds hinted copies for others: it keeps its place (and the
+    /// reaper keeps asking it) until it handed them on, or a deleted key could come back.
+    pub holds_hints: bool,
 }
 
 impl Member {
     /// Which of two versions of one member's entry a merge keeps: the higher version; at equal
     /// versions (two nodes changed it at once) the later status, then the larger address.
     fn newer<'a>(a: &'a Member, b: &'a Member) -> &'a Member {
-        let key = |m: &'a Member| (m.version, m.status, m.addr, m.client, &m.zone);
+        let key = |m: &'a Member| (m.version, m.status, m.addr, m.client, &m.zone, m.holds_hints);
         if key(b) > key(a) {
             b
         } else {
@@ -188,7 +191,7 @@ impl ClusterState {
         }
         let mut changed = false;
         for m in next.members.values_mut() {
-            if m.status == Status::Exiting {
+            if m.status == Status::Exiting && !m.holds_hints {
                 m.status = Status::Removed;
                 m.version += 1;
                 changed = true;
@@ -226,7 +229,7 @@ impl ClusterState {
         let owns = |id: &NodeId| ring.partitions.iter().any(|p| &p.owner == id || p.next.as_ref() == Some(id));
         let mut changed = false;
         for m in self.members.values_mut() {
-            if m.status == Status::Leaving && !owns(&m.id) {
+            if m.status == Status::Leaving && !owns(&m.id) && !m.holds_hints {
                 m.status = Status::Exiting;
                 m.version += 1;
                 changed = true;
@@ -273,6 +276,7 @@ mod tests {
             zone: None,
             status,
             version,
+            holds_hints: false,
         }
     }
 
@@ -327,9 +331,18 @@ mod tests {
             assert!(s.transfer_source(t.partition, 2, &all_up).is_some());
             s.transfer_done(t.partition, &t.to, 2);
         }
+        // A leaver that still holds hints keeps its place until it handed them on.
+        let mut held = s.clone();
+        held.members.get_mut("n2").unwrap().holds_hints = true;
+        let held = held.next(2, &all_up).expect("the flip");
+        assert_eq!(held.members["n2"].status, Status::Leaving);
+        assert!(held.next(2, &all_up).is_none());
         let s = s.next(2, &all_up).expect("the flip");
         assert_eq!(s.members["n2"].status, Status::Exiting);
         assert!(!s.ring.owners().contains(&"n2".to_string()));
+        let mut held = s.clone();
+        held.members.get_mut("n2").unwrap().holds_hints = true;
+        assert!(held.next(2, &all_up).is_none(), "an exiting member with hints is not removed");
         let s = s.next(2, &all_up).expect("exiting to removed");
         assert_eq!(s.members["n2"].status, Status::Removed);
         assert!(s.next(2, &all_up).is_none());

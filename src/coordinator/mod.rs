@@ -615,7 +615,7 @@ impl Coordinator {
 
     /// Drops `key` here and on its other replicas if every replica holds the same dead set.
     ///
-    /// Every other node of the ring walk is asked too, not only the replicas: a stand-in may
+    /// Every other member is asked too, not only the replicas (a leaving one included): a stand-in may
     /// hold a hint of a value the tombstone superseded, and delivered after the reaping that
     /// value would come back to life. While any node that could hold such a hint is down or
     /// holds something else, the tombstone stays (it is tried again later).
@@ -631,10 +631,16 @@ impl Coordinator {
             return Ok(false);
         }
         let prefs = view.preference_list(key);
-        let walk = view.walk(key);
+        // Every member, not only the ring walk: a leaving member holds its place while it has
+        // hints (`Member::holds_hints`), and one of them may be a hint of this key.
+        let members: Vec<NodeId> = view
+            .state
+            .as_ref()
+            .map(|s| s.live_members().map(|m| m.id.clone()).filter(|id| id != self.me()).collect())
+            .unwrap_or_default();
         drop(view);
         let others: Vec<&NodeId> = prefs.iter().filter(|n| *n != self.me()).collect();
-        let everyone: Vec<&NodeId> = walk.iter().filter(|n| *n != self.me()).collect();
+        let everyone: Vec<&NodeId> = members.iter().collect();
         if let Some(down) = everyone.iter().find(|n| !self.cluster.is_up(n)) {
             tracing::debug!(node = %down, "not reaping while a node that may hold a copy is down");
             return Ok(false);

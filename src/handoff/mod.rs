@@ -54,18 +54,25 @@ pub async fn run(storage: Arc<Storage>, cluster: Arc<Cluster>, mut shutdown: wat
             _ = shutdown.changed() => return,
         }
         metrics::gauge!(m::HINTS_PENDING).set(storage.hint_count() as f64);
+        if let Err(e) = cluster.announce_hints(storage.hint_count() > 0) {
+            tracing::warn!("announcing this leaving node's hints failed: {e}");
+        }
         if storage.hint_count() == 0 {
             continue;
         }
         let now = Instant::now();
         let view = cluster.view();
+        let departing = cluster.departing();
         // A hint whose owner was removed, or is no longer a replica of the key (the ring moved
-        // on while the hint waited), goes to the key's current replicas instead.
+        // on while the hint waited), goes to the key's current replicas instead; so does one
+        // whose owner is down when this node is leaving (it must hand its hints on to go).
         let gone = |owner: &str, key: &[u8]| {
             let removed =
                 view.state.as_ref().is_some_and(|s| s.members.get(owner).is_none_or(|m| m.status == Status::Removed));
             let settled = view.state.as_ref().is_some_and(|s| !s.ring.in_transition());
-            removed || (settled && !view.preference_list(key).iter().any(|r| r == owner))
+            removed
+                || (settled && !view.preference_list(key).iter().any(|r| r == owner))
+                || (departing && !cluster.is_up(owner))
         };
         let ready = |owner: &str| {
             owner != cluster.me() && cluster.is_up(owner) && backoff.get(owner).is_none_or(|b| b.until <= now)
