@@ -268,3 +268,62 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ServerArgs;
+    use crate::ring::Ring;
+    use bytes::Bytes;
+    use rpc::Handler;
+
+    fn node(dir: &std::path::Path) -> Arc<Node> {
+        let args = ServerArgs {
+            data_dir: Some(dir.to_path_buf()),
+            node_id: Some("n1".into()),
+            fsync: Some(crate::storage::FsyncPolicy::Never),
+            ..Default::default()
+        };
+        Node::open(Config::resolve(args).expect("config"), None).expect("node")
+    }
+
+    /// Issue 10 item 7: a replica `Read` from a coordinator with an older ring, of a key this
+    /// node no longer replicates, is refused (its "none" would count toward R), as a
+    /// `Replicate` is; with the current ring it is answered.
+    #[tokio::test]
+    async fn a_stale_coordinators_read_of_a_key_moved_away_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = node(dir.path());
+        let cluster = node.coordinator.cluster();
+        let mut state = cluster.view().state.clone().expect("a founded cluster");
+        let ids: Vec<String> = ["n1", "n2", "n3", "n4", "n5"].iter().map(|s| s.to_string()).collect();
+        for (i, id) in ids.iter().enumerate().skip(1) {
+            let ip = [127, 0, 0, 1 + i as u8];
+            state.upsert(Member {
+                id: id.clone(),
+                addr: SocketAddr::from((ip, 7379)),
+                client: SocketAddr::from((ip, 6379)),
+                zone: None,
+                status: Status::Valid,
+                version: 1,
+                holds_hints: false,
+            });
+        }
+        let mut ring = Ring::new(state.ring.size(), &ids);
+        ring.version = state.ring.version + 5;
+        state.ring = ring;
+        cluster.merge(&state).expect("merge");
+        let now = cluster.view().ring_version();
+        assert_eq!(now, state.ring.version);
+        let key = (0..1000)
+            .map(|i| Bytes::from(format!("k{i}")))
+            .find(|k| !node.coordinator.replicates(k))
+            .expect("a key n1 does not replicate");
+        let ask = |ring_version: u64| {
+            let body = Request::Read { key: key.clone() };
+            node.handle(Arc::from("n2"), PeerRequest { ring_version, body })
+        };
+        assert!(matches!(ask(now - 1).await.body, Response::Error(RemoteError::StaleRing)));
+        assert!(matches!(ask(now).await.body, Response::Value(None)));
+    }
+}
