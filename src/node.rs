@@ -73,8 +73,8 @@ fn random_hex(bytes: usize) -> String {
 
 impl Node {
     /// Opens the data directory and establishes this node's identity: the node id (given, or
-    /// generated once and kept), the incarnation epoch (new with every new data directory, so
-    /// a node that lost its disk writes under a new actor) and the context key.
+    /// generated once and kept), this process's incarnation (new at every start, see
+    /// `coordinator::Actors`) and the context key.
     ///
     /// # Errors
     /// When the data directory cannot be opened.

@@ -46,16 +46,19 @@ struct Run {
 }
 
 impl Run {
+    /// A fault (printed as it happens) or an acknowledgement (kept for a failure's report).
     fn log(&self, what: String) {
         let at = self.start.elapsed();
-        eprintln!("[nemesis {:>7.3}s] {what}", at.as_secs_f64());
+        if !what.starts_with("ack ") {
+            eprintln!("[nemesis {:>7.3}s] {what}", at.as_secs_f64());
+        }
         self.history.lock().unwrap().events.push((at, what));
     }
 
     /// The history within `around` of the moment `what` was logged.
     fn around(&self, what: &str, around: Duration) -> String {
         let h = self.history.lock().unwrap();
-        let Some(&(at, _)) = h.events.iter().find(|(_, e)| e.contains(what)) else { return String::new() };
+        let Some(&(at, _)) = h.events.iter().find(|(_, e)| e.ends_with(what)) else { return String::new() };
         h.events
             .iter()
             .filter(|(t, _)| *t + around >= at && *t <= at + around)
@@ -74,8 +77,8 @@ fn cart_client(run: &Run, clients: &[redis::Client], worker: usize, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut n = 0;
     while !run.stop.load(Ordering::Acquire) {
-        // A cart holds a few hundred items, then the clients move on to the next ones.
-        let key = format!("cart-{}-{}", n / 300, rng.gen_range(0..CARTS));
+        // Every ten seconds the clients move on to new carts (a cart's value stays small).
+        let key = format!("cart-{}-{}", run.start.elapsed().as_secs() / 10, rng.gen_range(0..CARTS));
         let client = &clients[rng.gen_range(0..clients.len())];
         let Ok(mut con) = client.get_connection_with_timeout(Duration::from_secs(2)) else { continue };
         let _ = con.set_read_timeout(Some(Duration::from_secs(10)));
@@ -279,7 +282,10 @@ fn nemesis_loses_no_acknowledged_write() {
             let v = q(&c.nodes[i], &["DGET", key]).expect("DGET after the heal");
             let have = items_of(&parse_dget(&v).1);
             for item in acked.difference(&have) {
-                lost.push(format!("cart {key}: acknowledged item {item} missing via node {i}\n{}", run.around(item, Duration::from_secs(3))));
+                lost.push(format!(
+                    "cart {key}: acknowledged item {item} missing via node {i}; history around it:\n{}",
+                    run.around(&format!("+{item}"), Duration::from_secs(3))
+                ));
             }
         }
     }
