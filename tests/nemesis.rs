@@ -23,8 +23,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use redis::Value;
 
-const FLAGS: [&str; 10] =
-    ["--n", "3", "--r", "2", "--w", "2", "--aae-interval", "5", "--reap-grace-ms", "2000"];
+const FLAGS: [&str; 10] = ["--n", "3", "--r", "2", "--w", "2", "--aae-interval", "5", "--reap-grace-ms", "2000"];
 const CARTS: usize = 3;
 const REGISTERS: usize = 4;
 
@@ -89,7 +88,8 @@ fn cart_client(run: &Run, clients: &[redis::Client], worker: usize, seed: u64) {
         let mut all = items_of(&values);
         all.insert(item.clone());
         let joined: Vec<String> = all.into_iter().collect();
-        let put: redis::RedisResult<String> = redis::cmd("DPUT").arg(&key).arg(&ctx).arg(joined.join(",")).query(&mut con);
+        let put: redis::RedisResult<String> =
+            redis::cmd("DPUT").arg(&key).arg(&ctx).arg(joined.join(",")).query(&mut con);
         if put.is_ok() {
             run.cart_acked.lock().unwrap().entry(key.clone()).or_default().insert(item.clone());
             run.log(format!("ack cart {key} +{item}"));
@@ -254,14 +254,8 @@ fn nemesis_loses_no_acknowledged_write() {
             })
             .then_some(())
     });
-    let keys: Vec<String> = run
-        .cart_acked
-        .lock()
-        .unwrap()
-        .keys()
-        .cloned()
-        .chain((0..REGISTERS).map(|i| format!("reg-{i}")))
-        .collect();
+    let keys: Vec<String> =
+        run.cart_acked.lock().unwrap().keys().cloned().chain((0..REGISTERS).map(|i| format!("reg-{i}"))).collect();
     // Convergence: every owner of every key holds the same sibling set.
     let agree = |k: &String| {
         let owners = harness::preflist(&c.nodes[members[0]], k);

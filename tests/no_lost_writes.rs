@@ -143,7 +143,9 @@ fn a_founder_that_lost_its_disk_rejoins_its_cluster() {
         n.spawn();
     }
     let all: Vec<&Node> = nodes.iter().collect();
-    wait_until("the three nodes to form one cluster", Duration::from_secs(60), || harness::converged(&all).then_some(()));
+    wait_until("the three nodes to form one cluster", Duration::from_secs(60), || {
+        harness::converged(&all).then_some(())
+    });
     let keys: Vec<String> = (0..20).map(|i| format!("founder-{i}")).collect();
     for k in &keys {
         assert_eq!(q(&nodes[1], &["SET", k, k]).unwrap(), Value::Okay);
@@ -246,4 +248,76 @@ fn a_leaving_stand_in_hands_its_hints_on_before_the_key_can_be_reaped() {
     wait_until("the leaver to be removed", Duration::from_secs(60), || {
         harness::members(&c.nodes[a]).iter().all(|m| m["addr"] != x_addr || m["status"] == "removed").then_some(())
     });
+}
+
+/// Item 5: a write during a ring change ends with W durable copies on the key's new owners,
+/// although the old owner that coordinated it drops its copy after the flip and cannot reach
+/// the replica the key is gaining (nor one of the other owners). Checked before any read or
+/// anti-entropy could add copies.
+#[test]
+fn a_write_during_a_ring_change_ends_with_w_copies_on_the_new_owners() {
+    let extra = ["--n", "3", "--r", "2", "--w", "2", "--aae-interval", "3600"];
+    let mut c = Cluster::start(3, &extra);
+    // The coordinator (node 3) cannot reach the joining node nor node 2 while the ring moves
+    // (so its own transfers to the joining node wait, and the ring stays in transition).
+    let tmp = tempfile::tempdir().expect("a temp dir");
+    let seed = c.nodes[0].cluster_addr().to_string();
+    let mut args = vec!["--node-id", "node4", "--seed", &seed];
+    args.extend(extra);
+    let joining = Node::new(Ipv4Addr::new(127, 0, 0, 4), tmp.path().join("n4"), &args);
+    let cuts = [Cut::between(&c.nodes[2], &joining), Cut::between(&c.nodes[2], &c.nodes[1])];
+    c.nodes.push(joining);
+    c.nodes[3].spawn();
+    wait_until("a transition whose other transfers are done", Duration::from_secs(60), || {
+        let moving = harness::ring_rows(&c.nodes[0]).iter().any(|r| r.len() > 3);
+        let done = (0..2).all(|i| matches!(q(&c.nodes[i], &["KURA", "TRANSFERS"]), Ok(Value::Int(0))));
+        (moving && done).then_some(())
+    });
+    // Keys whose partition the coordinator replicates now but not after the flip, and whose
+    // data the joining node already got from another sender: the coordinator's own copy goes
+    // at the flip, and the joining node can get the write only from this write itself.
+    let rows = harness::ring_rows(&c.nodes[0]);
+    let owners_now: Vec<String> = rows.iter().map(|r| r[1].clone()).collect();
+    let owners_later: Vec<String> = rows.iter().map(|r| r.get(3).unwrap_or(&r[1]).clone()).collect();
+    let prefs = |owners: &[String], p: usize| {
+        let mut list: Vec<String> = Vec::new();
+        for i in 0..owners.len() {
+            let o = &owners[(p + i) % owners.len()];
+            if !list.contains(o) && list.len() < 3 {
+                list.push(o.clone());
+            }
+        }
+        list
+    };
+    let coordinator = c.nodes[2].cluster_addr().to_string();
+    let keys: Vec<String> = (0..5000)
+        .map(|i| format!("moving-{i}"))
+        .filter(|k| {
+            let p = kura::ring::partition_of_key(k.as_bytes(), rows.len() as u32) as usize;
+            let (now, later) = (prefs(&owners_now, p), prefs(&owners_later, p));
+            now.contains(&coordinator) && now[0] != coordinator && !later.contains(&coordinator)
+        })
+        .take(30)
+        .collect();
+    assert!(!keys.is_empty(), "the joining node takes some of the coordinator's partitions");
+    let mut con = c.nodes[2].client("").get_connection().expect("connect");
+    con.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut acked = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let (k, v) = (k.clone(), format!("v{i}"));
+        if redis::cmd("SET").arg(&k).arg(&v).query::<Value>(&mut con) == Ok(Value::Okay) {
+            acked.push((k, v));
+        }
+    }
+    assert!(!acked.is_empty(), "writes through the coordinator are acknowledged");
+    drop(cuts);
+    c.wait_converged(Duration::from_secs(120));
+    wait_until("every hint to be delivered", Duration::from_secs(60), || {
+        c.nodes.iter().all(|n| matches!(q(n, &["KURA", "HINTS"]), Ok(Value::Int(0)))).then_some(())
+    });
+    for (k, v) in &acked {
+        let owners = harness::preflist(&c.nodes[0], k);
+        let copies = owners.iter().filter(|a| local(c.by_cluster_addr(a), k) == vec![v.clone()]).count();
+        assert!(copies >= 2, "{k}: {copies} copies on its new owners {owners:?}");
+    }
 }

@@ -152,8 +152,9 @@ mod tests {
         let start = Instant::now();
         let deadline = start + Duration::from_millis(2000);
         let network = net(&[("a", Some(5)), ("b", None), ("c", None), ("d", Some(5))]);
-        let g = gather(vec![t("a"), t("b")], deadline, Duration::from_millis(300), |x| spares.next(x), network, need(2))
-            .await;
+        let g =
+            gather(vec![t("a"), t("b")], deadline, Duration::from_millis(300), |x| spares.next(x), network, need(2))
+                .await;
         assert!(g.met);
         // b is silent: at 300 ms c stands in for it, and is silent too; at 600 ms d does.
         let got: Vec<(String, Option<String>)> =

@@ -115,7 +115,15 @@ impl Coordinator {
         quorum: Quorum,
         cluster: Arc<Cluster>,
     ) -> Self {
-        Coordinator { storage, identity, actors, secret_key, quorum, cluster, hinted_writes: parking_lot::Mutex::new(()) }
+        Coordinator {
+            storage,
+            identity,
+            actors,
+            secret_key,
+            quorum,
+            cluster,
+            hinted_writes: parking_lot::Mutex::new(()),
+        }
     }
 
     pub fn identity(&self) -> &NodeIdentity {
@@ -370,8 +378,7 @@ impl Coordinator {
         let future = view.future_preference_list(&key);
         let gaining = view.joining_replicas(&key);
         drop(view);
-        let keeps_data =
-            gaining.as_ref().is_some_and(|g| g.iter().any(|n| n == self.me())) && role.hint_for.is_some();
+        let keeps_data = gaining.as_ref().is_some_and(|g| g.iter().any(|n| n == self.me())) && role.hint_for.is_some();
         if keeps_data {
             // This node coordinates as a stand-in but is also gaining the key: keep it as data.
             self.storage.merge(&key, &written)?;
@@ -385,11 +392,22 @@ impl Coordinator {
         }
         let quorum = WriteQuorum { w: q.w, owners: &prefs, future: future.as_deref() };
         let kept_as_data = keeps_data.then_some(self.me());
-        let enough = |acks: &[(Target, ())]| {
-            quorum.met(std::iter::once(&role).chain(acks.iter().map(|(t, ())| t)), kept_as_data)
+        // The copies kept here. A coordinator whose copy does not count for the future owners
+        // (it is losing the key) also keeps a hint for a replica the key is gaining: a durable
+        // future copy even if that replica cannot be reached now.
+        let mut here = vec![role.clone()];
+        let counts_later = |t: &Target| {
+            future.as_ref().is_none_or(|f| f.iter().any(|n| n == t.owner()) || kept_as_data == Some(t.node.as_str()))
         };
-        let used: Vec<&str> =
-            first.iter().map(|t| t.node.as_str()).chain(std::iter::once(self.me())).collect();
+        if !counts_later(&role) {
+            if let Some(g) = gaining.as_ref().and_then(|g| g.iter().find(|n| *n != self.me())) {
+                self.merge_replica(&key, &written, Some(g))?;
+                self.storage.commit()?;
+                here.push(Target { node: self.me().to_owned(), hint_for: Some(g.clone()) });
+            }
+        }
+        let enough = |acks: &[(Target, ())]| quorum.met(here.iter().chain(acks.iter().map(|(t, ())| t)), kept_as_data);
+        let used: Vec<&str> = first.iter().map(|t| t.node.as_str()).chain(std::iter::once(self.me())).collect();
         let mut spares = gather::Spares::new(&walk, &used, &|n| self.cluster.is_up(n));
         let cluster = self.cluster.clone();
         let replicate = |target: Target| -> gather::Call<()> {
@@ -411,12 +429,14 @@ impl Coordinator {
         let mut rest = g.pending;
         if !rest.is_empty() {
             // The replicas not heard from yet still get the write.
-            tokio::spawn(async move { while tokio::time::timeout_at(deadline, rest.next()).await.is_ok_and(|a| a.is_some()) {} });
+            tokio::spawn(async move {
+                while tokio::time::timeout_at(deadline, rest.next()).await.is_ok_and(|a| a.is_some()) {}
+            });
         }
         if g.met {
             Ok(written)
         } else {
-            let got = quorum.now(std::iter::once(&role).chain(g.answers.iter().map(|(t, ())| t)));
+            let got = quorum.now(here.iter().chain(g.answers.iter().map(|(t, ())| t)));
             Err(CoordError::NoQuorum { op: "write", needed: q.w, got })
         }
     }

@@ -413,7 +413,12 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (_stop, stopped) = watch::channel(false);
-        tokio::spawn(serve::<u64, u64, _>(listener, Arc::new(Identity::new("s", "t", None)), Arc::new(Sleeper), stopped));
+        tokio::spawn(serve::<u64, u64, _>(
+            listener,
+            Arc::new(Identity::new("s", "t", None)),
+            Arc::new(Sleeper),
+            stopped,
+        ));
         let client = Client::<u64, u64>::new(
             Arc::new(Identity::new("c", "t", None)),
             "127.0.0.1".parse().unwrap(),
