@@ -96,10 +96,6 @@ impl AntiEntropy {
         }))
     }
 
-    pub fn leaves(&self) -> &Leaves {
-        &self.leaves
-    }
-
     /// Starts a round now (`KURA AAE`).
     pub fn trigger(&self) {
         self.trigger.notify_one();

@@ -146,11 +146,6 @@ impl Coordinator {
         &self.identity.node_id
     }
 
-    /// Number of members that can hold replicas.
-    pub fn members(&self) -> usize {
-        self.cluster.view().state.as_ref().map_or(1, |s| s.live_members().count())
-    }
-
     /// The key contexts are signed with: the same on every node of the cluster.
     fn context_key(&self) -> Result<ContextKey> {
         if let Some(k) = &self.secret_key {

@@ -157,6 +157,17 @@ pub async fn run(
     }
 }
 
+/// Why a transfer stopped (it is tried again).
+#[derive(Debug, thiserror::Error)]
+enum TransferError {
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+    #[error("the receiver answered {0}")]
+    Refused(String),
+}
+
 /// Sends partition `t.partition` to `t.to` batch by batch, then reports it to the claimant.
 async fn stream(
     storage: &Storage,
@@ -165,22 +176,19 @@ async fn stream(
     t: &Transfer,
     q: u32,
     rate: u64,
-) -> Result<u64, String> {
+) -> Result<u64, TransferError> {
     let mut after: Option<Bytes> = None;
     let mut keys = 0u64;
     let (started, mut sent) = (Instant::now(), 0u64);
     loop {
-        let batch = storage
-            .scan_partition(t.partition, q, after.as_deref(), BATCH_KEYS, BATCH_BYTES)
-            .map_err(|e| e.to_string())?;
+        let batch = storage.scan_partition(t.partition, q, after.as_deref(), BATCH_KEYS, BATCH_BYTES)?;
         let Some((last, _)) = batch.last() else { break };
         after = Some(last.clone());
         let bytes: usize = batch.iter().map(|(k, s)| k.len() + s.encode().len()).sum();
         let count = batch.len() as u64;
-        match cluster.call(&t.to, Request::TransferBatch { partition: t.partition, entries: batch }).await {
-            Ok(Response::Ack) => {}
-            Ok(other) => return Err(format!("receiver answered {other:?}")),
-            Err(e) => return Err(e.to_string()),
+        match cluster.call(&t.to, Request::TransferBatch { partition: t.partition, entries: batch }).await? {
+            Response::Ack => {}
+            other => return Err(TransferError::Refused(format!("{other:?}"))),
         }
         keys += count;
         transfers.keys_sent.fetch_add(count, Ordering::Relaxed);
@@ -196,6 +204,6 @@ async fn stream(
             }
         }
     }
-    cluster.report_transfer(t.partition, &t.to).await.map_err(|e| e.to_string())?;
+    cluster.report_transfer(t.partition, &t.to).await?;
     Ok(keys)
 }

@@ -59,7 +59,6 @@ const LOCK_STRIPES: usize = 1024;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StorageStats {
     pub data_keys_approx: u64,
-    pub hint_count: u64,
     pub disk_bytes: u64,
     pub journal_bytes: u64,
 }
@@ -661,7 +660,6 @@ impl Storage {
     pub fn stats(&self) -> StorageStats {
         StorageStats {
             data_keys_approx: self.data.approximate_len() as u64,
-            hint_count: self.hint_count(),
             disk_bytes: self.db.disk_space().unwrap_or(0),
             journal_bytes: self.db.journal_disk_space().unwrap_or(0),
         }
