@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use metrics_exporter_prometheus::PrometheusHandle;
 use parking_lot::Mutex;
 use rand::RngCore;
@@ -169,6 +170,27 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Merges sets a peer sent (replication, read repair, hinted handoff, a transfer batch,
+    /// anti-entropy) and acknowledges them only once they are in this node's journal.
+    async fn merge_and_ack<'a>(
+        &self,
+        entries: impl Iterator<Item = (&'a Bytes, &'a crate::version::SiblingSet)>,
+        hint_for: Option<&str>,
+    ) -> Response {
+        let merged: Result<(), _> =
+            entries.into_iter().try_for_each(|(key, set)| self.coordinator.merge_replica(key, set, hint_for));
+        let committed = match merged {
+            Ok(()) => self.coordinator.commit(self.coordinator.write_mark()).await,
+            Err(e) => Err(e),
+        };
+        match committed {
+            Ok(()) => Response::Ack,
+            Err(e) => Response::Error(RemoteError::Failed(e.to_string())),
+        }
+    }
+}
+
 impl rpc::Handler<PeerRequest, PeerResponse> for Node {
     fn handle(&self, from: Arc<str>, req: PeerRequest) -> Pin<Box<dyn Future<Output = PeerResponse> + Send + '_>> {
         Box::pin(async move {
@@ -197,54 +219,22 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                     Err(e) => failed(&e),
                 },
                 Request::Replicate { key, set, hint_for } => {
-                    // Acknowledged only once it is in this node's journal.
-                    let mark = self.coordinator.write_mark();
-                    match self.coordinator.merge_replica(&key, &set, hint_for.as_deref()) {
-                        Ok(()) => match self.coordinator.commit(self.coordinator.write_mark().max(mark)).await {
-                            Ok(()) => Response::Ack,
-                            Err(e) => failed(&e),
-                        },
-                        Err(e) => failed(&e),
-                    }
+                    self.merge_and_ack(std::iter::once((&key, &set)), hint_for.as_deref()).await
                 }
                 Request::TransferBatch { partition, entries } => {
-                    let mut result = Ok(());
-                    for (key, set) in &entries {
-                        result = self.coordinator.merge_replica(key, set, None);
-                        if result.is_err() {
-                            break;
-                        }
+                    let reply = self.merge_and_ack(entries.iter().map(|(k, s)| (k, s)), None).await;
+                    match &reply {
+                        Response::Ack => self.transfers.received(entries.len() as u64),
+                        _ => tracing::warn!(partition, "storing a transfer batch failed: {reply:?}"),
                     }
-                    match result {
-                        Ok(()) => match self.coordinator.commit(self.coordinator.write_mark()).await {
-                            Ok(()) => {
-                                self.transfers.received(entries.len() as u64);
-                                Response::Ack
-                            }
-                            Err(e) => failed(&e),
-                        },
-                        Err(e) => {
-                            tracing::warn!(partition, "storing a transfer batch failed: {e}");
-                            failed(&e)
-                        }
-                    }
+                    reply
                 }
                 req @ (Request::AaeRoot { .. }
                 | Request::AaeInner { .. }
                 | Request::AaeGroup { .. }
                 | Request::AaeKeys { .. }
                 | Request::AaeFetch { .. }) => self.aae.answer(req),
-                Request::AaePush { entries } => {
-                    let merged: Result<(), _> =
-                        entries.iter().try_for_each(|(key, set)| self.coordinator.merge_replica(key, set, None));
-                    match merged {
-                        Ok(()) => match self.coordinator.commit(self.coordinator.write_mark()).await {
-                            Ok(()) => Response::Ack,
-                            Err(e) => failed(&e),
-                        },
-                        Err(e) => failed(&e),
-                    }
-                }
+                Request::AaePush { entries } => self.merge_and_ack(entries.iter().map(|(k, s)| (k, s)), None).await,
                 Request::Reap { key, digest } => match self.coordinator.reap_replica(&key, digest) {
                     Ok(()) => Response::Ack,
                     Err(e) => failed(&e),

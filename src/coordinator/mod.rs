@@ -536,17 +536,7 @@ impl Coordinator {
     /// # Errors
     /// Storage failure.
     pub fn merge_replica(&self, key: &[u8], set: &SiblingSet, hint_for: Option<&str>) -> Result<()> {
-        match hint_for {
-            Some(owner) if owner != self.me() => {
-                self.storage.hint_update::<StorageError>(owner, key, |cur| {
-                    Ok(cur.map_or_else(|| set.clone(), |c| c.sync(set)))
-                })?;
-            }
-            _ => {
-                self.storage.merge(key, set)?;
-            }
-        }
-        Ok(())
+        Ok(merge_copy(&self.storage, self.me(), key, set, hint_for)?)
     }
 
     /// A mark covering every write made so far (see [`Storage::write_mark`]).
@@ -696,6 +686,27 @@ impl Coordinator {
     }
 }
 
+/// Merges `set` into this node's (`me`) copy of `key`: its data, or its hint for `hint_for`
+/// when it stands in for that owner. Every path that moves a set here comes through this.
+fn merge_copy(
+    storage: &Storage,
+    me: &str,
+    key: &[u8],
+    set: &SiblingSet,
+    hint_for: Option<&str>,
+) -> std::result::Result<(), StorageError> {
+    match hint_for {
+        Some(owner) if owner != me => {
+            storage
+                .hint_update::<StorageError>(owner, key, |cur| Ok(cur.map_or_else(|| set.clone(), |c| c.sync(set))))?;
+        }
+        _ => {
+            storage.merge(key, set)?;
+        }
+    }
+    Ok(())
+}
+
 /// The merge of every set in `sets`.
 fn merge_all<'a>(sets: impl Iterator<Item = &'a SiblingSet>) -> SiblingSet {
     let mut merged: Option<SiblingSet> = None;
@@ -729,15 +740,7 @@ impl Background {
             }
             metrics::counter!(m::READ_REPAIRS_TOTAL).increment(1);
             if target.node == self.me {
-                let stored = match &target.hint_for {
-                    Some(owner) => self
-                        .storage
-                        .hint_update::<StorageError>(owner, &key, |cur| {
-                            Ok(cur.map_or_else(|| merged.clone(), |c| c.sync(&merged)))
-                        })
-                        .map(|_| ()),
-                    None => self.storage.merge(&key, &merged).map(|_| ()),
-                };
+                let stored = merge_copy(&self.storage, &self.me, &key, &merged, target.hint_for.as_deref());
                 if let Err(e) = stored.and_then(|()| self.storage.commit()) {
                     tracing::warn!("local read repair failed: {e}");
                 }
