@@ -124,28 +124,8 @@ fn no_write_is_refused_at_the_start_of_a_partition() {
 #[test]
 fn a_founder_that_lost_its_disk_rejoins_its_cluster() {
     let tmp = tempfile::tempdir().expect("a temp dir");
-    let mut nodes: Vec<Node> =
-        (1..=3u8).map(|i| Node::new(Ipv4Addr::new(127, 0, 0, i), tmp.path().join(format!("n{i}")), &[])).collect();
-    let addrs: Vec<String> = nodes.iter().map(|n| n.cluster_addr().to_string()).collect();
-    for (i, node) in nodes.iter_mut().enumerate() {
-        let id = format!("node{}", i + 1);
-        let mut args: Vec<&str> = vec!["--node-id", &id];
-        for (j, a) in addrs.iter().enumerate() {
-            if j != i {
-                args.extend(["--seed", a]);
-            }
-        }
-        args.extend(NRW);
-        node.set_extra(&args);
-    }
     // All three name each other; none of them has a cluster: the smallest address founds it.
-    for n in &mut nodes {
-        n.spawn();
-    }
-    let all: Vec<&Node> = nodes.iter().collect();
-    wait_until("the three nodes to form one cluster", Duration::from_secs(60), || {
-        harness::converged(&all).then_some(())
-    });
+    let Cluster { mut nodes } = Cluster::start_seeded(3, &NRW, tmp.path());
     let keys: Vec<String> = (0..20).map(|i| format!("founder-{i}")).collect();
     for k in &keys {
         assert_eq!(q(&nodes[1], &["SET", k, k]).unwrap(), Value::Okay);

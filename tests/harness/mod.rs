@@ -358,6 +358,33 @@ impl Cluster {
         cluster
     }
 
+    /// Starts `n` nodes that each name all the others with `--seed` (the README's recipe: the
+    /// smallest address founds the cluster, and any node, the founder included, can lose its
+    /// disk and rejoin with the same command line). Waits until they agree on one ring.
+    pub fn start_seeded(n: usize, extra: &[&str], dir: &Path) -> Cluster {
+        let mut nodes: Vec<Node> = (0..n)
+            .map(|i| Node::new(Ipv4Addr::new(127, 0, 0, 1 + i as u8), dir.join(format!("n{}", i + 1)), &[]))
+            .collect();
+        let addrs: Vec<String> = nodes.iter().map(|x| x.cluster_addr().to_string()).collect();
+        for (i, node) in nodes.iter_mut().enumerate() {
+            let id = format!("node{}", i + 1);
+            let mut args: Vec<&str> = vec!["--node-id", &id];
+            for (j, a) in addrs.iter().enumerate() {
+                if j != i {
+                    args.extend(["--seed", a.as_str()]);
+                }
+            }
+            args.extend_from_slice(extra);
+            node.set_extra(&args);
+        }
+        for node in &mut nodes {
+            node.spawn();
+        }
+        let cluster = Cluster { nodes };
+        cluster.wait_converged(Duration::from_secs(60));
+        cluster
+    }
+
     /// Starts one more node (on the next address) that joins through the first node.
     pub fn add(&mut self, extra: &[&str]) -> usize {
         let i = self.nodes.len();
