@@ -6,9 +6,8 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::{ClusterState, Member};
-use crate::coordinator::{Write, WriteContext};
-use crate::version::SiblingSet;
+use crate::membership::{ClusterState, Member};
+use crate::version::{SiblingSet, VersionVector};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PeerRequest {
@@ -84,6 +83,23 @@ pub enum RemoteError {
     StaleRing,
     #[error("{0}")]
     Failed(String),
+}
+
+/// What a write replaces.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum WriteContext {
+    /// Exactly the versions this context covers (DPUT, DDEL).
+    Given(VersionVector),
+    /// Every version the coordinating replica holds (plain SET and DEL).
+    Everything,
+}
+
+/// The new sibling of a write.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Write {
+    /// `None` writes a tombstone.
+    pub value: Option<Bytes>,
+    pub expires_ms: Option<u64>,
 }
 
 pub type PeerClient = crate::rpc::Client<PeerRequest, PeerResponse>;

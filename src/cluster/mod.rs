@@ -10,7 +10,6 @@
 //! per ring change, swapped atomically.
 
 mod detector;
-pub mod state;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,8 +21,8 @@ use parking_lot::Mutex;
 use rand::seq::SliceRandom;
 use tokio::sync::watch;
 
+pub use crate::membership::{ClusterState, Member, Status};
 pub use detector::Detector;
-pub use state::{ClusterState, Member, Status};
 
 use crate::metrics as m;
 use crate::peer::{PeerClient, PeerRequest, PeerResponse, RemoteError, Request, Response};

@@ -15,6 +15,7 @@ mod actors;
 pub mod gather;
 pub mod quorum;
 
+pub use crate::peer::{Write, WriteContext};
 pub use actors::{Actors, Copy};
 
 use std::sync::Arc;
@@ -22,7 +23,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
-use serde::{Deserialize, Serialize};
 
 use crate::cluster::{Cluster, ClusterError};
 use crate::metrics as m;
@@ -69,23 +69,6 @@ impl CoordError {
 #[derive(Clone, Debug)]
 pub struct NodeIdentity {
     pub node_id: String,
-}
-
-/// What a write replaces.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum WriteContext {
-    /// Exactly the versions this context covers (DPUT, DDEL).
-    Given(VersionVector),
-    /// Every version the coordinating replica holds (plain SET and DEL).
-    Everything,
-}
-
-/// The new sibling of a write.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Write {
-    /// `None` writes a tombstone.
-    pub value: Option<Bytes>,
-    pub expires_ms: Option<u64>,
 }
 
 pub struct Coordinator {
