@@ -28,5 +28,7 @@ pub mod resp;
 pub mod ring;
 pub mod rpc;
 pub mod server;
+#[cfg(test)]
+mod sim;
 pub mod storage;
 pub mod version;

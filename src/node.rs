@@ -18,7 +18,7 @@ use crate::antientropy::AntiEntropy;
 use crate::cluster::{Cluster, ClusterError, Member, Settings, Status};
 use crate::config::Config;
 use crate::coordinator::quorum::Quorum;
-use crate::coordinator::{Actors, Coordinator, NodeIdentity};
+use crate::coordinator::{Actors, ClusterPeers, Coordinator, NodeIdentity, Peers};
 use crate::handoff::Transfers;
 use crate::peer::{PeerClient, PeerRequest, PeerResponse, RemoteError, Request, Response};
 use crate::rpc::{self, Identity};
@@ -80,6 +80,19 @@ impl Node {
     /// # Errors
     /// When the data directory cannot be opened.
     pub fn open(config: Config, metrics: Option<PrometheusHandle>) -> Result<Arc<Node>, NodeError> {
+        Self::open_with(config, metrics, None)
+    }
+
+    /// [`Node::open`], with the coordinator's requests to other nodes going through `peers`
+    /// instead of the network (a simulation).
+    ///
+    /// # Errors
+    /// When the data directory cannot be opened.
+    pub fn open_with(
+        config: Config,
+        metrics: Option<PrometheusHandle>,
+        simulated: Option<Arc<dyn Peers>>,
+    ) -> Result<Arc<Node>, NodeError> {
         let storage = Storage::open(&config.data_dir, config.fsync)?;
         let node_id = match (&config.node_id, storage.meta_get("node_id")?) {
             (Some(id), stored) => {
@@ -123,7 +136,11 @@ impl Node {
         let identity = NodeIdentity { node_id };
         let quorum = Quorum { n: config.n, r: config.r, w: config.w };
         let aae = AntiEntropy::open(storage.clone(), cluster.clone(), Duration::from_secs(config.aae_interval_secs))?;
-        let coordinator = Coordinator::new(storage, identity, actors, context_key, quorum, cluster);
+        let peers: Arc<dyn Peers> = match simulated {
+            Some(p) => p,
+            None => Arc::new(ClusterPeers(cluster.clone())),
+        };
+        let coordinator = Coordinator::new(storage, identity, actors, context_key, quorum, cluster, peers);
         Ok(Arc::new(Node {
             config,
             coordinator,

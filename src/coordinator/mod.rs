@@ -65,6 +65,30 @@ impl CoordError {
     }
 }
 
+/// How the coordinator talks to other nodes: a request to a node, answered within the
+/// peer timeout (or failed), and whether the failure detector thinks a node is up.
+/// [`Cluster`] is the real one ([`ClusterPeers`]); tests use a simulated network.
+pub trait Peers: Send + Sync + 'static {
+    fn call<'a>(&'a self, node: &'a str, req: Request) -> BoxFuture<'a, std::result::Result<Response, ClusterError>>;
+    fn is_up(&self, node: &str) -> bool;
+}
+
+/// A boxed future that can move between threads.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// The real network: peer connections through the cluster (which also feed its detector).
+pub struct ClusterPeers(pub Arc<Cluster>);
+
+impl Peers for ClusterPeers {
+    fn call<'a>(&'a self, node: &'a str, req: Request) -> BoxFuture<'a, std::result::Result<Response, ClusterError>> {
+        Box::pin(self.0.call(node, req))
+    }
+
+    fn is_up(&self, node: &str) -> bool {
+        self.0.is_up(node)
+    }
+}
+
 /// Who this node is.
 #[derive(Clone, Debug)]
 pub struct NodeIdentity {
@@ -79,7 +103,10 @@ pub struct Coordinator {
     /// Signs contexts when a cluster secret is set; otherwise the cluster state's key does.
     secret_key: Option<ContextKey>,
     quorum: Quorum,
+    /// Placement (the ring view) and settings.
     cluster: Arc<Cluster>,
+    /// Requests to other nodes.
+    peers: Arc<dyn Peers>,
     /// Serialises hinted writes (see `write_local`).
     hinted_writes: parking_lot::Mutex<()>,
 }
@@ -97,6 +124,7 @@ impl Coordinator {
         secret_key: Option<ContextKey>,
         quorum: Quorum,
         cluster: Arc<Cluster>,
+        peers: Arc<dyn Peers>,
     ) -> Self {
         Coordinator {
             storage,
@@ -105,6 +133,7 @@ impl Coordinator {
             secret_key,
             quorum,
             cluster,
+            peers,
             hinted_writes: parking_lot::Mutex::new(()),
         }
     }
@@ -184,7 +213,7 @@ impl Coordinator {
         let prefs = view.preference_list(key);
         let walk = view.walk(key);
         drop(view);
-        let targets = quorum::sloppy_targets(&prefs, &walk, &|n| self.cluster.is_up(n));
+        let targets = quorum::sloppy_targets(&prefs, &walk, &|n| self.peers.is_up(n));
         (prefs, targets)
     }
 
@@ -219,11 +248,11 @@ impl Coordinator {
             }
         }
         let local_answers = replies.len();
-        let cluster = self.cluster.clone();
+        let peers = self.peers.clone();
         let read = |target: Target| -> gather::Call<Option<SiblingSet>> {
-            let (cluster, key) = (cluster.clone(), key.clone());
+            let (peers, key) = (peers.clone(), key.clone());
             Box::pin(async move {
-                let reply = match cluster.call(&target.node, Request::Read { key }).await {
+                let reply = match peers.call(&target.node, Request::Read { key }).await {
                     Ok(Response::Value(v)) => Some(v),
                     _ => None,
                 };
@@ -266,7 +295,7 @@ impl Coordinator {
 
     /// What a background task needs of the coordinator.
     fn background(&self) -> Background {
-        Background { storage: self.storage.clone(), cluster: self.cluster.clone(), me: self.me().to_owned() }
+        Background { storage: self.storage.clone(), peers: self.peers.clone(), me: self.me().to_owned() }
     }
 
     /// Writes `write` to `key` superseding what `context` covers, at quorum W. Returns the
@@ -386,13 +415,13 @@ impl Coordinator {
         }
         let enough = |acks: &[(Target, ())]| quorum.met(here.iter().chain(acks.iter().map(|(t, ())| t)), kept_as_data);
         let used: Vec<&str> = first.iter().map(|t| t.node.as_str()).chain(std::iter::once(self.me())).collect();
-        let mut spares = gather::Spares::new(&walk, &used, &|n| self.cluster.is_up(n));
-        let cluster = self.cluster.clone();
+        let mut spares = gather::Spares::new(&walk, &used, &|n| self.peers.is_up(n));
+        let peers = self.peers.clone();
         let replicate = |target: Target| -> gather::Call<()> {
-            let (cluster, set) = (cluster.clone(), (*written).clone());
+            let (peers, set) = (peers.clone(), (*written).clone());
             let req = Request::Replicate { key: key.clone(), set, hint_for: target.hint_for.clone() };
             Box::pin(async move {
-                let ok = matches!(cluster.call(&target.node, req).await, Ok(Response::Ack));
+                let ok = matches!(peers.call(&target.node, req).await, Ok(Response::Ack));
                 (target, ok.then_some(()))
             })
         };
@@ -489,8 +518,8 @@ impl Coordinator {
                         let budget_ms = deadline.saturating_duration_since(now).as_millis() as u64;
                         let (context, write) = (context.clone(), write.clone());
                         let req = Request::Put { key: key.clone(), context, write, w, budget_ms };
-                        let (cluster, node) = (self.cluster.clone(), target.node.clone());
-                        calls.push(async move { (node.clone(), cluster.call(&node, req).await) });
+                        let (peers, node) = (self.peers.clone(), target.node.clone());
+                        calls.push(async move { (node.clone(), peers.call(&node, req).await) });
                         next_at = now + sloppy_after;
                     }
                     None if calls.is_empty() => break,
@@ -629,14 +658,14 @@ impl Coordinator {
         drop(view);
         let others: Vec<&NodeId> = prefs.iter().filter(|n| *n != self.me()).collect();
         let everyone: Vec<&NodeId> = members.iter().collect();
-        if let Some(down) = everyone.iter().find(|n| !self.cluster.is_up(n)) {
+        if let Some(down) = everyone.iter().find(|n| !self.peers.is_up(n)) {
             tracing::debug!(node = %down, "not reaping while a node that may hold a copy is down");
             return Ok(false);
         }
         let key = Bytes::copy_from_slice(key);
         // A replica's Read answers its data and any hint it holds; a stand-in's, its hints.
         for node in &everyone {
-            match self.cluster.call(node, Request::Read { key: key.clone() }).await {
+            match self.peers.call(node, Request::Read { key: key.clone() }).await {
                 Ok(Response::Value(None)) => {}
                 Ok(Response::Value(Some(theirs))) if theirs == *mine => {}
                 other => {
@@ -650,7 +679,7 @@ impl Coordinator {
             return Ok(false);
         }
         for node in others {
-            if let Err(e) = self.cluster.call(node, Request::Reap { key: key.clone(), digest }).await {
+            if let Err(e) = self.peers.call(node, Request::Reap { key: key.clone(), digest }).await {
                 tracing::debug!(node = %node, "asking a replica to reap failed: {e}");
             }
         }
@@ -705,7 +734,7 @@ fn merge_all<'a>(sets: impl Iterator<Item = &'a SiblingSet>) -> SiblingSet {
 /// The part of a coordinator a background task carries: read repair after a get returned.
 struct Background {
     storage: Arc<Storage>,
-    cluster: Arc<Cluster>,
+    peers: Arc<dyn Peers>,
     me: NodeId,
 }
 
@@ -730,7 +759,7 @@ impl Background {
                 continue;
             }
             let req = Request::Replicate { key: key.clone(), set: merged.clone(), hint_for: target.hint_for.clone() };
-            if let Err(e) = self.cluster.call(&target.node, req).await {
+            if let Err(e) = self.peers.call(&target.node, req).await {
                 tracing::debug!(node = %target.node, "read repair failed: {e}");
             }
         }

@@ -1,0 +1,231 @@
+//! In-process cluster simulation (`cargo test --release --lib sim`): several nodes, each with
+//! its own coordinator on its own temporary fjall directory, joined by a simulated network
+//! instead of sockets, on tokio's paused clock (time advances only when every task waits, so
+//! a run is the same every time). A cut pair of nodes does not answer each other: a request
+//! across it fails after the peer timeout, as a dropped packet would make it.
+//!
+//! These tests pin down the coordinator's decisions under faults: a silent replica replaced
+//! by a stand-in within the request (paper 4.6), a forward to a silent owner moving on, a node
+//! whose forward targets are all silent coordinating itself, and read repair.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use crate::cluster::{ClusterError, Member, Status};
+use crate::config::{Config, ServerArgs};
+use crate::coordinator::{BoxFuture, Peers, Write, WriteContext};
+use crate::node::Node;
+use crate::peer::{PeerRequest, Request, Response};
+use crate::ring::{NodeId, Ring};
+use crate::rpc::Handler;
+use crate::version::SiblingSet;
+
+const TIMEOUT: Duration = Duration::from_millis(2000);
+const SLOPPY_AFTER: Duration = Duration::from_millis(500);
+
+/// The simulated network: the nodes by id, and the pairs that cannot reach each other.
+#[derive(Default)]
+struct Net {
+    nodes: Mutex<HashMap<NodeId, Arc<Node>>>,
+    cuts: Mutex<BTreeSet<(NodeId, NodeId)>>,
+}
+
+impl Net {
+    fn cut(&self, a: &str, b: &str) {
+        let mut cuts = self.cuts.lock();
+        cuts.insert((a.to_owned(), b.to_owned()));
+        cuts.insert((b.to_owned(), a.to_owned()));
+    }
+
+    fn heal(&self) {
+        self.cuts.lock().clear();
+    }
+
+    fn reachable(&self, a: &str, b: &str) -> bool {
+        !self.cuts.lock().contains(&(a.to_owned(), b.to_owned()))
+    }
+}
+
+/// One node's view of the simulated network.
+struct SimPeers {
+    me: NodeId,
+    net: Arc<Net>,
+}
+
+impl Peers for SimPeers {
+    fn call<'a>(&'a self, node: &'a str, req: Request) -> BoxFuture<'a, Result<Response, ClusterError>> {
+        Box::pin(async move {
+            if !self.net.reachable(&self.me, node) {
+                tokio::time::sleep(TIMEOUT).await;
+                return Err(ClusterError::Unexpected(node.to_owned()));
+            }
+            let target = self.net.nodes.lock().get(node).cloned();
+            let Some(target) = target else { return Err(ClusterError::UnknownMember(node.to_owned())) };
+            // Stamped with the receiver's own ring version: every node has the same ring here.
+            let ring_version = target.coordinator.cluster().view().ring_version();
+            let answer = target.handle(Arc::from(self.me.as_str()), PeerRequest { ring_version, body: req }).await;
+            match answer.body {
+                Response::Error(error) => Err(ClusterError::Remote { peer: node.to_owned(), error }),
+                body => Ok(body),
+            }
+        })
+    }
+
+    fn is_up(&self, _node: &str) -> bool {
+        // The failure detector has not noticed anything yet: the first moment of a fault.
+        true
+    }
+}
+
+/// A cluster of `n` simulated nodes (ids n1.., N=3 R=2 W=2) that all share one ring.
+struct Sim {
+    net: Arc<Net>,
+    ids: Vec<NodeId>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Sim {
+    fn new(n: u8) -> Sim {
+        let net = Arc::new(Net::default());
+        let ids: Vec<NodeId> = (1..=n).map(|i| format!("n{i}")).collect();
+        let mut dirs = Vec::new();
+        let member = |i: u8| Member {
+            id: format!("n{i}"),
+            addr: SocketAddr::from(([127, 0, 0, i], 7379)),
+            client: SocketAddr::from(([127, 0, 0, i], 6379)),
+            zone: None,
+            status: Status::Valid,
+            version: 1,
+            holds_hints: false,
+        };
+        for i in 1..=n {
+            let dir = tempfile::tempdir().expect("a temp dir");
+            let args = ServerArgs {
+                data_dir: Some(dir.path().to_path_buf()),
+                node_id: Some(format!("n{i}")),
+                cluster_listen: Some(member(i).addr),
+                listen: Some(member(i).client),
+                fsync: Some(crate::storage::FsyncPolicy::Never),
+                request_timeout_ms: Some(TIMEOUT.as_millis() as u64),
+                sloppy_after_ms: Some(SLOPPY_AFTER.as_millis() as u64),
+                ..Default::default()
+            };
+            let peers = Arc::new(SimPeers { me: format!("n{i}"), net: net.clone() });
+            let node = Node::open_with(Config::resolve(args).expect("config"), None, Some(peers)).expect("a node");
+            net.nodes.lock().insert(format!("n{i}"), node);
+            dirs.push(dir);
+        }
+        // One cluster state for all: every member, a ring over them.
+        let first = net.nodes.lock()["n1"].clone();
+        let mut state = first.coordinator.cluster().view().state.clone().expect("a founded cluster");
+        for i in 2..=n {
+            state.upsert(member(i));
+        }
+        let mut ring = Ring::new(state.ring.size(), &ids);
+        ring.version = state.ring.version + 1;
+        state.ring = ring;
+        for node in net.nodes.lock().values() {
+            node.coordinator.cluster().merge(&state).expect("installing the shared state");
+        }
+        Sim { net, ids, _dirs: dirs }
+    }
+
+    fn node(&self, id: &str) -> Arc<Node> {
+        self.net.nodes.lock()[id].clone()
+    }
+
+    /// The key's owners in preference order, and the other nodes.
+    fn owners(&self, key: &[u8]) -> (Vec<NodeId>, Vec<NodeId>) {
+        let prefs = self.node("n1").coordinator.cluster().view().preference_list(key).to_vec();
+        let others = self.ids.iter().filter(|i| !prefs.contains(i)).cloned().collect();
+        (prefs, others)
+    }
+
+    async fn set(&self, via: &str, key: &[u8], value: &str) -> Result<Arc<SiblingSet>, crate::coordinator::CoordError> {
+        let write = Write { value: Some(Bytes::from(value.to_owned())), expires_ms: None };
+        self.node(via).coordinator.put(key, WriteContext::Everything, write, None).await
+    }
+
+    /// The values node `id` holds for `key` as data (not hints).
+    fn data(&self, id: &str, key: &[u8]) -> Vec<String> {
+        let set = self.node(id).coordinator.storage().get(key).expect("storage").unwrap_or_default();
+        set.siblings().filter_map(|s| s.value.as_ref()).map(|v| String::from_utf8_lossy(v).into_owned()).collect()
+    }
+
+    fn hints(&self, id: &str, key: &[u8]) -> Vec<NodeId> {
+        let hints = self.node(id).coordinator.storage().hints_of(key).expect("storage");
+        hints.into_iter().map(|(owner, _)| owner).collect()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_replica_is_replaced_by_a_stand_in_within_the_request() {
+    let sim = Sim::new(5);
+    let key = b"k";
+    let (owners, others) = sim.owners(key);
+    // The coordinator is cut off from both other owners; the detector has not noticed.
+    sim.net.cut(&owners[0], &owners[1]);
+    sim.net.cut(&owners[0], &owners[2]);
+    let start = tokio::time::Instant::now();
+    sim.set(&owners[0], key, "v").await.expect("acknowledged with a stand-in");
+    assert_eq!(start.elapsed(), SLOPPY_AFTER, "replaced after --sloppy-after-ms, not the timeout");
+    let hinted: Vec<(NodeId, Vec<NodeId>)> = others.iter().map(|o| (o.clone(), sim.hints(o, key))).collect();
+    assert!(
+        hinted.iter().any(|(_, h)| h.iter().any(|x| x == &owners[1] || x == &owners[2])),
+        "a stand-in keeps a hint for a silent owner: {hinted:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_forward_to_a_silent_owner_moves_on_to_the_next() {
+    let sim = Sim::new(5);
+    let key = b"forwarded";
+    let (owners, others) = sim.owners(key);
+    let via = &others[0];
+    sim.net.cut(via, &owners[0]);
+    let start = tokio::time::Instant::now();
+    sim.set(via, key, "v").await.expect("acknowledged by the next owner");
+    assert_eq!(start.elapsed(), SLOPPY_AFTER);
+    assert_eq!(sim.data(&owners[1], key), vec!["v"], "the second owner coordinated it");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_whose_forward_targets_are_all_silent_coordinates_itself() {
+    let sim = Sim::new(5);
+    let key = b"cut-off";
+    let (owners, others) = sim.owners(key);
+    let (via, spare) = (&others[0], &others[1]);
+    for o in &owners {
+        sim.net.cut(via, o);
+    }
+    let start = tokio::time::Instant::now();
+    sim.set(via, key, "v").await.expect("acknowledged through a stand-in");
+    // Forwards at 0 and 500 ms; at 2 s - 2 x 500 ms it coordinates itself; its replicas are
+    // silent, so 500 ms later the last node stands in.
+    assert_eq!(start.elapsed(), TIMEOUT - SLOPPY_AFTER);
+    assert!(!sim.hints(via, key).is_empty(), "the forwarding node keeps a hint");
+    assert!(!sim.hints(spare, key).is_empty(), "and so does the other stand-in");
+}
+
+#[tokio::test(start_paused = true)]
+async fn read_repair_brings_a_stale_replica_up_to_date() {
+    let sim = Sim::new(5);
+    let key = b"repaired";
+    let (owners, _) = sim.owners(key);
+    sim.set(&owners[0], key, "old").await.expect("first write");
+    // The third owner misses the second write.
+    sim.net.cut(&owners[0], &owners[2]);
+    sim.set(&owners[0], key, "new").await.expect("second write");
+    assert_eq!(sim.data(&owners[2], key), vec!["old"]);
+    sim.net.heal();
+    let read = sim.node(&owners[0]).coordinator.get(key, None).await.expect("a quorum read");
+    assert_eq!(read.get(crate::coordinator::now_ms()).map(|v| v.to_vec()), Some(b"new".to_vec()));
+    // Read repair runs in the background, after the last answer.
+    tokio::time::sleep(TIMEOUT).await;
+    assert_eq!(sim.data(&owners[2], key), vec!["new"], "the stale replica was repaired");
+}
