@@ -21,7 +21,7 @@ pub struct PeerResponse {
     pub body: Response,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Request {
     /// Heartbeat.
     Ping,
