@@ -3,11 +3,12 @@
 //! Layers, bottom up (see `docs/architecture.md`):
 //! - [`version`]: clocks, sibling sets, contexts (pure);
 //! - [`storage`]: fjall keyspaces for data, hints and ring state;
+//! - [`replica`]: this node's copy of the data, the one owner of its writes and actors;
 //! - [`ring`]: partitions, ownership and preference lists (pure);
 //! - [`rpc`]: peer connections, framing, handshake; [`peer`]: what peers say (the messages);
 //! - [`membership`]: members and ring as gossip carries them, the claimant's steps (pure);
 //! - [`cluster`]: gossip, failure detection, bootstrap, ring changes;
-//! - [`coordinator`]: get/put at N/R/W over the preference list, the only path to storage;
+//! - [`coordinator`]: get/put at N/R/W over the preference list (local writes via [`replica`]);
 //! - [`handoff`]: delivery of hinted copies to their owners, partition transfers;
 //! - [`antientropy`]: Merkle trees per partition and the exchanges that repair replicas;
 //! - [`command`]: one file per Redis command;
@@ -24,6 +25,7 @@ pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod peer;
+pub mod replica;
 pub mod resp;
 pub mod ring;
 pub mod rpc;

@@ -64,13 +64,13 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     tokio::spawn(kura::rpc::serve(peer_listener, node.peer_identity.clone(), node.clone(), stopped.clone()));
     node.coordinator.cluster().spawn(stopped.clone());
     tokio::spawn(kura::handoff::run(
-        node.coordinator.storage().clone(),
+        node.coordinator.replica().clone(),
         node.coordinator.cluster().clone(),
         stopped.clone(),
     ));
     tokio::spawn(node.aae.clone().run(stopped.clone()));
     tokio::spawn(kura::handoff::transfer::run(
-        node.coordinator.storage().clone(),
+        node.coordinator.replica().clone(),
         node.coordinator.cluster().clone(),
         node.transfers.clone(),
         node.config.transfer_limit,

@@ -18,9 +18,10 @@ use crate::antientropy::AntiEntropy;
 use crate::cluster::{Cluster, ClusterError, Member, Settings, Status};
 use crate::config::Config;
 use crate::coordinator::quorum::Quorum;
-use crate::coordinator::{Actors, ClusterPeers, Coordinator, NodeIdentity, Peers};
+use crate::coordinator::{ClusterPeers, Coordinator, NodeIdentity, Peers};
 use crate::handoff::Transfers;
 use crate::peer::{PeerClient, PeerRequest, PeerResponse, RemoteError, Request, Response};
+use crate::replica::Replica;
 use crate::rpc::{self, Identity};
 use crate::storage::{Storage, StorageError};
 use crate::version::ContextKey;
@@ -94,21 +95,7 @@ impl Node {
         simulated: Option<Arc<dyn Peers>>,
     ) -> Result<Arc<Node>, NodeError> {
         let storage = Storage::open(&config.data_dir, config.fsync)?;
-        let node_id = match (&config.node_id, storage.meta_get("node_id")?) {
-            (Some(id), stored) => {
-                if stored.as_deref() != Some(id.as_bytes()) {
-                    storage.meta_put("node_id", id.as_bytes())?;
-                }
-                id.clone()
-            }
-            (None, Some(stored)) => String::from_utf8_lossy(&stored).into_owned(),
-            (None, None) => {
-                let id = random_hex(8);
-                storage.meta_put("node_id", id.as_bytes())?;
-                id
-            }
-        };
-        let actors = Actors::new(&node_id);
+        let node_id = Replica::node_id(&storage, config.node_id.as_deref(), || random_hex(8))?;
         // Contexts must decode on every node: signed with the cluster secret when there is
         // one, else with the key the cluster was founded with (carried by its state).
         let context_key = config.cluster_secret.as_deref().map(|s| ContextKey::derive(s.as_bytes()));
@@ -133,14 +120,15 @@ impl Node {
             sloppy_after: Duration::from_millis(config.sloppy_after_ms),
         };
         let cluster = Cluster::open(settings, storage.clone(), peers)?;
+        let replica = Arc::new(Replica::new(storage.clone(), &node_id));
+        let aae = AntiEntropy::open(replica.clone(), cluster.clone(), Duration::from_secs(config.aae_interval_secs))?;
         let identity = NodeIdentity { node_id };
         let quorum = Quorum { n: config.n, r: config.r, w: config.w };
-        let aae = AntiEntropy::open(storage.clone(), cluster.clone(), Duration::from_secs(config.aae_interval_secs))?;
         let peers: Arc<dyn Peers> = match simulated {
             Some(p) => p,
             None => Arc::new(ClusterPeers(cluster.clone())),
         };
-        let coordinator = Coordinator::new(storage, identity, actors, context_key, quorum, cluster, peers);
+        let coordinator = Coordinator::new(replica, identity, context_key, quorum, cluster, peers);
         Ok(Arc::new(Node {
             config,
             coordinator,

@@ -24,6 +24,7 @@ use tokio::sync::{watch, Notify};
 use crate::cluster::{Cluster, ClusterError};
 use crate::metrics as m;
 use crate::peer::{Request, Response};
+use crate::replica::Replica;
 use crate::ring::NodeId;
 use crate::storage::{Storage, StorageError, WriteObserver};
 use crate::version::SiblingSet;
@@ -51,7 +52,10 @@ impl WriteObserver for Observer {
 }
 
 pub struct AntiEntropy {
+    /// Reads and scans.
     storage: Arc<Storage>,
+    /// Repairs are merged through this node's replica.
+    replica: Arc<Replica>,
     cluster: Arc<Cluster>,
     leaves: Arc<Leaves>,
     pub stats: Stats,
@@ -79,15 +83,17 @@ impl AntiEntropy {
     /// # Errors
     /// Storage failure while scanning.
     pub fn open(
-        storage: Arc<Storage>,
+        replica: Arc<Replica>,
         cluster: Arc<Cluster>,
         interval: Duration,
     ) -> Result<Arc<AntiEntropy>, StorageError> {
+        let storage = replica.storage().clone();
         let leaves = Arc::new(Leaves::default());
         storage.for_each_digest(|prefix, key, d| leaves.change(prefix, key, None, Some(d)))?;
         storage.observe(Arc::new(Observer(leaves.clone())));
         Ok(Arc::new(AntiEntropy {
             storage,
+            replica,
             cluster,
             leaves,
             stats: Stats::default(),
@@ -229,12 +235,12 @@ impl AntiEntropy {
             for (key, set) in sets.into_iter().filter_map(|(k, s)| s.map(|s| (k, s))) {
                 self.count_bytes(key.len() + set.encode().len());
                 let before = self.storage.get(&key)?;
-                let after = self.storage.merge(&key, &set)?;
-                if before.as_deref() != Some(&*after) {
+                self.replica.merge(&key, &set, None)?;
+                if before != self.storage.get(&key)? {
                     repaired += 1;
                 }
             }
-            self.storage.commit()?;
+            self.replica.commit()?;
         }
         if !push.is_empty() {
             let mut entries: Vec<(Bytes, SiblingSet)> = Vec::with_capacity(push.len());

@@ -11,15 +11,13 @@
 //!
 //! In a cluster of one the preference list is this node alone and both paths stay local.
 
-mod actors;
 pub mod gather;
 pub mod quorum;
 
 pub use crate::peer::{Write, WriteContext};
-pub use actors::{Actors, Copy};
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -27,9 +25,11 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use crate::cluster::{Cluster, ClusterError};
 use crate::metrics as m;
 use crate::peer::{RemoteError, Request, Response};
+pub use crate::replica::now_ms;
+use crate::replica::{merge_all, Replica};
 use crate::ring::NodeId;
 use crate::storage::{Storage, StorageError};
-use crate::version::{Context, ContextError, ContextKey, Sibling, SiblingSet, VersionVector};
+use crate::version::{Context, ContextError, ContextKey, SiblingSet, VersionVector};
 use gather::gather;
 use quorum::{Quorum, QuorumError, Target, WriteQuorum};
 
@@ -96,10 +96,9 @@ pub struct NodeIdentity {
 }
 
 pub struct Coordinator {
-    storage: Arc<Storage>,
+    /// This node's copy of the data.
+    replica: Arc<Replica>,
     identity: NodeIdentity,
-    /// The actors this node's writes are events of.
-    actors: Actors,
     /// Signs contexts when a cluster secret is set; otherwise the cluster state's key does.
     secret_key: Option<ContextKey>,
     quorum: Quorum,
@@ -107,43 +106,32 @@ pub struct Coordinator {
     cluster: Arc<Cluster>,
     /// Requests to other nodes.
     peers: Arc<dyn Peers>,
-    /// Serialises hinted writes (see `write_local`).
-    hinted_writes: parking_lot::Mutex<()>,
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Coordinator {
     pub fn new(
-        storage: Arc<Storage>,
+        replica: Arc<Replica>,
         identity: NodeIdentity,
-        actors: Actors,
         secret_key: Option<ContextKey>,
         quorum: Quorum,
         cluster: Arc<Cluster>,
         peers: Arc<dyn Peers>,
     ) -> Self {
-        Coordinator {
-            storage,
-            identity,
-            actors,
-            secret_key,
-            quorum,
-            cluster,
-            peers,
-            hinted_writes: parking_lot::Mutex::new(()),
-        }
+        Coordinator { replica, identity, secret_key, quorum, cluster, peers }
     }
 
     pub fn identity(&self) -> &NodeIdentity {
         &self.identity
     }
 
+    /// Reads and scans of this node's store.
     pub fn storage(&self) -> &Arc<Storage> {
-        &self.storage
+        self.replica.storage()
+    }
+
+    /// This node's copy of the data (every local write goes through it).
+    pub fn replica(&self) -> &Arc<Replica> {
+        &self.replica
     }
 
     pub fn cluster(&self) -> &Arc<Cluster> {
@@ -190,13 +178,7 @@ impl Coordinator {
     /// # Errors
     /// Storage failure.
     pub fn local(&self, key: &[u8]) -> Result<Option<Arc<SiblingSet>>> {
-        let data = self.storage.get(key)?;
-        let hints = self.storage.hints_of(key)?;
-        if hints.is_empty() {
-            return Ok(data);
-        }
-        let merged = merge_all(data.as_deref().into_iter().chain(hints.iter().map(|(_, s)| s)));
-        Ok(Some(Arc::new(merged)))
+        Ok(self.replica.local(key)?)
     }
 
     /// Whether this node is a replica of `key` in its current ring, or one the key is gaining.
@@ -225,7 +207,7 @@ impl Coordinator {
     pub async fn get(&self, key: &[u8], r: Option<usize>) -> Result<Arc<SiblingSet>> {
         if self.cluster.view().single(self.me()) {
             Quorum::resolve(self.quorum, 1, r, None)?;
-            return Ok(self.storage.get(key)?.unwrap_or_default());
+            return Ok(self.replica.storage().get(key)?.unwrap_or_default());
         }
         let (prefs, targets) = self.targets(key);
         if prefs.is_empty() {
@@ -295,7 +277,7 @@ impl Coordinator {
 
     /// What a background task needs of the coordinator.
     fn background(&self) -> Background {
-        Background { storage: self.storage.clone(), peers: self.peers.clone(), me: self.me().to_owned() }
+        Background { replica: self.replica.clone(), peers: self.peers.clone(), me: self.me().to_owned() }
     }
 
     /// Writes `write` to `key` superseding what `context` covers, at quorum W. Returns the
@@ -340,7 +322,7 @@ impl Coordinator {
     ) -> Result<Arc<SiblingSet>> {
         if self.cluster.view().single(self.me()) {
             Quorum::resolve(self.quorum, 1, None, w)?;
-            return self.write_local(key, &context, write, None);
+            return Ok(self.replica.write(key, &context, write, None)?);
         }
         let (prefs, targets) = self.targets(key);
         if prefs.is_empty() {
@@ -367,12 +349,12 @@ impl Coordinator {
             },
         };
         let started = Instant::now();
-        let written = self.write_local(key, &context, write, role.hint_for.as_deref())?;
+        let written = self.replica.write(key, &context, write, role.hint_for.as_deref())?;
         // In this node's journal (handed to the OS) before any replica can hold it: a crash
         // of this process then never leaves a replica with a version its coordinator lacks,
         // so the next plain SET here supersedes everything acknowledged before (with
         // `--fsync everysec` a power loss still can; the new incarnation keeps that safe).
-        self.storage.commit()?;
+        self.replica.commit()?;
         if role.hint_for.is_some() {
             metrics::counter!(m::HINTED_WRITES_TOTAL).increment(1);
         }
@@ -388,8 +370,8 @@ impl Coordinator {
         let keeps_data = gaining.as_ref().is_some_and(|g| g.iter().any(|n| n == self.me())) && role.hint_for.is_some();
         if keeps_data {
             // This node coordinates as a stand-in but is also gaining the key: keep it as data.
-            self.storage.merge(&key, &written)?;
-            self.storage.commit()?;
+            self.replica.merge(&key, &written, None)?;
+            self.replica.commit()?;
         }
         let mut first: Vec<Target> = targets.iter().filter(|t| t.node != self.me()).cloned().collect();
         for node in gaining.iter().flat_map(|g| g.iter()) {
@@ -409,7 +391,7 @@ impl Coordinator {
         if !counts_later(&role) {
             if let Some(g) = gaining.as_ref().and_then(|g| g.iter().find(|n| *n != self.me())) {
                 self.merge_replica(&key, &written, Some(g))?;
-                self.storage.commit()?;
+                self.replica.commit()?;
                 here.push(Target { node: self.me().to_owned(), hint_for: Some(g.clone()) });
             }
         }
@@ -445,44 +427,6 @@ impl Coordinator {
         } else {
             let got = quorum.now(here.iter().chain(g.answers.iter().map(|(t, ())| t)));
             Err(CoordError::NoQuorum { op: "write", needed: q.w, got })
-        }
-    }
-
-    /// The new version, made where it is first stored: at this node, under the key's lock,
-    /// as data or (for a stand-in) as a hint for the owner it replaces.
-    fn write_local(
-        &self,
-        key: &[u8],
-        context: &WriteContext,
-        write: Write,
-        hint_for: Option<&str>,
-    ) -> Result<Arc<SiblingSet>> {
-        let make = |current: Option<&SiblingSet>, kind: Copy| -> SiblingSet {
-            let origin = self.actors.for_write(&self.storage, key, current, kind);
-            let sibling =
-                Sibling { value: write.value.clone(), written_ms: now_ms(), origin, expires_ms: write.expires_ms };
-            let empty = SiblingSet::new();
-            let current = current.unwrap_or(&empty);
-            let ctx = match context {
-                WriteContext::Given(vv) => vv.clone(),
-                WriteContext::Everything => current.context(),
-            };
-            current.update(&ctx, sibling).0
-        };
-        match hint_for {
-            None => self.storage.update::<CoordError>(key, |current| Ok(make(current, Copy::Data))),
-            Some(owner) => {
-                // A stand-in's copy of the key: every hint it holds for it. Hinted writes are
-                // made one at a time, so two of them never continue the same entry at once.
-                let _one_at_a_time = self.hinted_writes.lock();
-                let others: Vec<SiblingSet> =
-                    self.storage.hints_of(key)?.into_iter().filter(|(o, _)| o != owner).map(|(_, s)| s).collect();
-                let set = self.storage.hint_update::<CoordError>(owner, key, |current| {
-                    let known = merge_all(current.into_iter().chain(others.iter()));
-                    Ok(make((!known.is_empty() || current.is_some()).then_some(&known), Copy::Hint))
-                })?;
-                Ok(Arc::new(set))
-            }
         }
     }
 
@@ -548,12 +492,12 @@ impl Coordinator {
     /// # Errors
     /// Storage failure.
     pub fn merge_replica(&self, key: &[u8], set: &SiblingSet, hint_for: Option<&str>) -> Result<()> {
-        Ok(merge_copy(&self.storage, self.me(), key, set, hint_for)?)
+        Ok(self.replica.merge(key, set, hint_for)?)
     }
 
     /// A mark covering every write made so far (see [`Storage::write_mark`]).
     pub fn write_mark(&self) -> u64 {
-        self.storage.write_mark()
+        self.replica.write_mark()
     }
 
     /// Makes the writes up to `mark` durable; the server calls it before it sends the replies
@@ -562,13 +506,13 @@ impl Coordinator {
     /// # Errors
     /// Storage failure: the batch's writes must not be acknowledged.
     pub async fn commit(&self, mark: u64) -> Result<()> {
-        if self.storage.is_committed(mark) {
+        if self.replica.is_committed(mark) {
             return Ok(());
         }
         // Like Redis's beforeSleep: every connection that is ready runs its batch first, and one
         // journal flush then covers all their writes.
         tokio::task::yield_now().await;
-        Ok(self.storage.commit_upto(mark)?)
+        Ok(self.replica.commit_upto(mark)?)
     }
 
     /// Counts the keys that read as a value now (DBSIZE). Walks the local store.
@@ -578,7 +522,7 @@ impl Coordinator {
     pub fn count_live_keys(&self) -> Result<u64> {
         let now = now_ms();
         let mut n = 0;
-        self.storage.for_each(|_, set| {
+        self.replica.storage().for_each(|_, set| {
             if matches!(set, Ok(s) if s.get(now).is_some()) {
                 n += 1;
             }
@@ -603,28 +547,28 @@ impl Coordinator {
                     dead_since.saturating_add(grace_ms) <= now
                 })
         };
-        if !self.storage.take_reapable() {
+        if !self.replica.storage().take_reapable() {
             return Ok(0);
         }
         let mut candidates = Vec::new();
         let mut later = 0;
-        let walked = self.storage.for_each(|k, set| match &set {
+        let walked = self.replica.storage().for_each(|k, set| match &set {
             Ok(s) if settled(s) => candidates.push(k.to_vec()),
             Ok(s) if s.is_dead(now) || s.siblings().any(|sib| sib.expires_ms.is_some()) => later += 1,
             _ => {}
         });
-        self.storage.note_reapable(later + u64::from(walked.is_err()));
+        self.replica.storage().note_reapable(later + u64::from(walked.is_err()));
         walked?;
         let single = self.cluster.view().single(self.me());
         let mut reaped = 0;
         for k in candidates {
             if single {
-                reaped += u64::from(self.storage.remove_if(&k, settled)?);
+                reaped += u64::from(self.replica.remove_if(&k, settled)?);
             } else if self.reap_everywhere(&k, &settled).await? {
                 reaped += 1;
             } else {
                 metrics::counter!(m::REAP_DEFERRED_TOTAL).increment(1);
-                self.storage.note_reapable(1);
+                self.replica.storage().note_reapable(1);
             }
         }
         Ok(reaped)
@@ -637,8 +581,8 @@ impl Coordinator {
     /// value would come back to life. While any node that could hold such a hint is down or
     /// holds something else, the tombstone stays (it is tried again later).
     async fn reap_everywhere(&self, key: &[u8], settled: &(dyn Fn(&SiblingSet) -> bool + Sync)) -> Result<bool> {
-        let Some(mine) = self.storage.get(key)? else { return Ok(false) };
-        if !self.storage.hints_of(key)?.is_empty() {
+        let Some(mine) = self.replica.storage().get(key)? else { return Ok(false) };
+        if !self.replica.storage().hints_of(key)?.is_empty() {
             tracing::debug!("not reaping a key this node holds a hint of");
             return Ok(false);
         }
@@ -675,7 +619,7 @@ impl Coordinator {
             }
         }
         let digest = crate::storage::digest(&mine.encode());
-        if !self.storage.remove_if(&key, |s| *s == *mine && settled(s))? {
+        if !self.replica.remove_if(&key, |s| *s == *mine && settled(s))? {
             return Ok(false);
         }
         for node in others {
@@ -691,49 +635,16 @@ impl Coordinator {
     /// # Errors
     /// Storage failure.
     pub fn reap_replica(&self, key: &[u8], digest: u64) -> Result<()> {
-        if self.storage.remove_if(key, |s| crate::storage::digest(&s.encode()) == digest)? {
+        if self.replica.remove_if(key, |s| crate::storage::digest(&s.encode()) == digest)? {
             metrics::counter!(m::REAPED_KEYS_TOTAL).increment(1);
         }
         Ok(())
     }
 }
 
-/// Merges `set` into this node's (`me`) copy of `key`: its data, or its hint for `hint_for`
-/// when it stands in for that owner. Every path that moves a set here comes through this.
-fn merge_copy(
-    storage: &Storage,
-    me: &str,
-    key: &[u8],
-    set: &SiblingSet,
-    hint_for: Option<&str>,
-) -> std::result::Result<(), StorageError> {
-    match hint_for {
-        Some(owner) if owner != me => {
-            storage
-                .hint_update::<StorageError>(owner, key, |cur| Ok(cur.map_or_else(|| set.clone(), |c| c.sync(set))))?;
-        }
-        _ => {
-            storage.merge(key, set)?;
-        }
-    }
-    Ok(())
-}
-
-/// The merge of every set in `sets`.
-fn merge_all<'a>(sets: impl Iterator<Item = &'a SiblingSet>) -> SiblingSet {
-    let mut merged: Option<SiblingSet> = None;
-    for set in sets {
-        merged = Some(match merged {
-            None => set.clone(),
-            Some(m) => m.sync(set),
-        });
-    }
-    merged.unwrap_or_default()
-}
-
 /// The part of a coordinator a background task carries: read repair after a get returned.
 struct Background {
-    storage: Arc<Storage>,
+    replica: Arc<Replica>,
     peers: Arc<dyn Peers>,
     me: NodeId,
 }
@@ -752,8 +663,8 @@ impl Background {
             }
             metrics::counter!(m::READ_REPAIRS_TOTAL).increment(1);
             if target.node == self.me {
-                let stored = merge_copy(&self.storage, &self.me, &key, &merged, target.hint_for.as_deref());
-                if let Err(e) = stored.and_then(|()| self.storage.commit()) {
+                let stored = self.replica.merge(&key, &merged, target.hint_for.as_deref());
+                if let Err(e) = stored.and_then(|()| self.replica.commit()) {
                     tracing::warn!("local read repair failed: {e}");
                 }
                 continue;

@@ -26,8 +26,8 @@ use tokio::sync::{watch, Semaphore};
 use crate::cluster::{Cluster, Status};
 use crate::metrics as m;
 use crate::peer::{Request, Response};
+use crate::replica::Replica;
 use crate::ring::NodeId;
-use crate::storage::Storage;
 use crate::version::SiblingSet;
 
 const EVERY: Duration = Duration::from_secs(1);
@@ -45,7 +45,8 @@ struct Backoff {
 }
 
 /// Runs hint delivery until `shutdown` turns true.
-pub async fn run(storage: Arc<Storage>, cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(replica: Arc<Replica>, cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
+    let storage = replica.storage().clone();
     let mut backoff: HashMap<NodeId, Backoff> = HashMap::new();
     let mut tick = tokio::time::interval(EVERY);
     loop {
@@ -106,20 +107,20 @@ pub async fn run(storage: Arc<Storage>, cluster: Arc<Cluster>, mut shutdown: wat
             let mut all = true;
             for r in replicas.iter() {
                 let ok = if r == &me {
-                    storage.merge(&key, &set).and_then(|_| storage.commit()).is_ok()
+                    replica.merge(&key, &set, None).and_then(|()| replica.commit()).is_ok()
                 } else {
                     let req = Request::Replicate { key: key.clone(), set: set.clone(), hint_for: None };
                     matches!(cluster.call(r, req).await, Ok(Response::Ack))
                 };
                 all &= ok;
             }
-            if all && storage.remove_hint_if(&owner, &key, |now| *now == set).is_ok() {
+            if all && replica.remove_hint_if(&owner, &key, |now| *now == set).is_ok() {
                 metrics::counter!(m::HANDOFF_DELIVERED_TOTAL).increment(1);
             }
         }
         for (key, set) in mine {
-            if storage.merge(&key, &set).and_then(|_| storage.commit()).is_ok() {
-                let _ = storage.remove_hint_if(&me, &key, |now| *now == set);
+            if replica.merge(&key, &set, None).and_then(|()| replica.commit()).is_ok() {
+                let _ = replica.remove_hint_if(&me, &key, |now| *now == set);
             }
         }
         if batch.is_empty() {
@@ -129,13 +130,13 @@ pub async fn run(storage: Arc<Storage>, cluster: Arc<Cluster>, mut shutdown: wat
         let mut tasks = tokio::task::JoinSet::new();
         for (owner, key, set) in batch {
             let Ok(permit) = slots.clone().acquire_owned().await else { break };
-            let (storage, cluster) = (storage.clone(), cluster.clone());
+            let (replica, cluster) = (replica.clone(), cluster.clone());
             tasks.spawn(async move {
                 let _permit = permit;
                 let req = Request::Replicate { key: key.clone(), set: set.clone(), hint_for: None };
                 let delivered = matches!(cluster.call(&owner, req).await, Ok(Response::Ack));
                 if delivered {
-                    match storage.remove_hint_if(&owner, &key, |now| *now == set).and_then(|_| storage.commit()) {
+                    match replica.remove_hint_if(&owner, &key, |now| *now == set).and_then(|_| replica.commit()) {
                         Ok(()) => metrics::counter!(m::HANDOFF_DELIVERED_TOTAL).increment(1),
                         Err(e) => tracing::warn!("dropping a delivered hint failed: {e}"),
                     }

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use crate::cluster::Cluster;
 use crate::metrics as m;
 use crate::peer::{Request, Response};
+use crate::replica::Replica;
 use crate::ring::Transfer;
 use crate::storage::Storage;
 
@@ -70,7 +71,7 @@ impl Transfers {
 
 /// Runs transfers and cleanup until `shutdown` turns true.
 pub async fn run(
-    storage: Arc<Storage>,
+    replica: Arc<Replica>,
     cluster: Arc<Cluster>,
     transfers: Arc<Transfers>,
     limit: usize,
@@ -98,14 +99,14 @@ pub async fn run(
                 let q = state.ring.size();
                 let mut dropped = 0;
                 for p in (0..q).filter(|&p| !view.replicates(p, &me)) {
-                    match storage.remove_partition(p, q) {
+                    match replica.drop_partition(p, q) {
                         Ok(k) => dropped += k,
                         Err(e) => tracing::warn!(partition = p, "dropping a handed-off partition failed: {e}"),
                     }
                 }
                 if dropped > 0 {
                     tracing::info!(keys = dropped, "dropped keys of partitions handed off");
-                    let _ = storage.commit();
+                    let _ = replica.commit();
                 }
                 cleaned_at = state.ring.version;
             }
@@ -133,10 +134,10 @@ pub async fn run(
             if !transfers.running.lock().insert(t.clone()) {
                 continue;
             }
-            let (storage, cluster, transfers, q) =
-                (storage.clone(), cluster.clone(), transfers.clone(), state.ring.size());
+            let (replica, cluster, transfers, q) =
+                (replica.clone(), cluster.clone(), transfers.clone(), state.ring.size());
             tokio::spawn(async move {
-                let result = stream(&storage, &cluster, &transfers, &t, q, rate).await;
+                let result = stream(replica.storage(), &cluster, &transfers, &t, q, rate).await;
                 match result {
                     Ok(keys) => {
                         transfers.completed.fetch_add(1, Ordering::Relaxed);

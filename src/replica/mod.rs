@@ -1,0 +1,213 @@
+//! This node's copy of the data: the one owner of the `data` and `hints` keyspaces' writes and
+//! of the actors new versions are made by (design.md section 1, issue 11).
+//!
+//! Every path that changes the local copy comes through here: a write coordinated here
+//! ([`Replica::write`], a new dot under the key's lock), a set that arrived (replication, read
+//! repair, a hint, a transfer, anti-entropy: [`Replica::merge`], one merge for all), a hint
+//! handed on, a partition handed off, a tombstone reaped. Writes become durable at
+//! [`Replica::commit`] (a journal flush shared by everything written meanwhile), which is
+//! what a reply that acknowledges them waits for. Reads and scans go to [`Replica::storage`].
+
+mod actors;
+
+pub use actors::{Actors, Copy};
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::peer::{Write, WriteContext};
+use crate::storage::{Storage, StorageError};
+use crate::version::{Sibling, SiblingSet};
+
+type Result<T> = std::result::Result<T, StorageError>;
+
+pub struct Replica {
+    storage: Arc<Storage>,
+    /// This node's id (a hint "for" it is its own data).
+    me: String,
+    /// The actors this node's writes are events of.
+    actors: Actors,
+    /// Serialises hinted writes (see [`Replica::write`]).
+    hinted_writes: Mutex<()>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The merge of every set in `sets`.
+pub fn merge_all<'a>(sets: impl Iterator<Item = &'a SiblingSet>) -> SiblingSet {
+    let mut merged: Option<SiblingSet> = None;
+    for set in sets {
+        merged = Some(match merged {
+            None => set.clone(),
+            Some(m) => m.sync(set),
+        });
+    }
+    merged.unwrap_or_default()
+}
+
+impl Replica {
+    /// This node's copy in `storage`, written by a new incarnation of node `me`.
+    pub fn new(storage: Arc<Storage>, me: &str) -> Replica {
+        Replica { storage, me: me.to_owned(), actors: Actors::new(me), hinted_writes: Mutex::new(()) }
+    }
+
+    /// This node's id: `given`, or the one kept in `storage`, or a new one from `generate`
+    /// (kept from now on).
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn node_id(storage: &Storage, given: Option<&str>, generate: impl FnOnce() -> String) -> Result<String> {
+        let stored = storage.meta_get("node_id")?;
+        let id = match (given, stored.as_deref()) {
+            (Some(id), Some(s)) if s == id.as_bytes() => return Ok(id.to_owned()),
+            (Some(id), _) => id.to_owned(),
+            (None, Some(s)) => return Ok(String::from_utf8_lossy(s).into_owned()),
+            (None, None) => generate(),
+        };
+        storage.meta_put("node_id", id.as_bytes())?;
+        Ok(id)
+    }
+
+    /// Reads and scans (writes go through the methods below).
+    pub fn storage(&self) -> &Arc<Storage> {
+        &self.storage
+    }
+
+    /// This node's data for `key`.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Arc<SiblingSet>>> {
+        self.storage.get(key)
+    }
+
+    /// This node's own copy of `key`: its data merged with any hinted copies it holds.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn local(&self, key: &[u8]) -> Result<Option<Arc<SiblingSet>>> {
+        let data = self.storage.get(key)?;
+        let hints = self.storage.hints_of(key)?;
+        if hints.is_empty() {
+            return Ok(data);
+        }
+        let merged = merge_all(data.as_deref().into_iter().chain(hints.iter().map(|(_, s)| s)));
+        Ok(Some(Arc::new(merged)))
+    }
+
+    /// A new version of `key` made here, under the key's lock: as data, or (for a stand-in)
+    /// as a hint for the owner `hint_for` it replaces. Returns the set after it.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn write(
+        &self,
+        key: &[u8],
+        context: &WriteContext,
+        write: Write,
+        hint_for: Option<&str>,
+    ) -> Result<Arc<SiblingSet>> {
+        let make = |current: Option<&SiblingSet>, kind: Copy| -> SiblingSet {
+            let origin = self.actors.for_write(&self.storage, key, current, kind);
+            let sibling =
+                Sibling { value: write.value.clone(), written_ms: now_ms(), origin, expires_ms: write.expires_ms };
+            let empty = SiblingSet::new();
+            let current = current.unwrap_or(&empty);
+            let ctx = match context {
+                WriteContext::Given(vv) => vv.clone(),
+                WriteContext::Everything => current.context(),
+            };
+            current.update(&ctx, sibling).0
+        };
+        match hint_for {
+            None => self.storage.update::<StorageError>(key, |current| Ok(make(current, Copy::Data))),
+            Some(owner) => {
+                // A stand-in's copy of the key: every hint it holds for it. Hinted writes are
+                // made one at a time, so two of them never continue the same entry at once.
+                let _one_at_a_time = self.hinted_writes.lock();
+                let others: Vec<SiblingSet> =
+                    self.storage.hints_of(key)?.into_iter().filter(|(o, _)| o != owner).map(|(_, s)| s).collect();
+                let set = self.storage.hint_update::<StorageError>(owner, key, |current| {
+                    let known = merge_all(current.into_iter().chain(others.iter()));
+                    Ok(make((!known.is_empty() || current.is_some()).then_some(&known), Copy::Hint))
+                })?;
+                Ok(Arc::new(set))
+            }
+        }
+    }
+
+    /// Merges a set that arrived (replication, read repair, hinted handoff, a transfer,
+    /// anti-entropy) into this node's data, or into its hint for `hint_for` when it stands in
+    /// for that owner. The one merge of every path (a merge that changes nothing writes
+    /// nothing).
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn merge(&self, key: &[u8], set: &SiblingSet, hint_for: Option<&str>) -> Result<()> {
+        match hint_for {
+            Some(owner) if owner != self.me => {
+                self.storage.hint_update::<StorageError>(owner, key, |cur| {
+                    Ok(cur.map_or_else(|| set.clone(), |c| c.sync(set)))
+                })?;
+            }
+            _ => {
+                self.storage.merge(key, set)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `key`'s data if it still satisfies `dead` (checked under the key's lock).
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn remove_if(&self, key: &[u8], dead: impl FnOnce(&SiblingSet) -> bool) -> Result<bool> {
+        self.storage.remove_if(key, dead)
+    }
+
+    /// Drops the hint for `owner` of `key` if it is still `delivered` (a later hinted write
+    /// keeps it).
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn remove_hint_if(&self, owner: &str, key: &[u8], delivered: impl FnOnce(&SiblingSet) -> bool) -> Result<bool> {
+        self.storage.remove_hint_if(owner, key, delivered)
+    }
+
+    /// Drops every key of partition `p` of `q` (handed off to its new replicas).
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn drop_partition(&self, p: u32, q: u32) -> Result<u64> {
+        self.storage.remove_partition(p, q)
+    }
+
+    /// A mark covering every write made so far.
+    pub fn write_mark(&self) -> u64 {
+        self.storage.write_mark()
+    }
+
+    pub fn is_committed(&self, mark: u64) -> bool {
+        self.storage.is_committed(mark)
+    }
+
+    /// Makes the writes up to `mark` durable (one journal flush for all written meanwhile).
+    ///
+    /// # Errors
+    /// Storage failure: those writes must not be acknowledged.
+    pub fn commit_upto(&self, mark: u64) -> Result<()> {
+        self.storage.commit_upto(mark)
+    }
+
+    /// Makes every write so far durable.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn commit(&self) -> Result<()> {
+        self.storage.commit()
+    }
+}
