@@ -119,8 +119,8 @@ impl Node {
             timeout,
             sloppy_after: Duration::from_millis(config.sloppy_after_ms),
         };
-        let cluster = Cluster::open(settings, storage.clone(), peers)?;
         let replica = Arc::new(Replica::new(storage.clone(), &node_id));
+        let cluster = Cluster::open(settings, replica.clone(), peers)?;
         let aae = AntiEntropy::open(replica.clone(), cluster.clone(), Duration::from_secs(config.aae_interval_secs))?;
         let identity = NodeIdentity { node_id };
         let quorum = Quorum { n: config.n, r: config.r, w: config.w };

@@ -26,9 +26,10 @@ pub use detector::Detector;
 
 use crate::metrics as m;
 use crate::peer::{PeerClient, PeerRequest, PeerResponse, RemoteError, Request, Response};
+use crate::replica::Replica;
 use crate::ring::NodeId;
 use crate::rpc::RpcError;
-use crate::storage::{Storage, StorageError};
+use crate::storage::StorageError;
 
 /// Name of the saved state in the `ring` keyspace.
 const STATE_KEY: &str = "cluster";
@@ -186,7 +187,8 @@ pub struct Cluster {
     /// Serialises changes of the state (merge, save, swap).
     changing: Mutex<()>,
     detector: Mutex<Detector>,
-    storage: Arc<Storage>,
+    /// Where the state is kept (and how many hints this node holds).
+    replica: Arc<Replica>,
     peers: Arc<PeerClient>,
 }
 
@@ -197,10 +199,10 @@ impl Cluster {
     /// Storage failure or a corrupt saved state.
     pub fn open(
         settings: Settings,
-        storage: Arc<Storage>,
+        replica: Arc<Replica>,
         peers: Arc<PeerClient>,
     ) -> Result<Arc<Cluster>, ClusterError> {
-        let saved = match storage.ring_get(STATE_KEY)? {
+        let saved = match replica.storage().ring_get(STATE_KEY)? {
             Some(bytes) => {
                 Some(postcard::from_bytes::<ClusterState>(&bytes).map_err(|e| ClusterError::Corrupt(e.to_string()))?)
             }
@@ -226,7 +228,7 @@ impl Cluster {
             settings: Settings { seeds, ..settings },
             changing: Mutex::new(()),
             detector: Mutex::new(Detector::new(Duration::from_secs(3))),
-            storage,
+            replica,
             peers,
         });
         if let Some(s) = state {
@@ -252,7 +254,7 @@ impl Cluster {
     /// Saves and publishes `state`. Callers hold `changing`.
     fn install(&self, state: ClusterState) -> Result<(), ClusterError> {
         let bytes = postcard::to_stdvec(&state).map_err(|e| ClusterError::Corrupt(e.to_string()))?;
-        self.storage.ring_put(STATE_KEY, &bytes)?;
+        self.replica.save_ring_state(STATE_KEY, &bytes)?;
         metrics::gauge!(m::RING_VERSION).set(state.ring.version as f64);
         metrics::gauge!(m::MEMBERS).set(state.live_members().count() as f64);
         self.view.store(Arc::new(View::new(Some(state), self.settings.n)));
@@ -554,7 +556,7 @@ impl Cluster {
     /// `KURA LEAVE`: this node starts handing its partitions off.
     pub fn leave(self: &Arc<Self>) -> Result<bool, ClusterError> {
         let me = self.me().clone();
-        let holds_hints = self.storage.hint_count() > 0;
+        let holds_hints = self.replica.storage().hint_count() > 0;
         self.change(|s| {
             let m = s.members.get_mut(&me).ok_or_else(|| ClusterError::UnknownMember(me.clone()))?;
             if matches!(m.status, Status::Leaving | Status::Exiting | Status::Removed) {

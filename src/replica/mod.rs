@@ -72,6 +72,14 @@ impl Replica {
         Ok(id)
     }
 
+    /// Keeps a value of the cluster's state (`cluster/` owns its meaning), synced at once.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn save_ring_state(&self, name: &str, value: &[u8]) -> Result<()> {
+        self.storage.ring_put(name, value)
+    }
+
     /// Reads and scans (writes go through the methods below).
     pub fn storage(&self) -> &Arc<Storage> {
         &self.storage
