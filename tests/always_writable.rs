@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use harness::{local, members, parse_dget, query as q, text, wait_until, Cluster, Cut, Node};
+use harness::{local, parse_dget, query as q, sees, text, wait_until, Cluster, Cut, Node};
 use redis::Value;
 
 const NRW: [&str; 6] = ["--n", "3", "--r", "2", "--w", "2"];
@@ -19,11 +19,6 @@ fn hints(node: &Node) -> i64 {
         Ok(Value::Int(n)) => n,
         other => panic!("KURA HINTS: {other:?}"),
     }
-}
-
-/// Whether `observer` sees the node with cluster address `addr` as `state` (up/down).
-fn sees(observer: &Node, addr: &str, state: &str) -> bool {
-    members(observer).iter().any(|m| m["addr"] == addr && m["reachable"] == state)
 }
 
 #[test]

@@ -184,10 +184,7 @@ fn a_leaving_stand_in_hands_its_hints_on_before_the_key_can_be_reaped() {
     let b_addr = c.nodes[b].cluster_addr().to_string();
     c.nodes[b].kill9();
     wait_until("the others to see the owner down", Duration::from_secs(15), || {
-        (0..5)
-            .filter(|&i| i != b)
-            .all(|i| harness::members(&c.nodes[i]).iter().any(|m| m["addr"] == b_addr && m["reachable"] == "down"))
-            .then_some(())
+        (0..5).filter(|&i| i != b).all(|i| harness::sees(&c.nodes[i], &b_addr, "down")).then_some(())
     });
     assert_eq!(q(&c.nodes[a], &["SET", key, "old"]).unwrap(), Value::Okay);
     let x = wait_until("a stand-in to hold the hinted copy", Duration::from_secs(20), || {
@@ -197,7 +194,7 @@ fn a_leaving_stand_in_hands_its_hints_on_before_the_key_can_be_reaped() {
     let cut = Cut::between(&c.nodes[x], &c.nodes[b]);
     c.nodes[b].spawn();
     wait_until("the coordinator to see the owner up", Duration::from_secs(30), || {
-        harness::members(&c.nodes[a]).iter().any(|m| m["addr"] == b_addr && m["reachable"] == "up").then_some(())
+        harness::sees(&c.nodes[a], &b_addr, "up").then_some(())
     });
     assert_eq!(q(&c.nodes[x], &["KURA", "LEAVE"]).unwrap(), Value::Okay);
     assert_eq!(q(&c.nodes[a], &["DEL", key]).unwrap(), Value::Int(1));

@@ -442,6 +442,11 @@ fn flat_map(v: &redis::Value) -> std::collections::HashMap<String, String> {
     items.chunks(2).map(|kv| (text(&kv[0]), text(&kv[1]))).collect()
 }
 
+/// Whether `observer` sees the node with cluster address `addr` as `state` (up/down).
+pub fn sees(observer: &Node, addr: &str, state: &str) -> bool {
+    members(observer).iter().any(|m| m["addr"] == addr && m["reachable"] == state)
+}
+
 /// KURA MEMBERS as field maps.
 pub fn members(node: &Node) -> Vec<std::collections::HashMap<String, String>> {
     let Ok(mut con) = node.client("").get_connection() else { return Vec::new() };
