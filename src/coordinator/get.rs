@@ -1,0 +1,136 @@
+//! **get** (paper 4.5, 4.7): read the targets, answer after R with the merge, and keep
+//! listening in the background: every replica whose copy differs from the merge of all
+//! answers gets it back (read repair).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::stream::StreamExt;
+
+use super::gather::{self, gather};
+use super::quorum::{Quorum, Target};
+use super::{CoordError, Coordinator, Peers, Result};
+use crate::metrics as m;
+use crate::peer::{Request, Response};
+use crate::replica::{merge_all, Replica};
+use crate::ring::NodeId;
+use crate::version::SiblingSet;
+
+impl Coordinator {
+    /// Reads `key` at quorum R (the configured one unless `r` overrides it) and returns the
+    /// merged sibling set of the replicas that answered (empty if the key is missing).
+    ///
+    /// # Errors
+    /// An R out of range, storage failure, or fewer than R answers in time.
+    pub async fn get(&self, key: &[u8], r: Option<usize>) -> Result<Arc<SiblingSet>> {
+        if self.cluster.view().single(self.me()) {
+            Quorum::resolve(self.quorum, 1, r, None)?;
+            return Ok(self.replica.storage().get(key)?.unwrap_or_default());
+        }
+        let (prefs, targets) = self.targets(key);
+        if prefs.is_empty() {
+            return Err(CoordError::NotReady);
+        }
+        let q = Quorum::resolve(self.quorum, prefs.len(), r, None)?;
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + self.cluster.settings().timeout;
+        let key = Bytes::copy_from_slice(key);
+        let mut replies: Vec<(Target, Option<SiblingSet>)> = Vec::with_capacity(targets.len());
+        let mut remote = Vec::with_capacity(targets.len());
+        for target in targets {
+            if target.node != self.me() {
+                remote.push(target);
+                continue;
+            }
+            match self.local(&key) {
+                Ok(set) => replies.push((target, set.map(|s| (*s).clone()))),
+                Err(e) => tracing::warn!("local read failed: {e}"),
+            }
+        }
+        let local_answers = replies.len();
+        let peers = self.peers.clone();
+        let read = |target: Target| -> gather::Call<Option<SiblingSet>> {
+            let (peers, key) = (peers.clone(), key.clone());
+            Box::pin(async move {
+                let reply = match peers.call(&target.node, Request::Read { key }).await {
+                    Ok(Response::Value(v)) => Some(v),
+                    _ => None,
+                };
+                (target, reply)
+            })
+        };
+        // A read is not answered by a stand-in that was not asked from the start: one that holds
+        // no hint would count an empty answer toward R.
+        let mut g = gather(
+            remote,
+            deadline,
+            self.cluster.settings().sloppy_after,
+            |_| None,
+            read,
+            |a| a.len() + local_answers >= q.r,
+        )
+        .await;
+        replies.append(&mut g.answers);
+        if !g.met {
+            return Err(CoordError::NoQuorum { op: "read", needed: q.r, got: replies.len() });
+        }
+        let merged = merge_all(replies.iter().filter_map(|(_, s)| s.as_ref()));
+        metrics::histogram!(m::QUORUM_DURATION, "op" => "get", "phase" => "quorum")
+            .record(started.elapsed().as_secs_f64());
+        // The rest of the answers arrive in the background; then every stale replica is repaired.
+        let coordinator = self.background();
+        let mut rest = g.pending;
+        tokio::spawn(async move {
+            while let Ok(Some((target, reply))) = tokio::time::timeout_at(deadline, rest.next()).await {
+                if let Some(set) = reply {
+                    replies.push((target, set));
+                }
+            }
+            metrics::histogram!(m::QUORUM_DURATION, "op" => "get", "phase" => "all")
+                .record(started.elapsed().as_secs_f64());
+            coordinator.read_repair(key, replies).await;
+        });
+        Ok(Arc::new(merged))
+    }
+
+    /// What a background task needs of the coordinator.
+    fn background(&self) -> Background {
+        Background { replica: self.replica.clone(), peers: self.peers.clone(), me: self.me().to_owned() }
+    }
+}
+
+/// The part of a coordinator a background task carries: read repair after a get returned.
+struct Background {
+    replica: Arc<Replica>,
+    peers: Arc<dyn Peers>,
+    me: NodeId,
+}
+
+impl Background {
+    /// Sends the merge of every answer to each replica whose copy differs from it (a
+    /// stand-in gets it as a hint for the owner it replaces).
+    async fn read_repair(&self, key: Bytes, replies: Vec<(Target, Option<SiblingSet>)>) {
+        let merged = merge_all(replies.iter().filter_map(|(_, s)| s.as_ref()));
+        if merged.is_empty() {
+            return;
+        }
+        for (target, set) in replies {
+            if set.as_ref() == Some(&merged) {
+                continue;
+            }
+            metrics::counter!(m::READ_REPAIRS_TOTAL).increment(1);
+            if target.node == self.me {
+                let stored = self.replica.merge(&key, &merged, target.hint_for.as_deref());
+                if let Err(e) = stored.and_then(|()| self.replica.commit()) {
+                    tracing::warn!("local read repair failed: {e}");
+                }
+                continue;
+            }
+            let req = Request::Replicate { key: key.clone(), set: merged.clone(), hint_for: target.hint_for.clone() };
+            if let Err(e) = self.peers.call(&target.node, req).await {
+                tracing::debug!(node = %target.node, "read repair failed: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! **put** (paper 4.5, 4.6): coordinated by an owner that is up (else forwarded, else by a
+//! stand-in), made and journaled here first, then sent to the other targets and, during a ring
+//! transition, to the replicas the key is gaining, until [`WriteQuorum`] is met.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
+
+use super::gather::{self, gather};
+use super::quorum::{Quorum, Target, WriteQuorum};
+use super::{CoordError, Coordinator, Result, Write, WriteContext};
+use crate::metrics as m;
+use crate::peer::{Request, Response};
+use crate::version::SiblingSet;
+
+impl Coordinator {
+    /// Writes `write` to `key` superseding what `context` covers, at quorum W. Returns the
+    /// sibling set after the write at the coordinating replica.
+    ///
+    /// # Errors
+    /// A W out of range, storage failure, or fewer than W acknowledgements in time (the write
+    /// may still have landed on fewer replicas).
+    pub async fn put(
+        &self,
+        key: &[u8],
+        context: WriteContext,
+        write: Write,
+        w: Option<usize>,
+    ) -> Result<Arc<SiblingSet>> {
+        let deadline = tokio::time::Instant::now() + self.cluster.settings().timeout;
+        self.put_as(key, context, write, w, false, deadline).await
+    }
+
+    /// A put another node forwarded here: coordinate it even if this node's view differs,
+    /// within `budget` (what is left of the client's request there).
+    pub async fn put_forwarded(
+        &self,
+        key: &[u8],
+        context: WriteContext,
+        write: Write,
+        w: Option<usize>,
+        budget: Duration,
+    ) -> Result<Arc<SiblingSet>> {
+        let deadline = tokio::time::Instant::now() + budget.min(self.cluster.settings().timeout);
+        self.put_as(key, context, write, w, true, deadline).await
+    }
+
+    async fn put_as(
+        &self,
+        key: &[u8],
+        context: WriteContext,
+        write: Write,
+        w: Option<usize>,
+        forwarded: bool,
+        deadline: tokio::time::Instant,
+    ) -> Result<Arc<SiblingSet>> {
+        if self.cluster.view().single(self.me()) {
+            Quorum::resolve(self.quorum, 1, None, w)?;
+            return Ok(self.replica.write(key, &context, write, None)?);
+        }
+        let (prefs, targets) = self.targets(key);
+        if prefs.is_empty() {
+            return Err(CoordError::NotReady);
+        }
+        let q = Quorum::resolve(self.quorum, prefs.len(), None, w)?;
+        // Who coordinates: an owner that is up (it holds the key's whole history), this node
+        // if it is one; else a stand-in, this node if it is one (always writable).
+        let mine = targets.iter().find(|t| t.node == self.me()).cloned();
+        let here = || Target {
+            node: self.me().to_owned(),
+            hint_for: (!prefs.iter().any(|p| p == self.me())).then(|| prefs[0].clone()),
+        };
+        let role = match mine {
+            Some(t) if t.hint_for.is_none() => t,
+            Some(t) if forwarded || !targets.iter().any(|o| o.hint_for.is_none()) => t,
+            None if forwarded => here(),
+            mine => match self.forward(key, &context, &write, w, &targets, deadline).await {
+                Some(set) => return Ok(set),
+                None => {
+                    metrics::counter!(m::FORWARD_FALLBACKS_TOTAL).increment(1);
+                    mine.unwrap_or_else(here)
+                }
+            },
+        };
+        let started = Instant::now();
+        let written = self.replica.write(key, &context, write, role.hint_for.as_deref())?;
+        // In this node's journal (handed to the OS) before any replica can hold it: a crash
+        // of this process then never leaves a replica with a version its coordinator lacks,
+        // so the next plain SET here supersedes everything acknowledged before (with
+        // `--fsync everysec` a power loss still can; the new incarnation keeps that safe).
+        self.replica.commit()?;
+        if role.hint_for.is_some() {
+            metrics::counter!(m::HINTED_WRITES_TOTAL).increment(1);
+        }
+        let key = Bytes::copy_from_slice(key);
+        let view = self.cluster.view();
+        let walk = view.walk(&key);
+        // During a ring transition the replicas a key is gaining get every write too, and it
+        // needs W copies among the future replicas as well (hinted for those that are silent),
+        // since the old owners drop theirs after the flip.
+        let future = view.future_preference_list(&key);
+        let gaining = view.joining_replicas(&key);
+        drop(view);
+        let keeps_data = gaining.as_ref().is_some_and(|g| g.iter().any(|n| n == self.me())) && role.hint_for.is_some();
+        if keeps_data {
+            // This node coordinates as a stand-in but is also gaining the key: keep it as data.
+            self.replica.merge(&key, &written, None)?;
+            self.replica.commit()?;
+        }
+        let mut first: Vec<Target> = targets.iter().filter(|t| t.node != self.me()).cloned().collect();
+        for node in gaining.iter().flat_map(|g| g.iter()) {
+            if node != self.me() && !first.iter().any(|t| &t.node == node) {
+                first.push(Target { node: node.clone(), hint_for: None });
+            }
+        }
+        let quorum = WriteQuorum { w: q.w, owners: &prefs, future: future.as_deref() };
+        let kept_as_data = keeps_data.then_some(self.me());
+        // The copies kept here. A coordinator whose copy does not count for the future owners
+        // (it is losing the key) also keeps a hint for a replica the key is gaining: a durable
+        // future copy even if that replica cannot be reached now.
+        let mut here = vec![role.clone()];
+        let counts_later = |t: &Target| {
+            future.as_ref().is_none_or(|f| f.iter().any(|n| n == t.owner()) || kept_as_data == Some(t.node.as_str()))
+        };
+        if !counts_later(&role) {
+            if let Some(g) = gaining.as_ref().and_then(|g| g.iter().find(|n| *n != self.me())) {
+                self.merge_replica(&key, &written, Some(g))?;
+                self.replica.commit()?;
+                here.push(Target { node: self.me().to_owned(), hint_for: Some(g.clone()) });
+            }
+        }
+        let enough = |acks: &[(Target, ())]| quorum.met(here.iter().chain(acks.iter().map(|(t, ())| t)), kept_as_data);
+        let used: Vec<&str> = first.iter().map(|t| t.node.as_str()).chain(std::iter::once(self.me())).collect();
+        let mut spares = gather::Spares::new(&walk, &used, &|n| self.peers.is_up(n));
+        let peers = self.peers.clone();
+        let replicate = |target: Target| -> gather::Call<()> {
+            let (peers, set) = (peers.clone(), (*written).clone());
+            let req = Request::Replicate { key: key.clone(), set, hint_for: target.hint_for.clone() };
+            Box::pin(async move {
+                let ok = matches!(peers.call(&target.node, req).await, Ok(Response::Ack));
+                (target, ok.then_some(()))
+            })
+        };
+        let sloppy_after = self.cluster.settings().sloppy_after;
+        let g = gather(first, deadline, sloppy_after, |t| spares.next(t), replicate, enough).await;
+        metrics::histogram!(m::QUORUM_DURATION, "op" => "put", "phase" => "quorum")
+            .record(started.elapsed().as_secs_f64());
+        let stand_ins = g.answers.iter().filter(|(t, ())| t.hint_for.is_some()).count();
+        if stand_ins > 0 && role.hint_for.is_none() {
+            metrics::counter!(m::HINTED_WRITES_TOTAL).increment(stand_ins as u64);
+        }
+        let mut rest = g.pending;
+        if !rest.is_empty() {
+            // The replicas not heard from yet still get the write.
+            tokio::spawn(async move {
+                while tokio::time::timeout_at(deadline, rest.next()).await.is_ok_and(|a| a.is_some()) {}
+            });
+        }
+        if g.met {
+            Ok(written)
+        } else {
+            let got = quorum.now(here.iter().chain(g.answers.iter().map(|(t, ())| t)));
+            Err(CoordError::NoQuorum { op: "write", needed: q.w, got })
+        }
+    }
+
+    /// Sends a put to a replica to coordinate (paper 4.5: a node that is not among the top N
+    /// forwards): owners that are up first, then stand-ins, a new one whenever the last has
+    /// been silent for `--sloppy-after-ms` or failed. `None` when none answered while enough
+    /// of the request's time is left: then this node coordinates the write itself (as a
+    /// stand-in), so a cut-off owner never makes the client wait past its deadline.
+    async fn forward(
+        &self,
+        key: &[u8],
+        context: &WriteContext,
+        write: &Write,
+        w: Option<usize>,
+        targets: &[Target],
+        deadline: tokio::time::Instant,
+    ) -> Option<Arc<SiblingSet>> {
+        metrics::counter!(m::FORWARDED_TOTAL).increment(1);
+        let mut order: Vec<&Target> = targets.iter().filter(|t| t.node != self.me()).collect();
+        order.sort_by_key(|t| t.hint_for.is_some());
+        let mut order = order.into_iter();
+        let key = Bytes::copy_from_slice(key);
+        let sloppy_after = self.cluster.settings().sloppy_after;
+        // Coordinating here needs time to replace silent replicas too.
+        let here_at = deadline.checked_sub(sloppy_after * 2).unwrap_or(deadline);
+        let mut calls = FuturesUnordered::new();
+        let mut next_at = tokio::time::Instant::now();
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= next_at {
+                match order.next() {
+                    Some(target) => {
+                        let budget_ms = deadline.saturating_duration_since(now).as_millis() as u64;
+                        let (context, write) = (context.clone(), write.clone());
+                        let req = Request::Put { key: key.clone(), context, write, w, budget_ms };
+                        let (peers, node) = (self.peers.clone(), target.node.clone());
+                        calls.push(async move { (node.clone(), peers.call(&node, req).await) });
+                        next_at = now + sloppy_after;
+                    }
+                    None if calls.is_empty() => break,
+                    None => next_at = here_at,
+                }
+            }
+            tokio::select! {
+                Some((node, answer)) = calls.next() => match answer {
+                    Ok(Response::Written(set)) => return Some(Arc::new(set)),
+                    other => {
+                        tracing::debug!(node = %node, "forwarding a put failed: {other:?}");
+                        next_at = tokio::time::Instant::now();
+                    }
+                },
+                () = tokio::time::sleep_until(next_at) => {}
+                () = tokio::time::sleep_until(here_at) => break,
+            }
+        }
+        // Every target failed, or the time left is only enough to coordinate here.
+        None
+    }
+}

@@ -1,0 +1,125 @@
+//! Reaping (design.md section 2): keys whose every sibling is deleted or expired are removed
+//! once every replica holds the same dead set and no node holds a hint that could bring back
+//! what the tombstone deleted.
+
+use bytes::Bytes;
+
+use super::{Coordinator, Result};
+use crate::metrics as m;
+use crate::peer::{Request, Response};
+use crate::replica::now_ms;
+use crate::ring::NodeId;
+use crate::version::SiblingSet;
+
+impl Coordinator {
+    /// Removes keys whose every sibling is a tombstone or expired since at least `grace_ms`
+    /// (design.md section 2). On one node that is all. In a cluster a key goes only when every
+    /// replica of it is up and holds the same set (or none): then this node drops its copy and
+    /// tells the others to drop theirs if unchanged, so anti-entropy never finds an old value
+    /// on one replica with nothing on the others to resurrect it from.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub async fn reap_dead(&self, grace_ms: u64) -> Result<u64> {
+        let now = now_ms();
+        let settled = |s: &SiblingSet| {
+            s.is_dead(now)
+                && s.siblings().all(|sib| {
+                    let dead_since = sib.expires_ms.filter(|_| sib.value.is_some()).unwrap_or(sib.written_ms);
+                    dead_since.saturating_add(grace_ms) <= now
+                })
+        };
+        if !self.replica.storage().take_reapable() {
+            return Ok(0);
+        }
+        let mut candidates = Vec::new();
+        let mut later = 0;
+        let walked = self.replica.storage().for_each(|k, set| match &set {
+            Ok(s) if settled(s) => candidates.push(k.to_vec()),
+            Ok(s) if s.is_dead(now) || s.siblings().any(|sib| sib.expires_ms.is_some()) => later += 1,
+            _ => {}
+        });
+        self.replica.storage().note_reapable(later + u64::from(walked.is_err()));
+        walked?;
+        let single = self.cluster.view().single(self.me());
+        let mut reaped = 0;
+        for k in candidates {
+            if single {
+                reaped += u64::from(self.replica.remove_if(&k, settled)?);
+            } else if self.reap_everywhere(&k, &settled).await? {
+                reaped += 1;
+            } else {
+                metrics::counter!(m::REAP_DEFERRED_TOTAL).increment(1);
+                self.replica.storage().note_reapable(1);
+            }
+        }
+        Ok(reaped)
+    }
+
+    /// Drops `key` here and on its other replicas if every replica holds the same dead set.
+    ///
+    /// Every other member is asked too, not only the replicas (a leaving one included): a stand-in may
+    /// hold a hint of a value the tombstone superseded, and delivered after the reaping that
+    /// value would come back to life. While any node that could hold such a hint is down or
+    /// holds something else, the tombstone stays (it is tried again later).
+    async fn reap_everywhere(&self, key: &[u8], settled: &(dyn Fn(&SiblingSet) -> bool + Sync)) -> Result<bool> {
+        let Some(mine) = self.replica.storage().get(key)? else { return Ok(false) };
+        if !self.replica.storage().hints_of(key)?.is_empty() {
+            tracing::debug!("not reaping a key this node holds a hint of");
+            return Ok(false);
+        }
+        let view = self.cluster.view();
+        if view.state.as_ref().is_none_or(|s| s.ring.in_transition()) {
+            tracing::debug!("not reaping during a ring transition");
+            return Ok(false);
+        }
+        let prefs = view.preference_list(key);
+        // Every member, not only the ring walk: a leaving member holds its place while it has
+        // hints (`Member::holds_hints`), and one of them may be a hint of this key.
+        let members: Vec<NodeId> = view
+            .state
+            .as_ref()
+            .map(|s| s.live_members().map(|m| m.id.clone()).filter(|id| id != self.me()).collect())
+            .unwrap_or_default();
+        drop(view);
+        let others: Vec<&NodeId> = prefs.iter().filter(|n| *n != self.me()).collect();
+        let everyone: Vec<&NodeId> = members.iter().collect();
+        if let Some(down) = everyone.iter().find(|n| !self.peers.is_up(n)) {
+            tracing::debug!(node = %down, "not reaping while a node that may hold a copy is down");
+            return Ok(false);
+        }
+        let key = Bytes::copy_from_slice(key);
+        // A replica's Read answers its data and any hint it holds; a stand-in's, its hints.
+        for node in &everyone {
+            match self.peers.call(node, Request::Read { key: key.clone() }).await {
+                Ok(Response::Value(None)) => {}
+                Ok(Response::Value(Some(theirs))) if theirs == *mine => {}
+                other => {
+                    tracing::debug!(node = %node, "not reaping a key another node holds differently: {other:?}");
+                    return Ok(false);
+                }
+            }
+        }
+        let digest = crate::storage::digest(&mine.encode());
+        if !self.replica.remove_if(&key, |s| *s == *mine && settled(s))? {
+            return Ok(false);
+        }
+        for node in others {
+            if let Err(e) = self.peers.call(node, Request::Reap { key: key.clone(), digest }).await {
+                tracing::debug!(node = %node, "asking a replica to reap failed: {e}");
+            }
+        }
+        Ok(true)
+    }
+
+    /// Another replica reaped `key`: drop this copy too if it is still the set it saw.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn reap_replica(&self, key: &[u8], digest: u64) -> Result<()> {
+        if self.replica.remove_if(key, |s| crate::storage::digest(&s.encode()) == digest)? {
+            metrics::counter!(m::REAPED_KEYS_TOTAL).increment(1);
+        }
+        Ok(())
+    }
+}
