@@ -101,11 +101,6 @@ impl Spares {
         Spares { order }
     }
 
-    /// None: no spares at all.
-    pub fn none() -> Spares {
-        Spares { order: Vec::new() }
-    }
-
     /// The stand-in for `target`.
     pub fn next(&mut self, target: &Target) -> Option<Target> {
         let node = self.order.pop()?;

@@ -86,11 +86,6 @@ impl Coordinator {
         };
         let started = Instant::now();
         let written = self.replica.write(key, &context, write, role.hint_for.as_deref())?;
-        // In this node's journal (handed to the OS) before any replica can hold it: a crash
-        // of this process then never leaves a replica with a version its coordinator lacks,
-        // so the next plain SET here supersedes everything acknowledged before (with
-        // `--fsync everysec` a power loss still can; the new incarnation keeps that safe).
-        self.replica.commit()?;
         if role.hint_for.is_some() {
             metrics::counter!(m::HINTED_WRITES_TOTAL).increment(1);
         }
@@ -107,7 +102,6 @@ impl Coordinator {
         if keeps_data {
             // This node coordinates as a stand-in but is also gaining the key: keep it as data.
             self.replica.merge(&key, &written, None)?;
-            self.replica.commit()?;
         }
         let mut first: Vec<Target> = targets.iter().filter(|t| t.node != self.me()).cloned().collect();
         for node in gaining.iter().flat_map(|g| g.iter()) {
@@ -126,11 +120,16 @@ impl Coordinator {
         };
         if !counts_later(&role) {
             if let Some(g) = gaining.as_ref().and_then(|g| g.iter().find(|n| *n != self.me())) {
-                self.merge_replica(&key, &written, Some(g))?;
-                self.replica.commit()?;
+                self.replica.merge(&key, &written, Some(g))?;
                 here.push(Target { node: self.me().to_owned(), hint_for: Some(g.clone()) });
             }
         }
+        // Every copy kept here is in this node's journal (handed to the OS) before any replica
+        // can hold the write: a crash of this process then never leaves a replica with a
+        // version its coordinator lacks, so the next plain SET here supersedes everything
+        // acknowledged before (with `--fsync everysec` a power loss still can; the new
+        // incarnation keeps that safe).
+        self.replica.commit()?;
         let enough = |acks: &[(Target, ())]| quorum.met(here.iter().chain(acks.iter().map(|(t, ())| t)), kept_as_data);
         let used: Vec<&str> = first.iter().map(|t| t.node.as_str()).chain(std::iter::once(self.me())).collect();
         let mut spares = gather::Spares::new(&walk, &used, &|n| self.peers.is_up(n));

@@ -92,9 +92,9 @@ impl Actors {
     /// read before this call (under the key's lock for data). `storage` tells of removals.
     pub fn for_write(&self, storage: &Storage, key: &[u8], current: Option<&SiblingSet>, kind: Copy) -> Actor {
         // Read after `current`: a removal that `current` missed was counted before it happened.
-        let removals = storage.forgotten(key);
-        let mut s = self.state.lock();
         let bucket = forget_bucket(key);
+        let removals = storage.forgotten(bucket);
+        let mut s = self.state.lock();
         if s.floors[bucket].seen != removals {
             s.floors[bucket] = Floor { seen: removals, epoch: s.next };
         }

@@ -222,9 +222,10 @@ impl Storage {
         self.reapable.fetch_add(n, Ordering::AcqRel);
     }
 
-    /// How many times a record of a key in `key`'s bucket was removed so far (see the field).
-    pub fn forgotten(&self, key: &[u8]) -> u64 {
-        self.forgotten[forget_bucket(key)].load(Ordering::Acquire)
+    /// How many times a record of a key in `bucket` ([`forget_bucket`]) was removed so far
+    /// (see the field).
+    pub fn forgotten(&self, bucket: usize) -> u64 {
+        self.forgotten[bucket % FORGET_BUCKETS].load(Ordering::Acquire)
     }
 
     fn forget(&self, key: &[u8]) {
