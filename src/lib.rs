@@ -25,6 +25,7 @@ pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod peer;
+pub mod random;
 pub mod replica;
 pub mod resp;
 pub mod ring;

@@ -62,21 +62,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     );
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(kura::rpc::serve(peer_listener, node.peer_identity.clone(), node.clone(), stopped.clone()));
-    node.coordinator.cluster().spawn(stopped.clone());
-    tokio::spawn(kura::handoff::run(
-        node.coordinator.replica().clone(),
-        node.coordinator.cluster().clone(),
-        stopped.clone(),
-    ));
-    tokio::spawn(node.aae.clone().run(stopped.clone()));
-    tokio::spawn(kura::handoff::transfer::run(
-        node.coordinator.replica().clone(),
-        node.coordinator.cluster().clone(),
-        node.transfers.clone(),
-        node.config.transfer_limit,
-        node.config.transfer_rate,
-        stopped.clone(),
-    ));
+    node.spawn_background(&stopped);
     tokio::spawn(housekeeping(node.clone(), stopped.clone()));
     let server = tokio::spawn(kura::server::serve(node.clone(), listener, stopped));
     shutdown_signal().await;

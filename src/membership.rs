@@ -87,7 +87,7 @@ impl ClusterState {
         me.status = Status::Valid;
         let ring = Ring::new(q, std::slice::from_ref(&me.id));
         let mut context_seed = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut context_seed);
+        crate::random::fill(&mut context_seed);
         ClusterState { members: BTreeMap::from([(me.id.clone(), me)]), ring, context_seed }
     }
 

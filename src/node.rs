@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use metrics_exporter_prometheus::PrometheusHandle;
 use parking_lot::Mutex;
-use rand::RngCore;
+use tokio::sync::watch;
 
 use crate::antientropy::AntiEntropy;
 use crate::cluster::{Cluster, ClusterError, Member, Settings, Status};
@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::coordinator::quorum::Quorum;
 use crate::coordinator::{ClusterPeers, Coordinator, NodeIdentity, Peers};
 use crate::handoff::Transfers;
-use crate::peer::{PeerClient, PeerRequest, PeerResponse, RemoteError, Request, Response};
+use crate::peer::{PeerClient, PeerRequest, PeerResponse, RemoteError, Request, Response, Transport};
 use crate::replica::Replica;
 use crate::rpc::{self, Identity};
 use crate::storage::{Storage, StorageError};
@@ -47,6 +47,16 @@ pub struct ClientInfo {
     pub resp: u8,
 }
 
+/// How a node reaches its peers.
+pub enum Network {
+    /// TCP connections to their cluster addresses.
+    Tcp,
+    /// A simulated network (`sim.rs`): every message goes through `transport`, and with
+    /// `peers` the coordinator's go through that instead (a network whose failure detector
+    /// never notices anything).
+    Simulated { transport: Arc<dyn Transport>, peers: Option<Arc<dyn Peers>> },
+}
+
 pub struct Node {
     pub config: Config,
     pub coordinator: Coordinator,
@@ -69,7 +79,7 @@ pub struct Node {
 
 fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
-    rand::thread_rng().fill_bytes(&mut b);
+    crate::random::fill(&mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -81,19 +91,14 @@ impl Node {
     /// # Errors
     /// When the data directory cannot be opened.
     pub fn open(config: Config, metrics: Option<PrometheusHandle>) -> Result<Arc<Node>, NodeError> {
-        Self::open_with(config, metrics, None)
+        Self::open_with(config, metrics, Network::Tcp)
     }
 
-    /// [`Node::open`], with the coordinator's requests to other nodes going through `peers`
-    /// instead of the network (a simulation).
+    /// [`Node::open`] on the given network (a simulation's, in tests).
     ///
     /// # Errors
     /// When the data directory cannot be opened.
-    pub fn open_with(
-        config: Config,
-        metrics: Option<PrometheusHandle>,
-        simulated: Option<Arc<dyn Peers>>,
-    ) -> Result<Arc<Node>, NodeError> {
+    pub fn open_with(config: Config, metrics: Option<PrometheusHandle>, network: Network) -> Result<Arc<Node>, NodeError> {
         let storage = Storage::open(&config.data_dir, config.fsync)?;
         let node_id = Replica::node_id(&storage, config.node_id.as_deref(), || random_hex(8))?;
         // Contexts must decode on every node: signed with the cluster secret when there is
@@ -101,7 +106,10 @@ impl Node {
         let context_key = config.cluster_secret.as_deref().map(|s| ContextKey::derive(s.as_bytes()));
         let timeout = Duration::from_millis(config.request_timeout_ms);
         let peer_identity = Arc::new(Identity::new(&node_id, CLUSTER_NAME, config.cluster_secret.as_deref()));
-        let peers = Arc::new(PeerClient::new(peer_identity.clone(), config.cluster_listen.ip(), timeout));
+        let (transport, simulated): (Arc<dyn Transport>, _) = match network {
+            Network::Tcp => (Arc::new(PeerClient::new(peer_identity.clone(), config.cluster_listen.ip(), timeout)), None),
+            Network::Simulated { transport, peers } => (transport, peers),
+        };
         let me = Member {
             id: node_id.clone(),
             addr: config.cluster_listen,
@@ -120,7 +128,7 @@ impl Node {
             sloppy_after: Duration::from_millis(config.sloppy_after_ms),
         };
         let replica = Arc::new(Replica::new(storage.clone(), &node_id));
-        let cluster = Cluster::open(settings, replica.clone(), peers)?;
+        let cluster = Cluster::open(settings, replica.clone(), transport)?;
         let aae = AntiEntropy::open(replica.clone(), cluster.clone(), Duration::from_secs(config.aae_interval_secs))?;
         let identity = NodeIdentity { node_id };
         let quorum = Quorum { n: config.n, r: config.r, w: config.w };
@@ -145,6 +153,18 @@ impl Node {
             next_client_id: AtomicU64::new(1),
             clients: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// Starts the node's background work on the current runtime: the cluster's joining,
+    /// heartbeats, gossip and claimant; hinted handoff; anti-entropy; partition transfers.
+    /// Everything ends when `stop` turns true.
+    pub fn spawn_background(self: &Arc<Self>, stop: &watch::Receiver<bool>) {
+        let (replica, cluster) = (self.coordinator.replica().clone(), self.coordinator.cluster().clone());
+        cluster.spawn(stop.clone());
+        tokio::spawn(crate::handoff::run(replica.clone(), cluster.clone(), stop.clone()));
+        tokio::spawn(self.aae.clone().run(stop.clone()));
+        let (limit, rate) = (self.config.transfer_limit, self.config.transfer_rate);
+        tokio::spawn(crate::handoff::transfer::run(replica, cluster, self.transfers.clone(), limit, rate, stop.clone()));
     }
 
     /// Registers a new connection; returns its client id.

@@ -3,10 +3,14 @@
 //! newer one from the next message it exchanges (the version-check routing of DynamoDB's
 //! request routers, seeds/003). `node.rs` answers them.
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::membership::{ClusterState, Member};
+use crate::rpc::RpcError;
 use crate::version::{SiblingSet, VersionVector};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -103,3 +107,19 @@ pub struct Write {
 }
 
 pub type PeerClient = crate::rpc::Client<PeerRequest, PeerResponse>;
+
+/// A boxed future that can move between threads.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// How this node's messages reach the node at an address: TCP connections ([`PeerClient`]) in
+/// a real node, a simulated network in `sim.rs` (delays, losses, partitions, crashes).
+pub trait Transport: Send + Sync + 'static {
+    /// Sends `req` to `addr` and waits at most `timeout` for the response.
+    fn call(&self, addr: SocketAddr, req: PeerRequest, timeout: Duration) -> BoxFuture<'_, Result<PeerResponse, RpcError>>;
+}
+
+impl Transport for PeerClient {
+    fn call(&self, addr: SocketAddr, req: PeerRequest, timeout: Duration) -> BoxFuture<'_, Result<PeerResponse, RpcError>> {
+        Box::pin(async move { crate::rpc::Client::call(self, addr, &req, timeout).await })
+    }
+}

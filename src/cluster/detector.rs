@@ -4,7 +4,9 @@
 //! to a peer reports its outcome, so a dead replica is noticed by the first writes that miss it.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::ring::NodeId;
 

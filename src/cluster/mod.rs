@@ -14,18 +14,18 @@ mod detector;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
-use rand::seq::SliceRandom;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 pub use crate::membership::{ClusterState, Member, Status};
 pub use detector::Detector;
 
 use crate::metrics as m;
-use crate::peer::{PeerClient, PeerRequest, PeerResponse, RemoteError, Request, Response};
+use crate::peer::{PeerRequest, PeerResponse, RemoteError, Request, Response, Transport};
 use crate::replica::Replica;
 use crate::ring::NodeId;
 use crate::rpc::RpcError;
@@ -189,7 +189,8 @@ pub struct Cluster {
     detector: Mutex<Detector>,
     /// Where the state is kept (and how many hints this node holds).
     replica: Arc<Replica>,
-    peers: Arc<PeerClient>,
+    /// How messages reach other nodes.
+    transport: Arc<dyn Transport>,
 }
 
 impl Cluster {
@@ -200,7 +201,7 @@ impl Cluster {
     pub fn open(
         settings: Settings,
         replica: Arc<Replica>,
-        peers: Arc<PeerClient>,
+        transport: Arc<dyn Transport>,
     ) -> Result<Arc<Cluster>, ClusterError> {
         let saved = match replica.storage().ring_get(STATE_KEY)? {
             Some(bytes) => {
@@ -229,7 +230,7 @@ impl Cluster {
             changing: Mutex::new(()),
             detector: Mutex::new(Detector::new(Duration::from_secs(3))),
             replica,
-            peers,
+            transport,
         });
         if let Some(s) = state {
             let _guard = cluster.changing.lock();
@@ -369,7 +370,7 @@ impl Cluster {
     async fn call_addr(self: &Arc<Self>, addr: SocketAddr, body: Request) -> Result<Response, ClusterError> {
         let mine = self.view().ring_version();
         let req = PeerRequest { ring_version: mine, body };
-        let PeerResponse { ring_version, body } = self.peers.call(addr, &req, self.settings.timeout).await?;
+        let PeerResponse { ring_version, body } = self.transport.call(addr, req, self.settings.timeout).await?;
         if ring_version > mine && !matches!(body, Response::State(_)) {
             self.refresh_from(addr);
         }
@@ -484,7 +485,7 @@ impl Cluster {
                 _ = shutdown.changed() => return,
             }
             let others = self.others();
-            let Some((id, addr)) = others.choose(&mut rand::thread_rng()).cloned() else { continue };
+            let Some((id, addr)) = crate::random::choose(&others).cloned() else { continue };
             match self.gossip_with(addr).await {
                 Ok(()) => self.record(&id, true),
                 Err(e) => tracing::debug!(node = %id, "gossip failed: {e}"),

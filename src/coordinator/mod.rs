@@ -71,8 +71,7 @@ pub trait Peers: Send + Sync + 'static {
     fn is_up(&self, node: &str) -> bool;
 }
 
-/// A boxed future that can move between threads.
-pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+pub use crate::peer::BoxFuture;
 
 /// The real network: peer connections through the cluster (which also feed its detector).
 pub struct ClusterPeers(pub Arc<Cluster>);

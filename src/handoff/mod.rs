@@ -18,7 +18,9 @@ pub use transfer::Transfers;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::{watch, Semaphore};

@@ -21,7 +21,6 @@
 //! never per write.
 
 use parking_lot::Mutex;
-use rand::RngCore;
 
 use crate::storage::{forget_bucket, Storage, FORGET_BUCKETS};
 use crate::version::{Actor, SiblingSet};
@@ -67,7 +66,7 @@ pub struct Actors {
 }
 
 fn incarnation(node_id: &str) -> Actor {
-    Actor::new(node_id, rand::thread_rng().next_u64())
+    Actor::new(node_id, crate::random::u64())
 }
 
 impl Actors {

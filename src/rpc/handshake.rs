@@ -10,7 +10,6 @@
 //! then only keeps clusters apart). Fresh nonces on both sides defeat replay.
 
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -66,7 +65,7 @@ enum Msg {
 
 fn nonce() -> [u8; 16] {
     let mut n = [0u8; 16];
-    rand::thread_rng().fill_bytes(&mut n);
+    crate::random::fill(&mut n);
     n
 }
 
