@@ -27,8 +27,10 @@ pub mod node;
 pub mod peer;
 pub mod random;
 pub mod replica;
+pub mod rmw;
 pub mod resp;
 pub mod ring;
+pub mod rounds;
 pub mod rpc;
 pub mod server;
 #[cfg(test)]

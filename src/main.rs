@@ -76,14 +76,10 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
 /// Background work: storage gauges, and reaping of keys whose siblings are all deleted or
 /// expired (after `--reap-grace-ms`, so a client that just read the tombstone's context can
 /// still write with it).
-async fn housekeeping(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+async fn housekeeping(node: Arc<Node>, stop: watch::Receiver<bool>) {
     use kura::metrics as m;
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
+    let mut rounds = kura::rounds::Rounds::every(Duration::from_secs(5), stop);
+    while rounds.next().await {
         let st = node.coordinator.storage().stats();
         metrics::gauge!(m::STORAGE_DISK_BYTES).set(st.disk_bytes as f64);
         metrics::gauge!(m::STORAGE_JOURNAL_BYTES).set(st.journal_bytes as f64);

@@ -47,6 +47,16 @@ pub struct ClientInfo {
     pub resp: u8,
 }
 
+/// What a reply that acknowledges writes waits for: the writes up to a point of this node's
+/// journal (see [`Node::durable`]). Tickets are ordered; the larger covers the smaller.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ticket(u64);
+
+impl Ticket {
+    /// Covers nothing: nothing to wait for.
+    pub const NONE: Ticket = Ticket(0);
+}
+
 /// How a node reaches its peers.
 pub enum Network {
     /// TCP connections to their cluster addresses.
@@ -98,7 +108,11 @@ impl Node {
     ///
     /// # Errors
     /// When the data directory cannot be opened.
-    pub fn open_with(config: Config, metrics: Option<PrometheusHandle>, network: Network) -> Result<Arc<Node>, NodeError> {
+    pub fn open_with(
+        config: Config,
+        metrics: Option<PrometheusHandle>,
+        network: Network,
+    ) -> Result<Arc<Node>, NodeError> {
         let storage = Storage::open(&config.data_dir, config.fsync)?;
         let node_id = Replica::node_id(&storage, config.node_id.as_deref(), || random_hex(8))?;
         // Contexts must decode on every node: signed with the cluster secret when there is
@@ -107,7 +121,9 @@ impl Node {
         let timeout = Duration::from_millis(config.request_timeout_ms);
         let peer_identity = Arc::new(Identity::new(&node_id, CLUSTER_NAME, config.cluster_secret.as_deref()));
         let (transport, simulated): (Arc<dyn Transport>, _) = match network {
-            Network::Tcp => (Arc::new(PeerClient::new(peer_identity.clone(), config.cluster_listen.ip(), timeout)), None),
+            Network::Tcp => {
+                (Arc::new(PeerClient::new(peer_identity.clone(), config.cluster_listen.ip(), timeout)), None)
+            }
             Network::Simulated { transport, peers } => (transport, peers),
         };
         let me = Member {
@@ -164,7 +180,37 @@ impl Node {
         tokio::spawn(crate::handoff::run(replica.clone(), cluster.clone(), stop.clone()));
         tokio::spawn(self.aae.clone().run(stop.clone()));
         let (limit, rate) = (self.config.transfer_limit, self.config.transfer_rate);
-        tokio::spawn(crate::handoff::transfer::run(replica, cluster, self.transfers.clone(), limit, rate, stop.clone()));
+        tokio::spawn(crate::handoff::transfer::run(
+            replica,
+            cluster,
+            self.transfers.clone(),
+            limit,
+            rate,
+            stop.clone(),
+        ));
+    }
+
+    /// A ticket covering every write made on this node so far.
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.coordinator.write_mark())
+    }
+
+    /// Waits until the writes `ticket` covers are durable (one journal flush for every
+    /// connection's writes meanwhile): replies that acknowledge them go out after this.
+    ///
+    /// # Errors
+    /// Storage failure: those writes must not be acknowledged.
+    pub async fn durable(&self, ticket: Ticket) -> Result<(), crate::coordinator::CoordError> {
+        if ticket == Ticket::NONE {
+            return Ok(());
+        }
+        self.coordinator.commit(ticket.0).await
+    }
+
+    /// Whether this node is a cluster of one (requests then never wait for a peer).
+    pub fn alone(&self) -> bool {
+        let cluster = self.coordinator.cluster();
+        cluster.view().single(cluster.me())
     }
 
     /// Registers a new connection; returns its client id.
@@ -268,6 +314,16 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                     Ok(state) => Response::State(Box::new(state)),
                     Err(e) => failed(&e),
                 },
+                Request::Modify { key, op, budget_ms } => {
+                    let budget = Duration::from_millis(budget_ms);
+                    match self.coordinator.modify_forwarded(&key, op, budget).await {
+                        Ok(outcome) => match self.coordinator.commit(self.coordinator.write_mark()).await {
+                            Ok(()) => Response::Modified(outcome),
+                            Err(e) => failed(&e),
+                        },
+                        Err(e) => Response::Error(e.to_remote()),
+                    }
+                }
                 Request::Put { key, context, write, w, budget_ms } => {
                     let budget = Duration::from_millis(budget_ms);
                     match self.coordinator.put_forwarded(&key, context, write, w, budget).await {

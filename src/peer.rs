@@ -10,6 +10,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::membership::{ClusterState, Member};
+use crate::rmw::{Outcome, Rmw, RmwError};
 use crate::rpc::RpcError;
 use crate::version::{SiblingSet, VersionVector};
 
@@ -41,6 +42,9 @@ pub enum Request {
     /// Coordinate this write: you are in the key's preference list, I am not. Answer within
     /// `budget_ms` (what is left of the client's request).
     Put { key: Bytes, context: WriteContext, write: Write, w: Option<usize>, budget_ms: u64 },
+    /// Run this read-modify-write: you are the key's first owner that is up, I am not an
+    /// owner. Never re-sent elsewhere: it may have been applied.
+    Modify { key: Bytes, op: Rmw, budget_ms: u64 },
     /// A batch of a partition's data during a transfer: merge each set (never overwrite).
     TransferBatch { partition: u32, entries: Vec<(Bytes, SiblingSet)> },
     /// To the claimant: the transfer of `partition` to `to` finished.
@@ -68,6 +72,8 @@ pub enum Response {
     Value(Option<SiblingSet>),
     Ack,
     Written(SiblingSet),
+    /// A read-modify-write's outcome.
+    Modified(Outcome),
     Hashes(Vec<u64>),
     Leaves(Vec<(u32, u64)>),
     Digests(Vec<(Bytes, u64)>),
@@ -85,6 +91,9 @@ pub enum RemoteError {
     /// The sender's ring is older than this node's, which does not replicate the key.
     #[error("stale ring: this node does not replicate the key any more")]
     StaleRing,
+    /// A read-modify-write's own error (nothing was written).
+    #[error(transparent)]
+    Rmw(#[from] RmwError),
     #[error("{0}")]
     Failed(String),
 }
@@ -115,11 +124,21 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 /// a real node, a simulated network in `sim.rs` (delays, losses, partitions, crashes).
 pub trait Transport: Send + Sync + 'static {
     /// Sends `req` to `addr` and waits at most `timeout` for the response.
-    fn call(&self, addr: SocketAddr, req: PeerRequest, timeout: Duration) -> BoxFuture<'_, Result<PeerResponse, RpcError>>;
+    fn call(
+        &self,
+        addr: SocketAddr,
+        req: PeerRequest,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<PeerResponse, RpcError>>;
 }
 
 impl Transport for PeerClient {
-    fn call(&self, addr: SocketAddr, req: PeerRequest, timeout: Duration) -> BoxFuture<'_, Result<PeerResponse, RpcError>> {
+    fn call(
+        &self,
+        addr: SocketAddr,
+        req: PeerRequest,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<PeerResponse, RpcError>> {
         Box::pin(async move { crate::rpc::Client::call(self, addr, &req, timeout).await })
     }
 }

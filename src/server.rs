@@ -1,11 +1,11 @@
 //! The RESP listener: one task per connection, pipelined requests answered in order with one
-//! write per batch, a semaphore bounding connections, and a shutdown signal.
+//! write per batch (after the writes it acknowledges are durable: the commands' ticket), a
+//! semaphore bounding connections, and a shutdown signal. It knows neither the storage nor the
+//! ring: `command::run_pipeline` runs the requests, `Node::durable` waits for their ticket.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::collections::HashSet;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,7 +14,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::command::{self, CommandMetrics, Session};
 use crate::metrics as m;
-use crate::node::{ClientInfo, Node};
+use crate::node::{ClientInfo, Node, Ticket};
 use crate::resp::{self, Limits, Protocol, Reply};
 
 /// Serves clients on `listener` until `shutdown` turns true.
@@ -83,14 +83,15 @@ async fn connection(
     let mut output = BytesMut::with_capacity(16 * 1024);
     let mut batch: Vec<Vec<Bytes>> = Vec::new();
     loop {
-        let writes_before = node.coordinator.write_mark();
+        let mut ticket = Ticket::NONE;
         let mut protocol_error = None;
         loop {
             match resp::next_command(&mut input, &limits) {
                 Ok(Some(args)) => {
                     batch.push(args);
-                    if batch.len() >= MAX_BATCH {
-                        run_batch(node, &mut session, metrics, &batch, &mut output).await;
+                    if batch.len() >= command::MAX_BATCH {
+                        ticket =
+                            ticket.max(command::run_pipeline(node, &mut session, metrics, &batch, &mut output).await);
                         batch.clear();
                         if session.quit {
                             break;
@@ -104,7 +105,7 @@ async fn connection(
                 }
             }
         }
-        run_batch(node, &mut session, metrics, &batch, &mut output).await;
+        ticket = ticket.max(command::run_pipeline(node, &mut session, metrics, &batch, &mut output).await);
         batch.clear();
         if let Some(e) = protocol_error.filter(|_| !session.quit) {
             metrics::counter!(m::PROTOCOL_ERRORS_TOTAL).increment(1);
@@ -112,14 +113,10 @@ async fn connection(
             session.quit = true;
         }
         if !output.is_empty() {
-            // No reply leaves before the writes it acknowledges are durable. A batch during
-            // which nobody wrote has nothing to wait for.
-            let mark = node.coordinator.write_mark();
-            if mark != writes_before {
-                if let Err(e) = node.coordinator.commit(mark).await {
-                    tracing::error!("commit failed, closing the connection unacknowledged: {e}");
-                    return Ok(());
-                }
+            // No reply leaves before the writes it acknowledges are durable.
+            if let Err(e) = node.durable(ticket).await {
+                tracing::error!("commit failed, closing the connection unacknowledged: {e}");
+                return Ok(());
             }
             socket.write_all(&output).await?;
             output.clear();
@@ -135,48 +132,5 @@ async fn connection(
         if read == 0 {
             return Ok(());
         }
-    }
-}
-
-/// Requests run per batch (the rest of a long pipeline waits for the next).
-const MAX_BATCH: usize = 512;
-
-/// Runs the requests of a pipeline and encodes their replies in order. In a cluster, where
-/// each request waits for its replicas, consecutive requests on distinct keys run at once
-/// (a *wave*); a request on a key already in the wave, or one that changes the connection,
-/// starts a new one, so every request still sees the effects of those before it.
-async fn run_batch(
-    node: &Node,
-    session: &mut Session,
-    metrics: &CommandMetrics,
-    batch: &[Vec<Bytes>],
-    out: &mut BytesMut,
-) {
-    let cluster = node.coordinator.cluster();
-    let concurrent = batch.len() > 1 && !cluster.view().single(cluster.me());
-    let mut i = 0;
-    while i < batch.len() && !session.quit {
-        if concurrent {
-            let mut keys: HashSet<&[u8]> = HashSet::new();
-            let mut end = i;
-            while let Some(ks) = batch.get(end).and_then(|args| command::concurrent_keys(args)) {
-                if ks.iter().any(|k| keys.contains(k)) {
-                    break;
-                }
-                keys.extend(ks);
-                end += 1;
-            }
-            if end - i > 1 {
-                let authenticated = session.authenticated;
-                let wave = batch[i..end].iter().map(|args| command::execute_shared(node, authenticated, metrics, args));
-                for reply in futures::future::join_all(wave).await {
-                    reply.encode(session.protocol, out);
-                }
-                i = end;
-                continue;
-            }
-        }
-        command::execute(node, session, metrics, &batch[i]).await.encode(session.protocol, out);
-        i += 1;
     }
 }

@@ -23,9 +23,9 @@ use crate::config::{Config, ServerArgs};
 use crate::coordinator::{BoxFuture, Peers, Write, WriteContext};
 use crate::node::{Network, Node};
 use crate::peer::{PeerRequest, PeerResponse, Request, Response, Transport};
-use crate::rpc::RpcError;
 use crate::ring::{NodeId, Ring};
 use crate::rpc::Handler;
+use crate::rpc::RpcError;
 use crate::version::{Dot, SiblingSet};
 
 const TIMEOUT: Duration = Duration::from_millis(2000);
@@ -141,7 +141,12 @@ fn id_at(addr: SocketAddr) -> NodeId {
 }
 
 impl Transport for SimTransport {
-    fn call(&self, addr: SocketAddr, req: PeerRequest, timeout: Duration) -> BoxFuture<'_, Result<PeerResponse, RpcError>> {
+    fn call(
+        &self,
+        addr: SocketAddr,
+        req: PeerRequest,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<PeerResponse, RpcError>> {
         Box::pin(async move {
             let to = id_at(addr);
             let (delay, twice) = match self.net.fate(&self.me, &to) {
@@ -637,7 +642,8 @@ async fn ring_change_under_load(seed: u64) -> Result<String, String> {
                 let outcome = match put {
                     Ok(set) => {
                         if let Some(v) = &value {
-                            if let Some((dot, _)) = set.dotted().find(|(_, s)| s.value.as_deref() == Some(v.as_bytes())) {
+                            if let Some((dot, _)) = set.dotted().find(|(_, s)| s.value.as_deref() == Some(v.as_bytes()))
+                            {
                                 dots.lock().insert((key.clone(), dot), v.clone());
                             }
                         }
@@ -703,21 +709,40 @@ async fn ring_change_under_load(seed: u64) -> Result<String, String> {
             break ids;
         }
         if tokio::time::Instant::now() > settle_by {
-            let nodes: Vec<_> = sim.net.nodes.lock().iter().map(|(id, n)| {
-                let view = n.coordinator.cluster().view().clone();
-                let mut hints = Vec::new();
-                let _ = n.coordinator.storage().for_each_hint(|owner, key, _| {
-                    hints.push(format!("{owner}:{}", String::from_utf8_lossy(key)));
-                    true
-                });
-                (id.clone(), view.ring_version(), view.state.as_ref().map(|s| s.ring.in_transition()), hints)
-            }).collect();
-            return Err(format!("the ring did not settle in 300 s: members {ids:?}; (node, ring, in transition, hints): {nodes:?}"));
+            let nodes: Vec<_> = sim
+                .net
+                .nodes
+                .lock()
+                .iter()
+                .map(|(id, n)| {
+                    let view = n.coordinator.cluster().view().clone();
+                    let mut hints = Vec::new();
+                    let _ = n.coordinator.storage().for_each_hint(|owner, key, _| {
+                        hints.push(format!("{owner}:{}", String::from_utf8_lossy(key)));
+                        true
+                    });
+                    (id.clone(), view.ring_version(), view.state.as_ref().map(|s| s.ring.in_transition()), hints)
+                })
+                .collect();
+            return Err(format!(
+                "the ring did not settle in 300 s: members {ids:?}; (node, ring, in transition, hints): {nodes:?}"
+            ));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     if ids.len() != if leaver.is_some() { 4 } else { 5 } || !ids.contains(&"n5".to_owned()) {
-        let views: Vec<_> = ["n1", "n5"].iter().map(|id| sim.node(id).coordinator.cluster().view().state.as_ref().map(|s| s.members.values().map(|m| (m.id.clone(), m.status, m.version)).collect::<Vec<_>>())).collect();
+        let views: Vec<_> = ["n1", "n5"]
+            .iter()
+            .map(|id| {
+                sim.node(id)
+                    .coordinator
+                    .cluster()
+                    .view()
+                    .state
+                    .as_ref()
+                    .map(|s| s.members.values().map(|m| (m.id.clone(), m.status, m.version)).collect::<Vec<_>>())
+            })
+            .collect();
         return Err(format!("members after the changes: {ids:?} (leaver {leaver:?}); members of n1, n5: {views:?}"));
     }
     // Anti-entropy rounds, then every owner of a key holds the same copy.
@@ -745,15 +770,24 @@ async fn ring_change_under_load(seed: u64) -> Result<String, String> {
     for key in &keys {
         let expected = last.lock()[key].clone();
         for id in &ids {
-            let read = sim.node(id).coordinator.get(key.as_bytes(), None).await.map_err(|e| format!("GET {key} via {id}: {e}"))?;
+            let read = sim
+                .node(id)
+                .coordinator
+                .get(key.as_bytes(), None)
+                .await
+                .map_err(|e| format!("GET {key} via {id}: {e}"))?;
             let got = read.get(crate::coordinator::now_ms()).map(|v| String::from_utf8_lossy(v).into_owned());
             if let Last::Acked(want) = &expected {
                 if &got != want {
                     let siblings: Vec<_> = read.dotted().map(|(d, s)| (d, s.value.clone(), s.written_ms)).collect();
-                    return Err(format!("{key} via {id}: read {got:?}, last acknowledged {want:?}; siblings {siblings:?}"));
+                    return Err(format!(
+                        "{key} via {id}: read {got:?}, last acknowledged {want:?}; siblings {siblings:?}"
+                    ));
                 }
             }
-            let Some(copy) = sim.node(id).coordinator.local(key.as_bytes()).map_err(|e| e.to_string())? else { continue };
+            let Some(copy) = sim.node(id).coordinator.local(key.as_bytes()).map_err(|e| e.to_string())? else {
+                continue;
+            };
             for (dot, sibling) in copy.dotted() {
                 let Some(v) = sibling.value.as_ref() else { continue };
                 let v = String::from_utf8_lossy(v).into_owned();
@@ -766,20 +800,23 @@ async fn ring_change_under_load(seed: u64) -> Result<String, String> {
         }
     }
     // What this run did, to compare with a replay of the same seed.
-    let digests: Vec<_> = ids.iter().map(|id| {
-        let node = sim.node(id);
-        let mut sorted = keys.clone();
-        sorted.sort();
-        // Versions and values (not their wall-clock stamps, which follow the runtime's clock).
-        let digest = sorted
-            .iter()
-            .map(|k| {
-                let set = node.coordinator.storage().get(k.as_bytes()).ok().flatten().unwrap_or_default();
-                set.dotted().map(|(d, s)| format!("{d:?}={:?}", s.value)).collect::<Vec<_>>()
-            })
-            .collect::<Vec<_>>();
-        (id.clone(), node.coordinator.cluster().view().ring_version(), digest)
-    }).collect();
+    let digests: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let node = sim.node(id);
+            let mut sorted = keys.clone();
+            sorted.sort();
+            // Versions and values (not their wall-clock stamps, which follow the runtime's clock).
+            let digest = sorted
+                .iter()
+                .map(|k| {
+                    let set = node.coordinator.storage().get(k.as_bytes()).ok().flatten().unwrap_or_default();
+                    set.dotted().map(|(d, s)| format!("{d:?}={:?}", s.value)).collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>();
+            (id.clone(), node.coordinator.cluster().view().ring_version(), digest)
+        })
+        .collect();
     let mut outcomes: Vec<_> = last.lock().iter().map(|(k, v)| format!("{k}={v:?}")).collect();
     outcomes.sort();
     Ok(format!("{:?} {outcomes:?} {digests:?}", start.elapsed()))

@@ -2,17 +2,17 @@
 
 use bytes::Bytes;
 
-use super::{delete, CmdResult};
-use crate::coordinator::{now_ms, WriteContext};
+use super::CmdResult;
 use crate::node::Node;
 use crate::resp::Reply;
+use crate::rmw::Rmw;
 
+/// DEL and UNLINK: each key deleted by a read-modify-write at its first owner (so a key is
+/// counted once however many clients delete it at once).
 pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     let mut removed = 0;
     for key in &args[1..] {
-        let current = node.coordinator.get(key, None).await?;
-        if current.get(now_ms()).is_some() {
-            delete(node, key, WriteContext::Given(current.context()), None).await?;
+        if node.coordinator.modify(key, Rmw::GetDel).await?.applied {
             removed += 1;
         }
     }

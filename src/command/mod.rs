@@ -3,6 +3,7 @@
 //! (which COMMAND reports), dispatch with Redis's exact arity and unknown-command errors, and
 //! the one mapping from internal errors to RESP errors.
 
+mod append;
 mod auth;
 mod client;
 // The COMMAND command, in its own file like every other command.
@@ -15,19 +16,28 @@ mod del;
 mod dget;
 mod dput;
 mod echo;
+mod expire;
 mod exists;
 mod get;
+mod getdel;
+mod getex;
+mod getrange;
+mod getset;
 mod hello;
 mod info;
+mod keyspace;
 mod kura;
 mod mget;
 mod mset;
 mod ping;
+mod pipeline;
 mod quit;
 mod select;
 mod set;
 mod setex;
 mod setnx;
+mod setrange;
+mod strlen;
 mod ttl;
 
 use std::net::SocketAddr;
@@ -35,6 +45,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use metrics::{Counter, Histogram};
+
+pub use pipeline::{run_pipeline, MAX_BATCH};
 
 use crate::coordinator::{CoordError, WriteContext};
 use crate::node::Node;
@@ -92,6 +104,7 @@ impl CommandError {
             CommandError::WrongPass => format!("WRONGPASS {self}"),
             CommandError::Coded(s) => s.clone(),
             CommandError::Coordinator(CoordError::Context(e)) => format!("ERR invalid context: {e}"),
+            CommandError::Coordinator(CoordError::Rmw(e)) => format!("ERR {e}"),
             CommandError::Coordinator(CoordError::NoQuorum { op, needed, got }) => {
                 let landed = if *op == "write" { " (the write may have landed on fewer replicas)" } else { "" };
                 format!("NOQUORUM {op} needed {needed} replicas, {got} answered{landed}")
@@ -141,6 +154,24 @@ commands! {
     Psetex => "psetex", 4, ["write", "denyoom"], (1, 1, 1), "string", false, "SET with an expiry in milliseconds.";
     Setnx => "setnx", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", false, "SET if the key is missing; 1 if it was set.";
     Del => "del", -2, ["write"], (1, -1, 1), "keyspace", false, "Deletes keys (writes tombstones).";
+    Unlink => "unlink", -2, ["write", "fast"], (1, -1, 1), "keyspace", false, "Deletes keys (as DEL: a tombstone write).";
+    Type => "type", 2, ["readonly", "fast"], (1, 1, 1), "keyspace", false, "The type of the key's value: string or none.";
+    Touch => "touch", -2, ["readonly", "fast"], (1, -1, 1), "keyspace", false, "Counts the given keys that exist.";
+    Expire => "expire", -3, ["write", "fast"], (1, 1, 1), "keyspace", false, "Sets a key's time to live in seconds [NX|XX|GT|LT].";
+    Pexpire => "pexpire", -3, ["write", "fast"], (1, 1, 1), "keyspace", false, "Sets a key's time to live in milliseconds [NX|XX|GT|LT].";
+    Expireat => "expireat", -3, ["write", "fast"], (1, 1, 1), "keyspace", false, "Sets a key's expiry as a Unix time in seconds [NX|XX|GT|LT].";
+    Pexpireat => "pexpireat", -3, ["write", "fast"], (1, 1, 1), "keyspace", false, "Sets a key's expiry as a Unix time in milliseconds [NX|XX|GT|LT].";
+    Persist => "persist", 2, ["write", "fast"], (1, 1, 1), "keyspace", false, "Removes a key's expiry.";
+    Expiretime => "expiretime", 2, ["readonly", "fast"], (1, 1, 1), "keyspace", false, "A key's expiry as a Unix time in seconds (-1: none, -2: missing).";
+    Pexpiretime => "pexpiretime", 2, ["readonly", "fast"], (1, 1, 1), "keyspace", false, "A key's expiry as a Unix time in milliseconds (-1: none, -2: missing).";
+    Getdel => "getdel", 2, ["write", "fast"], (1, 1, 1), "string", false, "Returns the value and deletes the key.";
+    Getex => "getex", -2, ["write", "fast"], (1, 1, 1), "string", false, "Returns the value and sets or removes its expiry.";
+    Getset => "getset", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", false, "Sets the value and returns the old one.";
+    Append => "append", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", false, "Appends to the value; returns the new length.";
+    Setrange => "setrange", 4, ["write", "denyoom"], (1, 1, 1), "string", false, "Overwrites part of the value from an offset; returns the new length.";
+    Strlen => "strlen", 2, ["readonly", "fast"], (1, 1, 1), "string", false, "The length of the value.";
+    Getrange => "getrange", 4, ["readonly"], (1, 1, 1), "string", false, "A substring of the value by byte offsets.";
+    Substr => "substr", 4, ["readonly"], (1, 1, 1), "string", false, "GETRANGE's old name.";
     Ttl => "ttl", 2, ["readonly", "fast"], (1, 1, 1), "keyspace", false, "Seconds until the value expires (-1: no expiry, -2: missing).";
     Pttl => "pttl", 2, ["readonly", "fast"], (1, 1, 1), "keyspace", false, "Milliseconds until the value expires (-1: no expiry, -2: missing).";
     Exists => "exists", -2, ["readonly", "fast"], (1, -1, 1), "keyspace", false, "Counts the given keys that exist.";
@@ -226,7 +257,7 @@ impl Cmd {
 /// The keys of a request that may run concurrently with others of its pipeline (`None` for
 /// a command that must run alone, in order: one that changes the connection or reads the
 /// whole node). Unknown commands and wrong arities only produce an error reply, so they may.
-pub fn concurrent_keys(args: &[Bytes]) -> Option<Vec<&[u8]>> {
+fn concurrent_keys(args: &[Bytes]) -> Option<Vec<&[u8]>> {
     let Some(cmd) = Cmd::lookup(&args[0]) else { return Some(Vec::new()) };
     if !cmd.is_data() {
         return None;
@@ -247,12 +278,12 @@ pub fn concurrent_keys(args: &[Bytes]) -> Option<Vec<&[u8]>> {
 }
 
 /// Runs one request (`args[0]` is the command name) and returns its reply.
-pub async fn execute(node: &Node, session: &mut Session, metrics: &CommandMetrics, args: &[Bytes]) -> Reply {
+async fn execute(node: &Node, session: &mut Session, metrics: &CommandMetrics, args: &[Bytes]) -> Reply {
     execute_in(node, Conn::Mut(session), metrics, args).await
 }
 
 /// Runs a request for which [`concurrent_keys`] is `Some`, alongside others of its pipeline.
-pub async fn execute_shared(node: &Node, authenticated: bool, metrics: &CommandMetrics, args: &[Bytes]) -> Reply {
+async fn execute_shared(node: &Node, authenticated: bool, metrics: &CommandMetrics, args: &[Bytes]) -> Reply {
     execute_in(node, Conn::Shared { authenticated }, metrics, args).await
 }
 
@@ -325,7 +356,23 @@ async fn dispatch_data(cmd: Cmd, node: &Node, args: &[Bytes]) -> CmdResult {
         Cmd::Setex => setex::run(node, args, 1000, "setex").await,
         Cmd::Psetex => setex::run(node, args, 1, "psetex").await,
         Cmd::Setnx => setnx::run(node, args).await,
-        Cmd::Del => del::run(node, args).await,
+        Cmd::Del | Cmd::Unlink => del::run(node, args).await,
+        Cmd::Type => keyspace::type_of(node, args).await,
+        Cmd::Touch => keyspace::touch(node, args).await,
+        Cmd::Expire => expire::run(node, args, expire::EXPIRE).await,
+        Cmd::Pexpire => expire::run(node, args, expire::PEXPIRE).await,
+        Cmd::Expireat => expire::run(node, args, expire::EXPIREAT).await,
+        Cmd::Pexpireat => expire::run(node, args, expire::PEXPIREAT).await,
+        Cmd::Persist => expire::persist(node, args).await,
+        Cmd::Expiretime => expire::time(node, args, 1000).await,
+        Cmd::Pexpiretime => expire::time(node, args, 1).await,
+        Cmd::Getdel => getdel::run(node, args).await,
+        Cmd::Getex => getex::run(node, args).await,
+        Cmd::Getset => getset::run(node, args).await,
+        Cmd::Append => append::run(node, args).await,
+        Cmd::Setrange => setrange::run(node, args).await,
+        Cmd::Strlen => strlen::run(node, args).await,
+        Cmd::Getrange | Cmd::Substr => getrange::run(node, args).await,
         Cmd::Exists => exists::run(node, args).await,
         Cmd::Ttl => ttl::run(node, args, ttl::Unit::Seconds).await,
         Cmd::Pttl => ttl::run(node, args, ttl::Unit::Millis).await,

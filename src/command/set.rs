@@ -1,7 +1,7 @@
 //! `SET key value [EX s|PX ms|EXAT t|PXAT t|KEEPTTL] [NX|XX] [GET]`.
 //!
 //! A plain SET supersedes every version the coordinating replica holds. NX, XX, GET and KEEPTTL
-//! read at quorum first; the read and the write are not atomic across the cluster.
+//! make it a read-modify-write decided at the key's first reachable owner under the key's lock.
 
 use bytes::Bytes;
 
@@ -9,6 +9,7 @@ use super::{parse_i64, value_to_store, CmdResult, CommandError};
 use crate::coordinator::{now_ms, Write, WriteContext};
 use crate::node::Node;
 use crate::resp::Reply;
+use crate::rmw::{Rmw, SetCond};
 
 #[derive(Default, PartialEq)]
 pub(super) enum Condition {
@@ -42,33 +43,41 @@ pub(super) fn expiry_after(arg: &[u8], unit_ms: u64, now: u64, cmd: &'static str
 fn parse(args: &[Bytes], now: u64) -> Result<Options, CommandError> {
     let mut o = Options::default();
     let mut has_expire = false;
+    // Redis checks the whole grammar before it reads the expiry's number.
+    let mut expire: Option<(Vec<u8>, &Bytes)> = None;
     let mut i = 3;
     while i < args.len() {
         let opt = args[i].to_ascii_uppercase();
         match opt.as_slice() {
-            b"NX" if o.condition == Condition::Always => o.condition = Condition::IfMissing,
-            b"XX" if o.condition == Condition::Always => o.condition = Condition::IfExists,
+            // An option may repeat (the last wins); only different ones conflict (Redis 7).
+            b"NX" if o.condition != Condition::IfExists => o.condition = Condition::IfMissing,
+            b"XX" if o.condition != Condition::IfMissing => o.condition = Condition::IfExists,
             b"GET" => o.get = true,
             b"KEEPTTL" if !has_expire => o.keep_ttl = true,
-            b"EX" | b"PX" | b"EXAT" | b"PXAT" if !has_expire && !o.keep_ttl && i + 1 < args.len() => {
+            b"EX" | b"PX" | b"EXAT" | b"PXAT"
+                if expire.as_ref().is_none_or(|(kind, _)| *kind == opt) && !o.keep_ttl && i + 1 < args.len() =>
+            {
                 i += 1;
-                let n = parse_i64(&args[i])?;
-                if n <= 0 {
-                    return Err(CommandError::InvalidExpire("set"));
-                }
-                let n = n as u64;
-                let at = match opt.as_slice() {
-                    b"EX" => n.checked_mul(1000).and_then(|ms| ms.checked_add(now)),
-                    b"PX" => n.checked_add(now),
-                    b"EXAT" => n.checked_mul(1000),
-                    _ => Some(n),
-                };
-                o.expires_ms = Some(at.filter(|&t| t < i64::MAX as u64).ok_or(CommandError::InvalidExpire("set"))?);
+                expire = Some((opt, &args[i]));
                 has_expire = true;
             }
             _ => return Err(CommandError::Syntax),
         }
         i += 1;
+    }
+    if let Some((opt, arg)) = expire {
+        let n = parse_i64(arg)?;
+        if n <= 0 {
+            return Err(CommandError::InvalidExpire("set"));
+        }
+        let n = n as u64;
+        let at = match opt.as_slice() {
+            b"EX" => n.checked_mul(1000).and_then(|ms| ms.checked_add(now)),
+            b"PX" => n.checked_add(now),
+            b"EXAT" => n.checked_mul(1000),
+            _ => Some(n),
+        };
+        o.expires_ms = Some(at.filter(|&t| t < i64::MAX as u64).ok_or(CommandError::InvalidExpire("set"))?);
     }
     Ok(o)
 }
@@ -78,31 +87,28 @@ pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     apply(node, &args[1], &args[2], o).await
 }
 
-/// A SET with parsed options; SETEX, PSETEX and SETNX are this with fixed options.
-pub(super) async fn apply(node: &Node, key: &Bytes, value: &Bytes, mut o: Options) -> CmdResult {
-    let now = now_ms();
+/// A SET with parsed options; SETEX, PSETEX, SETNX and GETSET are this with fixed options.
+/// A plain SET supersedes what the coordinator holds; with NX, XX, GET or KEEPTTL it is a
+/// read-modify-write at the key's first owner (atomic on one node, see `coordinator/modify.rs`).
+pub(super) async fn apply(node: &Node, key: &Bytes, value: &Bytes, o: Options) -> CmdResult {
     let value = value_to_store(node, value)?;
-    let needs_read = o.get || o.keep_ttl || o.condition != Condition::Always;
-    let mut old = None;
-    if needs_read {
-        let current = node.coordinator.get(key, None).await?;
-        let live = current.winner().filter(|s| s.is_live(now));
-        if o.keep_ttl {
-            o.expires_ms = live.and_then(|s| s.expires_ms);
-        }
-        old = live.and_then(|s| s.value.clone());
-        let proceed = match o.condition {
-            Condition::Always => true,
-            Condition::IfMissing => old.is_none(),
-            Condition::IfExists => old.is_some(),
-        };
-        if !proceed {
-            return Ok(if o.get { old.map_or(Reply::Nil, Reply::Bulk) } else { Reply::Nil });
-        }
+    if !(o.get || o.keep_ttl || o.condition != Condition::Always) {
+        let write = Write { value: Some(value), expires_ms: o.expires_ms };
+        node.coordinator.put(key, WriteContext::Everything, write, None).await?;
+        return Ok(Reply::ok());
     }
-    let write = Write { value: Some(value), expires_ms: o.expires_ms };
-    node.coordinator.put(key, WriteContext::Everything, write, None).await?;
-    Ok(if o.get { old.map_or(Reply::Nil, Reply::Bulk) } else { Reply::ok() })
+    let cond = match o.condition {
+        Condition::Always => SetCond::Always,
+        Condition::IfMissing => SetCond::IfMissing,
+        Condition::IfExists => SetCond::IfExists,
+    };
+    let op = Rmw::Set { value, expires_ms: o.expires_ms, keep_ttl: o.keep_ttl, cond };
+    let outcome = node.coordinator.modify(key, op).await?;
+    Ok(match (o.get, outcome.applied) {
+        (true, _) => outcome.old.map_or(Reply::Nil, Reply::Bulk),
+        (false, true) => Reply::ok(),
+        (false, false) => Reply::Nil,
+    })
 }
 
 #[cfg(test)]
@@ -121,6 +127,7 @@ mod tests {
         assert_eq!(parse(&args("SET k v PXAT 5"), 0).unwrap().expires_ms, Some(5));
         assert!(matches!(parse(&args("SET k v NX XX"), 0), Err(CommandError::Syntax)));
         assert!(matches!(parse(&args("SET k v EX 1 PX 1"), 0), Err(CommandError::Syntax)));
+        assert_eq!(parse(&args("SET k v EX 1 EX 2 NX NX"), 0).unwrap().expires_ms, Some(2000));
         assert!(matches!(parse(&args("SET k v KEEPTTL EX 1"), 0), Err(CommandError::Syntax)));
         assert!(matches!(parse(&args("SET k v EX"), 0), Err(CommandError::Syntax)));
         assert!(matches!(parse(&args("SET k v EX 0"), 0), Err(CommandError::InvalidExpire(_))));

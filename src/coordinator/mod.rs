@@ -14,6 +14,7 @@
 
 pub mod gather;
 mod get;
+mod modify;
 mod put;
 pub mod quorum;
 mod reap;
@@ -25,7 +26,8 @@ use std::sync::Arc;
 use crate::cluster::{Cluster, ClusterError};
 use crate::peer::{RemoteError, Request, Response};
 pub use crate::replica::now_ms;
-use crate::replica::Replica;
+use crate::replica::{ModifyError, Replica};
+use crate::rmw::RmwError;
 use crate::ring::NodeId;
 use crate::storage::{Storage, StorageError};
 use crate::version::{Context, ContextError, ContextKey, SiblingSet, VersionVector};
@@ -46,6 +48,17 @@ pub enum CoordError {
     NotReady,
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Rmw(#[from] RmwError),
+}
+
+impl From<ModifyError> for CoordError {
+    fn from(e: ModifyError) -> Self {
+        match e {
+            ModifyError::Storage(e) => CoordError::Storage(e),
+            ModifyError::Rmw(e) => CoordError::Rmw(e),
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, CoordError>;
@@ -58,6 +71,7 @@ impl CoordError {
                 RemoteError::NoQuorum { op: (*op).to_owned(), needed: *needed, got: *got }
             }
             CoordError::NotReady => RemoteError::NotReady,
+            CoordError::Rmw(e) => RemoteError::Rmw(e.clone()),
             other => RemoteError::Failed(other.to_string()),
         }
     }

@@ -86,6 +86,24 @@ impl Coordinator {
         };
         let started = Instant::now();
         let written = self.replica.write(key, &context, write, role.hint_for.as_deref())?;
+        self.replicate(key, written, role, &prefs, &targets, q.w, started, deadline).await
+    }
+
+    /// Sends `written`, the version just made here as `role`, to the key's other targets (and
+    /// to the replicas it is gaining during a transition) and returns once [`WriteQuorum`] is
+    /// met; the rest are finished in the background.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn replicate(
+        &self,
+        key: &[u8],
+        written: Arc<SiblingSet>,
+        role: Target,
+        prefs: &[crate::ring::NodeId],
+        targets: &[Target],
+        w: usize,
+        started: Instant,
+        deadline: tokio::time::Instant,
+    ) -> Result<Arc<SiblingSet>> {
         if role.hint_for.is_some() {
             metrics::counter!(m::HINTED_WRITES_TOTAL).increment(1);
         }
@@ -109,7 +127,7 @@ impl Coordinator {
                 first.push(Target { node: node.clone(), hint_for: None });
             }
         }
-        let quorum = WriteQuorum { w: q.w, owners: &prefs, future: future.as_deref() };
+        let quorum = WriteQuorum { w, owners: prefs, future: future.as_deref() };
         let kept_as_data = keeps_data.then_some(self.me());
         // The copies kept here. A coordinator whose copy does not count for the future owners
         // (it is losing the key) also keeps a hint for a replica the key is gaining: a durable
@@ -161,7 +179,7 @@ impl Coordinator {
             Ok(written)
         } else {
             let got = quorum.now(here.iter().chain(g.answers.iter().map(|(t, ())| t)));
-            Err(CoordError::NoQuorum { op: "write", needed: q.w, got })
+            Err(CoordError::NoQuorum { op: "write", needed: w, got })
         }
     }
 

@@ -47,15 +47,11 @@ struct Backoff {
 }
 
 /// Runs hint delivery until `shutdown` turns true.
-pub async fn run(replica: Arc<Replica>, cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(replica: Arc<Replica>, cluster: Arc<Cluster>, shutdown: watch::Receiver<bool>) {
     let storage = replica.storage().clone();
     let mut backoff: HashMap<NodeId, Backoff> = HashMap::new();
-    let mut tick = tokio::time::interval(EVERY);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.changed() => return,
-        }
+    let mut rounds = crate::rounds::Rounds::every(EVERY, shutdown);
+    while rounds.next().await {
         metrics::gauge!(m::HINTS_PENDING).set(storage.hint_count() as f64);
         if let Err(e) = cluster.announce_hints(storage.hint_count() > 0) {
             tracing::warn!("announcing this leaving node's hints failed: {e}");

@@ -17,10 +17,32 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::peer::{Write, WriteContext};
+use crate::rmw::{self, Outcome, Rmw, RmwError};
 use crate::storage::{Storage, StorageError};
 use crate::version::{Sibling, SiblingSet};
 
 type Result<T> = std::result::Result<T, StorageError>;
+
+/// Why a read-modify-write wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ModifyError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Rmw(#[from] RmwError),
+}
+
+/// Inside [`Replica::write_if`]: the decision not to write, or its error.
+enum Decided<E> {
+    Nothing,
+    Failed(E),
+}
+
+impl<E: From<StorageError>> From<StorageError> for Decided<E> {
+    fn from(e: StorageError) -> Self {
+        Decided::Failed(E::from(e))
+    }
+}
 
 pub struct Replica {
     storage: Arc<Storage>,
@@ -142,10 +164,46 @@ impl Replica {
         write: Write,
         hint_for: Option<&str>,
     ) -> Result<Arc<SiblingSet>> {
-        let make = |current: Option<&SiblingSet>, kind: Copy| -> SiblingSet {
+        let written = self.write_if(key, context, hint_for, |_| Ok::<_, StorageError>(Some(write)))?;
+        Ok(written.unwrap_or_default())
+    }
+
+    /// A read-modify-write of `key` under its lock (atomic with every other write made here):
+    /// `op` sees this copy's live value and decides. Returns the set after it when it wrote,
+    /// and the reply's material.
+    ///
+    /// # Errors
+    /// Storage failure, or the operation's own error (nothing is written then).
+    pub fn modify(
+        &self,
+        key: &[u8],
+        op: &Rmw,
+        hint_for: Option<&str>,
+    ) -> std::result::Result<(Option<Arc<SiblingSet>>, Outcome), ModifyError> {
+        let mut outcome = Outcome::default();
+        let written = self.write_if(key, &WriteContext::Everything, hint_for, |current| {
+            let now = now_ms();
+            let live = current.and_then(|s| s.winner()).filter(|s| s.is_live(now));
+            let found = live.and_then(|s| s.value.as_ref().map(|v| (v, s.expires_ms)));
+            let (new, out) = rmw::apply(op, found, now)?;
+            outcome = out;
+            Ok::<_, ModifyError>(new.map(|n| Write { value: n.value, expires_ms: n.expires_ms }))
+        })?;
+        Ok((written, outcome))
+    }
+
+    /// Makes the write `decide` returns (given the copy it would supersede) under the key's
+    /// lock; nothing when it returns `None`.
+    fn write_if<E: From<StorageError>>(
+        &self,
+        key: &[u8],
+        context: &WriteContext,
+        hint_for: Option<&str>,
+        decide: impl FnOnce(Option<&SiblingSet>) -> std::result::Result<Option<Write>, E>,
+    ) -> std::result::Result<Option<Arc<SiblingSet>>, E> {
+        let make = |current: Option<&SiblingSet>, kind: Copy, write: Write| -> SiblingSet {
             let origin = self.actors.for_write(&self.storage, key, current, kind);
-            let sibling =
-                Sibling { value: write.value.clone(), written_ms: now_ms(), origin, expires_ms: write.expires_ms };
+            let sibling = Sibling { value: write.value, written_ms: now_ms(), origin, expires_ms: write.expires_ms };
             let empty = SiblingSet::new();
             let current = current.unwrap_or(&empty);
             let ctx = match context {
@@ -155,18 +213,42 @@ impl Replica {
             current.update(&ctx, sibling).0
         };
         match hint_for {
-            None => self.storage.update::<StorageError>(key, |current| Ok(make(current, Copy::Data))),
+            None => {
+                let mut wrote = false;
+                let set = self.storage.update::<Decided<E>>(key, |current| match decide(current) {
+                    Ok(Some(write)) => {
+                        wrote = true;
+                        Ok(make(current, Copy::Data, write))
+                    }
+                    Ok(None) => Err(Decided::Nothing),
+                    Err(e) => Err(Decided::Failed(e)),
+                });
+                match set {
+                    Ok(set) => Ok(wrote.then_some(set)),
+                    Err(Decided::Nothing) => Ok(None),
+                    Err(Decided::Failed(e)) => Err(e),
+                }
+            }
             Some(owner) => {
                 // A stand-in's copy of the key: every hint it holds for it. Hinted writes are
                 // made one at a time, so two of them never continue the same entry at once.
                 let _one_at_a_time = self.hinted_writes.lock();
                 let others: Vec<SiblingSet> =
                     self.storage.hints_of(key)?.into_iter().filter(|(o, _)| o != owner).map(|(_, s)| s).collect();
-                let set = self.storage.hint_update::<StorageError>(owner, key, |current| {
+                let set = self.storage.hint_update::<Decided<E>>(owner, key, |current| {
                     let known = merge_all(current.into_iter().chain(others.iter()));
-                    Ok(make((!known.is_empty() || current.is_some()).then_some(&known), Copy::Hint))
-                })?;
-                Ok(Arc::new(set))
+                    let known = (!known.is_empty() || current.is_some()).then_some(&known);
+                    match decide(known) {
+                        Ok(Some(write)) => Ok(make(known, Copy::Hint, write)),
+                        Ok(None) => Err(Decided::Nothing),
+                        Err(e) => Err(Decided::Failed(e)),
+                    }
+                });
+                match set {
+                    Ok(set) => Ok(Some(Arc::new(set))),
+                    Err(Decided::Nothing) => Ok(None),
+                    Err(Decided::Failed(e)) => Err(e),
+                }
             }
         }
     }

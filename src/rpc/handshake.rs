@@ -69,18 +69,35 @@ fn nonce() -> [u8; 16] {
     n
 }
 
-async fn send<S: AsyncWrite + Unpin>(s: &mut S, m: &Msg) -> Result<(), String> {
-    let bytes = frame::encode(m).map_err(|e| e.to_string())?;
-    s.write_all(&bytes).await.map_err(|e| e.to_string())?;
-    s.flush().await.map_err(|e| e.to_string())
+/// Why a handshake failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("{0}")]
+    Transport(String),
+    #[error("peer speaks protocol {protocol} of cluster {cluster:?}")]
+    Mismatch { protocol: u16, cluster: String },
+    #[error("peer does not hold the cluster secret")]
+    WrongSecret,
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("unexpected handshake message")]
+    Unexpected,
 }
 
-async fn recv<S: AsyncRead + Unpin>(s: &mut S) -> Result<Msg, String> {
-    frame::read(s).await.map_err(|e| e.to_string())
+type Result<T> = std::result::Result<T, HandshakeError>;
+
+async fn send<S: AsyncWrite + Unpin>(s: &mut S, m: &Msg) -> Result<()> {
+    let bytes = frame::encode(m).map_err(|e| HandshakeError::Transport(e.to_string()))?;
+    s.write_all(&bytes).await.map_err(|e| HandshakeError::Transport(e.to_string()))?;
+    s.flush().await.map_err(|e| HandshakeError::Transport(e.to_string()))
+}
+
+async fn recv<S: AsyncRead + Unpin>(s: &mut S) -> Result<Msg> {
+    frame::read(s).await.map_err(|e| HandshakeError::Transport(e.to_string()))
 }
 
 /// The client's side. Returns the peer's node id.
-pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, me: &Identity) -> Result<String, String> {
+pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, me: &Identity) -> Result<String> {
     let nonce_c = nonce();
     let hello = Msg::Hello {
         protocol: PROTOCOL_VERSION,
@@ -92,36 +109,36 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, me: &Identity)
     let (node, nonce_s) = match recv(s).await? {
         Msg::Welcome { protocol, cluster, node, nonce, proof } => {
             if protocol != PROTOCOL_VERSION || cluster != me.cluster {
-                return Err(format!("peer speaks protocol {protocol} of cluster {cluster:?}"));
+                return Err(HandshakeError::Mismatch { protocol, cluster });
             }
             if !me.verify(b"server", &nonce_c, &nonce, &proof) {
-                return Err("peer does not hold the cluster secret".into());
+                return Err(HandshakeError::WrongSecret);
             }
             (node, nonce)
         }
-        Msg::Refused { reason } => return Err(format!("refused: {reason}")),
-        _ => return Err("unexpected handshake message".into()),
+        Msg::Refused { reason } => return Err(HandshakeError::Refused(reason)),
+        _ => return Err(HandshakeError::Unexpected),
     };
     send(s, &Msg::Proof { proof: me.proof(b"client", &nonce_s, &nonce_c) }).await?;
     match recv(s).await? {
         Msg::Ready => Ok(node),
-        Msg::Refused { reason } => Err(format!("refused: {reason}")),
-        _ => Err("unexpected handshake message".into()),
+        Msg::Refused { reason } => Err(HandshakeError::Refused(reason)),
+        _ => Err(HandshakeError::Unexpected),
     }
 }
 
 /// The server's side. Returns the peer's node id.
-pub async fn server<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, me: &Identity) -> Result<String, String> {
+pub async fn server<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, me: &Identity) -> Result<String> {
     let (node, nonce_c) = match recv(s).await? {
         Msg::Hello { protocol, cluster, node, nonce } => {
             if protocol != PROTOCOL_VERSION || cluster != me.cluster {
                 let reason = format!("this node speaks protocol {PROTOCOL_VERSION} of cluster {:?}", me.cluster);
                 let _ = send(s, &Msg::Refused { reason: reason.clone() }).await;
-                return Err(format!("peer {node} speaks protocol {protocol} of cluster {cluster:?}"));
+                return Err(HandshakeError::Mismatch { protocol, cluster });
             }
             (node, nonce)
         }
-        _ => return Err("unexpected handshake message".into()),
+        _ => return Err(HandshakeError::Unexpected),
     };
     let nonce_s = nonce();
     let welcome = Msg::Welcome {
@@ -139,9 +156,9 @@ pub async fn server<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, me: &Identity)
         }
         Msg::Proof { .. } => {
             let _ = send(s, &Msg::Refused { reason: "wrong cluster secret".into() }).await;
-            Err(format!("peer {node} does not hold the cluster secret"))
+            Err(HandshakeError::WrongSecret)
         }
-        _ => Err("unexpected handshake message".into()),
+        _ => Err(HandshakeError::Unexpected),
     }
 }
 
@@ -149,7 +166,7 @@ pub async fn server<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, me: &Identity)
 mod tests {
     use super::*;
 
-    async fn pair(a: Identity, b: Identity) -> (Result<String, String>, Result<String, String>) {
+    async fn pair(a: Identity, b: Identity) -> (Result<String>, Result<String>) {
         let (mut x, mut y) = tokio::io::duplex(4096);
         tokio::join!(async move { client(&mut x, &a).await }, async move { server(&mut y, &b).await })
     }

@@ -39,8 +39,8 @@ const IDLE: Duration = Duration::from_secs(30);
 pub enum RpcError {
     #[error("cannot connect to {addr}: {source}")]
     Connect { addr: SocketAddr, source: std::io::Error },
-    #[error("handshake with {addr} failed: {reason}")]
-    Handshake { addr: SocketAddr, reason: String },
+    #[error("handshake with {addr} failed: {source}")]
+    Handshake { addr: SocketAddr, source: handshake::HandshakeError },
     #[error("request to {0} timed out")]
     Timeout(SocketAddr),
     #[error("connection to {0} closed")]
@@ -198,8 +198,8 @@ where
         let _ = stream.set_nodelay(true);
         tokio::time::timeout(self.connect_timeout, handshake::client(&mut stream, &self.identity))
             .await
-            .map_err(|_| RpcError::Handshake { addr, reason: "timed out".into() })?
-            .map_err(|reason| RpcError::Handshake { addr, reason })?;
+            .map_err(|_| RpcError::Timeout(addr))?
+            .map_err(|source| RpcError::Handshake { addr, source })?;
         Ok(stream)
     }
 

@@ -7,10 +7,11 @@
 //! - `ring`: ring and membership state;
 //! - `meta`: this node's identity (node id, incarnation epoch, context key).
 //!
-//! Writes are group-committed: they go to fjall's journal buffer, and [`Storage::commit`] (which
-//! the server calls before it sends the replies of a pipelined batch) flushes the journal to the
-//! OS, so an acknowledged write survives `kill -9`. The [`FsyncPolicy`] decides when the journal
-//! is also synced to the disk.
+//! Writes are group-committed (`commit.rs`): they go to fjall's journal buffer, and
+//! [`Storage::commit`] (which a reply acknowledging them waits for, through the replica's
+//! ticket) flushes the journal to the OS, so an acknowledged write survives `kill -9`. The
+//! [`FsyncPolicy`] decides when the journal is also synced to the disk. `hints.rs` keeps the
+//! stand-in copies, `meta.rs` the small keyspaces, `scan.rs` the walks in ring order.
 //!
 //! A write-through cache of decoded sibling sets sits in front of the data keyspace: reads of
 //! hot keys (and the read half of every write's read-modify-write) skip the LSM lookup and the
@@ -19,13 +20,16 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 use parking_lot::Mutex;
 
 use crate::version::SiblingSet;
+
+mod commit;
+mod hints;
+mod meta;
+mod scan;
 
 /// When the journal is fsynced, like Redis's `appendfsync`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
@@ -190,21 +194,6 @@ impl Storage {
         Ok(storage)
     }
 
-    /// A thread that fsyncs the journal once a second while the storage is alive.
-    fn spawn_syncer(storage: &Arc<Storage>) {
-        let weak = Arc::downgrade(storage);
-        std::thread::Builder::new()
-            .name("kura-fsync".into())
-            .spawn(move || loop {
-                std::thread::sleep(Duration::from_secs(1));
-                let Some(s) = weak.upgrade() else { return };
-                if let Err(e) = s.db.persist(PersistMode::SyncData) {
-                    tracing::error!("journal fsync failed: {e}");
-                }
-            })
-            .expect("spawning the fsync thread");
-    }
-
     fn data_key(key: &[u8]) -> Vec<u8> {
         let mut k = Vec::with_capacity(8 + key.len());
         k.extend_from_slice(&crate::ring::position(key).to_be_bytes()[..8]);
@@ -254,50 +243,6 @@ impl Storage {
             key: String::from_utf8_lossy(key).into_owned(),
             reason: e.to_string(),
         })
-    }
-
-    fn note_write(&self) {
-        self.written.fetch_add(1, Ordering::Release);
-    }
-
-    /// A mark covering every write made so far; pass it to [`Storage::commit_upto`].
-    pub fn write_mark(&self) -> u64 {
-        self.written.load(Ordering::Acquire)
-    }
-
-    /// Whether the writes up to `mark` are already durable as the policy says.
-    pub fn is_committed(&self, mark: u64) -> bool {
-        self.flushed.load(Ordering::Acquire) >= mark
-    }
-
-    /// Makes the writes up to `mark` durable as the policy says (flushed to the OS; with
-    /// `always` also synced to disk) before their acknowledgements go out. Group commit: one
-    /// flush covers every write that reached the journal buffer before it, whichever connection
-    /// made it, so callers that find their mark already covered return at once.
-    ///
-    /// # Errors
-    /// Engine failure: the writes must then not be acknowledged.
-    pub fn commit_upto(&self, mark: u64) -> Result<()> {
-        if self.is_committed(mark) {
-            return Ok(());
-        }
-        let _one_flusher = self.commit_lock.lock();
-        if self.is_committed(mark) {
-            return Ok(());
-        }
-        let target = self.write_mark();
-        let mode = if self.fsync == FsyncPolicy::Always { PersistMode::SyncData } else { PersistMode::Buffer };
-        self.db.persist(mode)?;
-        self.flushed.fetch_max(target, Ordering::AcqRel);
-        Ok(())
-    }
-
-    /// Makes every write made so far durable (see [`Storage::commit_upto`]).
-    ///
-    /// # Errors
-    /// Engine failure.
-    pub fn commit(&self) -> Result<()> {
-        self.commit_upto(self.write_mark())
     }
 
     /// The set of `key` under its lock: from the cache, else from disk (and then cached).
@@ -375,112 +320,6 @@ impl Storage {
         self.update(key, |current| Ok(current.map_or_else(|| incoming.clone(), |c| c.sync(incoming))))
     }
 
-    /// Visits every stored key with its set, in ring order. Corrupt records are reported to
-    /// `f` as errors rather than stopping the walk.
-    ///
-    /// # Errors
-    /// Engine failure while iterating.
-    pub fn for_each(&self, mut f: impl FnMut(&[u8], Result<SiblingSet>)) -> Result<()> {
-        for guard in self.data.iter() {
-            let (k, v) = guard.into_inner()?;
-            let user_key = k.get(8..).unwrap_or_default();
-            f(user_key, Self::decode(user_key, &v));
-        }
-        Ok(())
-    }
-
-    /// Visits every stored key's ring prefix, key and digest (no decoding).
-    ///
-    /// # Errors
-    /// Engine failure while iterating.
-    pub fn for_each_digest(&self, mut f: impl FnMut(u64, &[u8], u64)) -> Result<()> {
-        for guard in self.data.iter() {
-            let (k, v) = guard.into_inner()?;
-            if let (Some(prefix), Some(key)) = (k.get(..8), k.get(8..)) {
-                f(u64::from_be_bytes(prefix.try_into().expect("8 bytes")), key, digest(&v));
-            }
-        }
-        Ok(())
-    }
-
-    /// The keys and digests of the ring prefix range `lo..=hi` (a Merkle leaf), in order.
-    ///
-    /// # Errors
-    /// Engine failure while iterating.
-    pub fn digests_in(&self, lo: u64, hi: u64) -> Result<Vec<(Bytes, u64)>> {
-        let start = lo.to_be_bytes().to_vec();
-        let range: Box<dyn Iterator<Item = fjall::Guard>> = match hi.checked_add(1) {
-            Some(end) => Box::new(self.data.range(start..end.to_be_bytes().to_vec())),
-            None => Box::new(self.data.range(start..)),
-        };
-        let mut out = Vec::new();
-        for guard in range {
-            let (k, v) = guard.into_inner()?;
-            out.push((Bytes::copy_from_slice(k.get(8..).unwrap_or_default()), digest(&v)));
-        }
-        Ok(out)
-    }
-
-    /// Up to `limit` keys (or about `max_bytes` of encoded sets) of ring partition `p` of `q`,
-    /// in key order, starting after `after` (a user key returned by the previous call).
-    ///
-    /// # Errors
-    /// Engine failure or a corrupt record.
-    pub fn scan_partition(
-        &self,
-        p: u32,
-        q: u32,
-        after: Option<&[u8]>,
-        limit: usize,
-        max_bytes: usize,
-    ) -> Result<Vec<(Bytes, SiblingSet)>> {
-        let (lo, hi) = crate::ring::partition_prefix_range(p, q);
-        let start = match after {
-            Some(k) => {
-                let mut s = Self::data_key(k);
-                s.push(0);
-                s
-            }
-            None => lo.to_be_bytes().to_vec(),
-        };
-        let mut out = Vec::new();
-        let mut bytes = 0;
-        let range: Box<dyn Iterator<Item = fjall::Guard>> = match hi.checked_add(1) {
-            Some(end) => Box::new(self.data.range(start..end.to_be_bytes().to_vec())),
-            None => Box::new(self.data.range(start..)),
-        };
-        for guard in range {
-            let (k, v) = guard.into_inner()?;
-            let user_key = k.get(8..).unwrap_or_default();
-            bytes += v.len() + user_key.len();
-            out.push((Bytes::copy_from_slice(user_key), Self::decode(user_key, &v)?));
-            if out.len() >= limit || bytes >= max_bytes {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Deletes every key of ring partition `p` of `q` (after it was handed to its new
-    /// replicas). Returns how many keys went.
-    ///
-    /// # Errors
-    /// Engine failure.
-    pub fn remove_partition(&self, p: u32, q: u32) -> Result<u64> {
-        let mut removed = 0;
-        let mut after: Option<Bytes> = None;
-        loop {
-            let batch = self.scan_partition(p, q, after.as_deref(), 1024, usize::MAX)?;
-            let Some((last, _)) = batch.last() else { return Ok(removed) };
-            after = Some(last.clone());
-            for (key, _) in &batch {
-                if self.remove_if(key, |_| true)? {
-                    removed += 1;
-                }
-            }
-        }
-    }
-
     /// Removes `key` if its stored set still satisfies `dead` (checked under the key's lock, so
     /// a write that raced the reaper is kept). Returns whether it was removed.
     ///
@@ -502,160 +341,12 @@ impl Storage {
         Ok(true)
     }
 
-    /// The stored key of the hint for `owner` of `key`: hints of one key sort together.
-    fn hint_key(owner: &str, key: &[u8]) -> Vec<u8> {
-        let mut k = Vec::with_capacity(4 + key.len() + owner.len());
-        k.extend_from_slice(&(key.len() as u32).to_be_bytes());
-        k.extend_from_slice(key);
-        k.extend_from_slice(owner.as_bytes());
-        k
-    }
-
-    /// Splits a stored hint key into (owner, key).
-    fn split_hint_key(stored: &[u8]) -> Option<(String, Vec<u8>)> {
-        let len = u32::from_be_bytes(stored.get(..4)?.try_into().ok()?) as usize;
-        let key = stored.get(4..4 + len)?.to_vec();
-        let owner = String::from_utf8(stored.get(4 + len..)?.to_vec()).ok()?;
-        Some((owner, key))
-    }
-
     /// Whether no key is stored.
     ///
     /// # Errors
     /// Engine failure.
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.data.is_empty()?)
-    }
-
-    /// Hint records held for other nodes.
-    pub fn hint_count(&self) -> u64 {
-        self.hint_count.load(Ordering::Acquire)
-    }
-
-    /// Read-modify-write of the hint this node holds for `owner` of `key` (hinted handoff):
-    /// `f` sees the stored hint and returns the one to store. Durable once
-    /// [`Storage::commit`] returns, like data.
-    ///
-    /// # Errors
-    /// Engine failure, a corrupt record, or `f`'s error.
-    pub fn hint_update<E>(
-        &self,
-        owner: &str,
-        key: &[u8],
-        f: impl FnOnce(Option<&SiblingSet>) -> std::result::Result<SiblingSet, E>,
-    ) -> std::result::Result<SiblingSet, E>
-    where
-        E: From<StorageError>,
-    {
-        let stored_key = Self::hint_key(owner, key);
-        let _guard = self.lock(&stored_key);
-        let current = match self.hints.get(&stored_key).map_err(StorageError::from)? {
-            Some(bytes) => Some(Self::decode(key, &bytes)?),
-            None => None,
-        };
-        let next = f(current.as_ref())?;
-        self.hints.insert(stored_key, next.encode()).map_err(StorageError::from)?;
-        self.note_write();
-        if current.is_none() {
-            self.hint_count.fetch_add(1, Ordering::AcqRel);
-        }
-        Ok(next)
-    }
-
-    /// Every hint held for `key`, whoever it is for.
-    ///
-    /// # Errors
-    /// Engine failure or a corrupt record.
-    pub fn hints_of(&self, key: &[u8]) -> Result<Vec<(String, SiblingSet)>> {
-        if self.hint_count() == 0 {
-            return Ok(Vec::new());
-        }
-        let mut prefix = Vec::with_capacity(4 + key.len());
-        prefix.extend_from_slice(&(key.len() as u32).to_be_bytes());
-        prefix.extend_from_slice(key);
-        let mut out = Vec::new();
-        for guard in self.hints.prefix(&prefix) {
-            let (k, v) = guard.into_inner()?;
-            if let Some((owner, _)) = Self::split_hint_key(&k) {
-                out.push((owner, Self::decode(key, &v)?));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Visits hints, (owner, key, set), until `f` returns false. Corrupt records are reported
-    /// as errors.
-    ///
-    /// # Errors
-    /// Engine failure while iterating.
-    pub fn for_each_hint(&self, mut f: impl FnMut(&str, &[u8], Result<SiblingSet>) -> bool) -> Result<()> {
-        for guard in self.hints.iter() {
-            let (k, v) = guard.into_inner()?;
-            let more = match Self::split_hint_key(&k) {
-                Some((owner, key)) => f(&owner, &key, Self::decode(&key, &v)),
-                None => f("", &k, Err(StorageError::Corrupt { key: "hint".into(), reason: "bad hint key".into() })),
-            };
-            if !more {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes the hint for `owner` of `key` if it still satisfies `delivered` (checked under
-    /// its lock: a hinted write that arrived after the delivery keeps the hint). Returns
-    /// whether it was removed.
-    ///
-    /// # Errors
-    /// Engine failure or a corrupt record.
-    pub fn remove_hint_if(&self, owner: &str, key: &[u8], delivered: impl FnOnce(&SiblingSet) -> bool) -> Result<bool> {
-        let stored_key = Self::hint_key(owner, key);
-        let _guard = self.lock(&stored_key);
-        let Some(bytes) = self.hints.get(&stored_key)? else { return Ok(false) };
-        if !delivered(&Self::decode(key, &bytes)?) {
-            return Ok(false);
-        }
-        self.forget(key);
-        self.hints.remove(stored_key)?;
-        self.note_write();
-        self.hint_count.fetch_sub(1, Ordering::AcqRel);
-        Ok(true)
-    }
-
-    /// A value of this node's own bookkeeping (identity, epoch, keys).
-    ///
-    /// # Errors
-    /// Engine failure.
-    pub fn meta_get(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.meta.get(name)?.map(|v| v.to_vec()))
-    }
-
-    /// Stores a bookkeeping value and syncs it to disk at once.
-    ///
-    /// # Errors
-    /// Engine failure.
-    pub fn meta_put(&self, name: &str, value: &[u8]) -> Result<()> {
-        self.meta.insert(name, value)?;
-        self.db.persist(PersistMode::SyncAll)?;
-        Ok(())
-    }
-
-    /// A value of the ring and membership state (used by `cluster/`).
-    ///
-    /// # Errors
-    /// Engine failure.
-    pub fn ring_get(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.ring.get(name)?.map(|v| v.to_vec()))
-    }
-
-    /// Stores a value of the ring and membership state and syncs it to disk at once.
-    ///
-    /// # Errors
-    /// Engine failure.
-    pub fn ring_put(&self, name: &str, value: &[u8]) -> Result<()> {
-        self.ring.insert(name, value)?;
-        self.db.persist(PersistMode::SyncAll)?;
-        Ok(())
     }
 
     pub fn stats(&self) -> StorageStats {
@@ -665,19 +356,12 @@ impl Storage {
             journal_bytes: self.db.journal_disk_space().unwrap_or(0),
         }
     }
-
-    /// Syncs the journal to disk (on shutdown, and for `--fsync always`).
-    ///
-    /// # Errors
-    /// Engine failure.
-    pub fn sync(&self) -> Result<()> {
-        self.db.persist(PersistMode::SyncAll)?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
     use crate::version::{Actor, Sibling, VersionVector};
 

@@ -1,0 +1,141 @@
+//! Changes of the membership: the operator's (`KURA JOIN/LEAVE/REMOVE`), a leaving node's
+//! hints, finished transfers reported to the claimant; each saved and pushed to every member.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::{Cluster, ClusterError};
+use crate::membership::{ClusterState, Status};
+use crate::peer::{Request, Response};
+use crate::ring::NodeId;
+
+impl Cluster {
+    /// Applies `change` to the current state (if it makes one), saves it and pushes it to
+    /// every member at once. Returns whether it changed anything.
+    pub fn change(
+        self: &Arc<Self>,
+        change: impl FnOnce(&mut ClusterState) -> Result<bool, ClusterError>,
+    ) -> Result<bool, ClusterError> {
+        let next = {
+            let _guard = self.changing.lock();
+            let Some(mut state) = self.view.load().state.clone() else {
+                return Err(ClusterError::NotReady);
+            };
+            if !change(&mut state)? {
+                return Ok(false);
+            }
+            self.install(state.clone())?;
+            state
+        };
+        self.push(next);
+        Ok(true)
+    }
+    /// Sends `state` to every other member now (a change should not wait for gossip).
+    pub(super) fn push(self: &Arc<Self>, state: ClusterState) {
+        for (_, addr) in self.others() {
+            let (me, state) = (self.clone(), state.clone());
+            tokio::spawn(async move {
+                if let Ok(Response::State(theirs)) = me.call_addr(addr, Request::Gossip(Box::new(state))).await {
+                    let _ = me.merge(&theirs);
+                }
+            });
+        }
+    }
+    /// `KURA LEAVE`: this node starts handing its partitions off.
+    pub fn leave(self: &Arc<Self>) -> Result<bool, ClusterError> {
+        let me = self.me().clone();
+        let holds_hints = self.replica.storage().hint_count() > 0;
+        self.change(|s| {
+            let m = s.members.get_mut(&me).ok_or_else(|| ClusterError::UnknownMember(me.clone()))?;
+            if matches!(m.status, Status::Leaving | Status::Exiting | Status::Removed) {
+                return Ok(false);
+            }
+            m.status = Status::Leaving;
+            m.holds_hints = holds_hints;
+            m.version += 1;
+            Ok(true)
+        })
+    }
+    /// Whether this node is on its way out of the cluster (leaving, exiting or removed).
+    pub fn departing(&self) -> bool {
+        let view = self.view();
+        let status = view.state.as_ref().and_then(|s| s.members.get(self.me())).map(|m| m.status);
+        matches!(status, Some(Status::Leaving | Status::Exiting | Status::Removed))
+    }
+    /// A departing node tells the cluster whether it still holds hints (the claimant keeps it
+    /// until it has handed them on).
+    pub fn announce_hints(self: &Arc<Self>, holds: bool) -> Result<(), ClusterError> {
+        if !self.departing() {
+            return Ok(());
+        }
+        let me = self.me().clone();
+        self.change(|s| {
+            let Some(m) = s.members.get_mut(&me) else { return Ok(false) };
+            if m.holds_hints == holds {
+                return Ok(false);
+            }
+            m.holds_hints = holds;
+            m.version += 1;
+            Ok(true)
+        })?;
+        Ok(())
+    }
+    /// `KURA REMOVE id`: takes a (dead) member out; its partitions are rebuilt from the other
+    /// replicas.
+    pub fn remove(self: &Arc<Self>, id: &str) -> Result<bool, ClusterError> {
+        self.change(|s| {
+            let m = s.members.get_mut(id).ok_or_else(|| ClusterError::UnknownMember(id.to_owned()))?;
+            if m.status == Status::Removed {
+                return Ok(false);
+            }
+            m.status = Status::Removed;
+            m.version += 1;
+            Ok(true)
+        })
+    }
+    /// `KURA JOIN addr`: this node (alone in its own cluster, with no data) joins the cluster
+    /// of the peer at `addr`.
+    pub async fn join_cluster(self: &Arc<Self>, addr: SocketAddr) -> Result<(), ClusterError> {
+        let body = self.call_addr(addr, Request::Join(self.settings.me.clone())).await?;
+        let Response::State(theirs) = body else {
+            return Err(match body {
+                Response::Error(error) => ClusterError::Remote { peer: addr.to_string(), error },
+                _ => ClusterError::Unexpected(addr.to_string()),
+            });
+        };
+        {
+            let _guard = self.changing.lock();
+            tracing::info!(%addr, "joining another cluster: leaving this one-node cluster");
+            self.install(*theirs)?;
+        }
+        Ok(())
+    }
+    /// At the claimant: a transfer finished. Returns the state that records it.
+    pub fn on_transfer_done(self: &Arc<Self>, partition: u32, to: &NodeId) -> Result<ClusterState, ClusterError> {
+        let n = self.settings.n;
+        let is_claimant = self.view().state.as_ref().and_then(|s| s.claimant().cloned()).as_ref() == Some(self.me());
+        if !is_claimant {
+            return Err(ClusterError::NotClaimant);
+        }
+        self.change(|s| Ok(s.transfer_done(partition, to, n)))?;
+        self.view().state.clone().ok_or(ClusterError::NotReady)
+    }
+    /// Tells the claimant that `partition` reached `to`.
+    pub async fn report_transfer(self: &Arc<Self>, partition: u32, to: &NodeId) -> Result<(), ClusterError> {
+        let claimant = self.view().state.as_ref().and_then(|s| s.claimant().cloned());
+        match claimant {
+            Some(c) if &c == self.me() => self.on_transfer_done(partition, to).map(|_| ()),
+            Some(c) => {
+                // The answer is the claimant's state with the transfer recorded: take it at once,
+                // so this node does not start the same transfer again.
+                if let Response::State(state) =
+                    self.call(&c, Request::TransferDone { partition, to: to.clone() }).await?
+                {
+                    self.merge(&state)?;
+                }
+                Ok(())
+            }
+            None => Err(ClusterError::NotReady),
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Running the requests of one pipelined batch, in order, and the durability ticket their
+//! replies wait for.
+
+use std::collections::HashSet;
+
+use bytes::{Bytes, BytesMut};
+
+use super::{concurrent_keys, execute, execute_shared, CommandMetrics, Session};
+use crate::node::{Node, Ticket};
+
+/// Requests run per batch (the rest of a long pipeline waits for the next).
+pub const MAX_BATCH: usize = 512;
+
+/// Runs the requests of a pipeline and encodes their replies in order into `out`. Returns the
+/// ticket the replies wait for: the writes they acknowledge ([`Ticket::NONE`] when nothing was
+/// written meanwhile).
+///
+/// In a cluster, where each request waits for its replicas, consecutive requests on distinct
+/// keys run at once (a *wave*); a request on a key already in the wave, or one that changes
+/// the connection, starts a new one, so every request still sees the effects of those before.
+pub async fn run_pipeline(
+    node: &Node,
+    session: &mut Session,
+    metrics: &CommandMetrics,
+    batch: &[Vec<Bytes>],
+    out: &mut BytesMut,
+) -> Ticket {
+    let before = node.ticket();
+    let concurrent = batch.len() > 1 && !node.alone();
+    let mut i = 0;
+    while i < batch.len() && !session.quit {
+        if concurrent {
+            let mut keys: HashSet<&[u8]> = HashSet::new();
+            let mut end = i;
+            while let Some(ks) = batch.get(end).and_then(|args| concurrent_keys(args)) {
+                if ks.iter().any(|k| keys.contains(k)) {
+                    break;
+                }
+                keys.extend(ks);
+                end += 1;
+            }
+            if end - i > 1 {
+                let authenticated = session.authenticated;
+                let wave = batch[i..end].iter().map(|args| execute_shared(node, authenticated, metrics, args));
+                for reply in futures::future::join_all(wave).await {
+                    reply.encode(session.protocol, out);
+                }
+                i = end;
+                continue;
+            }
+        }
+        execute(node, session, metrics, &batch[i]).await.encode(session.protocol, out);
+        i += 1;
+    }
+    let after = node.ticket();
+    if after == before {
+        Ticket::NONE
+    } else {
+        after
+    }
+}

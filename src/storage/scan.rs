@@ -1,0 +1,111 @@
+//! Walks of the `data` keyspace in ring order: every key (reaping, DBSIZE), digests (the
+//! Merkle trees of anti-entropy), one partition in batches (transfers) and its removal.
+
+use bytes::Bytes;
+
+use super::{digest, Result, Storage};
+use crate::version::SiblingSet;
+
+impl Storage {
+    /// Visits every stored key with its set, in ring order. Corrupt records are reported to
+    /// `f` as errors rather than stopping the walk.
+    ///
+    /// # Errors
+    /// Engine failure while iterating.
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], Result<SiblingSet>)) -> Result<()> {
+        for guard in self.data.iter() {
+            let (k, v) = guard.into_inner()?;
+            let user_key = k.get(8..).unwrap_or_default();
+            f(user_key, Self::decode(user_key, &v));
+        }
+        Ok(())
+    }
+    /// Visits every stored key's ring prefix, key and digest (no decoding).
+    ///
+    /// # Errors
+    /// Engine failure while iterating.
+    pub fn for_each_digest(&self, mut f: impl FnMut(u64, &[u8], u64)) -> Result<()> {
+        for guard in self.data.iter() {
+            let (k, v) = guard.into_inner()?;
+            if let (Some(prefix), Some(key)) = (k.get(..8), k.get(8..)) {
+                f(u64::from_be_bytes(prefix.try_into().expect("8 bytes")), key, digest(&v));
+            }
+        }
+        Ok(())
+    }
+    /// The keys and digests of the ring prefix range `lo..=hi` (a Merkle leaf), in order.
+    ///
+    /// # Errors
+    /// Engine failure while iterating.
+    pub fn digests_in(&self, lo: u64, hi: u64) -> Result<Vec<(Bytes, u64)>> {
+        let start = lo.to_be_bytes().to_vec();
+        let range: Box<dyn Iterator<Item = fjall::Guard>> = match hi.checked_add(1) {
+            Some(end) => Box::new(self.data.range(start..end.to_be_bytes().to_vec())),
+            None => Box::new(self.data.range(start..)),
+        };
+        let mut out = Vec::new();
+        for guard in range {
+            let (k, v) = guard.into_inner()?;
+            out.push((Bytes::copy_from_slice(k.get(8..).unwrap_or_default()), digest(&v)));
+        }
+        Ok(out)
+    }
+    /// Up to `limit` keys (or about `max_bytes` of encoded sets) of ring partition `p` of `q`,
+    /// in key order, starting after `after` (a user key returned by the previous call).
+    ///
+    /// # Errors
+    /// Engine failure or a corrupt record.
+    pub fn scan_partition(
+        &self,
+        p: u32,
+        q: u32,
+        after: Option<&[u8]>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<(Bytes, SiblingSet)>> {
+        let (lo, hi) = crate::ring::partition_prefix_range(p, q);
+        let start = match after {
+            Some(k) => {
+                let mut s = Self::data_key(k);
+                s.push(0);
+                s
+            }
+            None => lo.to_be_bytes().to_vec(),
+        };
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        let range: Box<dyn Iterator<Item = fjall::Guard>> = match hi.checked_add(1) {
+            Some(end) => Box::new(self.data.range(start..end.to_be_bytes().to_vec())),
+            None => Box::new(self.data.range(start..)),
+        };
+        for guard in range {
+            let (k, v) = guard.into_inner()?;
+            let user_key = k.get(8..).unwrap_or_default();
+            bytes += v.len() + user_key.len();
+            out.push((Bytes::copy_from_slice(user_key), Self::decode(user_key, &v)?));
+            if out.len() >= limit || bytes >= max_bytes {
+                break;
+            }
+        }
+        Ok(out)
+    }
+    /// Deletes every key of ring partition `p` of `q` (after it was handed to its new
+    /// replicas). Returns how many keys went.
+    ///
+    /// # Errors
+    /// Engine failure.
+    pub fn remove_partition(&self, p: u32, q: u32) -> Result<u64> {
+        let mut removed = 0;
+        let mut after: Option<Bytes> = None;
+        loop {
+            let batch = self.scan_partition(p, q, after.as_deref(), 1024, usize::MAX)?;
+            let Some((last, _)) = batch.last() else { return Ok(removed) };
+            after = Some(last.clone());
+            for (key, _) in &batch {
+                if self.remove_if(key, |_| true)? {
+                    removed += 1;
+                }
+            }
+        }
+    }
+}
