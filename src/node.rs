@@ -84,6 +84,8 @@ pub struct Node {
     pub rejected_connections: AtomicU64,
     pub error_replies: AtomicU64,
     next_client_id: AtomicU64,
+    /// EXEC holds it exclusively; every other request holds it shared while it runs.
+    pub exec_gate: tokio::sync::RwLock<()>,
     clients: Mutex<HashMap<u64, ClientInfo>>,
 }
 
@@ -167,6 +169,7 @@ impl Node {
             rejected_connections: AtomicU64::new(0),
             error_replies: AtomicU64::new(0),
             next_client_id: AtomicU64::new(1),
+            exec_gate: tokio::sync::RwLock::new(()),
             clients: Mutex::new(HashMap::new()),
         }))
     }

@@ -44,15 +44,30 @@ impl ExpireCond {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Rmw {
     /// SET with NX/XX and KEEPTTL (the old value is always in the outcome, for GET).
-    Set { value: Bytes, expires_ms: Option<u64>, keep_ttl: bool, cond: SetCond },
+    Set {
+        value: Bytes,
+        expires_ms: Option<u64>,
+        keep_ttl: bool,
+        cond: SetCond,
+    },
     /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT (`Some` time) and PERSIST (`None`). A time not
     /// in the future deletes the key.
-    Expire { at_ms: Option<u64>, cond: ExpireCond },
+    Expire {
+        at_ms: Option<u64>,
+        cond: ExpireCond,
+    },
     GetDel,
     /// GETEX: `None` leaves the expiry, `Some(None)` removes it (PERSIST), `Some(Some(t))` sets it.
-    GetEx { expiry: Option<Option<u64>> },
-    Append { value: Bytes },
-    SetRange { offset: u64, value: Bytes },
+    GetEx {
+        expiry: Option<Option<u64>>,
+    },
+    Append {
+        value: Bytes,
+    },
+    SetRange {
+        offset: u64,
+        value: Bytes,
+    },
 }
 
 /// The new sibling an operation writes: a value (or a tombstone) and its expiry.
@@ -83,7 +98,11 @@ pub enum RmwError {
 ///
 /// # Errors
 /// A string that would grow past [`MAX_STRING`].
-pub fn apply(op: &Rmw, current: Option<(&Bytes, Option<u64>)>, now: u64) -> Result<(Option<NewValue>, Outcome), RmwError> {
+pub fn apply(
+    op: &Rmw,
+    current: Option<(&Bytes, Option<u64>)>,
+    now: u64,
+) -> Result<(Option<NewValue>, Outcome), RmwError> {
     let old = current.map(|(v, _)| v.clone());
     let expiry = current.and_then(|(_, e)| e);
     let keep = |value: Bytes, expires_ms: Option<u64>| NewValue { value: Some(value), expires_ms };
@@ -208,7 +227,8 @@ mod tests {
         let (w, o) = apply(&Rmw::Append { value: b(" World") }, Some((&v, Some(7))), 0).unwrap();
         assert_eq!(w, Some(NewValue { value: Some(b("Hello World")), expires_ms: Some(7) }));
         assert_eq!(o.len, 11);
-        let (w, o) = apply(&Rmw::SetRange { offset: 6, value: b("Redis") }, Some((&b("Hello World"), None)), 0).unwrap();
+        let (w, o) =
+            apply(&Rmw::SetRange { offset: 6, value: b("Redis") }, Some((&b("Hello World"), None)), 0).unwrap();
         assert_eq!((w.unwrap().value, o.len), (Some(b("Hello Redis")), 11));
         let (w, o) = apply(&Rmw::SetRange { offset: 3, value: b("x") }, None, 0).unwrap();
         assert_eq!((w.unwrap().value, o.len), (Some(Bytes::from_static(b"\0\0\0x")), 4));

@@ -59,6 +59,9 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, mut shutdown: watch::
                 addr,
                 laddr,
                 quit: false,
+                multi: None,
+                watched: Vec::new(),
+                in_exec: false,
             };
             if let Err(e) = connection(&node, &metrics, socket, session, limits, shutdown).await {
                 tracing::debug!("connection {addr} ended: {e}");

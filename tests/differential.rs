@@ -120,8 +120,11 @@ fn now_s() -> u64 {
 /// One random command of the pools.
 fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
     let key = |rng: &mut StdRng| format!("{prefix}k{}", rng.gen_range(0..4)).into_bytes();
-    let value = |rng: &mut StdRng| ["", "a", "hello", "12", "x y", "\u{e9}t\u{e9}"][rng.gen_range(0..6)].as_bytes().to_vec();
-    let int = |rng: &mut StdRng| ["0", "1", "-1", "3", "100", "x", "9223372036854775807", "-100"][rng.gen_range(0..8)].as_bytes().to_vec();
+    let value =
+        |rng: &mut StdRng| ["", "a", "hello", "12", "x y", "\u{e9}t\u{e9}"][rng.gen_range(0..6)].as_bytes().to_vec();
+    let int = |rng: &mut StdRng| {
+        ["0", "1", "-1", "3", "100", "x", "9223372036854775807", "-100"][rng.gen_range(0..8)].as_bytes().to_vec()
+    };
     let secs = |rng: &mut StdRng| ["100", "1000", "-5", "0", "abc", "200"][rng.gen_range(0..6)].as_bytes().to_vec();
     let at = |rng: &mut StdRng| {
         let t = match rng.gen_range(0..4) {
@@ -133,7 +136,7 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
         t.to_string().into_bytes()
     };
     let b = |s: &str| s.as_bytes().to_vec();
-    let mut c: Vec<Vec<u8>> = match rng.gen_range(0..30) {
+    let mut c: Vec<Vec<u8>> = match rng.gen_range(0..31) {
         0..=2 => {
             let mut c = vec![b("SET"), key(rng), value(rng)];
             for _ in 0..rng.gen_range(0..3) {
@@ -197,6 +200,13 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
         25 => vec![b("MSET"), key(rng), value(rng), key(rng), value(rng)],
         26 => vec![b("MGET"), key(rng), key(rng), key(rng)],
         27 => vec![b("ECHO"), value(rng)],
+        28 => match rng.gen_range(0..8) {
+            0..=2 => vec![b("MULTI")],
+            3 | 4 => vec![b("EXEC")],
+            5 => vec![b("DISCARD")],
+            6 => vec![b("WATCH"), key(rng), key(rng)],
+            _ => vec![b("UNWATCH")],
+        },
         _ => vec![b("GET")],
     };
     // Sometimes a wrong argument count.
@@ -210,10 +220,16 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
     c
 }
 
-/// Whether two replies agree, with the tolerance the documented differences allow.
-fn agree(args: &[Vec<u8>], kura: &Wire, redis: &Wire) -> bool {
+/// Whether two replies agree, with the tolerance the documented differences allow; an EXEC's
+/// replies are compared one by one against the commands it ran (`queued`).
+fn agree(args: &[Vec<u8>], kura: &Wire, redis: &Wire, queued: Option<&[Vec<Vec<u8>>]>) -> bool {
     if kura == redis {
         return true;
+    }
+    if let (Some(queued), Wire::Array(Some(a)), Wire::Array(Some(b))) = (queued, kura, redis) {
+        return a.len() == b.len()
+            && a.len() == queued.len()
+            && a.iter().zip(b).zip(queued).all(|((x, y), args)| agree(args, x, y, None));
     }
     let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
     let tolerance = match name.as_str() {
@@ -249,13 +265,39 @@ fn kura_answers_every_sequence_as_redis_does() {
         let mut rng = StdRng::seed_from_u64(seed);
         // Each sequence has keys of its own: no flush needed between them.
         let prefix = format!("s{seed}:");
+        // A transaction or WATCH left open by the previous sequence ends here.
+        for end in ["DISCARD", "UNWATCH"] {
+            let args = [end.as_bytes().to_vec()];
+            assert_eq!(k.call(&args), r.call(&args), "seed {seed}: {end} before the sequence");
+        }
         let mut history = Vec::new();
+        // The transaction the reference is queueing, as its replies tell.
+        let mut queue: Option<Vec<Vec<Vec<u8>>>> = None;
         for _ in 0..60 {
             let args = command(&mut rng, &prefix);
             let (from_kura, from_redis) = (k.call(&args), r.call(&args));
             history.push(show(&args));
+            let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+            let ok = Wire::Line(b'+', b"OK".to_vec());
+            let ran = match name.as_str() {
+                "MULTI" if from_redis == ok => {
+                    queue = Some(Vec::new());
+                    None
+                }
+                "EXEC" | "DISCARD" if !matches!(&from_redis, Wire::Line(b'-', e) if e.ends_with(b"without MULTI")) => {
+                    queue.take()
+                }
+                _ => {
+                    if let (Some(q), Wire::Line(b'+', t)) = (queue.as_mut(), &from_redis) {
+                        if t == b"QUEUED" {
+                            q.push(args.clone());
+                        }
+                    }
+                    None
+                }
+            };
             assert!(
-                agree(&args, &from_kura, &from_redis),
+                agree(&args, &from_kura, &from_redis, ran.as_deref()),
                 "seed {seed} (KURA_DIFF_SEED={seed} replays it): `{}`\n kura:  {from_kura:?}\n redis: {from_redis:?}\n after: {:#?}",
                 show(&args),
                 &history[history.len().saturating_sub(12)..]

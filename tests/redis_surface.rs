@@ -104,3 +104,112 @@ fn read_modify_writes_work_through_any_node_of_a_cluster() {
         assert_eq!(q(&mut cons[via], &["TYPE", key]), Value::SimpleString("none".into()));
     }
 }
+
+/// WATCH / MULTI / EXEC check-and-set from 8 racing clients on one node: every increment is
+/// kept (an EXEC whose WATCHed key changed answers nil and the client retries).
+#[test]
+fn watch_makes_check_and_set_exact_on_one_node() {
+    let node = Node::start(LOCAL, &[]);
+    let (clients, rounds) = (8, 40);
+    std::thread::scope(|s| {
+        for _ in 0..clients {
+            let node = &node;
+            s.spawn(move || {
+                let mut con = node.conn();
+                for _ in 0..rounds {
+                    loop {
+                        q(&mut con, &["WATCH", "counter"]);
+                        let n: i64 = match q(&mut con, &["GET", "counter"]) {
+                            Value::BulkString(b) => String::from_utf8_lossy(&b).parse().expect("a number"),
+                            _ => 0,
+                        };
+                        q(&mut con, &["MULTI"]);
+                        assert_eq!(
+                            q(&mut con, &["SET", "counter", &(n + 1).to_string()]),
+                            Value::SimpleString("QUEUED".into())
+                        );
+                        match q(&mut con, &["EXEC"]) {
+                            Value::Nil => continue,
+                            Value::Array(replies) => {
+                                assert_eq!(replies, vec![Value::Okay]);
+                                break;
+                            }
+                            other => panic!("EXEC answered {other:?}"),
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let mut con = node.conn();
+    assert_eq!(q(&mut con, &["GET", "counter"]), Value::BulkString((clients * rounds).to_string().into_bytes()));
+}
+
+/// On one node EXEC runs isolated: readers never see half of a transaction's two APPENDs.
+#[test]
+fn exec_is_isolated_on_one_node() {
+    let node = Node::start(LOCAL, &[]);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let (node, done) = (&node, &done);
+        for _ in 0..4 {
+            s.spawn(move || {
+                let mut con = node.conn();
+                for _ in 0..300 {
+                    q(&mut con, &["MULTI"]);
+                    q(&mut con, &["APPEND", "pairs", "a"]);
+                    q(&mut con, &["APPEND", "pairs", "b"]);
+                    assert!(matches!(q(&mut con, &["EXEC"]), Value::Array(r) if r.len() == 2));
+                }
+            });
+        }
+        let reader = s.spawn(move || {
+            let mut con = node.conn();
+            let mut reads = 0;
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                let len = int(q(&mut con, &["STRLEN", "pairs"]));
+                assert_eq!(len % 2, 0, "a reader saw half a transaction");
+                reads += 1;
+            }
+            reads
+        });
+        // The writers end first (the scope joins them before this returns is not guaranteed):
+        // wait for the final length, then stop the reader.
+        let mut con = node.conn();
+        harness::wait_until("all transactions", std::time::Duration::from_secs(60), || {
+            (int(q(&mut con, &["STRLEN", "pairs"])) == 4 * 300 * 2).then_some(())
+        });
+        done.store(true, std::sync::atomic::Ordering::Release);
+        assert!(reader.join().expect("the reader") > 0);
+    });
+}
+
+/// redis-py's `pipeline()` (MULTI; MSET; EXPIRE; EXEC) through every node of a cluster; a
+/// WATCHed key changed through another node aborts the EXEC.
+#[test]
+fn transactions_through_a_cluster() {
+    let cluster = Cluster::start(4, &["--n", "3"]);
+    let mut cons: Vec<redis::Connection> = cluster.nodes.iter().map(Node::conn).collect();
+    for i in 0..cons.len() {
+        let key = format!("session-{i}");
+        let replies: Value = redis::pipe()
+            .atomic()
+            .cmd("MSET")
+            .arg(&key)
+            .arg("1")
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(300)
+            .query(&mut cons[i])
+            .expect("a transaction");
+        assert_eq!(replies, Value::Array(vec![Value::Okay, Value::Int(1)]));
+        let ttl = int(q(&mut cons[(i + 1) % 4], &["TTL", &key]));
+        assert!((290..=300).contains(&ttl), "TTL through another node: {ttl}");
+        q(&mut cons[i], &["WATCH", &key]);
+        q(&mut cons[(i + 2) % 4], &["SET", &key, "changed"]);
+        q(&mut cons[i], &["MULTI"]);
+        q(&mut cons[i], &["SET", &key, "mine"]);
+        assert_eq!(q(&mut cons[i], &["EXEC"]), Value::Nil, "the WATCHed key changed through another node");
+        assert_eq!(q(&mut cons[i], &["GET", &key]), Value::BulkString(b"changed".to_vec()));
+    }
+}

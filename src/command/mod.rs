@@ -16,8 +16,8 @@ mod del;
 mod dget;
 mod dput;
 mod echo;
-mod expire;
 mod exists;
+mod expire;
 mod get;
 mod getdel;
 mod getex;
@@ -29,6 +29,7 @@ mod keyspace;
 mod kura;
 mod mget;
 mod mset;
+mod multi;
 mod ping;
 mod pipeline;
 mod quit;
@@ -64,6 +65,19 @@ pub struct Session {
     pub laddr: SocketAddr,
     /// Set by QUIT: the connection closes after this reply.
     pub quit: bool,
+    /// Between MULTI and EXEC: the queued requests, and whether one was refused (EXECABORT).
+    pub multi: Option<Queued>,
+    /// WATCHed keys and the digest of the version each had then.
+    pub watched: Vec<(Bytes, u64)>,
+    /// Inside EXEC: the queued requests run without waiting for the node's gate.
+    pub in_exec: bool,
+}
+
+/// A transaction being queued.
+#[derive(Debug, Default)]
+pub struct Queued {
+    pub requests: Vec<Vec<Bytes>>,
+    pub refused: bool,
 }
 
 /// Why a command failed. [`CommandError::to_reply`] is the only place these become RESP.
@@ -192,6 +206,11 @@ commands! {
     Config => "config", -2, [], (0, 0, 0), "server", false, "CONFIG GET of the node's settings.";
     Kura => "kura", -2, [], (0, 0, 0), "kura", false, "The cluster as this node sees it, and membership changes: MEMBERS, RING, PREFLIST, LOCAL, HINTS, TRANSFERS, JOIN, LEAVE, REMOVE.";
     Info => "info", -1, [], (0, 0, 0), "server", false, "Server information and statistics.";
+    Multi => "multi", 1, ["fast"], (0, 0, 0), "transactions", false, "Starts a transaction: later commands are queued.";
+    Exec => "exec", 1, [], (0, 0, 0), "transactions", false, "Runs the queued commands (isolated on one node; nil if a WATCHed key changed).";
+    Discard => "discard", 1, ["fast"], (0, 0, 0), "transactions", false, "Drops the queued commands.";
+    Watch => "watch", -2, ["fast"], (1, -1, 1), "transactions", false, "EXEC will abort if one of these keys changes first.";
+    Unwatch => "unwatch", 1, ["fast"], (0, 0, 0), "transactions", false, "Forgets the WATCHed keys.";
 }
 
 impl Cmd {
@@ -250,7 +269,17 @@ impl Cmd {
                 | Cmd::Config
                 | Cmd::Info
                 | Cmd::Kura
+                | Cmd::Multi
+                | Cmd::Exec
+                | Cmd::Discard
+                | Cmd::Watch
+                | Cmd::Unwatch
         )
+    }
+
+    /// Whether the command runs at once inside MULTI instead of being queued.
+    fn runs_in_multi(self) -> bool {
+        matches!(self, Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Watch | Cmd::Quit)
     }
 }
 
@@ -287,11 +316,18 @@ async fn execute_shared(node: &Node, authenticated: bool, metrics: &CommandMetri
     execute_in(node, Conn::Shared { authenticated }, metrics, args).await
 }
 
-async fn execute_in(node: &Node, conn: Conn<'_>, metrics: &CommandMetrics, args: &[Bytes]) -> Reply {
+async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, args: &[Bytes]) -> Reply {
     node.total_commands.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // A request refused inside MULTI makes the EXEC fail (EXECABORT), as in Redis.
+    let refuse = |conn: &mut Conn<'_>| {
+        if let Conn::Mut(Session { multi: Some(q), .. }) = conn {
+            q.refused = true;
+        }
+    };
     let Some(cmd) = Cmd::lookup(&args[0]) else {
         metrics.unknown.increment(1);
         node.error_replies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        refuse(&mut conn);
         return Reply::Error(unknown_command(args));
     };
     let i = cmd as usize;
@@ -301,10 +337,35 @@ async fn execute_in(node: &Node, conn: Conn<'_>, metrics: &CommandMetrics, args:
         // Rejected before it ran: an error, not a call (as Redis's `rejected_calls`).
         metrics.errors[i].increment(1);
         node.error_replies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return CommandError::WrongArity(spec.name.to_owned()).to_reply();
+        let error = CommandError::WrongArity(spec.name.to_owned());
+        if cmd == Cmd::Exec {
+            // A refused EXEC ends any transaction (Redis's execCommandAbort, even outside one).
+            if let Conn::Mut(session) = &mut conn {
+                session.multi = None;
+                session.watched.clear();
+            }
+            return Reply::Error(format!("EXECABORT Transaction discarded because of: {error}"));
+        }
+        refuse(&mut conn);
+        return error.to_reply();
     }
+    if let Conn::Mut(session) = &mut conn {
+        if session.multi.is_some() && !cmd.runs_in_multi() {
+            if !session.authenticated && !spec.no_auth {
+                refuse(&mut conn);
+                return CommandError::NoAuth.to_reply();
+            }
+            if let Some(q) = session.multi.as_mut() {
+                q.requests.push(args.to_vec());
+            }
+            return Reply::Simple("QUEUED");
+        }
+    }
+    // On a node alone, EXEC runs isolated: every other request waits at the gate meanwhile.
+    let in_exec = matches!(&conn, Conn::Mut(s) if s.in_exec);
+    let _gate = if in_exec || cmd == Cmd::Exec { None } else { Some(node.exec_gate.read().await) };
     let started = Instant::now();
-    let result = dispatch(cmd, node, conn, args).await;
+    let result = dispatch(cmd, node, conn, args, metrics).await;
     metrics.calls[i].increment(1);
     metrics.duration[i].record(started.elapsed().as_secs_f64());
     match result {
@@ -318,7 +379,7 @@ async fn execute_in(node: &Node, conn: Conn<'_>, metrics: &CommandMetrics, args:
 }
 
 /// Runs a command whose arity was checked.
-async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes]) -> CmdResult {
+async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes], metrics: &CommandMetrics) -> CmdResult {
     let authenticated = match &conn {
         Conn::Mut(session) => session.authenticated,
         Conn::Shared { authenticated } => *authenticated,
@@ -344,6 +405,11 @@ async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes]) -> CmdR
         Cmd::Config => config::run(node, args),
         Cmd::Info => info::run(node, args),
         Cmd::Kura => kura::run(node, args).await,
+        Cmd::Multi => multi::multi(session),
+        Cmd::Exec => multi::exec(node, session, metrics).await,
+        Cmd::Discard => multi::discard(session),
+        Cmd::Watch => multi::watch(node, session, args).await,
+        Cmd::Unwatch => multi::unwatch(session),
         data => dispatch_data(data, node, args).await,
     }
 }

@@ -48,10 +48,12 @@ impl Coordinator {
                 let req = Request::Modify { key: bytes::Bytes::copy_from_slice(key), op, budget_ms };
                 return match tokio::time::timeout_at(deadline, self.peers.call(&t.node, req)).await {
                     Ok(Ok(Response::Modified(outcome))) => Ok(outcome),
-                    Ok(Ok(other)) => Err(CoordError::Cluster(crate::cluster::ClusterError::Unexpected(format!("{other:?}")))),
-                    Ok(Err(crate::cluster::ClusterError::Remote { error: crate::peer::RemoteError::Rmw(e), .. })) => {
-                        Err(CoordError::Rmw(e))
+                    Ok(Ok(other)) => {
+                        Err(CoordError::Cluster(crate::cluster::ClusterError::Unexpected(format!("{other:?}"))))
                     }
+                    Ok(Err(crate::cluster::ClusterError::Remote {
+                        error: crate::peer::RemoteError::Rmw(e), ..
+                    })) => Err(CoordError::Rmw(e)),
                     Ok(Err(e)) => Err(CoordError::Cluster(e)),
                     Err(_) => Err(CoordError::NoQuorum { op: "write", needed: q.w, got: 0 }),
                 };

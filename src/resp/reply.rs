@@ -22,6 +22,8 @@ pub enum Reply {
     Bulk(Bytes),
     /// The null reply (`$-1` in RESP2, `_` in RESP3).
     Nil,
+    /// The null array (`*-1` in RESP2, `_` in RESP3): an EXEC that WATCH aborted.
+    NilArray,
     Array(Vec<Reply>),
     /// A map in RESP3, a flat array of pairs in RESP2.
     Map(Vec<(Reply, Reply)>),
@@ -50,6 +52,8 @@ impl Reply {
             Reply::Int(i) => return put_line(out, b':', itoa::Buffer::new().format(*i).as_bytes()),
             Reply::Nil if protocol == Protocol::Resp2 => return out.extend_from_slice(b"$-1\r\n"),
             Reply::Nil => return out.extend_from_slice(b"_\r\n"),
+            Reply::NilArray if protocol == Protocol::Resp2 => return out.extend_from_slice(b"*-1\r\n"),
+            Reply::NilArray => return out.extend_from_slice(b"_\r\n"),
             Reply::Bulk(b) => {
                 put_line(out, b'$', itoa::Buffer::new().format(b.len()).as_bytes());
                 out.reserve(b.len() + 2);
@@ -77,7 +81,7 @@ impl Reply {
             Reply::Error(e) => F::Error(Str::from(e.as_str())),
             Reply::Int(i) => F::Integer(*i),
             Reply::Bulk(b) => F::BulkString(b.clone()),
-            Reply::Nil => F::Null,
+            Reply::Nil | Reply::NilArray => F::Null,
             Reply::Array(items) => F::Array(items.iter().map(Reply::to_resp2).collect()),
             Reply::Map(pairs) => F::Array(pairs.iter().flat_map(|(k, v)| [k.to_resp2(), v.to_resp2()]).collect()),
             Reply::Text(t) => F::BulkString(Bytes::copy_from_slice(t.as_bytes())),
@@ -91,7 +95,7 @@ impl Reply {
             Reply::Error(e) => F::SimpleError { data: Str::from(e.as_str()), attributes: None },
             Reply::Int(i) => F::Number { data: *i, attributes: None },
             Reply::Bulk(b) => F::BlobString { data: b.clone(), attributes: None },
-            Reply::Nil => F::Null,
+            Reply::Nil | Reply::NilArray => F::Null,
             Reply::Array(items) => F::Array { data: items.iter().map(Reply::to_resp3).collect(), attributes: None },
             Reply::Map(pairs) => {
                 F::Map { data: pairs.iter().map(|(k, v)| (k.to_resp3(), v.to_resp3())).collect(), attributes: None }
@@ -128,6 +132,7 @@ mod tests {
         assert_eq!(enc(&Reply::ok(), Protocol::Resp2), b"+OK\r\n");
         assert_eq!(enc(&Reply::Nil, Protocol::Resp2), b"$-1\r\n");
         assert_eq!(enc(&Reply::Nil, Protocol::Resp3), b"_\r\n");
+        assert_eq!(enc(&Reply::NilArray, Protocol::Resp2), b"*-1\r\n");
         assert_eq!(enc(&Reply::Error("ERR x".into()), Protocol::Resp3), b"-ERR x\r\n");
         let map = Reply::Map(vec![(Reply::bulk("a"), Reply::Int(1))]);
         assert_eq!(enc(&map, Protocol::Resp2), b"*2\r\n$1\r\na\r\n:1\r\n");
