@@ -317,6 +317,13 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                     Ok(state) => Response::State(Box::new(state)),
                     Err(e) => failed(&e),
                 },
+                Request::Keys { from, to, limit } => {
+                    let limit = (limit as usize).min(10_000);
+                    match self.coordinator.storage().live_keys(from, to, limit, crate::replica::now_ms()) {
+                        Ok((keys, next)) => Response::Keys { keys, next },
+                        Err(e) => Response::Error(RemoteError::Failed(e.to_string())),
+                    }
+                }
                 Request::Modify { key, op, budget_ms } => {
                     let budget = Duration::from_millis(budget_ms);
                     match self.coordinator.modify_forwarded(&key, op, budget).await {

@@ -61,6 +61,8 @@ pub enum Request {
     AaeFetch { keys: Vec<Bytes> },
     /// Anti-entropy: merge these sets.
     AaePush { entries: Vec<(Bytes, SiblingSet)> },
+    /// Live keys of this node's data with ring prefix in `from..=to` (SCAN, KEYS, DBSIZE).
+    Keys { from: u64, to: u64, limit: u32 },
     /// Drop this key if its set still has `digest`: every replica holds the same tombstones.
     Reap { key: Bytes, digest: u64 },
 }
@@ -74,6 +76,11 @@ pub enum Response {
     Written(SiblingSet),
     /// A read-modify-write's outcome.
     Modified(Outcome),
+    /// Keys with their ring prefixes, and where to go on from (`None`: the range is done).
+    Keys {
+        keys: Vec<(u64, Bytes)>,
+        next: Option<u64>,
+    },
     Hashes(Vec<u64>),
     Leaves(Vec<(u32, u64)>),
     Digests(Vec<(Bytes, u64)>),

@@ -213,3 +213,75 @@ fn transactions_through_a_cluster() {
         assert_eq!(q(&mut cons[i], &["GET", &key]), Value::BulkString(b"changed".to_vec()));
     }
 }
+
+fn scan_all(
+    con: &mut redis::Connection,
+    count: usize,
+    mut between: impl FnMut(usize),
+) -> std::collections::BTreeSet<String> {
+    let (mut seen, mut cursor, mut calls) = (std::collections::BTreeSet::new(), "0".to_owned(), 0);
+    loop {
+        let reply = q(con, &["SCAN", &cursor, "COUNT", &count.to_string()]);
+        let Value::Array(parts) = reply else { panic!("SCAN answered {reply:?}") };
+        let (Value::BulkString(next), Value::Array(keys)) = (&parts[0], &parts[1]) else {
+            panic!("SCAN parts {parts:?}")
+        };
+        for k in keys {
+            if let Value::BulkString(k) = k {
+                seen.insert(String::from_utf8_lossy(k).into_owned());
+            }
+        }
+        cursor = String::from_utf8_lossy(next).into_owned();
+        calls += 1;
+        between(calls);
+        if cursor == "0" {
+            return seen;
+        }
+    }
+}
+
+/// SCAN, KEYS, DBSIZE and RANDOMKEY cover the whole cluster through any node: every key once
+/// at least, deleted keys not at all.
+#[test]
+fn the_keyspace_commands_span_the_cluster() {
+    let cluster = Cluster::start(4, &["--n", "3"]);
+    let mut cons: Vec<redis::Connection> = cluster.nodes.iter().map(Node::conn).collect();
+    let expected: std::collections::BTreeSet<String> = (0..300).map(|i| format!("key:{i}")).collect();
+    for (i, k) in expected.iter().enumerate() {
+        q(&mut cons[i % 4], &["SET", k, "v"]);
+    }
+    q(&mut cons[0], &["SET", "gone", "v"]);
+    q(&mut cons[1], &["DEL", "gone"]);
+    for con in cons.iter_mut() {
+        assert_eq!(scan_all(con, 7, |_| {}), expected);
+        assert_eq!(int(q(con, &["DBSIZE"])), 300);
+        let Value::Array(keys) = q(con, &["KEYS", "key:1?"]) else { panic!("KEYS is an array") };
+        assert_eq!(keys.len(), 10);
+        let Value::BulkString(k) = q(con, &["RANDOMKEY"]) else { panic!("RANDOMKEY is a key") };
+        assert!(expected.contains(&String::from_utf8_lossy(&k).into_owned()));
+    }
+}
+
+/// A key present for a whole SCAN walk is returned, also when a node joins in the middle of
+/// the walk and partitions move.
+#[test]
+fn a_scan_across_a_join_returns_every_key() {
+    let mut cluster = Cluster::start(3, &["--n", "3"]);
+    let mut con = cluster.nodes[0].conn();
+    let expected: std::collections::BTreeSet<String> = (0..400).map(|i| format!("k{i}")).collect();
+    for k in &expected {
+        q(&mut con, &["SET", k, "v"]);
+    }
+    let mut joined = false;
+    let seen = scan_all(&mut con, 5, |calls| {
+        if calls == 3 && !joined {
+            cluster.add(&["--n", "3"]);
+            joined = true;
+        }
+    });
+    assert!(joined);
+    let missing: Vec<_> = expected.difference(&seen).collect();
+    assert!(missing.is_empty(), "missing after a join mid-walk: {missing:?}");
+    cluster.wait_converged(std::time::Duration::from_secs(60));
+    assert_eq!(scan_all(&mut con, 50, |_| {}), expected);
+}

@@ -30,6 +30,7 @@ impl Cluster {
         self.push(next);
         Ok(true)
     }
+
     /// Sends `state` to every other member now (a change should not wait for gossip).
     pub(super) fn push(self: &Arc<Self>, state: ClusterState) {
         for (_, addr) in self.others() {
@@ -41,6 +42,7 @@ impl Cluster {
             });
         }
     }
+
     /// `KURA LEAVE`: this node starts handing its partitions off.
     pub fn leave(self: &Arc<Self>) -> Result<bool, ClusterError> {
         let me = self.me().clone();
@@ -56,12 +58,14 @@ impl Cluster {
             Ok(true)
         })
     }
+
     /// Whether this node is on its way out of the cluster (leaving, exiting or removed).
     pub fn departing(&self) -> bool {
         let view = self.view();
         let status = view.state.as_ref().and_then(|s| s.members.get(self.me())).map(|m| m.status);
         matches!(status, Some(Status::Leaving | Status::Exiting | Status::Removed))
     }
+
     /// A departing node tells the cluster whether it still holds hints (the claimant keeps it
     /// until it has handed them on).
     pub fn announce_hints(self: &Arc<Self>, holds: bool) -> Result<(), ClusterError> {
@@ -80,6 +84,7 @@ impl Cluster {
         })?;
         Ok(())
     }
+
     /// `KURA REMOVE id`: takes a (dead) member out; its partitions are rebuilt from the other
     /// replicas.
     pub fn remove(self: &Arc<Self>, id: &str) -> Result<bool, ClusterError> {
@@ -93,6 +98,7 @@ impl Cluster {
             Ok(true)
         })
     }
+
     /// `KURA JOIN addr`: this node (alone in its own cluster, with no data) joins the cluster
     /// of the peer at `addr`.
     pub async fn join_cluster(self: &Arc<Self>, addr: SocketAddr) -> Result<(), ClusterError> {
@@ -110,6 +116,7 @@ impl Cluster {
         }
         Ok(())
     }
+
     /// At the claimant: a transfer finished. Returns the state that records it.
     pub fn on_transfer_done(self: &Arc<Self>, partition: u32, to: &NodeId) -> Result<ClusterState, ClusterError> {
         let n = self.settings.n;
@@ -120,6 +127,7 @@ impl Cluster {
         self.change(|s| Ok(s.transfer_done(partition, to, n)))?;
         self.view().state.clone().ok_or(ClusterError::NotReady)
     }
+
     /// Tells the claimant that `partition` reached `to`.
     pub async fn report_transfer(self: &Arc<Self>, partition: u32, to: &NodeId) -> Result<(), ClusterError> {
         let claimant = self.view().state.as_ref().and_then(|s| s.claimant().cloned());

@@ -22,6 +22,7 @@ impl Cluster {
         tokio::spawn(self.clone().gossip_loop(shutdown.clone()));
         tokio::spawn(self.clone().claim_loop(shutdown));
     }
+
     /// Joins through the seeds (a node with seeds and no saved state). A seed in a cluster
     /// admits this node. When every seed answers and none is in a cluster yet (all of them
     /// are waiting too: the first start of a cluster whose nodes all name each other), the node
@@ -66,6 +67,7 @@ impl Cluster {
             }
         }
     }
+
     /// Other members to talk to (not removed, not this node).
     pub(super) fn others(&self) -> Vec<(NodeId, SocketAddr)> {
         self.view()
@@ -74,6 +76,7 @@ impl Cluster {
             .map(|s| s.live_members().filter(|m| &m.id != self.me()).map(|m| (m.id.clone(), m.addr)).collect())
             .unwrap_or_default()
     }
+
     async fn heartbeat_loop(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         let mut rounds = crate::rounds::Rounds::every(HEARTBEAT_EVERY, shutdown);
         while rounds.next().await {
@@ -87,6 +90,7 @@ impl Cluster {
             metrics::gauge!(m::PEERS_DOWN).set(down as f64);
         }
     }
+
     async fn gossip_loop(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         let mut rounds = crate::rounds::Rounds::every(GOSSIP_EVERY, shutdown);
         while rounds.next().await {
@@ -98,6 +102,7 @@ impl Cluster {
             }
         }
     }
+
     /// The claimant's loop: when this node is the claimant and the ring does not fit the
     /// members, make the next ring and push it to everyone at once.
     async fn claim_loop(self: Arc<Self>, shutdown: watch::Receiver<bool>) {

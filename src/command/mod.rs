@@ -10,7 +10,6 @@ mod client;
 #[allow(clippy::module_inception)]
 mod command;
 mod config;
-mod dbsize;
 mod ddel;
 mod del;
 mod dget;
@@ -23,6 +22,7 @@ mod getdel;
 mod getex;
 mod getrange;
 mod getset;
+mod glob;
 mod hello;
 mod info;
 mod keyspace;
@@ -33,6 +33,7 @@ mod multi;
 mod ping;
 mod pipeline;
 mod quit;
+mod scan;
 mod select;
 mod set;
 mod setex;
@@ -198,7 +199,10 @@ commands! {
     Echo => "echo", 2, ["fast"], (0, 0, 0), "connection", false, "Returns the message.";
     Quit => "quit", -1, ["fast"], (0, 0, 0), "connection", true, "Closes the connection.";
     Select => "select", 2, ["fast"], (0, 0, 0), "connection", false, "Selects database 0 (the only one).";
-    Dbsize => "dbsize", 1, ["readonly"], (0, 0, 0), "server", false, "Counts the keys that hold a value on this node.";
+    Dbsize => "dbsize", 1, ["readonly"], (0, 0, 0), "server", false, "Counts the live keys of the whole cluster.";
+    Scan => "scan", -2, ["readonly"], (0, 0, 0), "keyspace", false, "Walks the cluster's keys: cursor [MATCH p] [COUNT n] [TYPE t].";
+    Keys => "keys", 2, ["readonly"], (0, 0, 0), "keyspace", false, "Every key matching a glob pattern (walks the whole cluster).";
+    Randomkey => "randomkey", 1, ["readonly"], (0, 0, 0), "keyspace", false, "A random key.";
     Hello => "hello", -1, ["fast"], (0, 0, 0), "connection", true, "Handshake: protocol version, authentication, client name.";
     Auth => "auth", -2, ["fast"], (0, 0, 0), "connection", true, "Authenticates the connection.";
     Client => "client", -2, [], (0, 0, 0), "connection", false, "CLIENT ID, SETNAME, GETNAME, INFO, LIST, SETINFO.";
@@ -262,6 +266,9 @@ impl Cmd {
             Cmd::Quit
                 | Cmd::Select
                 | Cmd::Dbsize
+                | Cmd::Scan
+                | Cmd::Keys
+                | Cmd::Randomkey
                 | Cmd::Hello
                 | Cmd::Auth
                 | Cmd::Client
@@ -397,7 +404,10 @@ async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes], metrics
     match cmd {
         Cmd::Quit => quit::run(session),
         Cmd::Select => select::run(args),
-        Cmd::Dbsize => dbsize::run(node),
+        Cmd::Dbsize => scan::dbsize(node).await,
+        Cmd::Scan => scan::scan(node, args).await,
+        Cmd::Keys => scan::keys(node, args).await,
+        Cmd::Randomkey => scan::randomkey(node).await,
         Cmd::Hello => hello::run(node, session, args),
         Cmd::Auth => auth::run(node, session, args),
         Cmd::Client => client::run(node, session, args),

@@ -18,6 +18,7 @@ mod modify;
 mod put;
 pub mod quorum;
 mod reap;
+mod scan;
 
 pub use crate::peer::{Write, WriteContext};
 

@@ -25,17 +25,21 @@ impl Storage {
             })
             .expect("spawning the fsync thread");
     }
+
     pub(super) fn note_write(&self) {
         self.written.fetch_add(1, Ordering::Release);
     }
+
     /// A mark covering every write made so far; pass it to [`Storage::commit_upto`].
     pub fn write_mark(&self) -> u64 {
         self.written.load(Ordering::Acquire)
     }
+
     /// Whether the writes up to `mark` are already durable as the policy says.
     pub fn is_committed(&self, mark: u64) -> bool {
         self.flushed.load(Ordering::Acquire) >= mark
     }
+
     /// Makes the writes up to `mark` durable as the policy says (flushed to the OS; with
     /// `always` also synced to disk) before their acknowledgements go out. Group commit: one
     /// flush covers every write that reached the journal buffer before it, whichever connection
@@ -57,6 +61,7 @@ impl Storage {
         self.flushed.fetch_max(target, Ordering::AcqRel);
         Ok(())
     }
+
     /// Makes every write made so far durable (see [`Storage::commit_upto`]).
     ///
     /// # Errors
@@ -64,6 +69,7 @@ impl Storage {
     pub fn commit(&self) -> Result<()> {
         self.commit_upto(self.write_mark())
     }
+
     /// Syncs the journal to disk (on shutdown, and for `--fsync always`).
     ///
     /// # Errors

@@ -15,6 +15,7 @@ impl Storage {
         k.extend_from_slice(owner.as_bytes());
         k
     }
+
     /// Splits a stored hint key into (owner, key).
     fn split_hint_key(stored: &[u8]) -> Option<(String, Vec<u8>)> {
         let len = u32::from_be_bytes(stored.get(..4)?.try_into().ok()?) as usize;
@@ -22,10 +23,12 @@ impl Storage {
         let owner = String::from_utf8(stored.get(4 + len..)?.to_vec()).ok()?;
         Some((owner, key))
     }
+
     /// Hint records held for other nodes.
     pub fn hint_count(&self) -> u64 {
         self.hint_count.load(Ordering::Acquire)
     }
+
     /// Read-modify-write of the hint this node holds for `owner` of `key` (hinted handoff):
     /// `f` sees the stored hint and returns the one to store. Durable once
     /// [`Storage::commit`] returns, like data.
@@ -55,6 +58,7 @@ impl Storage {
         }
         Ok(next)
     }
+
     /// Every hint held for `key`, whoever it is for.
     ///
     /// # Errors
@@ -75,6 +79,7 @@ impl Storage {
         }
         Ok(out)
     }
+
     /// Visits hints, (owner, key, set), until `f` returns false. Corrupt records are reported
     /// as errors.
     ///
@@ -93,6 +98,7 @@ impl Storage {
         }
         Ok(())
     }
+
     /// Removes the hint for `owner` of `key` if it still satisfies `delivered` (checked under
     /// its lock: a hinted write that arrived after the delivery keeps the hint). Returns
     /// whether it was removed.

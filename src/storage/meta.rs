@@ -13,6 +13,7 @@ impl Storage {
     pub fn meta_get(&self, name: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.meta.get(name)?.map(|v| v.to_vec()))
     }
+
     /// Stores a bookkeeping value and syncs it to disk at once.
     ///
     /// # Errors
@@ -22,6 +23,7 @@ impl Storage {
         self.db.persist(PersistMode::SyncAll)?;
         Ok(())
     }
+
     /// A value of the ring and membership state (used by `cluster/`).
     ///
     /// # Errors
@@ -29,6 +31,7 @@ impl Storage {
     pub fn ring_get(&self, name: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.ring.get(name)?.map(|v| v.to_vec()))
     }
+
     /// Stores a value of the ring and membership state and syncs it to disk at once.
     ///
     /// # Errors

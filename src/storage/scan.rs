@@ -20,6 +20,7 @@ impl Storage {
         }
         Ok(())
     }
+
     /// Visits every stored key's ring prefix, key and digest (no decoding).
     ///
     /// # Errors
@@ -33,6 +34,36 @@ impl Storage {
         }
         Ok(())
     }
+
+    /// Live keys (a value that is not expired at `now`) with ring prefix in `from..=to`, in
+    /// ring order: up to `limit` of them, looking at no more than `limit * 16` records. Returns
+    /// them with their prefixes, and the prefix to go on from when the range is not exhausted.
+    ///
+    /// # Errors
+    /// Engine failure while iterating.
+    pub fn live_keys(&self, from: u64, to: u64, limit: usize, now: u64) -> Result<(Vec<(u64, Bytes)>, Option<u64>)> {
+        let start = from.to_be_bytes().to_vec();
+        let range: Box<dyn Iterator<Item = fjall::Guard>> = match to.checked_add(1) {
+            Some(end) => Box::new(self.data.range(start..end.to_be_bytes().to_vec())),
+            None => Box::new(self.data.range(start..)),
+        };
+        let (mut keys, mut looked) = (Vec::new(), 0);
+        for guard in range {
+            let (k, v) = guard.into_inner()?;
+            let (Some(prefix), Some(key)) = (k.get(..8), k.get(8..)) else { continue };
+            let prefix = u64::from_be_bytes(prefix.try_into().unwrap_or_default());
+            if keys.len() >= limit || looked >= limit.saturating_mul(16) {
+                return Ok((keys, Some(prefix)));
+            }
+            looked += 1;
+            // A record that does not decode is skipped here (the reaper reports it).
+            if Self::decode(key, &v).is_ok_and(|set| set.get(now).is_some()) {
+                keys.push((prefix, Bytes::copy_from_slice(key)));
+            }
+        }
+        Ok((keys, None))
+    }
+
     /// The keys and digests of the ring prefix range `lo..=hi` (a Merkle leaf), in order.
     ///
     /// # Errors
@@ -50,6 +81,7 @@ impl Storage {
         }
         Ok(out)
     }
+
     /// Up to `limit` keys (or about `max_bytes` of encoded sets) of ring partition `p` of `q`,
     /// in key order, starting after `after` (a user key returned by the previous call).
     ///
@@ -89,6 +121,7 @@ impl Storage {
         }
         Ok(out)
     }
+
     /// Deletes every key of ring partition `p` of `q` (after it was handed to its new
     /// replicas). Returns how many keys went.
     ///
