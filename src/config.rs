@@ -95,6 +95,9 @@ pub struct ServerArgs {
     /// Worker threads of the runtime [default: one per core]
     #[arg(long, env = "KURA_THREADS")]
     pub threads: Option<usize>,
+    /// Databases SELECT can choose, 0 to N-1 [default: 16]
+    #[arg(long, env = "KURA_DATABASES")]
+    pub databases: Option<u32>,
     /// Most client connections at once [default: 10000]
     #[arg(long, env = "KURA_MAXCLIENTS")]
     pub maxclients: Option<usize>,
@@ -133,6 +136,7 @@ pub struct Config {
     pub max_value_bytes: usize,
     pub max_request_bytes: usize,
     pub maxclients: usize,
+    pub databases: u32,
     pub threads: usize,
     pub request_timeout_ms: u64,
     pub sloppy_after_ms: u64,
@@ -191,6 +195,7 @@ impl Config {
             max_value_bytes: pick!(max_value_bytes, 1 << 20),
             max_request_bytes: pick!(max_request_bytes, 64 << 20),
             maxclients: pick!(maxclients, 10_000),
+            databases: pick!(databases, 16),
             request_timeout_ms: pick!(request_timeout_ms, 2000),
             sloppy_after_ms: pick!(sloppy_after_ms, 500),
             transfer_limit: pick!(transfer_limit, 2),
@@ -219,6 +224,9 @@ impl Config {
         }
         if self.max_value_bytes == 0 || self.max_request_bytes < self.max_value_bytes {
             return bad("max-value-bytes must be positive and at most max-request-bytes");
+        }
+        if self.databases == 0 {
+            return bad("databases must be at least 1");
         }
         if self.maxclients == 0 {
             return bad("maxclients must be at least 1");

@@ -45,6 +45,7 @@ pub struct ClientInfo {
     pub name: Option<String>,
     pub connected: Instant,
     pub resp: u8,
+    pub db: u32,
 }
 
 /// What a reply that acknowledges writes waits for: the writes up to a point of this node's

@@ -48,7 +48,7 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, mut shutdown: watch::
         tokio::spawn(async move {
             let _ = socket.set_nodelay(true);
             let laddr = socket.local_addr().unwrap_or(addr);
-            let info = ClientInfo { addr, laddr, name: None, connected: std::time::Instant::now(), resp: 2 };
+            let info = ClientInfo { addr, laddr, name: None, connected: std::time::Instant::now(), resp: 2, db: 0 };
             let id = node.client_connected(info);
             metrics::gauge!(m::CONNECTED_CLIENTS).increment(1.0);
             let session = Session {
@@ -62,6 +62,7 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, mut shutdown: watch::
                 multi: None,
                 watched: Vec::new(),
                 in_exec: false,
+                db: 0,
             };
             if let Err(e) = connection(&node, &metrics, socket, session, limits, shutdown).await {
                 tracing::debug!("connection {addr} ended: {e}");

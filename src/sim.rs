@@ -624,7 +624,7 @@ async fn ring_change_under_load(seed: u64) -> Result<String, String> {
     let mut rng = StdRng::seed_from_u64(seed);
     *sim.net.chaos.lock() =
         Some(Chaos { rng: StdRng::seed_from_u64(seed), drop: 10, duplicate: 30, max_delay: Duration::from_millis(20) });
-    let leaver = (seed % 2 == 0).then(|| sim.ids[rng.gen_range(1..4)].clone());
+    let leaver = seed.is_multiple_of(2).then(|| sim.ids[rng.gen_range(1..4)].clone());
     let coordinators: Vec<NodeId> = sim.ids.iter().filter(|id| Some(*id) != leaver.as_ref()).cloned().collect();
     let last: Arc<Mutex<HashMap<String, Last>>> = Arc::default();
     let dots: Arc<Mutex<HashMap<(String, Dot), String>>> = Arc::default();

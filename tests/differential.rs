@@ -138,7 +138,7 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
         t.to_string().into_bytes()
     };
     let b = |s: &str| s.as_bytes().to_vec();
-    let mut c: Vec<Vec<u8>> = match rng.gen_range(0..32) {
+    let mut c: Vec<Vec<u8>> = match rng.gen_range(0..35) {
         0..=2 => {
             let mut c = vec![b("SET"), key(rng), value(rng)];
             for _ in 0..rng.gen_range(0..3) {
@@ -210,6 +210,23 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
         25 => vec![b("MSET"), key(rng), value(rng), key(rng), value(rng)],
         26 => vec![b("MGET"), key(rng), key(rng), key(rng)],
         27 => vec![b("ECHO"), value(rng)],
+        30 => match rng.gen_range(0..5) {
+            0 => vec![b("MSETNX"), key(rng), value(rng), key(rng), value(rng)],
+            1 => vec![b("RENAME"), key(rng), key(rng)],
+            2 => vec![b("RENAMENX"), key(rng), key(rng)],
+            3 => {
+                let mut c = vec![b("COPY"), key(rng), key(rng)];
+                match rng.gen_range(0..4) {
+                    0 => c.push(b("REPLACE")),
+                    1 => c.extend([b("DB"), b("0")]),
+                    2 => c.push(b("BAD")),
+                    _ => {}
+                }
+                c
+            }
+            _ => vec![b("MSET"), key(rng), value(rng)],
+        },
+        31 => vec![b("SELECT"), b(["0", "1", "2", "15", "16", "-1", "x"][rng.gen_range(0..7)])],
         29 => match rng.gen_range(0..4) {
             0 => vec![b("KEYS"), format!("{prefix}*").into_bytes()],
             1 => vec![b("KEYS"), format!("{prefix}k[0-1]").into_bytes()],
@@ -304,9 +321,9 @@ fn kura_answers_every_sequence_as_redis_does() {
         // Each sequence has keys of its own: no flush needed between them.
         let prefix = format!("s{seed}:");
         // A transaction or WATCH left open by the previous sequence ends here.
-        for end in ["DISCARD", "UNWATCH"] {
-            let args = [end.as_bytes().to_vec()];
-            assert_eq!(k.call(&args), r.call(&args), "seed {seed}: {end} before the sequence");
+        for end in [&["DISCARD"][..], &["UNWATCH"], &["SELECT", "0"]] {
+            let args: Vec<Vec<u8>> = end.iter().map(|a| a.as_bytes().to_vec()).collect();
+            assert_eq!(k.call(&args), r.call(&args), "seed {seed}: {end:?} before the sequence");
         }
         let mut history = Vec::new();
         // The transaction the reference is queueing, as its replies tell.

@@ -285,3 +285,31 @@ fn a_scan_across_a_join_returns_every_key() {
     cluster.wait_converged(std::time::Duration::from_secs(60));
     assert_eq!(scan_all(&mut con, 50, |_| {}), expected);
 }
+
+/// SELECT: databases are separate namespaces, reached by `redis://host/1` and `redis-cli -n 1`,
+/// through any node of a cluster, with per-database DBSIZE, KEYS and SCAN.
+#[test]
+fn databases_are_separate_namespaces() {
+    let cluster = Cluster::start(3, &["--n", "3"]);
+    let url1 = format!("{}/1", cluster.nodes[0].url());
+    let mut db1 = redis::Client::open(url1.as_str()).expect("a client").get_connection().expect("db 1");
+    let mut db0 = cluster.nodes[1].conn();
+    q(&mut db1, &["SET", "k", "in-1"]);
+    q(&mut db1, &["SET", "only-1", "x"]);
+    q(&mut db0, &["SET", "k", "in-0"]);
+    assert_eq!(q(&mut db0, &["GET", "k"]), Value::BulkString(b"in-0".to_vec()));
+    assert_eq!(q(&mut db1, &["GET", "k"]), Value::BulkString(b"in-1".to_vec()));
+    assert_eq!(cluster.nodes[2].cli_out(&["-n", "1", "GET", "k"]).trim(), "in-1");
+    assert_eq!(int(q(&mut db0, &["DBSIZE"])), 1);
+    assert_eq!(int(q(&mut db1, &["DBSIZE"])), 2);
+    assert_eq!(q(&mut db0, &["EXISTS", "only-1"]), Value::Int(0));
+    let mut keys = match q(&mut db1, &["KEYS", "*"]) {
+        Value::Array(k) => k,
+        other => panic!("KEYS answered {other:?}"),
+    };
+    keys.sort_by_key(|k| format!("{k:?}"));
+    assert_eq!(keys, vec![Value::BulkString(b"k".to_vec()), Value::BulkString(b"only-1".to_vec())]);
+    assert_eq!(scan_all(&mut db0, 3, |_| {}), std::collections::BTreeSet::from(["k".to_owned()]));
+    let refused = redis::cmd("SELECT").arg(16).query::<Value>(&mut db0).expect_err("SELECT 16 is out of range");
+    assert!(refused.to_string().contains("DB index is out of range"), "{refused}");
+}

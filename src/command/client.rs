@@ -8,11 +8,12 @@ use crate::resp::Reply;
 
 fn describe(id: u64, c: &ClientInfo) -> String {
     format!(
-        "id={id} addr={} laddr={} name={} age={} db=0 resp={}\n",
+        "id={id} addr={} laddr={} name={} age={} db={} resp={}\n",
         c.addr,
         c.laddr,
         c.name.as_deref().unwrap_or(""),
         c.connected.elapsed().as_secs(),
+        c.db,
         c.resp
     )
 }

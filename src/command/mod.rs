@@ -10,6 +10,7 @@ mod client;
 #[allow(clippy::module_inception)]
 mod command;
 mod config;
+mod db;
 mod ddel;
 mod del;
 mod dget;
@@ -30,6 +31,7 @@ mod kura;
 mod mget;
 mod mset;
 mod multi;
+mod multikey;
 mod ping;
 mod pipeline;
 mod quit;
@@ -72,6 +74,8 @@ pub struct Session {
     pub watched: Vec<(Bytes, u64)>,
     /// Inside EXEC: the queued requests run without waiting for the node's gate.
     pub in_exec: bool,
+    /// The database SELECT chose.
+    pub db: u32,
 }
 
 /// A transaction being queued.
@@ -191,14 +195,19 @@ commands! {
     Pttl => "pttl", 2, ["readonly", "fast"], (1, 1, 1), "keyspace", false, "Milliseconds until the value expires (-1: no expiry, -2: missing).";
     Exists => "exists", -2, ["readonly", "fast"], (1, -1, 1), "keyspace", false, "Counts the given keys that exist.";
     Mget => "mget", -2, ["readonly", "fast"], (1, -1, 1), "string", false, "Returns the values of several keys.";
-    Mset => "mset", -3, ["write", "denyoom"], (1, -1, 2), "string", false, "Sets several keys, key by key (not atomic).";
+    Mset => "mset", -3, ["write", "denyoom"], (1, -1, 2), "string", false, "Sets several keys (atomic on one node).";
+    Msetnx => "msetnx", -3, ["write", "denyoom"], (1, -1, 2), "string", false, "Sets several keys if none exists (atomic on one node).";
+    Rename => "rename", 3, ["write"], (1, 2, 1), "keyspace", false, "Renames a key (atomic on one node).";
+    Renamenx => "renamenx", 3, ["write", "fast"], (1, 2, 1), "keyspace", false, "Renames a key if the new name is free (atomic on one node).";
+    Copy => "copy", -3, ["write", "denyoom"], (1, 2, 1), "keyspace", false, "Copies a key's value and expiry [DB 0] [REPLACE].";
+    Time => "time", 1, ["fast"], (0, 0, 0), "server", false, "The server's clock: seconds and microseconds.";
     Dget => "dget", -2, ["readonly"], (1, 1, 1), "kura", false, "Returns a key's context and all its sibling values.";
     Dput => "dput", -4, ["write", "denyoom"], (1, 1, 1), "kura", false, "Writes a value superseding exactly what the context saw; returns the new context.";
     Ddel => "ddel", -3, ["write"], (1, 1, 1), "kura", false, "Deletes what the context saw (writes a tombstone).";
     Ping => "ping", -1, ["fast"], (0, 0, 0), "connection", false, "Returns PONG or the message.";
     Echo => "echo", 2, ["fast"], (0, 0, 0), "connection", false, "Returns the message.";
     Quit => "quit", -1, ["fast"], (0, 0, 0), "connection", true, "Closes the connection.";
-    Select => "select", 2, ["fast"], (0, 0, 0), "connection", false, "Selects database 0 (the only one).";
+    Select => "select", 2, ["fast"], (0, 0, 0), "connection", false, "Selects a database (0 to --databases - 1).";
     Dbsize => "dbsize", 1, ["readonly"], (0, 0, 0), "server", false, "Counts the live keys of the whole cluster.";
     Scan => "scan", -2, ["readonly"], (0, 0, 0), "keyspace", false, "Walks the cluster's keys: cursor [MATCH p] [COUNT n] [TYPE t].";
     Keys => "keys", 2, ["readonly"], (0, 0, 0), "keyspace", false, "Every key matching a glob pattern (walks the whole cluster).";
@@ -269,6 +278,7 @@ impl Cmd {
                 | Cmd::Scan
                 | Cmd::Keys
                 | Cmd::Randomkey
+                | Cmd::Copy
                 | Cmd::Hello
                 | Cmd::Auth
                 | Cmd::Client
@@ -282,6 +292,12 @@ impl Cmd {
                 | Cmd::Watch
                 | Cmd::Unwatch
         )
+    }
+
+    /// Whether the command must run alone on a node alone (Redis runs it atomically over
+    /// several keys): it then holds the node's gate exclusively, like EXEC.
+    fn exclusive(self) -> bool {
+        matches!(self, Cmd::Mset | Cmd::Msetnx | Cmd::Rename | Cmd::Renamenx | Cmd::Copy)
     }
 
     /// Whether the command runs at once inside MULTI instead of being queued.
@@ -370,7 +386,22 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
     }
     // On a node alone, EXEC runs isolated: every other request waits at the gate meanwhile.
     let in_exec = matches!(&conn, Conn::Mut(s) if s.in_exec);
-    let _gate = if in_exec || cmd == Cmd::Exec { None } else { Some(node.exec_gate.read().await) };
+    let _gate = if in_exec || cmd == Cmd::Exec {
+        Gate::Open
+    } else if cmd.exclusive() && node.alone() {
+        Gate::Exclusive(node.exec_gate.write().await)
+    } else {
+        Gate::Shared(node.exec_gate.read().await)
+    };
+    // Keys of another database than 0 are stored under its prefix (see `db.rs`).
+    let mapped;
+    let args = match &conn {
+        Conn::Mut(session) if session.db != 0 && spec.first_key > 0 => {
+            mapped = db::map_keys(session.db, spec, args);
+            &mapped[..]
+        }
+        _ => args,
+    };
     let started = Instant::now();
     let result = dispatch(cmd, node, conn, args, metrics).await;
     metrics.calls[i].increment(1);
@@ -383,6 +414,14 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
             e.to_reply()
         }
     }
+}
+
+/// What a request holds of the node's gate while it runs (see `multi.rs`).
+enum Gate<'a> {
+    /// Inside EXEC (which holds it) or EXEC itself (which takes it).
+    Open,
+    Shared(#[allow(dead_code)] tokio::sync::RwLockReadGuard<'a, ()>),
+    Exclusive(#[allow(dead_code)] tokio::sync::RwLockWriteGuard<'a, ()>),
 }
 
 /// Runs a command whose arity was checked.
@@ -403,11 +442,12 @@ async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes], metrics
     };
     match cmd {
         Cmd::Quit => quit::run(session),
-        Cmd::Select => select::run(args),
-        Cmd::Dbsize => scan::dbsize(node).await,
-        Cmd::Scan => scan::scan(node, args).await,
-        Cmd::Keys => scan::keys(node, args).await,
-        Cmd::Randomkey => scan::randomkey(node).await,
+        Cmd::Select => select::run(node, session, args),
+        Cmd::Dbsize => scan::dbsize(node, session.db).await,
+        Cmd::Scan => scan::scan(node, session.db, args).await,
+        Cmd::Keys => scan::keys(node, session.db, args).await,
+        Cmd::Randomkey => scan::randomkey(node, session.db).await,
+        Cmd::Copy => multikey::copy(node, session.db, args).await,
         Cmd::Hello => hello::run(node, session, args),
         Cmd::Auth => auth::run(node, session, args),
         Cmd::Client => client::run(node, session, args),
@@ -454,6 +494,10 @@ async fn dispatch_data(cmd: Cmd, node: &Node, args: &[Bytes]) -> CmdResult {
         Cmd::Pttl => ttl::run(node, args, ttl::Unit::Millis).await,
         Cmd::Mget => mget::run(node, args).await,
         Cmd::Mset => mset::run(node, args).await,
+        Cmd::Msetnx => multikey::msetnx(node, args).await,
+        Cmd::Rename => multikey::rename(node, args, false).await,
+        Cmd::Renamenx => multikey::rename(node, args, true).await,
+        Cmd::Time => multikey::time(),
         Cmd::Dget => dget::run(node, args).await,
         Cmd::Dput => dput::run(node, args).await,
         Cmd::Ddel => ddel::run(node, args).await,

@@ -29,7 +29,7 @@ pub async fn run_pipeline(
     let concurrent = batch.len() > 1 && !node.alone();
     let mut i = 0;
     while i < batch.len() && !session.quit {
-        if concurrent && session.multi.is_none() {
+        if concurrent && session.multi.is_none() && session.db == 0 {
             let mut keys: HashSet<&[u8]> = HashSet::new();
             let mut end = i;
             while let Some(ks) = batch.get(end).and_then(|args| concurrent_keys(args)) {

@@ -10,7 +10,7 @@ use super::{parse_i64, CmdResult, CommandError};
 use crate::node::Node;
 use crate::resp::Reply;
 
-pub async fn scan(node: &Node, args: &[Bytes]) -> CmdResult {
+pub async fn scan(node: &Node, db: u32, args: &[Bytes]) -> CmdResult {
     let cursor: u64 = std::str::from_utf8(&args[1])
         .ok()
         .and_then(|s| s.parse().ok())
@@ -39,17 +39,18 @@ pub async fn scan(node: &Node, args: &[Bytes]) -> CmdResult {
     let keep = |k: &Bytes| {
         pattern.as_ref().is_none_or(|p| glob::matches(p, k)) && kind.as_ref().is_none_or(|t| t == b"string")
     };
-    let keys = keys.into_iter().filter(keep).map(Reply::Bulk).collect();
+    let keys = keys.into_iter().filter_map(|k| super::db::user(db, &k)).filter(keep).map(Reply::Bulk).collect();
     Ok(Reply::Array(vec![Reply::Bulk(Bytes::from(next.to_string())), Reply::Array(keys)]))
 }
 
 /// Every live key matching the pattern (a whole walk: as in Redis, not for production use on
 /// a large keyspace).
-pub async fn keys(node: &Node, args: &[Bytes]) -> CmdResult {
+pub async fn keys(node: &Node, db: u32, args: &[Bytes]) -> CmdResult {
     let (mut out, mut cursor) = (Vec::new(), 0);
     loop {
         let (keys, next) = node.coordinator.scan(cursor, 1000).await?;
-        out.extend(keys.into_iter().filter(|k| glob::matches(&args[1], k)).map(Reply::Bulk));
+        let mine = keys.into_iter().filter_map(|k| super::db::user(db, &k));
+        out.extend(mine.filter(|k| glob::matches(&args[1], k)).map(Reply::Bulk));
         if next == 0 {
             return Ok(Reply::Array(out));
         }
@@ -58,13 +59,13 @@ pub async fn keys(node: &Node, args: &[Bytes]) -> CmdResult {
 }
 
 /// A key from a random point of the ring (nil when there is none).
-pub async fn randomkey(node: &Node) -> CmdResult {
+pub async fn randomkey(node: &Node, db: u32) -> CmdResult {
     let start = crate::random::u64();
     let mut cursor = start;
     let mut wrapped = false;
     loop {
         let (keys, next) = node.coordinator.scan(cursor, 1).await?;
-        if let Some(k) = keys.into_iter().next() {
+        if let Some(k) = keys.into_iter().find_map(|k| super::db::user(db, &k)) {
             return Ok(Reply::Bulk(k));
         }
         if next == 0 {
@@ -79,6 +80,15 @@ pub async fn randomkey(node: &Node) -> CmdResult {
     }
 }
 
-pub async fn dbsize(node: &Node) -> CmdResult {
-    Ok(Reply::Int(node.coordinator.count_keys().await? as i64))
+/// The live keys of database `db` in the whole cluster (a walk).
+pub async fn dbsize(node: &Node, db: u32) -> CmdResult {
+    let (mut n, mut cursor) = (0, 0);
+    loop {
+        let (keys, next) = node.coordinator.scan(cursor, 1000).await?;
+        n += keys.iter().filter(|k| super::db::user(db, k).is_some()).count();
+        if next == 0 {
+            return Ok(Reply::Int(n as i64));
+        }
+        cursor = next;
+    }
 }

@@ -6,6 +6,9 @@ use bytes::Bytes;
 use super::{digest, Result, Storage};
 use crate::version::SiblingSet;
 
+/// Live keys with their ring prefixes, and the prefix to go on from (`None`: range done).
+pub type LiveKeys = (Vec<(u64, Bytes)>, Option<u64>);
+
 impl Storage {
     /// Visits every stored key with its set, in ring order. Corrupt records are reported to
     /// `f` as errors rather than stopping the walk.
@@ -41,7 +44,7 @@ impl Storage {
     ///
     /// # Errors
     /// Engine failure while iterating.
-    pub fn live_keys(&self, from: u64, to: u64, limit: usize, now: u64) -> Result<(Vec<(u64, Bytes)>, Option<u64>)> {
+    pub fn live_keys(&self, from: u64, to: u64, limit: usize, now: u64) -> Result<LiveKeys> {
         let start = from.to_be_bytes().to_vec();
         let range: Box<dyn Iterator<Item = fjall::Guard>> = match to.checked_add(1) {
             Some(end) => Box::new(self.data.range(start..end.to_be_bytes().to_vec())),
