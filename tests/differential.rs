@@ -138,7 +138,7 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
         t.to_string().into_bytes()
     };
     let b = |s: &str| s.as_bytes().to_vec();
-    let mut c: Vec<Vec<u8>> = match rng.gen_range(0..35) {
+    let mut c: Vec<Vec<u8>> = match rng.gen_range(0..36) {
         0..=2 => {
             let mut c = vec![b("SET"), key(rng), value(rng)];
             for _ in 0..rng.gen_range(0..3) {
@@ -225,6 +225,12 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
                 c
             }
             _ => vec![b("MSET"), key(rng), value(rng)],
+        },
+        32 if rng.gen_range(0..4) == 0 => match rng.gen_range(0..4) {
+            0 => vec![b("FLUSHDB")],
+            1 => vec![b("FLUSHDB"), b("ASYNC")],
+            2 => vec![b("FLUSHALL"), b("SYNC")],
+            _ => vec![b("FLUSHDB"), b("NOW")],
         },
         31 => vec![b("SELECT"), b(["0", "1", "2", "15", "16", "-1", "x"][rng.gen_range(0..7)])],
         29 => match rng.gen_range(0..4) {

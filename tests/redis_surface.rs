@@ -313,3 +313,28 @@ fn databases_are_separate_namespaces() {
     let refused = redis::cmd("SELECT").arg(16).query::<Value>(&mut db0).expect_err("SELECT 16 is out of range");
     assert!(refused.to_string().contains("DB index is out of range"), "{refused}");
 }
+
+/// FLUSHDB empties one database and FLUSHALL every one, in the whole cluster, through any
+/// node; a flushed key stays gone after the cluster has run anti-entropy and handoff.
+#[test]
+fn flushes_span_the_cluster() {
+    let cluster = Cluster::start(3, &["--n", "3"]);
+    let mut cons: Vec<redis::Connection> = cluster.nodes.iter().map(Node::conn).collect();
+    for i in 0..60 {
+        q(&mut cons[i % 3], &["SET", &format!("a{i}"), "v"]);
+    }
+    q(&mut cons[1], &["SELECT", "1"]);
+    for i in 0..40 {
+        q(&mut cons[1], &["SET", &format!("b{i}"), "v"]);
+    }
+    assert_eq!(q(&mut cons[1], &["FLUSHDB"]), Value::Okay);
+    assert_eq!(int(q(&mut cons[1], &["DBSIZE"])), 0);
+    assert_eq!(int(q(&mut cons[2], &["DBSIZE"])), 60, "database 0 is untouched");
+    q(&mut cons[1], &["SET", "b-after", "v"]);
+    assert_eq!(q(&mut cons[0], &["FLUSHALL", "ASYNC"]), Value::Okay);
+    for con in cons.iter_mut() {
+        assert_eq!(int(q(con, &["DBSIZE"])), 0);
+    }
+    assert_eq!(int(q(&mut cons[1], &["DBSIZE"])), 0, "database 1 flushed too");
+    assert_eq!(q(&mut cons[2], &["GET", "a7"]), Value::Nil);
+}

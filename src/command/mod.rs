@@ -18,6 +18,7 @@ mod dput;
 mod echo;
 mod exists;
 mod expire;
+mod flush;
 mod get;
 mod getdel;
 mod getex;
@@ -211,6 +212,8 @@ commands! {
     Dbsize => "dbsize", 1, ["readonly"], (0, 0, 0), "server", false, "Counts the live keys of the whole cluster.";
     Scan => "scan", -2, ["readonly"], (0, 0, 0), "keyspace", false, "Walks the cluster's keys: cursor [MATCH p] [COUNT n] [TYPE t].";
     Keys => "keys", 2, ["readonly"], (0, 0, 0), "keyspace", false, "Every key matching a glob pattern (walks the whole cluster).";
+    Flushdb => "flushdb", -1, ["write"], (0, 0, 0), "server", false, "Deletes every key of the database, in the whole cluster [ASYNC|SYNC].";
+    Flushall => "flushall", -1, ["write"], (0, 0, 0), "server", false, "Deletes every key of every database, in the whole cluster [ASYNC|SYNC].";
     Randomkey => "randomkey", 1, ["readonly"], (0, 0, 0), "keyspace", false, "A random key.";
     Hello => "hello", -1, ["fast"], (0, 0, 0), "connection", true, "Handshake: protocol version, authentication, client name.";
     Auth => "auth", -2, ["fast"], (0, 0, 0), "connection", true, "Authenticates the connection.";
@@ -279,6 +282,8 @@ impl Cmd {
                 | Cmd::Keys
                 | Cmd::Randomkey
                 | Cmd::Copy
+                | Cmd::Flushdb
+                | Cmd::Flushall
                 | Cmd::Hello
                 | Cmd::Auth
                 | Cmd::Client
@@ -297,7 +302,7 @@ impl Cmd {
     /// Whether the command must run alone on a node alone (Redis runs it atomically over
     /// several keys): it then holds the node's gate exclusively, like EXEC.
     fn exclusive(self) -> bool {
-        matches!(self, Cmd::Mset | Cmd::Msetnx | Cmd::Rename | Cmd::Renamenx | Cmd::Copy)
+        matches!(self, Cmd::Mset | Cmd::Msetnx | Cmd::Rename | Cmd::Renamenx | Cmd::Copy | Cmd::Flushdb | Cmd::Flushall)
     }
 
     /// Whether the command runs at once inside MULTI instead of being queued.
@@ -448,6 +453,8 @@ async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes], metrics
         Cmd::Keys => scan::keys(node, session.db, args).await,
         Cmd::Randomkey => scan::randomkey(node, session.db).await,
         Cmd::Copy => multikey::copy(node, session.db, args).await,
+        Cmd::Flushdb => flush::run(node, Some(session.db), args).await,
+        Cmd::Flushall => flush::run(node, None, args).await,
         Cmd::Hello => hello::run(node, session, args),
         Cmd::Auth => auth::run(node, session, args),
         Cmd::Client => client::run(node, session, args),
