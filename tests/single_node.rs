@@ -70,7 +70,11 @@ fn everyday_commands_over_resp2() {
     assert_eq!(qerr(&mut con, &["MSET", "a", "1", "b"]), "ERR wrong number of arguments for 'mset' command");
     // Connection and server commands.
     assert_eq!(q(&mut con, &["SELECT", "0"]), Value::Okay);
-    assert_eq!(qerr(&mut con, &["SELECT", "1"]), "ERR DB index is out of range");
+    // Databases 0..15 (issue 12: `--databases`, default 16).
+    assert_eq!(q(&mut con, &["SELECT", "1"]), Value::Okay);
+    assert_eq!(q(&mut con, &["DBSIZE"]), Value::Int(0), "database 1 is another namespace");
+    assert_eq!(q(&mut con, &["SELECT", "0"]), Value::Okay);
+    assert_eq!(qerr(&mut con, &["SELECT", "16"]), "ERR DB index is out of range");
     assert_eq!(q(&mut con, &["CLIENT", "SETNAME", "tester"]), Value::Okay);
     assert_eq!(text(&q(&mut con, &["CLIENT", "GETNAME"])), "tester");
     assert!(matches!(q(&mut con, &["CLIENT", "ID"]), Value::Int(id) if id > 0));
