@@ -338,3 +338,29 @@ fn flushes_span_the_cluster() {
     assert_eq!(int(q(&mut cons[1], &["DBSIZE"])), 0, "database 1 flushed too");
     assert_eq!(q(&mut cons[2], &["GET", "a7"]), Value::Nil);
 }
+
+/// Expired keys are purged from the store (the reaper takes them from its index of keys by
+/// expiry), while keys without an expiry stay.
+#[test]
+fn expired_keys_are_purged_and_the_rest_stay() {
+    let node = Node::start(LOCAL, &["--reap-grace-ms", "0"]);
+    let mut con = node.conn();
+    for i in 0..2000 {
+        q(&mut con, &["SET", &format!("keep{i}"), "v"]);
+    }
+    for i in 0..5 {
+        q(&mut con, &["SET", &format!("brief{i}"), "v", "PX", "100"]);
+    }
+    q(&mut con, &["SET", "gone", "v"]);
+    q(&mut con, &["DEL", "gone"]);
+    harness::wait_until(
+        "the reaper to purge the 5 expired keys and the deleted one",
+        std::time::Duration::from_secs(30),
+        || {
+            let reaped = harness::metric(&node.metrics(), "kura_reaped_keys_total").unwrap_or(0.0);
+            (reaped >= 6.0).then_some(())
+        },
+    );
+    assert_eq!(harness::metric(&node.metrics(), "kura_reaped_keys_total"), Some(6.0), "only what died");
+    assert_eq!(int(q(&mut con, &["DBSIZE"])), 2000);
+}

@@ -43,6 +43,7 @@ mod setex;
 mod setnx;
 mod setrange;
 mod strlen;
+mod table;
 mod ttl;
 
 use std::net::SocketAddr;
@@ -52,6 +53,8 @@ use bytes::Bytes;
 use metrics::{Counter, Histogram};
 
 pub use pipeline::{run_pipeline, MAX_BATCH};
+use table::concurrent_keys;
+pub use table::{Cmd, Spec, SPECS};
 
 use crate::coordinator::{CoordError, WriteContext};
 use crate::node::Node;
@@ -138,108 +141,6 @@ impl CommandError {
 
 pub type CmdResult = Result<Reply, CommandError>;
 
-/// What COMMAND reports of a command, in Redis's terms.
-pub struct Spec {
-    pub name: &'static str,
-    /// Exact argument count including the name; negative: at least that many.
-    pub arity: i32,
-    pub flags: &'static [&'static str],
-    pub first_key: i32,
-    pub last_key: i32,
-    pub step: i32,
-    pub group: &'static str,
-    pub summary: &'static str,
-    /// Usable before AUTH when a password is required.
-    pub no_auth: bool,
-}
-
-macro_rules! commands {
-    ($( $variant:ident => $name:literal, $arity:literal, [$($flag:literal),*], ($first:literal, $last:literal, $step:literal), $group:literal, $no_auth:literal, $summary:literal; )*) => {
-        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        pub enum Cmd { $($variant),* }
-
-        pub const SPECS: &[Spec] = &[$(Spec {
-            name: $name, arity: $arity, flags: &[$($flag),*], first_key: $first, last_key: $last,
-            step: $step, group: $group, summary: $summary, no_auth: $no_auth,
-        }),*];
-
-        const ALL: &[Cmd] = &[$(Cmd::$variant),*];
-    };
-}
-
-commands! {
-    Get => "get", 2, ["readonly", "fast"], (1, 1, 1), "string", false, "Returns the newest value of a key (last write wins among siblings).";
-    Set => "set", -3, ["write", "denyoom"], (1, 1, 1), "string", false, "Sets the value of a key, superseding every version the coordinator holds.";
-    Setex => "setex", 4, ["write", "denyoom"], (1, 1, 1), "string", false, "SET with an expiry in seconds.";
-    Psetex => "psetex", 4, ["write", "denyoom"], (1, 1, 1), "string", false, "SET with an expiry in milliseconds.";
-    Setnx => "setnx", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", false, "SET if the key is missing; 1 if it was set.";
-    Del => "del", -2, ["write"], (1, -1, 1), "keyspace", false, "Deletes keys (writes tombstones).";
-    Unlink => "unlink", -2, ["write", "fast"], (1, -1, 1), "keyspace", false, "Deletes keys (as DEL: a tombstone write).";
-    Type => "type", 2, ["readonly", "fast"], (1, 1, 1), "keyspace", false, "The type of the key's value: string or none.";
-    Touch => "touch", -2, ["readonly", "fast"], (1, -1, 1), "keyspace", false, "Counts the given keys that exist.";
-    Expire => "expire", -3, ["write", "fast"], (1, 1, 1), "keyspace", false, "Sets a key's time to live in seconds [NX|XX|GT|LT].";
-    Pexpire => "pexpire", -3, ["write", "fast"], (1, 1, 1), "keyspace", false, "Sets a key's time to live in milliseconds [NX|XX|GT|LT].";
-    Expireat => "expireat", -3, ["write", "fast"], (1, 1, 1), "keyspace", false, "Sets a key's expiry as a Unix time in seconds [NX|XX|GT|LT].";
-    Pexpireat => "pexpireat", -3, ["write", "fast"], (1, 1, 1), "keyspace", false, "Sets a key's expiry as a Unix time in milliseconds [NX|XX|GT|LT].";
-    Persist => "persist", 2, ["write", "fast"], (1, 1, 1), "keyspace", false, "Removes a key's expiry.";
-    Expiretime => "expiretime", 2, ["readonly", "fast"], (1, 1, 1), "keyspace", false, "A key's expiry as a Unix time in seconds (-1: none, -2: missing).";
-    Pexpiretime => "pexpiretime", 2, ["readonly", "fast"], (1, 1, 1), "keyspace", false, "A key's expiry as a Unix time in milliseconds (-1: none, -2: missing).";
-    Getdel => "getdel", 2, ["write", "fast"], (1, 1, 1), "string", false, "Returns the value and deletes the key.";
-    Getex => "getex", -2, ["write", "fast"], (1, 1, 1), "string", false, "Returns the value and sets or removes its expiry.";
-    Getset => "getset", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", false, "Sets the value and returns the old one.";
-    Append => "append", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", false, "Appends to the value; returns the new length.";
-    Setrange => "setrange", 4, ["write", "denyoom"], (1, 1, 1), "string", false, "Overwrites part of the value from an offset; returns the new length.";
-    Strlen => "strlen", 2, ["readonly", "fast"], (1, 1, 1), "string", false, "The length of the value.";
-    Getrange => "getrange", 4, ["readonly"], (1, 1, 1), "string", false, "A substring of the value by byte offsets.";
-    Substr => "substr", 4, ["readonly"], (1, 1, 1), "string", false, "GETRANGE's old name.";
-    Ttl => "ttl", 2, ["readonly", "fast"], (1, 1, 1), "keyspace", false, "Seconds until the value expires (-1: no expiry, -2: missing).";
-    Pttl => "pttl", 2, ["readonly", "fast"], (1, 1, 1), "keyspace", false, "Milliseconds until the value expires (-1: no expiry, -2: missing).";
-    Exists => "exists", -2, ["readonly", "fast"], (1, -1, 1), "keyspace", false, "Counts the given keys that exist.";
-    Mget => "mget", -2, ["readonly", "fast"], (1, -1, 1), "string", false, "Returns the values of several keys.";
-    Mset => "mset", -3, ["write", "denyoom"], (1, -1, 2), "string", false, "Sets several keys (atomic on one node).";
-    Msetnx => "msetnx", -3, ["write", "denyoom"], (1, -1, 2), "string", false, "Sets several keys if none exists (atomic on one node).";
-    Rename => "rename", 3, ["write"], (1, 2, 1), "keyspace", false, "Renames a key (atomic on one node).";
-    Renamenx => "renamenx", 3, ["write", "fast"], (1, 2, 1), "keyspace", false, "Renames a key if the new name is free (atomic on one node).";
-    Copy => "copy", -3, ["write", "denyoom"], (1, 2, 1), "keyspace", false, "Copies a key's value and expiry [DB 0] [REPLACE].";
-    Time => "time", 1, ["fast"], (0, 0, 0), "server", false, "The server's clock: seconds and microseconds.";
-    Dget => "dget", -2, ["readonly"], (1, 1, 1), "kura", false, "Returns a key's context and all its sibling values.";
-    Dput => "dput", -4, ["write", "denyoom"], (1, 1, 1), "kura", false, "Writes a value superseding exactly what the context saw; returns the new context.";
-    Ddel => "ddel", -3, ["write"], (1, 1, 1), "kura", false, "Deletes what the context saw (writes a tombstone).";
-    Ping => "ping", -1, ["fast"], (0, 0, 0), "connection", false, "Returns PONG or the message.";
-    Echo => "echo", 2, ["fast"], (0, 0, 0), "connection", false, "Returns the message.";
-    Quit => "quit", -1, ["fast"], (0, 0, 0), "connection", true, "Closes the connection.";
-    Select => "select", 2, ["fast"], (0, 0, 0), "connection", false, "Selects a database (0 to --databases - 1).";
-    Dbsize => "dbsize", 1, ["readonly"], (0, 0, 0), "server", false, "Counts the live keys of the whole cluster.";
-    Scan => "scan", -2, ["readonly"], (0, 0, 0), "keyspace", false, "Walks the cluster's keys: cursor [MATCH p] [COUNT n] [TYPE t].";
-    Keys => "keys", 2, ["readonly"], (0, 0, 0), "keyspace", false, "Every key matching a glob pattern (walks the whole cluster).";
-    Flushdb => "flushdb", -1, ["write"], (0, 0, 0), "server", false, "Deletes every key of the database, in the whole cluster [ASYNC|SYNC].";
-    Flushall => "flushall", -1, ["write"], (0, 0, 0), "server", false, "Deletes every key of every database, in the whole cluster [ASYNC|SYNC].";
-    Randomkey => "randomkey", 1, ["readonly"], (0, 0, 0), "keyspace", false, "A random key.";
-    Hello => "hello", -1, ["fast"], (0, 0, 0), "connection", true, "Handshake: protocol version, authentication, client name.";
-    Auth => "auth", -2, ["fast"], (0, 0, 0), "connection", true, "Authenticates the connection.";
-    Client => "client", -2, [], (0, 0, 0), "connection", false, "CLIENT ID, SETNAME, GETNAME, INFO, LIST, SETINFO.";
-    Command => "command", -1, [], (0, 0, 0), "server", false, "Describes the commands: COUNT, DOCS, INFO, LIST.";
-    Config => "config", -2, [], (0, 0, 0), "server", false, "CONFIG GET of the node's settings.";
-    Kura => "kura", -2, [], (0, 0, 0), "kura", false, "The cluster as this node sees it, and membership changes: MEMBERS, RING, PREFLIST, LOCAL, HINTS, TRANSFERS, JOIN, LEAVE, REMOVE.";
-    Info => "info", -1, [], (0, 0, 0), "server", false, "Server information and statistics.";
-    Multi => "multi", 1, ["fast"], (0, 0, 0), "transactions", false, "Starts a transaction: later commands are queued.";
-    Exec => "exec", 1, [], (0, 0, 0), "transactions", false, "Runs the queued commands (isolated on one node; nil if a WATCHed key changed).";
-    Discard => "discard", 1, ["fast"], (0, 0, 0), "transactions", false, "Drops the queued commands.";
-    Watch => "watch", -2, ["fast"], (1, -1, 1), "transactions", false, "EXEC will abort if one of these keys changes first.";
-    Unwatch => "unwatch", 1, ["fast"], (0, 0, 0), "transactions", false, "Forgets the WATCHed keys.";
-}
-
-impl Cmd {
-    pub fn spec(self) -> &'static Spec {
-        &SPECS[self as usize]
-    }
-
-    /// Looks a command up by name, case-insensitively, without allocating.
-    pub fn lookup(name: &[u8]) -> Option<Cmd> {
-        ALL.iter().copied().find(|c| c.spec().name.as_bytes().eq_ignore_ascii_case(name))
-    }
-}
-
 /// Per-command metric handles, registered once so the hot path does no lookups.
 pub struct CommandMetrics {
     calls: Vec<Counter>,
@@ -267,71 +168,6 @@ enum Conn<'a> {
     Mut(&'a mut Session),
     /// Data commands only need to know whether it is authenticated.
     Shared { authenticated: bool },
-}
-
-impl Cmd {
-    /// Whether the command touches nothing of its connection but keys: such commands of one
-    /// pipeline may run at once when their keys differ.
-    fn is_data(self) -> bool {
-        !matches!(
-            self,
-            Cmd::Quit
-                | Cmd::Select
-                | Cmd::Dbsize
-                | Cmd::Scan
-                | Cmd::Keys
-                | Cmd::Randomkey
-                | Cmd::Copy
-                | Cmd::Flushdb
-                | Cmd::Flushall
-                | Cmd::Hello
-                | Cmd::Auth
-                | Cmd::Client
-                | Cmd::Command
-                | Cmd::Config
-                | Cmd::Info
-                | Cmd::Kura
-                | Cmd::Multi
-                | Cmd::Exec
-                | Cmd::Discard
-                | Cmd::Watch
-                | Cmd::Unwatch
-        )
-    }
-
-    /// Whether the command must run alone on a node alone (Redis runs it atomically over
-    /// several keys): it then holds the node's gate exclusively, like EXEC.
-    fn exclusive(self) -> bool {
-        matches!(self, Cmd::Mset | Cmd::Msetnx | Cmd::Rename | Cmd::Renamenx | Cmd::Copy | Cmd::Flushdb | Cmd::Flushall)
-    }
-
-    /// Whether the command runs at once inside MULTI instead of being queued.
-    fn runs_in_multi(self) -> bool {
-        matches!(self, Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Watch | Cmd::Quit)
-    }
-}
-
-/// The keys of a request that may run concurrently with others of its pipeline (`None` for
-/// a command that must run alone, in order: one that changes the connection or reads the
-/// whole node). Unknown commands and wrong arities only produce an error reply, so they may.
-fn concurrent_keys(args: &[Bytes]) -> Option<Vec<&[u8]>> {
-    let Some(cmd) = Cmd::lookup(&args[0]) else { return Some(Vec::new()) };
-    if !cmd.is_data() {
-        return None;
-    }
-    let spec = cmd.spec();
-    if spec.first_key <= 0 {
-        return Some(Vec::new());
-    }
-    let last =
-        if spec.last_key < 0 { args.len() as i32 + spec.last_key } else { spec.last_key.min(args.len() as i32 - 1) };
-    let step = spec.step.max(1) as usize;
-    Some(
-        (spec.first_key as usize..=last.max(0) as usize)
-            .step_by(step)
-            .filter_map(|i| args.get(i).map(|a| &a[..]))
-            .collect(),
-    )
 }
 
 /// Runs one request (`args[0]` is the command name) and returns its reply.
@@ -579,15 +415,6 @@ pub(crate) fn record_siblings(n: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn table_and_lookup_agree() {
-        assert_eq!(SPECS.len(), ALL.len());
-        for &c in ALL {
-            assert_eq!(Cmd::lookup(c.spec().name.to_uppercase().as_bytes()), Some(c));
-        }
-        assert_eq!(Cmd::lookup(b"nope"), None);
-    }
 
     #[test]
     fn unknown_command_text_matches_redis() {

@@ -11,6 +11,9 @@ use crate::replica::now_ms;
 use crate::ring::NodeId;
 use crate::version::SiblingSet;
 
+/// Keys looked at per reaper round at most (the rest stay due for the next).
+const REAP_BATCH: usize = 10_000;
+
 impl Coordinator {
     /// Removes keys whose every sibling is a tombstone or expired since at least `grace_ms`
     /// (design.md section 2). On one node that is all. In a cluster a key goes only when every
@@ -29,31 +32,50 @@ impl Coordinator {
                     dead_since.saturating_add(grace_ms) <= now
                 })
         };
-        if !self.replica.storage().take_reapable() {
-            return Ok(0);
-        }
-        let mut candidates = Vec::new();
-        let mut later = 0;
-        let walked = self.replica.storage().for_each(|k, set| match &set {
-            Ok(s) if settled(s) => candidates.push(k.to_vec()),
-            Ok(s) if s.is_dead(now) || s.siblings().any(|sib| sib.expires_ms.is_some()) => later += 1,
-            _ => {}
-        });
-        self.replica.storage().note_reapable(later + u64::from(walked.is_err()));
-        walked?;
+        // Only the keys the reap index says died at least `grace_ms` ago (`storage/expiry.rs`):
+        // the cost is what died, not what is stored. A stale entry (the key was written again)
+        // is dropped: that write indexed the key anew.
+        let storage = self.replica.storage();
+        let due = storage.take_due(now.saturating_sub(grace_ms), REAP_BATCH);
         let single = self.cluster.view().single(self.me());
-        let mut reaped = 0;
-        for k in candidates {
-            if single {
-                reaped += u64::from(self.replica.remove_if(&k, settled)?);
-            } else if self.reap_everywhere(&k, &settled).await? {
-                reaped += 1;
+        let (mut reaped, mut failed) = (0, None);
+        for k in due {
+            let set = match storage.get(&k) {
+                Ok(Some(set)) => set,
+                Ok(None) => continue,
+                Err(e) => {
+                    // Tried again next round.
+                    storage.due_again(&k, now.saturating_sub(grace_ms));
+                    failed = Some(e);
+                    continue;
+                }
+            };
+            if !settled(&set) {
+                continue;
+            }
+            let done = if single {
+                self.replica.remove_if(&k, settled).map_err(Into::into)
             } else {
-                metrics::counter!(m::REAP_DEFERRED_TOTAL).increment(1);
-                self.replica.storage().note_reapable(1);
+                self.reap_everywhere(&k, &settled).await
+            };
+            match done {
+                Ok(true) => reaped += 1,
+                Ok(false) if single => {}
+                other => {
+                    metrics::counter!(m::REAP_DEFERRED_TOTAL).increment(1);
+                    if let Some(at) = crate::storage::dead_at(&set) {
+                        storage.due_again(&k, at);
+                    }
+                    if let Err(e) = other {
+                        tracing::debug!("reaping a key failed, tried again later: {e}");
+                    }
+                }
             }
         }
-        Ok(reaped)
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(reaped),
+        }
     }
 
     /// Drops `key` here and on its other replicas if every replica holds the same dead set.

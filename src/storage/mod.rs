@@ -27,9 +27,12 @@ use parking_lot::Mutex;
 use crate::version::SiblingSet;
 
 mod commit;
+mod expiry;
 mod hints;
 mod meta;
 mod scan;
+
+pub use expiry::dead_at;
 
 /// When the journal is fsynced, like Redis's `appendfsync`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
@@ -123,10 +126,8 @@ pub struct Storage {
     flushed: AtomicU64,
     commit_lock: Mutex<()>,
     observer: std::sync::OnceLock<Arc<dyn WriteObserver>>,
-    /// Keys written dead (only tombstones) or with an expiry, or left unreaped by the last walk
-    /// of the reaper, which skips its walk while this is zero. Starts at 1 so that the first
-    /// walk looks at what an earlier run left.
-    reapable: AtomicU64,
+    /// Keys by when they may become reapable (`expiry.rs`).
+    due: expiry::DueIndex,
     /// Hint records held now (kept exact: counted at open, then on every insert and removal).
     hint_count: AtomicU64,
     /// Per bucket of keys: how many times a record (data or hint) of a key in it was removed.
@@ -182,10 +183,16 @@ impl Storage {
             flushed: AtomicU64::new(0),
             commit_lock: Mutex::new(()),
             observer: std::sync::OnceLock::new(),
-            reapable: AtomicU64::new(1),
+            due: expiry::DueIndex::default(),
             hint_count: AtomicU64::new(0),
             forgotten: (0..FORGET_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
         });
+        // The reap index: one walk now instead of one per reaper round.
+        storage.for_each(|key, set| {
+            if let Ok(set) = set {
+                storage.note_due(key, &set);
+            }
+        })?;
         let hints_held = storage.hints.iter().count() as u64;
         storage.hint_count.store(hints_held, Ordering::Release);
         if fsync == FsyncPolicy::Everysec {
@@ -199,16 +206,6 @@ impl Storage {
         k.extend_from_slice(&crate::ring::position(key).to_be_bytes()[..8]);
         k.extend_from_slice(key);
         k
-    }
-
-    /// Whether keys may have become reapable since the last call (and forgets it).
-    pub fn take_reapable(&self) -> bool {
-        self.reapable.swap(0, Ordering::AcqRel) > 0
-    }
-
-    /// Records `n` keys that may become reapable later.
-    pub fn note_reapable(&self, n: u64) {
-        self.reapable.fetch_add(n, Ordering::AcqRel);
     }
 
     /// How many times a record of a key in `bucket` ([`forget_bucket`]) was removed so far
@@ -293,9 +290,7 @@ impl Storage {
             // Nothing new (a replica or repair sent what is here already): no write.
             return Ok(current.clone());
         }
-        if next.siblings().any(|s| s.value.is_none() || s.expires_ms.is_some()) {
-            self.reapable.fetch_add(1, Ordering::Relaxed);
-        }
+        self.note_due(key, &next);
         let next = Arc::new(next);
         let encoded = next.encode();
         let new_digest = digest(&encoded);
