@@ -364,3 +364,30 @@ fn expired_keys_are_purged_and_the_rest_stay() {
     assert_eq!(harness::metric(&node.metrics(), "kura_reaped_keys_total"), Some(6.0), "only what died");
     assert_eq!(int(q(&mut con, &["DBSIZE"])), 2000);
 }
+
+/// INFO keyspace: per database, keys, keys with an expiry and their mean TTL; expired keys
+/// vanish from it. INFO memory has Redis's fields.
+#[test]
+fn info_keyspace_counts_per_database() {
+    let node = Node::start(LOCAL, &[]);
+    let mut con = node.conn();
+    q(&mut con, &["SET", "a", "1"]);
+    q(&mut con, &["SET", "b", "1", "EX", "1000"]);
+    q(&mut con, &["SET", "brief", "1", "PXAT", "1"]);
+    q(&mut con, &["SELECT", "2"]);
+    q(&mut con, &["SET", "c", "1"]);
+    let info = harness::text(&q(&mut con, &["INFO", "keyspace"]));
+    let db0 = info.lines().find(|l| l.starts_with("db0:")).unwrap_or_else(|| panic!("no db0 in {info}"));
+    assert!(db0.starts_with("db0:keys=2,expires=1,avg_ttl="), "{db0}");
+    let ttl: u64 = db0.rsplit('=').next().and_then(|t| t.trim().parse().ok()).expect("avg_ttl");
+    assert!((990_000..=1_000_000).contains(&ttl), "{db0}");
+    assert!(info.lines().any(|l| l.trim() == "db2:keys=1,expires=0,avg_ttl=0"), "{info}");
+    let memory = harness::text(&q(&mut con, &["INFO", "memory"]));
+    let used: u64 = memory
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no used_memory in {memory}"));
+    assert!(used > 0);
+    assert!(memory.contains("maxmemory:0"), "{memory}");
+}

@@ -38,6 +38,16 @@ pub fn user(db: u32, internal: &Bytes) -> Option<Bytes> {
     internal.starts_with(&p).then(|| internal.slice(p.len()..))
 }
 
+/// The database a stored key belongs to.
+pub fn db_of(internal: &[u8]) -> u32 {
+    internal
+        .strip_prefix(MAGIC)
+        .and_then(|rest| rest.iter().position(|&b| b == b':').map(|end| &rest[..end]))
+        .and_then(|n| std::str::from_utf8(n).ok())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 /// `args` with the keys (as the command's spec places them) moved into database `db`.
 pub fn map_keys(db: u32, spec: &Spec, args: &[Bytes]) -> Vec<Bytes> {
     let mut out = args.to_vec();
@@ -68,5 +78,6 @@ mod tests {
         assert_eq!(user(30, &in3), None);
         assert_eq!(user(0, &k), Some(k.clone()));
         assert_eq!(user(3, &k), None);
+        assert_eq!((db_of(&in3), db_of(&k), db_of(&internal(15, &k))), (3, 0, 15));
     }
 }

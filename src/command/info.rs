@@ -17,6 +17,7 @@ pub const REDIS_COMPAT_VERSION: &str = "7.2.0";
 const DEFAULT_SECTIONS: &[&str] = &[
     "server",
     "clients",
+    "memory",
     "persistence",
     "stats",
     "replication",
@@ -29,6 +30,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
 const ALL_SECTIONS: &[&str] = &[
     "server",
     "clients",
+    "memory",
     "persistence",
     "stats",
     "replication",
@@ -89,6 +91,15 @@ fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::Comma
             line("connected_clients", &node.connected_clients());
             line("maxclients", &c.maxclients);
         }
+        "memory" => {
+            let rss = resident_bytes();
+            line("used_memory", &rss);
+            line("used_memory_human", &human(rss));
+            line("used_memory_rss", &rss);
+            line("maxmemory", &0);
+            line("maxmemory_human", &"0B");
+            line("maxmemory_policy", &"noeviction");
+        }
         "persistence" => {
             let st = node.coordinator.storage().stats();
             line("loading", &0);
@@ -123,9 +134,26 @@ fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::Comma
             }
         }
         "keyspace" => {
-            let keys = node.coordinator.count_live_keys()?;
-            if keys > 0 {
-                line("db0", &format!("keys={keys},expires=0,avg_ttl=0"));
+            // This node's own copies, per database: keys, those with an expiry, their mean
+            // time to live in ms (a walk of the local store).
+            let now = crate::replica::now_ms();
+            let mut dbs: std::collections::BTreeMap<u32, (u64, u64, u128)> = std::collections::BTreeMap::new();
+            node.coordinator
+                .storage()
+                .for_each(|key, set| {
+                    let Ok(set) = set else { return };
+                    let Some(live) = set.winner().filter(|s| s.is_live(now) && s.value.is_some()) else { return };
+                    let entry = dbs.entry(super::db::db_of(key)).or_default();
+                    entry.0 += 1;
+                    if let Some(at) = live.expires_ms {
+                        entry.1 += 1;
+                        entry.2 += u128::from(at.saturating_sub(now));
+                    }
+                })
+                .map_err(crate::coordinator::CoordError::from)?;
+            for (db, (keys, expires, ttl_sum)) in dbs {
+                let avg = if expires > 0 { ttl_sum / u128::from(expires) } else { 0 };
+                line(&format!("db{db}"), &format!("keys={keys},expires={expires},avg_ttl={avg}"));
             }
         }
         "kura" => {
@@ -197,6 +225,24 @@ fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::Comma
         _ => {}
     }
     Ok(())
+}
+
+/// This process's resident memory (Linux: `/proc/self/statm`), 0 where unknown.
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+/// Redis's `*_human` form: `1.50M`.
+fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    match bytes {
+        0..=1023 => format!("{bytes}B"),
+        1024..=1_048_575 => format!("{:.2}K", b / 1024.0),
+        1_048_576..=1_073_741_823 => format!("{:.2}M", b / 1_048_576.0),
+        _ => format!("{:.2}G", b / 1_073_741_824.0),
+    }
 }
 
 fn capitalise(s: &str) -> String {

@@ -239,19 +239,4 @@ impl Coordinator {
         tokio::task::yield_now().await;
         Ok(self.replica.commit_upto(mark)?)
     }
-
-    /// Counts the keys that read as a value now (DBSIZE). Walks the local store.
-    ///
-    /// # Errors
-    /// Storage failure.
-    pub fn count_live_keys(&self) -> Result<u64> {
-        let now = now_ms();
-        let mut n = 0;
-        self.replica.storage().for_each(|_, set| {
-            if matches!(set, Ok(s) if s.get(now).is_some()) {
-                n += 1;
-            }
-        })?;
-        Ok(n)
-    }
 }

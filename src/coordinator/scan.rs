@@ -43,25 +43,6 @@ impl Coordinator {
         }
     }
 
-    /// Counts the live keys of the whole cluster (DBSIZE): a walk of every partition.
-    ///
-    /// # Errors
-    /// As [`Coordinator::scan`].
-    pub async fn count_keys(&self) -> Result<u64> {
-        if self.cluster.view().single(self.me()) {
-            return self.count_live_keys();
-        }
-        let (mut n, mut cursor) = (0, 0);
-        loop {
-            let (keys, next) = self.scan(cursor, 1000).await?;
-            n += keys.len() as u64;
-            if next == 0 {
-                return Ok(n);
-            }
-            cursor = next;
-        }
-    }
-
     /// The union of partition `p`'s replicas' live keys in `from..=to`: those before the
     /// first point where some replica stopped, and that point.
     async fn scan_range(&self, p: u32, from: u64, to: u64, limit: usize) -> Result<(Vec<Bytes>, Option<u64>)> {
