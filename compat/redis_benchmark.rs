@@ -51,3 +51,17 @@ fn set_get_and_ping_complete_without_errors() {
     assert_eq!(present.len() as u64, size);
     assert!(present.iter().all(|v| v.len() == 3), "{present:?}");
 }
+
+/// `redis-benchmark -t ping,set,get,mset` (the list), plain and pipelined.
+#[test]
+fn ping_set_get_and_mset_complete_without_errors() {
+    let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
+    for extra in [&[][..], &["-P", "16"][..]] {
+        let mut args = vec!["-t", "ping,set,get,mset"];
+        args.extend_from_slice(extra);
+        let rows = run(&node, &args);
+        let names: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, vec!["PING_INLINE", "PING_MBULK", "SET", "GET", "MSET (10 keys)"], "{rows:?}");
+        assert!(rows.iter().all(|(_, rps)| *rps > 0.0), "{rows:?}");
+    }
+}

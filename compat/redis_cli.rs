@@ -134,3 +134,29 @@ fn interactive_session() {
     term.send("quit");
     wait_until("redis-cli to exit on quit", Duration::from_secs(10), || (!term.alive()).then_some(()));
 }
+
+/// `redis-cli --scan`, `--bigkeys` and `--memkeys` (SCAN, TYPE, STRLEN, MEMORY USAGE) and
+/// `-n 1` run clean.
+#[test]
+fn keyspace_tools() {
+    let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
+    for i in 0..50 {
+        node.cli_out(&["SET", &format!("user:{i}"), &"x".repeat(i + 1)]);
+    }
+    node.cli_out(&["SET", "other", "y"]);
+    let mut scanned: Vec<String> =
+        node.cli_out(&["--scan", "--pattern", "user:*"]).lines().map(str::to_owned).collect();
+    scanned.sort();
+    let mut expected: Vec<String> = (0..50).map(|i| format!("user:{i}")).collect();
+    expected.sort();
+    assert_eq!(scanned, expected);
+    let big = node.cli_out(&["--bigkeys"]);
+    assert!(big.contains("Biggest string found '\"user:49\"' has 50 bytes"), "{big}");
+    assert!(big.contains("51 strings with"), "{big}");
+    let mem = node.cli_out(&["--memkeys"]);
+    assert!(mem.contains("51 strings with"), "{mem}");
+    assert!(!mem.contains("51 strings with 0 bytes"), "MEMORY USAGE answered: {mem}");
+    assert_eq!(node.cli_out(&["-n", "1", "SET", "elsewhere", "1"]), "OK");
+    assert_eq!(node.cli_out(&["-n", "1", "DBSIZE"]), "1");
+    assert_eq!(node.cli_out(&["DBSIZE"]), "51");
+}

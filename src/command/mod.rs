@@ -29,6 +29,7 @@ mod hello;
 mod info;
 mod keyspace;
 mod kura;
+mod memory;
 mod mget;
 mod mset;
 mod multi;
@@ -341,6 +342,7 @@ async fn dispatch_data(cmd: Cmd, node: &Node, args: &[Bytes]) -> CmdResult {
         Cmd::Rename => multikey::rename(node, args, false).await,
         Cmd::Renamenx => multikey::rename(node, args, true).await,
         Cmd::Time => multikey::time(),
+        Cmd::Memory => memory::run(node, args).await,
         Cmd::Dget => dget::run(node, args).await,
         Cmd::Dput => dput::run(node, args).await,
         Cmd::Ddel => ddel::run(node, args).await,

@@ -67,6 +67,7 @@ commands! {
     Rename => "rename", 3, ["write"], (1, 2, 1), "keyspace", false, "Renames a key (atomic on one node).";
     Renamenx => "renamenx", 3, ["write", "fast"], (1, 2, 1), "keyspace", false, "Renames a key if the new name is free (atomic on one node).";
     Copy => "copy", -3, ["write", "denyoom"], (1, 2, 1), "keyspace", false, "Copies a key's value and expiry [DB 0] [REPLACE].";
+    Memory => "memory", -2, ["readonly"], (0, 0, 0), "server", false, "MEMORY USAGE key [SAMPLES n] (an estimate), MEMORY HELP.";
     Time => "time", 1, ["fast"], (0, 0, 0), "server", false, "The server's clock: seconds and microseconds.";
     Dget => "dget", -2, ["readonly"], (1, 1, 1), "kura", false, "Returns a key's context and all its sibling values.";
     Dput => "dput", -4, ["write", "denyoom"], (1, 1, 1), "kura", false, "Writes a value superseding exactly what the context saw; returns the new context.";
