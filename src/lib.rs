@@ -35,5 +35,6 @@ pub mod rpc;
 pub mod server;
 #[cfg(test)]
 mod sim;
+pub mod slowlog;
 pub mod storage;
 pub mod version;

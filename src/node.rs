@@ -85,6 +85,8 @@ pub struct Node {
     pub rejected_connections: AtomicU64,
     pub error_replies: AtomicU64,
     next_client_id: AtomicU64,
+    /// Requests slower than `slowlog-log-slower-than`.
+    pub slowlog: crate::slowlog::SlowLog,
     /// EXEC holds it exclusively; every other request holds it shared while it runs.
     pub exec_gate: tokio::sync::RwLock<()>,
     clients: Mutex<HashMap<u64, ClientInfo>>,
@@ -171,6 +173,7 @@ impl Node {
             error_replies: AtomicU64::new(0),
             next_client_id: AtomicU64::new(1),
             exec_gate: tokio::sync::RwLock::new(()),
+            slowlog: crate::slowlog::SlowLog::default(),
             clients: Mutex::new(HashMap::new()),
         }))
     }
@@ -226,6 +229,11 @@ impl Node {
 
     pub fn client_disconnected(&self, id: u64) {
         self.clients.lock().remove(&id);
+    }
+
+    /// The name a connection gave itself (CLIENT SETNAME), if any.
+    pub fn client_name(&self, id: u64) -> Option<String> {
+        self.clients.lock().get(&id).and_then(|c| c.name.clone())
     }
 
     pub fn update_client(&self, id: u64, f: impl FnOnce(&mut ClientInfo)) {

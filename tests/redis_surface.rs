@@ -391,3 +391,35 @@ fn info_keyspace_counts_per_database() {
     assert!(used > 0);
     assert!(memory.contains("maxmemory:0"), "{memory}");
 }
+
+/// SLOWLOG records requests over `slowlog-log-slower-than` (CONFIG SET at run time) with the
+/// client's address and name; RESET returns the connection to its first state.
+#[test]
+fn slowlog_and_reset() {
+    let node = Node::start(LOCAL, &[]);
+    let mut con = node.conn();
+    q(&mut con, &["CLIENT", "SETNAME", "tracer"]);
+    assert_eq!(q(&mut con, &["CONFIG", "SET", "slowlog-log-slower-than", "0", "slowlog-max-len", "3"]), Value::Okay);
+    for i in 0..5 {
+        q(&mut con, &["SET", &format!("s{i}"), "v"]);
+    }
+    assert_eq!(int(q(&mut con, &["SLOWLOG", "LEN"])), 3);
+    let Value::Array(entries) = q(&mut con, &["SLOWLOG", "GET", "1"]) else { panic!("SLOWLOG GET is an array") };
+    let Value::Array(entry) = &entries[0] else { panic!("an entry is an array") };
+    assert_eq!(entry.len(), 6);
+    assert_eq!(
+        entry[3],
+        Value::Array(vec![Value::BulkString(b"SLOWLOG".to_vec()), Value::BulkString(b"LEN".to_vec())])
+    );
+    assert_eq!(entry[5], Value::BulkString(b"tracer".to_vec()));
+    assert_eq!(q(&mut con, &["SLOWLOG", "RESET"]), Value::Okay);
+    q(&mut con, &["CONFIG", "SET", "slowlog-log-slower-than", "-1"]);
+    q(&mut con, &["SLOWLOG", "RESET"]);
+    q(&mut con, &["GET", "s1"]);
+    assert_eq!(int(q(&mut con, &["SLOWLOG", "LEN"])), 0, "a negative threshold logs nothing");
+    q(&mut con, &["SELECT", "4"]);
+    q(&mut con, &["MULTI"]);
+    assert_eq!(q(&mut con, &["RESET"]), Value::SimpleString("RESET".into()));
+    assert_eq!(q(&mut con, &["GET", "s1"]), Value::BulkString(b"v".to_vec()), "back in database 0, no MULTI");
+    assert_eq!(q(&mut con, &["CLIENT", "GETNAME"]), Value::Nil);
+}

@@ -56,6 +56,14 @@ pub fn run(node: &Node, session: &mut Session, args: &[Bytes]) -> CmdResult {
         }
         b"LIST" => Ok(Reply::Text(node.clients().iter().map(|(id, c)| describe(*id, c)).collect())),
         // Client libraries announce themselves with this; there is nothing to keep.
+        // kura evicts nothing and keeps no access times: both flags are accepted and change nothing.
+        b"NO-EVICT" | b"NO-TOUCH" => {
+            arity(3)?;
+            match args[2].to_ascii_uppercase().as_slice() {
+                b"ON" | b"OFF" => Ok(Reply::ok()),
+                _ => Err(CommandError::Syntax),
+            }
+        }
         b"SETINFO" => {
             arity(4)?;
             Ok(Reply::ok())

@@ -20,7 +20,9 @@ fn parameters(node: &Node) -> Vec<(&'static str, String)> {
     vec![
         ("bind", c.listen.ip().to_string()),
         ("port", c.listen.port().to_string()),
-        ("databases", "1".into()),
+        ("databases", c.databases.to_string()),
+        ("slowlog-log-slower-than", node.slowlog.slower_than_us.load(std::sync::atomic::Ordering::Relaxed).to_string()),
+        ("slowlog-max-len", node.slowlog.max_len.load(std::sync::atomic::Ordering::Relaxed).to_string()),
         ("maxclients", c.maxclients.to_string()),
         ("maxmemory", "0".into()),
         ("save", String::new()),
@@ -41,6 +43,49 @@ fn parameters(node: &Node) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// CONFIG SET name value [name value ...]: the slow log's settings change at run time; every
+/// other known setting is fixed at start (Redis's error for an immutable one), an unknown one
+/// gets Redis's error. Nothing is changed unless every pair is accepted.
+fn set(node: &Node, args: &[Bytes]) -> CmdResult {
+    use std::sync::atomic::Ordering::Relaxed;
+    if args.len() < 4 || args.len() % 2 != 0 {
+        return Err(CommandError::WrongArity("config|set".into()));
+    }
+    let known: Vec<&str> = parameters(node).iter().map(|(n, _)| *n).collect();
+    let mut threshold = None;
+    let mut max_len = None;
+    for pair in args[2..].chunks(2) {
+        let name = String::from_utf8_lossy(&pair[0]).to_lowercase();
+        let value = String::from_utf8_lossy(&pair[1]);
+        let invalid = || {
+            CommandError::Other(format!(
+                "CONFIG SET failed (possibly related to argument '{name}') - argument couldn't be parsed into an integer"
+            ))
+        };
+        match name.as_str() {
+            "slowlog-log-slower-than" => threshold = Some(value.parse::<i64>().map_err(|_| invalid())?),
+            "slowlog-max-len" => max_len = Some(value.parse::<usize>().map_err(|_| invalid())?),
+            n if known.contains(&n) => {
+                return Err(CommandError::Other(format!(
+                    "CONFIG SET failed (possibly related to argument '{n}') - can't set immutable config"
+                )));
+            }
+            n => {
+                return Err(CommandError::Other(format!(
+                    "Unknown option or number of arguments for CONFIG SET - '{n}'"
+                )));
+            }
+        }
+    }
+    if let Some(t) = threshold {
+        node.slowlog.slower_than_us.store(t, Relaxed);
+    }
+    if let Some(m) = max_len {
+        node.slowlog.set_max_len(m);
+    }
+    Ok(Reply::ok())
+}
+
 pub fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     let sub = args[1].to_ascii_uppercase();
     match sub.as_slice() {
@@ -57,7 +102,17 @@ pub fn run(node: &Node, args: &[Bytes]) -> CmdResult {
                 .collect();
             Ok(Reply::Map(pairs))
         }
-        b"SET" => Err(CommandError::Other("CONFIG SET is not supported: settings are fixed at start".into())),
+        b"SET" => set(node, args),
+        b"RESETSTAT" if args.len() != 2 => Err(CommandError::WrongArity("config|resetstat".into())),
+        b"RESETSTAT" => {
+            use std::sync::atomic::Ordering::Relaxed;
+            for counter in
+                [&node.total_commands, &node.total_connections, &node.rejected_connections, &node.error_replies]
+            {
+                counter.store(0, Relaxed);
+            }
+            Ok(Reply::ok())
+        }
         _ => {
             Err(CommandError::UnknownSubcommand { cmd: "CONFIG", sub: String::from_utf8_lossy(&args[1]).into_owned() })
         }

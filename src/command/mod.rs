@@ -3,6 +3,7 @@
 //! (which COMMAND reports), dispatch with Redis's exact arity and unknown-command errors, and
 //! the one mapping from internal errors to RESP errors.
 
+mod admin;
 mod append;
 mod auth;
 mod client;
@@ -236,6 +237,7 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
         Gate::Shared(node.exec_gate.read().await)
     };
     // Keys of another database than 0 are stored under its prefix (see `db.rs`).
+    let as_sent = args;
     let mapped;
     let args = match &conn {
         Conn::Mut(session) if session.db != 0 && spec.first_key > 0 => {
@@ -244,10 +246,23 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
         }
         _ => args,
     };
+    let client = match &conn {
+        Conn::Mut(session) => Some((session.id, session.addr)),
+        Conn::Shared { .. } => None,
+    };
     let started = Instant::now();
     let result = dispatch(cmd, node, conn, args, metrics).await;
+    let elapsed = started.elapsed();
     metrics.calls[i].increment(1);
-    metrics.duration[i].record(started.elapsed().as_secs_f64());
+    metrics.duration[i].record(elapsed.as_secs_f64());
+    let micros = elapsed.as_micros() as u64;
+    if node.slowlog.is_slow(micros) && cmd != Cmd::Exec {
+        let (addr, name) = match client {
+            Some((id, addr)) => (addr.to_string(), node.client_name(id).unwrap_or_default()),
+            None => (String::new(), String::new()),
+        };
+        node.slowlog.record(micros, as_sent, addr, name);
+    }
     match result {
         Ok(reply) => reply,
         Err(e) => {
@@ -291,6 +306,8 @@ async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes], metrics
         Cmd::Randomkey => scan::randomkey(node, session.db).await,
         Cmd::Copy => multikey::copy(node, session.db, args).await,
         Cmd::Flushdb => flush::run(node, Some(session.db), args).await,
+        Cmd::Reset => admin::reset(node, session),
+        Cmd::Slowlog => admin::slowlog(node, args),
         Cmd::Flushall => flush::run(node, None, args).await,
         Cmd::Hello => hello::run(node, session, args),
         Cmd::Auth => auth::run(node, session, args),
@@ -342,6 +359,8 @@ async fn dispatch_data(cmd: Cmd, node: &Node, args: &[Bytes]) -> CmdResult {
         Cmd::Rename => multikey::rename(node, args, false).await,
         Cmd::Renamenx => multikey::rename(node, args, true).await,
         Cmd::Time => multikey::time(),
+        Cmd::Readonly | Cmd::Readwrite => admin::readonly(),
+        Cmd::Latency => admin::latency(args),
         Cmd::Memory => memory::run(node, args).await,
         Cmd::Dget => dget::run(node, args).await,
         Cmd::Dput => dput::run(node, args).await,

@@ -68,6 +68,11 @@ commands! {
     Renamenx => "renamenx", 3, ["write", "fast"], (1, 2, 1), "keyspace", false, "Renames a key if the new name is free (atomic on one node).";
     Copy => "copy", -3, ["write", "denyoom"], (1, 2, 1), "keyspace", false, "Copies a key's value and expiry [DB 0] [REPLACE].";
     Memory => "memory", -2, ["readonly"], (0, 0, 0), "server", false, "MEMORY USAGE key [SAMPLES n] (an estimate), MEMORY HELP.";
+    Reset => "reset", 1, ["fast"], (0, 0, 0), "connection", true, "Resets the connection: no transaction, database 0, RESP2, no name.";
+    Readonly => "readonly", 1, ["fast"], (0, 0, 0), "cluster", false, "As a Redis without cluster support: an error.";
+    Readwrite => "readwrite", 1, ["fast"], (0, 0, 0), "cluster", false, "As a Redis without cluster support: an error.";
+    Slowlog => "slowlog", -2, [], (0, 0, 0), "server", false, "SLOWLOG GET [count], LEN, RESET, HELP.";
+    Latency => "latency", -2, [], (0, 0, 0), "server", false, "LATENCY LATEST, HISTORY, RESET, HELP (no monitor events).";
     Time => "time", 1, ["fast"], (0, 0, 0), "server", false, "The server's clock: seconds and microseconds.";
     Dget => "dget", -2, ["readonly"], (1, 1, 1), "kura", false, "Returns a key's context and all its sibling values.";
     Dput => "dput", -4, ["write", "denyoom"], (1, 1, 1), "kura", false, "Writes a value superseding exactly what the context saw; returns the new context.";
@@ -120,6 +125,8 @@ impl Cmd {
                 | Cmd::Keys
                 | Cmd::Randomkey
                 | Cmd::Copy
+                | Cmd::Reset
+                | Cmd::Slowlog
                 | Cmd::Flushdb
                 | Cmd::Flushall
                 | Cmd::Hello
@@ -145,7 +152,7 @@ impl Cmd {
 
     /// Whether the command runs at once inside MULTI instead of being queued.
     pub(super) fn runs_in_multi(self) -> bool {
-        matches!(self, Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Watch | Cmd::Quit)
+        matches!(self, Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Watch | Cmd::Quit | Cmd::Reset)
     }
 }
 
