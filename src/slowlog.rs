@@ -44,7 +44,7 @@ impl SlowLog {
 
     /// Logs a request that [`SlowLog::is_slow`] said is.
     pub fn record(&self, micros: u64, args: &[Bytes], client_addr: String, client_name: String) {
-        let mut kept: Vec<Bytes> = args.iter().take(MAX_ARGS).map(|a| truncate(a)).collect();
+        let mut kept: Vec<Bytes> = args.iter().take(MAX_ARGS).map(truncate).collect();
         if args.len() > MAX_ARGS {
             kept[MAX_ARGS - 1] = Bytes::from(format!("... ({} more arguments)", args.len() - MAX_ARGS + 1));
         }

@@ -6,18 +6,10 @@ mod harness;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Barrier};
 
-use harness::{Cluster, Node};
+use harness::{q, Cluster, Node};
 use redis::Value;
 
 const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
-
-fn q(con: &mut redis::Connection, args: &[&str]) -> Value {
-    let mut c = redis::cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c.query(con).unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
-}
 
 fn int(v: Value) -> i64 {
     match v {

@@ -6,18 +6,10 @@ mod harness;
 use std::io::Write;
 use std::net::Ipv4Addr;
 
-use harness::{dget, dput, err_of, raw_line, read_to_close, resp_cmd, text, wait_until, Node};
+use harness::{dget, dput, err_of, q, raw_line, read_to_close, resp_cmd, text, wait_until, Node};
 use redis::Value;
 
 const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
-
-fn q(con: &mut redis::Connection, args: &[&str]) -> Value {
-    let mut c = redis::cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c.query(con).unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
-}
 
 fn qerr(con: &mut redis::Connection, args: &[&str]) -> String {
     let mut c = redis::cmd(args[0]);

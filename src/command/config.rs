@@ -48,7 +48,7 @@ fn parameters(node: &Node) -> Vec<(&'static str, String)> {
 /// gets Redis's error. Nothing is changed unless every pair is accepted.
 fn set(node: &Node, args: &[Bytes]) -> CmdResult {
     use std::sync::atomic::Ordering::Relaxed;
-    if args.len() < 4 || args.len() % 2 != 0 {
+    if args.len() < 4 || !args.len().is_multiple_of(2) {
         return Err(CommandError::WrongArity("config|set".into()));
     }
     let known: Vec<&str> = parameters(node).iter().map(|(n, _)| *n).collect();

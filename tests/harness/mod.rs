@@ -321,6 +321,15 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines().find(|l| l.starts_with(series)).and_then(|l| l.rsplit_once(' ')).and_then(|(_, v)| v.parse().ok())
 }
 
+/// Sends a command (name and arguments as strings) and returns its reply; panics on an error.
+pub fn q(con: &mut redis::Connection, args: &[&str]) -> redis::Value {
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c.query(con).unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
+}
+
 /// Encodes a command as a RESP array of bulk strings.
 pub fn resp_cmd(args: &[&[u8]]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();
