@@ -85,6 +85,12 @@ pub struct Node {
     pub rejected_connections: AtomicU64,
     pub error_replies: AtomicU64,
     next_client_id: AtomicU64,
+    /// The password of the `default` user (`--requirepass`, CONFIG SET requirepass).
+    pub requirepass: parking_lot::RwLock<Option<String>>,
+    /// Connections allowed at once (`--maxclients`, CONFIG SET maxclients): the server's
+    /// permits, and how many there are.
+    pub client_slots: Arc<tokio::sync::Semaphore>,
+    pub maxclients: AtomicU64,
     /// Requests slower than `slowlog-log-slower-than`.
     pub slowlog: crate::slowlog::SlowLog,
     /// EXEC holds it exclusively; every other request holds it shared while it runs.
@@ -158,6 +164,7 @@ impl Node {
             None => Arc::new(ClusterPeers(cluster.clone())),
         };
         let coordinator = Coordinator::new(replica, identity, context_key, quorum, cluster, peers);
+        let (requirepass, maxclients) = (config.requirepass.clone(), config.maxclients);
         Ok(Arc::new(Node {
             config,
             coordinator,
@@ -174,6 +181,9 @@ impl Node {
             next_client_id: AtomicU64::new(1),
             exec_gate: tokio::sync::RwLock::new(()),
             slowlog: crate::slowlog::SlowLog::default(),
+            requirepass: parking_lot::RwLock::new(requirepass),
+            client_slots: Arc::new(tokio::sync::Semaphore::new(maxclients)),
+            maxclients: AtomicU64::new(maxclients as u64),
             clients: Mutex::new(HashMap::new()),
         }))
     }
@@ -195,6 +205,33 @@ impl Node {
             rate,
             stop.clone(),
         ));
+    }
+
+    /// Changes how many connections may be open at once: new connections beyond it are
+    /// refused; open ones stay (as in Redis).
+    pub fn set_maxclients(&self, n: usize) {
+        let old = self.maxclients.swap(n as u64, Ordering::AcqRel) as usize;
+        if n > old {
+            self.client_slots.add_permits(n - old);
+        } else {
+            // Permits held by open connections come back later; forget them as they do.
+            let slots = self.client_slots.clone();
+            let mut owed = old - n;
+            owed -= slots.forget_permits(owed);
+            if owed > 0 {
+                tokio::spawn(async move {
+                    while owed > 0 {
+                        match slots.acquire().await {
+                            Ok(p) => {
+                                p.forget();
+                                owed -= 1;
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                });
+            }
+        }
     }
 
     /// A ticket covering every write made on this node so far.

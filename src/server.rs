@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use crate::command::{self, CommandMetrics, Session};
 use crate::metrics as m;
@@ -20,7 +20,7 @@ use crate::resp::{self, Limits, Protocol, Reply};
 /// Serves clients on `listener` until `shutdown` turns true.
 pub async fn serve(node: Arc<Node>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
     let metrics = Arc::new(CommandMetrics::register());
-    let slots = Arc::new(Semaphore::new(node.config.maxclients));
+    let slots = node.client_slots.clone();
     let limits = Limits { max_request_bytes: node.config.max_request_bytes, ..Limits::default() };
     loop {
         let (socket, addr) = tokio::select! {
@@ -54,7 +54,7 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, mut shutdown: watch::
             let session = Session {
                 id,
                 protocol: Protocol::Resp2,
-                authenticated: node.config.requirepass.is_none(),
+                authenticated: node.requirepass.read().is_none(),
                 name: None,
                 addr,
                 laddr,

@@ -415,3 +415,36 @@ fn slowlog_and_reset() {
     assert_eq!(q(&mut con, &["GET", "s1"]), Value::BulkString(b"v".to_vec()), "back in database 0, no MULTI");
     assert_eq!(q(&mut con, &["CLIENT", "GETNAME"]), Value::Nil);
 }
+
+/// CONFIG SET requirepass and maxclients take effect for new connections at once; open ones
+/// stay as they were (as in Redis).
+#[test]
+fn config_set_requirepass_and_maxclients() {
+    let node = Node::start(LOCAL, &[]);
+    let mut control = node.conn();
+    assert_eq!(q(&mut control, &["CONFIG", "SET", "requirepass", "s3cret"]), Value::Okay);
+    assert_eq!(q(&mut control, &["SET", "k", "v"]), Value::Okay, "an open connection stays authenticated");
+    let mut fresh = node.raw();
+    let reply = harness::raw_line(&mut fresh, b"GET k\r\n");
+    assert!(reply.starts_with("-NOAUTH"), "{reply}");
+    assert_eq!(harness::raw_line(&mut fresh, b"AUTH s3cret\r\n").trim_end(), "+OK");
+    assert_eq!(q(&mut control, &["CONFIG", "SET", "requirepass", ""]), Value::Okay);
+    assert_eq!(harness::raw_line(&mut node.raw(), b"PING\r\n").trim_end(), "+PONG");
+    drop(fresh);
+    // Two connections at most: `control` and one more.
+    assert_eq!(q(&mut control, &["CONFIG", "SET", "maxclients", "2"]), Value::Okay);
+    harness::wait_until("the other connections to close", std::time::Duration::from_secs(10), || {
+        let clients = harness::text(&q(&mut control, &["CLIENT", "LIST"]));
+        (clients.lines().count() == 1).then_some(())
+    });
+    let mut second = node.raw();
+    assert_eq!(harness::raw_line(&mut second, b"PING\r\n").trim_end(), "+PONG");
+    let refused = harness::raw_line(&mut node.raw(), b"PING\r\n");
+    assert_eq!(refused.trim_end(), "-ERR max number of clients reached");
+    assert_eq!(q(&mut control, &["CONFIG", "SET", "maxclients", "10"]), Value::Okay);
+    assert_eq!(harness::raw_line(&mut node.raw(), b"PING\r\n").trim_end(), "+PONG");
+    assert_eq!(
+        q(&mut control, &["CONFIG", "GET", "maxclients"]),
+        Value::Array(vec![Value::BulkString(b"maxclients".to_vec()), Value::BulkString(b"10".to_vec()),])
+    );
+}

@@ -15,7 +15,7 @@ pub fn reset(node: &Node, session: &mut Session) -> CmdResult {
     session.db = 0;
     session.protocol = Protocol::Resp2;
     session.name = None;
-    session.authenticated = node.config.requirepass.is_none();
+    session.authenticated = node.requirepass.read().is_none();
     node.update_client(session.id, |c| {
         c.db = 0;
         c.name = None;

@@ -8,7 +8,7 @@ use crate::resp::Reply;
 
 /// Checks a username/password pair against `--requirepass`.
 pub(super) fn check(node: &Node, user: &[u8], password: &[u8]) -> Result<(), CommandError> {
-    match &node.config.requirepass {
+    match &*node.requirepass.read() {
         None => Err(CommandError::Other(
             "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into(),
         )),

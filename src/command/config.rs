@@ -23,7 +23,7 @@ fn parameters(node: &Node) -> Vec<(&'static str, String)> {
         ("databases", c.databases.to_string()),
         ("slowlog-log-slower-than", node.slowlog.slower_than_us.load(std::sync::atomic::Ordering::Relaxed).to_string()),
         ("slowlog-max-len", node.slowlog.max_len.load(std::sync::atomic::Ordering::Relaxed).to_string()),
-        ("maxclients", c.maxclients.to_string()),
+        ("maxclients", node.maxclients.load(std::sync::atomic::Ordering::Relaxed).to_string()),
         ("maxmemory", "0".into()),
         ("save", String::new()),
         // Every write goes to the journal: the closest Redis setting is an always-on AOF.
@@ -31,7 +31,7 @@ fn parameters(node: &Node) -> Vec<(&'static str, String)> {
         ("appendfsync", fsync.into()),
         ("dir", c.data_dir.display().to_string()),
         ("proto-max-bulk-len", c.max_request_bytes.to_string()),
-        ("requirepass", c.requirepass.clone().unwrap_or_default()),
+        ("requirepass", node.requirepass.read().clone().unwrap_or_default()),
         ("kura-max-value-bytes", c.max_value_bytes.to_string()),
         ("kura-n", c.n.to_string()),
         ("kura-r", c.r.to_string()),
@@ -54,6 +54,8 @@ fn set(node: &Node, args: &[Bytes]) -> CmdResult {
     let known: Vec<&str> = parameters(node).iter().map(|(n, _)| *n).collect();
     let mut threshold = None;
     let mut max_len = None;
+    let mut password = None;
+    let mut maxclients = None;
     for pair in args[2..].chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_lowercase();
         let value = String::from_utf8_lossy(&pair[1]);
@@ -65,6 +67,16 @@ fn set(node: &Node, args: &[Bytes]) -> CmdResult {
         match name.as_str() {
             "slowlog-log-slower-than" => threshold = Some(value.parse::<i64>().map_err(|_| invalid())?),
             "slowlog-max-len" => max_len = Some(value.parse::<usize>().map_err(|_| invalid())?),
+            "requirepass" => password = Some(value.into_owned()),
+            "maxclients" => {
+                let n = value.parse::<usize>().map_err(|_| invalid())?;
+                if n == 0 {
+                    return Err(CommandError::Other(format!(
+                        "CONFIG SET failed (possibly related to argument '{name}') - argument must be between 1 and 4294967295 inclusive"
+                    )));
+                }
+                maxclients = Some(n);
+            }
             n if known.contains(&n) => {
                 return Err(CommandError::Other(format!(
                     "CONFIG SET failed (possibly related to argument '{n}') - can't set immutable config"
@@ -82,6 +94,13 @@ fn set(node: &Node, args: &[Bytes]) -> CmdResult {
     }
     if let Some(m) = max_len {
         node.slowlog.set_max_len(m);
+    }
+    if let Some(p) = password {
+        // An empty password removes it; connections already open stay authenticated.
+        *node.requirepass.write() = (!p.is_empty()).then_some(p);
+    }
+    if let Some(n) = maxclients {
+        node.set_maxclients(n);
     }
     Ok(Reply::ok())
 }

@@ -89,7 +89,7 @@ fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::Comma
         }
         "clients" => {
             line("connected_clients", &node.connected_clients());
-            line("maxclients", &c.maxclients);
+            line("maxclients", &node.maxclients.load(Ordering::Relaxed));
         }
         "memory" => {
             let rss = resident_bytes();
