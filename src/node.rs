@@ -91,6 +91,9 @@ pub struct Node {
     /// permits, and how many there are.
     pub client_slots: Arc<tokio::sync::Semaphore>,
     pub maxclients: AtomicU64,
+    /// Permits a lowered `maxclients` still has to take back from open connections: each
+    /// connection that ends while some are owed forgets its permit instead of returning it.
+    owed_slots: AtomicU64,
     /// Requests slower than `slowlog-log-slower-than`.
     pub slowlog: crate::slowlog::SlowLog,
     /// EXEC holds it exclusively; every other request holds it shared while it runs.
@@ -184,6 +187,7 @@ impl Node {
             requirepass: parking_lot::RwLock::new(requirepass),
             client_slots: Arc::new(tokio::sync::Semaphore::new(maxclients)),
             maxclients: AtomicU64::new(maxclients as u64),
+            owed_slots: AtomicU64::new(0),
             clients: Mutex::new(HashMap::new()),
         }))
     }
@@ -212,26 +216,25 @@ impl Node {
     pub fn set_maxclients(&self, n: usize) {
         let old = self.maxclients.swap(n as u64, Ordering::AcqRel) as usize;
         if n > old {
-            self.client_slots.add_permits(n - old);
+            // A debt left by an earlier decrease is paid first.
+            let mut more = (n - old) as u64;
+            let _ = self.owed_slots.fetch_update(Ordering::AcqRel, Ordering::Acquire, |owed| {
+                let paid = owed.min(more);
+                more -= paid;
+                Some(owed - paid)
+            });
+            self.client_slots.add_permits(more as usize);
         } else {
-            // Permits held by open connections come back later; forget them as they do.
-            let slots = self.client_slots.clone();
-            let mut owed = old - n;
-            owed -= slots.forget_permits(owed);
-            if owed > 0 {
-                tokio::spawn(async move {
-                    while owed > 0 {
-                        match slots.acquire().await {
-                            Ok(p) => {
-                                p.forget();
-                                owed -= 1;
-                            }
-                            Err(_) => return,
-                        }
-                    }
-                });
-            }
+            let want = old - n;
+            let forgotten = self.client_slots.forget_permits(want);
+            self.owed_slots.fetch_add((want - forgotten) as u64, Ordering::AcqRel);
         }
+    }
+
+    /// A connection ended: whether its permit must be forgotten (a lowered `maxclients` is
+    /// still owed one) rather than returned.
+    pub fn take_owed_slot(&self) -> bool {
+        self.owed_slots.fetch_update(Ordering::AcqRel, Ordering::Acquire, |owed| owed.checked_sub(1)).is_ok()
     }
 
     /// A ticket covering every write made on this node so far.

@@ -69,7 +69,11 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, mut shutdown: watch::
             }
             node.client_disconnected(id);
             metrics::gauge!(m::CONNECTED_CLIENTS).decrement(1.0);
-            drop(permit);
+            if node.take_owed_slot() {
+                permit.forget();
+            } else {
+                drop(permit);
+            }
         });
     }
 }

@@ -441,6 +441,13 @@ fn config_set_requirepass_and_maxclients() {
     assert_eq!(harness::raw_line(&mut second, b"PING\r\n").trim_end(), "+PONG");
     let refused = harness::raw_line(&mut node.raw(), b"PING\r\n");
     assert_eq!(refused.trim_end(), "-ERR max number of clients reached");
+    // Lowered below the open connections and raised again before they close: the debt is
+    // paid first, so exactly three may be open.
+    assert_eq!(q(&mut control, &["CONFIG", "SET", "maxclients", "1"]), Value::Okay);
+    assert_eq!(q(&mut control, &["CONFIG", "SET", "maxclients", "3"]), Value::Okay);
+    let mut third = node.raw();
+    assert_eq!(harness::raw_line(&mut third, b"PING\r\n").trim_end(), "+PONG");
+    assert_eq!(harness::raw_line(&mut node.raw(), b"PING\r\n").trim_end(), "-ERR max number of clients reached");
     assert_eq!(q(&mut control, &["CONFIG", "SET", "maxclients", "10"]), Value::Okay);
     assert_eq!(harness::raw_line(&mut node.raw(), b"PING\r\n").trim_end(), "+PONG");
     assert_eq!(
