@@ -30,17 +30,22 @@ fn run(node: &Node, extra: &[&str]) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// Runs the `tests` plain and with `-P 16`; each must report the rows `names`, all nonzero.
+fn run_plain_and_pipelined(node: &Node, tests: &str, names: &[&str]) {
+    for extra in [&[][..], &["-P", "16"][..]] {
+        let mut args = vec!["-t", tests];
+        args.extend_from_slice(extra);
+        let rows = run(node, &args);
+        let got: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(got, names, "{rows:?}");
+        assert!(rows.iter().all(|(_, rps)| *rps > 0.0), "{rows:?}");
+    }
+}
+
 #[test]
 fn set_get_and_ping_complete_without_errors() {
     let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
-    for extra in [&[][..], &["-P", "16"][..]] {
-        let mut args = vec!["-t", "set,get,ping"];
-        args.extend_from_slice(extra);
-        let rows = run(&node, &args);
-        let names: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, vec!["PING_INLINE", "PING_MBULK", "SET", "GET"], "{rows:?}");
-        assert!(rows.iter().all(|(_, rps)| *rps > 0.0), "{rows:?}");
-    }
+    run_plain_and_pipelined(&node, "set,get,ping", &["PING_INLINE", "PING_MBULK", "SET", "GET"]);
     // The SETs landed: keys of the form key:000000000NNN, value xxx.
     let size: u64 = node.cli_out(&["DBSIZE"]).parse().unwrap();
     assert!(size > 100 && size <= 1000, "{size}");
@@ -56,12 +61,5 @@ fn set_get_and_ping_complete_without_errors() {
 #[test]
 fn ping_set_get_and_mset_complete_without_errors() {
     let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
-    for extra in [&[][..], &["-P", "16"][..]] {
-        let mut args = vec!["-t", "ping,set,get,mset"];
-        args.extend_from_slice(extra);
-        let rows = run(&node, &args);
-        let names: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, vec!["PING_INLINE", "PING_MBULK", "SET", "GET", "MSET (10 keys)"], "{rows:?}");
-        assert!(rows.iter().all(|(_, rps)| *rps > 0.0), "{rows:?}");
-    }
+    run_plain_and_pipelined(&node, "ping,set,get,mset", &["PING_INLINE", "PING_MBULK", "SET", "GET", "MSET (10 keys)"]);
 }

@@ -474,6 +474,28 @@ fn seeds(default: u64) -> Vec<u64> {
     (1..=n).collect()
 }
 
+/// The values of node `id`'s copy of `key`, after checking that no dot in it was seen before
+/// (in `seen`) with another value: a dot given to two values is a lost write.
+fn values_once(
+    seen: &mut HashMap<(String, Dot), String>,
+    key: &str,
+    id: &str,
+    copy: &SiblingSet,
+) -> Result<Vec<String>, String> {
+    let mut values = Vec::new();
+    for (dot, sibling) in copy.dotted() {
+        let Some(v) = sibling.value.as_ref() else { continue };
+        let v = String::from_utf8_lossy(v).into_owned();
+        if let Some(other) = seen.insert((key.to_owned(), dot), v.clone()) {
+            if other != v {
+                return Err(format!("{key}: dot {dot:?} reused: {other:?} and {v:?} (on {id})"));
+            }
+        }
+        values.push(v);
+    }
+    Ok(values)
+}
+
 /// One seeded schedule (with `crash`, one node also rolls back to an earlier copy of its data
 /// dir midway and restarts): three clients add unique items to two carts (read, union, write back
 /// with the read's context) through random nodes, while the network delays, drops and
@@ -560,14 +582,7 @@ async fn carts_under_partitions(seed: u64, crash: bool) -> Result<(), String> {
         let node = sim.node(id);
         for key in ["cart-0", "cart-1"] {
             let Some(copy) = node.coordinator.local(key.as_bytes()).map_err(|e| e.to_string())? else { continue };
-            for (dot, sibling) in copy.dotted() {
-                let Some(v) = sibling.value.as_ref() else { continue };
-                let v = String::from_utf8_lossy(v).into_owned();
-                if let Some(other) = seen.insert((key.to_owned(), dot), v.clone()) {
-                    if other != v {
-                        return Err(format!("{key}: dot {dot:?} reused: {other:?} and {v:?} (on {id})"));
-                    }
-                }
+            for v in values_once(&mut seen, key, id, &copy)? {
                 for item in v.split(',') {
                     held.entry((key.to_owned(), item.to_owned())).or_default().insert(id.clone());
                 }
@@ -812,15 +827,7 @@ async fn ring_change_under_load(seed: u64) -> Result<String, String> {
             let Some(copy) = sim.node(id).coordinator.local(key.as_bytes()).map_err(|e| e.to_string())? else {
                 continue;
             };
-            for (dot, sibling) in copy.dotted() {
-                let Some(v) = sibling.value.as_ref() else { continue };
-                let v = String::from_utf8_lossy(v).into_owned();
-                if let Some(other) = seen.insert((key.clone(), dot), v.clone()) {
-                    if other != v {
-                        return Err(format!("{key}: dot {dot:?} reused: {other:?} and {v:?} (on {id})"));
-                    }
-                }
-            }
+            values_once(&mut seen, key, id, &copy)?;
         }
     }
     // What this run did, to compare with a replay of the same seed.
