@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::flushes::FlushMarks;
 use crate::ring::{NodeId, Ring};
 
 /// Where a member is in its life (design.md section 3).
@@ -78,6 +79,8 @@ pub struct ClusterState {
     /// Chosen when the cluster is founded, never changed: signs contexts when no cluster
     /// secret is set, so that a context from any node decodes on every node.
     pub context_seed: [u8; 32],
+    /// The FLUSHDB/FLUSHALL marks (`flushes.rs`), merged by maximum.
+    pub flushes: FlushMarks,
 }
 
 impl ClusterState {
@@ -88,7 +91,12 @@ impl ClusterState {
         let ring = Ring::new(q, std::slice::from_ref(&me.id));
         let mut context_seed = [0u8; 32];
         crate::random::fill(&mut context_seed);
-        ClusterState { members: BTreeMap::from([(me.id.clone(), me)]), ring, context_seed }
+        ClusterState {
+            members: BTreeMap::from([(me.id.clone(), me)]),
+            ring,
+            context_seed,
+            flushes: FlushMarks::default(),
+        }
     }
 
     /// Merges another node's view into this one. Returns whether anything changed here.
@@ -113,6 +121,7 @@ impl ClusterState {
             self.ring = other.ring.clone();
             changed = true;
         }
+        changed |= self.flushes.merge(&other.flushes);
         changed
     }
 

@@ -373,8 +373,13 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                         Err(e) => Response::Error(RemoteError::Failed(e.to_string())),
                     }
                 }
-                Request::Modify { key, op, budget_ms } => {
-                    let budget = Duration::from_millis(budget_ms);
+                Request::Modify { key, op, deadline_ms } => {
+                    let Some(budget) = crate::peer::budget_until(deadline_ms) else {
+                        return PeerResponse {
+                            ring_version: cluster.view().ring_version(),
+                            body: Response::Error(RemoteError::Expired),
+                        };
+                    };
                     match self.coordinator.modify_forwarded(&key, op, budget).await {
                         Ok(outcome) => match self.coordinator.commit(self.coordinator.write_mark()).await {
                             Ok(()) => Response::Modified(outcome),
@@ -383,8 +388,13 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                         Err(e) => Response::Error(e.to_remote()),
                     }
                 }
-                Request::Put { key, context, write, w, budget_ms } => {
-                    let budget = Duration::from_millis(budget_ms);
+                Request::Put { key, context, write, w, deadline_ms } => {
+                    let Some(budget) = crate::peer::budget_until(deadline_ms) else {
+                        return PeerResponse {
+                            ring_version: cluster.view().ring_version(),
+                            body: Response::Error(RemoteError::Expired),
+                        };
+                    };
                     match self.coordinator.put_forwarded(&key, context, write, w, budget).await {
                         Ok(set) => match self.coordinator.commit(self.coordinator.write_mark()).await {
                             Ok(()) => Response::Written((*set).clone()),

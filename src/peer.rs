@@ -39,12 +39,14 @@ pub enum Request {
     /// Merge this sibling set into your copy (replication of a write, read repair, hinted
     /// handoff); with `hint_for`, keep it as a hint for that owner (you are its stand-in).
     Replicate { key: Bytes, set: SiblingSet, hint_for: Option<String> },
-    /// Coordinate this write: you are in the key's preference list, I am not. Answer within
-    /// `budget_ms` (what is left of the client's request).
-    Put { key: Bytes, context: WriteContext, write: Write, w: Option<usize>, budget_ms: u64 },
+    /// Coordinate this write: you are in the key's preference list, I am not. Answer by
+    /// `deadline_ms` (wall clock, ms since the Unix epoch: when the client's request gives up);
+    /// a request that arrives later (held up by a partition, then retransmitted) is refused
+    /// unapplied, since its sender already answered without it.
+    Put { key: Bytes, context: WriteContext, write: Write, w: Option<usize>, deadline_ms: u64 },
     /// Run this read-modify-write: you are the key's first owner that is up, I am not an
-    /// owner. Never re-sent elsewhere: it may have been applied.
-    Modify { key: Bytes, op: Rmw, budget_ms: u64 },
+    /// owner. Never re-sent elsewhere: it may have been applied. `deadline_ms` as for `Put`.
+    Modify { key: Bytes, op: Rmw, deadline_ms: u64 },
     /// A batch of a partition's data during a transfer: merge each set (never overwrite).
     TransferBatch { partition: u32, entries: Vec<(Bytes, SiblingSet)> },
     /// To the claimant: the transfer of `partition` to `to` finished.
@@ -101,8 +103,23 @@ pub enum RemoteError {
     /// A read-modify-write's own error (nothing was written).
     #[error(transparent)]
     Rmw(#[from] RmwError),
+    /// A forwarded write that arrived after its deadline: not applied.
+    #[error("the request arrived after its deadline")]
+    Expired,
     #[error("{0}")]
     Failed(String),
+}
+
+/// The wall-clock deadline to send with a forwarded request whose sender gives up at `deadline`.
+pub fn deadline_ms(deadline: tokio::time::Instant) -> u64 {
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    crate::replica::now_ms().saturating_add(left.as_millis() as u64)
+}
+
+/// What is left until a forwarded request's `deadline_ms`; `None` once it has passed.
+pub fn budget_until(deadline_ms: u64) -> Option<std::time::Duration> {
+    let left = deadline_ms.saturating_sub(crate::replica::now_ms());
+    (left > 0).then(|| std::time::Duration::from_millis(left))
 }
 
 /// What a write replaces.

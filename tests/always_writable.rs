@@ -257,3 +257,33 @@ fn a_stand_in_writing_a_key_again_after_handing_it_off_never_reuses_a_version() 
         assert_eq!(parse_dget(&q(n, &["DGET", key]).unwrap()).1, vec!["first", "second"]);
     }
 }
+
+/// A forwarded write held up by a partition is not applied when the partition heals. A stand-in
+/// forwards `SET k old` to the key's owners, which it cannot reach yet (the cut is new: it
+/// still thinks them up), so it coordinates the write itself and answers; `SET k new` follows,
+/// acknowledged. The forwards sit in the kernel's send queues, and TCP delivers them once the
+/// cut is gone; an owner that ran such a forward would make `old` a new write, newer than
+/// `new`. Each carries its sender's deadline instead, and arrives refused.
+#[test]
+fn a_forward_held_up_by_a_partition_is_not_applied_after_the_heal() {
+    let c = Cluster::start(5, &NRW);
+    let key = "late-forward";
+    let owners: Vec<&Node> = c.preflist(0, key).into_iter().map(|i| &c.nodes[i]).collect();
+    let stand_ins: Vec<&Node> =
+        c.nodes.iter().filter(|n| !owners.iter().any(|o| o.cluster_addr() == n.cluster_addr())).collect();
+    {
+        let _cuts = Cut::sides(&owners, &stand_ins);
+        assert_eq!(q(stand_ins[0], &["SET", key, "old"]), Ok(Value::Okay));
+        assert_eq!(q(stand_ins[0], &["SET", key, "new"]), Ok(Value::Okay));
+    }
+    wait_until("the hints to reach the owners", Duration::from_secs(60), || {
+        c.nodes.iter().all(|n| hints(n) == 0).then_some(())
+    });
+    // The held-up forwards arrive within a few retransmissions of the heal.
+    for _ in 0..10 {
+        for n in &c.nodes {
+            assert_eq!(q(n, &["GET", key]), Ok(Value::BulkString(b"new".to_vec())), "via {}", n.ip);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

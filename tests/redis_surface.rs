@@ -6,7 +6,7 @@ mod harness;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Barrier};
 
-use harness::{q, Cluster, Node};
+use harness::{q, Cluster, Cut, Node};
 use redis::Value;
 
 const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -329,6 +329,41 @@ fn flushes_span_the_cluster() {
     }
     assert_eq!(int(q(&mut cons[1], &["DBSIZE"])), 0, "database 1 flushed too");
     assert_eq!(q(&mut cons[2], &["GET", "a7"]), Value::Nil);
+}
+
+/// A flush is a write: keys written before it never come back, even when the node that ran it
+/// could reach no copy of them. Nodes 0 and 2 are cut from 1 and 3; 20 keys go to 0 and 2
+/// (W=2, sloppy); FLUSHALL runs on node 1 (always writable: it answers with 3 on its side), and
+/// a key written right after it stays. After the heal the flush reaches nodes 0 and 2 by
+/// gossip, which drop the keys: every node then reads them as missing, and anti-entropy,
+/// hinted handoff and read repair bring none back.
+#[test]
+fn a_flush_is_a_write_that_nothing_brings_back() {
+    let cluster = Cluster::start(4, &["--n", "3"]);
+    let [a, b, c, d] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2], &cluster.nodes[3]];
+    {
+        let _cuts = Cut::sides(&[a, c], &[b, d]);
+        let mut con_a = a.conn();
+        for i in 0..20 {
+            assert_eq!(q(&mut con_a, &["SET", &format!("old{i}"), "v"]), Value::Okay);
+        }
+        assert_eq!(harness::query(b, &["FLUSHALL"]), Ok(Value::Okay));
+        assert_eq!(harness::query(b, &["SET", "after", "new"]), Ok(Value::Okay));
+        assert_eq!(harness::query(b, &["GET", "old3"]), Ok(Value::Nil));
+    }
+    harness::wait_until("every node to drop the flushed keys", std::time::Duration::from_secs(60), || {
+        cluster.nodes.iter().all(|n| harness::query(n, &["DBSIZE"]) == Ok(Value::Int(1))).then_some(())
+    });
+    // A few gossip and anti-entropy rounds later, still gone everywhere; the later key stays.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    for n in &cluster.nodes {
+        for i in 0..20 {
+            let got = harness::query(n, &["GET", &format!("old{i}")]);
+            assert_eq!(got, Ok(Value::Nil), "old{i} came back via {}", n.ip);
+        }
+        assert_eq!(harness::query(n, &["GET", "after"]), Ok(Value::BulkString(b"new".to_vec())));
+        assert_eq!(harness::query(n, &["DBSIZE"]), Ok(Value::Int(1)));
+    }
 }
 
 /// Expired keys are purged from the store (the reaper takes them from its index of keys by

@@ -33,14 +33,49 @@ impl Cluster {
 
     /// Sends `state` to every other member now (a change should not wait for gossip).
     pub(super) fn push(self: &Arc<Self>, state: ClusterState) {
-        for (_, addr) in self.others() {
-            let (me, state) = (self.clone(), state.clone());
-            tokio::spawn(async move {
-                if let Ok(Response::State(theirs)) = me.call_addr(addr, Request::Gossip(Box::new(state))).await {
-                    let _ = me.merge(&theirs);
+        let me = self.clone();
+        tokio::spawn(async move { me.announce(&state).await });
+    }
+
+    /// Sends `state` to every other member that is up and waits for their answers (or the
+    /// request timeout). Returns how many took it.
+    async fn announce(self: &Arc<Self>, state: &ClusterState) -> usize {
+        let calls = self.others().into_iter().filter(|(id, _)| self.is_up(id)).map(|(_, addr)| async move {
+            match self.call_addr(addr, Request::Gossip(Box::new(state.clone()))).await {
+                Ok(Response::State(theirs)) => {
+                    let _ = self.merge(&theirs);
+                    true
                 }
-            });
+                _ => false,
+            }
+        });
+        futures::future::join_all(calls).await.into_iter().filter(|&took| took).count()
+    }
+
+    /// `FLUSHDB` (`db`) or `FLUSHALL` (`None`): a flush mark at this node's clock, saved and
+    /// applied here (its keys purged), then taken to every member that is up before this
+    /// returns; a member that is down learns it from gossip, and whatever it holds from before
+    /// the flush is dropped wherever it arrives (`flushes.rs`).
+    ///
+    /// # Errors
+    /// This node has no cluster yet, or its storage failed.
+    pub async fn flush(self: &Arc<Self>, db: Option<u32>) -> Result<(), ClusterError> {
+        let at = crate::replica::now_ms();
+        let state = {
+            let _guard = self.changing.lock();
+            let Some(mut state) = self.view.load().state.clone() else {
+                return Err(ClusterError::NotReady);
+            };
+            state.flushes.mark(db, at);
+            self.install(state.clone())?;
+            state
+        };
+        self.announce(&state).await;
+        // Writes this node coordinates after the reply are stamped after the mark.
+        while crate::replica::now_ms() <= at {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
+        Ok(())
     }
 
     /// `KURA LEAVE`: this node starts handing its partitions off.

@@ -150,6 +150,11 @@ impl Cluster {
     fn install(&self, state: ClusterState) -> Result<(), ClusterError> {
         let bytes = postcard::to_stdvec(&state).map_err(|e| ClusterError::Corrupt(e.to_string()))?;
         self.replica.save_ring_state(STATE_KEY, &bytes)?;
+        // A flush this node had not heard of: in force at once, its keys purged now.
+        let purged = self.replica.storage().install_flush_marks(&state.flushes)?;
+        if purged > 0 {
+            tracing::info!(keys = purged, "flushed");
+        }
         metrics::gauge!(m::RING_VERSION).set(state.ring.version as f64);
         metrics::gauge!(m::MEMBERS).set(state.live_members().count() as f64);
         self.view.store(Arc::new(View::new(Some(state), self.settings.n)));

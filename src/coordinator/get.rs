@@ -75,7 +75,9 @@ impl Coordinator {
         if !g.met {
             return Err(CoordError::NoQuorum { op: "read", needed: q.r, got: replies.len() });
         }
-        let merged = merge_all(replies.iter().filter_map(|(_, s)| s.as_ref()));
+        // Without what a flush dropped: a replica that missed it may still hold such values.
+        let merged =
+            self.replica.storage().unflushed(&key, Arc::new(merge_all(replies.iter().filter_map(|(_, s)| s.as_ref()))));
         metrics::histogram!(m::QUORUM_DURATION, "op" => "get", "phase" => "quorum")
             .record(started.elapsed().as_secs_f64());
         // The rest of the answers arrive in the background; then every stale replica is repaired.
@@ -91,7 +93,7 @@ impl Coordinator {
                 .record(started.elapsed().as_secs_f64());
             coordinator.read_repair(key, replies).await;
         });
-        Ok(Arc::new(merged))
+        Ok(merged)
     }
 
     /// What a background task needs of the coordinator.

@@ -44,8 +44,8 @@ impl Coordinator {
         let decider = targets.iter().find(|t| t.hint_for.is_none()).or_else(|| targets.first()).cloned();
         let role = match decider {
             Some(t) if t.node != self.me() && !forwarded => {
-                let budget_ms = deadline.saturating_duration_since(tokio::time::Instant::now()).as_millis() as u64;
-                let req = Request::Modify { key: bytes::Bytes::copy_from_slice(key), op, budget_ms };
+                let deadline_ms = crate::peer::deadline_ms(deadline);
+                let req = Request::Modify { key: bytes::Bytes::copy_from_slice(key), op, deadline_ms };
                 return match tokio::time::timeout_at(deadline, self.peers.call(&t.node, req)).await {
                     Ok(Ok(Response::Modified(outcome))) => Ok(outcome),
                     Ok(Ok(other)) => {

@@ -212,9 +212,9 @@ impl Coordinator {
             if now >= next_at {
                 match order.next() {
                     Some(target) => {
-                        let budget_ms = deadline.saturating_duration_since(now).as_millis() as u64;
+                        let deadline_ms = crate::peer::deadline_ms(deadline);
                         let (context, write) = (context.clone(), write.clone());
-                        let req = Request::Put { key: key.clone(), context, write, w, budget_ms };
+                        let req = Request::Put { key: key.clone(), context, write, w, deadline_ms };
                         let (peers, node) = (self.peers.clone(), target.node.clone());
                         calls.push(async move { (node.clone(), peers.call(&node, req).await) });
                         next_at = now + sloppy_after;

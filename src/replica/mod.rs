@@ -149,7 +149,7 @@ impl Replica {
             return Ok(data);
         }
         let merged = merge_all(data.as_deref().into_iter().chain(hints.iter().map(|(_, s)| s)));
-        Ok(Some(Arc::new(merged)))
+        Ok(Some(self.storage.unflushed(key, Arc::new(merged))))
     }
 
     /// A new version of `key` made here, under the key's lock: as data, or (for a stand-in)

@@ -47,10 +47,11 @@ impl Storage {
         let stored_key = Self::hint_key(owner, key);
         let _guard = self.lock(&stored_key);
         let current = match self.hints.get(&stored_key).map_err(StorageError::from)? {
-            Some(bytes) => Some(Self::decode(key, &bytes)?),
+            Some(bytes) => Some(self.decode_unflushed(key, &bytes)?),
             None => None,
         };
         let next = f(current.as_ref())?;
+        let next = self.flushes.load().apply(key, &next).unwrap_or(next);
         self.hints.insert(stored_key, next.encode()).map_err(StorageError::from)?;
         self.note_write();
         if current.is_none() {
@@ -74,7 +75,7 @@ impl Storage {
         for guard in self.hints.prefix(&prefix) {
             let (k, v) = guard.into_inner()?;
             if let Some((owner, _)) = Self::split_hint_key(&k) {
-                out.push((owner, Self::decode(key, &v)?));
+                out.push((owner, self.decode_unflushed(key, &v)?));
             }
         }
         Ok(out)

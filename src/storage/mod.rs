@@ -17,6 +17,7 @@
 //! hot keys (and the read half of every write's read-modify-write) skip the LSM lookup and the
 //! decode. It is filled and updated only under the key's lock, so it never holds a stale set.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 use parking_lot::Mutex;
 
+use crate::flushes::FlushMarks;
 use crate::version::SiblingSet;
 
 mod commit;
@@ -109,6 +111,9 @@ impl quick_cache::Weighter<Vec<u8>, Cached> for CacheWeight {
     }
 }
 
+/// Name in `meta` of the flush marks this node has applied.
+const FLUSHES_KEY: &str = "flushes";
+
 /// Bytes of decoded sibling sets kept in memory.
 const CACHE_BYTES: u64 = 256 << 20;
 
@@ -135,6 +140,9 @@ pub struct Storage {
     /// count knows that what it read is all this node ever stored for the key since then
     /// (`coordinator::Actors` uses it never to continue a clock entry it may have lost).
     forgotten: Box<[AtomicU64]>,
+    /// The flushes this node knows of (the cluster state's, installed by the cluster layer):
+    /// applied to every set read, written or merged in here (`flushes.rs`).
+    flushes: arc_swap::ArcSwap<FlushMarks>,
 }
 
 /// Buckets of [`Storage::forgotten`].
@@ -186,7 +194,14 @@ impl Storage {
             due: expiry::DueIndex::default(),
             hint_count: AtomicU64::new(0),
             forgotten: (0..FORGET_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            flushes: arc_swap::ArcSwap::from_pointee(FlushMarks::default()),
         });
+        // The flushes this node applied before it stopped (a purge is not done again).
+        if let Some(bytes) = storage.meta_get(FLUSHES_KEY)? {
+            let marks: FlushMarks = postcard::from_bytes(&bytes)
+                .map_err(|e| StorageError::Corrupt { key: FLUSHES_KEY.to_owned(), reason: e.to_string() })?;
+            storage.flushes.store(Arc::new(marks));
+        }
         // The reap index: one walk now instead of one per reaper round.
         storage.for_each(|key, set| {
             if let Ok(set) = set {
@@ -242,6 +257,12 @@ impl Storage {
         })
     }
 
+    /// A stored record as reads see it: decoded, without what a known flush dropped.
+    fn decode_unflushed(&self, key: &[u8], bytes: &[u8]) -> Result<SiblingSet> {
+        let set = Self::decode(key, bytes)?;
+        Ok(self.flushes.load().apply(key, &set).unwrap_or(set))
+    }
+
     /// The set of `key` under its lock: from the cache, else from disk (and then cached).
     fn load_locked(&self, key: &[u8], stored_key: &[u8]) -> Result<(Option<Arc<SiblingSet>>, u64)> {
         if let Some(c) = self.cache.get(key) {
@@ -260,12 +281,69 @@ impl Storage {
     /// # Errors
     /// Engine failure or a record that does not decode.
     pub fn get(&self, key: &[u8]) -> Result<Option<Arc<SiblingSet>>> {
-        if let Some(c) = self.cache.get(key) {
-            return Ok(c.set);
+        let set = match self.cache.get(key) {
+            Some(c) => c.set,
+            None => {
+                let stored_key = Self::data_key(key);
+                let _guard = self.lock(&stored_key);
+                self.load_locked(key, &stored_key)?.0
+            }
+        };
+        Ok(set.map(|s| self.unflushed(key, s)))
+    }
+
+    /// `set` without what a flush this node knows of dropped (a stored copy may predate it
+    /// until the purge rewrites it; a copy from a hint or a peer may too).
+    pub fn unflushed(&self, key: &[u8], set: Arc<SiblingSet>) -> Arc<SiblingSet> {
+        match self.flushes.load().apply(key, &set) {
+            Some(flushed) => Arc::new(flushed),
+            None => set,
         }
-        let stored_key = Self::data_key(key);
-        let _guard = self.lock(&stored_key);
-        Ok(self.load_locked(key, &stored_key)?.0)
+    }
+
+    /// The flushes known here.
+    pub fn flush_marks(&self) -> Arc<FlushMarks> {
+        self.flushes.load_full()
+    }
+
+    /// Installs the cluster's flush marks; when they are newer than what this node knew, every
+    /// stored key of a flushed database is rewritten without what the flush dropped (a walk of
+    /// the store, like Redis's FLUSHALL SYNC). Returns how many keys the purge rewrote.
+    ///
+    /// # Errors
+    /// Engine failure during the purge (the marks are in force anyway: reads apply them).
+    pub fn install_flush_marks(&self, marks: &FlushMarks) -> Result<u64> {
+        let old = self.flushes.load_full();
+        if *old == *marks {
+            return Ok(0);
+        }
+        self.flushes.store(Arc::new(marks.clone()));
+        let dbs = marks.newer_than(&old);
+        if dbs.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(0);
+        }
+        let mut keys = Vec::new();
+        self.for_each_digest(|_, key, _| {
+            if dbs.as_ref().is_none_or(|dbs| dbs.contains(&crate::keyspace::db_of(key))) {
+                keys.push(key.to_vec());
+            }
+        })?;
+        let mut purged = 0;
+        for key in keys {
+            let stored_key = Self::data_key(&key);
+            let (current, _) = {
+                let _guard = self.lock(&stored_key);
+                self.load_locked(&key, &stored_key)?
+            };
+            if current.is_some_and(|c| marks.apply(&key, &c).is_some()) {
+                // `update` applies the marks to what it stores.
+                self.update(&key, |c| Ok::<_, StorageError>(c.cloned().unwrap_or_default()))?;
+                purged += 1;
+            }
+        }
+        // Synced with every write before it: a restart does not purge again.
+        self.meta_put(FLUSHES_KEY, &postcard::to_stdvec(marks).expect("serialising to a Vec cannot fail"))?;
+        Ok(purged)
     }
 
     /// Read-modify-write of one key under its lock: `f` sees the stored set and returns the set
@@ -285,7 +363,14 @@ impl Storage {
         let stored_key = Self::data_key(key);
         let _guard = self.lock(&stored_key);
         let (current, old_digest) = self.load_locked(key, &stored_key)?;
-        let next = f(current.as_deref())?;
+        // `f` sees the copy as reads do (without what a flush dropped); what it returns is
+        // stored that way too, and compared with what is stored, so a purge rewrites the key.
+        let marks = self.flushes.load();
+        let seen = current.as_deref().map(|c| marks.apply(key, c).map_or(Cow::Borrowed(c), Cow::Owned));
+        let mut next = f(seen.as_deref())?;
+        if let Some(flushed) = marks.apply(key, &next) {
+            next = flushed;
+        }
         if let Some(current) = current.as_ref().filter(|c| ***c == next) {
             // Nothing new (a replica or repair sent what is here already): no write.
             return Ok(current.clone());

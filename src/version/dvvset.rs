@@ -175,6 +175,21 @@ impl<V: Clone> DvvSet<V> {
         }
     }
 
+    /// Drops, per actor, every value from the newest one `keep` refuses down to the oldest (the
+    /// window of current dots stays contiguous), keeping the clock: the dots dropped read as
+    /// superseded, so a merge with a copy that still holds them drops them too. Returns whether
+    /// anything was dropped.
+    pub fn retain_newest(&mut self, keep: impl Fn(&V) -> bool) -> bool {
+        let mut dropped = false;
+        for e in &mut self.entries {
+            if let Some(first_refused) = e.values.iter().position(|v| !keep(v)) {
+                e.values.truncate(first_refused);
+                dropped = true;
+            }
+        }
+        dropped
+    }
+
     /// Whether `other` has seen strictly more than `self` (its clock dominates).
     pub fn less(&self, other: &DvvSet<V>) -> bool {
         let (mine, theirs) = (self.join(), other.join());
@@ -262,6 +277,24 @@ mod tests {
         let resolved = m.update(&m.join(), C, "both").0;
         assert_eq!(vals(&resolved.sync(&left)), vec!["both"]);
         assert_eq!(vals(&right.sync(&resolved)), vec!["both"]);
+    }
+
+    #[test]
+    fn dropped_values_stay_dropped_through_merges() {
+        let none = VersionVector::default();
+        let s = DvvSet::new().update(&none, A, 1).0.update(&none, A, 2).0.update(&none, A, 3).0;
+        let s = s.update(&none, B, 10).0;
+        let mut trimmed = s.clone();
+        // Refusing 2 drops 2 and the older 1, keeps 3: the window stays contiguous.
+        assert!(trimmed.retain_newest(|v| *v != 2 && *v != 10));
+        let mut left: Vec<i32> = trimmed.values().copied().collect();
+        left.sort_unstable();
+        assert_eq!(left, vec![3]);
+        assert_eq!(trimmed.join(), s.join());
+        // A copy that still holds them loses them in a merge, in either order.
+        assert_eq!(trimmed.sync(&s), trimmed);
+        assert_eq!(s.sync(&trimmed), trimmed);
+        assert!(!trimmed.clone().retain_newest(|v| *v != 2));
     }
 
     #[test]

@@ -123,6 +123,18 @@ impl SiblingSet {
         self.0.less(&other.0)
     }
 
+    /// This set after a flush at `cutoff_ms` (FLUSHDB/FLUSHALL): the siblings written at or
+    /// before it are dropped, their dots kept as seen, so no merge brings them back (see
+    /// [`DvvSet::retain_newest`]). `None` when the flush drops nothing from this set.
+    pub fn flushed(&self, cutoff_ms: u64) -> Option<SiblingSet> {
+        if cutoff_ms == 0 || self.siblings().all(|s| s.written_ms > cutoff_ms) {
+            return None;
+        }
+        let mut out = self.clone();
+        out.0.retain_newest(|s| s.written_ms > cutoff_ms);
+        Some(out)
+    }
+
     /// Compact binary form for storage and the wire.
     pub fn encode(&self) -> Vec<u8> {
         // Sized up front: postcard would otherwise grow the Vec a few bytes at a time.
@@ -180,6 +192,23 @@ mod tests {
         assert!(s.get(99).is_some());
         assert!(s.get(100).is_none());
         assert!(s.is_dead(100));
+    }
+
+    #[test]
+    fn a_flush_drops_what_was_written_up_to_it() {
+        let none = VersionVector::default();
+        let (s, _) = SiblingSet::new().update(&none, sib(Some("old"), 10, 1));
+        let (s, _) = s.update(&none, sib(Some("new"), 21, 2));
+        assert_eq!(s.flushed(9), None);
+        assert_eq!(s.flushed(0), None);
+        let f = s.flushed(20).expect("drops the old one");
+        assert_eq!(f.live_values(0), vec![Bytes::from("new")]);
+        assert_eq!(f.context(), s.context());
+        let gone = s.flushed(21).expect("drops both");
+        assert!(gone.is_empty() && gone.is_dead(0) && gone.get(0).is_none());
+        // A replica that has not heard of the flush gives the values back in no merge order.
+        assert_eq!(gone.sync(&s), gone);
+        assert_eq!(s.sync(&gone), gone);
     }
 
     #[test]
