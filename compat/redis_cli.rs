@@ -160,3 +160,42 @@ fn keyspace_tools() {
     assert_eq!(node.cli_out(&["-n", "1", "DBSIZE"]), "1");
     assert_eq!(node.cli_out(&["DBSIZE"]), "51");
 }
+
+/// `redis-cli --stat` shows real numbers: keys (INFO keyspace), memory, clients, blocked
+/// clients, requests and connections, one row a second.
+#[test]
+fn stat_mode_shows_real_numbers() {
+    let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
+    for i in 0..7 {
+        node.cli_out(&["SET", &format!("k{i}"), "v"]);
+    }
+    // Line-buffered, so the rows written before the timeout ends it reach the pipe.
+    let out = Command::new("timeout")
+        .args([
+            "3",
+            "stdbuf",
+            "-oL",
+            "redis-cli",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &node.port.to_string(),
+            "--stat",
+            "-i",
+            "0.5",
+        ])
+        .output()
+        .expect("running redis-cli --stat");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("keys") && text.contains("requests"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.split_whitespace().next().is_some_and(|w| w.parse::<u64>().is_ok()))
+        .unwrap_or_else(|| panic!("a data row in {text}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    // keys, mem, clients, blocked, requests (+delta), connections
+    assert_eq!(cols[0], "7", "{text}");
+    assert!(cols[1].ends_with('M') || cols[1].ends_with('K'), "{text}");
+    assert_eq!((cols[2], cols[3]), ("1", "0"), "{text}");
+    assert!(cols[4].parse::<u64>().unwrap() >= 7, "{text}");
+}

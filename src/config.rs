@@ -101,6 +101,10 @@ pub struct ServerArgs {
     /// Most client connections at once [default: 10000]
     #[arg(long, env = "KURA_MAXCLIENTS")]
     pub maxclients: Option<usize>,
+    /// Seconds a client connection may stay idle before it is closed, 0 for never (Redis's
+    /// `timeout`) [default: 0]
+    #[arg(long, env = "KURA_TIMEOUT")]
+    pub timeout: Option<u64>,
     /// When the journal is fsynced [default: everysec]
     #[arg(long, env = "KURA_FSYNC", value_enum)]
     pub fsync: Option<FsyncPolicy>,
@@ -136,6 +140,7 @@ pub struct Config {
     pub max_value_bytes: usize,
     pub max_request_bytes: usize,
     pub maxclients: usize,
+    pub timeout: u64,
     pub databases: u32,
     pub threads: usize,
     pub request_timeout_ms: u64,
@@ -195,6 +200,7 @@ impl Config {
             max_value_bytes: pick!(max_value_bytes, 1 << 20),
             max_request_bytes: pick!(max_request_bytes, 64 << 20),
             maxclients: pick!(maxclients, 10_000),
+            timeout: pick!(timeout, 0),
             databases: pick!(databases, 16),
             request_timeout_ms: pick!(request_timeout_ms, 2000),
             sloppy_after_ms: pick!(sloppy_after_ms, 500),

@@ -16,6 +16,7 @@
 //! - [`metrics`]: Prometheus names and the exporter.
 
 pub mod antientropy;
+pub mod clients;
 pub mod cluster;
 pub mod command;
 pub mod config;

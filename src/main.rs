@@ -65,7 +65,10 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     node.spawn_background(&stopped);
     tokio::spawn(housekeeping(node.clone(), stopped.clone()));
     let server = tokio::spawn(kura::server::serve(node.clone(), listener, stopped));
-    shutdown_signal().await;
+    tokio::select! {
+        () = shutdown_signal() => {}
+        () = node.shutdown.notified() => {}
+    }
     tracing::info!("shutting down");
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;

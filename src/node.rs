@@ -1,9 +1,7 @@
 //! A running node's shared state: its identity, configuration, coordinator and counters; and
 //! the answers to peers' requests (`peer.rs` lists them).
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use metrics_exporter_prometheus::PrometheusHandle;
-use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::antientropy::AntiEntropy;
@@ -35,17 +32,6 @@ pub enum NodeError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
-}
-
-/// What CLIENT LIST and CLIENT INFO show of a connection.
-#[derive(Clone, Debug)]
-pub struct ClientInfo {
-    pub addr: SocketAddr,
-    pub laddr: SocketAddr,
-    pub name: Option<String>,
-    pub connected: Instant,
-    pub resp: u8,
-    pub db: u32,
 }
 
 /// What a reply that acknowledges writes waits for: the writes up to a point of this node's
@@ -83,8 +69,8 @@ pub struct Node {
     pub total_commands: AtomicU64,
     pub total_connections: AtomicU64,
     pub rejected_connections: AtomicU64,
-    pub error_replies: AtomicU64,
-    next_client_id: AtomicU64,
+    /// The client connections (CLIENT, MONITOR, the idle timeout, INFO errorstats).
+    pub clients: crate::clients::Clients,
     /// The password of the `default` user (`--requirepass`, CONFIG SET requirepass).
     pub requirepass: parking_lot::RwLock<Option<String>>,
     /// Connections allowed at once (`--maxclients`, CONFIG SET maxclients): the server's
@@ -96,9 +82,10 @@ pub struct Node {
     owed_slots: AtomicU64,
     /// Requests slower than `slowlog-log-slower-than`.
     pub slowlog: crate::slowlog::SlowLog,
+    /// SHUTDOWN asked the process to stop (as a signal does).
+    pub shutdown: tokio::sync::Notify,
     /// EXEC holds it exclusively; every other request holds it shared while it runs.
     pub exec_gate: tokio::sync::RwLock<()>,
-    clients: Mutex<HashMap<u64, ClientInfo>>,
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -127,6 +114,7 @@ impl Node {
         metrics: Option<PrometheusHandle>,
         network: Network,
     ) -> Result<Arc<Node>, NodeError> {
+        let idle_timeout = config.timeout;
         let storage = Storage::open(&config.data_dir, config.fsync)?;
         let node_id = Replica::node_id(&storage, config.node_id.as_deref(), || random_hex(8))?;
         // Contexts must decode on every node: signed with the cluster secret when there is
@@ -180,15 +168,14 @@ impl Node {
             total_commands: AtomicU64::new(0),
             total_connections: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
-            error_replies: AtomicU64::new(0),
-            next_client_id: AtomicU64::new(1),
+            clients: crate::clients::Clients::new(idle_timeout),
             exec_gate: tokio::sync::RwLock::new(()),
+            shutdown: tokio::sync::Notify::new(),
             slowlog: crate::slowlog::SlowLog::default(),
             requirepass: parking_lot::RwLock::new(requirepass),
             client_slots: Arc::new(tokio::sync::Semaphore::new(maxclients)),
             maxclients: AtomicU64::new(maxclients as u64),
             owed_slots: AtomicU64::new(0),
-            clients: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -258,38 +245,6 @@ impl Node {
     pub fn alone(&self) -> bool {
         let cluster = self.coordinator.cluster();
         cluster.view().single(cluster.me())
-    }
-
-    /// Registers a new connection; returns its client id.
-    pub fn client_connected(&self, info: ClientInfo) -> u64 {
-        let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
-        self.clients.lock().insert(id, info);
-        id
-    }
-
-    pub fn client_disconnected(&self, id: u64) {
-        self.clients.lock().remove(&id);
-    }
-
-    /// The name a connection gave itself (CLIENT SETNAME), if any.
-    pub fn client_name(&self, id: u64) -> Option<String> {
-        self.clients.lock().get(&id).and_then(|c| c.name.clone())
-    }
-
-    pub fn update_client(&self, id: u64, f: impl FnOnce(&mut ClientInfo)) {
-        if let Some(c) = self.clients.lock().get_mut(&id) {
-            f(c);
-        }
-    }
-
-    pub fn clients(&self) -> Vec<(u64, ClientInfo)> {
-        let mut v: Vec<_> = self.clients.lock().iter().map(|(k, v)| (*k, v.clone())).collect();
-        v.sort_by_key(|(id, _)| *id);
-        v
-    }
-
-    pub fn connected_clients(&self) -> usize {
-        self.clients.lock().len()
     }
 }
 

@@ -3,6 +3,7 @@
 //! semaphore bounding connections, and a shutdown signal. It knows neither the storage nor the
 //! ring: `command::run_pipeline` runs the requests, `Node::durable` waits for their ticket.
 
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +15,8 @@ use tokio::sync::watch;
 
 use crate::command::{self, CommandMetrics, Session};
 use crate::metrics as m;
-use crate::node::{ClientInfo, Node, Ticket};
-use crate::resp::{self, Limits, Protocol, Reply};
+use crate::node::{Node, Ticket};
+use crate::resp::{self, Limits, Reply};
 
 /// Serves clients on `listener` until `shutdown` turns true.
 pub async fn serve(node: Arc<Node>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
@@ -48,26 +49,13 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, mut shutdown: watch::
         tokio::spawn(async move {
             let _ = socket.set_nodelay(true);
             let laddr = socket.local_addr().unwrap_or(addr);
-            let info = ClientInfo { addr, laddr, name: None, connected: std::time::Instant::now(), resp: 2, db: 0 };
-            let id = node.client_connected(info);
+            let client = node.clients.connect(addr, laddr, i64::from(socket.as_raw_fd()));
             metrics::gauge!(m::CONNECTED_CLIENTS).increment(1.0);
-            let session = Session {
-                id,
-                protocol: Protocol::Resp2,
-                authenticated: node.requirepass.read().is_none(),
-                name: None,
-                addr,
-                laddr,
-                quit: false,
-                multi: None,
-                watched: Vec::new(),
-                in_exec: false,
-                db: 0,
-            };
+            let session = Session::new(client.clone(), node.requirepass.read().is_none());
             if let Err(e) = connection(&node, &metrics, socket, session, limits, shutdown).await {
                 tracing::debug!("connection {addr} ended: {e}");
             }
-            node.client_disconnected(id);
+            node.clients.disconnect(client.id);
             metrics::gauge!(m::CONNECTED_CLIENTS).decrement(1.0);
             if node.take_owed_slot() {
                 permit.forget();
@@ -90,6 +78,8 @@ async fn connection(
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
     let mut batch: Vec<Vec<Bytes>> = Vec::new();
+    // MONITOR's feed, once the connection asked for it.
+    let mut monitor: Option<tokio::sync::broadcast::Receiver<Bytes>> = None;
     loop {
         let mut ticket = Ticket::NONE;
         let mut protocol_error = None;
@@ -127,18 +117,54 @@ async fn connection(
                 return Ok(());
             }
             socket.write_all(&output).await?;
+            node.clients.net_output_bytes.fetch_add(output.len() as u64, Ordering::Relaxed);
             output.clear();
         }
         if session.quit {
             return Ok(());
         }
+        if session.monitor && monitor.is_none() {
+            monitor = Some(node.clients.monitor());
+        }
         input.reserve(16 * 1024);
-        let read = tokio::select! {
-            r = socket.read_buf(&mut input) => r?,
-            _ = shutdown.changed() => return Ok(()),
+        // Idle connections close after `timeout` (not a monitoring one, as in Redis).
+        let idle = node.clients.idle_timeout().filter(|_| monitor.is_none());
+        let read = loop {
+            tokio::select! {
+                r = socket.read_buf(&mut input) => break r?,
+                _ = shutdown.changed() => return Ok(()),
+                () = session.client.killed() => return Ok(()),
+                () = sleep_or_never(idle) => return Ok(()),
+                line = next_line(&mut monitor) => {
+                    if let Some(line) = line {
+                        socket.write_all(&line).await?;
+                    }
+                }
+            }
         };
         if read == 0 {
             return Ok(());
         }
+        node.clients.net_input_bytes.fetch_add(read as u64, Ordering::Relaxed);
+    }
+}
+
+async fn sleep_or_never(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next line of a MONITOR feed (`None` when lines were skipped: the connection fell
+/// behind by more than the feed holds); never resolves without a feed.
+async fn next_line(feed: &mut Option<tokio::sync::broadcast::Receiver<Bytes>>) -> Option<Bytes> {
+    match feed {
+        Some(rx) => match rx.recv().await {
+            Ok(line) => Some(line),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
     }
 }

@@ -490,3 +490,181 @@ fn config_set_requirepass_and_maxclients() {
         Value::Array(vec![Value::BulkString(b"maxclients".to_vec()), Value::BulkString(b"10".to_vec()),])
     );
 }
+
+fn client_line(list: &str, id: i64) -> std::collections::HashMap<String, String> {
+    let line = list.lines().find(|l| l.starts_with(&format!("id={id} "))).unwrap_or_else(|| panic!("{id} in {list}"));
+    line.split(' ').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+}
+
+/// CLIENT LIST shows every connection with Redis 7.2's fields, as the connection left them;
+/// CLIENT KILL closes connections by address (old form) or by filter, skipping the caller
+/// unless SKIPME no; CONFIG SET timeout closes idle connections.
+#[test]
+fn client_list_kill_and_idle_timeout() {
+    let node = Node::start(LOCAL, &[]);
+    let mut me = node.conn();
+    let mut other = node.conn();
+    let other_id = int(q(&mut other, &["CLIENT", "ID"]));
+    q(&mut other, &["CLIENT", "SETNAME", "worker"]);
+    q(&mut other, &["CLIENT", "SETINFO", "lib-name", "redis-rs"]);
+    q(&mut other, &["SELECT", "3"]);
+    q(&mut other, &["MULTI"]);
+    q(&mut other, &["SET", "a", "1"]);
+    q(&mut other, &["SET", "b", "2"]);
+    let list = harness::text(&q(&mut me, &["CLIENT", "LIST"]));
+    let f = client_line(&list, other_id);
+    for field in [
+        "id",
+        "addr",
+        "laddr",
+        "fd",
+        "name",
+        "age",
+        "idle",
+        "flags",
+        "db",
+        "sub",
+        "psub",
+        "ssub",
+        "multi",
+        "qbuf",
+        "qbuf-free",
+        "argv-mem",
+        "multi-mem",
+        "rbs",
+        "rbp",
+        "obl",
+        "oll",
+        "omem",
+        "tot-mem",
+        "events",
+        "cmd",
+        "user",
+        "redir",
+        "resp",
+        "lib-name",
+        "lib-ver",
+    ] {
+        assert!(f.contains_key(field), "{field} missing from {list}");
+    }
+    assert_eq!((f["name"].as_str(), f["db"].as_str(), f["multi"].as_str()), ("worker", "3", "2"));
+    assert_eq!((f["flags"].as_str(), f["cmd"].as_str(), f["lib-name"].as_str()), ("x", "set", "redis-rs"));
+    assert_eq!(f["user"], "default");
+    let mine = client_line(&harness::text(&q(&mut me, &["CLIENT", "INFO"])), int(q(&mut me, &["CLIENT", "ID"])));
+    assert_eq!(mine["cmd"], "client|info");
+    let only = harness::text(&q(&mut me, &["CLIENT", "LIST", "ID", &other_id.to_string()]));
+    assert_eq!(only.lines().count(), 1);
+    assert_eq!(harness::text(&q(&mut me, &["CLIENT", "LIST", "TYPE", "pubsub"])), "");
+    assert_eq!(
+        harness::err_of(harness::query(&node, &["CLIENT", "LIST", "TYPE", "nope"])),
+        "ERR Unknown client type 'nope'"
+    );
+    // Filters: nothing matches, then the other connection by id; it is closed.
+    assert_eq!(q(&mut me, &["CLIENT", "KILL", "ID", "999999"]), Value::Int(0));
+    assert_eq!(q(&mut me, &["CLIENT", "KILL", "ID", &other_id.to_string()]), Value::Int(1));
+    assert!(redis::cmd("PING").query::<String>(&mut other).is_err(), "the killed connection is closed");
+    assert_eq!(harness::err_of(harness::query(&node, &["CLIENT", "KILL", "1.2.3.4:5"])), "ERR No such client");
+    assert_eq!(
+        harness::err_of(harness::query(&node, &["CLIENT", "KILL", "ID", "0"])),
+        "ERR client-id should be greater than 0"
+    );
+    assert_eq!(harness::err_of(harness::query(&node, &["CLIENT", "KILL", "ID", "1", "x"])), "ERR syntax error");
+    // The old form by address.
+    let mut third = node.conn();
+    let third_id = int(q(&mut third, &["CLIENT", "ID"]));
+    let addr = client_line(&harness::text(&q(&mut me, &["CLIENT", "LIST"])), third_id)["addr"].clone();
+    assert_eq!(q(&mut me, &["CLIENT", "KILL", &addr]), Value::Okay);
+    assert!(redis::cmd("PING").query::<String>(&mut third).is_err());
+    // TYPE normal skips the caller; SKIPME no does not.
+    assert_eq!(q(&mut me, &["CLIENT", "KILL", "TYPE", "normal"]), Value::Int(0));
+    assert_eq!(q(&mut me, &["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "no"]), Value::Int(1));
+    assert!(redis::cmd("PING").query::<String>(&mut me).is_err());
+    // Idle connections close after `timeout` seconds.
+    let mut admin = node.conn();
+    assert_eq!(q(&mut admin, &["CONFIG", "SET", "timeout", "1"]), Value::Okay);
+    let got = q(&mut admin, &["CONFIG", "GET", "timeout"]);
+    assert_eq!(got, Value::Array(vec![Value::BulkString(b"timeout".to_vec()), Value::BulkString(b"1".to_vec())]));
+    let mut idle = node.raw();
+    assert_eq!(harness::raw_line(&mut idle, b"PING\r\n").trim_end(), "+PONG");
+    idle.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(std::io::Read::read(&mut idle, &mut buf).expect("closed, not timed out"), 0);
+}
+
+/// MONITOR streams every request in Redis's format (time, database, address, quoted
+/// arguments), leaves out administrative commands and redacts AUTH.
+#[test]
+fn monitor_streams_requests() {
+    let node = Node::start(LOCAL, &[]);
+    let mut mon = node.raw();
+    assert_eq!(harness::raw_line(&mut mon, b"MONITOR\r\n").trim_end(), "+OK");
+    let mut con = node.conn();
+    q(&mut con, &["SET", "k", "a \"b\"\n"]);
+    let _ = harness::query(&node, &["CONFIG", "GET", "maxclients"]);
+    let _ = harness::query(&node, &["AUTH", "secret"]);
+    q(&mut con, &["SELECT", "2"]);
+    q(&mut con, &["GET", "k"]);
+    let mut lines: Vec<String> = Vec::new();
+    let mut reader = std::io::BufReader::new(mon);
+    while !lines.last().is_some_and(|l| l.ends_with(r#""GET" "k""#)) {
+        let mut l = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut l).expect("a monitor line");
+        lines.push(l.trim_end().to_owned());
+    }
+    let find = |end: &str| lines.iter().find(|l| l.ends_with(end)).unwrap_or_else(|| panic!("{end} in {lines:?}"));
+    let set = find(r#"] "SET" "k" "a \"b\"\n""#);
+    assert!(set.starts_with('+') && set.contains(" [0 127.0.0.1:"), "{lines:?}");
+    find(r#"] "AUTH" "(redacted)""#);
+    find(r#"] "SELECT" "2""#);
+    assert!(find(r#"] "GET" "k""#).contains(" [2 127.0.0.1:"), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.contains("CONFIG")), "admin commands are not shown: {lines:?}");
+}
+
+/// INFO has the sections tools read, with numbers that move: stats (commands, bytes, ops/s),
+/// cpu, errorstats by error code (CONFIG RESETSTAT clears them), clients.
+#[test]
+fn info_stats_cpu_and_errorstats() {
+    let node = Node::start(LOCAL, &[]);
+    let mut con = node.conn();
+    for i in 0..50 {
+        q(&mut con, &["SET", &format!("k{i}"), "v"]);
+    }
+    let _ = harness::query(&node, &["NOSUCH"]);
+    let _ = harness::query(&node, &["GET"]);
+    let _ = harness::query(&node, &["SET", "k", "v", "EX", "0"]);
+    let info = harness::text(&q(&mut con, &["INFO"]));
+    let field = |name: &str| -> String {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("{name} in {info}"))
+            .to_owned()
+    };
+    assert!(field("total_commands_processed").parse::<u64>().unwrap() >= 53);
+    assert!(field("total_net_input_bytes").parse::<u64>().unwrap() > 50 * 20);
+    assert!(field("total_net_output_bytes").parse::<u64>().unwrap() >= 50 * 5);
+    field("instantaneous_ops_per_sec").parse::<u64>().unwrap();
+    let cpu = field("used_cpu_user").parse::<f64>().unwrap() + field("used_cpu_sys").parse::<f64>().unwrap();
+    assert!(cpu > 0.0, "{info}");
+    assert_eq!(field("blocked_clients"), "0");
+    assert_eq!(field("errorstat_ERR"), "count=3");
+    assert_eq!(field("total_error_replies"), "3");
+    assert_eq!(q(&mut con, &["CONFIG", "RESETSTAT"]), Value::Okay);
+    let after = harness::text(&q(&mut con, &["INFO", "errorstats"]));
+    assert!(!after.contains("errorstat_ERR"), "{after}");
+}
+
+/// SHUTDOWN stops the node like SIGTERM (clean exit, nothing acknowledged lost), with no
+/// reply; SHUTDOWN ABORT with none in progress is Redis's error.
+#[test]
+fn shutdown_stops_the_node_cleanly() {
+    let mut node = Node::start(LOCAL, &[]);
+    let mut con = node.conn();
+    q(&mut con, &["SET", "kept", "yes"]);
+    assert_eq!(harness::err_of(harness::query(&node, &["SHUTDOWN", "ABORT"])), "ERR No shutdown in progress.");
+    assert_eq!(harness::err_of(harness::query(&node, &["SHUTDOWN", "BOGUS"])), "ERR syntax error");
+    assert!(redis::cmd("SHUTDOWN").arg("NOSAVE").query::<Value>(&mut con).is_err(), "no reply: the connection closes");
+    let status = node.wait_exit();
+    assert!(status.success(), "exited with {status}");
+    node.spawn();
+    assert_eq!(harness::query(&node, &["GET", "kept"]), Ok(Value::BulkString(b"yes".to_vec())));
+}

@@ -16,11 +16,10 @@ pub fn reset(node: &Node, session: &mut Session) -> CmdResult {
     session.protocol = Protocol::Resp2;
     session.name = None;
     session.authenticated = node.requirepass.read().is_none();
-    node.update_client(session.id, |c| {
-        c.db = 0;
-        c.name = None;
-        c.resp = 2;
-    });
+    session.client.set_db(0);
+    session.client.set_name(None);
+    session.client.set_resp(2);
+    session.client.set_multi(None);
     Ok(Reply::Simple("RESET"))
 }
 
@@ -106,4 +105,30 @@ pub fn latency(args: &[Bytes]) -> CmdResult {
             Err(CommandError::UnknownSubcommand { cmd: "LATENCY", sub: String::from_utf8_lossy(&args[1]).into_owned() })
         }
     }
+}
+
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`: the node stops as on SIGTERM (the journal
+/// is synced: every acknowledged write is on disk either way, so SAVE and NOSAVE are the same).
+/// No reply: the client sees the connection close, as with Redis.
+pub fn shutdown(node: &Node, session: &mut Session, args: &[Bytes]) -> CmdResult {
+    let (mut save, mut nosave, mut abort) = (false, false, false);
+    for a in &args[1..] {
+        match a.to_ascii_uppercase().as_slice() {
+            b"SAVE" => save = true,
+            b"NOSAVE" => nosave = true,
+            b"NOW" | b"FORCE" => {}
+            b"ABORT" => abort = true,
+            _ => return Err(CommandError::Syntax),
+        }
+    }
+    if (save && nosave) || (abort && args.len() > 2) {
+        return Err(CommandError::Syntax);
+    }
+    if abort {
+        return Err(CommandError::Other("No shutdown in progress.".into()));
+    }
+    tracing::info!("SHUTDOWN from {}", session.client.addr);
+    node.shutdown.notify_one();
+    session.quit = true;
+    Ok(Reply::Nothing)
 }

@@ -24,6 +24,7 @@ fn parameters(node: &Node) -> Vec<(&'static str, String)> {
         ("slowlog-log-slower-than", node.slowlog.slower_than_us.load(std::sync::atomic::Ordering::Relaxed).to_string()),
         ("slowlog-max-len", node.slowlog.max_len.load(std::sync::atomic::Ordering::Relaxed).to_string()),
         ("maxclients", node.maxclients.load(std::sync::atomic::Ordering::Relaxed).to_string()),
+        ("timeout", node.clients.idle_timeout().map_or(0, |d| d.as_secs()).to_string()),
         ("maxmemory", "0".into()),
         ("save", String::new()),
         // Every write goes to the journal: the closest Redis setting is an always-on AOF.
@@ -56,6 +57,7 @@ fn set(node: &Node, args: &[Bytes]) -> CmdResult {
     let mut max_len = None;
     let mut password = None;
     let mut maxclients = None;
+    let mut timeout = None;
     for pair in args[2..].chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_lowercase();
         let value = String::from_utf8_lossy(&pair[1]);
@@ -68,6 +70,7 @@ fn set(node: &Node, args: &[Bytes]) -> CmdResult {
             "slowlog-log-slower-than" => threshold = Some(value.parse::<i64>().map_err(|_| invalid())?),
             "slowlog-max-len" => max_len = Some(value.parse::<usize>().map_err(|_| invalid())?),
             "requirepass" => password = Some(value.into_owned()),
+            "timeout" => timeout = Some(value.parse::<u64>().map_err(|_| invalid())?),
             "maxclients" => {
                 let n = value.parse::<usize>().map_err(|_| invalid())?;
                 if n == 0 {
@@ -102,6 +105,9 @@ fn set(node: &Node, args: &[Bytes]) -> CmdResult {
     if let Some(n) = maxclients {
         node.set_maxclients(n);
     }
+    if let Some(secs) = timeout {
+        node.clients.set_idle_timeout(secs);
+    }
     Ok(Reply::ok())
 }
 
@@ -125,11 +131,10 @@ pub fn run(node: &Node, args: &[Bytes]) -> CmdResult {
         b"RESETSTAT" if args.len() != 2 => Err(CommandError::WrongArity("config|resetstat".into())),
         b"RESETSTAT" => {
             use std::sync::atomic::Ordering::Relaxed;
-            for counter in
-                [&node.total_commands, &node.total_connections, &node.rejected_connections, &node.error_replies]
-            {
+            for counter in [&node.total_commands, &node.total_connections, &node.rejected_connections] {
                 counter.store(0, Relaxed);
             }
+            node.clients.reset_error_stats();
             Ok(Reply::ok())
         }
         _ => {

@@ -48,17 +48,15 @@ pub fn run(node: &Node, session: &mut Session, args: &[Bytes]) -> CmdResult {
         session.name = name.clone();
     }
     let resp = if protocol == Protocol::Resp3 { 3 } else { 2 };
-    node.update_client(session.id, |c| {
-        c.resp = resp;
-        if name.is_some() {
-            c.name = name;
-        }
-    });
+    session.client.set_resp(resp);
+    if name.is_some() {
+        session.client.set_name(name);
+    }
     Ok(Reply::Map(vec![
         (Reply::bulk("server"), Reply::bulk("redis")),
         (Reply::bulk("version"), Reply::bulk(super::info::REDIS_COMPAT_VERSION)),
         (Reply::bulk("proto"), Reply::Int(resp as i64)),
-        (Reply::bulk("id"), Reply::Int(session.id as i64)),
+        (Reply::bulk("id"), Reply::Int(session.id() as i64)),
         (Reply::bulk("mode"), Reply::bulk("standalone")),
         (Reply::bulk("role"), Reply::bulk("master")),
         (Reply::bulk("modules"), Reply::Array(vec![])),

@@ -21,6 +21,8 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "persistence",
     "stats",
     "replication",
+    "cpu",
+    "errorstats",
     "keyspace",
     "kura",
     "cluster",
@@ -34,6 +36,8 @@ const ALL_SECTIONS: &[&str] = &[
     "persistence",
     "stats",
     "replication",
+    "cpu",
+    "errorstats",
     "latencystats",
     "commandstats",
     "keyspace",
@@ -88,8 +92,12 @@ fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::Comma
             line("node_id", &id.node_id);
         }
         "clients" => {
-            line("connected_clients", &node.connected_clients());
+            line("connected_clients", &node.clients.count());
+            line("cluster_connections", &0);
             line("maxclients", &node.maxclients.load(Ordering::Relaxed));
+            // No blocking commands, no client-side caching.
+            line("blocked_clients", &0);
+            line("tracking_clients", &0);
         }
         "memory" => {
             let rss = resident_bytes();
@@ -110,10 +118,32 @@ fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::Comma
             line("storage_journal_bytes", &st.journal_bytes);
         }
         "stats" => {
+            let commands = node.total_commands.load(Ordering::Relaxed);
             line("total_connections_received", &node.total_connections.load(Ordering::Relaxed));
-            line("total_commands_processed", &node.total_commands.load(Ordering::Relaxed));
+            line("total_commands_processed", &commands);
+            line("instantaneous_ops_per_sec", &node.clients.ops_per_sec(commands));
+            line("total_net_input_bytes", &node.clients.net_input_bytes.load(Ordering::Relaxed));
+            line("total_net_output_bytes", &node.clients.net_output_bytes.load(Ordering::Relaxed));
             line("rejected_connections", &node.rejected_connections.load(Ordering::Relaxed));
-            line("total_error_replies", &node.error_replies.load(Ordering::Relaxed));
+            // kura never evicts and has no pub/sub.
+            line("evicted_keys", &0);
+            line("pubsub_channels", &0);
+            line("pubsub_patterns", &0);
+            let errors: u64 = node.clients.error_stats().iter().map(|(_, n)| n).sum();
+            line("total_error_replies", &errors);
+        }
+        "cpu" => {
+            let (user, sys) = cpu_seconds(libc::RUSAGE_SELF);
+            let (cuser, csys) = cpu_seconds(libc::RUSAGE_CHILDREN);
+            line("used_cpu_sys", &format!("{sys:.6}"));
+            line("used_cpu_user", &format!("{user:.6}"));
+            line("used_cpu_sys_children", &format!("{csys:.6}"));
+            line("used_cpu_user_children", &format!("{cuser:.6}"));
+        }
+        "errorstats" => {
+            for (code, n) in node.clients.error_stats() {
+                line(&format!("errorstat_{code}"), &format!("count={n}"));
+            }
         }
         "replication" => {
             line("role", &"master");
@@ -254,4 +284,15 @@ fn capitalise(s: &str) -> String {
             c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
         }
     }
+}
+
+/// User and system CPU seconds of `who` (`RUSAGE_SELF`, `RUSAGE_CHILDREN`).
+fn cpu_seconds(who: libc::c_int) -> (f64, f64) {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(who, &mut usage) } != 0 {
+        return (0.0, 0.0);
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(usage.ru_utime), secs(usage.ru_stime))
 }

@@ -48,12 +48,13 @@ mod strlen;
 mod table;
 mod ttl;
 
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use metrics::{Counter, Histogram};
 
+use crate::clients::Client;
 pub use pipeline::{run_pipeline, MAX_BATCH};
 use table::concurrent_keys;
 pub use table::{Cmd, Spec, SPECS};
@@ -66,12 +67,11 @@ use crate::version::ContextError;
 /// The state of one client connection that commands read and change.
 #[derive(Debug)]
 pub struct Session {
-    pub id: u64,
+    /// What the rest of the node sees of this connection (CLIENT LIST, KILL, MONITOR).
+    pub client: Arc<Client>,
     pub protocol: Protocol,
     pub authenticated: bool,
     pub name: Option<String>,
-    pub addr: SocketAddr,
-    pub laddr: SocketAddr,
     /// Set by QUIT: the connection closes after this reply.
     pub quit: bool,
     /// Between MULTI and EXEC: the queued requests, and whether one was refused (EXECABORT).
@@ -82,6 +82,30 @@ pub struct Session {
     pub in_exec: bool,
     /// The database SELECT chose.
     pub db: u32,
+    /// MONITOR was sent: the connection streams every request the node receives.
+    pub monitor: bool,
+}
+
+impl Session {
+    /// A new connection's session (unauthenticated when a password is required).
+    pub fn new(client: Arc<Client>, authenticated: bool) -> Session {
+        Session {
+            client,
+            protocol: Protocol::Resp2,
+            authenticated,
+            name: None,
+            quit: false,
+            multi: None,
+            watched: Vec::new(),
+            in_exec: false,
+            db: 0,
+            monitor: false,
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.client.id
+    }
 }
 
 /// A transaction being queued.
@@ -192,9 +216,10 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
     };
     let Some(cmd) = Cmd::lookup(&args[0]) else {
         metrics.unknown.increment(1);
-        node.error_replies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         refuse(&mut conn);
-        return Reply::Error(unknown_command(args));
+        let text = unknown_command(args);
+        node.clients.note_error(&text);
+        return Reply::Error(text);
     };
     let i = cmd as usize;
     let spec = cmd.spec();
@@ -202,7 +227,7 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
         // Rejected before it ran: an error, not a call (as Redis's `rejected_calls`).
         metrics.errors[i].increment(1);
-        node.error_replies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        node.clients.note_error("ERR");
         let error = CommandError::WrongArity(spec.name.to_owned());
         if cmd == Cmd::Exec {
             // A refused EXEC ends any transaction (Redis's execCommandAbort, even outside one).
@@ -247,7 +272,7 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
         _ => args,
     };
     let client = match &conn {
-        Conn::Mut(session) => Some((session.id, session.addr)),
+        Conn::Mut(session) => Some(session.client.clone()),
         Conn::Shared { .. } => None,
     };
     let started = Instant::now();
@@ -258,7 +283,7 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
     let micros = elapsed.as_micros() as u64;
     if node.slowlog.is_slow(micros) && cmd != Cmd::Exec {
         let (addr, name) = match client {
-            Some((id, addr)) => (addr.to_string(), node.client_name(id).unwrap_or_default()),
+            Some(c) => (c.addr.to_string(), c.name().unwrap_or_default()),
             None => (String::new(), String::new()),
         };
         node.slowlog.record(micros, as_sent, addr, name);
@@ -267,8 +292,11 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
         Ok(reply) => reply,
         Err(e) => {
             metrics.errors[i].increment(1);
-            node.error_replies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            e.to_reply()
+            let reply = e.to_reply();
+            if let Reply::Error(text) = &reply {
+                node.clients.note_error(text);
+            }
+            reply
         }
     }
 }
@@ -314,6 +342,12 @@ async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes], metrics
         Cmd::Client => client::run(node, session, args),
         Cmd::Command => command::run(args),
         Cmd::Config => config::run(node, args),
+        Cmd::Shutdown => admin::shutdown(node, session, args),
+        Cmd::Monitor => {
+            session.monitor = true;
+            session.client.set_monitor();
+            Ok(Reply::ok())
+        }
         Cmd::Info => info::run(node, args),
         Cmd::Kura => kura::run(node, args).await,
         Cmd::Multi => multi::multi(session),

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use bytes::{Bytes, BytesMut};
 
-use super::{concurrent_keys, execute, execute_shared, CommandMetrics, Session};
+use super::{concurrent_keys, execute, execute_shared, Cmd, CommandMetrics, Session};
 use crate::node::{Node, Ticket};
 
 /// Requests run per batch (the rest of a long pipeline waits for the next).
@@ -26,6 +26,17 @@ pub async fn run_pipeline(
     out: &mut BytesMut,
 ) -> Ticket {
     let before = node.ticket();
+    if node.clients.monitored() {
+        for args in batch {
+            monitor(node, session, args);
+        }
+    }
+    if let Some(args) = batch.last() {
+        let cmd = Cmd::lookup(&args[0]);
+        let name = cmd.map_or("NULL", |c| c.spec().name);
+        let sub = args.get(1).filter(|_| cmd.is_some_and(Cmd::has_subcommands));
+        session.client.touch(name, sub.map(|s| &s[..]));
+    }
     let concurrent = batch.len() > 1 && !node.alone();
     let mut i = 0;
     while i < batch.len() && !session.quit {
@@ -52,10 +63,28 @@ pub async fn run_pipeline(
         execute(node, session, metrics, &batch[i]).await.encode(session.protocol, out);
         i += 1;
     }
+    session.client.set_multi(session.multi.as_ref().map(|q| q.requests.len()));
     let after = node.ticket();
     if after == before {
         Ticket::NONE
     } else {
         after
     }
+}
+
+/// Feeds a request to MONITOR as Redis does: not administrative commands, and AUTH's and
+/// HELLO's arguments redacted.
+fn monitor(node: &Node, session: &Session, args: &[Bytes]) {
+    let cmd = Cmd::lookup(&args[0]);
+    if cmd.is_some_and(|c| c.spec().flags.contains(&"admin")) {
+        return;
+    }
+    if matches!(cmd, Some(Cmd::Auth | Cmd::Hello)) && args.len() > 1 {
+        let redacted: Vec<Bytes> = std::iter::once(args[0].clone())
+            .chain(args[1..].iter().map(|_| Bytes::from_static(b"(redacted)")))
+            .collect();
+        node.clients.feed(session.db, session.client.addr, &redacted);
+        return;
+    }
+    node.clients.feed(session.db, session.client.addr, args);
 }

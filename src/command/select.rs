@@ -11,7 +11,7 @@ pub fn run(node: &Node, session: &mut Session, args: &[Bytes]) -> CmdResult {
     match u32::try_from(db) {
         Ok(db) if db < node.config.databases => {
             session.db = db;
-            node.update_client(session.id, |c| c.db = db);
+            session.client.set_db(db);
             Ok(Reply::ok())
         }
         _ => Err(CommandError::Other("DB index is out of range".into())),

@@ -71,8 +71,8 @@ commands! {
     Reset => "reset", 1, ["fast"], (0, 0, 0), "connection", true, "Resets the connection: no transaction, database 0, RESP2, no name.";
     Readonly => "readonly", 1, ["fast"], (0, 0, 0), "cluster", false, "As a Redis without cluster support: an error.";
     Readwrite => "readwrite", 1, ["fast"], (0, 0, 0), "cluster", false, "As a Redis without cluster support: an error.";
-    Slowlog => "slowlog", -2, [], (0, 0, 0), "server", false, "SLOWLOG GET [count], LEN, RESET, HELP.";
-    Latency => "latency", -2, [], (0, 0, 0), "server", false, "LATENCY LATEST, HISTORY, RESET, HELP (no monitor events).";
+    Slowlog => "slowlog", -2, ["admin"], (0, 0, 0), "server", false, "SLOWLOG GET [count], LEN, RESET, HELP.";
+    Latency => "latency", -2, ["admin"], (0, 0, 0), "server", false, "LATENCY LATEST, HISTORY, RESET, HELP (no monitor events).";
     Time => "time", 1, ["fast"], (0, 0, 0), "server", false, "The server's clock: seconds and microseconds.";
     Dget => "dget", -2, ["readonly"], (1, 1, 1), "kura", false, "Returns a key's context and all its sibling values.";
     Dput => "dput", -4, ["write", "denyoom"], (1, 1, 1), "kura", false, "Writes a value superseding exactly what the context saw; returns the new context.";
@@ -89,10 +89,12 @@ commands! {
     Randomkey => "randomkey", 1, ["readonly"], (0, 0, 0), "keyspace", false, "A random key.";
     Hello => "hello", -1, ["fast"], (0, 0, 0), "connection", true, "Handshake: protocol version, authentication, client name.";
     Auth => "auth", -2, ["fast"], (0, 0, 0), "connection", true, "Authenticates the connection.";
-    Client => "client", -2, [], (0, 0, 0), "connection", false, "CLIENT ID, SETNAME, GETNAME, INFO, LIST, SETINFO.";
+    Client => "client", -2, [], (0, 0, 0), "connection", false, "CLIENT ID, SETNAME, GETNAME, INFO, LIST, KILL, SETINFO, NO-EVICT, NO-TOUCH.";
     Command => "command", -1, [], (0, 0, 0), "server", false, "Describes the commands: COUNT, DOCS, INFO, LIST.";
-    Config => "config", -2, [], (0, 0, 0), "server", false, "CONFIG GET of the node's settings.";
-    Kura => "kura", -2, [], (0, 0, 0), "kura", false, "The cluster as this node sees it, and membership changes: MEMBERS, RING, PREFLIST, LOCAL, HINTS, TRANSFERS, JOIN, LEAVE, REMOVE.";
+    Config => "config", -2, ["admin"], (0, 0, 0), "server", false, "CONFIG GET, SET (run-time settings), RESETSTAT.";
+    Shutdown => "shutdown", -1, ["admin", "noscript", "loading", "stale"], (0, 0, 0), "server", false, "Stops the node after syncing its journal [NOSAVE|SAVE] [NOW] [FORCE] [ABORT].";
+    Monitor => "monitor", 1, ["admin"], (0, 0, 0), "server", false, "Streams every request the node receives.";
+    Kura => "kura", -2, ["admin"], (0, 0, 0), "kura", false, "The cluster as this node sees it, and membership changes: MEMBERS, RING, PREFLIST, LOCAL, HINTS, TRANSFERS, JOIN, LEAVE, REMOVE.";
     Info => "info", -1, [], (0, 0, 0), "server", false, "Server information and statistics.";
     Multi => "multi", 1, ["fast"], (0, 0, 0), "transactions", false, "Starts a transaction: later commands are queued.";
     Exec => "exec", 1, [], (0, 0, 0), "transactions", false, "Runs the queued commands (isolated on one node; nil if a WATCHed key changed).";
@@ -104,6 +106,11 @@ commands! {
 impl Cmd {
     pub fn spec(self) -> &'static Spec {
         &SPECS[self as usize]
+    }
+
+    /// Commands whose first argument is a subcommand (`client|list` in CLIENT LIST).
+    pub fn has_subcommands(self) -> bool {
+        matches!(self, Cmd::Client | Cmd::Config | Cmd::Command | Cmd::Memory | Cmd::Slowlog | Cmd::Latency | Cmd::Kura)
     }
 
     /// Looks a command up by name, case-insensitively, without allocating.
@@ -134,6 +141,8 @@ impl Cmd {
                 | Cmd::Client
                 | Cmd::Command
                 | Cmd::Config
+                | Cmd::Monitor
+                | Cmd::Shutdown
                 | Cmd::Info
                 | Cmd::Kura
                 | Cmd::Multi

@@ -29,6 +29,8 @@ pub enum Reply {
     Map(Vec<(Reply, Reply)>),
     /// Free text (INFO): a verbatim string in RESP3, a bulk string in RESP2.
     Text(String),
+    /// No reply at all: SHUTDOWN, whose client sees the connection close.
+    Nothing,
 }
 
 impl Reply {
@@ -54,6 +56,7 @@ impl Reply {
             Reply::Nil => return out.extend_from_slice(b"_\r\n"),
             Reply::NilArray if protocol == Protocol::Resp2 => return out.extend_from_slice(b"*-1\r\n"),
             Reply::NilArray => return out.extend_from_slice(b"_\r\n"),
+            Reply::Nothing => return,
             Reply::Bulk(b) => {
                 put_line(out, b'$', itoa::Buffer::new().format(b.len()).as_bytes());
                 out.reserve(b.len() + 2);
@@ -81,7 +84,7 @@ impl Reply {
             Reply::Error(e) => F::Error(Str::from(e.as_str())),
             Reply::Int(i) => F::Integer(*i),
             Reply::Bulk(b) => F::BulkString(b.clone()),
-            Reply::Nil | Reply::NilArray => F::Null,
+            Reply::Nil | Reply::NilArray | Reply::Nothing => F::Null,
             Reply::Array(items) => F::Array(items.iter().map(Reply::to_resp2).collect()),
             Reply::Map(pairs) => F::Array(pairs.iter().flat_map(|(k, v)| [k.to_resp2(), v.to_resp2()]).collect()),
             Reply::Text(t) => F::BulkString(Bytes::copy_from_slice(t.as_bytes())),
@@ -95,7 +98,7 @@ impl Reply {
             Reply::Error(e) => F::SimpleError { data: Str::from(e.as_str()), attributes: None },
             Reply::Int(i) => F::Number { data: *i, attributes: None },
             Reply::Bulk(b) => F::BlobString { data: b.clone(), attributes: None },
-            Reply::Nil | Reply::NilArray => F::Null,
+            Reply::Nil | Reply::NilArray | Reply::Nothing => F::Null,
             Reply::Array(items) => F::Array { data: items.iter().map(Reply::to_resp3).collect(), attributes: None },
             Reply::Map(pairs) => {
                 F::Map { data: pairs.iter().map(|(k, v)| (k.to_resp3(), v.to_resp3())).collect(), attributes: None }

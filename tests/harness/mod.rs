@@ -173,6 +173,16 @@ impl Node {
         self.spawn();
     }
 
+    /// Waits for the process to exit by itself (SHUTDOWN) and returns its status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let addr = self.addr();
+        let status = wait_until(&format!("node {addr} to exit"), START_TIMEOUT, || {
+            self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        });
+        self.child = None;
+        status
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }

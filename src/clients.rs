@@ -1,0 +1,342 @@
+//! This node's client connections as `CLIENT LIST/INFO/KILL`, `INFO clients/errorstats`,
+//! `MONITOR` and the idle timeout (`CONFIG SET timeout`) see them. Each connection owns its
+//! [`Session`](crate::command::Session); what others may read of it (name, database, last
+//! command, transaction) is mirrored into its [`Client`] handle with relaxed atomics, so the
+//! request path takes no lock for it. The registry's lock is taken when a connection opens or
+//! closes and by the admin commands that list or kill.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::{broadcast, Notify};
+
+/// One connection, as the rest of the node sees it.
+#[derive(Debug)]
+pub struct Client {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    /// The socket's file descriptor (-1 where there is none).
+    pub fd: i64,
+    pub connected: Instant,
+    name: Mutex<Option<String>>,
+    /// `CLIENT SETINFO lib-name / lib-ver`.
+    lib: Mutex<(String, String)>,
+    db: AtomicU64,
+    resp: AtomicU8,
+    /// Milliseconds after `connected` of the last command.
+    last_ms: AtomicU64,
+    /// The last command's name as CLIENT LIST shows it (`get`, `client|list`).
+    cmd: Mutex<Cow<'static, str>>,
+    /// Requests queued in MULTI, or -1 outside a transaction.
+    multi: AtomicI64,
+    monitor: AtomicBool,
+    /// CLIENT KILL: the connection closes when it next waits for input.
+    kill: Notify,
+}
+
+impl Client {
+    pub fn name(&self) -> Option<String> {
+        self.name.lock().clone()
+    }
+
+    pub fn set_name(&self, name: Option<String>) {
+        *self.name.lock() = name;
+    }
+
+    pub fn set_lib(&self, attr_is_name: bool, value: String) {
+        let mut lib = self.lib.lock();
+        if attr_is_name {
+            lib.0 = value;
+        } else {
+            lib.1 = value;
+        }
+    }
+
+    pub fn set_db(&self, db: u32) {
+        self.db.store(u64::from(db), Ordering::Relaxed);
+    }
+
+    pub fn set_resp(&self, resp: u8) {
+        self.resp.store(resp, Ordering::Relaxed);
+    }
+
+    pub fn set_multi(&self, queued: Option<usize>) {
+        self.multi.store(queued.map_or(-1, |n| n as i64), Ordering::Relaxed);
+    }
+
+    pub fn set_monitor(&self) {
+        self.monitor.store(true, Ordering::Relaxed);
+    }
+
+    /// A command arrived: `name`, and the subcommand of a container command (`client|list`).
+    pub fn touch(&self, name: &'static str, sub: Option<&[u8]>) {
+        self.last_ms.store(self.connected.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let mut cmd = self.cmd.lock();
+        match sub {
+            None if *cmd != name => *cmd = Cow::Borrowed(name),
+            None => {}
+            Some(sub) => *cmd = Cow::Owned(format!("{name}|{}", String::from_utf8_lossy(sub).to_lowercase())),
+        }
+    }
+
+    /// Resolves when CLIENT KILL picked this connection.
+    pub async fn killed(&self) {
+        self.kill.notified().await;
+    }
+
+    fn idle(&self) -> Duration {
+        self.connected.elapsed().saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)))
+    }
+
+    /// Its line of CLIENT LIST, with Redis 7.2's fields (buffers kura does not account are 0).
+    pub fn describe(&self) -> String {
+        let multi = self.multi.load(Ordering::Relaxed);
+        let monitor = self.monitor.load(Ordering::Relaxed);
+        let flags = match (monitor, multi >= 0) {
+            (true, _) => "O",
+            (false, true) => "x",
+            (false, false) => "N",
+        };
+        let (lib_name, lib_ver) = self.lib.lock().clone();
+        format!(
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={flags} db={} sub=0 psub=0 ssub=0 \
+             multi={multi} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 \
+             tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={lib_name} lib-ver={lib_ver}\n",
+            self.id,
+            self.addr,
+            self.laddr,
+            self.fd,
+            self.name().unwrap_or_default(),
+            self.connected.elapsed().as_secs(),
+            self.idle().as_secs(),
+            self.db.load(Ordering::Relaxed),
+            self.cmd.lock(),
+            self.resp.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Which connections `CLIENT KILL` closes: every given filter must match.
+#[derive(Debug, Default)]
+pub struct KillFilter {
+    pub id: Option<u64>,
+    pub addr: Option<String>,
+    pub laddr: Option<String>,
+    /// Only users called `default` exist.
+    pub user: Option<String>,
+    /// `normal`, `pubsub`, `master`, `replica`: only normal connections exist here.
+    pub normal: Option<bool>,
+    /// The connection that asks, unless it is named by `skip_me: false`.
+    pub skip: Option<u64>,
+}
+
+impl KillFilter {
+    fn matches(&self, c: &Client) -> bool {
+        self.id.is_none_or(|id| id == c.id)
+            && self.addr.as_deref().is_none_or(|a| a == c.addr.to_string())
+            && self.laddr.as_deref().is_none_or(|a| a == c.laddr.to_string())
+            && self.user.as_deref().is_none_or(|u| u == "default")
+            && self.normal.is_none_or(|n| n)
+            && self.skip != Some(c.id)
+    }
+}
+
+pub struct Clients {
+    next_id: AtomicU64,
+    open: Mutex<HashMap<u64, Arc<Client>>>,
+    /// MONITOR's feed: one line per request, to every monitoring connection.
+    monitors: broadcast::Sender<Bytes>,
+    /// `CONFIG SET timeout`: seconds a connection may stay idle (0: forever).
+    idle_timeout: AtomicU64,
+    /// Error replies by their first word (INFO errorstats).
+    errors: Mutex<BTreeMap<String, u64>>,
+    /// Bytes read from and written to client connections.
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+    /// The last sample of `total_commands_processed` INFO took, for its ops per second.
+    ops_sample: Mutex<Option<(Instant, u64, u64)>>,
+}
+
+impl Clients {
+    pub fn new(idle_timeout_secs: u64) -> Clients {
+        Clients {
+            next_id: AtomicU64::new(1),
+            open: Mutex::new(HashMap::new()),
+            monitors: broadcast::channel(4096).0,
+            idle_timeout: AtomicU64::new(idle_timeout_secs),
+            errors: Mutex::new(BTreeMap::new()),
+            net_input_bytes: AtomicU64::new(0),
+            net_output_bytes: AtomicU64::new(0),
+            ops_sample: Mutex::new(None),
+        }
+    }
+
+    /// Registers a new connection.
+    pub fn connect(&self, addr: SocketAddr, laddr: SocketAddr, fd: i64) -> Arc<Client> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let client = Arc::new(Client {
+            id,
+            addr,
+            laddr,
+            fd,
+            connected: Instant::now(),
+            name: Mutex::new(None),
+            lib: Mutex::new(Default::default()),
+            db: AtomicU64::new(0),
+            resp: AtomicU8::new(2),
+            last_ms: AtomicU64::new(0),
+            cmd: Mutex::new(Cow::Borrowed("NULL")),
+            multi: AtomicI64::new(-1),
+            monitor: AtomicBool::new(false),
+            kill: Notify::new(),
+        });
+        self.open.lock().insert(id, client.clone());
+        client
+    }
+
+    pub fn disconnect(&self, id: u64) {
+        self.open.lock().remove(&id);
+    }
+
+    /// Open connections by id.
+    pub fn list(&self) -> Vec<Arc<Client>> {
+        let mut v: Vec<_> = self.open.lock().values().cloned().collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    pub fn count(&self) -> usize {
+        self.open.lock().len()
+    }
+
+    /// Closes every connection `filter` matches (each when it next waits for input, after
+    /// the reply it is writing). Returns how many.
+    pub fn kill(&self, filter: &KillFilter) -> usize {
+        let open = self.open.lock();
+        let mut n = 0;
+        for c in open.values().filter(|c| filter.matches(c)) {
+            c.kill.notify_one();
+            n += 1;
+        }
+        n
+    }
+
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        match self.idle_timeout.load(Ordering::Relaxed) {
+            0 => None,
+            s => Some(Duration::from_secs(s)),
+        }
+    }
+
+    pub fn set_idle_timeout(&self, secs: u64) {
+        self.idle_timeout.store(secs, Ordering::Relaxed);
+    }
+
+    /// A new MONITOR subscription.
+    pub fn monitor(&self) -> broadcast::Receiver<Bytes> {
+        self.monitors.subscribe()
+    }
+
+    /// Whether anyone is monitoring (then [`Clients::feed`] is worth its formatting).
+    pub fn monitored(&self) -> bool {
+        self.monitors.receiver_count() > 0
+    }
+
+    /// Sends a request to the monitors, as Redis prints it:
+    /// `+1339518083.107412 [0 127.0.0.1:60866] "set" "k" "v"`.
+    pub fn feed(&self, db: u32, addr: SocketAddr, args: &[Bytes]) {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let mut line = format!("+{}.{:06} [{db} {addr}]", now.as_secs(), now.subsec_micros());
+        for a in args {
+            line.push(' ');
+            quote(a, &mut line);
+        }
+        line.push_str("\r\n");
+        let _ = self.monitors.send(Bytes::from(line));
+    }
+
+    /// Counts an error reply by its code (the first word: `ERR`, `WRONGTYPE` ...).
+    pub fn note_error(&self, text: &str) {
+        let code = text.split(' ').next().unwrap_or("ERR");
+        *self.errors.lock().entry(code.to_owned()).or_default() += 1;
+    }
+
+    pub fn error_stats(&self) -> Vec<(String, u64)> {
+        self.errors.lock().iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    /// Commands per second since the previous call (at least 100 ms ago), given the total
+    /// now: what `redis-cli --stat`, which asks every second, shows as a rate.
+    pub fn ops_per_sec(&self, total: u64) -> u64 {
+        let mut sample = self.ops_sample.lock();
+        let now = Instant::now();
+        match *sample {
+            Some((at, _, rate)) if now.duration_since(at) < Duration::from_millis(100) => rate,
+            Some((at, before, _)) => {
+                let rate = (total.saturating_sub(before) as f64 / now.duration_since(at).as_secs_f64()) as u64;
+                *sample = Some((now, total, rate));
+                rate
+            }
+            None => {
+                *sample = Some((now, total, 0));
+                0
+            }
+        }
+    }
+
+    pub fn reset_error_stats(&self) {
+        self.errors.lock().clear();
+    }
+}
+
+/// `bytes` quoted as Redis's `sdscatrepr`: printable ASCII as is, `"` and `\` escaped, the
+/// usual control characters by name, anything else as `\xHH`.
+fn quote(bytes: &[u8], out: &mut String) {
+    out.push('"');
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            7 => out.push_str("\\a"),
+            8 => out.push_str("\\b"),
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_matches_redis() {
+        let mut s = String::new();
+        quote(b"a \"b\"\\\n\x01\xff", &mut s);
+        assert_eq!(s, r#""a \"b\"\\\n\x01\xff""#);
+    }
+
+    #[test]
+    fn kill_filters_and_skipme() {
+        let clients = Clients::new(0);
+        let a = clients.connect("127.0.0.1:1000".parse().unwrap(), "127.0.0.1:6379".parse().unwrap(), 7);
+        let b = clients.connect("127.0.0.1:2000".parse().unwrap(), "127.0.0.1:6379".parse().unwrap(), 8);
+        assert_eq!(clients.kill(&KillFilter { addr: Some("127.0.0.1:3000".into()), ..Default::default() }), 0);
+        assert_eq!(clients.kill(&KillFilter { user: Some("nobody".into()), ..Default::default() }), 0);
+        assert_eq!(clients.kill(&KillFilter { skip: Some(a.id), ..Default::default() }), 1);
+        assert_eq!(clients.kill(&KillFilter { id: Some(b.id), ..Default::default() }), 1);
+        assert_eq!(clients.kill(&KillFilter { laddr: Some("127.0.0.1:6379".into()), ..Default::default() }), 2);
+        assert!(a.describe().starts_with(&format!("id={} addr=127.0.0.1:1000 laddr=127.0.0.1:6379 fd=7 ", a.id)));
+    }
+}
