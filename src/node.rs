@@ -371,6 +371,7 @@ mod tests {
     use crate::ring::Ring;
     use bytes::Bytes;
     use rpc::Handler;
+    use std::net::SocketAddr;
 
     fn node(dir: &std::path::Path) -> Arc<Node> {
         let args = ServerArgs {

@@ -150,7 +150,7 @@ fn kill(node: &Node, session: &Session, args: &[Bytes]) -> CmdResult {
             _ => Ok(Reply::ok()),
         };
     }
-    if args.len() < 3 || args.len() % 2 != 0 {
+    if args.len() < 3 || !args.len().is_multiple_of(2) {
         return Err(if args.len() < 3 { CommandError::WrongArity("client|kill".into()) } else { CommandError::Syntax });
     }
     let mut filter = KillFilter { skip: Some(session.id()), ..Default::default() };
