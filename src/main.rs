@@ -48,7 +48,7 @@ fn main() -> ExitCode {
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let metrics = kura::metrics::install(config.metrics_listen)
         .map_err(|e| format!("metrics on {}: {e}", config.metrics_listen))?;
-    let listener = TcpListener::bind(config.listen).await.map_err(|e| format!("listen on {}: {e}", config.listen))?;
+    let listener = kura::server::bind(config.listen).map_err(|e| format!("listen on {}: {e}", config.listen))?;
     let peer_listener = TcpListener::bind(config.cluster_listen)
         .await
         .map_err(|e| format!("cluster-listen on {}: {e}", config.cluster_listen))?;

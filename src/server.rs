@@ -18,6 +18,20 @@ use crate::metrics as m;
 use crate::node::{Node, Ticket};
 use crate::resp::{self, Limits, Reply};
 
+/// Redis's `tcp-backlog` default: connections the kernel queues before they are accepted.
+pub const BACKLOG: u32 = 511;
+
+/// The client listener: address reuse (a restart binds at once) and Redis's backlog.
+///
+/// # Errors
+/// The address cannot be bound.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// Serves clients on `listener` until `shutdown` turns true.
 pub async fn serve(node: Arc<Node>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
     let metrics = Arc::new(CommandMetrics::register());

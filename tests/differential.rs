@@ -385,3 +385,45 @@ fn kura_answers_every_sequence_as_redis_does() {
         }
     }
 }
+
+/// Malformed and odd requests, byte for byte against the reference: the replies (Redis's
+/// protocol-error texts, no decoder internals) and whether the connection closes. Each input
+/// ends with QUIT, so a server that did not close after an error closes then.
+#[test]
+fn malformed_requests_get_the_replies_redis_gives() {
+    let redis = Redis::start();
+    let kura = Node::start(LOCAL, &[]);
+    let inputs: &[&[u8]] = &[
+        b"*0\r\n*-1\r\n*-7\r\nPING\r\n",
+        b"*abc\r\nPING\r\n",
+        b"*1\r\n$abc\r\nPING\r\n",
+        b"*1\r\n$-1\r\nPING\r\n",
+        b"*1\r\n:5\r\nPING\r\n",
+        b"*3000000000\r\nPING\r\n",
+        b"SET k \"abc\r\nPING\r\n",
+        b"SET k 'a'b\r\nPING\r\n",
+        b"*2\r\n$4\r\nF\xffOO\r\n$2\r\na\xfe\r\n",
+        b"*3\r\n$3\r\nBAD\r\n$5\r\na\r\nb\x00\r\n$2\r\ncd\r\n",
+        b"NOSUCH \"a\\x00b\" ccc\r\n",
+        b"\r\n\r\n  \r\nPING \"x y\"\r\n",
+        b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$0\r\n\r\n",
+    ];
+    for input in inputs {
+        let exchange = |addr: std::net::SocketAddr| {
+            let mut s = TcpStream::connect(addr).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+            std::io::Write::write_all(&mut s, input).expect("write");
+            std::io::Write::write_all(&mut s, b"QUIT\r\n").expect("write");
+            harness::read_to_close(&mut s)
+        };
+        let from_redis = exchange(std::net::SocketAddr::from((LOCAL, redis.port)));
+        let from_kura = exchange(kura.addr());
+        assert_eq!(
+            String::from_utf8_lossy(&from_kura),
+            String::from_utf8_lossy(&from_redis),
+            "input {:?}",
+            String::from_utf8_lossy(input)
+        );
+        assert_eq!(from_kura, from_redis, "input {:?} (bytes)", String::from_utf8_lossy(input));
+    }
+}

@@ -217,9 +217,8 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
     let Some(cmd) = Cmd::lookup(&args[0]) else {
         metrics.unknown.increment(1);
         refuse(&mut conn);
-        let text = unknown_command(args);
-        node.clients.note_error(&text);
-        return Reply::Error(text);
+        node.clients.note_error("ERR");
+        return Reply::RawError(unknown_command(args));
     };
     let i = cmd as usize;
     let spec = cmd.spec();
@@ -405,20 +404,26 @@ async fn dispatch_data(cmd: Cmd, node: &Node, args: &[Bytes]) -> CmdResult {
     }
 }
 
-/// Redis's text: `unknown command 'foo', with args beginning with: 'a' 'b' `.
-fn unknown_command(args: &[Bytes]) -> String {
-    let clip = |b: &Bytes| {
-        let s = String::from_utf8_lossy(b);
-        s.chars().take(128).collect::<String>()
-    };
-    let mut msg = format!("ERR unknown command '{}', with args beginning with: ", clip(&args[0]));
+/// Redis's text: `unknown command 'foo', with args beginning with: 'a' 'b' `, with the
+/// client's bytes as sent, clipped as Redis's `printf` clips them: the name to 128 bytes, the
+/// arguments to 128 bytes in all, each also at its first NUL byte.
+fn unknown_command(args: &[Bytes]) -> Bytes {
+    let clip = |b: &[u8], max: usize| -> Vec<u8> { b.iter().copied().take(max).take_while(|&c| c != 0).collect() };
+    let mut listed: Vec<u8> = Vec::new();
     for a in &args[1..] {
-        if msg.len() > 256 {
+        if listed.len() >= 128 {
             break;
         }
-        msg.push_str(&format!("'{}' ", clip(a)));
+        let room = 128 - listed.len();
+        listed.push(b'\'');
+        listed.extend(clip(a, room));
+        listed.extend_from_slice(b"' ");
     }
-    msg
+    let mut msg = b"ERR unknown command '".to_vec();
+    msg.extend(clip(&args[0], 128));
+    msg.extend_from_slice(b"', with args beginning with: ");
+    msg.extend(listed);
+    Bytes::from(msg)
 }
 
 /// Parses a decimal integer argument as Redis does.
@@ -474,6 +479,6 @@ mod tests {
     #[test]
     fn unknown_command_text_matches_redis() {
         let args = [Bytes::from("FOO"), Bytes::from("a"), Bytes::from("b")];
-        assert_eq!(unknown_command(&args), "ERR unknown command 'FOO', with args beginning with: 'a' 'b' ");
+        assert_eq!(&unknown_command(&args)[..], b"ERR unknown command 'FOO', with args beginning with: 'a' 'b' ");
     }
 }

@@ -7,7 +7,6 @@
 
 use bytes::{Bytes, BytesMut};
 use redis_protocol::resp2;
-use redis_protocol::resp2::types::Resp2Frame;
 
 /// Bounds on one request.
 #[derive(Clone, Copy, Debug)]
@@ -48,6 +47,11 @@ pub fn next_command(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<By
             match scan_array(buf, limits)? {
                 Scan::Incomplete => return Ok(None),
                 Scan::Complete => decode_array(buf)?,
+                Scan::Empty(header) => {
+                    // `*0` or a negative count: skipped, as Redis does.
+                    let _ = buf.split_to(header);
+                    continue;
+                }
             }
         } else {
             match inline(buf, limits)? {
@@ -64,6 +68,8 @@ pub fn next_command(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<By
 enum Scan {
     Incomplete,
     Complete,
+    /// No arguments (`*0`, `*-1`): the header is this many bytes.
+    Empty(usize),
 }
 
 /// Reads a `\r\n`-terminated decimal after a type byte at `at`. Returns (value, next offset).
@@ -83,6 +89,9 @@ fn scan_array(buf: &[u8], limits: &Limits) -> Result<Scan, ProtocolError> {
     let Some((count, mut at)) = read_len(buf, 1, "multibulk")? else { return Ok(Scan::Incomplete) };
     if count > limits.max_args as i64 {
         return Err(perr("invalid multibulk length"));
+    }
+    if count <= 0 {
+        return Ok(Scan::Empty(at));
     }
     for _ in 0..count.max(0) {
         let Some(&kind) = buf.get(at) else { return Ok(Scan::Incomplete) };
@@ -110,19 +119,24 @@ fn scan_array(buf: &[u8], limits: &Limits) -> Result<Scan, ProtocolError> {
 /// Decodes one complete array off `buf` with the crate's zero-copy decoder.
 fn decode_array(buf: &mut BytesMut) -> Result<Vec<Bytes>, ProtocolError> {
     use resp2::types::BytesFrame as F;
+    // The scan checked every header, so the decoder does not fail here; if it ever does, the
+    // client gets Redis's words, not the decoder's.
     let (frame, _, _) = resp2::decode::decode_bytes_mut(buf)
-        .map_err(|e| perr(e.to_string()))?
-        .ok_or_else(|| perr("incomplete frame after a complete scan"))?;
+        .map_err(|e| {
+            tracing::debug!("request decoding failed after its scan: {e}");
+            perr("invalid multibulk length")
+        })?
+        .ok_or_else(|| perr("invalid multibulk length"))?;
     match frame {
         F::Array(items) => items
             .into_iter()
             .map(|f| match f {
                 F::BulkString(b) | F::SimpleString(b) => Ok(b),
-                other => Err(perr(format!("expected bulk string, got {:?}", other.kind()))),
+                _ => Err(perr("invalid bulk length")),
             })
             .collect(),
         F::Null => Ok(Vec::new()),
-        other => Err(perr(format!("expected array, got {:?}", other.kind()))),
+        _ => Err(perr("invalid multibulk length")),
     }
 }
 
@@ -247,5 +261,7 @@ mod tests {
         assert!(parse_all(b"*1\r\n$3\r\nabcde\r\n").is_err());
         assert!(parse_all(b"SET k \"unterminated\r\n").is_err());
         assert!(parse_all(b"*99999999999\r\n").is_err());
+        // No arguments: skipped, as Redis does.
+        assert_eq!(parse_all(b"*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n").unwrap().len(), 1);
     }
 }

@@ -31,6 +31,9 @@ pub enum Reply {
     Text(String),
     /// No reply at all: SHUTDOWN, whose client sees the connection close.
     Nothing,
+    /// An error that echoes a client's bytes as they were sent (an unknown command's name may
+    /// not be UTF-8): `-` and the bytes, with CR and LF turned into spaces as Redis does.
+    RawError(Bytes),
 }
 
 impl Reply {
@@ -57,6 +60,10 @@ impl Reply {
             Reply::NilArray if protocol == Protocol::Resp2 => return out.extend_from_slice(b"*-1\r\n"),
             Reply::NilArray => return out.extend_from_slice(b"_\r\n"),
             Reply::Nothing => return,
+            Reply::RawError(b) => {
+                let clean: Vec<u8> = b.iter().map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }).collect();
+                return put_line(out, b'-', &clean);
+            }
             Reply::Bulk(b) => {
                 put_line(out, b'$', itoa::Buffer::new().format(b.len()).as_bytes());
                 out.reserve(b.len() + 2);
@@ -82,6 +89,7 @@ impl Reply {
         match self {
             Reply::Simple(s) => F::SimpleString(Bytes::from_static(s.as_bytes())),
             Reply::Error(e) => F::Error(Str::from(e.as_str())),
+            Reply::RawError(e) => F::Error(Str::from(String::from_utf8_lossy(e).replace(['\r', '\n'], " "))),
             Reply::Int(i) => F::Integer(*i),
             Reply::Bulk(b) => F::BulkString(b.clone()),
             Reply::Nil | Reply::NilArray | Reply::Nothing => F::Null,
@@ -96,6 +104,10 @@ impl Reply {
         match self {
             Reply::Simple(s) => F::SimpleString { data: Bytes::from_static(s.as_bytes()), attributes: None },
             Reply::Error(e) => F::SimpleError { data: Str::from(e.as_str()), attributes: None },
+            Reply::RawError(e) => F::SimpleError {
+                data: Str::from(String::from_utf8_lossy(e).replace(['\r', '\n'], " ")),
+                attributes: None,
+            },
             Reply::Int(i) => F::Number { data: *i, attributes: None },
             Reply::Bulk(b) => F::BlobString { data: b.clone(), attributes: None },
             Reply::Nil | Reply::NilArray | Reply::Nothing => F::Null,
