@@ -1,0 +1,49 @@
+//! Real applications' patterns through real client libraries (compat/apps/): redis-py and
+//! ioredis scripts of a cache, a session store, a check-and-set and a test teardown, against
+//! one node and through every node of a 4-node N=3 cluster. `.ci/run` installs both
+//! libraries (pip's `redis`, npm's `ioredis` in compat/apps/node_modules).
+
+#[path = "../tests/harness/mod.rs"]
+mod harness;
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+use harness::{Cluster, Node};
+
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/compat/apps");
+
+fn run(program: &str, script: &str, nodes: &[&Node], cluster: bool) {
+    let mut args: Vec<String> = vec![format!("{DIR}/{script}")];
+    args.extend(nodes.iter().map(|n| n.addr().to_string()));
+    if cluster {
+        args.push("--cluster".into());
+    }
+    let out = Command::new(program)
+        .args(&args)
+        .current_dir(DIR)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program} {script}: {e} (run .ci/run to install it)"));
+    assert!(
+        out.status.success(),
+        "{program} {script} {args:?} failed ({}):\n{}\n{}\n(libraries missing? .ci/run installs them)",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn redis_py_and_ioredis_apps_on_one_node() {
+    let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
+    run("python3", "app.py", &[&node], false);
+    run("node", "app.js", &[&node], false);
+}
+
+#[test]
+fn redis_py_and_ioredis_apps_through_a_cluster() {
+    let cluster = Cluster::start(4, &["--n", "3"]);
+    let nodes: Vec<&Node> = cluster.nodes.iter().collect();
+    run("python3", "app.py", &nodes, true);
+    run("node", "app.js", &nodes, true);
+}
