@@ -427,3 +427,57 @@ fn malformed_requests_get_the_replies_redis_gives() {
         assert_eq!(from_kura, from_redis, "input {:?} (bytes)", String::from_utf8_lossy(input));
     }
 }
+
+/// AUTH and HELLO AUTH as Redis 7's ACL answers them with only the `default` user: without a
+/// password (the user is `nopass`: AUTH default <anything> is accepted, the one-argument form
+/// is refused) and with one set by CONFIG SET requirepass. HELLO's map differs in the version
+/// it names, so only its shape is compared.
+#[test]
+fn auth_as_redis_7_answers_it() {
+    let redis = Redis::start();
+    let kura = Node::start(LOCAL, &[]);
+    let servers = [std::net::SocketAddr::from((LOCAL, redis.port)), kura.addr()];
+    let same = |a: &Wire, b: &Wire| match (a, b) {
+        (Wire::Array(Some(_)), Wire::Array(Some(_))) => true,
+        _ => a == b,
+    };
+    let phases: [&[&[&str]]; 2] = [
+        &[
+            &["AUTH", "foo"],
+            &["AUTH", "default", "foo"],
+            &["AUTH", "bob", "foo"],
+            &["AUTH", "a", "b", "c"],
+            &["HELLO", "2", "AUTH", "default", "x"],
+            &["HELLO", "2", "AUTH", "bob", "x"],
+            &["HELLO", "2", "AUTH", "default"],
+            &["GET", "k"],
+        ],
+        &[
+            &["GET", "k"],
+            &["HELLO", "2"],
+            &["AUTH", "foo"],
+            &["AUTH", "default", "foo"],
+            &["AUTH", "bob", "pw"],
+            &["HELLO", "2", "AUTH", "default", "x"],
+            &["HELLO", "2", "AUTH", "default", "pw"],
+            &["GET", "k"],
+            &["AUTH", "pw"],
+            &["AUTH", "default", "pw"],
+        ],
+    ];
+    for (phase, commands) in phases.iter().enumerate() {
+        let mut conns: Vec<Conn> = servers.iter().map(|&a| Conn::open(a)).collect();
+        for cmd in *commands {
+            let args: Vec<Vec<u8>> = cmd.iter().map(|a| a.as_bytes().to_vec()).collect();
+            let (r, k) = (conns[0].call(&args), conns[1].call(&args));
+            assert!(same(&k, &r), "phase {phase}: {cmd:?}\n kura:  {k:?}\n redis: {r:?}");
+        }
+        if phase == 0 {
+            for c in &mut conns {
+                let set: Vec<Vec<u8>> =
+                    ["CONFIG", "SET", "requirepass", "pw"].iter().map(|a| a.as_bytes().to_vec()).collect();
+                assert_eq!(c.call(&set), Wire::Line(b'+', b"OK".to_vec()));
+            }
+        }
+    }
+}

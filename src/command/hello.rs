@@ -41,7 +41,7 @@ pub fn run(node: &Node, session: &mut Session, args: &[Bytes]) -> CmdResult {
         }
     }
     if !session.authenticated {
-        return Err(CommandError::NoAuth);
+        return Err(CommandError::Coded("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into()));
     }
     session.protocol = protocol;
     if name.is_some() {
