@@ -239,6 +239,12 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
         refuse(&mut conn);
         return error.to_reply();
     }
+    if let Err(error) = cmd.check_subcommand(args) {
+        metrics.errors[i].increment(1);
+        node.clients.note_error("ERR");
+        refuse(&mut conn);
+        return error.to_reply();
+    }
     if let Conn::Mut(session) = &mut conn {
         if session.multi.is_some() && !cmd.runs_in_multi() {
             if !session.authenticated && !spec.no_auth {

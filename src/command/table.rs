@@ -113,6 +113,34 @@ impl Cmd {
         matches!(self, Cmd::Client | Cmd::Config | Cmd::Command | Cmd::Memory | Cmd::Slowlog | Cmd::Latency | Cmd::Kura)
     }
 
+    /// Checks a container command's subcommand before it runs (and before MULTI queues it), as
+    /// Redis does: an unknown subcommand, or a wrong argument count for a known one (the
+    /// arities are Redis 7's). KURA checks its own subcommands when it runs.
+    pub fn check_subcommand(self, args: &[Bytes]) -> Result<(), super::CommandError> {
+        let upper = match self {
+            Cmd::Client => "CLIENT",
+            Cmd::Config => "CONFIG",
+            Cmd::Command => "COMMAND",
+            Cmd::Memory => "MEMORY",
+            Cmd::Slowlog => "SLOWLOG",
+            Cmd::Latency => "LATENCY",
+            _ => return Ok(()),
+        };
+        let Some(sub) = args.get(1) else { return Ok(()) };
+        let known = SUBCOMMANDS.iter().find(|(c, name, _)| *c == self && name.as_bytes().eq_ignore_ascii_case(sub));
+        let Some(&(_, name, arity)) = known else {
+            return Err(super::CommandError::UnknownSubcommand {
+                cmd: upper,
+                sub: String::from_utf8_lossy(sub).into_owned(),
+            });
+        };
+        let n = args.len() as i32;
+        if (arity > 0 && n != arity) || (arity < 0 && n < -arity) {
+            return Err(super::CommandError::WrongArity(format!("{}|{name}", self.spec().name)));
+        }
+        Ok(())
+    }
+
     /// Looks a command up by name, case-insensitively, without allocating.
     pub fn lookup(name: &[u8]) -> Option<Cmd> {
         ALL.iter().copied().find(|c| c.spec().name.as_bytes().eq_ignore_ascii_case(name))
@@ -201,3 +229,34 @@ mod tests {
         assert_eq!(Cmd::lookup(b"nope"), None);
     }
 }
+
+/// The subcommands kura answers, with Redis 7's arities (name included).
+const SUBCOMMANDS: &[(Cmd, &str, i32)] = &[
+    (Cmd::Client, "id", 2),
+    (Cmd::Client, "getname", 2),
+    (Cmd::Client, "setname", 3),
+    (Cmd::Client, "info", 2),
+    (Cmd::Client, "list", -2),
+    (Cmd::Client, "kill", -3),
+    (Cmd::Client, "setinfo", 4),
+    (Cmd::Client, "no-evict", 3),
+    (Cmd::Client, "no-touch", 3),
+    (Cmd::Client, "help", 2),
+    (Cmd::Config, "get", -3),
+    (Cmd::Config, "set", -4),
+    (Cmd::Config, "resetstat", 2),
+    (Cmd::Command, "count", 2),
+    (Cmd::Command, "docs", -2),
+    (Cmd::Command, "info", -2),
+    (Cmd::Command, "list", -2),
+    (Cmd::Memory, "usage", -3),
+    (Cmd::Memory, "help", 2),
+    (Cmd::Slowlog, "get", -2),
+    (Cmd::Slowlog, "len", 2),
+    (Cmd::Slowlog, "reset", 2),
+    (Cmd::Slowlog, "help", 2),
+    (Cmd::Latency, "latest", 2),
+    (Cmd::Latency, "history", 3),
+    (Cmd::Latency, "reset", -2),
+    (Cmd::Latency, "help", 2),
+];
