@@ -9,7 +9,12 @@ use kura::storage::{FsyncPolicy, Storage, StorageError};
 use kura::version::{Actor, Context, ContextKey, Sibling, SiblingSet, VersionVector};
 
 fn sibling(value: &'static str, t: u64, actor: u64) -> Sibling {
-    Sibling { value: Some(Bytes::from_static(value.as_bytes())), written_ms: t, origin: Actor(actor), expires_ms: None }
+    Sibling {
+        value: Some(Bytes::from_static(value.as_bytes()).into()),
+        written_ms: t,
+        origin: Actor(actor),
+        expires_ms: None,
+    }
 }
 
 /// A set written by `actors` coordinators, each twice, then merged: a realistic clock.

@@ -24,6 +24,7 @@ pub mod coordinator;
 pub mod flushes;
 pub mod handoff;
 pub mod keyspace;
+pub mod longdouble;
 pub mod membership;
 pub mod metrics;
 pub mod node;

@@ -135,7 +135,7 @@ pub enum WriteContext {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Write {
     /// `None` writes a tombstone.
-    pub value: Option<Bytes>,
+    pub value: Option<crate::version::Value>,
     pub expires_ms: Option<u64>,
 }
 

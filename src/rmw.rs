@@ -1,11 +1,15 @@
 //! Read-modify-write operations on a key: what SET NX/XX/GET/KEEPTTL, GETSET, GETDEL, GETEX,
-//! APPEND, SETRANGE and the EXPIRE family do with the value they find. Pure: [`apply`] takes
-//! the key's live value and expiry and decides the new value (or nothing) and the reply's
-//! material. The coordinator evaluates an operation under the key's lock at one node (the
-//! key's first reachable owner), so on a single node it is exactly as atomic as in Redis.
+//! APPEND, SETRANGE, the EXPIRE family and INCRBY/INCRBYFLOAT do with the value they find.
+//! Pure: [`apply`] takes the key's live value and expiry and decides the new value (or
+//! nothing) and the reply's material. The coordinator evaluates an operation under the key's
+//! lock at one node (the key's first reachable owner), so on a single node it is exactly as
+//! atomic as in Redis. INCRBY adds to the key's counter as the writing actor (a convergent
+//! counter: `version::Counter`); INCRBYFLOAT rewrites the value (not convergent).
 
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
+
+use crate::version::{Actor, Counter, Value};
 
 /// Redis's `proto-max-bulk-len`: no string grows past it.
 pub const MAX_STRING: u64 = 512 * 1024 * 1024;
@@ -68,12 +72,20 @@ pub enum Rmw {
         offset: u64,
         value: Bytes,
     },
+    /// INCR, DECR, INCRBY, DECRBY.
+    IncrBy {
+        by: i64,
+    },
+    /// INCRBYFLOAT (the increment as the client sent it, checked to be a float).
+    IncrByFloat {
+        by: Bytes,
+    },
 }
 
 /// The new sibling an operation writes: a value (or a tombstone) and its expiry.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewValue {
-    pub value: Option<Bytes>,
+    pub value: Option<Value>,
     pub expires_ms: Option<u64>,
 }
 
@@ -86,28 +98,60 @@ pub struct Outcome {
     pub applied: bool,
     /// The string's length after it (APPEND, SETRANGE).
     pub len: u64,
+    /// The value after it, as the reply shows it (INCRBY's integer, INCRBYFLOAT's text).
+    pub new: Option<Bytes>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum RmwError {
     #[error("string exceeds maximum allowed size (proto-max-bulk-len)")]
     TooLarge,
+    #[error("value is not an integer or out of range")]
+    NotInteger,
+    #[error("increment or decrement would overflow")]
+    Overflow,
+    #[error("value is not a valid float")]
+    NotFloat,
+    #[error("increment would produce NaN or Infinity")]
+    NanOrInfinity,
 }
 
-/// Applies `op` to the key's live value `current` (value, expiry) at time `now`.
+/// Parses an integer as Redis's `string2ll` does: an optional `-`, then digits with no
+/// leading zero (or a lone `0`), within i64; no spaces, no `+`.
+pub fn redis_i64(text: &[u8]) -> Option<i64> {
+    let digits = text.strip_prefix(b"-").unwrap_or(text);
+    let canonical = match digits {
+        [b'0'] => text.len() == 1,
+        [b'1'..=b'9', rest @ ..] => rest.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    if !canonical || text.len() > 20 {
+        return None;
+    }
+    std::str::from_utf8(text).ok()?.parse().ok()
+}
+
+/// Applies `op` to the key's live value `current` (value, expiry) at time `now`, written as
+/// `actor`; `observed` is the join of every counter state the key's siblings hold (what a
+/// counter made from a string must not count again).
 ///
 /// # Errors
-/// A string that would grow past [`MAX_STRING`].
+/// A string that would grow past [`MAX_STRING`]; an increment of a value that is not a
+/// number, or past the range.
 pub fn apply(
     op: &Rmw,
-    current: Option<(&Bytes, Option<u64>)>,
+    current: Option<(&Value, Option<u64>)>,
+    observed: &Counter,
     now: u64,
+    actor: Actor,
 ) -> Result<(Option<NewValue>, Outcome), RmwError> {
-    let old = current.map(|(v, _)| v.clone());
+    let old: Option<Bytes> = current.map(|(v, _)| v.bytes().into_owned());
     let expiry = current.and_then(|(_, e)| e);
-    let keep = |value: Bytes, expires_ms: Option<u64>| NewValue { value: Some(value), expires_ms };
+    let keep = |value: Bytes, expires_ms: Option<u64>| NewValue { value: Some(Value::Bytes(value)), expires_ms };
+    // The value as it is (a counter stays a counter), with another expiry.
+    let same = |expires_ms: Option<u64>| NewValue { value: current.map(|(v, _)| v.clone()), expires_ms };
     let delete = NewValue { value: None, expires_ms: None };
-    let outcome = |applied: bool, len: u64| Outcome { old: old.clone(), applied, len };
+    let outcome = |applied: bool, len: u64| Outcome { old: old.clone(), applied, len, new: None };
     Ok(match op {
         Rmw::Set { value, expires_ms, keep_ttl, cond } => {
             let proceed = match cond {
@@ -119,16 +163,18 @@ pub fn apply(
             (proceed.then(|| keep(value.clone(), expires)), outcome(proceed, value.len() as u64))
         }
         Rmw::Expire { at_ms, cond } => {
-            let Some((value, _)) = current else { return Ok((None, outcome(false, 0))) };
+            if current.is_none() {
+                return Ok((None, outcome(false, 0)));
+            }
             match at_ms {
-                None => (expiry.map(|_| keep(value.clone(), None)), outcome(expiry.is_some(), 0)),
+                None => (expiry.map(|_| same(None)), outcome(expiry.is_some(), 0)),
                 Some(at) => {
                     if !cond.allows(expiry, *at) {
                         (None, outcome(false, 0))
                     } else if *at <= now {
                         (Some(delete), outcome(true, 0))
                     } else {
-                        (Some(keep(value.clone(), Some(*at))), outcome(true, 0))
+                        (Some(same(Some(*at))), outcome(true, 0))
                     }
                 }
             }
@@ -136,7 +182,7 @@ pub fn apply(
         Rmw::GetDel => (current.map(|_| delete), outcome(current.is_some(), 0)),
         Rmw::GetEx { expiry: change } => match (current, change) {
             (Some(_), Some(Some(at))) if *at <= now => (Some(delete), outcome(true, 0)),
-            (Some((value, _)), Some(new)) => (Some(keep(value.clone(), *new)), outcome(true, 0)),
+            (Some(_), Some(new)) => (Some(same(*new)), outcome(true, 0)),
             _ => (None, outcome(false, 0)),
         },
         Rmw::Append { value } => {
@@ -162,7 +208,57 @@ pub fn apply(
             next[*offset as usize..end as usize].copy_from_slice(value);
             (Some(keep(next.freeze(), expiry)), outcome(true, len))
         }
+        Rmw::IncrBy { by } => {
+            let mut counter = match current.map(|(v, _)| v) {
+                // Missing (deleted, expired, never written): a counter from 0; whatever its
+                // siblings counted before is observed and no longer counts.
+                None => observed.reset(Some(0), now, actor),
+                Some(Value::Counter(c)) => c.clone(),
+                Some(Value::Bytes(b)) => {
+                    // A string holding an integer becomes a counter from that integer; the
+                    // counters its siblings held are observed, so they no longer count.
+                    let start = redis_i64(b).ok_or(RmwError::NotInteger)?;
+                    observed.reset(Some(start), now, actor)
+                }
+            };
+            if !counter.can_add(*by) {
+                return Err(RmwError::Overflow);
+            }
+            counter.add(actor, *by);
+            let new = counter.value().unwrap_or(0);
+            let written = NewValue { value: Some(Value::Counter(counter)), expires_ms: expiry };
+            let mut out = outcome(true, 0);
+            out.new = Some(Bytes::from(new.to_string()));
+            (Some(written), out)
+        }
+        Rmw::IncrByFloat { by } => {
+            let text = crate::longdouble::add(old.as_deref().unwrap_or(b"0"), by).map_err(|e| match e {
+                crate::longdouble::FloatError::NotFloat => RmwError::NotFloat,
+                crate::longdouble::FloatError::NanOrInfinity => RmwError::NanOrInfinity,
+            })?;
+            let mut out = outcome(true, 0);
+            out.new = Some(text.clone());
+            (Some(keep(text, expiry)), out)
+        }
     })
+}
+
+/// What a write of `new` over a key whose siblings hold the counter states `observed` stores
+/// (Riak's reset-remove): over a counter, a DEL, or a string that is an integer, resets it (the
+/// increments it observed stop counting, those it did not survive) and stays a counter. Any
+/// other write is stored as it is.
+pub fn written_over(new: Option<Value>, observed: &Counter, now: u64, actor: Actor) -> Option<Value> {
+    if *observed == Counter::default() {
+        return new;
+    }
+    match new {
+        None => Some(Value::Counter(observed.reset(None, now, actor))),
+        Some(Value::Bytes(b)) => match redis_i64(&b) {
+            Some(n) => Some(Value::Counter(observed.reset(Some(n), now, actor))),
+            None => Some(Value::Bytes(b)),
+        },
+        counter @ Some(Value::Counter(_)) => counter,
+    }
 }
 
 #[cfg(test)]
@@ -173,6 +269,20 @@ mod tests {
         Bytes::from(s.to_owned())
     }
 
+    /// `apply` on a string value, written by actor 1, with no counter among the siblings.
+    fn run(
+        op: &Rmw,
+        current: Option<(&Bytes, Option<u64>)>,
+        now: u64,
+    ) -> Result<(Option<NewValue>, Outcome), RmwError> {
+        let value = current.map(|(v, e)| (Value::Bytes(v.clone()), e));
+        apply(op, value.as_ref().map(|(v, e)| (v, *e)), &Counter::default(), now, Actor(1))
+    }
+
+    fn bv(s: &str) -> Option<Value> {
+        Some(Value::Bytes(b(s)))
+    }
+
     fn set(cond: SetCond) -> Rmw {
         Rmw::Set { value: b("new"), expires_ms: Some(50), keep_ttl: false, cond }
     }
@@ -180,14 +290,14 @@ mod tests {
     #[test]
     fn set_conditions() {
         let old = b("old");
-        let (w, o) = apply(&set(SetCond::IfMissing), Some((&old, None)), 0).unwrap();
+        let (w, o) = run(&set(SetCond::IfMissing), Some((&old, None)), 0).unwrap();
         assert_eq!((w, o.applied, o.old), (None, false, Some(old.clone())));
-        let (w, o) = apply(&set(SetCond::IfMissing), None, 0).unwrap();
-        assert_eq!(w, Some(NewValue { value: Some(b("new")), expires_ms: Some(50) }));
+        let (w, o) = run(&set(SetCond::IfMissing), None, 0).unwrap();
+        assert_eq!(w, Some(NewValue { value: bv("new"), expires_ms: Some(50) }));
         assert!(o.applied);
-        assert_eq!(apply(&set(SetCond::IfExists), None, 0).unwrap().0, None);
+        assert_eq!(run(&set(SetCond::IfExists), None, 0).unwrap().0, None);
         let keep = Rmw::Set { value: b("n"), expires_ms: None, keep_ttl: true, cond: SetCond::Always };
-        assert_eq!(apply(&keep, Some((&old, Some(99))), 0).unwrap().0.unwrap().expires_ms, Some(99));
+        assert_eq!(run(&keep, Some((&old, Some(99))), 0).unwrap().0.unwrap().expires_ms, Some(99));
     }
 
     #[test]
@@ -200,39 +310,97 @@ mod tests {
         let lt = ExpireCond { lt: true, ..Default::default() };
         let always = ExpireCond::default();
         // Missing key: 0.
-        assert!(!apply(&exp(100, always), None, 0).unwrap().1.applied);
+        assert!(!run(&exp(100, always), None, 0).unwrap().1.applied);
         // GT against no expiry (infinite) fails; LT succeeds.
-        assert!(!apply(&exp(100, gt), Some((&v, None)), 0).unwrap().1.applied);
-        assert!(apply(&exp(100, lt), Some((&v, None)), 0).unwrap().1.applied);
-        assert!(apply(&exp(100, gt), Some((&v, Some(50))), 0).unwrap().1.applied);
-        assert!(!apply(&exp(100, nx), Some((&v, Some(50))), 0).unwrap().1.applied);
-        assert!(!apply(&exp(100, xx), Some((&v, None)), 0).unwrap().1.applied);
+        assert!(!run(&exp(100, gt), Some((&v, None)), 0).unwrap().1.applied);
+        assert!(run(&exp(100, lt), Some((&v, None)), 0).unwrap().1.applied);
+        assert!(run(&exp(100, gt), Some((&v, Some(50))), 0).unwrap().1.applied);
+        assert!(!run(&exp(100, nx), Some((&v, Some(50))), 0).unwrap().1.applied);
+        assert!(!run(&exp(100, xx), Some((&v, None)), 0).unwrap().1.applied);
         // XX and LT together: an expiry must exist and the new one be earlier.
         let xx_lt = ExpireCond { xx: true, lt: true, ..Default::default() };
-        assert!(!apply(&exp(100, xx_lt), Some((&v, None)), 0).unwrap().1.applied);
-        assert!(apply(&exp(100, xx_lt), Some((&v, Some(200))), 0).unwrap().1.applied);
+        assert!(!run(&exp(100, xx_lt), Some((&v, None)), 0).unwrap().1.applied);
+        assert!(run(&exp(100, xx_lt), Some((&v, Some(200))), 0).unwrap().1.applied);
         // A time not in the future deletes.
-        let (w, o) = apply(&exp(10, always), Some((&v, None)), 10).unwrap();
+        let (w, o) = run(&exp(10, always), Some((&v, None)), 10).unwrap();
         assert_eq!((w.unwrap().value, o.applied), (None, true));
         // PERSIST: 1 only if there was an expiry.
         let persist = Rmw::Expire { at_ms: None, cond: always };
-        assert!(!apply(&persist, Some((&v, None)), 0).unwrap().1.applied);
-        let (w, o) = apply(&persist, Some((&v, Some(5))), 0).unwrap();
+        assert!(!run(&persist, Some((&v, None)), 0).unwrap().1.applied);
+        let (w, o) = run(&persist, Some((&v, Some(5))), 0).unwrap();
         assert_eq!((w.unwrap().expires_ms, o.applied), (None, true));
     }
 
     #[test]
     fn append_and_setrange() {
         let v = b("Hello");
-        let (w, o) = apply(&Rmw::Append { value: b(" World") }, Some((&v, Some(7))), 0).unwrap();
-        assert_eq!(w, Some(NewValue { value: Some(b("Hello World")), expires_ms: Some(7) }));
+        let (w, o) = run(&Rmw::Append { value: b(" World") }, Some((&v, Some(7))), 0).unwrap();
+        assert_eq!(w, Some(NewValue { value: bv("Hello World"), expires_ms: Some(7) }));
         assert_eq!(o.len, 11);
-        let (w, o) =
-            apply(&Rmw::SetRange { offset: 6, value: b("Redis") }, Some((&b("Hello World"), None)), 0).unwrap();
-        assert_eq!((w.unwrap().value, o.len), (Some(b("Hello Redis")), 11));
-        let (w, o) = apply(&Rmw::SetRange { offset: 3, value: b("x") }, None, 0).unwrap();
-        assert_eq!((w.unwrap().value, o.len), (Some(Bytes::from_static(b"\0\0\0x")), 4));
-        assert_eq!(apply(&Rmw::SetRange { offset: 3, value: b("") }, None, 0).unwrap(), (None, Outcome::default()));
-        assert_eq!(apply(&Rmw::SetRange { offset: MAX_STRING, value: b("x") }, None, 0), Err(RmwError::TooLarge));
+        let (w, o) = run(&Rmw::SetRange { offset: 6, value: b("Redis") }, Some((&b("Hello World"), None)), 0).unwrap();
+        assert_eq!((w.unwrap().value, o.len), (bv("Hello Redis"), 11));
+        let (w, o) = run(&Rmw::SetRange { offset: 3, value: b("x") }, None, 0).unwrap();
+        assert_eq!((w.unwrap().value, o.len), (Some(Value::Bytes(Bytes::from_static(b"\0\0\0x"))), 4));
+        assert_eq!(run(&Rmw::SetRange { offset: 3, value: b("") }, None, 0).unwrap(), (None, Outcome::default()));
+        assert_eq!(run(&Rmw::SetRange { offset: MAX_STRING, value: b("x") }, None, 0), Err(RmwError::TooLarge));
+    }
+
+    #[test]
+    fn integers_as_redis_parses_them() {
+        for ok in ["0", "-1", "42", "9223372036854775807", "-9223372036854775808"] {
+            assert!(redis_i64(ok.as_bytes()).is_some(), "{ok}");
+        }
+        for bad in ["", "-", "+1", "007", "-0", " 1", "1 ", "1.0", "9223372036854775808", "abc"] {
+            assert_eq!(redis_i64(bad.as_bytes()), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn incrby_on_missing_strings_and_counters() {
+        let by = |n| Rmw::IncrBy { by: n };
+        let (w, o) = run(&by(5), None, 0).unwrap();
+        assert_eq!(o.new, Some(b("5")));
+        let Some(Value::Counter(c)) = w.unwrap().value else { panic!("a counter") };
+        assert_eq!(c.value(), Some(5));
+        let (w, o) = run(&by(-3), Some((&b("10"), Some(99))), 0).unwrap();
+        assert_eq!((o.new, w.unwrap().expires_ms), (Some(b("7")), Some(99)), "INCR keeps the TTL");
+        assert_eq!(run(&by(1), Some((&b("abc"), None)), 0), Err(RmwError::NotInteger));
+        assert_eq!(run(&by(1), Some((&b(" 1"), None)), 0), Err(RmwError::NotInteger));
+        assert_eq!(run(&by(1), Some((&b("9223372036854775807"), None)), 0), Err(RmwError::Overflow));
+        assert_eq!(run(&by(i64::MIN), Some((&b("-1"), None)), 0), Err(RmwError::Overflow));
+        // Expiry changes keep a counter a counter.
+        let mut counter = Counter::default();
+        counter.add(Actor(2), 8);
+        let value = Value::Counter(counter);
+        let exp = Rmw::Expire { at_ms: Some(500), cond: ExpireCond::default() };
+        let (w, _) = apply(&exp, Some((&value, None)), &Counter::default(), 0, Actor(1)).unwrap();
+        assert_eq!(w.unwrap().value, Some(value));
+    }
+
+    #[test]
+    fn incrbyfloat_as_redis() {
+        let by = |n: &str| Rmw::IncrByFloat { by: b(n) };
+        assert_eq!(run(&by("0.1"), Some((&b("10.5"), None)), 0).unwrap().1.new, Some(b("10.6")));
+        assert_eq!(run(&by("2.0"), None, 0).unwrap().1.new, Some(b("2")));
+        assert_eq!(run(&by("0.1"), Some((&b("300"), None)), 0).unwrap().1.new, Some(b("300.10000000000000001")));
+        assert_eq!(run(&by("3e2"), None, 0).unwrap().1.new, Some(b("300")));
+        assert_eq!(
+            run(&by("10"), Some((&b("-9223372036854775807"), None)), 0).unwrap().1.new,
+            Some(b("-9223372036854775797"))
+        );
+        assert_eq!(run(&by("1"), Some((&b("x"), None)), 0), Err(RmwError::NotFloat));
+        assert_eq!(run(&by("-inf"), Some((&b("1"), None)), 0), Err(RmwError::NanOrInfinity));
+    }
+
+    #[test]
+    fn writes_over_a_counter_reset_it() {
+        let mut seen = Counter::default();
+        seen.add(Actor(2), 10);
+        let Some(Value::Counter(c)) = written_over(bv("5"), &seen, 1, Actor(1)) else { panic!("a counter") };
+        assert_eq!(c.value(), Some(5));
+        let Some(Value::Counter(c)) = written_over(None, &seen, 1, Actor(1)) else { panic!("a reset") };
+        assert_eq!(c.value(), None);
+        assert_eq!(written_over(bv("text"), &seen, 1, Actor(1)), bv("text"));
+        assert_eq!(written_over(None, &Counter::default(), 1, Actor(1)), None);
     }
 }

@@ -364,14 +364,17 @@ impl Sim {
     }
 
     async fn set(&self, via: &str, key: &[u8], value: &str) -> Result<Arc<SiblingSet>, crate::coordinator::CoordError> {
-        let write = Write { value: Some(Bytes::from(value.to_owned())), expires_ms: None };
+        let write = Write { value: Some(Bytes::from(value.to_owned()).into()), expires_ms: None };
         self.node(via).coordinator.put(key, WriteContext::Everything, write, None).await
     }
 
     /// The values node `id` holds for `key` as data (not hints).
     fn data(&self, id: &str, key: &[u8]) -> Vec<String> {
         let set = self.node(id).coordinator.storage().get(key).expect("storage").unwrap_or_default();
-        set.siblings().filter_map(|s| s.value.as_ref()).map(|v| String::from_utf8_lossy(v).into_owned()).collect()
+        set.siblings()
+            .filter_map(|s| s.value.as_ref())
+            .map(|v| String::from_utf8_lossy(&v.bytes()).into_owned())
+            .collect()
     }
 
     fn hints(&self, id: &str, key: &[u8]) -> Vec<NodeId> {
@@ -485,7 +488,7 @@ fn values_once(
     let mut values = Vec::new();
     for (dot, sibling) in copy.dotted() {
         let Some(v) = sibling.value.as_ref() else { continue };
-        let v = String::from_utf8_lossy(v).into_owned();
+        let v = String::from_utf8_lossy(&v.bytes()).into_owned();
         if let Some(other) = seen.insert((key.to_owned(), dot), v.clone()) {
             if other != v {
                 return Err(format!("{key}: dot {dot:?} reused: {other:?} and {v:?} (on {id})"));
@@ -527,11 +530,14 @@ async fn carts_under_partitions(seed: u64, crash: bool) -> Result<(), String> {
                     .collect();
                 items.insert(item.clone());
                 let value = items.into_iter().collect::<Vec<_>>().join(",");
-                let write = Write { value: Some(Bytes::from(value.clone())), expires_ms: None };
+                let write = Write { value: Some(Bytes::from(value.clone()).into()), expires_ms: None };
                 let put = coordinator.put(key.as_bytes(), WriteContext::Given(read.context()), write, None).await;
                 if let Ok(set) = put {
                     acked.lock().push((key.clone(), item));
-                    let mine = set.dotted().find(|(_, s)| s.value.as_deref() == Some(value.as_bytes())).map(|(d, _)| d);
+                    let mine = set
+                        .dotted()
+                        .find(|(_, s)| s.value.as_ref().and_then(|v| v.as_str_bytes()) == Some(value.as_bytes()))
+                        .map(|(d, _)| d);
                     if let Some(dot) = mine {
                         dots.lock().insert((key.clone(), dot), value);
                     }
@@ -676,12 +682,14 @@ async fn ring_change_under_load(seed: u64) -> Result<String, String> {
                 let key = format!("c{c}-k{}", rng.gen_range(0..4));
                 let via = coordinators[rng.gen_range(0..coordinators.len())].clone();
                 let value = (rng.gen_range(0..10) < 7).then(|| format!("c{c}-{i}"));
-                let write = Write { value: value.clone().map(Bytes::from), expires_ms: None };
+                let write = Write { value: value.clone().map(|v| Bytes::from(v).into()), expires_ms: None };
                 let put = sim.node(&via).coordinator.put(key.as_bytes(), WriteContext::Everything, write, None).await;
                 let outcome = match put {
                     Ok(set) => {
                         if let Some(v) = &value {
-                            if let Some((dot, _)) = set.dotted().find(|(_, s)| s.value.as_deref() == Some(v.as_bytes()))
+                            if let Some((dot, _)) = set
+                                .dotted()
+                                .find(|(_, s)| s.value.as_ref().and_then(|x| x.as_str_bytes()) == Some(v.as_bytes()))
                             {
                                 dots.lock().insert((key.clone(), dot), v.clone());
                             }
@@ -815,7 +823,7 @@ async fn ring_change_under_load(seed: u64) -> Result<String, String> {
                 .get(key.as_bytes(), None)
                 .await
                 .map_err(|e| format!("GET {key} via {id}: {e}"))?;
-            let got = read.get(crate::coordinator::now_ms()).map(|v| String::from_utf8_lossy(v).into_owned());
+            let got = read.get(crate::coordinator::now_ms()).map(|v| String::from_utf8_lossy(&v).into_owned());
             if let Last::Acked(want) = &expected {
                 if &got != want {
                     let siblings: Vec<_> = read.dotted().map(|(d, s)| (d, s.value.clone(), s.written_ms)).collect();

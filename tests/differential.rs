@@ -125,9 +125,12 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
     let value =
         |rng: &mut StdRng| ["", "a", "hello", "12", "x y", "\u{e9}t\u{e9}"][rng.gen_range(0..6)].as_bytes().to_vec();
     let int = |rng: &mut StdRng| {
-        ["0", "1", "-1", "3", "100", "x", "9223372036854775807", "-100"][rng.gen_range(0..8)].as_bytes().to_vec()
+        ["0", "1", "-1", "3", "100", "x", "9223372036854775807", "-100", "007", "+1"][rng.gen_range(0..10)]
+            .as_bytes()
+            .to_vec()
     };
-    let secs = |rng: &mut StdRng| ["100", "1000", "-5", "0", "abc", "200"][rng.gen_range(0..6)].as_bytes().to_vec();
+    let secs =
+        |rng: &mut StdRng| ["100", "1000", "-5", "0", "abc", "200", "0100"][rng.gen_range(0..7)].as_bytes().to_vec();
     let at = |rng: &mut StdRng| {
         let t = match rng.gen_range(0..4) {
             0 => now_s() + 5000,
@@ -138,7 +141,7 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
         t.to_string().into_bytes()
     };
     let b = |s: &str| s.as_bytes().to_vec();
-    let mut c: Vec<Vec<u8>> = match rng.gen_range(0..37) {
+    let mut c: Vec<Vec<u8>> = match rng.gen_range(0..41) {
         0..=2 => {
             let mut c = vec![b("SET"), key(rng), value(rng)];
             for _ in 0..rng.gen_range(0..3) {
@@ -257,6 +260,16 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
             6 => vec![b("WATCH"), key(rng), key(rng)],
             _ => vec![b("UNWATCH")],
         },
+        37 | 38 => match rng.gen_range(0..4) {
+            0 => vec![b("INCR"), key(rng)],
+            1 => vec![b("DECR"), key(rng)],
+            2 => vec![b("INCRBY"), key(rng), int(rng)],
+            _ => vec![b("DECRBY"), key(rng), int(rng)],
+        },
+        39 => {
+            let by = ["1.5", "-0.25", "10", "x", "inf", "3e2", "0.1", " 1"][rng.gen_range(0..8)];
+            vec![b("INCRBYFLOAT"), key(rng), b(by)]
+        }
         _ => vec![b("GET")],
     };
     // Sometimes a wrong argument count.
@@ -372,7 +385,7 @@ fn kura_answers_every_sequence_as_redis_does() {
                 agree(&args, &from_kura, &from_redis, ran.as_deref()),
                 "seed {seed} (KURA_DIFF_SEED={seed} replays it): `{}`\n kura:  {from_kura:?}\n redis: {from_redis:?}\n after: {:#?}",
                 show(&args),
-                &history[history.len().saturating_sub(12)..]
+                &history[history.len().saturating_sub(60)..]
             );
         }
     }

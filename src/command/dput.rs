@@ -12,7 +12,7 @@ pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     let w = quorum_option(args, 4, "W")?;
     let context = node.coordinator.decode_context(&args[2])?;
     let value = value_to_store(node, &args[3])?;
-    let write = Write { value: Some(value), expires_ms: None };
+    let write = Write { value: Some(value.into()), expires_ms: None };
     let written = node.coordinator.put(&args[1], WriteContext::Given(context), write, w).await?;
     Ok(Reply::bulk(node.coordinator.encode_context(&written.context())?))
 }

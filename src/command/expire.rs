@@ -69,9 +69,9 @@ pub async fn persist(node: &Node, args: &[Bytes]) -> CmdResult {
 pub async fn time(node: &Node, args: &[Bytes], unit_ms: u64) -> CmdResult {
     let set = node.coordinator.get(&args[1], None).await?;
     let now = now_ms();
-    Ok(Reply::Int(match set.winner().filter(|s| s.is_live(now) && s.value.is_some()) {
+    Ok(Reply::Int(match set.resolve(now) {
         None => -2,
-        Some(s) => s.expires_ms.map_or(-1, |at| (at / unit_ms) as i64),
+        Some(r) => r.expires_ms.map_or(-1, |at| (at / unit_ms) as i64),
     }))
 }
 

@@ -172,7 +172,7 @@ fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::Comma
                 .storage()
                 .for_each(|key, set| {
                     let Ok(set) = set else { return };
-                    let Some(live) = set.winner().filter(|s| s.is_live(now) && s.value.is_some()) else { return };
+                    let Some(live) = set.resolve(now) else { return };
                     let entry = dbs.entry(super::db::db_of(key)).or_default();
                     entry.0 += 1;
                     if let Some(at) = live.expires_ms {

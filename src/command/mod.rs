@@ -27,6 +27,7 @@ mod getrange;
 mod getset;
 mod glob;
 mod hello;
+mod incr;
 mod info;
 mod keyspace;
 mod kura;
@@ -383,6 +384,11 @@ async fn dispatch_data(cmd: Cmd, node: &Node, args: &[Bytes]) -> CmdResult {
         Cmd::Expiretime => expire::time(node, args, 1000).await,
         Cmd::Pexpiretime => expire::time(node, args, 1).await,
         Cmd::Getdel => getdel::run(node, args).await,
+        Cmd::Incr => incr::incr(node, args).await,
+        Cmd::Decr => incr::decr(node, args).await,
+        Cmd::Incrby => incr::incrby(node, args).await,
+        Cmd::Decrby => incr::decrby(node, args).await,
+        Cmd::Incrbyfloat => incr::incrbyfloat(node, args).await,
         Cmd::Getex => getex::run(node, args).await,
         Cmd::Getset => getset::run(node, args).await,
         Cmd::Append => append::run(node, args).await,
@@ -432,9 +438,10 @@ fn unknown_command(args: &[Bytes]) -> Bytes {
     Bytes::from(msg)
 }
 
-/// Parses a decimal integer argument as Redis does.
+/// Parses a decimal integer argument as Redis does (`string2ll`: no `+`, no leading zeros,
+/// no spaces).
 pub(crate) fn parse_i64(arg: &[u8]) -> Result<i64, CommandError> {
-    std::str::from_utf8(arg).ok().and_then(|s| s.parse().ok()).ok_or(CommandError::NotInteger)
+    crate::rmw::redis_i64(arg).ok_or(CommandError::NotInteger)
 }
 
 /// The value of a write, refused if over `--max-value-bytes`. It is copied out of the request:

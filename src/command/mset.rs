@@ -14,7 +14,7 @@ pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     // Check every value before writing any, so an oversized one leaves nothing half-done.
     let values = args[2..].iter().step_by(2).map(|v| value_to_store(node, v)).collect::<Result<Vec<_>, _>>()?;
     for (key, value) in args[1..].iter().step_by(2).zip(values) {
-        let write = Write { value: Some(value), expires_ms: None };
+        let write = Write { value: Some(value.into()), expires_ms: None };
         node.coordinator.put(key, WriteContext::Everything, write, None).await?;
     }
     Ok(Reply::ok())

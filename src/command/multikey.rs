@@ -15,11 +15,12 @@ use crate::rmw::Rmw;
 async fn live(node: &Node, key: &[u8]) -> Result<Option<(Bytes, Option<u64>)>, CommandError> {
     let set = node.coordinator.get(key, None).await?;
     let now = now_ms();
-    Ok(set.winner().filter(|s| s.is_live(now)).and_then(|s| s.value.clone().map(|v| (v, s.expires_ms))))
+    Ok(set.resolve(now).map(|r| (r.value.bytes().into_owned(), r.expires_ms)))
 }
 
 async fn put(node: &Node, key: &[u8], value: Bytes, expires_ms: Option<u64>) -> Result<(), CommandError> {
-    node.coordinator.put(key, WriteContext::Everything, Write { value: Some(value), expires_ms }, None).await?;
+    let write = Write { value: Some(value.into()), expires_ms };
+    node.coordinator.put(key, WriteContext::Everything, write, None).await?;
     Ok(())
 }
 

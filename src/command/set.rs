@@ -93,7 +93,7 @@ pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
 pub(super) async fn apply(node: &Node, key: &Bytes, value: &Bytes, o: Options) -> CmdResult {
     let value = value_to_store(node, value)?;
     if !(o.get || o.keep_ttl || o.condition != Condition::Always) {
-        let write = Write { value: Some(value), expires_ms: o.expires_ms };
+        let write = Write { value: Some(value.into()), expires_ms: o.expires_ms };
         node.coordinator.put(key, WriteContext::Everything, write, None).await?;
         return Ok(Reply::ok());
     }

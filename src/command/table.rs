@@ -50,6 +50,11 @@ commands! {
     Persist => "persist", 2, ["write", "fast"], (1, 1, 1), "keyspace", false, "Removes a key's expiry.";
     Expiretime => "expiretime", 2, ["readonly", "fast"], (1, 1, 1), "keyspace", false, "A key's expiry as a Unix time in seconds (-1: none, -2: missing).";
     Pexpiretime => "pexpiretime", 2, ["readonly", "fast"], (1, 1, 1), "keyspace", false, "A key's expiry as a Unix time in milliseconds (-1: none, -2: missing).";
+    Incr => "incr", 2, ["write", "denyoom", "fast"], (1, 1, 1), "string", false, "Adds 1 to the key's counter (convergent: concurrent increments all count); the new value.";
+    Decr => "decr", 2, ["write", "denyoom", "fast"], (1, 1, 1), "string", false, "Subtracts 1 from the key's counter; the new value.";
+    Incrby => "incrby", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", false, "Adds an integer to the key's counter; the new value.";
+    Decrby => "decrby", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", false, "Subtracts an integer from the key's counter; the new value.";
+    Incrbyfloat => "incrbyfloat", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", false, "Adds a float to the value (a rewrite: not convergent); the new value.";
     Getdel => "getdel", 2, ["write", "fast"], (1, 1, 1), "string", false, "Returns the value and deletes the key.";
     Getex => "getex", -2, ["write", "fast"], (1, 1, 1), "string", false, "Returns the value and sets or removes its expiry.";
     Getset => "getset", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", false, "Sets the value and returns the old one.";
@@ -216,20 +221,6 @@ pub(super) fn concurrent_keys(args: &[Bytes]) -> Option<Vec<&[u8]>> {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_and_lookup_agree() {
-        assert_eq!(SPECS.len(), ALL.len());
-        for &c in ALL {
-            assert_eq!(Cmd::lookup(c.spec().name.to_uppercase().as_bytes()), Some(c));
-        }
-        assert_eq!(Cmd::lookup(b"nope"), None);
-    }
-}
-
 /// The subcommands kura answers, with Redis 7's arities (name included).
 const SUBCOMMANDS: &[(Cmd, &str, i32)] = &[
     (Cmd::Client, "id", 2),
@@ -260,3 +251,17 @@ const SUBCOMMANDS: &[(Cmd, &str, i32)] = &[
     (Cmd::Latency, "reset", -2),
     (Cmd::Latency, "help", 2),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_and_lookup_agree() {
+        assert_eq!(SPECS.len(), ALL.len());
+        for &c in ALL {
+            assert_eq!(Cmd::lookup(c.spec().name.to_uppercase().as_bytes()), Some(c));
+        }
+        assert_eq!(Cmd::lookup(b"nope"), None);
+    }
+}

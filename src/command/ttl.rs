@@ -18,9 +18,9 @@ pub enum Unit {
 pub async fn run(node: &Node, args: &[Bytes], unit: Unit) -> CmdResult {
     let set = node.coordinator.get(&args[1], None).await?;
     let now = now_ms();
-    let reply = match set.winner().filter(|s| s.is_live(now)) {
+    let reply = match set.resolve(now) {
         None => -2,
-        Some(s) => match s.expires_ms {
+        Some(r) => match r.expires_ms {
             None => -1,
             Some(at) => {
                 let left = at.saturating_sub(now);

@@ -28,7 +28,8 @@ impl Coordinator {
         let settled = |s: &SiblingSet| {
             s.is_dead(now)
                 && s.siblings().all(|sib| {
-                    let dead_since = sib.expires_ms.filter(|_| sib.value.is_some()).unwrap_or(sib.written_ms);
+                    let holds = sib.value.as_ref().is_some_and(crate::version::Value::exists);
+                    let dead_since = sib.expires_ms.filter(|_| holds).unwrap_or(sib.written_ms);
                     dead_since.saturating_add(grace_ms) <= now
                 })
         };

@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use crate::peer::{Write, WriteContext};
 use crate::rmw::{self, Outcome, Rmw, RmwError};
 use crate::storage::{Storage, StorageError};
-use crate::version::{Sibling, SiblingSet};
+use crate::version::{Actor, Counter, Sibling, SiblingSet};
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -80,6 +80,11 @@ fn sim_clock_ms() -> u64 {
     let (wall, instant) = *START.get_or_init(|| (wall_clock_ms(), std::time::Instant::now()));
     let now: std::time::Instant = tokio::time::Instant::now().into_std();
     wall + now.saturating_duration_since(instant).as_millis() as u64
+}
+
+/// The join of the counter states `set`'s siblings hold (what a write over it observed).
+fn observed_counters(set: Option<&SiblingSet>) -> Counter {
+    set.map(|s| s.counter_states().fold(Counter::default(), |acc, c| acc.join(c))).unwrap_or_default()
 }
 
 /// The merge of every set in `sets`.
@@ -164,7 +169,7 @@ impl Replica {
         write: Write,
         hint_for: Option<&str>,
     ) -> Result<Arc<SiblingSet>> {
-        let written = self.write_if(key, context, hint_for, |_| Ok::<_, StorageError>(Some(write)))?;
+        let written = self.write_if(key, context, hint_for, |_, _| Ok::<_, StorageError>(Some(write)))?;
         Ok(written.unwrap_or_default())
     }
 
@@ -181,47 +186,54 @@ impl Replica {
         hint_for: Option<&str>,
     ) -> std::result::Result<(Option<Arc<SiblingSet>>, Outcome), ModifyError> {
         let mut outcome = Outcome::default();
-        let written = self.write_if(key, &WriteContext::Everything, hint_for, |current| {
+        let written = self.write_if(key, &WriteContext::Everything, hint_for, |current, actor| {
             let now = now_ms();
-            let live = current.and_then(|s| s.winner()).filter(|s| s.is_live(now));
-            let found = live.and_then(|s| s.value.as_ref().map(|v| (v, s.expires_ms)));
-            let (new, out) = rmw::apply(op, found, now)?;
+            let found = current.and_then(|s| s.resolve(now));
+            let observed = observed_counters(current);
+            let (new, out) = rmw::apply(op, found.as_ref().map(|r| (&r.value, r.expires_ms)), &observed, now, actor)?;
             outcome = out;
             Ok::<_, ModifyError>(new.map(|n| Write { value: n.value, expires_ms: n.expires_ms }))
         })?;
         Ok((written, outcome))
     }
 
-    /// Makes the write `decide` returns (given the copy it would supersede) under the key's
-    /// lock; nothing when it returns `None`.
+    /// Makes the write `decide` returns (given the copy it would supersede and the actor it is
+    /// made by) under the key's lock; nothing when it returns `None`.
     fn write_if<E: From<StorageError>>(
         &self,
         key: &[u8],
         context: &WriteContext,
         hint_for: Option<&str>,
-        decide: impl FnOnce(Option<&SiblingSet>) -> std::result::Result<Option<Write>, E>,
+        decide: impl FnOnce(Option<&SiblingSet>, Actor) -> std::result::Result<Option<Write>, E>,
     ) -> std::result::Result<Option<Arc<SiblingSet>>, E> {
-        let make = |current: Option<&SiblingSet>, kind: Copy, write: Write| -> SiblingSet {
-            let origin = self.actors.for_write(&self.storage, key, current, kind);
-            let sibling = Sibling { value: write.value, written_ms: now_ms(), origin, expires_ms: write.expires_ms };
+        let make = |current: Option<&SiblingSet>, origin: Actor, write: Write| -> SiblingSet {
+            let now = now_ms();
             let empty = SiblingSet::new();
             let current = current.unwrap_or(&empty);
-            let ctx = match context {
-                WriteContext::Given(vv) => vv.clone(),
-                WriteContext::Everything => current.context(),
+            let (ctx, value) = match context {
+                WriteContext::Given(vv) => (vv.clone(), write.value),
+                // A write over everything this copy holds: over a counter, a DEL or an integer
+                // resets it (the increments it saw stop counting; `rmw::written_over`).
+                WriteContext::Everything => {
+                    (current.context(), rmw::written_over(write.value, &observed_counters(Some(current)), now, origin))
+                }
             };
+            let sibling = Sibling { value, written_ms: now, origin, expires_ms: write.expires_ms };
             current.update(&ctx, sibling).0
         };
         match hint_for {
             None => {
                 let mut wrote = false;
-                let set = self.storage.update::<Decided<E>>(key, |current| match decide(current) {
-                    Ok(Some(write)) => {
-                        wrote = true;
-                        Ok(make(current, Copy::Data, write))
+                let set = self.storage.update::<Decided<E>>(key, |current| {
+                    let origin = self.actors.for_write(&self.storage, key, current, Copy::Data);
+                    match decide(current, origin) {
+                        Ok(Some(write)) => {
+                            wrote = true;
+                            Ok(make(current, origin, write))
+                        }
+                        Ok(None) => Err(Decided::Nothing),
+                        Err(e) => Err(Decided::Failed(e)),
                     }
-                    Ok(None) => Err(Decided::Nothing),
-                    Err(e) => Err(Decided::Failed(e)),
                 });
                 match set {
                     Ok(set) => Ok(wrote.then_some(set)),
@@ -238,8 +250,9 @@ impl Replica {
                 let set = self.storage.hint_update::<Decided<E>>(owner, key, |current| {
                     let known = merge_all(current.into_iter().chain(others.iter()));
                     let known = (!known.is_empty() || current.is_some()).then_some(&known);
-                    match decide(known) {
-                        Ok(Some(write)) => Ok(make(known, Copy::Hint, write)),
+                    let origin = self.actors.for_write(&self.storage, key, known, Copy::Hint);
+                    match decide(known, origin) {
+                        Ok(Some(write)) => Ok(make(known, origin, write)),
                         Ok(None) => Err(Decided::Nothing),
                         Err(e) => Err(Decided::Failed(e)),
                     }

@@ -21,6 +21,8 @@ pub fn dead_at(set: &SiblingSet) -> Option<u64> {
     for s in set.siblings() {
         let at = match (&s.value, s.expires_ms) {
             (None, _) => s.written_ms,
+            // A counter a reset left with nothing: dead as a tombstone is.
+            (Some(v), _) if !v.exists() => s.written_ms,
             (Some(_), Some(expires)) => expires,
             (Some(_), None) => return None,
         };
@@ -74,7 +76,7 @@ mod tests {
     use crate::version::{Actor, Sibling};
 
     fn sibling(value: Option<&str>, written_ms: u64, expires_ms: Option<u64>) -> Sibling {
-        Sibling { value: value.map(|v| Bytes::from(v.to_owned())), written_ms, origin: Actor(1), expires_ms }
+        Sibling { value: value.map(|v| Bytes::from(v.to_owned()).into()), written_ms, origin: Actor(1), expires_ms }
     }
 
     fn put(s: &Storage, key: &str, sib: Sibling) {

@@ -84,7 +84,7 @@ struct Cached {
 impl Cached {
     fn new(key: &[u8], set: Option<Arc<SiblingSet>>, digest: u64) -> Cached {
         let values: usize =
-            set.as_ref().map_or(0, |s| s.siblings().map(|x| 48 + x.value.as_ref().map_or(0, |v| v.len())).sum());
+            set.as_ref().map_or(0, |s| s.siblings().map(|x| 48 + x.value.as_ref().map_or(0, |v| v.size())).sum());
         Cached { set, digest, weight: (64 + key.len() + values).min(u32::MAX as usize) as u32 }
     }
 }
@@ -448,8 +448,12 @@ mod tests {
     fn write(s: &Storage, key: &[u8], v: &str) -> Arc<SiblingSet> {
         s.update::<StorageError>(key, |cur| {
             let cur = cur.cloned().unwrap_or_default();
-            let sib =
-                Sibling { value: Some(Bytes::from(v.to_owned())), written_ms: 1, origin: Actor(1), expires_ms: None };
+            let sib = Sibling {
+                value: Some(Bytes::from(v.to_owned()).into()),
+                written_ms: 1,
+                origin: Actor(1),
+                expires_ms: None,
+            };
             Ok(cur.update(&VersionVector::default(), sib).0)
         })
         .unwrap()

@@ -175,6 +175,21 @@ impl<V: Clone> DvvSet<V> {
         }
     }
 
+    /// The same clock with every value mapped (a change of the values' representation).
+    pub fn map_values<W>(self, mut f: impl FnMut(V) -> W) -> DvvSet<W> {
+        DvvSet {
+            entries: self
+                .entries
+                .into_iter()
+                .map(|e| Entry {
+                    actor: e.actor,
+                    counter: e.counter,
+                    values: e.values.into_iter().map(&mut f).collect(),
+                })
+                .collect(),
+        }
+    }
+
     /// Drops, per actor, every value from the newest one `keep` refuses down to the oldest (the
     /// window of current dots stays contiguous), keeping the clock: the dots dropped read as
     /// superseded, so a merge with a copy that still holds them drops them too. Returns whether

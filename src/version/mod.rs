@@ -11,14 +11,18 @@
 //! Everything here is pure and deterministic: no I/O, no clocks read (times are passed in).
 
 mod context;
+mod counter;
 mod dvvset;
 #[cfg(test)]
 mod proptests;
 mod sibling;
+mod value;
 
 pub use context::{Context, ContextError, ContextKey};
+pub use counter::Counter;
 pub use dvvset::{Dot, DvvSet, VersionVector};
-pub use sibling::{Sibling, SiblingSet};
+pub use sibling::{Resolved, Sibling, SiblingSet};
+pub use value::{Kind, Value};
 
 /// An actor is one incarnation of a node, optionally narrowed to a *key epoch*.
 ///

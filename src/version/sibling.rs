@@ -1,15 +1,22 @@
 //! What a key holds: a DVV set of [`Sibling`]s, each a value or a tombstone with its write time.
+//!
+//! How a set of siblings reads ([`SiblingSet::resolve`]): the newest sibling (last write wins:
+//! write time, then actor, then dot) decides. A string (or a tombstone) that is newest is the
+//! answer, as Dynamo's plain GET has always been. When the newest is a convergent type (a
+//! counter), or a tombstone while siblings of such a type exist, the states of every sibling
+//! of that type are joined: increments a concurrent DEL did not see survive it. So between
+//! concurrent writes of different types the newest write's type wins.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{Actor, Dot, DvvSet, VersionVector};
+use super::{Actor, Counter, Dot, DvvSet, Kind, Value, VersionVector};
 
 /// One write of a key: a value (or a tombstone), when it was written and by which actor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sibling {
     /// `None` is a tombstone: a delete is a write, so it supersedes what its context saw.
-    pub value: Option<Bytes>,
+    pub value: Option<Value>,
     /// Wall-clock write time at the coordinator, ms since the Unix epoch (for plain GET's LWW).
     pub written_ms: u64,
     /// The coordinating actor: breaks ties between equal write times deterministically.
@@ -19,20 +26,31 @@ pub struct Sibling {
 }
 
 impl Sibling {
-    /// Whether this sibling reads as a value at `now_ms` (not a tombstone, not expired).
+    /// Whether this sibling reads as a value at `now_ms` (not a tombstone or a deleted
+    /// counter, not expired).
     pub fn is_live(&self, now_ms: u64) -> bool {
-        self.value.is_some() && self.expires_ms.is_none_or(|t| t > now_ms)
-    }
-
-    /// The live value at `now_ms`.
-    pub fn live_value(&self, now_ms: u64) -> Option<&Bytes> {
-        if self.is_live(now_ms) {
-            self.value.as_ref()
-        } else {
-            None
-        }
+        self.value.as_ref().is_some_and(Value::exists) && self.expires_ms.is_none_or(|t| t > now_ms)
     }
 }
+
+/// What a key reads as: its value (the join of its siblings for a convergent type) and expiry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resolved {
+    pub value: Value,
+    pub expires_ms: Option<u64>,
+}
+
+/// The stored form before values had types (a value was bytes): still decoded.
+#[derive(Clone, Deserialize)]
+struct LegacySibling {
+    value: Option<Bytes>,
+    written_ms: u64,
+    origin: Actor,
+    expires_ms: Option<u64>,
+}
+
+/// The first byte of the stored form with typed values.
+const FORMAT: u8 = 0xC2;
 
 /// The order of last-write-wins: write time, then the coordinating actor, then the dot's
 /// counter (a later write of the same actor in the same millisecond is the newer one). The
@@ -73,11 +91,40 @@ impl SiblingSet {
         self.0.dotted_values()
     }
 
-    /// The values a DGET shows: live siblings only, in a deterministic order (newest first).
+    /// The values a DGET shows: live siblings only, in a deterministic order (newest first);
+    /// a counter sibling shows its own state's value.
     pub fn live_values(&self, now_ms: u64) -> Vec<Bytes> {
         let mut live: Vec<(Dot, &Sibling)> = self.0.dotted_values().filter(|(_, s)| s.is_live(now_ms)).collect();
         live.sort_by_key(|&(d, s)| std::cmp::Reverse(lww_key(d, s)));
-        live.into_iter().filter_map(|(_, s)| s.value.clone()).collect()
+        live.into_iter().filter_map(|(_, s)| s.value.as_ref().map(|v| v.bytes().into_owned())).collect()
+    }
+
+    /// What the key reads as at `now_ms` (see the module's text); `None`: missing.
+    pub fn resolve(&self, now_ms: u64) -> Option<Resolved> {
+        let winner = self.winner()?;
+        let resolved = match &winner.value {
+            Some(Value::Bytes(b)) => Resolved { value: Value::Bytes(b.clone()), expires_ms: winner.expires_ms },
+            _ => {
+                // The newest counter sibling gives the expiry; every counter sibling its state.
+                let newest = self
+                    .0
+                    .dotted_values()
+                    .filter(|(_, s)| s.value.as_ref().is_some_and(|v| v.kind() == Kind::Counter))
+                    .max_by_key(|&(d, s)| lww_key(d, s))
+                    .map(|(_, s)| s)?;
+                let joined = self.counter_states().fold(Counter::default(), |acc, c| acc.join(c));
+                Resolved { value: Value::Counter(joined), expires_ms: newest.expires_ms }
+            }
+        };
+        (resolved.value.exists() && resolved.expires_ms.is_none_or(|t| t > now_ms)).then_some(resolved)
+    }
+
+    /// The counter states of every sibling that holds one.
+    pub fn counter_states(&self) -> impl Iterator<Item = &Counter> {
+        self.0.values().filter_map(|s| match &s.value {
+            Some(Value::Counter(c)) => Some(c),
+            _ => None,
+        })
     }
 
     /// Last-write-wins choice for plain GET: the newest sibling (ties: larger origin, then the
@@ -87,8 +134,8 @@ impl SiblingSet {
     }
 
     /// The value plain GET returns at `now_ms`.
-    pub fn get(&self, now_ms: u64) -> Option<&Bytes> {
-        self.winner().and_then(|s| s.live_value(now_ms))
+    pub fn get(&self, now_ms: u64) -> Option<Bytes> {
+        self.resolve(now_ms).map(|r| r.value.bytes().into_owned())
     }
 
     /// Whether nothing in the set reads as a value any more (only tombstones or expired values):
@@ -135,18 +182,32 @@ impl SiblingSet {
         Some(out)
     }
 
-    /// Compact binary form for storage and the wire.
+    /// Compact binary form for storage and the wire: a format byte, then postcard.
     pub fn encode(&self) -> Vec<u8> {
         // Sized up front: postcard would otherwise grow the Vec a few bytes at a time.
-        let values: usize = self.siblings().map(|s| s.value.as_ref().map_or(0, Bytes::len)).sum();
-        let estimate = 16 + values + 40 * self.len() + 20 * self.counters().count();
-        postcard::to_extend(self, Vec::with_capacity(estimate)).expect("serialising to a Vec cannot fail")
+        let values: usize = self.siblings().map(|s| s.value.as_ref().map_or(0, Value::size)).sum();
+        let estimate = 17 + values + 40 * self.len() + 20 * self.counters().count();
+        let mut out = Vec::with_capacity(estimate);
+        out.push(FORMAT);
+        postcard::to_extend(self, out).expect("serialising to a Vec cannot fail")
     }
 
     /// # Errors
-    /// When `bytes` is not a set this version wrote (a corrupt record).
+    /// When `bytes` is not a set this version (or the one before typed values) wrote: a
+    /// corrupt record.
     pub fn decode(bytes: &[u8]) -> Result<SiblingSet, postcard::Error> {
-        postcard::from_bytes(bytes)
+        if let Some(rest) = bytes.strip_prefix(&[FORMAT]) {
+            if let Ok(set) = postcard::from_bytes(rest) {
+                return Ok(set);
+            }
+        }
+        let legacy: DvvSet<LegacySibling> = postcard::from_bytes(bytes)?;
+        Ok(SiblingSet(legacy.map_values(|s| Sibling {
+            value: s.value.map(Value::Bytes),
+            written_ms: s.written_ms,
+            origin: s.origin,
+            expires_ms: s.expires_ms,
+        })))
     }
 }
 
@@ -156,11 +217,60 @@ mod tests {
 
     fn sib(v: Option<&str>, t: u64, origin: u64) -> Sibling {
         Sibling {
-            value: v.map(|s| Bytes::copy_from_slice(s.as_bytes())),
+            value: v.map(|s| Value::Bytes(Bytes::copy_from_slice(s.as_bytes()))),
             written_ms: t,
             origin: Actor(origin),
             expires_ms: None,
         }
+    }
+
+    fn counter(c: Counter, t: u64, origin: u64) -> Sibling {
+        Sibling { value: Some(Value::Counter(c)), written_ms: t, origin: Actor(origin), expires_ms: None }
+    }
+
+    #[test]
+    fn counter_siblings_join_and_survive_a_concurrent_delete() {
+        let none = VersionVector::default();
+        let mut base = Counter::default();
+        base.add(Actor(1), 10);
+        let (s, _) = SiblingSet::new().update(&none, counter(base.clone(), 10, 1));
+        let seen = s.context();
+        // Two coordinators add concurrently, each from the state it saw.
+        let (mut a, mut b) = (base.clone(), base.clone());
+        a.add(Actor(1), 1);
+        b.add(Actor(2), 5);
+        let (s, _) = s.update(&seen, counter(a, 11, 1));
+        let (s, _) = s.update(&seen, counter(b, 12, 2));
+        assert_eq!(s.get(0), Some(Bytes::from("16")));
+        // A DEL that saw none of them, newer: the increments survive it.
+        let (s2, _) = s.update(&none, sib(None, 20, 3));
+        assert_eq!(s2.get(0), Some(Bytes::from("16")));
+        // A string written after them all wins: the newest write's type.
+        let (s3, _) = s.update(&none, sib(Some("text"), 30, 3));
+        assert_eq!(s3.get(0), Some(Bytes::from("text")));
+        assert_eq!(s3.resolve(0).map(|r| r.value.kind()), Some(Kind::Bytes));
+    }
+
+    #[test]
+    fn the_stored_form_before_typed_values_still_decodes() {
+        #[derive(Clone, Serialize)]
+        struct Old {
+            value: Option<Bytes>,
+            written_ms: u64,
+            origin: Actor,
+            expires_ms: Option<u64>,
+        }
+        let old = DvvSet::new()
+            .update(
+                &VersionVector::default(),
+                Actor(7),
+                Old { value: Some("v".into()), written_ms: 5, origin: Actor(7), expires_ms: Some(9) },
+            )
+            .0;
+        let bytes = postcard::to_stdvec(&old).unwrap();
+        let set = SiblingSet::decode(&bytes).expect("legacy form");
+        assert_eq!(set.get(0), Some(Bytes::from("v")));
+        assert_eq!(set.resolve(0).and_then(|r| r.expires_ms), Some(9));
     }
 
     #[test]
@@ -170,12 +280,12 @@ mod tests {
         let (s, _) = s.update(&none, sib(Some("old"), 10, 9));
         let (s, _) = s.update(&none, sib(Some("a"), 20, 1));
         let (s, _) = s.update(&none, sib(Some("b"), 20, 2));
-        assert_eq!(s.get(0).map(|b| &b[..]), Some(&b"b"[..]));
+        assert_eq!(s.get(0), Some(Bytes::from("b")));
         assert_eq!(s.live_values(0).len(), 3);
         // Same time, same actor: the later event wins.
         let (s, _) = SiblingSet::new().update(&none, sib(Some("first"), 30, 1));
         let (s, _) = s.update(&none, sib(Some("second"), 30, 1));
-        assert_eq!(s.get(0).map(|b| &b[..]), Some(&b"second"[..]));
+        assert_eq!(s.get(0), Some(Bytes::from("second")));
         assert_eq!(s.live_values(0)[0], Bytes::from("second"));
     }
 
