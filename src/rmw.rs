@@ -9,7 +9,7 @@
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-use crate::version::{Actor, Counter, Value};
+use crate::version::{Actor, Counter, Resolved, Value};
 
 /// Redis's `proto-max-bulk-len`: no string grows past it.
 pub const MAX_STRING: u64 = 512 * 1024 * 1024;
@@ -140,11 +140,12 @@ pub fn redis_i64(text: &[u8]) -> Option<i64> {
 /// number, or past the range.
 pub fn apply(
     op: &Rmw,
-    current: Option<(&Value, Option<u64>)>,
+    resolved: Option<&Resolved>,
     observed: &Counter,
     now: u64,
     actor: Actor,
 ) -> Result<(Option<NewValue>, Outcome), RmwError> {
+    let current = resolved.map(|r| (&r.value, r.expires_ms));
     let old: Option<Bytes> = current.map(|(v, _)| v.bytes().into_owned());
     let expiry = current.and_then(|(_, e)| e);
     let keep = |value: Bytes, expires_ms: Option<u64>| NewValue { value: Some(Value::Bytes(value)), expires_ms };
@@ -215,10 +216,12 @@ pub fn apply(
                 None => observed.reset(Some(0), now, actor),
                 Some(Value::Counter(c)) => c.clone(),
                 Some(Value::Bytes(b)) => {
-                    // A string holding an integer becomes a counter from that integer; the
-                    // counters its siblings held are observed, so they no longer count.
+                    // A string holding an integer becomes a counter from that integer, written
+                    // when the string was (a DEL after the string resets it, wherever the two
+                    // meet); the counters its siblings held are observed and no longer count.
                     let start = redis_i64(b).ok_or(RmwError::NotInteger)?;
-                    observed.reset(Some(start), now, actor)
+                    let (ms, origin) = resolved.map_or((now, actor), |r| r.stamp);
+                    observed.reset(Some(start), ms, origin)
                 }
             };
             if !counter.can_add(*by) {
@@ -275,8 +278,9 @@ mod tests {
         current: Option<(&Bytes, Option<u64>)>,
         now: u64,
     ) -> Result<(Option<NewValue>, Outcome), RmwError> {
-        let value = current.map(|(v, e)| (Value::Bytes(v.clone()), e));
-        apply(op, value.as_ref().map(|(v, e)| (v, *e)), &Counter::default(), now, Actor(1))
+        let resolved =
+            current.map(|(v, e)| Resolved { value: Value::Bytes(v.clone()), expires_ms: e, stamp: (1, Actor(9)) });
+        apply(op, resolved.as_ref(), &Counter::default(), now, Actor(1))
     }
 
     fn bv(s: &str) -> Option<Value> {
@@ -373,7 +377,8 @@ mod tests {
         counter.add(Actor(2), 8);
         let value = Value::Counter(counter);
         let exp = Rmw::Expire { at_ms: Some(500), cond: ExpireCond::default() };
-        let (w, _) = apply(&exp, Some((&value, None)), &Counter::default(), 0, Actor(1)).unwrap();
+        let resolved = Resolved { value: value.clone(), expires_ms: None, stamp: (1, Actor(2)) };
+        let (w, _) = apply(&exp, Some(&resolved), &Counter::default(), 0, Actor(1)).unwrap();
         assert_eq!(w.unwrap().value, Some(value));
     }
 

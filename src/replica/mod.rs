@@ -82,9 +82,10 @@ fn sim_clock_ms() -> u64 {
     wall + now.saturating_duration_since(instant).as_millis() as u64
 }
 
-/// The join of the counter states `set`'s siblings hold (what a write over it observed).
+/// The join of the counter states `set`'s siblings hold (what a write over it observed); none
+/// when no sibling is a counter (a string key's tombstones make no counter).
 fn observed_counters(set: Option<&SiblingSet>) -> Counter {
-    set.map(|s| s.counter_states().fold(Counter::default(), |acc, c| acc.join(c))).unwrap_or_default()
+    set.filter(|s| s.holds_counter()).map(SiblingSet::counter).unwrap_or_default()
 }
 
 /// The merge of every set in `sets`.
@@ -190,7 +191,7 @@ impl Replica {
             let now = now_ms();
             let found = current.and_then(|s| s.resolve(now));
             let observed = observed_counters(current);
-            let (new, out) = rmw::apply(op, found.as_ref().map(|r| (&r.value, r.expires_ms)), &observed, now, actor)?;
+            let (new, out) = rmw::apply(op, found.as_ref(), &observed, now, actor)?;
             outcome = out;
             Ok::<_, ModifyError>(new.map(|n| Write { value: n.value, expires_ms: n.expires_ms }))
         })?;

@@ -153,6 +153,12 @@ impl Counter {
         }
     }
 
+    /// What a tombstone (a DEL that saw no counter) means to counters it meets: the base is
+    /// gone as of its time; increments it never saw still count.
+    pub fn deleted_at(written_ms: u64, origin: Actor) -> Counter {
+        Counter { base: Some(Base { written_ms, origin, value: None }), ..Counter::default() }
+    }
+
     /// Bytes this state takes, roughly (MEMORY USAGE).
     pub fn size(&self) -> usize {
         24 + 40 * (self.counts.len() + self.floors.len())

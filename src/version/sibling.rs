@@ -38,6 +38,9 @@ impl Sibling {
 pub struct Resolved {
     pub value: Value,
     pub expires_ms: Option<u64>,
+    /// When and by whom the sibling that decided was written (a string's own stamp is the
+    /// base of a counter made from it).
+    pub stamp: (u64, Actor),
 }
 
 /// The stored form before values had types (a value was bytes): still decoded.
@@ -103,27 +106,41 @@ impl SiblingSet {
     pub fn resolve(&self, now_ms: u64) -> Option<Resolved> {
         let winner = self.winner()?;
         let resolved = match &winner.value {
-            Some(Value::Bytes(b)) => Resolved { value: Value::Bytes(b.clone()), expires_ms: winner.expires_ms },
+            Some(Value::Bytes(b)) => Resolved {
+                value: Value::Bytes(b.clone()),
+                expires_ms: winner.expires_ms,
+                stamp: (winner.written_ms, winner.origin),
+            },
             _ => {
-                // The newest counter sibling gives the expiry; every counter sibling its state.
+                // The newest counter sibling gives the expiry; every sibling its state.
                 let newest = self
                     .0
                     .dotted_values()
                     .filter(|(_, s)| s.value.as_ref().is_some_and(|v| v.kind() == Kind::Counter))
                     .max_by_key(|&(d, s)| lww_key(d, s))
                     .map(|(_, s)| s)?;
-                let joined = self.counter_states().fold(Counter::default(), |acc, c| acc.join(c));
-                Resolved { value: Value::Counter(joined), expires_ms: newest.expires_ms }
+                Resolved {
+                    value: Value::Counter(self.counter()),
+                    expires_ms: newest.expires_ms,
+                    stamp: (newest.written_ms, newest.origin),
+                }
             }
         };
         (resolved.value.exists() && resolved.expires_ms.is_none_or(|t| t > now_ms)).then_some(resolved)
     }
 
-    /// The counter states of every sibling that holds one.
-    pub fn counter_states(&self) -> impl Iterator<Item = &Counter> {
-        self.0.values().filter_map(|s| match &s.value {
-            Some(Value::Counter(c)) => Some(c),
-            _ => None,
+    /// Whether any sibling is a counter.
+    pub fn holds_counter(&self) -> bool {
+        self.0.values().any(|s| matches!(s.value, Some(Value::Counter(_))))
+    }
+
+    /// The join of the counter states of the siblings: a counter's own, a tombstone's reset
+    /// of the base ([`Counter::deleted_at`]); strings have none.
+    pub fn counter(&self) -> Counter {
+        self.0.values().fold(Counter::default(), |acc, s| match &s.value {
+            Some(Value::Counter(c)) => acc.join(c),
+            None => acc.join(&Counter::deleted_at(s.written_ms, s.origin)),
+            Some(Value::Bytes(_)) => acc,
         })
     }
 
