@@ -6,6 +6,9 @@
 //! - cart: DGET -> union -> DPUT of unique items: every acknowledged add is in the final value;
 //! - register: plain SET of unique values: the final value is one that was written, and every
 //!   owner holds the same sibling set (`KURA LOCAL`);
+//! - counter: INCRBY of positive amounts through random nodes: every node reads one value v
+//!   with acknowledged <= v <= attempted (an increment that failed may have been applied, one
+//!   that was acknowledged must be there, none is applied twice);
 //! - convergence: how long after the last heal the owners agreed (printed; bounded).
 //!
 //! `KURA_NEMESIS_SECS` (default 40) sets how long faults run, `KURA_NEMESIS_SEED` replays a
@@ -27,6 +30,7 @@ use redis::Value;
 const FLAGS: [&str; 10] = ["--n", "3", "--r", "2", "--w", "2", "--aae-interval", "5", "--reap-grace-ms", "2000"];
 const CARTS: usize = 3;
 const REGISTERS: usize = 4;
+const COUNTERS: usize = 2;
 
 /// What happened when, since the start: faults and the clients' acknowledgements.
 #[derive(Default)]
@@ -42,6 +46,9 @@ struct Run {
     /// Register values written (acknowledged or not) and acknowledged, by key.
     reg_written: Mutex<BTreeMap<String, BTreeSet<String>>>,
     reg_acked: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// Counter increments sent (acknowledged or not) and acknowledged, summed by key.
+    counter_attempted: Mutex<BTreeMap<String, i64>>,
+    counter_acked: Mutex<BTreeMap<String, i64>>,
     stop: AtomicBool,
 }
 
@@ -118,6 +125,24 @@ fn register_client(run: &Run, clients: &[redis::Client], worker: usize, seed: u6
     }
 }
 
+/// A counter client: INCRBY a positive amount through a random node.
+fn counter_client(run: &Run, clients: &[redis::Client], seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    while !run.stop.load(Ordering::Acquire) {
+        let key = format!("counter-{}", rng.gen_range(0..COUNTERS));
+        let by: i64 = rng.gen_range(1..1000);
+        let client = &clients[rng.gen_range(0..clients.len())];
+        let Ok(mut con) = client.get_connection_with_timeout(Duration::from_secs(2)) else { continue };
+        let _ = con.set_read_timeout(Some(Duration::from_secs(10)));
+        *run.counter_attempted.lock().unwrap().entry(key.clone()).or_default() += by;
+        if redis::cmd("INCRBY").arg(&key).arg(by).query::<i64>(&mut con).is_ok() {
+            *run.counter_acked.lock().unwrap().entry(key.clone()).or_default() += by;
+            run.log(format!("ack counter {key}+{by}"));
+        }
+        std::thread::sleep(Duration::from_millis(rng.gen_range(0..20))); // pacing, not waiting
+    }
+}
+
 /// Nodes that are members now (valid or joining), as node 0 sees them.
 fn members_now(c: &Cluster) -> Vec<usize> {
     let listed = harness::members(&c.nodes[0]);
@@ -145,6 +170,8 @@ fn nemesis_loses_no_acknowledged_write() {
         cart_acked: Mutex::new(BTreeMap::new()),
         reg_written: Mutex::new(BTreeMap::new()),
         reg_acked: Mutex::new(BTreeMap::new()),
+        counter_attempted: Mutex::new(BTreeMap::new()),
+        counter_acked: Mutex::new(BTreeMap::new()),
         stop: AtomicBool::new(false),
     });
     let clients: Vec<redis::Client> = c.nodes.iter().map(|n| n.client("")).collect();
@@ -156,6 +183,10 @@ fn nemesis_loses_no_acknowledged_write() {
     for w in 0..2 {
         let (run, clients) = (run.clone(), clients.clone());
         workers.push(std::thread::spawn(move || register_client(&run, &clients, w, seed ^ (w as u64 + 100))));
+    }
+    for w in 0..2u64 {
+        let (run, clients) = (run.clone(), clients.clone());
+        workers.push(std::thread::spawn(move || counter_client(&run, &clients, seed ^ (w + 200))));
     }
     let mut rng = StdRng::seed_from_u64(seed);
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -256,8 +287,15 @@ fn nemesis_loses_no_acknowledged_write() {
             })
             .then_some(())
     });
-    let keys: Vec<String> =
-        run.cart_acked.lock().unwrap().keys().cloned().chain((0..REGISTERS).map(|i| format!("reg-{i}"))).collect();
+    let keys: Vec<String> = run
+        .cart_acked
+        .lock()
+        .unwrap()
+        .keys()
+        .cloned()
+        .chain((0..REGISTERS).map(|i| format!("reg-{i}")))
+        .chain(run.counter_attempted.lock().unwrap().keys().cloned())
+        .collect();
     // Convergence: every owner of every key holds the same sibling set.
     let agree = |k: &String| {
         let owners = harness::preflist(&c.nodes[members[0]], k);
@@ -294,11 +332,24 @@ fn nemesis_loses_no_acknowledged_write() {
             }
         }
     }
+    let attempted = run.counter_attempted.lock().unwrap();
+    let counted = run.counter_acked.lock().unwrap();
+    for (key, &tried) in attempted.iter() {
+        let acked = counted.get(key).copied().unwrap_or(0);
+        for &i in &members {
+            let v = text(&q(&c.nodes[i], &["GET", key]).expect("GET after the heal"));
+            let v: i64 = v.parse().unwrap_or(-1);
+            if v < acked || v > tried {
+                lost.push(format!("counter {key}: node {i} reads {v}, acknowledged {acked}, attempted {tried}"));
+            }
+        }
+    }
     let acked_items: usize = run.cart_acked.lock().unwrap().values().map(BTreeSet::len).sum();
     let acked_regs: usize = run.reg_acked.lock().unwrap().values().map(BTreeSet::len).sum();
     eprintln!(
-        "nemesis: seed {seed}, faults {counts:?}, {acked_items} cart adds and {acked_regs} register writes \
-         acknowledged, replicas converged {converged_after:?} after the last heal, {} lost",
+        "nemesis: seed {seed}, faults {counts:?}, {acked_items} cart adds, {acked_regs} register writes and \
+         counters {counted:?} (attempted {attempted:?}) acknowledged, replicas converged {converged_after:?} after \
+         the last heal, {} lost",
         lost.len()
     );
     assert!(lost.is_empty(), "seed {seed}: lost acknowledged writes:\n{}", lost.join("\n"));
