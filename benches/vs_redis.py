@@ -10,7 +10,7 @@ both alike. Prints the median throughput, p99 and p99.9 of each and their ratio.
 With `--cluster 3` it starts a 3-node kura cluster (N=3 R=2 W=2) on 127.0.0.1..3 instead and
 spreads the benchmark's clients over the nodes (one redis-benchmark per node, run at once).
 
-    python3 benches/vs_redis.py [--rounds 3] [--requests 200000] [--cluster 3]
+    python3 benches/vs_redis.py [--rounds 3] [--requests 200000] [--cluster 3] [--tests set,get,incr]
 """
 
 import argparse
@@ -92,7 +92,7 @@ def run_benchmark(targets, args, pipeline):
     requests = args.requests // len(targets)
     procs = []
     for ip, port in targets:
-        cmd = ["redis-benchmark", "-h", ip, "-p", str(port), "-t", "set,get", "-c", str(clients),
+        cmd = ["redis-benchmark", "-h", ip, "-p", str(port), "-t", args.tests, "-c", str(clients),
                "-n", str(requests), "-r", str(args.keyspace), "-P", str(pipeline)]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     merged = {}
@@ -163,6 +163,7 @@ def machine():
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--tests", default="set,get", help="redis-benchmark's -t list (set,get,incr ...)")
     ap.add_argument("--requests", type=int, default=200000)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--keyspace", type=int, default=100000)
@@ -202,13 +203,13 @@ def main():
 
         label = "kura" if args.cluster == 1 else f"kura {args.cluster} nodes (N=3 R=2 W=2)"
         print(f"# kura vs redis-server, {time.strftime('%Y-%m-%d')}, {machine()}")
-        print(f"# redis-benchmark -t set,get -c {args.clients} -n {args.requests} -r {args.keyspace}, "
+        print(f"# redis-benchmark -t {args.tests} -c {args.clients} -n {args.requests} -r {args.keyspace}, "
               f"median of {args.rounds} interleaved rounds; {label}; redis-server --appendonly yes --appendfsync everysec")
         print()
         print("| test | pipeline | kura rps | redis rps | ratio | kura p99 / p99.9 ms | redis p99 / p99.9 ms |")
         print("|---|---|---|---|---|---|---|")
         for pipeline in (1, 16):
-            for test in ("SET", "GET"):
+            for test in sorted({t for (t, p, _) in samples if p == pipeline}):
                 k, r = med(test, pipeline, "kura", "rps"), med(test, pipeline, "redis", "rps")
                 print(f"| {test} | {pipeline} | {k:,.0f} | {r:,.0f} | {k / r:.2f}x | "
                       f"{med(test, pipeline, 'kura', 'p99'):.3f} / {med(test, pipeline, 'kura', 'p999'):.3f} | "

@@ -63,3 +63,25 @@ fn ping_set_get_and_mset_complete_without_errors() {
     let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
     run_plain_and_pipelined(&node, "ping,set,get,mset", &["PING_INLINE", "PING_MBULK", "SET", "GET", "MSET (10 keys)"]);
 }
+
+/// `redis-benchmark -t incr` (issue 13's list, the part built so far), plain and pipelined:
+/// the counters (`counter:<n>` over 1000 keys) add up to exactly the INCRs the node ran
+/// (INFO commandstats; redis-benchmark's pipelined run sends a few more than `-n`, against
+/// redis-server too).
+#[test]
+fn incr_completes_and_counts_every_increment() {
+    let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
+    run_plain_and_pipelined(&node, "incr", &["INCR"]);
+    let mut con = node.conn();
+    let keys: Vec<String> = (0..1000).map(|i| format!("counter:{i:012}")).collect();
+    let values: Vec<Option<i64>> = redis::cmd("MGET").arg(&keys).query(&mut con).unwrap();
+    let stats = node.cli_out(&["INFO", "commandstats"]);
+    let calls: i64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_incr:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("cmdstat_incr in {stats}"));
+    assert!(calls >= 10_000, "{calls}");
+    assert_eq!(values.iter().flatten().sum::<i64>(), calls);
+}

@@ -123,6 +123,18 @@ impl Client {
     }
 }
 
+/// A monitoring connection's feed.
+pub struct Subscription {
+    pub lines: broadcast::Receiver<Bytes>,
+    clients: Arc<Clients>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.clients.monitoring.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Which connections `CLIENT KILL` closes: every given filter must match.
 #[derive(Debug, Default)]
 pub struct KillFilter {
@@ -153,6 +165,8 @@ pub struct Clients {
     open: Mutex<HashMap<u64, Arc<Client>>>,
     /// MONITOR's feed: one line per request, to every monitoring connection.
     monitors: broadcast::Sender<Bytes>,
+    /// Monitoring connections (read on every request: an atomic, not the channel's lock).
+    monitoring: AtomicU64,
     /// `CONFIG SET timeout`: seconds a connection may stay idle (0: forever).
     idle_timeout: AtomicU64,
     /// Error replies by their first word (INFO errorstats).
@@ -170,6 +184,7 @@ impl Clients {
             next_id: AtomicU64::new(1),
             open: Mutex::new(HashMap::new()),
             monitors: broadcast::channel(4096).0,
+            monitoring: AtomicU64::new(0),
             idle_timeout: AtomicU64::new(idle_timeout_secs),
             errors: Mutex::new(BTreeMap::new()),
             net_input_bytes: AtomicU64::new(0),
@@ -239,14 +254,15 @@ impl Clients {
         self.idle_timeout.store(secs, Ordering::Relaxed);
     }
 
-    /// A new MONITOR subscription.
-    pub fn monitor(&self) -> broadcast::Receiver<Bytes> {
-        self.monitors.subscribe()
+    /// A new MONITOR subscription (counted until it is dropped).
+    pub fn monitor(self: &Arc<Self>) -> Subscription {
+        self.monitoring.fetch_add(1, Ordering::Relaxed);
+        Subscription { lines: self.monitors.subscribe(), clients: self.clone() }
     }
 
     /// Whether anyone is monitoring (then [`Clients::feed`] is worth its formatting).
     pub fn monitored(&self) -> bool {
-        self.monitors.receiver_count() > 0
+        self.monitoring.load(Ordering::Relaxed) > 0
     }
 
     /// Sends a request to the monitors, as Redis prints it:

@@ -70,7 +70,7 @@ pub struct Node {
     pub total_connections: AtomicU64,
     pub rejected_connections: AtomicU64,
     /// The client connections (CLIENT, MONITOR, the idle timeout, INFO errorstats).
-    pub clients: crate::clients::Clients,
+    pub clients: Arc<crate::clients::Clients>,
     /// The password of the `default` user (`--requirepass`, CONFIG SET requirepass).
     pub requirepass: parking_lot::RwLock<Option<String>>,
     /// Connections allowed at once (`--maxclients`, CONFIG SET maxclients): the server's
@@ -168,7 +168,7 @@ impl Node {
             total_commands: AtomicU64::new(0),
             total_connections: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
-            clients: crate::clients::Clients::new(idle_timeout),
+            clients: Arc::new(crate::clients::Clients::new(idle_timeout)),
             exec_gate: tokio::sync::RwLock::new(()),
             shutdown: tokio::sync::Notify::new(),
             slowlog: crate::slowlog::SlowLog::default(),

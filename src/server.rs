@@ -93,7 +93,7 @@ async fn connection(
     let mut output = BytesMut::with_capacity(16 * 1024);
     let mut batch: Vec<Vec<Bytes>> = Vec::new();
     // MONITOR's feed, once the connection asked for it.
-    let mut monitor: Option<tokio::sync::broadcast::Receiver<Bytes>> = None;
+    let mut monitor: Option<crate::clients::Subscription> = None;
     loop {
         let mut ticket = Ticket::NONE;
         let mut protocol_error = None;
@@ -172,9 +172,9 @@ async fn sleep_or_never(d: Option<Duration>) {
 
 /// The next line of a MONITOR feed (`None` when lines were skipped: the connection fell
 /// behind by more than the feed holds); never resolves without a feed.
-async fn next_line(feed: &mut Option<tokio::sync::broadcast::Receiver<Bytes>>) -> Option<Bytes> {
+async fn next_line(feed: &mut Option<crate::clients::Subscription>) -> Option<Bytes> {
     match feed {
-        Some(rx) => match rx.recv().await {
+        Some(sub) => match sub.lines.recv().await {
             Ok(line) => Some(line),
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
             Err(tokio::sync::broadcast::error::RecvError::Closed) => std::future::pending().await,

@@ -223,6 +223,10 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
     };
     let i = cmd as usize;
     let spec = cmd.spec();
+    if let Conn::Mut(session) = &conn {
+        let sub = args.get(1).filter(|_| cmd.has_subcommands());
+        session.client.touch(spec.name, sub.map(|s| &s[..]));
+    }
     let n = args.len() as i32;
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
         // Rejected before it ran: an error, not a call (as Redis's `rejected_calls`).

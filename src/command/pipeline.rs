@@ -31,12 +31,6 @@ pub async fn run_pipeline(
             monitor(node, session, args);
         }
     }
-    if let Some(args) = batch.last() {
-        let cmd = Cmd::lookup(&args[0]);
-        let name = cmd.map_or("NULL", |c| c.spec().name);
-        let sub = args.get(1).filter(|_| cmd.is_some_and(Cmd::has_subcommands));
-        session.client.touch(name, sub.map(|s| &s[..]));
-    }
     let concurrent = batch.len() > 1 && !node.alone();
     let mut i = 0;
     while i < batch.len() && !session.quit {
