@@ -9,7 +9,7 @@
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-use crate::version::{Actor, Counter, Resolved, Value};
+use crate::version::{Actor, Counter, Hll, Resolved, Value};
 
 /// Redis's `proto-max-bulk-len`: no string grows past it.
 pub const MAX_STRING: u64 = 512 * 1024 * 1024;
@@ -80,6 +80,14 @@ pub enum Rmw {
     IncrByFloat {
         by: Bytes,
     },
+    /// PFADD: the elements into the key's HyperLogLog (created when missing).
+    PfAdd {
+        elements: Vec<Bytes>,
+    },
+    /// PFMERGE's destination: the union of the sources' registers into the key's.
+    PfMerge {
+        sources: Hll,
+    },
 }
 
 /// The new sibling an operation writes: a value (or a tombstone) and its expiry.
@@ -114,6 +122,21 @@ pub enum RmwError {
     NotFloat,
     #[error("increment would produce NaN or Infinity")]
     NanOrInfinity,
+    /// Its reply code is WRONGTYPE, not ERR (`command::CommandError::to_reply`).
+    #[error("Key is not a valid HyperLogLog string value.")]
+    NotHll,
+}
+
+/// The HyperLogLog a value holds: its own, or a string in Redis's encoding of one.
+///
+/// # Errors
+/// Any other value ([`RmwError::NotHll`]).
+pub fn hll_of(value: &Value) -> Result<Hll, RmwError> {
+    match value {
+        Value::Hll(h) => Ok(h.clone()),
+        Value::Bytes(b) => Hll::from_redis(b).ok_or(RmwError::NotHll),
+        Value::Counter(_) => Err(RmwError::NotHll),
+    }
 }
 
 /// Parses an integer as Redis's `string2ll` does: an optional `-`, then digits with no
@@ -215,6 +238,7 @@ pub fn apply(
                 // siblings counted before is observed and no longer counts.
                 None => observed.reset(Some(0), now, actor),
                 Some(Value::Counter(c)) => c.clone(),
+                Some(Value::Hll(_)) => return Err(RmwError::NotInteger),
                 Some(Value::Bytes(b)) => {
                     // A string holding an integer becomes a counter from that integer, written
                     // when the string was (a DEL after the string resets it, wherever the two
@@ -243,6 +267,26 @@ pub fn apply(
             out.new = Some(text.clone());
             (Some(keep(text, expiry)), out)
         }
+        Rmw::PfAdd { elements } => {
+            let (mut hll, created) = match current {
+                None => (Hll::default(), true),
+                Some((v, _)) => (hll_of(v)?, false),
+            };
+            let mut changed = created;
+            for e in elements {
+                changed |= hll.add(e);
+            }
+            let written = changed.then(|| NewValue { value: Some(Value::Hll(hll)), expires_ms: expiry });
+            (written, outcome(changed, 0))
+        }
+        Rmw::PfMerge { sources } => {
+            let mut hll = match current {
+                None => Hll::default(),
+                Some((v, _)) => hll_of(v)?,
+            };
+            hll.merge(sources);
+            (Some(NewValue { value: Some(Value::Hll(hll)), expires_ms: expiry }), outcome(true, 0))
+        }
     })
 }
 
@@ -260,7 +304,7 @@ pub fn written_over(new: Option<Value>, observed: &Counter, now: u64, actor: Act
             Some(n) => Some(Value::Counter(observed.reset(Some(n), now, actor))),
             None => Some(Value::Bytes(b)),
         },
-        counter @ Some(Value::Counter(_)) => counter,
+        kept @ Some(Value::Counter(_) | Value::Hll(_)) => kept,
     }
 }
 

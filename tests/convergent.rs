@@ -27,9 +27,10 @@ fn get(node: &Node, key: &str) -> Option<String> {
 }
 
 /// Five nodes split 2/3. Before the split `hits` is 100 and `reset` is 50. During it, each
-/// side INCRBYs `hits` through each of its nodes, and the left DELs `reset` while the right
-/// increments it. After the heal every node reads the exact sum of `hits`, and `reset` holds
-/// only the increments the DEL did not see.
+/// side INCRBYs `hits` through each of its nodes, the left DELs `reset` while the right
+/// increments it, and both PFADD visitors. After the heal every node reads the exact sum of
+/// `hits`, `reset` holds only the increments the DEL did not see, and PFCOUNT counts every
+/// side's visitors.
 #[test]
 fn counters_on_both_sides_of_a_partition_add_up() {
     let c = Cluster::start(5, &NRW);
@@ -58,7 +59,22 @@ fn counters_on_both_sides_of_a_partition_add_up() {
             int(q(r, &["INCRBY", "reset", "5"]));
         }
         assert_eq!(get(right[0], "reset"), Some("66".into()), "the right side alone: 51 + 15");
+        // HyperLogLogs: each side adds its own visitors.
+        for i in 0..200 {
+            let side = if i % 2 == 0 { &left } else { &right };
+            int(q(side[i % side.len()], &["PFADD", "visitors", &format!("user-{i}")]));
+        }
     }
+    // The union of both sides' visitors, added through one node after the heal, is the
+    // reference: equal registers give an equal count.
+    for i in 0..200 {
+        int(q(&c.nodes[0], &["PFADD", "reference", &format!("user-{i}")]));
+    }
+    let reference = int(q(&c.nodes[0], &["PFCOUNT", "reference"]));
+    assert!((190..=210).contains(&reference), "{reference}");
+    wait_until("every node to count both sides' visitors", Duration::from_secs(60), || {
+        c.nodes.iter().all(|n| int(q(n, &["PFCOUNT", "visitors"])) == reference).then_some(())
+    });
     let expected = expected.to_string();
     wait_until("every node to read both sides' increments", Duration::from_secs(60), || {
         c.nodes

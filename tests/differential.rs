@@ -141,7 +141,11 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
         t.to_string().into_bytes()
     };
     let b = |s: &str| s.as_bytes().to_vec();
-    let mut c: Vec<Vec<u8>> = match rng.gen_range(0..41) {
+    // HyperLogLog keys: only PF commands (and DEL) touch them, since GET of one answers
+    // another encoding (documented); PFCOUNT and PFMERGE's sources also read the string keys.
+    let hkey = |rng: &mut StdRng| format!("{prefix}h{}", rng.gen_range(0..2)).into_bytes();
+    let element = |rng: &mut StdRng| format!("e{}", rng.gen_range(0..40)).into_bytes();
+    let mut c: Vec<Vec<u8>> = match rng.gen_range(0..44) {
         0..=2 => {
             let mut c = vec![b("SET"), key(rng), value(rng)];
             for _ in 0..rng.gen_range(0..3) {
@@ -270,6 +274,23 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
             let by = ["1.5", "-0.25", "10", "x", "inf", "3e2", "0.1", " 1"][rng.gen_range(0..8)];
             vec![b("INCRBYFLOAT"), key(rng), b(by)]
         }
+        40 | 41 => {
+            let mut c = vec![b("PFADD"), hkey(rng)];
+            for _ in 0..rng.gen_range(0..5) {
+                c.push(element(rng));
+            }
+            c
+        }
+        42 => match rng.gen_range(0..3) {
+            0 => vec![b("PFCOUNT"), hkey(rng)],
+            1 => vec![b("PFCOUNT"), hkey(rng), hkey(rng)],
+            _ => vec![b("PFCOUNT"), hkey(rng), key(rng)],
+        },
+        43 => match rng.gen_range(0..3) {
+            0 => vec![b("PFMERGE"), hkey(rng), hkey(rng)],
+            1 => vec![b("PFMERGE"), hkey(rng)],
+            _ => vec![b("PFMERGE"), hkey(rng), key(rng)],
+        },
         _ => vec![b("GET")],
     };
     // Sometimes a wrong argument count.

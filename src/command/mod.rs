@@ -36,6 +36,7 @@ mod mget;
 mod mset;
 mod multi;
 mod multikey;
+mod pf;
 mod ping;
 mod pipeline;
 mod quit;
@@ -154,6 +155,7 @@ impl CommandError {
             CommandError::WrongPass => format!("WRONGPASS {self}"),
             CommandError::Coded(s) => s.clone(),
             CommandError::Coordinator(CoordError::Context(e)) => format!("ERR invalid context: {e}"),
+            CommandError::Coordinator(CoordError::Rmw(e @ crate::rmw::RmwError::NotHll)) => format!("WRONGTYPE {e}"),
             CommandError::Coordinator(CoordError::Rmw(e)) => format!("ERR {e}"),
             CommandError::Coordinator(CoordError::NoQuorum { op, needed, got }) => {
                 let landed = if *op == "write" { " (the write may have landed on fewer replicas)" } else { "" };
@@ -388,6 +390,9 @@ async fn dispatch_data(cmd: Cmd, node: &Node, args: &[Bytes]) -> CmdResult {
         Cmd::Expiretime => expire::time(node, args, 1000).await,
         Cmd::Pexpiretime => expire::time(node, args, 1).await,
         Cmd::Getdel => getdel::run(node, args).await,
+        Cmd::Pfadd => pf::pfadd(node, args).await,
+        Cmd::Pfcount => pf::pfcount(node, args).await,
+        Cmd::Pfmerge => pf::pfmerge(node, args).await,
         Cmd::Incr => incr::incr(node, args).await,
         Cmd::Decr => incr::decr(node, args).await,
         Cmd::Incrby => incr::incrby(node, args).await,

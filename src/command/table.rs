@@ -55,6 +55,9 @@ commands! {
     Incrby => "incrby", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", false, "Adds an integer to the key's counter; the new value.";
     Decrby => "decrby", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", false, "Subtracts an integer from the key's counter; the new value.";
     Incrbyfloat => "incrbyfloat", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", false, "Adds a float to the value (a rewrite: not convergent); the new value.";
+    Pfadd => "pfadd", -2, ["write", "denyoom", "fast"], (1, 1, 1), "hyperloglog", false, "Adds elements to a HyperLogLog (convergent: registers merge by maximum); 1 if it changed.";
+    Pfcount => "pfcount", -2, ["readonly"], (1, -1, 1), "hyperloglog", false, "The estimated number of distinct elements of the union of HyperLogLogs.";
+    Pfmerge => "pfmerge", -2, ["write", "denyoom"], (1, -1, 1), "hyperloglog", false, "Merges HyperLogLogs into the first key.";
     Getdel => "getdel", 2, ["write", "fast"], (1, 1, 1), "string", false, "Returns the value and deletes the key.";
     Getex => "getex", -2, ["write", "fast"], (1, 1, 1), "string", false, "Returns the value and sets or removes its expiry.";
     Getset => "getset", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", false, "Sets the value and returns the old one.";

@@ -144,6 +144,80 @@ impl Hll {
         (ALPHA_INF * m * m / z).round() as u64
     }
 
+    /// Redis's dense encoding (what GET of the key answers; SET of it elsewhere, PFADD on it
+    /// there, work as in Redis): `HYLL`, the encoding byte (0: dense), 3 unused bytes, an
+    /// invalid cached cardinality, then the registers, 6 bits each, little-endian.
+    pub fn to_redis(&self) -> Vec<u8> {
+        let mut out = vec![0u8; 16 + REGISTERS * 6 / 8];
+        out[..4].copy_from_slice(b"HYLL");
+        out[15] = 0x80; // the cached cardinality is not valid
+        let regs = &mut out[16..];
+        for i in 0..REGISTERS {
+            let v = u16::from(self.get(i)) << ((i * 6) & 7);
+            let byte = i * 6 / 8;
+            regs[byte] |= v as u8;
+            if let Some(next) = regs.get_mut(byte + 1) {
+                *next |= (v >> 8) as u8;
+            }
+        }
+        out
+    }
+
+    /// Reads Redis's encodings of a HyperLogLog (dense or sparse); `None` when `bytes` is not one
+    /// (PFADD on it is then WRONGTYPE).
+    pub fn from_redis(bytes: &[u8]) -> Option<Hll> {
+        if bytes.len() < 16 || &bytes[..4] != b"HYLL" {
+            return None;
+        }
+        let body = &bytes[16..];
+        let mut hll = Hll::default();
+        match bytes[4] {
+            0 => {
+                if body.len() != REGISTERS * 6 / 8 {
+                    return None;
+                }
+                for i in 0..REGISTERS {
+                    let (byte, shift) = (i * 6 / 8, (i * 6) & 7);
+                    let lo = u16::from(body[byte]);
+                    let hi = u16::from(body.get(byte + 1).copied().unwrap_or(0));
+                    let v = (((hi << 8) | lo) >> shift) & 63;
+                    if v > 0 {
+                        hll.raise(i, v as u8);
+                    }
+                }
+            }
+            1 => {
+                let (mut at, mut reg) = (0, 0usize);
+                while at < body.len() {
+                    let b = body[at];
+                    if b & 0xc0 == 0 {
+                        reg += usize::from(b & 0x3f) + 1; // ZERO
+                        at += 1;
+                    } else if b & 0xc0 == 0x40 {
+                        let next = usize::from(*body.get(at + 1)?);
+                        reg += ((usize::from(b & 0x3f) << 8) | next) + 1; // XZERO
+                        at += 2;
+                    } else {
+                        let (value, run) = (((b >> 2) & 0x1f) + 1, usize::from(b & 3) + 1); // VAL
+                        for r in reg..reg + run {
+                            if r >= REGISTERS {
+                                return None;
+                            }
+                            hll.raise(r, value);
+                        }
+                        reg += run;
+                        at += 1;
+                    }
+                }
+                if reg != REGISTERS {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+        Some(hll)
+    }
+
     /// Bytes it takes, roughly.
     pub fn size(&self) -> usize {
         match self {
@@ -210,6 +284,22 @@ mod tests {
         assert!(matches!(h, Hll::Dense(_)));
         let n = h.count() as f64;
         assert!((n - 100_000.0).abs() / 100_000.0 < 0.02, "{n}");
+    }
+
+    #[test]
+    fn redis_encodings_round_trip() {
+        let mut h = Hll::default();
+        for i in 0..50 {
+            h.add(format!("x{i}").as_bytes());
+        }
+        let dense = h.to_redis();
+        assert_eq!(dense.len(), 16 + 12288);
+        assert_eq!(Hll::from_redis(&dense), Some(h.clone()));
+        // Redis's sparse form of an empty HLL: XZERO of 16384 registers.
+        let mut sparse = b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\0".to_vec();
+        sparse.extend_from_slice(&[0x7f, 0xff]);
+        assert_eq!(Hll::from_redis(&sparse).map(|h| h.count()), Some(0));
+        assert_eq!(Hll::from_redis(b"not an hll"), None);
     }
 
     proptest! {

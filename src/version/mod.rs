@@ -13,6 +13,7 @@
 mod context;
 mod counter;
 mod dvvset;
+mod hll;
 #[cfg(test)]
 mod proptests;
 mod sibling;
@@ -21,6 +22,7 @@ mod value;
 pub use context::{Context, ContextError, ContextKey};
 pub use counter::Counter;
 pub use dvvset::{Dot, DvvSet, VersionVector};
+pub use hll::Hll;
 pub use sibling::{Resolved, Sibling, SiblingSet};
 pub use value::{Kind, Value};
 

@@ -10,7 +10,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{Actor, Counter, Dot, DvvSet, Kind, Value, VersionVector};
+use super::{Actor, Counter, Dot, DvvSet, Hll, Kind, Value, VersionVector};
 
 /// One write of a key: a value (or a tombstone), when it was written and by which actor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,19 +111,23 @@ impl SiblingSet {
                 expires_ms: winner.expires_ms,
                 stamp: (winner.written_ms, winner.origin),
             },
+            // A convergent type newest, or a tombstone: the newest sibling of a convergent
+            // type gives the kind and the expiry, every sibling of that kind its state.
             _ => {
-                // The newest counter sibling gives the expiry; every sibling its state.
                 let newest = self
                     .0
                     .dotted_values()
-                    .filter(|(_, s)| s.value.as_ref().is_some_and(|v| v.kind() == Kind::Counter))
+                    .filter(|(_, s)| s.value.as_ref().is_some_and(|v| v.kind() != Kind::Bytes))
                     .max_by_key(|&(d, s)| lww_key(d, s))
                     .map(|(_, s)| s)?;
-                Resolved {
-                    value: Value::Counter(self.counter()),
-                    expires_ms: newest.expires_ms,
-                    stamp: (newest.written_ms, newest.origin),
-                }
+                let value = match newest.value.as_ref().map(Value::kind) {
+                    Some(Kind::Hll) => Value::Hll(self.0.values().fold(Hll::default(), |acc, s| match &s.value {
+                        Some(Value::Hll(h)) => acc.join(h),
+                        _ => acc,
+                    })),
+                    _ => Value::Counter(self.counter()),
+                };
+                Resolved { value, expires_ms: newest.expires_ms, stamp: (newest.written_ms, newest.origin) }
             }
         };
         (resolved.value.exists() && resolved.expires_ms.is_none_or(|t| t > now_ms)).then_some(resolved)
@@ -140,7 +144,7 @@ impl SiblingSet {
         self.0.values().fold(Counter::default(), |acc, s| match &s.value {
             Some(Value::Counter(c)) => acc.join(c),
             None => acc.join(&Counter::deleted_at(s.written_ms, s.origin)),
-            Some(Value::Bytes(_)) => acc,
+            Some(Value::Bytes(_) | Value::Hll(_)) => acc,
         })
     }
 

@@ -7,13 +7,15 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::Counter;
+use super::{Counter, Hll};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Value {
     Bytes(Bytes),
     /// INCR and friends: a string in Redis's terms (TYPE says `string`), read as its decimal.
     Counter(Counter),
+    /// PFADD and friends: a string in Redis's terms, read as Redis's dense encoding.
+    Hll(Hll),
 }
 
 /// The kinds of value, as resolution and WRONGTYPE see them.
@@ -21,6 +23,7 @@ pub enum Value {
 pub enum Kind {
     Bytes,
     Counter,
+    Hll,
 }
 
 impl Value {
@@ -28,20 +31,21 @@ impl Value {
         match self {
             Value::Bytes(_) => Kind::Bytes,
             Value::Counter(_) => Kind::Counter,
+            Value::Hll(_) => Kind::Hll,
         }
     }
 
     /// Redis's TYPE of it.
     pub fn type_name(&self) -> &'static str {
         match self {
-            Value::Bytes(_) | Value::Counter(_) => "string",
+            Value::Bytes(_) | Value::Counter(_) | Value::Hll(_) => "string",
         }
     }
 
     /// Whether it reads as a value (a counter may be deleted: a reset with nothing after it).
     pub fn exists(&self) -> bool {
         match self {
-            Value::Bytes(_) => true,
+            Value::Bytes(_) | Value::Hll(_) => true,
             Value::Counter(c) => c.exists(),
         }
     }
@@ -50,7 +54,7 @@ impl Value {
     pub fn as_str_bytes(&self) -> Option<&[u8]> {
         match self {
             Value::Bytes(b) => Some(b),
-            Value::Counter(_) => None,
+            Value::Counter(_) | Value::Hll(_) => None,
         }
     }
 
@@ -61,6 +65,7 @@ impl Value {
             Value::Counter(c) => {
                 Cow::Owned(Bytes::copy_from_slice(itoa::Buffer::new().format(c.value().unwrap_or(0)).as_bytes()))
             }
+            Value::Hll(h) => Cow::Owned(Bytes::from(h.to_redis())),
         }
     }
 
@@ -69,6 +74,7 @@ impl Value {
         match self {
             Value::Bytes(b) => b.len(),
             Value::Counter(c) => c.size(),
+            Value::Hll(h) => h.size(),
         }
     }
 }
