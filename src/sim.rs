@@ -726,6 +726,121 @@ fn seeded_counters_under_partitions_and_crashes_add_up() {
     }
 }
 
+/// One seeded schedule of a flush (issue 12: a flush is a write): five live nodes, three
+/// clients SET unique values through random nodes while the network delays, drops and cuts
+/// pairs apart, and a FLUSHALL runs through a random node midway. After the heal, the
+/// settling and anti-entropy rounds, through every node: no value acknowledged before the
+/// flush began reads back, and each key's last write acknowledged after the flush ended (with
+/// nothing of that key in flight across the flush) reads as written.
+async fn flush_under_partitions(seed: u64) -> Result<(), String> {
+    let sim = Arc::new(Sim::live(5));
+    let mut rng = StdRng::seed_from_u64(seed);
+    *sim.net.chaos.lock() =
+        Some(Chaos { rng: StdRng::seed_from_u64(seed), drop: 10, duplicate: 30, max_delay: Duration::from_millis(20) });
+    let start = tokio::time::Instant::now();
+    // Every write: key, value, when it started and when it was acknowledged (if it was).
+    type Done = (String, String, Duration, Option<Duration>);
+    let writes: Arc<Mutex<Vec<Done>>> = Arc::default();
+    let flushed: Arc<Mutex<Option<(Duration, Duration)>>> = Arc::default();
+    let mut clients = Vec::new();
+    for c in 0..3u64 {
+        let (sim, writes) = (sim.clone(), writes.clone());
+        clients.push(tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(97).wrapping_add(c));
+            for i in 0..16 {
+                let key = format!("k{}", rng.gen_range(0..6));
+                let value = format!("c{c}-{i}");
+                let via = sim.ids[rng.gen_range(0..sim.ids.len())].clone();
+                let write = Write { value: Some(Bytes::from(value.clone()).into()), expires_ms: None };
+                let began = start.elapsed();
+                let put = sim.node(&via).coordinator.put(key.as_bytes(), WriteContext::Everything, write, None).await;
+                writes.lock().push((key, value, began, put.is_ok().then(|| start.elapsed())));
+                tokio::time::sleep(Duration::from_millis(rng.gen_range(1..300))).await;
+            }
+        }));
+    }
+    let flusher = {
+        let (sim, flushed) = (sim.clone(), flushed.clone());
+        let (at, via) = (Duration::from_millis(rng.gen_range(500..2500)), sim.ids[rng.gen_range(0..5)].clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(at).await;
+            let began = start.elapsed();
+            if sim.node(&via).coordinator.cluster().flush(None).await.is_ok() {
+                *flushed.lock() = Some((began, start.elapsed()));
+            }
+        })
+    };
+    while start.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if rng.gen_range(0..8) == 0 {
+            let (a, b) = (rng.gen_range(1..=5), rng.gen_range(1..=5));
+            if a != b {
+                sim.net.cut(&format!("n{a}"), &format!("n{b}"));
+            }
+        }
+        if rng.gen_range(0..6) == 0 {
+            sim.net.heal();
+        }
+    }
+    for c in clients {
+        c.await.map_err(|e| e.to_string())?;
+    }
+    flusher.await.map_err(|e| e.to_string())?;
+    sim.net.heal();
+    *sim.net.chaos.lock() = None;
+    let Some((flush_began, flush_done)) = *flushed.lock() else { return Err("the flush failed".into()) };
+    // Hints delivered, then anti-entropy rounds.
+    let settle_by = tokio::time::Instant::now() + Duration::from_secs(120);
+    while !settled(&sim, &sim.ids) {
+        if tokio::time::Instant::now() > settle_by {
+            return Err("hints were not delivered in 120 s".into());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tokio::time::sleep(AAE_EVERY * 3).await;
+    let writes = writes.lock().clone();
+    let keys: BTreeSet<String> = writes.iter().map(|w| w.0.clone()).collect();
+    for key in &keys {
+        let of_key: Vec<&Done> = writes.iter().filter(|w| &w.0 == key).collect();
+        let before: BTreeSet<&str> =
+            of_key.iter().filter(|w| w.3.is_some_and(|done| done < flush_began)).map(|w| w.1.as_str()).collect();
+        // The expected value: the last acknowledged write that began after the flush ended,
+        // if no write of the key overlapped the flush and none after it failed.
+        let overlapped = of_key.iter().any(|w| w.2 < flush_done && w.3.is_none_or(|d| d >= flush_began));
+        let after: Vec<&&Done> = of_key.iter().filter(|w| w.2 >= flush_done).collect();
+        let expected = match after.last() {
+            _ if overlapped || after.iter().any(|w| w.3.is_none()) => None,
+            Some(last) => Some(Some(last.1.clone())),
+            None => Some(None),
+        };
+        for id in &sim.ids {
+            let read =
+                sim.node(id).coordinator.get(key.as_bytes(), None).await.map_err(|e| format!("GET {key}: {e}"))?;
+            let got = read.get(crate::coordinator::now_ms()).map(|v| String::from_utf8_lossy(&v).into_owned());
+            if let Some(v) = &got {
+                if before.contains(v.as_str()) {
+                    return Err(format!("{key} via {id}: {v}, acknowledged before the flush, came back"));
+                }
+            }
+            if let Some(want) = &expected {
+                if &got != want {
+                    return Err(format!("{key} via {id}: read {got:?}, expected {want:?} after the flush"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn seeded_flush_under_partitions_brings_nothing_back() {
+    for seed in seeds(60) {
+        if let Err(e) = replay(seed, flush_under_partitions(seed)) {
+            panic!("seed {seed} (KURA_SIM_SEED={seed} replays it): {e}");
+        }
+    }
+}
+
 /// What a client last had acknowledged for a key: a value or a delete (`None`); `Unsure` once
 /// an operation on it failed (it may have landed, `-NOQUORUM`'s meaning).
 #[derive(Clone, Debug, PartialEq)]
