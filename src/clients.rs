@@ -171,6 +171,9 @@ pub struct Clients {
     idle_timeout: AtomicU64,
     /// Error replies by their first word (INFO errorstats).
     errors: Mutex<BTreeMap<String, u64>>,
+    /// Reads of a key that found it or not (GET, MGET): INFO's keyspace_hits/misses.
+    pub keyspace_hits: AtomicU64,
+    pub keyspace_misses: AtomicU64,
     /// Bytes read from and written to client connections.
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
@@ -187,6 +190,8 @@ impl Clients {
             monitoring: AtomicU64::new(0),
             idle_timeout: AtomicU64::new(idle_timeout_secs),
             errors: Mutex::new(BTreeMap::new()),
+            keyspace_hits: AtomicU64::new(0),
+            keyspace_misses: AtomicU64::new(0),
             net_input_bytes: AtomicU64::new(0),
             net_output_bytes: AtomicU64::new(0),
             ops_sample: Mutex::new(None),
@@ -286,6 +291,13 @@ impl Clients {
 
     pub fn error_stats(&self) -> Vec<(String, u64)> {
         self.errors.lock().iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    /// Counts a read of a key as a hit or a miss; gives `found` back.
+    pub fn lookup<T>(&self, found: Option<T>) -> Option<T> {
+        let counter = if found.is_some() { &self.keyspace_hits } else { &self.keyspace_misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
     }
 
     /// Commands per second since the previous call (at least 100 ms ago), given the total

@@ -632,6 +632,8 @@ fn info_stats_cpu_and_errorstats() {
     let _ = harness::query(&node, &["NOSUCH"]);
     let _ = harness::query(&node, &["GET"]);
     let _ = harness::query(&node, &["SET", "k", "v", "EX", "0"]);
+    q(&mut con, &["GET", "k1"]);
+    q(&mut con, &["MGET", "k2", "nope", "k3"]);
     let info = harness::text(&q(&mut con, &["INFO"]));
     let field = |name: &str| -> String {
         info.lines()
@@ -646,6 +648,7 @@ fn info_stats_cpu_and_errorstats() {
     let cpu = field("used_cpu_user").parse::<f64>().unwrap() + field("used_cpu_sys").parse::<f64>().unwrap();
     assert!(cpu > 0.0, "{info}");
     assert_eq!(field("blocked_clients"), "0");
+    assert_eq!((field("keyspace_hits"), field("keyspace_misses")), ("3".to_owned(), "1".to_owned()));
     assert_eq!(field("errorstat_ERR"), "count=3");
     assert_eq!(field("total_error_replies"), "3");
     assert_eq!(q(&mut con, &["CONFIG", "RESETSTAT"]), Value::Okay);

@@ -135,6 +135,9 @@ pub fn run(node: &Node, args: &[Bytes]) -> CmdResult {
                 counter.store(0, Relaxed);
             }
             node.clients.reset_error_stats();
+            for counter in [&node.clients.keyspace_hits, &node.clients.keyspace_misses] {
+                counter.store(0, Relaxed);
+            }
             Ok(Reply::ok())
         }
         _ => {

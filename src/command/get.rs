@@ -10,5 +10,5 @@ use crate::resp::Reply;
 pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     let set = node.coordinator.get(&args[1], None).await?;
     record_siblings(set.len());
-    Ok(set.get(now_ms()).map_or(Reply::Nil, Reply::Bulk))
+    Ok(node.clients.lookup(set.get(now_ms())).map_or(Reply::Nil, Reply::Bulk))
 }

@@ -125,6 +125,8 @@ fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::Comma
             line("total_net_input_bytes", &node.clients.net_input_bytes.load(Ordering::Relaxed));
             line("total_net_output_bytes", &node.clients.net_output_bytes.load(Ordering::Relaxed));
             line("rejected_connections", &node.rejected_connections.load(Ordering::Relaxed));
+            line("keyspace_hits", &node.clients.keyspace_hits.load(Ordering::Relaxed));
+            line("keyspace_misses", &node.clients.keyspace_misses.load(Ordering::Relaxed));
             // kura never evicts and has no pub/sub.
             line("evicted_keys", &0);
             line("pubsub_channels", &0);

@@ -12,7 +12,7 @@ pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     for key in &args[1..] {
         let set = node.coordinator.get(key, None).await?;
         record_siblings(set.len());
-        out.push(set.get(now_ms()).map_or(Reply::Nil, Reply::Bulk));
+        out.push(node.clients.lookup(set.get(now_ms())).map_or(Reply::Nil, Reply::Bulk));
     }
     Ok(Reply::Array(out))
 }
