@@ -504,6 +504,36 @@ fn values_once(
     Ok(values)
 }
 
+/// The nemesis of the carts and counters schedules: eight rounds of cutting random pairs of
+/// nodes apart (healing now and then), and with `crash` one node rolls back to an older copy
+/// of its data dir (snapshot at round 2, crash at round 5); everything healed at the end.
+async fn cuts_and_crash(sim: Arc<Sim>, seed: u64, crash: bool) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut snapshot = None;
+    for step in 0..8 {
+        if crash && step == 2 {
+            let id = sim.ids[rng.gen_range(0..sim.ids.len())].clone();
+            snapshot = Some((id.clone(), sim.snapshot(&id)));
+        }
+        if step == 5 {
+            if let Some((id, snap)) = snapshot.take() {
+                sim.crash_to(&id, snap);
+            }
+        }
+        for _ in 0..rng.gen_range(1..=3) {
+            let (a, b) = (rng.gen_range(0..5), rng.gen_range(0..5));
+            if a != b {
+                sim.net.cut(&sim.ids[a], &sim.ids[b]);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(100..1500))).await;
+        if rng.gen_bool(0.4) {
+            sim.net.heal();
+        }
+    }
+    sim.net.heal();
+}
+
 /// One seeded schedule (with `crash`, one node also rolls back to an earlier copy of its data
 /// dir midway and restarts): three clients add unique items to two carts (read, union, write back
 /// with the read's context) through random nodes, while the network delays, drops and
@@ -550,36 +580,7 @@ async fn carts_under_partitions(seed: u64, crash: bool) -> Result<(), String> {
             }
         }));
     }
-    // The nemesis: cut and heal random pairs while the clients run.
-    let nemesis = {
-        let sim = sim.clone();
-        tokio::spawn(async move {
-            let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
-            let mut snapshot = None;
-            for step in 0..8 {
-                if crash && step == 2 {
-                    let id = sim.ids[rng.gen_range(0..sim.ids.len())].clone();
-                    snapshot = Some((id.clone(), sim.snapshot(&id)));
-                }
-                if step == 5 {
-                    if let Some((id, snap)) = snapshot.take() {
-                        sim.crash_to(&id, snap);
-                    }
-                }
-                for _ in 0..rng.gen_range(1..=3) {
-                    let (a, b) = (rng.gen_range(0..5), rng.gen_range(0..5));
-                    if a != b {
-                        sim.net.cut(&sim.ids[a], &sim.ids[b]);
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(rng.gen_range(100..1500))).await;
-                if rng.gen_bool(0.4) {
-                    sim.net.heal();
-                }
-            }
-            sim.net.heal();
-        })
-    };
+    let nemesis = tokio::spawn(cuts_and_crash(sim.clone(), seed ^ 0x5eed, crash));
     for c in clients {
         c.await.map_err(|e| e.to_string())?;
     }
@@ -663,35 +664,7 @@ async fn counters_under_partitions(seed: u64, crash: bool) -> Result<(), String>
             }
         }));
     }
-    let nemesis = {
-        let sim = sim.clone();
-        tokio::spawn(async move {
-            let mut rng = StdRng::seed_from_u64(seed ^ 0xc0c0);
-            let mut snapshot = None;
-            for step in 0..8 {
-                if crash && step == 2 {
-                    let id = sim.ids[rng.gen_range(0..sim.ids.len())].clone();
-                    snapshot = Some((id.clone(), sim.snapshot(&id)));
-                }
-                if step == 5 {
-                    if let Some((id, snap)) = snapshot.take() {
-                        sim.crash_to(&id, snap);
-                    }
-                }
-                for _ in 0..rng.gen_range(1..=3) {
-                    let (a, b) = (rng.gen_range(0..5), rng.gen_range(0..5));
-                    if a != b {
-                        sim.net.cut(&sim.ids[a], &sim.ids[b]);
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(rng.gen_range(100..1500))).await;
-                if rng.gen_bool(0.4) {
-                    sim.net.heal();
-                }
-            }
-            sim.net.heal();
-        })
-    };
+    let nemesis = tokio::spawn(cuts_and_crash(sim.clone(), seed ^ 0xc0c0, crash));
     for c in clients {
         c.await.map_err(|e| e.to_string())?;
     }
