@@ -301,20 +301,17 @@ impl Storage {
         }
     }
 
-    /// The flushes known here.
-    pub fn flush_marks(&self) -> Arc<FlushMarks> {
-        self.flushes.load_full()
-    }
-
     /// Installs the cluster's flush marks; when they are newer than what this node knew, every
     /// stored key of a flushed database is rewritten without what the flush dropped (a walk of
     /// the store, like Redis's FLUSHALL SYNC). Returns how many keys the purge rewrote.
     ///
     /// # Errors
     /// Engine failure during the purge (the marks are in force anyway: reads apply them).
-    pub fn install_flush_marks(&self, marks: &FlushMarks) -> Result<u64> {
+    pub fn install_flush_marks(&self, incoming: &FlushMarks) -> Result<u64> {
         let old = self.flushes.load_full();
-        if *old == *marks {
+        // Merged, not replaced: marks only ever move forward.
+        let mut marks = (*old).clone();
+        if !marks.merge(incoming) {
             return Ok(0);
         }
         self.flushes.store(Arc::new(marks.clone()));
@@ -342,7 +339,7 @@ impl Storage {
             }
         }
         // Synced with every write before it: a restart does not purge again.
-        self.meta_put(FLUSHES_KEY, &postcard::to_stdvec(marks).expect("serialising to a Vec cannot fail"))?;
+        self.meta_put(FLUSHES_KEY, &postcard::to_stdvec(&marks).expect("serialising to a Vec cannot fail"))?;
         Ok(purged)
     }
 
