@@ -366,6 +366,28 @@ fn a_flush_is_a_write_that_nothing_brings_back() {
     }
 }
 
+/// A flush's keys leave the store, not just the replies: the background purge rewrites them
+/// without what the flush dropped, and the reaper then removes them (on one node, at once).
+#[test]
+fn a_flush_purges_its_keys_from_the_store() {
+    let node = Node::start(LOCAL, &["--reap-grace-ms", "0"]);
+    let mut con = node.conn();
+    for i in 0..100 {
+        q(&mut con, &["SET", &format!("gone{i}"), "v"]);
+    }
+    q(&mut con, &["SELECT", "1"]);
+    q(&mut con, &["SET", "kept", "v"]);
+    q(&mut con, &["SELECT", "0"]);
+    assert_eq!(q(&mut con, &["FLUSHDB"]), Value::Okay);
+    harness::wait_until("the reaper to remove the 100 purged keys", std::time::Duration::from_secs(30), || {
+        let reaped = harness::metric(&node.metrics(), "kura_reaped_keys_total").unwrap_or(0.0);
+        (reaped >= 100.0).then_some(())
+    });
+    assert_eq!(harness::metric(&node.metrics(), "kura_reaped_keys_total"), Some(100.0), "database 1 untouched");
+    q(&mut con, &["SELECT", "1"]);
+    assert_eq!(q(&mut con, &["GET", "kept"]), Value::BulkString(b"v".to_vec()));
+}
+
 /// Expired keys are purged from the store (the reaper takes them from its index of keys by
 /// expiry), while keys without an expiry stay.
 #[test]

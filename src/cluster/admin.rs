@@ -53,7 +53,7 @@ impl Cluster {
     }
 
     /// `FLUSHDB` (`db`) or `FLUSHALL` (`None`): a flush mark at this node's clock, saved and
-    /// applied here (its keys purged), then taken to every member that is up before this
+    /// in force here (its stored copies purged in the background), then taken to every member that is up before this
     /// returns; a member that is down learns it from gossip, and whatever it holds from before
     /// the flush is dropped wherever it arrives (`flushes.rs`).
     ///

@@ -150,10 +150,18 @@ impl Cluster {
     fn install(&self, state: ClusterState) -> Result<(), ClusterError> {
         let bytes = postcard::to_stdvec(&state).map_err(|e| ClusterError::Corrupt(e.to_string()))?;
         self.replica.save_ring_state(STATE_KEY, &bytes)?;
-        // A flush this node had not heard of: in force at once, its keys purged now.
-        let purged = self.replica.storage().install_flush_marks(&state.flushes)?;
-        if purged > 0 {
-            tracing::info!(keys = purged, "flushed");
+        // A flush this node had not heard of: in force at once (reads and writes apply it);
+        // its stored copies are purged by a blocking task, off the gossip path.
+        if let Some(purge) = self.replica.storage().install_flush_marks(&state.flushes) {
+            let storage = self.replica.storage().clone();
+            let run = move || match storage.purge(purge) {
+                Ok(n) => tracing::info!(keys = n, "flush purged"),
+                Err(e) => tracing::warn!("flush purge failed (reads still apply the flush): {e}"),
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn_blocking(run)),
+                Err(_) => run(),
+            }
         }
         metrics::gauge!(m::RING_VERSION).set(state.ring.version as f64);
         metrics::gauge!(m::MEMBERS).set(state.live_members().count() as f64);

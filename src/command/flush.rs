@@ -1,7 +1,8 @@
 //! `FLUSHDB [ASYNC|SYNC]` and `FLUSHALL [ASYNC|SYNC]`: a flush is a write of its own, a mark
 //! "everything of this database (or of all) written up to now is gone" (`flushes.rs`). The
-//! node saves it, purges its own copies, and takes it to every member that is up before it
-//! answers; the rest learn it from gossip. Every node drops what the mark covers from whatever
+//! node saves it (in force at once: reads and writes apply it; its stored copies are purged in
+//! the background), and takes it to every member that is up before it answers; the rest learn
+//! it from gossip. Every node drops what the mark covers from whatever
 //! it reads or receives, so no key written before the flush comes back through a hint, read
 //! repair, anti-entropy or a transfer. ASYNC and SYNC both answer once that is done.
 

@@ -111,6 +111,13 @@ impl quick_cache::Weighter<Vec<u8>, Cached> for CacheWeight {
     }
 }
 
+/// A purge of stored copies after new flush marks ([`Storage::purge`]).
+pub struct Purge {
+    marks: FlushMarks,
+    /// The databases flushed (`None`: all).
+    dbs: Option<Vec<u32>>,
+}
+
 /// Name in `meta` of the flush marks this node has applied.
 const FLUSHES_KEY: &str = "flushes";
 
@@ -301,24 +308,29 @@ impl Storage {
         }
     }
 
-    /// Installs the cluster's flush marks; when they are newer than what this node knew, every
-    /// stored key of a flushed database is rewritten without what the flush dropped (a walk of
-    /// the store, like Redis's FLUSHALL SYNC). Returns how many keys the purge rewrote.
-    ///
-    /// # Errors
-    /// Engine failure during the purge (the marks are in force anyway: reads apply them).
-    pub fn install_flush_marks(&self, incoming: &FlushMarks) -> Result<u64> {
+    /// Installs the cluster's flush marks (merged forward: they never move back). They are in
+    /// force at once: every read, scan and write applies them. Returns the purge that rewrites
+    /// this node's stored copies without what the new marks drop, when there is one to run.
+    pub fn install_flush_marks(&self, incoming: &FlushMarks) -> Option<Purge> {
         let old = self.flushes.load_full();
-        // Merged, not replaced: marks only ever move forward.
         let mut marks = (*old).clone();
         if !marks.merge(incoming) {
-            return Ok(0);
+            return None;
         }
         self.flushes.store(Arc::new(marks.clone()));
         let dbs = marks.newer_than(&old);
-        if dbs.as_ref().is_some_and(Vec::is_empty) {
-            return Ok(0);
-        }
+        Some(Purge { marks, dbs })
+    }
+
+    /// Runs a purge (a walk of the store, like Redis's FLUSHALL, on every node): every stored
+    /// key of a flushed database is rewritten without what the flush dropped, then the marks
+    /// are recorded as applied (a restart does not purge again). Returns how many keys it
+    /// rewrote.
+    ///
+    /// # Errors
+    /// Engine failure (the marks are in force anyway; the next install purges again).
+    pub fn purge(&self, purge: Purge) -> Result<u64> {
+        let Purge { marks, dbs } = purge;
         let mut keys = Vec::new();
         self.for_each_digest(|_, key, _| {
             if dbs.as_ref().is_none_or(|dbs| dbs.contains(&crate::keyspace::db_of(key))) {
@@ -338,7 +350,7 @@ impl Storage {
                 purged += 1;
             }
         }
-        // Synced with every write before it: a restart does not purge again.
+        // Synced with every write before it.
         self.meta_put(FLUSHES_KEY, &postcard::to_stdvec(&marks).expect("serialising to a Vec cannot fail"))?;
         Ok(purged)
     }
