@@ -97,3 +97,71 @@ proptest! {
         prop_assert!(s.less(&after));
     }
 }
+
+/// Counters through the DVV machinery: replicas increment (each a sibling holding the whole
+/// counter state it saw, written over everything it saw, as `Replica::modify` does) and sync
+/// in random order; once every replica has synced with every other, each reads the exact sum
+/// of every increment ever made, whatever the order.
+mod counters {
+    use proptest::prelude::*;
+
+    use crate::version::{Actor, Sibling, SiblingSet, Value};
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Incr { at: usize, by: i64 },
+        Sync { from: usize, to: usize },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..3usize, -50i64..50).prop_map(|(at, by)| Op::Incr { at, by }),
+            (0..3usize, 0..3usize).prop_map(|(from, to)| Op::Sync { from, to }),
+        ]
+    }
+
+    fn incr(set: &SiblingSet, actor: Actor, by: i64, ms: u64) -> SiblingSet {
+        let mut c = match set.resolve(0).map(|r| r.value) {
+            Some(Value::Counter(c)) => c,
+            _ => set.counter().reset(Some(0), ms, actor),
+        };
+        c.add(actor, by);
+        let sibling = Sibling { value: Some(Value::Counter(c)), written_ms: ms, origin: actor, expires_ms: None };
+        set.update(&set.context(), sibling).0
+    }
+
+    proptest! {
+        #[test]
+        fn every_increment_counts_once_in_any_sync_order(ops in proptest::collection::vec(op(), 1..60)) {
+            let mut replicas = vec![SiblingSet::new(); 3];
+            let mut sum = 0i64;
+            for (t, op) in ops.iter().enumerate() {
+                match *op {
+                    Op::Incr { at, by } => {
+                        replicas[at] = incr(&replicas[at], Actor(at as u64 + 1), by, t as u64 + 1);
+                        sum += by;
+                    }
+                    Op::Sync { from, to } => replicas[to] = replicas[to].sync(&replicas[from]),
+                }
+            }
+            // Everyone syncs with everyone (twice round, so each has all).
+            for _ in 0..2 {
+                for from in 0..3 {
+                    for to in 0..3 {
+                        replicas[to] = replicas[to].sync(&replicas[from]);
+                    }
+                }
+            }
+            let made = ops.iter().any(|o| matches!(o, Op::Incr { .. }));
+            for r in &replicas {
+                let value = match r.resolve(0).map(|r| r.value) {
+                    Some(Value::Counter(c)) => c.value(),
+                    None => None,
+                    Some(other) => return Err(TestCaseError::fail(format!("not a counter: {other:?}"))),
+                };
+                prop_assert_eq!(value, made.then_some(sum));
+                prop_assert_eq!(r, &replicas[0]);
+            }
+        }
+    }
+}
