@@ -83,7 +83,32 @@ pub struct ClusterState {
     pub flushes: FlushMarks,
 }
 
+/// The saved form before flush marks: still read at start (a node restarted on a data dir of
+/// the previous version keeps its ring and members).
+#[derive(Deserialize)]
+struct ClusterStateV1 {
+    members: BTreeMap<NodeId, Member>,
+    ring: Ring,
+    context_seed: [u8; 32],
+}
+
 impl ClusterState {
+    /// Reads a saved state, of this version or the one before flush marks.
+    ///
+    /// # Errors
+    /// Bytes that are neither.
+    pub fn decode(bytes: &[u8]) -> Result<ClusterState, postcard::Error> {
+        postcard::from_bytes(bytes).or_else(|e| match postcard::from_bytes::<ClusterStateV1>(bytes) {
+            Ok(v1) => Ok(ClusterState {
+                members: v1.members,
+                ring: v1.ring,
+                context_seed: v1.context_seed,
+                flushes: FlushMarks::default(),
+            }),
+            Err(_) => Err(e),
+        })
+    }
+
     /// A new cluster of one node owning every partition.
     pub fn found(me: Member, q: u32) -> ClusterState {
         let mut me = me;
@@ -291,6 +316,23 @@ mod tests {
 
     fn all_up(_: &NodeId) -> bool {
         true
+    }
+
+    #[test]
+    fn a_state_saved_before_flush_marks_still_decodes() {
+        #[derive(Serialize)]
+        struct V1<'a> {
+            members: &'a BTreeMap<NodeId, Member>,
+            ring: &'a Ring,
+            context_seed: [u8; 32],
+        }
+        let mut s = ClusterState::found(member("n1", Status::Joining, 1), 64);
+        let old =
+            postcard::to_stdvec(&V1 { members: &s.members, ring: &s.ring, context_seed: s.context_seed }).unwrap();
+        assert_eq!(ClusterState::decode(&old), Ok(s.clone()));
+        s.flushes.mark(Some(2), 77);
+        assert_eq!(ClusterState::decode(&postcard::to_stdvec(&s).unwrap()), Ok(s));
+        assert!(ClusterState::decode(b"garbage").is_err());
     }
 
     #[test]

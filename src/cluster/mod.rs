@@ -98,9 +98,7 @@ impl Cluster {
         transport: Arc<dyn Transport>,
     ) -> Result<Arc<Cluster>, ClusterError> {
         let saved = match replica.storage().ring_get(STATE_KEY)? {
-            Some(bytes) => {
-                Some(postcard::from_bytes::<ClusterState>(&bytes).map_err(|e| ClusterError::Corrupt(e.to_string()))?)
-            }
+            Some(bytes) => Some(ClusterState::decode(&bytes).map_err(|e| ClusterError::Corrupt(e.to_string()))?),
             None => None,
         };
         let me = &settings.me;

@@ -16,8 +16,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::frame;
 
-/// Bumped when peers of different versions cannot talk.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Bumped when peers of different versions cannot talk. 2: typed values in writes, forwards
+/// with deadlines, flush marks in the cluster state, counter and HyperLogLog operations.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Who this node is to its peers, and the key that proves it belongs.
 pub struct Identity {
