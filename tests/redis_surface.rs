@@ -255,7 +255,8 @@ fn the_keyspace_commands_span_the_cluster() {
 }
 
 /// A key present for a whole SCAN walk is returned, also when a node joins in the middle of
-/// the walk and partitions move.
+/// the walk and partitions move: the walk pauses after its third call until the joined node
+/// has taken its partitions (the ring flipped, transfers done), then goes on in the new ring.
 #[test]
 fn a_scan_across_a_join_returns_every_key() {
     let mut cluster = Cluster::start(3, &["--n", "3"]);
@@ -264,10 +265,13 @@ fn a_scan_across_a_join_returns_every_key() {
     for k in &expected {
         q(&mut con, &["SET", k, "v"]);
     }
+    let ring_before = harness::ring(&cluster.nodes[0]);
     let mut joined = false;
     let seen = scan_all(&mut con, 5, |calls| {
         if calls == 3 && !joined {
             cluster.add(&["--n", "3"]);
+            cluster.wait_converged(std::time::Duration::from_secs(120));
+            assert_ne!(harness::ring(&cluster.nodes[0]), ring_before, "partitions moved mid-walk");
             joined = true;
         }
     });
