@@ -122,3 +122,36 @@ fn racing_increments_on_one_node_are_exact() {
     node.restart();
     assert_eq!(get(&node, "race").as_deref(), Some("-3"));
 }
+
+/// The keyspace commands work on counters and HyperLogLogs as on strings: COPY and RENAME
+/// carry them (a copied counter goes on counting, a copied HLL goes on estimating), EXPIRE
+/// keeps them what they are, SCAN TYPE string lists them, FLUSHALL removes them.
+#[test]
+fn keyspace_commands_work_on_counters_and_hyperloglogs() {
+    let node = Node::start(std::net::Ipv4Addr::LOCALHOST, &[]);
+    assert_eq!(int(q(&node, &["INCRBY", "c", "5"])), 5);
+    assert_eq!(int(q(&node, &["COPY", "c", "c2"])), 1);
+    assert_eq!(int(q(&node, &["INCR", "c2"])), 6);
+    assert_eq!(q(&node, &["RENAME", "c", "c3"]), Ok(Value::Okay));
+    assert_eq!(int(q(&node, &["INCR", "c3"])), 6);
+    assert_eq!(int(q(&node, &["PFADD", "h", "a", "b", "c"])), 1);
+    assert_eq!(int(q(&node, &["COPY", "h", "h2"])), 1);
+    assert_eq!(int(q(&node, &["PFADD", "h2", "d"])), 1);
+    assert_eq!(int(q(&node, &["PFCOUNT", "h2"])), 4);
+    assert_eq!(q(&node, &["RENAME", "h", "h3"]), Ok(Value::Okay));
+    assert_eq!(int(q(&node, &["PFCOUNT", "h3"])), 3);
+    assert_eq!(int(q(&node, &["EXPIRE", "c3", "100"])), 1);
+    assert_eq!(int(q(&node, &["INCR", "c3"])), 7);
+    assert!(int(q(&node, &["TTL", "c3"])) > 90);
+    assert_eq!(int(q(&node, &["PFADD", "h3", "z"])), 1);
+    let listed = match q(&node, &["SCAN", "0", "TYPE", "string", "COUNT", "100"]) {
+        Ok(Value::Array(parts)) => match &parts[1] {
+            Value::Array(keys) => keys.len(),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("SCAN: {other:?}"),
+    };
+    assert_eq!(listed, 4);
+    assert_eq!(q(&node, &["FLUSHALL"]), Ok(Value::Okay));
+    assert_eq!(int(q(&node, &["DBSIZE"])), 0);
+}
