@@ -290,18 +290,19 @@ pub fn apply(
     })
 }
 
-/// What a write of `new` over a key whose siblings hold the counter states `observed` stores
-/// (Riak's reset-remove): over a counter, a DEL, or a string that is an integer, resets it (the
-/// increments it observed stop counting, those it did not survive) and stays a counter. Any
-/// other write is stored as it is.
-pub fn written_over(new: Option<Value>, observed: &Counter, now: u64, actor: Actor) -> Option<Value> {
-    if *observed == Counter::default() {
-        return new;
-    }
+/// What a write of `new` over a key whose siblings hold the counter states `observed` (asked
+/// only when it matters) stores (Riak's reset-remove): over a counter, a DEL, or a string that
+/// is an integer, resets it (the increments it observed stop counting, those it did not
+/// survive) and stays a counter. Any other write is stored as it is.
+pub fn written_over(new: Option<Value>, observed: impl FnOnce() -> Counter, now: u64, actor: Actor) -> Option<Value> {
+    let reset = |value: Option<i64>| {
+        let observed = observed();
+        (observed != Counter::default()).then(|| Value::Counter(observed.reset(value, now, actor)))
+    };
     match new {
-        None => Some(Value::Counter(observed.reset(None, now, actor))),
+        None => reset(None),
         Some(Value::Bytes(b)) => match redis_i64(&b) {
-            Some(n) => Some(Value::Counter(observed.reset(Some(n), now, actor))),
+            Some(n) => reset(Some(n)).or(Some(Value::Bytes(b))),
             None => Some(Value::Bytes(b)),
         },
         kept @ Some(Value::Counter(_) | Value::Hll(_)) => kept,
@@ -445,11 +446,11 @@ mod tests {
     fn writes_over_a_counter_reset_it() {
         let mut seen = Counter::default();
         seen.add(Actor(2), 10);
-        let Some(Value::Counter(c)) = written_over(bv("5"), &seen, 1, Actor(1)) else { panic!("a counter") };
+        let Some(Value::Counter(c)) = written_over(bv("5"), || seen.clone(), 1, Actor(1)) else { panic!("a counter") };
         assert_eq!(c.value(), Some(5));
-        let Some(Value::Counter(c)) = written_over(None, &seen, 1, Actor(1)) else { panic!("a reset") };
+        let Some(Value::Counter(c)) = written_over(None, || seen.clone(), 1, Actor(1)) else { panic!("a reset") };
         assert_eq!(c.value(), None);
-        assert_eq!(written_over(bv("text"), &seen, 1, Actor(1)), bv("text"));
-        assert_eq!(written_over(None, &Counter::default(), 1, Actor(1)), None);
+        assert_eq!(written_over(bv("text"), || seen.clone(), 1, Actor(1)), bv("text"));
+        assert_eq!(written_over(None, Counter::default, 1, Actor(1)), None);
     }
 }

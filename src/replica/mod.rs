@@ -216,7 +216,8 @@ impl Replica {
                 // A write over everything this copy holds: over a counter, a DEL or an integer
                 // resets it (the increments it saw stop counting; `rmw::written_over`).
                 WriteContext::Everything => {
-                    (current.context(), rmw::written_over(write.value, &observed_counters(Some(current)), now, origin))
+                    let observed = || observed_counters(Some(current));
+                    (current.context(), rmw::written_over(write.value, observed, now, origin))
                 }
             };
             let sibling = Sibling { value, written_ms: now, origin, expires_ms: write.expires_ms };
