@@ -75,6 +75,11 @@ impl Client {
         self.monitor.store(true, Ordering::Relaxed);
     }
 
+    /// MONITOR was sent: the connection streams every request the node receives.
+    pub fn is_monitor(&self) -> bool {
+        self.monitor.load(Ordering::Relaxed)
+    }
+
     /// A command arrived: `name`, and the subcommand of a container command (`client|list`).
     pub fn touch(&self, name: &'static str, sub: Option<&[u8]>) {
         self.last_ms.store(self.connected.elapsed().as_millis() as u64, Ordering::Relaxed);

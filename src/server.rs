@@ -137,7 +137,7 @@ async fn connection(
         if session.quit {
             return Ok(());
         }
-        if session.monitor && monitor.is_none() {
+        if monitor.is_none() && session.client.is_monitor() {
             monitor = Some(node.clients.monitor());
         }
         input.reserve(16 * 1024);

@@ -80,11 +80,7 @@ fn a_split_cluster_takes_writes_on_both_sides_and_heals_into_siblings() {
     assert_eq!(values, vec!["base"]);
     {
         let _cuts = Cut::sides(&left, &right);
-        wait_until("each side to see the other down", Duration::from_secs(15), || {
-            let l_sees = left.iter().all(|a| right.iter().all(|b| sees(a, &b.cluster_addr().to_string(), "down")));
-            let r_sees = right.iter().all(|a| left.iter().all(|b| sees(a, &b.cluster_addr().to_string(), "down")));
-            (l_sees && r_sees).then_some(())
-        });
+        harness::wait_split(&left, &right);
         for i in 0..100 {
             let (l, r) = (left[i % 2], right[i % 3]);
             let reply = q(l, &["SET", &format!("left{i}"), &format!("L{i}")]);

@@ -6,7 +6,7 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{query as q, sees, wait_until, Cluster, Cut, Node};
+use harness::{query as q, wait_until, Cluster, Cut, Node};
 use redis::Value;
 
 const NRW: [&str; 6] = ["--n", "3", "--r", "2", "--w", "2"];
@@ -41,11 +41,7 @@ fn counters_on_both_sides_of_a_partition_add_up() {
     let mut expected = 100;
     {
         let _cuts = Cut::sides(&left, &right);
-        wait_until("each side to see the other down", Duration::from_secs(15), || {
-            let l = left.iter().all(|a| right.iter().all(|b| sees(a, &b.cluster_addr().to_string(), "down")));
-            let r = right.iter().all(|a| left.iter().all(|b| sees(a, &b.cluster_addr().to_string(), "down")));
-            (l && r).then_some(())
-        });
+        harness::wait_split(&left, &right);
         for i in 0..30 {
             let (l, r) = (left[i % 2], right[i % 3]);
             int(q(l, &["INCRBY", "hits", "1"]));

@@ -14,7 +14,6 @@ pub fn reset(node: &Node, session: &mut Session) -> CmdResult {
     session.watched.clear();
     session.db = 0;
     session.protocol = Protocol::Resp2;
-    session.name = None;
     session.authenticated = node.requirepass.read().is_none();
     session.client.set_db(0);
     session.client.set_name(None);

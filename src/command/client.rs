@@ -43,14 +43,12 @@ pub fn run(node: &Node, session: &mut Session, args: &[Bytes]) -> CmdResult {
                     "Client names cannot contain spaces, newlines or special characters.".into(),
                 ));
             }
-            let stored = (!name.is_empty()).then_some(name);
-            session.name = stored.clone();
-            session.client.set_name(stored);
+            session.client.set_name((!name.is_empty()).then_some(name));
             Ok(Reply::ok())
         }
         b"GETNAME" => {
             arity(2)?;
-            Ok(session.name.clone().map_or(Reply::Nil, Reply::bulk))
+            Ok(session.client.name().map_or(Reply::Nil, Reply::bulk))
         }
         b"INFO" => {
             arity(2)?;

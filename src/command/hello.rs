@@ -44,9 +44,6 @@ pub fn run(node: &Node, session: &mut Session, args: &[Bytes]) -> CmdResult {
         return Err(CommandError::Coded("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into()));
     }
     session.protocol = protocol;
-    if name.is_some() {
-        session.name = name.clone();
-    }
     let resp = if protocol == Protocol::Resp3 { 3 } else { 2 };
     session.client.set_resp(resp);
     if name.is_some() {

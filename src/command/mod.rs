@@ -73,7 +73,6 @@ pub struct Session {
     pub client: Arc<Client>,
     pub protocol: Protocol,
     pub authenticated: bool,
-    pub name: Option<String>,
     /// Set by QUIT: the connection closes after this reply.
     pub quit: bool,
     /// Between MULTI and EXEC: the queued requests, and whether one was refused (EXECABORT).
@@ -84,8 +83,6 @@ pub struct Session {
     pub in_exec: bool,
     /// The database SELECT chose.
     pub db: u32,
-    /// MONITOR was sent: the connection streams every request the node receives.
-    pub monitor: bool,
 }
 
 impl Session {
@@ -95,13 +92,11 @@ impl Session {
             client,
             protocol: Protocol::Resp2,
             authenticated,
-            name: None,
             quit: false,
             multi: None,
             watched: Vec::new(),
             in_exec: false,
             db: 0,
-            monitor: false,
         }
     }
 
@@ -356,7 +351,6 @@ async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes], metrics
         Cmd::Config => config::run(node, args),
         Cmd::Shutdown => admin::shutdown(node, session, args),
         Cmd::Monitor => {
-            session.monitor = true;
             session.client.set_monitor();
             Ok(Reply::ok())
         }

@@ -555,6 +555,16 @@ impl Drop for Cut {
     }
 }
 
+/// Waits until every node of `left` sees every node of `right` down and the other way round
+/// (after a [`Cut::sides`]: the failure detectors noticed the partition).
+pub fn wait_split(left: &[&Node], right: &[&Node]) {
+    let sees_down =
+        |a: &[&Node], b: &[&Node]| a.iter().all(|x| b.iter().all(|y| sees(x, &y.cluster_addr().to_string(), "down")));
+    wait_until("each side to see the other down", Duration::from_secs(15), || {
+        (sees_down(left, right) && sees_down(right, left)).then_some(())
+    });
+}
+
 /// Runs one command on a fresh connection to `node` (20 s read timeout): for clusters, where
 /// a node may have died or restarted since the last command.
 pub fn query(node: &Node, args: &[&str]) -> redis::RedisResult<redis::Value> {
