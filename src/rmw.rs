@@ -106,8 +106,10 @@ pub struct Outcome {
     pub applied: bool,
     /// The string's length after it (APPEND, SETRANGE).
     pub len: u64,
-    /// The value after it, as the reply shows it (INCRBY's integer, INCRBYFLOAT's text).
+    /// INCRBYFLOAT's new value, as the reply shows it.
     pub new: Option<Bytes>,
+    /// INCRBY's new value.
+    pub int: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -175,7 +177,7 @@ pub fn apply(
     // The value as it is (a counter stays a counter), with another expiry.
     let same = |expires_ms: Option<u64>| NewValue { value: current.map(|(v, _)| v.clone()), expires_ms };
     let delete = NewValue { value: None, expires_ms: None };
-    let outcome = |applied: bool, len: u64| Outcome { old: old.clone(), applied, len, new: None };
+    let outcome = |applied: bool, len: u64| Outcome { old: old.clone(), applied, len, new: None, int: 0 };
     Ok(match op {
         Rmw::Set { value, expires_ms, keep_ttl, cond } => {
             let proceed = match cond {
@@ -252,11 +254,9 @@ pub fn apply(
                 return Err(RmwError::Overflow);
             }
             counter.add(actor, *by);
-            let new = counter.value().unwrap_or(0);
-            let written = NewValue { value: Some(Value::Counter(counter)), expires_ms: expiry };
             let mut out = outcome(true, 0);
-            out.new = Some(Bytes::from(new.to_string()));
-            (Some(written), out)
+            out.int = counter.value().unwrap_or(0);
+            (Some(NewValue { value: Some(Value::Counter(counter)), expires_ms: expiry }), out)
         }
         Rmw::IncrByFloat { by } => {
             let text = crate::longdouble::add(old.as_deref().unwrap_or(b"0"), by).map_err(|e| match e {
@@ -408,11 +408,11 @@ mod tests {
     fn incrby_on_missing_strings_and_counters() {
         let by = |n| Rmw::IncrBy { by: n };
         let (w, o) = run(&by(5), None, 0).unwrap();
-        assert_eq!(o.new, Some(b("5")));
+        assert_eq!(o.int, 5);
         let Some(Value::Counter(c)) = w.unwrap().value else { panic!("a counter") };
         assert_eq!(c.value(), Some(5));
         let (w, o) = run(&by(-3), Some((&b("10"), Some(99))), 0).unwrap();
-        assert_eq!((o.new, w.unwrap().expires_ms), (Some(b("7")), Some(99)), "INCR keeps the TTL");
+        assert_eq!((o.int, w.unwrap().expires_ms), (7, Some(99)), "INCR keeps the TTL");
         assert_eq!(run(&by(1), Some((&b("abc"), None)), 0), Err(RmwError::NotInteger));
         assert_eq!(run(&by(1), Some((&b(" 1"), None)), 0), Err(RmwError::NotInteger));
         assert_eq!(run(&by(1), Some((&b("9223372036854775807"), None)), 0), Err(RmwError::Overflow));

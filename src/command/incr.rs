@@ -14,9 +14,7 @@ use crate::resp::Reply;
 use crate::rmw::{redis_i64, Rmw};
 
 async fn incr_by(node: &Node, key: &[u8], by: i64) -> CmdResult {
-    let outcome = node.coordinator.modify(key, Rmw::IncrBy { by }).await?;
-    let text = outcome.new.unwrap_or_default();
-    Ok(Reply::Int(redis_i64(&text).unwrap_or_default()))
+    Ok(Reply::Int(node.coordinator.modify(key, Rmw::IncrBy { by }).await?.int))
 }
 
 fn amount(arg: &[u8]) -> Result<i64, CommandError> {
