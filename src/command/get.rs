@@ -3,12 +3,11 @@
 use bytes::Bytes;
 
 use super::{record_siblings, CmdResult};
-use crate::coordinator::now_ms;
 use crate::node::Node;
 use crate::resp::Reply;
 
 pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     let set = node.coordinator.get(&args[1], None).await?;
     record_siblings(set.len());
-    Ok(node.clients.lookup(set.get(now_ms())).map_or(Reply::Nil, Reply::Bulk))
+    Ok(node.clients.lookup(super::string_value(&set)?).map_or(Reply::Nil, Reply::Bulk))
 }

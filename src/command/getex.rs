@@ -36,7 +36,7 @@ pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
         Ok(e) => e,
         // A missing key answers nil before its expiry is read.
         Err(e) => {
-            let missing = node.coordinator.get(&args[1], None).await?.get(now_ms()).is_none();
+            let missing = super::string_value(&*node.coordinator.get(&args[1], None).await?)?.is_none();
             return if missing { Ok(Reply::Nil) } else { Err(e) };
         }
     };

@@ -4,7 +4,6 @@
 use bytes::Bytes;
 
 use super::{parse_i64, CmdResult};
-use crate::coordinator::now_ms;
 use crate::node::Node;
 use crate::resp::Reply;
 
@@ -31,7 +30,7 @@ fn range(len: i64, mut start: i64, mut end: i64) -> Option<(usize, usize)> {
 pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     let (start, end) = (parse_i64(&args[2])?, parse_i64(&args[3])?);
     let set = node.coordinator.get(&args[1], None).await?;
-    let value = set.get(now_ms()).unwrap_or_default();
+    let value = super::string_value(&set)?.unwrap_or_default();
     Ok(Reply::Bulk(match range(value.len() as i64, start, end) {
         Some((a, b)) => value.slice(a..b),
         None => Bytes::new(),

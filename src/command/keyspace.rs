@@ -1,4 +1,4 @@
-//! `TYPE key`, `TOUCH key...` and `UNLINK key...` (DEL's non-blocking twin; every delete is
+//! `TYPE key` (string, set, hash or none), `TOUCH key...` and `UNLINK key...` (DEL's non-blocking twin; every delete is
 //! a tombstone write here, so the two are the same).
 
 use bytes::Bytes;
@@ -10,7 +10,7 @@ use crate::resp::Reply;
 
 pub async fn type_of(node: &Node, args: &[Bytes]) -> CmdResult {
     let set = node.coordinator.get(&args[1], None).await?;
-    Ok(Reply::Simple(if set.get(now_ms()).is_some() { "string" } else { "none" }))
+    Ok(Reply::Simple(set.resolve(now_ms()).map_or("none", |r| r.value.type_name())))
 }
 
 /// TOUCH: how many of the keys exist (kura keeps no access times).

@@ -3,7 +3,6 @@
 use bytes::Bytes;
 
 use super::{record_siblings, CmdResult};
-use crate::coordinator::now_ms;
 use crate::node::Node;
 use crate::resp::Reply;
 
@@ -12,7 +11,8 @@ pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     for key in &args[1..] {
         let set = node.coordinator.get(key, None).await?;
         record_siblings(set.len());
-        out.push(node.clients.lookup(set.get(now_ms())).map_or(Reply::Nil, Reply::Bulk));
+        // A key of another type than string reads as nil, as in Redis.
+        out.push(node.clients.lookup(super::string_value(&set).ok().flatten()).map_or(Reply::Nil, Reply::Bulk));
     }
     Ok(Reply::Array(out))
 }

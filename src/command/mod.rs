@@ -26,6 +26,7 @@ mod getex;
 mod getrange;
 mod getset;
 mod glob;
+mod hashes;
 mod hello;
 mod incr;
 mod info;
@@ -46,6 +47,7 @@ mod set;
 mod setex;
 mod setnx;
 mod setrange;
+mod sets;
 mod strlen;
 mod table;
 mod ttl;
@@ -150,7 +152,9 @@ impl CommandError {
             CommandError::WrongPass => format!("WRONGPASS {self}"),
             CommandError::Coded(s) => s.clone(),
             CommandError::Coordinator(CoordError::Context(e)) => format!("ERR invalid context: {e}"),
-            CommandError::Coordinator(CoordError::Rmw(e @ crate::rmw::RmwError::NotHll)) => format!("WRONGTYPE {e}"),
+            CommandError::Coordinator(CoordError::Rmw(
+                e @ (crate::rmw::RmwError::NotHll | crate::rmw::RmwError::WrongType),
+            )) => format!("WRONGTYPE {e}"),
             CommandError::Coordinator(CoordError::Rmw(e)) => format!("ERR {e}"),
             CommandError::Coordinator(CoordError::NoQuorum { op, needed, got }) => {
                 let landed = if *op == "write" { " (the write may have landed on fewer replicas)" } else { "" };
@@ -392,6 +396,39 @@ async fn dispatch_data(cmd: Cmd, node: &Node, args: &[Bytes]) -> CmdResult {
         Cmd::Incrby => incr::incrby(node, args).await,
         Cmd::Decrby => incr::decrby(node, args).await,
         Cmd::Incrbyfloat => incr::incrbyfloat(node, args).await,
+        Cmd::Sadd => sets::sadd(node, args).await,
+        Cmd::Srem => sets::srem(node, args).await,
+        Cmd::Smembers => sets::smembers(node, args).await,
+        Cmd::Sismember => sets::sismember(node, args).await,
+        Cmd::Smismember => sets::smismember(node, args).await,
+        Cmd::Scard => sets::scard(node, args).await,
+        Cmd::Srandmember => sets::srandmember(node, args).await,
+        Cmd::Spop => sets::spop(node, args).await,
+        Cmd::Smove => sets::smove(node, args).await,
+        Cmd::Sinter => sets::algebra(node, args, sets::Algebra::Inter).await,
+        Cmd::Sunion => sets::algebra(node, args, sets::Algebra::Union).await,
+        Cmd::Sdiff => sets::algebra(node, args, sets::Algebra::Diff).await,
+        Cmd::Sinterstore => sets::store(node, args, sets::Algebra::Inter).await,
+        Cmd::Sunionstore => sets::store(node, args, sets::Algebra::Union).await,
+        Cmd::Sdiffstore => sets::store(node, args, sets::Algebra::Diff).await,
+        Cmd::Sintercard => sets::sintercard(node, args).await,
+        Cmd::Sscan => sets::sscan(node, args).await,
+        Cmd::Hset => hashes::hset(node, args).await,
+        Cmd::Hmset => hashes::hmset(node, args).await,
+        Cmd::Hsetnx => hashes::hsetnx(node, args).await,
+        Cmd::Hget => hashes::hget(node, args).await,
+        Cmd::Hmget => hashes::hmget(node, args).await,
+        Cmd::Hgetall => hashes::hgetall(node, args).await,
+        Cmd::Hdel => hashes::hdel(node, args).await,
+        Cmd::Hlen => hashes::hlen(node, args).await,
+        Cmd::Hexists => hashes::hexists(node, args).await,
+        Cmd::Hkeys => hashes::hkeys(node, args).await,
+        Cmd::Hvals => hashes::hvals(node, args).await,
+        Cmd::Hstrlen => hashes::hstrlen(node, args).await,
+        Cmd::Hincrby => hashes::hincrby(node, args).await,
+        Cmd::Hincrbyfloat => hashes::hincrbyfloat(node, args).await,
+        Cmd::Hrandfield => hashes::hrandfield(node, args).await,
+        Cmd::Hscan => hashes::hscan(node, args).await,
         Cmd::Getex => getex::run(node, args).await,
         Cmd::Getset => getset::run(node, args).await,
         Cmd::Append => append::run(node, args).await,
@@ -480,6 +517,18 @@ pub(crate) async fn delete(
     let tombstone = crate::coordinator::Write { value: None, expires_ms: None };
     node.coordinator.put(key, context, tombstone, w).await?;
     Ok(())
+}
+
+/// The string a key holds (what GET answers), or nothing when it is missing.
+///
+/// # Errors
+/// WRONGTYPE when it holds a set or a hash.
+pub(crate) fn string_value(set: &crate::version::SiblingSet) -> Result<Option<Bytes>, CommandError> {
+    match set.resolve(crate::coordinator::now_ms()) {
+        None => Ok(None),
+        Some(r) if !r.value.is_string() => Err(CoordError::Rmw(crate::rmw::RmwError::WrongType).into()),
+        Some(r) => Ok(Some(r.value.bytes().into_owned())),
+    }
 }
 
 /// Records how many siblings a read saw.

@@ -9,13 +9,18 @@ use super::{value_to_store, CmdResult, CommandError};
 use crate::coordinator::{now_ms, Write, WriteContext};
 use crate::node::Node;
 use crate::resp::Reply;
-use crate::rmw::Rmw;
+use crate::rmw::{Copied, Rmw};
 
-/// The live value of `key` and its expiry.
-async fn live(node: &Node, key: &[u8]) -> Result<Option<(Bytes, Option<u64>)>, CommandError> {
+/// The live value of `key` (as a copy of it makes it anew) and its expiry.
+async fn live(node: &Node, key: &[u8]) -> Result<Option<(Copied, Option<u64>)>, CommandError> {
     let set = node.coordinator.get(key, None).await?;
     let now = now_ms();
-    Ok(set.resolve(now).map(|r| (r.value.bytes().into_owned(), r.expires_ms)))
+    Ok(set.resolve(now).map(|r| (Copied::of(&r.value), r.expires_ms)))
+}
+
+/// Writes a copy at `key` (with `nx` only if it is missing); whether it wrote.
+async fn store(node: &Node, key: &[u8], value: Copied, expires_ms: Option<u64>, nx: bool) -> Result<bool, CommandError> {
+    Ok(node.coordinator.modify(key, Rmw::Store { value, expires_ms, nx }).await?.applied)
 }
 
 async fn put(node: &Node, key: &[u8], value: Bytes, expires_ms: Option<u64>) -> Result<(), CommandError> {
@@ -30,7 +35,7 @@ pub async fn msetnx(node: &Node, args: &[Bytes]) -> CmdResult {
     }
     let values = args[2..].iter().step_by(2).map(|v| value_to_store(node, v)).collect::<Result<Vec<_>, _>>()?;
     for key in args[1..].iter().step_by(2) {
-        if live(node, key).await?.is_some() {
+        if node.coordinator.get(key, None).await?.resolve(now_ms()).is_some() {
             return Ok(Reply::Int(0));
         }
     }
@@ -49,11 +54,10 @@ pub async fn rename(node: &Node, args: &[Bytes], nx: bool) -> CmdResult {
     if src == dst {
         return Ok(if nx { Reply::Int(0) } else { Reply::ok() });
     }
-    if nx && live(node, dst).await?.is_some() {
+    if !store(node, dst, value, expires_ms, nx).await? && nx {
         return Ok(Reply::Int(0));
     }
-    put(node, dst, value, expires_ms).await?;
-    node.coordinator.modify(src, Rmw::GetDel).await?;
+    node.coordinator.modify(src, Rmw::Del).await?;
     Ok(if nx { Reply::Int(1) } else { Reply::ok() })
 }
 
@@ -86,11 +90,7 @@ pub async fn copy(node: &Node, db: u32, args: &[Bytes]) -> CmdResult {
         return Err(CommandError::Other("source and destination objects are the same".into()));
     }
     let Some((value, expires_ms)) = live(node, src).await? else { return Ok(Reply::Int(0)) };
-    if !replace && live(node, &dst).await?.is_some() {
-        return Ok(Reply::Int(0));
-    }
-    put(node, &dst, value, expires_ms).await?;
-    Ok(Reply::Int(1))
+    Ok(Reply::Int(i64::from(store(node, &dst, value, expires_ms, !replace).await?)))
 }
 
 /// `TIME`: the server's clock as `[seconds, microseconds]`.

@@ -35,12 +35,22 @@ pub async fn scan(node: &Node, db: u32, args: &[Bytes]) -> CmdResult {
         i += 2;
     }
     let (keys, next) = node.coordinator.scan(cursor, count).await?;
-    // Every value kura holds is a string.
-    let keep = |k: &Bytes| {
-        pattern.as_ref().is_none_or(|p| glob::matches(p, k)) && kind.as_ref().is_none_or(|t| t == b"string")
-    };
-    let keys = keys.into_iter().filter_map(|k| super::db::user(db, &k)).filter(keep).map(Reply::Bulk).collect();
-    Ok(Reply::Array(vec![Reply::Bulk(Bytes::from(next.to_string())), Reply::Array(keys)]))
+    let mut out = Vec::new();
+    for key in keys {
+        let Some(user) = super::db::user(db, &key) else { continue };
+        if !pattern.as_ref().is_none_or(|p| glob::matches(p, &user)) {
+            continue;
+        }
+        // TYPE reads each key the walk found (as Redis looks each one up).
+        if let Some(t) = &kind {
+            let set = node.coordinator.get(&key, None).await?;
+            if set.resolve(crate::coordinator::now_ms()).is_none_or(|r| r.value.type_name().as_bytes() != &t[..]) {
+                continue;
+            }
+        }
+        out.push(Reply::Bulk(user));
+    }
+    Ok(Reply::Array(vec![Reply::Bulk(Bytes::from(next.to_string())), Reply::Array(out)]))
 }
 
 /// Every live key matching the pattern (a whole walk: as in Redis, not for production use on

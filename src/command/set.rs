@@ -102,7 +102,7 @@ pub(super) async fn apply(node: &Node, key: &Bytes, value: &Bytes, o: Options) -
         Condition::IfMissing => SetCond::IfMissing,
         Condition::IfExists => SetCond::IfExists,
     };
-    let op = Rmw::Set { value, expires_ms: o.expires_ms, keep_ttl: o.keep_ttl, cond };
+    let op = Rmw::Set { value, expires_ms: o.expires_ms, keep_ttl: o.keep_ttl, cond, get: o.get };
     let outcome = node.coordinator.modify(key, op).await?;
     Ok(match (o.get, outcome.applied) {
         (true, _) => outcome.old.map_or(Reply::Nil, Reply::Bulk),

@@ -3,11 +3,10 @@
 use bytes::Bytes;
 
 use super::CmdResult;
-use crate::coordinator::now_ms;
 use crate::node::Node;
 use crate::resp::Reply;
 
 pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     let set = node.coordinator.get(&args[1], None).await?;
-    Ok(Reply::Int(set.get(now_ms()).map_or(0, |v| v.len() as i64)))
+    Ok(Reply::Int(super::string_value(&set)?.map_or(0, |v| v.len() as i64)))
 }

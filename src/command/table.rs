@@ -41,7 +41,7 @@ commands! {
     Setnx => "setnx", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", false, "SET if the key is missing; 1 if it was set.";
     Del => "del", -2, ["write"], (1, -1, 1), "keyspace", false, "Deletes keys (writes tombstones).";
     Unlink => "unlink", -2, ["write", "fast"], (1, -1, 1), "keyspace", false, "Deletes keys (as DEL: a tombstone write).";
-    Type => "type", 2, ["readonly", "fast"], (1, 1, 1), "keyspace", false, "The type of the key's value: string or none.";
+    Type => "type", 2, ["readonly", "fast"], (1, 1, 1), "keyspace", false, "The type of the key's value: string, set, hash or none.";
     Touch => "touch", -2, ["readonly", "fast"], (1, -1, 1), "keyspace", false, "Counts the given keys that exist.";
     Expire => "expire", -3, ["write", "fast"], (1, 1, 1), "keyspace", false, "Sets a key's time to live in seconds [NX|XX|GT|LT].";
     Pexpire => "pexpire", -3, ["write", "fast"], (1, 1, 1), "keyspace", false, "Sets a key's time to live in milliseconds [NX|XX|GT|LT].";
@@ -58,6 +58,39 @@ commands! {
     Pfadd => "pfadd", -2, ["write", "denyoom", "fast"], (1, 1, 1), "hyperloglog", false, "Adds elements to a HyperLogLog (convergent: registers merge by maximum); 1 if it changed.";
     Pfcount => "pfcount", -2, ["readonly"], (1, -1, 1), "hyperloglog", false, "The estimated number of distinct elements of the union of HyperLogLogs.";
     Pfmerge => "pfmerge", -2, ["write", "denyoom"], (1, -1, 1), "hyperloglog", false, "Merges HyperLogLogs into the first key.";
+    Sadd => "sadd", -3, ["write", "denyoom", "fast"], (1, 1, 1), "set", false, "Adds members to a set (convergent: an observed-remove set); how many were new.";
+    Srem => "srem", -3, ["write", "fast"], (1, 1, 1), "set", false, "Removes members from a set (those it observed; a concurrent add wins); how many it removed.";
+    Smembers => "smembers", 2, ["readonly"], (1, 1, 1), "set", false, "Every member of a set.";
+    Sismember => "sismember", 3, ["readonly", "fast"], (1, 1, 1), "set", false, "1 if the member is in the set.";
+    Smismember => "smismember", -3, ["readonly", "fast"], (1, 1, 1), "set", false, "For each member, 1 if it is in the set.";
+    Scard => "scard", 2, ["readonly", "fast"], (1, 1, 1), "set", false, "The number of members of a set.";
+    Srandmember => "srandmember", -2, ["readonly"], (1, 1, 1), "set", false, "Random members of a set [count].";
+    Spop => "spop", -2, ["write", "fast"], (1, 1, 1), "set", false, "Removes and returns random members of a set [count].";
+    Smove => "smove", 4, ["write", "fast"], (1, 2, 1), "set", false, "Moves a member from one set to another (two writes in a cluster).";
+    Sinter => "sinter", -2, ["readonly"], (1, -1, 1), "set", false, "The intersection of sets.";
+    Sunion => "sunion", -2, ["readonly"], (1, -1, 1), "set", false, "The union of sets.";
+    Sdiff => "sdiff", -2, ["readonly"], (1, -1, 1), "set", false, "The members of the first set in none of the others.";
+    Sinterstore => "sinterstore", -3, ["write", "denyoom"], (1, -1, 1), "set", false, "Stores the intersection of sets; its size.";
+    Sunionstore => "sunionstore", -3, ["write", "denyoom"], (1, -1, 1), "set", false, "Stores the union of sets; its size.";
+    Sdiffstore => "sdiffstore", -3, ["write", "denyoom"], (1, -1, 1), "set", false, "Stores the difference of sets; its size.";
+    Sintercard => "sintercard", -3, ["readonly"], (2, -1, 1), "set", false, "The size of the intersection of sets: numkeys key [key ...] [LIMIT n].";
+    Sscan => "sscan", -3, ["readonly"], (1, 1, 1), "set", false, "Walks a set's members: cursor [MATCH p] [COUNT n].";
+    Hset => "hset", -4, ["write", "denyoom", "fast"], (1, 1, 1), "hash", false, "Sets hash fields (convergent: an observed-remove map); how many were new.";
+    Hmset => "hmset", -4, ["write", "denyoom", "fast"], (1, 1, 1), "hash", false, "Sets hash fields (HSET's old form).";
+    Hsetnx => "hsetnx", 4, ["write", "denyoom", "fast"], (1, 1, 1), "hash", false, "Sets a hash field if it is missing.";
+    Hget => "hget", 3, ["readonly", "fast"], (1, 1, 1), "hash", false, "The value of a hash field.";
+    Hmget => "hmget", -3, ["readonly", "fast"], (1, 1, 1), "hash", false, "The values of hash fields.";
+    Hgetall => "hgetall", 2, ["readonly"], (1, 1, 1), "hash", false, "Every field and value of a hash.";
+    Hdel => "hdel", -3, ["write", "fast"], (1, 1, 1), "hash", false, "Removes hash fields (those it observed); how many it removed.";
+    Hlen => "hlen", 2, ["readonly", "fast"], (1, 1, 1), "hash", false, "The number of fields of a hash.";
+    Hexists => "hexists", 3, ["readonly", "fast"], (1, 1, 1), "hash", false, "1 if the hash has the field.";
+    Hkeys => "hkeys", 2, ["readonly"], (1, 1, 1), "hash", false, "The fields of a hash.";
+    Hvals => "hvals", 2, ["readonly"], (1, 1, 1), "hash", false, "The values of a hash.";
+    Hstrlen => "hstrlen", 3, ["readonly", "fast"], (1, 1, 1), "hash", false, "The length of a hash field's value.";
+    Hincrby => "hincrby", 4, ["write", "denyoom", "fast"], (1, 1, 1), "hash", false, "Adds to a hash field's counter (convergent); the new value.";
+    Hincrbyfloat => "hincrbyfloat", 4, ["write", "denyoom", "fast"], (1, 1, 1), "hash", false, "Adds a float to a hash field (a rewrite: not convergent); the new value.";
+    Hrandfield => "hrandfield", -2, ["readonly"], (1, 1, 1), "hash", false, "Random fields of a hash [count [WITHVALUES]].";
+    Hscan => "hscan", -3, ["readonly"], (1, 1, 1), "hash", false, "Walks a hash's fields: cursor [MATCH p] [COUNT n].";
     Getdel => "getdel", 2, ["write", "fast"], (1, 1, 1), "string", false, "Returns the value and deletes the key.";
     Getex => "getex", -2, ["write", "fast"], (1, 1, 1), "string", false, "Returns the value and sets or removes its expiry.";
     Getset => "getset", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", false, "Sets the value and returns the old one.";
@@ -192,7 +225,20 @@ impl Cmd {
     /// Whether the command must run alone on a node alone (Redis runs it atomically over
     /// several keys): it then holds the node's gate exclusively, like EXEC.
     pub(super) fn exclusive(self) -> bool {
-        matches!(self, Cmd::Mset | Cmd::Msetnx | Cmd::Rename | Cmd::Renamenx | Cmd::Copy | Cmd::Flushdb | Cmd::Flushall)
+        matches!(
+            self,
+            Cmd::Mset
+                | Cmd::Msetnx
+                | Cmd::Rename
+                | Cmd::Renamenx
+                | Cmd::Copy
+                | Cmd::Flushdb
+                | Cmd::Flushall
+                | Cmd::Smove
+                | Cmd::Sinterstore
+                | Cmd::Sunionstore
+                | Cmd::Sdiffstore
+        )
     }
 
     /// Whether the command runs at once inside MULTI instead of being queued.

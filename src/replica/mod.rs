@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use crate::peer::{Write, WriteContext};
 use crate::rmw::{self, Outcome, Rmw, RmwError};
 use crate::storage::{Storage, StorageError};
-use crate::version::{Actor, Counter, Sibling, SiblingSet};
+use crate::version::{Actor, Counter, Dot, Sibling, SiblingSet};
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -191,7 +191,10 @@ impl Replica {
             let now = now_ms();
             let found = current.and_then(|s| s.resolve(now));
             let observed = observed_counters(current);
-            let (new, out) = rmw::apply(op, found.as_ref(), &observed, now, actor)?;
+            // The dot this write gets (`DvvSet::update` over this copy's own context).
+            let seen = current.and_then(|s| s.counters().find(|&(a, _)| a == actor)).map_or(0, |(_, n)| n);
+            let dot = Dot { actor, counter: seen + 1 };
+            let (new, out) = rmw::apply(op, found.as_ref(), &observed, now, dot)?;
             outcome = out;
             Ok::<_, ModifyError>(new.map(|n| Write { value: n.value, expires_ms: n.expires_ms }))
         })?;
@@ -216,10 +219,14 @@ impl Replica {
                 // A write over everything this copy holds: over a counter, a DEL or an integer
                 // resets it (the increments it saw stop counting; `rmw::written_over`).
                 WriteContext::Everything => {
-                    let observed = || observed_counters(Some(current));
-                    (current.context(), rmw::written_over(write.value, observed, now, origin))
+                    (current.context(), rmw::written_over(write.value, current, now, origin))
                 }
             };
+            // A set or a hash records what its write observed (`OrMap::witness`).
+            let mut value = value;
+            if let Some(v) = value.as_mut() {
+                v.witness(&ctx);
+            }
             let sibling = Sibling { value, written_ms: now, origin, expires_ms: write.expires_ms };
             current.update(&ctx, sibling).0
         };

@@ -27,6 +27,10 @@ pub enum Reply {
     Array(Vec<Reply>),
     /// A map in RESP3, a flat array of pairs in RESP2.
     Map(Vec<(Reply, Reply)>),
+    /// A set in RESP3 (SMEMBERS), an array in RESP2.
+    Set(Vec<Reply>),
+    /// An array of two-element arrays in RESP3, a flat array in RESP2 (HRANDFIELD WITHVALUES).
+    Pairs(Vec<(Reply, Reply)>),
     /// Free text (INFO): a verbatim string in RESP3, a bulk string in RESP2.
     Text(String),
     /// No reply at all: SHUTDOWN, whose client sees the connection close.
@@ -94,7 +98,10 @@ impl Reply {
             Reply::Bulk(b) => F::BulkString(b.clone()),
             Reply::Nil | Reply::NilArray | Reply::Nothing => F::Null,
             Reply::Array(items) => F::Array(items.iter().map(Reply::to_resp2).collect()),
-            Reply::Map(pairs) => F::Array(pairs.iter().flat_map(|(k, v)| [k.to_resp2(), v.to_resp2()]).collect()),
+            Reply::Map(pairs) | Reply::Pairs(pairs) => {
+                F::Array(pairs.iter().flat_map(|(k, v)| [k.to_resp2(), v.to_resp2()]).collect())
+            }
+            Reply::Set(items) => F::Array(items.iter().map(Reply::to_resp2).collect()),
             Reply::Text(t) => F::BulkString(Bytes::copy_from_slice(t.as_bytes())),
         }
     }
@@ -115,6 +122,14 @@ impl Reply {
             Reply::Map(pairs) => {
                 F::Map { data: pairs.iter().map(|(k, v)| (k.to_resp3(), v.to_resp3())).collect(), attributes: None }
             }
+            Reply::Set(items) => F::Set { data: items.iter().map(Reply::to_resp3).collect(), attributes: None },
+            Reply::Pairs(pairs) => F::Array {
+                data: pairs
+                    .iter()
+                    .map(|(k, v)| F::Array { data: vec![k.to_resp3(), v.to_resp3()], attributes: None })
+                    .collect(),
+                attributes: None,
+            },
             Reply::Text(t) => F::VerbatimString {
                 data: Bytes::copy_from_slice(t.as_bytes()),
                 format: resp3::types::VerbatimStringFormat::Text,

@@ -18,7 +18,8 @@ use super::frame;
 
 /// Bumped when peers of different versions cannot talk. 2: typed values in writes, forwards
 /// with deadlines, flush marks in the cluster state, counter and HyperLogLog operations.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// 3: sets and hashes (values and operations).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Who this node is to its peers, and the key that proves it belongs.
 pub struct Identity {

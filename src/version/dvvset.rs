@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::Actor;
 
 /// The identity of one write: the `counter`-th event of `actor`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Dot {
     pub actor: Actor,
     pub counter: u64,
@@ -55,6 +55,44 @@ impl VersionVector {
     /// Whether this vector has seen `dot`.
     pub fn covers(&self, dot: Dot) -> bool {
         self.get(dot.actor) >= dot.counter
+    }
+
+    /// Everything either vector has seen.
+    pub fn join(&self, other: &VersionVector) -> VersionVector {
+        let mut entries = Vec::with_capacity(self.0.len().max(other.0.len()));
+        let (mut i, mut j) = (0, 0);
+        while i < self.0.len() || j < other.0.len() {
+            match (self.0.get(i), other.0.get(j)) {
+                (Some(&(a, n)), Some(&(b, m))) if a == b => {
+                    entries.push((a, n.max(m)));
+                    i += 1;
+                    j += 1;
+                }
+                (Some(&x), Some(&(b, _))) if x.0 < b => {
+                    entries.push(x);
+                    i += 1;
+                }
+                (Some(&x), None) => {
+                    entries.push(x);
+                    i += 1;
+                }
+                (_, Some(&y)) => {
+                    entries.push(y);
+                    j += 1;
+                }
+                (None, None) => unreachable!("the loop condition"),
+            }
+        }
+        VersionVector(entries)
+    }
+
+    /// Records `dot` as seen (and every earlier event of its actor: dots of one key are
+    /// handed out in order, see `DvvSet::update`).
+    pub fn add(&mut self, dot: Dot) {
+        match self.0.binary_search_by_key(&dot.actor, |&(a, _)| a) {
+            Ok(i) => self.0[i].1 = self.0[i].1.max(dot.counter),
+            Err(i) => self.0.insert(i, (dot.actor, dot.counter)),
+        }
     }
 
     /// Whether every event `other` has seen, this one has seen too.

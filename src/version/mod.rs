@@ -14,6 +14,7 @@ mod context;
 mod counter;
 mod dvvset;
 mod hll;
+mod ormap;
 #[cfg(test)]
 mod proptests;
 mod sibling;
@@ -23,6 +24,7 @@ pub use context::{Context, ContextError, ContextKey};
 pub use counter::Counter;
 pub use dvvset::{Dot, DvvSet, VersionVector};
 pub use hll::Hll;
+pub use ormap::{Field, FieldValue, Join, OrHash, OrMap, OrSet, Stamp};
 pub use sibling::{Resolved, Sibling, SiblingSet};
 pub use value::{Kind, Value};
 

@@ -10,7 +10,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{Actor, Counter, Dot, DvvSet, Hll, Kind, Value, VersionVector};
+use super::{Actor, Counter, Dot, DvvSet, Hll, Kind, OrMap, Value, VersionVector};
 
 /// One write of a key: a value (or a tombstone), when it was written and by which actor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,12 +125,38 @@ impl SiblingSet {
                         Some(Value::Hll(h)) => acc.join(h),
                         _ => acc,
                     })),
+                    Some(Kind::Set) => Value::Set(OrMap::join_all(self.0.values().filter_map(|s| match &s.value {
+                        Some(Value::Set(x)) => Some(x),
+                        _ => None,
+                    }))),
+                    Some(Kind::Hash) => Value::Hash(OrMap::join_all(self.0.values().filter_map(|s| match &s.value {
+                        Some(Value::Hash(x)) => Some(x),
+                        _ => None,
+                    }))),
                     _ => Value::Counter(self.counter()),
                 };
                 Resolved { value, expires_ms: newest.expires_ms, stamp: (newest.written_ms, newest.origin) }
             }
         };
         (resolved.value.exists() && resolved.expires_ms.is_none_or(|t| t > now_ms)).then_some(resolved)
+    }
+
+    /// The join of the states of kind `kind` (a set's or a hash's) the siblings hold: what a
+    /// write over the key observed of it. `None` when no sibling holds one.
+    pub fn observed_set(&self) -> Option<Value> {
+        let sets: Vec<&super::OrSet> = self.0.values().filter_map(|s| match &s.value {
+            Some(Value::Set(x)) => Some(x),
+            _ => None,
+        }).collect();
+        let hashes: Vec<&super::OrHash> = self.0.values().filter_map(|s| match &s.value {
+            Some(Value::Hash(x)) => Some(x),
+            _ => None,
+        }).collect();
+        match (sets.is_empty(), hashes.is_empty()) {
+            (true, true) => None,
+            (false, _) => Some(Value::Set(OrMap::join_all(sets.into_iter()))),
+            (true, false) => Some(Value::Hash(OrMap::join_all(hashes.into_iter()))),
+        }
     }
 
     /// Whether any sibling is a counter.
@@ -144,7 +170,7 @@ impl SiblingSet {
         self.0.values().fold(Counter::default(), |acc, s| match &s.value {
             Some(Value::Counter(c)) => acc.join(c),
             None => acc.join(&Counter::deleted_at(s.written_ms, s.origin)),
-            Some(Value::Bytes(_) | Value::Hll(_)) => acc,
+            Some(Value::Bytes(_) | Value::Hll(_) | Value::Set(_) | Value::Hash(_)) => acc,
         })
     }
 

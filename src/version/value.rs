@@ -1,13 +1,14 @@
-//! What one sibling holds: a string, or the state of a type that converges (a counter). The
-//! type is part of the stored value. Strings resolve last-write-wins between siblings; the
-//! state of a convergent type joins with the other siblings' states of that type.
+//! What one sibling holds: a string, or the state of a type that converges (a counter, a
+//! HyperLogLog, a set, a hash). The type is part of the stored value. Strings resolve
+//! last-write-wins between siblings; the state of a convergent type joins with the other
+//! siblings' states of that type.
 
 use std::borrow::Cow;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{Counter, Hll};
+use super::{Counter, Hll, OrHash, OrSet};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Value {
@@ -16,6 +17,10 @@ pub enum Value {
     Counter(Counter),
     /// PFADD and friends: a string in Redis's terms, read as Redis's dense encoding.
     Hll(Hll),
+    /// SADD and friends (an observed-remove set).
+    Set(OrSet),
+    /// HSET and friends (an observed-remove map of fields).
+    Hash(OrHash),
 }
 
 /// The kinds of value, as resolution and WRONGTYPE see them.
@@ -24,6 +29,8 @@ pub enum Kind {
     Bytes,
     Counter,
     Hll,
+    Set,
+    Hash,
 }
 
 impl Value {
@@ -32,6 +39,8 @@ impl Value {
             Value::Bytes(_) => Kind::Bytes,
             Value::Counter(_) => Kind::Counter,
             Value::Hll(_) => Kind::Hll,
+            Value::Set(_) => Kind::Set,
+            Value::Hash(_) => Kind::Hash,
         }
     }
 
@@ -39,6 +48,8 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Bytes(_) | Value::Counter(_) | Value::Hll(_) => "string",
+            Value::Set(_) => "set",
+            Value::Hash(_) => "hash",
         }
     }
 
@@ -47,6 +58,8 @@ impl Value {
         match self {
             Value::Bytes(_) | Value::Hll(_) => true,
             Value::Counter(c) => c.exists(),
+            Value::Set(s) => !s.is_empty(),
+            Value::Hash(h) => !h.is_empty(),
         }
     }
 
@@ -54,11 +67,36 @@ impl Value {
     pub fn as_str_bytes(&self) -> Option<&[u8]> {
         match self {
             Value::Bytes(b) => Some(b),
-            Value::Counter(_) | Value::Hll(_) => None,
+            Value::Counter(_) | Value::Hll(_) | Value::Set(_) | Value::Hash(_) => None,
         }
     }
 
-    /// The bytes GET answers.
+    /// A set or a hash with every member removed (what a DEL over it writes); `None` for
+    /// another type.
+    pub fn cleared(&self) -> Option<Value> {
+        match self {
+            Value::Set(s) => Some(Value::Set(s.cleared())),
+            Value::Hash(h) => Some(Value::Hash(h.cleared())),
+            _ => None,
+        }
+    }
+
+    /// Records, in a set's or a hash's clock, the events `seen` a write of it observed (see
+    /// `OrMap::witness`); other types keep no clock.
+    pub fn witness(&mut self, seen: &super::VersionVector) {
+        match self {
+            Value::Set(s) => s.witness(seen),
+            Value::Hash(h) => h.witness(seen),
+            _ => {}
+        }
+    }
+
+    /// Whether Redis calls it a string (the string commands work on it).
+    pub fn is_string(&self) -> bool {
+        !matches!(self, Value::Set(_) | Value::Hash(_))
+    }
+
+    /// The bytes GET answers (a set or a hash has none: GET answers WRONGTYPE).
     pub fn bytes(&self) -> Cow<'_, Bytes> {
         match self {
             Value::Bytes(b) => Cow::Borrowed(b),
@@ -66,6 +104,7 @@ impl Value {
                 Cow::Owned(Bytes::copy_from_slice(itoa::Buffer::new().format(c.value().unwrap_or(0)).as_bytes()))
             }
             Value::Hll(h) => Cow::Owned(Bytes::from(h.to_redis())),
+            Value::Set(_) | Value::Hash(_) => Cow::Owned(Bytes::new()),
         }
     }
 
@@ -75,6 +114,8 @@ impl Value {
             Value::Bytes(b) => b.len(),
             Value::Counter(c) => c.size(),
             Value::Hll(h) => h.size(),
+            Value::Set(s) => s.set_size(),
+            Value::Hash(h) => h.hash_size(),
         }
     }
 }

@@ -4,12 +4,16 @@
 //! nothing) and the reply's material. The coordinator evaluates an operation under the key's
 //! lock at one node (the key's first reachable owner), so on a single node it is exactly as
 //! atomic as in Redis. INCRBY adds to the key's counter as the writing actor (a convergent
-//! counter: `version::Counter`); INCRBYFLOAT rewrites the value (not convergent).
+//! counter: `version::Counter`); INCRBYFLOAT rewrites the value (not convergent). The
+//! operations of sets and hashes are in `collections.rs`.
+
+mod collections;
 
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-use crate::version::{Actor, Counter, Hll, Resolved, Value};
+pub use collections::{hash_of, set_of, Copied};
+use crate::version::{Actor, Counter, Dot, Hll, Resolved, SiblingSet, Value};
 
 /// Redis's `proto-max-bulk-len`: no string grows past it.
 pub const MAX_STRING: u64 = 512 * 1024 * 1024;
@@ -47,12 +51,14 @@ impl ExpireCond {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Rmw {
-    /// SET with NX/XX and KEEPTTL (the old value is always in the outcome, for GET).
+    /// SET with NX/XX, KEEPTTL and GET (the old value is in the outcome; with `get` a key
+    /// of another type than string is refused).
     Set {
         value: Bytes,
         expires_ms: Option<u64>,
         keep_ttl: bool,
         cond: SetCond,
+        get: bool,
     },
     /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT (`Some` time) and PERSIST (`None`). A time not
     /// in the future deletes the key.
@@ -60,7 +66,10 @@ pub enum Rmw {
         at_ms: Option<u64>,
         cond: ExpireCond,
     },
+    /// GETDEL (a string).
     GetDel,
+    /// DEL: any type; `applied` when the key existed.
+    Del,
     /// GETEX: `None` leaves the expiry, `Some(None)` removes it (PERSIST), `Some(Some(t))` sets it.
     GetEx {
         expiry: Option<Option<u64>>,
@@ -88,6 +97,40 @@ pub enum Rmw {
     PfMerge {
         sources: Hll,
     },
+    SAdd {
+        members: Vec<Bytes>,
+    },
+    SRem {
+        members: Vec<Bytes>,
+    },
+    /// SPOP: `count` members (`None`: one) picked by `seed`.
+    SPop {
+        count: Option<u64>,
+        seed: u64,
+    },
+    /// HSET, HMSET and (with `nx`) HSETNX.
+    HSet {
+        pairs: Vec<(Bytes, Bytes)>,
+        nx: bool,
+    },
+    HDel {
+        fields: Vec<Bytes>,
+    },
+    HIncrBy {
+        field: Bytes,
+        by: i64,
+    },
+    HIncrByFloat {
+        field: Bytes,
+        by: Bytes,
+    },
+    /// RENAME, COPY and the STORE commands at their destination: the value replaces the key's
+    /// (with `nx` only when the key is missing); `applied` when it wrote.
+    Store {
+        value: Copied,
+        expires_ms: Option<u64>,
+        nx: bool,
+    },
 }
 
 /// The new sibling an operation writes: a value (or a tombstone) and its expiry.
@@ -108,8 +151,10 @@ pub struct Outcome {
     pub len: u64,
     /// INCRBYFLOAT's new value, as the reply shows it.
     pub new: Option<Bytes>,
-    /// INCRBY's new value.
+    /// INCRBY's new value; how many members SADD added, SREM removed ...
     pub int: i64,
+    /// The members SPOP removed.
+    pub members: Vec<Bytes>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -127,6 +172,13 @@ pub enum RmwError {
     /// Its reply code is WRONGTYPE, not ERR (`command::CommandError::to_reply`).
     #[error("Key is not a valid HyperLogLog string value.")]
     NotHll,
+    /// Its reply code is WRONGTYPE, not ERR.
+    #[error("Operation against a key holding the wrong kind of value")]
+    WrongType,
+    #[error("hash value is not an integer")]
+    HashNotInteger,
+    #[error("hash value is not a float")]
+    HashNotFloat,
 }
 
 /// The HyperLogLog a value holds: its own, or a string in Redis's encoding of one.
@@ -138,6 +190,7 @@ pub fn hll_of(value: &Value) -> Result<Hll, RmwError> {
         Value::Hll(h) => Ok(h.clone()),
         Value::Bytes(b) => Hll::from_redis(b).ok_or(RmwError::NotHll),
         Value::Counter(_) => Err(RmwError::NotHll),
+        Value::Set(_) | Value::Hash(_) => Err(RmwError::WrongType),
     }
 }
 
@@ -157,29 +210,58 @@ pub fn redis_i64(text: &[u8]) -> Option<i64> {
 }
 
 /// Applies `op` to the key's live value `current` (value, expiry) at time `now`, written as
-/// `actor`; `observed` is the join of every counter state the key's siblings hold (what a
-/// counter made from a string must not count again).
+/// the event `dot` (of the writing actor); `observed` is the join of every counter state the
+/// key's siblings hold (what a counter made from a string must not count again).
 ///
 /// # Errors
 /// A string that would grow past [`MAX_STRING`]; an increment of a value that is not a
-/// number, or past the range.
+/// number, or past the range; a string operation on a set or a hash, or the other way round.
 pub fn apply(
     op: &Rmw,
     resolved: Option<&Resolved>,
     observed: &Counter,
     now: u64,
-    actor: Actor,
+    dot: Dot,
 ) -> Result<(Option<NewValue>, Outcome), RmwError> {
+    let actor = dot.actor;
     let current = resolved.map(|r| (&r.value, r.expires_ms));
-    let old: Option<Bytes> = current.map(|(v, _)| v.bytes().into_owned());
+    let value = current.map(|(v, _)| v);
     let expiry = current.and_then(|(_, e)| e);
+    // The operations of sets and hashes, and the type-blind ones.
+    match op {
+        Rmw::SAdd { members } => return collections::sadd(value, expiry, members, dot),
+        Rmw::SRem { members } => return collections::srem(value, expiry, members),
+        Rmw::SPop { count, seed } => return collections::spop(value, expiry, *count, *seed),
+        Rmw::HSet { pairs, nx } => return collections::hset(value, expiry, pairs, *nx, dot, now),
+        Rmw::HDel { fields } => return collections::hdel(value, expiry, fields),
+        Rmw::HIncrBy { field, by } => return collections::hincrby(value, expiry, field, *by, dot, now),
+        Rmw::HIncrByFloat { field, by } => return collections::hincrbyfloat(value, expiry, field, by, dot, now),
+        Rmw::Store { value: copied, expires_ms, nx } => {
+            if *nx && value.is_some() {
+                return Ok((None, Outcome::default()));
+            }
+            let new = NewValue { value: copied.value(dot, now), expires_ms: *expires_ms };
+            let wrote = new.value.is_some() || value.is_some();
+            return Ok((wrote.then_some(new), Outcome { applied: wrote, ..Outcome::default() }));
+        }
+        Rmw::Del => {
+            let out = Outcome { applied: value.is_some(), ..Outcome::default() };
+            return Ok((value.map(|_| NewValue { value: None, expires_ms: None }), out));
+        }
+        Rmw::Expire { .. } => {}
+        // Everything else works on strings only (SET without GET overwrites any type).
+        Rmw::Set { get: false, .. } => {}
+        _ if value.is_some_and(|v| !v.is_string()) => return Err(RmwError::WrongType),
+        _ => {}
+    }
+    let old: Option<Bytes> = current.map(|(v, _)| v.bytes().into_owned());
     let keep = |value: Bytes, expires_ms: Option<u64>| NewValue { value: Some(Value::Bytes(value)), expires_ms };
     // The value as it is (a counter stays a counter), with another expiry.
     let same = |expires_ms: Option<u64>| NewValue { value: current.map(|(v, _)| v.clone()), expires_ms };
     let delete = NewValue { value: None, expires_ms: None };
-    let outcome = |applied: bool, len: u64| Outcome { old: old.clone(), applied, len, new: None, int: 0 };
+    let outcome = |applied: bool, len: u64| Outcome { old: old.clone(), applied, len, ..Outcome::default() };
     Ok(match op {
-        Rmw::Set { value, expires_ms, keep_ttl, cond } => {
+        Rmw::Set { value, expires_ms, keep_ttl, cond, .. } => {
             let proceed = match cond {
                 SetCond::Always => true,
                 SetCond::IfMissing => current.is_none(),
@@ -205,7 +287,7 @@ pub fn apply(
                 }
             }
         }
-        Rmw::GetDel => (current.map(|_| delete), outcome(current.is_some(), 0)),
+        Rmw::GetDel | Rmw::Del => (current.map(|_| delete), outcome(current.is_some(), 0)),
         Rmw::GetEx { expiry: change } => match (current, change) {
             (Some(_), Some(Some(at))) if *at <= now => (Some(delete), outcome(true, 0)),
             (Some(_), Some(new)) => (Some(same(*new)), outcome(true, 0)),
@@ -241,6 +323,7 @@ pub fn apply(
                 None => observed.reset(Some(0), now, actor),
                 Some(Value::Counter(c)) => c.clone(),
                 Some(Value::Hll(_)) => return Err(RmwError::NotInteger),
+                Some(Value::Set(_) | Value::Hash(_)) => return Err(RmwError::WrongType),
                 Some(Value::Bytes(b)) => {
                     // A string holding an integer becomes a counter from that integer, written
                     // when the string was (a DEL after the string resets it, wherever the two
@@ -287,25 +370,34 @@ pub fn apply(
             hll.merge(sources);
             (Some(NewValue { value: Some(Value::Hll(hll)), expires_ms: expiry }), outcome(true, 0))
         }
+        Rmw::SAdd { .. }
+        | Rmw::SRem { .. }
+        | Rmw::SPop { .. }
+        | Rmw::HSet { .. }
+        | Rmw::HDel { .. }
+        | Rmw::HIncrBy { .. }
+        | Rmw::HIncrByFloat { .. }
+        | Rmw::Store { .. } => unreachable!("answered above"),
     })
 }
 
-/// What a write of `new` over a key whose siblings hold the counter states `observed` (asked
-/// only when it matters) stores (Riak's reset-remove): over a counter, a DEL, or a string that
-/// is an integer, resets it (the increments it observed stop counting, those it did not
-/// survive) and stays a counter. Any other write is stored as it is.
-pub fn written_over(new: Option<Value>, observed: impl FnOnce() -> Counter, now: u64, actor: Actor) -> Option<Value> {
+/// What a write of `new` over a key's siblings `current` stores (Riak's reset-remove): over a
+/// counter, a DEL, or a string that is an integer, resets it (the increments it observed stop
+/// counting, those it did not survive) and stays a counter. A DEL over a set or a hash is the
+/// empty one with the clock of what it observed (members added concurrently survive it). Any
+/// other write is stored as it is.
+pub fn written_over(new: Option<Value>, current: &SiblingSet, now: u64, actor: Actor) -> Option<Value> {
     let reset = |value: Option<i64>| {
-        let observed = observed();
+        let observed = if current.holds_counter() { current.counter() } else { Counter::default() };
         (observed != Counter::default()).then(|| Value::Counter(observed.reset(value, now, actor)))
     };
     match new {
-        None => reset(None),
+        None => reset(None).or_else(|| current.observed_set().and_then(|v| v.cleared())),
         Some(Value::Bytes(b)) => match redis_i64(&b) {
             Some(n) => reset(Some(n)).or(Some(Value::Bytes(b))),
             None => Some(Value::Bytes(b)),
         },
-        kept @ Some(Value::Counter(_) | Value::Hll(_)) => kept,
+        kept @ Some(Value::Counter(_) | Value::Hll(_) | Value::Set(_) | Value::Hash(_)) => kept,
     }
 }
 
@@ -325,7 +417,7 @@ mod tests {
     ) -> Result<(Option<NewValue>, Outcome), RmwError> {
         let resolved =
             current.map(|(v, e)| Resolved { value: Value::Bytes(v.clone()), expires_ms: e, stamp: (1, Actor(9)) });
-        apply(op, resolved.as_ref(), &Counter::default(), now, Actor(1))
+        apply(op, resolved.as_ref(), &Counter::default(), now, Dot { actor: Actor(1), counter: 1 })
     }
 
     fn bv(s: &str) -> Option<Value> {
@@ -423,7 +515,7 @@ mod tests {
         let value = Value::Counter(counter);
         let exp = Rmw::Expire { at_ms: Some(500), cond: ExpireCond::default() };
         let resolved = Resolved { value: value.clone(), expires_ms: None, stamp: (1, Actor(2)) };
-        let (w, _) = apply(&exp, Some(&resolved), &Counter::default(), 0, Actor(1)).unwrap();
+        let (w, _) = apply(&exp, Some(&resolved), &Counter::default(), 0, Dot { actor: Actor(1), counter: 1 }).unwrap();
         assert_eq!(w.unwrap().value, Some(value));
     }
 
@@ -446,11 +538,19 @@ mod tests {
     fn writes_over_a_counter_reset_it() {
         let mut seen = Counter::default();
         seen.add(Actor(2), 10);
-        let Some(Value::Counter(c)) = written_over(bv("5"), || seen.clone(), 1, Actor(1)) else { panic!("a counter") };
+        let sibling = |value| crate::version::Sibling { value, written_ms: 1, origin: Actor(2), expires_ms: None };
+        let none = crate::version::VersionVector::default();
+        let (holding, _) = SiblingSet::new().update(&none, sibling(Some(Value::Counter(seen))));
+        let Some(Value::Counter(c)) = written_over(bv("5"), &holding, 1, Actor(1)) else { panic!("a counter") };
         assert_eq!(c.value(), Some(5));
-        let Some(Value::Counter(c)) = written_over(None, || seen.clone(), 1, Actor(1)) else { panic!("a reset") };
+        let Some(Value::Counter(c)) = written_over(None, &holding, 1, Actor(1)) else { panic!("a reset") };
         assert_eq!(c.value(), None);
-        assert_eq!(written_over(bv("text"), || seen.clone(), 1, Actor(1)), bv("text"));
-        assert_eq!(written_over(None, Counter::default, 1, Actor(1)), None);
+        assert_eq!(written_over(bv("text"), &holding, 1, Actor(1)), bv("text"));
+        assert_eq!(written_over(None, &SiblingSet::new(), 1, Actor(1)), None);
+        // A DEL over a set: the empty set with what it observed.
+        let mut set = crate::version::OrSet::default();
+        set.insert(b("m"), Dot { actor: Actor(2), counter: 2 }, ());
+        let (holding, _) = SiblingSet::new().update(&none, sibling(Some(Value::Set(set.clone()))));
+        assert_eq!(written_over(None, &holding, 1, Actor(1)), Some(Value::Set(set.cleared())));
     }
 }

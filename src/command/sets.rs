@@ -1,0 +1,285 @@
+//! The set commands: SADD, SREM, SMEMBERS, SISMEMBER, SMISMEMBER, SCARD, SRANDMEMBER, SPOP,
+//! SMOVE, SINTER, SUNION, SDIFF and their STORE forms, SINTERCARD, SSCAN.
+//!
+//! A set is an observed-remove set (`version::OrMap`): SADD and SREM are read-modify-writes
+//! at the key's first owner like INCR; concurrent adds and removes on both sides of a
+//! partition merge (a removal removes the members it observed; a concurrent add wins). Reads
+//! join the siblings' sets. Members are listed in byte order (Redis lists a small set in
+//! insertion order and a large one in hash order; neither is promised). Commands over several
+//! keys read them one by one: in a cluster they are not a snapshot.
+
+use bytes::Bytes;
+
+use super::{parse_i64, CmdResult, CommandError};
+use crate::coordinator::{now_ms, CoordError};
+use crate::node::Node;
+use crate::resp::Reply;
+use crate::rmw::{set_of, Copied, Rmw};
+use crate::version::OrSet;
+
+/// The set at `key` (empty when missing).
+///
+/// # Errors
+/// WRONGTYPE when the key holds another type.
+pub(super) async fn read(node: &Node, key: &[u8]) -> Result<OrSet, CommandError> {
+    let set = node.coordinator.get(key, None).await?;
+    let resolved = set.resolve(now_ms());
+    Ok(set_of(resolved.as_ref().map(|r| &r.value)).map_err(CoordError::Rmw)?)
+}
+
+fn bulks<'a>(members: impl Iterator<Item = &'a Bytes>) -> Vec<Reply> {
+    members.map(|m| Reply::Bulk(m.clone())).collect()
+}
+
+pub async fn sadd(node: &Node, args: &[Bytes]) -> CmdResult {
+    let members = args[2..].iter().map(|m| super::value_to_store(node, m)).collect::<Result<_, _>>()?;
+    Ok(Reply::Int(node.coordinator.modify(&args[1], Rmw::SAdd { members }).await?.int))
+}
+
+pub async fn srem(node: &Node, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Int(node.coordinator.modify(&args[1], Rmw::SRem { members: args[2..].to_vec() }).await?.int))
+}
+
+pub async fn smembers(node: &Node, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Set(bulks(read(node, &args[1]).await?.members())))
+}
+
+pub async fn sismember(node: &Node, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Int(i64::from(read(node, &args[1]).await?.contains(&args[2]))))
+}
+
+pub async fn smismember(node: &Node, args: &[Bytes]) -> CmdResult {
+    let set = read(node, &args[1]).await?;
+    Ok(Reply::Array(args[2..].iter().map(|m| Reply::Int(i64::from(set.contains(m)))).collect()))
+}
+
+pub async fn scard(node: &Node, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Int(read(node, &args[1]).await?.len() as i64))
+}
+
+/// A count argument of SPOP, SRANDMEMBER, HRANDFIELD.
+fn count_arg(arg: &[u8]) -> Result<i64, CommandError> {
+    parse_i64(arg)
+}
+
+/// `n` indexes below `len` picked at random: distinct when `distinct`, else with repeats.
+pub(super) fn pick(len: usize, n: usize, distinct: bool) -> Vec<usize> {
+    if len == 0 {
+        return Vec::new();
+    }
+    if distinct {
+        let mut rng = rand::thread_rng();
+        let mut picked = rand::seq::index::sample(&mut rng, len, n.min(len)).into_vec();
+        picked.sort_unstable();
+        picked
+    } else {
+        (0..n).map(|_| (crate::random::u64() % len as u64) as usize).collect()
+    }
+}
+
+pub async fn srandmember(node: &Node, args: &[Bytes]) -> CmdResult {
+    if args.len() > 3 {
+        return Err(CommandError::Syntax);
+    }
+    let count = args.get(2).map(|c| count_arg(c)).transpose()?;
+    let set = read(node, &args[1]).await?;
+    let members: Vec<&Bytes> = set.members().collect();
+    Ok(match count {
+        None => pick(members.len(), 1, true).first().map_or(Reply::Nil, |&i| Reply::Bulk(members[i].clone())),
+        Some(n) => {
+            let picked = pick(members.len(), n.unsigned_abs().min(1 << 24) as usize, n >= 0);
+            Reply::Array(picked.into_iter().map(|i| Reply::Bulk(members[i].clone())).collect())
+        }
+    })
+}
+
+pub async fn spop(node: &Node, args: &[Bytes]) -> CmdResult {
+    if args.len() > 3 {
+        return Err(CommandError::Syntax);
+    }
+    let count = match args.get(2) {
+        None => None,
+        Some(c) => {
+            let n = count_arg(c).map_err(|_| CommandError::Other("value is out of range, must be positive".into()))?;
+            Some(u64::try_from(n).map_err(|_| CommandError::Other("value is out of range, must be positive".into()))?)
+        }
+    };
+    let op = Rmw::SPop { count, seed: crate::random::u64() };
+    let outcome = node.coordinator.modify(&args[1], op).await?;
+    Ok(match count {
+        None => outcome.members.into_iter().next().map_or(Reply::Nil, Reply::Bulk),
+        Some(_) => Reply::Set(outcome.members.into_iter().map(Reply::Bulk).collect()),
+    })
+}
+
+/// `SMOVE source destination member`: a removal from the source, then (if it removed the
+/// member) an add to the destination; in a cluster two writes, not one.
+pub async fn smove(node: &Node, args: &[Bytes]) -> CmdResult {
+    let (src, dst, member) = (&args[1], &args[2], &args[3]);
+    let source = read(node, src).await?;
+    // The destination's type is checked before anything moves, as Redis does.
+    read(node, dst).await?;
+    if src == dst {
+        return Ok(Reply::Int(i64::from(source.contains(member))));
+    }
+    let removed = node.coordinator.modify(src, Rmw::SRem { members: vec![member.clone()] }).await?.int;
+    if removed == 0 {
+        return Ok(Reply::Int(0));
+    }
+    node.coordinator.modify(dst, Rmw::SAdd { members: vec![member.clone()] }).await?;
+    Ok(Reply::Int(1))
+}
+
+#[derive(Clone, Copy)]
+pub enum Algebra {
+    Inter,
+    Union,
+    Diff,
+}
+
+/// The members of the sets at `keys` combined by `op` (missing keys are empty sets).
+async fn combine(node: &Node, keys: &[Bytes], op: Algebra) -> Result<Vec<Bytes>, CommandError> {
+    let mut sets = Vec::with_capacity(keys.len());
+    for key in keys {
+        sets.push(read(node, key).await?);
+    }
+    let Some((first, rest)) = sets.split_first() else { return Ok(Vec::new()) };
+    Ok(match op {
+        Algebra::Inter => first.members().filter(|m| rest.iter().all(|s| s.contains(m))).cloned().collect(),
+        Algebra::Diff => first.members().filter(|m| !rest.iter().any(|s| s.contains(m))).cloned().collect(),
+        Algebra::Union => {
+            let all: std::collections::BTreeSet<&Bytes> = sets.iter().flat_map(OrSet::members).collect();
+            all.into_iter().cloned().collect()
+        }
+    })
+}
+
+pub async fn algebra(node: &Node, args: &[Bytes], op: Algebra) -> CmdResult {
+    Ok(Reply::Set(combine(node, &args[1..], op).await?.into_iter().map(Reply::Bulk).collect()))
+}
+
+/// SINTERSTORE, SUNIONSTORE, SDIFFSTORE: the result replaces the destination (an empty one
+/// deletes it); the reply is its size.
+pub async fn store(node: &Node, args: &[Bytes], op: Algebra) -> CmdResult {
+    let members = combine(node, &args[2..], op).await?;
+    let n = members.len() as i64;
+    let op = Rmw::Store { value: Copied::Set(members), expires_ms: None, nx: false };
+    node.coordinator.modify(&args[1], op).await?;
+    Ok(Reply::Int(n))
+}
+
+/// `SINTERCARD numkeys key [key ...] [LIMIT limit]`.
+pub async fn sintercard(node: &Node, args: &[Bytes]) -> CmdResult {
+    let numkeys = parse_i64(&args[1])?;
+    if numkeys <= 0 {
+        return Err(CommandError::Other("numkeys should be greater than 0".into()));
+    }
+    let numkeys = numkeys as usize;
+    if numkeys > args.len() - 2 {
+        return Err(CommandError::Other("Number of keys can't be greater than number of args".into()));
+    }
+    let mut limit = 0;
+    let mut i = 2 + numkeys;
+    while i < args.len() {
+        if args[i].eq_ignore_ascii_case(b"LIMIT") && i + 1 < args.len() {
+            let l = parse_i64(&args[i + 1])?;
+            if l < 0 {
+                return Err(CommandError::Other("LIMIT can't be negative".into()));
+            }
+            limit = l as usize;
+            i += 2;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    let n = combine(node, &args[2..2 + numkeys], Algebra::Inter).await?.len();
+    Ok(Reply::Int(if limit > 0 { n.min(limit) } else { n } as i64))
+}
+
+/// The options of SSCAN and HSCAN: `cursor [MATCH pattern] [COUNT count]`.
+pub(super) struct ScanArgs {
+    pub cursor: usize,
+    pub pattern: Option<Bytes>,
+    pub count: usize,
+}
+
+pub(super) fn scan_args(args: &[Bytes]) -> Result<ScanArgs, CommandError> {
+    let cursor = std::str::from_utf8(&args[2])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| CommandError::Other("invalid cursor".into()))?;
+    let (mut pattern, mut count) = (None, 10usize);
+    let mut i = 3;
+    while i < args.len() {
+        let value = args.get(i + 1).ok_or(CommandError::Syntax)?;
+        match args[i].to_ascii_uppercase().as_slice() {
+            b"MATCH" => pattern = Some(value.clone()),
+            b"COUNT" => {
+                let n = parse_i64(value)?;
+                if n < 1 {
+                    return Err(CommandError::Syntax);
+                }
+                count = n as usize;
+            }
+            _ => return Err(CommandError::Syntax),
+        }
+        i += 2;
+    }
+    Ok(ScanArgs { cursor: usize::try_from(cursor).unwrap_or(usize::MAX), pattern, count })
+}
+
+/// Up to this many members a scan answers in one call with cursor 0 (as Redis does for a set
+/// or hash in its compact encodings).
+pub(super) const SCAN_WHOLE: usize = 128;
+
+/// One page of a SSCAN/HSCAN over `len` members in their order: the index range and the next
+/// cursor. The cursor is the position in byte order: members present from the first call to
+/// the last are all returned (some maybe twice when others are removed meanwhile).
+pub(super) fn page(len: usize, a: &ScanArgs) -> (std::ops::Range<usize>, usize) {
+    if len <= SCAN_WHOLE {
+        return (0..len, 0);
+    }
+    let start = a.cursor.min(len);
+    let end = start.saturating_add(a.count).min(len);
+    (start..end, if end >= len { 0 } else { end })
+}
+
+pub async fn sscan(node: &Node, args: &[Bytes]) -> CmdResult {
+    let a = scan_args(args)?;
+    let set = read(node, &args[1]).await?;
+    let members: Vec<&Bytes> = set.members().collect();
+    let (range, next) = page(members.len(), &a);
+    let keep = |m: &&&Bytes| a.pattern.as_ref().is_none_or(|p| super::glob::matches(p, m));
+    let found = members[range].iter().filter(keep).map(|m| Reply::Bulk((*m).clone())).collect();
+    Ok(Reply::Array(vec![Reply::Bulk(Bytes::from(next.to_string())), Reply::Array(found)]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_cover_every_member_once() {
+        let a = |cursor, count| ScanArgs { cursor, pattern: None, count };
+        assert_eq!(page(10, &a(0, 3)), (0..10, 0), "a small set in one call");
+        let mut seen = 0;
+        let mut cursor = 0;
+        loop {
+            let (r, next) = page(1000, &a(cursor, 300));
+            seen += r.len();
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        assert_eq!(seen, 1000);
+    }
+
+    #[test]
+    fn picks_are_distinct_or_repeated_as_asked() {
+        let p = pick(5, 10, true);
+        assert_eq!(p, vec![0, 1, 2, 3, 4]);
+        assert_eq!(pick(5, 10, false).len(), 10);
+        assert!(pick(0, 3, false).is_empty());
+    }
+}

@@ -1,0 +1,384 @@
+//! Sets and hashes that converge: an observed-remove map without tombstones (riak_dt's ORSWOT
+//! and map; Bieniusa et al. 2012, "An optimized conflict-free replicated set").
+//!
+//! The state is a clock (every write whose effects it has seen) and, per member, the dots of
+//! the writes that added it, each with the value that write gave it (a set's members carry
+//! `()`; a hash's fields carry a [`Field`]). A write adds its members under its own dot (the
+//! DVV dot of the write, unique by the actor rule: `version::Actor`) and drops the dots they had
+//! before; a removal drops a member's dots and keeps them in the clock. Two replicas merge
+//! per member: a dot both hold stays; a dot only one holds stays unless the other's clock has
+//! seen it (then the other removed it). So a removal removes what it observed and a
+//! concurrent add wins. No tombstone is kept: a removed member costs nothing.
+//!
+//! A member's value is the join of the values under its surviving dots: removed dots take their
+//! values with them.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::{Actor, Counter, Dot, VersionVector};
+
+/// What a member's value must do: merge with a concurrent one.
+pub trait Join: Clone + PartialEq {
+    fn join(&self, other: &Self) -> Self;
+}
+
+impl Join for () {
+    fn join(&self, _: &()) {}
+}
+
+/// The order of last-write-wins inside a hash: write time, the writing actor, the dot.
+pub type Stamp = (u64, Actor, u64);
+
+/// One hash field: the string HSET wrote (last write wins) and the counter HINCRBY keeps
+/// (concurrent increments add up), each with the stamp of its last write; the newer of the two
+/// is the field's value. Both parts merge on their own, so the merge is a join.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Field {
+    text: Option<(Stamp, Bytes)>,
+    count: Option<(Stamp, Counter)>,
+}
+
+impl Join for Field {
+    fn join(&self, other: &Field) -> Field {
+        let text = match (&self.text, &other.text) {
+            (Some(a), Some(b)) => Some(if b.0 > a.0 { b.clone() } else { a.clone() }),
+            (a, b) => a.clone().or_else(|| b.clone()),
+        };
+        let count = match (&self.count, &other.count) {
+            (Some((sa, a)), Some((sb, b))) => Some(((*sa).max(*sb), a.join(b))),
+            (a, b) => a.clone().or_else(|| b.clone()),
+        };
+        Field { text, count }
+    }
+}
+
+/// What a field reads as.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FieldValue<'a> {
+    Text(&'a Bytes),
+    Count(&'a Counter),
+}
+
+impl Field {
+    /// A field HSET wrote.
+    pub fn text(stamp: Stamp, value: Bytes) -> Field {
+        Field { text: Some((stamp, value)), count: None }
+    }
+
+    /// This field with its string replaced by `value` as of `stamp` (HSET).
+    pub fn with_text(&self, stamp: Stamp, value: Bytes) -> Field {
+        Field { text: Some((stamp, value)), count: self.count.clone() }
+    }
+
+    /// This field with its counter replaced by `counter` as of `stamp` (HINCRBY).
+    pub fn with_count(&self, stamp: Stamp, counter: Counter) -> Field {
+        Field { text: self.text.clone(), count: Some((stamp, counter)) }
+    }
+
+    /// The newer of the string and the counter.
+    pub fn value(&self) -> Option<FieldValue<'_>> {
+        match (&self.text, &self.count) {
+            (Some((st, t)), Some((sc, c))) => Some(if sc > st { FieldValue::Count(c) } else { FieldValue::Text(t) }),
+            (Some((_, t)), None) => Some(FieldValue::Text(t)),
+            (None, Some((_, c))) => Some(FieldValue::Count(c)),
+            (None, None) => None,
+        }
+    }
+
+    /// The counter part (what an HINCRBY over a string must observe).
+    pub fn counter(&self) -> Counter {
+        self.count.as_ref().map(|(_, c)| c.clone()).unwrap_or_default()
+    }
+
+    /// The stamp of the string part.
+    pub fn text_stamp(&self) -> Option<Stamp> {
+        self.text.as_ref().map(|(s, _)| *s)
+    }
+
+    /// The bytes HGET answers.
+    pub fn bytes(&self) -> Bytes {
+        match self.value() {
+            Some(FieldValue::Text(t)) => t.clone(),
+            Some(FieldValue::Count(c)) => {
+                Bytes::copy_from_slice(itoa::Buffer::new().format(c.value().unwrap_or(0)).as_bytes())
+            }
+            None => Bytes::new(),
+        }
+    }
+
+    fn size(&self) -> usize {
+        self.text.as_ref().map_or(0, |(_, t)| t.len() + 24) + self.count.as_ref().map_or(0, |(_, c)| c.size())
+    }
+}
+
+/// The state of a set (`OrMap<()>`) or a hash (`OrMap<Field>`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrMap<V> {
+    clock: VersionVector,
+    /// Per member (sorted, so every replica lists them in one order): its dots and values.
+    entries: BTreeMap<Bytes, Vec<(Dot, V)>>,
+}
+
+impl<V> Default for OrMap<V> {
+    fn default() -> Self {
+        OrMap { clock: VersionVector::default(), entries: BTreeMap::new() }
+    }
+}
+
+pub type OrSet = OrMap<()>;
+pub type OrHash = OrMap<Field>;
+
+impl<V: Join> OrMap<V> {
+    /// The merge of two replicas' states: commutative, associative, idempotent.
+    pub fn join(&self, other: &OrMap<V>) -> OrMap<V> {
+        let mut entries = BTreeMap::new();
+        let survivors = |mine: &[(Dot, V)], theirs: Option<&Vec<(Dot, V)>>, their_clock: &VersionVector| {
+            mine.iter()
+                .filter(|(d, _)| {
+                    theirs.is_some_and(|t| t.iter().any(|(e, _)| e == d)) || !their_clock.covers(*d)
+                })
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        for (member, mine) in &self.entries {
+            let theirs = other.entries.get(member);
+            let mut keep = survivors(mine, theirs, &other.clock);
+            if let Some(theirs) = theirs {
+                for (d, v) in survivors(theirs, Some(mine), &self.clock) {
+                    if !keep.iter().any(|(e, _)| *e == d) {
+                        keep.push((d, v));
+                    }
+                }
+            }
+            if !keep.is_empty() {
+                keep.sort_by_key(|(d, _)| *d);
+                entries.insert(member.clone(), keep);
+            }
+        }
+        for (member, theirs) in &other.entries {
+            if self.entries.contains_key(member) {
+                continue;
+            }
+            let keep = survivors(theirs, None, &self.clock);
+            if !keep.is_empty() {
+                entries.insert(member.clone(), keep);
+            }
+        }
+        OrMap { clock: self.clock.join(&other.clock), entries }
+    }
+
+    /// The join of many states (the siblings of a key).
+    pub fn join_all<'a>(states: impl Iterator<Item = &'a OrMap<V>>) -> OrMap<V>
+    where
+        V: 'a,
+    {
+        states.fold(OrMap::default(), |acc, s| acc.join(s))
+    }
+
+    /// A member's value: the join of the values under its dots.
+    pub fn get(&self, member: &[u8]) -> Option<V> {
+        let dots = self.entries.get(member)?;
+        let mut it = dots.iter().map(|(_, v)| v);
+        let first = it.next()?.clone();
+        Some(it.fold(first, |acc, v| acc.join(v)))
+    }
+
+    pub fn contains(&self, member: &[u8]) -> bool {
+        self.entries.contains_key(member)
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The members in their (sorted) order.
+    pub fn members(&self) -> impl Iterator<Item = &Bytes> {
+        self.entries.keys()
+    }
+
+    /// The members with their values.
+    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, V)> + '_ {
+        self.entries.keys().filter_map(|m| Some((m, self.get(m)?)))
+    }
+
+    /// The write `dot` sets `member` to `value`: what it had before is superseded.
+    pub fn insert(&mut self, member: Bytes, dot: Dot, value: V) {
+        self.clock.add(dot);
+        self.entries.insert(member, vec![(dot, value)]);
+    }
+
+    /// Removes `member` (its dots stay in the clock: a replica that still has them drops them
+    /// in a merge). Whether it was there.
+    pub fn remove(&mut self, member: &[u8]) -> bool {
+        self.entries.remove(member).is_some()
+    }
+
+    /// Records that the write of this state observed `seen` (the key's context where it was
+    /// written): members under those dots that this state lacks were removed by it. A write's
+    /// context covers every dot whose member it holds or whose member a write it saw removed
+    /// (element dots are the key's DVV dots), so a state written after a DEL, a SET of a
+    /// string or a flush does not let a stale replica's old members back in.
+    pub fn witness(&mut self, seen: &VersionVector) {
+        self.clock = self.clock.join(seen);
+    }
+
+    /// Every member removed: what a DEL over the set leaves (the clock of what it observed).
+    pub fn cleared(&self) -> OrMap<V> {
+        OrMap { clock: self.clock.clone(), entries: BTreeMap::new() }
+    }
+
+    /// A state holding `members` (a copy's: RENAME, COPY, SUNIONSTORE ...), all under `dot`.
+    pub fn from_members(members: impl IntoIterator<Item = (Bytes, V)>, dot: Dot) -> OrMap<V> {
+        let mut out = OrMap::default();
+        out.clock.add(dot);
+        out.entries = members.into_iter().map(|(m, v)| (m, vec![(dot, v)])).collect();
+        out
+    }
+
+    /// Bytes it takes, roughly.
+    pub fn size(&self, value_size: impl Fn(&V) -> usize) -> usize {
+        16 + 24 * self.clock.entries().len()
+            + self.entries.iter().map(|(m, d)| m.len() + 16 + d.iter().map(|(_, v)| 24 + value_size(v)).sum::<usize>()).sum::<usize>()
+    }
+}
+
+impl OrHash {
+    /// Bytes the hash takes, roughly.
+    pub fn hash_size(&self) -> usize {
+        self.size(Field::size)
+    }
+}
+
+impl OrSet {
+    pub fn set_size(&self) -> usize {
+        self.size(|_| 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn dot(a: u64, n: u64) -> Dot {
+        Dot { actor: Actor(a), counter: n }
+    }
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn a_removal_removes_what_it_saw_and_a_concurrent_add_wins() {
+        let mut base = OrSet::default();
+        base.insert(b("x"), dot(1, 1), ());
+        base.insert(b("y"), dot(1, 2), ());
+        // One side removes x; the other adds x again (concurrently) and z.
+        let mut left = base.clone();
+        left.remove(b"x");
+        left.remove(b"y");
+        let mut right = base.clone();
+        right.insert(b("x"), dot(2, 1), ());
+        right.insert(b("z"), dot(2, 2), ());
+        let merged = left.join(&right);
+        let members: Vec<_> = merged.members().cloned().collect();
+        assert_eq!(members, vec![b("x"), b("z")], "y removed; x re-added concurrently wins");
+        assert_eq!(merged, right.join(&left));
+        // A replica that never saw the removal does not bring y back.
+        assert!(!merged.join(&base).contains(b"y"));
+    }
+
+    #[test]
+    fn a_cleared_set_removes_only_what_it_observed() {
+        let mut base = OrSet::default();
+        base.insert(b("a"), dot(1, 1), ());
+        let deleted = base.cleared();
+        let mut concurrent = base.clone();
+        concurrent.insert(b("b"), dot(2, 1), ());
+        let merged = deleted.join(&concurrent);
+        assert_eq!(merged.members().cloned().collect::<Vec<_>>(), vec![b("b")]);
+    }
+
+    #[test]
+    fn hash_fields_read_the_newer_part_and_counters_add_up() {
+        let a = Actor(1);
+        let mut h = OrHash::default();
+        h.insert(b("f"), dot(1, 1), Field::text((10, a, 1), b("5")));
+        assert_eq!(h.get(b"f").map(|f| f.bytes()), Some(b("5")));
+        // Two sides HINCRBY concurrently from the string's 5.
+        let start = Counter::default().reset(Some(5), 10, a);
+        let (mut l, mut r) = (start.clone(), start);
+        l.add(Actor(1), 2);
+        r.add(Actor(2), 3);
+        let field = h.get(b"f").unwrap_or_default();
+        let mut left = h.clone();
+        left.insert(b("f"), dot(1, 2), field.with_count((20, Actor(1), 2), l));
+        let mut right = h.clone();
+        right.insert(b("f"), dot(2, 1), field.with_count((21, Actor(2), 1), r));
+        let merged = left.join(&right);
+        assert_eq!(merged.get(b"f").map(|f| f.bytes()), Some(b("10")));
+        // A later HSET wins over the counter.
+        let mut later = merged.clone();
+        let f = later.get(b"f").unwrap_or_default();
+        let newer = Field { text: Some(((30, a, 3), b("x"))), count: f.count.clone() };
+        later.insert(b("f"), dot(1, 3), newer);
+        assert_eq!(later.join(&merged).get(b"f").map(|f| f.bytes()), Some(b("x")));
+    }
+
+    /// A state built by random adds and removes of up to three actors on one replica.
+    fn history(actor: u64, ops: &[(bool, u8)], start: &OrSet, first: u64) -> OrSet {
+        let mut s = start.clone();
+        for (i, &(add, m)) in ops.iter().enumerate() {
+            let member = Bytes::from(vec![b'a' + m % 6]);
+            if add {
+                s.insert(member, dot(actor, first + i as u64), ());
+            } else {
+                s.remove(&member);
+            }
+        }
+        s
+    }
+
+    fn arb_ops() -> impl Strategy<Value = Vec<(bool, u8)>> {
+        proptest::collection::vec((any::<bool>(), any::<u8>()), 0..12)
+    }
+
+    proptest! {
+        #[test]
+        fn join_is_a_semilattice(base in arb_ops(), x in arb_ops(), y in arb_ops(), z in arb_ops()) {
+            let start = history(9, &base, &OrSet::default(), 1);
+            let (a, b2, c) = (history(1, &x, &start, 1), history(2, &y, &start, 1), history(3, &z, &start, 1));
+            prop_assert_eq!(a.join(&b2), b2.join(&a));
+            prop_assert_eq!(a.join(&b2).join(&c), a.join(&b2.join(&c)));
+            prop_assert_eq!(a.join(&a), a.clone());
+        }
+
+        /// No acknowledged add is lost: a member a side added last (not removed after) is in
+        /// the merge; a member neither side has is not.
+        #[test]
+        fn adds_survive_concurrent_removes(base in arb_ops(), x in arb_ops(), y in arb_ops()) {
+            let start = history(9, &base, &OrSet::default(), 1);
+            let (a, b2) = (history(1, &x, &start, 1), history(2, &y, &start, 1));
+            let merged = a.join(&b2);
+            let last_adds = |ops: &Vec<(bool, u8)>| {
+                let mut last = std::collections::BTreeMap::new();
+                for &(add, m) in ops { last.insert(b'a' + m % 6, add); }
+                last.into_iter().filter(|&(_, add)| add).map(|(m, _)| m).collect::<Vec<_>>()
+            };
+            for m in last_adds(&x).into_iter().chain(last_adds(&y)) {
+                prop_assert!(merged.contains(&[m]), "lost {}", m as char);
+            }
+            for m in merged.members() {
+                prop_assert!(a.contains(m) || b2.contains(m));
+            }
+        }
+    }
+}
