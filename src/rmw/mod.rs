@@ -425,7 +425,7 @@ mod tests {
     }
 
     fn set(cond: SetCond) -> Rmw {
-        Rmw::Set { value: b("new"), expires_ms: Some(50), keep_ttl: false, cond }
+        Rmw::Set { value: b("new"), expires_ms: Some(50), keep_ttl: false, cond, get: true }
     }
 
     #[test]
@@ -437,7 +437,7 @@ mod tests {
         assert_eq!(w, Some(NewValue { value: bv("new"), expires_ms: Some(50) }));
         assert!(o.applied);
         assert_eq!(run(&set(SetCond::IfExists), None, 0).unwrap().0, None);
-        let keep = Rmw::Set { value: b("n"), expires_ms: None, keep_ttl: true, cond: SetCond::Always };
+        let keep = Rmw::Set { value: b("n"), expires_ms: None, keep_ttl: true, cond: SetCond::Always, get: false };
         assert_eq!(run(&keep, Some((&old, Some(99))), 0).unwrap().0.unwrap().expires_ms, Some(99));
     }
 

@@ -80,7 +80,11 @@ impl Counter {
     /// The merge of two replicas' states: commutative, associative, idempotent.
     pub fn join(&self, other: &Counter) -> Counter {
         let base = match (self.base, other.base) {
-            (Some(a), Some(b)) => Some(if (b.written_ms, b.origin) > (a.written_ms, a.origin) { b } else { a }),
+            // Ties (one actor's two resets in one millisecond) are broken by the value, so the
+            // join commutes whatever it is given. One actor's resets are causally ordered (the
+            // later one's write saw the earlier), so real replicas never join such a pair: the
+            // DVV drops the older sibling first.
+            (Some(a), Some(b)) => Some(if (b.written_ms, b.origin, b.value) > (a.written_ms, a.origin, a.value) { b } else { a }),
             (a, b) => a.or(b),
         };
         Counter {
@@ -202,6 +206,13 @@ mod tests {
         let mut after = set.clone();
         after.add(A, 3);
         assert_eq!(after.join(&concurrent).value(), Some(11));
+    }
+
+    #[test]
+    fn bases_of_one_millisecond_join_in_either_order() {
+        let five = Counter::default().reset(Some(5), 8, B);
+        let ten = Counter::default().reset(Some(10), 8, B);
+        assert_eq!(five.join(&ten), ten.join(&five));
     }
 
     #[test]
