@@ -9,6 +9,10 @@
 //!   ran the command: they are compared within a tolerance (1 s, or 1000 ms), not exactly;
 //! - DBSIZE counts live keys; Redis also counts expired keys it has not reclaimed yet, so
 //!   kura's count may be lower;
+//! - sets and hashes list members in byte order (Redis: insertion order while small, hash
+//!   order after): SMEMBERS, SINTER, SUNION, SDIFF, SPOP, SRANDMEMBER, HKEYS, HVALS, HGETALL,
+//!   HRANDFIELD and SSCAN/HSCAN are compared as sets; random picks (SRANDMEMBER, HRANDFIELD
+//!   without a count or with a negative one) only by how many they answer;
 //! - `COMMAND`, `INFO`, `CONFIG`, `CLIENT` and `HELLO`'s server fields describe the server and
 //!   are not part of the sequences.
 
@@ -145,7 +149,24 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
     // another encoding (documented); PFCOUNT and PFMERGE's sources also read the string keys.
     let hkey = |rng: &mut StdRng| format!("{prefix}h{}", rng.gen_range(0..2)).into_bytes();
     let element = |rng: &mut StdRng| format!("e{}", rng.gen_range(0..40)).into_bytes();
-    let mut c: Vec<Vec<u8>> = match rng.gen_range(0..44) {
+    // Sets and hashes share the string keys' pool with keys of their own, so WRONGTYPE and the
+    // keyspace commands meet every type.
+    let skey = |rng: &mut StdRng| match rng.gen_range(0..5) {
+        0 => key(rng),
+        n => format!("{prefix}s{}", n % 3).into_bytes(),
+    };
+    let fkey = |rng: &mut StdRng| match rng.gen_range(0..5) {
+        0 => key(rng),
+        1 => format!("{prefix}s0").into_bytes(),
+        n => format!("{prefix}f{}", n % 2).into_bytes(),
+    };
+    let member = |rng: &mut StdRng| b(["m0", "m1", "m2", "m3", "1", "10", "", "m4"][rng.gen_range(0..8)]);
+    let members = |rng: &mut StdRng, c: &mut Vec<Vec<u8>>| {
+        for _ in 0..rng.gen_range(1..4) {
+            c.push(member(rng));
+        }
+    };
+    let mut c: Vec<Vec<u8>> = match rng.gen_range(0..56) {
         0..=2 => {
             let mut c = vec![b("SET"), key(rng), value(rng)];
             for _ in 0..rng.gen_range(0..3) {
@@ -291,11 +312,85 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
             1 => vec![b("PFMERGE"), hkey(rng)],
             _ => vec![b("PFMERGE"), hkey(rng), key(rng)],
         },
+        44 | 45 => {
+            let mut c = vec![b(["SADD", "SADD", "SREM"][rng.gen_range(0..3)]), skey(rng)];
+            members(rng, &mut c);
+            c
+        }
+        46 => match rng.gen_range(0..7) {
+            0 => vec![b("SMEMBERS"), skey(rng)],
+            1 => vec![b("SISMEMBER"), skey(rng), member(rng)],
+            2 => {
+                let mut c = vec![b("SMISMEMBER"), skey(rng)];
+                members(rng, &mut c);
+                c
+            }
+            3 => vec![b("SCARD"), skey(rng)],
+            4 => vec![b("SSCAN"), skey(rng), b("0"), b("MATCH"), b(["m*", "*", "1*"][rng.gen_range(0..3)])],
+            5 => vec![b("SSCAN"), skey(rng), b(["0", "x"][rng.gen_range(0..2)])],
+            _ => vec![b("SRANDMEMBER"), skey(rng), b(["100", "0", "-3", "x"][rng.gen_range(0..4)])],
+        },
+        47 => match rng.gen_range(0..6) {
+            // Counts that take every member: the result does not depend on chance.
+            0 => vec![b("SPOP"), skey(rng), b(["100", "0", "-1"][rng.gen_range(0..3)])],
+            1 => vec![b("SMOVE"), skey(rng), skey(rng), member(rng)],
+            2 => vec![b(["SINTER", "SUNION", "SDIFF"][rng.gen_range(0..3)]), skey(rng), skey(rng)],
+            3 => vec![b(["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"][rng.gen_range(0..3)]), skey(rng), skey(rng), skey(rng)],
+            4 => {
+                let mut c = vec![b("SINTERCARD"), b(["2", "1", "0", "3"][rng.gen_range(0..4)]), skey(rng), skey(rng)];
+                if rng.gen_range(0..2) == 0 {
+                    c.extend([b("LIMIT"), b(["1", "0", "-1"][rng.gen_range(0..3)])]);
+                }
+                c
+            }
+            _ => vec![b("SPOP"), format!("{prefix}none").into_bytes()],
+        },
+        48..=50 => match rng.gen_range(0..4) {
+            0 | 1 => {
+                let mut c = vec![b(["HSET", "HMSET"][rng.gen_range(0..2)]), fkey(rng)];
+                for _ in 0..rng.gen_range(1..3) {
+                    c.push(member(rng));
+                    c.push(if rng.gen_range(0..2) == 0 { value(rng) } else { int(rng) });
+                }
+                c
+            }
+            2 => vec![b("HSETNX"), fkey(rng), member(rng), value(rng)],
+            _ => {
+                let mut c = vec![b("HDEL"), fkey(rng)];
+                members(rng, &mut c);
+                c
+            }
+        },
+        51 => vec![b("HINCRBY"), fkey(rng), member(rng), int(rng)],
+        52 => {
+            let by = ["1.5", "-0.25", "x", "3e2", "0.1"][rng.gen_range(0..5)];
+            vec![b("HINCRBYFLOAT"), fkey(rng), member(rng), b(by)]
+        }
+        53 | 54 => match rng.gen_range(0..10) {
+            0 => vec![b("HGET"), fkey(rng), member(rng)],
+            1 => vec![b("HMGET"), fkey(rng), member(rng), member(rng)],
+            2 => vec![b("HGETALL"), fkey(rng)],
+            3 => vec![b("HLEN"), fkey(rng)],
+            4 => vec![b("HEXISTS"), fkey(rng), member(rng)],
+            5 => vec![b(["HKEYS", "HVALS"][rng.gen_range(0..2)]), fkey(rng)],
+            6 => vec![b("HSTRLEN"), fkey(rng), member(rng)],
+            7 => vec![b("HSCAN"), fkey(rng), b("0"), b("MATCH"), b(["m*", "*"][rng.gen_range(0..2)])],
+            8 => {
+                let mut c = vec![b("HRANDFIELD"), fkey(rng), b(["100", "0", "-2", "x"][rng.gen_range(0..4)])];
+                if rng.gen_range(0..2) == 0 {
+                    c.push(b("WITHVALUES"));
+                }
+                c
+            }
+            _ => vec![b("TYPE"), fkey(rng)],
+        },
+        55 => vec![b("SCAN"), b("0"), b("COUNT"), b("1000000"), b("TYPE"), b(["set", "hash", "string"][rng.gen_range(0..3)])],
         _ => vec![b("GET")],
     };
     // Sometimes a wrong argument count.
     if rng.gen_range(0..25) == 0 {
-        if c.len() > 1 {
+        // (SPOP without its count would pop a member by chance: the servers would diverge.)
+        if c.len() > 1 && c[0] != b"SPOP" {
             c.pop();
         } else {
             c.push(b("extra"));
@@ -328,8 +423,40 @@ fn agree(args: &[Vec<u8>], kura: &Wire, redis: &Wire, queued: Option<&[Vec<Vec<u
             return n(a) >= 0 && n(a) <= n(b);
         }
         ("KEYS", _, _) => return sorted(kura).is_some() && sorted(kura) == sorted(redis),
-        ("SCAN", Wire::Array(Some(a)), Wire::Array(Some(b))) if a.len() == 2 && b.len() == 2 && args.len() > 2 => {
+        ("SCAN" | "SSCAN", Wire::Array(Some(a)), Wire::Array(Some(b))) if a.len() == 2 && b.len() == 2 && args.len() > 2 => {
             return a[0] == b[0] && sorted(&a[1]).is_some() && sorted(&a[1]) == sorted(&b[1]);
+        }
+        // One member by chance: only whether there was one.
+        ("SRANDMEMBER" | "HRANDFIELD", Wire::Bulk(Some(_)), Wire::Bulk(Some(_))) if args.len() == 2 => return true,
+        // Members and fields in byte order from kura, insertion or hash order from Redis.
+        ("SMEMBERS" | "SINTER" | "SUNION" | "SDIFF" | "SPOP" | "HKEYS" | "HVALS" | "SRANDMEMBER", _, _)
+            if !(name == "SRANDMEMBER" && args.get(2).is_some_and(|c| c.starts_with(b"-"))) =>
+        {
+            return sorted(kura).is_some() && sorted(kura) == sorted(redis);
+        }
+        // A negative count repeats members by chance: only the length is the same.
+        ("SRANDMEMBER" | "HRANDFIELD", Wire::Array(Some(a)), Wire::Array(Some(b)))
+            if args.get(2).is_some_and(|c| c.starts_with(b"-")) =>
+        {
+            return a.len() == b.len();
+        }
+        ("HGETALL" | "HRANDFIELD" | "HSCAN", _, _) => {
+            let pairs = |w: &Wire| {
+                let items = match w {
+                    Wire::Array(Some(items)) if name == "HSCAN" && items.len() == 2 => match &items[1] {
+                        Wire::Array(Some(inner)) => Some((format!("{:?}", items[0]), inner)),
+                        _ => None,
+                    },
+                    Wire::Array(Some(items)) => Some((String::new(), items)),
+                    _ => None,
+                }?;
+                let (head, items) = items;
+                let width = if name == "HRANDFIELD" && args.len() == 3 { 1 } else { 2 };
+                let mut p: Vec<String> = items.chunks(width).map(|c| format!("{c:?}")).collect();
+                p.sort();
+                Some((head, p))
+            };
+            return pairs(kura).is_some() && pairs(kura) == pairs(redis);
         }
         _ => {}
     }

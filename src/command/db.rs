@@ -10,12 +10,10 @@ use super::Spec;
 /// `args` with the keys (as the command's spec places them) moved into database `db`.
 pub fn map_keys(db: u32, spec: &Spec, args: &[Bytes]) -> Vec<Bytes> {
     let mut out = args.to_vec();
-    if db == 0 || spec.first_key <= 0 {
+    if db == 0 {
         return out;
     }
-    let last = if spec.last_key < 0 { args.len() as i32 + spec.last_key } else { spec.last_key };
-    let step = spec.step.max(1) as usize;
-    for i in (spec.first_key as usize..=last.max(0) as usize).step_by(step) {
+    for i in super::table::key_positions(spec, args) {
         if let Some(k) = out.get_mut(i) {
             *k = internal(db, k);
         }

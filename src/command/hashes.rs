@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 
-use super::sets::{page, pick, scan_args};
+use super::sets::{empty_scan, page, pick, scan_args, scan_cursor};
 use super::{parse_i64, CmdResult, CommandError};
 use crate::coordinator::{now_ms, CoordError};
 use crate::node::Node;
@@ -98,6 +98,12 @@ pub async fn hincrby(node: &Node, args: &[Bytes]) -> CmdResult {
 }
 
 pub async fn hincrbyfloat(node: &Node, args: &[Bytes]) -> CmdResult {
+    // The increment is checked before the key is looked up, as Redis does.
+    match crate::longdouble::add(b"0", &args[3]) {
+        Err(crate::longdouble::FloatError::NotFloat) => return Err(CommandError::Other("value is not a valid float".into())),
+        Err(crate::longdouble::FloatError::NanOrInfinity) => return Err(CommandError::Other("value is NaN or Infinity".into())),
+        Ok(_) => {}
+    }
     let op = Rmw::HIncrByFloat { field: super::value_to_store(node, &args[2])?, by: args[3].clone() };
     let outcome = node.coordinator.modify(&args[1], op).await?;
     Ok(outcome.new.map_or(Reply::Nil, Reply::Bulk))
@@ -132,8 +138,12 @@ pub async fn hrandfield(node: &Node, args: &[Bytes]) -> CmdResult {
 }
 
 pub async fn hscan(node: &Node, args: &[Bytes]) -> CmdResult {
-    let a = scan_args(args)?;
+    scan_cursor(args)?;
     let hash = read(node, &args[1]).await?;
+    if hash.is_empty() {
+        return Ok(empty_scan());
+    }
+    let a = scan_args(args)?;
     let fields: Vec<(&Bytes, Bytes)> = hash.iter().map(|(f, v)| (f, v.bytes())).collect();
     let (range, next) = page(fields.len(), &a);
     let mut found = Vec::new();

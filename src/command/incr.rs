@@ -40,9 +40,7 @@ pub async fn decrby(node: &Node, args: &[Bytes]) -> CmdResult {
 }
 
 pub async fn incrbyfloat(node: &Node, args: &[Bytes]) -> CmdResult {
-    if !crate::longdouble::is_float(&args[2]) {
-        return Err(CommandError::Other("value is not a valid float".into()));
-    }
+    // The key's type is checked first, then its value, then the increment (Redis's order).
     let outcome = node.coordinator.modify(&args[1], Rmw::IncrByFloat { by: args[2].clone() }).await?;
     Ok(Reply::Bulk(outcome.new.unwrap_or_default()))
 }

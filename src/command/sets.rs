@@ -117,6 +117,9 @@ pub async fn spop(node: &Node, args: &[Bytes]) -> CmdResult {
 pub async fn smove(node: &Node, args: &[Bytes]) -> CmdResult {
     let (src, dst, member) = (&args[1], &args[2], &args[3]);
     let source = read(node, src).await?;
+    if source.is_empty() {
+        return Ok(Reply::Int(0));
+    }
     // The destination's type is checked before anything moves, as Redis does.
     read(node, dst).await?;
     if src == dst {
@@ -203,11 +206,21 @@ pub(super) struct ScanArgs {
     pub count: usize,
 }
 
-pub(super) fn scan_args(args: &[Bytes]) -> Result<ScanArgs, CommandError> {
-    let cursor = std::str::from_utf8(&args[2])
+/// The cursor of SSCAN/HSCAN (Redis reads it before it looks the key up; the options after).
+pub(super) fn scan_cursor(args: &[Bytes]) -> Result<u64, CommandError> {
+    std::str::from_utf8(&args[2])
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| CommandError::Other("invalid cursor".into()))?;
+        .ok_or_else(|| CommandError::Other("invalid cursor".into()))
+}
+
+/// The reply of a scan of a missing key (whatever the options).
+pub(super) fn empty_scan() -> Reply {
+    Reply::Array(vec![Reply::bulk("0"), Reply::Array(Vec::new())])
+}
+
+pub(super) fn scan_args(args: &[Bytes]) -> Result<ScanArgs, CommandError> {
+    let cursor = scan_cursor(args)?;
     let (mut pattern, mut count) = (None, 10usize);
     let mut i = 3;
     while i < args.len() {
@@ -245,8 +258,12 @@ pub(super) fn page(len: usize, a: &ScanArgs) -> (std::ops::Range<usize>, usize) 
 }
 
 pub async fn sscan(node: &Node, args: &[Bytes]) -> CmdResult {
-    let a = scan_args(args)?;
+    scan_cursor(args)?;
     let set = read(node, &args[1]).await?;
+    if set.is_empty() {
+        return Ok(empty_scan());
+    }
+    let a = scan_args(args)?;
     let members: Vec<&Bytes> = set.members().collect();
     let (range, next) = page(members.len(), &a);
     let keep = |m: &&&Bytes| a.pattern.as_ref().is_none_or(|p| super::glob::matches(p, m));

@@ -255,19 +255,22 @@ pub(super) fn concurrent_keys(args: &[Bytes]) -> Option<Vec<&[u8]>> {
     if !cmd.is_data() {
         return None;
     }
-    let spec = cmd.spec();
-    if spec.first_key <= 0 {
-        return Some(Vec::new());
-    }
-    let last =
-        if spec.last_key < 0 { args.len() as i32 + spec.last_key } else { spec.last_key.min(args.len() as i32 - 1) };
-    let step = spec.step.max(1) as usize;
-    Some(
-        (spec.first_key as usize..=last.max(0) as usize)
-            .step_by(step)
-            .filter_map(|i| args.get(i).map(|a| &a[..]))
-            .collect(),
-    )
+    Some(key_positions(cmd.spec(), args).filter_map(|i| args.get(i).map(|a| &a[..])).collect())
+}
+
+/// Where a request's keys are (by the spec's first, last and step; SINTERCARD's by its
+/// `numkeys`, so that its LIMIT is not taken for a key).
+pub(super) fn key_positions(spec: &Spec, args: &[Bytes]) -> impl Iterator<Item = usize> {
+    let (first, last) = if spec.first_key <= 0 {
+        (1, 0)
+    } else if spec.name == "sintercard" {
+        let n = args.get(1).and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok()).unwrap_or(0);
+        (2, (1 + n).min(args.len().saturating_sub(1)))
+    } else {
+        let last = if spec.last_key < 0 { args.len() as i32 + spec.last_key } else { spec.last_key };
+        (spec.first_key as usize, last.max(0) as usize)
+    };
+    (first..=last).step_by(spec.step.max(1) as usize)
 }
 
 /// The subcommands kura answers, with Redis 7's arities (name included).
