@@ -1,6 +1,8 @@
 //! Types that converge (issue 13), on real processes: counters incremented on both sides of a
 //! partition add up after the heal, a DEL on one side resets what it saw while the other
-//! side's increments survive, and racing increments on one node are exact.
+//! side's increments survive, sets and hashes written on both sides hold both sides' members
+//! and fields and the removals each side observed, and racing increments on one node are
+//! exact.
 
 mod harness;
 
@@ -26,19 +28,56 @@ fn get(node: &Node, key: &str) -> Option<String> {
     }
 }
 
-/// Five nodes split 2/3. Before the split `hits` is 100 and `reset` is 50. During it, each
+fn sorted(v: redis::RedisResult<Value>) -> Vec<String> {
+    let mut out: Vec<String> = match v {
+        Ok(Value::Array(items)) => items
+            .into_iter()
+            .map(|i| match i {
+                Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+                other => panic!("a bulk string, got {other:?}"),
+            })
+            .collect(),
+        other => panic!("an array, got {other:?}"),
+    };
+    out.sort();
+    out
+}
+
+/// HGETALL as sorted `field=value` lines.
+fn fields(node: &Node, key: &str) -> Vec<String> {
+    let flat = sorted(q(node, &["HGETALL", key]).map(|v| match v {
+        Value::Array(items) => Value::Array(items.chunks(2).map(|p| {
+            let text = |v: &Value| match v {
+                Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                other => panic!("{other:?}"),
+            };
+            Value::BulkString(format!("{}={}", text(&p[0]), text(&p[1])).into_bytes())
+        }).collect()),
+        other => other,
+    }));
+    flat
+}
+
+/// Five nodes split 2/3. Before the split `hits` is 100, `reset` is 50, the set `cart` holds
+/// a, b, c and the hash `profile` has `name` and a `visits` counter at 10. During it, each
 /// side INCRBYs `hits` through each of its nodes, the left DELs `reset` while the right
-/// increments it, and both PFADD visitors. After the heal every node reads the exact sum of
-/// `hits`, `reset` holds only the increments the DEL did not see, and PFCOUNT counts every
-/// side's visitors.
+/// increments it, both PFADD visitors, both SADD their own members to `cart`, the left SREMs
+/// `a` (added before the split), both HSET a field of their own and HINCRBY `visits`. After
+/// the heal every node reads the exact sum of `hits`, `reset` holds only the increments the
+/// DEL did not see, PFCOUNT counts every side's visitors, `cart` holds every added member
+/// and not `a`, and `profile` holds both sides' fields and the sum of their increments.
 #[test]
-fn counters_on_both_sides_of_a_partition_add_up() {
+fn convergent_types_on_both_sides_of_a_partition_converge() {
     let c = Cluster::start(5, &NRW);
     let (left, right): (Vec<&Node>, Vec<&Node>) = (c.nodes[..2].iter().collect(), c.nodes[2..].iter().collect());
     assert_eq!(int(q(left[0], &["INCRBY", "hits", "100"])), 100);
     assert_eq!(q(right[0], &["SET", "reset", "50"]), Ok(Value::Okay));
     assert_eq!(int(q(left[1], &["INCR", "reset"])), 51);
+    assert_eq!(int(q(right[1], &["SADD", "cart", "a", "b", "c"])), 3);
+    assert_eq!(int(q(left[0], &["HSET", "profile", "name", "kura"])), 1);
+    assert_eq!(int(q(right[2], &["HINCRBY", "profile", "visits", "10"])), 10);
     let mut expected = 100;
+    let mut visits = 10;
     {
         let _cuts = Cut::sides(&left, &right);
         harness::wait_split(&left, &right);
@@ -55,6 +94,20 @@ fn counters_on_both_sides_of_a_partition_add_up() {
             int(q(r, &["INCRBY", "reset", "5"]));
         }
         assert_eq!(get(right[0], "reset"), Some("66".into()), "the right side alone: 51 + 15");
+        // Sets and hashes: each side its own members and fields; the left removes `a`.
+        for i in 0..6 {
+            let (l, r) = (left[i % 2], right[i % 3]);
+            assert_eq!(int(q(l, &["SADD", "cart", &format!("left-{i}")])), 1);
+            assert_eq!(int(q(r, &["SADD", "cart", &format!("right-{i}"), "b"])), 1);
+            int(q(l, &["HINCRBY", "profile", "visits", "1"]));
+            int(q(r, &["HINCRBY", "profile", "visits", "100"]));
+            visits += 101;
+        }
+        assert_eq!(int(q(left[1], &["SREM", "cart", "a"])), 1);
+        assert_eq!(int(q(left[0], &["SISMEMBER", "cart", "a"])), 0);
+        assert_eq!(int(q(right[0], &["SISMEMBER", "cart", "a"])), 1, "the right side has not seen the removal");
+        assert_eq!(int(q(left[0], &["HSET", "profile", "left", "L"])), 1);
+        assert_eq!(int(q(right[1], &["HSET", "profile", "right", "R"])), 1);
         // HyperLogLogs: each side adds its own visitors.
         for i in 0..200 {
             let side = if i % 2 == 0 { &left } else { &right };
@@ -78,10 +131,22 @@ fn counters_on_both_sides_of_a_partition_add_up() {
             .all(|n| get(n, "hits").as_deref() == Some(&expected) && get(n, "reset").as_deref() == Some("15"))
             .then_some(())
     });
+    let mut cart: Vec<String> = ["b", "c"].iter().map(|s| s.to_string()).collect();
+    cart.extend((0..6).flat_map(|i| [format!("left-{i}"), format!("right-{i}")]));
+    cart.sort();
+    let profile = vec!["left=L".to_string(), "name=kura".into(), "right=R".into(), format!("visits={visits}")];
+    wait_until("every node to hold both sides' members and fields", Duration::from_secs(60), || {
+        c.nodes
+            .iter()
+            .all(|n| sorted(q(n, &["SMEMBERS", "cart"])) == cart && fields(n, "profile") == profile)
+            .then_some(())
+    });
     // Converged, not just read-repaired once: every replica's own copy agrees.
     for n in &c.nodes {
         assert_eq!(get(n, "hits").as_deref(), Some(expected.as_str()));
         assert_eq!(int(q(n, &["INCRBY", "hits", "0"])), expected.parse::<i64>().unwrap());
+        assert_eq!(int(q(n, &["SCARD", "cart"])), cart.len() as i64);
+        assert_eq!(int(q(n, &["HINCRBY", "profile", "visits", "0"])), visits);
     }
 }
 
@@ -148,6 +213,52 @@ fn keyspace_commands_work_on_counters_and_hyperloglogs() {
         other => panic!("SCAN: {other:?}"),
     };
     assert_eq!(listed, 4);
+    assert_eq!(q(&node, &["FLUSHALL"]), Ok(Value::Okay));
+    assert_eq!(int(q(&node, &["DBSIZE"])), 0);
+}
+
+/// Sets and hashes through the keyspace commands: TYPE, WRONGTYPE for the string commands,
+/// RENAME and COPY (the copy is a set of its own: removing from it leaves the source), EXPIRE
+/// and a TTL that SADD keeps, SCAN TYPE, DEL then a fresh SADD (nothing of the old set comes
+/// back), an emptied set is a missing key, and a restart keeps them.
+#[test]
+fn keyspace_commands_work_on_sets_and_hashes() {
+    let mut node = Node::start(std::net::Ipv4Addr::LOCALHOST, &[]);
+    let wrong = "WRONGTYPE Operation against a key holding the wrong kind of value";
+    assert_eq!(int(q(&node, &["SADD", "s", "a", "b"])), 2);
+    assert_eq!(int(q(&node, &["HSET", "h", "f", "1"])), 1);
+    assert_eq!(q(&node, &["TYPE", "s"]), Ok(Value::SimpleString("set".into())));
+    assert_eq!(q(&node, &["TYPE", "h"]), Ok(Value::SimpleString("hash".into())));
+    for cmd in [&["GET", "s"][..], &["INCR", "h"], &["APPEND", "s", "x"], &["HGET", "s", "f"], &["SADD", "h", "x"]] {
+        assert_eq!(harness::err_of(q(&node, cmd)), wrong, "{cmd:?}");
+    }
+    assert_eq!(q(&node, &["MGET", "s", "h"]), Ok(Value::Array(vec![Value::Nil, Value::Nil])));
+    assert_eq!(int(q(&node, &["COPY", "s", "s2"])), 1);
+    assert_eq!(int(q(&node, &["SREM", "s2", "a"])), 1);
+    assert_eq!(sorted(q(&node, &["SMEMBERS", "s"])), vec!["a", "b"]);
+    assert_eq!(q(&node, &["RENAME", "h", "h2"]), Ok(Value::Okay));
+    assert_eq!(int(q(&node, &["HINCRBY", "h2", "f", "4"])), 5);
+    assert_eq!(int(q(&node, &["EXISTS", "h"])), 0);
+    assert_eq!(int(q(&node, &["EXPIRE", "s", "100"])), 1);
+    assert_eq!(int(q(&node, &["SADD", "s", "c"])), 1);
+    assert!(int(q(&node, &["TTL", "s"])) > 90, "SADD keeps the TTL");
+    let scan = |t: &str| match q(&node, &["SCAN", "0", "TYPE", t, "COUNT", "100"]) {
+        Ok(Value::Array(parts)) => sorted(Ok(parts[1].clone())),
+        other => panic!("SCAN: {other:?}"),
+    };
+    assert_eq!(scan("set"), vec!["s", "s2"]);
+    assert_eq!(scan("hash"), vec!["h2"]);
+    assert_eq!(int(q(&node, &["DEL", "s"])), 1);
+    assert_eq!(int(q(&node, &["SADD", "s", "z"])), 1);
+    assert_eq!(sorted(q(&node, &["SMEMBERS", "s"])), vec!["z"], "nothing of the deleted set came back");
+    assert_eq!(int(q(&node, &["TTL", "s"])), -1, "a new set");
+    assert_eq!(int(q(&node, &["SREM", "s2", "b"])), 1);
+    assert_eq!(int(q(&node, &["EXISTS", "s2"])), 0, "an emptied set is a missing key");
+    assert_eq!(q(&node, &["SET", "s2", "text"]), Ok(Value::Okay));
+    assert_eq!(q(&node, &["TYPE", "s2"]), Ok(Value::SimpleString("string".into())));
+    node.restart();
+    assert_eq!(sorted(q(&node, &["SMEMBERS", "s"])), vec!["z"]);
+    assert_eq!(fields(&node, "h2"), vec!["f=5"]);
     assert_eq!(q(&node, &["FLUSHALL"]), Ok(Value::Okay));
     assert_eq!(int(q(&node, &["DBSIZE"])), 0);
 }
