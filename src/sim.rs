@@ -699,6 +699,135 @@ fn seeded_counters_under_partitions_and_crashes_add_up() {
     }
 }
 
+/// One seeded schedule of sets and hashes (issue 13): three clients SADD members of their
+/// own to a set, SREM some they added earlier, HSET fields of their own and HINCRBY a shared
+/// field, through random nodes while the network delays, drops, duplicates and cuts (and with
+/// `crash` one node rolls back to an older copy of its data dir midway). Then the join of
+/// every node's copy holds every acknowledged member no one tried to remove, none whose SREM
+/// answered 1 (it observed the member: nothing brings it back), every acknowledged field, a
+/// shared counter v with acknowledged <= v <= attempted, and no dot was reused.
+async fn sets_under_partitions(seed: u64, crash: bool) -> Result<(), String> {
+    use crate::rmw::Rmw;
+    let sim = Arc::new(Sim::new(5));
+    *sim.net.chaos.lock() =
+        Some(Chaos { rng: StdRng::seed_from_u64(seed), drop: 30, duplicate: 30, max_delay: Duration::from_millis(40) });
+    #[derive(Default)]
+    struct Seen {
+        kept: BTreeSet<String>,
+        removed: BTreeSet<String>,
+        tried_removing: BTreeSet<String>,
+        fields: BTreeSet<String>,
+        acked: i64,
+        attempted: i64,
+    }
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let mut clients = Vec::new();
+    for c in 0..3u64 {
+        let (sim, seen) = (sim.clone(), seen.clone());
+        clients.push(tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(53).wrapping_add(c));
+            let mut mine: Vec<String> = Vec::new();
+            for i in 0..12 {
+                let via = sim.ids[rng.gen_range(0..sim.ids.len())].clone();
+                let coordinator = &sim.node(&via).coordinator;
+                match rng.gen_range(0..4) {
+                    0 if !mine.is_empty() => {
+                        let m = mine.swap_remove(rng.gen_range(0..mine.len()));
+                        seen.lock().tried_removing.insert(m.clone());
+                        let done = coordinator.modify(b"cart", Rmw::SRem { members: vec![Bytes::from(m.clone())] }).await;
+                        if done.is_ok_and(|o| o.int == 1) {
+                            seen.lock().removed.insert(m);
+                        }
+                    }
+                    0 | 1 => {
+                        let m = format!("c{c}-{i}");
+                        let done = coordinator.modify(b"cart", Rmw::SAdd { members: vec![Bytes::from(m.clone())] }).await;
+                        if done.is_ok() {
+                            seen.lock().kept.insert(m.clone());
+                            mine.push(m);
+                        }
+                    }
+                    2 => {
+                        let f = format!("f{c}-{i}");
+                        let op = Rmw::HSet { pairs: vec![(Bytes::from(f.clone()), Bytes::from("v"))], nx: false };
+                        if coordinator.modify(b"profile", op).await.is_ok() {
+                            seen.lock().fields.insert(f);
+                        }
+                    }
+                    _ => {
+                        let by: i64 = rng.gen_range(1..100);
+                        seen.lock().attempted += by;
+                        let op = Rmw::HIncrBy { field: Bytes::from("visits"), by };
+                        if coordinator.modify(b"profile", op).await.is_ok() {
+                            seen.lock().acked += by;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    let nemesis = tokio::spawn(cuts_and_crash(sim.clone(), seed ^ 0x5e75, crash));
+    for c in clients {
+        c.await.map_err(|e| e.to_string())?;
+    }
+    nemesis.await.map_err(|e| e.to_string())?;
+    tokio::time::sleep(TIMEOUT * 2).await;
+    let mut dots: HashMap<(String, Dot), String> = HashMap::new();
+    let mut joined = HashMap::new();
+    for key in ["cart", "profile"] {
+        let mut copies = Vec::new();
+        for id in &sim.ids {
+            if let Some(copy) = sim.node(id).coordinator.local(key.as_bytes()).map_err(|e| e.to_string())? {
+                values_once(&mut dots, key, id, &copy)?;
+                copies.push((*copy).clone());
+            }
+        }
+        let now = crate::coordinator::now_ms();
+        joined.insert(key, crate::replica::merge_all(copies.iter()).resolve(now).map(|r| r.value));
+    }
+    let seen = seen.lock();
+    let set = match joined.remove("cart").flatten() {
+        Some(crate::version::Value::Set(s)) => s,
+        None => crate::version::OrSet::default(),
+        Some(other) => return Err(format!("cart is a {}", other.type_name())),
+    };
+    for m in seen.kept.difference(&seen.tried_removing) {
+        if !set.contains(m.as_bytes()) {
+            return Err(format!("the acknowledged member {m} is missing"));
+        }
+    }
+    for m in &seen.removed {
+        if set.contains(m.as_bytes()) {
+            return Err(format!("{m} is back after an SREM that removed it"));
+        }
+    }
+    let hash = match joined.remove("profile").flatten() {
+        Some(crate::version::Value::Hash(h)) => h,
+        None => crate::version::OrHash::default(),
+        Some(other) => return Err(format!("profile is a {}", other.type_name())),
+    };
+    for f in &seen.fields {
+        if !hash.contains(f.as_bytes()) {
+            return Err(format!("the acknowledged field {f} is missing"));
+        }
+    }
+    let v = hash.get(b"visits").map_or(0, |f| crate::rmw::redis_i64(&f.bytes()).unwrap_or(-1));
+    if v < seen.acked || v > seen.attempted {
+        return Err(format!("visits joins to {v}, acknowledged {}, attempted {}", seen.acked, seen.attempted));
+    }
+    Ok(())
+}
+
+#[test]
+fn seeded_sets_and_hashes_under_partitions_and_crashes_converge() {
+    for seed in seeds(200) {
+        let crash = seed % 2 == 0;
+        if let Err(e) = replay(seed, sets_under_partitions(seed, crash)) {
+            panic!("seed {seed} (KURA_SIM_SEED={seed} replays it): {e}");
+        }
+    }
+}
+
 /// One seeded schedule of a flush (issue 12: a flush is a write): five live nodes, three
 /// clients SET unique values through random nodes while the network delays, drops and cuts
 /// pairs apart, and a FLUSHALL runs through a random node midway. After the heal, the
