@@ -9,6 +9,8 @@
 //! - counter: INCRBY of positive amounts through random nodes: every node reads one value v
 //!   with acknowledged <= v <= attempted (an increment that failed may have been applied, one
 //!   that was acknowledged must be there, none is applied twice);
+//! - set: SADD of unique members through random nodes: every acknowledged member is in the
+//!   set every node reads;
 //! - convergence: how long after the last heal the owners agreed (printed; bounded).
 //!
 //! `KURA_NEMESIS_SECS` (default 40) sets how long faults run, `KURA_NEMESIS_SEED` replays a
@@ -31,6 +33,7 @@ const FLAGS: [&str; 10] = ["--n", "3", "--r", "2", "--w", "2", "--aae-interval",
 const CARTS: usize = 3;
 const REGISTERS: usize = 4;
 const COUNTERS: usize = 2;
+const SETS: usize = 2;
 
 /// What happened when, since the start: faults and the clients' acknowledgements.
 #[derive(Default)]
@@ -49,6 +52,8 @@ struct Run {
     /// Counter increments sent (acknowledged or not) and acknowledged, summed by key.
     counter_attempted: Mutex<BTreeMap<String, i64>>,
     counter_acked: Mutex<BTreeMap<String, i64>>,
+    /// Set members acknowledged, by key.
+    set_acked: Mutex<BTreeMap<String, BTreeSet<String>>>,
     stop: AtomicBool,
 }
 
@@ -143,6 +148,25 @@ fn counter_client(run: &Run, clients: &[redis::Client], seed: u64) {
     }
 }
 
+/// A set client: SADD a unique member through a random node.
+fn set_client(run: &Run, clients: &[redis::Client], worker: u64, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut i = 0u64;
+    while !run.stop.load(Ordering::Acquire) {
+        let key = format!("set-{}", rng.gen_range(0..SETS));
+        let member = format!("w{worker}-{i}");
+        i += 1;
+        let client = &clients[rng.gen_range(0..clients.len())];
+        let Ok(mut con) = client.get_connection_with_timeout(Duration::from_secs(2)) else { continue };
+        let _ = con.set_read_timeout(Some(Duration::from_secs(10)));
+        if redis::cmd("SADD").arg(&key).arg(&member).query::<i64>(&mut con).is_ok() {
+            run.set_acked.lock().unwrap().entry(key.clone()).or_default().insert(member.clone());
+            run.log(format!("ack set {key}+{member}"));
+        }
+        std::thread::sleep(Duration::from_millis(rng.gen_range(0..20))); // pacing, not waiting
+    }
+}
+
 /// Nodes that are members now (valid or joining), as node 0 sees them.
 fn members_now(c: &Cluster) -> Vec<usize> {
     let listed = harness::members(&c.nodes[0]);
@@ -172,6 +196,7 @@ fn nemesis_loses_no_acknowledged_write() {
         reg_acked: Mutex::new(BTreeMap::new()),
         counter_attempted: Mutex::new(BTreeMap::new()),
         counter_acked: Mutex::new(BTreeMap::new()),
+        set_acked: Mutex::new(BTreeMap::new()),
         stop: AtomicBool::new(false),
     });
     let clients: Vec<redis::Client> = c.nodes.iter().map(|n| n.client("")).collect();
@@ -187,6 +212,10 @@ fn nemesis_loses_no_acknowledged_write() {
     for w in 0..2u64 {
         let (run, clients) = (run.clone(), clients.clone());
         workers.push(std::thread::spawn(move || counter_client(&run, &clients, seed ^ (w + 200))));
+    }
+    for w in 0..2u64 {
+        let (run, clients) = (run.clone(), clients.clone());
+        workers.push(std::thread::spawn(move || set_client(&run, &clients, w, seed ^ (w + 300))));
     }
     let mut rng = StdRng::seed_from_u64(seed);
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -295,6 +324,7 @@ fn nemesis_loses_no_acknowledged_write() {
         .cloned()
         .chain((0..REGISTERS).map(|i| format!("reg-{i}")))
         .chain(run.counter_attempted.lock().unwrap().keys().cloned())
+        .chain(run.set_acked.lock().unwrap().keys().cloned())
         .collect();
     // Convergence: every owner of every key holds the same sibling set.
     let agree = |k: &String| {
@@ -344,11 +374,26 @@ fn nemesis_loses_no_acknowledged_write() {
             }
         }
     }
+    for (key, acked) in run.set_acked.lock().unwrap().iter() {
+        for &i in &members {
+            let have: BTreeSet<String> = match q(&c.nodes[i], &["SMEMBERS", key]) {
+                Ok(Value::Array(items)) => items.iter().map(text).collect(),
+                other => panic!("SMEMBERS {key} via node {i}: {other:?}"),
+            };
+            for member in acked.difference(&have) {
+                lost.push(format!(
+                    "set {key}: acknowledged member {member} missing via node {i}; history around it:\n{}",
+                    run.around(&format!("+{member}"), Duration::from_secs(3))
+                ));
+            }
+        }
+    }
+    let set_members: usize = run.set_acked.lock().unwrap().values().map(BTreeSet::len).sum();
     let acked_items: usize = run.cart_acked.lock().unwrap().values().map(BTreeSet::len).sum();
     let acked_regs: usize = run.reg_acked.lock().unwrap().values().map(BTreeSet::len).sum();
     eprintln!(
-        "nemesis: seed {seed}, faults {counts:?}, {acked_items} cart adds, {acked_regs} register writes and \
-         counters {counted:?} (attempted {attempted:?}) acknowledged, replicas converged {converged_after:?} after \
+        "nemesis: seed {seed}, faults {counts:?}, {acked_items} cart adds, {acked_regs} register writes, \
+         {set_members} set members and counters {counted:?} (attempted {attempted:?}) acknowledged, replicas converged {converged_after:?} after \
          the last heal, {} lost",
         lost.len()
     );
