@@ -1,5 +1,5 @@
-//! redis-benchmark against a real kura node: SET/GET/PING (inline and multi-bulk), plain and
-//! pipelined, must finish with every request answered and no errors. (This checks that the
+//! redis-benchmark against a real kura node: SET/GET/PING (inline and multi-bulk), MSET, INCR,
+//! SADD, HSET and SPOP, plain and pipelined, must finish with every request answered and no errors. (This checks that the
 //! tool works; speed is measured in `benches/`, not asserted here.)
 
 #[path = "../tests/harness/mod.rs"]
@@ -64,14 +64,20 @@ fn ping_set_get_and_mset_complete_without_errors() {
     run_plain_and_pipelined(&node, "ping,set,get,mset", &["PING_INLINE", "PING_MBULK", "SET", "GET", "MSET (10 keys)"]);
 }
 
-/// `redis-benchmark -t incr` (issue 13's list, the part built so far), plain and pipelined:
-/// the counters (`counter:<n>` over 1000 keys) add up to exactly the INCRs the node ran
-/// (INFO commandstats; redis-benchmark's pipelined run sends a few more than `-n`, against
-/// redis-server too).
+/// `redis-benchmark -t incr,sadd,hset,spop` (issue 13's list), plain and pipelined: the
+/// counters (`counter:<n>` over 1000 keys) add up to exactly the INCRs the node ran (INFO
+/// commandstats; redis-benchmark's pipelined run sends a few more than `-n`, against
+/// redis-server too); the set and the hash hold members of redis-benchmark's form.
 #[test]
-fn incr_completes_and_counts_every_increment() {
+fn incr_sadd_hset_spop_complete_and_counters_count_every_increment() {
     let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
-    run_plain_and_pipelined(&node, "incr", &["INCR"]);
+    run_plain_and_pipelined(&node, "incr,sadd,hset,spop", &["INCR", "SADD", "HSET", "SPOP"]);
+    let fields: u64 = node.cli_out(&["HLEN", "myhash"]).parse().unwrap();
+    assert!(fields > 100 && fields <= 1000, "{fields}");
+    // Each run's SPOPs (5000) outnumber the members its SADDs made (at most 1000): all popped.
+    assert_eq!(node.cli_out(&["SCARD", "myset"]), "0");
+    assert_eq!(node.cli_out(&["SADD", "myset", "x"]), "1");
+    let mut con = node.conn();
     let mut con = node.conn();
     let keys: Vec<String> = (0..1000).map(|i| format!("counter:{i:012}")).collect();
     let values: Vec<Option<i64>> = redis::cmd("MGET").arg(&keys).query(&mut con).unwrap();
