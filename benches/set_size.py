@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""What one update of a set or a hash costs as it grows: kura next to redis-server.
+
+Issue 13 asks that SADD to a set of 100,000 members cost within 2x of SADD to a set of 10
+(Riak's one-object sets cost more per add the larger they grew, basho/riak#483). For each
+server (one kura node; redis-server with `--appendonly yes --appendfsync everysec`) and each
+size, the key is filled to that size, then one connection sends pairs of updates that keep
+the size: `SADD key new-i` + `SREM key new-i` (sets) and `HSET key new-i v` + `HDEL key new-i`
+(hashes), one at a time, for `--seconds` or `--ops` pairs, whichever ends first. Prints the
+updates per second, p50/p99 per update and, per server, the ratio of the large size's cost to
+the small size's (1.0 = the cost does not grow).
+
+    python3 benches/set_size.py [--sizes 10,100000] [--seconds 10] [--ops 5000]
+"""
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vs_redis  # noqa: E402  (the same process handling as the throughput benchmark)
+
+
+def encode(*args):
+    out = [f"*{len(args)}\r\n".encode()]
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+class Conn:
+    def __init__(self, ip, port):
+        self.s = socket.create_connection((ip, port))
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.s.recv(1 << 16)
+            if not chunk:
+                raise RuntimeError("connection closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def reply(self):
+        line = self._line()
+        if line[:1] == b"-":
+            raise RuntimeError(line.decode())
+        if line[:1] == b"$" and int(line[1:]) >= 0:
+            n = int(line[1:])
+            while len(self.buf) < n + 2:
+                self.buf += self.s.recv(1 << 16)
+            self.buf = self.buf[n + 2:]
+        elif line[:1] == b"*":
+            for _ in range(max(0, int(line[1:]))):
+                self.reply()
+        return line
+
+    def call(self, *args):
+        self.s.sendall(encode(*args))
+        return self.reply()
+
+    def pipeline(self, commands):
+        self.s.sendall(b"".join(encode(*c) for c in commands))
+        for _ in commands:
+            self.reply()
+
+
+def fill(conn, kind, key, size):
+    conn.call("DEL", key)
+    batch = 1000
+    for start in range(0, size, batch):
+        names = [f"member-{i:09d}" for i in range(start, min(size, start + batch))]
+        if kind == "set":
+            conn.call("SADD", key, *names)
+        else:
+            conn.call("HSET", key, *[x for n in names for x in (n, "v")])
+
+
+def measure(conn, kind, key, seconds, ops):
+    """Seconds per update (each pair is two updates), one at a time."""
+    lat = []
+    deadline = time.perf_counter() + seconds
+    for i in range(ops):
+        if time.perf_counter() > deadline:
+            break
+        m = f"new-{i}"
+        for cmd in ((("SADD", key, m), ("SREM", key, m)) if kind == "set" else (("HSET", key, m, "v"), ("HDEL", key, m))):
+            t = time.perf_counter()
+            conn.call(*cmd)
+            lat.append(time.perf_counter() - t)
+    return lat
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10,100000")
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--ops", type=int, default=5000)
+    ap.add_argument("--no-build", action="store_true")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=vs_redis.ROOT, check=True)
+    procs = vs_redis.Procs()
+    try:
+        kura = vs_redis.start_kura(procs, 1, [])[0]
+        rport = vs_redis.free_port()
+        procs.start(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--dir", procs.tmp,
+                     "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""],
+                    os.path.join(procs.tmp, "redis.log"))
+        vs_redis.wait_ping("127.0.0.1", rport)
+        servers = [("kura", kura), ("redis", ("127.0.0.1", rport))]
+        rows = {}
+        for kind in ("set", "hash"):
+            for size in sizes:
+                for name, (ip, port) in servers:
+                    conn = Conn(ip, port)
+                    key = f"{kind}-{size}"
+                    fill(conn, kind, key, size)
+                    lat = measure(conn, kind, key, args.seconds, args.ops)
+                    lat.sort()
+                    rows[(kind, size, name)] = (
+                        len(lat) / sum(lat),
+                        statistics.median(lat) * 1000,
+                        lat[int(len(lat) * 0.99)] * 1000,
+                        len(lat),
+                    )
+        print(f"# set and hash updates by size, {time.strftime('%Y-%m-%d')}, {vs_redis.machine()}")
+        print(f"# one connection, one update at a time (SADD+SREM / HSET+HDEL of a new member), "
+              f"{args.seconds:g} s or {args.ops} pairs per row; redis-server --appendonly yes --appendfsync everysec")
+        print()
+        print("| type | members | server | updates/s | p50 ms | p99 ms | updates | cost vs smallest |")
+        print("|---|---|---|---|---|---|---|---|")
+        for kind in ("set", "hash"):
+            for name, _ in servers:
+                base = rows[(kind, sizes[0], name)][0]
+                for size in sizes:
+                    rps, p50, p99, n = rows[(kind, size, name)]
+                    print(f"| {kind} | {size:,} | {name} | {rps:,.0f} | {p50:.3f} | {p99:.3f} | {n} | {base / rps:.2f}x |")
+    finally:
+        procs.stop()
+
+
+if __name__ == "__main__":
+    main()
