@@ -298,6 +298,55 @@ mod tests {
         assert_eq!(s3.resolve(0).map(|r| r.value.kind()), Some(Kind::Bytes));
     }
 
+    fn set_of(members: &[&str], dot: Dot) -> Value {
+        Value::Set(super::super::OrSet::from_members(members.iter().map(|m| (Bytes::copy_from_slice(m.as_bytes()), ())), dot))
+    }
+
+    fn set_sibling(value: Value, t: u64, origin: u64) -> Sibling {
+        Sibling { value: Some(value), written_ms: t, origin: Actor(origin), expires_ms: None }
+    }
+
+    #[test]
+    fn concurrent_writes_of_different_types_resolve_to_the_newest_writes_type() {
+        let none = VersionVector::default();
+        let d = |a, n| Dot { actor: Actor(a), counter: n };
+        // A set on one side, a string on the other, concurrent: the newer decides, on every
+        // replica whatever the order of the merge.
+        let (left, _) = SiblingSet::new().update(&none, set_sibling(set_of(&["a"], d(1, 1)), 10, 1));
+        let (right, _) = SiblingSet::new().update(&none, sib(Some("text"), 20, 2));
+        for merged in [left.sync(&right), right.sync(&left)] {
+            assert_eq!(merged.resolve(0).map(|r| r.value.type_name()), Some("string"));
+        }
+        let (later, _) = SiblingSet::new().update(&none, set_sibling(set_of(&["b"], d(3, 1)), 30, 3));
+        let merged = left.sync(&right).sync(&later);
+        let Some(Value::Set(s)) = merged.resolve(0).map(|r| r.value) else { panic!("a set") };
+        // Both set siblings join: the string between them does not cut the older set.
+        assert_eq!(s.members().cloned().collect::<Vec<_>>(), vec![Bytes::from("a"), Bytes::from("b")]);
+    }
+
+    #[test]
+    fn a_del_over_a_set_keeps_only_what_was_added_concurrently() {
+        let none = VersionVector::default();
+        let d = |a, n| Dot { actor: Actor(a), counter: n };
+        let (base, _) = SiblingSet::new().update(&none, set_sibling(set_of(&["a", "b"], d(1, 1)), 10, 1));
+        let seen = base.context();
+        // One side deletes (the empty set with what it observed, see `rmw::written_over`).
+        let cleared = match base.resolve(0).map(|r| r.value) {
+            Some(v) => v.cleared(),
+            None => None,
+        };
+        let (deleted, _) = base.update(&seen, Sibling { value: cleared, written_ms: 20, origin: Actor(1), expires_ms: None });
+        assert!(deleted.resolve(0).is_none(), "an emptied set reads as missing");
+        // The other side adds c concurrently, from the same base.
+        let Some(Value::Set(mut s)) = base.resolve(0).map(|r| r.value) else { panic!("a set") };
+        s.insert(Bytes::from("c"), d(2, 1), ());
+        let (added, _) = base.update(&seen, set_sibling(Value::Set(s), 15, 2));
+        for merged in [deleted.sync(&added), added.sync(&deleted)] {
+            let Some(Value::Set(s)) = merged.resolve(0).map(|r| r.value) else { panic!("a set") };
+            assert_eq!(s.members().cloned().collect::<Vec<_>>(), vec![Bytes::from("c")]);
+        }
+    }
+
     #[test]
     fn the_stored_form_before_typed_values_still_decodes() {
         #[derive(Clone, Serialize)]
