@@ -634,3 +634,45 @@ fn auth_as_redis_7_answers_it() {
         }
     }
 }
+
+/// RESP3's types for sets and hashes, byte for byte: SMEMBERS and SPOP with a count are sets
+/// (`~`), HGETALL a map (`%`), HRANDFIELD WITHVALUES an array of pairs. One member and one
+/// field each, so that the order cannot differ.
+#[test]
+fn resp3_replies_of_sets_and_hashes_are_redis_bytes() {
+    let redis = Redis::start();
+    let kura = Node::start(LOCAL, &[]);
+    let exchange = |addr: std::net::SocketAddr| {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let requests: &[&[&str]] = &[
+            &["HELLO", "3"],
+            &["ECHO", "-start-"],
+            &["SADD", "s", "a"],
+            &["HSET", "h", "f", "1"],
+            &["SMEMBERS", "s"],
+            &["SINTER", "s", "nokey"],
+            &["HGETALL", "h"],
+            &["HRANDFIELD", "h", "1", "WITHVALUES"],
+            &["SMISMEMBER", "s", "a", "b"],
+            &["SPOP", "s", "1"],
+            &["SRANDMEMBER", "nokey", "2"],
+            &["HGETALL", "nokey"],
+            &["SSCAN", "h", "0"],
+        ];
+        let mut out = Vec::new();
+        for r in requests {
+            let args: Vec<&[u8]> = r.iter().map(|a| a.as_bytes()).collect();
+            std::io::Write::write_all(&mut s, &resp_cmd(&args)).expect("write");
+        }
+        std::io::Write::write_all(&mut s, b"QUIT\r\n").expect("write");
+        out.extend(harness::read_to_close(&mut s));
+        // HELLO's map names the server and its version: compared from the first reply after it.
+        let marker = b"$7\r\n-start-\r\n";
+        let after_hello = out.windows(marker.len()).position(|w| w == marker).expect("ECHO's reply");
+        out.split_off(after_hello)
+    };
+    let from_redis = exchange(std::net::SocketAddr::from((LOCAL, redis.port)));
+    let from_kura = exchange(kura.addr());
+    assert_eq!(String::from_utf8_lossy(&from_kura), String::from_utf8_lossy(&from_redis));
+}
