@@ -1,6 +1,7 @@
 // Everyday ioredis patterns against a kura node: a cache with timeouts and a multi() of
 // MSET + EXPIRE, a session store with sliding expiry and scanStream by prefix, WATCH/MULTI
-// check-and-set, pipelining, and a FLUSHDB teardown of a test database.
+// check-and-set, pipelining, a FLUSHDB teardown of a test database, and sets, hashes and
+// counters as applications keep tags, profiles and hit counts.
 //
 // Usage: node app.js HOST:PORT [HOST:PORT ...] [--cluster]
 // Writes go through the first port, reads through every one. With --cluster the concurrent
@@ -101,6 +102,33 @@ async function main() {
   check((await t.flushdb()) === "OK", "FLUSHDB");
   check((await t.dbsize()) === 0, "empty after FLUSHDB");
   check((await w.get(`cache:${run}:lock`)) === "me", "database 0 untouched");
+
+  // 5. Tags in a set, a profile in a hash with a hit counter, page views in a pipeline.
+  const tags = `tags:${run}`;
+  check((await w.sadd(tags, "rust", "redis", "dynamo")) === 3, "SADD new tags");
+  check((await w.srem(tags, "redis")) === 1, "SREM");
+  for (const r of readers) {
+    const members = (await r.smembers(tags)).sort();
+    check(JSON.stringify(members) === JSON.stringify(["dynamo", "rust"]), `SMEMBERS ${members}`);
+    check((await r.type(tags)) === "set", "TYPE set");
+  }
+  const profile = `user:${run}`;
+  await w.hset(profile, { name: "Ada", visits: 0 });
+  const views = w.pipeline();
+  for (let i = 0; i < 10; i++) views.hincrby(profile, "visits", 1).incr(`views:${run}`);
+  const counted = await views.exec();
+  check(counted[counted.length - 2][1] === 10 && counted[counted.length - 1][1] === 10, "pipelined HINCRBY and INCR");
+  for (const r of readers) {
+    const h = await r.hgetall(profile);
+    check(h.name === "Ada" && h.visits === "10", `HGETALL ${JSON.stringify(h)}`);
+  }
+  let wrong = "";
+  try {
+    await w.get(profile);
+  } catch (e) {
+    wrong = String(e.message);
+  }
+  check(wrong.startsWith("WRONGTYPE"), `GET of a hash: ${wrong}`);
 
   t.disconnect();
   all.forEach((c) => c.disconnect());

@@ -1,6 +1,7 @@
 """Everyday redis-py patterns against a kura node: a cache with timeouts and set_many in a
 transaction (as Django's cache does), a session store with sliding expiry, Rails' EXPIRE NX
-and a SCAN by prefix, WATCH/MULTI check-and-set, and a FLUSHDB teardown of a test database.
+and a SCAN by prefix, WATCH/MULTI check-and-set, a FLUSHDB teardown of a test database, and
+sets, hashes and counters as applications keep tags, profiles and hit counts.
 
 Usage: python3 app.py HOST:PORT [HOST:PORT ...] [--cluster]
 Writes go through the first port and reads through the others too. With --cluster, the
@@ -115,5 +116,34 @@ check(t.dbsize() == 0, "test database empty after FLUSHDB")
 check(w.get(f"cache:{run}:add") == "x", "database 0 untouched by FLUSHDB of 1")
 for n in nodes:
     check(client(n, db=1).dbsize() == 0, "flushed everywhere")
+
+# 5. Tags in a set, a profile in a hash with a hit counter, page views in a pipeline.
+tags = f"tags:{run}"
+check(w.sadd(tags, "rust", "redis", "dynamo") == 3, "SADD new tags")
+check(w.sadd(tags, "rust") == 0, "SADD an existing tag")
+check(w.srem(tags, "redis", "nope") == 1, "SREM")
+for r in readers:
+    check(r.smembers(tags) == {"rust", "dynamo"}, "SMEMBERS as a Python set through every node")
+    check(r.sismember(tags, "rust") and not r.sismember(tags, "redis"), "SISMEMBER")
+    check(r.type(tags) == "set", "TYPE set")
+profile = f"user:{run}"
+w.hset(profile, mapping={"name": "Ada", "email": "ada@example.com", "visits": 0})
+pipe = w.pipeline(transaction=False)
+for _ in range(10):
+    pipe.hincrby(profile, "visits", 1)
+    pipe.incr(f"views:{run}")
+replies = pipe.execute()
+check(replies[-2:] == [10, 10], f"pipelined HINCRBY and INCR: {replies[-2:]}")
+for r in readers:
+    check(r.hgetall(profile) == {"name": "Ada", "email": "ada@example.com", "visits": "10"}, "HGETALL as a dict")
+    check(r.hmget(profile, "name", "missing") == ["Ada", None], "HMGET")
+check(w.hdel(profile, "email") == 1 and w.hlen(profile) == 2, "HDEL, HLEN")
+try:
+    w.get(profile)
+    check(False, "GET of a hash must fail")
+except redis.ResponseError as e:
+    check(str(e).startswith("WRONGTYPE"), f"WRONGTYPE: {e}")
+check(w.pfadd(f"visitors:{run}", *[f"u{i}" for i in range(100)]) == 1, "PFADD")
+check(95 <= w.pfcount(f"visitors:{run}") <= 105, "PFCOUNT")
 
 print("redis-py app: OK")
