@@ -23,7 +23,7 @@ use crate::version::OrHash;
 async fn read(node: &Node, key: &[u8]) -> Result<OrHash, CommandError> {
     let set = node.coordinator.get(key, None).await?;
     let resolved = set.resolve(now_ms());
-    Ok(hash_of(resolved.as_ref().map(|r| &r.value)).map_err(CoordError::Rmw)?)
+    Ok(hash_of(resolved.map(|r| r.value)).map_err(CoordError::Rmw)?)
 }
 
 /// The field-value pairs of HSET and HMSET.

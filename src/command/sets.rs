@@ -24,7 +24,7 @@ use crate::version::OrSet;
 pub(super) async fn read(node: &Node, key: &[u8]) -> Result<OrSet, CommandError> {
     let set = node.coordinator.get(key, None).await?;
     let resolved = set.resolve(now_ms());
-    Ok(set_of(resolved.as_ref().map(|r| &r.value)).map_err(CoordError::Rmw)?)
+    Ok(set_of(resolved.map(|r| r.value)).map_err(CoordError::Rmw)?)
 }
 
 fn bulks<'a>(members: impl Iterator<Item = &'a Bytes>) -> Vec<Reply> {

@@ -194,7 +194,7 @@ impl Replica {
             // The dot this write gets (`DvvSet::update` over this copy's own context).
             let seen = current.and_then(|s| s.counters().find(|&(a, _)| a == actor)).map_or(0, |(_, n)| n);
             let dot = Dot { actor, counter: seen + 1 };
-            let (new, out) = rmw::apply(op, found.as_ref(), &observed, now, dot)?;
+            let (new, out) = rmw::apply(op, found, &observed, now, dot)?;
             outcome = out;
             Ok::<_, ModifyError>(new.map(|n| Write { value: n.value, expires_ms: n.expires_ms }))
         })?;

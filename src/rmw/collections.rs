@@ -5,17 +5,17 @@
 use bytes::Bytes;
 use rand::SeedableRng;
 
-use super::{redis_i64, NewValue, Outcome, RmwError};
+use super::{redis_i64, NewValue, Outcome, Rmw, RmwError};
 use crate::version::{Counter, Dot, Field, FieldValue, OrHash, OrSet, Value};
 
 /// The set a key holds: its own, or an empty one when it is missing.
 ///
 /// # Errors
 /// Another type ([`RmwError::WrongType`]).
-pub fn set_of(current: Option<&Value>) -> Result<OrSet, RmwError> {
+pub fn set_of(current: Option<Value>) -> Result<OrSet, RmwError> {
     match current {
         None => Ok(OrSet::default()),
-        Some(Value::Set(s)) => Ok(s.clone()),
+        Some(Value::Set(s)) => Ok(s),
         Some(_) => Err(RmwError::WrongType),
     }
 }
@@ -24,11 +24,28 @@ pub fn set_of(current: Option<&Value>) -> Result<OrSet, RmwError> {
 ///
 /// # Errors
 /// Another type ([`RmwError::WrongType`]).
-pub fn hash_of(current: Option<&Value>) -> Result<OrHash, RmwError> {
+pub fn hash_of(current: Option<Value>) -> Result<OrHash, RmwError> {
     match current {
         None => Ok(OrHash::default()),
-        Some(Value::Hash(h)) => Ok(h.clone()),
+        Some(Value::Hash(h)) => Ok(h),
         Some(_) => Err(RmwError::WrongType),
+    }
+}
+
+/// Applies a set or hash operation to the key's live value `current` (see `rmw::apply`).
+///
+/// # Errors
+/// Another type than the operation's, or the operation's own error.
+pub fn apply(op: &Rmw, current: Option<Value>, expiry: Option<u64>, dot: Dot, now: u64) -> Result<(Option<NewValue>, Outcome), RmwError> {
+    match op {
+        Rmw::SAdd { members } => sadd(current, expiry, members, dot),
+        Rmw::SRem { members } => srem(current, expiry, members),
+        Rmw::SPop { count, seed } => spop(current, expiry, *count, *seed),
+        Rmw::HSet { pairs, nx } => hset(current, expiry, pairs, *nx, dot, now),
+        Rmw::HDel { fields } => hdel(current, expiry, fields),
+        Rmw::HIncrBy { field, by } => hincrby(current, expiry, field, *by, dot, now),
+        Rmw::HIncrByFloat { field, by } => hincrbyfloat(current, expiry, field, by, dot, now),
+        _ => unreachable!("rmw::apply sends only the operations of sets and hashes here"),
     }
 }
 
@@ -41,7 +58,7 @@ fn counted(n: usize) -> Outcome {
 }
 
 /// SADD: the members not yet in the set are added under `dot`; the reply counts them.
-pub fn sadd(current: Option<&Value>, expiry: Option<u64>, members: &[Bytes], dot: Dot) -> Result<(Option<NewValue>, Outcome), RmwError> {
+pub fn sadd(current: Option<Value>, expiry: Option<u64>, members: &[Bytes], dot: Dot) -> Result<(Option<NewValue>, Outcome), RmwError> {
     let mut set = set_of(current)?;
     let mut added = 0;
     for m in members {
@@ -54,7 +71,7 @@ pub fn sadd(current: Option<&Value>, expiry: Option<u64>, members: &[Bytes], dot
 }
 
 /// SREM: removes the members it finds (what it observed); an emptied set reads as missing.
-pub fn srem(current: Option<&Value>, expiry: Option<u64>, members: &[Bytes]) -> Result<(Option<NewValue>, Outcome), RmwError> {
+pub fn srem(current: Option<Value>, expiry: Option<u64>, members: &[Bytes]) -> Result<(Option<NewValue>, Outcome), RmwError> {
     let mut set = set_of(current)?;
     let removed = members.iter().filter(|m| set.remove(m)).count();
     Ok(((removed > 0).then(|| written(Value::Set(set), expiry)).flatten(), counted(removed)))
@@ -62,7 +79,7 @@ pub fn srem(current: Option<&Value>, expiry: Option<u64>, members: &[Bytes]) -> 
 
 /// SPOP: removes `count` random members (chosen by `seed`, so a forwarded SPOP picks as its
 /// sender would), or one when `count` is `None`; the outcome lists them.
-pub fn spop(current: Option<&Value>, expiry: Option<u64>, count: Option<u64>, seed: u64) -> Result<(Option<NewValue>, Outcome), RmwError> {
+pub fn spop(current: Option<Value>, expiry: Option<u64>, count: Option<u64>, seed: u64) -> Result<(Option<NewValue>, Outcome), RmwError> {
     let mut set = set_of(current)?;
     let n = count.unwrap_or(1).min(set.len() as u64) as usize;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -79,7 +96,7 @@ pub fn spop(current: Option<&Value>, expiry: Option<u64>, count: Option<u64>, se
 /// HSET (HSETNX with `nx`: only a missing field): the fields are written under `dot`; the
 /// reply counts the fields that were new.
 pub fn hset(
-    current: Option<&Value>,
+    current: Option<Value>,
     expiry: Option<u64>,
     pairs: &[(Bytes, Bytes)],
     nx: bool,
@@ -107,7 +124,7 @@ pub fn hset(
 }
 
 /// HDEL: removes the fields it finds.
-pub fn hdel(current: Option<&Value>, expiry: Option<u64>, fields: &[Bytes]) -> Result<(Option<NewValue>, Outcome), RmwError> {
+pub fn hdel(current: Option<Value>, expiry: Option<u64>, fields: &[Bytes]) -> Result<(Option<NewValue>, Outcome), RmwError> {
     let mut hash = hash_of(current)?;
     let removed = fields.iter().filter(|f| hash.remove(f)).count();
     Ok(((removed > 0).then(|| written(Value::Hash(hash), expiry)).flatten(), counted(removed)))
@@ -116,7 +133,7 @@ pub fn hdel(current: Option<&Value>, expiry: Option<u64>, fields: &[Bytes]) -> R
 /// HINCRBY: the field's counter (convergent, like INCR's): from 0 when missing, from the
 /// integer a string holds (resetting the increments that string's write observed).
 pub fn hincrby(
-    current: Option<&Value>,
+    current: Option<Value>,
     expiry: Option<u64>,
     field: &Bytes,
     by: i64,
@@ -147,7 +164,7 @@ pub fn hincrby(
 
 /// HINCRBYFLOAT: a rewrite of the field's string (not convergent, as INCRBYFLOAT).
 pub fn hincrbyfloat(
-    current: Option<&Value>,
+    current: Option<Value>,
     expiry: Option<u64>,
     field: &Bytes,
     by: &Bytes,
@@ -228,15 +245,15 @@ mod tests {
         let (w, o) = sadd(None, None, &[b("a"), b("b"), b("a")], dot(1)).unwrap();
         assert_eq!(o.int, 2);
         let set = value_of(w);
-        let (w, o) = sadd(set.as_ref(), None, &[b("a")], dot(2)).unwrap();
+        let (w, o) = sadd(set.clone(), None, &[b("a")], dot(2)).unwrap();
         assert_eq!((w, o.int), (None, 0), "nothing new: nothing written");
-        let (w, o) = srem(set.as_ref(), None, &[b("a"), b("x")]).unwrap();
+        let (w, o) = srem(set, None, &[b("a"), b("x")]).unwrap();
         assert_eq!(o.int, 1);
         let left = value_of(w);
-        let (w, o) = spop(left.as_ref(), None, None, 7).unwrap();
+        let (w, o) = spop(left, None, None, 7).unwrap();
         assert_eq!(o.members, vec![b("b")]);
         assert!(!value_of(w).is_some_and(|v| v.exists()), "an emptied set reads as missing");
-        assert_eq!(sadd(Some(&Value::Bytes(b("x"))), None, &[b("a")], dot(1)), Err(RmwError::WrongType));
+        assert_eq!(sadd(Some(Value::Bytes(b("x"))), None, &[b("a")], dot(1)), Err(RmwError::WrongType));
     }
 
     #[test]
@@ -244,20 +261,20 @@ mod tests {
         let (w, o) = hset(None, None, &[(b("f"), b("10")), (b("g"), b("x"))], false, dot(1), 5).unwrap();
         assert_eq!(o.int, 2);
         let h = value_of(w);
-        let (w, o) = hincrby(h.as_ref(), None, &b("f"), 5, dot(2), 6).unwrap();
+        let (w, o) = hincrby(h.clone(), None, &b("f"), 5, dot(2), 6).unwrap();
         assert_eq!(o.int, 15);
         let h = value_of(w);
-        assert_eq!(hincrby(h.as_ref(), None, &b("g"), 1, dot(3), 7), Err(RmwError::HashNotInteger));
-        let (w, o) = hset(h.as_ref(), None, &[(b("f"), b("1"))], false, dot(3), 8).unwrap();
+        assert_eq!(hincrby(h.clone(), None, &b("g"), 1, dot(3), 7), Err(RmwError::HashNotInteger));
+        let (w, o) = hset(h.clone(), None, &[(b("f"), b("1"))], false, dot(3), 8).unwrap();
         assert_eq!(o.int, 0, "an existing field is not new");
         let h = value_of(w);
-        let (_, o) = hincrby(h.as_ref(), None, &b("f"), 1, dot(4), 9).unwrap();
+        let (_, o) = hincrby(h.clone(), None, &b("f"), 1, dot(4), 9).unwrap();
         assert_eq!(o.int, 2);
-        let (_, o) = hset(h.as_ref(), None, &[(b("f"), b("9"))], true, dot(4), 9).unwrap();
+        let (_, o) = hset(h.clone(), None, &[(b("f"), b("9"))], true, dot(4), 9).unwrap();
         assert!(!o.applied, "HSETNX of an existing field");
-        let (_, o) = hincrbyfloat(h.as_ref(), None, &b("f"), &b("0.5"), dot(4), 9).unwrap();
+        let (_, o) = hincrbyfloat(h.clone(), None, &b("f"), &b("0.5"), dot(4), 9).unwrap();
         assert_eq!(o.new, Some(b("1.5")));
-        assert_eq!(hincrbyfloat(h.as_ref(), None, &b("g"), &b("1"), dot(4), 9), Err(RmwError::HashNotFloat));
-        assert_eq!(hincrbyfloat(h.as_ref(), None, &b("f"), &b("x"), dot(4), 9), Err(RmwError::NotFloat));
+        assert_eq!(hincrbyfloat(h.clone(), None, &b("g"), &b("1"), dot(4), 9), Err(RmwError::HashNotFloat));
+        assert_eq!(hincrbyfloat(h.clone(), None, &b("f"), &b("x"), dot(4), 9), Err(RmwError::NotFloat));
     }
 }

@@ -218,24 +218,29 @@ pub fn redis_i64(text: &[u8]) -> Option<i64> {
 /// number, or past the range; a string operation on a set or a hash, or the other way round.
 pub fn apply(
     op: &Rmw,
-    resolved: Option<&Resolved>,
+    resolved: Option<Resolved>,
     observed: &Counter,
     now: u64,
     dot: Dot,
 ) -> Result<(Option<NewValue>, Outcome), RmwError> {
     let actor = dot.actor;
+    // The operations of sets and hashes take the value (a set is not copied again).
+    let expiry = resolved.as_ref().and_then(|r| r.expires_ms);
+    match op {
+        Rmw::SAdd { .. }
+        | Rmw::SRem { .. }
+        | Rmw::SPop { .. }
+        | Rmw::HSet { .. }
+        | Rmw::HDel { .. }
+        | Rmw::HIncrBy { .. }
+        | Rmw::HIncrByFloat { .. } => return collections::apply(op, resolved.map(|r| r.value), expiry, dot, now),
+        _ => {}
+    }
+    let resolved = resolved.as_ref();
     let current = resolved.map(|r| (&r.value, r.expires_ms));
     let value = current.map(|(v, _)| v);
-    let expiry = current.and_then(|(_, e)| e);
-    // The operations of sets and hashes, and the type-blind ones.
+    // The type-blind operations.
     match op {
-        Rmw::SAdd { members } => return collections::sadd(value, expiry, members, dot),
-        Rmw::SRem { members } => return collections::srem(value, expiry, members),
-        Rmw::SPop { count, seed } => return collections::spop(value, expiry, *count, *seed),
-        Rmw::HSet { pairs, nx } => return collections::hset(value, expiry, pairs, *nx, dot, now),
-        Rmw::HDel { fields } => return collections::hdel(value, expiry, fields),
-        Rmw::HIncrBy { field, by } => return collections::hincrby(value, expiry, field, *by, dot, now),
-        Rmw::HIncrByFloat { field, by } => return collections::hincrbyfloat(value, expiry, field, by, dot, now),
         Rmw::Store { value: copied, expires_ms, nx } => {
             if *nx && value.is_some() {
                 return Ok((None, Outcome::default()));
@@ -417,7 +422,7 @@ mod tests {
     ) -> Result<(Option<NewValue>, Outcome), RmwError> {
         let resolved =
             current.map(|(v, e)| Resolved { value: Value::Bytes(v.clone()), expires_ms: e, stamp: (1, Actor(9)) });
-        apply(op, resolved.as_ref(), &Counter::default(), now, Dot { actor: Actor(1), counter: 1 })
+        apply(op, resolved, &Counter::default(), now, Dot { actor: Actor(1), counter: 1 })
     }
 
     fn bv(s: &str) -> Option<Value> {
@@ -515,7 +520,7 @@ mod tests {
         let value = Value::Counter(counter);
         let exp = Rmw::Expire { at_ms: Some(500), cond: ExpireCond::default() };
         let resolved = Resolved { value: value.clone(), expires_ms: None, stamp: (1, Actor(2)) };
-        let (w, _) = apply(&exp, Some(&resolved), &Counter::default(), 0, Dot { actor: Actor(1), counter: 1 }).unwrap();
+        let (w, _) = apply(&exp, Some(resolved), &Counter::default(), 0, Dot { actor: Actor(1), counter: 1 }).unwrap();
         assert_eq!(w.unwrap().value, Some(value));
     }
 

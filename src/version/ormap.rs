@@ -175,7 +175,10 @@ impl<V: Join> OrMap<V> {
     where
         V: 'a,
     {
-        states.fold(OrMap::default(), |acc, s| acc.join(s))
+        let mut states = states.peekable();
+        let Some(first) = states.next() else { return OrMap::default() };
+        // One sibling (the usual case): its state as it is.
+        states.fold(first.clone(), |acc, s| acc.join(s))
     }
 
     /// A member's value: the join of the values under its dots.
