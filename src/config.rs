@@ -72,6 +72,10 @@ pub struct ServerArgs {
     /// Largest value a write accepts, in bytes [default: 1048576]
     #[arg(long, env = "KURA_MAX_VALUE_BYTES")]
     pub max_value_bytes: Option<usize>,
+    /// Most members or fields one reply lists (SMEMBERS, HGETALL, SINTER ...; SSCAN and HSCAN
+    /// page) [default: 1000000]
+    #[arg(long, env = "KURA_MAX_REPLY_MEMBERS")]
+    pub max_reply_members: Option<usize>,
     /// Largest request (all arguments of one command), in bytes [default: 64 MiB]
     #[arg(long, env = "KURA_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -139,6 +143,7 @@ pub struct Config {
     pub aae_interval_secs: u64,
     pub max_value_bytes: usize,
     pub max_request_bytes: usize,
+    pub max_reply_members: usize,
     pub maxclients: usize,
     pub timeout: u64,
     pub databases: u32,
@@ -199,6 +204,7 @@ impl Config {
             aae_interval_secs: pick!(aae_interval, 60),
             max_value_bytes: pick!(max_value_bytes, 1 << 20),
             max_request_bytes: pick!(max_request_bytes, 64 << 20),
+            max_reply_members: pick!(max_reply_members, 1_000_000),
             maxclients: pick!(maxclients, 10_000),
             timeout: pick!(timeout, 0),
             databases: pick!(databases, 16),

@@ -262,3 +262,41 @@ fn keyspace_commands_work_on_sets_and_hashes() {
     assert_eq!(q(&node, &["FLUSHALL"]), Ok(Value::Okay));
     assert_eq!(int(q(&node, &["DBSIZE"])), 0);
 }
+
+/// `--max-reply-members` bounds what one reply lists: SMEMBERS, HGETALL, SUNION and counts
+/// above it are refused with an error that names SSCAN/HSCAN, which page within the bound and
+/// still return every member.
+#[test]
+fn replies_over_the_bound_are_refused_and_scans_page_within_it() {
+    let node = Node::start(std::net::Ipv4Addr::LOCALHOST, &["--max-reply-members", "5"]);
+    let members: Vec<String> = (0..12).map(|i| format!("m{i:02}")).collect();
+    let mut sadd = vec!["SADD", "big"];
+    sadd.extend(members.iter().map(String::as_str));
+    assert_eq!(int(q(&node, &sadd)), 12);
+    let mut hset = vec!["HSET", "wide"];
+    hset.extend(members.iter().flat_map(|m| [m.as_str(), "v"]));
+    assert_eq!(int(q(&node, &hset)), 12);
+    for cmd in [&["SMEMBERS", "big"][..], &["HGETALL", "wide"], &["SUNION", "big"], &["SRANDMEMBER", "big", "-6"], &["HKEYS", "wide"]] {
+        let e = harness::err_of(q(&node, cmd));
+        assert!(e.starts_with("ERR reply too large") && e.contains("SSCAN"), "{cmd:?}: {e}");
+    }
+    assert_eq!(sorted(q(&node, &["SRANDMEMBER", "big", "5"])).len(), 5, "at the bound");
+    let mut seen = Vec::new();
+    let mut cursor = "0".to_string();
+    loop {
+        let Ok(Value::Array(parts)) = q(&node, &["SSCAN", "big", &cursor, "COUNT", "100"]) else { panic!("SSCAN") };
+        let page = sorted(Ok(parts[1].clone()));
+        assert!(page.len() <= 5, "a page within the bound: {page:?}");
+        seen.extend(page);
+        cursor = harness::text(&parts[0]);
+        if cursor == "0" {
+            break;
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, members);
+    assert_eq!(q(&node, &["CONFIG", "GET", "kura-max-reply-members"]), Ok(Value::Array(vec![
+        Value::BulkString(b"kura-max-reply-members".to_vec()),
+        Value::BulkString(b"5".to_vec()),
+    ])));
+}

@@ -34,6 +34,7 @@ fn parameters(node: &Node) -> Vec<(&'static str, String)> {
         ("proto-max-bulk-len", c.max_request_bytes.to_string()),
         ("requirepass", node.requirepass.read().clone().unwrap_or_default()),
         ("kura-max-value-bytes", c.max_value_bytes.to_string()),
+        ("kura-max-reply-members", c.max_reply_members.to_string()),
         ("kura-n", c.n.to_string()),
         ("kura-r", c.r.to_string()),
         ("kura-w", c.w.to_string()),

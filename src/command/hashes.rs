@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 
-use super::sets::{empty_scan, page, pick, scan_args, scan_cursor};
+use super::sets::{bounded, empty_scan, page, pick, scan_args, scan_cursor};
 use super::{parse_i64, CmdResult, CommandError};
 use crate::coordinator::{now_ms, CoordError};
 use crate::node::Node;
@@ -64,6 +64,7 @@ pub async fn hmget(node: &Node, args: &[Bytes]) -> CmdResult {
 
 pub async fn hgetall(node: &Node, args: &[Bytes]) -> CmdResult {
     let hash = read(node, &args[1]).await?;
+    bounded(node, hash.len())?;
     Ok(Reply::Map(hash.iter().map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.bytes()))).collect()))
 }
 
@@ -80,11 +81,15 @@ pub async fn hexists(node: &Node, args: &[Bytes]) -> CmdResult {
 }
 
 pub async fn hkeys(node: &Node, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Array(read(node, &args[1]).await?.members().map(|f| Reply::Bulk(f.clone())).collect()))
+    let hash = read(node, &args[1]).await?;
+    bounded(node, hash.len())?;
+    Ok(Reply::Array(hash.members().map(|f| Reply::Bulk(f.clone())).collect()))
 }
 
 pub async fn hvals(node: &Node, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Array(read(node, &args[1]).await?.iter().map(|(_, v)| Reply::Bulk(v.bytes())).collect()))
+    let hash = read(node, &args[1]).await?;
+    bounded(node, hash.len())?;
+    Ok(Reply::Array(hash.iter().map(|(_, v)| Reply::Bulk(v.bytes())).collect()))
 }
 
 pub async fn hstrlen(node: &Node, args: &[Bytes]) -> CmdResult {
@@ -125,7 +130,9 @@ pub async fn hrandfield(node: &Node, args: &[Bytes]) -> CmdResult {
             if with_values && n.unsigned_abs() > (i64::MAX as u64) / 2 {
                 return Err(CommandError::Other("value is out of range".into()));
             }
-            let picked = pick(fields.len(), n.unsigned_abs().min(1 << 24) as usize, n >= 0);
+            let wanted = if n >= 0 { n.unsigned_abs().min(fields.len() as u64) } else { n.unsigned_abs() };
+            bounded(node, usize::try_from(wanted).unwrap_or(usize::MAX))?;
+            let picked = pick(fields.len(), wanted as usize, n >= 0);
             if with_values {
                 Reply::Pairs(
                     picked.into_iter().map(|i| (Reply::Bulk(fields[i].0.clone()), Reply::Bulk(fields[i].1.clone()))).collect(),
@@ -143,7 +150,9 @@ pub async fn hscan(node: &Node, args: &[Bytes]) -> CmdResult {
     if hash.is_empty() {
         return Ok(empty_scan());
     }
-    let a = scan_args(args)?;
+    let mut a = scan_args(args)?;
+    a.count = a.count.min(node.config.max_reply_members);
+    a.whole = a.whole.min(node.config.max_reply_members);
     let fields: Vec<(&Bytes, Bytes)> = hash.iter().map(|(f, v)| (f, v.bytes())).collect();
     let (range, next) = page(fields.len(), &a);
     let mut found = Vec::new();

@@ -31,6 +31,21 @@ fn bulks<'a>(members: impl Iterator<Item = &'a Bytes>) -> Vec<Reply> {
     members.map(|m| Reply::Bulk(m.clone())).collect()
 }
 
+/// Refuses a reply of more than `--max-reply-members` members or fields (a huge set is read
+/// with SSCAN or HSCAN instead).
+///
+/// # Errors
+/// The bound's error.
+pub(super) fn bounded(node: &Node, n: usize) -> Result<(), CommandError> {
+    let max = node.config.max_reply_members;
+    if n > max {
+        return Err(CommandError::Other(format!(
+            "reply too large: {n} members or fields, more than --max-reply-members ({max}); use SSCAN or HSCAN"
+        )));
+    }
+    Ok(())
+}
+
 pub async fn sadd(node: &Node, args: &[Bytes]) -> CmdResult {
     let members = args[2..].iter().map(|m| super::value_to_store(node, m)).collect::<Result<_, _>>()?;
     Ok(Reply::Int(node.coordinator.modify(&args[1], Rmw::SAdd { members }).await?.int))
@@ -41,7 +56,9 @@ pub async fn srem(node: &Node, args: &[Bytes]) -> CmdResult {
 }
 
 pub async fn smembers(node: &Node, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Set(bulks(read(node, &args[1]).await?.members())))
+    let set = read(node, &args[1]).await?;
+    bounded(node, set.len())?;
+    Ok(Reply::Set(bulks(set.members())))
 }
 
 pub async fn sismember(node: &Node, args: &[Bytes]) -> CmdResult {
@@ -87,7 +104,9 @@ pub async fn srandmember(node: &Node, args: &[Bytes]) -> CmdResult {
     Ok(match count {
         None => pick(members.len(), 1, true).first().map_or(Reply::Nil, |&i| Reply::Bulk(members[i].clone())),
         Some(n) => {
-            let picked = pick(members.len(), n.unsigned_abs().min(1 << 24) as usize, n >= 0);
+            let wanted = if n >= 0 { n.unsigned_abs().min(members.len() as u64) } else { n.unsigned_abs() };
+            bounded(node, usize::try_from(wanted).unwrap_or(usize::MAX))?;
+            let picked = pick(members.len(), wanted as usize, n >= 0);
             Reply::Array(picked.into_iter().map(|i| Reply::Bulk(members[i].clone())).collect())
         }
     })
@@ -104,6 +123,10 @@ pub async fn spop(node: &Node, args: &[Bytes]) -> CmdResult {
             Some(u64::try_from(n).map_err(|_| CommandError::Other("value is out of range, must be positive".into()))?)
         }
     };
+    // A count over the bound is checked against the set's size (one more read, only then).
+    if let Some(n) = count.and_then(|n| usize::try_from(n).ok()).filter(|&n| n > node.config.max_reply_members) {
+        bounded(node, n.min(read(node, &args[1]).await?.len()))?;
+    }
     let op = Rmw::SPop { count, seed: crate::random::u64() };
     let outcome = node.coordinator.modify(&args[1], op).await?;
     Ok(match count {
@@ -158,7 +181,9 @@ async fn combine(node: &Node, keys: &[Bytes], op: Algebra) -> Result<Vec<Bytes>,
 }
 
 pub async fn algebra(node: &Node, args: &[Bytes], op: Algebra) -> CmdResult {
-    Ok(Reply::Set(combine(node, &args[1..], op).await?.into_iter().map(Reply::Bulk).collect()))
+    let members = combine(node, &args[1..], op).await?;
+    bounded(node, members.len())?;
+    Ok(Reply::Set(members.into_iter().map(Reply::Bulk).collect()))
 }
 
 /// SINTERSTORE, SUNIONSTORE, SDIFFSTORE: the result replaces the destination (an empty one
@@ -204,6 +229,8 @@ pub(super) struct ScanArgs {
     pub cursor: usize,
     pub pattern: Option<Bytes>,
     pub count: usize,
+    /// Up to this many members a call answers whole (see [`SCAN_WHOLE`]).
+    pub whole: usize,
 }
 
 /// The cursor of SSCAN/HSCAN (Redis reads it before it looks the key up; the options after).
@@ -238,7 +265,7 @@ pub(super) fn scan_args(args: &[Bytes]) -> Result<ScanArgs, CommandError> {
         }
         i += 2;
     }
-    Ok(ScanArgs { cursor: usize::try_from(cursor).unwrap_or(usize::MAX), pattern, count })
+    Ok(ScanArgs { cursor: usize::try_from(cursor).unwrap_or(usize::MAX), pattern, count, whole: SCAN_WHOLE })
 }
 
 /// Up to this many members a scan answers in one call with cursor 0 (as Redis does for a set
@@ -249,7 +276,7 @@ pub(super) const SCAN_WHOLE: usize = 128;
 /// cursor. The cursor is the position in byte order: members present from the first call to
 /// the last are all returned (some maybe twice when others are removed meanwhile).
 pub(super) fn page(len: usize, a: &ScanArgs) -> (std::ops::Range<usize>, usize) {
-    if len <= SCAN_WHOLE {
+    if len <= a.whole {
         return (0..len, 0);
     }
     let start = a.cursor.min(len);
@@ -263,7 +290,9 @@ pub async fn sscan(node: &Node, args: &[Bytes]) -> CmdResult {
     if set.is_empty() {
         return Ok(empty_scan());
     }
-    let a = scan_args(args)?;
+    let mut a = scan_args(args)?;
+    a.count = a.count.min(node.config.max_reply_members);
+    a.whole = a.whole.min(node.config.max_reply_members);
     let members: Vec<&Bytes> = set.members().collect();
     let (range, next) = page(members.len(), &a);
     let keep = |m: &&&Bytes| a.pattern.as_ref().is_none_or(|p| super::glob::matches(p, m));
@@ -277,7 +306,7 @@ mod tests {
 
     #[test]
     fn pages_cover_every_member_once() {
-        let a = |cursor, count| ScanArgs { cursor, pattern: None, count };
+        let a = |cursor, count| ScanArgs { cursor, pattern: None, count, whole: SCAN_WHOLE };
         assert_eq!(page(10, &a(0, 3)), (0..10, 0), "a small set in one call");
         let mut seen = 0;
         let mut cursor = 0;
