@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 
-use super::sets::{bounded, empty_scan, page, pick, scan_args, scan_cursor};
+use super::sets::{bounded, empty_scan, page, pick, scan_cursor, scan_options};
 use super::{parse_i64, CmdResult, CommandError};
 use crate::coordinator::{now_ms, CoordError};
 use crate::node::Node;
@@ -150,9 +150,7 @@ pub async fn hscan(node: &Node, args: &[Bytes]) -> CmdResult {
     if hash.is_empty() {
         return Ok(empty_scan());
     }
-    let mut a = scan_args(args)?;
-    a.count = a.count.min(node.config.max_reply_members);
-    a.whole = a.whole.min(node.config.max_reply_members);
+    let a = scan_options(node, args)?;
     let fields: Vec<(&Bytes, Bytes)> = hash.iter().map(|(f, v)| (f, v.bytes())).collect();
     let (range, next) = page(fields.len(), &a);
     let mut found = Vec::new();

@@ -246,7 +246,7 @@ pub(super) fn empty_scan() -> Reply {
     Reply::Array(vec![Reply::bulk("0"), Reply::Array(Vec::new())])
 }
 
-pub(super) fn scan_args(args: &[Bytes]) -> Result<ScanArgs, CommandError> {
+fn scan_args(args: &[Bytes]) -> Result<ScanArgs, CommandError> {
     let cursor = scan_cursor(args)?;
     let (mut pattern, mut count) = (None, 10usize);
     let mut i = 3;
@@ -266,6 +266,14 @@ pub(super) fn scan_args(args: &[Bytes]) -> Result<ScanArgs, CommandError> {
         i += 2;
     }
     Ok(ScanArgs { cursor: usize::try_from(cursor).unwrap_or(usize::MAX), pattern, count, whole: SCAN_WHOLE })
+}
+
+/// The options of a SSCAN/HSCAN, its pages held within `--max-reply-members`.
+pub(super) fn scan_options(node: &Node, args: &[Bytes]) -> Result<ScanArgs, CommandError> {
+    let mut a = scan_args(args)?;
+    a.count = a.count.min(node.config.max_reply_members);
+    a.whole = a.whole.min(node.config.max_reply_members);
+    Ok(a)
 }
 
 /// Up to this many members a scan answers in one call with cursor 0 (as Redis does for a set
@@ -290,9 +298,7 @@ pub async fn sscan(node: &Node, args: &[Bytes]) -> CmdResult {
     if set.is_empty() {
         return Ok(empty_scan());
     }
-    let mut a = scan_args(args)?;
-    a.count = a.count.min(node.config.max_reply_members);
-    a.whole = a.whole.min(node.config.max_reply_members);
+    let a = scan_options(node, args)?;
     let members: Vec<&Bytes> = set.members().collect();
     let (range, next) = page(members.len(), &a);
     let keep = |m: &&&Bytes| a.pattern.as_ref().is_none_or(|p| super::glob::matches(p, m));
