@@ -346,3 +346,36 @@ impl Replica {
         self.storage.commit()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rmw::Rmw;
+    use crate::version::Value;
+
+    /// The dot a set's members get is the dot the DVV gives the write (what makes element dots
+    /// unique), for a first write, a later one, and one over a copy a merge brought in.
+    #[test]
+    fn members_get_the_dot_of_their_write() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let storage = Storage::open(dir.path(), crate::storage::FsyncPolicy::Never).expect("storage");
+        let replica = Replica::new(storage, "n1");
+        let check = |member: &str| {
+            let op = Rmw::SAdd { members: vec![bytes::Bytes::copy_from_slice(member.as_bytes())] };
+            let (written, _) = replica.modify(b"s", &op, None).expect("SADD");
+            let set = written.expect("a write");
+            let (dot, sibling) = set.dotted().max_by_key(|(d, _)| d.counter).expect("a sibling");
+            let Some(Value::Set(s)) = &sibling.value else { panic!("a set") };
+            let dots: Vec<Dot> = s.dots_of(member.as_bytes()).collect();
+            assert_eq!(dots, vec![dot], "{member}");
+        };
+        check("a");
+        check("b");
+        // Another node's version merged in: the next write still gets the DVV's dot.
+        let other = Replica::new(Storage::open(&dir.path().join("other"), crate::storage::FsyncPolicy::Never).expect("storage"), "n2");
+        let op = Rmw::SAdd { members: vec![bytes::Bytes::from_static(b"x")] };
+        let (theirs, _) = other.modify(b"s", &op, None).expect("SADD");
+        replica.merge(b"s", &theirs.expect("a write"), None).expect("merge");
+        check("c");
+    }
+}

@@ -191,6 +191,11 @@ impl<V: Join> OrMap<V> {
         Some(it.fold(first, |acc, v| acc.join(v)))
     }
 
+    /// The dots `member` is held under.
+    pub fn dots_of(&self, member: &[u8]) -> impl Iterator<Item = Dot> + '_ {
+        self.entries.get(member).into_iter().flat_map(|d| d.iter().map(|(dot, _)| *dot))
+    }
+
     pub fn contains(&self, member: &[u8]) -> bool {
         self.entries.contains_key(member)
     }

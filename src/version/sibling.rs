@@ -141,8 +141,8 @@ impl SiblingSet {
         (resolved.value.exists() && resolved.expires_ms.is_none_or(|t| t > now_ms)).then_some(resolved)
     }
 
-    /// The join of the states of kind `kind` (a set's or a hash's) the siblings hold: what a
-    /// write over the key observed of it. `None` when no sibling holds one.
+    /// The join of the set states the siblings hold (with none, of the hash states): what a
+    /// DEL over the key observed of it. `None` when no sibling holds either.
     pub fn observed_set(&self) -> Option<Value> {
         let sets: Vec<&super::OrSet> = self.0.values().filter_map(|s| match &s.value {
             Some(Value::Set(x)) => Some(x),
