@@ -148,6 +148,13 @@ fn convergent_types_on_both_sides_of_a_partition_converge() {
         assert_eq!(int(q(n, &["SCARD", "cart"])), cart.len() as i64);
         assert_eq!(int(q(n, &["HINCRBY", "profile", "visits", "0"])), visits);
     }
+    // SMOVE through a node that owns neither key or one of them: every node then reads the move.
+    assert_eq!(int(q(&c.nodes[3], &["SMOVE", "cart", "moved", "b"])), 1);
+    assert_eq!(int(q(&c.nodes[1], &["SMOVE", "cart", "moved", "b"])), 0, "b is no longer in the cart");
+    for n in &c.nodes {
+        assert_eq!(int(q(n, &["SISMEMBER", "moved", "b"])), 1);
+        assert_eq!(int(q(n, &["SISMEMBER", "cart", "b"])), 0);
+    }
 }
 
 /// Eight clients racing INCR on one node: the count is exact; INCR keeps a key's TTL; a SET

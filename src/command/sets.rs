@@ -135,8 +135,9 @@ pub async fn spop(node: &Node, args: &[Bytes]) -> CmdResult {
     })
 }
 
-/// `SMOVE source destination member`: a removal from the source, then (if it removed the
-/// member) an add to the destination; in a cluster two writes, not one.
+/// `SMOVE source destination member`: atomic on a node alone (it holds the node's gate); in
+/// a cluster two writes: the add to the destination first, then the removal from the source,
+/// so a failure between them leaves the member in both sets, never in neither.
 pub async fn smove(node: &Node, args: &[Bytes]) -> CmdResult {
     let (src, dst, member) = (&args[1], &args[2], &args[3]);
     let source = read(node, src).await?;
@@ -145,14 +146,11 @@ pub async fn smove(node: &Node, args: &[Bytes]) -> CmdResult {
     }
     // The destination's type is checked before anything moves, as Redis does.
     read(node, dst).await?;
-    if src == dst {
+    if src == dst || !source.contains(member) {
         return Ok(Reply::Int(i64::from(source.contains(member))));
     }
-    let removed = node.coordinator.modify(src, Rmw::SRem { members: vec![member.clone()] }).await?.int;
-    if removed == 0 {
-        return Ok(Reply::Int(0));
-    }
     node.coordinator.modify(dst, Rmw::SAdd { members: vec![member.clone()] }).await?;
+    node.coordinator.modify(src, Rmw::SRem { members: vec![member.clone()] }).await?;
     Ok(Reply::Int(1))
 }
 
