@@ -734,14 +734,16 @@ async fn sets_under_partitions(seed: u64, crash: bool) -> Result<(), String> {
                     0 if !mine.is_empty() => {
                         let m = mine.swap_remove(rng.gen_range(0..mine.len()));
                         seen.lock().tried_removing.insert(m.clone());
-                        let done = coordinator.modify(b"cart", Rmw::SRem { members: vec![Bytes::from(m.clone())] }).await;
+                        let done =
+                            coordinator.modify(b"cart", Rmw::SRem { members: vec![Bytes::from(m.clone())] }).await;
                         if done.is_ok_and(|o| o.int == 1) {
                             seen.lock().removed.insert(m);
                         }
                     }
                     0 | 1 => {
                         let m = format!("c{c}-{i}");
-                        let done = coordinator.modify(b"cart", Rmw::SAdd { members: vec![Bytes::from(m.clone())] }).await;
+                        let done =
+                            coordinator.modify(b"cart", Rmw::SAdd { members: vec![Bytes::from(m.clone())] }).await;
                         if done.is_ok() {
                             seen.lock().kept.insert(m.clone());
                             mine.push(m);

@@ -45,15 +45,22 @@ fn sorted(v: redis::RedisResult<Value>) -> Vec<String> {
 
 /// HGETALL as sorted `field=value` lines.
 fn fields(node: &Node, key: &str) -> Vec<String> {
-    let flat = sorted(q(node, &["HGETALL", key]).map(|v| match v {
-        Value::Array(items) => Value::Array(items.chunks(2).map(|p| {
-            let text = |v: &Value| match v {
-                Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-                other => panic!("{other:?}"),
-            };
-            Value::BulkString(format!("{}={}", text(&p[0]), text(&p[1])).into_bytes())
-        }).collect()),
-        other => other,
+    let flat = sorted(q(node, &["HGETALL", key]).map(|v| {
+        match v {
+            Value::Array(items) => Value::Array(
+                items
+                    .chunks(2)
+                    .map(|p| {
+                        let text = |v: &Value| match v {
+                            Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                            other => panic!("{other:?}"),
+                        };
+                        Value::BulkString(format!("{}={}", text(&p[0]), text(&p[1])).into_bytes())
+                    })
+                    .collect(),
+            ),
+            other => other,
+        }
     }));
     flat
 }
@@ -283,7 +290,13 @@ fn replies_over_the_bound_are_refused_and_scans_page_within_it() {
     let mut hset = vec!["HSET", "wide"];
     hset.extend(members.iter().flat_map(|m| [m.as_str(), "v"]));
     assert_eq!(int(q(&node, &hset)), 12);
-    for cmd in [&["SMEMBERS", "big"][..], &["HGETALL", "wide"], &["SUNION", "big"], &["SRANDMEMBER", "big", "-6"], &["HKEYS", "wide"]] {
+    for cmd in [
+        &["SMEMBERS", "big"][..],
+        &["HGETALL", "wide"],
+        &["SUNION", "big"],
+        &["SRANDMEMBER", "big", "-6"],
+        &["HKEYS", "wide"],
+    ] {
         let e = harness::err_of(q(&node, cmd));
         assert!(e.starts_with("ERR reply too large") && e.contains("SSCAN"), "{cmd:?}: {e}");
     }
@@ -302,8 +315,10 @@ fn replies_over_the_bound_are_refused_and_scans_page_within_it() {
     }
     seen.sort();
     assert_eq!(seen, members);
-    assert_eq!(q(&node, &["CONFIG", "GET", "kura-max-reply-members"]), Ok(Value::Array(vec![
-        Value::BulkString(b"kura-max-reply-members".to_vec()),
-        Value::BulkString(b"5".to_vec()),
-    ])));
+    assert_eq!(
+        q(&node, &["CONFIG", "GET", "kura-max-reply-members"]),
+        Ok(Value::Array(
+            vec![Value::BulkString(b"kura-max-reply-members".to_vec()), Value::BulkString(b"5".to_vec()),]
+        ))
+    );
 }

@@ -335,7 +335,12 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
             0 => vec![b("SPOP"), skey(rng), b(["100", "0", "-1"][rng.gen_range(0..3)])],
             1 => vec![b("SMOVE"), skey(rng), skey(rng), member(rng)],
             2 => vec![b(["SINTER", "SUNION", "SDIFF"][rng.gen_range(0..3)]), skey(rng), skey(rng)],
-            3 => vec![b(["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"][rng.gen_range(0..3)]), skey(rng), skey(rng), skey(rng)],
+            3 => vec![
+                b(["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"][rng.gen_range(0..3)]),
+                skey(rng),
+                skey(rng),
+                skey(rng),
+            ],
             4 => {
                 let mut c = vec![b("SINTERCARD"), b(["2", "1", "0", "3"][rng.gen_range(0..4)]), skey(rng), skey(rng)];
                 if rng.gen_range(0..2) == 0 {
@@ -384,7 +389,14 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
             }
             _ => vec![b("TYPE"), fkey(rng)],
         },
-        55 => vec![b("SCAN"), b("0"), b("COUNT"), b("1000000"), b("TYPE"), b(["set", "hash", "string"][rng.gen_range(0..3)])],
+        55 => vec![
+            b("SCAN"),
+            b("0"),
+            b("COUNT"),
+            b("1000000"),
+            b("TYPE"),
+            b(["set", "hash", "string"][rng.gen_range(0..3)]),
+        ],
         _ => vec![b("GET")],
     };
     // Sometimes a wrong argument count.
@@ -423,7 +435,9 @@ fn agree(args: &[Vec<u8>], kura: &Wire, redis: &Wire, queued: Option<&[Vec<Vec<u
             return n(a) >= 0 && n(a) <= n(b);
         }
         ("KEYS", _, _) => return sorted(kura).is_some() && sorted(kura) == sorted(redis),
-        ("SCAN" | "SSCAN", Wire::Array(Some(a)), Wire::Array(Some(b))) if a.len() == 2 && b.len() == 2 && args.len() > 2 => {
+        ("SCAN" | "SSCAN", Wire::Array(Some(a)), Wire::Array(Some(b)))
+            if a.len() == 2 && b.len() == 2 && args.len() > 2 =>
+        {
             return a[0] == b[0] && sorted(&a[1]).is_some() && sorted(&a[1]) == sorted(&b[1]);
         }
         // One member by chance: only whether there was one.

@@ -105,8 +105,12 @@ pub async fn hincrby(node: &Node, args: &[Bytes]) -> CmdResult {
 pub async fn hincrbyfloat(node: &Node, args: &[Bytes]) -> CmdResult {
     // The increment is checked before the key is looked up, as Redis does.
     match crate::longdouble::add(b"0", &args[3]) {
-        Err(crate::longdouble::FloatError::NotFloat) => return Err(CommandError::Other("value is not a valid float".into())),
-        Err(crate::longdouble::FloatError::NanOrInfinity) => return Err(CommandError::Other("value is NaN or Infinity".into())),
+        Err(crate::longdouble::FloatError::NotFloat) => {
+            return Err(CommandError::Other("value is not a valid float".into()))
+        }
+        Err(crate::longdouble::FloatError::NanOrInfinity) => {
+            return Err(CommandError::Other("value is NaN or Infinity".into()))
+        }
         Ok(_) => {}
     }
     let op = Rmw::HIncrByFloat { field: super::value_to_store(node, &args[2])?, by: args[3].clone() };
@@ -135,7 +139,10 @@ pub async fn hrandfield(node: &Node, args: &[Bytes]) -> CmdResult {
             let picked = pick(fields.len(), wanted as usize, n >= 0);
             if with_values {
                 Reply::Pairs(
-                    picked.into_iter().map(|i| (Reply::Bulk(fields[i].0.clone()), Reply::Bulk(fields[i].1.clone()))).collect(),
+                    picked
+                        .into_iter()
+                        .map(|i| (Reply::Bulk(fields[i].0.clone()), Reply::Bulk(fields[i].1.clone())))
+                        .collect(),
                 )
             } else {
                 Reply::Array(picked.into_iter().map(|i| Reply::Bulk(fields[i].0.clone())).collect())

@@ -19,7 +19,13 @@ async fn live(node: &Node, key: &[u8]) -> Result<Option<(Copied, Option<u64>)>, 
 }
 
 /// Writes a copy at `key` (with `nx` only if it is missing); whether it wrote.
-async fn store(node: &Node, key: &[u8], value: Copied, expires_ms: Option<u64>, nx: bool) -> Result<bool, CommandError> {
+async fn store(
+    node: &Node,
+    key: &[u8],
+    value: Copied,
+    expires_ms: Option<u64>,
+    nx: bool,
+) -> Result<bool, CommandError> {
     Ok(node.coordinator.modify(key, Rmw::Store { value, expires_ms, nx }).await?.applied)
 }
 

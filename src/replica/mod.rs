@@ -218,9 +218,7 @@ impl Replica {
                 WriteContext::Given(vv) => (vv.clone(), write.value),
                 // A write over everything this copy holds: over a counter, a DEL or an integer
                 // resets it (the increments it saw stop counting; `rmw::written_over`).
-                WriteContext::Everything => {
-                    (current.context(), rmw::written_over(write.value, current, now, origin))
-                }
+                WriteContext::Everything => (current.context(), rmw::written_over(write.value, current, now, origin)),
             };
             // A set or a hash records what its write observed (`OrMap::witness`).
             let mut value = value;
@@ -372,7 +370,10 @@ mod tests {
         check("a");
         check("b");
         // Another node's version merged in: the next write still gets the DVV's dot.
-        let other = Replica::new(Storage::open(&dir.path().join("other"), crate::storage::FsyncPolicy::Never).expect("storage"), "n2");
+        let other = Replica::new(
+            Storage::open(&dir.path().join("other"), crate::storage::FsyncPolicy::Never).expect("storage"),
+            "n2",
+        );
         let op = Rmw::SAdd { members: vec![bytes::Bytes::from_static(b"x")] };
         let (theirs, _) = other.modify(b"s", &op, None).expect("SADD");
         replica.merge(b"s", &theirs.expect("a write"), None).expect("merge");

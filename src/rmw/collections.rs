@@ -36,7 +36,13 @@ pub fn hash_of(current: Option<Value>) -> Result<OrHash, RmwError> {
 ///
 /// # Errors
 /// Another type than the operation's, or the operation's own error.
-pub fn apply(op: &Rmw, current: Option<Value>, expiry: Option<u64>, dot: Dot, now: u64) -> Result<(Option<NewValue>, Outcome), RmwError> {
+pub fn apply(
+    op: &Rmw,
+    current: Option<Value>,
+    expiry: Option<u64>,
+    dot: Dot,
+    now: u64,
+) -> Result<(Option<NewValue>, Outcome), RmwError> {
     match op {
         Rmw::SAdd { members } => sadd(current, expiry, members, dot),
         Rmw::SRem { members } => srem(current, expiry, members),
@@ -58,7 +64,12 @@ fn counted(n: usize) -> Outcome {
 }
 
 /// SADD: the members not yet in the set are added under `dot`; the reply counts them.
-pub fn sadd(current: Option<Value>, expiry: Option<u64>, members: &[Bytes], dot: Dot) -> Result<(Option<NewValue>, Outcome), RmwError> {
+pub fn sadd(
+    current: Option<Value>,
+    expiry: Option<u64>,
+    members: &[Bytes],
+    dot: Dot,
+) -> Result<(Option<NewValue>, Outcome), RmwError> {
     let mut set = set_of(current)?;
     let mut added = 0;
     for m in members {
@@ -71,7 +82,11 @@ pub fn sadd(current: Option<Value>, expiry: Option<u64>, members: &[Bytes], dot:
 }
 
 /// SREM: removes the members it finds (what it observed); an emptied set reads as missing.
-pub fn srem(current: Option<Value>, expiry: Option<u64>, members: &[Bytes]) -> Result<(Option<NewValue>, Outcome), RmwError> {
+pub fn srem(
+    current: Option<Value>,
+    expiry: Option<u64>,
+    members: &[Bytes],
+) -> Result<(Option<NewValue>, Outcome), RmwError> {
     let mut set = set_of(current)?;
     let removed = members.iter().filter(|m| set.remove(m)).count();
     Ok(((removed > 0).then(|| written(Value::Set(set), expiry)).flatten(), counted(removed)))
@@ -79,12 +94,18 @@ pub fn srem(current: Option<Value>, expiry: Option<u64>, members: &[Bytes]) -> R
 
 /// SPOP: removes `count` random members (chosen by `seed`, so a forwarded SPOP picks as its
 /// sender would), or one when `count` is `None`; the outcome lists them.
-pub fn spop(current: Option<Value>, expiry: Option<u64>, count: Option<u64>, seed: u64) -> Result<(Option<NewValue>, Outcome), RmwError> {
+pub fn spop(
+    current: Option<Value>,
+    expiry: Option<u64>,
+    count: Option<u64>,
+    seed: u64,
+) -> Result<(Option<NewValue>, Outcome), RmwError> {
     let mut set = set_of(current)?;
     let n = count.unwrap_or(1).min(set.len() as u64) as usize;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let members: Vec<Bytes> = set.members().cloned().collect();
-    let mut picked: Vec<Bytes> = rand::seq::index::sample(&mut rng, members.len(), n).into_iter().map(|i| members[i].clone()).collect();
+    let mut picked: Vec<Bytes> =
+        rand::seq::index::sample(&mut rng, members.len(), n).into_iter().map(|i| members[i].clone()).collect();
     picked.sort();
     for m in &picked {
         set.remove(m);
@@ -124,7 +145,11 @@ pub fn hset(
 }
 
 /// HDEL: removes the fields it finds.
-pub fn hdel(current: Option<Value>, expiry: Option<u64>, fields: &[Bytes]) -> Result<(Option<NewValue>, Outcome), RmwError> {
+pub fn hdel(
+    current: Option<Value>,
+    expiry: Option<u64>,
+    fields: &[Bytes],
+) -> Result<(Option<NewValue>, Outcome), RmwError> {
     let mut hash = hash_of(current)?;
     let removed = fields.iter().filter(|f| hash.remove(f)).count();
     Ok(((removed > 0).then(|| written(Value::Hash(hash), expiry)).flatten(), counted(removed)))
@@ -216,7 +241,10 @@ impl Copied {
             Copied::Hash(f) if f.is_empty() => None,
             Copied::Hash(f) => {
                 let stamp = (now, dot.actor, dot.counter);
-                Some(Value::Hash(OrHash::from_members(f.iter().map(|(k, v)| (k.clone(), Field::text(stamp, v.clone()))), dot)))
+                Some(Value::Hash(OrHash::from_members(
+                    f.iter().map(|(k, v)| (k.clone(), Field::text(stamp, v.clone()))),
+                    dot,
+                )))
             }
             Copied::Other(v) => Some(v.clone()),
         }

@@ -12,8 +12,8 @@ mod collections;
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-pub use collections::{hash_of, set_of, Copied};
 use crate::version::{Actor, Counter, Dot, Hll, Resolved, SiblingSet, Value};
+pub use collections::{hash_of, set_of, Copied};
 
 /// Redis's `proto-max-bulk-len`: no string grows past it.
 pub const MAX_STRING: u64 = 512 * 1024 * 1024;

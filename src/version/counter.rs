@@ -84,7 +84,9 @@ impl Counter {
             // join commutes whatever it is given. One actor's resets are causally ordered (the
             // later one's write saw the earlier), so real replicas never join such a pair: the
             // DVV drops the older sibling first.
-            (Some(a), Some(b)) => Some(if (b.written_ms, b.origin, b.value) > (a.written_ms, a.origin, a.value) { b } else { a }),
+            (Some(a), Some(b)) => {
+                Some(if (b.written_ms, b.origin, b.value) > (a.written_ms, a.origin, a.value) { b } else { a })
+            }
             (a, b) => a.or(b),
         };
         Counter {

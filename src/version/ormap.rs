@@ -139,9 +139,7 @@ impl<V: Join> OrMap<V> {
         let mut entries = BTreeMap::new();
         let survivors = |mine: &[(Dot, V)], theirs: Option<&Vec<(Dot, V)>>, their_clock: &VersionVector| {
             mine.iter()
-                .filter(|(d, _)| {
-                    theirs.is_some_and(|t| t.iter().any(|(e, _)| e == d)) || !their_clock.covers(*d)
-                })
+                .filter(|(d, _)| theirs.is_some_and(|t| t.iter().any(|(e, _)| e == d)) || !their_clock.covers(*d))
                 .cloned()
                 .collect::<Vec<_>>()
         };
@@ -256,7 +254,11 @@ impl<V: Join> OrMap<V> {
     /// Bytes it takes, roughly.
     pub fn size(&self, value_size: impl Fn(&V) -> usize) -> usize {
         16 + 24 * self.clock.entries().len()
-            + self.entries.iter().map(|(m, d)| m.len() + 16 + d.iter().map(|(_, v)| 24 + value_size(v)).sum::<usize>()).sum::<usize>()
+            + self
+                .entries
+                .iter()
+                .map(|(m, d)| m.len() + 16 + d.iter().map(|(_, v)| 24 + value_size(v)).sum::<usize>())
+                .sum::<usize>()
     }
 }
 

@@ -144,14 +144,22 @@ impl SiblingSet {
     /// The join of the set states the siblings hold (with none, of the hash states): what a
     /// DEL over the key observed of it. `None` when no sibling holds either.
     pub fn observed_set(&self) -> Option<Value> {
-        let sets: Vec<&super::OrSet> = self.0.values().filter_map(|s| match &s.value {
-            Some(Value::Set(x)) => Some(x),
-            _ => None,
-        }).collect();
-        let hashes: Vec<&super::OrHash> = self.0.values().filter_map(|s| match &s.value {
-            Some(Value::Hash(x)) => Some(x),
-            _ => None,
-        }).collect();
+        let sets: Vec<&super::OrSet> = self
+            .0
+            .values()
+            .filter_map(|s| match &s.value {
+                Some(Value::Set(x)) => Some(x),
+                _ => None,
+            })
+            .collect();
+        let hashes: Vec<&super::OrHash> = self
+            .0
+            .values()
+            .filter_map(|s| match &s.value {
+                Some(Value::Hash(x)) => Some(x),
+                _ => None,
+            })
+            .collect();
         match (sets.is_empty(), hashes.is_empty()) {
             (true, true) => None,
             (false, _) => Some(Value::Set(OrMap::join_all(sets.into_iter()))),
@@ -299,7 +307,10 @@ mod tests {
     }
 
     fn set_of(members: &[&str], dot: Dot) -> Value {
-        Value::Set(super::super::OrSet::from_members(members.iter().map(|m| (Bytes::copy_from_slice(m.as_bytes()), ())), dot))
+        Value::Set(super::super::OrSet::from_members(
+            members.iter().map(|m| (Bytes::copy_from_slice(m.as_bytes()), ())),
+            dot,
+        ))
     }
 
     fn set_sibling(value: Value, t: u64, origin: u64) -> Sibling {
@@ -335,7 +346,8 @@ mod tests {
             Some(v) => v.cleared(),
             None => None,
         };
-        let (deleted, _) = base.update(&seen, Sibling { value: cleared, written_ms: 20, origin: Actor(1), expires_ms: None });
+        let (deleted, _) =
+            base.update(&seen, Sibling { value: cleared, written_ms: 20, origin: Actor(1), expires_ms: None });
         assert!(deleted.resolve(0).is_none(), "an emptied set reads as missing");
         // The other side adds c concurrently, from the same base.
         let Some(Value::Set(mut s)) = base.resolve(0).map(|r| r.value) else { panic!("a set") };
