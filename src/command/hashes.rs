@@ -8,22 +8,20 @@
 
 use bytes::Bytes;
 
-use super::sets::{bounded, empty_scan, page, pick, scan_cursor, scan_options};
+use super::sets::{bounded, empty_scan, page, pick, scan_cursor, scan_options, view, View};
 use super::{parse_i64, CmdResult, CommandError};
-use crate::coordinator::{now_ms, CoordError};
+
 use crate::node::Node;
 use crate::resp::Reply;
-use crate::rmw::{hash_of, Rmw};
+use crate::rmw::Rmw;
 use crate::version::OrHash;
 
 /// The hash at `key` (empty when missing).
 ///
 /// # Errors
 /// WRONGTYPE when the key holds another type.
-async fn read(node: &Node, key: &[u8]) -> Result<OrHash, CommandError> {
-    let set = node.coordinator.get(key, None).await?;
-    let resolved = set.resolve(now_ms());
-    Ok(hash_of(resolved.map(|r| r.value)).map_err(CoordError::Rmw)?)
+async fn read(node: &Node, key: &[u8]) -> Result<View<OrHash>, CommandError> {
+    view(node, key).await
 }
 
 /// The field-value pairs of HSET and HMSET.

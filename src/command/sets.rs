@@ -8,23 +8,90 @@
 //! insertion order and a large one in hash order; neither is promised). Commands over several
 //! keys read them one by one: in a cluster they are not a snapshot.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::{parse_i64, CmdResult, CommandError};
 use crate::coordinator::{now_ms, CoordError};
 use crate::node::Node;
 use crate::resp::Reply;
-use crate::rmw::{set_of, Copied, Rmw};
-use crate::version::OrSet;
+use crate::rmw::{hash_of, set_of, Copied, Rmw, RmwError};
+use crate::version::{OrHash, OrSet, SiblingSet, Value};
+
+/// A set or a hash as a read found it: borrowed from the key's one sibling when one holds it
+/// (a read of a large set copies nothing), or the join of several siblings' states.
+pub(super) struct View<T> {
+    siblings: Arc<SiblingSet>,
+    joined: Option<T>,
+    empty: T,
+}
+
+/// What a [`View`] can hold: a set or a hash.
+pub(super) trait Collection: Default + Sized {
+    fn of(value: &Value) -> Option<&Self>;
+    fn from(value: Option<Value>) -> Result<Self, RmwError>;
+}
+
+impl Collection for OrSet {
+    fn of(value: &Value) -> Option<&OrSet> {
+        match value {
+            Value::Set(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn from(value: Option<Value>) -> Result<OrSet, RmwError> {
+        set_of(value)
+    }
+}
+
+impl Collection for OrHash {
+    fn of(value: &Value) -> Option<&OrHash> {
+        match value {
+            Value::Hash(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    fn from(value: Option<Value>) -> Result<OrHash, RmwError> {
+        hash_of(value)
+    }
+}
+
+impl<T: Collection> std::ops::Deref for View<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        match &self.joined {
+            Some(joined) => joined,
+            None => {
+                self.siblings.siblings().next().and_then(|s| s.value.as_ref()).and_then(T::of).unwrap_or(&self.empty)
+            }
+        }
+    }
+}
+
+/// The set or hash at `key` (empty when missing).
+///
+/// # Errors
+/// WRONGTYPE when the key holds another type.
+pub(super) async fn view<T: Collection>(node: &Node, key: &[u8]) -> Result<View<T>, CommandError> {
+    let siblings = node.coordinator.get(key, None).await?;
+    let now = now_ms();
+    let alone = siblings.len() == 1
+        && siblings.siblings().next().is_some_and(|s| s.is_live(now) && s.value.as_ref().and_then(T::of).is_some());
+    let joined =
+        if alone { None } else { Some(T::from(siblings.resolve(now).map(|r| r.value)).map_err(CoordError::Rmw)?) };
+    Ok(View { siblings, joined, empty: T::default() })
+}
 
 /// The set at `key` (empty when missing).
 ///
 /// # Errors
 /// WRONGTYPE when the key holds another type.
-pub(super) async fn read(node: &Node, key: &[u8]) -> Result<OrSet, CommandError> {
-    let set = node.coordinator.get(key, None).await?;
-    let resolved = set.resolve(now_ms());
-    Ok(set_of(resolved.map(|r| r.value)).map_err(CoordError::Rmw)?)
+pub(super) async fn read(node: &Node, key: &[u8]) -> Result<View<OrSet>, CommandError> {
+    view(node, key).await
 }
 
 fn bulks<'a>(members: impl Iterator<Item = &'a Bytes>) -> Vec<Reply> {
@@ -172,7 +239,7 @@ async fn combine(node: &Node, keys: &[Bytes], op: Algebra) -> Result<Vec<Bytes>,
         Algebra::Inter => first.members().filter(|m| rest.iter().all(|s| s.contains(m))).cloned().collect(),
         Algebra::Diff => first.members().filter(|m| !rest.iter().any(|s| s.contains(m))).cloned().collect(),
         Algebra::Union => {
-            let all: std::collections::BTreeSet<&Bytes> = sets.iter().flat_map(OrSet::members).collect();
+            let all: std::collections::BTreeSet<&Bytes> = sets.iter().flat_map(|s| s.members()).collect();
             all.into_iter().cloned().collect()
         }
     })
