@@ -82,10 +82,9 @@ struct Cached {
 }
 
 impl Cached {
-    fn new(key: &[u8], set: Option<Arc<SiblingSet>>, digest: u64) -> Cached {
-        let values: usize =
-            set.as_ref().map_or(0, |s| s.siblings().map(|x| 48 + x.value.as_ref().map_or(0, |v| v.size())).sum());
-        Cached { set, digest, weight: (64 + key.len() + values).min(u32::MAX as usize) as u32 }
+    /// The cached state of a set stored in `stored_len` bytes (its weight: no walk of the set).
+    fn new(key: &[u8], set: Option<Arc<SiblingSet>>, digest: u64, stored_len: usize) -> Cached {
+        Cached { set, digest, weight: (64 + key.len() + stored_len).min(u32::MAX as usize) as u32 }
     }
 }
 
@@ -276,10 +275,11 @@ impl Storage {
             return Ok((c.set, c.digest));
         }
         let (set, d) = match self.data.get(stored_key)? {
-            Some(bytes) => (Some(Arc::new(Self::decode(key, &bytes)?)), digest(&bytes)),
-            None => (None, 0),
+            Some(bytes) => (Some(Arc::new(Self::decode(key, &bytes)?)), (digest(&bytes), bytes.len())),
+            None => (None, (0, 0)),
         };
-        self.cache.insert(key.to_vec(), Cached::new(key, set.clone(), d));
+        let (d, stored_len) = d;
+        self.cache.insert(key.to_vec(), Cached::new(key, set.clone(), d, stored_len));
         Ok((set, d))
     }
 
@@ -388,6 +388,7 @@ impl Storage {
         let next = Arc::new(next);
         let encoded = next.encode();
         let new_digest = digest(&encoded);
+        let stored_len = encoded.len();
         let inserted = self.data.insert(&stored_key, encoded);
         if let Err(e) = inserted {
             // The engine may or may not have taken it: forget the cached state, read again.
@@ -395,7 +396,7 @@ impl Storage {
             return Err(StorageError::from(e).into());
         }
         self.note_write();
-        self.cache.insert(key.to_vec(), Cached::new(key, Some(next.clone()), new_digest));
+        self.cache.insert(key.to_vec(), Cached::new(key, Some(next.clone()), new_digest, stored_len));
         self.notify(&stored_key, key, current.is_some().then_some(old_digest), Some(new_digest));
         Ok(next)
     }

@@ -240,7 +240,7 @@ impl SiblingSet {
     /// Compact binary form for storage and the wire: a format byte, then postcard.
     pub fn encode(&self) -> Vec<u8> {
         // Sized up front: postcard would otherwise grow the Vec a few bytes at a time.
-        let values: usize = self.siblings().map(|s| s.value.as_ref().map_or(0, Value::size)).sum();
+        let values: usize = self.siblings().map(|s| s.value.as_ref().map_or(0, Value::size_hint)).sum();
         let estimate = 17 + values + 40 * self.len() + 20 * self.counters().count();
         let mut out = Vec::with_capacity(estimate);
         out.push(FORMAT);
