@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::{Actor, Counter, Dot, VersionVector};
 
@@ -120,8 +121,10 @@ impl Field {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrMap<V> {
     clock: VersionVector,
-    /// Per member (sorted, so every replica lists them in one order): its dots and values.
-    entries: BTreeMap<Bytes, Vec<(Dot, V)>>,
+    /// Per member (sorted, so every replica lists them in one order): its dots and values
+    /// (one, unless concurrent writes added it: kept inline, so a copy of a large set does not
+    /// allocate per member). Encoded as a sequence, the same bytes as a `Vec`.
+    entries: BTreeMap<Bytes, Dots<V>>,
 }
 
 impl<V> Default for OrMap<V> {
@@ -130,6 +133,8 @@ impl<V> Default for OrMap<V> {
     }
 }
 
+type Dots<V> = SmallVec<[(Dot, V); 1]>;
+
 pub type OrSet = OrMap<()>;
 pub type OrHash = OrMap<Field>;
 
@@ -137,11 +142,11 @@ impl<V: Join> OrMap<V> {
     /// The merge of two replicas' states: commutative, associative, idempotent.
     pub fn join(&self, other: &OrMap<V>) -> OrMap<V> {
         let mut entries = BTreeMap::new();
-        let survivors = |mine: &[(Dot, V)], theirs: Option<&Vec<(Dot, V)>>, their_clock: &VersionVector| {
+        let survivors = |mine: &[(Dot, V)], theirs: Option<&Dots<V>>, their_clock: &VersionVector| {
             mine.iter()
                 .filter(|(d, _)| theirs.is_some_and(|t| t.iter().any(|(e, _)| e == d)) || !their_clock.covers(*d))
                 .cloned()
-                .collect::<Vec<_>>()
+                .collect::<Dots<V>>()
         };
         for (member, mine) in &self.entries {
             let theirs = other.entries.get(member);
@@ -220,7 +225,7 @@ impl<V: Join> OrMap<V> {
     /// The write `dot` sets `member` to `value`: what it had before is superseded.
     pub fn insert(&mut self, member: Bytes, dot: Dot, value: V) {
         self.clock.add(dot);
-        self.entries.insert(member, vec![(dot, value)]);
+        self.entries.insert(member, smallvec::smallvec![(dot, value)]);
     }
 
     /// Removes `member` (its dots stay in the clock: a replica that still has them drops them
@@ -247,7 +252,7 @@ impl<V: Join> OrMap<V> {
     pub fn from_members(members: impl IntoIterator<Item = (Bytes, V)>, dot: Dot) -> OrMap<V> {
         let mut out = OrMap::default();
         out.clock.add(dot);
-        out.entries = members.into_iter().map(|(m, v)| (m, vec![(dot, v)])).collect();
+        out.entries = members.into_iter().map(|(m, v)| (m, smallvec::smallvec![(dot, v)])).collect();
         out
     }
 
