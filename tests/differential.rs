@@ -328,7 +328,11 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
             3 => vec![b("SCARD"), skey(rng)],
             4 => vec![b("SSCAN"), skey(rng), b("0"), b("MATCH"), b(["m*", "*", "1*"][rng.gen_range(0..3)])],
             5 => vec![b("SSCAN"), skey(rng), b(["0", "x"][rng.gen_range(0..2)])],
-            _ => vec![b("SRANDMEMBER"), skey(rng), b(["100", "0", "-3", "x"][rng.gen_range(0..4)])],
+            _ => vec![
+                b("SRANDMEMBER"),
+                skey(rng),
+                b(["100", "0", "-3", "x", "-9223372036854775808"][rng.gen_range(0..5)]),
+            ],
         },
         47 => match rng.gen_range(0..6) {
             // Counts that take every member: the result does not depend on chance.
@@ -381,7 +385,8 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
             6 => vec![b("HSTRLEN"), fkey(rng), member(rng)],
             7 => vec![b("HSCAN"), fkey(rng), b("0"), b("MATCH"), b(["m*", "*"][rng.gen_range(0..2)])],
             8 => {
-                let mut c = vec![b("HRANDFIELD"), fkey(rng), b(["100", "0", "-2", "x"][rng.gen_range(0..4)])];
+                let count = ["100", "0", "-2", "x", "-9223372036854775808"][rng.gen_range(0..5)];
+                let mut c = vec![b("HRANDFIELD"), fkey(rng), b(count)];
                 if rng.gen_range(0..2) == 0 {
                     c.push(b("WITHVALUES"));
                 }

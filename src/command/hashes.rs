@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 
-use super::sets::{bounded, empty_scan, page, pick, scan_cursor, scan_options, view, View};
+use super::sets::{bounded, count_arg, empty_scan, page, pick, scan_cursor, scan_options, view, View};
 use super::{parse_i64, CmdResult, CommandError};
 
 use crate::node::Node;
@@ -123,7 +123,7 @@ pub async fn hrandfield(node: &Node, args: &[Bytes]) -> CmdResult {
         Some(w) if w.eq_ignore_ascii_case(b"WITHVALUES") && args.len() == 4 => true,
         Some(_) => return Err(CommandError::Syntax),
     };
-    let count = args.get(2).map(|c| parse_i64(c)).transpose()?;
+    let count = args.get(2).map(|c| count_arg(c)).transpose()?;
     let hash = read(node, &args[1]).await?;
     let fields: Vec<(&Bytes, Bytes)> = hash.iter().map(|(f, v)| (f, v.bytes())).collect();
     Ok(match count {

@@ -141,9 +141,15 @@ pub async fn scard(node: &Node, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(read(node, &args[1]).await?.len() as i64))
 }
 
-/// A count argument of SPOP, SRANDMEMBER, HRANDFIELD.
-fn count_arg(arg: &[u8]) -> Result<i64, CommandError> {
-    parse_i64(arg)
+/// A count argument of SRANDMEMBER and HRANDFIELD (Redis refuses the one i64 whose negation
+/// is out of range).
+pub(super) fn count_arg(arg: &[u8]) -> Result<i64, CommandError> {
+    match parse_i64(arg)? {
+        i64::MIN => Err(CommandError::Other(
+            "value is out of range, value must between -9223372036854775807 and 9223372036854775807".into(),
+        )),
+        n => Ok(n),
+    }
 }
 
 /// `n` indexes below `len` picked at random: distinct when `distinct`, else with repeats.
