@@ -72,7 +72,8 @@ fn fields(node: &Node, key: &str) -> Vec<String> {
 /// `a` (added before the split), both HSET a field of their own and HINCRBY `visits`. After
 /// the heal every node reads the exact sum of `hits`, `reset` holds only the increments the
 /// DEL did not see, PFCOUNT counts every side's visitors, `cart` holds every added member
-/// and not `a`, and `profile` holds both sides' fields and the sum of their increments.
+/// and not `a`, and `profile` holds both sides' fields and the sum of their increments; of two
+/// keys written with different types on the two sides, each reads as its newer write's type.
 #[test]
 fn convergent_types_on_both_sides_of_a_partition_converge() {
     let c = Cluster::start(5, &NRW);
@@ -101,6 +102,9 @@ fn convergent_types_on_both_sides_of_a_partition_converge() {
             int(q(r, &["INCRBY", "reset", "5"]));
         }
         assert_eq!(get(right[0], "reset"), Some("66".into()), "the right side alone: 51 + 15");
+        // Writes of different types, one per side, the later one a few hundred ms after.
+        assert_eq!(q(left[0], &["SET", "mixed", "text"]), Ok(Value::Okay));
+        assert_eq!(int(q(right[1], &["HSET", "mixed2", "f", "v"])), 1);
         // Sets and hashes: each side its own members and fields; the left removes `a`.
         for i in 0..6 {
             let (l, r) = (left[i % 2], right[i % 3]);
@@ -120,6 +124,8 @@ fn convergent_types_on_both_sides_of_a_partition_converge() {
             let side = if i % 2 == 0 { &left } else { &right };
             int(q(side[i % side.len()], &["PFADD", "visitors", &format!("user-{i}")]));
         }
+        assert_eq!(int(q(right[0], &["SADD", "mixed", "a"])), 1);
+        assert_eq!(q(left[1], &["SET", "mixed2", "s"]), Ok(Value::Okay));
     }
     // The union of both sides' visitors, added through one node after the heal, is the
     // reference: equal registers give an equal count.
@@ -142,6 +148,15 @@ fn convergent_types_on_both_sides_of_a_partition_converge() {
     cart.extend((0..6).flat_map(|i| [format!("left-{i}"), format!("right-{i}")]));
     cart.sort();
     let profile = vec!["left=L".to_string(), "name=kura".into(), "right=R".into(), format!("visits={visits}")];
+    // Between concurrent writes of different types the newest write's type wins, everywhere.
+    let kind = |n: &Node, k: &str| harness::text(&q(n, &["TYPE", k]).expect("TYPE"));
+    wait_until("every node to read the newest write's type", Duration::from_secs(60), || {
+        c.nodes.iter().all(|n| kind(n, "mixed") == "set" && kind(n, "mixed2") == "string").then_some(())
+    });
+    for n in &c.nodes {
+        assert_eq!(sorted(q(n, &["SMEMBERS", "mixed"])), vec!["a"]);
+        assert_eq!(get(n, "mixed2").as_deref(), Some("s"));
+    }
     wait_until("every node to hold both sides' members and fields", Duration::from_secs(60), || {
         c.nodes
             .iter()
