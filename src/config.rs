@@ -240,6 +240,10 @@ impl Config {
         if self.databases == 0 {
             return bad("databases must be at least 1");
         }
+        // A bound of 0 would make every SSCAN page empty and never advance.
+        if self.max_reply_members == 0 {
+            return bad("max-reply-members must be at least 1");
+        }
         if self.maxclients == 0 {
             return bad("maxclients must be at least 1");
         }
@@ -272,5 +276,6 @@ mod tests {
         assert_eq!((c.n, c.r, c.w), (4, 3, 2));
         assert_eq!(c.fsync, FsyncPolicy::Always);
         assert!(Config::resolve(ServerArgs { r: Some(4), ..Default::default() }).is_err());
+        assert!(Config::resolve(ServerArgs { max_reply_members: Some(0), ..Default::default() }).is_err());
     }
 }
