@@ -35,10 +35,7 @@ pub(super) trait Collection: Default + Sized {
 
 impl Collection for OrSet {
     fn of(value: &Value) -> Option<&OrSet> {
-        match value {
-            Value::Set(s) => Some(s),
-            _ => None,
-        }
+        value.as_set()
     }
 
     fn from(value: Option<Value>) -> Result<OrSet, RmwError> {
@@ -48,10 +45,7 @@ impl Collection for OrSet {
 
 impl Collection for OrHash {
     fn of(value: &Value) -> Option<&OrHash> {
-        match value {
-            Value::Hash(h) => Some(h),
-            _ => None,
-        }
+        value.as_hash()
     }
 
     fn from(value: Option<Value>) -> Result<OrHash, RmwError> {

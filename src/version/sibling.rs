@@ -10,7 +10,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{Actor, Counter, Dot, DvvSet, Hll, Kind, OrMap, Value, VersionVector};
+use super::{Actor, Counter, Dot, DvvSet, Hll, Join, Kind, OrMap, Value, VersionVector};
 
 /// One write of a key: a value (or a tombstone), when it was written and by which actor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,14 +125,8 @@ impl SiblingSet {
                         Some(Value::Hll(h)) => acc.join(h),
                         _ => acc,
                     })),
-                    Some(Kind::Set) => Value::Set(OrMap::join_all(self.0.values().filter_map(|s| match &s.value {
-                        Some(Value::Set(x)) => Some(x),
-                        _ => None,
-                    }))),
-                    Some(Kind::Hash) => Value::Hash(OrMap::join_all(self.0.values().filter_map(|s| match &s.value {
-                        Some(Value::Hash(x)) => Some(x),
-                        _ => None,
-                    }))),
+                    Some(Kind::Set) => Value::Set(self.joined(Value::as_set).unwrap_or_default()),
+                    Some(Kind::Hash) => Value::Hash(self.joined(Value::as_hash).unwrap_or_default()),
                     _ => Value::Counter(self.counter()),
                 };
                 Resolved { value, expires_ms: newest.expires_ms, stamp: (newest.written_ms, newest.origin) }
@@ -144,27 +138,15 @@ impl SiblingSet {
     /// The join of the set states the siblings hold (with none, of the hash states): what a
     /// DEL over the key observed of it. `None` when no sibling holds either.
     pub fn observed_set(&self) -> Option<Value> {
-        let sets: Vec<&super::OrSet> = self
-            .0
-            .values()
-            .filter_map(|s| match &s.value {
-                Some(Value::Set(x)) => Some(x),
-                _ => None,
-            })
-            .collect();
-        let hashes: Vec<&super::OrHash> = self
-            .0
-            .values()
-            .filter_map(|s| match &s.value {
-                Some(Value::Hash(x)) => Some(x),
-                _ => None,
-            })
-            .collect();
-        match (sets.is_empty(), hashes.is_empty()) {
-            (true, true) => None,
-            (false, _) => Some(Value::Set(OrMap::join_all(sets.into_iter()))),
-            (true, false) => Some(Value::Hash(OrMap::join_all(hashes.into_iter()))),
-        }
+        self.joined(Value::as_set).map(Value::Set).or_else(|| self.joined(Value::as_hash).map(Value::Hash))
+    }
+
+    /// The join of the states `pick` finds in the siblings (their sets, or their hashes);
+    /// `None` when no sibling holds one.
+    fn joined<V: Join>(&self, pick: impl Fn(&Value) -> Option<&OrMap<V>>) -> Option<OrMap<V>> {
+        let mut states = self.0.values().filter_map(|s| s.value.as_ref().and_then(&pick)).peekable();
+        states.peek()?;
+        Some(OrMap::join_all(states))
     }
 
     /// Whether any sibling is a counter.

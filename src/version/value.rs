@@ -71,6 +71,22 @@ impl Value {
         }
     }
 
+    /// The set it holds (`None` for another type).
+    pub fn as_set(&self) -> Option<&OrSet> {
+        match self {
+            Value::Set(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The hash it holds (`None` for another type).
+    pub fn as_hash(&self) -> Option<&OrHash> {
+        match self {
+            Value::Hash(h) => Some(h),
+            _ => None,
+        }
+    }
+
     /// A set or a hash with every member removed (what a DEL over it writes); `None` for
     /// another type.
     pub fn cleared(&self) -> Option<Value> {
