@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 
-use super::sets::{bounded, count_arg, empty_scan, page, pick, scan_cursor, scan_options, view, View};
+use super::collection::{bounded, count_arg, empty_scan, page, pick, scan_cursor, scan_options, view, View};
 use super::{parse_i64, CmdResult, CommandError};
 
 use crate::node::Node;

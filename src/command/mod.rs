@@ -7,6 +7,7 @@ mod admin;
 mod append;
 mod auth;
 mod client;
+mod collection;
 // The COMMAND command, in its own file like every other command.
 #[allow(clippy::module_inception)]
 mod command;
