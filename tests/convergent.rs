@@ -128,14 +128,18 @@ fn convergent_types_on_both_sides_of_a_partition_converge() {
         assert_eq!(q(left[1], &["SET", "mixed2", "s"]), Ok(Value::Okay));
     }
     // The union of both sides' visitors, added through one node after the heal, is the
-    // reference: equal registers give an equal count.
+    // reference: equal registers give an equal count. (Right after the heal some of those adds
+    // may be decided by a stand-in, so the reference converges too before it is compared.)
     for i in 0..200 {
         int(q(&c.nodes[0], &["PFADD", "reference", &format!("user-{i}")]));
     }
-    let reference = int(q(&c.nodes[0], &["PFCOUNT", "reference"]));
-    assert!((190..=210).contains(&reference), "{reference}");
-    wait_until("every node to count both sides' visitors", Duration::from_secs(60), || {
-        c.nodes.iter().all(|n| int(q(n, &["PFCOUNT", "visitors"])) == reference).then_some(())
+    wait_until("every node to count both sides' visitors as the reference", Duration::from_secs(60), || {
+        let reference = int(q(&c.nodes[0], &["PFCOUNT", "reference"]));
+        ((190..=210).contains(&reference)
+            && c.nodes.iter().all(|n| {
+                int(q(n, &["PFCOUNT", "reference"])) == reference && int(q(n, &["PFCOUNT", "visitors"])) == reference
+            }))
+        .then_some(())
     });
     let expected = expected.to_string();
     wait_until("every node to read both sides' increments", Duration::from_secs(60), || {
@@ -170,13 +174,17 @@ fn convergent_types_on_both_sides_of_a_partition_converge() {
         assert_eq!(int(q(n, &["SCARD", "cart"])), cart.len() as i64);
         assert_eq!(int(q(n, &["HINCRBY", "profile", "visits", "0"])), visits);
     }
-    // SMOVE through a node that owns neither key or one of them: every node then reads the move.
+    // SMOVE through one node: every node comes to read the move (a write that a slow replica
+    // made sloppy may be missed by the next quorum read for a moment: Dynamo's R + W > N holds
+    // for the owners only), and then a second SMOVE finds nothing to move.
     assert_eq!(int(q(&c.nodes[3], &["SMOVE", "cart", "moved", "b"])), 1);
+    wait_until("every node to read the move", Duration::from_secs(60), || {
+        c.nodes
+            .iter()
+            .all(|n| int(q(n, &["SISMEMBER", "moved", "b"])) == 1 && int(q(n, &["SISMEMBER", "cart", "b"])) == 0)
+            .then_some(())
+    });
     assert_eq!(int(q(&c.nodes[1], &["SMOVE", "cart", "moved", "b"])), 0, "b is no longer in the cart");
-    for n in &c.nodes {
-        assert_eq!(int(q(n, &["SISMEMBER", "moved", "b"])), 1);
-        assert_eq!(int(q(n, &["SISMEMBER", "cart", "b"])), 0);
-    }
 }
 
 /// Eight clients racing INCR on one node: the count is exact; INCR keeps a key's TTL; a SET
