@@ -13,9 +13,9 @@
 //! A member's value is the join of the values under its surviving dots: removed dots take their
 //! values with them.
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
+use imbl::ordmap::DiffItem;
+use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
@@ -119,17 +119,20 @@ impl Field {
 
 /// The state of a set (`OrMap<()>`) or a hash (`OrMap<Field>`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrMap<V> {
+#[serde(bound(serialize = "V: Serialize + Clone", deserialize = "V: Deserialize<'de> + Clone"))]
+pub struct OrMap<V: Clone> {
     clock: VersionVector,
     /// Per member (sorted, so every replica lists them in one order): its dots and values
-    /// (one, unless concurrent writes added it: kept inline, so a copy of a large set does not
-    /// allocate per member). Encoded as a sequence, the same bytes as a `Vec`.
-    entries: BTreeMap<Bytes, Dots<V>>,
+    /// (one, unless concurrent writes added it: kept inline). A persistent B-tree: a copy
+    /// shares every node with the original and an update copies one path, so an update of a
+    /// large set costs O(log n), and two versions of a set compare (and store, `storage`)
+    /// by the members that differ. Encoded as a map, the same bytes as a `BTreeMap`.
+    entries: OrdMap<Bytes, Dots<V>>,
 }
 
-impl<V> Default for OrMap<V> {
+impl<V: Clone> Default for OrMap<V> {
     fn default() -> Self {
-        OrMap { clock: VersionVector::default(), entries: BTreeMap::new() }
+        OrMap { clock: VersionVector::default(), entries: OrdMap::new() }
     }
 }
 
@@ -139,36 +142,35 @@ pub type OrSet = OrMap<()>;
 pub type OrHash = OrMap<Field>;
 
 impl<V: Join> OrMap<V> {
-    /// The merge of two replicas' states: commutative, associative, idempotent.
+    /// The merge of two replicas' states: commutative, associative, idempotent. Members both
+    /// hold alike are kept as they are (without visiting the nodes the two states share).
     pub fn join(&self, other: &OrMap<V>) -> OrMap<V> {
-        let mut entries = BTreeMap::new();
         let survivors = |mine: &[(Dot, V)], theirs: Option<&Dots<V>>, their_clock: &VersionVector| {
             mine.iter()
                 .filter(|(d, _)| theirs.is_some_and(|t| t.iter().any(|(e, _)| e == d)) || !their_clock.covers(*d))
                 .cloned()
                 .collect::<Dots<V>>()
         };
-        for (member, mine) in &self.entries {
-            let theirs = other.entries.get(member);
-            let mut keep = survivors(mine, theirs, &other.clock);
-            if let Some(theirs) = theirs {
-                for (d, v) in survivors(theirs, Some(mine), &self.clock) {
-                    if !keep.iter().any(|(e, _)| *e == d) {
-                        keep.push((d, v));
+        let mut entries = self.entries.clone();
+        for change in self.entries.diff(&other.entries) {
+            let (member, keep) = match change {
+                // Only this side holds it: gone unless the other side never saw its dots.
+                DiffItem::Remove(member, mine) => (member, survivors(mine, None, &other.clock)),
+                DiffItem::Add(member, theirs) => (member, survivors(theirs, None, &self.clock)),
+                DiffItem::Update { old: (member, mine), new: (_, theirs) } => {
+                    let mut keep = survivors(mine, Some(theirs), &other.clock);
+                    for (d, v) in survivors(theirs, Some(mine), &self.clock) {
+                        if !keep.iter().any(|(e, _)| *e == d) {
+                            keep.push((d, v));
+                        }
                     }
+                    keep.sort_by_key(|(d, _)| *d);
+                    (member, keep)
                 }
-            }
-            if !keep.is_empty() {
-                keep.sort_by_key(|(d, _)| *d);
-                entries.insert(member.clone(), keep);
-            }
-        }
-        for (member, theirs) in &other.entries {
-            if self.entries.contains_key(member) {
-                continue;
-            }
-            let keep = survivors(theirs, None, &self.clock);
-            if !keep.is_empty() {
+            };
+            if keep.is_empty() {
+                entries.remove(member);
+            } else {
                 entries.insert(member.clone(), keep);
             }
         }
@@ -245,7 +247,7 @@ impl<V: Join> OrMap<V> {
 
     /// Every member removed: what a DEL over the set leaves (the clock of what it observed).
     pub fn cleared(&self) -> OrMap<V> {
-        OrMap { clock: self.clock.clone(), entries: BTreeMap::new() }
+        OrMap { clock: self.clock.clone(), entries: OrdMap::new() }
     }
 
     /// A state holding `members` (a copy's: RENAME, COPY, SUNIONSTORE ...), all under `dot`.
