@@ -3,6 +3,8 @@
 //! One fjall database per node with one keyspace per concern:
 //! - `data`: key -> encoded [`SiblingSet`]. Stored keys are prefixed with the first 8 bytes of
 //!   the key's ring position, so a ring partition is a contiguous range of the keyspace;
+//! - `members`: the members of a set or a hash stored in parts (`members.rs`): the key's
+//!   `data` record is then a header, and an update writes the members it changed;
 //! - `hints`: hinted writes held for other nodes (hinted handoff);
 //! - `ring`: ring and membership state;
 //! - `meta`: this node's identity (node id, incarnation epoch, context key).
@@ -31,6 +33,7 @@ use crate::version::SiblingSet;
 mod commit;
 mod expiry;
 mod hints;
+mod members;
 mod meta;
 mod scan;
 
@@ -76,15 +79,17 @@ pub struct StorageStats {
 #[derive(Clone)]
 struct Cached {
     set: Option<Arc<SiblingSet>>,
-    /// [`digest`] of the stored encoding (0 when missing).
+    /// [`digest`] of the stored `data` record (0 when missing).
     digest: u64,
+    /// Set when the key is stored in parts (`members.rs`).
+    parts: Option<members::Parts>,
     weight: u32,
 }
 
 impl Cached {
     /// The cached state of a set stored in `stored_len` bytes (its weight: no walk of the set).
-    fn new(key: &[u8], set: Option<Arc<SiblingSet>>, digest: u64, stored_len: usize) -> Cached {
-        Cached { set, digest, weight: (64 + key.len() + stored_len).min(u32::MAX as usize) as u32 }
+    fn new(key: &[u8], set: Option<Arc<SiblingSet>>, digest: u64, parts: Option<members::Parts>, stored_len: usize) -> Cached {
+        Cached { set, digest, parts, weight: (64 + key.len() + stored_len).min(u32::MAX as usize) as u32 }
     }
 }
 
@@ -126,6 +131,7 @@ const CACHE_BYTES: u64 = 256 << 20;
 pub struct Storage {
     db: Database,
     data: Keyspace,
+    members: Keyspace,
     hints: Keyspace,
     ring: Keyspace,
     meta: Keyspace,
@@ -173,6 +179,7 @@ impl Storage {
         // but every memtable rotation stalled writers for ~100 ms here: p99.9 went from 20 to
         // 90 ms (redis-benchmark -P 16, 1M writes over 100k keys), and p99.9 is the SLA.
         let data = db.keyspace("data", options)?;
+        let members = db.keyspace("members", options)?;
         let hints = db.keyspace("hints", options)?;
         let ring = db.keyspace("ring", options)?;
         let meta = db.keyspace("meta", options)?;
@@ -187,6 +194,7 @@ impl Storage {
         let storage = Arc::new(Storage {
             db,
             data,
+            members,
             hints,
             ring,
             meta,
@@ -263,24 +271,34 @@ impl Storage {
         })
     }
 
-    /// A stored record as reads see it: decoded, without what a known flush dropped.
+    /// A stored hint as reads see it: decoded, without what a known flush dropped.
     fn decode_unflushed(&self, key: &[u8], bytes: &[u8]) -> Result<SiblingSet> {
         let set = Self::decode(key, bytes)?;
         Ok(self.flushes.load().apply(key, &set).unwrap_or(set))
     }
 
-    /// The set of `key` under its lock: from the cache, else from disk (and then cached).
-    fn load_locked(&self, key: &[u8], stored_key: &[u8]) -> Result<(Option<Arc<SiblingSet>>, u64)> {
+    /// A `data` record as reads see it: with its members when it is a header (`members.rs`),
+    /// without what a known flush dropped.
+    fn decode_data_unflushed(&self, key: &[u8], bytes: &[u8]) -> Result<SiblingSet> {
+        let (set, _) = self.decode_data(key, bytes)?;
+        Ok(self.flushes.load().apply(key, &set).unwrap_or(set))
+    }
+
+    /// The state of `key` under its lock: from the cache, else from disk (and then cached).
+    fn load_locked(&self, key: &[u8], stored_key: &[u8]) -> Result<Cached> {
         if let Some(c) = self.cache.get(key) {
-            return Ok((c.set, c.digest));
+            return Ok(c);
         }
-        let (set, d) = match self.data.get(stored_key)? {
-            Some(bytes) => (Some(Arc::new(Self::decode(key, &bytes)?)), (digest(&bytes), bytes.len())),
-            None => (None, (0, 0)),
+        let cached = match self.data.get(stored_key)? {
+            Some(bytes) => {
+                let (set, parts) = self.decode_data(key, &bytes)?;
+                let len = bytes.len() + parts.map_or(0, |p| p.bytes as usize);
+                Cached::new(key, Some(Arc::new(set)), digest(&bytes), parts, len)
+            }
+            None => Cached::new(key, None, 0, None, 0),
         };
-        let (d, stored_len) = d;
-        self.cache.insert(key.to_vec(), Cached::new(key, set.clone(), d, stored_len));
-        Ok((set, d))
+        self.cache.insert(key.to_vec(), cached.clone());
+        Ok(cached)
     }
 
     /// The sibling set stored for `key`.
@@ -293,7 +311,7 @@ impl Storage {
             None => {
                 let stored_key = Self::data_key(key);
                 let _guard = self.lock(&stored_key);
-                self.load_locked(key, &stored_key)?.0
+                self.load_locked(key, &stored_key)?.set
             }
         };
         Ok(set.map(|s| self.unflushed(key, s)))
@@ -340,9 +358,9 @@ impl Storage {
         let mut purged = 0;
         for key in keys {
             let stored_key = Self::data_key(&key);
-            let (current, _) = {
+            let current = {
                 let _guard = self.lock(&stored_key);
-                self.load_locked(&key, &stored_key)?
+                self.load_locked(&key, &stored_key)?.set
             };
             if current.is_some_and(|c| marks.apply(&key, &c).is_some()) {
                 // `update` applies the marks to what it stores.
@@ -371,7 +389,7 @@ impl Storage {
     {
         let stored_key = Self::data_key(key);
         let _guard = self.lock(&stored_key);
-        let (current, old_digest) = self.load_locked(key, &stored_key)?;
+        let Cached { set: current, digest: old_digest, parts: old_parts, .. } = self.load_locked(key, &stored_key)?;
         // `f` sees the copy as reads do (without what a flush dropped); what it returns is
         // stored that way too, and compared with what is stored, so a purge rewrites the key.
         let marks = self.flushes.load();
@@ -386,18 +404,18 @@ impl Storage {
         }
         self.note_due(key, &next);
         let next = Arc::new(next);
-        let encoded = next.encode();
-        let new_digest = digest(&encoded);
-        let stored_len = encoded.len();
-        let inserted = self.data.insert(&stored_key, encoded);
-        if let Err(e) = inserted {
-            // The engine may or may not have taken it: forget the cached state, read again.
-            self.cache.remove(key);
-            return Err(StorageError::from(e).into());
-        }
+        let stored = self.store(key, &stored_key, current.as_deref(), old_parts, &next);
+        let stored = match stored {
+            Ok(stored) => stored,
+            Err(e) => {
+                // The engine may or may not have taken it: forget the cached state, read again.
+                self.cache.remove(key);
+                return Err(e.into());
+            }
+        };
         self.note_write();
-        self.cache.insert(key.to_vec(), Cached::new(key, Some(next.clone()), new_digest, stored_len));
-        self.notify(&stored_key, key, current.is_some().then_some(old_digest), Some(new_digest));
+        self.cache.insert(key.to_vec(), Cached::new(key, Some(next.clone()), stored.digest, stored.parts, stored.bytes));
+        self.notify(&stored_key, key, current.is_some().then_some(old_digest), Some(stored.digest));
         Ok(next)
     }
 
@@ -418,12 +436,23 @@ impl Storage {
     pub fn remove_if(&self, key: &[u8], dead: impl FnOnce(&SiblingSet) -> bool) -> Result<bool> {
         let stored_key = Self::data_key(key);
         let _guard = self.lock(&stored_key);
-        let (Some(set), old_digest) = self.load_locked(key, &stored_key)? else { return Ok(false) };
+        let Cached { set: Some(set), digest: old_digest, parts, .. } = self.load_locked(key, &stored_key)? else {
+            return Ok(false);
+        };
         if !dead(&set) {
             return Ok(false);
         }
         self.forget(key);
-        let removed = self.data.remove(&stored_key);
+        let removed = match parts {
+            // Its member records go with it, in one batch.
+            Some(_) => {
+                let mut batch = self.db.batch();
+                let listed = self.remove_members(&mut batch, key, None);
+                batch.remove(&self.data, stored_key.clone());
+                listed.and_then(|()| Ok(batch.commit()?))
+            }
+            None => self.data.remove(&stored_key).map_err(StorageError::from),
+        };
         self.cache.remove(key);
         removed?;
         self.note_write();

@@ -269,6 +269,50 @@ impl<V: Join> OrMap<V> {
     }
 }
 
+/// A change of one member's record between two versions of a state: the member, its record
+/// before (`None`: it was not there) and after (`None`: it is gone).
+pub type RecordChange<'a> = (&'a Bytes, Option<Vec<u8>>, Option<Vec<u8>>);
+
+impl<V: Join + Serialize + serde::de::DeserializeOwned> OrMap<V> {
+    /// The record storage keeps for one member (its dots and their values).
+    fn record(dots: &Dots<V>) -> Vec<u8> {
+        postcard::to_stdvec(dots).expect("serialising to a Vec cannot fail")
+    }
+
+    /// Every member with its record (see [`OrMap::record`]), in member order.
+    pub fn records(&self) -> impl Iterator<Item = (&Bytes, Vec<u8>)> + '_ {
+        self.entries.iter().map(|(m, d)| (m, Self::record(d)))
+    }
+
+    /// The members whose records differ between `older` and this state, found without
+    /// visiting what the two share (an update of a large set touches a few members).
+    pub fn changed_records<'a>(&'a self, older: &'a OrMap<V>) -> impl Iterator<Item = RecordChange<'a>> + 'a {
+        older.entries.diff(&self.entries).map(|change| match change {
+            DiffItem::Add(m, new) => (m, None, Some(Self::record(new))),
+            DiffItem::Remove(m, old) => (m, Some(Self::record(old)), None),
+            DiffItem::Update { old: (m, old), new: (_, new) } => (m, Some(Self::record(old)), Some(Self::record(new))),
+        })
+    }
+
+    /// This state with the members of `records` (as [`OrMap::records`] gave them) put in.
+    ///
+    /// # Errors
+    /// A record that does not decode.
+    pub fn with_records<'r>(
+        mut self,
+        records: impl IntoIterator<Item = (Bytes, &'r [u8])>,
+    ) -> Result<OrMap<V>, postcard::Error> {
+        for (member, record) in records {
+            let dots: Dots<V> = postcard::from_bytes(record)?;
+            if dots.is_empty() {
+                return Err(postcard::Error::DeserializeUnexpectedEnd);
+            }
+            self.entries.insert(member, dots);
+        }
+        Ok(self)
+    }
+}
+
 impl OrHash {
     /// Bytes the hash takes, roughly.
     pub fn hash_size(&self) -> usize {

@@ -219,6 +219,58 @@ impl SiblingSet {
         Some(out)
     }
 
+    /// The one sibling's value that is a set or a hash, when exactly one sibling holds one:
+    /// storage keeps such a value's members as records of their own (issue 13, item 6), so an
+    /// update writes the members it changed, not the whole set.
+    pub fn collection(&self) -> Option<&Value> {
+        let mut found = self.siblings().filter_map(|s| s.value.as_ref().filter(|v| !v.is_string()));
+        let one = found.next()?;
+        found.next().is_none().then_some(one)
+    }
+
+    /// This set with the members of its [`SiblingSet::collection`] taken out (their clock
+    /// stays): what storage keeps in the key's own record.
+    pub fn without_members(&self) -> SiblingSet {
+        SiblingSet(self.0.clone().map_values(|mut s| {
+            if let Some(cleared) = s.value.as_ref().and_then(Value::cleared) {
+                s.value = Some(cleared);
+            }
+            s
+        }))
+    }
+
+    /// The inverse of [`SiblingSet::without_members`]: the members of `records` put back into
+    /// the set's or hash's sibling.
+    ///
+    /// # Errors
+    /// A record that does not decode.
+    pub fn with_members<'r>(
+        self,
+        records: impl IntoIterator<Item = (Bytes, &'r [u8])>,
+    ) -> Result<SiblingSet, postcard::Error> {
+        let mut records = Some(records);
+        let mut failed = None;
+        let set = self.0.map_values(|mut s| {
+            if let Some(v) = s.value.take() {
+                s.value = Some(match (v.is_string(), records.take()) {
+                    (false, Some(r)) => v.with_records(r).unwrap_or_else(|e| {
+                        failed = Some(e);
+                        Value::Bytes(Bytes::new())
+                    }),
+                    (_, r) => {
+                        records = r;
+                        v
+                    }
+                });
+            }
+            s
+        });
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(SiblingSet(set)),
+        }
+    }
+
     /// Compact binary form for storage and the wire: a format byte, then postcard.
     pub fn encode(&self) -> Vec<u8> {
         // Sized up front: postcard would otherwise grow the Vec a few bytes at a time.

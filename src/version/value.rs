@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::ormap::RecordChange;
 use super::{Counter, Hll, OrHash, OrSet};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +106,48 @@ impl Value {
             Value::Hash(h) => h.witness(seen),
             _ => {}
         }
+    }
+
+    /// Whether a set or a hash holds `member` (never, for another type).
+    pub fn has_member(&self, member: &[u8]) -> bool {
+        match self {
+            Value::Set(s) => s.contains(member),
+            Value::Hash(h) => h.contains(member),
+            _ => false,
+        }
+    }
+
+    /// A set's or a hash's members with their records (storage keeps them apart from the key's
+    /// own record); `None` for another type.
+    pub fn records(&self) -> Option<Vec<(Bytes, Vec<u8>)>> {
+        match self {
+            Value::Set(s) => Some(s.records().map(|(m, r)| (m.clone(), r)).collect()),
+            Value::Hash(h) => Some(h.records().map(|(m, r)| (m.clone(), r)).collect()),
+            _ => None,
+        }
+    }
+
+    /// The members whose records differ from `older`'s (see `OrMap::changed_records`), when
+    /// both are sets or both are hashes; `None` otherwise.
+    pub fn changed_records<'a>(&'a self, older: &'a Value) -> Option<Vec<RecordChange<'a>>> {
+        match (older, self) {
+            (Value::Set(o), Value::Set(n)) => Some(n.changed_records(o).collect()),
+            (Value::Hash(o), Value::Hash(n)) => Some(n.changed_records(o).collect()),
+            _ => None,
+        }
+    }
+
+    /// A set or a hash with the members of `records` put in (other types are returned as
+    /// they are).
+    ///
+    /// # Errors
+    /// A record that does not decode.
+    pub fn with_records<'r>(self, records: impl IntoIterator<Item = (Bytes, &'r [u8])>) -> Result<Value, postcard::Error> {
+        Ok(match self {
+            Value::Set(s) => Value::Set(s.with_records(records)?),
+            Value::Hash(h) => Value::Hash(h.with_records(records)?),
+            other => other,
+        })
     }
 
     /// Whether Redis calls it a string (the string commands work on it).
