@@ -116,6 +116,8 @@ fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::Comma
             line("storage_engine", &"fjall");
             line("storage_disk_bytes", &st.disk_bytes);
             line("storage_journal_bytes", &st.journal_bytes);
+            line("storage_records_written", &st.records_written);
+            line("storage_bytes_written", &st.bytes_written);
         }
         "stats" => {
             let commands = node.total_commands.load(Ordering::Relaxed);

@@ -70,6 +70,9 @@ pub(super) struct Stored {
     pub digest: u64,
     pub parts: Option<Parts>,
     pub bytes: usize,
+    /// Records the write put or removed, and their bytes (keys and values).
+    pub records: u64,
+    pub written: u64,
 }
 
 impl Storage {
@@ -111,11 +114,13 @@ impl Storage {
     ) -> Result<Stored> {
         let Some(collection) = next.collection() else {
             let encoded = next.encode();
-            let stored = Stored { digest: digest(&encoded), parts: None, bytes: encoded.len() };
+            let written = (stored_key.len() + encoded.len()) as u64;
+            let mut stored = Stored { digest: digest(&encoded), parts: None, bytes: encoded.len(), records: 1, written };
             if old_parts.is_some() {
                 let mut batch = self.db.batch();
-                self.remove_members(&mut batch, key, None)?;
+                stored.written += self.remove_members(&mut batch, key, None)?;
                 batch.insert(&self.data, stored_key, encoded);
+                stored.records = batch.len() as u64;
                 batch.commit()?;
             } else {
                 self.data.insert(stored_key, encoded)?;
@@ -125,6 +130,7 @@ impl Storage {
         let mut batch = self.db.batch();
         let prefix = members_prefix(key);
         let mut parts = old_parts.unwrap_or_default();
+        let mut written = 0;
         let older = old_parts.and(old.and_then(SiblingSet::collection));
         match older.and_then(|o| collection.changed_records(o)) {
             Some(changes) => {
@@ -137,21 +143,26 @@ impl Storage {
                         Some(after) => {
                             parts.xor ^= record_digest(member, &after);
                             parts.bytes += record_bytes(&prefix, member, &after);
+                            written += record_bytes(&prefix, member, &after);
                             batch.insert(&self.members, member_key(&prefix, member), after);
                         }
-                        None => batch.remove(&self.members, member_key(&prefix, member)),
+                        None => {
+                            written += (prefix.len() + member.len()) as u64;
+                            batch.remove(&self.members, member_key(&prefix, member));
+                        }
                     }
                 }
             }
             // Stored whole before (or as another type): every member is written anew.
             None => {
                 if old_parts.is_some() {
-                    self.remove_members(&mut batch, key, Some(collection))?;
+                    written += self.remove_members(&mut batch, key, Some(collection))?;
                 }
                 parts = Parts::default();
                 for (member, record) in collection.records().unwrap_or_default() {
                     parts.xor ^= record_digest(&member, &record);
                     parts.bytes += record_bytes(&prefix, &member, &record);
+                    written += record_bytes(&prefix, &member, &record);
                     batch.insert(&self.members, member_key(&prefix, &member), record);
                 }
             }
@@ -161,26 +172,188 @@ impl Storage {
         record.push(HEADER);
         record.extend_from_slice(&parts.xor.to_le_bytes());
         record.extend_from_slice(&header);
-        let stored = Stored { digest: digest(&record), parts: Some(parts), bytes: record.len() + parts.bytes as usize };
-        batch.insert(&self.data, stored_key, record);
+        batch.insert(&self.data, stored_key, &record);
+        let stored = Stored {
+            digest: digest(&record),
+            parts: Some(parts),
+            bytes: record.len() + parts.bytes as usize,
+            records: batch.len() as u64,
+            written: written + (stored_key.len() + record.len()) as u64,
+        };
         batch.commit()?;
         Ok(stored)
     }
 
     /// Puts into `batch` the removal of `key`'s member records, except those of members
     /// `keep` holds (which the batch rewrites: one batch must not both remove and insert a
-    /// record).
+    /// record). Returns the bytes of the keys removed.
     ///
     /// # Errors
     /// Engine failure while listing them.
-    pub(super) fn remove_members(&self, batch: &mut WriteBatch, key: &[u8], keep: Option<&Value>) -> Result<()> {
+    pub(super) fn remove_members(&self, batch: &mut WriteBatch, key: &[u8], keep: Option<&Value>) -> Result<u64> {
         let prefix = members_prefix(key);
+        let mut bytes = 0;
         for guard in self.members.prefix(&prefix) {
             let k = guard.key()?;
             if !keep.is_some_and(|v| v.has_member(&k[prefix.len()..])) {
+                bytes += k.len() as u64;
                 batch.remove(&self.members, k);
             }
         }
-        Ok(())
+        Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::super::{FsyncPolicy, Storage, StorageError};
+    use crate::version::{Actor, Dot, Sibling, SiblingSet, Value, VersionVector};
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    /// A write over everything `key` holds by `actor`, as `Replica::modify` makes it: the set's
+    /// members after `add` and `remove`, under the write's dot.
+    fn write_set(s: &Storage, key: &[u8], actor: u64, add: &[String], remove: &[&str]) -> Arc<SiblingSet> {
+        s.update::<StorageError>(key, |cur| {
+            let cur = cur.cloned().unwrap_or_default();
+            let mut set = cur.resolve(0).and_then(|r| r.value.as_set().cloned()).unwrap_or_default();
+            let counter = cur.counters().find(|&(a, _)| a == Actor(actor)).map_or(0, |(_, n)| n) + 1;
+            let dot = Dot { actor: Actor(actor), counter };
+            for m in add {
+                set.insert(b(m), dot, ());
+            }
+            for m in remove {
+                set.remove(m.as_bytes());
+            }
+            set.witness(&cur.context());
+            let sibling =
+                Sibling { value: Some(Value::Set(set)), written_ms: counter, origin: Actor(actor), expires_ms: None };
+            Ok(cur.update(&cur.context(), sibling).0)
+        })
+        .expect("write")
+    }
+
+    fn member_records(s: &Storage) -> usize {
+        s.members.iter().count()
+    }
+
+    fn members_of(set: &SiblingSet) -> Vec<Bytes> {
+        set.resolve(0).and_then(|r| r.value.as_set().map(|s| s.members().cloned().collect())).unwrap_or_default()
+    }
+
+    fn digest_of(s: &Storage, key: &[u8]) -> u64 {
+        let mut found = 0;
+        s.for_each_digest(|_, k, d| {
+            if k == key {
+                found = d;
+            }
+        })
+        .expect("digests");
+        found
+    }
+
+    /// Item 6 of issue 13: an update of a large set writes its header and the members it
+    /// changed, not the set; the parts read back as the set after a restart.
+    #[test]
+    fn an_update_of_a_large_set_writes_its_header_and_the_members_it_changed() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let many: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+        let before = {
+            let s = Storage::open(dir.path(), FsyncPolicy::Never).expect("storage");
+            write_set(&s, b"big", 1, &many, &[]);
+            assert_eq!(member_records(&s), 1000);
+            let written = s.stats().records_written;
+            write_set(&s, b"big", 1, &["new".to_owned()], &[]);
+            assert_eq!(s.stats().records_written - written, 2, "header and one member");
+            write_set(&s, b"big", 1, &[], &["m7"]);
+            assert_eq!(s.stats().records_written - written, 4, "header and one removal");
+            // Re-adding a member it holds: the member's record changes (its new dot).
+            let last = write_set(&s, b"big", 2, &["m8".to_owned()], &[]);
+            assert_eq!(s.stats().records_written - written, 6);
+            assert_eq!(member_records(&s), 1000);
+            s.commit().expect("commit");
+            (last, digest_of(&s, b"big"))
+        };
+        let s = Storage::open(dir.path(), FsyncPolicy::Never).expect("storage");
+        let read = s.get(b"big").expect("read").expect("stored");
+        assert_eq!(*read, *before.0, "the parts make the set again");
+        assert_eq!(digest_of(&s, b"big"), before.1);
+        let members = members_of(&read);
+        assert!(members.contains(&b("new")) && !members.contains(&b("m7")) && members.len() == 1000);
+    }
+
+    /// Equal states have equal digests (anti-entropy compares them) whatever history stored
+    /// them, and a different member makes a different digest.
+    #[test]
+    fn digests_of_sets_in_parts_depend_on_the_state_only() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let one = Storage::open(&dir.path().join("1"), FsyncPolicy::Never).expect("storage");
+        let two = Storage::open(&dir.path().join("2"), FsyncPolicy::Never).expect("storage");
+        let names = |r: std::ops::Range<u32>| r.map(|i| format!("m{i}")).collect::<Vec<_>>();
+        // One node writes it in steps; the other receives the result in one merge.
+        write_set(&one, b"k", 1, &names(0..50), &[]);
+        write_set(&one, b"k", 1, &names(50..60), &["m3"]);
+        let state = write_set(&one, b"k", 1, &names(60..61), &[]);
+        two.merge(b"k", &SiblingSet::new()).expect("merge nothing");
+        two.merge(b"k", &state).expect("merge");
+        assert_eq!(digest_of(&one, b"k"), digest_of(&two, b"k"));
+        assert_ne!(digest_of(&one, b"k"), 0);
+        write_set(&two, b"k", 2, &["other".to_owned()], &[]);
+        assert_ne!(digest_of(&one, b"k"), digest_of(&two, b"k"));
+    }
+
+    /// A key moves between the layouts: two set siblings (concurrent writes merged) are stored
+    /// whole, one again in parts, a string whole; a removal takes every record with it.
+    #[test]
+    fn a_key_changes_layout_without_leaving_member_records_behind() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let s = Storage::open(dir.path(), FsyncPolicy::Never).expect("storage");
+        let base = write_set(&s, b"k", 1, &["a".to_owned(), "b".to_owned()], &[]);
+        assert_eq!(member_records(&s), 2);
+        // A concurrent write from another coordinator (it saw `base`) merges in: two siblings.
+        let mut theirs = base.collection().and_then(Value::as_set).cloned().unwrap_or_default();
+        theirs.insert(b("c"), Dot { actor: Actor(9), counter: 1 }, ());
+        let concurrent = SiblingSet::new().update(
+            &VersionVector::default(),
+            Sibling { value: Some(Value::Set(theirs)), written_ms: 5, origin: Actor(9), expires_ms: None },
+        );
+        let merged = s.merge(b"k", &base.sync(&concurrent.0)).expect("merge");
+        assert!(merged.collection().is_none() && merged.len() == 2);
+        assert_eq!(member_records(&s), 0, "stored whole");
+        // The next write over both makes one sibling again: in parts.
+        let one = write_set(&s, b"k", 1, &["d".to_owned()], &[]);
+        assert_eq!(members_of(&one), vec![b("a"), b("b"), b("c"), b("d")]);
+        assert_eq!(member_records(&s), 4);
+        assert_eq!(*s.get(b"k").expect("read").expect("stored"), *one);
+        // A string written over it: stored whole, no member record left.
+        s.update::<StorageError>(b"k", |cur| {
+            let cur = cur.cloned().unwrap_or_default();
+            let sib = Sibling { value: Some(Value::from("text")), written_ms: 9, origin: Actor(1), expires_ms: None };
+            Ok(cur.update(&cur.context(), sib).0)
+        })
+        .expect("write");
+        assert_eq!(member_records(&s), 0);
+        // In parts again, then removed (as the reaper and a handoff remove keys).
+        write_set(&s, b"k", 1, &["x".to_owned(), "y".to_owned()], &[]);
+        write_set(&s, b"j", 1, &["x".to_owned()], &[]);
+        assert_eq!(member_records(&s), 3);
+        assert!(s.remove_if(b"k", |_| true).expect("remove"));
+        assert_eq!(member_records(&s), 1, "only j's member is left");
+        assert!(s.get(b"k").expect("read").is_none());
+        assert_eq!(members_of(&s.get(b"j").expect("read").expect("stored")), vec![b("x")]);
+        // A set of a key that starts like another key's members stays apart from them.
+        write_set(&s, b"jx", 1, &["y".to_owned()], &[]);
+        assert_eq!(members_of(&s.get(b"j").expect("read").expect("stored")), vec![b("x")]);
+        let mut walked = Vec::new();
+        s.for_each(|k, set| walked.push((k.to_vec(), members_of(&set.expect("decodes")))))
+            .expect("walk");
+        walked.sort();
+        assert_eq!(walked, vec![(b"j".to_vec(), vec![b("x")]), (b"jx".to_vec(), vec![b("y")])]);
     }
 }

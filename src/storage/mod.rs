@@ -73,6 +73,10 @@ pub struct StorageStats {
     pub data_keys_approx: u64,
     pub disk_bytes: u64,
     pub journal_bytes: u64,
+    /// Records of the `data` and `members` keyspaces written or removed so far (by this
+    /// process), and their bytes (keys and values): what updates cost the engine.
+    pub records_written: u64,
+    pub bytes_written: u64,
 }
 
 /// The cached state of one key: its set, or known to be missing.
@@ -141,6 +145,9 @@ pub struct Storage {
     /// Writes put into the journal buffer so far / covered by the last flush to the OS.
     written: AtomicU64,
     flushed: AtomicU64,
+    /// See [`StorageStats::records_written`] and `bytes_written`.
+    records: AtomicU64,
+    record_bytes: AtomicU64,
     commit_lock: Mutex<()>,
     observer: std::sync::OnceLock<Arc<dyn WriteObserver>>,
     /// Keys by when they may become reapable (`expiry.rs`).
@@ -203,6 +210,8 @@ impl Storage {
             cache,
             written: AtomicU64::new(0),
             flushed: AtomicU64::new(0),
+            records: AtomicU64::new(0),
+            record_bytes: AtomicU64::new(0),
             commit_lock: Mutex::new(()),
             observer: std::sync::OnceLock::new(),
             due: expiry::DueIndex::default(),
@@ -414,6 +423,8 @@ impl Storage {
             }
         };
         self.note_write();
+        self.records.fetch_add(stored.records, Ordering::Relaxed);
+        self.record_bytes.fetch_add(stored.written, Ordering::Relaxed);
         self.cache.insert(key.to_vec(), Cached::new(key, Some(next.clone()), stored.digest, stored.parts, stored.bytes));
         self.notify(&stored_key, key, current.is_some().then_some(old_digest), Some(stored.digest));
         Ok(next)
@@ -449,12 +460,15 @@ impl Storage {
                 let mut batch = self.db.batch();
                 let listed = self.remove_members(&mut batch, key, None);
                 batch.remove(&self.data, stored_key.clone());
-                listed.and_then(|()| Ok(batch.commit()?))
+                let records = batch.len() as u64;
+                listed.and_then(|bytes| Ok(batch.commit().map(|()| (records, bytes + stored_key.len() as u64))?))
             }
-            None => self.data.remove(&stored_key).map_err(StorageError::from),
+            None => self.data.remove(&stored_key).map(|()| (1, stored_key.len() as u64)).map_err(StorageError::from),
         };
         self.cache.remove(key);
-        removed?;
+        let (records, bytes) = removed?;
+        self.records.fetch_add(records, Ordering::Relaxed);
+        self.record_bytes.fetch_add(bytes, Ordering::Relaxed);
         self.note_write();
         self.notify(&stored_key, key, Some(old_digest), None);
         Ok(true)
@@ -473,6 +487,8 @@ impl Storage {
             data_keys_approx: self.data.approximate_len() as u64,
             disk_bytes: self.db.disk_space().unwrap_or(0),
             journal_bytes: self.db.journal_disk_space().unwrap_or(0),
+            records_written: self.records.load(Ordering::Relaxed),
+            bytes_written: self.record_bytes.load(Ordering::Relaxed),
         }
     }
 }
