@@ -38,6 +38,11 @@ pub const AAE_KEYS_REPAIRED_TOTAL: &str = "kura_aae_keys_repaired_total";
 pub const AAE_BYTES_TOTAL: &str = "kura_aae_bytes_total";
 pub const AAE_LAST_SYNC: &str = "kura_aae_last_sync_timestamp_seconds";
 pub const HINTED_WRITES_TOTAL: &str = "kura_hinted_writes_total";
+/// Writes of a set or a hash replicated as a patch, by what the replica did with it
+/// (`outcome`: applied, or stale: it did not hold the base version and got the whole set).
+pub const REPLICATION_PATCHES_TOTAL: &str = "kura_replication_patches_total";
+/// Quorum reads answered "the same as yours" (by digest) instead of with the set.
+pub const READS_SAME_TOTAL: &str = "kura_reads_same_total";
 pub const HINTS_PENDING: &str = "kura_hints_pending";
 pub const HANDOFF_DELIVERED_TOTAL: &str = "kura_handoff_delivered_total";
 pub const HANDOFF_FAILURES_TOTAL: &str = "kura_handoff_failures_total";
@@ -101,6 +106,11 @@ fn describe() {
     describe_counter!(AAE_BYTES_TOTAL, Unit::Bytes, "Bytes anti-entropy exchanged (hashes, key lists, sets)");
     describe_gauge!(AAE_LAST_SYNC, "Unix time of the last exchange of a partition with all its replicas");
     describe_counter!(HINTED_WRITES_TOTAL, "Writes coordinated here as a stand-in for a down owner");
+    describe_counter!(
+        REPLICATION_PATCHES_TOTAL,
+        "Set and hash writes sent to a replica as a patch of the version before (outcome: applied or stale)"
+    );
+    describe_counter!(READS_SAME_TOTAL, "Replica reads answered as the same version as the reader's, by digest");
     describe_gauge!(HINTS_PENDING, "Hinted copies this node holds for other nodes, not yet delivered");
     describe_counter!(HANDOFF_DELIVERED_TOTAL, "Hinted copies delivered to their owner and dropped here");
     describe_counter!(HANDOFF_FAILURES_TOTAL, "Hint deliveries that failed (retried with backoff)");

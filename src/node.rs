@@ -287,13 +287,32 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                 // The sender has not seen the ring move the key away from here: a copy kept now
                 // would be dropped or never found, and an answer from here ("none") would count
                 // toward its R. It learns the ring from this reply.
-                Request::Read { ref key } | Request::Replicate { hint_for: None, ref key, .. }
+                Request::Read { ref key }
+                | Request::ReadUnlessSame { ref key, .. }
+                | Request::Patch { ref key, .. }
+                | Request::Replicate { hint_for: None, ref key, .. }
                     if req.ring_version < cluster.view().ring_version() && !self.coordinator.replicates(key) =>
                 {
                     Response::Error(RemoteError::StaleRing)
                 }
                 Request::Read { key } => match self.coordinator.local(&key) {
                     Ok(set) => Response::Value(set.map(|s| (*s).clone())),
+                    Err(e) => failed(&e),
+                },
+                Request::ReadUnlessSame { key, digest } => match self.coordinator.replica().local_with_digest(&key) {
+                    Ok((_, Some(d))) if d == digest => {
+                        metrics::counter!(crate::metrics::READS_SAME_TOTAL).increment(1);
+                        Response::Same
+                    }
+                    Ok((set, _)) => Response::Value(set.map(|s| (*s).clone())),
+                    Err(e) => failed(&e),
+                },
+                Request::Patch { key, patch } => match self.coordinator.replica().apply_patch(&key, &patch) {
+                    Ok(true) => match self.coordinator.commit(self.coordinator.write_mark()).await {
+                        Ok(()) => Response::Ack,
+                        Err(e) => failed(&e),
+                    },
+                    Ok(false) => Response::Stale,
                     Err(e) => failed(&e),
                 },
                 Request::Replicate { key, set, hint_for } => {

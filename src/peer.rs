@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::membership::{ClusterState, Member};
 use crate::rmw::{Outcome, Rmw, RmwError};
 use crate::rpc::RpcError;
+use crate::storage::Patch;
 use crate::version::{SiblingSet, VersionVector};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -36,6 +37,12 @@ pub enum Request {
     Join(Member),
     /// This node's stored sibling set of a key.
     Read { key: Bytes },
+    /// As `Read`, but answer `Same` when your copy's digest is `digest` (a read-modify-write's
+    /// decider reads a large set it holds itself without moving it).
+    ReadUnlessSame { key: Bytes, digest: u64 },
+    /// A write of a set or a hash as a patch of the version before it: apply it when your
+    /// copy is that version (`Ack`), else answer `Stale` and get the whole set.
+    Patch { key: Bytes, patch: Patch },
     /// Merge this sibling set into your copy (replication of a write, read repair, hinted
     /// handoff); with `hint_for`, keep it as a hint for that owner (you are its stand-in).
     Replicate { key: Bytes, set: SiblingSet, hint_for: Option<String> },
@@ -74,6 +81,10 @@ pub enum Response {
     Pong,
     State(Box<ClusterState>),
     Value(Option<SiblingSet>),
+    /// The copy read is the version the reader has (`ReadUnlessSame`).
+    Same,
+    /// The patch's base is not the version held here (`Patch`).
+    Stale,
     Ack,
     Written(SiblingSet),
     /// A read-modify-write's outcome.

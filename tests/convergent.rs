@@ -362,6 +362,97 @@ fn an_update_of_a_large_set_or_hash_writes_what_it_changes() {
     assert_eq!(sorted(q(&node, &["SMEMBERS", "small"])), vec!["a", "b", "c"]);
 }
 
+/// The sum over `nodes` of a Prometheus series.
+fn metric_sum(nodes: &[&Node], series: &str) -> f64 {
+    nodes.iter().map(|n| harness::metric(&n.metrics(), series).unwrap_or(0.0)).sum()
+}
+
+/// In a cluster (three nodes, N=3, R=W=2) an update of a large set moves what it changed:
+/// the deciding owner's quorum read is answered "the same as yours" by digest, the write
+/// goes to the other replicas as a patch of the version before, and every node writes about
+/// the bytes an update of a 3-member set writes. A replica that missed a write (killed
+/// during it) refuses the next patch as stale and gets the whole set; then every copy is one
+/// version again.
+#[test]
+fn a_cluster_moves_what_an_update_of_a_large_set_changed() {
+    let mut cluster = Cluster::start(3, &NRW);
+    let members: Vec<String> = (0..20_000).map(|i| format!("member:{i:05}")).collect();
+    for chunk in members.chunks(5_000) {
+        let mut sadd = vec!["SADD", "big"];
+        sadd.extend(chunk.iter().map(String::as_str));
+        assert_eq!(int(q(&cluster.nodes[0], &sadd)), chunk.len() as i64);
+    }
+    assert_eq!(int(q(&cluster.nodes[0], &["SADD", "small", "a", "b", "c"])), 3);
+    let applied = r#"kura_replication_patches_total{outcome="applied"}"#;
+    let stale = r#"kura_replication_patches_total{outcome="stale"}"#;
+    // One SADD through `via`, once both other replicas applied its patch: the bytes every
+    // node wrote for it.
+    let cost = |cluster: &Cluster, key: &str, member: &str| {
+        let nodes: Vec<&Node> = cluster.nodes.iter().collect();
+        let bytes = || nodes.iter().map(|n| written(n).1).sum::<i64>();
+        // The last background replication of the fill may still be on its way.
+        let settled = || {
+            let mut last = (bytes(), metric_sum(&nodes, applied));
+            wait_until("writes to settle", Duration::from_secs(30), || {
+                std::thread::sleep(Duration::from_millis(200));
+                let now = (bytes(), metric_sum(&nodes, applied));
+                let same = now == last;
+                last = now;
+                same.then_some(())
+            });
+            last
+        };
+        let (before, patches) = settled();
+        assert_eq!(int(q(&cluster.nodes[1], &["SADD", key, member])), 1);
+        wait_until("both patches applied", Duration::from_secs(30), || {
+            (metric_sum(&nodes, applied) >= patches + 2.0).then_some(())
+        });
+        let (after, _) = settled();
+        after - before
+    };
+    let small = cost(&cluster, "small", "x");
+    let large = cost(&cluster, "big", "x");
+    assert!(large <= 2 * small, "an SADD to 20,000 members wrote {large} bytes on the nodes, to 3 members {small}");
+    let nodes: Vec<&Node> = cluster.nodes.iter().collect();
+    assert!(metric_sum(&nodes, "kura_reads_same_total") >= 2.0, "the deciding owner's reads were answered by digest");
+    // The last owner in the key's preference list down during a write (the first one up
+    // decides): the next patch finds it stale, and it gets the whole set.
+    let order = match q(&cluster.nodes[0], &["KURA", "PREFLIST", "big"]) {
+        Ok(Value::Array(items)) => items.iter().map(harness::text).collect::<Vec<_>>(),
+        other => panic!("KURA PREFLIST: {other:?}"),
+    };
+    assert_eq!(order.len(), 3);
+    let last = cluster
+        .nodes
+        .iter()
+        .position(|n| [n.addr().to_string(), n.cluster_addr().to_string()].contains(&order[2]))
+        .expect("a node of the list");
+    cluster.nodes[last].kill9();
+    assert_eq!(int(q(&cluster.nodes[0], &["SADD", "big", "while-down"])), 1);
+    cluster.nodes[last].spawn();
+    cluster.wait_converged(Duration::from_secs(60));
+    let stale_before = metric_sum(&nodes_of(&cluster), stale);
+    let mut n: i64 = 0;
+    wait_until("a patch refused as stale", Duration::from_secs(60), || {
+        n += 1;
+        let _ = q(&cluster.nodes[0], &["SADD", "big", &format!("after-{n}")]);
+        (metric_sum(&nodes_of(&cluster), stale) > stale_before).then_some(())
+    });
+    let context = |n: &Node| harness::parse_dget(&q(n, &["KURA", "LOCAL", "big"]).expect("KURA LOCAL")).0;
+    wait_until("every copy one version", Duration::from_secs(30), || {
+        let first = context(&cluster.nodes[0]);
+        cluster.nodes.iter().all(|n| context(n) == first).then_some(())
+    });
+    for node in &cluster.nodes {
+        assert_eq!(int(q(node, &["SISMEMBER", "big", "while-down"])), 1);
+        assert_eq!(int(q(node, &["SCARD", "big"])), 20_002 + n);
+    }
+}
+
+fn nodes_of(cluster: &Cluster) -> Vec<&Node> {
+    cluster.nodes.iter().collect()
+}
+
 fn get_field(node: &Node, key: &str, field: &str) -> String {
     match q(node, &["HGET", key, field]) {
         Ok(Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),

@@ -24,6 +24,18 @@ impl Coordinator {
     /// # Errors
     /// An R out of range, storage failure, or fewer than R answers in time.
     pub async fn get(&self, key: &[u8], r: Option<usize>) -> Result<Arc<SiblingSet>> {
+        self.get_as(key, r, None).await
+    }
+
+    /// [`Coordinator::get`] by a reader that holds `mine` (its copy of the key and that
+    /// copy's digest): replicas holding the same version answer `Same` instead of sending it
+    /// (a read-modify-write of a large set reads it without moving it).
+    pub(super) async fn get_as(
+        &self,
+        key: &[u8],
+        r: Option<usize>,
+        mine: Option<(Option<Arc<SiblingSet>>, u64)>,
+    ) -> Result<Arc<SiblingSet>> {
         if self.cluster.view().single(self.me()) {
             Quorum::resolve(self.quorum, 1, r, None)?;
             return Ok(self.replica.storage().get(key)?.unwrap_or_default());
@@ -51,10 +63,15 @@ impl Coordinator {
         let local_answers = replies.len();
         let peers = self.peers.clone();
         let read = |target: Target| -> gather::Call<Option<SiblingSet>> {
-            let (peers, key) = (peers.clone(), key.clone());
+            let (peers, key, mine) = (peers.clone(), key.clone(), mine.clone());
             Box::pin(async move {
-                let reply = match peers.call(&target.node, Request::Read { key }).await {
+                let req = match &mine {
+                    Some((_, digest)) => Request::ReadUnlessSame { key, digest: *digest },
+                    None => Request::Read { key },
+                };
+                let reply = match peers.call(&target.node, req).await {
                     Ok(Response::Value(v)) => Some(v),
+                    Ok(Response::Same) => mine.map(|(set, _)| set.map(|s| (*s).clone())),
                     _ => None,
                 };
                 (target, reply)

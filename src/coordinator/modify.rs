@@ -6,11 +6,13 @@
 //! A forward is sent once, never hedged or re-sent elsewhere: it may have been applied.
 //! When no owner is up the first node of the ring walk that is up (a stand-in) decides.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::quorum::{Quorum, Target};
 use super::{CoordError, Coordinator, Result};
 use crate::peer::{Request, Response};
+use crate::replica::Modified;
 use crate::rmw::{Outcome, Rmw};
 
 impl Coordinator {
@@ -33,7 +35,7 @@ impl Coordinator {
 
     async fn modify_as(&self, key: &[u8], op: Rmw, forwarded: bool, deadline: tokio::time::Instant) -> Result<Outcome> {
         if self.cluster.view().single(self.me()) {
-            return Ok(self.replica.modify(key, &op, None)?.1);
+            return Ok(self.replica.modify(key, &op, None)?.outcome);
         }
         let (prefs, targets) = self.targets(key);
         if prefs.is_empty() {
@@ -64,13 +66,22 @@ impl Coordinator {
                 hint_for: (!prefs.iter().any(|p| p == self.me())).then(|| prefs[0].clone()),
             },
         };
-        // See what the other coordinators wrote: a quorum read merged into this copy.
-        let read = self.get(key, None).await?;
+        // See what the other coordinators wrote: a quorum read merged into this copy. Replicas
+        // holding the version this owner holds answer so by its digest (no set moves).
+        let mine = match role.hint_for {
+            None => {
+                let (set, digest) = self.replica.local_with_digest(key)?;
+                digest.map(|d| (set, d))
+            }
+            Some(_) => None,
+        };
+        let read = self.get_as(key, None, mine).await?;
         self.replica.merge(key, &read, role.hint_for.as_deref())?;
         let started = Instant::now();
-        let (written, outcome) = self.replica.modify(key, &op, role.hint_for.as_deref())?;
+        let Modified { written, patch, outcome } = self.replica.modify(key, &op, role.hint_for.as_deref())?;
         if let Some(written) = written {
-            self.replicate(key, written, role, &prefs, &targets, q.w, started, deadline).await?;
+            let patch = patch.map(Arc::new);
+            self.replicate(key, written, patch, role, &prefs, &targets, q.w, started, deadline).await?;
         }
         Ok(outcome)
     }

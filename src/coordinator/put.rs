@@ -13,6 +13,7 @@ use super::quorum::{Quorum, Target, WriteQuorum};
 use super::{CoordError, Coordinator, Result, Write, WriteContext};
 use crate::metrics as m;
 use crate::peer::{Request, Response};
+use crate::storage::Patch;
 use crate::version::SiblingSet;
 
 impl Coordinator {
@@ -86,17 +87,20 @@ impl Coordinator {
         };
         let started = Instant::now();
         let written = self.replica.write(key, &context, write, role.hint_for.as_deref())?;
-        self.replicate(key, written, role, &prefs, &targets, q.w, started, deadline).await
+        self.replicate(key, written, None, role, &prefs, &targets, q.w, started, deadline).await
     }
 
     /// Sends `written`, the version just made here as `role`, to the key's other targets (and
     /// to the replicas it is gaining during a transition) and returns once [`WriteQuorum`] is
-    /// met; the rest are finished in the background.
+    /// met; the rest are finished in the background. With `patch` (the write as a change of
+    /// the version before, see `storage::Patch`), owners get the patch first and the whole
+    /// set only when they do not hold that version.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn replicate(
         &self,
         key: &[u8],
         written: Arc<SiblingSet>,
+        patch: Option<Arc<Patch>>,
         role: Target,
         prefs: &[crate::ring::NodeId],
         targets: &[Target],
@@ -153,9 +157,24 @@ impl Coordinator {
         let mut spares = gather::Spares::new(&walk, &used, &|n| self.peers.is_up(n));
         let peers = self.peers.clone();
         let replicate = |target: Target| -> gather::Call<()> {
-            let (peers, set) = (peers.clone(), (*written).clone());
-            let req = Request::Replicate { key: key.clone(), set, hint_for: target.hint_for.clone() };
+            let (peers, set, key) = (peers.clone(), written.clone(), key.clone());
+            let patch = patch.clone().filter(|_| target.hint_for.is_none());
             Box::pin(async move {
+                if let Some(patch) = patch {
+                    let req = Request::Patch { key: key.clone(), patch: (*patch).clone() };
+                    match peers.call(&target.node, req).await {
+                        Ok(Response::Ack) => {
+                            metrics::counter!(m::REPLICATION_PATCHES_TOTAL, "outcome" => "applied").increment(1);
+                            return (target, Some(()));
+                        }
+                        // Not the version the patch is of: the whole set.
+                        Ok(Response::Stale) => {
+                            metrics::counter!(m::REPLICATION_PATCHES_TOTAL, "outcome" => "stale").increment(1);
+                        }
+                        _ => return (target, None),
+                    }
+                }
+                let req = Request::Replicate { key, set: (*set).clone(), hint_for: target.hint_for.clone() };
                 let ok = matches!(peers.call(&target.node, req).await, Ok(Response::Ack));
                 (target, ok.then_some(()))
             })

@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 
 use crate::peer::{Write, WriteContext};
 use crate::rmw::{self, Outcome, Rmw, RmwError};
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Patch, Storage, StorageError};
 use crate::version::{Actor, Counter, Dot, Sibling, SiblingSet};
 
 type Result<T> = std::result::Result<T, StorageError>;
@@ -30,6 +30,15 @@ pub enum ModifyError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Rmw(#[from] RmwError),
+}
+
+/// What a read-modify-write did: the set after it when it wrote (with the write as a patch
+/// of the version before, when it changed a set or a hash stored in parts), and the reply's
+/// material.
+pub struct Modified {
+    pub written: Option<Arc<SiblingSet>>,
+    pub patch: Option<Patch>,
+    pub outcome: Outcome,
 }
 
 /// Inside [`Replica::write_if`]: the decision not to write, or its error.
@@ -171,12 +180,11 @@ impl Replica {
         hint_for: Option<&str>,
     ) -> Result<Arc<SiblingSet>> {
         let written = self.write_if(key, context, hint_for, |_, _| Ok::<_, StorageError>(Some(write)))?;
-        Ok(written.unwrap_or_default())
+        Ok(written.0.unwrap_or_default())
     }
 
     /// A read-modify-write of `key` under its lock (atomic with every other write made here):
-    /// `op` sees this copy's live value and decides. Returns the set after it when it wrote,
-    /// and the reply's material.
+    /// `op` sees this copy's live value and decides (see [`Modified`]).
     ///
     /// # Errors
     /// Storage failure, or the operation's own error (nothing is written then).
@@ -185,9 +193,9 @@ impl Replica {
         key: &[u8],
         op: &Rmw,
         hint_for: Option<&str>,
-    ) -> std::result::Result<(Option<Arc<SiblingSet>>, Outcome), ModifyError> {
+    ) -> std::result::Result<Modified, ModifyError> {
         let mut outcome = Outcome::default();
-        let written = self.write_if(key, &WriteContext::Everything, hint_for, |current, actor| {
+        let (written, patch) = self.write_if(key, &WriteContext::Everything, hint_for, |current, actor| {
             let now = now_ms();
             let found = current.and_then(|s| s.resolve(now));
             let observed = observed_counters(current);
@@ -198,18 +206,19 @@ impl Replica {
             outcome = out;
             Ok::<_, ModifyError>(new.map(|n| Write { value: n.value, expires_ms: n.expires_ms }))
         })?;
-        Ok((written, outcome))
+        Ok(Modified { written, patch, outcome })
     }
 
     /// Makes the write `decide` returns (given the copy it would supersede and the actor it is
-    /// made by) under the key's lock; nothing when it returns `None`.
+    /// made by) under the key's lock; nothing when it returns `None`. Returns the set after
+    /// it, and the write as a patch when storage made one.
     fn write_if<E: From<StorageError>>(
         &self,
         key: &[u8],
         context: &WriteContext,
         hint_for: Option<&str>,
         decide: impl FnOnce(Option<&SiblingSet>, Actor) -> std::result::Result<Option<Write>, E>,
-    ) -> std::result::Result<Option<Arc<SiblingSet>>, E> {
+    ) -> std::result::Result<(Option<Arc<SiblingSet>>, Option<Patch>), E> {
         let make = |current: Option<&SiblingSet>, origin: Actor, write: Write| -> SiblingSet {
             let now = now_ms();
             let empty = SiblingSet::new();
@@ -231,7 +240,7 @@ impl Replica {
         match hint_for {
             None => {
                 let mut wrote = false;
-                let set = self.storage.update::<Decided<E>>(key, |current| {
+                let set = self.storage.update_patched::<Decided<E>>(key, |current| {
                     let origin = self.actors.for_write(&self.storage, key, current, Copy::Data);
                     match decide(current, origin) {
                         Ok(Some(write)) => {
@@ -243,8 +252,8 @@ impl Replica {
                     }
                 });
                 match set {
-                    Ok(set) => Ok(wrote.then_some(set)),
-                    Err(Decided::Nothing) => Ok(None),
+                    Ok((set, patch)) => Ok(if wrote { (Some(set), patch) } else { (None, None) }),
+                    Err(Decided::Nothing) => Ok((None, None)),
                     Err(Decided::Failed(e)) => Err(e),
                 }
             }
@@ -265,8 +274,8 @@ impl Replica {
                     }
                 });
                 match set {
-                    Ok(set) => Ok(Some(Arc::new(set))),
-                    Err(Decided::Nothing) => Ok(None),
+                    Ok(set) => Ok((Some(Arc::new(set)), None)),
+                    Err(Decided::Nothing) => Ok((None, None)),
                     Err(Decided::Failed(e)) => Err(e),
                 }
             }
@@ -292,6 +301,29 @@ impl Replica {
             }
         }
         Ok(())
+    }
+
+    /// Applies a write another node made as a patch of the version it replaced (see
+    /// [`Patch`]), when this node's data holds that version; `false` when it does not (the
+    /// sender then sends the whole set to [`Replica::merge`]).
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn apply_patch(&self, key: &[u8], patch: &Patch) -> Result<bool> {
+        self.storage.apply_patch(key, patch)
+    }
+
+    /// This node's own copy of `key` (as [`Replica::local`]) and, when that is its stored
+    /// data as it is (no hint merged in, nothing a flush dropped), the data's digest: what a
+    /// replica compares to answer a read with "the same as yours".
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn local_with_digest(&self, key: &[u8]) -> Result<(Option<Arc<SiblingSet>>, Option<u64>)> {
+        if self.storage.has_hints_of(key)? {
+            return Ok((self.local(key)?, None));
+        }
+        self.storage.get_with_digest(key)
     }
 
     /// Removes `key`'s data if it still satisfies `dead` (checked under the key's lock).
@@ -360,8 +392,7 @@ mod tests {
         let replica = Replica::new(storage, "n1");
         let check = |member: &str| {
             let op = Rmw::SAdd { members: vec![bytes::Bytes::copy_from_slice(member.as_bytes())] };
-            let (written, _) = replica.modify(b"s", &op, None).expect("SADD");
-            let set = written.expect("a write");
+            let set = replica.modify(b"s", &op, None).expect("SADD").written.expect("a write");
             let (dot, sibling) = set.dotted().max_by_key(|(d, _)| d.counter).expect("a sibling");
             let Some(Value::Set(s)) = &sibling.value else { panic!("a set") };
             let dots: Vec<Dot> = s.dots_of(member.as_bytes()).collect();
@@ -375,7 +406,7 @@ mod tests {
             "n2",
         );
         let op = Rmw::SAdd { members: vec![bytes::Bytes::from_static(b"x")] };
-        let (theirs, _) = other.modify(b"s", &op, None).expect("SADD");
+        let theirs = other.modify(b"s", &op, None).expect("SADD").written;
         replica.merge(b"s", &theirs.expect("a write"), None).expect("merge");
         check("c");
     }

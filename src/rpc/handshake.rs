@@ -19,7 +19,7 @@ use super::frame;
 /// Bumped when peers of different versions cannot talk. 2: typed values in writes, forwards
 /// with deadlines, flush marks in the cluster state, counter and HyperLogLog operations.
 /// 3: sets and hashes (values and operations).
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Who this node is to its peers, and the key that proves it belongs.
 pub struct Identity {

@@ -60,6 +60,20 @@ impl Storage {
         Ok(next)
     }
 
+    /// Whether a hint for `key` is held (for any owner).
+    ///
+    /// # Errors
+    /// Engine failure.
+    pub fn has_hints_of(&self, key: &[u8]) -> Result<bool> {
+        if self.hint_count() == 0 {
+            return Ok(false);
+        }
+        let mut prefix = Vec::with_capacity(4 + key.len());
+        prefix.extend_from_slice(&(key.len() as u32).to_be_bytes());
+        prefix.extend_from_slice(key);
+        Ok(self.hints.prefix(&prefix).next().map(fjall::Guard::key).transpose()?.is_some())
+    }
+
     /// Every hint held for `key`, whoever it is for.
     ///
     /// # Errors

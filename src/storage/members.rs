@@ -73,6 +73,19 @@ pub(super) struct Stored {
     /// Records the write put or removed, and their bytes (keys and values).
     pub records: u64,
     pub written: u64,
+    /// The write as a patch of the version before (when both are in parts).
+    pub patch: Option<Patch>,
+}
+
+/// A write of a set or a hash stored in parts, as a change of the version before it: what a
+/// replica holding that version (its digest `base`) applies instead of merging the whole
+/// set (`coordinator::replicate`). `header` is the new version's header; `changes` are the
+/// member records it changed (`None`: removed).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Patch {
+    pub base: u64,
+    pub header: SiblingSet,
+    pub changes: Vec<(Bytes, Option<Bytes>)>,
 }
 
 impl Storage {
@@ -109,13 +122,15 @@ impl Storage {
         key: &[u8],
         stored_key: &[u8],
         old: Option<&SiblingSet>,
+        old_digest: u64,
         old_parts: Option<Parts>,
         next: &SiblingSet,
     ) -> Result<Stored> {
         let Some(collection) = next.collection() else {
             let encoded = next.encode();
             let written = (stored_key.len() + encoded.len()) as u64;
-            let mut stored = Stored { digest: digest(&encoded), parts: None, bytes: encoded.len(), records: 1, written };
+            let mut stored =
+                Stored { digest: digest(&encoded), parts: None, bytes: encoded.len(), records: 1, written, patch: None };
             if old_parts.is_some() {
                 let mut batch = self.db.batch();
                 stored.written += self.remove_members(&mut batch, key, None)?;
@@ -131,10 +146,13 @@ impl Storage {
         let prefix = members_prefix(key);
         let mut parts = old_parts.unwrap_or_default();
         let mut written = 0;
+        let mut patched = None;
         let older = old_parts.and(old.and_then(SiblingSet::collection));
         match older.and_then(|o| collection.changed_records(o)) {
             Some(changes) => {
+                let mut patch = Vec::with_capacity(changes.len());
                 for (member, before, after) in changes {
+                    patch.push((member.clone(), after.as_ref().map(|a| Bytes::copy_from_slice(a))));
                     if let Some(before) = before {
                         parts.xor ^= record_digest(member, &before);
                         parts.bytes = parts.bytes.saturating_sub(record_bytes(&prefix, member, &before));
@@ -152,6 +170,7 @@ impl Storage {
                         }
                     }
                 }
+                patched = Some(patch);
             }
             // Stored whole before (or as another type): every member is written anew.
             None => {
@@ -167,11 +186,12 @@ impl Storage {
                 }
             }
         }
-        let header = next.without_members().encode();
-        let mut record = Vec::with_capacity(9 + header.len());
+        let header = next.without_members();
+        let encoded = header.encode();
+        let mut record = Vec::with_capacity(9 + encoded.len());
         record.push(HEADER);
         record.extend_from_slice(&parts.xor.to_le_bytes());
-        record.extend_from_slice(&header);
+        record.extend_from_slice(&encoded);
         batch.insert(&self.data, stored_key, &record);
         let stored = Stored {
             digest: digest(&record),
@@ -179,9 +199,32 @@ impl Storage {
             bytes: record.len() + parts.bytes as usize,
             records: batch.len() as u64,
             written: written + (stored_key.len() + record.len()) as u64,
+            patch: patched.map(|changes| Patch { base: old_digest, header, changes }),
         };
         batch.commit()?;
         Ok(stored)
+    }
+
+    /// Applies a patch a replication sent (see [`Patch`]) when this node holds its base
+    /// version of `key`: then the write costs what it changed, as where it was made. Returns
+    /// whether it applied; when not, the sender sends the whole set.
+    ///
+    /// # Errors
+    /// Engine failure, or a patch that does not apply to a set it matches by digest.
+    pub fn apply_patch(&self, key: &[u8], patch: &Patch) -> Result<bool> {
+        let stored_key = Self::data_key(key);
+        let _guard = self.lock(&stored_key);
+        let cached = self.load_locked(key, &stored_key)?;
+        let base = match (&cached.set, cached.parts) {
+            (Some(set), Some(_)) if cached.digest == patch.base => set.clone(),
+            _ => return Ok(false),
+        };
+        let changes = patch.changes.iter().map(|(m, r)| (m.clone(), r.as_deref()));
+        let Some(next) = base.patched(&patch.header, changes).map_err(|e| corrupt(key, e))? else {
+            return Ok(false);
+        };
+        self.write_locked(key, &stored_key, cached, next)?;
+        Ok(true)
     }
 
     /// Puts into `batch` the removal of `key`'s member records, except those of members
@@ -306,6 +349,49 @@ mod tests {
         assert_ne!(digest_of(&one, b"k"), 0);
         write_set(&two, b"k", 2, &["other".to_owned()], &[]);
         assert_ne!(digest_of(&one, b"k"), digest_of(&two, b"k"));
+    }
+
+    /// A write made on one node, applied as its patch on a node holding the version before:
+    /// the same set and digest as there; a node holding another version refuses it.
+    #[test]
+    fn a_patch_applies_to_its_base_version_only() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let open = |n: &str| Storage::open(&dir.path().join(n), FsyncPolicy::Never).expect("storage");
+        let (here, there, behind) = (open("here"), open("there"), open("behind"));
+        let names: Vec<String> = (0..300).map(|i| format!("m{i}")).collect();
+        let base = write_set(&here, b"k", 1, &names, &[]);
+        there.merge(b"k", &base).expect("merge");
+        behind.merge(b"k", &SiblingSet::new()).expect("nothing");
+        let older = write_set(&behind, b"k", 1, &names[..10], &[]);
+        assert_ne!(*older, *base);
+        // The next write on `here`, as `Replica::modify` makes it, with its patch.
+        let (written, patch) = here
+            .update_patched::<StorageError>(b"k", |cur| {
+                let cur = cur.cloned().unwrap_or_default();
+                let mut set = cur.resolve(0).and_then(|r| r.value.as_set().cloned()).unwrap_or_default();
+                let dot = Dot { actor: Actor(1), counter: 2 };
+                set.insert(b("new"), dot, ());
+                set.remove(b"m5");
+                set.witness(&cur.context());
+                let sibling = Sibling { value: Some(Value::Set(set)), written_ms: 2, origin: Actor(1), expires_ms: None };
+                Ok(cur.update(&cur.context(), sibling).0)
+            })
+            .expect("write");
+        let patch = patch.expect("a write of a set in parts is a patch");
+        assert_eq!(patch.changes.len(), 2, "one member added, one removed");
+        let written_before = there.stats().bytes_written;
+        assert!(there.apply_patch(b"k", &patch).expect("apply"));
+        assert!(there.stats().bytes_written - written_before < 1_000, "a patch writes what it changed");
+        assert_eq!(*there.get(b"k").expect("read").expect("stored"), *written);
+        assert_eq!(digest_of(&there, b"k"), digest_of(&here, b"k"));
+        // Applied twice, or to another version: refused (the sender sends the whole set).
+        assert!(!there.apply_patch(b"k", &patch).expect("apply"));
+        assert!(!behind.apply_patch(b"k", &patch).expect("apply"));
+        assert_eq!(*behind.get(b"k").expect("read").expect("stored"), *older);
+        // After a restart the patched copy reads the same.
+        drop(there);
+        let there = open("there");
+        assert_eq!(*there.get(b"k").expect("read").expect("stored"), *written);
     }
 
     /// A key moves between the layouts: two set siblings (concurrent writes merged) are stored

@@ -38,6 +38,7 @@ mod meta;
 mod scan;
 
 pub use expiry::dead_at;
+pub use members::Patch;
 
 /// When the journal is fsynced, like Redis's `appendfsync`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
@@ -326,6 +327,29 @@ impl Storage {
         Ok(set.map(|s| self.unflushed(key, s)))
     }
 
+    /// The set stored for `key` as [`Storage::get`] reads it, with the digest of its stored
+    /// record (0: missing) when that is what it reads as (no flush dropped part of it).
+    ///
+    /// # Errors
+    /// Engine failure or a record that does not decode.
+    pub fn get_with_digest(&self, key: &[u8]) -> Result<(Option<Arc<SiblingSet>>, Option<u64>)> {
+        let cached = match self.cache.get(key) {
+            Some(c) => c,
+            None => {
+                let stored_key = Self::data_key(key);
+                let _guard = self.lock(&stored_key);
+                self.load_locked(key, &stored_key)?
+            }
+        };
+        Ok(match cached.set {
+            None => (None, Some(0)),
+            Some(set) => match self.flushes.load().apply(key, &set) {
+                Some(flushed) => (Some(Arc::new(flushed)), None),
+                None => (Some(set), Some(cached.digest)),
+            },
+        })
+    }
+
     /// `set` without what a flush this node knows of dropped (a stored copy may predate it
     /// until the purge rewrites it; a copy from a hint or a peer may too).
     pub fn unflushed(&self, key: &[u8], set: Arc<SiblingSet>) -> Arc<SiblingSet> {
@@ -396,38 +420,68 @@ impl Storage {
     where
         E: From<StorageError>,
     {
+        Ok(self.update_patched(key, f)?.0)
+    }
+
+    /// [`Storage::update`], also returning the write as a patch when it changed a set or a
+    /// hash stored in parts (what replication sends to replicas holding the same version).
+    ///
+    /// # Errors
+    /// As [`Storage::update`].
+    pub fn update_patched<E>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(Option<&SiblingSet>) -> std::result::Result<SiblingSet, E>,
+    ) -> std::result::Result<(Arc<SiblingSet>, Option<Patch>), E>
+    where
+        E: From<StorageError>,
+    {
         let stored_key = Self::data_key(key);
         let _guard = self.lock(&stored_key);
-        let Cached { set: current, digest: old_digest, parts: old_parts, .. } = self.load_locked(key, &stored_key)?;
+        let cached = self.load_locked(key, &stored_key)?;
         // `f` sees the copy as reads do (without what a flush dropped); what it returns is
         // stored that way too, and compared with what is stored, so a purge rewrites the key.
         let marks = self.flushes.load();
-        let seen = current.as_deref().map(|c| marks.apply(key, c).map_or(Cow::Borrowed(c), Cow::Owned));
-        let mut next = f(seen.as_deref())?;
-        if let Some(flushed) = marks.apply(key, &next) {
+        let seen = cached.set.as_deref().map(|c| marks.apply(key, c).map_or(Cow::Borrowed(c), Cow::Owned));
+        let next = f(seen.as_deref())?;
+        drop(seen);
+        Ok(self.write_locked(key, &stored_key, cached, next)?)
+    }
+
+    /// Stores `next` over `cached` (the key's state, its lock held), without what a known
+    /// flush dropped; nothing when it is what is stored.
+    fn write_locked(
+        &self,
+        key: &[u8],
+        stored_key: &[u8],
+        cached: Cached,
+        mut next: SiblingSet,
+    ) -> Result<(Arc<SiblingSet>, Option<Patch>)> {
+        let Cached { set: current, digest: old_digest, parts: old_parts, .. } = cached;
+        if let Some(flushed) = self.flushes.load().apply(key, &next) {
             next = flushed;
         }
         if let Some(current) = current.as_ref().filter(|c| ***c == next) {
             // Nothing new (a replica or repair sent what is here already): no write.
-            return Ok(current.clone());
+            return Ok((current.clone(), None));
         }
         self.note_due(key, &next);
         let next = Arc::new(next);
-        let stored = self.store(key, &stored_key, current.as_deref(), old_parts, &next);
+        let stored = self.store(key, stored_key, current.as_deref(), old_digest, old_parts, &next);
         let stored = match stored {
             Ok(stored) => stored,
             Err(e) => {
                 // The engine may or may not have taken it: forget the cached state, read again.
                 self.cache.remove(key);
-                return Err(e.into());
+                return Err(e);
             }
         };
         self.note_write();
         self.records.fetch_add(stored.records, Ordering::Relaxed);
         self.record_bytes.fetch_add(stored.written, Ordering::Relaxed);
         self.cache.insert(key.to_vec(), Cached::new(key, Some(next.clone()), stored.digest, stored.parts, stored.bytes));
-        self.notify(&stored_key, key, current.is_some().then_some(old_digest), Some(stored.digest));
-        Ok(next)
+        self.notify(stored_key, key, current.is_some().then_some(old_digest), Some(stored.digest));
+        Ok((next, stored.patch))
     }
 
     /// Merges a set that another replica sent (replication, read repair, handoff) into the

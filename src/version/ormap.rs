@@ -302,14 +302,44 @@ impl<V: Join + Serialize + serde::de::DeserializeOwned> OrMap<V> {
         mut self,
         records: impl IntoIterator<Item = (Bytes, &'r [u8])>,
     ) -> Result<OrMap<V>, postcard::Error> {
-        for (member, record) in records {
-            let dots: Dots<V> = postcard::from_bytes(record)?;
-            if dots.is_empty() {
-                return Err(postcard::Error::DeserializeUnexpectedEnd);
-            }
-            self.entries.insert(member, dots);
-        }
+        self.apply_records(records.into_iter().map(|(m, r)| (m, Some(r))))?;
         Ok(self)
+    }
+
+    /// This state's clock with `base`'s members changed by `changes` (a member's new record,
+    /// or `None`: removed): the version a patch of `base` makes, `self` being its header.
+    ///
+    /// # Errors
+    /// A record that does not decode.
+    pub fn patched<'r>(
+        &self,
+        base: &OrMap<V>,
+        changes: impl IntoIterator<Item = (Bytes, Option<&'r [u8]>)>,
+    ) -> Result<OrMap<V>, postcard::Error> {
+        let mut out = OrMap { clock: self.clock.clone(), entries: base.entries.clone() };
+        out.apply_records(changes)?;
+        Ok(out)
+    }
+
+    fn apply_records<'r>(
+        &mut self,
+        changes: impl IntoIterator<Item = (Bytes, Option<&'r [u8]>)>,
+    ) -> Result<(), postcard::Error> {
+        for (member, record) in changes {
+            match record {
+                Some(record) => {
+                    let dots: Dots<V> = postcard::from_bytes(record)?;
+                    if dots.is_empty() {
+                        return Err(postcard::Error::DeserializeUnexpectedEnd);
+                    }
+                    self.entries.insert(member, dots);
+                }
+                None => {
+                    self.entries.remove(&member);
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -271,6 +271,28 @@ impl SiblingSet {
         }
     }
 
+    /// The version a patch of this one makes: `header` (the new version without its
+    /// collection's members, see [`SiblingSet::without_members`]) with this version's members
+    /// changed by `changes`. `None` when the two do not both hold one set (or one hash).
+    ///
+    /// # Errors
+    /// A record that does not decode.
+    pub fn patched<'r>(
+        &self,
+        header: &SiblingSet,
+        changes: impl IntoIterator<Item = (Bytes, Option<&'r [u8]>)>,
+    ) -> Result<Option<SiblingSet>, postcard::Error> {
+        let (Some(base), Some(new)) = (self.collection(), header.collection()) else { return Ok(None) };
+        let Some(value) = new.patched(base, changes)? else { return Ok(None) };
+        let mut value = Some(value);
+        Ok(Some(SiblingSet(header.0.clone().map_values(|mut s| {
+            if s.value.as_ref().is_some_and(|v| !v.is_string()) {
+                s.value = value.take();
+            }
+            s
+        }))))
+    }
+
     /// Compact binary form for storage and the wire: a format byte, then postcard.
     pub fn encode(&self) -> Vec<u8> {
         // Sized up front: postcard would otherwise grow the Vec a few bytes at a time.

@@ -150,6 +150,23 @@ impl Value {
         })
     }
 
+    /// The version a patch of `base` makes (see `OrMap::patched`), this value being the new
+    /// version's header; `None` unless both are sets or both are hashes.
+    ///
+    /// # Errors
+    /// A record that does not decode.
+    pub fn patched<'r>(
+        &self,
+        base: &Value,
+        changes: impl IntoIterator<Item = (Bytes, Option<&'r [u8]>)>,
+    ) -> Result<Option<Value>, postcard::Error> {
+        Ok(match (self, base) {
+            (Value::Set(h), Value::Set(b)) => Some(Value::Set(h.patched(b, changes)?)),
+            (Value::Hash(h), Value::Hash(b)) => Some(Value::Hash(h.patched(b, changes)?)),
+            _ => None,
+        })
+    }
+
     /// Whether Redis calls it a string (the string commands work on it).
     pub fn is_string(&self) -> bool {
         !matches!(self, Value::Set(_) | Value::Hash(_))
