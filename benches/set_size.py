@@ -10,7 +10,11 @@ the size: `SADD key new-i` + `SREM key new-i` (sets) and `HSET key new-i v` + `H
 updates per second, p50/p99 per update and, per server, the ratio of the large size's cost to
 the small size's (1.0 = the cost does not grow).
 
-    python3 benches/set_size.py [--sizes 10,100000] [--seconds 10] [--ops 5000]
+    python3 benches/set_size.py [--sizes 10,100000] [--seconds 10] [--ops 5000] [--cluster 3]
+
+With `--cluster 3` kura is a 3-node cluster (N=3 R=2 W=2, as vs_redis.py starts it) and the
+connection goes to its first node: each update is then a quorum read, a decision at the key's
+first owner and a write to two other replicas.
 """
 
 import argparse
@@ -104,19 +108,21 @@ def main():
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--ops", type=int, default=5000)
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--cluster", type=int, default=1, help="kura nodes (1 = one node)")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=vs_redis.ROOT, check=True)
     procs = vs_redis.Procs()
     try:
-        kura = vs_redis.start_kura(procs, 1, [])[0]
+        kura = vs_redis.start_kura(procs, args.cluster, [])[0]
         rport = vs_redis.free_port()
         procs.start(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--dir", procs.tmp,
                      "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""],
                     os.path.join(procs.tmp, "redis.log"))
         vs_redis.wait_ping("127.0.0.1", rport)
-        servers = [("kura", kura), ("redis", ("127.0.0.1", rport))]
+        label = "kura" if args.cluster == 1 else f"kura {args.cluster} nodes"
+        servers = [(label, kura), ("redis", ("127.0.0.1", rport))]
         rows = {}
         for kind in ("set", "hash"):
             for size in sizes:
