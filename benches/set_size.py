@@ -13,8 +13,8 @@ the small size's (1.0 = the cost does not grow).
     python3 benches/set_size.py [--sizes 10,100000] [--seconds 10] [--ops 5000] [--cluster 3]
 
 With `--cluster 3` kura is a 3-node cluster (N=3 R=2 W=2, as vs_redis.py starts it) and the
-connection goes to its first node: each update is then a quorum read, a decision at the key's
-first owner and a write to two other replicas.
+connection goes to the key's first owner (so every size is measured alike: no forwarding hop):
+each update is then a quorum read, a decision there and a write to the two other replicas.
 """
 
 import argparse
@@ -102,6 +102,15 @@ def measure(conn, kind, key, seconds, ops):
     return lat
 
 
+def first_owner(nodes, key):
+    """The (ip, port) of `key`'s first owner among kura `nodes` (one node per IP)."""
+    ip, port = nodes[0]
+    out = subprocess.run(["redis-cli", "-h", ip, "-p", str(port), "KURA", "PREFLIST", key],
+                         capture_output=True, text=True, check=True).stdout.split()
+    owner_ip = out[0].rsplit(":", 1)[0]
+    return next(n for n in nodes if n[0] == owner_ip)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10,100000")
@@ -115,7 +124,8 @@ def main():
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=vs_redis.ROOT, check=True)
     procs = vs_redis.Procs()
     try:
-        kura = vs_redis.start_kura(procs, args.cluster, [])[0]
+        kura_nodes = vs_redis.start_kura(procs, args.cluster, [])
+        kura = kura_nodes[0]
         rport = vs_redis.free_port()
         procs.start(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--dir", procs.tmp,
                      "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""],
@@ -127,8 +137,10 @@ def main():
         for kind in ("set", "hash"):
             for size in sizes:
                 for name, (ip, port) in servers:
-                    conn = Conn(ip, port)
                     key = f"{kind}-{size}"
+                    if name != "redis" and args.cluster > 1:
+                        ip, port = first_owner(kura_nodes, key)
+                    conn = Conn(ip, port)
                     fill(conn, kind, key, size)
                     lat = measure(conn, kind, key, args.seconds, args.ops)
                     lat.sort()

@@ -136,7 +136,22 @@ def start_kura(procs, nodes, extra):
         targets.append((ip, port))
     if nodes > 1:
         wait_members(targets[0], nodes)
+        # Members are valid before every node has the ring: until then a node serves as if
+        # alone (no replication), which would flatter the first measurement.
+        wait_ring(targets, min(3, nodes))
     return targets
+
+
+def wait_ring(nodes, n, timeout=60):
+    """Waits until every node places a key on `n` owners (the ring has formed everywhere)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        lists = [subprocess.run(["redis-cli", "-h", ip, "-p", str(port), "KURA", "PREFLIST", "probe"],
+                                capture_output=True, text=True).stdout.split() for ip, port in nodes]
+        if all(len(x) == n for x in lists) and all(x == lists[0] for x in lists):
+            return
+        time.sleep(0.5)
+    raise RuntimeError("the ring did not form")
 
 
 def wait_members(target, n, timeout=60):
