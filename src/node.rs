@@ -269,6 +269,29 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Applies a replicated patch (`Request::Patch`). Patches a decider sends one after the
+    /// other to the same replica may arrive out of order: one whose base is not here yet waits
+    /// for it (a write of the key wakes it) for at most `PATCH_WAIT`, well within the
+    /// sender's `--sloppy-after-ms`, before it is refused as stale (which costs the sender a
+    /// send of the whole set).
+    async fn apply_patch(&self, key: &[u8], patch: &crate::storage::Patch) -> Response {
+        let budget = PATCH_WAIT.min(self.coordinator.cluster().settings().sloppy_after / 2);
+        let deadline = tokio::time::Instant::now() + budget;
+        match self.coordinator.replica().apply_patch_when_based(key, patch, deadline).await {
+            Ok(true) => match self.coordinator.commit(self.coordinator.write_mark()).await {
+                Ok(()) => Response::Ack,
+                Err(e) => Response::Error(RemoteError::Failed(e.to_string())),
+            },
+            Ok(false) => Response::Stale,
+            Err(e) => Response::Error(RemoteError::Failed(e.to_string())),
+        }
+    }
+}
+
+/// The longest a replicated patch waits for the version it applies to.
+const PATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
 impl rpc::Handler<PeerRequest, PeerResponse> for Node {
     fn handle(&self, from: Arc<str>, req: PeerRequest) -> Pin<Box<dyn Future<Output = PeerResponse> + Send + '_>> {
         Box::pin(async move {
@@ -299,22 +322,19 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                     Ok(set) => Response::Value(set.map(|s| (*s).clone())),
                     Err(e) => failed(&e),
                 },
-                Request::ReadUnlessSame { key, digest } => match self.coordinator.replica().local_with_digest(&key) {
-                    Ok((_, Some(d))) if d == digest => {
-                        metrics::counter!(crate::metrics::READS_SAME_TOTAL).increment(1);
-                        Response::Same
-                    }
-                    Ok((set, _)) => Response::Value(set.map(|s| (*s).clone())),
-                    Err(e) => failed(&e),
-                },
-                Request::Patch { key, patch } => match self.coordinator.replica().apply_patch(&key, &patch) {
-                    Ok(true) => match self.coordinator.commit(self.coordinator.write_mark()).await {
-                        Ok(()) => Response::Ack,
+                Request::ReadUnlessSame { key, digest, seen } => {
+                    match self.coordinator.replica().local_with_digest(&key) {
+                        Ok((set, d))
+                            if d == Some(digest) || seen.descends(&set.as_deref().map(|s| s.context()).unwrap_or_default()) =>
+                        {
+                            metrics::counter!(crate::metrics::READS_SAME_TOTAL).increment(1);
+                            Response::Same
+                        }
+                        Ok((set, _)) => Response::Value(set.map(|s| (*s).clone())),
                         Err(e) => failed(&e),
-                    },
-                    Ok(false) => Response::Stale,
-                    Err(e) => failed(&e),
-                },
+                    }
+                }
+                Request::Patch { key, patch } => self.apply_patch(&key, &patch).await,
                 Request::Replicate { key, set, hint_for } => {
                     self.merge_and_ack(std::iter::once((&key, &set)), hint_for.as_deref()).await
                 }

@@ -37,9 +37,11 @@ pub enum Request {
     Join(Member),
     /// This node's stored sibling set of a key.
     Read { key: Bytes },
-    /// As `Read`, but answer `Same` when your copy's digest is `digest` (a read-modify-write's
-    /// decider reads a large set it holds itself without moving it).
-    ReadUnlessSame { key: Bytes, digest: u64 },
+    /// As `Read`, but answer `Same` when your copy holds nothing the reader's does not: its
+    /// digest is `digest` (the same version), or the reader has `seen` every event your copy
+    /// has (an older version: merging it would change nothing). A read-modify-write's decider
+    /// reads a large set it holds itself without moving it.
+    ReadUnlessSame { key: Bytes, digest: u64, seen: VersionVector },
     /// A write of a set or a hash as a patch of the version before it: apply it when your
     /// copy is that version (`Ack`), else answer `Stale` and get the whole set.
     Patch { key: Bytes, patch: Patch },

@@ -55,6 +55,12 @@ impl Coordinator {
                 remote.push(target);
                 continue;
             }
+            // The reader's own copy as it compared it (a write made here since is not what the
+            // others answered "same" to: mixing the two would repair them with whole sets).
+            if let (Some((set, _)), None) = (&mine, &target.hint_for) {
+                replies.push((target, set.as_deref().cloned()));
+                continue;
+            }
             match self.local(&key) {
                 Ok(set) => replies.push((target, set.map(|s| (*s).clone()))),
                 Err(e) => tracing::warn!("local read failed: {e}"),
@@ -66,7 +72,11 @@ impl Coordinator {
             let (peers, key, mine) = (peers.clone(), key.clone(), mine.clone());
             Box::pin(async move {
                 let req = match &mine {
-                    Some((_, digest)) => Request::ReadUnlessSame { key, digest: *digest },
+                    Some((set, digest)) => Request::ReadUnlessSame {
+                        key,
+                        digest: *digest,
+                        seen: set.as_deref().map(SiblingSet::context).unwrap_or_default(),
+                    },
                     None => Request::Read { key },
                 };
                 let reply = match peers.call(&target.node, req).await {
@@ -97,6 +107,14 @@ impl Coordinator {
             self.replica.storage().unflushed(&key, Arc::new(merge_all(replies.iter().filter_map(|(_, s)| s.as_ref()))));
         metrics::histogram!(m::QUORUM_DURATION, "op" => "get", "phase" => "quorum")
             .record(started.elapsed().as_secs_f64());
+        // A read-modify-write's decider (`mine`) repairs nothing: its write, which usually
+        // follows, sends every replica the next version (as a patch, or whole to one that is
+        // not at its base); under concurrent writes of a hot key a repair would send whole
+        // sets to replicas that are only a patch behind. A decision that writes nothing leaves
+        // a differing replica to the next plain read or to anti-entropy.
+        if mine.is_some() {
+            return Ok(merged);
+        }
         // The rest of the answers arrive in the background; then every stale replica is repaired.
         let coordinator = self.background();
         let mut rest = g.pending;

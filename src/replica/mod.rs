@@ -313,6 +313,15 @@ impl Replica {
         self.storage.apply_patch(key, patch)
     }
 
+    /// [`Replica::apply_patch`], waiting until `deadline` for the version it applies to (see
+    /// `Storage::apply_patch_when_based`).
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub async fn apply_patch_when_based(&self, key: &[u8], patch: &Patch, deadline: tokio::time::Instant) -> Result<bool> {
+        self.storage.apply_patch_when_based(key, patch, deadline).await
+    }
+
     /// This node's own copy of `key` (as [`Replica::local`]) and, when that is its stored
     /// data as it is (no hint merged in, nothing a flush dropped), the data's digest: what a
     /// replica compares to answer a read with "the same as yours".

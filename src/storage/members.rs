@@ -205,6 +205,29 @@ impl Storage {
         Ok(stored)
     }
 
+    /// [`Storage::apply_patch`], waiting until `deadline` for the patch's base version when it
+    /// is not here yet: a decider's patches of one key may arrive out of order (each is a
+    /// request of its own), and the one before is then usually in flight. A write of the key
+    /// wakes the wait; `false` at the deadline (the sender then sends the whole set).
+    ///
+    /// # Errors
+    /// As [`Storage::apply_patch`].
+    pub async fn apply_patch_when_based(&self, key: &[u8], patch: &Patch, deadline: tokio::time::Instant) -> Result<bool> {
+        let stripe = &self.written_keys[Self::stripe(&Self::data_key(key))];
+        loop {
+            // Registered before the check, so a write between the two is not missed.
+            let written = stripe.notified();
+            tokio::pin!(written);
+            written.as_mut().enable();
+            if self.apply_patch(key, patch)? {
+                return Ok(true);
+            }
+            if tokio::time::timeout_at(deadline, written).await.is_err() {
+                return Ok(false);
+            }
+        }
+    }
+
     /// Applies a patch a replication sent (see [`Patch`]) when this node holds its base
     /// version of `key`: then the write costs what it changed, as where it was made. Returns
     /// whether it applied; when not, the sender sends the whole set.

@@ -141,6 +141,9 @@ pub struct Storage {
     ring: Keyspace,
     meta: Keyspace,
     locks: Box<[Mutex<()>]>,
+    /// Per lock stripe: woken when a key of the stripe is written (a replicated patch waits on
+    /// it for the version it applies to, `members.rs`).
+    written_keys: Box<[tokio::sync::Notify]>,
     fsync: FsyncPolicy,
     cache: quick_cache::sync::Cache<Vec<u8>, Cached, CacheWeight>,
     /// Writes put into the journal buffer so far / covered by the last flush to the OS.
@@ -192,6 +195,7 @@ impl Storage {
         let ring = db.keyspace("ring", options)?;
         let meta = db.keyspace("meta", options)?;
         let locks = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
+        let written_keys = (0..LOCK_STRIPES).map(|_| tokio::sync::Notify::new()).collect();
         let cache = quick_cache::sync::Cache::with(
             (CACHE_BYTES / 256) as usize,
             CACHE_BYTES,
@@ -207,6 +211,7 @@ impl Storage {
             ring,
             meta,
             locks,
+            written_keys,
             fsync,
             cache,
             written: AtomicU64::new(0),
@@ -270,8 +275,11 @@ impl Storage {
     }
 
     fn lock(&self, stored_key: &[u8]) -> parking_lot::MutexGuard<'_, ()> {
-        let h = xxhash_rust::xxh3::xxh3_64(stored_key) as usize;
-        self.locks[h % self.locks.len()].lock()
+        self.locks[Self::stripe(stored_key)].lock()
+    }
+
+    fn stripe(stored_key: &[u8]) -> usize {
+        xxhash_rust::xxh3::xxh3_64(stored_key) as usize % LOCK_STRIPES
     }
 
     fn decode(key: &[u8], bytes: &[u8]) -> Result<SiblingSet> {
@@ -481,6 +489,7 @@ impl Storage {
         self.record_bytes.fetch_add(stored.written, Ordering::Relaxed);
         self.cache.insert(key.to_vec(), Cached::new(key, Some(next.clone()), stored.digest, stored.parts, stored.bytes));
         self.notify(stored_key, key, current.is_some().then_some(old_digest), Some(stored.digest));
+        self.written_keys[Self::stripe(stored_key)].notify_waiters();
         Ok((next, stored.patch))
     }
 
