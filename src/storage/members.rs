@@ -417,6 +417,53 @@ mod tests {
         assert_eq!(*there.get(b"k").expect("read").expect("stored"), *written);
     }
 
+    /// `here`'s next write of `key`: `member` added by actor 1, and the write as a patch.
+    fn add_patched(here: &Storage, key: &[u8], member: &str) -> (Arc<SiblingSet>, super::Patch) {
+        let (written, patch) = here
+            .update_patched::<StorageError>(key, |cur| {
+                let cur = cur.cloned().unwrap_or_default();
+                let mut set = cur.resolve(0).and_then(|r| r.value.as_set().cloned()).unwrap_or_default();
+                let counter = cur.counters().find(|&(a, _)| a == Actor(1)).map_or(0, |(_, n)| n) + 1;
+                set.insert(b(member), Dot { actor: Actor(1), counter }, ());
+                set.witness(&cur.context());
+                let sibling =
+                    Sibling { value: Some(Value::Set(set)), written_ms: counter, origin: Actor(1), expires_ms: None };
+                Ok(cur.update(&cur.context(), sibling).0)
+            })
+            .expect("write");
+        (written, patch.expect("a patch"))
+    }
+
+    /// Two patches that arrive out of order: the second waits for the first (its base) and
+    /// then applies; one whose base never comes is refused at its deadline.
+    #[tokio::test]
+    async fn a_patch_waits_for_the_version_it_applies_to() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let open = |n: &str| Storage::open(&dir.path().join(n), FsyncPolicy::Never).expect("storage");
+        let (here, there) = (open("here"), open("there"));
+        let names: Vec<String> = (0..50).map(|i| format!("m{i}")).collect();
+        there.merge(b"k", &write_set(&here, b"k", 1, &names, &[])).expect("merge");
+        let (_, first) = add_patched(&here, b"k", "x");
+        let (second_version, second) = add_patched(&here, b"k", "y");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        let waiting = tokio::spawn({
+            let there = there.clone();
+            async move { there.apply_patch_when_based(b"k", &second, deadline).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "its base is not there yet");
+        assert!(there.apply_patch(b"k", &first).expect("apply"));
+        assert!(waiting.await.expect("the task").expect("apply"), "applied once its base came");
+        assert_eq!(*there.get(b"k").expect("read").expect("stored"), *second_version);
+        // A base that never comes: refused at the deadline.
+        let (_, skipped) = add_patched(&here, b"k", "z");
+        let (_, after_skipped) = add_patched(&here, b"k", "w");
+        let _ = skipped;
+        let soon = tokio::time::Instant::now() + std::time::Duration::from_millis(20);
+        assert!(!there.apply_patch_when_based(b"k", &after_skipped, soon).await.expect("apply"));
+        assert_eq!(*there.get(b"k").expect("read").expect("stored"), *second_version);
+    }
+
     /// A key moves between the layouts: two set siblings (concurrent writes merged) are stored
     /// whole, one again in parts, a string whole; a removal takes every record with it.
     #[test]
