@@ -325,7 +325,8 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                 Request::ReadUnlessSame { key, digest, seen } => {
                     match self.coordinator.replica().local_with_digest(&key) {
                         Ok((set, d))
-                            if d == Some(digest) || seen.descends(&set.as_deref().map(|s| s.context()).unwrap_or_default()) =>
+                            if d == Some(digest)
+                                || seen.descends(&set.as_deref().map(|s| s.context()).unwrap_or_default()) =>
                         {
                             metrics::counter!(crate::metrics::READS_SAME_TOTAL).increment(1);
                             Response::Same

@@ -394,7 +394,7 @@ fn a_cluster_moves_what_an_update_of_a_large_set_changed() {
         let settled = || {
             let mut last = (bytes(), metric_sum(&nodes, applied));
             wait_until("writes to settle", Duration::from_secs(30), || {
-                std::thread::sleep(Duration::from_millis(200));
+                std::thread::sleep(Duration::from_millis(200)); // the poll interval
                 let now = (bytes(), metric_sum(&nodes, applied));
                 let same = now == last;
                 last = now;

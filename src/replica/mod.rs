@@ -188,12 +188,7 @@ impl Replica {
     ///
     /// # Errors
     /// Storage failure, or the operation's own error (nothing is written then).
-    pub fn modify(
-        &self,
-        key: &[u8],
-        op: &Rmw,
-        hint_for: Option<&str>,
-    ) -> std::result::Result<Modified, ModifyError> {
+    pub fn modify(&self, key: &[u8], op: &Rmw, hint_for: Option<&str>) -> std::result::Result<Modified, ModifyError> {
         let mut outcome = Outcome::default();
         let (written, patch) = self.write_if(key, &WriteContext::Everything, hint_for, |current, actor| {
             let now = now_ms();
@@ -318,7 +313,12 @@ impl Replica {
     ///
     /// # Errors
     /// Storage failure.
-    pub async fn apply_patch_when_based(&self, key: &[u8], patch: &Patch, deadline: tokio::time::Instant) -> Result<bool> {
+    pub async fn apply_patch_when_based(
+        &self,
+        key: &[u8],
+        patch: &Patch,
+        deadline: tokio::time::Instant,
+    ) -> Result<bool> {
         self.storage.apply_patch_when_based(key, patch, deadline).await
     }
 

@@ -129,8 +129,14 @@ impl Storage {
         let Some(collection) = next.collection() else {
             let encoded = next.encode();
             let written = (stored_key.len() + encoded.len()) as u64;
-            let mut stored =
-                Stored { digest: digest(&encoded), parts: None, bytes: encoded.len(), records: 1, written, patch: None };
+            let mut stored = Stored {
+                digest: digest(&encoded),
+                parts: None,
+                bytes: encoded.len(),
+                records: 1,
+                written,
+                patch: None,
+            };
             if old_parts.is_some() {
                 let mut batch = self.db.batch();
                 stored.written += self.remove_members(&mut batch, key, None)?;
@@ -212,7 +218,12 @@ impl Storage {
     ///
     /// # Errors
     /// As [`Storage::apply_patch`].
-    pub async fn apply_patch_when_based(&self, key: &[u8], patch: &Patch, deadline: tokio::time::Instant) -> Result<bool> {
+    pub async fn apply_patch_when_based(
+        &self,
+        key: &[u8],
+        patch: &Patch,
+        deadline: tokio::time::Instant,
+    ) -> Result<bool> {
         let stripe = &self.written_keys[Self::stripe(&Self::data_key(key))];
         loop {
             // Registered before the check, so a write between the two is not missed.
@@ -396,7 +407,8 @@ mod tests {
                 set.insert(b("new"), dot, ());
                 set.remove(b"m5");
                 set.witness(&cur.context());
-                let sibling = Sibling { value: Some(Value::Set(set)), written_ms: 2, origin: Actor(1), expires_ms: None };
+                let sibling =
+                    Sibling { value: Some(Value::Set(set)), written_ms: 2, origin: Actor(1), expires_ms: None };
                 Ok(cur.update(&cur.context(), sibling).0)
             })
             .expect("write");
@@ -507,8 +519,7 @@ mod tests {
         write_set(&s, b"jx", 1, &["y".to_owned()], &[]);
         assert_eq!(members_of(&s.get(b"j").expect("read").expect("stored")), vec![b("x")]);
         let mut walked = Vec::new();
-        s.for_each(|k, set| walked.push((k.to_vec(), members_of(&set.expect("decodes")))))
-            .expect("walk");
+        s.for_each(|k, set| walked.push((k.to_vec(), members_of(&set.expect("decodes"))))).expect("walk");
         walked.sort();
         assert_eq!(walked, vec![(b"j".to_vec(), vec![b("x")]), (b"jx".to_vec(), vec![b("y")])]);
     }

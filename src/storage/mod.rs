@@ -93,7 +93,13 @@ struct Cached {
 
 impl Cached {
     /// The cached state of a set stored in `stored_len` bytes (its weight: no walk of the set).
-    fn new(key: &[u8], set: Option<Arc<SiblingSet>>, digest: u64, parts: Option<members::Parts>, stored_len: usize) -> Cached {
+    fn new(
+        key: &[u8],
+        set: Option<Arc<SiblingSet>>,
+        digest: u64,
+        parts: Option<members::Parts>,
+        stored_len: usize,
+    ) -> Cached {
         Cached { set, digest, parts, weight: (64 + key.len() + stored_len).min(u32::MAX as usize) as u32 }
     }
 }
@@ -487,7 +493,8 @@ impl Storage {
         self.note_write();
         self.records.fetch_add(stored.records, Ordering::Relaxed);
         self.record_bytes.fetch_add(stored.written, Ordering::Relaxed);
-        self.cache.insert(key.to_vec(), Cached::new(key, Some(next.clone()), stored.digest, stored.parts, stored.bytes));
+        self.cache
+            .insert(key.to_vec(), Cached::new(key, Some(next.clone()), stored.digest, stored.parts, stored.bytes));
         self.notify(stored_key, key, current.is_some().then_some(old_digest), Some(stored.digest));
         self.written_keys[Self::stripe(stored_key)].notify_waiters();
         Ok((next, stored.patch))

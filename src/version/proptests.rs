@@ -76,6 +76,20 @@ proptest! {
         }
     }
 
+    /// A copy whose clock has seen every event of another gains nothing by merging it: what a
+    /// replica answering a read-modify-write's read with "same" (`ReadUnlessSame`) relies on.
+    #[test]
+    fn a_copy_that_has_seen_all_of_another_is_its_merge(
+        ops in proptest::collection::vec(op(), 1..40),
+        picks in proptest::collection::vec(any::<prop::sample::Index>(), 2),
+    ) {
+        let states = run(&ops);
+        let (a, b) = (picks[0].get(&states), picks[1].get(&states));
+        if a.join().descends(&b.join()) {
+            prop_assert_eq!(a.sync(b), a.clone());
+        }
+    }
+
     #[test]
     fn write_with_context_supersedes_exactly_what_it_saw(
         ops in proptest::collection::vec(op(), 1..40),

@@ -142,7 +142,10 @@ impl Value {
     ///
     /// # Errors
     /// A record that does not decode.
-    pub fn with_records<'r>(self, records: impl IntoIterator<Item = (Bytes, &'r [u8])>) -> Result<Value, postcard::Error> {
+    pub fn with_records<'r>(
+        self,
+        records: impl IntoIterator<Item = (Bytes, &'r [u8])>,
+    ) -> Result<Value, postcard::Error> {
         Ok(match self {
             Value::Set(s) => Value::Set(s.with_records(records)?),
             Value::Hash(h) => Value::Hash(h.with_records(records)?),
