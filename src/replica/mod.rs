@@ -299,17 +299,9 @@ impl Replica {
     }
 
     /// Applies a write another node made as a patch of the version it replaced (see
-    /// [`Patch`]), when this node's data holds that version; `false` when it does not (the
-    /// sender then sends the whole set to [`Replica::merge`]).
-    ///
-    /// # Errors
-    /// Storage failure.
-    pub fn apply_patch(&self, key: &[u8], patch: &Patch) -> Result<bool> {
-        self.storage.apply_patch(key, patch)
-    }
-
-    /// [`Replica::apply_patch`], waiting until `deadline` for the version it applies to (see
-    /// `Storage::apply_patch_when_based`).
+    /// [`Patch`]) when this node's data holds that version, waiting until `deadline` for it
+    /// (see `Storage::apply_patch_when_based`); `false` when it did not come (the sender then
+    /// sends the whole set to [`Replica::merge`]).
     ///
     /// # Errors
     /// Storage failure.
