@@ -158,7 +158,9 @@ impl Coordinator {
         let peers = self.peers.clone();
         let replicate = |target: Target| -> gather::Call<()> {
             let (peers, set, key) = (peers.clone(), written.clone(), key.clone());
-            let patch = patch.clone().filter(|_| target.hint_for.is_none());
+            // A patch goes to owners only: a stand-in keeps a whole hint, and a replica the key
+            // is gaining during a transition is not at any version of this owner's yet.
+            let patch = patch.clone().filter(|_| target.hint_for.is_none() && prefs.contains(&target.node));
             Box::pin(async move {
                 if let Some(patch) = patch {
                     let req = Request::Patch { key: key.clone(), patch: (*patch).clone() };
