@@ -323,15 +323,12 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                     Err(e) => failed(&e),
                 },
                 Request::ReadUnlessSame { key, digest, seen } => {
-                    match self.coordinator.replica().local_with_digest(&key) {
-                        Ok((set, d))
-                            if d == Some(digest)
-                                || seen.descends(&set.as_deref().map(|s| s.context()).unwrap_or_default()) =>
-                        {
+                    match self.coordinator.replica().unless_same(&key, digest, &seen) {
+                        Ok(None) => {
                             metrics::counter!(crate::metrics::READS_SAME_TOTAL).increment(1);
                             Response::Same
                         }
-                        Ok((set, _)) => Response::Value(set.map(|s| (*s).clone())),
+                        Ok(Some(set)) => Response::Value(set.map(|s| (*s).clone())),
                         Err(e) => failed(&e),
                     }
                 }

@@ -314,6 +314,23 @@ impl Replica {
         self.storage.apply_patch_when_based(key, patch, deadline).await
     }
 
+    /// This node's own copy of `key` for a reader holding the version with `digest` that has
+    /// seen the events `seen`: `None` when the copy holds nothing new to it (the same version,
+    /// or one whose events it has all seen, which a merge would not change), else the copy.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn unless_same(
+        &self,
+        key: &[u8],
+        digest: u64,
+        seen: &crate::version::VersionVector,
+    ) -> Result<Option<Option<Arc<SiblingSet>>>> {
+        let (set, d) = self.local_with_digest(key)?;
+        let known = d == Some(digest) || seen.descends(&set.as_deref().map(SiblingSet::context).unwrap_or_default());
+        Ok((!known).then_some(set))
+    }
+
     /// This node's own copy of `key` (as [`Replica::local`]) and, when that is its stored
     /// data as it is (no hint merged in, nothing a flush dropped), the data's digest: what a
     /// replica compares to answer a read with "the same as yours".
@@ -383,6 +400,40 @@ mod tests {
     use super::*;
     use crate::rmw::Rmw;
     use crate::version::Value;
+
+    /// A reader ahead of this copy (it has seen all of its events) or at its version gets
+    /// "nothing new"; one behind, or concurrent, gets the copy.
+    #[test]
+    fn a_copy_is_nothing_new_to_a_reader_that_has_seen_all_of_it() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let replica =
+            Replica::new(Storage::open(dir.path(), crate::storage::FsyncPolicy::Never).expect("storage"), "n1");
+        let sadd = |m: &str| Rmw::SAdd { members: vec![bytes::Bytes::copy_from_slice(m.as_bytes())] };
+        let old = replica.modify(b"s", &sadd("a"), None).expect("SADD").written.expect("a write");
+        let (_, old_digest) = replica.local_with_digest(b"s").expect("read");
+        let now = replica.modify(b"s", &sadd("b"), None).expect("SADD").written.expect("a write");
+        let (_, digest) = replica.local_with_digest(b"s").expect("read");
+        let digest = digest.expect("a digest");
+        // The same version.
+        assert!(replica.unless_same(b"s", digest, &now.context()).expect("read").is_none());
+        // A reader ahead: another replica made a later version of this one.
+        let ahead = Replica::new(
+            Storage::open(&dir.path().join("ahead"), crate::storage::FsyncPolicy::Never).expect("storage"),
+            "n2",
+        );
+        ahead.merge(b"s", &now, None).expect("merge");
+        let later = ahead.modify(b"s", &sadd("c"), None).expect("SADD").written.expect("a write");
+        assert!(replica.unless_same(b"s", 0xdead, &later.context()).expect("read").is_none());
+        // A reader behind (the old version) or concurrent gets this copy.
+        let behind = replica.unless_same(b"s", old_digest.expect("a digest"), &old.context()).expect("read");
+        assert_eq!(behind.flatten().as_deref(), Some(&*now));
+        let other = Replica::new(
+            Storage::open(&dir.path().join("other"), crate::storage::FsyncPolicy::Never).expect("storage"),
+            "n3",
+        );
+        let concurrent = other.modify(b"s", &sadd("z"), None).expect("SADD").written.expect("a write");
+        assert!(replica.unless_same(b"s", 0xdead, &concurrent.context()).expect("read").is_some());
+    }
 
     /// The dot a set's members get is the dot the DVV gives the write (what makes element dots
     /// unique), for a first write, a later one, and one over a copy a merge brought in.
