@@ -279,6 +279,10 @@ struct Sim {
 impl Drop for Sim {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+        // The network holds the nodes and every node's peers hold the network: without this
+        // the cycle keeps each schedule's nodes (and their fjall worker threads) alive until
+        // the process ends, and a few hundred schedules in one process run out of threads.
+        self.net.nodes.lock().clear();
     }
 }
 
@@ -908,14 +912,19 @@ async fn flush_under_partitions(seed: u64) -> Result<(), String> {
         let of_key: Vec<&Done> = writes.iter().filter(|w| &w.0 == key).collect();
         let before: BTreeSet<&str> =
             of_key.iter().filter(|w| w.3.is_some_and(|done| done < flush_began)).map(|w| w.1.as_str()).collect();
-        // The expected value: the last acknowledged write that began after the flush ended,
-        // if no write of the key overlapped the flush and none after it failed.
+        // The expected values: of the acknowledged writes that began after the flush ended,
+        // those no other one began after (concurrent writes resolve by their stamps, so any
+        // of the last overlapping ones may win: seed 104 has two), if no write of the key
+        // overlapped the flush and none after it failed; nothing if there were none.
         let overlapped = of_key.iter().any(|w| w.2 < flush_done && w.3.is_none_or(|d| d >= flush_began));
         let after: Vec<&&Done> = of_key.iter().filter(|w| w.2 >= flush_done).collect();
-        let expected = match after.last() {
-            _ if overlapped || after.iter().any(|w| w.3.is_none()) => None,
-            Some(last) => Some(Some(last.1.clone())),
-            None => Some(None),
+        let expected: Option<Vec<Option<String>>> = if overlapped || after.iter().any(|w| w.3.is_none()) {
+            None
+        } else if after.is_empty() {
+            Some(vec![None])
+        } else {
+            let last = |w: &Done| !after.iter().any(|later| w.3.is_some_and(|done| later.2 > done));
+            Some(after.iter().filter(|w| last(w)).map(|w| Some(w.1.clone())).collect())
         };
         for id in &sim.ids {
             let read =
@@ -927,8 +936,8 @@ async fn flush_under_partitions(seed: u64) -> Result<(), String> {
                 }
             }
             if let Some(want) = &expected {
-                if &got != want {
-                    return Err(format!("{key} via {id}: read {got:?}, expected {want:?} after the flush"));
+                if !want.contains(&got) {
+                    return Err(format!("{key} via {id}: read {got:?}, expected one of {want:?} after the flush"));
                 }
             }
         }
