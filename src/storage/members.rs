@@ -31,10 +31,12 @@ pub(super) struct Parts {
     pub bytes: u64,
 }
 
-/// Where a key's member records start.
-fn members_prefix(key: &[u8]) -> Vec<u8> {
+/// Where the member records of the key stored under `stored_key` (its ring prefix, then the
+/// key: `Storage::data_key`) start.
+fn members_prefix(stored_key: &[u8]) -> Vec<u8> {
+    let (ring_prefix, key) = stored_key.split_at(stored_key.len().min(8));
     let mut p = Vec::with_capacity(12 + key.len());
-    p.extend_from_slice(&crate::ring::position(key).to_be_bytes()[..8]);
+    p.extend_from_slice(ring_prefix);
     p.extend_from_slice(&(key.len() as u32).to_be_bytes());
     p.extend_from_slice(key);
     p
@@ -89,17 +91,18 @@ pub struct Patch {
 }
 
 impl Storage {
-    /// The set a `data` record holds (with its member records when it is a header), and its
-    /// parts.
+    /// The set a `data` record (stored under `stored_key`) holds, with its member records when
+    /// it is a header, and its parts.
     ///
     /// # Errors
     /// Engine failure or a record (header or member) that does not decode.
-    pub(super) fn decode_data(&self, key: &[u8], bytes: &[u8]) -> Result<(SiblingSet, Option<Parts>)> {
+    pub(super) fn decode_data(&self, stored_key: &[u8], bytes: &[u8]) -> Result<(SiblingSet, Option<Parts>)> {
+        let key = stored_key.get(8..).unwrap_or_default();
         let Some((&HEADER, rest)) = bytes.split_first() else { return Ok((Self::decode(key, bytes)?, None)) };
         let (xor, header) = rest.split_at_checked(8).ok_or_else(|| corrupt(key, "short header"))?;
         let xor = u64::from_le_bytes(xor.try_into().map_err(|_| corrupt(key, "short header"))?);
         let header = Self::decode(key, header)?;
-        let prefix = members_prefix(key);
+        let prefix = members_prefix(stored_key);
         let mut records = Vec::new();
         let mut total = 0;
         for guard in self.members.prefix(&prefix) {
@@ -112,14 +115,14 @@ impl Storage {
         Ok((set, Some(Parts { xor, bytes: total })))
     }
 
-    /// Writes `next` as `key`'s state, over `old` (stored in `old_parts` when in parts): a
-    /// whole record, or a header and the member records that changed, in one batch.
+    /// Writes `next` as the state of the key stored under `stored_key`, over `old` (stored in
+    /// `old_parts` when in parts): a whole record, or a header and the member records that
+    /// changed, in one batch.
     ///
     /// # Errors
     /// Engine failure (the engine may or may not have taken the write).
     pub(super) fn store(
         &self,
-        key: &[u8],
         stored_key: &[u8],
         old: Option<&SiblingSet>,
         old_digest: u64,
@@ -139,7 +142,7 @@ impl Storage {
             };
             if old_parts.is_some() {
                 let mut batch = self.db.batch();
-                stored.written += self.remove_members(&mut batch, key, None)?;
+                stored.written += self.remove_members(&mut batch, stored_key, None)?;
                 batch.insert(&self.data, stored_key, encoded);
                 stored.records = batch.len() as u64;
                 batch.commit()?;
@@ -149,7 +152,7 @@ impl Storage {
             return Ok(stored);
         };
         let mut batch = self.db.batch();
-        let prefix = members_prefix(key);
+        let prefix = members_prefix(stored_key);
         let mut parts = old_parts.unwrap_or_default();
         let mut written = 0;
         let mut patched = None;
@@ -181,7 +184,7 @@ impl Storage {
             // Stored whole before (or as another type): every member is written anew.
             None => {
                 if old_parts.is_some() {
-                    written += self.remove_members(&mut batch, key, Some(collection))?;
+                    written += self.remove_members(&mut batch, stored_key, Some(collection))?;
                 }
                 parts = Parts::default();
                 for (member, record) in collection.records().unwrap_or_default() {
@@ -224,13 +227,14 @@ impl Storage {
         patch: &Patch,
         deadline: tokio::time::Instant,
     ) -> Result<bool> {
-        let stripe = &self.written_keys[Self::stripe(&Self::data_key(key))];
+        let stored_key = Self::data_key(key);
+        let stripe = &self.written_keys[Self::stripe(&stored_key)];
         loop {
             // Registered before the check, so a write between the two is not missed.
             let written = stripe.notified();
             tokio::pin!(written);
             written.as_mut().enable();
-            if self.apply_patch(key, patch)? {
+            if self.apply_patch_at(key, &stored_key, patch)? {
                 return Ok(true);
             }
             if tokio::time::timeout_at(deadline, written).await.is_err() {
@@ -246,9 +250,12 @@ impl Storage {
     /// # Errors
     /// Engine failure, or a patch that does not apply to a set it matches by digest.
     pub fn apply_patch(&self, key: &[u8], patch: &Patch) -> Result<bool> {
-        let stored_key = Self::data_key(key);
-        let _guard = self.lock(&stored_key);
-        let cached = self.load_locked(key, &stored_key)?;
+        self.apply_patch_at(key, &Self::data_key(key), patch)
+    }
+
+    fn apply_patch_at(&self, key: &[u8], stored_key: &[u8], patch: &Patch) -> Result<bool> {
+        let _guard = self.lock(stored_key);
+        let cached = self.load_locked(key, stored_key)?;
         let base = match (&cached.set, cached.parts) {
             (Some(set), Some(_)) if cached.digest == patch.base => set.clone(),
             _ => return Ok(false),
@@ -257,18 +264,23 @@ impl Storage {
         let Some(next) = base.patched(&patch.header, changes).map_err(|e| corrupt(key, e))? else {
             return Ok(false);
         };
-        self.write_locked(key, &stored_key, cached, next)?;
+        self.write_locked(key, stored_key, cached, next)?;
         Ok(true)
     }
 
-    /// Puts into `batch` the removal of `key`'s member records, except those of members
-    /// `keep` holds (which the batch rewrites: one batch must not both remove and insert a
-    /// record). Returns the bytes of the keys removed.
+    /// Puts into `batch` the removal of the member records of the key stored under
+    /// `stored_key`, except those of members `keep` holds (which the batch rewrites: one batch
+    /// must not both remove and insert a record). Returns the bytes of the keys removed.
     ///
     /// # Errors
     /// Engine failure while listing them.
-    pub(super) fn remove_members(&self, batch: &mut WriteBatch, key: &[u8], keep: Option<&Value>) -> Result<u64> {
-        let prefix = members_prefix(key);
+    pub(super) fn remove_members(
+        &self,
+        batch: &mut WriteBatch,
+        stored_key: &[u8],
+        keep: Option<&Value>,
+    ) -> Result<u64> {
+        let prefix = members_prefix(stored_key);
         let mut bytes = 0;
         for guard in self.members.prefix(&prefix) {
             let k = guard.key()?;

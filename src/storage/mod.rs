@@ -301,10 +301,11 @@ impl Storage {
         Ok(self.flushes.load().apply(key, &set).unwrap_or(set))
     }
 
-    /// A `data` record as reads see it: with its members when it is a header (`members.rs`),
-    /// without what a known flush dropped.
-    fn decode_data_unflushed(&self, key: &[u8], bytes: &[u8]) -> Result<SiblingSet> {
-        let (set, _) = self.decode_data(key, bytes)?;
+    /// A `data` record (stored under `stored_key`) as reads see it: with its members when it
+    /// is a header (`members.rs`), without what a known flush dropped.
+    fn decode_data_unflushed(&self, stored_key: &[u8], bytes: &[u8]) -> Result<SiblingSet> {
+        let (set, _) = self.decode_data(stored_key, bytes)?;
+        let key = stored_key.get(8..).unwrap_or_default();
         Ok(self.flushes.load().apply(key, &set).unwrap_or(set))
     }
 
@@ -315,7 +316,7 @@ impl Storage {
         }
         let cached = match self.data.get(stored_key)? {
             Some(bytes) => {
-                let (set, parts) = self.decode_data(key, &bytes)?;
+                let (set, parts) = self.decode_data(stored_key, &bytes)?;
                 let len = bytes.len() + parts.map_or(0, |p| p.bytes as usize);
                 Cached::new(key, Some(Arc::new(set)), digest(&bytes), parts, len)
             }
@@ -330,15 +331,17 @@ impl Storage {
     /// # Errors
     /// Engine failure or a record that does not decode.
     pub fn get(&self, key: &[u8]) -> Result<Option<Arc<SiblingSet>>> {
-        let set = match self.cache.get(key) {
-            Some(c) => c.set,
-            None => {
-                let stored_key = Self::data_key(key);
-                let _guard = self.lock(&stored_key);
-                self.load_locked(key, &stored_key)?.set
-            }
-        };
-        Ok(set.map(|s| self.unflushed(key, s)))
+        Ok(self.load(key)?.set.map(|s| self.unflushed(key, s)))
+    }
+
+    /// The state of `key`: from the cache, else from disk under the key's lock.
+    fn load(&self, key: &[u8]) -> Result<Cached> {
+        if let Some(c) = self.cache.get(key) {
+            return Ok(c);
+        }
+        let stored_key = Self::data_key(key);
+        let _guard = self.lock(&stored_key);
+        self.load_locked(key, &stored_key)
     }
 
     /// The set stored for `key` as [`Storage::get`] reads it, with the digest of its stored
@@ -347,14 +350,7 @@ impl Storage {
     /// # Errors
     /// Engine failure or a record that does not decode.
     pub fn get_with_digest(&self, key: &[u8]) -> Result<(Option<Arc<SiblingSet>>, Option<u64>)> {
-        let cached = match self.cache.get(key) {
-            Some(c) => c,
-            None => {
-                let stored_key = Self::data_key(key);
-                let _guard = self.lock(&stored_key);
-                self.load_locked(key, &stored_key)?
-            }
-        };
+        let cached = self.load(key)?;
         Ok(match cached.set {
             None => (None, Some(0)),
             Some(set) => match self.flushes.load().apply(key, &set) {
@@ -481,7 +477,7 @@ impl Storage {
         }
         self.note_due(key, &next);
         let next = Arc::new(next);
-        let stored = self.store(key, stored_key, current.as_deref(), old_digest, old_parts, &next);
+        let stored = self.store(stored_key, current.as_deref(), old_digest, old_parts, &next);
         let stored = match stored {
             Ok(stored) => stored,
             Err(e) => {
@@ -496,7 +492,10 @@ impl Storage {
         self.cache
             .insert(key.to_vec(), Cached::new(key, Some(next.clone()), stored.digest, stored.parts, stored.bytes));
         self.notify(stored_key, key, current.is_some().then_some(old_digest), Some(stored.digest));
-        self.written_keys[Self::stripe(stored_key)].notify_waiters();
+        if stored.parts.is_some() {
+            // Only a version in parts can be a patch's base.
+            self.written_keys[Self::stripe(stored_key)].notify_waiters();
+        }
         Ok((next, stored.patch))
     }
 
@@ -528,7 +527,7 @@ impl Storage {
             // Its member records go with it, in one batch.
             Some(_) => {
                 let mut batch = self.db.batch();
-                let listed = self.remove_members(&mut batch, key, None);
+                let listed = self.remove_members(&mut batch, &stored_key, None);
                 batch.remove(&self.data, stored_key.clone());
                 let records = batch.len() as u64;
                 listed.and_then(|bytes| Ok(batch.commit().map(|()| (records, bytes + stored_key.len() as u64))?))

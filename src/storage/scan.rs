@@ -19,7 +19,7 @@ impl Storage {
         for guard in self.data.iter() {
             let (k, v) = guard.into_inner()?;
             let user_key = k.get(8..).unwrap_or_default();
-            f(user_key, self.decode_data_unflushed(user_key, &v));
+            f(user_key, self.decode_data_unflushed(&k, &v));
         }
         Ok(())
     }
@@ -60,7 +60,7 @@ impl Storage {
             }
             looked += 1;
             // A record that does not decode is skipped here (the reaper reports it).
-            if self.decode_data_unflushed(key, &v).is_ok_and(|set| set.get(now).is_some()) {
+            if self.decode_data_unflushed(&k, &v).is_ok_and(|set| set.get(now).is_some()) {
                 keys.push((prefix, Bytes::copy_from_slice(key)));
             }
         }
@@ -117,7 +117,7 @@ impl Storage {
             let (k, v) = guard.into_inner()?;
             let user_key = k.get(8..).unwrap_or_default();
             bytes += v.len() + user_key.len();
-            out.push((Bytes::copy_from_slice(user_key), self.decode_data_unflushed(user_key, &v)?));
+            out.push((Bytes::copy_from_slice(user_key), self.decode_data_unflushed(&k, &v)?));
             if out.len() >= limit || bytes >= max_bytes {
                 break;
             }
