@@ -248,27 +248,20 @@ impl SiblingSet {
         self,
         records: impl IntoIterator<Item = (Bytes, &'r [u8])>,
     ) -> Result<SiblingSet, postcard::Error> {
-        let mut records = Some(records);
-        let mut failed = None;
-        let set = self.0.map_values(|mut s| {
-            if let Some(v) = s.value.take() {
-                s.value = Some(match (v.is_string(), records.take()) {
-                    (false, Some(r)) => v.with_records(r).unwrap_or_else(|e| {
-                        failed = Some(e);
-                        Value::Bytes(Bytes::new())
-                    }),
-                    (_, r) => {
-                        records = r;
-                        v
-                    }
-                });
+        let Some(header) = self.collection() else { return Ok(self) };
+        let value = header.clone().with_records(records)?;
+        Ok(self.with_collection(value))
+    }
+
+    /// This set with the value of its [`SiblingSet::collection`] sibling replaced by `value`.
+    fn with_collection(&self, value: Value) -> SiblingSet {
+        let mut value = Some(value);
+        SiblingSet(self.0.clone().map_values(|mut s| {
+            if s.value.as_ref().is_some_and(|v| !v.is_string()) {
+                s.value = value.take().or(s.value);
             }
             s
-        });
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(SiblingSet(set)),
-        }
+        }))
     }
 
     /// The version a patch of this one makes: `header` (the new version without its
@@ -284,13 +277,7 @@ impl SiblingSet {
     ) -> Result<Option<SiblingSet>, postcard::Error> {
         let (Some(base), Some(new)) = (self.collection(), header.collection()) else { return Ok(None) };
         let Some(value) = new.patched(base, changes)? else { return Ok(None) };
-        let mut value = Some(value);
-        Ok(Some(SiblingSet(header.0.clone().map_values(|mut s| {
-            if s.value.as_ref().is_some_and(|v| !v.is_string()) {
-                s.value = value.take();
-            }
-            s
-        }))))
+        Ok(Some(header.with_collection(value)))
     }
 
     /// Compact binary form for storage and the wire: a format byte, then postcard.
