@@ -70,6 +70,7 @@ fn pipe_mass_insertion() {
 /// Runs redis-cli interactively inside a tmux pane of its own server socket.
 struct Terminal {
     socket: String,
+    prompt: String,
 }
 
 impl Terminal {
@@ -81,7 +82,7 @@ impl Terminal {
             .status()
             .expect("tmux (install tmux)");
         assert!(status.success());
-        Terminal { socket }
+        Terminal { socket, prompt: format!("127.0.0.1:{port}>") }
     }
 
     fn screen(&self) -> String {
@@ -99,11 +100,22 @@ impl Terminal {
         status.is_ok_and(|o| o.status.success())
     }
 
-    /// Types a line and waits until `expect` appears on the screen.
+    /// Types a line and waits until its answer shows `expect` and redis-cli prompts again.
+    /// Only what follows this line counts: an earlier answer with the same text does not, and
+    /// a line typed before the prompt is back would be dropped (linenoise flushes pending input
+    /// when it enters raw mode).
     fn type_line(&self, line: &str, expect: &str) {
+        let echoed = format!("{} {line}", self.prompt);
+        let before = self.screen().matches(&echoed).count();
         self.send(line);
         wait_until(&format!("{expect:?} after typing {line:?}"), Duration::from_secs(10), || {
-            self.screen().contains(expect).then_some(())
+            let screen = self.screen();
+            if screen.matches(&echoed).count() <= before {
+                return None;
+            }
+            let (_, answer) = screen.rsplit_once(&echoed)?;
+            let (answer, _) = answer.split_once(&self.prompt)?;
+            answer.contains(expect).then_some(())
         });
     }
 }
@@ -120,9 +132,8 @@ impl Drop for Terminal {
 #[test]
 fn interactive_session() {
     let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
-    let prompt = format!("127.0.0.1:{}>", node.port);
     let term = Terminal::open(node.port);
-    wait_until("the redis-cli prompt", Duration::from_secs(10), || term.screen().contains(&prompt).then_some(()));
+    wait_until("the redis-cli prompt", Duration::from_secs(10), || term.screen().contains(&term.prompt).then_some(()));
     term.type_line("set fruit apple", "OK");
     term.type_line("get fruit", "\"apple\"");
     // A context is base64url of a versioned form: it starts with the version byte, 1.
