@@ -86,6 +86,21 @@ impl VersionVector {
         VersionVector(entries)
     }
 
+    /// Joins `other` into this vector ([`VersionVector::join`] without a new vector when
+    /// `other` names no actor this one lacks: a write's clock over the copy it read).
+    pub fn join_from(&mut self, other: &VersionVector) {
+        let mut lacking = false;
+        for &(actor, n) in &other.0 {
+            match self.0.binary_search_by_key(&actor, |&(a, _)| a) {
+                Ok(i) => self.0[i].1 = self.0[i].1.max(n),
+                Err(_) => lacking = true,
+            }
+        }
+        if lacking {
+            *self = self.join(other);
+        }
+    }
+
     /// Records `dot` as seen (and every earlier event of its actor: dots of one key are
     /// handed out in order, see `DvvSet::update`).
     pub fn add(&mut self, dot: Dot) {

@@ -242,7 +242,7 @@ impl<V: Join> OrMap<V> {
     /// (element dots are the key's DVV dots), so a state written after a DEL, a SET of a
     /// string or a flush does not let a stale replica's old members back in.
     pub fn witness(&mut self, seen: &VersionVector) {
-        self.clock = self.clock.join(seen);
+        self.clock.join_from(seen);
     }
 
     /// Every member removed: what a DEL over the set leaves (the clock of what it observed).

@@ -55,6 +55,18 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
 
     #[test]
+    fn a_join_in_place_is_the_join(
+        a in proptest::collection::vec((1u64..6, 1u64..20), 0..6),
+        b in proptest::collection::vec((1u64..6, 1u64..20), 0..6),
+    ) {
+        let vv = |e: Vec<(u64, u64)>| VersionVector::from_entries(e.into_iter().map(|(a, n)| (Actor(a), n)).collect());
+        let (a, b) = (vv(a), vv(b));
+        let mut joined = a.clone();
+        joined.join_from(&b);
+        prop_assert_eq!(joined, a.join(&b));
+    }
+
+    #[test]
     fn sync_is_commutative_associative_idempotent(
         ops in proptest::collection::vec(op(), 1..40),
         picks in proptest::collection::vec(any::<prop::sample::Index>(), 3),
