@@ -97,6 +97,23 @@ impl Storage {
     /// # Errors
     /// Engine failure or a record (header or member) that does not decode.
     pub(super) fn decode_data(&self, stored_key: &[u8], bytes: &[u8]) -> Result<(SiblingSet, Option<Parts>)> {
+        self.decode_members(stored_key, bytes, usize::MAX)
+    }
+
+    /// The set a `data` record holds with at most one member of a set or hash stored in
+    /// parts: what it is, whether it lives (an emptied set reads as missing) and when it
+    /// expires, without reading a large set's members. For walks (SCAN, DBSIZE, INFO
+    /// keyspace, the reap index at startup); never stored, compared or sent.
+    ///
+    /// # Errors
+    /// As [`Storage::decode_data`].
+    pub(super) fn decode_data_sketch(&self, stored_key: &[u8], bytes: &[u8]) -> Result<SiblingSet> {
+        Ok(self.decode_members(stored_key, bytes, 1)?.0)
+    }
+
+    /// [`Storage::decode_data`] with at most `limit` member records (the parts' size counts
+    /// those read).
+    fn decode_members(&self, stored_key: &[u8], bytes: &[u8], limit: usize) -> Result<(SiblingSet, Option<Parts>)> {
         let key = stored_key.get(8..).unwrap_or_default();
         let Some((&HEADER, rest)) = bytes.split_first() else { return Ok((Self::decode(key, bytes)?, None)) };
         let (xor, header) = rest.split_at_checked(8).ok_or_else(|| corrupt(key, "short header"))?;
@@ -105,7 +122,7 @@ impl Storage {
         let prefix = members_prefix(stored_key);
         let mut records = Vec::new();
         let mut total = 0;
-        for guard in self.members.prefix(&prefix) {
+        for guard in self.members.prefix(&prefix).take(limit) {
             let (k, v) = guard.into_inner()?;
             let member = Bytes::copy_from_slice(&k[prefix.len()..]);
             total += record_bytes(&prefix, &member, &v);
@@ -534,5 +551,25 @@ mod tests {
         s.for_each(|k, set| walked.push((k.to_vec(), members_of(&set.expect("decodes"))))).expect("walk");
         walked.sort();
         assert_eq!(walked, vec![(b"j".to_vec(), vec![b("x")]), (b"jx".to_vec(), vec![b("y")])]);
+    }
+
+    /// Walks (SCAN, DBSIZE, INFO keyspace, the reap index) read one member of a set in parts,
+    /// enough to tell whether it lives; an emptied set is missing to them as to reads.
+    #[test]
+    fn a_walk_reads_one_member_of_a_large_set() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Storage::open(dir.path(), FsyncPolicy::Never).expect("open");
+        let many: Vec<String> = (0..1000).map(|i| format!("m{i:04}")).collect();
+        write_set(&s, b"big", 1, &many, &[]);
+        write_set(&s, b"gone", 1, &["a".to_owned(), "b".to_owned()], &[]);
+        write_set(&s, b"gone", 1, &[], &["a", "b"]);
+        let mut walked = Vec::new();
+        s.for_each(|k, set| walked.push((k.to_vec(), members_of(&set.expect("decodes"))))).expect("walk");
+        walked.sort();
+        assert_eq!(walked, vec![(b"big".to_vec(), vec![b("m0000")]), (b"gone".to_vec(), vec![])]);
+        let live: Vec<Bytes> =
+            s.live_keys(0, u64::MAX, 10, 0).expect("keys").0.into_iter().map(|(_, k)| k).collect();
+        assert_eq!(live, vec![b("big")]);
+        assert_eq!(members_of(&s.get(b"big").expect("read").expect("stored")).len(), 1000, "reads get every member");
     }
 }

@@ -237,7 +237,8 @@ impl Storage {
                 .map_err(|e| StorageError::Corrupt { key: FLUSHES_KEY.to_owned(), reason: e.to_string() })?;
             storage.flushes.store(Arc::new(marks));
         }
-        // The reap index: one walk now instead of one per reaper round.
+        // The reap index: one walk now instead of one per reaper round (a sketch of each key
+        // tells when it dies; a large set's members are not read).
         storage.for_each(|key, set| {
             if let Ok(set) = set {
                 storage.note_due(key, &set);
@@ -305,6 +306,14 @@ impl Storage {
     /// is a header (`members.rs`), without what a known flush dropped.
     fn decode_data_unflushed(&self, stored_key: &[u8], bytes: &[u8]) -> Result<SiblingSet> {
         let (set, _) = self.decode_data(stored_key, bytes)?;
+        let key = stored_key.get(8..).unwrap_or_default();
+        Ok(self.flushes.load().apply(key, &set).unwrap_or(set))
+    }
+
+    /// [`Storage::decode_data_unflushed`] with at most one member of a set in parts (see
+    /// [`Storage::decode_data_sketch`]): for walks that ask what a key is, not what it holds.
+    fn decode_sketch_unflushed(&self, stored_key: &[u8], bytes: &[u8]) -> Result<SiblingSet> {
+        let set = self.decode_data_sketch(stored_key, bytes)?;
         let key = stored_key.get(8..).unwrap_or_default();
         Ok(self.flushes.load().apply(key, &set).unwrap_or(set))
     }

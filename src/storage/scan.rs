@@ -10,7 +10,9 @@ use crate::version::SiblingSet;
 pub type LiveKeys = (Vec<(u64, Bytes)>, Option<u64>);
 
 impl Storage {
-    /// Visits every stored key with its set, in ring order. Corrupt records are reported to
+    /// Visits every stored key with a sketch of its set (its siblings, with at most one
+    /// member of a set or hash stored in parts: what the key is, whether it lives and when it
+    /// expires; `Storage::decode_data_sketch`), in ring order. Corrupt records are reported to
     /// `f` as errors rather than stopping the walk.
     ///
     /// # Errors
@@ -19,7 +21,7 @@ impl Storage {
         for guard in self.data.iter() {
             let (k, v) = guard.into_inner()?;
             let user_key = k.get(8..).unwrap_or_default();
-            f(user_key, self.decode_data_unflushed(&k, &v));
+            f(user_key, self.decode_sketch_unflushed(&k, &v));
         }
         Ok(())
     }
@@ -59,8 +61,9 @@ impl Storage {
                 return Ok((keys, Some(prefix)));
             }
             looked += 1;
-            // A record that does not decode is skipped here (the reaper reports it).
-            if self.decode_data_unflushed(&k, &v).is_ok_and(|set| set.get(now).is_some()) {
+            // A record that does not decode is skipped here (the reaper reports it). Whether a
+            // set lives needs one of its members, not all.
+            if self.decode_sketch_unflushed(&k, &v).is_ok_and(|set| set.get(now).is_some()) {
                 keys.push((prefix, Bytes::copy_from_slice(key)));
             }
         }
