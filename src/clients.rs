@@ -37,8 +37,10 @@ pub struct Client {
     /// Requests queued in MULTI, or -1 outside a transaction.
     multi: AtomicI64,
     monitor: AtomicBool,
-    /// CLIENT KILL: the connection closes when it next waits for input.
+    /// CLIENT KILL: the connection runs no command after it and closes when it next waits
+    /// for input (`killed` is set before `kill` is notified).
     kill: Notify,
+    killed: AtomicBool,
 }
 
 impl Client {
@@ -93,7 +95,14 @@ impl Client {
 
     /// Resolves when CLIENT KILL picked this connection.
     pub async fn killed(&self) {
-        self.kill.notified().await;
+        if !self.is_killed() {
+            self.kill.notified().await;
+        }
+    }
+
+    /// Whether CLIENT KILL picked this connection (it must run no further command).
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
     }
 
     fn idle(&self) -> Duration {
@@ -221,6 +230,7 @@ impl Clients {
             multi: AtomicI64::new(-1),
             monitor: AtomicBool::new(false),
             kill: Notify::new(),
+            killed: AtomicBool::new(false),
         });
         self.open.lock().insert(id, client.clone());
         client
@@ -247,6 +257,7 @@ impl Clients {
         let open = self.open.lock();
         let mut n = 0;
         for c in open.values().filter(|c| filter.matches(c)) {
+            c.killed.store(true, Ordering::Release);
             c.kill.notify_one();
             n += 1;
         }

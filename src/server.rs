@@ -95,6 +95,11 @@ async fn connection(
     // MONITOR's feed, once the connection asked for it.
     let mut monitor: Option<crate::clients::Subscription> = None;
     loop {
+        // A connection CLIENT KILL picked runs nothing it reads after (Redis closes it before
+        // it serves another command), whichever of the two a wake-up saw first.
+        if session.client.is_killed() {
+            return Ok(());
+        }
         let mut ticket = Ticket::NONE;
         let mut protocol_error = None;
         loop {
@@ -102,6 +107,9 @@ async fn connection(
                 Ok(Some(args)) => {
                     batch.push(args);
                     if batch.len() >= command::MAX_BATCH {
+                        if session.client.is_killed() {
+                            return Ok(());
+                        }
                         ticket =
                             ticket.max(command::run_pipeline(node, &mut session, metrics, &batch, &mut output).await);
                         batch.clear();
@@ -145,9 +153,10 @@ async fn connection(
         let idle = node.clients.idle_timeout().filter(|_| monitor.is_none());
         let read = loop {
             tokio::select! {
-                r = socket.read_buf(&mut input) => break r?,
-                _ = shutdown.changed() => return Ok(()),
+                biased;
                 () = session.client.killed() => return Ok(()),
+                _ = shutdown.changed() => return Ok(()),
+                r = socket.read_buf(&mut input) => break r?,
                 () = sleep_or_never(idle) => return Ok(()),
                 line = next_line(&mut monitor) => {
                     if let Some(line) = line {

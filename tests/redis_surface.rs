@@ -522,6 +522,22 @@ fn client_line(list: &str, id: i64) -> std::collections::HashMap<String, String>
     line.split(' ').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
 }
 
+/// A connection CLIENT KILL picked serves nothing sent after the KILL was answered: its
+/// wake-up may see the kill and the next command at once (CI once saw a PING answered), and
+/// the kill goes first.
+#[test]
+fn a_killed_connection_serves_nothing_sent_after_the_kill() {
+    let node = Node::start(LOCAL, &[]);
+    let mut me = node.conn();
+    for i in 0..50 {
+        let mut victim = node.conn();
+        let id = int(q(&mut victim, &["CLIENT", "ID"]));
+        assert_eq!(q(&mut me, &["CLIENT", "KILL", "ID", &id.to_string()]), Value::Int(1));
+        let after: redis::RedisResult<String> = redis::cmd("PING").query(&mut victim);
+        assert!(after.is_err(), "victim {i} answered {after:?} after its kill");
+    }
+}
+
 /// CLIENT LIST shows every connection with Redis 7.2's fields, as the connection left them;
 /// CLIENT KILL closes connections by address (old form) or by filter, skipping the caller
 /// unless SKIPME no; CONFIG SET timeout closes idle connections.
