@@ -27,8 +27,25 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
     }
 }
 
-/// A port that was free on `ip` a moment ago.
+/// A port that was free on `ip` a moment ago, from below the kernel's ephemeral range when
+/// there is room: a port the kernel hands out (to a bind of port 0, or as the source port of
+/// any outgoing connection of any test) could be taken before the node binds it (a joining
+/// node once failed with "Address already in use"); one from below is taken only by another
+/// test's pick (`Node::start` retries then).
 pub fn free_port(ip: Ipv4Addr) -> u16 {
+    use rand::Rng;
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    if ephemeral > 11_000 {
+        for _ in 0..100 {
+            let port = rand::thread_rng().gen_range(10_000..ephemeral);
+            if TcpListener::bind((ip, port)).is_ok() {
+                return port;
+            }
+        }
+    }
     TcpListener::bind((ip, 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
@@ -566,13 +583,34 @@ pub fn wait_split(left: &[&Node], right: &[&Node]) {
 }
 
 /// Runs one command on a fresh connection to `node` (20 s read timeout): for clusters, where
-/// a node may have died or restarted since the last command.
+/// a node may have died or restarted since the last command. A system call interrupted by a
+/// signal is made again: a socket with a read timeout gets EINTR from Linux even without a
+/// signal handler when the process is stopped and continued, and redis-rs reported that as
+/// the command's failure (seen once here: `SET` answered `Interrupted system call`).
 pub fn query(node: &Node, args: &[&str]) -> redis::RedisResult<redis::Value> {
-    let mut con = node.client("").get_connection_with_timeout(Duration::from_secs(5))?;
-    con.set_read_timeout(Some(Duration::from_secs(20)))?;
-    let mut c = redis::cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
+    let addr = SocketAddr::new(node.ip.into(), node.port);
+    let stream = loop {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => break r?,
+        }
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let argv: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    (&stream).write_all(&resp_cmd(&argv))?;
+    redis::Parser::new().parse_value(Restarting(&stream))?.extract_error()
+}
+
+/// A socket whose reads interrupted by a signal are made again.
+struct Restarting<'a>(&'a TcpStream);
+
+impl Read for Restarting<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match (&mut &*self.0).read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
     }
-    c.query(&mut con)
 }
