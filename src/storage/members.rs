@@ -567,8 +567,7 @@ mod tests {
         s.for_each(|k, set| walked.push((k.to_vec(), members_of(&set.expect("decodes"))))).expect("walk");
         walked.sort();
         assert_eq!(walked, vec![(b"big".to_vec(), vec![b("m0000")]), (b"gone".to_vec(), vec![])]);
-        let live: Vec<Bytes> =
-            s.live_keys(0, u64::MAX, 10, 0).expect("keys").0.into_iter().map(|(_, k)| k).collect();
+        let live: Vec<Bytes> = s.live_keys(0, u64::MAX, 10, 0).expect("keys").0.into_iter().map(|(_, k)| k).collect();
         assert_eq!(live, vec![b("big")]);
         assert_eq!(members_of(&s.get(b"big").expect("read").expect("stored")).len(), 1000, "reads get every member");
     }
