@@ -305,17 +305,19 @@ impl Storage {
     /// A `data` record (stored under `stored_key`) as reads see it: with its members when it
     /// is a header (`members.rs`), without what a known flush dropped.
     fn decode_data_unflushed(&self, stored_key: &[u8], bytes: &[u8]) -> Result<SiblingSet> {
-        let (set, _) = self.decode_data(stored_key, bytes)?;
-        let key = stored_key.get(8..).unwrap_or_default();
-        Ok(self.flushes.load().apply(key, &set).unwrap_or(set))
+        Ok(self.without_flushed(stored_key, self.decode_data(stored_key, bytes)?.0))
     }
 
     /// [`Storage::decode_data_unflushed`] with at most one member of a set in parts (see
     /// [`Storage::decode_data_sketch`]): for walks that ask what a key is, not what it holds.
     fn decode_sketch_unflushed(&self, stored_key: &[u8], bytes: &[u8]) -> Result<SiblingSet> {
-        let set = self.decode_data_sketch(stored_key, bytes)?;
+        Ok(self.without_flushed(stored_key, self.decode_data_sketch(stored_key, bytes)?))
+    }
+
+    /// `set` (of the key stored under `stored_key`) without what a known flush dropped.
+    fn without_flushed(&self, stored_key: &[u8], set: SiblingSet) -> SiblingSet {
         let key = stored_key.get(8..).unwrap_or_default();
-        Ok(self.flushes.load().apply(key, &set).unwrap_or(set))
+        self.flushes.load().apply(key, &set).unwrap_or(set)
     }
 
     /// The state of `key` under its lock: from the cache, else from disk (and then cached).
