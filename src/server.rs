@@ -132,6 +132,11 @@ async fn connection(
             Reply::Error(format!("ERR {e}")).encode(session.protocol, &mut output);
             session.quit = true;
         }
+        // MONITOR's feed is joined before its +OK leaves: a request another client sends once
+        // it has the +OK must show (a feed joined after the write missed some).
+        if monitor.is_none() && session.client.is_monitor() {
+            monitor = Some(node.clients.monitor());
+        }
         if !output.is_empty() {
             // No reply leaves before the writes it acknowledges are durable.
             if let Err(e) = node.durable(ticket).await {
@@ -144,9 +149,6 @@ async fn connection(
         }
         if session.quit {
             return Ok(());
-        }
-        if monitor.is_none() && session.client.is_monitor() {
-            monitor = Some(node.clients.monitor());
         }
         input.reserve(16 * 1024);
         // Idle connections close after `timeout` (not a monitoring one, as in Redis).
