@@ -178,7 +178,9 @@ impl Storage {
             Some(changes) => {
                 let mut patch = Vec::with_capacity(changes.len());
                 for (member, before, after) in changes {
-                    patch.push((member.clone(), after.as_ref().map(|a| Bytes::copy_from_slice(a))));
+                    // The patch shares the record's bytes (no copy of it per write).
+                    let after = after.map(Bytes::from);
+                    patch.push((member.clone(), after.clone()));
                     if let Some(before) = before {
                         parts.xor ^= record_digest(member, &before);
                         parts.bytes = parts.bytes.saturating_sub(record_bytes(&prefix, member, &before));
@@ -188,7 +190,7 @@ impl Storage {
                             parts.xor ^= record_digest(member, &after);
                             parts.bytes += record_bytes(&prefix, member, &after);
                             written += record_bytes(&prefix, member, &after);
-                            batch.insert(&self.members, member_key(&prefix, member), after);
+                            batch.insert(&self.members, member_key(&prefix, member), &after[..]);
                         }
                         None => {
                             written += (prefix.len() + member.len()) as u64;
