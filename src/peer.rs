@@ -40,8 +40,10 @@ pub enum Request {
     /// As `Read`, but answer `Same` when your copy holds nothing the reader's does not: its
     /// digest is `digest` (the same version), or the reader has `seen` every event your copy
     /// has (an older version: merging it would change nothing). A read-modify-write's decider
-    /// reads a large set it holds itself without moving it.
-    ReadUnlessSame { key: Bytes, digest: u64, seen: VersionVector },
+    /// reads a large set it holds itself without moving it. `flushed_to` is the reader's
+    /// flush cutoff for the key: a copy a later flush has dropped values from is never `Same`
+    /// (its clock still covers them, so the reader would keep them and write over them).
+    ReadUnlessSame { key: Bytes, digest: u64, seen: VersionVector, flushed_to: u64 },
     /// A write of a set or a hash as a patch of the version before it: apply it when your
     /// copy is that version (`Ack`), else answer `Stale` and get the whole set.
     Patch { key: Bytes, patch: Patch },

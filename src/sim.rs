@@ -392,6 +392,144 @@ impl Sim {
     }
 }
 
+/// Issue 20, item 7: a rate limiter (INCR + PEXPIRE) never resumes from its expired count,
+/// whichever replicas reaped it. The reap reached two owners (they dropped the key) but not
+/// the third, which still holds the expired counter (and the set, and the HyperLogLog); the
+/// next writes through the owners that reaped start anew, and every node reads only them,
+/// also after the third one's copy is merged in by read repair.
+#[tokio::test(start_paused = true)]
+async fn an_expired_value_never_counts_again_whichever_replicas_reaped_it() {
+    use crate::rmw::{ExpireCond, Rmw};
+    let sim = Sim::new(3);
+    let (owners, _) = sim.owners(b"limit");
+    let first = sim.node(&owners[0]);
+    let at = crate::coordinator::now_ms() + 1000;
+    let expire = Rmw::Expire { at_ms: Some(at), cond: ExpireCond::default() };
+    let ops: [(&[u8], Rmw, Rmw); 3] = [
+        (b"limit", Rmw::IncrBy { by: 5 }, Rmw::IncrBy { by: 1 }),
+        (b"tags", Rmw::SAdd { members: vec![Bytes::from("old")] }, Rmw::SAdd { members: vec![Bytes::from("new")] }),
+        (b"seen", Rmw::PfAdd { elements: vec![Bytes::from("old")] }, Rmw::PfAdd { elements: vec![Bytes::from("new")] }),
+    ];
+    for (key, before, _) in &ops {
+        first.coordinator.modify(key, before.clone()).await.expect("a write");
+        first.coordinator.modify(key, expire.clone()).await.expect("PEXPIREAT");
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for (key, _, after) in &ops {
+        let (owners, _) = sim.owners(key);
+        // The reap removed the key from every owner but the last.
+        for id in &owners[..owners.len() - 1] {
+            let storage = sim.node(id).coordinator.replica().clone();
+            assert!(storage.remove_if(key, |_| true).expect("storage"), "{id} held {key:?}");
+        }
+        // The decider does not hear from the last owner while it writes.
+        sim.net.cut(&owners[0], &owners[2]);
+        let decider = sim.node(&owners[0]);
+        let out = decider.coordinator.modify(key, after.clone()).await.expect("a write after the expiry");
+        sim.net.heal();
+        if *key == &b"limit"[..] {
+            assert_eq!(out.int, 1, "INCR after the expiry counts from nothing");
+        }
+    }
+    let now = crate::coordinator::now_ms();
+    for id in &sim.ids {
+        for (key, _, _) in &ops {
+            // Twice: the second read sees what read repair brought from the last owner.
+            for _ in 0..2 {
+                let read = sim.node(id).coordinator.get(key, Some(3)).await.expect("a read");
+                match read.resolve(now).map(|r| r.value) {
+                    Some(crate::version::Value::Counter(c)) => assert_eq!(c.value(), Some(1), "via {id}"),
+                    Some(crate::version::Value::Set(s)) => {
+                        assert_eq!(s.members().cloned().collect::<Vec<_>>(), vec![Bytes::from("new")], "via {id}")
+                    }
+                    Some(crate::version::Value::Hll(h)) => assert_eq!(h.count(), 1, "via {id}"),
+                    other => panic!("{key:?} via {id}: {other:?}"),
+                }
+            }
+        }
+    }
+}
+
+/// Issue 20, item 2, as measured on five nodes: the key's deciding owner D takes 10 INCRs; a
+/// partition cuts D (and one other node, its stand-ins' side) from the rest; the other side
+/// INCRs the key once (its next owner decides); on D's side `SET k abc`, `DEL k`, `INCR k`
+/// make a new counter under D's actor. After the heal every node reads 2 (the other side's
+/// increment and the new one), not 11 (D's old total hiding the new increment); the same with
+/// a hash field: HDEL then HINCRBY on D's side, HINCRBY on the other.
+async fn recreated_counters(seed: u64) -> Result<(), String> {
+    use crate::rmw::Rmw;
+    let sim = Arc::new(Sim::live(5));
+    let incr = |by| Rmw::IncrBy { by };
+    let hincr = |by| Rmw::HIncrBy { field: Bytes::from("f"), by };
+    let (owners, others) = sim.owners(b"k");
+    // A hash with the same deciding owner.
+    let Some(h) = (0..100).map(|i| format!("h{i}").into_bytes()).find(|h| sim.owners(h).0[0] == owners[0]) else {
+        return Err("no hash key with the counter's owner".into());
+    };
+    let h = h.as_slice();
+    let d = sim.node(&owners[0]);
+    for _ in 0..10 {
+        d.coordinator.modify(b"k", incr(1)).await.map_err(|e| format!("INCR: {e}"))?;
+        d.coordinator.modify(h, hincr(1)).await.map_err(|e| format!("HINCRBY: {e}"))?;
+    }
+    // Everything written so far is on every owner before the cut.
+    for id in &owners {
+        let _ = sim.node(id).coordinator.get(b"k", Some(3)).await;
+        let _ = sim.node(id).coordinator.get(h, Some(3)).await;
+    }
+    let left = [owners[0].clone(), others[0].clone()];
+    let right: Vec<NodeId> = sim.ids.iter().filter(|i| !left.contains(i)).cloned().collect();
+    for a in &left {
+        for b in &right {
+            sim.net.cut(a, b);
+        }
+    }
+    // Both sides' failure detectors notice the cut.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let other = sim.node(&owners[1]);
+    other.coordinator.modify(b"k", incr(1)).await.map_err(|e| format!("INCR on the other side: {e}"))?;
+    other.coordinator.modify(h, hincr(1)).await.map_err(|e| format!("HINCRBY on the other side: {e}"))?;
+    sim.set(&owners[0], b"k", "abc").await.map_err(|e| format!("SET: {e}"))?;
+    d.coordinator.modify(b"k", Rmw::Del).await.map_err(|e| format!("DEL: {e}"))?;
+    d.coordinator.modify(b"k", incr(1)).await.map_err(|e| format!("INCR anew: {e}"))?;
+    d.coordinator.modify(h, Rmw::HDel { fields: vec![Bytes::from("f")] }).await.map_err(|e| format!("HDEL: {e}"))?;
+    d.coordinator.modify(h, hincr(1)).await.map_err(|e| format!("HINCRBY anew: {e}"))?;
+    sim.net.heal();
+    let settle_by = tokio::time::Instant::now() + Duration::from_secs(120);
+    while !settled(&sim, &sim.ids) {
+        if tokio::time::Instant::now() > settle_by {
+            return Err(format!("seed {seed}: hints were not delivered in 120 s"));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let now = crate::coordinator::now_ms();
+    for id in &sim.ids {
+        let k = sim.node(id).coordinator.get(b"k", Some(3)).await.map_err(|e| format!("GET: {e}"))?;
+        let got = k.get(now).map(|b| String::from_utf8_lossy(&b).into_owned());
+        if got.as_deref() != Some("2") {
+            return Err(format!("k via {id} reads {got:?}, not 2"));
+        }
+        let read = sim.node(id).coordinator.get(h, Some(3)).await.map_err(|e| format!("HGET: {e}"))?;
+        let Some(crate::version::Value::Hash(hash)) = read.resolve(now).map(|r| r.value) else {
+            return Err(format!("{h:?} via {id} is no hash"));
+        };
+        let f = hash.get(b"f").map(|f| String::from_utf8_lossy(&f.bytes()).into_owned());
+        if f.as_deref() != Some("2") {
+            return Err(format!("field f via {id} reads {f:?}, not 2"));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_counter_made_anew_across_a_partition_counts_only_what_is_new() {
+    for seed in seeds(4) {
+        if let Err(e) = replay(seed, recreated_counters(seed)) {
+            panic!("seed {seed} (KURA_SIM_SEED={seed} replays it): {e}");
+        }
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_silent_replica_is_replaced_by_a_stand_in_within_the_request() {
     let sim = Sim::new(5);
@@ -949,6 +1087,162 @@ async fn flush_under_partitions(seed: u64) -> Result<(), String> {
 fn seeded_flush_under_partitions_brings_nothing_back() {
     for seed in seeds(60) {
         if let Err(e) = replay(seed, flush_under_partitions(seed)) {
+            panic!("seed {seed} (KURA_SIM_SEED={seed} replays it): {e}");
+        }
+    }
+}
+
+/// One seeded schedule of a flush over the convergent types (issue 20, item 3): as
+/// [`flush_under_partitions`], but the three clients INCRBY counters, SADD to sets and HSET
+/// hashes. Each operation adds something no other does (an increment of its own bit, a member
+/// or a field of its own), so the state read afterwards tells exactly which operations count.
+/// After the heal and the settling, through every node: nothing acknowledged before the flush
+/// began counts, and everything acknowledged that began after the flush ended does.
+async fn typed_flush_under_partitions(seed: u64) -> Result<(), String> {
+    use crate::rmw::Rmw;
+    let sim = Arc::new(Sim::live(5));
+    let mut rng = StdRng::seed_from_u64(seed);
+    *sim.net.chaos.lock() =
+        Some(Chaos { rng: StdRng::seed_from_u64(seed), drop: 10, duplicate: 30, max_delay: Duration::from_millis(20) });
+    let start = tokio::time::Instant::now();
+    // Every operation: key, what it adds (a bit of a counter, a member, a field), when it
+    // started and when it was acknowledged (if it was).
+    type Done = (String, String, Duration, Option<Duration>);
+    let ops: Arc<Mutex<Vec<Done>>> = Arc::default();
+    let bits: Arc<Mutex<BTreeMap<String, u32>>> = Arc::default();
+    let flushed: Arc<Mutex<Option<(Duration, Duration)>>> = Arc::default();
+    let mut clients = Vec::new();
+    for c in 0..3u64 {
+        let (sim, ops, bits) = (sim.clone(), ops.clone(), bits.clone());
+        clients.push(tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(89).wrapping_add(c));
+            for i in 0..16 {
+                let n = rng.gen_range(0..2);
+                let via = sim.ids[rng.gen_range(0..sim.ids.len())].clone();
+                let (key, what, op) = match rng.gen_range(0..3) {
+                    0 => {
+                        let key = format!("counter{n}");
+                        let bit = {
+                            let mut bits = bits.lock();
+                            let b = bits.entry(key.clone()).or_default();
+                            *b += 1;
+                            *b - 1
+                        };
+                        (key, bit.to_string(), Rmw::IncrBy { by: 1 << bit })
+                    }
+                    1 => {
+                        let m = format!("m{c}-{i}");
+                        (format!("set{n}"), m.clone(), Rmw::SAdd { members: vec![Bytes::from(m)] })
+                    }
+                    _ => {
+                        let f = format!("f{c}-{i}");
+                        (
+                            format!("hash{n}"),
+                            f.clone(),
+                            Rmw::HSet { pairs: vec![(Bytes::from(f), Bytes::from("v"))], nx: false },
+                        )
+                    }
+                };
+                let began = start.elapsed();
+                let done = sim.node(&via).coordinator.modify(key.as_bytes(), op).await;
+                ops.lock().push((key, what, began, done.is_ok().then(|| start.elapsed())));
+                tokio::time::sleep(Duration::from_millis(rng.gen_range(1..300))).await;
+            }
+        }));
+    }
+    let flusher = {
+        let (sim, flushed) = (sim.clone(), flushed.clone());
+        let (at, via) = (Duration::from_millis(rng.gen_range(500..2500)), sim.ids[rng.gen_range(0..5)].clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(at).await;
+            let began = start.elapsed();
+            if sim.node(&via).coordinator.cluster().flush(None).await.is_ok() {
+                *flushed.lock() = Some((began, start.elapsed()));
+            }
+        })
+    };
+    while start.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if rng.gen_range(0..8) == 0 {
+            let (a, b) = (rng.gen_range(1..=5), rng.gen_range(1..=5));
+            if a != b {
+                sim.net.cut(&format!("n{a}"), &format!("n{b}"));
+            }
+        }
+        if rng.gen_range(0..6) == 0 {
+            sim.net.heal();
+        }
+    }
+    for c in clients {
+        c.await.map_err(|e| e.to_string())?;
+    }
+    flusher.await.map_err(|e| e.to_string())?;
+    sim.net.heal();
+    *sim.net.chaos.lock() = None;
+    let Some((flush_began, flush_done)) = *flushed.lock() else { return Err("the flush failed".into()) };
+    let settle_by = tokio::time::Instant::now() + Duration::from_secs(120);
+    while !settled(&sim, &sim.ids) {
+        if tokio::time::Instant::now() > settle_by {
+            return Err("hints were not delivered in 120 s".into());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tokio::time::sleep(AAE_EVERY * 3).await;
+    let ops = ops.lock().clone();
+    let keys: BTreeSet<String> = ops.iter().map(|o| o.0.clone()).collect();
+    for key in &keys {
+        let of_key: Vec<&Done> = ops.iter().filter(|o| &o.0 == key).collect();
+        let before: BTreeSet<&str> =
+            of_key.iter().filter(|o| o.3.is_some_and(|done| done < flush_began)).map(|o| o.1.as_str()).collect();
+        // Began a millisecond after the flush ended: on the paused clock an operation that
+        // begins as the flush ends is stamped in its millisecond, which the flush covers.
+        let after: BTreeSet<&str> = of_key
+            .iter()
+            .filter(|o| o.2 > flush_done + Duration::from_millis(1) && o.3.is_some())
+            .map(|o| o.1.as_str())
+            .collect();
+        for id in &sim.ids {
+            let read =
+                sim.node(id).coordinator.get(key.as_bytes(), None).await.map_err(|e| format!("read {key}: {e}"))?;
+            let now = crate::coordinator::now_ms();
+            let counts: BTreeSet<String> = match read.resolve(now).map(|r| r.value) {
+                None => BTreeSet::new(),
+                Some(crate::version::Value::Counter(c)) => {
+                    let v = c.value().unwrap_or(0);
+                    (0..63).filter(|b| v & (1 << b) != 0).map(|b: u32| b.to_string()).collect()
+                }
+                Some(crate::version::Value::Set(s)) => {
+                    s.members().map(|m| String::from_utf8_lossy(m).into_owned()).collect()
+                }
+                Some(crate::version::Value::Hash(h)) => {
+                    h.members().map(|m| String::from_utf8_lossy(m).into_owned()).collect()
+                }
+                Some(other) => return Err(format!("{key} via {id}: a {:?}", other.kind())),
+            };
+            if let Some(back) = before.iter().find(|b| counts.contains(**b)) {
+                return Err(format!("{key} via {id}: {back}, acknowledged before the flush, came back ({counts:?})"));
+            }
+            if let Some(lost) = after.iter().find(|a| !counts.contains(**a)) {
+                let copies: Vec<String> = sim
+                    .ids
+                    .iter()
+                    .map(|n| format!("{n}: {:?}", sim.node(n).coordinator.storage().get(key.as_bytes())))
+                    .collect();
+                return Err(format!(
+                    "{key} via {id}: {lost}, acknowledged after the flush, is missing ({counts:?}); flush {:?}..{:?}; \
+                     operations {of_key:?}; copies {copies:#?}",
+                    flush_began, flush_done
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn seeded_flush_of_counters_sets_and_hashes_brings_nothing_back() {
+    for seed in seeds(60) {
+        if let Err(e) = replay(seed, typed_flush_under_partitions(seed)) {
             panic!("seed {seed} (KURA_SIM_SEED={seed} replays it): {e}");
         }
     }

@@ -11,6 +11,19 @@
 //!   that was acknowledged must be there, none is applied twice);
 //! - set: SADD of unique members through random nodes: every acknowledged member is in the
 //!   set every node reads;
+//! - counter re-created (issue 20, item 2): per key, INCRBYs of a bit each, then `SET k abc
+//!   GET` (its answer tells which increments it observed) and `DEL k`, then INCRBYs again:
+//!   no increment the SET observed ever counts again, and every acknowledged increment sent
+//!   after the last SET/DEL counts;
+//! - flush (issue 20, item 3): in database 1, INCRBYs of a bit each, SADDs and HSETs of unique
+//!   members and fields, and one FLUSHDB (a fault of the schedule): nothing acknowledged before
+//!   the flush began is there afterwards, and everything acknowledged that began after it
+//!   ended is;
+//! - rate limiter (issue 20, item 7): windows of `SET k 100 PX 400` and INCRs on one key, the
+//!   next window after the last one expired: an INCR never answers more than 100 plus the
+//!   window's own increments (an expired count never counts again). A window whose SET failed
+//!   or one of whose INCRs did not see its SET (under a sloppy quorum it may start from
+//!   nothing, a counter with no expiry) leaves the key out of the check from then on;
 //! - convergence: how long after the last heal the owners agreed (printed; bounded).
 //!
 //! `KURA_NEMESIS_SECS` (default 40) sets how long faults run, `KURA_NEMESIS_SEED` replays a
@@ -54,6 +67,15 @@ struct Run {
     counter_acked: Mutex<BTreeMap<String, i64>>,
     /// Set members acknowledged, by key.
     set_acked: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// Re-created counters, by key.
+    recreated: Mutex<BTreeMap<String, Recreated>>,
+    /// Operations in database 1 (key, what it added, began, acknowledged), and the flushes of
+    /// it (began, acknowledged).
+    flush_ops: Mutex<Vec<(String, String, Duration, Option<Duration>)>>,
+    flushes: Mutex<Vec<(Duration, Option<Duration>)>>,
+    /// Rate-limiter windows checked, and what went wrong in them.
+    windows: Mutex<usize>,
+    window_errors: Mutex<Vec<String>>,
     stop: AtomicBool,
 }
 
@@ -76,6 +98,135 @@ impl Run {
             .filter(|(t, _)| *t + around >= at && *t <= at + around)
             .map(|(t, e)| format!("  {:>7.3}s {e}\n", t.as_secs_f64()))
             .collect()
+    }
+}
+
+/// What a re-created counter's client knows: the bits of the increments a `SET k abc GET`
+/// answered (it observed them: they never count again), and those acknowledged since the last
+/// SET or DEL was sent (they must count).
+#[derive(Default)]
+struct Recreated {
+    observed: BTreeSet<u32>,
+    since_reset: BTreeSet<u32>,
+    sent: BTreeSet<u32>,
+}
+
+/// The bits of a counter's value (an increment of one bit each: their sum is their union).
+fn bits(v: i64) -> BTreeSet<u32> {
+    (0..63).filter(|b| v & (1i64 << b) != 0).collect()
+}
+
+/// A client of counters it re-creates: on its own key (a new one every ten rounds, so the bits
+/// last), four INCRBYs of a new bit each, `SET k abc GET`, `DEL k`.
+fn recreate_client(run: &Run, clients: &[redis::Client], worker: usize, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut round = 0u32;
+    while !run.stop.load(Ordering::Acquire) {
+        let key = format!("recreate-{worker}-{}", round / 10);
+        let bit0 = (round % 10) * 5;
+        round += 1;
+        let mut con = loop {
+            let client = &clients[rng.gen_range(0..clients.len())];
+            if let Ok(con) = client.get_connection_with_timeout(Duration::from_secs(2)) {
+                break con;
+            }
+        };
+        let _ = con.set_read_timeout(Some(Duration::from_secs(10)));
+        for bit in bit0..bit0 + 4 {
+            run.recreated.lock().unwrap().entry(key.clone()).or_default().sent.insert(bit);
+            if redis::cmd("INCRBY").arg(&key).arg(1i64 << bit).query::<i64>(&mut con).is_ok() {
+                run.recreated.lock().unwrap().entry(key.clone()).or_default().since_reset.insert(bit);
+                run.log(format!("ack recreate {key}+bit{bit}"));
+            }
+        }
+        if run.stop.load(Ordering::Acquire) {
+            break; // the key ends as a counter
+        }
+        run.recreated.lock().unwrap().entry(key.clone()).or_default().since_reset.clear();
+        let old = redis::cmd("SET").arg(&key).arg("abc").arg("GET").query::<Option<String>>(&mut con);
+        if let Ok(Some(old)) = old {
+            if let Ok(v) = old.parse::<i64>() {
+                run.recreated.lock().unwrap().entry(key.clone()).or_default().observed.extend(bits(v));
+                run.log(format!("ack recreate {key} SET observed {v}"));
+            }
+        }
+        let _ = redis::cmd("DEL").arg(&key).query::<i64>(&mut con);
+    }
+}
+
+/// A client of database 1: INCRBYs of a new bit each, SADDs of unique members and HSETs of
+/// unique fields, through random nodes.
+fn flushed_client(run: &Run, clients: &[redis::Client], worker: usize, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut i = 0u32;
+    while !run.stop.load(Ordering::Acquire) {
+        let client = &clients[rng.gen_range(0..clients.len())];
+        let Ok(mut con) = client.get_connection_with_timeout(Duration::from_secs(2)) else { continue };
+        let _ = con.set_read_timeout(Some(Duration::from_secs(10)));
+        let (key, what, mut cmd) = match i % 3 {
+            // 60 bits of a counter per key.
+            0 => {
+                let bit = (i / 3) % 60;
+                let mut cmd = redis::cmd("INCRBY");
+                let key = format!("fc-{worker}-{}", i / 180);
+                cmd.arg(&key).arg(1i64 << bit);
+                (key, bit.to_string(), cmd)
+            }
+            1 => {
+                let m = format!("m{worker}-{i}");
+                let mut cmd = redis::cmd("SADD");
+                cmd.arg("fs").arg(&m);
+                ("fs".to_owned(), m, cmd)
+            }
+            _ => {
+                let f = format!("f{worker}-{i}");
+                let mut cmd = redis::cmd("HSET");
+                cmd.arg("fh").arg(&f).arg("v");
+                ("fh".to_owned(), f, cmd)
+            }
+        };
+        i += 1;
+        let began = run.start.elapsed();
+        let acked = cmd.query::<Value>(&mut con).is_ok().then(|| run.start.elapsed());
+        run.flush_ops.lock().unwrap().push((key, what, began, acked));
+        std::thread::sleep(Duration::from_millis(rng.gen_range(0..20))); // pacing, not waiting
+    }
+}
+
+/// A rate limiter's client: on its own key, windows of `SET k 100 PX 400` and three INCRs
+/// through random nodes; the next window starts once the last one's expiry has passed.
+fn limiter_client(run: &Run, clients: &[redis::Client], worker: usize, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let key = format!("limiter-{worker}");
+    let mut trusted = true;
+    while !run.stop.load(Ordering::Acquire) {
+        let client = &clients[rng.gen_range(0..clients.len())];
+        let Ok(mut con) = client.get_connection_with_timeout(Duration::from_secs(2)) else { continue };
+        let _ = con.set_read_timeout(Some(Duration::from_secs(10)));
+        let started = Instant::now();
+        let set = redis::cmd("SET").arg(&key).arg(100).arg("PX").arg(400).query::<Value>(&mut con);
+        trusted &= set == Ok(Value::Okay);
+        for n in 1..=3i64 {
+            let Ok(v) = redis::cmd("INCR").arg(&key).query::<i64>(&mut con) else {
+                trusted = false; // it may have counted
+                continue;
+            };
+            if trusted && v > 100 + n {
+                run.window_errors.lock().unwrap().push(format!(
+                    "{key}: INCR {n} of a window answered {v}: an expired count came back; history:\n{}",
+                    run.around(&format!("ack limiter {key}"), Duration::from_secs(3))
+                ));
+            }
+            // Anything but 100 + n: this INCR did not see the window's SET (or saw more than
+            // it): the key's counts are not known from here on.
+            trusted &= v == 100 + n;
+            run.log(format!("ack limiter {key} {v}"));
+        }
+        *run.windows.lock().unwrap() += 1;
+        // The next window after this one's expiry (400 ms after the SET was sent, at most).
+        if let Some(left) = Duration::from_millis(450).checked_sub(started.elapsed()) {
+            std::thread::sleep(left); // the window's expiry: the workload's rhythm, not a wait for the system
+        }
     }
 }
 
@@ -197,6 +348,11 @@ fn nemesis_loses_no_acknowledged_write() {
         counter_attempted: Mutex::new(BTreeMap::new()),
         counter_acked: Mutex::new(BTreeMap::new()),
         set_acked: Mutex::new(BTreeMap::new()),
+        recreated: Mutex::new(BTreeMap::new()),
+        flush_ops: Mutex::new(Vec::new()),
+        flushes: Mutex::new(Vec::new()),
+        windows: Mutex::new(0),
+        window_errors: Mutex::new(Vec::new()),
         stop: AtomicBool::new(false),
     });
     let clients: Vec<redis::Client> = c.nodes.iter().map(|n| n.client("")).collect();
@@ -217,12 +373,25 @@ fn nemesis_loses_no_acknowledged_write() {
         let (run, clients) = (run.clone(), clients.clone());
         workers.push(std::thread::spawn(move || set_client(&run, &clients, w, seed ^ (w + 300))));
     }
+    for w in 0..2 {
+        let (run, clients) = (run.clone(), clients.clone());
+        workers.push(std::thread::spawn(move || recreate_client(&run, &clients, w, seed ^ (w as u64 + 400))));
+    }
+    for w in 0..2 {
+        let (run, clients) = (run.clone(), clients.clone());
+        workers.push(std::thread::spawn(move || limiter_client(&run, &clients, w, seed ^ (w as u64 + 600))));
+    }
+    let db1: Vec<redis::Client> = c.nodes.iter().map(|n| n.client("/1")).collect();
+    for w in 0..2 {
+        let (run, clients) = (run.clone(), db1.clone());
+        workers.push(std::thread::spawn(move || flushed_client(&run, &clients, w, seed ^ (w as u64 + 500))));
+    }
     let mut rng = StdRng::seed_from_u64(seed);
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     let (mut wiped, mut joined, mut left) = (false, None::<usize>, false);
     let end = Instant::now() + Duration::from_secs(secs);
     // Every kind of fault comes once first, in a seeded order; then they are drawn at random.
-    let mut first: Vec<u32> = vec![0, 4, 7, 8, 9];
+    let mut first: Vec<u32> = vec![0, 4, 7, 8, 9, 10];
     for i in (1..first.len()).rev() {
         first.swap(i, rng.gen_range(0..=i));
     }
@@ -235,7 +404,7 @@ fn nemesis_loses_no_acknowledged_write() {
     while Instant::now() < end {
         let hold = Duration::from_millis(rng.gen_range(1000..4000));
         let live = members_now(&c);
-        let kind = first.pop().unwrap_or_else(|| rng.gen_range(0..10));
+        let kind = first.pop().unwrap_or_else(|| rng.gen_range(0..11));
         match kind {
             0..=3 => {
                 // A partition: one or two members cut off from the rest, both ways.
@@ -289,6 +458,22 @@ fn nemesis_loses_no_acknowledged_write() {
                 left = true;
                 *counts.entry("leave").or_default() += 1;
             }
+            10 => {
+                // FLUSHDB of database 1 through a random node, during a partition of one node.
+                let i = live[rng.gen_range(0..live.len())];
+                let mut side = live.clone();
+                let cut_off = side.remove(rng.gen_range(0..side.len()));
+                let cuts = Cut::sides(&[&c.nodes[cut_off]], &side.iter().map(|&j| &c.nodes[j]).collect::<Vec<_>>());
+                let began = run.start.elapsed();
+                let flushed = harness::query_db(&c.nodes[i], 1, &["FLUSHDB"]);
+                let done = flushed.is_ok().then(|| run.start.elapsed());
+                run.log(format!("FLUSHDB of database 1 via node {i} ({flushed:?}), node {cut_off} cut off"));
+                run.flushes.lock().unwrap().push((began, done));
+                std::thread::sleep(hold); // the partition lasts this long
+                drop(cuts);
+                run.log("heal".into());
+                *counts.entry("flush").or_default() += 1;
+            }
             _ => std::thread::sleep(Duration::from_millis(200)), // a quiet moment
         }
     }
@@ -325,6 +510,7 @@ fn nemesis_loses_no_acknowledged_write() {
         .chain((0..REGISTERS).map(|i| format!("reg-{i}")))
         .chain(run.counter_attempted.lock().unwrap().keys().cloned())
         .chain(run.set_acked.lock().unwrap().keys().cloned())
+        .chain(run.recreated.lock().unwrap().keys().cloned())
         .collect();
     // Convergence: every owner of every key holds the same sibling set.
     let agree = |k: &String| {
@@ -388,13 +574,67 @@ fn nemesis_loses_no_acknowledged_write() {
             }
         }
     }
+    for (key, r) in run.recreated.lock().unwrap().iter() {
+        for &i in &members {
+            let v = text(&q(&c.nodes[i], &["GET", key]).expect("GET after the heal"));
+            let have = v.parse::<i64>().map(bits).unwrap_or_default();
+            let back: Vec<&u32> = have.intersection(&r.observed).collect();
+            let missing: Vec<&u32> = r.since_reset.difference(&have).collect();
+            let never: Vec<&u32> = have.difference(&r.sent).collect();
+            if !back.is_empty() || !missing.is_empty() || !never.is_empty() {
+                lost.push(format!(
+                    "re-created counter {key} via node {i} reads {v}: bits a SET observed back {back:?}, \
+                     acknowledged after the last reset missing {missing:?}, never sent {never:?}; history:\n{}",
+                    run.around(&format!("{key} SET observed"), Duration::from_secs(5))
+                ));
+            }
+        }
+    }
+    let flushes = run.flushes.lock().unwrap().clone();
+    let flush_ops = run.flush_ops.lock().unwrap().clone();
+    // Acknowledged before the last acknowledged flush began: gone. Began after the last flush
+    // (acknowledged or not) ended, and acknowledged: there.
+    let gone_before = flushes.iter().filter_map(|&(b, d)| d.map(|_| b)).max();
+    let kept_after = flushes.iter().map(|&(b, d)| d.unwrap_or(b + Duration::from_secs(20))).max();
+    let flush_keys: BTreeSet<&String> = flush_ops.iter().map(|o| &o.0).collect();
+    for key in flush_keys {
+        let of_key: Vec<_> = flush_ops.iter().filter(|o| &o.0 == key).collect();
+        for &i in &members {
+            let have: BTreeSet<String> = if key.starts_with("fc-") {
+                let v = text(&harness::query_db(&c.nodes[i], 1, &["GET", key]).expect("GET after the heal"));
+                v.parse::<i64>().map(bits).unwrap_or_default().iter().map(u32::to_string).collect()
+            } else {
+                let cmd = if key == "fs" { "SMEMBERS" } else { "HKEYS" };
+                match harness::query_db(&c.nodes[i], 1, &[cmd, key]) {
+                    Ok(Value::Array(items)) => items.iter().map(text).collect(),
+                    other => panic!("{cmd} {key} via node {i}: {other:?}"),
+                }
+            };
+            for op in &of_key {
+                let before = gone_before.is_some_and(|b| op.3.is_some_and(|a| a < b));
+                let after = kept_after.is_some_and(|a| op.2 > a) && op.3.is_some();
+                if before && have.contains(&op.1) {
+                    lost.push(format!("db 1 {key} via node {i}: {}, acknowledged before the flush, came back", op.1));
+                }
+                if after && !have.contains(&op.1) {
+                    lost.push(format!("db 1 {key} via node {i}: {}, acknowledged after the flush, is missing", op.1));
+                }
+            }
+        }
+    }
+    lost.extend(run.window_errors.lock().unwrap().iter().cloned());
     let set_members: usize = run.set_acked.lock().unwrap().values().map(BTreeSet::len).sum();
     let acked_items: usize = run.cart_acked.lock().unwrap().values().map(BTreeSet::len).sum();
     let acked_regs: usize = run.reg_acked.lock().unwrap().values().map(BTreeSet::len).sum();
     eprintln!(
         "nemesis: seed {seed}, faults {counts:?}, {acked_items} cart adds, {acked_regs} register writes, \
-         {set_members} set members and counters {counted:?} (attempted {attempted:?}) acknowledged, replicas converged {converged_after:?} after \
+         {set_members} set members and counters {counted:?} (attempted {attempted:?}) acknowledged, \
+         {} re-created counters, {} operations in database 1 and flushes {flushes:?}, {} rate-limiter windows, \
+         replicas converged {converged_after:?} after \
          the last heal, {} lost",
+        run.recreated.lock().unwrap().len(),
+        flush_ops.len(),
+        run.windows.lock().unwrap(),
         lost.len()
     );
     assert!(lost.is_empty(), "seed {seed}: lost acknowledged writes:\n{}", lost.join("\n"));

@@ -67,6 +67,7 @@ impl Coordinator {
             }
         }
         let local_answers = replies.len();
+        let flushed_to = self.replica.storage().flush_cutoff(&key);
         let peers = self.peers.clone();
         let read = |target: Target| -> gather::Call<Option<SiblingSet>> {
             let (peers, key, mine) = (peers.clone(), key.clone(), mine.clone());
@@ -76,6 +77,7 @@ impl Coordinator {
                         key,
                         digest: *digest,
                         seen: set.as_deref().map(SiblingSet::context).unwrap_or_default(),
+                        flushed_to,
                     },
                     None => Request::Read { key },
                 };

@@ -14,19 +14,25 @@
 //!   entry that a hint, or a set merged in from elsewhere, carries at an older counter;
 //! - **no record of the key was removed since the entry's key epoch was made** (a partition
 //!   handed off, a hint delivered, a tombstone reaped): the copy that comes back later, from
-//!   another replica, may lag. [`Storage::forgotten`] counts removals per bucket of keys.
+//!   another replica, may lag. [`Storage::last_removal`] numbers the removals per key.
 //!
 //! Otherwise the write takes a fresh key epoch: a new actor with no history, so its first dot
-//! cannot collide. Clocks grow by one entry per key per such event (a restart, a removal),
-//! never per write.
+//! cannot collide. Of the entries that may be continued, the one of the latest key epoch is
+//! (an older one came back with a copy that was removed). Clocks grow by one entry per key per
+//! such event (a restart, a removal of that key), never per write, and not with other keys'
+//! removals (issue 20, item 5), except once per [`crate::storage::MAX_REMOVED`] removals of
+//! keys not written since, when storage forgets which keys they were.
 
 use parking_lot::Mutex;
 
-use crate::storage::{forget_bucket, Storage, FORGET_BUCKETS};
+use crate::storage::Storage;
 use crate::version::{Actor, SiblingSet};
 
 /// Key epochs an incarnation has (epoch 0 is the incarnation's own actor).
 const MAX_KEY_EPOCH: u32 = (1 << Actor::KEY_EPOCH_BITS) - 1;
+
+/// Checkpoints [`State::checkpoints`] keeps at most (more are thinned out).
+const MAX_CHECKPOINTS: usize = 4096;
 
 /// Which copy of a key a write is made in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,17 +53,36 @@ impl Copy {
     }
 }
 
-/// Per bucket of keys: the removal count last seen, and the first key epoch made after it.
-#[derive(Clone, Copy, Default)]
-struct Floor {
-    seen: u64,
-    epoch: u32,
-}
-
 struct State {
     base: Actor,
     next: u32,
-    floors: Vec<Floor>,
+    /// `(n, e)`: every key epoch from `e` on was made after this node had counted `n`
+    /// removals (both grow along the list). A key last removed by the removal numbered `r`
+    /// may continue the epochs from the first checkpoint with `n >= r` on. Thinning the list
+    /// out only raises that floor for some keys (a fresh epoch where one was not needed).
+    checkpoints: Vec<(u64, u32)>,
+}
+
+impl State {
+    /// The first key epoch made after the removal numbered `r` (0: none) was counted.
+    fn floor(&mut self, r: u64, removals: u64) -> u32 {
+        if r == 0 {
+            return 0;
+        }
+        let i = self.checkpoints.partition_point(|&(n, _)| n < r);
+        if let Some(&(_, e)) = self.checkpoints.get(i) {
+            return e;
+        }
+        if self.checkpoints.len() >= MAX_CHECKPOINTS {
+            let mut keep = false;
+            self.checkpoints.retain(|_| {
+                keep = !keep;
+                !keep
+            });
+        }
+        self.checkpoints.push((removals, self.next));
+        self.next
+    }
 }
 
 pub struct Actors {
@@ -74,11 +99,7 @@ impl Actors {
     pub fn new(node_id: &str) -> Actors {
         Actors {
             node_id: node_id.to_owned(),
-            state: Mutex::new(State {
-                base: incarnation(node_id),
-                next: 1,
-                floors: vec![Floor::default(); FORGET_BUCKETS],
-            }),
+            state: Mutex::new(State { base: incarnation(node_id), next: 1, checkpoints: Vec::new() }),
         }
     }
 
@@ -91,23 +112,31 @@ impl Actors {
     /// read before this call (under the key's lock for data). `storage` tells of removals.
     pub fn for_write(&self, storage: &Storage, key: &[u8], current: Option<&SiblingSet>, kind: Copy) -> Actor {
         // Read after `current`: a removal that `current` missed was counted before it happened.
-        let bucket = forget_bucket(key);
-        let removals = storage.forgotten(bucket);
+        let removal = storage.last_removal(key);
+        let removals = storage.removals();
         let mut s = self.state.lock();
-        if s.floors[bucket].seen != removals {
-            s.floors[bucket] = Floor { seen: removals, epoch: s.next };
-        }
-        let (base, floor) = (s.base, s.floors[bucket].epoch);
+        let (base, floor) = (s.base, s.floor(removal, removals));
         let continued = current.and_then(|set| {
             set.counters()
-                .filter(|(a, _)| {
+                .map(|(a, _)| a)
+                .filter(|a| {
                     let e = a.key_epoch();
                     a.same_incarnation(base) && e >= floor && e % 2 == kind.parity()
                 })
-                .max_by_key(|&(a, c)| (c, a))
-                .map(|(a, _)| a)
+                .max_by_key(|a| a.key_epoch())
         });
-        continued.unwrap_or_else(|| self.mint(&mut s, kind))
+        match continued {
+            Some(actor) => {
+                drop(s);
+                // This copy holds an entry made after the removal: the epochs before it are
+                // never continued now (a later one is), so the removal need not be kept.
+                if removal > 0 {
+                    storage.removal_outlived(key, removal);
+                }
+                actor
+            }
+            None => self.mint(&mut s, kind),
+        }
     }
 
     /// A key epoch of `kind`'s parity never used before.
@@ -116,9 +145,7 @@ impl Actors {
         if e > MAX_KEY_EPOCH {
             tracing::info!("key epochs of this incarnation used up: new incarnation");
             s.base = incarnation(&self.node_id);
-            for f in &mut s.floors {
-                f.epoch = 0;
-            }
+            s.checkpoints.clear();
             e = 1 + (kind.parity() == 0) as u32;
         }
         s.next = e + 1;
@@ -160,6 +187,38 @@ mod tests {
         let again = Actors::new("n1");
         let a3 = again.for_write(&storage, k, Some(&set), Copy::Data);
         assert!(!a3.same_incarnation(a1));
+    }
+
+    /// Issue 20, item 5: removals of other keys never give a key a new actor (a clock entry
+    /// more on its next write). With removals counted per bucket of 4,096 keys, 10,000 of
+    /// them reached every bucket.
+    #[test]
+    fn other_keys_removals_leave_a_keys_actor_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), FsyncPolicy::Never).unwrap();
+        let actors = Actors::new("n1");
+        let store = |k: &[u8]| {
+            storage
+                .update::<crate::storage::StorageError>(k, |cur| {
+                    Ok(write(cur.unwrap_or(&SiblingSet::new()), actors.for_write(&storage, k, cur, Copy::Data), "v"))
+                })
+                .unwrap()
+        };
+        let counter = store(b"counter");
+        let (a, _) = counter.counters().next().unwrap();
+        for i in 0..10_000u32 {
+            let k = format!("ttl:{i}");
+            store(k.as_bytes());
+            assert!(storage.remove_if(k.as_bytes(), |_| true).unwrap());
+        }
+        assert_eq!(actors.for_write(&storage, b"counter", Some(&counter), Copy::Data), a);
+        // A key's removal is kept until a write after it continues a new epoch (its first
+        // write after the removal takes one).
+        assert_eq!(storage.removed_keys(), 10_000);
+        store(b"ttl:7");
+        assert_eq!(storage.removed_keys(), 10_000);
+        store(b"ttl:7");
+        assert_eq!(storage.removed_keys(), 9_999);
     }
 
     #[test]

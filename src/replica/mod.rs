@@ -315,8 +315,10 @@ impl Replica {
     }
 
     /// This node's own copy of `key` for a reader holding the version with `digest` that has
-    /// seen the events `seen`: `None` when the copy holds nothing new to it (the same version,
-    /// or one whose events it has all seen, which a merge would not change), else the copy.
+    /// seen the events `seen` and applied the flushes up to `flushed_to`: `None` when the copy
+    /// holds nothing new to it (the same version, or one whose events it has all seen, which a
+    /// merge would not change), else the copy. A copy that a flush the reader has not applied
+    /// dropped values from is always new to it: the merge drops them at the reader too.
     ///
     /// # Errors
     /// Storage failure.
@@ -325,9 +327,12 @@ impl Replica {
         key: &[u8],
         digest: u64,
         seen: &crate::version::VersionVector,
+        flushed_to: u64,
     ) -> Result<Option<Option<Arc<SiblingSet>>>> {
         let (set, d) = self.local_with_digest(key)?;
-        let known = d == Some(digest) || seen.descends(&set.as_deref().map(SiblingSet::context).unwrap_or_default());
+        let flushed_here = self.storage.flush_cutoff(key) > flushed_to;
+        let known = !flushed_here
+            && (d == Some(digest) || seen.descends(&set.as_deref().map(SiblingSet::context).unwrap_or_default()));
         Ok((!known).then_some(set))
     }
 
@@ -415,7 +420,7 @@ mod tests {
         let (_, digest) = replica.local_with_digest(b"s").expect("read");
         let digest = digest.expect("a digest");
         // The same version.
-        assert!(replica.unless_same(b"s", digest, &now.context()).expect("read").is_none());
+        assert!(replica.unless_same(b"s", digest, &now.context(), 0).expect("read").is_none());
         // A reader ahead: another replica made a later version of this one.
         let ahead = Replica::new(
             Storage::open(&dir.path().join("ahead"), crate::storage::FsyncPolicy::Never).expect("storage"),
@@ -423,16 +428,76 @@ mod tests {
         );
         ahead.merge(b"s", &now, None).expect("merge");
         let later = ahead.modify(b"s", &sadd("c"), None).expect("SADD").written.expect("a write");
-        assert!(replica.unless_same(b"s", 0xdead, &later.context()).expect("read").is_none());
+        assert!(replica.unless_same(b"s", 0xdead, &later.context(), 0).expect("read").is_none());
         // A reader behind (the old version) or concurrent gets this copy.
-        let behind = replica.unless_same(b"s", old_digest.expect("a digest"), &old.context()).expect("read");
+        let behind = replica.unless_same(b"s", old_digest.expect("a digest"), &old.context(), 0).expect("read");
         assert_eq!(behind.flatten().as_deref(), Some(&*now));
         let other = Replica::new(
             Storage::open(&dir.path().join("other"), crate::storage::FsyncPolicy::Never).expect("storage"),
             "n3",
         );
         let concurrent = other.modify(b"s", &sadd("z"), None).expect("SADD").written.expect("a write");
-        assert!(replica.unless_same(b"s", 0xdead, &concurrent.context()).expect("read").is_some());
+        assert!(replica.unless_same(b"s", 0xdead, &concurrent.context(), 0).expect("read").is_some());
+    }
+
+    /// Issue 20, item 3: a replica that applied a flush keeps the key's clock and drops its
+    /// values; to a reader that has not applied the flush that copy is never "the same",
+    /// whatever its clock (the reader merges it and so drops the flushed values too).
+    #[test]
+    fn a_copy_a_flush_emptied_is_new_to_a_reader_that_missed_the_flush() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let replica =
+            Replica::new(Storage::open(dir.path(), crate::storage::FsyncPolicy::Never).expect("storage"), "n1");
+        let sadd = |m: &str| Rmw::SAdd { members: vec![bytes::Bytes::copy_from_slice(m.as_bytes())] };
+        let written = replica.modify(b"s", &sadd("a"), None).expect("SADD").written.expect("a write");
+        let (_, digest) = replica.local_with_digest(b"s").expect("read");
+        let digest = digest.expect("a digest");
+        assert!(replica.unless_same(b"s", digest, &written.context(), 0).expect("read").is_none());
+        let mut marks = crate::flushes::FlushMarks::default();
+        marks.mark(None, now_ms() + 1);
+        let cutoff = replica.storage().flush_cutoff(b"s");
+        assert_eq!(cutoff, 0);
+        if let Some(purge) = replica.storage().install_flush_marks(&marks) {
+            replica.storage().purge(purge).expect("purge");
+        }
+        let answer = replica.unless_same(b"s", digest, &written.context(), 0).expect("read");
+        let copy = answer.expect("not 'same' to a reader that missed the flush").expect("the clock is kept");
+        assert_eq!(copy.get(now_ms()), None);
+        // Merged into the reader's copy, the flushed copy drops what the flush dropped.
+        assert_eq!(written.sync(&copy).resolve(now_ms()), None);
+        // A reader that applied the flush too gets "same" again.
+        let flushed_to = replica.storage().flush_cutoff(b"s");
+        assert!(replica.unless_same(b"s", 0xdead, &copy.context(), flushed_to).expect("read").is_none());
+    }
+
+    /// Issue 20, item 7: an expired state never counts again, whichever replica reaped it. A
+    /// replica that reaped the key (nothing left) makes a counter and a set anew; another
+    /// replica still holds the expired ones; their merge reads only the new ones.
+    #[test]
+    fn an_expired_state_never_counts_again_after_a_merge() {
+        use crate::version::{Actor, Counter, OrSet, Sibling, VersionVector};
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let replica =
+            Replica::new(Storage::open(dir.path(), crate::storage::FsyncPolicy::Never).expect("storage"), "n1");
+        let expired = |value: Value| {
+            // Written at 1 ms, expired at 2 ms (since the Unix epoch): long gone, not reaped.
+            let sib = Sibling { value: Some(value), written_ms: 1, origin: Actor(77 << 24), expires_ms: Some(2) };
+            SiblingSet::new().update(&VersionVector::default(), sib).0
+        };
+        let old = Dot { actor: Actor(77 << 24), counter: 1 };
+        let mut count = Counter::default();
+        count.add(old, 5);
+        replica.modify(b"limit", &Rmw::IncrBy { by: 1 }, None).expect("INCR");
+        replica.merge(b"limit", &expired(Value::Counter(count)), None).expect("merge");
+        let read = replica.get(b"limit").expect("read").expect("a copy");
+        assert_eq!(read.get(now_ms()), Some(bytes::Bytes::from("1")));
+        let mut set = OrSet::default();
+        set.insert(bytes::Bytes::from("old"), old, ());
+        replica.modify(b"s", &Rmw::SAdd { members: vec![bytes::Bytes::from("new")] }, None).expect("SADD");
+        replica.merge(b"s", &expired(Value::Set(set)), None).expect("merge");
+        let read = replica.get(b"s").expect("read").expect("a copy");
+        let Some(Value::Set(members)) = read.resolve(now_ms()).map(|r| r.value) else { panic!("a set") };
+        assert_eq!(members.members().cloned().collect::<Vec<_>>(), vec![bytes::Bytes::from("new")]);
     }
 
     /// The dot a set's members get is the dot the DVV gives the write (what makes element dots

@@ -167,6 +167,8 @@ pub fn hincrby(
 ) -> Result<(Option<NewValue>, Outcome), RmwError> {
     let mut hash = hash_of(current)?;
     let old = hash.get(field);
+    // A counter made here witnesses what the hash has seen: entries of an earlier counter of
+    // the field that an HDEL (or an HSET) observed are not counted again (`Counter`).
     let mut counter = match old.as_ref().and_then(Field::value) {
         None => Counter::default(),
         Some(FieldValue::Count(c)) => c.clone(),
@@ -176,10 +178,13 @@ pub fn hincrby(
             old.as_ref().map(Field::counter).unwrap_or_default().reset(Some(start), ms, origin)
         }
     };
+    if !matches!(old.as_ref().and_then(Field::value), Some(FieldValue::Count(_))) {
+        counter.witness(hash.clock());
+    }
     if !counter.can_add(by) {
         return Err(RmwError::Overflow);
     }
-    counter.add(dot.actor, by);
+    counter.add(dot, by);
     let value = counter.value().unwrap_or(0);
     let field_now = old.unwrap_or_default().with_count((now, dot.actor, dot.counter), counter);
     hash.insert(field.clone(), dot, field_now);
@@ -282,6 +287,28 @@ mod tests {
         assert_eq!(o.members, vec![b("b")]);
         assert!(!value_of(w).is_some_and(|v| v.exists()), "an emptied set reads as missing");
         assert_eq!(sadd(Some(Value::Bytes(b("x"))), None, &[b("a")], dot(1)), Err(RmwError::WrongType));
+    }
+
+    /// Issue 20, item 2 (the hash form): a field HINCRBYed ten times by one actor; the other
+    /// side adds 1 on that state; this side HDELs the field and HINCRBYs it anew. The merge
+    /// counts the other side's +1 and the new +1, not the ten the HDEL removed.
+    #[test]
+    fn a_field_counter_made_anew_never_counts_the_removed_ones() {
+        let other_dot = Dot { actor: Actor(2), counter: 1 };
+        let mut h = None;
+        for n in 1..=10 {
+            h = value_of(hincrby(h, None, &b("f"), 1, dot(n), n).unwrap().0);
+        }
+        let other = value_of(hincrby(h.clone(), None, &b("f"), 1, other_dot, 20).unwrap().0);
+        // HDEL (dot 11) over everything this side held, as `Replica::write_if` witnesses it.
+        let seen = crate::version::VersionVector::from_entries(vec![(Actor(1), 10)]);
+        let mut deleted = value_of(hdel(h, None, &[b("f")]).unwrap().0).expect("the emptied hash");
+        deleted.witness(&seen);
+        let (anew, o) = hincrby(Some(deleted), None, &b("f"), 1, dot(12), 30).unwrap();
+        assert_eq!(o.int, 1);
+        let (Some(Value::Hash(mine)), Some(Value::Hash(theirs))) = (value_of(anew), other) else { panic!("hashes") };
+        let merged = mine.join(&theirs);
+        assert_eq!(merged.get(b"f").map(|f| f.bytes()), Some(b("2")));
     }
 
     #[test]

@@ -341,7 +341,7 @@ pub fn apply(
             if !counter.can_add(*by) {
                 return Err(RmwError::Overflow);
             }
-            counter.add(actor, *by);
+            counter.add(dot, *by);
             let mut out = outcome(true, 0);
             out.int = counter.value().unwrap_or(0);
             (Some(NewValue { value: Some(Value::Counter(counter)), expires_ms: expiry }), out)
@@ -516,7 +516,7 @@ mod tests {
         assert_eq!(run(&by(i64::MIN), Some((&b("-1"), None)), 0), Err(RmwError::Overflow));
         // Expiry changes keep a counter a counter.
         let mut counter = Counter::default();
-        counter.add(Actor(2), 8);
+        counter.add(Dot { actor: Actor(2), counter: 1 }, 8);
         let value = Value::Counter(counter);
         let exp = Rmw::Expire { at_ms: Some(500), cond: ExpireCond::default() };
         let resolved = Resolved { value: value.clone(), expires_ms: None, stamp: (1, Actor(2)) };
@@ -542,7 +542,7 @@ mod tests {
     #[test]
     fn writes_over_a_counter_reset_it() {
         let mut seen = Counter::default();
-        seen.add(Actor(2), 10);
+        seen.add(Dot { actor: Actor(2), counter: 1 }, 10);
         let sibling = |value| crate::version::Sibling { value, written_ms: 1, origin: Actor(2), expires_ms: None };
         let none = crate::version::VersionVector::default();
         let (holding, _) = SiblingSet::new().update(&none, sibling(Some(Value::Counter(seen))));

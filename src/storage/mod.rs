@@ -20,6 +20,7 @@
 //! decode. It is filled and updated only under the key's lock, so it never holds a stale set.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -164,23 +165,29 @@ pub struct Storage {
     due: expiry::DueIndex,
     /// Hint records held now (kept exact: counted at open, then on every insert and removal).
     hint_count: AtomicU64,
-    /// Per bucket of keys: how many times a record (data or hint) of a key in it was removed.
-    /// Bumped before the removal, so whoever read a key's records and then sees an unchanged
-    /// count knows that what it read is all this node ever stored for the key since then
-    /// (`coordinator::Actors` uses it never to continue a clock entry it may have lost).
-    forgotten: Box<[AtomicU64]>,
+    /// Removals of records (data or hint), for `replica::Actors`, which never continues a
+    /// clock entry this node may have lost (see [`Storage::last_removal`]).
+    removed: Removed,
     /// The flushes this node knows of (the cluster state's, installed by the cluster layer):
     /// applied to every set read, written or merged in here (`flushes.rs`).
     flushes: arc_swap::ArcSwap<FlushMarks>,
 }
 
-/// Buckets of [`Storage::forgotten`].
-pub const FORGET_BUCKETS: usize = 4096;
-
-/// The bucket of `key` in [`Storage::forgotten`].
-pub fn forget_bucket(key: &[u8]) -> usize {
-    (xxhash_rust::xxh3::xxh3_64(key) % FORGET_BUCKETS as u64) as usize
+/// Keys whose records were removed, by the hash of the key: the number of the last removal
+/// (counted over all of this node's removals since it started). At most [`MAX_REMOVED`] keys
+/// are remembered: past that the record is emptied and every key counts as removed then
+/// (`floor`), so a key's clock gains an entry per that many removals of other keys, not per
+/// removal. A key's number is dropped once a write after its removal shows it is no longer
+/// needed ([`Storage::removal_outlived`]).
+#[derive(Default)]
+struct Removed {
+    keys: Mutex<HashMap<u64, u64>>,
+    count: AtomicU64,
+    floor: AtomicU64,
 }
+
+/// Keys [`Removed`] remembers at most.
+pub const MAX_REMOVED: usize = 1 << 19;
 
 impl Storage {
     /// Opens (or creates) the database in `dir`.
@@ -228,7 +235,7 @@ impl Storage {
             observer: std::sync::OnceLock::new(),
             due: expiry::DueIndex::default(),
             hint_count: AtomicU64::new(0),
-            forgotten: (0..FORGET_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            removed: Removed::default(),
             flushes: arc_swap::ArcSwap::from_pointee(FlushMarks::default()),
         });
         // The flushes this node applied before it stopped (a purge is not done again).
@@ -259,14 +266,45 @@ impl Storage {
         k
     }
 
-    /// How many times a record of a key in `bucket` ([`forget_bucket`]) was removed so far
-    /// (see the field).
-    pub fn forgotten(&self, bucket: usize) -> u64 {
-        self.forgotten[bucket % FORGET_BUCKETS].load(Ordering::Acquire)
+    /// The number of the last removal of a record of `key` (0: none since this node started;
+    /// the removals this node counted in all when it forgot which keys they were, if more).
+    /// Counted before the removal, so whoever read a key's records and then sees the same
+    /// number knows that what it read is all this node stored for the key since then.
+    pub fn last_removal(&self, key: &[u8]) -> u64 {
+        let hash = xxhash_rust::xxh3::xxh3_64(key);
+        let own = self.removed.keys.lock().get(&hash).copied().unwrap_or(0);
+        own.max(self.removed.floor.load(Ordering::Acquire))
+    }
+
+    /// How many removals this node counted so far.
+    pub fn removals(&self) -> u64 {
+        self.removed.count.load(Ordering::Acquire)
+    }
+
+    /// How many keys' removals are remembered now.
+    pub fn removed_keys(&self) -> usize {
+        self.removed.keys.lock().len()
+    }
+
+    /// Forgets the removal numbered `n` of `key` (a write made after it no longer needs it),
+    /// unless the key was removed again since.
+    pub fn removal_outlived(&self, key: &[u8], n: u64) {
+        let hash = xxhash_rust::xxh3::xxh3_64(key);
+        let mut keys = self.removed.keys.lock();
+        if keys.get(&hash) == Some(&n) {
+            keys.remove(&hash);
+        }
     }
 
     fn forget(&self, key: &[u8]) {
-        self.forgotten[forget_bucket(key)].fetch_add(1, Ordering::AcqRel);
+        let hash = xxhash_rust::xxh3::xxh3_64(key);
+        let mut keys = self.removed.keys.lock();
+        let n = self.removed.count.fetch_add(1, Ordering::AcqRel) + 1;
+        if keys.len() >= MAX_REMOVED && !keys.contains_key(&hash) {
+            keys.clear();
+            self.removed.floor.store(n, Ordering::Release);
+        }
+        keys.insert(hash, n);
     }
 
     /// Installs the observer of every later change (once).
@@ -378,6 +416,11 @@ impl Storage {
             Some(flushed) => Arc::new(flushed),
             None => set,
         }
+    }
+
+    /// The time up to which the flushes this node knows of dropped `key`'s values (0: none).
+    pub fn flush_cutoff(&self, key: &[u8]) -> u64 {
+        self.flushes.load().cutoff(key)
     }
 
     /// Installs the cluster's flush marks (merged forward: they never move back). They are in

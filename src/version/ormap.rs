@@ -236,6 +236,11 @@ impl<V: Join> OrMap<V> {
         self.entries.remove(member).is_some()
     }
 
+    /// Every write whose effects this state has seen.
+    pub fn clock(&self) -> &VersionVector {
+        &self.clock
+    }
+
     /// Records that the write of this state observed `seen` (the key's context where it was
     /// written): members under those dots that this state lacks were removed by it. A write's
     /// context covers every dot whose member it holds or whose member a write it saw removed
@@ -409,8 +414,8 @@ mod tests {
         // Two sides HINCRBY concurrently from the string's 5.
         let start = Counter::default().reset(Some(5), 10, a);
         let (mut l, mut r) = (start.clone(), start);
-        l.add(Actor(1), 2);
-        r.add(Actor(2), 3);
+        l.add(dot(1, 2), 2);
+        r.add(dot(2, 1), 3);
         let field = h.get(b"f").unwrap_or_default();
         let mut left = h.clone();
         left.insert(b("f"), dot(1, 2), field.with_count((20, Actor(1), 2), l));
@@ -457,7 +462,7 @@ mod tests {
                 0 => h.insert(field, d, old.with_text(stamp, Bytes::from(vec![b'0' + kind % 10]))),
                 1 => {
                     let mut c = old.counter();
-                    c.add(Actor(actor), i64::from(kind));
+                    c.add(d, i64::from(kind));
                     h.insert(field, d, old.with_count(stamp, c));
                 }
                 _ => {

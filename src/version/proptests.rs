@@ -131,7 +131,7 @@ proptest! {
 mod counters {
     use proptest::prelude::*;
 
-    use crate::version::{Actor, Sibling, SiblingSet, Value};
+    use crate::version::{Actor, Dot, Sibling, SiblingSet, Value};
 
     #[derive(Clone, Debug)]
     enum Op {
@@ -151,7 +151,10 @@ mod counters {
             Some(Value::Counter(c)) => c,
             _ => set.counter().reset(Some(0), ms, actor),
         };
-        c.add(actor, by);
+        // The dot the DVV gives this write, and what it observed (as `Replica::modify` does).
+        let n = set.counters().find(|&(a, _)| a == actor).map_or(0, |(_, n)| n);
+        c.witness(&set.context());
+        c.add(Dot { actor, counter: n + 1 }, by);
         let sibling = Sibling { value: Some(Value::Counter(c)), written_ms: ms, origin: actor, expires_ms: None };
         set.update(&set.context(), sibling).0
     }

@@ -112,8 +112,13 @@ impl SiblingSet {
                 stamp: (winner.written_ms, winner.origin),
             },
             // A convergent type newest, or a tombstone: the newest sibling of a convergent
-            // type gives the kind and the expiry, every sibling of that kind its state.
+            // type gives the kind and the expiry, every sibling of that kind that has not
+            // expired its state. An expired state never counts again, whichever replicas have
+            // reaped it: expiry is an absolute time, the same on every replica (a counter
+            // made anew after its key expired, on a node that reaped it, meets the expired
+            // one's state on a node that has not yet).
             _ => {
+                let unexpired = |s: &&Sibling| s.expires_ms.is_none_or(|t| t > now_ms);
                 let newest = self
                     .0
                     .dotted_values()
@@ -121,13 +126,15 @@ impl SiblingSet {
                     .max_by_key(|&(d, s)| lww_key(d, s))
                     .map(|(_, s)| s)?;
                 let value = match newest.value.as_ref().map(Value::kind) {
-                    Some(Kind::Hll) => Value::Hll(self.0.values().fold(Hll::default(), |acc, s| match &s.value {
-                        Some(Value::Hll(h)) => acc.join(h),
-                        _ => acc,
-                    })),
-                    Some(Kind::Set) => Value::Set(self.joined(Value::as_set).unwrap_or_default()),
-                    Some(Kind::Hash) => Value::Hash(self.joined(Value::as_hash).unwrap_or_default()),
-                    _ => Value::Counter(self.counter()),
+                    Some(Kind::Hll) => {
+                        Value::Hll(self.0.values().filter(unexpired).fold(Hll::default(), |acc, s| match &s.value {
+                            Some(Value::Hll(h)) => acc.join(h),
+                            _ => acc,
+                        }))
+                    }
+                    Some(Kind::Set) => Value::Set(self.joined(Value::as_set, unexpired).unwrap_or_default()),
+                    Some(Kind::Hash) => Value::Hash(self.joined(Value::as_hash, unexpired).unwrap_or_default()),
+                    _ => Value::Counter(self.counter_of(unexpired)),
                 };
                 Resolved { value, expires_ms: newest.expires_ms, stamp: (newest.written_ms, newest.origin) }
             }
@@ -138,13 +145,18 @@ impl SiblingSet {
     /// The join of the set states the siblings hold (with none, of the hash states): what a
     /// DEL over the key observed of it. `None` when no sibling holds either.
     pub fn observed_set(&self) -> Option<Value> {
-        self.joined(Value::as_set).map(Value::Set).or_else(|| self.joined(Value::as_hash).map(Value::Hash))
+        let all = |_: &&Sibling| true;
+        self.joined(Value::as_set, all).map(Value::Set).or_else(|| self.joined(Value::as_hash, all).map(Value::Hash))
     }
 
-    /// The join of the states `pick` finds in the siblings (their sets, or their hashes);
-    /// `None` when no sibling holds one.
-    fn joined<V: Join>(&self, pick: impl Fn(&Value) -> Option<&OrMap<V>>) -> Option<OrMap<V>> {
-        let mut states = self.0.values().filter_map(|s| s.value.as_ref().and_then(&pick)).peekable();
+    /// The join of the states `pick` finds in the siblings `keep` keeps (their sets, or their
+    /// hashes); `None` when no such sibling holds one.
+    fn joined<V: Join>(
+        &self,
+        pick: impl Fn(&Value) -> Option<&OrMap<V>>,
+        keep: impl Fn(&&Sibling) -> bool,
+    ) -> Option<OrMap<V>> {
+        let mut states = self.0.values().filter(keep).filter_map(|s| s.value.as_ref().and_then(&pick)).peekable();
         states.peek()?;
         Some(OrMap::join_all(states))
     }
@@ -157,7 +169,12 @@ impl SiblingSet {
     /// The join of the counter states of the siblings: a counter's own, a tombstone's reset
     /// of the base ([`Counter::deleted_at`]); strings have none.
     pub fn counter(&self) -> Counter {
-        self.0.values().fold(Counter::default(), |acc, s| match &s.value {
+        self.counter_of(|_| true)
+    }
+
+    /// [`SiblingSet::counter`] of the siblings `keep` keeps.
+    fn counter_of(&self, keep: impl Fn(&&Sibling) -> bool) -> Counter {
+        self.0.values().filter(keep).fold(Counter::default(), |acc, s| match &s.value {
             Some(Value::Counter(c)) => acc.join(c),
             None => acc.join(&Counter::deleted_at(s.written_ms, s.origin)),
             Some(Value::Bytes(_) | Value::Hll(_) | Value::Set(_) | Value::Hash(_)) => acc,
@@ -330,13 +347,13 @@ mod tests {
     fn counter_siblings_join_and_survive_a_concurrent_delete() {
         let none = VersionVector::default();
         let mut base = Counter::default();
-        base.add(Actor(1), 10);
+        base.add(Dot { actor: Actor(1), counter: 1 }, 10);
         let (s, _) = SiblingSet::new().update(&none, counter(base.clone(), 10, 1));
         let seen = s.context();
         // Two coordinators add concurrently, each from the state it saw.
         let (mut a, mut b) = (base.clone(), base.clone());
-        a.add(Actor(1), 1);
-        b.add(Actor(2), 5);
+        a.add(Dot { actor: Actor(1), counter: 2 }, 1);
+        b.add(Dot { actor: Actor(2), counter: 1 }, 5);
         let (s, _) = s.update(&seen, counter(a, 11, 1));
         let (s, _) = s.update(&seen, counter(b, 12, 2));
         assert_eq!(s.get(0), Some(Bytes::from("16")));

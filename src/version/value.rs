@@ -104,7 +104,8 @@ impl Value {
         match self {
             Value::Set(s) => s.witness(seen),
             Value::Hash(h) => h.witness(seen),
-            _ => {}
+            Value::Counter(c) => c.witness(seen),
+            Value::Bytes(_) | Value::Hll(_) => {}
         }
     }
 

@@ -601,6 +601,25 @@ pub fn query(node: &Node, args: &[&str]) -> redis::RedisResult<redis::Value> {
     redis::Parser::new().parse_value(Restarting(&stream))?.extract_error()
 }
 
+/// As [`query`], in database `db` (a SELECT first, on the same connection).
+pub fn query_db(node: &Node, db: u32, args: &[&str]) -> redis::RedisResult<redis::Value> {
+    let addr = SocketAddr::new(node.ip.into(), node.port);
+    let stream = loop {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => break r?,
+        }
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let db = db.to_string();
+    let argv: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    // One request at a time: a parser may read ahead of the reply it parses.
+    (&stream).write_all(&resp_cmd(&[b"SELECT", db.as_bytes()]))?;
+    redis::Parser::new().parse_value(Restarting(&stream))?.extract_error()?;
+    (&stream).write_all(&resp_cmd(&argv))?;
+    redis::Parser::new().parse_value(Restarting(&stream))?.extract_error()
+}
+
 /// A socket whose reads interrupted by a signal are made again.
 struct Restarting<'a>(&'a TcpStream);
 
