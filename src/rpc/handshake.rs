@@ -18,8 +18,8 @@ use super::frame;
 
 /// Bumped when peers of different versions cannot talk. 2: typed values in writes, forwards
 /// with deadlines, flush marks in the cluster state, counter and HyperLogLog operations.
-/// 3: sets and hashes (values and operations).
-pub const PROTOCOL_VERSION: u16 = 4;
+/// 3: sets and hashes (values and operations). 5: every message names its sender's cluster.
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// Who this node is to its peers, and the key that proves it belongs.
 pub struct Identity {
