@@ -115,6 +115,7 @@ impl Node {
         network: Network,
     ) -> Result<Arc<Node>, NodeError> {
         let idle_timeout = config.timeout;
+        rpc::set_max_frame(config.max_frame_bytes);
         let storage = Storage::open(&config.data_dir, config.fsync)?;
         let node_id = Replica::node_id(&storage, config.node_id.as_deref(), || random_hex(8))?;
         // Contexts must decode on every node: signed with the cluster secret when there is

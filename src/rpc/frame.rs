@@ -4,7 +4,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::MAX_FRAME;
+use super::max_frame;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
@@ -27,7 +27,7 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, postcard::Error> {
 /// Reads one frame and decodes it.
 pub async fn read<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> Result<T, FrameError> {
     let len = r.read_u32().await? as usize;
-    if len > MAX_FRAME {
+    if len > max_frame() {
         return Err(FrameError::TooLarge(len));
     }
     let mut buf = vec![0u8; len];
