@@ -330,7 +330,7 @@ impl Sim {
         ring.version = state.ring.version + 1;
         state.ring = ring;
         for node in net.nodes.lock().values() {
-            node.coordinator.cluster().merge(&state).expect("installing the shared state");
+            node.coordinator.cluster().adopt(state.clone()).expect("installing the shared state");
         }
         let (stop, _) = tokio::sync::watch::channel(false);
         let sim = Sim { net, ids, dirs: Mutex::new(dirs), live, stop };

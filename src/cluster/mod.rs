@@ -280,6 +280,14 @@ impl Cluster {
         Ok(changed)
     }
 
+    /// Takes `state` as this node's whole, whatever cluster it had (tests: the simulation
+    /// gives every node one state, as `KURA JOIN` does).
+    #[cfg(test)]
+    pub fn adopt(&self, state: ClusterState) -> Result<(), ClusterError> {
+        let _guard = self.changing.lock();
+        self.install(state)
+    }
+
     /// A node asks to join: add it (as joining) and return the state it should start from.
     pub fn admit(&self, member: Member) -> Result<ClusterState, ClusterError> {
         let _guard = self.changing.lock();
