@@ -86,6 +86,11 @@ pub struct ServerArgs {
     /// request before a stand-in takes its place (paper 4.6) [default: 500]
     #[arg(long, env = "KURA_SLOPPY_AFTER_MS")]
     pub sloppy_after_ms: Option<u64>,
+    /// Largest frame of the peer protocol, in bytes (at least 65536; give every node the same):
+    /// a transfer batch is a quarter of it at most, and a message larger than it (one huge set)
+    /// travels as several frames [default: 268435456]
+    #[arg(long, env = "KURA_MAX_FRAME_BYTES")]
+    pub max_frame_bytes: Option<usize>,
     /// Partition transfers this node sends at once [default: 2]
     #[arg(long, env = "KURA_TRANSFER_LIMIT")]
     pub transfer_limit: Option<usize>,
@@ -150,6 +155,7 @@ pub struct Config {
     pub threads: usize,
     pub request_timeout_ms: u64,
     pub sloppy_after_ms: u64,
+    pub max_frame_bytes: usize,
     pub transfer_limit: usize,
     pub transfer_rate: u64,
     pub reap_grace_ms: u64,
@@ -210,6 +216,7 @@ impl Config {
             databases: pick!(databases, 16),
             request_timeout_ms: pick!(request_timeout_ms, 2000),
             sloppy_after_ms: pick!(sloppy_after_ms, 500),
+            max_frame_bytes: pick!(max_frame_bytes, crate::rpc::MAX_FRAME),
             transfer_limit: pick!(transfer_limit, 2),
             transfer_rate: pick!(transfer_rate, 0),
             reap_grace_ms: pick!(reap_grace_ms, 10_000),
@@ -246,6 +253,9 @@ impl Config {
         }
         if self.maxclients == 0 {
             return bad("maxclients must be at least 1");
+        }
+        if !(crate::rpc::MIN_FRAME..=crate::rpc::MAX_FRAME).contains(&self.max_frame_bytes) {
+            return bad("max-frame-bytes must be between 65536 and 268435456");
         }
         if self.transfer_limit == 0 {
             return bad("transfer-limit must be at least 1");

@@ -109,6 +109,14 @@ impl ClusterState {
         })
     }
 
+    /// The cluster's identity: made from the seed its founder drew (`found`), so every node
+    /// of one cluster has the same one, and a cluster founded anew (a node without seeds that
+    /// lost its data dir) has another, even at the same node id and address. Never 0 (0 means
+    /// "no cluster yet" on the wire).
+    pub fn cluster_id(&self) -> u64 {
+        cluster_id_of(&self.context_seed)
+    }
+
     /// A new cluster of one node owning every partition.
     pub fn found(me: Member, q: u32) -> ClusterState {
         let mut me = me;
@@ -282,6 +290,13 @@ impl ClusterState {
         }
         needed
     }
+}
+
+/// The cluster id of a cluster founded with `seed` (see [`ClusterState::cluster_id`]).
+pub fn cluster_id_of(seed: &[u8; 32]) -> u64 {
+    let mut input = b"kura-cluster-id\0".to_vec();
+    input.extend_from_slice(seed);
+    xxhash_rust::xxh3::xxh3_64(&input).max(1)
 }
 
 /// Whether ring `a` replaces ring `b`: a higher version; at equal versions with different

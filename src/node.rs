@@ -115,6 +115,7 @@ impl Node {
         network: Network,
     ) -> Result<Arc<Node>, NodeError> {
         let idle_timeout = config.timeout;
+        rpc::set_max_frame(config.max_frame_bytes);
         let storage = Storage::open(&config.data_dir, config.fsync)?;
         let node_id = Replica::node_id(&storage, config.node_id.as_deref(), || random_hex(8))?;
         // Contexts must decode on every node: signed with the cluster secret when there is
@@ -296,6 +297,18 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
     fn handle(&self, from: Arc<str>, req: PeerRequest) -> Pin<Box<dyn Future<Output = PeerResponse> + Send + '_>> {
         Box::pin(async move {
             let cluster = self.coordinator.cluster();
+            // A node of another cluster (the same id and address, founded anew after a lost
+            // data dir, or a stray one) is refused before anything is taken from it, and is
+            // not heard from: it stays down here. A join is the one request across clusters.
+            if !matches!(req.body, Request::Join(_)) && !cluster.accepts(req.cluster) {
+                cluster.refuse(req.sender, req.cluster);
+                let ours = cluster.cluster_id();
+                return PeerResponse {
+                    ring_version: 0,
+                    cluster: ours,
+                    body: Response::Error(RemoteError::OtherCluster { ours }),
+                };
+            }
             cluster.heard_from(&from);
             cluster.on_peer_ring(&from, req.ring_version);
             let failed = |e: &dyn std::fmt::Display| Response::Error(RemoteError::Failed(e.to_string()));
@@ -369,6 +382,7 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                     let Some(budget) = crate::peer::budget_until(deadline_ms) else {
                         return PeerResponse {
                             ring_version: cluster.view().ring_version(),
+                            cluster: cluster.cluster_id(),
                             body: Response::Error(RemoteError::Expired),
                         };
                     };
@@ -384,6 +398,7 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                     let Some(budget) = crate::peer::budget_until(deadline_ms) else {
                         return PeerResponse {
                             ring_version: cluster.view().ring_version(),
+                            cluster: cluster.cluster_id(),
                             body: Response::Error(RemoteError::Expired),
                         };
                     };
@@ -396,7 +411,7 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                     }
                 }
             };
-            PeerResponse { ring_version: cluster.view().ring_version(), body }
+            PeerResponse { ring_version: cluster.view().ring_version(), cluster: cluster.cluster_id(), body }
         })
     }
 }
@@ -454,7 +469,8 @@ mod tests {
             .expect("a key n1 does not replicate");
         let ask = |ring_version: u64| {
             let body = Request::Read { key: key.clone() };
-            node.handle(Arc::from("n2"), PeerRequest { ring_version, body })
+            let (cluster, sender) = (0, SocketAddr::from(([127, 0, 0, 2], 7379)));
+            node.handle(Arc::from("n2"), PeerRequest { ring_version, cluster, sender, body })
         };
         assert!(matches!(ask(now - 1).await.body, Response::Error(RemoteError::StaleRing)));
         assert!(matches!(ask(now).await.body, Response::Value(None)));

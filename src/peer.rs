@@ -15,15 +15,23 @@ use crate::rpc::RpcError;
 use crate::storage::Patch;
 use crate::version::{SiblingSet, VersionVector};
 
+/// Every message names the cluster its sender belongs to (`ClusterState::cluster_id`, 0 while
+/// the sender has none): a node answers a node of another cluster only with a refusal, and
+/// takes nothing from it (Cassandra refuses gossip across cluster names, Riak across ring
+/// names). Only `Join` crosses clusters: it is how a node moves into another one.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PeerRequest {
     pub ring_version: u64,
+    pub cluster: u64,
+    /// The sender's cluster address (for the refusal's log and INFO).
+    pub sender: SocketAddr,
     pub body: Request,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PeerResponse {
     pub ring_version: u64,
+    pub cluster: u64,
     pub body: Response,
 }
 
@@ -121,6 +129,9 @@ pub enum RemoteError {
     /// A forwarded write that arrived after its deadline: not applied.
     #[error("the request arrived after its deadline")]
     Expired,
+    /// The sender belongs to another cluster than this node (`PeerRequest::cluster`).
+    #[error("this node belongs to another cluster ({ours:016x})")]
+    OtherCluster { ours: u64 },
     #[error("{0}")]
     Failed(String),
 }

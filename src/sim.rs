@@ -113,9 +113,12 @@ impl Peers for SimPeers {
             // it (a re-sent INCR would count twice).
             let coordinates = matches!(req, Request::Put { .. } | Request::Modify { .. });
             if twice && !coordinates {
-                let _ = target.handle(from.clone(), PeerRequest { ring_version, body: req.clone() }).await;
+                let _ = target
+                    .handle(from.clone(), PeerRequest { ring_version, cluster: 0, sender: UNKNOWN, body: req.clone() })
+                    .await;
             }
-            let answer = target.handle(from, PeerRequest { ring_version, body: req }).await;
+            let answer =
+                target.handle(from, PeerRequest { ring_version, cluster: 0, sender: UNKNOWN, body: req }).await;
             match answer.body {
                 Response::Error(error) => Err(ClusterError::Remote { peer: node.to_owned(), error }),
                 body => Ok(body),
@@ -136,6 +139,10 @@ struct SimTransport {
     me: NodeId,
     net: Arc<Net>,
 }
+
+/// The sender's address of the requests `SimPeers` delivers (a request stamped with cluster 0
+/// is never refused, and the address is only logged when one is).
+const UNKNOWN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
 /// The simulated node at a cluster address (n<i> is at 127.0.0.i).
 fn id_at(addr: SocketAddr) -> NodeId {
@@ -168,7 +175,12 @@ impl Transport for SimTransport {
             };
             let from: Arc<str> = Arc::from(self.me.as_str());
             if twice {
-                let copy = PeerRequest { ring_version: req.ring_version, body: req.body.clone() };
+                let copy = PeerRequest {
+                    ring_version: req.ring_version,
+                    cluster: req.cluster,
+                    sender: req.sender,
+                    body: req.body.clone(),
+                };
                 let _ = target.handle(from.clone(), copy).await;
             }
             match tokio::time::timeout(timeout.saturating_sub(delay), target.handle(from, req)).await {
@@ -318,7 +330,7 @@ impl Sim {
         ring.version = state.ring.version + 1;
         state.ring = ring;
         for node in net.nodes.lock().values() {
-            node.coordinator.cluster().merge(&state).expect("installing the shared state");
+            node.coordinator.cluster().adopt(state.clone()).expect("installing the shared state");
         }
         let (stop, _) = tokio::sync::watch::channel(false);
         let sim = Sim { net, ids, dirs: Mutex::new(dirs), live, stop };

@@ -60,6 +60,25 @@ pub enum ClusterError {
     /// Only the claimant records finished transfers.
     #[error("this node is not the claimant")]
     NotClaimant,
+    /// The peer belongs to another cluster (another founding): nothing is taken from it.
+    #[error("peer {peer} belongs to another cluster ({theirs:016x}, this node's is {ours:016x})")]
+    OtherCluster { peer: String, theirs: u64, ours: u64 },
+}
+
+/// How long a refused peer stays listed (INFO, `KURA MEMBERS`) after its last message.
+const REFUSED_FOR: Duration = Duration::from_secs(60);
+/// How often one refused peer is logged.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(30);
+
+/// A peer of another cluster that talked to this node (or answered it) lately.
+#[derive(Clone, Debug)]
+pub struct Refusal {
+    /// Its cluster address.
+    pub addr: SocketAddr,
+    /// Its cluster id.
+    pub cluster: u64,
+    pub last: Instant,
+    logged: Instant,
 }
 
 /// How this node runs in its cluster.
@@ -85,6 +104,8 @@ pub struct Cluster {
     replica: Arc<Replica>,
     /// How messages reach other nodes.
     transport: Arc<dyn Transport>,
+    /// Peers of other clusters heard from lately, by cluster address.
+    refused: Mutex<std::collections::HashMap<SocketAddr, Refusal>>,
 }
 
 impl Cluster {
@@ -123,6 +144,7 @@ impl Cluster {
             detector: Mutex::new(Detector::new(Duration::from_secs(3))),
             replica,
             transport,
+            refused: Mutex::new(std::collections::HashMap::new()),
         });
         if let Some(s) = state {
             let _guard = cluster.changing.lock();
@@ -142,6 +164,74 @@ impl Cluster {
     /// The current view (cheap: an atomic load).
     pub fn view(&self) -> arc_swap::Guard<Arc<View>> {
         self.view.load()
+    }
+
+    /// This node's cluster id (`ClusterState::cluster_id`), 0 while it has no cluster.
+    pub fn cluster_id(&self) -> u64 {
+        self.view().state.as_ref().map_or(0, ClusterState::cluster_id)
+    }
+
+    /// Whether a message stamped with cluster id `theirs` may be taken: from this node's own
+    /// cluster, or from or to a node that has none yet (a joining node).
+    pub fn accepts(&self, theirs: u64) -> bool {
+        let ours = self.cluster_id();
+        theirs == 0 || ours == 0 || theirs == ours
+    }
+
+    /// A node of another cluster (`theirs`) at `addr` talked to us or answered us: counted,
+    /// listed (INFO, `KURA MEMBERS`) and logged, with the command that moves this node into it.
+    pub fn refuse(&self, addr: SocketAddr, theirs: u64) {
+        m::peer_error("other_cluster");
+        let now = Instant::now();
+        let log = {
+            let mut refused = self.refused.lock();
+            let entry = refused.entry(addr).or_insert(Refusal {
+                addr,
+                cluster: theirs,
+                last: now,
+                logged: now - REFUSAL_LOG_EVERY - Duration::from_secs(1),
+            });
+            entry.cluster = theirs;
+            entry.last = now;
+            let log = now.duration_since(entry.logged) >= REFUSAL_LOG_EVERY;
+            if log {
+                entry.logged = now;
+            }
+            log
+        };
+        if log {
+            tracing::warn!(
+                peer = %addr,
+                their_cluster = format!("{theirs:016x}"),
+                our_cluster = format!("{:016x}", self.cluster_id()),
+                "refusing a node of another cluster; if this node lost its data dir and founded a \
+                 new cluster, run `KURA JOIN {addr}` on it (it must be empty) to rejoin that one; if the \
+                 other node is the one that should go, `KURA REMOVE` its id there"
+            );
+        }
+    }
+
+    /// Peers of other clusters heard from within the last minute.
+    pub fn refused_peers(&self) -> Vec<Refusal> {
+        let now = Instant::now();
+        let mut refused = self.refused.lock();
+        refused.retain(|_, r| now.duration_since(r.last) < REFUSED_FOR);
+        let mut out: Vec<Refusal> = refused.values().cloned().collect();
+        out.sort_by_key(|r| r.addr);
+        out
+    }
+
+    /// Whether the member at `addr` belongs to another cluster (it answered as such lately).
+    pub fn refuses(&self, addr: SocketAddr) -> bool {
+        self.refused.lock().get(&addr).is_some_and(|r| r.last.elapsed() < REFUSED_FOR)
+    }
+
+    /// The peer at `addr` spoke as a node of this cluster: no longer refused.
+    fn accepted(&self, addr: SocketAddr) {
+        let mut refused = self.refused.lock();
+        if !refused.is_empty() {
+            refused.remove(&addr);
+        }
     }
 
     /// Saves and publishes `state`. Callers hold `changing`.
@@ -172,6 +262,9 @@ impl Cluster {
         let _guard = self.changing.lock();
         let view = self.view.load();
         let mut state = match &view.state {
+            // Never a state of another cluster (callers check the sender's id; this is the
+            // last line): merging it would make its members ours.
+            Some(s) if s.context_seed != other.context_seed => return Ok(false),
             Some(s) => s.clone(),
             // A joining node adopts the first state it hears, if it names this node.
             None if other.members.contains_key(self.me()) => other.clone(),
@@ -185,6 +278,14 @@ impl Cluster {
             self.install(state)?;
         }
         Ok(changed)
+    }
+
+    /// Takes `state` as this node's whole, whatever cluster it had (tests: the simulation
+    /// gives every node one state, as `KURA JOIN` does).
+    #[cfg(test)]
+    pub fn adopt(&self, state: ClusterState) -> Result<(), ClusterError> {
+        let _guard = self.changing.lock();
+        self.install(state)
     }
 
     /// A node asks to join: add it (as joining) and return the state it should start from.
@@ -254,6 +355,7 @@ impl Cluster {
         let result = self.call_addr(addr, body).await;
         match &result {
             Ok(_) => self.record(id, true),
+            Err(ClusterError::OtherCluster { .. }) => self.record(id, false),
             Err(ClusterError::Rpc(e)) => {
                 m::peer_error(match e {
                     RpcError::Timeout(_) => "timeout",
@@ -273,9 +375,22 @@ impl Cluster {
     }
 
     async fn call_addr(self: &Arc<Self>, addr: SocketAddr, body: Request) -> Result<Response, ClusterError> {
-        let mine = self.view().ring_version();
-        let req = PeerRequest { ring_version: mine, body };
-        let PeerResponse { ring_version, body } = self.transport.call(addr, req, self.settings.timeout).await?;
+        let (mine, ours) = (self.view().ring_version(), self.cluster_id());
+        let join = matches!(body, Request::Join(_));
+        let req = PeerRequest { ring_version: mine, cluster: ours, sender: self.settings.me.addr, body };
+        let PeerResponse { ring_version, cluster, body } =
+            self.transport.call(addr, req, self.settings.timeout).await?;
+        // A node of another cluster: take nothing from its answer (a join is the one request
+        // that crosses clusters).
+        if let Response::Error(RemoteError::OtherCluster { ours: theirs }) = body {
+            self.refuse(addr, theirs);
+            return Err(ClusterError::OtherCluster { peer: addr.to_string(), theirs, ours });
+        } else if !join && !self.accepts(cluster) {
+            self.refuse(addr, cluster);
+            return Err(ClusterError::OtherCluster { peer: addr.to_string(), theirs: cluster, ours });
+        } else {
+            self.accepted(addr);
+        }
         if ring_version > mine && !matches!(body, Response::State(_)) {
             self.refresh_from(addr);
         }

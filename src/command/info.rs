@@ -208,6 +208,18 @@ fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::Comma
             let cluster = node.coordinator.cluster();
             let view = cluster.view();
             line("kura_joined", &u8::from(view.state.is_some()));
+            line("kura_cluster_id", &format!("{:016x}", cluster.cluster_id()));
+            // Nodes of other clusters that talked to this one (or answered it) in the last
+            // minute: refused, see README "Who founds the cluster".
+            let refused = cluster.refused_peers();
+            line("kura_refused_peers", &refused.len());
+            for (i, r) in refused.iter().enumerate() {
+                let ago = r.last.elapsed().as_secs();
+                line(
+                    &format!("kura_refused_peer{i}"),
+                    &format!("addr={},cluster_id={:016x},last_seen={ago}s", r.addr, r.cluster),
+                );
+            }
             if let Some(state) = &view.state {
                 let members: Vec<_> = state.live_members().collect();
                 let down = members.iter().filter(|m| !cluster.is_up(&m.id)).count();

@@ -45,6 +45,9 @@ pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
                 .live_members()
                 .map(|m| {
                     let reachable = if cluster.is_up(&m.id) { "up" } else { "down" };
+                    // `other`: the node at this member's address answers as a node of another
+                    // cluster (founded anew after it lost its data dir): refused, and down.
+                    let of = if &m.id != cluster.me() && cluster.refuses(m.addr) { "other" } else { "same" };
                     let fields = [
                         ("id", m.id.clone()),
                         ("addr", m.addr.to_string()),
@@ -53,6 +56,7 @@ pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
                         ("reachable", reachable.to_owned()),
                         ("zone", m.zone.clone().unwrap_or_default()),
                         ("partitions", state.ring.partitions.iter().filter(|p| p.owner == m.id).count().to_string()),
+                        ("cluster", of.to_owned()),
                     ];
                     Reply::Array(fields.into_iter().flat_map(|(k, v)| [Reply::bulk(k), Reply::bulk(v)]).collect())
                 })

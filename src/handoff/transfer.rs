@@ -28,6 +28,8 @@ use crate::storage::Storage;
 
 const EVERY: Duration = Duration::from_millis(500);
 const BATCH_KEYS: usize = 512;
+/// A batch carries at most this many bytes of encoded sets (members included), and at most a
+/// quarter of a frame (`--max-frame-bytes`); a single larger set goes alone, as several frames.
 const BATCH_BYTES: usize = 1 << 20;
 
 /// What this node has moved, for KURA TRANSFERS, INFO and metrics.
@@ -184,10 +186,10 @@ async fn stream(
     let mut keys = 0u64;
     let (started, mut sent) = (Instant::now(), 0u64);
     loop {
-        let batch = storage.scan_partition(t.partition, q, after.as_deref(), BATCH_KEYS, BATCH_BYTES)?;
+        let max_bytes = BATCH_BYTES.min(crate::rpc::max_frame() / 4);
+        let (batch, bytes) = storage.scan_partition_sized(t.partition, q, after.as_deref(), BATCH_KEYS, max_bytes)?;
         let Some((last, _)) = batch.last() else { break };
         after = Some(last.clone());
-        let bytes: usize = batch.iter().map(|(k, s)| k.len() + s.encode().len()).sum();
         let count = batch.len() as u64;
         match cluster.call(&t.to, Request::TransferBatch { partition: t.partition, entries: batch }).await? {
             Response::Ack => {}

@@ -18,8 +18,9 @@ use super::frame;
 
 /// Bumped when peers of different versions cannot talk. 2: typed values in writes, forwards
 /// with deadlines, flush marks in the cluster state, counter and HyperLogLog operations.
-/// 3: sets and hashes (values and operations). 4: patches. 5: counters with entries and a
-/// clock (issue 20), the reader's flush cutoff in `ReadUnlessSame`.
+/// 3: sets and hashes (values and operations). 4: patches. 5 (issue 20): counters with entries
+/// and a clock, the reader's flush cutoff in `ReadUnlessSame`, every message names its sender's
+/// cluster, messages split over frames.
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// Who this node is to its peers, and the key that proves it belongs.

@@ -15,7 +15,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,9 +28,23 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use handshake::Identity;
 
-/// Largest frame either side accepts: a value (at most `--max-value-bytes`) plus its clock, or a
-/// bounded batch of them.
+/// The largest frame limit (`--max-frame-bytes`), and its default: a value (at most
+/// `--max-value-bytes`) plus its clock, or a bounded batch of them.
 pub const MAX_FRAME: usize = 256 << 20;
+/// The smallest frame limit a node accepts.
+pub const MIN_FRAME: usize = 64 << 10;
+
+static FRAME_LIMIT: AtomicUsize = AtomicUsize::new(MAX_FRAME);
+
+/// The largest frame this node sends or accepts (`--max-frame-bytes`).
+pub fn max_frame() -> usize {
+    FRAME_LIMIT.load(Ordering::Relaxed)
+}
+
+/// Sets the frame limit (`--max-frame-bytes`, at start), clamped to `MIN_FRAME..=MAX_FRAME`.
+pub fn set_max_frame(bytes: usize) {
+    FRAME_LIMIT.store(bytes.clamp(MIN_FRAME, MAX_FRAME), Ordering::Relaxed);
+}
 
 /// How long an incoming peer connection may stay silent before the server closes it.
 const IDLE: Duration = Duration::from_secs(30);

@@ -101,6 +101,24 @@ impl Storage {
         limit: usize,
         max_bytes: usize,
     ) -> Result<Vec<(Bytes, SiblingSet)>> {
+        Ok(self.scan_partition_sized(p, q, after, limit, max_bytes)?.0)
+    }
+
+    /// As `scan_partition`, bounded by what the keys carry: the encoded size of each whole
+    /// sibling set, members of a set stored in parts included (its `data` record is only the
+    /// header). At least one key (however large) when the range has one, else no more than
+    /// `max_bytes` in all. Returns the keys with their sets and that size.
+    ///
+    /// # Errors
+    /// Engine failure or a corrupt record.
+    pub fn scan_partition_sized(
+        &self,
+        p: u32,
+        q: u32,
+        after: Option<&[u8]>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<(Vec<(Bytes, SiblingSet)>, usize)> {
         let (lo, hi) = crate::ring::partition_prefix_range(p, q);
         let start = match after {
             Some(k) => {
@@ -119,13 +137,20 @@ impl Storage {
         for guard in range {
             let (k, v) = guard.into_inner()?;
             let user_key = k.get(8..).unwrap_or_default();
-            bytes += v.len() + user_key.len();
-            out.push((Bytes::copy_from_slice(user_key), self.decode_data_unflushed(&k, &v)?));
+            let set = self.decode_data_unflushed(&k, &v)?;
+            // The whole set's size: a set in parts has a small header here and its members
+            // elsewhere (counting the header alone made batches of hundreds of megabytes).
+            let size = if max_bytes == usize::MAX { v.len() } else { set.encode().len() } + user_key.len();
+            if !out.is_empty() && bytes + size > max_bytes {
+                break;
+            }
+            bytes += size;
+            out.push((Bytes::copy_from_slice(user_key), set));
             if out.len() >= limit || bytes >= max_bytes {
                 break;
             }
         }
-        Ok(out)
+        Ok((out, bytes))
     }
 
     /// Deletes every key of ring partition `p` of `q` (after it was handed to its new
