@@ -1157,6 +1157,20 @@ async fn typed_flush_under_partitions(seed: u64) -> Result<(), String> {
                 };
                 let began = start.elapsed();
                 let done = sim.node(&via).coordinator.modify(key.as_bytes(), op).await;
+                if std::env::var("KURA_SIM_TRACE").is_ok() {
+                    let now = crate::coordinator::now_ms();
+                    let copies: Vec<String> = sim
+                        .ids
+                        .iter()
+                        .map(|n| {
+                            let set = sim.node(n).coordinator.storage().get(key.as_bytes()).ok().flatten();
+                            let v = set.as_ref().and_then(|s| s.get(now)).map(|b| String::from_utf8_lossy(&b).into_owned());
+                            let clock = set.map(|s| s.counters().map(|(a, c)| format!("{:x}:{c}", a.0 % 0xffff)).collect::<Vec<_>>());
+                            format!("{n}={v:?}@{clock:?}")
+                        })
+                        .collect();
+                    eprintln!("{:?} {key} {what} via {via}: {:?} -> {copies:?}", start.elapsed(), done.as_ref().map(|o| o.int));
+                }
                 ops.lock().push((key, what, began, done.is_ok().then(|| start.elapsed())));
                 tokio::time::sleep(Duration::from_millis(rng.gen_range(1..300))).await;
             }
