@@ -16,6 +16,9 @@ use harness::{free_port, resp_cmd, wait_until, Node};
 
 const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
+/// The two tests that time requests run one at a time (the machine has 2 cores).
+static TIMED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The pattern of issue 20 and the key that made it exponential.
 const HOSTILE: &str = "a*a*a*a*a*a*a*a*a*a*a*a*a*a*b";
 const VICTIM: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -71,6 +74,7 @@ fn scan_walk(con: &mut redis::Connection, pattern: &str) -> Vec<String> {
 /// fails at its read timeout instead of hanging).
 #[test]
 fn hostile_pattern_costs_no_more_than_keys_star() {
+    let _timed = TIMED.lock().unwrap_or_else(|e| e.into_inner());
     let node = Node::start(LOCAL, &[]);
     load(&node, 100_000);
     let mut con = node.conn();
@@ -113,6 +117,7 @@ fn hostile_pattern_costs_no_more_than_keys_star() {
 /// on the worker, in one go on a node alone) holds every PING until it is done.
 #[test]
 fn ping_answers_while_keys_runs() {
+    let _timed = TIMED.lock().unwrap_or_else(|e| e.into_inner());
     let node = Node::start(LOCAL, &["--threads", "1"]);
     load(&node, 200_000);
     let mut pinger = node.conn();
