@@ -14,8 +14,8 @@
 //! special-case the pattern `*` alone, which matches everything, and so does [`Pattern`]); a
 //! pattern with more than 1000 stars that are not at its end matches nothing (Redis's nesting
 //! limit stops every match that has to pass them); an unterminated class ends at the
-//! pattern's end; `[^` at the end matches any byte; `[a-]` is the range from `a` to `]`; a
-//! `\` last in the pattern (or in a class) is a literal backslash.
+//! pattern's end; `[^` at the end matches any byte; in `[a-]x` the `]` ends the range `a-]`,
+//! not the class; a `\` last in the pattern (or in a class) is a literal backslash.
 
 /// Redis's limit on nested stars (`stringmatchlen_impl`'s `nesting > 1000`).
 const MAX_NESTED_STARS: usize = 1000;
@@ -314,8 +314,9 @@ mod tests {
         assert!(!matches(b"**", b""), "only `*` alone matches the empty key");
         assert!(!matches(b"?*", b""));
         assert!(matches(b"**", b"a") && matches(b"a**", b"ab") && matches(b"a**", b"a"));
-        assert!(matches(b"[a-]x", b"]x") && matches(b"[a-]x", b"bx"), "[a-] is a to ]");
-        assert!(!matches(b"[a-]x", b"-x"));
+        // `[a-]x` is one unterminated class: the range ] to a, and x.
+        assert!(matches(b"[a-]x", b"]") && matches(b"[a-]x", b"_") && matches(b"[a-]x", b"x"));
+        assert!(!matches(b"[a-]x", b"]x") && !matches(b"[a-]x", b"-") && !matches(b"[a-]x", b"b"));
         assert!(matches(b"a[^", b"az"), "[^ at the end matches any byte");
         assert!(!matches(b"a[", b"a[") && !matches(b"a[", b"ab"));
         assert!(matches(b"a[bc", b"ac"), "an unterminated class ends at the end");
