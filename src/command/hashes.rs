@@ -160,7 +160,7 @@ pub async fn hscan(node: &Node, args: &[Bytes]) -> CmdResult {
     let (range, next) = page(fields.len(), &a);
     let mut found = Vec::new();
     for (f, v) in &fields[range] {
-        if a.pattern.as_ref().is_none_or(|p| super::glob::matches(p, f)) {
+        if a.pattern.as_ref().is_none_or(|p| p.matches(f)) {
             found.push(Reply::Bulk((*f).clone()));
             found.push(Reply::Bulk(v.clone()));
         }

@@ -258,6 +258,13 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
                 refuse(&mut conn);
                 return CommandError::NoAuth.to_reply();
             }
+            // Redis refuses a command flagged `no-multi` (SHUTDOWN) instead of queueing it.
+            if spec.flags.contains(&"no_multi") {
+                metrics.errors[i].increment(1);
+                node.clients.note_error("ERR");
+                refuse(&mut conn);
+                return CommandError::Other("Command not allowed inside a transaction".into()).to_reply();
+            }
             if let Some(q) = session.multi.as_mut() {
                 q.requests.push(args.to_vec());
             }
@@ -355,6 +362,10 @@ async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes], metrics
         Cmd::Command => command::run(args),
         Cmd::Config => config::run(node, args),
         Cmd::Shutdown => admin::shutdown(node, session, args),
+        // Redis: a client inside EXEC may not block or stream (CLIENT_DENY_BLOCKING).
+        Cmd::Monitor if session.in_exec => {
+            Err(CommandError::Other("MONITOR isn't allowed for DENY BLOCKING client".into()))
+        }
         Cmd::Monitor => {
             session.client.set_monitor();
             Ok(Reply::ok())

@@ -1,7 +1,8 @@
 //! Transactions: `MULTI`, `EXEC`, `DISCARD`, `WATCH key...`, `UNWATCH`, with Redis's queueing
 //! rules (requests after MULTI answer QUEUED; an unknown command or a wrong argument count
-//! refuses the transaction: EXEC answers EXECABORT; MULTI inside MULTI and WATCH inside MULTI
-//! are errors that do not).
+//! refuses the transaction: EXEC answers EXECABORT, and so does a command flagged `no_multi`,
+//! SHUTDOWN, which is refused instead of queued; MULTI inside MULTI and WATCH inside MULTI are
+//! errors that do not; MONITOR inside EXEC is an error, as for Redis's DENY BLOCKING client).
 //!
 //! On a node alone, EXEC runs its queue isolated from every other client (it holds the node's
 //! gate, which every other request shares) and checks the WATCHed keys inside it, so a

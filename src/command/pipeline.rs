@@ -70,7 +70,7 @@ pub async fn run_pipeline(
 /// HELLO's arguments redacted.
 fn monitor(node: &Node, session: &Session, args: &[Bytes]) {
     let cmd = Cmd::lookup(&args[0]);
-    if cmd.is_some_and(|c| c.spec().flags.contains(&"admin")) {
+    if cmd.is_some_and(|c| c.hidden_from_monitor(args)) {
         return;
     }
     if matches!(cmd, Some(Cmd::Auth | Cmd::Hello)) && args.len() > 1 {

@@ -2,10 +2,16 @@
 //! `DBSIZE`: the whole cluster's live keys (see `coordinator/scan.rs` for the cursor and
 //! what a walk promises). MATCH and TYPE filter after the keys are fetched, as in Redis, so a
 //! call may answer fewer than COUNT keys (or none) with a cursor that is not 0.
+//!
+//! No walk holds a runtime worker for long: the storage is read on the blocking pool a batch
+//! at a time (`Coordinator::live_keys`), and a pattern is matched there too (a pattern's
+//! match is bounded, `glob.rs`, but a long one over many keys still takes a while).
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::glob;
+use super::glob::Pattern;
 use super::{parse_i64, CmdResult, CommandError};
 use crate::node::Node;
 use crate::resp::Reply;
@@ -21,7 +27,7 @@ pub async fn scan(node: &Node, db: u32, args: &[Bytes]) -> CmdResult {
         let opt = args[i].to_ascii_uppercase();
         let value = args.get(i + 1).ok_or(CommandError::Syntax)?;
         match opt.as_slice() {
-            b"MATCH" => pattern = Some(value.clone()),
+            b"MATCH" => pattern = Some(Arc::new(Pattern::new(value))),
             b"COUNT" => {
                 let n = parse_i64(value)?;
                 if n < 1 {
@@ -36,11 +42,7 @@ pub async fn scan(node: &Node, db: u32, args: &[Bytes]) -> CmdResult {
     }
     let (keys, next) = node.coordinator.scan(cursor, count).await?;
     let mut out = Vec::new();
-    for key in keys {
-        let Some(user) = super::db::user(db, &key) else { continue };
-        if !pattern.as_ref().is_none_or(|p| glob::matches(p, &user)) {
-            continue;
-        }
+    for (key, user) in matching(keys, db, pattern).await? {
         // TYPE reads each key the walk found (as Redis looks each one up).
         if let Some(t) = &kind {
             let set = node.coordinator.get(&key, None).await?;
@@ -56,15 +58,36 @@ pub async fn scan(node: &Node, db: u32, args: &[Bytes]) -> CmdResult {
 /// Every live key matching the pattern (a whole walk: as in Redis, not for production use on
 /// a large keyspace).
 pub async fn keys(node: &Node, db: u32, args: &[Bytes]) -> CmdResult {
+    let pattern = Some(Arc::new(Pattern::new(&args[1])));
     let (mut out, mut cursor) = (Vec::new(), 0);
     loop {
         let (keys, next) = node.coordinator.scan(cursor, 1000).await?;
-        let mine = keys.into_iter().filter_map(|k| super::db::user(db, &k));
-        out.extend(mine.filter(|k| glob::matches(&args[1], k)).map(Reply::Bulk));
+        out.extend(matching(keys, db, pattern.clone()).await?.into_iter().map(|(_, user)| Reply::Bulk(user)));
         if next == 0 {
             return Ok(Reply::Array(out));
         }
         cursor = next;
+    }
+}
+
+/// The stored keys of database `db` that match `pattern`, each with its user key. A pattern
+/// other than `*` is matched on the blocking pool.
+async fn matching(
+    keys: Vec<Bytes>,
+    db: u32,
+    pattern: Option<Arc<Pattern>>,
+) -> Result<Vec<(Bytes, Bytes)>, CommandError> {
+    let mine = move |keys: Vec<Bytes>, pattern: Option<&Pattern>| -> Vec<(Bytes, Bytes)> {
+        keys.into_iter()
+            .filter_map(|k| super::db::user(db, &k).map(|u| (k, u)))
+            .filter(|(_, u)| pattern.is_none_or(|p| p.matches(u)))
+            .collect()
+    };
+    match pattern {
+        Some(p) if !p.is_all() => tokio::task::spawn_blocking(move || mine(keys, Some(&p)))
+            .await
+            .map_err(|e| CommandError::Coordinator(e.into())),
+        _ => Ok(mine(keys, None)),
     }
 }
 

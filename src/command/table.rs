@@ -73,7 +73,7 @@ commands! {
     Sinterstore => "sinterstore", -3, ["write", "denyoom"], (1, -1, 1), "set", false, "Stores the intersection of sets; its size.";
     Sunionstore => "sunionstore", -3, ["write", "denyoom"], (1, -1, 1), "set", false, "Stores the union of sets; its size.";
     Sdiffstore => "sdiffstore", -3, ["write", "denyoom"], (1, -1, 1), "set", false, "Stores the difference of sets; its size.";
-    Sintercard => "sintercard", -3, ["readonly"], (2, -1, 1), "set", false, "The size of the intersection of sets: numkeys key [key ...] [LIMIT n].";
+    Sintercard => "sintercard", -3, ["readonly", "movablekeys"], (2, -1, 1), "set", false, "The size of the intersection of sets: numkeys key [key ...] [LIMIT n].";
     Sscan => "sscan", -3, ["readonly"], (1, 1, 1), "set", false, "Walks a set's members: cursor [MATCH p] [COUNT n].";
     Hset => "hset", -4, ["write", "denyoom", "fast"], (1, 1, 1), "hash", false, "Sets hash fields (convergent: an observed-remove map); how many were new.";
     Hmset => "hmset", -4, ["write", "denyoom", "fast"], (1, 1, 1), "hash", false, "Sets hash fields (HSET's old form).";
@@ -108,40 +108,40 @@ commands! {
     Rename => "rename", 3, ["write"], (1, 2, 1), "keyspace", false, "Renames a key (atomic on one node).";
     Renamenx => "renamenx", 3, ["write", "fast"], (1, 2, 1), "keyspace", false, "Renames a key if the new name is free (atomic on one node).";
     Copy => "copy", -3, ["write", "denyoom"], (1, 2, 1), "keyspace", false, "Copies a key's value and expiry [DB 0] [REPLACE].";
-    Memory => "memory", -2, ["readonly"], (0, 0, 0), "server", false, "MEMORY USAGE key [SAMPLES n] (an estimate), MEMORY HELP.";
-    Reset => "reset", 1, ["fast"], (0, 0, 0), "connection", true, "Resets the connection: no transaction, database 0, RESP2, no name.";
-    Readonly => "readonly", 1, ["fast"], (0, 0, 0), "cluster", false, "As a Redis without cluster support: an error.";
-    Readwrite => "readwrite", 1, ["fast"], (0, 0, 0), "cluster", false, "As a Redis without cluster support: an error.";
-    Slowlog => "slowlog", -2, ["admin"], (0, 0, 0), "server", false, "SLOWLOG GET [count], LEN, RESET, HELP.";
-    Latency => "latency", -2, ["admin"], (0, 0, 0), "server", false, "LATENCY LATEST, HISTORY, RESET, HELP (no monitor events).";
-    Time => "time", 1, ["fast"], (0, 0, 0), "server", false, "The server's clock: seconds and microseconds.";
+    Memory => "memory", -2, [], (0, 0, 0), "server", false, "MEMORY USAGE key [SAMPLES n] (an estimate), MEMORY HELP.";
+    Reset => "reset", 1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], (0, 0, 0), "connection", true, "Resets the connection: no transaction, database 0, RESP2, no name.";
+    Readonly => "readonly", 1, ["loading", "stale", "fast"], (0, 0, 0), "cluster", false, "As a Redis without cluster support: an error.";
+    Readwrite => "readwrite", 1, ["loading", "stale", "fast"], (0, 0, 0), "cluster", false, "As a Redis without cluster support: an error.";
+    Slowlog => "slowlog", -2, [], (0, 0, 0), "server", false, "SLOWLOG GET [count], LEN, RESET, HELP.";
+    Latency => "latency", -2, [], (0, 0, 0), "server", false, "LATENCY LATEST, HISTORY, RESET, HELP (no monitor events).";
+    Time => "time", 1, ["loading", "stale", "fast"], (0, 0, 0), "server", false, "The server's clock: seconds and microseconds.";
     Dget => "dget", -2, ["readonly"], (1, 1, 1), "kura", false, "Returns a key's context and all its sibling values.";
     Dput => "dput", -4, ["write", "denyoom"], (1, 1, 1), "kura", false, "Writes a value superseding exactly what the context saw; returns the new context.";
     Ddel => "ddel", -3, ["write"], (1, 1, 1), "kura", false, "Deletes what the context saw (writes a tombstone).";
     Ping => "ping", -1, ["fast"], (0, 0, 0), "connection", false, "Returns PONG or the message.";
-    Echo => "echo", 2, ["fast"], (0, 0, 0), "connection", false, "Returns the message.";
-    Quit => "quit", -1, ["fast"], (0, 0, 0), "connection", true, "Closes the connection.";
-    Select => "select", 2, ["fast"], (0, 0, 0), "connection", false, "Selects a database (0 to --databases - 1).";
-    Dbsize => "dbsize", 1, ["readonly"], (0, 0, 0), "server", false, "Counts the live keys of the whole cluster.";
+    Echo => "echo", 2, ["loading", "stale", "fast"], (0, 0, 0), "connection", false, "Returns the message.";
+    Quit => "quit", -1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], (0, 0, 0), "connection", true, "Closes the connection.";
+    Select => "select", 2, ["loading", "stale", "fast"], (0, 0, 0), "connection", false, "Selects a database (0 to --databases - 1).";
+    Dbsize => "dbsize", 1, ["readonly", "fast"], (0, 0, 0), "server", false, "Counts the live keys of the whole cluster.";
     Scan => "scan", -2, ["readonly"], (0, 0, 0), "keyspace", false, "Walks the cluster's keys: cursor [MATCH p] [COUNT n] [TYPE t].";
     Keys => "keys", 2, ["readonly"], (0, 0, 0), "keyspace", false, "Every key matching a glob pattern (walks the whole cluster).";
     Flushdb => "flushdb", -1, ["write"], (0, 0, 0), "server", false, "Deletes every key of the database, in the whole cluster [ASYNC|SYNC].";
     Flushall => "flushall", -1, ["write"], (0, 0, 0), "server", false, "Deletes every key of every database, in the whole cluster [ASYNC|SYNC].";
     Randomkey => "randomkey", 1, ["readonly"], (0, 0, 0), "keyspace", false, "A random key.";
-    Hello => "hello", -1, ["fast"], (0, 0, 0), "connection", true, "Handshake: protocol version, authentication, client name.";
-    Auth => "auth", -2, ["fast"], (0, 0, 0), "connection", true, "Authenticates the connection.";
+    Hello => "hello", -1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], (0, 0, 0), "connection", true, "Handshake: protocol version, authentication, client name.";
+    Auth => "auth", -2, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], (0, 0, 0), "connection", true, "Authenticates the connection.";
     Client => "client", -2, [], (0, 0, 0), "connection", false, "CLIENT ID, SETNAME, GETNAME, INFO, LIST, KILL, SETINFO, NO-EVICT, NO-TOUCH.";
-    Command => "command", -1, [], (0, 0, 0), "server", false, "Describes the commands: COUNT, DOCS, INFO, LIST.";
-    Config => "config", -2, ["admin"], (0, 0, 0), "server", false, "CONFIG GET, SET (run-time settings), RESETSTAT.";
-    Shutdown => "shutdown", -1, ["admin", "noscript", "loading", "stale"], (0, 0, 0), "server", false, "Stops the node after syncing its journal [NOSAVE|SAVE] [NOW] [FORCE] [ABORT].";
-    Monitor => "monitor", 1, ["admin"], (0, 0, 0), "server", false, "Streams every request the node receives.";
+    Command => "command", -1, ["loading", "stale"], (0, 0, 0), "server", false, "Describes the commands: COUNT, DOCS, INFO, LIST.";
+    Config => "config", -2, [], (0, 0, 0), "server", false, "CONFIG GET, SET (run-time settings), RESETSTAT.";
+    Shutdown => "shutdown", -1, ["admin", "noscript", "loading", "stale", "no_multi", "allow_busy"], (0, 0, 0), "server", false, "Stops the node after syncing its journal [NOSAVE|SAVE] [NOW] [FORCE] [ABORT].";
+    Monitor => "monitor", 1, ["admin", "noscript", "loading", "stale"], (0, 0, 0), "server", false, "Streams every request the node receives.";
     Kura => "kura", -2, ["admin"], (0, 0, 0), "kura", false, "The cluster as this node sees it, and membership changes: MEMBERS, RING, PREFLIST, LOCAL, HINTS, TRANSFERS, JOIN, LEAVE, REMOVE.";
-    Info => "info", -1, [], (0, 0, 0), "server", false, "Server information and statistics.";
-    Multi => "multi", 1, ["fast"], (0, 0, 0), "transactions", false, "Starts a transaction: later commands are queued.";
-    Exec => "exec", 1, [], (0, 0, 0), "transactions", false, "Runs the queued commands (isolated on one node; nil if a WATCHed key changed).";
-    Discard => "discard", 1, ["fast"], (0, 0, 0), "transactions", false, "Drops the queued commands.";
-    Watch => "watch", -2, ["fast"], (1, -1, 1), "transactions", false, "EXEC will abort if one of these keys changes first.";
-    Unwatch => "unwatch", 1, ["fast"], (0, 0, 0), "transactions", false, "Forgets the WATCHed keys.";
+    Info => "info", -1, ["loading", "stale"], (0, 0, 0), "server", false, "Server information and statistics.";
+    Multi => "multi", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], (0, 0, 0), "transactions", false, "Starts a transaction: later commands are queued.";
+    Exec => "exec", 1, ["noscript", "loading", "stale", "skip_slowlog"], (0, 0, 0), "transactions", false, "Runs the queued commands (isolated on one node; nil if a WATCHed key changed).";
+    Discard => "discard", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], (0, 0, 0), "transactions", false, "Drops the queued commands.";
+    Watch => "watch", -2, ["noscript", "loading", "stale", "fast", "allow_busy"], (1, -1, 1), "transactions", false, "EXEC will abort if one of these keys changes first.";
+    Unwatch => "unwatch", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], (0, 0, 0), "transactions", false, "Forgets the WATCHed keys.";
 }
 
 impl Cmd {
@@ -168,8 +168,7 @@ impl Cmd {
             _ => return Ok(()),
         };
         let Some(sub) = args.get(1) else { return Ok(()) };
-        let known = SUBCOMMANDS.iter().find(|(c, name, _)| *c == self && name.as_bytes().eq_ignore_ascii_case(sub));
-        let Some(&(_, name, arity)) = known else {
+        let Some(&(_, name, arity, _)) = self.subcommand(sub) else {
             return Err(super::CommandError::UnknownSubcommand {
                 cmd: upper,
                 sub: String::from_utf8_lossy(sub).into_owned(),
@@ -180,6 +179,24 @@ impl Cmd {
             return Err(super::CommandError::WrongArity(format!("{}|{name}", self.spec().name)));
         }
         Ok(())
+    }
+
+    /// A container command's subcommand `sub`, if kura has it.
+    fn subcommand(self, sub: &[u8]) -> Option<&'static (Cmd, &'static str, i32, bool)> {
+        SUBCOMMANDS.iter().find(|(c, name, _, _)| *c == self && name.as_bytes().eq_ignore_ascii_case(sub))
+    }
+
+    /// Whether Redis keeps the request `args` (of this command) from MONITOR: a command
+    /// flagged `admin`, or an `admin` subcommand of a container (Redis looks at the
+    /// subcommand's flags; one it does not know is refused before MONITOR would see it).
+    pub(super) fn hidden_from_monitor(self, args: &[Bytes]) -> bool {
+        if self.spec().flags.contains(&"admin") {
+            return true;
+        }
+        match args.get(1) {
+            Some(sub) if self.has_subcommands() => self.subcommand(sub).is_none_or(|&(_, _, _, admin)| admin),
+            _ => false,
+        }
     }
 
     /// Looks a command up by name, case-insensitively, without allocating.
@@ -273,35 +290,36 @@ pub(super) fn key_positions(spec: &Spec, args: &[Bytes]) -> impl Iterator<Item =
     (first..=last).step_by(spec.step.max(1) as usize)
 }
 
-/// The subcommands kura answers, with Redis 7's arities (name included).
-const SUBCOMMANDS: &[(Cmd, &str, i32)] = &[
-    (Cmd::Client, "id", 2),
-    (Cmd::Client, "getname", 2),
-    (Cmd::Client, "setname", 3),
-    (Cmd::Client, "info", 2),
-    (Cmd::Client, "list", -2),
-    (Cmd::Client, "kill", -3),
-    (Cmd::Client, "setinfo", 4),
-    (Cmd::Client, "no-evict", 3),
-    (Cmd::Client, "no-touch", 3),
-    (Cmd::Client, "help", 2),
-    (Cmd::Config, "get", -3),
-    (Cmd::Config, "set", -4),
-    (Cmd::Config, "resetstat", 2),
-    (Cmd::Command, "count", 2),
-    (Cmd::Command, "docs", -2),
-    (Cmd::Command, "info", -2),
-    (Cmd::Command, "list", -2),
-    (Cmd::Memory, "usage", -3),
-    (Cmd::Memory, "help", 2),
-    (Cmd::Slowlog, "get", -2),
-    (Cmd::Slowlog, "len", 2),
-    (Cmd::Slowlog, "reset", 2),
-    (Cmd::Slowlog, "help", 2),
-    (Cmd::Latency, "latest", 2),
-    (Cmd::Latency, "history", 3),
-    (Cmd::Latency, "reset", -2),
-    (Cmd::Latency, "help", 2),
+/// The subcommands kura answers, with Redis 7's arities (name included) and whether Redis 7
+/// flags them `admin` (not shown to MONITOR).
+const SUBCOMMANDS: &[(Cmd, &str, i32, bool)] = &[
+    (Cmd::Client, "id", 2, false),
+    (Cmd::Client, "getname", 2, false),
+    (Cmd::Client, "setname", 3, false),
+    (Cmd::Client, "info", 2, false),
+    (Cmd::Client, "list", -2, true),
+    (Cmd::Client, "kill", -3, true),
+    (Cmd::Client, "setinfo", 4, false),
+    (Cmd::Client, "no-evict", 3, true),
+    (Cmd::Client, "no-touch", 3, false),
+    (Cmd::Client, "help", 2, false),
+    (Cmd::Config, "get", -3, true),
+    (Cmd::Config, "set", -4, true),
+    (Cmd::Config, "resetstat", 2, true),
+    (Cmd::Command, "count", 2, false),
+    (Cmd::Command, "docs", -2, false),
+    (Cmd::Command, "info", -2, false),
+    (Cmd::Command, "list", -2, false),
+    (Cmd::Memory, "usage", -3, false),
+    (Cmd::Memory, "help", 2, false),
+    (Cmd::Slowlog, "get", -2, true),
+    (Cmd::Slowlog, "len", 2, true),
+    (Cmd::Slowlog, "reset", 2, true),
+    (Cmd::Slowlog, "help", 2, false),
+    (Cmd::Latency, "latest", 2, true),
+    (Cmd::Latency, "history", 3, true),
+    (Cmd::Latency, "reset", -2, true),
+    (Cmd::Latency, "help", 2, false),
 ];
 
 #[cfg(test)]
@@ -315,5 +333,13 @@ mod tests {
             assert_eq!(Cmd::lookup(c.spec().name.to_uppercase().as_bytes()), Some(c));
         }
         assert_eq!(Cmd::lookup(b"nope"), None);
+    }
+
+    /// The commands usable before AUTH are those Redis flags `no_auth` (COMMAND shows it).
+    #[test]
+    fn no_auth_is_the_flag() {
+        for spec in SPECS {
+            assert_eq!(spec.no_auth, spec.flags.contains(&"no_auth"), "{}", spec.name);
+        }
     }
 }

@@ -51,6 +51,9 @@ pub enum CoordError {
     Cluster(#[from] ClusterError),
     #[error(transparent)]
     Rmw(#[from] RmwError),
+    /// A walk run on the blocking pool did not finish (it panicked).
+    #[error("a storage walk failed: {0}")]
+    Walk(#[from] tokio::task::JoinError),
 }
 
 impl From<ModifyError> for CoordError {

@@ -13,6 +13,7 @@ use super::{CoordError, Coordinator, Result};
 use crate::peer::{Request, Response};
 use crate::replica::now_ms;
 use crate::ring;
+use crate::storage::LiveKeys;
 
 impl Coordinator {
     /// About `count` live keys from `cursor` on, and the cursor to go on from (0: done).
@@ -22,7 +23,7 @@ impl Coordinator {
     pub async fn scan(&self, cursor: u64, count: usize) -> Result<(Vec<Bytes>, u64)> {
         let count = count.max(1);
         if self.cluster.view().single(self.me()) {
-            let (keys, next) = self.replica.storage().live_keys(cursor, u64::MAX, count, now_ms())?;
+            let (keys, next) = self.live_keys(cursor, u64::MAX, count, now_ms()).await?;
             return Ok((keys.into_iter().map(|(_, k)| k).collect(), next.unwrap_or(0)));
         }
         let q = self.cluster.view().partitions();
@@ -43,6 +44,17 @@ impl Coordinator {
         }
     }
 
+    /// This node's live keys in `from..=to` (`Storage::live_keys`), read on the blocking pool:
+    /// a walk reads up to 16 records per key it returns (up to 100,000 keys for SCAN's
+    /// largest COUNT), and the runtime's workers go on serving other connections meanwhile.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub async fn live_keys(&self, from: u64, to: u64, limit: usize, now: u64) -> Result<LiveKeys> {
+        let storage = self.replica.storage().clone();
+        Ok(tokio::task::spawn_blocking(move || storage.live_keys(from, to, limit, now)).await??)
+    }
+
     /// The union of partition `p`'s replicas' live keys in `from..=to`: those before the
     /// first point where some replica stopped, and that point.
     async fn scan_range(&self, p: u32, from: u64, to: u64, limit: usize) -> Result<(Vec<Bytes>, Option<u64>)> {
@@ -50,7 +62,7 @@ impl Coordinator {
         let now = now_ms();
         let asks = replicas.iter().filter(|r| *r == self.me() || self.peers.is_up(r)).map(|r| async move {
             if r == self.me() {
-                return self.replica.storage().live_keys(from, to, limit, now).ok();
+                return self.live_keys(from, to, limit, now).await.ok();
             }
             let req = Request::Keys { from, to, limit: limit.min(u32::MAX as usize) as u32 };
             match self.peers.call(r, req).await {

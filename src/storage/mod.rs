@@ -40,6 +40,7 @@ mod scan;
 
 pub use expiry::dead_at;
 pub use members::Patch;
+pub use scan::LiveKeys;
 
 /// When the journal is fsynced, like Redis's `appendfsync`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
