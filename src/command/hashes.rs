@@ -156,7 +156,7 @@ pub async fn hscan(node: &Node, args: &[Bytes]) -> CmdResult {
         return Ok(empty_scan());
     }
     let a = scan_options(node, args)?;
-    let (fields, next) = page(|| hash.members(), hash.len(), &a);
+    let (fields, next) = page(hash.members(), hash.len(), &a);
     let mut found = Vec::new();
     for f in fields {
         if a.pattern.as_ref().is_none_or(|p| super::glob::matches(p, f)) {

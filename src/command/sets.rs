@@ -192,7 +192,7 @@ pub async fn sscan(node: &Node, args: &[Bytes]) -> CmdResult {
         return Ok(empty_scan());
     }
     let a = scan_options(node, args)?;
-    let (members, next) = page(|| set.members(), set.len(), &a);
+    let (members, next) = page(set.members(), set.len(), &a);
     let keep = |m: &&Bytes| a.pattern.as_ref().is_none_or(|p| super::glob::matches(p, m));
     let found = members.into_iter().filter(keep).map(|m| Reply::Bulk(m.clone())).collect();
     Ok(Reply::Array(vec![Reply::Bulk(Bytes::from(next.to_string())), Reply::Array(found)]))
