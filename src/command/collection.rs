@@ -117,7 +117,7 @@ pub(super) fn pick(len: usize, n: usize, distinct: bool) -> Vec<usize> {
 
 /// The options of SSCAN and HSCAN: `cursor [MATCH pattern] [COUNT count]`.
 pub(super) struct ScanArgs {
-    pub cursor: usize,
+    pub cursor: u64,
     pub pattern: Option<super::glob::Pattern>,
     pub count: usize,
     /// Up to this many members a call answers whole (see [`SCAN_WHOLE`]).
@@ -156,7 +156,7 @@ fn scan_args(args: &[Bytes]) -> Result<ScanArgs, CommandError> {
         }
         i += 2;
     }
-    Ok(ScanArgs { cursor: usize::try_from(cursor).unwrap_or(usize::MAX), pattern, count, whole: SCAN_WHOLE })
+    Ok(ScanArgs { cursor, pattern, count, whole: SCAN_WHOLE })
 }
 
 /// The options of a SSCAN/HSCAN, its pages held within `--max-reply-members`.
@@ -171,37 +171,172 @@ pub(super) fn scan_options(node: &Node, args: &[Bytes]) -> Result<ScanArgs, Comm
 /// or hash in its compact encodings).
 pub(super) const SCAN_WHOLE: usize = 128;
 
-/// One page of a SSCAN/HSCAN over `len` members in their order: the index range and the next
-/// cursor. The cursor is the position in byte order: members present from the first call to
-/// the last are all returned (some maybe twice when others are removed meanwhile).
-pub(super) fn page(len: usize, a: &ScanArgs) -> (std::ops::Range<usize>, usize) {
+/// A member's place in the order of a SSCAN/HSCAN of more than [`SCAN_WHOLE`] members: a
+/// 64-bit hash of it, never 0 (cursor 0 is the start).
+pub(super) fn scan_position(member: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(member).max(1)
+}
+
+/// One page of a SSCAN/HSCAN over `members` (`len` of them, in their order): the members it
+/// answers and the next cursor (0 at the end).
+///
+/// Up to [`SCAN_WHOLE`] members are answered whole, in their order. A larger set is scanned in
+/// the order of [`scan_position`]: a cursor is the position of the next member to return, and
+/// a call answers the `count` members of the smallest positions at or after it (in position
+/// order, never splitting members of one position between calls). A call answers every
+/// member then present between its cursor and the next, so a member present from the first
+/// call to the last is answered, whatever else was added or removed meanwhile (Redis's
+/// guarantee). One pass, O(len log count), the set is not sorted.
+pub(super) fn page<'a>(members: impl Iterator<Item = &'a Bytes>, len: usize, a: &ScanArgs) -> (Vec<&'a Bytes>, u64) {
+    page_by(members, len, a, scan_position)
+}
+
+/// [`page`] in the order of `position` (tests use one with many collisions).
+fn page_by<'a>(
+    members: impl Iterator<Item = &'a Bytes>,
+    len: usize,
+    a: &ScanArgs,
+    position: impl Fn(&[u8]) -> u64,
+) -> (Vec<&'a Bytes>, u64) {
     if len <= a.whole {
-        return (0..len, 0);
+        return (members.collect(), 0);
     }
-    let start = a.cursor.min(len);
-    let end = start.saturating_add(a.count).min(len);
-    (start..end, if end >= len { 0 } else { end })
+    let count = a.count.max(1);
+    // The `count` smallest positions at or after the cursor (a max-heap), and of those left
+    // out the smallest position with its members and the next one after it.
+    let mut kept = std::collections::BinaryHeap::with_capacity(count.min(len));
+    let mut out: Option<(u64, Vec<&'a Bytes>)> = None;
+    let mut beyond: Option<u64> = None;
+    for m in members {
+        let h = position(m);
+        if h < a.cursor {
+            continue;
+        }
+        if kept.len() < count {
+            kept.push((h, m));
+            continue;
+        }
+        let left = match kept.peek_mut() {
+            Some(mut top) if h < top.0 => std::mem::replace(&mut *top, (h, m)),
+            _ => (h, m),
+        };
+        match &mut out {
+            Some((at, members)) if left.0 == *at => members.push(left.1),
+            Some((at, members)) if left.0 < *at => {
+                beyond = Some(*at);
+                *at = left.0;
+                *members = vec![left.1];
+            }
+            Some(_) => beyond = Some(beyond.map_or(left.0, |b| b.min(left.0))),
+            None => out = Some((left.0, vec![left.1])),
+        }
+    }
+    // Whatever was left out comes at or after the last position kept: members of that same
+    // position (a hash collision) are answered with it.
+    let last = kept.peek().map_or(0, |top| top.0);
+    let mut found = kept.into_vec();
+    let next = match out {
+        None => 0,
+        Some((at, members)) if at == last => {
+            found.extend(members.into_iter().map(|m| (at, m)));
+            beyond.unwrap_or(0)
+        }
+        Some((at, _)) => at,
+    };
+    found.sort_unstable();
+    (found.into_iter().map(|(_, m)| m).collect(), next)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn args(cursor: u64, count: usize) -> ScanArgs {
+        ScanArgs { cursor, pattern: None, count, whole: SCAN_WHOLE }
+    }
+
+    fn members(ids: impl Iterator<Item = usize>) -> std::collections::BTreeSet<Bytes> {
+        ids.map(|i| Bytes::from(format!("m{i}"))).collect()
+    }
+
     #[test]
     fn pages_cover_every_member_once() {
-        let a = |cursor, count| ScanArgs { cursor, pattern: None, count, whole: SCAN_WHOLE };
-        assert_eq!(page(10, &a(0, 3)), (0..10, 0), "a small set in one call");
-        let mut seen = 0;
+        let small = members(0..10);
+        let (found, next) = page(small.iter(), small.len(), &args(0, 3));
+        assert_eq!((found.len(), next), (10, 0), "a small set in one call");
+        let set = members(0..1000);
+        let mut seen = Vec::new();
         let mut cursor = 0;
         loop {
-            let (r, next) = page(1000, &a(cursor, 300));
-            seen += r.len();
+            let (found, next) = page(set.iter(), set.len(), &args(cursor, 300));
+            assert!(found.len() <= 300, "a page holds at most COUNT members");
+            seen.extend(found.into_iter().cloned());
             if next == 0 {
                 break;
             }
+            assert!(next > cursor, "the cursor moves forward");
             cursor = next;
         }
-        assert_eq!(seen, 1000);
+        seen.sort();
+        assert_eq!(seen, set.into_iter().collect::<Vec<_>>(), "every member once");
+    }
+
+    /// Scan steps interleaved with adds and removes (seeded; `KURA_SCAN_SEEDS` runs more): a
+    /// member present from the first call to the last is returned.
+    #[test]
+    fn a_scan_returns_every_member_present_throughout() {
+        scan_while_changing(&scan_position);
+        // Positions of 40 values: members of one position (collisions) are never split.
+        scan_while_changing(&|m: &[u8]| 1 + scan_position(m) % 40);
+    }
+
+    fn scan_while_changing(position: &dyn Fn(&[u8]) -> u64) {
+        use rand::{Rng, SeedableRng};
+        use std::collections::HashSet;
+        let seeds: u64 = std::env::var("KURA_SCAN_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
+        for seed in 0..seeds {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let mut set = members(0..rng.gen_range(0..700));
+            let initial = set.clone();
+            let mut fresh = 1_000_000;
+            let mut removed = HashSet::new();
+            let mut returned = HashSet::new();
+            let count = rng.gen_range(1..200);
+            let (mut cursor, mut calls) = (0, 0);
+            loop {
+                let (found, next) = page_by(set.iter(), set.len(), &args(cursor, count), position);
+                assert!(found.iter().all(|m| set.contains(*m)), "seed {seed}: only present members");
+                returned.extend(found.into_iter().cloned());
+                if next == 0 {
+                    break;
+                }
+                assert!(next > cursor, "seed {seed}: the cursor moves forward");
+                cursor = next;
+                calls += 1;
+                assert!(calls < 10_000, "seed {seed}: the scan ends");
+                for _ in 0..rng.gen_range(0..30) {
+                    if set.is_empty() {
+                        break;
+                    }
+                    let victim = set.iter().nth(rng.gen_range(0..set.len())).cloned().expect("not empty");
+                    set.remove(&victim);
+                    removed.insert(victim);
+                }
+                for _ in 0..rng.gen_range(0..30) {
+                    // New members, and now and then one removed before (not present throughout).
+                    let m = if rng.gen_bool(0.2) && !removed.is_empty() {
+                        removed.iter().next().cloned().expect("not empty")
+                    } else {
+                        fresh += 1;
+                        Bytes::from(format!("m{fresh}"))
+                    };
+                    set.insert(m);
+                }
+            }
+            for m in initial.iter().filter(|m| !removed.contains(*m)) {
+                assert!(returned.contains(m), "seed {seed}: {m:?} was present throughout the scan and never returned");
+            }
+        }
     }
 
     #[test]

@@ -156,13 +156,14 @@ pub async fn hscan(node: &Node, args: &[Bytes]) -> CmdResult {
         return Ok(empty_scan());
     }
     let a = scan_options(node, args)?;
-    let fields: Vec<(&Bytes, Bytes)> = hash.iter().map(|(f, v)| (f, v.bytes())).collect();
-    let (range, next) = page(fields.len(), &a);
+    let (fields, next) = page(hash.members(), hash.len(), &a);
     let mut found = Vec::new();
-    for (f, v) in &fields[range] {
+    for f in fields {
         if a.pattern.as_ref().is_none_or(|p| p.matches(f)) {
-            found.push(Reply::Bulk((*f).clone()));
-            found.push(Reply::Bulk(v.clone()));
+            if let Some(v) = hash.get(f) {
+                found.push(Reply::Bulk(f.clone()));
+                found.push(Reply::Bulk(v.bytes()));
+            }
         }
     }
     Ok(Reply::Array(vec![Reply::Bulk(Bytes::from(next.to_string())), Reply::Array(found)]))

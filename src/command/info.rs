@@ -193,6 +193,7 @@ fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::Comma
         "kura" => {
             let st = node.coordinator.storage().stats();
             line("hints_pending", &node.coordinator.storage().hint_count());
+            line("reap_index_keys", &node.coordinator.storage().due_len());
             line("max_value_bytes", &c.max_value_bytes);
             line("storage_keys_approx", &st.data_keys_approx);
             let sib =

@@ -192,9 +192,8 @@ pub async fn sscan(node: &Node, args: &[Bytes]) -> CmdResult {
         return Ok(empty_scan());
     }
     let a = scan_options(node, args)?;
-    let members: Vec<&Bytes> = set.members().collect();
-    let (range, next) = page(members.len(), &a);
-    let keep = |m: &&&Bytes| a.pattern.as_ref().is_none_or(|p| p.matches(m));
-    let found = members[range].iter().filter(keep).map(|m| Reply::Bulk((*m).clone())).collect();
+    let (members, next) = page(set.members(), set.len(), &a);
+    let keep = |m: &&Bytes| a.pattern.as_ref().is_none_or(|p| p.matches(m));
+    let found = members.into_iter().filter(keep).map(|m| Reply::Bulk(m.clone())).collect();
     Ok(Reply::Array(vec![Reply::Bulk(Bytes::from(next.to_string())), Reply::Array(found)]))
 }

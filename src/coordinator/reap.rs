@@ -34,8 +34,9 @@ impl Coordinator {
                 })
         };
         // Only the keys the reap index says died at least `grace_ms` ago (`storage/expiry.rs`):
-        // the cost is what died, not what is stored. A stale entry (the key was written again)
-        // is dropped: that write indexed the key anew.
+        // the cost is what died, not what is stored. A key taken too early (a stale entry) is
+        // put back at the time its stored set dies, if it ever does (a write meanwhile may
+        // have indexed it already: that entry stays).
         let storage = self.replica.storage();
         let due = storage.take_due(now.saturating_sub(grace_ms), REAP_BATCH);
         let single = self.cluster.view().single(self.me());
@@ -52,6 +53,9 @@ impl Coordinator {
                 }
             };
             if !settled(&set) {
+                if let Some(at) = crate::storage::dead_at(&set) {
+                    storage.due_again(&k, at);
+                }
                 continue;
             }
             let done = if single {

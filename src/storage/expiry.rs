@@ -1,10 +1,14 @@
 //! The reap index: stored keys by the time they may become reapable (every sibling deleted or
 //! expired), like Redis's dictionary of volatile keys. The reaper takes only the keys that are
 //! due, so purging costs what dies, not what is stored. Built by one walk when the storage
-//! opens, then kept by every write of the data keyspace. An entry may be stale (the key was
-//! rewritten or removed since): whoever takes it checks the key.
+//! opens, then kept by every write of the data keyspace: a key has at most one entry, the time
+//! its stored set dies (a write moves it, a write that never dies or a removal drops it), so
+//! the index holds one entry per key that will die, whatever the key's history. An entry may
+//! still be stale for a moment (the reaper took it and puts it back): whoever takes it checks
+//! the key.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
@@ -12,7 +16,40 @@ use super::Storage;
 use crate::version::SiblingSet;
 
 #[derive(Default)]
-pub(super) struct DueIndex(Mutex<BTreeSet<(u64, Vec<u8>)>>);
+pub(super) struct DueIndex(Mutex<Due>);
+
+/// The entries by time (what the reaper takes first) and by key (so a write finds the key's
+/// entry to move or drop).
+#[derive(Default)]
+struct Due {
+    by_time: BTreeSet<(u64, Arc<[u8]>)>,
+    by_key: HashMap<Arc<[u8]>, u64>,
+}
+
+impl Due {
+    /// Sets `key`'s entry to `at` (none: drops it).
+    fn set(&mut self, key: &[u8], at: Option<u64>) {
+        let old = self.by_key.get_key_value(key).map(|(k, at)| (k.clone(), *at));
+        match (old, at) {
+            (Some((_, old)), Some(at)) if old == at => {}
+            (Some((k, old)), Some(at)) => {
+                self.by_time.remove(&(old, k.clone()));
+                self.by_time.insert((at, k.clone()));
+                self.by_key.insert(k, at);
+            }
+            (Some((k, old)), None) => {
+                self.by_time.remove(&(old, k.clone()));
+                self.by_key.remove(&k);
+            }
+            (None, Some(at)) => {
+                let k: Arc<[u8]> = Arc::from(key);
+                self.by_time.insert((at, k.clone()));
+                self.by_key.insert(k, at);
+            }
+            (None, None) => {}
+        }
+    }
+}
 
 /// When every sibling of `set` is dead: a tombstone since it was written, a value once it
 /// expires. `None` while it holds a value that never expires.
@@ -32,11 +69,33 @@ pub fn dead_at(set: &SiblingSet) -> Option<u64> {
 }
 
 impl Storage {
-    /// Records when `key`, now holding `set`, may become reapable.
-    pub(super) fn note_due(&self, key: &[u8], set: &SiblingSet) {
-        if let Some(at) = dead_at(set) {
-            self.due.0.lock().insert((at, key.to_vec()));
+    /// Records when `key`, now stored as `next` (over `old`, what was stored before), may
+    /// become reapable: the key's one entry moves there, or goes when `next` never dies. A
+    /// write that never dies over one that never died has no entry to drop (the index lock
+    /// is not taken: plain writes do not contend on it).
+    pub(super) fn note_due(&self, key: &[u8], old: Option<&SiblingSet>, next: &SiblingSet) {
+        let at = dead_at(next);
+        if at.is_none() && old.is_none_or(|o| dead_at(o).is_none()) {
+            return;
         }
+        self.due.0.lock().set(key, at);
+    }
+
+    /// A write of `key` failed: either `old` or `next` may be stored. Its entry is set to the
+    /// earlier time one of them dies (the reaper checks what is stored when it takes it).
+    pub(super) fn note_either(&self, key: &[u8], old: Option<&SiblingSet>, next: &SiblingSet) {
+        let at = match (old.and_then(dead_at), dead_at(next)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if at.is_some() {
+            self.due.0.lock().set(key, at);
+        }
+    }
+
+    /// `key` is no longer stored: its entry goes.
+    pub(super) fn note_removed(&self, key: &[u8]) {
+        self.due.0.lock().set(key, None);
     }
 
     /// Takes out up to `limit` keys that became dead at or before `until`, oldest first.
@@ -44,10 +103,11 @@ impl Storage {
         let mut due = self.due.0.lock();
         let mut out = Vec::new();
         while out.len() < limit {
-            match due.first() {
+            match due.by_time.first() {
                 Some((at, _)) if *at <= until => {
-                    if let Some((_, key)) = due.pop_first() {
-                        out.push(key);
+                    if let Some((_, key)) = due.by_time.pop_first() {
+                        due.by_key.remove(&key);
+                        out.push(key.to_vec());
                     }
                 }
                 _ => break,
@@ -56,14 +116,19 @@ impl Storage {
         out
     }
 
-    /// Puts `key` back to be taken again once `at` has passed (its reaping had to wait).
+    /// Puts `key` back to be taken again once `at` has passed (its reaping had to wait),
+    /// unless a write indexed it meanwhile (that entry is the newer one).
     pub fn due_again(&self, key: &[u8], at: u64) {
-        self.due.0.lock().insert((at, key.to_vec()));
+        let mut due = self.due.0.lock();
+        if !due.by_key.contains_key(key) {
+            due.set(key, Some(at));
+        }
     }
 
-    /// Keys in the index (those with an expiry or a tombstone, and stale entries).
+    /// Keys in the index: those whose stored set will die (has an expiry, or is a tombstone),
+    /// one entry each.
     pub fn due_len(&self) -> usize {
-        self.due.0.lock().len()
+        self.due.0.lock().by_key.len()
     }
 }
 
@@ -105,5 +170,31 @@ mod tests {
         let s = Storage::open(dir.path(), FsyncPolicy::Never).unwrap();
         assert_eq!(s.due_len(), 3, "rebuilt by the walk at open");
         assert_eq!(s.take_due(1000, 2), vec![b"short".to_vec(), b"deleted".to_vec()]);
+    }
+
+    #[test]
+    fn a_key_holds_one_entry_whatever_its_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path(), FsyncPolicy::Never).unwrap();
+        for i in 0..1000 {
+            put(&s, "k", sibling(Some("v"), i, Some(10_000 + i)));
+        }
+        assert_eq!(s.due_len(), 1, "1000 writes with an expiry");
+        assert!(s.take_due(10_998, 100).is_empty(), "the older expiries are gone");
+        put(&s, "k", sibling(Some("v"), 2000, None));
+        assert_eq!(s.due_len(), 0, "a write without expiry drops the entry");
+        put(&s, "k", sibling(Some("v"), 2001, Some(500)));
+        assert_eq!(s.due_len(), 1);
+        assert!(s.remove_if(b"k", |_| true).unwrap());
+        assert_eq!(s.due_len(), 0, "a removed key has none");
+        // The reaper puts back a key it took only if no write indexed it meanwhile.
+        put(&s, "k", sibling(Some("v"), 2002, Some(100)));
+        assert_eq!(s.take_due(100, 10), vec![b"k".to_vec()]);
+        put(&s, "k", sibling(Some("v"), 2003, Some(900)));
+        s.due_again(b"k", 100);
+        assert!(s.take_due(500, 10).is_empty(), "the write's entry stays");
+        assert_eq!(s.take_due(900, 10), vec![b"k".to_vec()]);
+        s.due_again(b"k", 900);
+        assert_eq!(s.due_len(), 1, "put back when nothing else indexed it");
     }
 }

@@ -249,7 +249,7 @@ impl Storage {
         // tells when it dies; a large set's members are not read).
         storage.for_each(|key, set| {
             if let Ok(set) = set {
-                storage.note_due(key, &set);
+                storage.note_due(key, None, &set);
             }
         })?;
         let hints_held = storage.hints.iter().count() as u64;
@@ -530,17 +530,20 @@ impl Storage {
             // Nothing new (a replica or repair sent what is here already): no write.
             return Ok((current.clone(), None));
         }
-        self.note_due(key, &next);
         let next = Arc::new(next);
         let stored = self.store(stored_key, current.as_deref(), old_digest, old_parts, &next);
         let stored = match stored {
             Ok(stored) => stored,
             Err(e) => {
                 // The engine may or may not have taken it: forget the cached state, read again.
+                // The reap index holds the key from when the first of the two would die (the
+                // reaper reads what is stored and puts the key back at its time).
                 self.cache.remove(key);
+                self.note_either(key, current.as_deref(), &next);
                 return Err(e);
             }
         };
+        self.note_due(key, current.as_deref(), &next);
         self.note_write();
         self.records.fetch_add(stored.records, Ordering::Relaxed);
         self.record_bytes.fetch_add(stored.written, Ordering::Relaxed);
@@ -591,6 +594,7 @@ impl Storage {
         };
         self.cache.remove(key);
         let (records, bytes) = removed?;
+        self.note_removed(key);
         self.records.fetch_add(records, Ordering::Relaxed);
         self.record_bytes.fetch_add(bytes, Ordering::Relaxed);
         self.note_write();
