@@ -11,7 +11,11 @@
 //! the cache keeps it), and replication, anti-entropy, transfers and hints move it whole. The
 //! header carries the XOR of the member records' digests, so the key's digest (the header's)
 //! covers its members and is the same on every replica holding the same state, whatever
-//! order its members were written in.
+//! order its members were written in. Builds before this layout stored such a key whole, and
+//! the digest of that record differs from the header's for the same state (anti-entropy
+//! then repaired the key forever): the store rewrites those in parts when it opens
+//! ([`Storage::store_in_parts`]), so a key's layout, and with it its digest, depends on its
+//! state only.
 
 use bytes::Bytes;
 use fjall::OwnedWriteBatch as WriteBatch;
@@ -21,6 +25,11 @@ use crate::version::{SiblingSet, Value};
 
 /// The first byte of a header (a whole record starts with `SiblingSet`'s own format byte).
 const HEADER: u8 = 0xC3;
+
+/// Whether a `data` record is a header (the key stored in parts), not a whole sibling set.
+pub(super) fn is_header(record: &[u8]) -> bool {
+    record.first() == Some(&HEADER)
+}
 
 /// What the cache knows of a key stored in parts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -233,6 +242,50 @@ impl Storage {
         Ok(stored)
     }
 
+    /// Rewrites in parts the keys stored under `stored_keys` whose record is a whole sibling
+    /// set with one set or hash sibling (as builds before this layout stored them): the state
+    /// stays, its digest becomes the one every replica storing that state in parts has. Run
+    /// when the store opens (before anything reads or observes it). Returns how many it
+    /// rewrote.
+    ///
+    /// # Errors
+    /// Engine failure, or a record that does not decode.
+    pub(super) fn store_in_parts(&self, stored_keys: &[Vec<u8>]) -> Result<u64> {
+        let mut rewritten = 0;
+        for stored_key in stored_keys {
+            let key = stored_key.get(8..).unwrap_or_default();
+            let _guard = self.lock(stored_key);
+            let Some(bytes) = self.data.get(stored_key)? else { continue };
+            if is_header(&bytes) {
+                continue;
+            }
+            let set = Self::decode(key, &bytes)?;
+            if set.collection().is_none() {
+                continue;
+            }
+            // As from other parts (none expected): any member record it does not hold goes.
+            let stored = self.store(stored_key, None, digest(&bytes), Some(Parts::default()), &set)?;
+            self.note_write();
+            self.records.fetch_add(stored.records, std::sync::atomic::Ordering::Relaxed);
+            self.record_bytes.fetch_add(stored.written, std::sync::atomic::Ordering::Relaxed);
+            self.cache.remove(key);
+            rewritten += 1;
+        }
+        if rewritten > 0 {
+            self.commit()?;
+            tracing::info!(keys = rewritten, "stored in parts the sets and hashes an older build stored whole");
+        }
+        Ok(rewritten)
+    }
+
+    /// Writes `set` as the whole record of `key`, as builds before the parts layout stored
+    /// every key (tests: what such a build left on disk).
+    #[cfg(test)]
+    pub(crate) fn put_whole(&self, key: &[u8], set: &SiblingSet) {
+        self.data.insert(Self::data_key(key), set.encode()).expect("a write");
+        self.commit().expect("commit");
+    }
+
     /// [`Storage::apply_patch`], waiting until `deadline` for the patch's base version when it
     /// is not here yet: a decider's patches of one key may arrive out of order (each is a
     /// request of its own), and the one before is then usually in flight. A write of the key
@@ -414,6 +467,42 @@ mod tests {
         assert_ne!(digest_of(&one, b"k"), 0);
         write_set(&two, b"k", 2, &["other".to_owned()], &[]);
         assert_ne!(digest_of(&one, b"k"), digest_of(&two, b"k"));
+    }
+
+    /// Item 12 of issue 20: a set an older build stored whole (one record) and the same set
+    /// stored in parts have one digest once the store opens, wherever digests are read (the
+    /// startup scan, a Merkle leaf's keys, reads), so anti-entropy finds nothing to repair;
+    /// the rewritten key then takes patches like any other in parts.
+    #[test]
+    fn a_set_an_older_build_stored_whole_has_the_digest_of_the_same_set_in_parts() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let open = |n: &str| Storage::open(&dir.path().join(n), FsyncPolicy::Never).expect("storage");
+        let parts = open("parts");
+        let names: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
+        write_set(&parts, b"k", 1, &names, &[]);
+        let state = write_set(&parts, b"k", 1, &[], &["m5"]);
+        {
+            let old = open("whole");
+            old.put_whole(b"k", &state);
+            assert_eq!(member_records(&old), 0, "stored whole");
+        }
+        let whole = open("whole");
+        assert_eq!(*whole.get(b"k").expect("read").expect("stored"), *state);
+        assert_eq!(digest_of(&whole, b"k"), digest_of(&parts, b"k"), "the startup scan's digests");
+        let (_, read) = whole.get_with_digest(b"k").expect("read");
+        assert_eq!(read, parts.get_with_digest(b"k").expect("read").1, "a read's digest");
+        assert_eq!(whole.digests_in(0, u64::MAX).expect("keys"), parts.digests_in(0, u64::MAX).expect("keys"));
+        assert_eq!(member_records(&whole), 99, "stored in parts now");
+        // A write's patch on the node in parts applies on the rewritten one (same base digest).
+        let (written, patch) = add_patched(&parts, b"k", "new");
+        assert!(whole.apply_patch(b"k", &patch).expect("apply"));
+        assert_eq!(*whole.get(b"k").expect("read").expect("stored"), *written);
+        assert_eq!(digest_of(&whole, b"k"), digest_of(&parts, b"k"));
+        // Opened again, nothing is rewritten and the state is kept.
+        drop(whole);
+        let whole = open("whole");
+        assert_eq!(*whole.get(b"k").expect("read").expect("stored"), *written);
+        assert_eq!(digest_of(&whole, b"k"), digest_of(&parts, b"k"));
     }
 
     /// A write made on one node, applied as its patch on a node holding the version before:

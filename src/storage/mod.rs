@@ -246,12 +246,18 @@ impl Storage {
             storage.flushes.store(Arc::new(marks));
         }
         // The reap index: one walk now instead of one per reaper round (a sketch of each key
-        // tells when it dies; a large set's members are not read).
-        storage.for_each(|key, set| {
-            if let Ok(set) = set {
-                storage.note_due(key, None, &set);
+        // tells when it dies; a large set's members are not read). The same walk finds the
+        // sets and hashes an older build stored whole, to store them in parts.
+        let mut whole = Vec::new();
+        for guard in storage.data.iter() {
+            let (k, v) = guard.into_inner()?;
+            let Ok(set) = storage.decode_data_sketch(&k, &v) else { continue };
+            if !members::is_header(&v) && set.collection().is_some() {
+                whole.push(k.to_vec());
             }
-        })?;
+            storage.note_due(k.get(8..).unwrap_or_default(), None, &storage.without_flushed(&k, set));
+        }
+        storage.store_in_parts(&whole)?;
         let hints_held = storage.hints.iter().count() as u64;
         storage.hint_count.store(hints_held, Ordering::Release);
         if fsync == FsyncPolicy::Everysec {
