@@ -163,7 +163,7 @@ fn flushed_client(run: &Run, clients: &[redis::Client], worker: usize, seed: u64
         let client = &clients[rng.gen_range(0..clients.len())];
         let Ok(mut con) = client.get_connection_with_timeout(Duration::from_secs(2)) else { continue };
         let _ = con.set_read_timeout(Some(Duration::from_secs(10)));
-        let (key, what, mut cmd) = match i % 3 {
+        let (key, what, cmd) = match i % 3 {
             // 60 bits of a counter per key.
             0 => {
                 let bit = (i / 3) % 60;
