@@ -2,8 +2,8 @@
 //!
 //! A node founds a cluster when it starts with no seeds and no saved state, or joins through
 //! its seeds (the seeds keep the ring from splitting into logically separate rings, paper
-//! 4.8.2). Every second it gossips its view to one random member and sends a heartbeat to
-//! every member; the claimant (see [`state`]) turns joins into ring changes. The state is saved
+//! 4.8.2). Every second it gossips its view to one random member, and it sends a heartbeat to
+//! every member four times a second (`detector.rs`); the claimant (see [`state`]) turns joins into ring changes. The state is saved
 //! in the `ring` keyspace on every change, so a restarted node keeps its ring and members.
 //!
 //! Readers take a [`View`]: the state with the preference list of every partition computed once
@@ -37,7 +37,7 @@ use crate::storage::StorageError;
 /// Name of the saved state in the `ring` keyspace.
 const STATE_KEY: &str = "cluster";
 const GOSSIP_EVERY: Duration = Duration::from_secs(1);
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+use detector::{HEARTBEAT_EVERY, HEARTBEAT_TIMEOUT};
 const CLAIM_EVERY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +60,18 @@ pub enum ClusterError {
     /// Only the claimant records finished transfers.
     #[error("this node is not the claimant")]
     NotClaimant,
+}
+
+impl ClusterError {
+    /// Whether the request certainly never reached the peer (see [`RpcError::not_sent`]): an
+    /// unknown member, or a connection that failed before the request was sent.
+    pub fn not_sent(&self) -> bool {
+        match self {
+            ClusterError::Rpc(e) => e.not_sent(),
+            ClusterError::UnknownMember(_) | ClusterError::NotReady => true,
+            _ => false,
+        }
+    }
 }
 
 /// How this node runs in its cluster.
@@ -120,7 +132,7 @@ impl Cluster {
             view: ArcSwap::from_pointee(View::new(None, settings.n)),
             settings: Settings { seeds, ..settings },
             changing: Mutex::new(()),
-            detector: Mutex::new(Detector::new(Duration::from_secs(3))),
+            detector: Mutex::new(Detector::new(detector::SILENCE)),
             replica,
             transport,
         });
@@ -250,8 +262,18 @@ impl Cluster {
     /// # Errors
     /// The member is unknown, unreachable, timed out, or answered with an error.
     pub async fn call(self: &Arc<Self>, id: &str, body: Request) -> Result<Response, ClusterError> {
+        self.call_within(id, body, self.settings.timeout).await
+    }
+
+    /// [`Cluster::call`] waiting at most `timeout` (a heartbeat's is short).
+    async fn call_within(
+        self: &Arc<Self>,
+        id: &str,
+        body: Request,
+        timeout: Duration,
+    ) -> Result<Response, ClusterError> {
         let addr = self.view().addr(id).ok_or_else(|| ClusterError::UnknownMember(id.to_owned()))?;
-        let result = self.call_addr(addr, body).await;
+        let result = self.call_addr_within(addr, body, timeout).await;
         match &result {
             Ok(_) => self.record(id, true),
             Err(ClusterError::Rpc(e)) => {
@@ -273,9 +295,18 @@ impl Cluster {
     }
 
     async fn call_addr(self: &Arc<Self>, addr: SocketAddr, body: Request) -> Result<Response, ClusterError> {
+        self.call_addr_within(addr, body, self.settings.timeout).await
+    }
+
+    async fn call_addr_within(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        body: Request,
+        timeout: Duration,
+    ) -> Result<Response, ClusterError> {
         let mine = self.view().ring_version();
         let req = PeerRequest { ring_version: mine, body };
-        let PeerResponse { ring_version, body } = self.transport.call(addr, req, self.settings.timeout).await?;
+        let PeerResponse { ring_version, body } = self.transport.call(addr, req, timeout).await?;
         if ring_version > mine && !matches!(body, Response::State(_)) {
             self.refresh_from(addr);
         }
