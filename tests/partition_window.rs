@@ -91,6 +91,22 @@ fn a_forward_whose_decider_dies_after_applying_it_answers_noquorum() {
     );
 }
 
+/// Item 10: a read-modify-write forwarded to a decider that certainly never got it (its
+/// process is gone: the connection is refused before anything is sent) is decided by the next
+/// owner at once, before any failure detector has noticed, instead of failing.
+#[test]
+fn an_rmw_whose_decider_refuses_the_connection_is_decided_by_the_next_owner() {
+    let mut c = Cluster::start(3, &["--n", "3", "--r", "2", "--w", "2"]);
+    let key = "moved-on";
+    let (decider, via, _) = roles(&c, key);
+    assert_eq!(q(&c.nodes[via], &["INCR", key]), Ok(Value::Int(1)));
+    c.nodes[decider].kill9();
+    let t = Instant::now();
+    let reply = q(&c.nodes[via], &["INCR", key]);
+    assert_eq!(reply, Ok(Value::Int(2)), "INCR through {} after its decider died", c.nodes[via].addr());
+    assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
+}
+
 /// One command's outcome during the partition: when it was sent (after the cut), through
 /// which node, and its error if it was refused.
 struct Sent {

@@ -3,8 +3,9 @@
 //! A node founds a cluster when it starts with no seeds and no saved state, or joins through
 //! its seeds (the seeds keep the ring from splitting into logically separate rings, paper
 //! 4.8.2). Every second it gossips its view to one random member, and it sends a heartbeat to
-//! every member four times a second (`detector.rs`); the claimant (see [`state`]) turns joins into ring changes. The state is saved
-//! in the `ring` keyspace on every change, so a restarted node keeps its ring and members.
+//! every member four times a second (`detector.rs`); the claimant (see [`state`]) turns joins
+//! into ring changes. The state is saved in the `ring` keyspace on every change, so a restarted
+//! node keeps its ring and members.
 //!
 //! Readers take a [`View`]: the state with the preference list of every partition computed once
 //! per ring change, swapped atomically.
@@ -26,6 +27,7 @@ use tokio::time::Instant;
 
 pub use crate::membership::{ClusterState, Member, Status};
 pub use detector::Detector;
+use detector::{HEARTBEAT_EVERY, HEARTBEAT_TIMEOUT};
 
 use crate::metrics as m;
 use crate::peer::{PeerRequest, PeerResponse, RemoteError, Request, Response, Transport};
@@ -37,7 +39,6 @@ use crate::storage::StorageError;
 /// Name of the saved state in the `ring` keyspace.
 const STATE_KEY: &str = "cluster";
 const GOSSIP_EVERY: Duration = Duration::from_secs(1);
-use detector::{HEARTBEAT_EVERY, HEARTBEAT_TIMEOUT};
 const CLAIM_EVERY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
