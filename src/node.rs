@@ -125,7 +125,10 @@ impl Node {
         let peer_identity = Arc::new(Identity::new(&node_id, CLUSTER_NAME, config.cluster_secret.as_deref()));
         let (transport, simulated): (Arc<dyn Transport>, _) = match network {
             Network::Tcp => {
-                (Arc::new(PeerClient::new(peer_identity.clone(), config.cluster_listen.ip(), timeout)), None)
+                // A peer that does not take a connection within this is silent (a forward
+                // then moves on: a request never sent may go elsewhere).
+                let connect = Duration::from_millis(config.sloppy_after_ms.max(500)).min(timeout);
+                (Arc::new(PeerClient::new(peer_identity.clone(), config.cluster_listen.ip(), connect)), None)
             }
             Network::Simulated { transport, peers } => (transport, peers),
         };

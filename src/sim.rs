@@ -1585,3 +1585,45 @@ async fn anti_entropy_repairs_nothing_between_a_set_stored_whole_and_in_parts() 
     assert!(exchange_all().await > 0);
     assert_eq!(exchange_all().await, 0, "converged");
 }
+
+/// Issue 20 item 9: a decider answers a forwarded read-modify-write within the time its sender
+/// has left (the budget the request carries), its quorum read included: cut off from the other
+/// owners, it answers NOQUORUM a little before that time runs out, not after its own timeout.
+#[tokio::test(start_paused = true)]
+async fn a_forwarded_rmw_is_answered_within_the_senders_budget() {
+    let sim = Sim::new(3);
+    let key = b"budget";
+    let (owners, _) = sim.owners(key);
+    sim.net.cut(&owners[0], &owners[1]);
+    sim.net.cut(&owners[0], &owners[2]);
+    let decider = sim.node(&owners[0]);
+    let budget = Duration::from_millis(600);
+    let body = Request::Modify {
+        key: Bytes::from_static(key),
+        op: crate::rmw::Rmw::IncrBy { by: 1 },
+        deadline_ms: crate::coordinator::now_ms() + budget.as_millis() as u64,
+    };
+    let ring_version = decider.coordinator.cluster().view().ring_version();
+    let start = tokio::time::Instant::now();
+    let answer = decider.handle(Arc::from(owners[1].as_str()), PeerRequest { ring_version, cluster: 0, sender: UNKNOWN, body }).await;
+    let took = start.elapsed();
+    assert!(matches!(&answer.body, Response::Error(crate::peer::RemoteError::NoQuorum { .. })), "{:?}", answer.body);
+    assert!(took < budget, "answered after {took:?}, its sender gave up after {budget:?}");
+}
+
+/// Issue 20 item 10: a read-modify-write forwarded to a decider that certainly never got it
+/// (its node is gone: nothing was sent) goes to the next owner at once instead of failing.
+#[tokio::test(start_paused = true)]
+async fn an_rmw_that_never_reached_its_decider_goes_to_the_next_owner() {
+    let sim = Sim::new(5);
+    let key = b"moved-on";
+    let (owners, others) = sim.owners(key);
+    sim.net.nodes.lock().remove(&owners[0]);
+    let start = tokio::time::Instant::now();
+    let done = sim.node(&others[0]).coordinator.modify(key, crate::rmw::Rmw::IncrBy { by: 5 }).await;
+    assert_eq!(done.expect("decided by the second owner").int, 5);
+    assert!(start.elapsed() < SLOPPY_AFTER * 2, "took {:?}", start.elapsed());
+    let second = sim.node(&owners[1]).coordinator.local(key).expect("storage").expect("the second owner's copy");
+    let value = second.get(crate::coordinator::now_ms()).expect("a value");
+    assert_eq!(crate::rmw::redis_i64(&value), Some(5));
+}

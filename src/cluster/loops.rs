@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Cluster, CLAIM_EVERY, GOSSIP_EVERY, HEARTBEAT_EVERY};
+use super::{Cluster, CLAIM_EVERY, GOSSIP_EVERY, HEARTBEAT_EVERY, HEARTBEAT_TIMEOUT};
 use crate::membership::ClusterState;
 use crate::metrics as m;
 use crate::peer::{RemoteError, Request, Response};
@@ -78,12 +78,14 @@ impl Cluster {
     }
 
     async fn heartbeat_loop(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        // A short timeout, so that a cut peer is down within about a second (`detector.rs`).
+        let timeout = HEARTBEAT_TIMEOUT.min(self.settings.timeout);
         let mut rounds = crate::rounds::Rounds::every(HEARTBEAT_EVERY, shutdown);
         while rounds.next().await {
             for (id, _) in self.others() {
                 let me = self.clone();
                 tokio::spawn(async move {
-                    let _ = me.call(&id, Request::Ping).await;
+                    let _ = me.call_within(&id, Request::Ping, timeout).await;
                 });
             }
             let down = self.others().iter().filter(|(id, _)| !self.is_up(id)).count();

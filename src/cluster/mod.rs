@@ -2,9 +2,10 @@
 //!
 //! A node founds a cluster when it starts with no seeds and no saved state, or joins through
 //! its seeds (the seeds keep the ring from splitting into logically separate rings, paper
-//! 4.8.2). Every second it gossips its view to one random member and sends a heartbeat to
-//! every member; the claimant (see [`state`]) turns joins into ring changes. The state is saved
-//! in the `ring` keyspace on every change, so a restarted node keeps its ring and members.
+//! 4.8.2). Every second it gossips its view to one random member, and it sends a heartbeat to
+//! every member four times a second (`detector.rs`); the claimant (see [`state`]) turns joins
+//! into ring changes. The state is saved in the `ring` keyspace on every change, so a restarted
+//! node keeps its ring and members.
 //!
 //! Readers take a [`View`]: the state with the preference list of every partition computed once
 //! per ring change, swapped atomically.
@@ -26,6 +27,7 @@ use tokio::time::Instant;
 
 pub use crate::membership::{ClusterState, Member, Status};
 pub use detector::Detector;
+use detector::{HEARTBEAT_EVERY, HEARTBEAT_TIMEOUT};
 
 use crate::metrics as m;
 use crate::peer::{PeerRequest, PeerResponse, RemoteError, Request, Response, Transport};
@@ -37,7 +39,6 @@ use crate::storage::StorageError;
 /// Name of the saved state in the `ring` keyspace.
 const STATE_KEY: &str = "cluster";
 const GOSSIP_EVERY: Duration = Duration::from_secs(1);
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 const CLAIM_EVERY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +80,18 @@ pub struct Refusal {
     pub cluster: u64,
     pub last: Instant,
     logged: Instant,
+}
+
+impl ClusterError {
+    /// Whether the request certainly never reached the peer (see [`RpcError::not_sent`]): an
+    /// unknown member, or a connection that failed before the request was sent.
+    pub fn not_sent(&self) -> bool {
+        match self {
+            ClusterError::Rpc(e) => e.not_sent(),
+            ClusterError::UnknownMember(_) | ClusterError::NotReady => true,
+            _ => false,
+        }
+    }
 }
 
 /// How this node runs in its cluster.
@@ -141,7 +154,7 @@ impl Cluster {
             view: ArcSwap::from_pointee(View::new(None, settings.n)),
             settings: Settings { seeds, ..settings },
             changing: Mutex::new(()),
-            detector: Mutex::new(Detector::new(Duration::from_secs(3))),
+            detector: Mutex::new(Detector::new(detector::SILENCE)),
             replica,
             transport,
             refused: Mutex::new(std::collections::HashMap::new()),
@@ -351,8 +364,18 @@ impl Cluster {
     /// # Errors
     /// The member is unknown, unreachable, timed out, or answered with an error.
     pub async fn call(self: &Arc<Self>, id: &str, body: Request) -> Result<Response, ClusterError> {
+        self.call_within(id, body, self.settings.timeout).await
+    }
+
+    /// [`Cluster::call`] waiting at most `timeout` (a heartbeat's is short).
+    async fn call_within(
+        self: &Arc<Self>,
+        id: &str,
+        body: Request,
+        timeout: Duration,
+    ) -> Result<Response, ClusterError> {
         let addr = self.view().addr(id).ok_or_else(|| ClusterError::UnknownMember(id.to_owned()))?;
-        let result = self.call_addr(addr, body).await;
+        let result = self.call_addr_within(addr, body, timeout).await;
         match &result {
             Ok(_) => self.record(id, true),
             Err(ClusterError::OtherCluster { .. }) => self.record(id, false),
@@ -375,11 +398,19 @@ impl Cluster {
     }
 
     async fn call_addr(self: &Arc<Self>, addr: SocketAddr, body: Request) -> Result<Response, ClusterError> {
+        self.call_addr_within(addr, body, self.settings.timeout).await
+    }
+
+    async fn call_addr_within(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        body: Request,
+        timeout: Duration,
+    ) -> Result<Response, ClusterError> {
         let (mine, ours) = (self.view().ring_version(), self.cluster_id());
         let join = matches!(body, Request::Join(_));
         let req = PeerRequest { ring_version: mine, cluster: ours, sender: self.settings.me.addr, body };
-        let PeerResponse { ring_version, cluster, body } =
-            self.transport.call(addr, req, self.settings.timeout).await?;
+        let PeerResponse { ring_version, cluster, body } = self.transport.call(addr, req, timeout).await?;
         // A node of another cluster: take nothing from its answer (a join is the one request
         // that crosses clusters).
         if let Response::Error(RemoteError::OtherCluster { ours: theirs }) = body {

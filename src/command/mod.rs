@@ -161,6 +161,9 @@ impl CommandError {
                 let landed = if *op == "write" { " (the write may have landed on fewer replicas)" } else { "" };
                 format!("NOQUORUM {op} needed {needed} replicas, {got} answered{landed}")
             }
+            CommandError::Coordinator(e @ CoordError::Unanswered { .. }) => {
+                format!("NOQUORUM {e}: it may have been applied")
+            }
             CommandError::Coordinator(e) => format!("ERR {e}"),
             _ => format!("ERR {self}"),
         };

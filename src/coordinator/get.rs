@@ -24,17 +24,20 @@ impl Coordinator {
     /// # Errors
     /// An R out of range, storage failure, or fewer than R answers in time.
     pub async fn get(&self, key: &[u8], r: Option<usize>) -> Result<Arc<SiblingSet>> {
-        self.get_as(key, r, None).await
+        let deadline = tokio::time::Instant::now() + self.cluster.settings().timeout;
+        self.get_as(key, r, None, deadline).await
     }
 
     /// [`Coordinator::get`] by a reader that holds `mine` (its copy of the key and that
     /// copy's digest): replicas holding the same version answer `Same` instead of sending it
-    /// (a read-modify-write of a large set reads it without moving it).
+    /// (a read-modify-write of a large set reads it without moving it). Gives up at
+    /// `deadline` (a forwarded read-modify-write's is its sender's).
     pub(super) async fn get_as(
         &self,
         key: &[u8],
         r: Option<usize>,
         mine: Option<(Option<Arc<SiblingSet>>, u64)>,
+        deadline: tokio::time::Instant,
     ) -> Result<Arc<SiblingSet>> {
         if self.cluster.view().single(self.me()) {
             Quorum::resolve(self.quorum, 1, r, None)?;
@@ -46,7 +49,6 @@ impl Coordinator {
         }
         let q = Quorum::resolve(self.quorum, prefs.len(), r, None)?;
         let started = Instant::now();
-        let deadline = tokio::time::Instant::now() + self.cluster.settings().timeout;
         let key = Bytes::copy_from_slice(key);
         let mut replies: Vec<(Target, Option<SiblingSet>)> = Vec::with_capacity(targets.len());
         let mut remote = Vec::with_capacity(targets.len());

@@ -47,6 +47,10 @@ pub enum CoordError {
     NoQuorum { op: &'static str, needed: usize, got: usize },
     #[error("this node has not joined its cluster yet")]
     NotReady,
+    /// A read-modify-write forwarded to `peer`, its decider, got no answer after it was sent
+    /// (timed out, or the connection closed): it may have been applied there.
+    #[error("the write was forwarded to {peer}, which did not answer ({reason})")]
+    Unanswered { peer: NodeId, reason: String },
     #[error(transparent)]
     Cluster(#[from] ClusterError),
     #[error(transparent)]
@@ -75,6 +79,7 @@ impl CoordError {
                 RemoteError::NoQuorum { op: (*op).to_owned(), needed: *needed, got: *got }
             }
             CoordError::NotReady => RemoteError::NotReady,
+            CoordError::Unanswered { .. } => RemoteError::NoQuorum { op: "write".to_owned(), needed: 1, got: 0 },
             CoordError::Rmw(e) => RemoteError::Rmw(e.clone()),
             other => RemoteError::Failed(other.to_string()),
         }

@@ -3,7 +3,11 @@
 //! node that makes it exactly as atomic as Redis. In a cluster every such operation on a key
 //! meets at that owner while it is up; it first merges a quorum read into its copy (so it
 //! sees what other coordinators wrote), decides, and replicates the result like a put.
-//! A forward is sent once, never hedged or re-sent elsewhere: it may have been applied.
+//! A forward is sent once, never hedged or re-sent elsewhere: it may have been applied. Only a
+//! forward that certainly never reached its decider (the connection failed before it was sent)
+//! goes to the next owner. A forward that may have been applied and got no outcome (the
+//! decider missed W, the connection dropped after sending, no answer in time) answers
+//! `NoQuorum`/`Unanswered`, "may have been applied", never an error a client would retry on.
 //! When no owner is up the first node of the ring walk that is up (a stand-in) decides.
 
 use std::sync::Arc;
@@ -11,9 +15,43 @@ use std::time::{Duration, Instant};
 
 use super::quorum::{Quorum, Target};
 use super::{CoordError, Coordinator, Result};
-use crate::peer::{Request, Response};
+use crate::cluster::ClusterError;
+use crate::peer::{RemoteError, Request, Response};
 use crate::replica::Modified;
 use crate::rmw::{Outcome, Rmw};
+
+/// What a decider keeps of a forwarded request's time for its answer to travel back (at most
+/// a quarter of it): its NOQUORUM then reaches the sender before the sender gives up.
+const REPLY_MARGIN: Duration = Duration::from_millis(100);
+
+/// What a forward of a read-modify-write came to.
+#[derive(Debug)]
+enum Forwarded {
+    /// The decider's answer: its outcome, or its error (its NOQUORUM stays NOQUORUM), or no
+    /// answer to a request it may have applied.
+    Answer(Result<Outcome>),
+    /// The request certainly never reached the decider: the next owner may decide.
+    NotSent,
+}
+
+/// Reads a forward's outcome (`peer` is the decider it went to).
+fn forwarded(peer: &str, answer: std::result::Result<Response, ClusterError>) -> Forwarded {
+    let unanswered = |reason: String| Forwarded::Answer(Err(CoordError::Unanswered { peer: peer.to_owned(), reason }));
+    match answer {
+        Ok(Response::Modified(outcome)) => Forwarded::Answer(Ok(outcome)),
+        Ok(other) => unanswered(format!("unexpected response {other:?}")),
+        Err(ClusterError::Remote { error: RemoteError::Rmw(e), .. }) => Forwarded::Answer(Err(CoordError::Rmw(e))),
+        Err(ClusterError::Remote { error: RemoteError::NoQuorum { op, needed, got }, .. }) => {
+            let op = if op == "read" { "read" } else { "write" };
+            Forwarded::Answer(Err(CoordError::NoQuorum { op, needed, got }))
+        }
+        Err(e) if e.not_sent() => Forwarded::NotSent,
+        // Refused there unapplied (arrived after its deadline, the node not ready ...).
+        Err(e @ ClusterError::Remote { .. }) => Forwarded::Answer(Err(CoordError::Cluster(e))),
+        // Sent, and then no answer: a timeout, the connection closed while waiting.
+        Err(e) => unanswered(e.to_string()),
+    }
+}
 
 impl Coordinator {
     /// Runs `op` on `key` at the key's first reachable owner; returns what its reply is made
@@ -21,16 +59,32 @@ impl Coordinator {
     ///
     /// # Errors
     /// The operation's own error, storage failure, or fewer than R answers to the read or W
-    /// to the write in time (`NoQuorum`: the operation may have been applied).
+    /// to the write in time (`NoQuorum`: the operation may have been applied; `Unanswered`
+    /// when the decider it was forwarded to did not answer).
     pub async fn modify(&self, key: &[u8], op: Rmw) -> Result<Outcome> {
         let deadline = tokio::time::Instant::now() + self.cluster.settings().timeout;
         self.modify_as(key, op, false, deadline).await
     }
 
-    /// A read-modify-write another node forwarded here: run it here, within `budget`.
+    /// A read-modify-write another node forwarded here: run it here, within `budget` (what is
+    /// left of the client's request at the sender), answering a little before it runs out.
     pub async fn modify_forwarded(&self, key: &[u8], op: Rmw, budget: Duration) -> Result<Outcome> {
-        let deadline = tokio::time::Instant::now() + budget.min(self.cluster.settings().timeout);
+        let budget = budget.min(self.cluster.settings().timeout);
+        let deadline = tokio::time::Instant::now() + budget.saturating_sub(REPLY_MARGIN.min(budget / 4));
         self.modify_as(key, op, true, deadline).await
+    }
+
+    /// Sends `op` to `node` to decide, once, and waits for it until `deadline`.
+    async fn forward_modify(&self, node: &str, key: &[u8], op: &Rmw, deadline: tokio::time::Instant) -> Forwarded {
+        let deadline_ms = crate::peer::deadline_ms(deadline);
+        let req = Request::Modify { key: bytes::Bytes::copy_from_slice(key), op: op.clone(), deadline_ms };
+        match tokio::time::timeout_at(deadline, self.peers.call(node, req)).await {
+            Ok(answer) => forwarded(node, answer),
+            Err(_) => Forwarded::Answer(Err(CoordError::Unanswered {
+                peer: node.to_owned(),
+                reason: "no answer within the request timeout".to_owned(),
+            })),
+        }
     }
 
     async fn modify_as(&self, key: &[u8], op: Rmw, forwarded: bool, deadline: tokio::time::Instant) -> Result<Outcome> {
@@ -42,29 +96,31 @@ impl Coordinator {
             return Err(CoordError::NotReady);
         }
         let q = Quorum::resolve(self.quorum, prefs.len(), None, None)?;
-        // The decider: the first owner that is up, else the first stand-in.
-        let decider = targets.iter().find(|t| t.hint_for.is_none()).or_else(|| targets.first()).cloned();
-        let role = match decider {
-            Some(t) if t.node != self.me() && !forwarded => {
-                let deadline_ms = crate::peer::deadline_ms(deadline);
-                let req = Request::Modify { key: bytes::Bytes::copy_from_slice(key), op, deadline_ms };
-                return match tokio::time::timeout_at(deadline, self.peers.call(&t.node, req)).await {
-                    Ok(Ok(Response::Modified(outcome))) => Ok(outcome),
-                    Ok(Ok(other)) => {
-                        Err(CoordError::Cluster(crate::cluster::ClusterError::Unexpected(format!("{other:?}"))))
+        let here = || Target {
+            node: self.me().to_owned(),
+            hint_for: (!prefs.iter().any(|p| p == self.me())).then(|| prefs[0].clone()),
+        };
+        // The decider: the first owner that is up, else the first stand-in. A forward that
+        // certainly never reached it goes to the next one; any other outcome is the answer.
+        let deciders =
+            targets.iter().filter(|t| t.hint_for.is_none()).chain(targets.iter().filter(|t| t.hint_for.is_some()));
+        let role = if forwarded {
+            deciders.take(1).find(|t| t.node == self.me()).cloned().unwrap_or_else(here)
+        } else {
+            let mut role = None;
+            for t in deciders {
+                if t.node == self.me() {
+                    role = Some(t.clone());
+                    break;
+                }
+                match self.forward_modify(&t.node, key, &op, deadline).await {
+                    Forwarded::Answer(answer) => return answer,
+                    Forwarded::NotSent => {
+                        tracing::debug!(node = %t.node, "a read-modify-write never reached its decider: the next decides")
                     }
-                    Ok(Err(crate::cluster::ClusterError::Remote {
-                        error: crate::peer::RemoteError::Rmw(e), ..
-                    })) => Err(CoordError::Rmw(e)),
-                    Ok(Err(e)) => Err(CoordError::Cluster(e)),
-                    Err(_) => Err(CoordError::NoQuorum { op: "write", needed: q.w, got: 0 }),
-                };
+                }
             }
-            Some(t) if t.node == self.me() => t,
-            _ => Target {
-                node: self.me().to_owned(),
-                hint_for: (!prefs.iter().any(|p| p == self.me())).then(|| prefs[0].clone()),
-            },
+            role.unwrap_or_else(here)
         };
         // See what the other coordinators wrote: a quorum read merged into this copy. Replicas
         // holding the version this owner holds answer so by its digest (no set moves).
@@ -75,7 +131,7 @@ impl Coordinator {
             }
             Some(_) => None,
         };
-        let read = self.get_as(key, None, mine).await?;
+        let read = self.get_as(key, None, mine, deadline).await?;
         self.replica.merge(key, &read, role.hint_for.as_deref())?;
         let started = Instant::now();
         let Modified { written, patch, outcome } = self.replica.modify(key, &op, role.hint_for.as_deref())?;
@@ -84,5 +140,56 @@ impl Coordinator {
             self.replicate(key, written, patch, role, &prefs, &targets, q.w, started, deadline).await?;
         }
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::RpcError;
+
+    fn rpc(e: RpcError) -> std::result::Result<Response, ClusterError> {
+        Err(ClusterError::Rpc(e))
+    }
+
+    fn remote(error: RemoteError) -> std::result::Result<Response, ClusterError> {
+        Err(ClusterError::Remote { peer: "d".into(), error })
+    }
+
+    /// Issue 20 item 9: what a client hears of a forwarded read-modify-write. Only a request
+    /// that never left this node may go to the next owner; the decider's NOQUORUM stays one,
+    /// and a request sent and then not answered (timed out, or its connection dropped) is
+    /// `Unanswered` (NOQUORUM, "may have been applied"), never an error a client retries on.
+    #[test]
+    fn a_forward_answers_noquorum_unless_it_certainly_never_arrived() {
+        let addr: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let refused = || std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        for never_sent in [
+            rpc(RpcError::Connect { addr, source: refused() }),
+            rpc(RpcError::NotSent(addr)),
+            Err(ClusterError::UnknownMember("d".into())),
+        ] {
+            assert!(matches!(forwarded("d", never_sent), Forwarded::NotSent));
+        }
+        for dropped in [rpc(RpcError::Closed(addr)), rpc(RpcError::Timeout(addr)), Ok(Response::Ack)] {
+            match forwarded("d", dropped) {
+                Forwarded::Answer(Err(e @ CoordError::Unanswered { .. })) => {
+                    assert!(e.to_string().contains("did not answer"), "{e}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let missed_w = remote(RemoteError::NoQuorum { op: "write".into(), needed: 3, got: 2 });
+        assert!(matches!(
+            forwarded("d", missed_w),
+            Forwarded::Answer(Err(CoordError::NoQuorum { op: "write", needed: 3, got: 2 }))
+        ));
+        let wrong_type = remote(RemoteError::Rmw(crate::rmw::RmwError::NotInteger));
+        assert!(matches!(forwarded("d", wrong_type), Forwarded::Answer(Err(CoordError::Rmw(_)))));
+        // Refused unapplied by the decider: an error of its own.
+        assert!(matches!(
+            forwarded("d", remote(RemoteError::Expired)),
+            Forwarded::Answer(Err(CoordError::Cluster(ClusterError::Remote { .. })))
+        ));
     }
 }

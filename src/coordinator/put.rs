@@ -233,7 +233,10 @@ impl Coordinator {
             if now >= next_at {
                 match order.next() {
                     Some(target) => {
-                        let deadline_ms = crate::peer::deadline_ms(deadline);
+                        // Valid until this node may coordinate the write itself: one held up
+                        // (a partition, then TCP delivers it after the heal) and arriving later
+                        // would apply the write again, newer than what the client wrote next.
+                        let deadline_ms = crate::peer::deadline_ms(here_at);
                         let (context, write) = (context.clone(), write.clone());
                         let req = Request::Put { key: key.clone(), context, write, w, deadline_ms };
                         let (peers, node) = (self.peers.clone(), target.node.clone());

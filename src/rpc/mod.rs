@@ -59,11 +59,32 @@ pub enum RpcError {
     Timeout(SocketAddr),
     #[error("connection to {0} closed")]
     Closed(SocketAddr),
+    /// The connection failed before the request was handed to it: the peer never saw it.
+    #[error("connection to {0} closed before the request was sent")]
+    NotSent(SocketAddr),
     #[error("bad frame: {0}")]
     Frame(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 }
+
+impl RpcError {
+    /// Whether the peer certainly never received the request (it failed while connecting, in
+    /// the handshake, or before it was queued on the connection), so that it may be sent
+    /// elsewhere even when it must never be applied twice. Any failure after the request was
+    /// sent (a timeout, a connection closed while waiting) may have been applied there.
+    pub fn not_sent(&self) -> bool {
+        matches!(
+            self,
+            RpcError::Connect { .. } | RpcError::Handshake { .. } | RpcError::NotSent(_) | RpcError::Frame(_)
+        )
+    }
+}
+
+/// A connection on which nothing at all arrived for this long while a request waited on it is
+/// closed when that request times out (a partition drops every packet and TCP backs off for
+/// minutes); heartbeats answer several times a second on a live one.
+const SILENT_CLOSE: Duration = Duration::from_secs(1);
 
 /// Answers requests on the server side.
 pub trait Handler<Req, Resp>: Send + Sync + 'static {
@@ -88,12 +109,21 @@ struct Conn<Resp> {
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     /// Frames received so far: a connection that answers anything is alive.
     received: AtomicU64,
+    /// When the connection was made, and when its last frame arrived (ms after `opened`).
+    opened: tokio::time::Instant,
+    last_frame_ms: AtomicU64,
 }
 
 impl<Resp> Conn<Resp> {
     /// Frames received so far.
     fn received(&self) -> u64 {
         self.received.load(Ordering::Acquire)
+    }
+
+    /// How long nothing has arrived on the connection (since it was made, if nothing has).
+    fn silent_for(&self) -> Duration {
+        let last = self.opened + Duration::from_millis(self.last_frame_ms.load(Ordering::Acquire));
+        tokio::time::Instant::now().saturating_duration_since(last)
     }
 
     /// Closes the connection: its tasks stop, the socket closes, waiting requests fail.
@@ -132,16 +162,19 @@ where
     /// (connecting first if needed, within the same deadline).
     ///
     /// A request that times out fails alone: the connection, which carries other requests,
-    /// is closed only if nothing at all arrived on it since this request was sent (a partition
-    /// drops every packet and TCP backs off for minutes; a slow answer is not a dead link).
+    /// is closed only if nothing at all arrived on it since this request was sent and for
+    /// [`SILENT_CLOSE`] (a partition drops every packet and TCP backs off for minutes; a slow
+    /// answer is not a dead link).
     ///
     /// # Errors
-    /// Connection, handshake, timeout, or the connection closing before the response.
+    /// Connection, handshake, timeout, or the connection closing before the response. A
+    /// failure to connect within `timeout` is a `Connect` error: the request was not sent
+    /// ([`RpcError::not_sent`]).
     pub async fn call(&self, addr: SocketAddr, req: &Req, timeout: Duration) -> Result<Resp, RpcError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let conn = match tokio::time::timeout_at(deadline, self.connection(addr)).await {
             Ok(c) => c?,
-            Err(_) => return Err(RpcError::Timeout(addr)),
+            Err(_) => return Err(RpcError::Connect { addr, source: std::io::ErrorKind::TimedOut.into() }),
         };
         let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
         let bytes = frame::encode(&Envelope { id, body: req }).map_err(|e| RpcError::Frame(e.to_string()))?;
@@ -152,14 +185,14 @@ where
         let received_before = conn.received();
         let exchange = async {
             if conn.outgoing.send(bytes).await.is_err() {
-                return Err(RpcError::Closed(addr));
+                return Err(RpcError::NotSent(addr));
             }
             rx.await.map_err(|_| RpcError::Closed(addr))
         };
         match tokio::time::timeout_at(deadline, exchange).await {
             Ok(r) => r,
             Err(_) => {
-                if conn.received() == received_before {
+                if conn.received() == received_before && conn.silent_for() >= SILENT_CLOSE {
                     tracing::debug!("peer connection to {addr} silent for a whole request: closing it");
                     conn.close();
                 }
@@ -212,7 +245,7 @@ where
         let _ = stream.set_nodelay(true);
         tokio::time::timeout(self.connect_timeout, handshake::client(&mut stream, &self.identity))
             .await
-            .map_err(|_| RpcError::Timeout(addr))?
+            .map_err(|_| RpcError::Connect { addr, source: std::io::ErrorKind::TimedOut.into() })?
             .map_err(|source| RpcError::Handshake { addr, source })?;
         Ok(stream)
     }
@@ -228,6 +261,8 @@ where
             alive: AtomicBool::new(true),
             tasks: Mutex::new(Vec::new()),
             received: AtomicU64::new(0),
+            opened: tokio::time::Instant::now(),
+            last_frame_ms: AtomicU64::new(0),
         });
         let writer = tokio::spawn(write_loop(write, rx)).abort_handle();
         let reader = conn.clone();
@@ -236,6 +271,8 @@ where
             loop {
                 match frame::read::<_, Envelope<Resp>>(&mut read).await {
                     Ok(env) => {
+                        let at = reader.opened.elapsed().as_millis() as u64;
+                        reader.last_frame_ms.store(at, Ordering::Release);
                         reader.received.fetch_add(1, Ordering::AcqRel);
                         if let Some(tx) = reader.pending.lock().remove(&env.id) {
                             let _ = tx.send(env.body);
@@ -440,7 +477,11 @@ mod tests {
         );
         assert_eq!(client.call(addr, &0, Duration::from_secs(5)).await.unwrap(), 0);
         let first = client.connection(addr).await.unwrap();
+        // A short silence (a heartbeat's timeout on a busy peer) does not close it ...
         assert!(matches!(client.call(addr, &5_000, Duration::from_millis(200)).await, Err(RpcError::Timeout(_))));
+        assert!(first.alive.load(Ordering::Acquire), "closed after a silence of 200 ms");
+        // ... a whole second of it does.
+        assert!(matches!(client.call(addr, &5_000, Duration::from_millis(1100)).await, Err(RpcError::Timeout(_))));
         assert!(!first.alive.load(Ordering::Acquire), "a silent connection is closed");
         assert_eq!(client.call(addr, &0, Duration::from_secs(5)).await.unwrap(), 0);
     }
