@@ -17,6 +17,7 @@
 
 pub mod antientropy;
 pub mod clients;
+pub mod clock;
 pub mod cluster;
 pub mod command;
 pub mod config;

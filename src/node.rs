@@ -376,7 +376,7 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                 },
                 Request::Keys { from, to, limit } => {
                     let limit = (limit as usize).min(10_000);
-                    match self.coordinator.live_keys(from, to, limit, crate::replica::now_ms()).await {
+                    match self.coordinator.live_keys(from, to, limit, crate::clock::now_ms()).await {
                         Ok((keys, next)) => Response::Keys { keys, next },
                         Err(e) => Response::Error(RemoteError::Failed(e.to_string())),
                     }

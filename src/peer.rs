@@ -14,6 +14,7 @@ use crate::rmw::{Outcome, Rmw, RmwError};
 use crate::rpc::RpcError;
 use crate::storage::Patch;
 use crate::version::{SiblingSet, VersionVector};
+pub use crate::version::{Write, WriteContext};
 
 /// Every message names the cluster its sender belongs to (`ClusterState::cluster_id`, 0 while
 /// the sender has none): a node answers a node of another cluster only with a refusal, and
@@ -139,30 +140,13 @@ pub enum RemoteError {
 /// The wall-clock deadline to send with a forwarded request whose sender gives up at `deadline`.
 pub fn deadline_ms(deadline: tokio::time::Instant) -> u64 {
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-    crate::replica::now_ms().saturating_add(left.as_millis() as u64)
+    crate::clock::now_ms().saturating_add(left.as_millis() as u64)
 }
 
 /// What is left until a forwarded request's `deadline_ms`; `None` once it has passed.
 pub fn budget_until(deadline_ms: u64) -> Option<std::time::Duration> {
-    let left = deadline_ms.saturating_sub(crate::replica::now_ms());
+    let left = deadline_ms.saturating_sub(crate::clock::now_ms());
     (left > 0).then(|| std::time::Duration::from_millis(left))
-}
-
-/// What a write replaces.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum WriteContext {
-    /// Exactly the versions this context covers (DPUT, DDEL).
-    Given(VersionVector),
-    /// Every version the coordinating replica holds (plain SET and DEL).
-    Everything,
-}
-
-/// The new sibling of a write.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Write {
-    /// `None` writes a tombstone.
-    pub value: Option<crate::version::Value>,
-    pub expires_ms: Option<u64>,
 }
 
 pub type PeerClient = crate::rpc::Client<PeerRequest, PeerResponse>;

@@ -1164,12 +1164,19 @@ async fn typed_flush_under_partitions(seed: u64) -> Result<(), String> {
                         .iter()
                         .map(|n| {
                             let set = sim.node(n).coordinator.storage().get(key.as_bytes()).ok().flatten();
-                            let v = set.as_ref().and_then(|s| s.get(now)).map(|b| String::from_utf8_lossy(&b).into_owned());
-                            let clock = set.map(|s| s.counters().map(|(a, c)| format!("{:x}:{c}", a.0 % 0xffff)).collect::<Vec<_>>());
+                            let v =
+                                set.as_ref().and_then(|s| s.get(now)).map(|b| String::from_utf8_lossy(&b).into_owned());
+                            let clock = set.map(|s| {
+                                s.counters().map(|(a, c)| format!("{:x}:{c}", a.0 % 0xffff)).collect::<Vec<_>>()
+                            });
                             format!("{n}={v:?}@{clock:?}")
                         })
                         .collect();
-                    eprintln!("{:?} {key} {what} via {via}: {:?} -> {copies:?}", start.elapsed(), done.as_ref().map(|o| o.int));
+                    eprintln!(
+                        "{:?} {key} {what} via {via}: {:?} -> {copies:?}",
+                        start.elapsed(),
+                        done.as_ref().map(|o| o.int)
+                    );
                 }
                 ops.lock().push((key, what, began, done.is_ok().then(|| start.elapsed())));
                 tokio::time::sleep(Duration::from_millis(rng.gen_range(1..300))).await;
@@ -1605,7 +1612,9 @@ async fn a_forwarded_rmw_is_answered_within_the_senders_budget() {
     };
     let ring_version = decider.coordinator.cluster().view().ring_version();
     let start = tokio::time::Instant::now();
-    let answer = decider.handle(Arc::from(owners[1].as_str()), PeerRequest { ring_version, cluster: 0, sender: UNKNOWN, body }).await;
+    let answer = decider
+        .handle(Arc::from(owners[1].as_str()), PeerRequest { ring_version, cluster: 0, sender: UNKNOWN, body })
+        .await;
     let took = start.elapsed();
     assert!(matches!(&answer.body, Response::Error(crate::peer::RemoteError::NoQuorum { .. })), "{:?}", answer.body);
     assert!(took < budget, "answered after {took:?}, its sender gave up after {budget:?}");

@@ -60,7 +60,7 @@ impl Cluster {
     /// # Errors
     /// This node has no cluster yet, or its storage failed.
     pub async fn flush(self: &Arc<Self>, db: Option<u32>) -> Result<(), ClusterError> {
-        let at = crate::replica::now_ms();
+        let at = crate::clock::now_ms();
         let state = {
             let _guard = self.changing.lock();
             let Some(mut state) = self.view.load().state.clone() else {
@@ -72,7 +72,7 @@ impl Cluster {
         };
         self.announce(&state).await;
         // Writes this node coordinates after the reply are stamped after the mark.
-        while crate::replica::now_ms() <= at {
+        while crate::clock::now_ms() <= at {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
         Ok(())

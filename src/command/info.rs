@@ -170,7 +170,7 @@ fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::Comma
         "keyspace" => {
             // This node's own copies, per database: keys, those with an expiry, their mean
             // time to live in ms (a walk of the local store).
-            let now = crate::replica::now_ms();
+            let now = crate::clock::now_ms();
             let mut dbs: std::collections::BTreeMap<u32, (u64, u64, u128)> = std::collections::BTreeMap::new();
             node.coordinator
                 .storage()

@@ -7,9 +7,9 @@
 use bytes::Bytes;
 
 use super::{CmdResult, CommandError};
+use crate::clock::now_ms;
 use crate::coordinator::CoordError;
 use crate::node::Node;
-use crate::replica::now_ms;
 use crate::resp::Reply;
 use crate::rmw::{hll_of, Rmw};
 use crate::version::Hll;

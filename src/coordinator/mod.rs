@@ -20,13 +20,13 @@ pub mod quorum;
 mod reap;
 mod scan;
 
-pub use crate::peer::{Write, WriteContext};
+pub use crate::version::{Write, WriteContext};
 
 use std::sync::Arc;
 
+pub use crate::clock::now_ms;
 use crate::cluster::{Cluster, ClusterError};
 use crate::peer::{RemoteError, Request, Response};
-pub use crate::replica::now_ms;
 use crate::replica::{ModifyError, Replica};
 use crate::ring::NodeId;
 use crate::rmw::RmwError;

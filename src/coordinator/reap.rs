@@ -5,9 +5,9 @@
 use bytes::Bytes;
 
 use super::{Coordinator, Result};
+use crate::clock::now_ms;
 use crate::metrics as m;
 use crate::peer::{Request, Response};
-use crate::replica::now_ms;
 use crate::ring::NodeId;
 use crate::version::SiblingSet;
 

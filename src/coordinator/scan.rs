@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 
 use super::{CoordError, Coordinator, Result};
+use crate::clock::now_ms;
 use crate::peer::{Request, Response};
-use crate::replica::now_ms;
 use crate::ring;
 use crate::storage::LiveKeys;
 

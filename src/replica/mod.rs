@@ -16,10 +16,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::peer::{Write, WriteContext};
+use crate::clock::now_ms;
 use crate::rmw::{self, Outcome, Rmw, RmwError};
 use crate::storage::{Patch, Storage, StorageError};
-use crate::version::{Actor, Counter, Dot, Sibling, SiblingSet};
+use crate::version::{Actor, Counter, Dot, Sibling, SiblingSet, Write, WriteContext};
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -61,34 +61,6 @@ pub struct Replica {
     actors: Actors,
     /// Serialises hinted writes (see [`Replica::write`]).
     hinted_writes: Mutex<()>,
-}
-
-/// Milliseconds since the Unix epoch: the time new versions are stamped with (and expiry is
-/// measured in).
-pub fn now_ms() -> u64 {
-    #[cfg(test)]
-    {
-        sim_clock_ms()
-    }
-    #[cfg(not(test))]
-    {
-        wall_clock_ms()
-    }
-}
-
-fn wall_clock_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
-/// In unit tests the wall clock follows tokio's: on a paused runtime (the simulation) it
-/// moves with simulated time, so versions made one simulated second apart are stamped one
-/// second apart; elsewhere tokio's clock is the real one.
-#[cfg(test)]
-fn sim_clock_ms() -> u64 {
-    static START: std::sync::OnceLock<(u64, std::time::Instant)> = std::sync::OnceLock::new();
-    let (wall, instant) = *START.get_or_init(|| (wall_clock_ms(), std::time::Instant::now()));
-    let now: std::time::Instant = tokio::time::Instant::now().into_std();
-    wall + now.saturating_duration_since(instant).as_millis() as u64
 }
 
 /// The join of the counter states `set`'s siblings hold (what a write over it observed); none

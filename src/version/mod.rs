@@ -19,6 +19,7 @@ mod ormap;
 mod proptests;
 mod sibling;
 mod value;
+mod write;
 
 pub use context::{Context, ContextError, ContextKey};
 pub use counter::Counter;
@@ -27,6 +28,7 @@ pub use hll::Hll;
 pub use ormap::{Field, FieldValue, Join, OrHash, OrMap, OrSet, Stamp};
 pub use sibling::{Resolved, Sibling, SiblingSet};
 pub use value::{Kind, Value};
+pub use write::{Write, WriteContext};
 
 /// An actor is one incarnation of a node, optionally narrowed to a *key epoch*.
 ///
