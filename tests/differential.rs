@@ -20,10 +20,9 @@ mod harness;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use harness::{free_port, resp_cmd, wait_until, Node};
+use harness::{resp_cmd, Node};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -85,37 +84,6 @@ impl Conn {
         let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
         self.r.get_mut().write_all(&resp_cmd(&args)).expect("sending");
         read_reply(&mut self.r)
-    }
-}
-
-/// redis-server on a free port, no persistence, killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let port = free_port(LOCAL);
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (apt-get install redis-server) must be installed");
-        let addr = std::net::SocketAddr::from((LOCAL, port));
-        wait_until("redis-server answering", Duration::from_secs(10), || harness::ping(addr).then_some(()));
-        Redis { child, port, _dir: dir }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -505,7 +473,7 @@ fn show(args: &[Vec<u8>]) -> String {
 
 #[test]
 fn kura_answers_every_sequence_as_redis_does() {
-    let redis = Redis::start();
+    let redis = harness::RedisServer::start();
     let kura = Node::start(LOCAL, &[]);
     let mut r = Conn::open(std::net::SocketAddr::from((LOCAL, redis.port)));
     let mut k = Conn::open(kura.addr());
@@ -563,7 +531,7 @@ fn kura_answers_every_sequence_as_redis_does() {
 /// ends with QUIT, so a server that did not close after an error closes then.
 #[test]
 fn malformed_requests_get_the_replies_redis_gives() {
-    let redis = Redis::start();
+    let redis = harness::RedisServer::start();
     let kura = Node::start(LOCAL, &[]);
     let inputs: &[&[u8]] = &[
         b"*0\r\n*-1\r\n*-7\r\nPING\r\n",
@@ -606,7 +574,7 @@ fn malformed_requests_get_the_replies_redis_gives() {
 /// it names, so only its shape is compared.
 #[test]
 fn auth_as_redis_7_answers_it() {
-    let redis = Redis::start();
+    let redis = harness::RedisServer::start();
     let kura = Node::start(LOCAL, &[]);
     let servers = [std::net::SocketAddr::from((LOCAL, redis.port)), kura.addr()];
     let same = |a: &Wire, b: &Wire| match (a, b) {
@@ -659,7 +627,7 @@ fn auth_as_redis_7_answers_it() {
 /// field each, so that the order cannot differ.
 #[test]
 fn resp3_replies_of_sets_and_hashes_are_redis_bytes() {
-    let redis = Redis::start();
+    let redis = harness::RedisServer::start();
     let kura = Node::start(LOCAL, &[]);
     let exchange = |addr: std::net::SocketAddr| {
         let mut s = TcpStream::connect(addr).expect("connect");

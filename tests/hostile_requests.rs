@@ -9,10 +9,9 @@ mod harness;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::{free_port, resp_cmd, wait_until, Node};
+use harness::{resp_cmd, Node};
 
 const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
@@ -214,37 +213,6 @@ fn shutdown_inside_multi_is_refused() {
     assert!(node.wait_exit().success());
 }
 
-/// redis-server on a free port, no persistence, killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port(LOCAL);
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (apt-get install redis-server) must be installed");
-        let addr = std::net::SocketAddr::from((LOCAL, port));
-        wait_until("redis-server answering", Duration::from_secs(10), || harness::ping(addr).then_some(()));
-        Redis { child, port, _dir: dir }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// COMMAND INFO's name, arity, flags and key positions of each command, by name.
 fn command_info(con: &mut redis::Connection, names: &[String]) -> HashMap<String, (i64, Vec<String>, [i64; 3])> {
     let infos: Vec<redis::Value> = redis::cmd("COMMAND").arg("INFO").arg(names).query(con).expect("COMMAND INFO");
@@ -266,7 +234,7 @@ fn command_info(con: &mut redis::Connection, names: &[String]) -> HashMap<String
 #[test]
 fn command_flags_agree_with_redis() {
     let node = Node::start(LOCAL, &[]);
-    let redis_server = Redis::start();
+    let redis_server = harness::RedisServer::start();
     let mut kura = node.conn();
     let mut reference = redis::Client::open(format!("redis://127.0.0.1:{}/", redis_server.port))
         .and_then(|c| c.get_connection())

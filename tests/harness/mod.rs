@@ -582,12 +582,40 @@ pub fn wait_split(left: &[&Node], right: &[&Node]) {
     });
 }
 
-/// Runs one command on a fresh connection to `node` (20 s read timeout): for clusters, where
-/// a node may have died or restarted since the last command. A system call interrupted by a
-/// signal is made again: a socket with a read timeout gets EINTR from Linux even without a
-/// signal handler when the process is stopped and continued, and redis-rs reported that as
-/// the command's failure (seen once here: `SET` answered `Interrupted system call`).
-pub fn query(node: &Node, args: &[&str]) -> redis::RedisResult<redis::Value> {
+/// redis-server (the reference) on a free port of 127.0.0.1, no persistence, killed on drop.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let port = free_port(Ipv4Addr::LOCALHOST);
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (apt-get install redis-server) must be installed");
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        wait_until("redis-server answering", Duration::from_secs(10), || ping(addr).then_some(()));
+        RedisServer { child, port, _dir: dir }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A connection to `node` with a 20 s read timeout (a connect interrupted by a signal is
+/// made again).
+fn connect(node: &Node) -> std::io::Result<TcpStream> {
     let addr = SocketAddr::new(node.ip.into(), node.port);
     let stream = loop {
         match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
@@ -596,6 +624,16 @@ pub fn query(node: &Node, args: &[&str]) -> redis::RedisResult<redis::Value> {
         }
     };
     stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    Ok(stream)
+}
+
+/// Runs one command on a fresh connection to `node` (20 s read timeout): for clusters, where
+/// a node may have died or restarted since the last command. A system call interrupted by a
+/// signal is made again: a socket with a read timeout gets EINTR from Linux even without a
+/// signal handler when the process is stopped and continued, and redis-rs reported that as
+/// the command's failure (seen once here: `SET` answered `Interrupted system call`).
+pub fn query(node: &Node, args: &[&str]) -> redis::RedisResult<redis::Value> {
+    let stream = connect(node)?;
     let argv: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
     (&stream).write_all(&resp_cmd(&argv))?;
     redis::Parser::new().parse_value(Restarting(&stream))?.extract_error()
@@ -603,14 +641,7 @@ pub fn query(node: &Node, args: &[&str]) -> redis::RedisResult<redis::Value> {
 
 /// As [`query`], in database `db` (a SELECT first, on the same connection).
 pub fn query_db(node: &Node, db: u32, args: &[&str]) -> redis::RedisResult<redis::Value> {
-    let addr = SocketAddr::new(node.ip.into(), node.port);
-    let stream = loop {
-        match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            r => break r?,
-        }
-    };
-    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let stream = connect(node)?;
     let db = db.to_string();
     let argv: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
     // One request at a time: a parser may read ahead of the reply it parses.
