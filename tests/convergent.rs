@@ -84,6 +84,19 @@ fn convergent_types_on_both_sides_of_a_partition_converge() {
     assert_eq!(int(q(right[1], &["SADD", "cart", "a", "b", "c"])), 3);
     assert_eq!(int(q(left[0], &["HSET", "profile", "name", "kura"])), 1);
     assert_eq!(int(q(right[2], &["HINCRBY", "profile", "visits", "10"])), 10);
+    // Every owner holds the writes before the split (W=2 acknowledged them; the third owner
+    // gets them in the background): the DEL on the left must see the INCR to reset it (a DEL
+    // decided on a copy without it leaves it counting, rightly, and `reset` reads 16).
+    wait_until("every owner to hold the writes made before the split", Duration::from_secs(30), || {
+        ["hits", "reset", "cart", "profile"]
+            .iter()
+            .all(|k| {
+                let owners = harness::preflist(&c.nodes[0], k);
+                let copies: Vec<Vec<String>> = owners.iter().map(|a| harness::local(c.by_cluster_addr(a), k)).collect();
+                copies.windows(2).all(|w| w[0] == w[1]) && copies.iter().all(|v| !v.is_empty())
+            })
+            .then_some(())
+    });
     let mut expected = 100;
     let mut visits = 10;
     {
