@@ -984,39 +984,17 @@ fn seeded_sets_and_hashes_under_partitions_and_crashes_converge() {
     }
 }
 
-/// One seeded schedule of a flush (issue 12: a flush is a write): five live nodes, three
-/// clients SET unique values through random nodes while the network delays, drops and cuts
-/// pairs apart, and a FLUSHALL runs through a random node midway. After the heal, the
-/// settling and anti-entropy rounds, through every node: no value acknowledged before the
-/// flush began reads back, and each key's last write acknowledged after the flush ended (with
-/// nothing of that key in flight across the flush) reads as written.
-async fn flush_under_partitions(seed: u64) -> Result<(), String> {
-    let sim = Arc::new(Sim::live(5));
-    let mut rng = StdRng::seed_from_u64(seed);
-    *sim.net.chaos.lock() =
-        Some(Chaos { rng: StdRng::seed_from_u64(seed), drop: 10, duplicate: 30, max_delay: Duration::from_millis(20) });
-    let start = tokio::time::Instant::now();
-    // Every write: key, value, when it started and when it was acknowledged (if it was).
-    type Done = (String, String, Duration, Option<Duration>);
-    let writes: Arc<Mutex<Vec<Done>>> = Arc::default();
+/// The fault half of the flush schedules: a FLUSHALL through a random node at a random moment
+/// of the first 2.5 s while the network cuts and heals random pairs for 5 s; then the
+/// `clients` end, the network heals, hints are delivered and anti-entropy runs three rounds.
+/// Returns when the flush began and when it was acknowledged.
+async fn flush_midway_and_settle(
+    sim: &Arc<Sim>,
+    rng: &mut StdRng,
+    start: tokio::time::Instant,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+) -> Result<(Duration, Duration), String> {
     let flushed: Arc<Mutex<Option<(Duration, Duration)>>> = Arc::default();
-    let mut clients = Vec::new();
-    for c in 0..3u64 {
-        let (sim, writes) = (sim.clone(), writes.clone());
-        clients.push(tokio::spawn(async move {
-            let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(97).wrapping_add(c));
-            for i in 0..16 {
-                let key = format!("k{}", rng.gen_range(0..6));
-                let value = format!("c{c}-{i}");
-                let via = sim.ids[rng.gen_range(0..sim.ids.len())].clone();
-                let write = Write { value: Some(Bytes::from(value.clone()).into()), expires_ms: None };
-                let began = start.elapsed();
-                let put = sim.node(&via).coordinator.put(key.as_bytes(), WriteContext::Everything, write, None).await;
-                writes.lock().push((key, value, began, put.is_ok().then(|| start.elapsed())));
-                tokio::time::sleep(Duration::from_millis(rng.gen_range(1..300))).await;
-            }
-        }));
-    }
     let flusher = {
         let (sim, flushed) = (sim.clone(), flushed.clone());
         let (at, via) = (Duration::from_millis(rng.gen_range(500..2500)), sim.ids[rng.gen_range(0..5)].clone());
@@ -1046,16 +1024,52 @@ async fn flush_under_partitions(seed: u64) -> Result<(), String> {
     flusher.await.map_err(|e| e.to_string())?;
     sim.net.heal();
     *sim.net.chaos.lock() = None;
-    let Some((flush_began, flush_done)) = *flushed.lock() else { return Err("the flush failed".into()) };
+    let Some(times) = *flushed.lock() else { return Err("the flush failed".into()) };
     // Hints delivered, then anti-entropy rounds.
     let settle_by = tokio::time::Instant::now() + Duration::from_secs(120);
-    while !settled(&sim, &sim.ids) {
+    while !settled(sim, &sim.ids) {
         if tokio::time::Instant::now() > settle_by {
             return Err("hints were not delivered in 120 s".into());
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     tokio::time::sleep(AAE_EVERY * 3).await;
+    Ok(times)
+}
+
+/// One seeded schedule of a flush (issue 12: a flush is a write): five live nodes, three
+/// clients SET unique values through random nodes while the network delays, drops and cuts
+/// pairs apart, and a FLUSHALL runs through a random node midway. After the heal, the
+/// settling and anti-entropy rounds, through every node: no value acknowledged before the
+/// flush began reads back, and each key's last write acknowledged after the flush ended (with
+/// nothing of that key in flight across the flush) reads as written.
+async fn flush_under_partitions(seed: u64) -> Result<(), String> {
+    let sim = Arc::new(Sim::live(5));
+    let mut rng = StdRng::seed_from_u64(seed);
+    *sim.net.chaos.lock() =
+        Some(Chaos { rng: StdRng::seed_from_u64(seed), drop: 10, duplicate: 30, max_delay: Duration::from_millis(20) });
+    let start = tokio::time::Instant::now();
+    // Every write: key, value, when it started and when it was acknowledged (if it was).
+    type Done = (String, String, Duration, Option<Duration>);
+    let writes: Arc<Mutex<Vec<Done>>> = Arc::default();
+    let mut clients = Vec::new();
+    for c in 0..3u64 {
+        let (sim, writes) = (sim.clone(), writes.clone());
+        clients.push(tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(97).wrapping_add(c));
+            for i in 0..16 {
+                let key = format!("k{}", rng.gen_range(0..6));
+                let value = format!("c{c}-{i}");
+                let via = sim.ids[rng.gen_range(0..sim.ids.len())].clone();
+                let write = Write { value: Some(Bytes::from(value.clone()).into()), expires_ms: None };
+                let began = start.elapsed();
+                let put = sim.node(&via).coordinator.put(key.as_bytes(), WriteContext::Everything, write, None).await;
+                writes.lock().push((key, value, began, put.is_ok().then(|| start.elapsed())));
+                tokio::time::sleep(Duration::from_millis(rng.gen_range(1..300))).await;
+            }
+        }));
+    }
+    let (flush_began, flush_done) = flush_midway_and_settle(&sim, &mut rng, start, clients).await?;
     let writes = writes.lock().clone();
     let keys: BTreeSet<String> = writes.iter().map(|w| w.0.clone()).collect();
     for key in &keys {
@@ -1122,7 +1136,6 @@ async fn typed_flush_under_partitions(seed: u64) -> Result<(), String> {
     type Done = (String, String, Duration, Option<Duration>);
     let ops: Arc<Mutex<Vec<Done>>> = Arc::default();
     let bits: Arc<Mutex<BTreeMap<String, u32>>> = Arc::default();
-    let flushed: Arc<Mutex<Option<(Duration, Duration)>>> = Arc::default();
     let mut clients = Vec::new();
     for c in 0..3u64 {
         let (sim, ops, bits) = (sim.clone(), ops.clone(), bits.clone());
@@ -1183,44 +1196,7 @@ async fn typed_flush_under_partitions(seed: u64) -> Result<(), String> {
             }
         }));
     }
-    let flusher = {
-        let (sim, flushed) = (sim.clone(), flushed.clone());
-        let (at, via) = (Duration::from_millis(rng.gen_range(500..2500)), sim.ids[rng.gen_range(0..5)].clone());
-        tokio::spawn(async move {
-            tokio::time::sleep(at).await;
-            let began = start.elapsed();
-            if sim.node(&via).coordinator.cluster().flush(None).await.is_ok() {
-                *flushed.lock() = Some((began, start.elapsed()));
-            }
-        })
-    };
-    while start.elapsed() < Duration::from_secs(5) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if rng.gen_range(0..8) == 0 {
-            let (a, b) = (rng.gen_range(1..=5), rng.gen_range(1..=5));
-            if a != b {
-                sim.net.cut(&format!("n{a}"), &format!("n{b}"));
-            }
-        }
-        if rng.gen_range(0..6) == 0 {
-            sim.net.heal();
-        }
-    }
-    for c in clients {
-        c.await.map_err(|e| e.to_string())?;
-    }
-    flusher.await.map_err(|e| e.to_string())?;
-    sim.net.heal();
-    *sim.net.chaos.lock() = None;
-    let Some((flush_began, flush_done)) = *flushed.lock() else { return Err("the flush failed".into()) };
-    let settle_by = tokio::time::Instant::now() + Duration::from_secs(120);
-    while !settled(&sim, &sim.ids) {
-        if tokio::time::Instant::now() > settle_by {
-            return Err("hints were not delivered in 120 s".into());
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    tokio::time::sleep(AAE_EVERY * 3).await;
+    let (flush_began, flush_done) = flush_midway_and_settle(&sim, &mut rng, start, clients).await?;
     let ops = ops.lock().clone();
     let keys: BTreeSet<String> = ops.iter().map(|o| o.0.clone()).collect();
     for key in &keys {

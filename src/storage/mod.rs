@@ -180,15 +180,36 @@ pub struct Storage {
 /// (`floor`), so a key's clock gains an entry per that many removals of other keys, not per
 /// removal. A key's number is dropped once a write after its removal shows it is no longer
 /// needed ([`Storage::removal_outlived`]).
-#[derive(Default)]
+/// In shards by the key's hash, so that the writes of two runtime threads (each asks on every
+/// write) rarely meet on one lock.
 struct Removed {
-    keys: Mutex<HashMap<u64, u64>>,
+    shards: Box<[Mutex<HashMap<u64, u64>>]>,
     count: AtomicU64,
     floor: AtomicU64,
 }
 
-/// Keys [`Removed`] remembers at most.
+/// Keys [`Removed`] remembers at most (over all its shards).
 pub const MAX_REMOVED: usize = 1 << 19;
+
+const REMOVED_SHARDS: usize = 64;
+
+impl Default for Removed {
+    fn default() -> Self {
+        Removed {
+            shards: (0..REMOVED_SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            count: AtomicU64::new(0),
+            floor: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Removed {
+    /// The key's hash and its shard.
+    fn shard(&self, key: &[u8]) -> (u64, &Mutex<HashMap<u64, u64>>) {
+        let hash = xxhash_rust::xxh3::xxh3_64(key);
+        (hash, &self.shards[(hash % REMOVED_SHARDS as u64) as usize])
+    }
+}
 
 impl Storage {
     /// Opens (or creates) the database in `dir`.
@@ -278,8 +299,12 @@ impl Storage {
     /// Counted before the removal, so whoever read a key's records and then sees the same
     /// number knows that what it read is all this node stored for the key since then.
     pub fn last_removal(&self, key: &[u8]) -> u64 {
-        let hash = xxhash_rust::xxh3::xxh3_64(key);
-        let own = self.removed.keys.lock().get(&hash).copied().unwrap_or(0);
+        // No removal yet since this node started: nothing to look up.
+        if self.removed.count.load(Ordering::Acquire) == 0 {
+            return 0;
+        }
+        let (hash, shard) = self.removed.shard(key);
+        let own = shard.lock().get(&hash).copied().unwrap_or(0);
         own.max(self.removed.floor.load(Ordering::Acquire))
     }
 
@@ -290,26 +315,28 @@ impl Storage {
 
     /// How many keys' removals are remembered now.
     pub fn removed_keys(&self) -> usize {
-        self.removed.keys.lock().len()
+        self.removed.shards.iter().map(|s| s.lock().len()).sum()
     }
 
     /// Forgets the removal numbered `n` of `key` (a write made after it no longer needs it),
     /// unless the key was removed again since.
     pub fn removal_outlived(&self, key: &[u8], n: u64) {
-        let hash = xxhash_rust::xxh3::xxh3_64(key);
-        let mut keys = self.removed.keys.lock();
+        let (hash, shard) = self.removed.shard(key);
+        let mut keys = shard.lock();
         if keys.get(&hash) == Some(&n) {
             keys.remove(&hash);
         }
     }
 
     fn forget(&self, key: &[u8]) {
-        let hash = xxhash_rust::xxh3::xxh3_64(key);
-        let mut keys = self.removed.keys.lock();
+        let (hash, shard) = self.removed.shard(key);
+        let mut keys = shard.lock();
         let n = self.removed.count.fetch_add(1, Ordering::AcqRel) + 1;
-        if keys.len() >= MAX_REMOVED && !keys.contains_key(&hash) {
+        if keys.len() >= MAX_REMOVED / REMOVED_SHARDS && !keys.contains_key(&hash) {
+            // Forgotten: every key counts as removed now (the floor covers the other shards'
+            // keys too, so it is conservative for them: one fresh epoch each, once).
             keys.clear();
-            self.removed.floor.store(n, Ordering::Release);
+            self.removed.floor.fetch_max(n, Ordering::AcqRel);
         }
         keys.insert(hash, n);
     }
