@@ -321,6 +321,11 @@ impl Storage {
     /// Forgets the removal numbered `n` of `key` (a write made after it no longer needs it),
     /// unless the key was removed again since.
     pub fn removal_outlived(&self, key: &[u8], n: u64) {
+        // A number no higher than the floor is the floor's, not the key's own: nothing to drop
+        // (after a shard was forgotten every write would otherwise take a lock here).
+        if n <= self.removed.floor.load(Ordering::Acquire) {
+            return;
+        }
         let (hash, shard) = self.removed.shard(key);
         let mut keys = shard.lock();
         if keys.get(&hash) == Some(&n) {
