@@ -14,6 +14,7 @@ fn sibling(value: &'static str, t: u64, actor: u64) -> Sibling {
         written_ms: t,
         origin: Actor(actor),
         expires_ms: None,
+        resets: Vec::new(),
     }
 }
 

@@ -78,7 +78,8 @@ mod tests {
     use crate::version::{Actor, Sibling, VersionVector};
 
     fn set_at(ms: u64) -> SiblingSet {
-        let sib = Sibling { value: Some("v".into()), written_ms: ms, origin: Actor(1), expires_ms: None };
+        let sib =
+            Sibling { value: Some("v".into()), written_ms: ms, origin: Actor(1), expires_ms: None, resets: Vec::new() };
         SiblingSet::new().update(&VersionVector::default(), sib).0
     }
 

@@ -160,7 +160,13 @@ mod tests {
     use crate::version::Sibling;
 
     fn write(set: &SiblingSet, origin: Actor, v: &str) -> SiblingSet {
-        let sib = Sibling { value: Some(v.as_bytes().to_vec().into()), written_ms: 1, origin, expires_ms: None };
+        let sib = Sibling {
+            value: Some(v.as_bytes().to_vec().into()),
+            written_ms: 1,
+            origin,
+            expires_ms: None,
+            resets: Vec::new(),
+        };
         set.update(&set.context(), sib).0
     }
 

@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use crate::clock::now_ms;
 use crate::rmw::{self, Outcome, Rmw, RmwError};
 use crate::storage::{Patch, Storage, StorageError};
-use crate::version::{Actor, Counter, Dot, Sibling, SiblingSet, Write, WriteContext};
+use crate::version::{Actor, Counter, Dot, Sibling, SiblingSet, Value, Write, WriteContext};
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -201,7 +201,13 @@ impl Replica {
             if let Some(v) = value.as_mut() {
                 v.witness(&ctx);
             }
-            let sibling = Sibling { value, written_ms: now, origin, expires_ms: write.expires_ms };
+            // And of the convergent states of other kinds it superseded, their resets (a
+            // string over a counter: what it observed never counts again).
+            let resets = match context {
+                WriteContext::Everything => current.resets_for(value.as_ref().map(Value::kind), now, origin),
+                WriteContext::Given(_) => Vec::new(),
+            };
+            let sibling = Sibling { value, written_ms: now, origin, expires_ms: write.expires_ms, resets };
             current.update(&ctx, sibling).0
         };
         match hint_for {
@@ -453,7 +459,13 @@ mod tests {
             Replica::new(Storage::open(dir.path(), crate::storage::FsyncPolicy::Never).expect("storage"), "n1");
         let expired = |value: Value| {
             // Written at 1 ms, expired at 2 ms (since the Unix epoch): long gone, not reaped.
-            let sib = Sibling { value: Some(value), written_ms: 1, origin: Actor(77 << 24), expires_ms: Some(2) };
+            let sib = Sibling {
+                value: Some(value),
+                written_ms: 1,
+                origin: Actor(77 << 24),
+                expires_ms: Some(2),
+                resets: Vec::new(),
+            };
             SiblingSet::new().update(&VersionVector::default(), sib).0
         };
         let old = Dot { actor: Actor(77 << 24), counter: 1 };

@@ -543,7 +543,13 @@ mod tests {
     fn writes_over_a_counter_reset_it() {
         let mut seen = Counter::default();
         seen.add(Dot { actor: Actor(2), counter: 1 }, 10);
-        let sibling = |value| crate::version::Sibling { value, written_ms: 1, origin: Actor(2), expires_ms: None };
+        let sibling = |value| crate::version::Sibling {
+            value,
+            written_ms: 1,
+            origin: Actor(2),
+            expires_ms: None,
+            resets: Vec::new(),
+        };
         let none = crate::version::VersionVector::default();
         let (holding, _) = SiblingSet::new().update(&none, sibling(Some(Value::Counter(seen))));
         let Some(Value::Counter(c)) = written_over(bv("5"), &holding, 1, Actor(1)) else { panic!("a counter") };

@@ -141,7 +141,13 @@ mod tests {
     use crate::version::{Actor, Sibling};
 
     fn sibling(value: Option<&str>, written_ms: u64, expires_ms: Option<u64>) -> Sibling {
-        Sibling { value: value.map(|v| Bytes::from(v.to_owned()).into()), written_ms, origin: Actor(1), expires_ms }
+        Sibling {
+            value: value.map(|v| Bytes::from(v.to_owned()).into()),
+            written_ms,
+            origin: Actor(1),
+            expires_ms,
+            resets: Vec::new(),
+        }
     }
 
     fn put(s: &Storage, key: &str, sib: Sibling) {

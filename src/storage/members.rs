@@ -23,7 +23,8 @@ use fjall::OwnedWriteBatch as WriteBatch;
 use super::{digest, Result, Storage, StorageError};
 use crate::version::{SiblingSet, Value};
 
-/// The first byte of a header (a whole record starts with `SiblingSet`'s own format byte).
+/// The first byte of a header (a whole record starts with `SiblingSet`'s own format byte,
+/// 0xC2 or 0xC4, or a legacy record's postcard).
 const HEADER: u8 = 0xC3;
 
 /// Whether a `data` record is a header (the key stored in parts), not a whole sibling set.
@@ -393,8 +394,13 @@ mod tests {
                 set.remove(m.as_bytes());
             }
             set.witness(&cur.context());
-            let sibling =
-                Sibling { value: Some(Value::Set(set)), written_ms: counter, origin: Actor(actor), expires_ms: None };
+            let sibling = Sibling {
+                value: Some(Value::Set(set)),
+                written_ms: counter,
+                origin: Actor(actor),
+                expires_ms: None,
+                resets: Vec::new(),
+            };
             Ok(cur.update(&cur.context(), sibling).0)
         })
         .expect("write")
@@ -527,8 +533,13 @@ mod tests {
                 set.insert(b("new"), dot, ());
                 set.remove(b"m5");
                 set.witness(&cur.context());
-                let sibling =
-                    Sibling { value: Some(Value::Set(set)), written_ms: 2, origin: Actor(1), expires_ms: None };
+                let sibling = Sibling {
+                    value: Some(Value::Set(set)),
+                    written_ms: 2,
+                    origin: Actor(1),
+                    expires_ms: None,
+                    resets: Vec::new(),
+                };
                 Ok(cur.update(&cur.context(), sibling).0)
             })
             .expect("write");
@@ -558,8 +569,13 @@ mod tests {
                 let counter = cur.counters().find(|&(a, _)| a == Actor(1)).map_or(0, |(_, n)| n) + 1;
                 set.insert(b(member), Dot { actor: Actor(1), counter }, ());
                 set.witness(&cur.context());
-                let sibling =
-                    Sibling { value: Some(Value::Set(set)), written_ms: counter, origin: Actor(1), expires_ms: None };
+                let sibling = Sibling {
+                    value: Some(Value::Set(set)),
+                    written_ms: counter,
+                    origin: Actor(1),
+                    expires_ms: None,
+                    resets: Vec::new(),
+                };
                 Ok(cur.update(&cur.context(), sibling).0)
             })
             .expect("write");
@@ -609,7 +625,13 @@ mod tests {
         theirs.insert(b("c"), Dot { actor: Actor(9), counter: 1 }, ());
         let concurrent = SiblingSet::new().update(
             &VersionVector::default(),
-            Sibling { value: Some(Value::Set(theirs)), written_ms: 5, origin: Actor(9), expires_ms: None },
+            Sibling {
+                value: Some(Value::Set(theirs)),
+                written_ms: 5,
+                origin: Actor(9),
+                expires_ms: None,
+                resets: Vec::new(),
+            },
         );
         let merged = s.merge(b"k", &base.sync(&concurrent.0)).expect("merge");
         assert!(merged.collection().is_none() && merged.len() == 2);
@@ -622,7 +644,13 @@ mod tests {
         // A string written over it: stored whole, no member record left.
         s.update::<StorageError>(b"k", |cur| {
             let cur = cur.cloned().unwrap_or_default();
-            let sib = Sibling { value: Some(Value::from("text")), written_ms: 9, origin: Actor(1), expires_ms: None };
+            let sib = Sibling {
+                value: Some(Value::from("text")),
+                written_ms: 9,
+                origin: Actor(1),
+                expires_ms: None,
+                resets: Vec::new(),
+            };
             Ok(cur.update(&cur.context(), sib).0)
         })
         .expect("write");

@@ -674,6 +674,7 @@ mod tests {
                 written_ms: 1,
                 origin: Actor(1),
                 expires_ms: None,
+                resets: Vec::new(),
             };
             Ok(cur.update(&VersionVector::default(), sib).0)
         })

@@ -155,7 +155,13 @@ mod counters {
         let n = set.counters().find(|&(a, _)| a == actor).map_or(0, |(_, n)| n);
         c.witness(&set.context());
         c.add(Dot { actor, counter: n + 1 }, by);
-        let sibling = Sibling { value: Some(Value::Counter(c)), written_ms: ms, origin: actor, expires_ms: None };
+        let sibling = Sibling {
+            value: Some(Value::Counter(c)),
+            written_ms: ms,
+            origin: actor,
+            expires_ms: None,
+            resets: Vec::new(),
+        };
         set.update(&set.context(), sibling).0
     }
 

@@ -23,6 +23,12 @@ pub struct Sibling {
     pub origin: Actor,
     /// Absolute expiry, ms since the Unix epoch.
     pub expires_ms: Option<u64>,
+    /// What this write observed of convergent states of other kinds than its own value's
+    /// (a string written over a counter, a set or a hash): their reset (a counter's floors,
+    /// a set's or a hash's clock with no members). A concurrent sibling that still carries
+    /// what this write observed (another decider's INCR on the old counter) never counts it
+    /// again when the two meet ([`SiblingSet::counter`], [`SiblingSet::observed_set`]).
+    pub resets: Vec<Value>,
 }
 
 impl Sibling {
@@ -43,6 +49,15 @@ pub struct Resolved {
     pub stamp: (u64, Actor),
 }
 
+/// The stored form before siblings had resets ([`FORMAT_BEFORE_RESETS`]): still decoded.
+#[derive(Clone, Deserialize)]
+struct SiblingBeforeResets {
+    value: Option<Value>,
+    written_ms: u64,
+    origin: Actor,
+    expires_ms: Option<u64>,
+}
+
 /// The stored form before values had types (a value was bytes): still decoded.
 #[derive(Clone, Deserialize)]
 struct LegacySibling {
@@ -52,8 +67,11 @@ struct LegacySibling {
     expires_ms: Option<u64>,
 }
 
-/// The first byte of the stored form with typed values.
-const FORMAT: u8 = 0xC2;
+/// The first byte of the stored form with typed values and resets.
+const FORMAT: u8 = 0xC4;
+
+/// The first byte of the stored form with typed values, before siblings had resets.
+const FORMAT_BEFORE_RESETS: u8 = 0xC2;
 
 /// The order of last-write-wins: write time, then the coordinating actor, then the dot's
 /// counter (a later write of the same actor in the same millisecond is the newer one). The
@@ -151,19 +169,25 @@ impl SiblingSet {
 
     /// The join of the states `pick` finds in the siblings `keep` keeps (their sets, or their
     /// hashes); `None` when no such sibling holds one.
+    /// With every sibling's resets of that kind (what a write of another kind observed of
+    /// such a state: whether or not that write has expired, it observed it).
     fn joined<V: Join>(
         &self,
         pick: impl Fn(&Value) -> Option<&OrMap<V>>,
         keep: impl Fn(&&Sibling) -> bool,
     ) -> Option<OrMap<V>> {
-        let mut states = self.0.values().filter(keep).filter_map(|s| s.value.as_ref().and_then(&pick)).peekable();
+        let values = self.0.values().filter(keep).filter_map(|s| s.value.as_ref().and_then(&pick));
+        let resets = self.0.values().flat_map(|s| s.resets.iter().filter_map(&pick));
+        let mut states = values.chain(resets).peekable();
         states.peek()?;
         Some(OrMap::join_all(states))
     }
 
-    /// Whether any sibling is a counter.
+    /// Whether any sibling is a counter, or observed one (its resets).
     pub fn holds_counter(&self) -> bool {
-        self.0.values().any(|s| matches!(s.value, Some(Value::Counter(_))))
+        self.0.values().any(|s| {
+            matches!(s.value, Some(Value::Counter(_))) || s.resets.iter().any(|r| matches!(r, Value::Counter(_)))
+        })
     }
 
     /// The join of the counter states of the siblings: a counter's own, a tombstone's reset
@@ -172,13 +196,39 @@ impl SiblingSet {
         self.counter_of(|_| true)
     }
 
-    /// [`SiblingSet::counter`] of the siblings `keep` keeps.
+    /// [`SiblingSet::counter`] of the siblings `keep` keeps, with every sibling's counter
+    /// resets (what a string written over a counter observed never counts again).
     fn counter_of(&self, keep: impl Fn(&&Sibling) -> bool) -> Counter {
-        self.0.values().filter(keep).fold(Counter::default(), |acc, s| match &s.value {
+        let kept = self.0.values().filter(keep).fold(Counter::default(), |acc, s| match &s.value {
             Some(Value::Counter(c)) => acc.join(c),
             None => acc.join(&Counter::deleted_at(s.written_ms, s.origin)),
             Some(Value::Bytes(_) | Value::Hll(_) | Value::Set(_) | Value::Hash(_)) => acc,
+        });
+        self.0.values().flat_map(|s| &s.resets).fold(kept, |acc, r| match r {
+            Value::Counter(c) => acc.join(c),
+            _ => acc,
         })
+    }
+
+    /// What a write of a value of kind `kind` (`None`: a tombstone) over this set observed of
+    /// the convergent states of other kinds its siblings hold or observed: their resets, as
+    /// of `now` by `actor` (see [`Sibling::resets`]).
+    pub fn resets_for(&self, kind: Option<Kind>, now: u64, actor: Actor) -> Vec<Value> {
+        let mut resets = Vec::new();
+        if kind != Some(Kind::Counter) && self.holds_counter() {
+            let observed = self.counter();
+            if observed != Counter::default() {
+                resets.push(Value::Counter(observed.reset(None, now, actor)));
+            }
+        }
+        let all = |_: &&Sibling| true;
+        if kind != Some(Kind::Set) {
+            resets.extend(self.joined(Value::as_set, all).map(|s| Value::Set(s.cleared())));
+        }
+        if kind != Some(Kind::Hash) {
+            resets.extend(self.joined(Value::as_hash, all).map(|h| Value::Hash(h.cleared())));
+        }
+        resets
     }
 
     /// Last-write-wins choice for plain GET: the newest sibling (ties: larger origin, then the
@@ -316,12 +366,24 @@ impl SiblingSet {
                 return Ok(set);
             }
         }
+        if let Some(rest) = bytes.strip_prefix(&[FORMAT_BEFORE_RESETS]) {
+            if let Ok(set) = postcard::from_bytes::<DvvSet<SiblingBeforeResets>>(rest) {
+                return Ok(SiblingSet(set.map_values(|s| Sibling {
+                    value: s.value,
+                    written_ms: s.written_ms,
+                    origin: s.origin,
+                    expires_ms: s.expires_ms,
+                    resets: Vec::new(),
+                })));
+            }
+        }
         let legacy: DvvSet<LegacySibling> = postcard::from_bytes(bytes)?;
         Ok(SiblingSet(legacy.map_values(|s| Sibling {
             value: s.value.map(Value::Bytes),
             written_ms: s.written_ms,
             origin: s.origin,
             expires_ms: s.expires_ms,
+            resets: Vec::new(),
         })))
     }
 }
@@ -336,11 +398,18 @@ mod tests {
             written_ms: t,
             origin: Actor(origin),
             expires_ms: None,
+            resets: Vec::new(),
         }
     }
 
     fn counter(c: Counter, t: u64, origin: u64) -> Sibling {
-        Sibling { value: Some(Value::Counter(c)), written_ms: t, origin: Actor(origin), expires_ms: None }
+        Sibling {
+            value: Some(Value::Counter(c)),
+            written_ms: t,
+            origin: Actor(origin),
+            expires_ms: None,
+            resets: Vec::new(),
+        }
     }
 
     #[test]
@@ -366,6 +435,89 @@ mod tests {
         assert_eq!(s3.resolve(0).map(|r| r.value.kind()), Some(Kind::Bytes));
     }
 
+    /// The nemesis's re-created counter (stop 20's CI failure): `SET k abc GET` observed an
+    /// actor's increments on one side while the decider of the other side, which had not seen
+    /// the string, added one more to the same counter. The string's resets keep what it
+    /// observed from counting again when the two meet, through the string and a later DEL.
+    #[test]
+    fn what_a_string_observed_of_a_counter_never_counts_again() {
+        let none = VersionVector::default();
+        let mut c = Counter::default();
+        c.add(Dot { actor: Actor(1), counter: 1 }, 10);
+        let (base, _) = SiblingSet::new().update(&none, counter(c.clone(), 10, 1));
+        let seen = base.context();
+        // One side: the string over it, with what it observed.
+        let mut string = sib(Some("abc"), 20, 3);
+        string.resets = base.resets_for(Some(Kind::Bytes), 20, Actor(3));
+        let (left, _) = base.update(&seen, string);
+        // The other side continues the same actor's entry.
+        let mut went_on = c.clone();
+        went_on.add(Dot { actor: Actor(1), counter: 2 }, 5);
+        let (right, _) = base.update(&seen, counter(went_on, 15, 1));
+        for merged in [left.sync(&right), right.sync(&left)] {
+            assert_eq!(merged.get(30), Some(Bytes::from("abc")));
+            // A DEL of the string on a copy that has not seen the increment's sibling.
+            let mut del = sib(None, 40, 3);
+            del.resets = left.resets_for(None, 40, Actor(3));
+            let (deleted, _) = left.update(&left.context(), del);
+            for after in [deleted.sync(&merged), merged.sync(&deleted)] {
+                assert_eq!(after.get(50), Some(Bytes::from("5")), "only the increment the string did not see");
+            }
+        }
+        // Without resets the observed 10 would count again (what the nemesis found).
+        let (bare, _) = base.update(&seen, sib(Some("abc"), 20, 3));
+        let (deleted, _) = bare.update(&bare.context(), sib(None, 40, 3));
+        assert_eq!(deleted.sync(&right).get(50), Some(Bytes::from("15")));
+    }
+
+    /// The same for a set: members a string observed do not come back with a concurrent
+    /// SADD's copy of the set; the member that SADD added does.
+    #[test]
+    fn what_a_string_observed_of_a_set_never_comes_back() {
+        let none = VersionVector::default();
+        let d = |a, n| Dot { actor: Actor(a), counter: n };
+        let (base, _) = SiblingSet::new().update(&none, set_sibling(set_of(&["a", "b"], d(1, 1)), 10, 1));
+        let seen = base.context();
+        let mut string = sib(Some("abc"), 20, 3);
+        string.resets = base.resets_for(Some(Kind::Bytes), 20, Actor(3));
+        let (left, _) = base.update(&seen, string);
+        let Some(Value::Set(mut s)) = base.resolve(0).map(|r| r.value) else { panic!("a set") };
+        s.insert(Bytes::from("c"), d(2, 1), ());
+        let (right, _) = base.update(&seen, set_sibling(Value::Set(s), 15, 2));
+        let mut del = sib(None, 40, 3);
+        del.resets = left.resets_for(None, 40, Actor(3));
+        let (deleted, _) = left.update(&left.context(), del);
+        for after in [deleted.sync(&right), right.sync(&deleted)] {
+            let Some(Value::Set(s)) = after.resolve(50).map(|r| r.value) else { panic!("a set") };
+            assert_eq!(s.members().cloned().collect::<Vec<_>>(), vec![Bytes::from("c")]);
+        }
+    }
+
+    /// The stored form before siblings had resets still decodes.
+    #[test]
+    fn the_form_before_resets_decodes() {
+        #[derive(Clone, Serialize)]
+        struct Before {
+            value: Option<Value>,
+            written_ms: u64,
+            origin: Actor,
+            expires_ms: Option<u64>,
+        }
+        let before: DvvSet<Before> = DvvSet::default()
+            .update(
+                &VersionVector::default(),
+                Actor(1),
+                Before { value: Some(Value::from("v")), written_ms: 5, origin: Actor(1), expires_ms: Some(9) },
+            )
+            .0;
+        let mut bytes = vec![FORMAT_BEFORE_RESETS];
+        bytes.extend(postcard::to_stdvec(&before).unwrap());
+        let set = SiblingSet::decode(&bytes).unwrap();
+        assert_eq!(set.get(6), Some(Bytes::from("v")));
+        assert_eq!(set.siblings().next().map(|s| (s.expires_ms, s.resets.len())), Some((Some(9), 0)));
+        assert_eq!(SiblingSet::decode(&set.encode()).unwrap(), set);
+    }
+
     fn set_of(members: &[&str], dot: Dot) -> Value {
         Value::Set(super::super::OrSet::from_members(
             members.iter().map(|m| (Bytes::copy_from_slice(m.as_bytes()), ())),
@@ -374,7 +526,7 @@ mod tests {
     }
 
     fn set_sibling(value: Value, t: u64, origin: u64) -> Sibling {
-        Sibling { value: Some(value), written_ms: t, origin: Actor(origin), expires_ms: None }
+        Sibling { value: Some(value), written_ms: t, origin: Actor(origin), expires_ms: None, resets: Vec::new() }
     }
 
     #[test]
@@ -406,8 +558,10 @@ mod tests {
             Some(v) => v.cleared(),
             None => None,
         };
-        let (deleted, _) =
-            base.update(&seen, Sibling { value: cleared, written_ms: 20, origin: Actor(1), expires_ms: None });
+        let (deleted, _) = base.update(
+            &seen,
+            Sibling { value: cleared, written_ms: 20, origin: Actor(1), expires_ms: None, resets: Vec::new() },
+        );
         assert!(deleted.resolve(0).is_none(), "an emptied set reads as missing");
         // The other side adds c concurrently, from the same base.
         let Some(Value::Set(mut s)) = base.resolve(0).map(|r| r.value) else { panic!("a set") };
