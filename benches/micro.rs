@@ -15,6 +15,7 @@ fn sibling(value: &'static str, t: u64, actor: u64) -> Sibling {
         origin: Actor(actor),
         expires_ms: None,
         resets: Vec::new(),
+        flush_seen: None,
     }
 }
 

@@ -98,7 +98,8 @@ pub struct ServerArgs {
     #[arg(long, env = "KURA_TRANSFER_RATE")]
     pub transfer_rate: Option<u64>,
     /// Milliseconds a key whose every sibling is deleted or expired is kept before it is
-    /// reaped (once every replica and stand-in agrees) [default: 10000]
+    /// reaped (once every replica and stand-in agrees); never less than the request timeout,
+    /// so a copy sent before the delete has arrived or expired [default: 10000]
     #[arg(long, env = "KURA_REAP_GRACE_MS")]
     pub reap_grace_ms: Option<u64>,
     /// Worker threads of the runtime [default: one per core]
@@ -219,7 +220,9 @@ impl Config {
             max_frame_bytes: pick!(max_frame_bytes, crate::rpc::MAX_FRAME),
             transfer_limit: pick!(transfer_limit, 2),
             transfer_rate: pick!(transfer_rate, 0),
-            reap_grace_ms: pick!(reap_grace_ms, 10_000),
+            // A copy of the key sent before its delete arrives within the request timeout or
+            // is refused (`Request::expires`): reaping waits at least that long.
+            reap_grace_ms: pick!(reap_grace_ms, 10_000).max(pick!(request_timeout_ms, 2000)),
             threads: pick!(threads, std::thread::available_parallelism().map_or(1, |n| n.get())),
             fsync: pick!(fsync, FsyncPolicy::Everysec),
             requirepass: args.requirepass.clone().or(file.requirepass.clone()),

@@ -4,6 +4,9 @@
 //! every node applies them to every set it stores, reads or merges in (see
 //! [`SiblingSet::flushed`]): a copy written before the flush and held back by a hint, a replica
 //! that was down, a transfer or anti-entropy is dropped when it arrives, on whichever node.
+//! So is a write made after the mark's time by a node that had not applied it (it records the
+//! cutoff it had, `Sibling::flush_seen`): it may carry what the flush dropped. A flush answers
+//! once every member holds its mark (`Cluster::flush`), so only writes concurrent with it go.
 //!
 //! The time is the flushing node's clock: a write coordinated by a node whose clock is behind
 //! by `d` within `d` after the flush is dropped by it too (the same limit as last-write-wins).
@@ -45,6 +48,11 @@ impl FlushMarks {
         changed
     }
 
+    /// Whether every mark of `other` is in these (as late or later).
+    pub fn covers(&self, other: &FlushMarks) -> bool {
+        self.all >= other.all && other.dbs.iter().all(|(db, &at)| self.dbs.get(db).is_some_and(|&mine| mine >= at))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.all == 0 && self.dbs.is_empty()
     }
@@ -78,8 +86,14 @@ mod tests {
     use crate::version::{Actor, Sibling, VersionVector};
 
     fn set_at(ms: u64) -> SiblingSet {
-        let sib =
-            Sibling { value: Some("v".into()), written_ms: ms, origin: Actor(1), expires_ms: None, resets: Vec::new() };
+        let sib = Sibling {
+            value: Some("v".into()),
+            written_ms: ms,
+            origin: Actor(1),
+            expires_ms: None,
+            resets: Vec::new(),
+            flush_seen: None,
+        };
         SiblingSet::new().update(&VersionVector::default(), sib).0
     }
 
@@ -110,6 +124,44 @@ mod tests {
         assert!(m.apply(&internal(3, b"k"), &set_at(101)).is_none());
         assert!(m.apply(b"k", &set_at(5)).is_none());
         assert!(m.apply(&internal(4, b"k"), &set_at(5)).is_none());
+    }
+
+    /// Issue 20, item 3: a write made after the flush's time by a node that had not applied
+    /// it (stamped with an older cutoff) is dropped with what the flush covers; one made by a
+    /// node that had, or stored before writes were stamped, stays.
+    #[test]
+    fn a_write_by_a_node_that_had_not_applied_the_flush_goes_with_it() {
+        let mut m = FlushMarks::default();
+        m.mark(None, 100);
+        let stamped = |seen: Option<u64>| {
+            let sib = Sibling {
+                value: Some("v".into()),
+                written_ms: 150,
+                origin: Actor(1),
+                expires_ms: None,
+                resets: Vec::new(),
+                flush_seen: seen,
+            };
+            SiblingSet::new().update(&VersionVector::default(), sib).0
+        };
+        assert!(m
+            .apply(b"k", &stamped(Some(40)))
+            .is_some_and(|s| s.get(0).is_none() && s.context() != VersionVector::default()));
+        assert!(m.apply(b"k", &stamped(Some(100))).is_none());
+        assert!(m.apply(b"k", &stamped(None)).is_none());
+    }
+
+    #[test]
+    fn marks_cover_marks_as_late_or_later() {
+        let mut a = FlushMarks::default();
+        a.mark(Some(1), 50);
+        let mut b = a.clone();
+        assert!(b.covers(&a) && a.covers(&b));
+        b.mark(Some(2), 10);
+        assert!(b.covers(&a) && !a.covers(&b));
+        a.mark(None, 60);
+        assert!(!b.covers(&a));
+        assert!(FlushMarks::default().covers(&FlushMarks::default()));
     }
 
     #[test]

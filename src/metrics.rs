@@ -24,6 +24,7 @@ pub const READ_REPAIRS_TOTAL: &str = "kura_read_repairs_total";
 pub const FORWARDED_TOTAL: &str = "kura_forwarded_total";
 pub const FORWARD_FALLBACKS_TOTAL: &str = "kura_forward_fallbacks_total";
 pub const PEER_ERRORS_TOTAL: &str = "kura_peer_errors_total";
+pub const PEER_EXPIRED_TOTAL: &str = "kura_peer_expired_total";
 pub const RING_VERSION: &str = "kura_ring_version";
 pub const MEMBERS: &str = "kura_members";
 pub const PEERS_DOWN: &str = "kura_peers_down";
@@ -84,6 +85,10 @@ fn describe() {
         QUORUM_DURATION,
         Unit::Seconds,
         "Time a coordinated get/put took to reach its quorum (phase=quorum) and to hear from every replica (phase=all)"
+    );
+    describe_counter!(
+        PEER_EXPIRED_TOTAL,
+        "Copies of keys from peers refused because they arrived after their sender gave up on them"
     );
     describe_counter!(READ_REPAIRS_TOTAL, "Stale or missing replicas sent the merged version after a read");
     describe_counter!(FORWARDED_TOTAL, "Puts forwarded to a node of the key's preference list");

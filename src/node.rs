@@ -314,6 +314,14 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
             }
             cluster.heard_from(&from);
             cluster.on_peer_ring(&from, req.ring_version);
+            if req.deadline_ms != 0 && req.body.expires() && crate::clock::now_ms() > req.deadline_ms {
+                metrics::counter!(crate::metrics::PEER_EXPIRED_TOTAL).increment(1);
+                return PeerResponse {
+                    ring_version: cluster.view().ring_version(),
+                    cluster: cluster.cluster_id(),
+                    body: Response::Error(RemoteError::Expired),
+                };
+            }
             let failed = |e: &dyn std::fmt::Display| Response::Error(RemoteError::Failed(e.to_string()));
             let body = match req.body {
                 Request::Ping => Response::Pong,
@@ -473,7 +481,7 @@ mod tests {
         let ask = |ring_version: u64| {
             let body = Request::Read { key: key.clone() };
             let (cluster, sender) = (0, SocketAddr::from(([127, 0, 0, 2], 7379)));
-            node.handle(Arc::from("n2"), PeerRequest { ring_version, cluster, sender, body })
+            node.handle(Arc::from("n2"), PeerRequest { ring_version, cluster, sender, deadline_ms: 0, body })
         };
         assert!(matches!(ask(now - 1).await.body, Response::Error(RemoteError::StaleRing)));
         assert!(matches!(ask(now).await.body, Response::Value(None)));

@@ -26,6 +26,10 @@ pub struct PeerRequest {
     pub cluster: u64,
     /// The sender's cluster address (for the refusal's log and INFO).
     pub sender: SocketAddr,
+    /// When the sender gives up on it (wall clock, ms since the Unix epoch; 0: never). A
+    /// message that carries state (a replica's copy, a patch, a transfer batch, an AAE push)
+    /// and arrives after it is refused unapplied ([`Request::expires`]).
+    pub deadline_ms: u64,
     pub body: Request,
 }
 
@@ -135,6 +139,20 @@ pub enum RemoteError {
     OtherCluster { ours: u64 },
     #[error("{0}")]
     Failed(String),
+}
+
+impl Request {
+    /// Whether this request is refused when it arrives after its sender gave up on it: those
+    /// that carry a copy of a key. A late one is a copy from the past, and its sender counted
+    /// it as failed: applied after the key's tombstone was reaped everywhere, it would bring
+    /// the deleted value back (TCP delivers what a partition held up once it heals, seconds
+    /// later). `Put` and `Modify` carry the client's own deadline.
+    pub fn expires(&self) -> bool {
+        matches!(
+            self,
+            Request::Replicate { .. } | Request::Patch { .. } | Request::TransferBatch { .. } | Request::AaePush { .. }
+        )
+    }
 }
 
 /// The wall-clock deadline to send with a forwarded request whose sender gives up at `deadline`.

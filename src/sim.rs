@@ -39,6 +39,9 @@ struct Net {
     nodes: Mutex<BTreeMap<NodeId, Arc<Node>>>,
     cuts: Mutex<BTreeSet<(NodeId, NodeId)>>,
     chaos: Mutex<Option<Chaos>>,
+    /// A message sent across a cut is held and delivered once the pair heals (0 to 3 s
+    /// later), as TCP retransmits what a partition held up; its sender timed out long before.
+    hold_cut: std::sync::atomic::AtomicBool,
 }
 
 /// Message faults of a seeded schedule.
@@ -114,11 +117,15 @@ impl Peers for SimPeers {
             let coordinates = matches!(req, Request::Put { .. } | Request::Modify { .. });
             if twice && !coordinates {
                 let _ = target
-                    .handle(from.clone(), PeerRequest { ring_version, cluster: 0, sender: UNKNOWN, body: req.clone() })
+                    .handle(
+                        from.clone(),
+                        PeerRequest { ring_version, cluster: 0, sender: UNKNOWN, deadline_ms: 0, body: req.clone() },
+                    )
                     .await;
             }
-            let answer =
-                target.handle(from, PeerRequest { ring_version, cluster: 0, sender: UNKNOWN, body: req }).await;
+            let answer = target
+                .handle(from, PeerRequest { ring_version, cluster: 0, sender: UNKNOWN, deadline_ms: 0, body: req })
+                .await;
             match answer.body {
                 Response::Error(error) => Err(ClusterError::Remote { peer: node.to_owned(), error }),
                 body => Ok(body),
@@ -163,6 +170,22 @@ impl Transport for SimTransport {
             let to = id_at(addr);
             let (delay, twice) = match self.net.fate(&self.me, &to) {
                 Fate::Lose => {
+                    if !self.net.reachable(&self.me, &to)
+                        && self.net.hold_cut.load(std::sync::atomic::Ordering::Relaxed)
+                    {
+                        let (net, from, req) = (self.net.clone(), self.me.clone(), req);
+                        let late = Duration::from_millis(crate::random::u64() % 3000);
+                        tokio::spawn(async move {
+                            while !net.reachable(&from, &to) {
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                            tokio::time::sleep(late).await;
+                            let target = net.nodes.lock().get(&to).cloned();
+                            if let Some(target) = target {
+                                let _ = target.handle(Arc::from(from.as_str()), req).await;
+                            }
+                        });
+                    }
                     tokio::time::sleep(timeout).await;
                     return Err(RpcError::Timeout(addr));
                 }
@@ -181,6 +204,7 @@ impl Transport for SimTransport {
                     ring_version: req.ring_version,
                     cluster: req.cluster,
                     sender: req.sender,
+                    deadline_ms: req.deadline_ms,
                     body: req.body.clone(),
                 };
                 let _ = target.handle(from.clone(), copy).await;
@@ -855,6 +879,19 @@ fn seeded_counters_under_partitions_and_crashes_add_up() {
     }
 }
 
+/// Messages held up by a cut arrive after the heal (TCP retransmits them), and tombstones are
+/// reaped 2 s after the delete: a copy of a key from before its DEL, arriving after the key
+/// was reaped everywhere, would bring increments a SET observed back (the nemesis found it in
+/// CI); a copy that arrives after its sender gave up is refused (`Request::expires`).
+#[test]
+fn seeded_late_copies_never_undo_a_reaping() {
+    for seed in seeds(200) {
+        if let Err(e) = replay(seed, recreated_under_partitions(seed, false, true)) {
+            panic!("seed {seed} (KURA_SIM_SEED={seed} replays it): {e}");
+        }
+    }
+}
+
 /// With `KURA_SIM_TRACE` set: what happened, and every node's copy of `key` after it.
 fn trace_copies(sim: &Sim, key: &str, what: &str) {
     if std::env::var_os("KURA_SIM_TRACE").is_none() {
@@ -874,9 +911,27 @@ fn trace_copies(sim: &Sim, key: &str, what: &str) {
 /// drops, duplicates and cuts (and with `crash` one node rolls back midway) and failure
 /// detectors move deciders. After the heal and the settling, the join of every copy holds no bit a SET observed (it was reset: it never counts again), every bit
 /// acknowledged since the key's last reset was sent, and none never sent.
-async fn recreated_under_partitions(seed: u64, crash: bool) -> Result<(), String> {
+///
+/// With `late`, a message across a cut is delivered after the heal (as TCP retransmits it)
+/// and tombstones are reaped 2 s after the delete: a copy from before a DEL that arrives after
+/// the key was reaped everywhere must not bring it back.
+async fn recreated_under_partitions(seed: u64, crash: bool, late: bool) -> Result<(), String> {
     use crate::rmw::{Rmw, SetCond};
     let sim = Arc::new(Sim::live(5));
+    sim.net.hold_cut.store(late, std::sync::atomic::Ordering::Relaxed);
+    // The housekeeping of `main.rs`, every second with a 2 s grace.
+    let reaper = late.then(|| {
+        let sim = sim.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let nodes: Vec<Arc<Node>> = sim.net.nodes.lock().values().cloned().collect();
+                for node in nodes {
+                    let _ = node.coordinator.reap_dead(2000).await;
+                }
+            }
+        })
+    });
     *sim.net.chaos.lock() =
         Some(Chaos { rng: StdRng::seed_from_u64(seed), drop: 30, duplicate: 30, max_delay: Duration::from_millis(40) });
     #[derive(Default)]
@@ -947,6 +1002,9 @@ async fn recreated_under_partitions(seed: u64, crash: bool) -> Result<(), String
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     tokio::time::sleep(AAE_EVERY * 3).await;
+    if let Some(reaper) = reaper {
+        reaper.abort();
+    }
     let mut dots: HashMap<(String, Dot), String> = HashMap::new();
     for (key, bits) in keys.lock().iter() {
         let mut copies = Vec::new();
@@ -976,7 +1034,7 @@ async fn recreated_under_partitions(seed: u64, crash: bool) -> Result<(), String
 fn seeded_counters_made_anew_under_partitions_and_crashes_never_count_a_reset_bit() {
     for seed in seeds(200) {
         let crash = seed % 2 == 0;
-        if let Err(e) = replay(seed, recreated_under_partitions(seed, crash)) {
+        if let Err(e) = replay(seed, recreated_under_partitions(seed, crash, false)) {
             panic!("seed {seed} (KURA_SIM_SEED={seed} replays it): {e}");
         }
     }
@@ -1147,11 +1205,13 @@ async fn flush_midway_and_settle(
             sim.net.heal();
         }
     }
+    // The faults end (a flush waits for every member to confirm it: one still cut off would
+    // hold it up to `FLUSH_WAIT`).
+    sim.net.heal();
     for c in clients {
         c.await.map_err(|e| e.to_string())?;
     }
     flusher.await.map_err(|e| e.to_string())?;
-    sim.net.heal();
     *sim.net.chaos.lock() = None;
     let Some(times) = *flushed.lock() else { return Err("the flush failed".into()) };
     // Hints delivered, then anti-entropy rounds.
@@ -1377,15 +1437,7 @@ async fn typed_flush_under_partitions(seed: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Fails today (issue 20, item 3 is only partly fixed; see the closing notes of stops 20 and
-/// 21): a decider that has not heard of the flush, whose quorum read reaches only replicas
-/// that have not either, carries the flushed state of a counter (a set, a hash) into a version
-/// stamped after the flush (seed 6: a hash field acknowledged before the flush comes back).
-/// The lost increment stop 20 saw with duplicated messages (seed 3) was the simulation's: its
-/// transport delivered a request to decide an INCR twice, which TCP never does. Run it with
-/// `--ignored`.
 #[test]
-#[ignore = "finds an open bug: flushed state carried forward by a decider that missed the flush (issue 20, item 3)"]
 fn seeded_flush_of_counters_sets_and_hashes_brings_nothing_back() {
     for seed in seeds(60) {
         if let Err(e) = replay(seed, typed_flush_under_partitions(seed)) {
@@ -1657,8 +1709,14 @@ async fn anti_entropy_repairs_nothing_between_a_set_stored_whole_and_in_parts() 
     for i in 0..200u64 {
         set.insert(Bytes::from(format!("m{i}")), Dot { actor: Actor(1), counter: 1 }, ());
     }
-    let sibling =
-        Sibling { value: Some(Value::Set(set)), written_ms: 1, origin: Actor(1), expires_ms: None, resets: Vec::new() };
+    let sibling = Sibling {
+        value: Some(Value::Set(set)),
+        written_ms: 1,
+        origin: Actor(1),
+        expires_ms: None,
+        resets: Vec::new(),
+        flush_seen: None,
+    };
     let state = SiblingSet::new().update(&VersionVector::default(), sibling).0;
     assert!(state.collection().is_some());
     for id in ["n1", "n2"] {
@@ -1698,6 +1756,7 @@ async fn anti_entropy_repairs_nothing_between_a_set_stored_whole_and_in_parts() 
                 origin: Actor(1),
                 expires_ms: None,
                 resets: Vec::new(),
+                flush_seen: None,
             },
         )
         .0;
@@ -1726,7 +1785,10 @@ async fn a_forwarded_rmw_is_answered_within_the_senders_budget() {
     let ring_version = decider.coordinator.cluster().view().ring_version();
     let start = tokio::time::Instant::now();
     let answer = decider
-        .handle(Arc::from(owners[1].as_str()), PeerRequest { ring_version, cluster: 0, sender: UNKNOWN, body })
+        .handle(
+            Arc::from(owners[1].as_str()),
+            PeerRequest { ring_version, cluster: 0, sender: UNKNOWN, deadline_ms: 0, body },
+        )
         .await;
     let took = start.elapsed();
     assert!(matches!(&answer.body, Response::Error(crate::peer::RemoteError::NoQuorum { .. })), "{:?}", answer.body);

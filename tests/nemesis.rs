@@ -89,6 +89,20 @@ impl Run {
         self.history.lock().unwrap().events.push((at, what));
     }
 
+    /// Every event of `key` (logged as `... {key} via ...`) and the faults from its first to
+    /// its last.
+    fn of_key(&self, key: &str) -> String {
+        let h = self.history.lock().unwrap();
+        let mine = format!(" {key} via ");
+        let times: Vec<Duration> = h.events.iter().filter(|(_, e)| e.contains(&mine)).map(|(t, _)| *t).collect();
+        let (Some(&first), Some(&last)) = (times.first(), times.last()) else { return String::new() };
+        h.events
+            .iter()
+            .filter(|(t, e)| e.contains(&mine) || (!e.starts_with("ack ") && *t >= first && *t <= last))
+            .map(|(t, e)| format!("  {:>7.3}s {e}\n", t.as_secs_f64()))
+            .collect()
+    }
+
     /// The history within `around` of the moment `what` was logged.
     fn around(&self, what: &str, around: Duration) -> String {
         let h = self.history.lock().unwrap();
@@ -125,18 +139,19 @@ fn recreate_client(run: &Run, clients: &[redis::Client], worker: usize, seed: u6
         let key = format!("recreate-{worker}-{}", round / 10);
         let bit0 = (round % 10) * 5;
         round += 1;
-        let mut con = loop {
-            let client = &clients[rng.gen_range(0..clients.len())];
-            if let Ok(con) = client.get_connection_with_timeout(Duration::from_secs(2)) {
-                break con;
+        let (via, mut con) = loop {
+            let via = rng.gen_range(0..clients.len());
+            if let Ok(con) = clients[via].get_connection_with_timeout(Duration::from_secs(2)) {
+                break (via, con);
             }
         };
         let _ = con.set_read_timeout(Some(Duration::from_secs(10)));
         for bit in bit0..bit0 + 4 {
             run.recreated.lock().unwrap().entry(key.clone()).or_default().sent.insert(bit);
-            if redis::cmd("INCRBY").arg(&key).arg(1i64 << bit).query::<i64>(&mut con).is_ok() {
+            let done = redis::cmd("INCRBY").arg(&key).arg(1i64 << bit).query::<i64>(&mut con);
+            run.log(format!("ack recreate {key} via node {via}: INCRBY bit {bit}: {done:?}"));
+            if done.is_ok() {
                 run.recreated.lock().unwrap().entry(key.clone()).or_default().since_reset.insert(bit);
-                run.log(format!("ack recreate {key}+bit{bit}"));
             }
         }
         if run.stop.load(Ordering::Acquire) {
@@ -144,13 +159,14 @@ fn recreate_client(run: &Run, clients: &[redis::Client], worker: usize, seed: u6
         }
         run.recreated.lock().unwrap().entry(key.clone()).or_default().since_reset.clear();
         let old = redis::cmd("SET").arg(&key).arg("abc").arg("GET").query::<Option<String>>(&mut con);
+        run.log(format!("ack recreate {key} via node {via}: SET abc GET: {old:?}"));
         if let Ok(Some(old)) = old {
             if let Ok(v) = old.parse::<i64>() {
                 run.recreated.lock().unwrap().entry(key.clone()).or_default().observed.extend(bits(v));
-                run.log(format!("ack recreate {key} SET observed {v}"));
             }
         }
-        let _ = redis::cmd("DEL").arg(&key).query::<i64>(&mut con);
+        let done = redis::cmd("DEL").arg(&key).query::<i64>(&mut con);
+        run.log(format!("ack recreate {key} via node {via}: DEL: {done:?}"));
     }
 }
 
@@ -576,6 +592,7 @@ fn nemesis_loses_no_acknowledged_write() {
         }
     }
     for (key, r) in run.recreated.lock().unwrap().iter() {
+        let mut wrong = Vec::new();
         for &i in &members {
             let v = text(&q(&c.nodes[i], &["GET", key]).expect("GET after the heal"));
             let have = v.parse::<i64>().map(bits).unwrap_or_default();
@@ -583,12 +600,14 @@ fn nemesis_loses_no_acknowledged_write() {
             let missing: Vec<&u32> = r.since_reset.difference(&have).collect();
             let never: Vec<&u32> = have.difference(&r.sent).collect();
             if !back.is_empty() || !missing.is_empty() || !never.is_empty() {
-                lost.push(format!(
-                    "re-created counter {key} via node {i} reads {v}: bits a SET observed back {back:?}, \
-                     acknowledged after the last reset missing {missing:?}, never sent {never:?}; history:\n{}",
-                    run.around(&format!("{key} SET observed"), Duration::from_secs(5))
+                wrong.push(format!(
+                    "via node {i} reads {v}: bits a SET observed back {back:?}, acknowledged after the last \
+                     reset missing {missing:?}, never sent {never:?}"
                 ));
             }
+        }
+        if !wrong.is_empty() {
+            lost.push(format!("re-created counter {key}: {}; history:\n{}", wrong.join("; "), run.of_key(key)));
         }
     }
     let flushes = run.flushes.lock().unwrap().clone();

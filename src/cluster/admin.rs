@@ -5,6 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::{Cluster, ClusterError};
+
+/// How long a flush waits for every member to confirm its mark before it answers that it may
+/// have been applied.
+pub const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often it asks the members that have not confirmed yet.
+const FLUSH_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
 use crate::membership::{ClusterState, Status};
 use crate::peer::{Request, Response};
 use crate::ring::NodeId;
@@ -53,12 +59,19 @@ impl Cluster {
     }
 
     /// `FLUSHDB` (`db`) or `FLUSHALL` (`None`): a flush mark at this node's clock, saved and
-    /// in force here (its stored copies purged in the background), then taken to every member that is up before this
-    /// returns; a member that is down learns it from gossip, and whatever it holds from before
-    /// the flush is dropped wherever it arrives (`flushes.rs`).
+    /// in force here (its stored copies purged in the background), then taken to every other
+    /// member; it returns once each of them holds the mark (issue 20, item 3). Until a node
+    /// holds it, the writes that node decides may carry values from before the flush (read
+    /// from nodes that have not heard of it either); they are stamped as not having seen it
+    /// (`Sibling::flush_seen`) and the mark drops them wherever it meets them, as writes
+    /// concurrent with the flush. Waiting for every member is what makes that safe: a write
+    /// that begins after the flush answered is decided by a node that holds the mark. Redis
+    /// Enterprise's Active-Active flush likewise needs every instance.
     ///
     /// # Errors
-    /// This node has no cluster yet, or its storage failed.
+    /// This node has no cluster yet, or its storage failed; `FlushUnconfirmed` when some
+    /// member has not confirmed the mark within [`FLUSH_WAIT`] (the flush is in force where it
+    /// arrived and reaches the rest by gossip: it may have been applied).
     pub async fn flush(self: &Arc<Self>, db: Option<u32>) -> Result<(), ClusterError> {
         let at = crate::clock::now_ms();
         let state = {
@@ -70,7 +83,34 @@ impl Cluster {
             self.install(state.clone())?;
             state
         };
-        self.announce(&state).await;
+        let deadline = tokio::time::Instant::now() + FLUSH_WAIT;
+        let mut pending = self.others();
+        let members = pending.len() + 1;
+        loop {
+            let calls = pending.iter().map(|&(_, addr)| {
+                let state = &state;
+                async move {
+                    match self.call_addr(addr, Request::Gossip(Box::new(state.clone()))).await {
+                        Ok(Response::State(theirs)) => {
+                            let _ = self.merge(&theirs);
+                            theirs.flushes.covers(&state.flushes)
+                        }
+                        _ => false,
+                    }
+                }
+            });
+            let confirmed = futures::future::join_all(calls).await;
+            let mut confirmed = confirmed.into_iter();
+            pending.retain(|_| !confirmed.next().unwrap_or(false));
+            if pending.is_empty() {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let missing = pending.into_iter().map(|(id, _)| id).collect();
+                return Err(ClusterError::FlushUnconfirmed { members, missing });
+            }
+            tokio::time::sleep(FLUSH_RETRY).await;
+        }
         // Writes this node coordinates after the reply are stamped after the mark.
         while crate::clock::now_ms() <= at {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;

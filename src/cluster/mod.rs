@@ -61,6 +61,9 @@ pub enum ClusterError {
     /// Only the claimant records finished transfers.
     #[error("this node is not the claimant")]
     NotClaimant,
+    /// A flush that not every member confirmed in time (it is in force where it arrived).
+    #[error("flush confirmed by {} of {members} nodes (not by {}): it may have been applied", members - missing.len(), missing.join(", "))]
+    FlushUnconfirmed { members: usize, missing: Vec<NodeId> },
     /// The peer belongs to another cluster (another founding): nothing is taken from it.
     #[error("peer {peer} belongs to another cluster ({theirs:016x}, this node's is {ours:016x})")]
     OtherCluster { peer: String, theirs: u64, ours: u64 },
@@ -409,7 +412,8 @@ impl Cluster {
     ) -> Result<Response, ClusterError> {
         let (mine, ours) = (self.view().ring_version(), self.cluster_id());
         let join = matches!(body, Request::Join(_));
-        let req = PeerRequest { ring_version: mine, cluster: ours, sender: self.settings.me.addr, body };
+        let deadline_ms = crate::clock::now_ms().saturating_add(timeout.as_millis() as u64);
+        let req = PeerRequest { ring_version: mine, cluster: ours, sender: self.settings.me.addr, deadline_ms, body };
         let PeerResponse { ring_version, cluster, body } = self.transport.call(addr, req, timeout).await?;
         // A node of another cluster: take nothing from its answer (a join is the one request
         // that crosses clusters).

@@ -166,6 +166,7 @@ mod tests {
             origin,
             expires_ms: None,
             resets: Vec::new(),
+            flush_seen: None,
         };
         set.update(&set.context(), sib).0
     }

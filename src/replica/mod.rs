@@ -186,6 +186,9 @@ impl Replica {
         hint_for: Option<&str>,
         decide: impl FnOnce(Option<&SiblingSet>, Actor) -> std::result::Result<Option<Write>, E>,
     ) -> std::result::Result<(Option<Arc<SiblingSet>>, Option<Patch>), E> {
+        // The flushes this write has seen: read before the copy it supersedes is (whatever
+        // storage applies to that copy is at least this).
+        let flush_seen = Some(self.storage.flush_cutoff(key));
         let make = |current: Option<&SiblingSet>, origin: Actor, write: Write| -> SiblingSet {
             let now = now_ms();
             let empty = SiblingSet::new();
@@ -207,7 +210,7 @@ impl Replica {
                 WriteContext::Everything => current.resets_for(value.as_ref().map(Value::kind), now, origin),
                 WriteContext::Given(_) => Vec::new(),
             };
-            let sibling = Sibling { value, written_ms: now, origin, expires_ms: write.expires_ms, resets };
+            let sibling = Sibling { value, written_ms: now, origin, expires_ms: write.expires_ms, resets, flush_seen };
             current.update(&ctx, sibling).0
         };
         match hint_for {
@@ -465,6 +468,7 @@ mod tests {
                 origin: Actor(77 << 24),
                 expires_ms: Some(2),
                 resets: Vec::new(),
+                flush_seen: None,
             };
             SiblingSet::new().update(&VersionVector::default(), sib).0
         };

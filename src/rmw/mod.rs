@@ -549,6 +549,7 @@ mod tests {
             origin: Actor(2),
             expires_ms: None,
             resets: Vec::new(),
+            flush_seen: None,
         };
         let none = crate::version::VersionVector::default();
         let (holding, _) = SiblingSet::new().update(&none, sibling(Some(Value::Counter(seen))));

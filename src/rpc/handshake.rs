@@ -20,7 +20,8 @@ use super::frame;
 /// with deadlines, flush marks in the cluster state, counter and HyperLogLog operations.
 /// 3: sets and hashes (values and operations). 4: patches. 5 (issue 20): counters with entries
 /// and a clock, the reader's flush cutoff in `ReadUnlessSame`, every message names its sender's
-/// cluster, messages split over frames. 6: siblings carry the resets of what they overwrote.
+/// cluster, messages split over frames. 6: siblings carry the resets of what they overwrote and
+/// the flush cutoff their writer had applied; every message carries its sender's deadline.
 pub const PROTOCOL_VERSION: u16 = 6;
 
 /// Who this node is to its peers, and the key that proves it belongs.

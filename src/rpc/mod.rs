@@ -238,6 +238,12 @@ where
         if !self.local_ip.is_unspecified() {
             socket.bind(SocketAddr::new(self.local_ip, 0)).map_err(|source| RpcError::Connect { addr, source })?;
         }
+        // Closing a connection (silent through a partition, or dropped) resets it: what is
+        // still queued in it is never sent, so no request arrives after its sender gave up
+        // when the partition heals (a late copy of a key could undo a reaping).
+        // (Deprecated because a non-zero linger blocks the thread on drop; zero never does.)
+        #[allow(deprecated)]
+        let _ = socket.set_linger(Some(Duration::ZERO));
         let mut stream = tokio::time::timeout(self.connect_timeout, socket.connect(addr))
             .await
             .map_err(|_| RpcError::Connect { addr, source: std::io::ErrorKind::TimedOut.into() })?

@@ -147,6 +147,7 @@ mod tests {
             origin: Actor(1),
             expires_ms,
             resets: Vec::new(),
+            flush_seen: None,
         }
     }
 

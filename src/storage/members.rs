@@ -400,6 +400,7 @@ mod tests {
                 origin: Actor(actor),
                 expires_ms: None,
                 resets: Vec::new(),
+                flush_seen: None,
             };
             Ok(cur.update(&cur.context(), sibling).0)
         })
@@ -539,6 +540,7 @@ mod tests {
                     origin: Actor(1),
                     expires_ms: None,
                     resets: Vec::new(),
+                    flush_seen: None,
                 };
                 Ok(cur.update(&cur.context(), sibling).0)
             })
@@ -575,6 +577,7 @@ mod tests {
                     origin: Actor(1),
                     expires_ms: None,
                     resets: Vec::new(),
+                    flush_seen: None,
                 };
                 Ok(cur.update(&cur.context(), sibling).0)
             })
@@ -631,6 +634,7 @@ mod tests {
                 origin: Actor(9),
                 expires_ms: None,
                 resets: Vec::new(),
+                flush_seen: None,
             },
         );
         let merged = s.merge(b"k", &base.sync(&concurrent.0)).expect("merge");
@@ -650,6 +654,7 @@ mod tests {
                 origin: Actor(1),
                 expires_ms: None,
                 resets: Vec::new(),
+                flush_seen: None,
             };
             Ok(cur.update(&cur.context(), sib).0)
         })

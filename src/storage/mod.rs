@@ -675,6 +675,7 @@ mod tests {
                 origin: Actor(1),
                 expires_ms: None,
                 resets: Vec::new(),
+                flush_seen: None,
             };
             Ok(cur.update(&VersionVector::default(), sib).0)
         })

@@ -161,6 +161,7 @@ mod counters {
             origin: actor,
             expires_ms: None,
             resets: Vec::new(),
+            flush_seen: None,
         };
         set.update(&set.context(), sibling).0
     }

@@ -29,6 +29,12 @@ pub struct Sibling {
     /// what this write observed (another decider's INCR on the old counter) never counts it
     /// again when the two meet ([`SiblingSet::counter`], [`SiblingSet::observed_set`]).
     pub resets: Vec<Value>,
+    /// The flush cutoff of the key that the writing node had applied when it wrote (`None`:
+    /// written before writes recorded it, read as having seen every flush). A write made
+    /// after a flush's time by a node that had not heard of it may carry what the flush
+    /// dropped (its quorum read reached only nodes that had not heard either): the flush
+    /// drops it too ([`SiblingSet::flushed`]), as a write concurrent with the flush.
+    pub flush_seen: Option<u64>,
 }
 
 impl Sibling {
@@ -275,14 +281,16 @@ impl SiblingSet {
     }
 
     /// This set after a flush at `cutoff_ms` (FLUSHDB/FLUSHALL): the siblings written at or
-    /// before it are dropped, their dots kept as seen, so no merge brings them back (see
-    /// [`DvvSet::retain_newest`]). `None` when the flush drops nothing from this set.
+    /// before it, or by a node that had not applied it ([`Sibling::flush_seen`]), are dropped,
+    /// their dots kept as seen, so no merge brings them back (see [`DvvSet::retain_newest`]).
+    /// `None` when the flush drops nothing from this set.
     pub fn flushed(&self, cutoff_ms: u64) -> Option<SiblingSet> {
-        if cutoff_ms == 0 || self.siblings().all(|s| s.written_ms > cutoff_ms) {
+        let after = |s: &Sibling| s.written_ms > cutoff_ms && s.flush_seen.is_none_or(|seen| seen >= cutoff_ms);
+        if cutoff_ms == 0 || self.siblings().all(after) {
             return None;
         }
         let mut out = self.clone();
-        out.0.retain_newest(|s| s.written_ms > cutoff_ms);
+        out.0.retain_newest(after);
         Some(out)
     }
 
@@ -374,6 +382,7 @@ impl SiblingSet {
                     origin: s.origin,
                     expires_ms: s.expires_ms,
                     resets: Vec::new(),
+                    flush_seen: None,
                 })));
             }
         }
@@ -384,6 +393,7 @@ impl SiblingSet {
             origin: s.origin,
             expires_ms: s.expires_ms,
             resets: Vec::new(),
+            flush_seen: None,
         })))
     }
 }
@@ -399,6 +409,7 @@ mod tests {
             origin: Actor(origin),
             expires_ms: None,
             resets: Vec::new(),
+            flush_seen: None,
         }
     }
 
@@ -409,6 +420,7 @@ mod tests {
             origin: Actor(origin),
             expires_ms: None,
             resets: Vec::new(),
+            flush_seen: None,
         }
     }
 
@@ -526,7 +538,14 @@ mod tests {
     }
 
     fn set_sibling(value: Value, t: u64, origin: u64) -> Sibling {
-        Sibling { value: Some(value), written_ms: t, origin: Actor(origin), expires_ms: None, resets: Vec::new() }
+        Sibling {
+            value: Some(value),
+            written_ms: t,
+            origin: Actor(origin),
+            expires_ms: None,
+            resets: Vec::new(),
+            flush_seen: None,
+        }
     }
 
     #[test]
@@ -560,7 +579,14 @@ mod tests {
         };
         let (deleted, _) = base.update(
             &seen,
-            Sibling { value: cleared, written_ms: 20, origin: Actor(1), expires_ms: None, resets: Vec::new() },
+            Sibling {
+                value: cleared,
+                written_ms: 20,
+                origin: Actor(1),
+                expires_ms: None,
+                resets: Vec::new(),
+                flush_seen: None,
+            },
         );
         assert!(deleted.resolve(0).is_none(), "an emptied set reads as missing");
         // The other side adds c concurrently, from the same base.
