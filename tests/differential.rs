@@ -134,7 +134,12 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
             c.push(member(rng));
         }
     };
-    let mut c: Vec<Vec<u8>> = match rng.gen_range(0..56) {
+    // Bit offsets and ranges: small ones, negative ones, past the values' ends, malformed.
+    let offset = |rng: &mut StdRng| {
+        b(["0", "1", "7", "8", "13", "31", "100", "-1", "x", "4294967296", "07"][rng.gen_range(0..11)])
+    };
+    let index = |rng: &mut StdRng| b(["0", "1", "-1", "2", "-3", "5", "100", "-100", "x"][rng.gen_range(0..9)]);
+    let mut c: Vec<Vec<u8>> = match rng.gen_range(0..61) {
         0..=2 => {
             let mut c = vec![b("SET"), key(rng), value(rng)];
             for _ in 0..rng.gen_range(0..3) {
@@ -370,6 +375,37 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
             b("TYPE"),
             b(["set", "hash", "string"][rng.gen_range(0..3)]),
         ],
+        56 => vec![b("SETBIT"), key(rng), offset(rng), b(["0", "1", "1", "2", "-1", "x"][rng.gen_range(0..6)])],
+        57 => vec![b("GETBIT"), key(rng), offset(rng)],
+        58 => {
+            let mut c = vec![b("BITCOUNT"), key(rng)];
+            match rng.gen_range(0..5) {
+                0 => {}
+                1 => c.push(index(rng)),
+                2 | 3 => c.extend([index(rng), index(rng)]),
+                _ => c.extend([index(rng), index(rng), b(["BIT", "byte", "bits"][rng.gen_range(0..3)])]),
+            }
+            c
+        }
+        59 => {
+            let mut c = vec![b("BITPOS"), key(rng), b(["0", "1", "1", "2", "x"][rng.gen_range(0..5)])];
+            match rng.gen_range(0..5) {
+                0 => {}
+                1 => c.push(index(rng)),
+                2 => c.extend([index(rng), index(rng)]),
+                3 => c.extend([index(rng), index(rng), b(["BIT", "byte", "bits"][rng.gen_range(0..3)])]),
+                _ => c.extend([index(rng), index(rng), b("BIT"), b("extra")]),
+            }
+            c
+        }
+        60 => {
+            let op = ["AND", "or", "XOR", "NOT", "NOT", "nand"][rng.gen_range(0..6)];
+            let mut c = vec![b("BITOP"), b(op), key(rng)];
+            for _ in 0..rng.gen_range(1..4) {
+                c.push(key(rng));
+            }
+            c
+        }
         _ => vec![b("GET")],
     };
     // Sometimes a wrong argument count.

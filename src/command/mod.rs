@@ -9,6 +9,7 @@ mod auth;
 mod client;
 mod collection;
 // The COMMAND command, in its own file like every other command.
+mod bits;
 #[allow(clippy::module_inception)]
 mod command;
 mod config;
@@ -448,6 +449,11 @@ async fn dispatch_data(cmd: Cmd, node: &Node, args: &[Bytes]) -> CmdResult {
         Cmd::Getset => getset::run(node, args).await,
         Cmd::Append => append::run(node, args).await,
         Cmd::Setrange => setrange::run(node, args).await,
+        Cmd::Setbit => bits::setbit(node, args).await,
+        Cmd::Getbit => bits::getbit(node, args).await,
+        Cmd::Bitcount => bits::bitcount(node, args).await,
+        Cmd::Bitpos => bits::bitpos(node, args).await,
+        Cmd::Bitop => bits::bitop(node, args).await,
         Cmd::Strlen => strlen::run(node, args).await,
         Cmd::Getrange | Cmd::Substr => getrange::run(node, args).await,
         Cmd::Exists => exists::run(node, args).await,

@@ -95,6 +95,11 @@ commands! {
     Getex => "getex", -2, ["write", "fast"], (1, 1, 1), "string", false, "Returns the value and sets or removes its expiry.";
     Getset => "getset", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", false, "Sets the value and returns the old one.";
     Append => "append", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", false, "Appends to the value; returns the new length.";
+    Setbit => "setbit", 4, ["write", "denyoom"], (1, 1, 1), "bitmap", false, "Sets or clears the bit at an offset; returns the old bit.";
+    Getbit => "getbit", 3, ["readonly", "fast"], (1, 1, 1), "bitmap", false, "The bit at an offset.";
+    Bitcount => "bitcount", -2, ["readonly"], (1, 1, 1), "bitmap", false, "Counts set bits [start end [BYTE|BIT]].";
+    Bitpos => "bitpos", -3, ["readonly"], (1, 1, 1), "bitmap", false, "The first bit set or clear [start [end [BYTE|BIT]]].";
+    Bitop => "bitop", -4, ["write", "denyoom"], (2, -1, 1), "bitmap", false, "AND, OR, XOR or NOT of strings into a key; the result's length.";
     Setrange => "setrange", 4, ["write", "denyoom"], (1, 1, 1), "string", false, "Overwrites part of the value from an offset; returns the new length.";
     Strlen => "strlen", 2, ["readonly", "fast"], (1, 1, 1), "string", false, "The length of the value.";
     Getrange => "getrange", 4, ["readonly"], (1, 1, 1), "string", false, "A substring of the value by byte offsets.";

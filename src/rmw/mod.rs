@@ -77,6 +77,12 @@ pub enum Rmw {
     Append {
         value: Bytes,
     },
+    /// SETBIT: the bit at `offset` (bit 0 is the first byte's most significant), growing the
+    /// string with zero bytes; the outcome's `int` is the old bit.
+    SetBit {
+        offset: u64,
+        on: bool,
+    },
     SetRange {
         offset: u64,
         value: Bytes,
@@ -194,6 +200,23 @@ pub fn hll_of(value: &Value) -> Result<Hll, RmwError> {
     }
 }
 
+/// Sets the bit at `offset` of `value` (bit 0 is the first byte's most significant), growing it
+/// with zero bytes; returns the old bit.
+pub fn set_bit(value: &mut Vec<u8>, offset: u64, on: bool) -> bool {
+    let byte = (offset >> 3) as usize;
+    if value.len() <= byte {
+        value.resize(byte + 1, 0);
+    }
+    let mask = 0x80 >> (offset & 7);
+    let old = value[byte] & mask != 0;
+    if on {
+        value[byte] |= mask;
+    } else {
+        value[byte] &= !mask;
+    }
+    old
+}
+
 /// Parses an integer as Redis's `string2ll` does: an optional `-`, then digits with no
 /// leading zero (or a lone `0`), within i64; no spaces, no `+`.
 pub fn redis_i64(text: &[u8]) -> Option<i64> {
@@ -308,6 +331,13 @@ pub fn apply(
             next.extend_from_slice(old.as_deref().unwrap_or_default());
             next.extend_from_slice(value);
             (Some(keep(next.freeze(), expiry)), outcome(true, len))
+        }
+        Rmw::SetBit { offset, on } => {
+            let mut next = old.as_deref().unwrap_or_default().to_vec();
+            let was = set_bit(&mut next, *offset, *on);
+            let mut out = outcome(true, next.len() as u64);
+            out.int = i64::from(was);
+            (Some(keep(Bytes::from(next), expiry)), out)
         }
         Rmw::SetRange { offset, value } => {
             let before = old.as_ref().map_or(0, Bytes::len) as u64;

@@ -1,0 +1,246 @@
+//! Bitmaps on strings (issue 21, item 4): `SETBIT`, `GETBIT`, `BITCOUNT`, `BITPOS`, `BITOP`.
+//!
+//! A bitmap is a string, as in Redis: bit 0 is the most significant bit of the first byte.
+//! SETBIT is a read-modify-write at the key's first owner (as APPEND, `rmw::Rmw::SetBit`), so
+//! two SETBITs on one key never lose each other while that owner is up; across a partition the
+//! string's last write wins, as for any string. BITOP reads its sources with quorum reads and
+//! writes the destination as SET does (its expiry removed), or deletes it when every source
+//! is empty. The reads and the argument checks follow Redis 7.0's `bitops.c` in order: a
+//! missing key answers before a malformed range is noticed, as there.
+//!
+//! A bit offset is refused past `--max-value-bytes` (Redis refuses it past
+//! `proto-max-bulk-len`, 512 MB): one SETBIT never makes a value larger than any other write
+//! may.
+
+use bytes::Bytes;
+
+use super::{parse_i64, CmdResult, CommandError};
+use crate::coordinator::{Write, WriteContext};
+use crate::node::Node;
+use crate::resp::Reply;
+use crate::rmw::Rmw;
+
+/// A bit offset, checked against the largest value this node stores.
+fn bit_offset(node: &Node, arg: &[u8]) -> Result<u64, CommandError> {
+    let out_of_range = || CommandError::Other("bit offset is not an integer or out of range".into());
+    let offset = crate::rmw::redis_i64(arg).filter(|&o| o >= 0).ok_or_else(out_of_range)? as u64;
+    if offset >> 3 >= node.config.max_value_bytes as u64 {
+        return Err(out_of_range());
+    }
+    Ok(offset)
+}
+
+/// The value of `key` as a string (`None`: missing); WRONGTYPE for a set or a hash.
+async fn read(node: &Node, key: &[u8]) -> Result<Option<Bytes>, CommandError> {
+    let set = node.coordinator.get(key, None).await?;
+    super::string_value(&set)
+}
+
+/// `SETBIT key offset 0|1`: the bit's old value.
+pub async fn setbit(node: &Node, args: &[Bytes]) -> CmdResult {
+    let offset = bit_offset(node, &args[2])?;
+    let on = match &args[3][..] {
+        b"0" => false,
+        b"1" => true,
+        _ => return Err(CommandError::Other("bit is not an integer or out of range".into())),
+    };
+    let outcome = node.coordinator.modify(&args[1], Rmw::SetBit { offset, on }).await?;
+    Ok(Reply::Int(outcome.int))
+}
+
+/// `GETBIT key offset`.
+pub async fn getbit(node: &Node, args: &[Bytes]) -> CmdResult {
+    let offset = bit_offset(node, &args[2])?;
+    let value = read(node, &args[1]).await?.unwrap_or_default();
+    Ok(Reply::Int(i64::from(bit(&value, offset))))
+}
+
+/// The bit at `offset` (0 past the end).
+pub fn bit(value: &[u8], offset: u64) -> bool {
+    let byte = (offset >> 3) as usize;
+    value.get(byte).is_some_and(|b| b & (0x80 >> (offset & 7)) != 0)
+}
+
+/// A range of a `len`-byte string as BITCOUNT and BITPOS take it (Redis's arithmetic):
+/// inclusive bit positions, `None` when it is empty.
+fn bit_range(len: u64, start: i64, end: i64, in_bits: bool) -> Option<(u64, u64)> {
+    let total = if in_bits { len as i64 * 8 } else { len as i64 };
+    let (mut start, mut end) = (start, end);
+    if start < 0 {
+        start += total;
+    }
+    if end < 0 {
+        end += total;
+    }
+    let start = start.max(0);
+    let end = end.max(0).min(total - 1);
+    if start > end {
+        return None;
+    }
+    Some(if in_bits { (start as u64, end as u64) } else { (start as u64 * 8, end as u64 * 8 + 7) })
+}
+
+/// `BYTE` or `BIT` (another word is a syntax error).
+fn unit(arg: &[u8]) -> Result<bool, CommandError> {
+    if arg.eq_ignore_ascii_case(b"bit") {
+        Ok(true)
+    } else if arg.eq_ignore_ascii_case(b"byte") {
+        Ok(false)
+    } else {
+        Err(CommandError::Syntax)
+    }
+}
+
+/// Set bits of `value` in the inclusive bit range `[from, to]`.
+fn count_ones(value: &[u8], from: u64, to: u64) -> u64 {
+    let (first, last) = ((from >> 3) as usize, (to >> 3) as usize);
+    let mut n: u64 = value[first..=last].iter().map(|b| u64::from(b.count_ones())).sum();
+    // The bits of the first and last bytes outside the range.
+    n -= u64::from((value[first] & !(0xFFu8 >> (from & 7))).count_ones());
+    n -= u64::from((value[last] & (0xFFu8 >> (to & 7) >> 1)).count_ones());
+    n
+}
+
+/// `BITCOUNT key [start end [BYTE|BIT]]`.
+pub async fn bitcount(node: &Node, args: &[Bytes]) -> CmdResult {
+    let Some(value) = read(node, &args[1]).await? else { return Ok(Reply::Int(0)) };
+    let range = match args.len() {
+        2 => (!value.is_empty()).then(|| (0, value.len() as u64 * 8 - 1)),
+        4 | 5 => {
+            let (start, end) = (parse_i64(&args[2])?, parse_i64(&args[3])?);
+            // Before the unit is read, as Redis 7.0 does.
+            if start < 0 && end < 0 && start > end {
+                return Ok(Reply::Int(0));
+            }
+            let in_bits = if args.len() == 5 { unit(&args[4])? } else { false };
+            bit_range(value.len() as u64, start, end, in_bits)
+        }
+        _ => return Err(CommandError::Syntax),
+    };
+    Ok(Reply::Int(range.map_or(0, |(from, to)| count_ones(&value, from, to)) as i64))
+}
+
+/// The first bit equal to `on` in the inclusive bit range `[from, to]` of `value`.
+fn first_bit(value: &[u8], on: bool, from: u64, to: u64) -> Option<u64> {
+    (from..=to).find(|&i| bit(value, i) == on)
+}
+
+/// `BITPOS key 0|1 [start [end [BYTE|BIT]]]`: the first bit with that value in the range; -1
+/// when there is none, except that without an end, past the string every bit is a 0.
+pub async fn bitpos(node: &Node, args: &[Bytes]) -> CmdResult {
+    let on = match parse_i64(&args[2])? {
+        0 => false,
+        1 => true,
+        _ => return Err(CommandError::Other("The bit argument must be 1 or 0.".into())),
+    };
+    let Some(value) = read(node, &args[1]).await? else { return Ok(Reply::Int(if on { -1 } else { 0 })) };
+    let len = value.len() as u64;
+    let (range, end_given) = match args.len() {
+        3 => ((len > 0).then(|| (0, len * 8 - 1)), false),
+        4..=6 => {
+            let start = parse_i64(&args[3])?;
+            let in_bits = if args.len() == 6 { unit(&args[5])? } else { false };
+            let (end, given) = match args.get(4) {
+                Some(end) => (parse_i64(end)?, true),
+                None => (-1, false),
+            };
+            (bit_range(len, start, end, in_bits), given)
+        }
+        _ => return Err(CommandError::Syntax),
+    };
+    let Some((from, to)) = range else { return Ok(Reply::Int(-1)) };
+    // Redis scans whole bytes: its answer for a 0 not found, without an end, is the first bit
+    // after the last byte it looked at.
+    Ok(Reply::Int(match first_bit(&value, on, from, to) {
+        Some(i) => i as i64,
+        None if !on && !end_given => ((to >> 3) + 1) as i64 * 8,
+        None => -1,
+    }))
+}
+
+/// `BITOP AND|OR|XOR|NOT destkey key [key ...]`: the length of the result.
+pub async fn bitop(node: &Node, args: &[Bytes]) -> CmdResult {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Op {
+        And,
+        Or,
+        Xor,
+        Not,
+    }
+    let op = match args[1].to_ascii_lowercase().as_slice() {
+        b"and" => Op::And,
+        b"or" => Op::Or,
+        b"xor" => Op::Xor,
+        b"not" => Op::Not,
+        _ => return Err(CommandError::Syntax),
+    };
+    if op == Op::Not && args.len() != 4 {
+        return Err(CommandError::Other("BITOP NOT must be called with a single source key.".into()));
+    }
+    let mut sources = Vec::with_capacity(args.len() - 3);
+    for key in &args[3..] {
+        sources.push(read(node, key).await?.unwrap_or_default());
+    }
+    let len = sources.iter().map(Bytes::len).max().unwrap_or(0);
+    if len > node.config.max_value_bytes {
+        return Err(CommandError::ValueTooLarge { len, max: node.config.max_value_bytes });
+    }
+    let byte = |s: &Bytes, i: usize| s.get(i).copied().unwrap_or(0);
+    let result: Vec<u8> = (0..len)
+        .map(|i| {
+            let mut all = sources.iter().map(|s| byte(s, i));
+            let first = all.next().unwrap_or(0);
+            match op {
+                Op::Not => !first,
+                Op::And => all.fold(first, |a, b| a & b),
+                Op::Or => all.fold(first, |a, b| a | b),
+                Op::Xor => all.fold(first, |a, b| a ^ b),
+            }
+        })
+        .collect();
+    if result.is_empty() {
+        node.coordinator.modify(&args[2], Rmw::Del).await?;
+    } else {
+        let write = Write { value: Some(Bytes::from(result).into()), expires_ms: None };
+        node.coordinator.put(&args[2], WriteContext::Everything, write, None).await?;
+    }
+    Ok(Reply::Int(len as i64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Redis's documentation examples (`SET mykey "foobar"`).
+    #[test]
+    fn counts_and_positions_as_redis_documents_them() {
+        let foobar = b"foobar";
+        let count = |s: i64, e: i64, bits: bool| bit_range(6, s, e, bits).map_or(0, |(f, t)| count_ones(foobar, f, t));
+        assert_eq!(count(0, -1, false), 26);
+        assert_eq!(count(0, 0, false), 4);
+        assert_eq!(count(1, 1, false), 6);
+        assert_eq!(count(1, 1, true), 1);
+        assert_eq!(count(5, 30, true), 17);
+        assert_eq!(count(7, 3, false), 0);
+        // BITPOS of "\xff\xf0\x00": the first 0 is bit 12; of "\x00\xff\xf0" from byte 2 the
+        // first 1 is bit 16; from bit 7 to 15, 8.
+        let v = b"\xff\xf0\x00";
+        assert_eq!(first_bit(v, false, 0, 23), Some(12));
+        let v = b"\x00\xff\xf0";
+        assert_eq!(first_bit(v, true, 16, 23), Some(16));
+        assert_eq!(first_bit(v, true, 7, 15), Some(8));
+        assert_eq!(first_bit(b"\x00\x00\x00", true, 0, 23), None);
+    }
+
+    #[test]
+    fn set_bit_grows_and_answers_the_old_bit() {
+        use crate::rmw::set_bit;
+        let mut v = Vec::new();
+        assert!(!set_bit(&mut v, 7, true));
+        assert_eq!(v, vec![0x01]);
+        assert!(set_bit(&mut v, 7, false));
+        assert!(!set_bit(&mut v, 17, true));
+        assert_eq!(v, vec![0x00, 0x00, 0x40]);
+        assert!(bit(&v, 17) && !bit(&v, 16) && !bit(&v, 1000));
+    }
+}
