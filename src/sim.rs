@@ -684,6 +684,19 @@ fn values_once(
     Ok(values)
 }
 
+/// The join of every node's copy of `key` (data and hints), after checking with
+/// [`values_once`] that no dot in them was given to two values.
+fn joined_copies(sim: &Sim, seen: &mut HashMap<(String, Dot), String>, key: &str) -> Result<SiblingSet, String> {
+    let mut copies = Vec::new();
+    for id in &sim.ids {
+        if let Some(copy) = sim.node(id).coordinator.local(key.as_bytes()).map_err(|e| e.to_string())? {
+            values_once(seen, key, id, &copy)?;
+            copies.push((*copy).clone());
+        }
+    }
+    Ok(crate::replica::merge_all(copies.iter()))
+}
+
 /// The nemesis of the carts and counters schedules: eight rounds of cutting random pairs of
 /// nodes apart (healing now and then), and with `crash` one node rolls back to an older copy
 /// of its data dir (snapshot at round 2, crash at round 5); everything healed at the end.
@@ -852,14 +865,7 @@ async fn counters_under_partitions(seed: u64, crash: bool) -> Result<(), String>
     tokio::time::sleep(TIMEOUT * 2).await;
     let mut seen: HashMap<(String, Dot), String> = HashMap::new();
     for (key, &(acked, attempted)) in sums.lock().iter() {
-        let mut copies = Vec::new();
-        for id in &sim.ids {
-            if let Some(copy) = sim.node(id).coordinator.local(key.as_bytes()).map_err(|e| e.to_string())? {
-                values_once(&mut seen, key, id, &copy)?;
-                copies.push((*copy).clone());
-            }
-        }
-        let joined = crate::replica::merge_all(copies.iter());
+        let joined = joined_copies(&sim, &mut seen, key)?;
         let now = crate::coordinator::now_ms();
         let v = joined.get(now).map_or(0, |b| crate::rmw::redis_i64(&b).unwrap_or(-1));
         if v < acked || v > attempted {
@@ -1007,15 +1013,8 @@ async fn recreated_under_partitions(seed: u64, crash: bool, late: bool) -> Resul
     }
     let mut dots: HashMap<(String, Dot), String> = HashMap::new();
     for (key, bits) in keys.lock().iter() {
-        let mut copies = Vec::new();
-        for id in &sim.ids {
-            if let Some(copy) = sim.node(id).coordinator.local(key.as_bytes()).map_err(|e| e.to_string())? {
-                values_once(&mut dots, key, id, &copy)?;
-                copies.push((*copy).clone());
-            }
-        }
         let now = crate::coordinator::now_ms();
-        let v = crate::replica::merge_all(copies.iter()).get(now).map_or(0, |b| crate::rmw::redis_i64(&b).unwrap_or(0));
+        let v = joined_copies(&sim, &mut dots, key)?.get(now).map_or(0, |b| crate::rmw::redis_i64(&b).unwrap_or(0));
         let have: BTreeSet<u32> = (0..63).filter(|b| v & (1i64 << b) != 0).collect();
         let back: Vec<&u32> = have.intersection(&bits.observed).collect();
         let missing: Vec<&u32> = bits.since_reset.difference(&have).collect();
@@ -1118,15 +1117,8 @@ async fn sets_under_partitions(seed: u64, crash: bool) -> Result<(), String> {
     let mut dots: HashMap<(String, Dot), String> = HashMap::new();
     let mut joined = HashMap::new();
     for key in ["cart", "profile"] {
-        let mut copies = Vec::new();
-        for id in &sim.ids {
-            if let Some(copy) = sim.node(id).coordinator.local(key.as_bytes()).map_err(|e| e.to_string())? {
-                values_once(&mut dots, key, id, &copy)?;
-                copies.push((*copy).clone());
-            }
-        }
         let now = crate::coordinator::now_ms();
-        joined.insert(key, crate::replica::merge_all(copies.iter()).resolve(now).map(|r| r.value));
+        joined.insert(key, joined_copies(&sim, &mut dots, key)?.resolve(now).map(|r| r.value));
     }
     let seen = seen.lock();
     let set = match joined.remove("cart").flatten() {
