@@ -120,9 +120,22 @@ pub async fn bitcount(node: &Node, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(range.map_or(0, |(from, to)| count_ones(&value, from, to)) as i64))
 }
 
-/// The first bit equal to `on` in the inclusive bit range `[from, to]` of `value`.
+/// The first bit equal to `on` in the inclusive bit range `[from, to]` of `value`; whole bytes
+/// that hold none are skipped at once.
 fn first_bit(value: &[u8], on: bool, from: u64, to: u64) -> Option<u64> {
-    (from..=to).find(|&i| bit(value, i) == on)
+    let none = if on { 0x00 } else { 0xFF };
+    let mut i = from;
+    while i <= to {
+        if i & 7 == 0 && i + 7 <= to && value.get((i >> 3) as usize).is_some_and(|&b| b == none) {
+            i += 8;
+            continue;
+        }
+        if bit(value, i) == on {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
 }
 
 /// `BITPOS key 0|1 [start [end [BYTE|BIT]]]`: the first bit with that value in the range; -1
