@@ -10,8 +10,8 @@ use super::{parse_i64, CommandError};
 use crate::coordinator::{now_ms, CoordError};
 use crate::node::Node;
 use crate::resp::Reply;
-use crate::rmw::{hash_of, set_of, RmwError};
-use crate::version::{OrHash, OrSet, SiblingSet, Value};
+use crate::rmw::{hash_of, list_of, set_of, zset_of, RmwError};
+use crate::version::{OrHash, OrList, OrSet, SiblingSet, Value, ZSet};
 
 /// A set or a hash as a read found it: borrowed from the key's one sibling when one holds it
 /// (a read of a large set copies nothing), or the join of several siblings' states.
@@ -44,6 +44,26 @@ impl Collection for OrHash {
 
     fn from(value: Option<Value>) -> Result<OrHash, RmwError> {
         hash_of(value)
+    }
+}
+
+impl Collection for OrList {
+    fn of(value: &Value) -> Option<&OrList> {
+        value.as_list()
+    }
+
+    fn from(value: Option<Value>) -> Result<OrList, RmwError> {
+        list_of(value)
+    }
+}
+
+impl Collection for ZSet {
+    fn of(value: &Value) -> Option<&ZSet> {
+        value.as_zset()
+    }
+
+    fn from(value: Option<Value>) -> Result<ZSet, RmwError> {
+        zset_of(value)
     }
 }
 

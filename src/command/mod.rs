@@ -34,6 +34,7 @@ mod incr;
 mod info;
 mod keyspace;
 mod kura;
+mod lists;
 mod memory;
 mod mget;
 mod mset;
@@ -53,6 +54,7 @@ mod sets;
 mod strlen;
 mod table;
 mod ttl;
+mod zsets;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -445,6 +447,55 @@ async fn dispatch_data(cmd: Cmd, node: &Node, args: &[Bytes]) -> CmdResult {
         Cmd::Hincrbyfloat => hashes::hincrbyfloat(node, args).await,
         Cmd::Hrandfield => hashes::hrandfield(node, args).await,
         Cmd::Hscan => hashes::hscan(node, args).await,
+        Cmd::Lpush => lists::push(node, args, true, false).await,
+        Cmd::Rpush => lists::push(node, args, false, false).await,
+        Cmd::Lpushx => lists::push(node, args, true, true).await,
+        Cmd::Rpushx => lists::push(node, args, false, true).await,
+        Cmd::Lpop => lists::pop(node, args, true).await,
+        Cmd::Rpop => lists::pop(node, args, false).await,
+        Cmd::Llen => lists::llen(node, args).await,
+        Cmd::Lrange => lists::lrange(node, args).await,
+        Cmd::Lindex => lists::lindex(node, args).await,
+        Cmd::Lset => lists::lset(node, args).await,
+        Cmd::Linsert => lists::linsert(node, args).await,
+        Cmd::Lrem => lists::lrem(node, args).await,
+        Cmd::Ltrim => lists::ltrim(node, args).await,
+        Cmd::Lpos => lists::lpos(node, args).await,
+        Cmd::Lmove => lists::lmove(node, args).await,
+        Cmd::Rpoplpush => lists::rpoplpush(node, args).await,
+        Cmd::Lmpop => lists::lmpop(node, args).await,
+        Cmd::Zadd => zsets::zadd(node, args).await,
+        Cmd::Zincrby => zsets::zincrby(node, args).await,
+        Cmd::Zrem => zsets::zrem(node, args).await,
+        Cmd::Zcard => zsets::zcard(node, args).await,
+        Cmd::Zscore => zsets::zscore(node, args).await,
+        Cmd::Zmscore => zsets::zmscore(node, args).await,
+        Cmd::Zrank => zsets::zrank(node, args, false).await,
+        Cmd::Zrevrank => zsets::zrank(node, args, true).await,
+        Cmd::Zcount => zsets::zcount(node, args).await,
+        Cmd::Zlexcount => zsets::zlexcount(node, args).await,
+        Cmd::Zrange => zsets::zrange(node, args, zsets::By2::Modern, false).await,
+        Cmd::Zrevrange => zsets::zrange(node, args, zsets::By2::Rank, true).await,
+        Cmd::Zrangebyscore => zsets::zrange(node, args, zsets::By2::Score, false).await,
+        Cmd::Zrevrangebyscore => zsets::zrange(node, args, zsets::By2::Score, true).await,
+        Cmd::Zrangebylex => zsets::zrange(node, args, zsets::By2::Lex, false).await,
+        Cmd::Zrevrangebylex => zsets::zrange(node, args, zsets::By2::Lex, true).await,
+        Cmd::Zrangestore => zsets::zrangestore(node, args).await,
+        Cmd::Zremrangebyrank => zsets::zremrange(node, args, zsets::By2::Rank).await,
+        Cmd::Zremrangebyscore => zsets::zremrange(node, args, zsets::By2::Score).await,
+        Cmd::Zremrangebylex => zsets::zremrange(node, args, zsets::By2::Lex).await,
+        Cmd::Zpopmin => zsets::zpop(node, args, false).await,
+        Cmd::Zpopmax => zsets::zpop(node, args, true).await,
+        Cmd::Zmpop => zsets::zmpop(node, args).await,
+        Cmd::Zrandmember => zsets::zrandmember(node, args).await,
+        Cmd::Zscan => zsets::zscan(node, args).await,
+        Cmd::Zunion => zsets::algebra(node, args, zsets::Algebra::Union).await,
+        Cmd::Zinter => zsets::algebra(node, args, zsets::Algebra::Inter).await,
+        Cmd::Zdiff => zsets::algebra(node, args, zsets::Algebra::Diff).await,
+        Cmd::Zunionstore => zsets::store(node, args, zsets::Algebra::Union).await,
+        Cmd::Zinterstore => zsets::store(node, args, zsets::Algebra::Inter).await,
+        Cmd::Zdiffstore => zsets::store(node, args, zsets::Algebra::Diff).await,
+        Cmd::Zintercard => zsets::zintercard(node, args).await,
         Cmd::Getex => getex::run(node, args).await,
         Cmd::Getset => getset::run(node, args).await,
         Cmd::Append => append::run(node, args).await,

@@ -91,6 +91,55 @@ commands! {
     Hincrbyfloat => "hincrbyfloat", 4, ["write", "denyoom", "fast"], (1, 1, 1), "hash", false, "Adds a float to a hash field (a rewrite: not convergent); the new value.";
     Hrandfield => "hrandfield", -2, ["readonly"], (1, 1, 1), "hash", false, "Random fields of a hash [count [WITHVALUES]].";
     Hscan => "hscan", -3, ["readonly"], (1, 1, 1), "hash", false, "Walks a hash's fields: cursor [MATCH p] [COUNT n].";
+    Lpush => "lpush", -3, ["write", "denyoom", "fast"], (1, 1, 1), "list", false, "Pushes elements at a list's head (convergent: a sequence CRDT); the new length.";
+    Rpush => "rpush", -3, ["write", "denyoom", "fast"], (1, 1, 1), "list", false, "Pushes elements at a list's tail; the new length.";
+    Lpushx => "lpushx", -3, ["write", "denyoom", "fast"], (1, 1, 1), "list", false, "LPUSH only when the list exists.";
+    Rpushx => "rpushx", -3, ["write", "denyoom", "fast"], (1, 1, 1), "list", false, "RPUSH only when the list exists.";
+    Lpop => "lpop", -2, ["write", "fast"], (1, 1, 1), "list", false, "Removes and returns elements at a list's head [count] (decided at the key's first owner).";
+    Rpop => "rpop", -2, ["write", "fast"], (1, 1, 1), "list", false, "Removes and returns elements at a list's tail [count].";
+    Llen => "llen", 2, ["readonly", "fast"], (1, 1, 1), "list", false, "The length of a list.";
+    Lrange => "lrange", 4, ["readonly"], (1, 1, 1), "list", false, "Elements of a list by index range.";
+    Lindex => "lindex", 3, ["readonly"], (1, 1, 1), "list", false, "The element at an index.";
+    Lset => "lset", 4, ["write", "denyoom"], (1, 1, 1), "list", false, "Sets the element at an index (last write wins between concurrent sets).";
+    Linsert => "linsert", 5, ["write", "denyoom"], (1, 1, 1), "list", false, "Inserts an element before or after a pivot element.";
+    Lrem => "lrem", 4, ["write"], (1, 1, 1), "list", false, "Removes elements equal to a value.";
+    Ltrim => "ltrim", 4, ["write"], (1, 1, 1), "list", false, "Trims a list to an index range.";
+    Lpos => "lpos", -3, ["readonly"], (1, 1, 1), "list", false, "Indexes of elements equal to a value [RANK] [COUNT] [MAXLEN].";
+    Lmove => "lmove", 5, ["write", "denyoom"], (1, 2, 1), "list", false, "Pops from one list and pushes to another (two writes in a cluster).";
+    Rpoplpush => "rpoplpush", 3, ["write", "denyoom"], (1, 2, 1), "list", false, "LMOVE source destination RIGHT LEFT.";
+    Lmpop => "lmpop", -4, ["write"], (0, 0, 0), "list", false, "Pops from the first non-empty list of several.";
+    Zadd => "zadd", -4, ["write", "denyoom", "fast"], (1, 1, 1), "sorted_set", false, "Adds members with scores [NX|XX] [GT|LT] [CH] [INCR] (convergent: observed-remove members, last-write-wins scores).";
+    Zincrby => "zincrby", 4, ["write", "denyoom", "fast"], (1, 1, 1), "sorted_set", false, "Adds to a member's score (concurrent increments add up); the new score.";
+    Zrem => "zrem", -3, ["write", "fast"], (1, 1, 1), "sorted_set", false, "Removes members.";
+    Zcard => "zcard", 2, ["readonly", "fast"], (1, 1, 1), "sorted_set", false, "The number of members.";
+    Zscore => "zscore", 3, ["readonly", "fast"], (1, 1, 1), "sorted_set", false, "A member's score.";
+    Zmscore => "zmscore", -3, ["readonly", "fast"], (1, 1, 1), "sorted_set", false, "Members' scores.";
+    Zrank => "zrank", 3, ["readonly", "fast"], (1, 1, 1), "sorted_set", false, "A member's rank by ascending score.";
+    Zrevrank => "zrevrank", 3, ["readonly", "fast"], (1, 1, 1), "sorted_set", false, "A member's rank by descending score.";
+    Zcount => "zcount", 4, ["readonly", "fast"], (1, 1, 1), "sorted_set", false, "The number of members in a score range.";
+    Zlexcount => "zlexcount", 4, ["readonly", "fast"], (1, 1, 1), "sorted_set", false, "The number of members in a lexicographic range.";
+    Zrange => "zrange", -4, ["readonly"], (1, 1, 1), "sorted_set", false, "Members by rank, score or lexicographic range [BYSCORE|BYLEX] [REV] [LIMIT] [WITHSCORES].";
+    Zrangestore => "zrangestore", -5, ["write", "denyoom"], (1, 2, 1), "sorted_set", false, "Stores a range of a sorted set in another key.";
+    Zrevrange => "zrevrange", -4, ["readonly"], (1, 1, 1), "sorted_set", false, "Members by rank, highest score first.";
+    Zrangebyscore => "zrangebyscore", -4, ["readonly"], (1, 1, 1), "sorted_set", false, "Members in a score range.";
+    Zrevrangebyscore => "zrevrangebyscore", -4, ["readonly"], (1, 1, 1), "sorted_set", false, "Members in a score range, highest first.";
+    Zrangebylex => "zrangebylex", -4, ["readonly"], (1, 1, 1), "sorted_set", false, "Members in a lexicographic range.";
+    Zrevrangebylex => "zrevrangebylex", -4, ["readonly"], (1, 1, 1), "sorted_set", false, "Members in a lexicographic range, reversed.";
+    Zremrangebyrank => "zremrangebyrank", 4, ["write"], (1, 1, 1), "sorted_set", false, "Removes members by rank range.";
+    Zremrangebyscore => "zremrangebyscore", 4, ["write"], (1, 1, 1), "sorted_set", false, "Removes members by score range.";
+    Zremrangebylex => "zremrangebylex", 4, ["write"], (1, 1, 1), "sorted_set", false, "Removes members by lexicographic range.";
+    Zpopmin => "zpopmin", -2, ["write", "fast"], (1, 1, 1), "sorted_set", false, "Removes and returns the lowest-scored members [count].";
+    Zpopmax => "zpopmax", -2, ["write", "fast"], (1, 1, 1), "sorted_set", false, "Removes and returns the highest-scored members [count].";
+    Zmpop => "zmpop", -4, ["write"], (0, 0, 0), "sorted_set", false, "Pops from the first non-empty sorted set of several.";
+    Zrandmember => "zrandmember", -2, ["readonly"], (1, 1, 1), "sorted_set", false, "Random members [count [WITHSCORES]].";
+    Zscan => "zscan", -3, ["readonly"], (1, 1, 1), "sorted_set", false, "Iterates members with their scores.";
+    Zunion => "zunion", -3, ["readonly"], (0, 0, 0), "sorted_set", false, "The union of sorted sets (and sets) [WEIGHTS] [AGGREGATE] [WITHSCORES].";
+    Zinter => "zinter", -3, ["readonly"], (0, 0, 0), "sorted_set", false, "The intersection of sorted sets [WEIGHTS] [AGGREGATE] [WITHSCORES].";
+    Zdiff => "zdiff", -3, ["readonly"], (0, 0, 0), "sorted_set", false, "The members of the first sorted set in none of the others [WITHSCORES].";
+    Zunionstore => "zunionstore", -4, ["write", "denyoom"], (1, 1, 1), "sorted_set", false, "Stores the union of sorted sets.";
+    Zinterstore => "zinterstore", -4, ["write", "denyoom"], (1, 1, 1), "sorted_set", false, "Stores the intersection of sorted sets.";
+    Zdiffstore => "zdiffstore", -4, ["write", "denyoom"], (1, 1, 1), "sorted_set", false, "Stores the difference of sorted sets.";
+    Zintercard => "zintercard", -3, ["readonly"], (0, 0, 0), "sorted_set", false, "The size of the intersection of sorted sets [LIMIT].";
     Getdel => "getdel", 2, ["write", "fast"], (1, 1, 1), "string", false, "Returns the value and deletes the key.";
     Getex => "getex", -2, ["write", "fast"], (1, 1, 1), "string", false, "Returns the value and sets or removes its expiry.";
     Getset => "getset", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", false, "Sets the value and returns the old one.";
@@ -260,6 +309,14 @@ impl Cmd {
                 | Cmd::Sinterstore
                 | Cmd::Sunionstore
                 | Cmd::Sdiffstore
+                | Cmd::Lmove
+                | Cmd::Rpoplpush
+                | Cmd::Lmpop
+                | Cmd::Zmpop
+                | Cmd::Zrangestore
+                | Cmd::Zunionstore
+                | Cmd::Zinterstore
+                | Cmd::Zdiffstore
         )
     }
 
@@ -283,11 +340,14 @@ pub(super) fn concurrent_keys(args: &[Bytes]) -> Option<Vec<&[u8]>> {
 /// Where a request's keys are (by the spec's first, last and step; SINTERCARD's by its
 /// `numkeys`, so that its LIMIT is not taken for a key).
 pub(super) fn key_positions(spec: &Spec, args: &[Bytes]) -> impl Iterator<Item = usize> {
-    let (first, last) = if spec.first_key <= 0 {
+    let numkeys = |at: usize| args.get(at).and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok()).unwrap_or(0);
+    let (first, last) = if matches!(spec.name, "sintercard" | "zintercard" | "zunion" | "zinter" | "zdiff" | "lmpop" | "zmpop") {
+        (2, (1 + numkeys(1)).min(args.len().saturating_sub(1)))
+    } else if matches!(spec.name, "zunionstore" | "zinterstore" | "zdiffstore") {
+        // The destination, then the sources after their number.
+        (1, (2 + numkeys(2)).min(args.len().saturating_sub(1)))
+    } else if spec.first_key <= 0 {
         (1, 0)
-    } else if spec.name == "sintercard" {
-        let n = args.get(1).and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok()).unwrap_or(0);
-        (2, (1 + n).min(args.len().saturating_sub(1)))
     } else {
         let last = if spec.last_key < 0 { args.len() as i32 + spec.last_key } else { spec.last_key };
         (spec.first_key as usize, last.max(0) as usize)

@@ -33,6 +33,9 @@ pub enum Reply {
     Pairs(Vec<(Reply, Reply)>),
     /// Free text (INFO): a verbatim string in RESP3, a bulk string in RESP2.
     Text(String),
+    /// A score (ZSCORE, ZRANGE WITHSCORES ...): a bulk string in RESP2, a double in RESP3,
+    /// formatted as Redis 7.0 formats doubles (`%.17g`, `inf`, `-inf`).
+    Double(f64),
     /// No reply at all: SHUTDOWN, whose client sees the connection close.
     Nothing,
     /// An error that echoes a client's bytes as they were sent (an unknown command's name may
@@ -74,6 +77,28 @@ impl Reply {
                 out.extend_from_slice(b);
                 return out.extend_from_slice(b"\r\n");
             }
+            Reply::Double(d) if protocol == Protocol::Resp2 => return Reply::Bulk(format_double(*d)).encode(protocol, out),
+            Reply::Double(d) => return put_line(out, b',', &format_double(*d)),
+            // Aggregates are written here too, so a double inside one is written as above.
+            Reply::Array(items) => {
+                put_line(out, b'*', itoa::Buffer::new().format(items.len()).as_bytes());
+                return items.iter().for_each(|r| r.encode(protocol, out));
+            }
+            Reply::Pairs(pairs) if protocol == Protocol::Resp2 => {
+                put_line(out, b'*', itoa::Buffer::new().format(pairs.len() * 2).as_bytes());
+                return pairs.iter().for_each(|(k, v)| {
+                    k.encode(protocol, out);
+                    v.encode(protocol, out);
+                });
+            }
+            Reply::Pairs(pairs) => {
+                put_line(out, b'*', itoa::Buffer::new().format(pairs.len()).as_bytes());
+                return pairs.iter().for_each(|(k, v)| {
+                    out.extend_from_slice(b"*2\r\n");
+                    k.encode(protocol, out);
+                    v.encode(protocol, out);
+                });
+            }
             _ => {}
         }
         let result = match protocol {
@@ -96,6 +121,7 @@ impl Reply {
             Reply::RawError(e) => F::Error(Str::from(String::from_utf8_lossy(e).replace(['\r', '\n'], " "))),
             Reply::Int(i) => F::Integer(*i),
             Reply::Bulk(b) => F::BulkString(b.clone()),
+            Reply::Double(d) => F::BulkString(format_double(*d)),
             Reply::Nil | Reply::NilArray | Reply::Nothing => F::Null,
             Reply::Array(items) => F::Array(items.iter().map(Reply::to_resp2).collect()),
             Reply::Map(pairs) | Reply::Pairs(pairs) => {
@@ -117,6 +143,7 @@ impl Reply {
             },
             Reply::Int(i) => F::Number { data: *i, attributes: None },
             Reply::Bulk(b) => F::BlobString { data: b.clone(), attributes: None },
+            Reply::Double(d) => F::Double { data: *d, attributes: None },
             Reply::Nil | Reply::NilArray | Reply::Nothing => F::Null,
             Reply::Array(items) => F::Array { data: items.iter().map(Reply::to_resp3).collect(), attributes: None },
             Reply::Map(pairs) => {
@@ -139,6 +166,34 @@ impl Reply {
     }
 }
 
+/// A double as Redis 7.0 replies it: C's `%.17g` (17 significant digits, trailing zeros
+/// dropped, an exponent of two digits or more outside 1e-4 ..< 1e17), `inf`, `-inf`.
+pub fn format_double(d: f64) -> Bytes {
+    if d.is_infinite() {
+        return Bytes::from_static(if d > 0.0 { b"inf" } else { b"-inf" });
+    }
+    if d == 0.0 {
+        return Bytes::from_static(if d.is_sign_negative() { b"-0" } else { b"0" });
+    }
+    let sci = format!("{d:.16e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    let text = if !(-4..17).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa), exp.abs())
+    } else {
+        trim(&format!("{d:.*}", (16 - exp) as usize))
+    };
+    Bytes::from(text)
+}
+
 /// `<kind><text>\r\n`.
 fn put_line(out: &mut BytesMut, kind: u8, text: &[u8]) {
     out.reserve(text.len() + 3);
@@ -155,6 +210,27 @@ mod tests {
         let mut b = BytesMut::new();
         r.encode(p, &mut b);
         b.to_vec()
+    }
+
+    #[test]
+    fn doubles_read_as_printf_17g() {
+        let cases: [(f64, &str); 10] = [
+            (1.1, "1.1000000000000001"),
+            (0.1, "0.10000000000000001"),
+            (1e-5, "1.0000000000000001e-05"),
+            (1e20, "1e+20"),
+            (123456789012345678.0, "1.2345678901234568e+17"),
+            (3.0, "3"),
+            (0.30000000000000004, "0.30000000000000004"),
+            (-2.5, "-2.5"),
+            (1e-4, "0.0001"),
+            (f64::NEG_INFINITY, "-inf"),
+        ];
+        for (d, text) in cases {
+            assert_eq!(format_double(d), Bytes::from(text), "{d}");
+        }
+        assert_eq!(enc(&Reply::Double(1.5), Protocol::Resp3), b",1.5\r\n");
+        assert_eq!(enc(&Reply::Array(vec![Reply::Double(2.0)]), Protocol::Resp2), b"*1\r\n$1\r\n2\r\n");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use rand::SeedableRng;
 
 use super::{redis_i64, NewValue, Outcome, Rmw, RmwError};
-use crate::version::{Counter, Dot, Field, FieldValue, OrHash, OrSet, Value};
+use crate::version::{positions, Counter, Dot, Elem, Field, FieldValue, OrHash, OrList, OrSet, Value, ZSet};
 
 /// The set a key holds: its own, or an empty one when it is missing.
 ///
@@ -223,6 +223,8 @@ pub fn hincrbyfloat(
 pub enum Copied {
     Set(Vec<Bytes>),
     Hash(Vec<(Bytes, Bytes)>),
+    List(Vec<Bytes>),
+    ZSet(Vec<(Bytes, f64)>),
     Other(Value),
 }
 
@@ -233,6 +235,8 @@ impl Copied {
         match value {
             Value::Set(s) => Copied::Set(s.members().cloned().collect()),
             Value::Hash(h) => Copied::Hash(h.iter().map(|(f, v)| (f.clone(), v.bytes())).collect()),
+            Value::List(l) => Copied::List(l.iter().map(|(_, e)| e.value).collect()),
+            Value::ZSet(z) => Copied::ZSet(z.by_score().map(|(s, m)| (m.clone(), s)).collect()),
             Value::Counter(_) => Copied::Other(Value::Bytes(value.bytes().into_owned())),
             other => Copied::Other(other.clone()),
         }
@@ -251,6 +255,15 @@ impl Copied {
                     dot,
                 )))
             }
+            Copied::List(e) if e.is_empty() => None,
+            Copied::List(e) => {
+                let stamp = (now, dot.actor, dot.counter);
+                let places = positions(None, None, e.len(), dot).ok()?;
+                let elems = places.into_iter().zip(e).map(|(p, v)| (p, Elem { stamp, value: v.clone() }));
+                Some(Value::List(OrList::from_members(elems, dot)))
+            }
+            Copied::ZSet(m) if m.is_empty() => None,
+            Copied::ZSet(m) => Some(Value::ZSet(ZSet::from_members(m.iter().cloned(), dot, (now, dot.actor, dot.counter)))),
             Copied::Other(v) => Some(v.clone()),
         }
     }

@@ -8,12 +8,16 @@
 //! operations of sets and hashes are in `collections.rs`.
 
 mod collections;
+mod lists;
+mod zsets;
 
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use crate::version::{Actor, Counter, Dot, Hll, Resolved, SiblingSet, Value};
 pub use collections::{hash_of, set_of, Copied};
+pub use lists::{list_of, range_bounds};
+pub use zsets::{select, zset_of, LexBound, ScoreBound, ZAddFlags, ZRange};
 
 /// Redis's `proto-max-bulk-len`: no string grows past it.
 pub const MAX_STRING: u64 = 512 * 1024 * 1024;
@@ -130,6 +134,54 @@ pub enum Rmw {
         field: Bytes,
         by: Bytes,
     },
+    /// LPUSH, RPUSH (`head`: at the head) and with `existing` LPUSHX, RPUSHX; `int` is the
+    /// new length.
+    Push {
+        elements: Vec<Bytes>,
+        head: bool,
+        existing: bool,
+    },
+    /// LPOP, RPOP: `count` elements (`None`: one); `members` lists them, `len` is the
+    /// length before.
+    Pop {
+        head: bool,
+        count: Option<u64>,
+    },
+    LSet {
+        index: i64,
+        element: Bytes,
+    },
+    /// LINSERT: `int` is the new length, -1 without the pivot, 0 without the list.
+    LInsert {
+        before: bool,
+        pivot: Bytes,
+        element: Bytes,
+    },
+    LRem {
+        count: i64,
+        element: Bytes,
+    },
+    LTrim {
+        start: i64,
+        stop: i64,
+    },
+    /// ZADD and ZINCRBY (`flags.incr`).
+    ZAdd {
+        members: Vec<(f64, Bytes)>,
+        flags: ZAddFlags,
+    },
+    ZRem {
+        members: Vec<Bytes>,
+    },
+    /// ZPOPMIN, ZPOPMAX (`max`).
+    ZPop {
+        max: bool,
+        count: u64,
+    },
+    /// ZREMRANGEBYRANK, ZREMRANGEBYSCORE, ZREMRANGEBYLEX.
+    ZRemRange {
+        range: ZRange,
+    },
     /// RENAME, COPY and the STORE commands at their destination: the value replaces the key's
     /// (with `nx` only when the key is missing); `applied` when it wrote.
     Store {
@@ -161,6 +213,8 @@ pub struct Outcome {
     pub int: i64,
     /// The members SPOP removed.
     pub members: Vec<Bytes>,
+    /// The scores ZPOPMIN removed, ZADD INCR's new score.
+    pub scores: Vec<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -185,6 +239,14 @@ pub enum RmwError {
     HashNotInteger,
     #[error("hash value is not a float")]
     HashNotFloat,
+    #[error("no such key")]
+    NoSuchKey,
+    #[error("index out of range")]
+    IndexOutOfRange,
+    #[error("list has no room left at that end")]
+    ListFull,
+    #[error("resulting score is not a number (NaN)")]
+    ScoreNan,
 }
 
 /// The HyperLogLog a value holds: its own, or a string in Redis's encoding of one.
@@ -196,7 +258,7 @@ pub fn hll_of(value: &Value) -> Result<Hll, RmwError> {
         Value::Hll(h) => Ok(h.clone()),
         Value::Bytes(b) => Hll::from_redis(b).ok_or(RmwError::NotHll),
         Value::Counter(_) => Err(RmwError::NotHll),
-        Value::Set(_) | Value::Hash(_) => Err(RmwError::WrongType),
+        Value::Set(_) | Value::Hash(_) | Value::List(_) | Value::ZSet(_) => Err(RmwError::WrongType),
     }
 }
 
@@ -257,6 +319,12 @@ pub fn apply(
         | Rmw::HDel { .. }
         | Rmw::HIncrBy { .. }
         | Rmw::HIncrByFloat { .. } => return collections::apply(op, resolved.map(|r| r.value), expiry, dot, now),
+        Rmw::Push { .. } | Rmw::Pop { .. } | Rmw::LSet { .. } | Rmw::LInsert { .. } | Rmw::LRem { .. } | Rmw::LTrim { .. } => {
+            return lists::apply(op, resolved.map(|r| r.value), expiry, dot, now)
+        }
+        Rmw::ZAdd { .. } | Rmw::ZRem { .. } | Rmw::ZPop { .. } | Rmw::ZRemRange { .. } => {
+            return zsets::apply(op, resolved.map(|r| r.value), expiry, dot, now)
+        }
         _ => {}
     }
     let resolved = resolved.as_ref();
@@ -358,7 +426,7 @@ pub fn apply(
                 None => observed.reset(Some(0), now, actor),
                 Some(Value::Counter(c)) => c.clone(),
                 Some(Value::Hll(_)) => return Err(RmwError::NotInteger),
-                Some(Value::Set(_) | Value::Hash(_)) => return Err(RmwError::WrongType),
+                Some(Value::Set(_) | Value::Hash(_) | Value::List(_) | Value::ZSet(_)) => return Err(RmwError::WrongType),
                 Some(Value::Bytes(b)) => {
                     // A string holding an integer becomes a counter from that integer, written
                     // when the string was (a DEL after the string resets it, wherever the two
@@ -412,6 +480,16 @@ pub fn apply(
         | Rmw::HDel { .. }
         | Rmw::HIncrBy { .. }
         | Rmw::HIncrByFloat { .. }
+        | Rmw::Push { .. }
+        | Rmw::Pop { .. }
+        | Rmw::LSet { .. }
+        | Rmw::LInsert { .. }
+        | Rmw::LRem { .. }
+        | Rmw::LTrim { .. }
+        | Rmw::ZAdd { .. }
+        | Rmw::ZRem { .. }
+        | Rmw::ZPop { .. }
+        | Rmw::ZRemRange { .. }
         | Rmw::Store { .. } => unreachable!("answered above"),
     })
 }
@@ -432,7 +510,9 @@ pub fn written_over(new: Option<Value>, current: &SiblingSet, now: u64, actor: A
             Some(n) => reset(Some(n)).or(Some(Value::Bytes(b))),
             None => Some(Value::Bytes(b)),
         },
-        kept @ Some(Value::Counter(_) | Value::Hll(_) | Value::Set(_) | Value::Hash(_)) => kept,
+        kept @ Some(
+            Value::Counter(_) | Value::Hll(_) | Value::Set(_) | Value::Hash(_) | Value::List(_) | Value::ZSet(_),
+        ) => kept,
     }
 }
 

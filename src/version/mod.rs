@@ -14,21 +14,25 @@ mod context;
 mod counter;
 mod dvvset;
 mod hll;
+mod list;
 mod ormap;
 #[cfg(test)]
 mod proptests;
 mod sibling;
 mod value;
 mod write;
+mod zset;
 
 pub use context::{Context, ContextError, ContextKey};
 pub use counter::Counter;
 pub use dvvset::{Dot, DvvSet, VersionVector};
 pub use hll::Hll;
+pub use list::{positions, Elem, ListFull, OrList};
 pub use ormap::{Field, FieldValue, Join, OrHash, OrMap, OrSet, Stamp};
 pub use sibling::{Resolved, Sibling, SiblingSet};
 pub use value::{Kind, Value};
 pub use write::{Write, WriteContext};
+pub use zset::{Score, ZSet};
 
 /// An actor is one incarnation of a node, optionally narrowed to a *key epoch*.
 ///

@@ -215,12 +215,12 @@ impl<V: Join> OrMap<V> {
     }
 
     /// The members in their (sorted) order.
-    pub fn members(&self) -> impl Iterator<Item = &Bytes> {
+    pub fn members(&self) -> impl DoubleEndedIterator<Item = &Bytes> {
         self.entries.keys()
     }
 
     /// The members with their values.
-    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, V)> + '_ {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Bytes, V)> + '_ {
         self.entries.keys().filter_map(|m| Some((m, self.get(m)?)))
     }
 
@@ -234,6 +234,15 @@ impl<V: Join> OrMap<V> {
     /// in a merge). Whether it was there.
     pub fn remove(&mut self, member: &[u8]) -> bool {
         self.entries.remove(member).is_some()
+    }
+
+    /// The members that differ between this state and `other`, without visiting what the two
+    /// share (their dots and values; see `imbl::OrdMap::diff`).
+    pub fn entries_diff<'a>(
+        &'a self,
+        other: &'a OrMap<V>,
+    ) -> impl Iterator<Item = DiffItem<'a, 'a, Bytes, Dots<V>>> + 'a {
+        self.entries.diff(&other.entries)
     }
 
     /// Every write whose effects this state has seen.

@@ -10,7 +10,24 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{Actor, Counter, Dot, DvvSet, Hll, Join, Kind, OrMap, Value, VersionVector};
+use super::{Actor, Counter, Dot, DvvSet, Hll, Join, Kind, OrMap, Value, VersionVector, ZSet};
+
+/// A state that merges with others of its kind: a collection's.
+trait Lattice: Clone {
+    fn join(&self, other: &Self) -> Self;
+}
+
+impl<V: Join> Lattice for OrMap<V> {
+    fn join(&self, other: &Self) -> Self {
+        OrMap::join(self, other)
+    }
+}
+
+impl Lattice for ZSet {
+    fn join(&self, other: &Self) -> Self {
+        ZSet::join(self, other)
+    }
+}
 
 /// One write of a key: a value (or a tombstone), when it was written and by which actor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +175,8 @@ impl SiblingSet {
                     }
                     Some(Kind::Set) => Value::Set(self.joined(Value::as_set, unexpired).unwrap_or_default()),
                     Some(Kind::Hash) => Value::Hash(self.joined(Value::as_hash, unexpired).unwrap_or_default()),
+                    Some(Kind::List) => Value::List(self.joined(Value::as_list, unexpired).unwrap_or_default()),
+                    Some(Kind::ZSet) => Value::ZSet(self.joined(Value::as_zset, unexpired).unwrap_or_default()),
                     _ => Value::Counter(self.counter_of(unexpired)),
                 };
                 Resolved { value, expires_ms: newest.expires_ms, stamp: (newest.written_ms, newest.origin) }
@@ -166,27 +185,33 @@ impl SiblingSet {
         (resolved.value.exists() && resolved.expires_ms.is_none_or(|t| t > now_ms)).then_some(resolved)
     }
 
-    /// The join of the set states the siblings hold (with none, of the hash states): what a
-    /// DEL over the key observed of it. `None` when no sibling holds either.
+    /// The join of the collection states the siblings hold (sets; with none, hashes; then
+    /// lists; then sorted sets): what a DEL over the key observed of it. `None` when no
+    /// sibling holds one.
     pub fn observed_set(&self) -> Option<Value> {
         let all = |_: &&Sibling| true;
-        self.joined(Value::as_set, all).map(Value::Set).or_else(|| self.joined(Value::as_hash, all).map(Value::Hash))
+        self.joined(Value::as_set, all)
+            .map(Value::Set)
+            .or_else(|| self.joined(Value::as_hash, all).map(Value::Hash))
+            .or_else(|| self.joined(Value::as_list, all).map(Value::List))
+            .or_else(|| self.joined(Value::as_zset, all).map(Value::ZSet))
     }
 
     /// The join of the states `pick` finds in the siblings `keep` keeps (their sets, or their
     /// hashes); `None` when no such sibling holds one.
     /// With every sibling's resets of that kind (what a write of another kind observed of
     /// such a state: whether or not that write has expired, it observed it).
-    fn joined<V: Join>(
+    fn joined<S: Lattice>(
         &self,
-        pick: impl Fn(&Value) -> Option<&OrMap<V>>,
+        pick: impl Fn(&Value) -> Option<&S>,
         keep: impl Fn(&&Sibling) -> bool,
-    ) -> Option<OrMap<V>> {
+    ) -> Option<S> {
         let values = self.0.values().filter(keep).filter_map(|s| s.value.as_ref().and_then(&pick));
         let resets = self.0.values().flat_map(|s| s.resets.iter().filter_map(&pick));
         let mut states = values.chain(resets).peekable();
         states.peek()?;
-        Some(OrMap::join_all(states))
+        let first = states.next()?.clone();
+        Some(states.fold(first, |acc, s| acc.join(s)))
     }
 
     /// Whether any sibling is a counter, or observed one (its resets).
@@ -208,7 +233,7 @@ impl SiblingSet {
         let kept = self.0.values().filter(keep).fold(Counter::default(), |acc, s| match &s.value {
             Some(Value::Counter(c)) => acc.join(c),
             None => acc.join(&Counter::deleted_at(s.written_ms, s.origin)),
-            Some(Value::Bytes(_) | Value::Hll(_) | Value::Set(_) | Value::Hash(_)) => acc,
+            Some(_) => acc,
         });
         self.0.values().flat_map(|s| &s.resets).fold(kept, |acc, r| match r {
             Value::Counter(c) => acc.join(c),
@@ -233,6 +258,12 @@ impl SiblingSet {
         }
         if kind != Some(Kind::Hash) {
             resets.extend(self.joined(Value::as_hash, all).map(|h| Value::Hash(h.cleared())));
+        }
+        if kind != Some(Kind::List) {
+            resets.extend(self.joined(Value::as_list, all).map(|l| Value::List(l.cleared())));
+        }
+        if kind != Some(Kind::ZSet) {
+            resets.extend(self.joined(Value::as_zset, all).map(|z| Value::ZSet(z.cleared())));
         }
         resets
     }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::ormap::RecordChange;
-use super::{Counter, Hll, OrHash, OrSet};
+use super::{Counter, Hll, OrHash, OrList, OrSet, ZSet};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Value {
@@ -22,6 +22,10 @@ pub enum Value {
     Set(OrSet),
     /// HSET and friends (an observed-remove map of fields).
     Hash(OrHash),
+    /// LPUSH and friends (a sequence of elements at dense positions: `version::list`).
+    List(OrList),
+    /// ZADD and friends (an observed-remove map of scores: `version::zset`).
+    ZSet(ZSet),
 }
 
 /// The kinds of value, as resolution and WRONGTYPE see them.
@@ -32,6 +36,8 @@ pub enum Kind {
     Hll,
     Set,
     Hash,
+    List,
+    ZSet,
 }
 
 impl Value {
@@ -42,6 +48,8 @@ impl Value {
             Value::Hll(_) => Kind::Hll,
             Value::Set(_) => Kind::Set,
             Value::Hash(_) => Kind::Hash,
+            Value::List(_) => Kind::List,
+            Value::ZSet(_) => Kind::ZSet,
         }
     }
 
@@ -51,6 +59,8 @@ impl Value {
             Value::Bytes(_) | Value::Counter(_) | Value::Hll(_) => "string",
             Value::Set(_) => "set",
             Value::Hash(_) => "hash",
+            Value::List(_) => "list",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -61,6 +71,8 @@ impl Value {
             Value::Counter(c) => c.exists(),
             Value::Set(s) => !s.is_empty(),
             Value::Hash(h) => !h.is_empty(),
+            Value::List(l) => !l.is_empty(),
+            Value::ZSet(z) => !z.is_empty(),
         }
     }
 
@@ -68,7 +80,7 @@ impl Value {
     pub fn as_str_bytes(&self) -> Option<&[u8]> {
         match self {
             Value::Bytes(b) => Some(b),
-            Value::Counter(_) | Value::Hll(_) | Value::Set(_) | Value::Hash(_) => None,
+            _ => None,
         }
     }
 
@@ -88,12 +100,30 @@ impl Value {
         }
     }
 
-    /// A set or a hash with every member removed (what a DEL over it writes); `None` for
-    /// another type.
+    /// The list it holds (`None` for another type).
+    pub fn as_list(&self) -> Option<&OrList> {
+        match self {
+            Value::List(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// The sorted set it holds (`None` for another type).
+    pub fn as_zset(&self) -> Option<&ZSet> {
+        match self {
+            Value::ZSet(z) => Some(z),
+            _ => None,
+        }
+    }
+
+    /// A collection (set, hash, list, sorted set) with every member removed (what a DEL over
+    /// it writes); `None` for another type.
     pub fn cleared(&self) -> Option<Value> {
         match self {
             Value::Set(s) => Some(Value::Set(s.cleared())),
             Value::Hash(h) => Some(Value::Hash(h.cleared())),
+            Value::List(l) => Some(Value::List(l.cleared())),
+            Value::ZSet(z) => Some(Value::ZSet(z.cleared())),
             _ => None,
         }
     }
@@ -104,6 +134,8 @@ impl Value {
         match self {
             Value::Set(s) => s.witness(seen),
             Value::Hash(h) => h.witness(seen),
+            Value::List(l) => l.witness(seen),
+            Value::ZSet(z) => z.witness(seen),
             Value::Counter(c) => c.witness(seen),
             Value::Bytes(_) | Value::Hll(_) => {}
         }
@@ -114,6 +146,8 @@ impl Value {
         match self {
             Value::Set(s) => s.contains(member),
             Value::Hash(h) => h.contains(member),
+            Value::List(l) => l.contains(member),
+            Value::ZSet(z) => z.contains(member),
             _ => false,
         }
     }
@@ -124,6 +158,8 @@ impl Value {
         match self {
             Value::Set(s) => Some(s.records().map(|(m, r)| (m.clone(), r)).collect()),
             Value::Hash(h) => Some(h.records().map(|(m, r)| (m.clone(), r)).collect()),
+            Value::List(l) => Some(l.records().map(|(m, r)| (m.clone(), r)).collect()),
+            Value::ZSet(z) => Some(z.records().map(|(m, r)| (m.clone(), r)).collect()),
             _ => None,
         }
     }
@@ -134,6 +170,8 @@ impl Value {
         match (older, self) {
             (Value::Set(o), Value::Set(n)) => Some(n.changed_records(o).collect()),
             (Value::Hash(o), Value::Hash(n)) => Some(n.changed_records(o).collect()),
+            (Value::List(o), Value::List(n)) => Some(n.changed_records(o).collect()),
+            (Value::ZSet(o), Value::ZSet(n)) => Some(n.changed_records(o).collect()),
             _ => None,
         }
     }
@@ -150,6 +188,8 @@ impl Value {
         Ok(match self {
             Value::Set(s) => Value::Set(s.with_records(records)?),
             Value::Hash(h) => Value::Hash(h.with_records(records)?),
+            Value::List(l) => Value::List(l.with_records(records)?),
+            Value::ZSet(z) => Value::ZSet(z.with_records(records)?),
             other => other,
         })
     }
@@ -167,13 +207,15 @@ impl Value {
         Ok(match (self, base) {
             (Value::Set(h), Value::Set(b)) => Some(Value::Set(h.patched(b, changes)?)),
             (Value::Hash(h), Value::Hash(b)) => Some(Value::Hash(h.patched(b, changes)?)),
+            (Value::List(h), Value::List(b)) => Some(Value::List(h.patched(b, changes)?)),
+            (Value::ZSet(h), Value::ZSet(b)) => Some(Value::ZSet(h.patched(b, changes)?)),
             _ => None,
         })
     }
 
     /// Whether Redis calls it a string (the string commands work on it).
     pub fn is_string(&self) -> bool {
-        !matches!(self, Value::Set(_) | Value::Hash(_))
+        matches!(self, Value::Bytes(_) | Value::Counter(_) | Value::Hll(_))
     }
 
     /// The bytes GET answers (a set or a hash has none: GET answers WRONGTYPE).
@@ -184,7 +226,7 @@ impl Value {
                 Cow::Owned(Bytes::copy_from_slice(itoa::Buffer::new().format(c.value().unwrap_or(0)).as_bytes()))
             }
             Value::Hll(h) => Cow::Owned(Bytes::from(h.to_redis())),
-            Value::Set(_) | Value::Hash(_) => Cow::Owned(Bytes::new()),
+            Value::Set(_) | Value::Hash(_) | Value::List(_) | Value::ZSet(_) => Cow::Owned(Bytes::new()),
         }
     }
 
@@ -193,6 +235,8 @@ impl Value {
         match self {
             Value::Set(s) => 16 + 40 * s.len(),
             Value::Hash(h) => 16 + 64 * h.len(),
+            Value::List(l) => 16 + 64 * l.len(),
+            Value::ZSet(z) => 16 + 64 * z.len(),
             other => other.size(),
         }
     }
@@ -205,6 +249,8 @@ impl Value {
             Value::Hll(h) => h.size(),
             Value::Set(s) => s.set_size(),
             Value::Hash(h) => h.hash_size(),
+            Value::List(l) => l.size(|e| e.value.len() + 24),
+            Value::ZSet(z) => z.size(),
         }
     }
 }
