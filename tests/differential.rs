@@ -4,7 +4,7 @@
 //! for byte, except for the documented differences below. A failure prints the seed
 //! (`KURA_DIFF_SEED=n` replays one; `KURA_DIFF_SEEDS=n` runs n sequences).
 //!
-//! Documented differences (README "Differences from Redis"):
+//! Documented differences (docs/differences.md):
 //! - TTL, PTTL, EXPIRETIME and PEXPIRETIME of a key with an expiry depend on when each server
 //!   ran the command: they are compared within a tolerance (1 s, or 1000 ms), not exactly;
 //! - DBSIZE counts live keys; Redis also counts expired keys it has not reclaimed yet, so
@@ -139,7 +139,31 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
         b(["0", "1", "7", "8", "13", "31", "100", "-1", "x", "4294967296", "07"][rng.gen_range(0..11)])
     };
     let index = |rng: &mut StdRng| b(["0", "1", "-1", "2", "-3", "5", "100", "-100", "x"][rng.gen_range(0..9)]);
-    let mut c: Vec<Vec<u8>> = match rng.gen_range(0..61) {
+    // Lists and sorted sets: keys of their own, sometimes a string's or a set's.
+    let lkey = |rng: &mut StdRng| match rng.gen_range(0..6) {
+        0 => key(rng),
+        1 => format!("{prefix}s0").into_bytes(),
+        n => format!("{prefix}l{}", n % 2).into_bytes(),
+    };
+    let zkey = |rng: &mut StdRng| match rng.gen_range(0..7) {
+        0 => key(rng),
+        1 => format!("{prefix}s1").into_bytes(),
+        n => format!("{prefix}z{}", n % 3).into_bytes(),
+    };
+    let score = |rng: &mut StdRng| {
+        b(["0", "1", "-1", "2.5", "1e3", "inf", "-inf", "0.1", "3", "x", "nan", "(1", " 1", "1.1", "-0"][rng.gen_range(0..15)])
+    };
+    let bound = |rng: &mut StdRng| b(["-inf", "+inf", "0", "(0", "1", "(1", "2.5", "(3", "x", "1e3"][rng.gen_range(0..10)]);
+    let lex = |rng: &mut StdRng| b(["-", "+", "[m1", "(m1", "[m3", "(m0", "m1", "[", "("][rng.gen_range(0..9)]);
+    let opts = |rng: &mut StdRng, c: &mut Vec<Vec<u8>>, allowed: &[&str]| {
+        for _ in 0..rng.gen_range(0..3) {
+            match allowed[rng.gen_range(0..allowed.len())] {
+                "LIMIT" => c.extend([b("LIMIT"), b(["0", "1", "-1", "2"][rng.gen_range(0..4)]), b(["1", "2", "-1", "0", "x"][rng.gen_range(0..5)])]),
+                o => c.push(b(o)),
+            }
+        }
+    };
+    let mut c: Vec<Vec<u8>> = match rng.gen_range(0..73) {
         0..=2 => {
             let mut c = vec![b("SET"), key(rng), value(rng)];
             for _ in 0..rng.gen_range(0..3) {
@@ -373,7 +397,7 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
             b("COUNT"),
             b("1000000"),
             b("TYPE"),
-            b(["set", "hash", "string"][rng.gen_range(0..3)]),
+            b(["set", "hash", "string", "list", "zset"][rng.gen_range(0..5)]),
         ],
         56 => vec![b("SETBIT"), key(rng), offset(rng), b(["0", "1", "1", "2", "-1", "x"][rng.gen_range(0..6)])],
         57 => vec![b("GETBIT"), key(rng), offset(rng)],
@@ -403,6 +427,141 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
             let mut c = vec![b("BITOP"), b(op), key(rng)];
             for _ in 0..rng.gen_range(1..4) {
                 c.push(key(rng));
+            }
+            c
+        }
+        61 | 62 => {
+            let mut c = vec![b(["LPUSH", "RPUSH", "RPUSH", "LPUSHX", "RPUSHX"][rng.gen_range(0..5)]), lkey(rng)];
+            members(rng, &mut c);
+            c
+        }
+        63 => match rng.gen_range(0..4) {
+            0 | 1 => vec![b(["LPOP", "RPOP"][rng.gen_range(0..2)]), lkey(rng)],
+            2 => vec![b(["LPOP", "RPOP"][rng.gen_range(0..2)]), lkey(rng), b(["0", "1", "3", "-1", "x"][rng.gen_range(0..5)])],
+            _ => {
+                let mut c = vec![b("LMPOP"), b(["1", "2", "0", "3"][rng.gen_range(0..4)]), lkey(rng), lkey(rng)];
+                c.push(b(["LEFT", "right", "up"][rng.gen_range(0..3)]));
+                if rng.gen_range(0..2) == 0 {
+                    c.extend([b("COUNT"), b(["1", "2", "0", "-1"][rng.gen_range(0..4)])]);
+                }
+                c
+            }
+        },
+        64 => match rng.gen_range(0..6) {
+            0 => vec![b("LRANGE"), lkey(rng), index(rng), index(rng)],
+            1 => vec![b("LLEN"), lkey(rng)],
+            2 => vec![b("LINDEX"), lkey(rng), index(rng)],
+            3 => {
+                let mut c = vec![b("LPOS"), lkey(rng), member(rng)];
+                for _ in 0..rng.gen_range(0..3) {
+                    c.extend([b(["RANK", "COUNT", "MAXLEN", "BOGUS"][rng.gen_range(0..4)]), index(rng)]);
+                }
+                c
+            }
+            4 => vec![b("TYPE"), lkey(rng)],
+            _ => vec![b("LRANGE"), lkey(rng), b("0"), b("-1")],
+        },
+        65 => match rng.gen_range(0..6) {
+            0 => vec![b("LSET"), lkey(rng), index(rng), member(rng)],
+            1 => vec![b("LINSERT"), lkey(rng), b(["BEFORE", "after", "x"][rng.gen_range(0..3)]), member(rng), member(rng)],
+            2 => vec![b("LREM"), lkey(rng), b(["0", "1", "-1", "2", "x"][rng.gen_range(0..5)]), member(rng)],
+            3 => vec![b("LTRIM"), lkey(rng), index(rng), index(rng)],
+            4 => vec![b("LMOVE"), lkey(rng), lkey(rng), b(["LEFT", "RIGHT", "x"][rng.gen_range(0..3)]), b(["LEFT", "RIGHT"][rng.gen_range(0..2)])],
+            _ => vec![b("RPOPLPUSH"), lkey(rng), lkey(rng)],
+        },
+        66 | 67 => {
+            let mut c = vec![b("ZADD"), zkey(rng)];
+            for _ in 0..rng.gen_range(0..3) {
+                c.push(b(["NX", "XX", "GT", "LT", "CH", "INCR", "ch"][rng.gen_range(0..7)]));
+            }
+            for _ in 0..rng.gen_range(1..3) {
+                c.extend([score(rng), member(rng)]);
+            }
+            c
+        }
+        68 => match rng.gen_range(0..4) {
+            0 => vec![b("ZINCRBY"), zkey(rng), score(rng), member(rng)],
+            1 => {
+                let mut c = vec![b("ZREM"), zkey(rng)];
+                members(rng, &mut c);
+                c
+            }
+            2 => vec![b(["ZPOPMIN", "ZPOPMAX"][rng.gen_range(0..2)]), zkey(rng)],
+            _ => vec![b(["ZPOPMIN", "ZPOPMAX"][rng.gen_range(0..2)]), zkey(rng), b(["0", "1", "2", "-1", "x"][rng.gen_range(0..5)])],
+        },
+        69 => match rng.gen_range(0..8) {
+            0 => vec![b("ZSCORE"), zkey(rng), member(rng)],
+            1 => vec![b("ZMSCORE"), zkey(rng), member(rng), member(rng)],
+            2 => vec![b(["ZRANK", "ZREVRANK"][rng.gen_range(0..2)]), zkey(rng), member(rng)],
+            3 => vec![b("ZCARD"), zkey(rng)],
+            4 => vec![b("ZCOUNT"), zkey(rng), bound(rng), bound(rng)],
+            5 => vec![b("ZLEXCOUNT"), zkey(rng), lex(rng), lex(rng)],
+            6 => vec![b("TYPE"), zkey(rng)],
+            _ => vec![b("ZSCAN"), zkey(rng), b("0")],
+        },
+        70 => match rng.gen_range(0..7) {
+            0 => {
+                let mut c = vec![b("ZRANGE"), zkey(rng), index(rng), index(rng)];
+                opts(rng, &mut c, &["WITHSCORES", "REV", "LIMIT"]);
+                c
+            }
+            1 => {
+                let mut c = vec![b("ZRANGE"), zkey(rng), bound(rng), bound(rng), b("BYSCORE")];
+                opts(rng, &mut c, &["WITHSCORES", "REV", "LIMIT"]);
+                c
+            }
+            2 => {
+                let mut c = vec![b("ZRANGE"), zkey(rng), lex(rng), lex(rng), b("BYLEX")];
+                opts(rng, &mut c, &["REV", "LIMIT", "WITHSCORES"]);
+                c
+            }
+            3 => {
+                let mut c = vec![b(["ZRANGEBYSCORE", "ZREVRANGEBYSCORE"][rng.gen_range(0..2)]), zkey(rng), bound(rng), bound(rng)];
+                opts(rng, &mut c, &["WITHSCORES", "LIMIT"]);
+                c
+            }
+            4 => {
+                let mut c = vec![b(["ZRANGEBYLEX", "ZREVRANGEBYLEX"][rng.gen_range(0..2)]), zkey(rng), lex(rng), lex(rng)];
+                opts(rng, &mut c, &["LIMIT"]);
+                c
+            }
+            5 => {
+                let mut c = vec![b("ZREVRANGE"), zkey(rng), index(rng), index(rng)];
+                opts(rng, &mut c, &["WITHSCORES"]);
+                c
+            }
+            _ => {
+                let mut c = vec![b("ZRANGESTORE"), zkey(rng), zkey(rng), bound(rng), bound(rng), b("BYSCORE")];
+                opts(rng, &mut c, &["REV", "LIMIT"]);
+                c
+            }
+        },
+        71 => match rng.gen_range(0..5) {
+            0 => vec![b("ZREMRANGEBYRANK"), zkey(rng), index(rng), index(rng)],
+            1 => vec![b("ZREMRANGEBYSCORE"), zkey(rng), bound(rng), bound(rng)],
+            2 => vec![b("ZREMRANGEBYLEX"), zkey(rng), lex(rng), lex(rng)],
+            3 => {
+                let mut c = vec![b("ZMPOP"), b(["1", "2", "0"][rng.gen_range(0..3)]), zkey(rng), zkey(rng), b(["MIN", "max", "x"][rng.gen_range(0..3)])];
+                if rng.gen_range(0..2) == 0 {
+                    c.extend([b("COUNT"), b(["1", "3", "0"][rng.gen_range(0..3)])]);
+                }
+                c
+            }
+            _ => vec![b("ZRANDMEMBER"), zkey(rng), b(["100", "0", "-3", "x"][rng.gen_range(0..4)]), b("WITHSCORES")],
+        },
+        72 => {
+            let op = ["ZUNION", "ZINTER", "ZDIFF", "ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE", "ZINTERCARD"][rng.gen_range(0..7)];
+            let mut c = vec![b(op)];
+            if op.ends_with("STORE") {
+                c.push(zkey(rng));
+            }
+            c.extend([b(["2", "1", "0", "3"][rng.gen_range(0..4)]), zkey(rng), zkey(rng)]);
+            match rng.gen_range(0..5) {
+                0 if op != "ZINTERCARD" => c.extend([b("WEIGHTS"), score(rng), b(["2", "0.5", "x"][rng.gen_range(0..3)])]),
+                1 if op != "ZINTERCARD" => c.extend([b("AGGREGATE"), b(["SUM", "min", "MAX", "avg"][rng.gen_range(0..4)])]),
+                2 if !op.ends_with("STORE") => c.push(b("WITHSCORES")),
+                3 if op == "ZINTERCARD" => c.extend([b("LIMIT"), b(["1", "0", "-1"][rng.gen_range(0..3)])]),
+                _ => {}
             }
             c
         }
@@ -450,7 +609,7 @@ fn agree(args: &[Vec<u8>], kura: &Wire, redis: &Wire, queued: Option<&[Vec<Vec<u
             return a[0] == b[0] && sorted(&a[1]).is_some() && sorted(&a[1]) == sorted(&b[1]);
         }
         // One member by chance: only whether there was one.
-        ("SRANDMEMBER" | "HRANDFIELD", Wire::Bulk(Some(_)), Wire::Bulk(Some(_))) if args.len() == 2 => return true,
+        ("SRANDMEMBER" | "HRANDFIELD" | "ZRANDMEMBER", Wire::Bulk(Some(_)), Wire::Bulk(Some(_))) if args.len() == 2 => return true,
         // Members and fields in byte order from kura, insertion or hash order from Redis.
         ("SMEMBERS" | "SINTER" | "SUNION" | "SDIFF" | "SPOP" | "HKEYS" | "HVALS" | "SRANDMEMBER", _, _)
             if !(name == "SRANDMEMBER" && args.get(2).is_some_and(|c| c.starts_with(b"-"))) =>
@@ -458,15 +617,15 @@ fn agree(args: &[Vec<u8>], kura: &Wire, redis: &Wire, queued: Option<&[Vec<Vec<u
             return sorted(kura).is_some() && sorted(kura) == sorted(redis);
         }
         // A negative count repeats members by chance: only the length is the same.
-        ("SRANDMEMBER" | "HRANDFIELD", Wire::Array(Some(a)), Wire::Array(Some(b)))
+        ("SRANDMEMBER" | "HRANDFIELD" | "ZRANDMEMBER", Wire::Array(Some(a)), Wire::Array(Some(b)))
             if args.get(2).is_some_and(|c| c.starts_with(b"-")) =>
         {
             return a.len() == b.len();
         }
-        ("HGETALL" | "HRANDFIELD" | "HSCAN", _, _) => {
+        ("HGETALL" | "HRANDFIELD" | "HSCAN" | "ZSCAN" | "ZRANDMEMBER", _, _) => {
             let pairs = |w: &Wire| {
                 let items = match w {
-                    Wire::Array(Some(items)) if name == "HSCAN" && items.len() == 2 => match &items[1] {
+                    Wire::Array(Some(items)) if name.ends_with("SCAN") && items.len() == 2 => match &items[1] {
                         Wire::Array(Some(inner)) => Some((format!("{:?}", items[0]), inner)),
                         _ => None,
                     },
@@ -474,7 +633,7 @@ fn agree(args: &[Vec<u8>], kura: &Wire, redis: &Wire, queued: Option<&[Vec<Vec<u
                     _ => None,
                 }?;
                 let (head, items) = items;
-                let width = if name == "HRANDFIELD" && args.len() == 3 { 1 } else { 2 };
+                let width = if (name == "HRANDFIELD" || name == "ZRANDMEMBER") && args.len() == 3 { 1 } else { 2 };
                 let mut p: Vec<String> = items.chunks(width).map(|c| format!("{c:?}")).collect();
                 p.sort();
                 Some((head, p))

@@ -26,7 +26,7 @@ pub async fn push(node: &Node, args: &[Bytes], head: bool, existing: bool) -> Cm
     Ok(Reply::Int(node.coordinator.modify(&args[1], Rmw::Push { elements, head, existing }).await?.int))
 }
 
-fn positive_count(arg: &[u8]) -> Result<u64, CommandError> {
+pub(super) fn positive_count(arg: &[u8]) -> Result<u64, CommandError> {
     let n = parse_i64(arg).map_err(|_| CommandError::Other("value is out of range, must be positive".into()))?;
     u64::try_from(n).map_err(|_| CommandError::Other("value is out of range, must be positive".into()))
 }
@@ -71,8 +71,12 @@ pub async fn lrange(node: &Node, args: &[Bytes]) -> CmdResult {
 }
 
 pub async fn lindex(node: &Node, args: &[Bytes]) -> CmdResult {
-    let index = parse_i64(&args[2])?;
+    // Redis looks the key up before it reads the index.
     let list = read(node, &args[1]).await?;
+    if list.is_empty() {
+        return Ok(Reply::Nil);
+    }
+    let index = parse_i64(&args[2])?;
     let len = list.len() as i64;
     let i = if index < 0 { len + index } else { index };
     if i < 0 || i >= len {
@@ -82,7 +86,15 @@ pub async fn lindex(node: &Node, args: &[Bytes]) -> CmdResult {
 }
 
 pub async fn lset(node: &Node, args: &[Bytes]) -> CmdResult {
-    let index = parse_i64(&args[2])?;
+    // Redis looks the key up (and checks its type) before it reads the index.
+    let index = match parse_i64(&args[2]) {
+        Ok(i) => i,
+        Err(e) if read(node, &args[1]).await?.is_empty() => {
+            drop(e);
+            return Err(CommandError::Other("no such key".into()));
+        }
+        Err(e) => return Err(e),
+    };
     let element = super::value_to_store(node, &args[3])?;
     node.coordinator.modify(&args[1], Rmw::LSet { index, element }).await?;
     Ok(Reply::ok())
@@ -127,11 +139,11 @@ pub async fn lpos(node: &Node, args: &[Bytes]) -> CmdResult {
                 ));
             }
         } else if opt.eq_ignore_ascii_case(b"COUNT") {
-            let n = parse_i64(v)?;
-            count = Some(usize::try_from(n).map_err(|_| CommandError::Other("COUNT can't be negative".into()))?);
+            let n = parse_i64(v).ok().and_then(|n| usize::try_from(n).ok());
+            count = Some(n.ok_or_else(|| CommandError::Other("COUNT can't be negative".into()))?);
         } else if opt.eq_ignore_ascii_case(b"MAXLEN") {
-            let n = parse_i64(v)?;
-            maxlen = usize::try_from(n).map_err(|_| CommandError::Other("MAXLEN can't be negative".into()))?;
+            let n = parse_i64(v).ok().and_then(|n| usize::try_from(n).ok());
+            maxlen = n.ok_or_else(|| CommandError::Other("MAXLEN can't be negative".into()))?;
         } else {
             return Err(CommandError::Syntax);
         }
@@ -171,9 +183,12 @@ fn side(arg: &[u8]) -> Result<bool, CommandError> {
 }
 
 /// Pops one element of `src` at `from` (the head when true) and pushes it to `dst` at `to`.
-/// The destination's type is checked first, as Redis does; a push that fails puts the element
+/// The source's type and then the destination's are checked first, as Redis does; a push that fails puts the element
 /// back where it was, so a failure loses nothing.
 async fn move_one(node: &Node, src: &Bytes, dst: &Bytes, from: bool, to: bool) -> CmdResult {
+    if read(node, src).await?.is_empty() {
+        return Ok(Reply::Nil);
+    }
     if src != dst {
         read(node, dst).await?;
     }
@@ -216,21 +231,26 @@ pub async fn lmpop(node: &Node, args: &[Bytes]) -> CmdResult {
         let outcome = node.coordinator.modify(key, Rmw::Pop { head, count: Some(count) }).await?;
         if !outcome.members.is_empty() {
             let elements = outcome.members.into_iter().map(Reply::Bulk).collect();
-            return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Array(elements)]));
+            return Ok(Reply::Array(vec![Reply::Bulk(shown(key)), Reply::Array(elements)]));
         }
     }
     Ok(Reply::NilArray)
 }
 
+/// A key as its client named it (without its database's prefix).
+pub(super) fn shown(key: &Bytes) -> Bytes {
+    super::db::user(super::db::db_of(key), key).unwrap_or_else(|| key.clone())
+}
+
 /// The keys of a command that gives their number at `args[at]`, and the arguments after them.
 pub(super) fn numkeys(args: &[Bytes], at: usize) -> Result<(&[Bytes], &[Bytes]), CommandError> {
-    let n = parse_i64(&args[at])?;
+    let n = parse_i64(&args[at]).map_err(|_| CommandError::Other("numkeys should be greater than 0".into()))?;
     if n <= 0 {
         return Err(CommandError::Other("numkeys should be greater than 0".into()));
     }
     let n = n as usize;
     if n > args.len() - at - 1 {
-        return Err(CommandError::Other("Number of keys can't be greater than number of args".into()));
+        return Err(CommandError::Syntax);
     }
     Ok((&args[at + 1..at + 1 + n], &args[at + 1 + n..]))
 }

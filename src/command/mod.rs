@@ -290,7 +290,7 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
     let as_sent = args;
     let mapped;
     let args = match &conn {
-        Conn::Mut(session) if session.db != 0 && spec.first_key > 0 => {
+        Conn::Mut(session) if session.db != 0 => {
             mapped = db::map_keys(session.db, spec, args);
             &mapped[..]
         }

@@ -334,25 +334,28 @@ pub(super) fn concurrent_keys(args: &[Bytes]) -> Option<Vec<&[u8]>> {
     if !cmd.is_data() {
         return None;
     }
-    Some(key_positions(cmd.spec(), args).filter_map(|i| args.get(i).map(|a| &a[..])).collect())
+    Some(key_positions(cmd.spec(), args).into_iter().filter_map(|i| args.get(i).map(|a| &a[..])).collect())
 }
 
-/// Where a request's keys are (by the spec's first, last and step; SINTERCARD's by its
-/// `numkeys`, so that its LIMIT is not taken for a key).
-pub(super) fn key_positions(spec: &Spec, args: &[Bytes]) -> impl Iterator<Item = usize> {
+/// Where a request's keys are (by the spec's first, last and step; the commands that give
+/// their number of keys by that number, so that nothing after the keys is taken for one).
+pub(super) fn key_positions(spec: &Spec, args: &[Bytes]) -> Vec<usize> {
     let numkeys = |at: usize| args.get(at).and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok()).unwrap_or(0);
-    let (first, last) = if matches!(spec.name, "sintercard" | "zintercard" | "zunion" | "zinter" | "zdiff" | "lmpop" | "zmpop") {
-        (2, (1 + numkeys(1)).min(args.len().saturating_sub(1)))
-    } else if matches!(spec.name, "zunionstore" | "zinterstore" | "zdiffstore") {
+    let end = args.len().saturating_sub(1);
+    match spec.name {
+        "sintercard" | "zintercard" | "zunion" | "zinter" | "zdiff" | "lmpop" | "zmpop" => {
+            (2..=(1 + numkeys(1)).min(end)).collect()
+        }
         // The destination, then the sources after their number.
-        (1, (2 + numkeys(2)).min(args.len().saturating_sub(1)))
-    } else if spec.first_key <= 0 {
-        (1, 0)
-    } else {
-        let last = if spec.last_key < 0 { args.len() as i32 + spec.last_key } else { spec.last_key };
-        (spec.first_key as usize, last.max(0) as usize)
-    };
-    (first..=last).step_by(spec.step.max(1) as usize)
+        "zunionstore" | "zinterstore" | "zdiffstore" => {
+            std::iter::once(1).chain(3..=(2 + numkeys(2)).min(end)).filter(|&i| i <= end).collect()
+        }
+        _ if spec.first_key <= 0 => Vec::new(),
+        _ => {
+            let last = if spec.last_key < 0 { args.len() as i32 + spec.last_key } else { spec.last_key };
+            (spec.first_key as usize..=last.max(0) as usize).step_by(spec.step.max(1) as usize).collect()
+        }
+    }
 }
 
 /// The subcommands kura answers, with Redis 7's arities (name included) and whether Redis 7

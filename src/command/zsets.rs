@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use super::collection::{bounded, count_arg, empty_scan, page, pick, scan_cursor, scan_options, view, View};
-use super::lists::numkeys;
+use super::lists::{numkeys, shown};
 use super::{parse_i64, CmdResult, CommandError};
 use crate::coordinator::{now_ms, CoordError};
 use crate::node::Node;
@@ -109,7 +109,7 @@ pub async fn zadd(node: &Node, args: &[Bytes]) -> CmdResult {
     let mut members = Vec::with_capacity(rest.len() / 2);
     for pair in rest.chunks_exact(2) {
         let score = score_arg(&pair[0])?;
-        members.push((if score == 0.0 { 0.0 } else { score }, super::value_to_store(node, &pair[1])?));
+        members.push((score, super::value_to_store(node, &pair[1])?));
     }
     let outcome = node.coordinator.modify(&args[1], Rmw::ZAdd { members, flags }).await?;
     Ok(if flags.incr {
@@ -192,34 +192,33 @@ fn range_request(
     modern: bool,
     store: bool,
 ) -> Result<RangeRequest, CommandError> {
-    let (mut offset, mut count, mut scores, mut limit) = (0, -1, false, false);
+    // As Redis's `zrangeGenericCommand` reads them: BYSCORE, BYLEX and REV once each, and
+    // only in ZRANGE's own form.
+    let (mut offset, mut count, mut scores) = (0, -1, false);
+    let (mut by_given, mut rev_given) = (!modern, !modern);
     let mut i = 0;
     while i < opts.len() {
         let o = opts[i].to_ascii_uppercase();
         match o.as_slice() {
-            b"WITHSCORES" if !store && (modern || by != By::Lex) => scores = true,
-            b"LIMIT" => {
-                if i + 2 >= opts.len() {
-                    return Err(CommandError::Syntax);
-                }
+            b"WITHSCORES" if !store => scores = true,
+            b"LIMIT" if opts.len() - i > 2 => {
                 offset = parse_i64(&opts[i + 1])?;
                 count = parse_i64(&opts[i + 2])?;
-                limit = true;
                 i += 2;
             }
-            b"BYSCORE" if modern => by = By::Score,
-            b"BYLEX" if modern => by = By::Lex,
-            b"REV" if modern => rev = true,
+            b"REV" if !rev_given => (rev, rev_given) = (true, true),
+            b"BYSCORE" if !by_given => (by, by_given) = (By::Score, true),
+            b"BYLEX" if !by_given => (by, by_given) = (By::Lex, true),
             _ => return Err(CommandError::Syntax),
         }
         i += 1;
     }
-    if modern && limit && by == By::Rank {
+    if count != -1 && by == By::Rank {
         return Err(CommandError::Other(
             "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX".into(),
         ));
     }
-    if modern && scores && by == By::Lex {
+    if scores && by == By::Lex {
         return Err(CommandError::Other("syntax error, WITHSCORES not supported in combination with BYLEX".into()));
     }
     let (lo, hi) = if rev && by != By::Rank { (stop, start) } else { (start, stop) };
@@ -288,10 +287,7 @@ pub async fn zpop(node: &Node, args: &[Bytes], max: bool) -> CmdResult {
     }
     let count = match args.get(2) {
         None => None,
-        Some(c) => Some(
-            u64::try_from(parse_i64(c)?)
-                .map_err(|_| CommandError::Other("value is out of range, must be positive".into()))?,
-        ),
+        Some(c) => Some(super::lists::positive_count(c)?),
     };
     let outcome = node.coordinator.modify(&args[1], Rmw::ZPop { max, count: count.unwrap_or(1) }).await?;
     let items: Vec<(Bytes, f64)> = outcome.members.into_iter().zip(outcome.scores).collect();
@@ -329,7 +325,7 @@ pub async fn zmpop(node: &Node, args: &[Bytes]) -> CmdResult {
                 .zip(outcome.scores)
                 .map(|(m, s)| Reply::Array(vec![Reply::Bulk(m), Reply::Double(s)]))
                 .collect();
-            return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Array(pairs)]));
+            return Ok(Reply::Array(vec![Reply::Bulk(shown(key)), Reply::Array(pairs)]));
         }
     }
     Ok(Reply::NilArray)
@@ -407,8 +403,26 @@ async fn input(node: &Node, key: &[u8]) -> Result<Vec<(Bytes, f64)>, CommandErro
 
 /// Parses the inputs and options of ZUNION, ZINTER, ZDIFF (`args` from numkeys on) and
 /// computes the result, in score order; and whether WITHSCORES was given.
-async fn combine(node: &Node, args: &[Bytes], op: Algebra, store: bool) -> Result<(Vec<(Bytes, f64)>, bool), CommandError> {
-    let (keys, opts) = numkeys(args, 0)?;
+async fn combine(
+    node: &Node,
+    name: &str,
+    args: &[Bytes],
+    op: Algebra,
+    store: bool,
+) -> Result<(Vec<(Bytes, f64)>, bool), CommandError> {
+    let n = parse_i64(&args[0])?;
+    if n < 1 {
+        return Err(CommandError::Other(format!("at least 1 input key is needed for '{name}' command")));
+    }
+    if n as u64 > (args.len() - 1) as u64 {
+        return Err(CommandError::Syntax);
+    }
+    let (keys, opts) = args[1..].split_at(n as usize);
+    // Redis reads (and type-checks) the inputs before it reads the options.
+    let mut inputs = Vec::with_capacity(keys.len());
+    for key in keys {
+        inputs.push(input(node, key).await?);
+    }
     let mut weights: Vec<f64> = vec![1.0; keys.len()];
     let (mut agg, mut scores) = (Aggregate::Sum, false);
     let mut i = 0;
@@ -434,10 +448,6 @@ async fn combine(node: &Node, args: &[Bytes], op: Algebra, store: bool) -> Resul
             _ => return Err(CommandError::Syntax),
         }
         i += 1;
-    }
-    let mut inputs = Vec::with_capacity(keys.len());
-    for key in keys {
-        inputs.push(input(node, key).await?);
     }
     let weigh = |s: f64, w: f64| {
         let v = s * w;
@@ -495,16 +505,20 @@ async fn combine(node: &Node, args: &[Bytes], op: Algebra, store: bool) -> Resul
     Ok((items, scores))
 }
 
+fn name(arg: &[u8]) -> String {
+    String::from_utf8_lossy(arg).to_ascii_lowercase()
+}
+
 /// ZUNION, ZINTER, ZDIFF.
 pub async fn algebra(node: &Node, args: &[Bytes], op: Algebra) -> CmdResult {
-    let (items, scores) = combine(node, &args[1..], op, false).await?;
+    let (items, scores) = combine(node, &name(&args[0]), &args[1..], op, false).await?;
     bounded(node, items.len())?;
     Ok(if scores { with_scores(items) } else { members_only(items) })
 }
 
 /// ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE: the result replaces the destination.
 pub async fn store(node: &Node, args: &[Bytes], op: Algebra) -> CmdResult {
-    let (items, _) = combine(node, &args[2..], op, true).await?;
+    let (items, _) = combine(node, &name(&args[0]), &args[2..], op, true).await?;
     let n = items.len() as i64;
     node.coordinator.modify(&args[1], Rmw::Store { value: Copied::ZSet(items), expires_ms: None, nx: false }).await?;
     Ok(Reply::Int(n))
@@ -512,15 +526,28 @@ pub async fn store(node: &Node, args: &[Bytes], op: Algebra) -> CmdResult {
 
 /// `ZINTERCARD numkeys key [key ...] [LIMIT limit]`.
 pub async fn zintercard(node: &Node, args: &[Bytes]) -> CmdResult {
-    let (keys, opts) = numkeys(args, 1)?;
+    let n = parse_i64(&args[1])?;
+    if n < 1 {
+        return Err(CommandError::Other("at least 1 input key is needed for 'zintercard' command".into()));
+    }
+    if n as u64 > (args.len() - 2) as u64 {
+        return Err(CommandError::Syntax);
+    }
+    let (keys, opts) = args[2..].split_at(n as usize);
+    // Redis type-checks the inputs before it reads LIMIT.
+    for key in keys {
+        input(node, key).await?;
+    }
     let limit = match opts {
         [] => 0,
-        [o, l] if o.eq_ignore_ascii_case(b"LIMIT") => usize::try_from(parse_i64(l)?)
-            .map_err(|_| CommandError::Other("LIMIT can't be negative".into()))?,
+        [o, l] if o.eq_ignore_ascii_case(b"LIMIT") => parse_i64(l)
+            .ok()
+            .and_then(|l| usize::try_from(l).ok())
+            .ok_or_else(|| CommandError::Other("LIMIT can't be negative".into()))?,
         _ => return Err(CommandError::Syntax),
     };
-    let mut numbered = vec![Bytes::from(keys.len().to_string())];
+    let mut numbered = vec![args[1].clone()];
     numbered.extend(keys.iter().cloned());
-    let n = combine(node, &numbered, Algebra::Inter, true).await?.0.len();
+    let n = combine(node, "zintercard", &numbered, Algebra::Inter, true).await?.0.len();
     Ok(Reply::Int(if limit > 0 { n.min(limit) } else { n } as i64))
 }

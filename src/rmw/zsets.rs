@@ -119,6 +119,23 @@ pub fn select(z: &ZSet, range: &ZRange, rev: bool, offset: usize, count: i64) ->
             }
         }
         ZRange::Lex(min, max) => {
+            // Redis's `zzlIsInLexRange` first: an empty range, or one the ends of the set
+            // (in score order) fall outside of, names nothing.
+            let rank = |b: &LexBound| match b {
+                LexBound::Min => (0, None),
+                LexBound::Incl(m) | LexBound::Excl(m) => (1, Some(m.clone())),
+                LexBound::Max => (2, None),
+            };
+            let exclusive = |b: &LexBound| matches!(b, LexBound::Excl(_));
+            match rank(min).cmp(&rank(max)) {
+                std::cmp::Ordering::Greater => return Vec::new(),
+                std::cmp::Ordering::Equal if exclusive(min) || exclusive(max) => return Vec::new(),
+                _ => {}
+            }
+            let ends = z.by_score().next().zip(z.by_score().next_back());
+            if ends.is_none_or(|((_, first), (_, last))| !min.above_min(last) || !max.below_max(first)) {
+                return Vec::new();
+            }
             if rev {
                 take(Box::new(
                     z.by_score()
@@ -164,7 +181,9 @@ pub fn apply(
     let changed = match op {
         Rmw::ZAdd { members, flags } => {
             let (mut added, mut updated) = (0, 0);
-            for (score, member) in members {
+            for (given, member) in members {
+                // Scores are kept without the sign of a zero (Redis keeps -0 as 0).
+                let score = &(given + 0.0);
                 let old = z.get(member);
                 let new = match (&old, flags.incr) {
                     (Some(_), _) if flags.nx => None,
@@ -186,10 +205,12 @@ pub fn apply(
                         continue;
                     }
                     updated += 1;
+                    out.scores = vec![value];
                 } else {
                     added += 1;
+                    // A new member's score is the one given (ZADD INCR -0 replies -0).
+                    out.scores = vec![*given];
                 }
-                out.scores = vec![value];
                 z.insert(member.clone(), dot, new);
             }
             out.int = if flags.ch { added + updated } else { added };
@@ -269,8 +290,14 @@ mod tests {
         let top = ScoreBound { value: 6.0, open: false };
         assert_eq!(select(z, &ZRange::Score(open, top), false, 1, 1), [(b("b"), 6.0)]);
         assert_eq!(select(z, &ZRange::Score(open, top), true, 0, -1), [(b("b"), 6.0), (b("a"), 3.5)]);
-        let lex = ZRange::Lex(LexBound::Excl(b("a")), LexBound::Max);
-        assert_eq!(select(z, &lex, false, 0, -1).len(), 2, "b and i follow a (c sorts first by score)");
+        // Lexicographic ranges (of members of one score, as Redis defines them).
+        let mut same = None;
+        run(zadd(&[(0.0, "a"), (0.0, "b"), (0.0, "c"), (0.0, "d")], ZAddFlags::default()), &mut same, 1).unwrap();
+        let Some(Value::ZSet(same)) = &same else { panic!("a sorted set") };
+        let lex = ZRange::Lex(LexBound::Excl(b("a")), LexBound::Incl(b("c")));
+        assert_eq!(select(same, &lex, false, 0, -1), [(b("b"), 0.0), (b("c"), 0.0)]);
+        let rev = ZRange::Lex(LexBound::Min, LexBound::Excl(b("c")));
+        assert_eq!(select(same, &rev, true, 1, 5), [(b("a"), 0.0)]);
     }
 
     #[test]

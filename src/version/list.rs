@@ -250,7 +250,8 @@ mod tests {
                 match kind {
                     0 | 1 => push(&mut reps[r], *kind == 0, &format!("e{i}"), d),
                     2 => {
-                        if let Some(first) = reps[r].members().next().cloned() {
+                        let first = reps[r].members().next().cloned();
+                        if let Some(first) = first {
                             reps[r].remove(&first);
                         }
                     }

@@ -85,8 +85,14 @@ impl Score {
                 .ok()
                 .map(|i| self.floors[i].1)
                 .filter(|f| f.start == t.start);
-            let (fi, fd) = floor.map_or((0.0, 0.0), |f| (f64::from_bits(f.inc), f64::from_bits(f.dec)));
-            let (inc, dec) = (f64::from_bits(t.inc) - fi, f64::from_bits(t.dec) - fd);
+            // What the tally adds above its floor (nothing when they are equal: an infinite
+            // tally minus itself would be NaN).
+            let above = |total: u64, floor: Option<u64>| match floor {
+                Some(f) if f == total => 0.0,
+                Some(f) => f64::from_bits(total) - f64::from_bits(f),
+                None => f64::from_bits(total),
+            };
+            let (inc, dec) = (above(t.inc, floor.map(|f| f.inc)), above(t.dec, floor.map(|f| f.dec)));
             if inc != 0.0 {
                 v += inc;
             }
@@ -350,6 +356,8 @@ mod tests {
             assert_eq!(s.value().to_bits(), redis.to_bits());
         }
         assert!(Score::new(st(1, dot(1, 1)), f64::INFINITY).incremented(dot(1, 2), st(2, dot(1, 2)), f64::NEG_INFINITY).is_none());
+        let inf = Score::new(st(1, dot(1, 1)), 0.0).incremented(dot(1, 2), st(2, dot(1, 2)), f64::INFINITY).unwrap();
+        assert_eq!(inf.value(), f64::INFINITY, "an infinite tally at its floor adds nothing");
     }
 
     #[test]
@@ -375,7 +383,7 @@ mod tests {
         z.insert(Bytes::from("a"), dot(1, 3), s);
         let names = |z: &ZSet| z.by_score().map(|(_, m)| m.clone()).collect::<Vec<_>>();
         let merged = z.join(&other);
-        assert_eq!(names(&merged), [Bytes::from("a"), Bytes::from("c"), Bytes::from("b")]);
+        assert_eq!(names(&merged), [Bytes::from("a"), Bytes::from("b"), Bytes::from("c")]);
         assert_eq!(merged.from_score(1.0).map(|(s, _)| s).collect::<Vec<_>>(), [1.0, 2.0]);
         assert_eq!(merged.down_from_score(1.0).map(|(s, _)| s).collect::<Vec<_>>(), [1.0, 0.5]);
         assert_eq!(names(&ZSet::indexed(merged.map.clone())), names(&merged));
