@@ -346,8 +346,8 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                     Ok(set) => Response::Value(set.map(|s| (*s).clone())),
                     Err(e) => failed(&e),
                 },
-                Request::ReadUnlessSame { key, digest, seen, flushed_to } => {
-                    match self.coordinator.replica().unless_same(&key, digest, &seen, flushed_to) {
+                Request::ReadUnlessSame { key, digest, seen, flushed_to, exact } => {
+                    match self.coordinator.replica().unless_same(&key, digest, &seen, flushed_to, exact) {
                         Ok(None) => {
                             metrics::counter!(crate::metrics::READS_SAME_TOTAL).increment(1);
                             Response::Same

@@ -56,7 +56,9 @@ pub enum Request {
     /// reads a large set it holds itself without moving it. `flushed_to` is the reader's
     /// flush cutoff for the key: a copy a later flush has dropped values from is never `Same`
     /// (its clock still covers them, so the reader would keep them and write over them).
-    ReadUnlessSame { key: Bytes, digest: u64, seen: VersionVector, flushed_to: u64 },
+    /// With `exact` (a plain read, which repairs the replicas that differ) only the same
+    /// version is `Same`.
+    ReadUnlessSame { key: Bytes, digest: u64, seen: VersionVector, flushed_to: u64, exact: bool },
     /// A write of a set or a hash as a patch of the version before it: apply it when your
     /// copy is that version (`Ack`), else answer `Stale` and get the whole set.
     Patch { key: Bytes, patch: Patch },

@@ -25,19 +25,22 @@ impl Coordinator {
     /// An R out of range, storage failure, or fewer than R answers in time.
     pub async fn get(&self, key: &[u8], r: Option<usize>) -> Result<Arc<SiblingSet>> {
         let deadline = tokio::time::Instant::now() + self.cluster.settings().timeout;
-        self.get_as(key, r, None, deadline).await
+        self.get_as(key, r, None, deadline, true).await
     }
 
     /// [`Coordinator::get`] by a reader that holds `mine` (its copy of the key and that
     /// copy's digest): replicas holding the same version answer `Same` instead of sending it
     /// (a read-modify-write of a large set reads it without moving it). Gives up at
-    /// `deadline` (a forwarded read-modify-write's is its sender's).
+    /// `deadline` (a forwarded read-modify-write's is its sender's). A `plain` read (not a
+    /// decider's) by an owner of the key compares by its own copy's digest too, so a large
+    /// list or set is not sent back on every read, and repairs the replicas that differ.
     pub(super) async fn get_as(
         &self,
         key: &[u8],
         r: Option<usize>,
-        mine: Option<(Option<Arc<SiblingSet>>, u64)>,
+        mut mine: Option<(Option<Arc<SiblingSet>>, u64)>,
         deadline: tokio::time::Instant,
+        plain: bool,
     ) -> Result<Arc<SiblingSet>> {
         if self.cluster.view().single(self.me()) {
             Quorum::resolve(self.quorum, 1, r, None)?;
@@ -63,6 +66,17 @@ impl Coordinator {
                 replies.push((target, set.as_deref().cloned()));
                 continue;
             }
+            if plain && target.hint_for.is_none() {
+                match self.replica.local_with_digest(&key) {
+                    Ok((set, Some(digest))) => {
+                        replies.push((target, set.as_deref().cloned()));
+                        mine = Some((set, digest));
+                    }
+                    Ok((set, None)) => replies.push((target, set.map(|s| (*s).clone()))),
+                    Err(e) => tracing::warn!("local read failed: {e}"),
+                }
+                continue;
+            }
             match self.local(&key) {
                 Ok(set) => replies.push((target, set.map(|s| (*s).clone()))),
                 Err(e) => tracing::warn!("local read failed: {e}"),
@@ -80,6 +94,7 @@ impl Coordinator {
                         digest: *digest,
                         seen: set.as_deref().map(SiblingSet::context).unwrap_or_default(),
                         flushed_to,
+                        exact: plain,
                     },
                     None => Request::Read { key },
                 };
@@ -116,7 +131,7 @@ impl Coordinator {
         // not at its base); under concurrent writes of a hot key a repair would send whole
         // sets to replicas that are only a patch behind. A decision that writes nothing leaves
         // a differing replica to the next plain read or to anti-entropy.
-        if mine.is_some() {
+        if !plain {
             return Ok(merged);
         }
         // The rest of the answers arrive in the background; then every stale replica is repaired.

@@ -131,7 +131,7 @@ impl Coordinator {
             }
             Some(_) => None,
         };
-        let read = self.get_as(key, None, mine, deadline).await?;
+        let read = self.get_as(key, None, mine, deadline, false).await?;
         self.replica.merge(key, &read, role.hint_for.as_deref())?;
         let started = Instant::now();
         let Modified { written, patch, outcome } = self.replica.modify(key, &op, role.hint_for.as_deref())?;

@@ -300,6 +300,7 @@ impl Replica {
     /// holds nothing new to it (the same version, or one whose events it has all seen, which a
     /// merge would not change), else the copy. A copy that a flush the reader has not applied
     /// dropped values from is always new to it: the merge drops them at the reader too.
+    /// `exact`: only the same version is nothing new (a plain read repairs an older copy).
     ///
     /// # Errors
     /// Storage failure.
@@ -309,11 +310,12 @@ impl Replica {
         digest: u64,
         seen: &crate::version::VersionVector,
         flushed_to: u64,
+        exact: bool,
     ) -> Result<Option<Option<Arc<SiblingSet>>>> {
         let (set, d) = self.local_with_digest(key)?;
         let flushed_here = self.storage.flush_cutoff(key) > flushed_to;
-        let known = !flushed_here
-            && (d == Some(digest) || seen.descends(&set.as_deref().map(SiblingSet::context).unwrap_or_default()));
+        let older = || !exact && seen.descends(&set.as_deref().map(SiblingSet::context).unwrap_or_default());
+        let known = !flushed_here && (d == Some(digest) || older());
         Ok((!known).then_some(set))
     }
 
@@ -401,7 +403,7 @@ mod tests {
         let (_, digest) = replica.local_with_digest(b"s").expect("read");
         let digest = digest.expect("a digest");
         // The same version.
-        assert!(replica.unless_same(b"s", digest, &now.context(), 0).expect("read").is_none());
+        assert!(replica.unless_same(b"s", digest, &now.context(), 0, false).expect("read").is_none());
         // A reader ahead: another replica made a later version of this one.
         let ahead = Replica::new(
             Storage::open(&dir.path().join("ahead"), crate::storage::FsyncPolicy::Never).expect("storage"),
@@ -409,16 +411,18 @@ mod tests {
         );
         ahead.merge(b"s", &now, None).expect("merge");
         let later = ahead.modify(b"s", &sadd("c"), None).expect("SADD").written.expect("a write");
-        assert!(replica.unless_same(b"s", 0xdead, &later.context(), 0).expect("read").is_none());
+        assert!(replica.unless_same(b"s", 0xdead, &later.context(), 0, false).expect("read").is_none());
+        // A plain read (exact) takes the same version only: an older copy is sent to be repaired.
+        assert!(replica.unless_same(b"s", 0xdead, &later.context(), 0, true).expect("read").is_some());
         // A reader behind (the old version) or concurrent gets this copy.
-        let behind = replica.unless_same(b"s", old_digest.expect("a digest"), &old.context(), 0).expect("read");
+        let behind = replica.unless_same(b"s", old_digest.expect("a digest"), &old.context(), 0, false).expect("read");
         assert_eq!(behind.flatten().as_deref(), Some(&*now));
         let other = Replica::new(
             Storage::open(&dir.path().join("other"), crate::storage::FsyncPolicy::Never).expect("storage"),
             "n3",
         );
         let concurrent = other.modify(b"s", &sadd("z"), None).expect("SADD").written.expect("a write");
-        assert!(replica.unless_same(b"s", 0xdead, &concurrent.context(), 0).expect("read").is_some());
+        assert!(replica.unless_same(b"s", 0xdead, &concurrent.context(), 0, false).expect("read").is_some());
     }
 
     /// Issue 20, item 3: a replica that applied a flush keeps the key's clock and drops its
@@ -433,7 +437,7 @@ mod tests {
         let written = replica.modify(b"s", &sadd("a"), None).expect("SADD").written.expect("a write");
         let (_, digest) = replica.local_with_digest(b"s").expect("read");
         let digest = digest.expect("a digest");
-        assert!(replica.unless_same(b"s", digest, &written.context(), 0).expect("read").is_none());
+        assert!(replica.unless_same(b"s", digest, &written.context(), 0, false).expect("read").is_none());
         let mut marks = crate::flushes::FlushMarks::default();
         marks.mark(None, now_ms() + 1);
         let cutoff = replica.storage().flush_cutoff(b"s");
@@ -441,14 +445,14 @@ mod tests {
         if let Some(purge) = replica.storage().install_flush_marks(&marks) {
             replica.storage().purge(purge).expect("purge");
         }
-        let answer = replica.unless_same(b"s", digest, &written.context(), 0).expect("read");
+        let answer = replica.unless_same(b"s", digest, &written.context(), 0, false).expect("read");
         let copy = answer.expect("not 'same' to a reader that missed the flush").expect("the clock is kept");
         assert_eq!(copy.get(now_ms()), None);
         // Merged into the reader's copy, the flushed copy drops what the flush dropped.
         assert_eq!(written.sync(&copy).resolve(now_ms()), None);
         // A reader that applied the flush too gets "same" again.
         let flushed_to = replica.storage().flush_cutoff(b"s");
-        assert!(replica.unless_same(b"s", 0xdead, &copy.context(), flushed_to).expect("read").is_none());
+        assert!(replica.unless_same(b"s", 0xdead, &copy.context(), flushed_to, false).expect("read").is_none());
     }
 
     /// Issue 20, item 7: an expired state never counts again, whichever replica reaped it. A

@@ -22,7 +22,8 @@ use super::frame;
 /// and a clock, the reader's flush cutoff in `ReadUnlessSame`, every message names its sender's
 /// cluster, messages split over frames. 6: siblings carry the resets of what they overwrote and
 /// the flush cutoff their writer had applied; every message carries its sender's deadline.
-pub const PROTOCOL_VERSION: u16 = 6;
+/// 7 (issue 21): lists and sorted sets (values and operations); plain reads by digest.
+pub const PROTOCOL_VERSION: u16 = 7;
 
 /// Who this node is to its peers, and the key that proves it belongs.
 pub struct Identity {
