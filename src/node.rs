@@ -73,6 +73,9 @@ pub struct Node {
     pub clients: Arc<crate::clients::Clients>,
     /// The password of the `default` user (`--requirepass`, CONFIG SET requirepass).
     pub requirepass: parking_lot::RwLock<Option<String>>,
+    /// Redis's encoding settings as CONFIG SET last set them (`command::config`): remembered
+    /// and answered, never used (kura's storage has one encoding per type).
+    pub encodings: parking_lot::Mutex<Vec<(&'static str, i64)>>,
     /// Connections allowed at once (`--maxclients`, CONFIG SET maxclients): the server's
     /// permits, and how many there are.
     pub client_slots: Arc<tokio::sync::Semaphore>,
@@ -177,6 +180,7 @@ impl Node {
             shutdown: tokio::sync::Notify::new(),
             slowlog: crate::slowlog::SlowLog::default(),
             requirepass: parking_lot::RwLock::new(requirepass),
+            encodings: parking_lot::Mutex::new(crate::command::ENCODINGS.to_vec()),
             client_slots: Arc::new(tokio::sync::Semaphore::new(maxclients)),
             maxclients: AtomicU64::new(maxclients as u64),
             owed_slots: AtomicU64::new(0),

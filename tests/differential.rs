@@ -820,41 +820,121 @@ fn auth_as_redis_7_answers_it() {
 /// RESP3's types for sets and hashes, byte for byte: SMEMBERS and SPOP with a count are sets
 /// (`~`), HGETALL a map (`%`), HRANDFIELD WITHVALUES an array of pairs. One member and one
 /// field each, so that the order cannot differ.
-#[test]
-fn resp3_replies_of_sets_and_hashes_are_redis_bytes() {
+/// The bytes a server sends back for `requests` (the first of which is HELLO, whose reply
+/// names the server and is left out: compared from the reply to ECHO -start- on).
+fn exchange(addr: std::net::SocketAddr, requests: &[&[&str]]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    for r in requests {
+        let args: Vec<&[u8]> = r.iter().map(|a| a.as_bytes()).collect();
+        std::io::Write::write_all(&mut s, &resp_cmd(&args)).expect("write");
+    }
+    std::io::Write::write_all(&mut s, b"QUIT\r\n").expect("write");
+    let mut out = harness::read_to_close(&mut s);
+    let marker = b"$7\r\n-start-\r\n";
+    let after_hello = out.windows(marker.len()).position(|w| w == marker).expect("ECHO's reply");
+    out.split_off(after_hello)
+}
+
+/// `requests` to redis-server and to kura give the same bytes.
+fn same_bytes(requests: &[&[&str]]) {
     let redis = harness::RedisServer::start();
     let kura = Node::start(LOCAL, &[]);
-    let exchange = |addr: std::net::SocketAddr| {
-        let mut s = TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-        let requests: &[&[&str]] = &[
-            &["HELLO", "3"],
-            &["ECHO", "-start-"],
-            &["SADD", "s", "a"],
-            &["HSET", "h", "f", "1"],
-            &["SMEMBERS", "s"],
-            &["SINTER", "s", "nokey"],
-            &["HGETALL", "h"],
-            &["HRANDFIELD", "h", "1", "WITHVALUES"],
-            &["SMISMEMBER", "s", "a", "b"],
-            &["SPOP", "s", "1"],
-            &["SRANDMEMBER", "nokey", "2"],
-            &["HGETALL", "nokey"],
-            &["SSCAN", "h", "0"],
-        ];
-        let mut out = Vec::new();
-        for r in requests {
-            let args: Vec<&[u8]> = r.iter().map(|a| a.as_bytes()).collect();
-            std::io::Write::write_all(&mut s, &resp_cmd(&args)).expect("write");
-        }
-        std::io::Write::write_all(&mut s, b"QUIT\r\n").expect("write");
-        out.extend(harness::read_to_close(&mut s));
-        // HELLO's map names the server and its version: compared from the first reply after it.
-        let marker = b"$7\r\n-start-\r\n";
-        let after_hello = out.windows(marker.len()).position(|w| w == marker).expect("ECHO's reply");
-        out.split_off(after_hello)
-    };
-    let from_redis = exchange(std::net::SocketAddr::from((LOCAL, redis.port)));
-    let from_kura = exchange(kura.addr());
+    let from_redis = exchange(std::net::SocketAddr::from((LOCAL, redis.port)), requests);
+    let from_kura = exchange(kura.addr(), requests);
     assert_eq!(String::from_utf8_lossy(&from_kura), String::from_utf8_lossy(&from_redis));
+}
+
+#[test]
+fn resp3_replies_of_sets_and_hashes_are_redis_bytes() {
+    same_bytes(&[
+        &["HELLO", "3"],
+        &["ECHO", "-start-"],
+        &["SADD", "s", "a"],
+        &["HSET", "h", "f", "1"],
+        &["SMEMBERS", "s"],
+        &["SINTER", "s", "nokey"],
+        &["HGETALL", "h"],
+        &["HRANDFIELD", "h", "1", "WITHVALUES"],
+        &["SMISMEMBER", "s", "a", "b"],
+        &["SPOP", "s", "1"],
+        &["SRANDMEMBER", "nokey", "2"],
+        &["HGETALL", "nokey"],
+        &["SSCAN", "h", "0"],
+    ]);
+}
+
+/// Scores are doubles in RESP3 (`,1.5`; RESP2's bulk strings are the sequences' test); pops
+/// with and without a count nest differently.
+#[test]
+fn resp3_replies_of_lists_and_sorted_sets_are_redis_bytes() {
+    same_bytes(&[
+        &["HELLO", "3"],
+        &["ECHO", "-start-"],
+        &["ZADD", "z", "1.5", "a", "2", "b", "3", "c", "4", "d"],
+        &["ZSCORE", "z", "a"],
+        &["ZMSCORE", "z", "a", "nope"],
+        &["ZRANGE", "z", "0", "-1", "WITHSCORES"],
+        &["ZRANGEBYSCORE", "z", "-inf", "+inf", "WITHSCORES", "LIMIT", "1", "2"],
+        &["ZPOPMIN", "z"],
+        &["ZPOPMAX", "z", "1"],
+        &["ZMPOP", "1", "z", "MIN", "COUNT", "5"],
+        &["ZINCRBY", "z", "0.1", "x"],
+        &["ZADD", "z", "INCR", "1e300", "x"],
+        &["ZUNION", "2", "z", "nokey", "WITHSCORES"],
+        &["ZRANDMEMBER", "z", "1", "WITHSCORES"],
+        &["ZSCAN", "z", "0"],
+        &["RPUSH", "l", "a", "b", "c"],
+        &["LPOP", "l", "2"],
+        &["LMPOP", "1", "l", "RIGHT"],
+        &["LPOP", "nokey", "1"],
+        &["LRANGE", "l", "0", "-1"],
+    ]);
+}
+
+/// OBJECT ENCODING answers what Redis 7.0 answers for the same values under the encoding
+/// settings CONFIG SET gave (set before the values are written: Redis converts a value only
+/// when it is written), and CONFIG GET reads the settings back by both their names.
+#[test]
+fn object_encoding_and_encoding_settings_answer_as_redis_does() {
+    let big = "x".repeat(50);
+    same_bytes(&[
+        &["HELLO", "2"],
+        &["ECHO", "-start-"],
+        &["CONFIG", "SET", "hash-max-ziplist-entries", "2", "zset-max-listpack-value", "3"],
+        &["CONFIG", "SET", "set-max-intset-entries", "2"],
+        &["CONFIG", "GET", "hash-max-listpack-entries"],
+        &["CONFIG", "GET", "hash-max-ziplist-entries"],
+        &["CONFIG", "GET", "zset-max-ziplist-value"],
+        &["CONFIG", "SET", "list-max-ziplist-size", "x"],
+        &["SET", "i", "12"],
+        &["SET", "e", "hello"],
+        &["SET", "r", &big],
+        &["INCR", "c"],
+        &["OBJECT", "ENCODING", "i"],
+        &["OBJECT", "ENCODING", "e"],
+        &["OBJECT", "ENCODING", "r"],
+        &["OBJECT", "ENCODING", "c"],
+        &["OBJECT", "REFCOUNT", "r"],
+        &["OBJECT", "ENCODING", "nokey"],
+        &["HSET", "h1", "a", "1", "b", "2"],
+        &["HSET", "h2", "a", "1", "b", "2", "c", "3"],
+        &["OBJECT", "ENCODING", "h1"],
+        &["OBJECT", "ENCODING", "h2"],
+        &["SADD", "s1", "1", "2"],
+        &["SADD", "s2", "1", "2", "3"],
+        &["SADD", "s3", "a"],
+        &["OBJECT", "ENCODING", "s1"],
+        &["OBJECT", "ENCODING", "s2"],
+        &["OBJECT", "ENCODING", "s3"],
+        &["ZADD", "z1", "1", "abc"],
+        &["ZADD", "z2", "1", "abcd"],
+        &["OBJECT", "ENCODING", "z1"],
+        &["OBJECT", "ENCODING", "z2"],
+        &["RPUSH", "l", "a"],
+        &["OBJECT", "ENCODING", "l"],
+        &["OBJECT", "FREQ", "l"],
+        &["OBJECT", "NOPE", "l"],
+        &["OBJECT", "ENCODING"],
+    ]);
 }

@@ -1,6 +1,8 @@
 //! `CONFIG GET pattern [pattern ...]`: the node's settings under their Redis names where Redis
 //! has one (tools such as redis-benchmark ask for `save` and `appendonly`), and kura's own.
-//! `CONFIG SET` is refused: settings are fixed at start.
+//! `CONFIG SET` changes the few that change at run time, and remembers Redis's encoding
+//! settings (`hash-max-listpack-entries` ..., which tools and test harnesses tune) without
+//! using them; every other setting is fixed at start.
 
 use bytes::Bytes;
 use wildmatch::WildMatch;
@@ -10,6 +12,36 @@ use crate::node::Node;
 use crate::resp::Reply;
 use crate::storage::FsyncPolicy;
 
+/// Redis 7.0's encoding settings (built-in defaults) and their old `ziplist` names: kura
+/// stores every list, set, hash and sorted set one way, so they change nothing here.
+pub const ENCODINGS: &[(&str, i64)] = &[
+    ("hash-max-listpack-entries", 128),
+    ("hash-max-listpack-value", 64),
+    ("set-max-intset-entries", 512),
+    ("zset-max-listpack-entries", 128),
+    ("zset-max-listpack-value", 64),
+    ("list-max-listpack-size", -2),
+    ("list-compress-depth", 0),
+    ("hll-sparse-max-bytes", 3000),
+    ("stream-node-max-bytes", 4096),
+    ("stream-node-max-entries", 100),
+];
+
+/// The old name of an encoding setting and its new one.
+const ALIASES: &[(&str, &str)] = &[
+    ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
+    ("hash-max-ziplist-value", "hash-max-listpack-value"),
+    ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
+    ("zset-max-ziplist-value", "zset-max-listpack-value"),
+    ("list-max-ziplist-size", "list-max-listpack-size"),
+];
+
+/// The encoding setting `name` (or its old name) stands for.
+fn encoding(name: &str) -> Option<&'static str> {
+    let name = ALIASES.iter().find(|(old, _)| *old == name).map_or(name, |(_, new)| new);
+    ENCODINGS.iter().find(|(n, _)| *n == name).map(|(n, _)| *n)
+}
+
 fn parameters(node: &Node) -> Vec<(&'static str, String)> {
     let c = &node.config;
     let fsync = match c.fsync {
@@ -17,7 +49,7 @@ fn parameters(node: &Node) -> Vec<(&'static str, String)> {
         FsyncPolicy::Everysec => "everysec",
         FsyncPolicy::Never => "no",
     };
-    vec![
+    let mut out = vec![
         ("bind", c.listen.ip().to_string()),
         ("port", c.listen.port().to_string()),
         ("databases", c.databases.to_string()),
@@ -42,7 +74,12 @@ fn parameters(node: &Node) -> Vec<(&'static str, String)> {
         ("kura-cluster-listen", c.cluster_listen.to_string()),
         ("kura-metrics-listen", c.metrics_listen.to_string()),
         ("kura-node-id", node.coordinator.identity().node_id.clone()),
-    ]
+    ];
+    let encodings = node.encodings.lock().clone();
+    let value = |name: &str| encodings.iter().find(|(n, _)| *n == name).map_or(0, |(_, v)| *v).to_string();
+    out.extend(encodings.iter().map(|(n, v)| (*n, v.to_string())));
+    out.extend(ALIASES.iter().map(|(old, new)| (*old, value(new))));
+    out
 }
 
 /// CONFIG SET name value [name value ...]: the slow log's settings change at run time; every
@@ -59,6 +96,7 @@ fn set(node: &Node, args: &[Bytes]) -> CmdResult {
     let mut password = None;
     let mut maxclients = None;
     let mut timeout = None;
+    let mut encodings = Vec::new();
     for pair in args[2..].chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_lowercase();
         let value = String::from_utf8_lossy(&pair[1]);
@@ -72,6 +110,9 @@ fn set(node: &Node, args: &[Bytes]) -> CmdResult {
             "slowlog-max-len" => max_len = Some(value.parse::<usize>().map_err(|_| invalid())?),
             "requirepass" => password = Some(value.into_owned()),
             "timeout" => timeout = Some(value.parse::<u64>().map_err(|_| invalid())?),
+            n if encoding(n).is_some() => {
+                encodings.push((encoding(n).unwrap_or_default(), value.parse::<i64>().map_err(|_| invalid())?));
+            }
             "maxclients" => {
                 let n = value.parse::<usize>().map_err(|_| invalid())?;
                 if n == 0 {
@@ -108,6 +149,12 @@ fn set(node: &Node, args: &[Bytes]) -> CmdResult {
     }
     if let Some(secs) = timeout {
         node.clients.set_idle_timeout(secs);
+    }
+    let mut remembered = node.encodings.lock();
+    for (name, value) in encodings {
+        if let Some(slot) = remembered.iter_mut().find(|(n, _)| *n == name) {
+            slot.1 = value;
+        }
     }
     Ok(Reply::ok())
 }

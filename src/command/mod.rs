@@ -13,6 +13,7 @@ mod bits;
 #[allow(clippy::module_inception)]
 mod command;
 mod config;
+pub use config::ENCODINGS;
 mod db;
 mod ddel;
 mod del;
@@ -40,6 +41,7 @@ mod mget;
 mod mset;
 mod multi;
 mod multikey;
+mod object;
 mod pf;
 mod ping;
 mod pipeline;
@@ -519,6 +521,7 @@ async fn dispatch_data(cmd: Cmd, node: &Node, args: &[Bytes]) -> CmdResult {
         Cmd::Readonly | Cmd::Readwrite => admin::readonly(),
         Cmd::Latency => admin::latency(args),
         Cmd::Memory => memory::run(node, args).await,
+        Cmd::Object => object::run(node, args).await,
         Cmd::Dget => dget::run(node, args).await,
         Cmd::Dput => dput::run(node, args).await,
         Cmd::Ddel => ddel::run(node, args).await,

@@ -163,6 +163,7 @@ commands! {
     Renamenx => "renamenx", 3, ["write", "fast"], (1, 2, 1), "keyspace", false, "Renames a key if the new name is free (atomic on one node).";
     Copy => "copy", -3, ["write", "denyoom"], (1, 2, 1), "keyspace", false, "Copies a key's value and expiry [DB 0] [REPLACE].";
     Memory => "memory", -2, [], (0, 0, 0), "server", false, "MEMORY USAGE key [SAMPLES n] (an estimate), MEMORY HELP.";
+    Object => "object", -2, [], (2, 2, 1), "keyspace", false, "OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key: what Redis would answer (see docs/commands.md).";
     Reset => "reset", 1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], (0, 0, 0), "connection", true, "Resets the connection: no transaction, database 0, RESP2, no name.";
     Readonly => "readonly", 1, ["loading", "stale", "fast"], (0, 0, 0), "cluster", false, "As a Redis without cluster support: an error.";
     Readwrite => "readwrite", 1, ["loading", "stale", "fast"], (0, 0, 0), "cluster", false, "As a Redis without cluster support: an error.";
@@ -205,7 +206,7 @@ impl Cmd {
 
     /// Commands whose first argument is a subcommand (`client|list` in CLIENT LIST).
     pub fn has_subcommands(self) -> bool {
-        matches!(self, Cmd::Client | Cmd::Config | Cmd::Command | Cmd::Memory | Cmd::Slowlog | Cmd::Latency | Cmd::Kura)
+        matches!(self, Cmd::Client | Cmd::Config | Cmd::Command | Cmd::Memory | Cmd::Object | Cmd::Slowlog | Cmd::Latency | Cmd::Kura)
     }
 
     /// Checks a container command's subcommand before it runs (and before MULTI queues it), as
@@ -217,6 +218,7 @@ impl Cmd {
             Cmd::Config => "CONFIG",
             Cmd::Command => "COMMAND",
             Cmd::Memory => "MEMORY",
+            Cmd::Object => "OBJECT",
             Cmd::Slowlog => "SLOWLOG",
             Cmd::Latency => "LATENCY",
             _ => return Ok(()),
@@ -380,6 +382,11 @@ const SUBCOMMANDS: &[(Cmd, &str, i32, bool)] = &[
     (Cmd::Command, "list", -2, false),
     (Cmd::Memory, "usage", -3, false),
     (Cmd::Memory, "help", 2, false),
+    (Cmd::Object, "encoding", 3, false),
+    (Cmd::Object, "freq", 3, false),
+    (Cmd::Object, "idletime", 3, false),
+    (Cmd::Object, "refcount", 3, false),
+    (Cmd::Object, "help", 2, false),
     (Cmd::Slowlog, "get", -2, true),
     (Cmd::Slowlog, "len", 2, true),
     (Cmd::Slowlog, "reset", 2, true),
