@@ -1163,6 +1163,146 @@ fn seeded_sets_and_hashes_under_partitions_and_crashes_converge() {
     }
 }
 
+/// One seeded schedule of lists and sorted sets (issue 21): three clients RPUSH unique jobs to
+/// a queue and LPOP from it, ZADD members of their own to a board, ZREM some of them and
+/// ZINCRBY a shared member, through random nodes while the network delays, drops, duplicates
+/// and cuts (and with `crash` one node rolls back to an older copy of its data dir midway).
+/// Then the join of every node's copy: no job is in the queue twice, none that was never
+/// pushed is in it or was popped, none an acknowledged LPOP returned is in it, every acknowledged push is in it or was popped (but for
+/// at most as many as LPOPs that failed: those may have taken one unseen); the board holds
+/// every acknowledged member no one tried to remove, none whose ZREM answered 1, a shared
+/// score v with acknowledged <= v <= attempted; no dot was reused.
+async fn lists_and_sorted_sets_under_partitions(seed: u64, crash: bool) -> Result<(), String> {
+    use crate::rmw::{Rmw, ZAddFlags};
+    let sim = Arc::new(Sim::new(5));
+    *sim.net.chaos.lock() =
+        Some(Chaos { rng: StdRng::seed_from_u64(seed), drop: 30, duplicate: 30, max_delay: Duration::from_millis(40) });
+    #[derive(Default)]
+    struct Seen {
+        pushed: BTreeSet<String>,
+        tried: BTreeSet<String>,
+        popped: Vec<String>,
+        failed_pops: usize,
+        kept: BTreeSet<String>,
+        tried_removing: BTreeSet<String>,
+        removed: BTreeSet<String>,
+        acked: i64,
+        attempted: i64,
+    }
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let mut clients = Vec::new();
+    for c in 0..3u64 {
+        let (sim, seen) = (sim.clone(), seen.clone());
+        clients.push(tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(71).wrapping_add(c));
+            let mut mine: Vec<String> = Vec::new();
+            for i in 0..14 {
+                let via = sim.ids[rng.gen_range(0..sim.ids.len())].clone();
+                let coordinator = &sim.node(&via).coordinator;
+                match rng.gen_range(0..6) {
+                    0 | 1 => {
+                        let job = format!("j{c}-{i}");
+                        seen.lock().tried.insert(job.clone());
+                        let op = Rmw::Push { elements: vec![Bytes::from(job.clone())], head: false, existing: false };
+                        if coordinator.modify(b"queue", op).await.is_ok() {
+                            seen.lock().pushed.insert(job);
+                        }
+                    }
+                    2 => match coordinator.modify(b"queue", Rmw::Pop { head: true, count: None }).await {
+                        Ok(o) => seen.lock().popped.extend(o.members.iter().map(|m| String::from_utf8_lossy(m).into_owned())),
+                        Err(_) => seen.lock().failed_pops += 1,
+                    },
+                    3 if !mine.is_empty() => {
+                        let m = mine.swap_remove(rng.gen_range(0..mine.len()));
+                        seen.lock().tried_removing.insert(m.clone());
+                        let done = coordinator.modify(b"board", Rmw::ZRem { members: vec![Bytes::from(m.clone())] }).await;
+                        if done.is_ok_and(|o| o.int == 1) {
+                            seen.lock().removed.insert(m);
+                        }
+                    }
+                    3 | 4 => {
+                        let m = format!("p{c}-{i}");
+                        let op = Rmw::ZAdd { members: vec![(i as f64, Bytes::from(m.clone()))], flags: ZAddFlags::default() };
+                        if coordinator.modify(b"board", op).await.is_ok() {
+                            seen.lock().kept.insert(m.clone());
+                            mine.push(m);
+                        }
+                    }
+                    _ => {
+                        let by: i64 = rng.gen_range(1..100);
+                        seen.lock().attempted += by;
+                        let flags = ZAddFlags { incr: true, ..ZAddFlags::default() };
+                        let op = Rmw::ZAdd { members: vec![(by as f64, Bytes::from("shared"))], flags };
+                        if coordinator.modify(b"board", op).await.is_ok() {
+                            seen.lock().acked += by;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    let nemesis = tokio::spawn(cuts_and_crash(sim.clone(), seed ^ 0x11575, crash));
+    for c in clients {
+        c.await.map_err(|e| e.to_string())?;
+    }
+    nemesis.await.map_err(|e| e.to_string())?;
+    tokio::time::sleep(TIMEOUT * 2).await;
+    let mut dots: HashMap<(String, Dot), String> = HashMap::new();
+    let now = crate::coordinator::now_ms();
+    let queue = match joined_copies(&sim, &mut dots, "queue")?.resolve(now).map(|r| r.value) {
+        Some(crate::version::Value::List(l)) => l,
+        None => crate::version::OrList::default(),
+        Some(other) => return Err(format!("queue is a {}", other.type_name())),
+    };
+    let board = match joined_copies(&sim, &mut dots, "board")?.resolve(now).map(|r| r.value) {
+        Some(crate::version::Value::ZSet(z)) => z,
+        None => crate::version::ZSet::default(),
+        Some(other) => return Err(format!("board is a {}", other.type_name())),
+    };
+    let seen = seen.lock();
+    let listed: Vec<String> = queue.iter().map(|(_, e)| String::from_utf8_lossy(&e.value).into_owned()).collect();
+    let unique: BTreeSet<&String> = listed.iter().collect();
+    if unique.len() != listed.len() {
+        return Err(format!("a job is in the queue twice: {listed:?}"));
+    }
+    if let Some(j) = listed.iter().chain(&seen.popped).find(|j| !seen.tried.contains(*j)) {
+        return Err(format!("{j} was never pushed"));
+    }
+    let popped: BTreeSet<&String> = seen.popped.iter().collect();
+    if let Some(j) = popped.intersection(&unique).next() {
+        return Err(format!("{j} was popped and is still queued"));
+    }
+    let lost: Vec<&String> = seen.pushed.iter().filter(|j| !unique.contains(j) && !popped.contains(j)).collect();
+    if lost.len() > seen.failed_pops {
+        return Err(format!("acknowledged jobs {lost:?} are neither queued nor popped ({} pops failed)", seen.failed_pops));
+    }
+    for m in seen.kept.difference(&seen.tried_removing) {
+        if !board.contains(m.as_bytes()) {
+            return Err(format!("the acknowledged member {m} is missing"));
+        }
+    }
+    for m in &seen.removed {
+        if board.contains(m.as_bytes()) {
+            return Err(format!("{m} is back after a ZREM that removed it"));
+        }
+    }
+    let v = board.score(b"shared").unwrap_or(0.0);
+    if v < seen.acked as f64 || v > seen.attempted as f64 {
+        return Err(format!("shared scores {v}, acknowledged {}, attempted {}", seen.acked, seen.attempted));
+    }
+    Ok(())
+}
+
+#[test]
+fn seeded_lists_and_sorted_sets_under_partitions_and_crashes_converge() {
+    for seed in seeds(200) {
+        let crash = seed % 2 == 0;
+        if let Err(e) = replay(seed, lists_and_sorted_sets_under_partitions(seed, crash)) {
+            panic!("seed {seed} (KURA_SIM_SEED={seed} replays it): {e}");
+        }
+    }
+}
+
 /// The fault half of the flush schedules: a FLUSHALL through a random node at a random moment
 /// of the first 2.5 s while the network cuts and heals random pairs for 5 s; then the
 /// `clients` end, the network heals, hints are delivered and anti-entropy runs three rounds.

@@ -150,6 +150,13 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
         1 => format!("{prefix}s1").into_bytes(),
         n => format!("{prefix}z{}", n % 3).into_bytes(),
     };
+    // Any type's key: what RENAME and COPY move.
+    let anykey = |rng: &mut StdRng| match rng.gen_range(0..4) {
+        0 => key(rng),
+        1 => skey(rng),
+        2 => lkey(rng),
+        _ => zkey(rng),
+    };
     let score = |rng: &mut StdRng| {
         b(["0", "1", "-1", "2.5", "1e3", "inf", "-inf", "0.1", "3", "x", "nan", "(1", " 1", "1.1", "-0"][rng.gen_range(0..15)])
     };
@@ -237,10 +244,10 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
         27 => vec![b("ECHO"), value(rng)],
         30 => match rng.gen_range(0..5) {
             0 => vec![b("MSETNX"), key(rng), value(rng), key(rng), value(rng)],
-            1 => vec![b("RENAME"), key(rng), key(rng)],
-            2 => vec![b("RENAMENX"), key(rng), key(rng)],
+            1 => vec![b("RENAME"), anykey(rng), anykey(rng)],
+            2 => vec![b("RENAMENX"), anykey(rng), anykey(rng)],
             3 => {
-                let mut c = vec![b("COPY"), key(rng), key(rng)];
+                let mut c = vec![b("COPY"), anykey(rng), anykey(rng)];
                 match rng.gen_range(0..4) {
                     0 => c.push(b("REPLACE")),
                     1 => c.extend([b("DB"), b("0")]),
