@@ -170,7 +170,7 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
             }
         }
     };
-    let mut c: Vec<Vec<u8>> = match rng.gen_range(0..73) {
+    let mut c: Vec<Vec<u8>> = match rng.gen_range(0..75) {
         0..=2 => {
             let mut c = vec![b("SET"), key(rng), value(rng)];
             for _ in 0..rng.gen_range(0..3) {
@@ -569,6 +569,30 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
                 2 if !op.ends_with("STORE") => c.push(b("WITHSCORES")),
                 3 if op == "ZINTERCARD" => c.extend([b("LIMIT"), b(["1", "0", "-1"][rng.gen_range(0..3)])]),
                 _ => {}
+            }
+            c
+        }
+        // BITFIELD (several subcommands, OVERFLOW between them) and BITFIELD_RO (mostly GETs)
+        // on the string keys: types, offsets and values good and bad, truncated subcommands.
+        case @ (73 | 74) => {
+            const TYPES: &[&str] = &["i1", "i5", "u8", "i16", "u63", "i64", "u1", "i8", "u64", "x8", "i0", "I8", "u"];
+            const OFFSETS: &[&str] = &["0", "7", "#1", "#3", "100", "-1", "x", "13", "#0", "8", "#-1", "4294967296"];
+            const NUMBERS: &[&str] =
+                &["0", "1", "-1", "100", "200", "-129", "9223372036854775807", "-9223372036854775808", "x", "+1"];
+            let read_only = case == 74;
+            let mut c = vec![b(if read_only { "BITFIELD_RO" } else { "BITFIELD" }), key(rng)];
+            let pick = |rng: &mut StdRng, from: &[&str]| b(from[rng.gen_range(0..from.len())]);
+            let ty = |rng: &mut StdRng| pick(rng, TYPES);
+            let at = |rng: &mut StdRng| pick(rng, OFFSETS);
+            let n = |rng: &mut StdRng| pick(rng, NUMBERS);
+            for _ in 0..rng.gen_range(0..5) {
+                match rng.gen_range(0..if read_only { 12 } else { 10 }) {
+                    0..=2 | 10 | 11 => c.extend([b(["GET", "get"][rng.gen_range(0..2)]), ty(rng), at(rng)]),
+                    3 | 4 => c.extend([b("SET"), ty(rng), at(rng), n(rng)]),
+                    5 | 6 => c.extend([b(["INCRBY", "incrby"][rng.gen_range(0..2)]), ty(rng), at(rng), n(rng)]),
+                    7 | 8 => c.extend([b("OVERFLOW"), pick(rng, &["WRAP", "sat", "FAIL", "fail", "bogus"])]),
+                    _ => c.push(b(["GET", "OVERFLOW", "NOPE", "SET"][rng.gen_range(0..4)])),
+                }
             }
             c
         }

@@ -1,4 +1,5 @@
-//! Bitmaps on strings (issue 21, item 4): `SETBIT`, `GETBIT`, `BITCOUNT`, `BITPOS`, `BITOP`.
+//! Bitmaps on strings (issue 21, item 4): `SETBIT`, `GETBIT`, `BITCOUNT`, `BITPOS`, `BITOP`,
+//! `BITFIELD`, `BITFIELD_RO`.
 //!
 //! A bitmap is a string, as in Redis: bit 0 is the most significant bit of the first byte.
 //! SETBIT is a read-modify-write at the key's first owner (as APPEND, `rmw::Rmw::SetBit`), so
@@ -11,6 +12,13 @@
 //! A bit offset is refused past `--max-value-bytes` (Redis refuses it past
 //! `proto-max-bulk-len`, 512 MB): one SETBIT never makes a value larger than any other write
 //! may.
+//!
+//! BITFIELD parses every subcommand before anything runs (a malformed one writes nothing), as
+//! Redis 7.0's `bitfieldGeneric`, with its errors in its order. With only GETs it is a read
+//! (a missing key is not created); with a SET or an INCRBY the whole call is one
+//! read-modify-write at the key's first owner (`rmw::Rmw::BitField`, arithmetic in
+//! `rmw::bitfield`). A written field must end within `--max-value-bytes`: its offset is refused
+//! otherwise (Redis checks only the offset, so a field there may end up to 8 bytes past 512 MB).
 
 use bytes::Bytes;
 
@@ -18,6 +26,7 @@ use super::{parse_i64, CmdResult, CommandError};
 use crate::coordinator::{Write, WriteContext};
 use crate::node::Node;
 use crate::resp::Reply;
+use crate::rmw::bitfield::{self, FieldOp, FieldOpKind, FieldType, Overflow};
 use crate::rmw::Rmw;
 
 /// A bit offset, checked against the largest value this node stores.
@@ -220,6 +229,114 @@ pub async fn bitop(node: &Node, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(len as i64))
 }
 
+/// An argument as C's string functions see it: up to its first NUL (Redis compares
+/// BITFIELD's subcommand names, overflow kinds and types with `strcasecmp` and `strlen`).
+fn c_str(arg: &[u8]) -> &[u8] {
+    arg.iter().position(|&b| b == 0).map_or(arg, |nul| &arg[..nul])
+}
+
+/// A BITFIELD type: `i1`..`i64`, `u1`..`u63` (lowercase `i` or `u`).
+fn field_type(arg: &[u8]) -> Result<FieldType, CommandError> {
+    let invalid = || {
+        CommandError::Other(
+            "Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.".into(),
+        )
+    };
+    let arg = c_str(arg);
+    let signed = match arg.first() {
+        Some(b'i') => true,
+        Some(b'u') => false,
+        _ => return Err(invalid()),
+    };
+    let bits = crate::rmw::redis_i64(&arg[1..]).ok_or_else(invalid)?;
+    if bits < 1 || bits > if signed { 64 } else { 63 } {
+        return Err(invalid());
+    }
+    Ok(FieldType { signed, bits: bits as u32 })
+}
+
+/// A BITFIELD offset: bits, or `#N` fields of the type's width (multiplied as Redis does, in
+/// 64-bit two's complement); checked against the largest value this node stores.
+fn field_offset(node: &Node, arg: &[u8], bits: u32) -> Result<u64, CommandError> {
+    let out_of_range = || CommandError::Other("bit offset is not an integer or out of range".into());
+    let (digits, scale) = match arg.strip_prefix(b"#") {
+        Some(rest) => (rest, i64::from(bits)),
+        None => (arg, 1),
+    };
+    let offset = crate::rmw::redis_i64(digits).ok_or_else(out_of_range)?.wrapping_mul(scale);
+    if offset < 0 || (offset as u64) >> 3 >= node.config.max_value_bytes as u64 {
+        return Err(out_of_range());
+    }
+    Ok(offset as u64)
+}
+
+/// BITFIELD's subcommands (`args[2..]`), each with the OVERFLOW in force where it stands.
+fn field_ops(node: &Node, args: &[Bytes]) -> Result<Vec<FieldOp>, CommandError> {
+    let mut ops = Vec::new();
+    let mut overflow = Overflow::Wrap;
+    let mut j = 2;
+    while j < args.len() {
+        let remaining = args.len() - j - 1;
+        let sub = c_str(&args[j]);
+        let is = |name: &str| sub.eq_ignore_ascii_case(name.as_bytes());
+        let write = if is("get") && remaining >= 2 {
+            false
+        } else if (is("set") || is("incrby")) && remaining >= 3 {
+            true
+        } else if is("overflow") && remaining >= 1 {
+            let kind = c_str(&args[j + 1]);
+            overflow = if kind.eq_ignore_ascii_case(b"wrap") {
+                Overflow::Wrap
+            } else if kind.eq_ignore_ascii_case(b"sat") {
+                Overflow::Sat
+            } else if kind.eq_ignore_ascii_case(b"fail") {
+                Overflow::Fail
+            } else {
+                return Err(CommandError::Other("Invalid OVERFLOW type specified".into()));
+            };
+            j += 2;
+            continue;
+        } else {
+            return Err(CommandError::Syntax);
+        };
+        let ty = field_type(&args[j + 1])?;
+        let offset = field_offset(node, &args[j + 2], ty.bits)?;
+        let kind = if write {
+            // The whole field within the largest value (it may not grow the string past it).
+            if (offset + u64::from(ty.bits) - 1) >> 3 >= node.config.max_value_bytes as u64 {
+                return Err(CommandError::Other("bit offset is not an integer or out of range".into()));
+            }
+            let n = parse_i64(&args[j + 3])?;
+            if is("set") {
+                FieldOpKind::Set(n)
+            } else {
+                FieldOpKind::IncrBy(n)
+            }
+        } else {
+            FieldOpKind::Get
+        };
+        ops.push(FieldOp { kind, ty, offset, overflow });
+        j += if write { 4 } else { 3 };
+    }
+    Ok(ops)
+}
+
+/// `BITFIELD key [GET type offset | SET type offset value | INCRBY type offset increment |
+/// OVERFLOW WRAP|SAT|FAIL]...` and (`read_only`) `BITFIELD_RO key [GET type offset]...`: one
+/// reply per GET, SET and INCRBY (nil for a SET or INCRBY that OVERFLOW FAIL refused).
+pub async fn bitfield(node: &Node, args: &[Bytes], read_only: bool) -> CmdResult {
+    let ops = field_ops(node, args)?;
+    let replies = if ops.iter().all(|op| op.kind == FieldOpKind::Get) {
+        let value = read(node, &args[1]).await?.unwrap_or_default();
+        ops.iter().map(|op| Some(bitfield::get(&value, op.ty, op.offset))).collect()
+    } else if read_only {
+        return Err(CommandError::Other("BITFIELD_RO only supports the GET subcommand".into()));
+    } else {
+        node.coordinator.modify(&args[1], Rmw::BitField { ops }).await?.fields
+    };
+    Ok(Reply::Array(replies.into_iter().map(|r| r.map_or(Reply::Nil, Reply::Int)).collect()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +360,19 @@ mod tests {
         assert_eq!(first_bit(v, true, 16, 23), Some(16));
         assert_eq!(first_bit(v, true, 7, 15), Some(8));
         assert_eq!(first_bit(b"\x00\x00\x00", true, 0, 23), None);
+    }
+
+    #[test]
+    fn bitfield_types_as_redis_parses_them() {
+        let ty = |s: &[u8]| field_type(s).ok().map(|t| (t.signed, t.bits));
+        assert_eq!(ty(b"i1"), Some((true, 1)));
+        assert_eq!(ty(b"i64"), Some((true, 64)));
+        assert_eq!(ty(b"u63"), Some((false, 63)));
+        // Up to a NUL, as C's strlen sees it.
+        assert_eq!(ty(b"u8\0x"), Some((false, 8)));
+        for bad in [&b"u64"[..], b"i65", b"i0", b"u0", b"I8", b"x8", b"i08", b"i+8", b"i-1", b"i", b"", b"\0i8"] {
+            assert_eq!(ty(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

@@ -507,6 +507,8 @@ async fn dispatch_data(cmd: Cmd, node: &Node, args: &[Bytes]) -> CmdResult {
         Cmd::Bitcount => bits::bitcount(node, args).await,
         Cmd::Bitpos => bits::bitpos(node, args).await,
         Cmd::Bitop => bits::bitop(node, args).await,
+        Cmd::Bitfield => bits::bitfield(node, args, false).await,
+        Cmd::BitfieldRo => bits::bitfield(node, args, true).await,
         Cmd::Strlen => strlen::run(node, args).await,
         Cmd::Getrange | Cmd::Substr => getrange::run(node, args).await,
         Cmd::Exists => exists::run(node, args).await,

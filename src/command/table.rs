@@ -149,6 +149,8 @@ commands! {
     Bitcount => "bitcount", -2, ["readonly"], (1, 1, 1), "bitmap", false, "Counts set bits [start end [BYTE|BIT]].";
     Bitpos => "bitpos", -3, ["readonly"], (1, 1, 1), "bitmap", false, "The first bit set or clear [start [end [BYTE|BIT]]].";
     Bitop => "bitop", -4, ["write", "denyoom"], (2, -1, 1), "bitmap", false, "AND, OR, XOR or NOT of strings into a key; the result's length.";
+    Bitfield => "bitfield", -2, ["write", "denyoom"], (1, 1, 1), "bitmap", false, "Gets, sets and increments integers of 1 to 64 bits at any offset [OVERFLOW WRAP|SAT|FAIL].";
+    BitfieldRo => "bitfield_ro", -2, ["readonly", "fast"], (1, 1, 1), "bitmap", false, "BITFIELD with GET subcommands only.";
     Setrange => "setrange", 4, ["write", "denyoom"], (1, 1, 1), "string", false, "Overwrites part of the value from an offset; returns the new length.";
     Strlen => "strlen", 2, ["readonly", "fast"], (1, 1, 1), "string", false, "The length of the value.";
     Getrange => "getrange", 4, ["readonly"], (1, 1, 1), "string", false, "A substring of the value by byte offsets.";

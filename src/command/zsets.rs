@@ -221,6 +221,10 @@ fn range_request(
     if scores && by == By::Lex {
         return Err(CommandError::Other("syntax error, WITHSCORES not supported in combination with BYLEX".into()));
     }
+    // A rank range takes no offset: Redis ignores `LIMIT offset -1` there.
+    if by == By::Rank {
+        offset = 0;
+    }
     let (lo, hi) = if rev && by != By::Rank { (stop, start) } else { (start, stop) };
     let range = match by {
         By::Rank => ZRange::Rank(parse_i64(start)?, parse_i64(stop)?),

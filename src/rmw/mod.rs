@@ -5,8 +5,10 @@
 //! lock at one node (the key's first reachable owner), so on a single node it is exactly as
 //! atomic as in Redis. INCRBY adds to the key's counter as the writing actor (a convergent
 //! counter: `version::Counter`); INCRBYFLOAT rewrites the value (not convergent). The
-//! operations of sets and hashes are in `collections.rs`.
+//! operations of sets and hashes are in `collections.rs`, BITFIELD's arithmetic in
+//! `bitfield.rs`.
 
+pub mod bitfield;
 mod collections;
 mod lists;
 mod zsets;
@@ -86,6 +88,12 @@ pub enum Rmw {
     SetBit {
         offset: u64,
         on: bool,
+    },
+    /// BITFIELD with a SET or an INCRBY: its GET, SET and INCRBY subcommands in order, the
+    /// string first grown to hold every field written (created when missing, even when every
+    /// write FAILs); the outcome's `fields` are the replies.
+    BitField {
+        ops: Vec<bitfield::FieldOp>,
     },
     SetRange {
         offset: u64,
@@ -215,6 +223,8 @@ pub struct Outcome {
     pub members: Vec<Bytes>,
     /// The scores ZPOPMIN removed, ZADD INCR's new score.
     pub scores: Vec<f64>,
+    /// BITFIELD's replies, one per subcommand (`None`: an OVERFLOW FAIL wrote nothing).
+    pub fields: Vec<Option<i64>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -405,6 +415,13 @@ pub fn apply(
             let was = set_bit(&mut next, *offset, *on);
             let mut out = outcome(true, next.len() as u64);
             out.int = i64::from(was);
+            (Some(keep(Bytes::from(next), expiry)), out)
+        }
+        Rmw::BitField { ops } => {
+            let mut next = old.as_deref().unwrap_or_default().to_vec();
+            let fields = bitfield::run(&mut next, ops);
+            let mut out = outcome(true, next.len() as u64);
+            out.fields = fields;
             (Some(keep(Bytes::from(next), expiry)), out)
         }
         Rmw::SetRange { offset, value } => {
