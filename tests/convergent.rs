@@ -2,7 +2,8 @@
 //! partition add up after the heal, a DEL on one side resets what it saw while the other
 //! side's increments survive, sets and hashes written on both sides hold both sides' members
 //! and fields and the removals each side observed, and racing increments on one node are
-//! exact.
+//! exact; lists and sorted sets written on both sides hold every push no pop returned and
+//! both sides' members with their documented scores.
 
 mod harness;
 
@@ -517,4 +518,118 @@ fn replies_over_the_bound_are_refused_and_scans_page_within_it() {
             vec![Value::BulkString(b"kura-max-reply-members".to_vec()), Value::BulkString(b"5".to_vec()),]
         ))
     );
+}
+
+/// LRANGE key 0 -1 as strings.
+fn elements(node: &Node, key: &str) -> Vec<String> {
+    match q(node, &["LRANGE", key, "0", "-1"]) {
+        Ok(Value::Array(items)) => items.iter().map(harness::text).collect(),
+        other => panic!("LRANGE {key}: {other:?}"),
+    }
+}
+
+/// ZRANGE key 0 -1 WITHSCORES as `member=score` strings, in score order.
+fn scored(node: &Node, key: &str) -> Vec<String> {
+    match q(node, &["ZRANGE", key, "0", "-1", "WITHSCORES"]) {
+        Ok(Value::Array(items)) => {
+            items.chunks(2).map(|p| format!("{}={}", harness::text(&p[0]), harness::text(&p[1]))).collect()
+        }
+        other => panic!("ZRANGE {key}: {other:?}"),
+    }
+}
+
+/// Issue 21: five nodes split 2/3. Before the split the list `queue` holds j0..j4 and the
+/// sorted set `board` a=1, b=2, c=3 and shared=10. During it both sides RPUSH jobs of their
+/// own, the left LPOPs three, both ZADD members of their own and ZINCRBY `shared`, the left
+/// ZREMs `a` and ZINCRBYs `b` while the right ZREMs `b` and ZADDs `c` anew. After the heal every
+/// node reads one list, in one order, holding every pushed job no pop returned, and one sorted set: both sides' members, not `a`, `b` with the increment the
+/// right's ZREM did not see (an update wins over a concurrent removal), `c` at the right's
+/// score, `shared` at 10 plus every increment.
+#[test]
+fn lists_and_sorted_sets_on_both_sides_of_a_partition_converge() {
+    let c = Cluster::start(5, &NRW);
+    let (left, right): (Vec<&Node>, Vec<&Node>) = (c.nodes[..2].iter().collect(), c.nodes[2..].iter().collect());
+    // Keys one of the left side's nodes owns (else the left side, which never saw them, could
+    // pop or remove nothing of what was written before the split).
+    let left_addrs: Vec<String> = left.iter().map(|n| n.cluster_addr().to_string()).collect();
+    let owned_left = |name: &str| {
+        (0..)
+            .map(|i| format!("{name}{i}"))
+            .find(|k| harness::preflist(&c.nodes[0], k).iter().any(|a| left_addrs.contains(a)))
+            .expect("a key")
+    };
+    let (queue, board_key) = (owned_left("queue"), owned_left("board"));
+    let (queue, board_key) = (queue.as_str(), board_key.as_str());
+    assert_eq!(int(q(left[0], &["RPUSH", queue, "j0", "j1", "j2", "j3", "j4"])), 5);
+    assert_eq!(int(q(right[0], &["ZADD", board_key, "1", "a", "2", "b", "3", "c", "10", "shared"])), 4);
+    let before: Vec<String> = (0..5).map(|i| format!("j{i}")).collect();
+    wait_until("every owner to hold the writes made before the split", Duration::from_secs(30), || {
+        [queue, board_key]
+            .iter()
+            .all(|k| harness::preflist(&c.nodes[0], k).iter().all(|a| !harness::local(c.by_cluster_addr(a), k).is_empty()))
+            .then_some(())
+    });
+    wait_until("every node to read the writes made before the split", Duration::from_secs(30), || {
+        c.nodes
+            .iter()
+            .all(|n| elements(n, queue) == before && scored(n, board_key).len() == 4)
+            .then_some(())
+    });
+    let mut pushed = before.clone();
+    let mut popped = Vec::new();
+    let mut shared = 10;
+    {
+        let _cuts = Cut::sides(&left, &right);
+        harness::wait_split(&left, &right);
+        for i in 0..6 {
+            let (l, r) = (left[i % 2], right[i % 3]);
+            int(q(l, &["RPUSH", queue, &format!("left-{i}")]));
+            int(q(r, &["RPUSH", queue, &format!("right-{i}")]));
+            pushed.extend([format!("left-{i}"), format!("right-{i}")]);
+            assert_eq!(int(q(l, &["ZADD", board_key, &i.to_string(), &format!("l{i}")])), 1);
+            assert_eq!(int(q(r, &["ZADD", board_key, &i.to_string(), &format!("r{i}")])), 1);
+            q(l, &["ZINCRBY", board_key, "1", "shared"]).expect("ZINCRBY");
+            q(r, &["ZINCRBY", board_key, "100", "shared"]).expect("ZINCRBY");
+            shared += 101;
+        }
+        for i in 0..3 {
+            match q(left[i % 2], &["LPOP", queue]) {
+                Ok(Value::BulkString(b)) => popped.push(String::from_utf8_lossy(&b).into_owned()),
+                other => panic!("LPOP: {other:?}"),
+            }
+        }
+        // The head the left side holds: j0.. when one of its nodes owns `queue`, else its own
+        // pushes (a stand-in that never saw the list decides on what its side wrote).
+        let distinct: std::collections::BTreeSet<&String> = popped.iter().collect();
+        assert!(distinct.len() == 3 && popped.iter().all(|j| pushed.contains(j)), "{popped:?}");
+        assert_eq!(int(q(left[1], &["ZREM", board_key, "a"])), 1);
+        q(left[0], &["ZINCRBY", board_key, "5", "b"]).expect("ZINCRBY");
+        assert_eq!(int(q(right[1], &["ZREM", board_key, "b"])), 1);
+        assert_eq!(int(q(right[2], &["ZADD", board_key, "30", "c"])), 0);
+    }
+    let mut expected_queue: Vec<String> = pushed.iter().filter(|j| !popped.contains(j)).cloned().collect();
+    expected_queue.sort();
+    let mut board: Vec<String> = vec!["b=7".into(), "c=30".into(), format!("shared={shared}")];
+    board.extend((0..6).flat_map(|i| [format!("l{i}={i}"), format!("r{i}={i}")]));
+    board.sort();
+    let sorted_copy = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    wait_until("every node to read one list and one sorted set", Duration::from_secs(60), || {
+        let first = elements(&c.nodes[0], queue);
+        c.nodes
+            .iter()
+            .all(|n| {
+                let queue = elements(n, queue);
+                queue == first
+                    && sorted_copy(queue) == expected_queue
+                    && sorted_copy(scored(n, board_key)) == board
+            })
+            .then_some(())
+    });
+    for n in &c.nodes {
+        assert_eq!(int(q(n, &["LLEN", queue])), expected_queue.len() as i64);
+        assert_eq!(int(q(n, &["ZCARD", board_key])), board.len() as i64);
+    }
 }
