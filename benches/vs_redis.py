@@ -11,6 +11,7 @@ With `--cluster 3` it starts a 3-node kura cluster (N=3 R=2 W=2) on 127.0.0.1..3
 spreads the benchmark's clients over the nodes (one redis-benchmark per node, run at once).
 
     python3 benches/vs_redis.py [--rounds 3] [--requests 200000] [--cluster 3] [--tests set,get,incr]
+    python3 benches/vs_redis.py --tests default --requests 100000 --keyspace 0   (redis-benchmark's default run)
 """
 
 import argparse
@@ -66,7 +67,7 @@ def parse_benchmark(text):
     results = {}
     current = None
     for line in re.split(r"[\r\n]+", text):
-        m = re.match(r"^====== (\S+) ======", line.strip())
+        m = re.match(r"^====== (.+) ======", line.strip())
         if m:
             current = m.group(1)
             results[current] = {"p999": None}
@@ -92,8 +93,12 @@ def run_benchmark(targets, args, pipeline):
     requests = args.requests // len(targets)
     procs = []
     for ip, port in targets:
-        cmd = ["redis-benchmark", "-h", ip, "-p", str(port), "-t", args.tests, "-c", str(clients),
-               "-n", str(requests), "-r", str(args.keyspace), "-P", str(pipeline)]
+        cmd = ["redis-benchmark", "-h", ip, "-p", str(port), "-c", str(clients), "-n", str(requests),
+               "-P", str(pipeline)]
+        if args.tests != "default":
+            cmd += ["-t", args.tests]
+        if args.keyspace:
+            cmd += ["-r", str(args.keyspace)]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     merged = {}
     for p in procs:
@@ -178,10 +183,11 @@ def machine():
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--tests", default="set,get", help="redis-benchmark's -t list (set,get,incr ...)")
+    ap.add_argument("--tests", default="set,get",
+                    help="redis-benchmark's -t list (set,get,incr ...); 'default': its default run (no -t)")
     ap.add_argument("--requests", type=int, default=200000)
     ap.add_argument("--clients", type=int, default=50)
-    ap.add_argument("--keyspace", type=int, default=100000)
+    ap.add_argument("--keyspace", type=int, default=100000, help="redis-benchmark's -r (0: none)")
     ap.add_argument("--cluster", type=int, default=1, help="kura nodes (1 = one node)")
     ap.add_argument("--kura-arg", action="append", default=[], help="extra flag for every kura node")
     ap.add_argument("--no-build", action="store_true")
@@ -218,13 +224,16 @@ def main():
 
         label = "kura" if args.cluster == 1 else f"kura {args.cluster} nodes (N=3 R=2 W=2)"
         print(f"# kura vs redis-server, {time.strftime('%Y-%m-%d')}, {machine()}")
-        print(f"# redis-benchmark -t {args.tests} -c {args.clients} -n {args.requests} -r {args.keyspace}, "
+        tests = "(default run, no -t)" if args.tests == "default" else f"-t {args.tests}"
+        keyspace = f" -r {args.keyspace}" if args.keyspace else ""
+        print(f"# redis-benchmark {tests} -c {args.clients} -n {args.requests}{keyspace}, "
               f"median of {args.rounds} interleaved rounds; {label}; redis-server --appendonly yes --appendfsync everysec")
         print()
         print("| test | pipeline | kura rps | redis rps | ratio | kura p99 / p99.9 ms | redis p99 / p99.9 ms |")
         print("|---|---|---|---|---|---|---|")
         for pipeline in (1, 16):
-            for test in sorted({t for (t, p, _) in samples if p == pipeline}):
+            # In redis-benchmark's own order.
+            for test in dict.fromkeys(t for (t, p, _) in samples if p == pipeline):
                 k, r = med(test, pipeline, "kura", "rps"), med(test, pipeline, "redis", "rps")
                 print(f"| {test} | {pipeline} | {k:,.0f} | {r:,.0f} | {k / r:.2f}x | "
                       f"{med(test, pipeline, 'kura', 'p99'):.3f} / {med(test, pipeline, 'kura', 'p999'):.3f} | "

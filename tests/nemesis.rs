@@ -15,7 +15,7 @@
 //!   GET` (its answer tells which increments it observed) and `DEL k`, then INCRBYs again:
 //!   no increment the SET observed ever counts again, and every acknowledged increment sent
 //!   after the last SET/DEL counts;
-//! - flush (issue 20, item 3; only with `KURA_NEMESIS_FLUSH=1`: it fails today, see the README):
+//! - flush (issue 20, item 3; only with `KURA_NEMESIS_FLUSH=1`: see docs/testing.md):
 //!   in database 1, INCRBYs of a bit each, SADDs and HSETs of unique members and fields, and
 //!   FLUSHDBs (a fault of the schedule, with one node cut off): nothing acknowledged before the
 //!   flush began is there afterwards, and everything acknowledged that began after it ended is;

@@ -5,7 +5,7 @@
 //
 // Usage: node app.js HOST:PORT [HOST:PORT ...] [--cluster]
 // Writes go through the first port, reads through every one. With --cluster the concurrent
-// check-and-set is not asserted exact (EXEC is not isolated across nodes: README).
+// check-and-set is not asserted exact (EXEC is not isolated across nodes: docs/commands.md).
 // Exits non-zero on the first failed check.
 
 const Redis = require("ioredis");

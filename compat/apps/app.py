@@ -5,7 +5,7 @@ sets, hashes and counters as applications keep tags, profiles and hit counts.
 
 Usage: python3 app.py HOST:PORT [HOST:PORT ...] [--cluster]
 Writes go through the first port and reads through the others too. With --cluster, the
-concurrent check-and-set is not asserted exact (EXEC is not isolated across nodes: README).
+concurrent check-and-set is not asserted exact (EXEC is not isolated across nodes: docs/commands.md).
 Exits non-zero on the first failed check.
 """
 
