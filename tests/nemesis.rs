@@ -24,6 +24,11 @@
 //!   window's own increments (an expired count never counts again). A window whose SET failed
 //!   or one of whose INCRs did not see its SET (under a sloppy quorum it may start from
 //!   nothing, a counter with no expiry) leaves the key out of the check from then on;
+//! - queue (issue 21): producers RPUSH unique jobs, consumers LPOP, through random nodes;
+//!   after the heal a final drain through one node: every acknowledged job was popped at
+//!   least once (but for at most one per LPOP that failed: it may have taken one unseen), none
+//!   was popped that was never pushed; jobs popped more than once (both sides of a partition
+//!   popped them) are counted and printed;
 //! - convergence: how long after the last heal the owners agreed (printed; bounded).
 //!
 //! `KURA_NEMESIS_SECS` (default 40) sets how long faults run, `KURA_NEMESIS_SEED` replays a
@@ -76,6 +81,12 @@ struct Run {
     /// Rate-limiter windows checked, and what went wrong in them.
     windows: Mutex<usize>,
     window_errors: Mutex<Vec<String>>,
+    /// Jobs pushed (sent, acknowledged), popped (every one an LPOP returned), and LPOPs that
+    /// failed.
+    jobs_tried: Mutex<BTreeSet<String>>,
+    jobs_acked: Mutex<BTreeSet<String>>,
+    jobs_popped: Mutex<Vec<String>>,
+    pops_failed: Mutex<usize>,
     stop: AtomicBool,
 }
 
@@ -334,6 +345,40 @@ fn set_client(run: &Run, clients: &[redis::Client], worker: u64, seed: u64) {
     }
 }
 
+/// A queue producer (`consumer` false: RPUSH a unique job) or consumer (LPOP one) through a
+/// random node.
+fn queue_client(run: &Run, clients: &[redis::Client], worker: u64, consumer: bool, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut i = 0u64;
+    while !run.stop.load(Ordering::Acquire) {
+        let n = rng.gen_range(0..clients.len());
+        let Ok(mut con) = clients[n].get_connection_with_timeout(Duration::from_secs(2)) else { continue };
+        let _ = con.set_read_timeout(Some(Duration::from_secs(10)));
+        if consumer {
+            match redis::cmd("LPOP").arg("queue").query::<Option<String>>(&mut con) {
+                Ok(Some(job)) => {
+                    run.log(format!("ack pop queue via node {n}: {job}"));
+                    run.jobs_popped.lock().unwrap().push(job);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    run.log(format!("ack? pop queue via node {n} failed: {e}"));
+                    *run.pops_failed.lock().unwrap() += 1;
+                }
+            }
+        } else {
+            let job = format!("j{worker}-{i}");
+            i += 1;
+            run.jobs_tried.lock().unwrap().insert(job.clone());
+            if redis::cmd("RPUSH").arg("queue").arg(&job).query::<i64>(&mut con).is_ok() {
+                run.log(format!("ack push queue via node {n}: {job}"));
+                run.jobs_acked.lock().unwrap().insert(job);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(rng.gen_range(0..20))); // pacing, not waiting
+    }
+}
+
 /// Nodes that are members now (valid or joining), as node 0 sees them.
 fn members_now(c: &Cluster) -> Vec<usize> {
     let listed = harness::members(&c.nodes[0]);
@@ -369,6 +414,10 @@ fn nemesis_loses_no_acknowledged_write() {
         flushes: Mutex::new(Vec::new()),
         windows: Mutex::new(0),
         window_errors: Mutex::new(Vec::new()),
+        jobs_tried: Mutex::new(BTreeSet::new()),
+        jobs_acked: Mutex::new(BTreeSet::new()),
+        jobs_popped: Mutex::new(Vec::new()),
+        pops_failed: Mutex::new(0),
         stop: AtomicBool::new(false),
     });
     let clients: Vec<redis::Client> = c.nodes.iter().map(|n| n.client("")).collect();
@@ -396,6 +445,10 @@ fn nemesis_loses_no_acknowledged_write() {
     for w in 0..2 {
         let (run, clients) = (run.clone(), clients.clone());
         workers.push(std::thread::spawn(move || limiter_client(&run, &clients, w, seed ^ (w as u64 + 600))));
+    }
+    for w in 0..4u64 {
+        let (run, clients) = (run.clone(), clients.clone());
+        workers.push(std::thread::spawn(move || queue_client(&run, &clients, w, w >= 2, seed ^ (w + 700))));
     }
     let flushing = std::env::var("KURA_NEMESIS_FLUSH").is_ok_and(|v| v == "1");
     let db1: Vec<redis::Client> = c.nodes.iter().map(|n| n.client("/1")).collect();
@@ -643,6 +696,31 @@ fn nemesis_loses_no_acknowledged_write() {
         }
     }
     lost.extend(run.window_errors.lock().unwrap().iter().cloned());
+    // The queue: drained through one node, then every acknowledged job was popped.
+    let mut popped = run.jobs_popped.lock().unwrap().clone();
+    loop {
+        match q(&c.nodes[members[0]], &["LPOP", "queue", "1000"]) {
+            Ok(Value::Array(items)) if !items.is_empty() => popped.extend(items.iter().map(text)),
+            Ok(Value::Array(_) | Value::Nil) => break,
+            other => panic!("the final drain: {other:?}"),
+        }
+    }
+    let mut times: BTreeMap<&String, usize> = BTreeMap::new();
+    for job in &popped {
+        *times.entry(job).or_default() += 1;
+    }
+    let duplicates = times.values().filter(|&&n| n > 1).count();
+    let pops_failed = *run.pops_failed.lock().unwrap();
+    let tried = run.jobs_tried.lock().unwrap();
+    let jobs_acked = run.jobs_acked.lock().unwrap();
+    lost.extend(times.keys().filter(|j| !tried.contains(**j)).map(|j| format!("queue: {j} popped, never pushed")));
+    let unpopped: Vec<&String> = jobs_acked.iter().filter(|j| !times.contains_key(j)).collect();
+    if unpopped.len() > pops_failed {
+        lost.push(format!(
+            "queue: acknowledged jobs never popped: {unpopped:?} ({pops_failed} LPOPs failed); history:\n{}",
+            run.of_key("queue")
+        ));
+    }
     let set_members: usize = run.set_acked.lock().unwrap().values().map(BTreeSet::len).sum();
     let acked_items: usize = run.cart_acked.lock().unwrap().values().map(BTreeSet::len).sum();
     let acked_regs: usize = run.reg_acked.lock().unwrap().values().map(BTreeSet::len).sum();
@@ -650,13 +728,17 @@ fn nemesis_loses_no_acknowledged_write() {
         "nemesis: seed {seed}, faults {counts:?}, {acked_items} cart adds, {acked_regs} register writes, \
          {set_members} set members and counters {counted:?} (attempted {attempted:?}) acknowledged, \
          {} re-created counters, {} operations in database 1 and flushes {flushes:?}, {} rate-limiter windows, \
+         {} jobs acknowledged ({} popped more than once, {pops_failed} LPOPs failed, {} unpopped), \
          replicas converged {converged_after:?} after \
          the last heal, {} lost",
         run.recreated.lock().unwrap().len(),
         flush_ops.len(),
         run.windows.lock().unwrap(),
+        jobs_acked.len(),
+        duplicates,
+        unpopped.len(),
         lost.len()
     );
     assert!(lost.is_empty(), "seed {seed}: lost acknowledged writes:\n{}", lost.join("\n"));
-    assert!(acked_items > 0 && acked_regs > 0, "seed {seed}: the clients got nothing acknowledged");
+    assert!(acked_items > 0 && acked_regs > 0 && !jobs_acked.is_empty(), "seed {seed}: the clients got nothing acknowledged");
 }

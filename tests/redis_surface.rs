@@ -308,6 +308,20 @@ fn databases_are_separate_namespaces() {
     assert_eq!(scan_all(&mut db0, 3, |_| {}), std::collections::BTreeSet::from(["k".to_owned()]));
     let refused = redis::cmd("SELECT").arg(16).query::<Value>(&mut db0).expect_err("SELECT 16 is out of range");
     assert!(refused.to_string().contains("DB index is out of range"), "{refused}");
+    // Commands that give their number of keys read and write their database's keys (they read
+    // database 0's before: their specs name no first key).
+    q(&mut db1, &["SADD", "s", "x"]);
+    q(&mut db1, &["ZADD", "z", "1", "x"]);
+    q(&mut db1, &["RPUSH", "l", "x"]);
+    assert_eq!(int(q(&mut db1, &["SINTERCARD", "1", "s"])), 1);
+    assert_eq!(int(q(&mut db1, &["ZINTERCARD", "1", "z"])), 1);
+    assert_eq!(int(q(&mut db1, &["ZUNIONSTORE", "u", "2", "z", "s"])), 1);
+    assert_eq!(int(q(&mut db1, &["ZCARD", "u"])), 1);
+    let popped = q(&mut db1, &["LMPOP", "1", "l", "LEFT"]);
+    let l = Value::BulkString(b"l".to_vec());
+    assert_eq!(popped, Value::Array(vec![l, Value::Array(vec![Value::BulkString(b"x".to_vec())])]), "the key as named");
+    assert_eq!(int(q(&mut db0, &["SINTERCARD", "1", "s"])), 0);
+    assert_eq!(int(q(&mut db0, &["EXISTS", "u"])), 0);
 }
 
 /// FLUSHDB empties one database and FLUSHALL every one, in the whole cluster, through any
