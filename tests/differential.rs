@@ -15,6 +15,11 @@
 //!   without a count or with a negative one) only by how many they answer;
 //! - `COMMAND`, `INFO`, `CONFIG`, `CLIENT` and `HELLO`'s server fields describe the server and
 //!   are not part of the sequences.
+//!
+//! The geo commands' replies are compared byte for byte, those without ASC or DESC and those
+//! of COUNT ... ANY included: kura visits the geohash cells in Redis's order and sorts as
+//! Redis 7.0 does (glibc's merge sort, Redis's partial quicksort for COUNT), so their order is
+//! Redis's, ties included.
 
 mod harness;
 
@@ -170,7 +175,7 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
             }
         }
     };
-    let mut c: Vec<Vec<u8>> = match rng.gen_range(0..75) {
+    let mut c: Vec<Vec<u8>> = match rng.gen_range(0..80) {
         0..=2 => {
             let mut c = vec![b("SET"), key(rng), value(rng)];
             for _ in 0..rng.gen_range(0..3) {
@@ -596,6 +601,7 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
             }
             c
         }
+        n @ 75..=79 => geo_command(rng, prefix, n - 75, &key, &zkey),
         _ => vec![b("GET")],
     };
     // Sometimes a wrong argument count.
@@ -608,6 +614,178 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
         }
     }
     c
+}
+
+/// One geo command (`case` 0 and 1: GEOADD; 2: GEOPOS, GEOHASH, GEODIST or GEOADD; 3:
+/// GEOSEARCH or GEOSEARCHSTORE; 4: GEORADIUS and its relatives) on the geo keys of the
+/// sequence `prefix`, sometimes on a string key (`key`) or a sorted set's (`zkey`).
+fn geo_command(
+    rng: &mut StdRng,
+    prefix: &str,
+    case: u32,
+    key: &dyn Fn(&mut StdRng) -> Vec<u8>,
+    zkey: &dyn Fn(&mut StdRng) -> Vec<u8>,
+) -> Vec<Vec<u8>> {
+    let b = |s: &str| s.as_bytes().to_vec();
+    // Geo: keys of their own, sometimes a sorted set's (any score decodes to a position) or a
+    // string's; positions from a small pool (a cluster around Sicily, two members at one
+    // place, the ranges' ends, invalid ones).
+    let gkey = |rng: &mut StdRng| match rng.gen_range(0..8) {
+        0 => key(rng),
+        1 => zkey(rng),
+        n => format!("{prefix}g{}", n / 6).into_bytes(),
+    };
+    let place = |rng: &mut StdRng| b(["Palermo", "Catania", "m0", "m1", "m2", "x", "1"][rng.gen_range(0..7)]);
+    // A valid position, or one that is not.
+    let position = |rng: &mut StdRng, c: &mut Vec<Vec<u8>>, valid: bool| {
+        const VALID: [(&str, &str); 11] = [
+            ("13.361389", "38.115556"),
+            ("15.087269", "37.502669"),
+            ("13.5", "37.25"),
+            ("13.5", "37.25"),
+            ("14.2", "36.9"),
+            ("12.7", "38.0"),
+            ("2.35", "48.86"),
+            ("-73.98", "40.75"),
+            ("-180", "-85.05112878"),
+            ("180", "85.05112878"),
+            ("0", "0"),
+        ];
+        let (x, y) = if valid {
+            VALID[rng.gen_range(0..VALID.len())]
+        } else {
+            [("200", "10"), ("10", "86"), ("x", "1")][rng.gen_range(0..3)]
+        };
+        c.extend([b(x), b(y)]);
+    };
+    // A search's centre: one time in eight, not a valid one.
+    let lonlat = |rng: &mut StdRng, c: &mut Vec<Vec<u8>>| {
+        let valid = rng.gen_range(0..8) != 0;
+        position(rng, c, valid)
+    };
+    let distance = |rng: &mut StdRng, c: &mut Vec<Vec<u8>>| {
+        let (d, u) = match rng.gen_range(0..12) {
+            0 => [("-1", "km"), ("x", "km"), ("200", "parsecs")][rng.gen_range(0..3)],
+            _ => [
+                ("200", "km"),
+                ("100", "km"),
+                ("500", "mi"),
+                ("150000", "m"),
+                ("600000", "ft"),
+                ("1", "m"),
+                ("0", "M"),
+                ("5000", "km"),
+                ("20000", "KM"),
+                ("inf", "m"),
+            ][rng.gen_range(0..10)],
+        };
+        c.extend([b(d), b(u)]);
+    };
+    let geo_opts = |rng: &mut StdRng, c: &mut Vec<Vec<u8>>, with: bool| {
+        for _ in 0..rng.gen_range(0..4) {
+            match rng.gen_range(0..if with { 12 } else { 9 }) {
+                0 | 1 => c.push(b("ASC")),
+                2 => c.push(b("desc")),
+                3 | 4 => c.extend([b("COUNT"), b(["1", "2", "3", "10", "2", "x", "0"][rng.gen_range(0..7)])]),
+                5 => c.extend([b("COUNT"), b(["1", "2", "3"][rng.gen_range(0..3)]), b("ANY")]),
+                6 => c.push(b("ANY")),
+                7 if rng.gen_range(0..3) == 0 => c.push(b(["BOGUS", "STORE", "WITHDIST"][rng.gen_range(0..3)])),
+                7 | 8 => {}
+                n => c.push(b(["WITHCOORD", "WITHDIST", "WITHHASH"][n - 9])),
+            }
+        }
+    };
+    let geoadd = |rng: &mut StdRng| {
+        let mut c = vec![b("GEOADD"), gkey(rng)];
+        for _ in 0..rng.gen_range(0..3) {
+            c.push(b(["NX", "XX", "CH", "ch", "CH", "NX", "XX", "CH", "ch", "GT"][rng.gen_range(0..10)]));
+        }
+        // One time in eight, one of the positions is not valid.
+        let n = rng.gen_range(1..6);
+        let invalid = if rng.gen_range(0..8) == 0 { rng.gen_range(0..n) } else { n };
+        for i in 0..n {
+            position(rng, &mut c, i != invalid);
+            c.push(place(rng));
+        }
+        c
+    };
+    // GEOSEARCH's and GEOSEARCHSTORE's center and shape, sometimes missing or twice.
+    let from_by = |rng: &mut StdRng, c: &mut Vec<Vec<u8>>| {
+        for _ in 0..[1, 1, 1, 1, 1, 1, 0, 2][rng.gen_range(0..8)] {
+            if rng.gen_range(0..2) == 0 {
+                c.extend([b("FROMMEMBER"), place(rng)]);
+            } else {
+                c.push(b("FROMLONLAT"));
+                lonlat(rng, c);
+            }
+        }
+        for _ in 0..[1, 1, 1, 1, 1, 1, 0, 2][rng.gen_range(0..8)] {
+            if rng.gen_range(0..2) == 0 {
+                c.push(b("BYRADIUS"));
+            } else {
+                c.extend([b("BYBOX"), b(["400", "100", "0", "1000", "400", "x", "-5"][rng.gen_range(0..7)])]);
+            }
+            distance(rng, c);
+        }
+    };
+    match case {
+        // GEOADD, the most frequent: searches need positions to find.
+        0 | 1 => geoadd(rng),
+        2 => match rng.gen_range(0..6) {
+            4 | 5 => geoadd(rng),
+            0 => {
+                let mut c = vec![b("GEOPOS"), gkey(rng)];
+                for _ in 0..rng.gen_range(1..4) {
+                    c.push(place(rng));
+                }
+                c
+            }
+            1 => {
+                let mut c = vec![b("GEOHASH"), gkey(rng)];
+                for _ in 0..rng.gen_range(1..4) {
+                    c.push(place(rng));
+                }
+                c
+            }
+            _ => {
+                let mut c = vec![b("GEODIST"), gkey(rng), place(rng), place(rng)];
+                match rng.gen_range(0..6) {
+                    0 | 1 => {}
+                    2 => c.push(b("x")),
+                    3 => c.extend([b("km"), b("mi")]),
+                    _ => c.push(b(["m", "KM", "ft", "mi"][rng.gen_range(0..4)])),
+                }
+                c
+            }
+        },
+        3 => {
+            let store = rng.gen_range(0..3) == 0;
+            let mut c =
+                if store { vec![b("GEOSEARCHSTORE"), gkey(rng), gkey(rng)] } else { vec![b("GEOSEARCH"), gkey(rng)] };
+            from_by(rng, &mut c);
+            let with = !store || rng.gen_range(0..4) == 0;
+            geo_opts(rng, &mut c, with);
+            if store && rng.gen_range(0..2) == 0 {
+                c.push(b("STOREDIST"));
+            }
+            c
+        }
+        _ => {
+            let name = ["GEORADIUS", "GEORADIUSBYMEMBER", "GEORADIUS_RO", "GEORADIUSBYMEMBER_RO"][rng.gen_range(0..4)];
+            let mut c = vec![b(name), gkey(rng)];
+            if name.contains("MEMBER") {
+                c.push(place(rng));
+            } else {
+                lonlat(rng, &mut c);
+            }
+            distance(rng, &mut c);
+            geo_opts(rng, &mut c, true);
+            if rng.gen_range(0..3) == 0 {
+                c.extend([b(["STORE", "STOREDIST"][rng.gen_range(0..2)]), gkey(rng)]);
+            }
+            c
+        }
+    }
 }
 
 /// Whether two replies agree, with the tolerance the documented differences allow; an EXEC's
@@ -747,6 +925,49 @@ fn kura_answers_every_sequence_as_redis_does() {
                 "seed {seed} (KURA_DIFF_SEED={seed} replays it): `{}`\n kura:  {from_kura:?}\n redis: {from_redis:?}\n after: {:#?}",
                 show(&args),
                 &history[history.len().saturating_sub(60)..]
+            );
+        }
+    }
+}
+
+/// Sequences of geo commands (with a few ZADDs and SETs on keys they also read), so that the
+/// searches meet sets of positions: byte for byte against the reference, the order of every
+/// reply included. `KURA_DIFF_GEO_SEEDS=n` runs n sequences; `KURA_DIFF_SEED=n` replays one.
+#[test]
+fn geo_sequences_answer_as_redis_does() {
+    let redis = harness::RedisServer::start();
+    let kura = Node::start(LOCAL, &[]);
+    let mut r = Conn::open(std::net::SocketAddr::from((LOCAL, redis.port)));
+    let mut k = Conn::open(kura.addr());
+    let seeds: Vec<u64> = match std::env::var("KURA_DIFF_SEED").ok().and_then(|s| s.parse().ok()) {
+        Some(seed) => vec![seed],
+        None => (1..=std::env::var("KURA_DIFF_GEO_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(150)).collect(),
+    };
+    let b = |s: &str| s.as_bytes().to_vec();
+    for seed in seeds {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let prefix = format!("geo{seed}:");
+        let key = |rng: &mut StdRng| format!("{prefix}k{}", rng.gen_range(0..2)).into_bytes();
+        let zkey = |rng: &mut StdRng| format!("{prefix}z{}", rng.gen_range(0..2)).into_bytes();
+        let mut history = Vec::new();
+        for _ in 0..80 {
+            let args = match rng.gen_range(0..20) {
+                0 => {
+                    let score = ["0", "1", "2.5", "-1", "inf", "3479099956230698", "3479447370796909", "1e19"];
+                    let member = ["Palermo", "Catania", "m0", "m1", "x"];
+                    let (s, m) = (score[rng.gen_range(0..score.len())], member[rng.gen_range(0..member.len())]);
+                    vec![b("ZADD"), zkey(&mut rng), b(s), b(m)]
+                }
+                1 => vec![b("SET"), key(&mut rng), b("x")],
+                n => geo_command(&mut rng, &prefix, [0, 0, 1, 2, 3, 3, 3, 4, 4][n as usize % 9], &key, &zkey),
+            };
+            let (from_kura, from_redis) = (k.call(&args), r.call(&args));
+            history.push(show(&args));
+            assert!(
+                agree(&args, &from_kura, &from_redis, None),
+                "seed {seed} (KURA_DIFF_SEED={seed} replays it): `{}`\n kura:  {from_kura:?}\n redis: {from_redis:?}\n after: {:#?}",
+                show(&args),
+                &history[history.len().saturating_sub(30)..]
             );
         }
     }

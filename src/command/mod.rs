@@ -23,6 +23,7 @@ mod echo;
 mod exists;
 mod expire;
 mod flush;
+mod geo;
 mod get;
 mod getdel;
 mod getex;
@@ -498,6 +499,16 @@ async fn dispatch_data(cmd: Cmd, node: &Node, args: &[Bytes]) -> CmdResult {
         Cmd::Zinterstore => zsets::store(node, args, zsets::Algebra::Inter).await,
         Cmd::Zdiffstore => zsets::store(node, args, zsets::Algebra::Diff).await,
         Cmd::Zintercard => zsets::zintercard(node, args).await,
+        Cmd::Geoadd => geo::geoadd(node, args).await,
+        Cmd::Geopos => geo::geopos(node, args).await,
+        Cmd::Geodist => geo::geodist(node, args).await,
+        Cmd::Geohash => geo::geohash(node, args).await,
+        Cmd::Geosearch => geo::search(node, args, geo::Kind::Search).await,
+        Cmd::Geosearchstore => geo::search(node, args, geo::Kind::SearchStore).await,
+        Cmd::Georadius => geo::search(node, args, geo::Kind::Radius).await,
+        Cmd::GeoradiusRo => geo::search(node, args, geo::Kind::RadiusRo).await,
+        Cmd::Georadiusbymember => geo::search(node, args, geo::Kind::ByMember).await,
+        Cmd::GeoradiusbymemberRo => geo::search(node, args, geo::Kind::ByMemberRo).await,
         Cmd::Getex => getex::run(node, args).await,
         Cmd::Getset => getset::run(node, args).await,
         Cmd::Append => append::run(node, args).await,

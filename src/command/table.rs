@@ -140,6 +140,16 @@ commands! {
     Zinterstore => "zinterstore", -4, ["write", "denyoom"], (1, 1, 1), "sorted_set", false, "Stores the intersection of sorted sets.";
     Zdiffstore => "zdiffstore", -4, ["write", "denyoom"], (1, 1, 1), "sorted_set", false, "Stores the difference of sorted sets.";
     Zintercard => "zintercard", -3, ["readonly"], (0, 0, 0), "sorted_set", false, "The size of the intersection of sorted sets [LIMIT].";
+    Geoadd => "geoadd", -5, ["write", "denyoom"], (1, 1, 1), "geo", false, "Adds positions [NX|XX] [CH] longitude latitude member ... (a ZADD of their 52-bit geohash scores: convergent as sorted sets are).";
+    Geopos => "geopos", -2, ["readonly"], (1, 1, 1), "geo", false, "Members' positions (their cells' centres).";
+    Geodist => "geodist", -4, ["readonly"], (1, 1, 1), "geo", false, "The distance between two members [M|KM|FT|MI].";
+    Geohash => "geohash", -2, ["readonly"], (1, 1, 1), "geo", false, "Members' positions as 11-character geohash strings.";
+    Geosearch => "geosearch", -7, ["readonly"], (1, 1, 1), "geo", false, "Members within a radius or a box around a member or a position [ASC|DESC] [COUNT n [ANY]] [WITHCOORD] [WITHDIST] [WITHHASH].";
+    Geosearchstore => "geosearchstore", -8, ["write", "denyoom"], (1, 2, 1), "geo", false, "Stores GEOSEARCH's result in a sorted set [STOREDIST]; its size.";
+    Georadius => "georadius", -6, ["write", "denyoom", "movablekeys"], (1, 1, 1), "geo", false, "Members within a radius of a position [STORE key|STOREDIST key] (GEOSEARCH's older form).";
+    GeoradiusRo => "georadius_ro", -6, ["readonly"], (1, 1, 1), "geo", false, "GEORADIUS without STORE.";
+    Georadiusbymember => "georadiusbymember", -5, ["write", "denyoom", "movablekeys"], (1, 1, 1), "geo", false, "Members within a radius of a member [STORE key|STOREDIST key].";
+    GeoradiusbymemberRo => "georadiusbymember_ro", -5, ["readonly"], (1, 1, 1), "geo", false, "GEORADIUSBYMEMBER without STORE.";
     Getdel => "getdel", 2, ["write", "fast"], (1, 1, 1), "string", false, "Returns the value and deletes the key.";
     Getex => "getex", -2, ["write", "fast"], (1, 1, 1), "string", false, "Returns the value and sets or removes its expiry.";
     Getset => "getset", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", false, "Sets the value and returns the old one.";
@@ -321,6 +331,9 @@ impl Cmd {
                 | Cmd::Zunionstore
                 | Cmd::Zinterstore
                 | Cmd::Zdiffstore
+                | Cmd::Geosearchstore
+                | Cmd::Georadius
+                | Cmd::Georadiusbymember
         )
     }
 
@@ -353,6 +366,24 @@ pub(super) fn key_positions(spec: &Spec, args: &[Bytes]) -> Vec<usize> {
         // The destination, then the sources after their number.
         "zunionstore" | "zinterstore" | "zdiffstore" => {
             std::iter::once(1).chain(3..=(2 + numkeys(2)).min(end)).filter(|&i| i <= end).collect()
+        }
+        // The source, then every STORE or STOREDIST destination (the last one is used).
+        "georadius" | "georadiusbymember" => {
+            let mut keys = vec![1];
+            let mut i = if spec.name == "georadius" { 6 } else { 5 };
+            while i < args.len() {
+                let a = &args[i];
+                if a.eq_ignore_ascii_case(b"count") {
+                    i += 1;
+                } else if (a.eq_ignore_ascii_case(b"store") || a.eq_ignore_ascii_case(b"storedist"))
+                    && i + 1 < args.len()
+                {
+                    keys.push(i + 1);
+                    i += 1;
+                }
+                i += 1;
+            }
+            keys
         }
         _ if spec.first_key <= 0 => Vec::new(),
         _ => {

@@ -36,6 +36,9 @@ pub enum Reply {
     /// A score (ZSCORE, ZRANGE WITHSCORES ...): a bulk string in RESP2, a double in RESP3,
     /// formatted as Redis 7.0 formats doubles (`%.17g`, `inf`, `-inf`).
     Double(f64),
+    /// A double already formatted as its command formats it (GEOPOS's coordinates, `%.17Lf`
+    /// trimmed): a bulk string in RESP2, a double in RESP3.
+    DoubleText(Bytes),
     /// No reply at all: SHUTDOWN, whose client sees the connection close.
     Nothing,
     /// An error that echoes a client's bytes as they were sent (an unknown command's name may
@@ -79,6 +82,8 @@ impl Reply {
             }
             Reply::Double(d) if protocol == Protocol::Resp2 => return Reply::Bulk(format_double(*d)).encode(protocol, out),
             Reply::Double(d) => return put_line(out, b',', &format_double(*d)),
+            Reply::DoubleText(t) if protocol == Protocol::Resp2 => return Reply::Bulk(t.clone()).encode(protocol, out),
+            Reply::DoubleText(t) => return put_line(out, b',', t),
             // Aggregates are written here too, so a double inside one is written as above.
             Reply::Array(items) => {
                 put_line(out, b'*', itoa::Buffer::new().format(items.len()).as_bytes());
@@ -122,6 +127,7 @@ impl Reply {
             Reply::Int(i) => F::Integer(*i),
             Reply::Bulk(b) => F::BulkString(b.clone()),
             Reply::Double(d) => F::BulkString(format_double(*d)),
+            Reply::DoubleText(t) => F::BulkString(t.clone()),
             Reply::Nil | Reply::NilArray | Reply::Nothing => F::Null,
             Reply::Array(items) => F::Array(items.iter().map(Reply::to_resp2).collect()),
             Reply::Map(pairs) | Reply::Pairs(pairs) => {
@@ -144,6 +150,10 @@ impl Reply {
             Reply::Int(i) => F::Number { data: *i, attributes: None },
             Reply::Bulk(b) => F::BlobString { data: b.clone(), attributes: None },
             Reply::Double(d) => F::Double { data: *d, attributes: None },
+            Reply::DoubleText(t) => F::Double {
+                data: std::str::from_utf8(t).ok().and_then(|t| t.parse().ok()).unwrap_or(0.0),
+                attributes: None,
+            },
             Reply::Nil | Reply::NilArray | Reply::Nothing => F::Null,
             Reply::Array(items) => F::Array { data: items.iter().map(Reply::to_resp3).collect(), attributes: None },
             Reply::Map(pairs) => {
@@ -230,6 +240,8 @@ mod tests {
             assert_eq!(format_double(d), Bytes::from(text), "{d}");
         }
         assert_eq!(enc(&Reply::Double(1.5), Protocol::Resp3), b",1.5\r\n");
+        assert_eq!(enc(&Reply::DoubleText(Bytes::from("13.5")), Protocol::Resp3), b",13.5\r\n");
+        assert_eq!(enc(&Reply::DoubleText(Bytes::from("13.5")), Protocol::Resp2), b"$4\r\n13.5\r\n");
         assert_eq!(enc(&Reply::Array(vec![Reply::Double(2.0)]), Protocol::Resp2), b"*1\r\n$1\r\n2\r\n");
     }
 
