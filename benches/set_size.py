@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
-"""What one update of a set or a hash costs as it grows: kura next to redis-server.
+"""What one update of a set, a hash, a list or a sorted set costs as it grows: kura next to
+redis-server.
 
 Issue 13 asks that SADD to a set of 100,000 members cost within 2x of SADD to a set of 10
 (Riak's one-object sets cost more per add the larger they grew, basho/riak#483). For each
 server (one kura node; redis-server with `--appendonly yes --appendfsync everysec`) and each
 size, the key is filled to that size, then one connection sends pairs of updates that keep
 the size: `SADD key new-i` + `SREM key new-i` (sets) and `HSET key new-i v` + `HDEL key new-i`
-(hashes), one at a time, for `--seconds` or `--ops` pairs, whichever ends first. Prints the
+(hashes), `RPUSH key new-i` + `LPOP key` (lists: issue 21's queue), and for sorted sets
+`ZADD key <above all> new-i`, `ZRANGE key -inf +inf BYSCORE LIMIT 0 10`, `ZRANK key <a random
+member>` and `ZPOPMIN key`; one at a time, for `--seconds` or `--ops` rounds, whichever ends
+first. Each command is timed on its own. Prints the
 updates per second, p50/p99 per update and, per server, the ratio of the large size's cost to
 the small size's (1.0 = the cost does not grow).
 
     python3 benches/set_size.py [--sizes 10,100000] [--seconds 10] [--ops 5000] [--cluster 3]
+    python3 benches/set_size.py --kinds list,zset --sizes 10,1000000     (issue 21)
 
 With `--cluster 3` kura is a 3-node cluster (N=3 R=2 W=2, as vs_redis.py starts it) and the
 connection goes to the key's first owner (so every size is measured alike: no forwarding hop):
@@ -83,22 +88,39 @@ def fill(conn, kind, key, size):
         names = [f"member-{i:09d}" for i in range(start, min(size, start + batch))]
         if kind == "set":
             conn.call("SADD", key, *names)
-        else:
+        elif kind == "hash":
             conn.call("HSET", key, *[x for n in names for x in (n, "v")])
+        elif kind == "list":
+            conn.call("RPUSH", key, *names)
+        else:
+            conn.call("ZADD", key, *[x for i, n in enumerate(names, start) for x in (i, n)])
 
 
-def measure(conn, kind, key, seconds, ops):
-    """Seconds per update (each pair is two updates), one at a time."""
-    lat = []
+def rounds(kind, key, i, size):
+    """The commands of round `i` (they keep the key's size)."""
+    m = f"new-{i}"
+    if kind == "set":
+        return [("SADD", "SADD", key, m), ("SREM", "SREM", key, m)]
+    if kind == "hash":
+        return [("HSET", "HSET", key, m, "v"), ("HDEL", "HDEL", key, m)]
+    if kind == "list":
+        return [("RPUSH", "RPUSH", key, m), ("LPOP", "LPOP", key)]
+    rank_of = f"member-{(i * 7919) % size:09d}"
+    return [("ZADD", "ZADD", key, size + i, m), ("ZRANGE BYSCORE LIMIT 0 10", "ZRANGE", key, "-inf", "+inf", "BYSCORE", "LIMIT", 0, 10),
+            ("ZRANK", "ZRANK", key, rank_of), ("ZPOPMIN", "ZPOPMIN", key)]
+
+
+def measure(conn, kind, key, size, seconds, ops):
+    """Seconds per command, by command, one at a time."""
+    lat = {}
     deadline = time.perf_counter() + seconds
     for i in range(ops):
         if time.perf_counter() > deadline:
             break
-        m = f"new-{i}"
-        for cmd in ((("SADD", key, m), ("SREM", key, m)) if kind == "set" else (("HSET", key, m, "v"), ("HDEL", key, m))):
+        for name, *cmd in rounds(kind, key, i, size):
             t = time.perf_counter()
             conn.call(*cmd)
-            lat.append(time.perf_counter() - t)
+            lat.setdefault(name, []).append(time.perf_counter() - t)
     return lat
 
 
@@ -118,7 +140,9 @@ def main():
     ap.add_argument("--ops", type=int, default=5000)
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--cluster", type=int, default=1, help="kura nodes (1 = one node)")
+    ap.add_argument("--kinds", default="set,hash", help="set,hash,list,zset")
     args = ap.parse_args()
+    kinds = args.kinds.split(",")
     sizes = [int(s) for s in args.sizes.split(",")]
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=vs_redis.ROOT, check=True)
@@ -134,7 +158,7 @@ def main():
         label = "kura" if args.cluster == 1 else f"kura {args.cluster} nodes"
         servers = [(label, kura), ("redis", ("127.0.0.1", rport))]
         rows = {}
-        for kind in ("set", "hash"):
+        for kind in kinds:
             for size in sizes:
                 for name, (ip, port) in servers:
                     key = f"{kind}-{size}"
@@ -142,26 +166,28 @@ def main():
                         ip, port = first_owner(kura_nodes, key)
                     conn = Conn(ip, port)
                     fill(conn, kind, key, size)
-                    lat = measure(conn, kind, key, args.seconds, args.ops)
-                    lat.sort()
-                    rows[(kind, size, name)] = (
-                        len(lat) / sum(lat),
-                        statistics.median(lat) * 1000,
-                        lat[int(len(lat) * 0.99)] * 1000,
-                        len(lat),
-                    )
-        print(f"# set and hash updates by size, {time.strftime('%Y-%m-%d')}, {vs_redis.machine()}")
-        print(f"# one connection, one update at a time (SADD+SREM / HSET+HDEL of a new member), "
-              f"{args.seconds:g} s or {args.ops} pairs per row; redis-server --appendonly yes --appendfsync everysec")
+                    for cmd, lat in measure(conn, kind, key, size, args.seconds, args.ops).items():
+                        lat.sort()
+                        rows[(kind, cmd, size, name)] = (
+                            len(lat) / sum(lat),
+                            statistics.median(lat) * 1000,
+                            lat[int(len(lat) * 0.99)] * 1000,
+                            len(lat),
+                        )
+        print(f"# updates and reads by size, {time.strftime('%Y-%m-%d')}, {vs_redis.machine()}")
+        print(f"# one connection, one command at a time (rounds that keep the size, see the script), "
+              f"{args.seconds:g} s or {args.ops} rounds per size; redis-server --appendonly yes --appendfsync everysec")
         print()
-        print("| type | members | server | updates/s | p50 ms | p99 ms | updates | cost vs smallest |")
-        print("|---|---|---|---|---|---|---|---|")
-        for kind in ("set", "hash"):
-            for name, _ in servers:
-                base = rows[(kind, sizes[0], name)][0]
-                for size in sizes:
-                    rps, p50, p99, n = rows[(kind, size, name)]
-                    print(f"| {kind} | {size:,} | {name} | {rps:,.0f} | {p50:.3f} | {p99:.3f} | {n} | {base / rps:.2f}x |")
+        print("| type | command | members | server | commands/s | p50 ms | p99 ms | commands | cost vs smallest |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for kind in kinds:
+            for cmd in dict.fromkeys(c for (k, c, _, _) in rows if k == kind):
+                for name, _ in servers:
+                    base = rows[(kind, cmd, sizes[0], name)][0]
+                    for size in sizes:
+                        rps, p50, p99, n = rows[(kind, cmd, size, name)]
+                        print(f"| {kind} | {cmd} | {size:,} | {name} | {rps:,.0f} | {p50:.3f} | {p99:.3f} | {n} | "
+                              f"{base / rps:.2f}x |")
     finally:
         procs.stop()
 
