@@ -141,6 +141,80 @@ const FLUSHES_KEY: &str = "flushes";
 /// Bytes of decoded sibling sets kept in memory.
 const CACHE_BYTES: u64 = 256 << 20;
 
+/// Shards of the cache of small sets (each holds `CACHE_BYTES / CACHE_SHARDS`).
+const CACHE_SHARDS: usize = 16;
+
+/// A set weighing more than this is kept in the cache of large sets: `quick_cache` never admits
+/// an item heavier than its shard (a list or sorted set of a million members was never cached
+/// and every command read all its records again).
+const LARGE_ITEM: u64 = CACHE_BYTES / CACHE_SHARDS as u64 / 2;
+
+/// Bytes of the cache of large sets (within `CACHE_BYTES`: the small sets' cache gets the rest).
+const LARGE_BYTES: u64 = CACHE_BYTES / 2;
+
+/// The write-through cache of decoded sibling sets: small ones in a sharded `quick_cache`,
+/// large ones (a few, least recently used out first) beside it.
+struct DecodedCache {
+    small: quick_cache::sync::Cache<Vec<u8>, Cached, CacheWeight>,
+    /// (key, state, last use): at most `LARGE_BYTES` of weight.
+    large: Mutex<(u64, Vec<(Vec<u8>, Cached, u64)>)>,
+}
+
+impl DecodedCache {
+    fn new() -> DecodedCache {
+        let small_bytes = CACHE_BYTES - LARGE_BYTES;
+        let options = quick_cache::OptionsBuilder::new()
+            .estimated_items_capacity((small_bytes / 256) as usize)
+            .weight_capacity(small_bytes)
+            .shards(CACHE_SHARDS)
+            .build()
+            .expect("the cache's options are complete");
+        DecodedCache {
+            small: quick_cache::sync::Cache::with_options(options, CacheWeight, Default::default(), Default::default()),
+            large: Mutex::new((0, Vec::new())),
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Cached> {
+        if let Some(c) = self.small.get(key) {
+            return Some(c);
+        }
+        let mut large = self.large.lock();
+        let (tick, items) = &mut *large;
+        *tick += 1;
+        let item = items.iter_mut().find(|(k, _, _)| k == key)?;
+        item.2 = *tick;
+        Some(item.1.clone())
+    }
+
+    fn insert(&self, key: Vec<u8>, cached: Cached) {
+        let weight = u64::from(cached.weight);
+        let mut large = self.large.lock();
+        let (tick, items) = &mut *large;
+        items.retain(|(k, _, _)| *k != key);
+        if weight <= LARGE_ITEM {
+            drop(large);
+            self.small.insert(key, cached);
+            return;
+        }
+        self.small.remove(&key);
+        if weight > LARGE_BYTES {
+            return;
+        }
+        while items.iter().map(|(_, c, _)| u64::from(c.weight)).sum::<u64>() + weight > LARGE_BYTES {
+            let Some(oldest) = items.iter().enumerate().min_by_key(|(_, (_, _, t))| *t).map(|(i, _)| i) else { break };
+            items.swap_remove(oldest);
+        }
+        *tick += 1;
+        items.push((key, cached, *tick));
+    }
+
+    fn remove(&self, key: &[u8]) {
+        self.small.remove(key);
+        self.large.lock().1.retain(|(k, _, _)| k != key);
+    }
+}
+
 pub struct Storage {
     db: Database,
     data: Keyspace,
@@ -153,7 +227,7 @@ pub struct Storage {
     /// it for the version it applies to, `members.rs`).
     written_keys: Box<[tokio::sync::Notify]>,
     fsync: FsyncPolicy,
-    cache: quick_cache::sync::Cache<Vec<u8>, Cached, CacheWeight>,
+    cache: DecodedCache,
     /// Writes put into the journal buffer so far / covered by the last flush to the OS.
     written: AtomicU64,
     flushed: AtomicU64,
@@ -231,13 +305,7 @@ impl Storage {
         let meta = db.keyspace("meta", options)?;
         let locks = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
         let written_keys = (0..LOCK_STRIPES).map(|_| tokio::sync::Notify::new()).collect();
-        let cache = quick_cache::sync::Cache::with(
-            (CACHE_BYTES / 256) as usize,
-            CACHE_BYTES,
-            CacheWeight,
-            Default::default(),
-            Default::default(),
-        );
+        let cache = DecodedCache::new();
         let storage = Arc::new(Storage {
             db,
             data,
@@ -680,6 +748,31 @@ mod tests {
             Ok(cur.update(&VersionVector::default(), sib).0)
         })
         .unwrap()
+    }
+
+    /// A set heavier than a shard of the small sets' cache is cached (beside it): a list or
+    /// sorted set of a million members was never cached and every command read it whole.
+    #[test]
+    fn large_sets_are_cached_too_and_the_least_recent_goes_first() {
+        let cache = DecodedCache::new();
+        let big = |n: usize| Cached::new(b"k", None, n as u64, None, n);
+        let third = (LARGE_BYTES / 3) as usize;
+        cache.insert(b"a".to_vec(), big(third));
+        cache.insert(b"b".to_vec(), big(third));
+        assert!(cache.get(b"a").is_some(), "a large set is cached");
+        cache.insert(b"c".to_vec(), big(third));
+        assert!(cache.get(b"b").is_none(), "the least recently used went out");
+        assert!(cache.get(b"a").is_some() && cache.get(b"c").is_some());
+        // A key that shrinks moves to the small sets' cache; a removal removes it everywhere.
+        cache.insert(b"a".to_vec(), big(10));
+        assert_eq!(cache.get(b"a").map(|c| c.digest), Some(10));
+        assert_eq!(cache.large.lock().1.len(), 1);
+        cache.remove(b"a");
+        cache.remove(b"c");
+        assert!(cache.get(b"a").is_none() && cache.get(b"c").is_none());
+        // Larger than the whole large cache: not cached.
+        cache.insert(b"huge".to_vec(), big(LARGE_BYTES as usize + 1));
+        assert!(cache.get(b"huge").is_none());
     }
 
     #[test]
