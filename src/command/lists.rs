@@ -219,14 +219,7 @@ pub async fn lmpop(node: &Node, args: &[Bytes]) -> CmdResult {
     let (keys, rest) = numkeys(args, 1)?;
     let Some(dir) = rest.first() else { return Err(CommandError::Syntax) };
     let head = side(dir)?;
-    let count = match &rest[1..] {
-        [] => 1,
-        [opt, n] if opt.eq_ignore_ascii_case(b"COUNT") => {
-            let n = parse_i64(n).ok().filter(|&n| n > 0);
-            n.ok_or_else(|| CommandError::Other("count should be greater than 0".into()))? as u64
-        }
-        _ => return Err(CommandError::Syntax),
-    };
+    let count = mpop_count(&rest[1..])?;
     for key in keys {
         let outcome = node.coordinator.modify(key, Rmw::Pop { head, count: Some(count) }).await?;
         if !outcome.members.is_empty() {
@@ -235,6 +228,18 @@ pub async fn lmpop(node: &Node, args: &[Bytes]) -> CmdResult {
         }
     }
     Ok(Reply::NilArray)
+}
+
+/// LMPOP's and ZMPOP's `[COUNT count]` (1 without it).
+pub(super) fn mpop_count(opts: &[Bytes]) -> Result<u64, CommandError> {
+    match opts {
+        [] => Ok(1),
+        [opt, n] if opt.eq_ignore_ascii_case(b"COUNT") => {
+            let n = parse_i64(n).ok().filter(|&n| n > 0);
+            Ok(n.ok_or_else(|| CommandError::Other("count should be greater than 0".into()))? as u64)
+        }
+        _ => Err(CommandError::Syntax),
+    }
 }
 
 /// A key as its client named it (without its database's prefix).

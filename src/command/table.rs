@@ -107,7 +107,7 @@ commands! {
     Lpos => "lpos", -3, ["readonly"], (1, 1, 1), "list", false, "Indexes of elements equal to a value [RANK] [COUNT] [MAXLEN].";
     Lmove => "lmove", 5, ["write", "denyoom"], (1, 2, 1), "list", false, "Pops from one list and pushes to another (two writes in a cluster).";
     Rpoplpush => "rpoplpush", 3, ["write", "denyoom"], (1, 2, 1), "list", false, "LMOVE source destination RIGHT LEFT.";
-    Lmpop => "lmpop", -4, ["write"], (0, 0, 0), "list", false, "Pops from the first non-empty list of several.";
+    Lmpop => "lmpop", -4, ["write", "movablekeys"], (0, 0, 0), "list", false, "Pops from the first non-empty list of several.";
     Zadd => "zadd", -4, ["write", "denyoom", "fast"], (1, 1, 1), "sorted_set", false, "Adds members with scores [NX|XX] [GT|LT] [CH] [INCR] (convergent: observed-remove members, last-write-wins scores).";
     Zincrby => "zincrby", 4, ["write", "denyoom", "fast"], (1, 1, 1), "sorted_set", false, "Adds to a member's score (concurrent increments add up); the new score.";
     Zrem => "zrem", -3, ["write", "fast"], (1, 1, 1), "sorted_set", false, "Removes members.";
@@ -130,16 +130,16 @@ commands! {
     Zremrangebylex => "zremrangebylex", 4, ["write"], (1, 1, 1), "sorted_set", false, "Removes members by lexicographic range.";
     Zpopmin => "zpopmin", -2, ["write", "fast"], (1, 1, 1), "sorted_set", false, "Removes and returns the lowest-scored members [count].";
     Zpopmax => "zpopmax", -2, ["write", "fast"], (1, 1, 1), "sorted_set", false, "Removes and returns the highest-scored members [count].";
-    Zmpop => "zmpop", -4, ["write"], (0, 0, 0), "sorted_set", false, "Pops from the first non-empty sorted set of several.";
+    Zmpop => "zmpop", -4, ["write", "movablekeys"], (0, 0, 0), "sorted_set", false, "Pops from the first non-empty sorted set of several.";
     Zrandmember => "zrandmember", -2, ["readonly"], (1, 1, 1), "sorted_set", false, "Random members [count [WITHSCORES]].";
     Zscan => "zscan", -3, ["readonly"], (1, 1, 1), "sorted_set", false, "Iterates members with their scores.";
-    Zunion => "zunion", -3, ["readonly"], (0, 0, 0), "sorted_set", false, "The union of sorted sets (and sets) [WEIGHTS] [AGGREGATE] [WITHSCORES].";
-    Zinter => "zinter", -3, ["readonly"], (0, 0, 0), "sorted_set", false, "The intersection of sorted sets [WEIGHTS] [AGGREGATE] [WITHSCORES].";
-    Zdiff => "zdiff", -3, ["readonly"], (0, 0, 0), "sorted_set", false, "The members of the first sorted set in none of the others [WITHSCORES].";
-    Zunionstore => "zunionstore", -4, ["write", "denyoom"], (1, 1, 1), "sorted_set", false, "Stores the union of sorted sets.";
-    Zinterstore => "zinterstore", -4, ["write", "denyoom"], (1, 1, 1), "sorted_set", false, "Stores the intersection of sorted sets.";
-    Zdiffstore => "zdiffstore", -4, ["write", "denyoom"], (1, 1, 1), "sorted_set", false, "Stores the difference of sorted sets.";
-    Zintercard => "zintercard", -3, ["readonly"], (0, 0, 0), "sorted_set", false, "The size of the intersection of sorted sets [LIMIT].";
+    Zunion => "zunion", -3, ["readonly", "movablekeys"], (0, 0, 0), "sorted_set", false, "The union of sorted sets (and sets) [WEIGHTS] [AGGREGATE] [WITHSCORES].";
+    Zinter => "zinter", -3, ["readonly", "movablekeys"], (0, 0, 0), "sorted_set", false, "The intersection of sorted sets [WEIGHTS] [AGGREGATE] [WITHSCORES].";
+    Zdiff => "zdiff", -3, ["readonly", "movablekeys"], (0, 0, 0), "sorted_set", false, "The members of the first sorted set in none of the others [WITHSCORES].";
+    Zunionstore => "zunionstore", -4, ["write", "denyoom", "movablekeys"], (1, 1, 1), "sorted_set", false, "Stores the union of sorted sets.";
+    Zinterstore => "zinterstore", -4, ["write", "denyoom", "movablekeys"], (1, 1, 1), "sorted_set", false, "Stores the intersection of sorted sets.";
+    Zdiffstore => "zdiffstore", -4, ["write", "denyoom", "movablekeys"], (1, 1, 1), "sorted_set", false, "Stores the difference of sorted sets.";
+    Zintercard => "zintercard", -3, ["readonly", "movablekeys"], (0, 0, 0), "sorted_set", false, "The size of the intersection of sorted sets [LIMIT].";
     Geoadd => "geoadd", -5, ["write", "denyoom"], (1, 1, 1), "geo", false, "Adds positions [NX|XX] [CH] longitude latitude member ... (a ZADD of their 52-bit geohash scores: convergent as sorted sets are).";
     Geopos => "geopos", -2, ["readonly"], (1, 1, 1), "geo", false, "Members' positions (their cells' centres).";
     Geodist => "geodist", -4, ["readonly"], (1, 1, 1), "geo", false, "The distance between two members [M|KM|FT|MI].";
@@ -175,7 +175,7 @@ commands! {
     Renamenx => "renamenx", 3, ["write", "fast"], (1, 2, 1), "keyspace", false, "Renames a key if the new name is free (atomic on one node).";
     Copy => "copy", -3, ["write", "denyoom"], (1, 2, 1), "keyspace", false, "Copies a key's value and expiry [DB 0] [REPLACE].";
     Memory => "memory", -2, [], (0, 0, 0), "server", false, "MEMORY USAGE key [SAMPLES n] (an estimate), MEMORY HELP.";
-    Object => "object", -2, [], (2, 2, 1), "keyspace", false, "OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key: what Redis would answer (see docs/commands.md).";
+    Object => "object", -2, [], (0, 0, 0), "keyspace", false, "OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key: what Redis would answer (see docs/commands.md).";
     Reset => "reset", 1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], (0, 0, 0), "connection", true, "Resets the connection: no transaction, database 0, RESP2, no name.";
     Readonly => "readonly", 1, ["loading", "stale", "fast"], (0, 0, 0), "cluster", false, "As a Redis without cluster support: an error.";
     Readwrite => "readwrite", 1, ["loading", "stale", "fast"], (0, 0, 0), "cluster", false, "As a Redis without cluster support: an error.";
@@ -385,6 +385,9 @@ pub(super) fn key_positions(spec: &Spec, args: &[Bytes]) -> Vec<usize> {
             }
             keys
         }
+        // OBJECT's subcommands name their key after them (Redis's key specs; COMMAND INFO
+        // shows no first key).
+        "object" => (2..=2.min(end)).collect(),
         _ if spec.first_key <= 0 => Vec::new(),
         _ => {
             let last = if spec.last_key < 0 { args.len() as i32 + spec.last_key } else { spec.last_key };

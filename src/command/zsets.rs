@@ -312,14 +312,7 @@ pub async fn zmpop(node: &Node, args: &[Bytes]) -> CmdResult {
     } else {
         return Err(CommandError::Syntax);
     };
-    let count = match &rest[1..] {
-        [] => 1,
-        [opt, n] if opt.eq_ignore_ascii_case(b"COUNT") => {
-            let n = parse_i64(n).ok().filter(|&n| n > 0);
-            n.ok_or_else(|| CommandError::Other("count should be greater than 0".into()))? as u64
-        }
-        _ => return Err(CommandError::Syntax),
-    };
+    let count = super::lists::mpop_count(&rest[1..])?;
     for key in keys {
         let outcome = node.coordinator.modify(key, Rmw::ZPop { max, count }).await?;
         if !outcome.members.is_empty() {
