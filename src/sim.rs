@@ -1209,20 +1209,26 @@ async fn lists_and_sorted_sets_under_partitions(seed: u64, crash: bool) -> Resul
                         }
                     }
                     2 => match coordinator.modify(b"queue", Rmw::Pop { head: true, count: None }).await {
-                        Ok(o) => seen.lock().popped.extend(o.members.iter().map(|m| String::from_utf8_lossy(m).into_owned())),
+                        Ok(o) => {
+                            seen.lock().popped.extend(o.members.iter().map(|m| String::from_utf8_lossy(m).into_owned()))
+                        }
                         Err(_) => seen.lock().failed_pops += 1,
                     },
                     3 if !mine.is_empty() => {
                         let m = mine.swap_remove(rng.gen_range(0..mine.len()));
                         seen.lock().tried_removing.insert(m.clone());
-                        let done = coordinator.modify(b"board", Rmw::ZRem { members: vec![Bytes::from(m.clone())] }).await;
+                        let done =
+                            coordinator.modify(b"board", Rmw::ZRem { members: vec![Bytes::from(m.clone())] }).await;
                         if done.is_ok_and(|o| o.int == 1) {
                             seen.lock().removed.insert(m);
                         }
                     }
                     3 | 4 => {
                         let m = format!("p{c}-{i}");
-                        let op = Rmw::ZAdd { members: vec![(i as f64, Bytes::from(m.clone()))], flags: ZAddFlags::default() };
+                        let op = Rmw::ZAdd {
+                            members: vec![(i as f64, Bytes::from(m.clone()))],
+                            flags: ZAddFlags::default(),
+                        };
                         if coordinator.modify(b"board", op).await.is_ok() {
                             seen.lock().kept.insert(m.clone());
                             mine.push(m);
@@ -1274,7 +1280,10 @@ async fn lists_and_sorted_sets_under_partitions(seed: u64, crash: bool) -> Resul
     }
     let lost: Vec<&String> = seen.pushed.iter().filter(|j| !unique.contains(j) && !popped.contains(j)).collect();
     if lost.len() > seen.failed_pops {
-        return Err(format!("acknowledged jobs {lost:?} are neither queued nor popped ({} pops failed)", seen.failed_pops));
+        return Err(format!(
+            "acknowledged jobs {lost:?} are neither queued nor popped ({} pops failed)",
+            seen.failed_pops
+        ));
     }
     for m in seen.kept.difference(&seen.tried_removing) {
         if !board.contains(m.as_bytes()) {

@@ -566,14 +566,13 @@ fn lists_and_sorted_sets_on_both_sides_of_a_partition_converge() {
     wait_until("every owner to hold the writes made before the split", Duration::from_secs(30), || {
         [queue, board_key]
             .iter()
-            .all(|k| harness::preflist(&c.nodes[0], k).iter().all(|a| !harness::local(c.by_cluster_addr(a), k).is_empty()))
+            .all(|k| {
+                harness::preflist(&c.nodes[0], k).iter().all(|a| !harness::local(c.by_cluster_addr(a), k).is_empty())
+            })
             .then_some(())
     });
     wait_until("every node to read the writes made before the split", Duration::from_secs(30), || {
-        c.nodes
-            .iter()
-            .all(|n| elements(n, queue) == before && scored(n, board_key).len() == 4)
-            .then_some(())
+        c.nodes.iter().all(|n| elements(n, queue) == before && scored(n, board_key).len() == 4).then_some(())
     });
     let mut pushed = before.clone();
     let mut popped = Vec::new();
@@ -622,9 +621,7 @@ fn lists_and_sorted_sets_on_both_sides_of_a_partition_converge() {
             .iter()
             .all(|n| {
                 let queue = elements(n, queue);
-                queue == first
-                    && sorted_copy(queue) == expected_queue
-                    && sorted_copy(scored(n, board_key)) == board
+                queue == first && sorted_copy(queue) == expected_queue && sorted_copy(scored(n, board_key)) == board
             })
             .then_some(())
     });

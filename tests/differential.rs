@@ -163,14 +163,20 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
         _ => zkey(rng),
     };
     let score = |rng: &mut StdRng| {
-        b(["0", "1", "-1", "2.5", "1e3", "inf", "-inf", "0.1", "3", "x", "nan", "(1", " 1", "1.1", "-0"][rng.gen_range(0..15)])
+        b(["0", "1", "-1", "2.5", "1e3", "inf", "-inf", "0.1", "3", "x", "nan", "(1", " 1", "1.1", "-0"]
+            [rng.gen_range(0..15)])
     };
-    let bound = |rng: &mut StdRng| b(["-inf", "+inf", "0", "(0", "1", "(1", "2.5", "(3", "x", "1e3"][rng.gen_range(0..10)]);
+    let bound =
+        |rng: &mut StdRng| b(["-inf", "+inf", "0", "(0", "1", "(1", "2.5", "(3", "x", "1e3"][rng.gen_range(0..10)]);
     let lex = |rng: &mut StdRng| b(["-", "+", "[m1", "(m1", "[m3", "(m0", "m1", "[", "("][rng.gen_range(0..9)]);
     let opts = |rng: &mut StdRng, c: &mut Vec<Vec<u8>>, allowed: &[&str]| {
         for _ in 0..rng.gen_range(0..3) {
             match allowed[rng.gen_range(0..allowed.len())] {
-                "LIMIT" => c.extend([b("LIMIT"), b(["0", "1", "-1", "2"][rng.gen_range(0..4)]), b(["1", "2", "-1", "0", "x"][rng.gen_range(0..5)])]),
+                "LIMIT" => c.extend([
+                    b("LIMIT"),
+                    b(["0", "1", "-1", "2"][rng.gen_range(0..4)]),
+                    b(["1", "2", "-1", "0", "x"][rng.gen_range(0..5)]),
+                ]),
                 o => c.push(b(o)),
             }
         }
@@ -449,7 +455,11 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
         }
         63 => match rng.gen_range(0..4) {
             0 | 1 => vec![b(["LPOP", "RPOP"][rng.gen_range(0..2)]), lkey(rng)],
-            2 => vec![b(["LPOP", "RPOP"][rng.gen_range(0..2)]), lkey(rng), b(["0", "1", "3", "-1", "x"][rng.gen_range(0..5)])],
+            2 => vec![
+                b(["LPOP", "RPOP"][rng.gen_range(0..2)]),
+                lkey(rng),
+                b(["0", "1", "3", "-1", "x"][rng.gen_range(0..5)]),
+            ],
             _ => {
                 let mut c = vec![b("LMPOP"), b(["1", "2", "0", "3"][rng.gen_range(0..4)]), lkey(rng), lkey(rng)];
                 c.push(b(["LEFT", "right", "up"][rng.gen_range(0..3)]));
@@ -475,10 +485,22 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
         },
         65 => match rng.gen_range(0..6) {
             0 => vec![b("LSET"), lkey(rng), index(rng), member(rng)],
-            1 => vec![b("LINSERT"), lkey(rng), b(["BEFORE", "after", "x"][rng.gen_range(0..3)]), member(rng), member(rng)],
+            1 => vec![
+                b("LINSERT"),
+                lkey(rng),
+                b(["BEFORE", "after", "x"][rng.gen_range(0..3)]),
+                member(rng),
+                member(rng),
+            ],
             2 => vec![b("LREM"), lkey(rng), b(["0", "1", "-1", "2", "x"][rng.gen_range(0..5)]), member(rng)],
             3 => vec![b("LTRIM"), lkey(rng), index(rng), index(rng)],
-            4 => vec![b("LMOVE"), lkey(rng), lkey(rng), b(["LEFT", "RIGHT", "x"][rng.gen_range(0..3)]), b(["LEFT", "RIGHT"][rng.gen_range(0..2)])],
+            4 => vec![
+                b("LMOVE"),
+                lkey(rng),
+                lkey(rng),
+                b(["LEFT", "RIGHT", "x"][rng.gen_range(0..3)]),
+                b(["LEFT", "RIGHT"][rng.gen_range(0..2)]),
+            ],
             _ => vec![b("RPOPLPUSH"), lkey(rng), lkey(rng)],
         },
         66 | 67 => {
@@ -499,7 +521,11 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
                 c
             }
             2 => vec![b(["ZPOPMIN", "ZPOPMAX"][rng.gen_range(0..2)]), zkey(rng)],
-            _ => vec![b(["ZPOPMIN", "ZPOPMAX"][rng.gen_range(0..2)]), zkey(rng), b(["0", "1", "2", "-1", "x"][rng.gen_range(0..5)])],
+            _ => vec![
+                b(["ZPOPMIN", "ZPOPMAX"][rng.gen_range(0..2)]),
+                zkey(rng),
+                b(["0", "1", "2", "-1", "x"][rng.gen_range(0..5)]),
+            ],
         },
         69 => match rng.gen_range(0..8) {
             0 => vec![b("ZSCORE"), zkey(rng), member(rng)],
@@ -528,12 +554,18 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
                 c
             }
             3 => {
-                let mut c = vec![b(["ZRANGEBYSCORE", "ZREVRANGEBYSCORE"][rng.gen_range(0..2)]), zkey(rng), bound(rng), bound(rng)];
+                let mut c = vec![
+                    b(["ZRANGEBYSCORE", "ZREVRANGEBYSCORE"][rng.gen_range(0..2)]),
+                    zkey(rng),
+                    bound(rng),
+                    bound(rng),
+                ];
                 opts(rng, &mut c, &["WITHSCORES", "LIMIT"]);
                 c
             }
             4 => {
-                let mut c = vec![b(["ZRANGEBYLEX", "ZREVRANGEBYLEX"][rng.gen_range(0..2)]), zkey(rng), lex(rng), lex(rng)];
+                let mut c =
+                    vec![b(["ZRANGEBYLEX", "ZREVRANGEBYLEX"][rng.gen_range(0..2)]), zkey(rng), lex(rng), lex(rng)];
                 opts(rng, &mut c, &["LIMIT"]);
                 c
             }
@@ -553,7 +585,13 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
             1 => vec![b("ZREMRANGEBYSCORE"), zkey(rng), bound(rng), bound(rng)],
             2 => vec![b("ZREMRANGEBYLEX"), zkey(rng), lex(rng), lex(rng)],
             3 => {
-                let mut c = vec![b("ZMPOP"), b(["1", "2", "0"][rng.gen_range(0..3)]), zkey(rng), zkey(rng), b(["MIN", "max", "x"][rng.gen_range(0..3)])];
+                let mut c = vec![
+                    b("ZMPOP"),
+                    b(["1", "2", "0"][rng.gen_range(0..3)]),
+                    zkey(rng),
+                    zkey(rng),
+                    b(["MIN", "max", "x"][rng.gen_range(0..3)]),
+                ];
                 if rng.gen_range(0..2) == 0 {
                     c.extend([b("COUNT"), b(["1", "3", "0"][rng.gen_range(0..3)])]);
                 }
@@ -562,15 +600,20 @@ fn command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
             _ => vec![b("ZRANDMEMBER"), zkey(rng), b(["100", "0", "-3", "x"][rng.gen_range(0..4)]), b("WITHSCORES")],
         },
         72 => {
-            let op = ["ZUNION", "ZINTER", "ZDIFF", "ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE", "ZINTERCARD"][rng.gen_range(0..7)];
+            let op = ["ZUNION", "ZINTER", "ZDIFF", "ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE", "ZINTERCARD"]
+                [rng.gen_range(0..7)];
             let mut c = vec![b(op)];
             if op.ends_with("STORE") {
                 c.push(zkey(rng));
             }
             c.extend([b(["2", "1", "0", "3"][rng.gen_range(0..4)]), zkey(rng), zkey(rng)]);
             match rng.gen_range(0..5) {
-                0 if op != "ZINTERCARD" => c.extend([b("WEIGHTS"), score(rng), b(["2", "0.5", "x"][rng.gen_range(0..3)])]),
-                1 if op != "ZINTERCARD" => c.extend([b("AGGREGATE"), b(["SUM", "min", "MAX", "avg"][rng.gen_range(0..4)])]),
+                0 if op != "ZINTERCARD" => {
+                    c.extend([b("WEIGHTS"), score(rng), b(["2", "0.5", "x"][rng.gen_range(0..3)])])
+                }
+                1 if op != "ZINTERCARD" => {
+                    c.extend([b("AGGREGATE"), b(["SUM", "min", "MAX", "avg"][rng.gen_range(0..4)])])
+                }
                 2 if !op.ends_with("STORE") => c.push(b("WITHSCORES")),
                 3 if op == "ZINTERCARD" => c.extend([b("LIMIT"), b(["1", "0", "-1"][rng.gen_range(0..3)])]),
                 _ => {}
@@ -818,7 +861,9 @@ fn agree(args: &[Vec<u8>], kura: &Wire, redis: &Wire, queued: Option<&[Vec<Vec<u
             return a[0] == b[0] && sorted(&a[1]).is_some() && sorted(&a[1]) == sorted(&b[1]);
         }
         // One member by chance: only whether there was one.
-        ("SRANDMEMBER" | "HRANDFIELD" | "ZRANDMEMBER", Wire::Bulk(Some(_)), Wire::Bulk(Some(_))) if args.len() == 2 => return true,
+        ("SRANDMEMBER" | "HRANDFIELD" | "ZRANDMEMBER", Wire::Bulk(Some(_)), Wire::Bulk(Some(_))) if args.len() == 2 => {
+            return true
+        }
         // Members and fields in byte order from kura, insertion or hash order from Redis.
         ("SMEMBERS" | "SINTER" | "SUNION" | "SDIFF" | "SPOP" | "HKEYS" | "HVALS" | "SRANDMEMBER", _, _)
             if !(name == "SRANDMEMBER" && args.get(2).is_some_and(|c| c.starts_with(b"-"))) =>

@@ -740,5 +740,8 @@ fn nemesis_loses_no_acknowledged_write() {
         lost.len()
     );
     assert!(lost.is_empty(), "seed {seed}: lost acknowledged writes:\n{}", lost.join("\n"));
-    assert!(acked_items > 0 && acked_regs > 0 && !jobs_acked.is_empty(), "seed {seed}: the clients got nothing acknowledged");
+    assert!(
+        acked_items > 0 && acked_regs > 0 && !jobs_acked.is_empty(),
+        "seed {seed}: the clients got nothing acknowledged"
+    );
 }

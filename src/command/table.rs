@@ -218,7 +218,17 @@ impl Cmd {
 
     /// Commands whose first argument is a subcommand (`client|list` in CLIENT LIST).
     pub fn has_subcommands(self) -> bool {
-        matches!(self, Cmd::Client | Cmd::Config | Cmd::Command | Cmd::Memory | Cmd::Object | Cmd::Slowlog | Cmd::Latency | Cmd::Kura)
+        matches!(
+            self,
+            Cmd::Client
+                | Cmd::Config
+                | Cmd::Command
+                | Cmd::Memory
+                | Cmd::Object
+                | Cmd::Slowlog
+                | Cmd::Latency
+                | Cmd::Kura
+        )
     }
 
     /// Checks a container command's subcommand before it runs (and before MULTI queues it), as
@@ -357,7 +367,8 @@ pub(super) fn concurrent_keys(args: &[Bytes]) -> Option<Vec<&[u8]>> {
 /// Where a request's keys are (by the spec's first, last and step; the commands that give
 /// their number of keys by that number, so that nothing after the keys is taken for one).
 pub(super) fn key_positions(spec: &Spec, args: &[Bytes]) -> Vec<usize> {
-    let numkeys = |at: usize| args.get(at).and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok()).unwrap_or(0);
+    let numkeys =
+        |at: usize| args.get(at).and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok()).unwrap_or(0);
     let end = args.len().saturating_sub(1);
     match spec.name {
         "sintercard" | "zintercard" | "zunion" | "zinter" | "zdiff" | "lmpop" | "zmpop" => {

@@ -40,7 +40,8 @@ pub(super) fn parse_score(arg: &[u8]) -> Option<f64> {
     };
     // Out of range: strtod's ERANGE (an overflow, or an underflow to zero).
     let overflow = v.is_infinite() && !lower.contains("inf");
-    let underflow = v == 0.0 && lower.split(['e']).next().is_some_and(|m| m.bytes().any(|c| (b'1'..=b'9').contains(&c)));
+    let underflow =
+        v == 0.0 && lower.split(['e']).next().is_some_and(|m| m.bytes().any(|c| (b'1'..=b'9').contains(&c)));
     (!v.is_nan() && !overflow && !underflow).then_some(v)
 }
 
@@ -150,7 +151,8 @@ pub async fn zrank(node: &Node, args: &[Bytes], rev: bool) -> CmdResult {
     let Some(score) = z.score(&args[2]) else { return Ok(Reply::Nil) };
     let member = &args[2];
     let before = |&(s, m): &(f64, &Bytes)| if rev { (s, m) > (score, member) } else { (s, m) < (score, member) };
-    let rank = if rev { z.by_score().rev().take_while(before).count() } else { z.by_score().take_while(before).count() };
+    let rank =
+        if rev { z.by_score().rev().take_while(before).count() } else { z.by_score().take_while(before).count() };
     Ok(Reply::Int(rank as i64))
 }
 

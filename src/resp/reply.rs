@@ -80,7 +80,9 @@ impl Reply {
                 out.extend_from_slice(b);
                 return out.extend_from_slice(b"\r\n");
             }
-            Reply::Double(d) if protocol == Protocol::Resp2 => return Reply::Bulk(format_double(*d)).encode(protocol, out),
+            Reply::Double(d) if protocol == Protocol::Resp2 => {
+                return Reply::Bulk(format_double(*d)).encode(protocol, out)
+            }
             Reply::Double(d) => return put_line(out, b',', &format_double(*d)),
             Reply::DoubleText(t) if protocol == Protocol::Resp2 => return Reply::Bulk(t.clone()).encode(protocol, out),
             Reply::DoubleText(t) => return put_line(out, b',', t),

@@ -263,7 +263,9 @@ impl Copied {
                 Some(Value::List(OrList::from_members(elems, dot)))
             }
             Copied::ZSet(m) if m.is_empty() => None,
-            Copied::ZSet(m) => Some(Value::ZSet(ZSet::from_members(m.iter().cloned(), dot, (now, dot.actor, dot.counter)))),
+            Copied::ZSet(m) => {
+                Some(Value::ZSet(ZSet::from_members(m.iter().cloned(), dot, (now, dot.actor, dot.counter))))
+            }
             Copied::Other(v) => Some(v.clone()),
         }
     }

@@ -124,8 +124,7 @@ pub fn apply(
         }
         Rmw::LTrim { start, stop } => {
             let (front, back) = trim_bounds(*start, *stop, len);
-            let gone: Vec<Bytes> =
-                list.members().take(front).chain(list.members().rev().take(back)).cloned().collect();
+            let gone: Vec<Bytes> = list.members().take(front).chain(list.members().rev().take(back)).cloned().collect();
             for p in &gone {
                 list.remove(p);
             }
@@ -195,7 +194,10 @@ mod tests {
     fn pushes_pops_and_edits_as_redis_does() {
         let mut v = None;
         assert_eq!(run(Rmw::Push { elements: vec![b("x")], head: true, existing: true }, &mut v, 1).int, 0);
-        assert_eq!(run(Rmw::Push { elements: vec![b("a"), b("b"), b("c")], head: true, existing: false }, &mut v, 2).int, 3);
+        assert_eq!(
+            run(Rmw::Push { elements: vec![b("a"), b("b"), b("c")], head: true, existing: false }, &mut v, 2).int,
+            3
+        );
         assert_eq!(run(Rmw::Push { elements: vec![b("d"), b("e")], head: false, existing: false }, &mut v, 3).int, 5);
         assert_eq!(elements(&v), [b("c"), b("b"), b("a"), b("d"), b("e")]);
         let o = run(Rmw::Pop { head: false, count: Some(2) }, &mut v, 4);
@@ -209,7 +211,10 @@ mod tests {
         assert_eq!(elements(&v), [b("c"), b("B"), b("b"), b("A"), b("c")]);
         run(Rmw::LTrim { start: 1, stop: -2 }, &mut v, 10);
         assert_eq!(elements(&v), [b("B"), b("b"), b("A")]);
-        assert_eq!(apply(&Rmw::LSet { index: 3, element: b("x") }, v.clone(), None, dot(11), 11), Err(RmwError::IndexOutOfRange));
+        assert_eq!(
+            apply(&Rmw::LSet { index: 3, element: b("x") }, v.clone(), None, dot(11), 11),
+            Err(RmwError::IndexOutOfRange)
+        );
         run(Rmw::LTrim { start: 5, stop: 10 }, &mut v, 12);
         assert!(!v.as_ref().is_some_and(Value::exists), "trimmed to nothing: the key is gone");
     }

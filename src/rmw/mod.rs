@@ -329,9 +329,12 @@ pub fn apply(
         | Rmw::HDel { .. }
         | Rmw::HIncrBy { .. }
         | Rmw::HIncrByFloat { .. } => return collections::apply(op, resolved.map(|r| r.value), expiry, dot, now),
-        Rmw::Push { .. } | Rmw::Pop { .. } | Rmw::LSet { .. } | Rmw::LInsert { .. } | Rmw::LRem { .. } | Rmw::LTrim { .. } => {
-            return lists::apply(op, resolved.map(|r| r.value), expiry, dot, now)
-        }
+        Rmw::Push { .. }
+        | Rmw::Pop { .. }
+        | Rmw::LSet { .. }
+        | Rmw::LInsert { .. }
+        | Rmw::LRem { .. }
+        | Rmw::LTrim { .. } => return lists::apply(op, resolved.map(|r| r.value), expiry, dot, now),
         Rmw::ZAdd { .. } | Rmw::ZRem { .. } | Rmw::ZPop { .. } | Rmw::ZRemRange { .. } => {
             return zsets::apply(op, resolved.map(|r| r.value), expiry, dot, now)
         }
@@ -443,7 +446,9 @@ pub fn apply(
                 None => observed.reset(Some(0), now, actor),
                 Some(Value::Counter(c)) => c.clone(),
                 Some(Value::Hll(_)) => return Err(RmwError::NotInteger),
-                Some(Value::Set(_) | Value::Hash(_) | Value::List(_) | Value::ZSet(_)) => return Err(RmwError::WrongType),
+                Some(Value::Set(_) | Value::Hash(_) | Value::List(_) | Value::ZSet(_)) => {
+                    return Err(RmwError::WrongType)
+                }
                 Some(Value::Bytes(b)) => {
                     // A string holding an integer becomes a counter from that integer, written
                     // when the string was (a DEL after the string resets it, wherever the two

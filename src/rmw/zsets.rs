@@ -138,10 +138,7 @@ pub fn select(z: &ZSet, range: &ZRange, rev: bool, offset: usize, count: i64) ->
             }
             if rev {
                 take(Box::new(
-                    z.by_score()
-                        .rev()
-                        .skip_while(|(_, m)| !max.below_max(m))
-                        .take_while(|(_, m)| min.above_min(m)),
+                    z.by_score().rev().skip_while(|(_, m)| !max.below_max(m)).take_while(|(_, m)| min.above_min(m)),
                 ))
             } else {
                 take(Box::new(

@@ -201,11 +201,7 @@ impl SiblingSet {
     /// hashes); `None` when no such sibling holds one.
     /// With every sibling's resets of that kind (what a write of another kind observed of
     /// such a state: whether or not that write has expired, it observed it).
-    fn joined<S: Lattice>(
-        &self,
-        pick: impl Fn(&Value) -> Option<&S>,
-        keep: impl Fn(&&Sibling) -> bool,
-    ) -> Option<S> {
+    fn joined<S: Lattice>(&self, pick: impl Fn(&Value) -> Option<&S>, keep: impl Fn(&&Sibling) -> bool) -> Option<S> {
         let values = self.0.values().filter(keep).filter_map(|s| s.value.as_ref().and_then(&pick));
         let resets = self.0.values().flat_map(|s| s.resets.iter().filter_map(&pick));
         let mut states = values.chain(resets).peekable();

@@ -306,7 +306,10 @@ impl ZSet {
 
     /// # Errors
     /// A record that does not decode.
-    pub fn with_records<'r>(self, records: impl IntoIterator<Item = (Bytes, &'r [u8])>) -> Result<ZSet, postcard::Error> {
+    pub fn with_records<'r>(
+        self,
+        records: impl IntoIterator<Item = (Bytes, &'r [u8])>,
+    ) -> Result<ZSet, postcard::Error> {
         Ok(ZSet::indexed(self.map.with_records(records)?))
     }
 
@@ -355,7 +358,9 @@ mod tests {
             redis += by;
             assert_eq!(s.value().to_bits(), redis.to_bits());
         }
-        assert!(Score::new(st(1, dot(1, 1)), f64::INFINITY).incremented(dot(1, 2), st(2, dot(1, 2)), f64::NEG_INFINITY).is_none());
+        assert!(Score::new(st(1, dot(1, 1)), f64::INFINITY)
+            .incremented(dot(1, 2), st(2, dot(1, 2)), f64::NEG_INFINITY)
+            .is_none());
         let inf = Score::new(st(1, dot(1, 1)), 0.0).incremented(dot(1, 2), st(2, dot(1, 2)), f64::INFINITY).unwrap();
         assert_eq!(inf.value(), f64::INFINITY, "an infinite tally at its floor adds nothing");
     }
