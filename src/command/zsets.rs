@@ -145,20 +145,23 @@ pub async fn zmscore(node: &Node, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Array(args[2..].iter().map(|m| z.score(m).map_or(Reply::Nil, Reply::Double)).collect()))
 }
 
-/// ZRANK, ZREVRANK: O(rank) (the order keeps no counts).
+/// ZRANK, ZREVRANK: O(log n) (the score order counts).
 pub async fn zrank(node: &Node, args: &[Bytes], rev: bool) -> CmdResult {
     let z = read(node, &args[1]).await?;
-    let Some(score) = z.score(&args[2]) else { return Ok(Reply::Nil) };
-    let member = &args[2];
-    let before = |&(s, m): &(f64, &Bytes)| if rev { (s, m) > (score, member) } else { (s, m) < (score, member) };
-    let rank =
-        if rev { z.by_score().rev().take_while(before).count() } else { z.by_score().take_while(before).count() };
-    Ok(Reply::Int(rank as i64))
+    Ok(match z.rank(&args[2]) {
+        None => Reply::Nil,
+        Some(rank) if rev => Reply::Int((z.len() - 1 - rank) as i64),
+        Some(rank) => Reply::Int(rank as i64),
+    })
 }
 
+/// ZCOUNT: O(log n), the difference of two ranks.
 pub async fn zcount(node: &Node, args: &[Bytes]) -> CmdResult {
-    let range = ZRange::Score(score_bound(&args[2])?, score_bound(&args[3])?);
-    Ok(Reply::Int(select(&*read(node, &args[1]).await?, &range, false, 0, -1).len() as i64))
+    let (min, max) = (score_bound(&args[2])?, score_bound(&args[3])?);
+    let z = read(node, &args[1]).await?;
+    let below_min = z.count_below(min.value, min.open);
+    let up_to_max = z.count_below(max.value, !max.open);
+    Ok(Reply::Int(up_to_max.saturating_sub(below_min) as i64))
 }
 
 pub async fn zlexcount(node: &Node, args: &[Bytes]) -> CmdResult {
@@ -339,16 +342,14 @@ pub async fn zrandmember(node: &Node, args: &[Bytes]) -> CmdResult {
     };
     let count = args.get(2).map(|c| count_arg(c)).transpose()?;
     let z = read(node, &args[1]).await?;
-    let members: Vec<(f64, &Bytes)> = z.by_score().collect();
+    // Each pick is a member at a random rank: O(log n) apiece.
+    let at = |i: usize| z.at_rank(i).map(|(s, m)| (m.clone(), s));
     Ok(match count {
-        None => pick(members.len(), 1, true).first().map_or(Reply::Nil, |&i| Reply::Bulk(members[i].1.clone())),
+        None => pick(z.len(), 1, true).first().and_then(|&i| at(i)).map_or(Reply::Nil, |(m, _)| Reply::Bulk(m)),
         Some(n) => {
-            let wanted = if n >= 0 { n.unsigned_abs().min(members.len() as u64) } else { n.unsigned_abs() };
+            let wanted = if n >= 0 { n.unsigned_abs().min(z.len() as u64) } else { n.unsigned_abs() };
             bounded(node, usize::try_from(wanted).unwrap_or(usize::MAX))?;
-            let picked: Vec<(Bytes, f64)> = pick(members.len(), wanted as usize, n >= 0)
-                .into_iter()
-                .map(|i| (members[i].1.clone(), members[i].0))
-                .collect();
+            let picked: Vec<(Bytes, f64)> = pick(z.len(), wanted as usize, n >= 0).into_iter().filter_map(at).collect();
             if scores {
                 with_scores(picked)
             } else {

@@ -83,10 +83,12 @@ impl LexBound {
     }
 }
 
-/// The members `range` names, in score order (`rev`: reversed; a score or lex range is then
-/// given max first, as ZRANGE ... REV takes it), after skipping `offset` and at most `count`
-/// (negative: all), with their scores. Costs O(log n + offset + k) for a score range, O(start
-/// + k) for a rank range.
+/// The members `range` names, in score order (`rev`: reversed; a score or lex range is still
+/// min first here: ZRANGE ... REV's max-first arguments are swapped as they are parsed), after
+/// skipping `offset` and at most `count`
+/// (negative: all), with their scores. Costs O(log n + offset + k) for a rank or score range
+/// and for a lex range of members of one score (ZRANGEBYLEX's use), O(n) for a lex range over
+/// several scores.
 pub fn select(z: &ZSet, range: &ZRange, rev: bool, offset: usize, count: i64) -> Vec<(Bytes, f64)> {
     let count = usize::try_from(count).unwrap_or(usize::MAX);
     let take = |it: Box<dyn Iterator<Item = (f64, &Bytes)> + '_>| {
@@ -97,9 +99,9 @@ pub fn select(z: &ZSet, range: &ZRange, rev: bool, offset: usize, count: i64) ->
             let Some((a, b)) = super::lists::range_bounds(*start, *stop, z.len()) else { return Vec::new() };
             let n = b - a + 1;
             if rev {
-                take(Box::new(z.by_score().rev().skip(a).take(n)))
+                take(Box::new(z.down_from_rank(a).take(n)))
             } else {
-                take(Box::new(z.by_score().skip(a).take(n)))
+                take(Box::new(z.from_rank(a).take(n)))
             }
         }
         ZRange::Score(min, max) => {
@@ -132,17 +134,32 @@ pub fn select(z: &ZSet, range: &ZRange, rev: bool, offset: usize, count: i64) ->
                 std::cmp::Ordering::Equal if exclusive(min) || exclusive(max) => return Vec::new(),
                 _ => {}
             }
-            let ends = z.by_score().next().zip(z.by_score().next_back());
-            if ends.is_none_or(|((_, first), (_, last))| !min.above_min(last) || !max.below_max(first)) {
+            let Some(((low, first), (high, last))) = z.by_score().next().zip(z.by_score_rev().next()) else {
+                return Vec::new();
+            };
+            if !min.above_min(last) || !max.below_max(first) {
                 return Vec::new();
             }
+            // Members of one score are in member order: the range starts where its bound
+            // would sort (otherwise every member is looked at, as Redis's listpack walk does).
+            let one_score = low == high;
             if rev {
+                let start = match max {
+                    LexBound::Incl(m) | LexBound::Excl(m) if one_score => z.position(low, m),
+                    _ => usize::MAX,
+                };
                 take(Box::new(
-                    z.by_score().rev().skip_while(|(_, m)| !max.below_max(m)).take_while(|(_, m)| min.above_min(m)),
+                    z.down_from_position(start)
+                        .skip_while(|(_, m)| !max.below_max(m))
+                        .take_while(|(_, m)| min.above_min(m)),
                 ))
             } else {
+                let start = match min {
+                    LexBound::Incl(m) | LexBound::Excl(m) if one_score => z.position(low, m),
+                    _ => 0,
+                };
                 take(Box::new(
-                    z.by_score().skip_while(|(_, m)| !min.above_min(m)).take_while(|(_, m)| max.below_max(m)),
+                    z.from_rank(start).skip_while(|(_, m)| !min.above_min(m)).take_while(|(_, m)| max.below_max(m)),
                 ))
             }
         }
@@ -220,7 +237,7 @@ pub fn apply(
         Rmw::ZPop { max, count } => {
             let n = usize::try_from(*count).unwrap_or(usize::MAX).min(z.len());
             let picked: Vec<(Bytes, f64)> = if *max {
-                z.by_score().rev().take(n).map(|(s, m)| (m.clone(), s)).collect()
+                z.by_score_rev().take(n).map(|(s, m)| (m.clone(), s)).collect()
             } else {
                 z.by_score().take(n).map(|(s, m)| (m.clone(), s)).collect()
             };
@@ -308,5 +325,56 @@ mod tests {
         let o = run(Rmw::ZPop { max: false, count: 5 }, &mut v, 4).unwrap();
         assert_eq!(o.members, [b("b")]);
         assert!(!v.as_ref().is_some_and(Value::exists));
+    }
+
+    /// Ranges, ranks and counts found through the counted order answer as a walk of every
+    /// member in order does: score and rank ranges both ways, lex ranges on a set of one score
+    /// (where the range starts at its bound) and of several (where every member is looked at).
+    #[test]
+    fn seeks_answer_as_a_walk_of_every_member() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for one_score in [true, false] {
+            let members: Vec<(f64, Bytes)> = (0..3_000)
+                .map(|i| (if one_score { 0.0 } else { f64::from(rng.gen_range(-20i32..20)) }, b(&format!("m{i:05}"))))
+                .collect();
+            let z = ZSet::from_members(members.iter().map(|(s, m)| (m.clone(), *s)), Dot { actor: Actor(1), counter: 1 }, (1, Actor(1), 1));
+            let all: Vec<(Bytes, f64)> = z.by_score().map(|(s, m)| (m.clone(), s)).collect();
+            assert_eq!(all.len(), 3_000);
+            for _ in 0..300 {
+                let lex = |rng: &mut rand::rngs::StdRng| match rng.gen_range(0..4) {
+                    0 => LexBound::Min,
+                    1 => LexBound::Max,
+                    2 => LexBound::Incl(b(&format!("m{:05}", rng.gen_range(0..3_100)))),
+                    _ => LexBound::Excl(b(&format!("m{:05}", rng.gen_range(0..3_100)))),
+                };
+                let score = |rng: &mut rand::rngs::StdRng| ScoreBound { value: f64::from(rng.gen_range(-22i32..22)), open: rng.gen_bool(0.5) };
+                let (lo, hi) = (lex(&mut rng), lex(&mut rng));
+                let walk: Vec<(Bytes, f64)> = all.iter().filter(|(m, _)| lo.above_min(m) && hi.below_max(m)).cloned().collect();
+                let empty_range = matches!((&lo, &hi), (LexBound::Max, _) | (_, LexBound::Min));
+                if one_score && !empty_range {
+                    let found = select(&z, &ZRange::Lex(lo.clone(), hi.clone()), false, 0, -1);
+                    assert!(found == walk, "{lo:?} {hi:?}: {} members, not {}", found.len(), walk.len());
+                    let rev: Vec<_> = walk.iter().rev().cloned().collect();
+                    let found = select(&z, &ZRange::Lex(lo.clone(), hi.clone()), true, 0, -1);
+                    assert!(found == rev, "REV {lo:?} {hi:?}: {} members, not {}", found.len(), rev.len());
+                }
+                let (min, max) = (score(&mut rng), score(&mut rng));
+                let walk: Vec<(Bytes, f64)> = all.iter().filter(|(_, s)| min.above_min(*s) && max.below_max(*s)).cloned().collect();
+                assert_eq!(select(&z, &ZRange::Score(min, max), false, 0, -1), walk);
+                let rev: Vec<_> = walk.iter().rev().cloned().collect();
+                assert_eq!(select(&z, &ZRange::Score(min, max), true, 0, -1), rev);
+                assert_eq!(z.count_below(max.value, !max.open).saturating_sub(z.count_below(min.value, min.open)), walk.len());
+                let (start, stop) = (rng.gen_range(-3_100i64..3_100), rng.gen_range(-3_100i64..3_100));
+                let walk: Vec<(Bytes, f64)> = match super::super::lists::range_bounds(start, stop, all.len()) {
+                    Some((a, b)) => all[a..=b].to_vec(),
+                    None => Vec::new(),
+                };
+                assert_eq!(select(&z, &ZRange::Rank(start, stop), false, 0, -1), walk);
+                let (m, _) = &all[rng.gen_range(0..all.len())];
+                let rank = all.iter().position(|(x, _)| x == m);
+                assert_eq!(z.rank(m), rank);
+            }
+        }
     }
 }

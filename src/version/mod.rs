@@ -18,6 +18,7 @@ mod list;
 mod ormap;
 #[cfg(test)]
 mod proptests;
+mod ranked;
 mod sibling;
 mod value;
 mod write;

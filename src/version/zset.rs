@@ -13,15 +13,15 @@
 //! the ZADD's score, plus the increment it did not see).
 //!
 //! The score order is derived, never stored or sent: [`ZSet`] keeps a persistent ordered set
-//! of (score, member) beside the map, updated by what each write or merge changed, so
-//! ZRANGE BYSCORE, ZPOPMIN and the first ranks cost O(log n + k).
+//! that counts ([`Ranked`]) of (score, member) beside the map, updated by what each write or
+//! merge changed, so ZRANGE by score or rank, ZPOPMIN, ZRANK and ZCOUNT cost O(log n + k).
 
 use bytes::Bytes;
 use imbl::ordmap::DiffItem;
-use imbl::OrdSet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::ormap::{Join, OrMap, RecordChange, Stamp};
+use super::ranked::{Iter, Ranked};
 use super::{Actor, Dot, VersionVector};
 
 /// One actor's increments of a member's score in one generation (the dot it began with, its
@@ -156,7 +156,7 @@ fn from_order_key(key: u64) -> f64 {
 #[derive(Clone, Debug, Default)]
 pub struct ZSet {
     map: OrMap<Score>,
-    order: OrdSet<(u64, Bytes)>,
+    order: Ranked<(u64, Bytes)>,
 }
 
 impl PartialEq for ZSet {
@@ -247,7 +247,7 @@ impl ZSet {
     }
 
     pub fn cleared(&self) -> ZSet {
-        ZSet { map: self.map.cleared(), order: OrdSet::new() }
+        ZSet { map: self.map.cleared(), order: Ranked::new() }
     }
 
     /// The write `dot` sets `member`'s score to `score`.
@@ -271,20 +271,72 @@ impl ZSet {
     }
 
     /// The members in score order (ties: by member), with their scores.
-    pub fn by_score(&self) -> impl DoubleEndedIterator<Item = (f64, &Bytes)> + '_ {
-        self.order.iter().map(|(k, m)| (from_order_key(*k), m))
+    pub fn by_score(&self) -> Scored<'_> {
+        self.from_rank(0)
+    }
+
+    /// The members in reverse score order.
+    pub fn by_score_rev(&self) -> Scored<'_> {
+        Scored(self.order.iter_down_from(usize::MAX))
+    }
+
+    /// The members from rank `rank` (0: the lowest score) up.
+    pub fn from_rank(&self, rank: usize) -> Scored<'_> {
+        Scored(self.order.iter_from(rank))
+    }
+
+    /// The members from reverse rank `rank` (0: the highest score) down.
+    pub fn down_from_rank(&self, rank: usize) -> Scored<'_> {
+        match self.len().checked_sub(rank + 1) {
+            Some(i) => Scored(self.order.iter_down_from(i)),
+            None => Scored(self.order.iter_from(usize::MAX)),
+        }
+    }
+
+    /// The members from position `i` (a rank, as [`ZSet::position`] gives) down; from the
+    /// last when `i` is past it.
+    pub fn down_from_position(&self, i: usize) -> Scored<'_> {
+        Scored(self.order.iter_down_from(i))
+    }
+
+    /// The member at rank `rank`, with its score.
+    pub fn at_rank(&self, rank: usize) -> Option<(f64, &Bytes)> {
+        self.order.get(rank).map(|(k, m)| (from_order_key(*k), m))
+    }
+
+    /// A member's rank (0: the lowest score).
+    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+        let score = self.score(member)?;
+        self.order.rank(&(order_key(score), Bytes::copy_from_slice(member))).ok()
+    }
+
+    /// How many members score below `score` (`inclusive`: at most `score`).
+    pub fn count_below(&self, score: f64, inclusive: bool) -> usize {
+        let key = order_key(score);
+        match (inclusive, key.checked_add(1)) {
+            (false, _) => self.order.rank(&(key, Bytes::new())).unwrap_or_else(|i| i),
+            (true, Some(next)) => self.order.rank(&(next, Bytes::new())).unwrap_or_else(|i| i),
+            (true, None) => self.len(),
+        }
     }
 
     /// The members from the first whose score is at least `min`, in score order.
-    pub fn from_score(&self, min: f64) -> impl Iterator<Item = (f64, &Bytes)> + '_ {
-        self.order.range((order_key(min), Bytes::new())..).map(|(k, m)| (from_order_key(*k), m))
+    pub fn from_score(&self, min: f64) -> Scored<'_> {
+        self.from_rank(self.count_below(min, false))
     }
 
     /// The members down from the last whose score is at most `max`, in reverse score order.
-    pub fn down_from_score(&self, max: f64) -> impl Iterator<Item = (f64, &Bytes)> + '_ {
-        let upper = std::ops::Bound::Excluded((order_key(max).saturating_add(1), Bytes::new()));
-        let upper = if order_key(max) == u64::MAX { std::ops::Bound::Unbounded } else { upper };
-        self.order.range((std::ops::Bound::Unbounded, upper)).rev().map(|(k, m)| (from_order_key(*k), m))
+    pub fn down_from_score(&self, max: f64) -> Scored<'_> {
+        match self.count_below(max, true).checked_sub(1) {
+            Some(i) => Scored(self.order.iter_down_from(i)),
+            None => Scored(self.order.iter_from(usize::MAX)),
+        }
+    }
+
+    /// The rank of (`score`, `member`) in the order, whether or not it is there: how many
+    /// members sort before it.
+    pub fn position(&self, score: f64, member: &[u8]) -> usize {
+        self.order.rank(&(order_key(score), Bytes::copy_from_slice(member))).unwrap_or_else(|i| i)
     }
 
     /// A state holding `members`, all under `dot` (RENAME, COPY, the STORE commands).
@@ -295,6 +347,24 @@ impl ZSet {
     pub fn size(&self) -> usize {
         self.map.size(Score::size) + 24 * self.order.len()
     }
+}
+
+/// Members with their scores, in score order or its reverse ([`ZSet::by_score`] and others).
+pub struct Scored<'a>(Iter<'a, (u64, Bytes)>);
+
+impl<'a> Iterator for Scored<'a> {
+    type Item = (f64, &'a Bytes);
+
+    fn next(&mut self) -> Option<(f64, &'a Bytes)> {
+        self.0.next().map(|(k, m)| (from_order_key(*k), m))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl ZSet {
 
     pub fn records(&self) -> impl Iterator<Item = (&Bytes, Vec<u8>)> + '_ {
         self.map.records()
