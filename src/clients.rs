@@ -41,6 +41,31 @@ pub struct Client {
     /// for input (`killed` is set before `kill` is notified).
     kill: Notify,
     killed: AtomicBool,
+    /// Ends a blocking command's wait early (CLIENT UNBLOCK, a closed connection); the
+    /// counter makes every interruption a change.
+    interrupt: tokio::sync::watch::Sender<(u64, Interrupt)>,
+    /// In a blocking command's wait (CLIENT LIST's flag `b`, CLIENT UNBLOCK).
+    blocked: AtomicBool,
+}
+
+/// Why a blocked command stops waiting before its timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interrupt {
+    /// CLIENT UNBLOCK (TIMEOUT): answer as if the timeout passed.
+    Timeout,
+    /// CLIENT UNBLOCK ERROR: answer `-UNBLOCKED`.
+    Error,
+    /// The connection closed (or was killed): pop nothing, nobody reads the answer.
+    Gone,
+}
+
+/// A client is in a blocking wait while this lives.
+pub struct BlockedGuard<'a>(&'a Client);
+
+impl Drop for BlockedGuard<'_> {
+    fn drop(&mut self) {
+        self.0.blocked.store(false, Ordering::Release);
+    }
 }
 
 impl Client {
@@ -93,6 +118,33 @@ impl Client {
         }
     }
 
+    /// The interruptions of a blocking wait from now on.
+    pub fn interrupts(&self) -> tokio::sync::watch::Receiver<(u64, Interrupt)> {
+        self.interrupt.subscribe()
+    }
+
+    /// Ends this client's blocking wait, if it is in one: whether it was.
+    pub fn interrupt(&self, why: Interrupt) -> bool {
+        let blocked = self.is_blocked();
+        if blocked || why == Interrupt::Gone {
+            self.interrupt.send_modify(|(n, w)| {
+                *n += 1;
+                *w = why;
+            });
+        }
+        blocked
+    }
+
+    /// Marks the client blocked until the guard is dropped.
+    pub fn blocked(&self) -> BlockedGuard<'_> {
+        self.blocked.store(true, Ordering::Release);
+        BlockedGuard(self)
+    }
+
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.load(Ordering::Acquire)
+    }
+
     /// Resolves when CLIENT KILL picked this connection.
     pub async fn killed(&self) {
         if !self.is_killed() {
@@ -113,10 +165,11 @@ impl Client {
     pub fn describe(&self) -> String {
         let multi = self.multi.load(Ordering::Relaxed);
         let monitor = self.monitor.load(Ordering::Relaxed);
-        let flags = match (monitor, multi >= 0) {
-            (true, _) => "O",
-            (false, true) => "x",
-            (false, false) => "N",
+        let flags = match (monitor, multi >= 0, self.is_blocked()) {
+            (true, _, _) => "O",
+            (false, true, _) => "x",
+            (false, false, true) => "b",
+            (false, false, false) => "N",
         };
         let (lib_name, lib_ver) = self.lib.lock().clone();
         format!(
@@ -231,6 +284,8 @@ impl Clients {
             monitor: AtomicBool::new(false),
             kill: Notify::new(),
             killed: AtomicBool::new(false),
+            interrupt: tokio::sync::watch::channel((0, Interrupt::Timeout)).0,
+            blocked: AtomicBool::new(false),
         });
         self.open.lock().insert(id, client.clone());
         client
@@ -259,6 +314,7 @@ impl Clients {
         for c in open.values().filter(|c| filter.matches(c)) {
             c.killed.store(true, Ordering::Release);
             c.kill.notify_one();
+            c.interrupt(Interrupt::Gone);
             n += 1;
         }
         n

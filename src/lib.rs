@@ -44,3 +44,4 @@ mod sim;
 pub mod slowlog;
 pub mod storage;
 pub mod version;
+pub mod wakeups;

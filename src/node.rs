@@ -195,6 +195,9 @@ impl Node {
         cluster.spawn(stop.clone());
         tokio::spawn(crate::handoff::run(replica.clone(), cluster.clone(), stop.clone()));
         tokio::spawn(self.aae.clone().run(stop.clone()));
+        if let Some(outbox) = replica.wakeups().outbox() {
+            tokio::spawn(crate::command::blocking::tell_watchers(self.clone(), outbox, stop.clone()));
+        }
         let (limit, rate) = (self.config.transfer_limit, self.config.transfer_rate);
         tokio::spawn(crate::handoff::transfer::run(
             replica,
@@ -408,6 +411,17 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                         },
                         Err(e) => Response::Error(e.to_remote()),
                     }
+                }
+                Request::Watch { keys } => {
+                    let wakeups = self.coordinator.replica().wakeups();
+                    for key in keys {
+                        wakeups.watch(key, from.clone());
+                    }
+                    Response::Ack
+                }
+                Request::Touched { key } => {
+                    self.coordinator.replica().wakeups().wake_local(&key);
+                    Response::Ack
                 }
                 Request::Put { key, context, write, w, deadline_ms } => {
                     let Some(budget) = crate::peer::budget_until(deadline_ms) else {

@@ -93,6 +93,11 @@ pub enum Request {
     Keys { from: u64, to: u64, limit: u32 },
     /// Drop this key if its set still has `digest`: every replica holds the same tombstones.
     Reap { key: Bytes, digest: u64 },
+    /// A client of mine is blocked on these keys: tell me (`Touched`) of the next write of
+    /// each that you store (once; I ask again to hear of the one after).
+    Watch { keys: Vec<Bytes> },
+    /// A key you watched was written here: wake your clients blocked on it.
+    Touched { key: Bytes },
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -110,9 +110,13 @@ async fn connection(
                         if session.client.is_killed() {
                             return Ok(());
                         }
-                        ticket =
-                            ticket.max(command::run_pipeline(node, &mut session, metrics, &batch, &mut output).await);
+                        let ran = run_batch(node, &mut session, metrics, &batch, &mut output, &mut socket, &mut input);
+                        let (t, closed) = ran.await;
+                        ticket = ticket.max(t);
                         batch.clear();
+                        if closed {
+                            return Ok(());
+                        }
                         if session.quit {
                             break;
                         }
@@ -125,8 +129,15 @@ async fn connection(
                 }
             }
         }
-        ticket = ticket.max(command::run_pipeline(node, &mut session, metrics, &batch, &mut output).await);
+        let read_before = input.len();
+        let (t, closed) = run_batch(node, &mut session, metrics, &batch, &mut output, &mut socket, &mut input).await;
+        ticket = ticket.max(t);
         batch.clear();
+        if closed {
+            return Ok(());
+        }
+        // Requests that arrived while a blocking command waited are parsed before reading on.
+        let read_ahead = input.len() > read_before;
         if let Some(e) = protocol_error.filter(|_| !session.quit) {
             metrics::counter!(m::PROTOCOL_ERRORS_TOTAL).increment(1);
             Reply::Error(format!("ERR {e}")).encode(session.protocol, &mut output);
@@ -149,6 +160,9 @@ async fn connection(
         }
         if session.quit {
             return Ok(());
+        }
+        if read_ahead {
+            continue;
         }
         input.reserve(16 * 1024);
         // Idle connections close after `timeout` (not a monitoring one, as in Redis).
@@ -173,6 +187,43 @@ async fn connection(
         node.clients.net_input_bytes.fetch_add(read as u64, Ordering::Relaxed);
     }
 }
+
+/// Runs a batch of requests. While a blocking command of the batch waits, the socket is read
+/// on: a closed connection interrupts the wait (nothing is popped for a client that is gone,
+/// as in Redis) and the answer is `closed`; requests that arrive meanwhile wait in `input`
+/// (up to a limit, then the socket is left unread until the batch ends).
+async fn run_batch(
+    node: &Node,
+    session: &mut Session,
+    metrics: &CommandMetrics,
+    batch: &[Vec<Bytes>],
+    output: &mut BytesMut,
+    socket: &mut TcpStream,
+    input: &mut BytesMut,
+) -> (Ticket, bool) {
+    if !batch.iter().any(|args| command::blocks(args)) {
+        return (command::run_pipeline(node, session, metrics, batch, output).await, false);
+    }
+    let client = session.client.clone();
+    let run = command::run_pipeline(node, session, metrics, batch, output);
+    tokio::pin!(run);
+    let (mut reading, mut closed) = (true, false);
+    loop {
+        tokio::select! {
+            ticket = &mut run => return (ticket, closed),
+            read = socket.read_buf(input), if reading => match read {
+                Ok(0) | Err(_) => {
+                    (reading, closed) = (false, true);
+                    client.interrupt(crate::clients::Interrupt::Gone);
+                }
+                Ok(_) => reading = input.len() < READ_AHEAD_LIMIT,
+            },
+        }
+    }
+}
+
+/// At most this much input is read ahead while a blocking command waits.
+const READ_AHEAD_LIMIT: usize = 1 << 20;
 
 async fn sleep_or_never(d: Option<Duration>) {
     match d {

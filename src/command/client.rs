@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::{parse_i64, CmdResult, CommandError, Session};
-use crate::clients::KillFilter;
+use crate::clients::{Interrupt, KillFilter};
 use crate::node::Node;
 use crate::resp::Reply;
 
@@ -87,6 +87,22 @@ pub fn run(node: &Node, session: &mut Session, args: &[Bytes]) -> CmdResult {
             session.client.set_lib(is_name, value);
             Ok(Reply::ok())
         }
+        b"UNBLOCK" => {
+            if args.len() > 4 {
+                return Err(CommandError::Other(
+                    "unknown subcommand or wrong number of arguments for 'unblock'. Try CLIENT HELP.".into(),
+                ));
+            }
+            let id = parse_i64(&args[2])?;
+            let why = match args.get(3).map(|a| a.to_ascii_uppercase()) {
+                None => Interrupt::Timeout,
+                Some(m) if m == b"TIMEOUT" => Interrupt::Timeout,
+                Some(m) if m == b"ERROR" => Interrupt::Error,
+                Some(_) => return Err(CommandError::Other("CLIENT UNBLOCK reason should be TIMEOUT or ERROR".into())),
+            };
+            let unblocked = node.clients.list().iter().any(|c| c.id as i64 == id && c.interrupt(why));
+            Ok(Reply::Int(i64::from(unblocked)))
+        }
         b"HELP" => Ok(Reply::Array(
             [
                 "CLIENT ID",
@@ -97,6 +113,7 @@ pub fn run(node: &Node, session: &mut Session, args: &[Bytes]) -> CmdResult {
                 "CLIENT KILL <ip:port>",
                 "CLIENT KILL <option> <value> [<option> <value> [...]]: ID, TYPE, USER, ADDR, LADDR, SKIPME",
                 "CLIENT SETINFO <LIB-NAME|LIB-VER> <value>",
+                "CLIENT UNBLOCK <clientid> [TIMEOUT|ERROR]",
                 "CLIENT NO-EVICT (ON|OFF)",
                 "CLIENT NO-TOUCH (ON|OFF)",
             ]

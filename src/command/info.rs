@@ -96,7 +96,7 @@ fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::Comma
             line("cluster_connections", &0);
             line("maxclients", &node.maxclients.load(Ordering::Relaxed));
             // No blocking commands, no client-side caching.
-            line("blocked_clients", &0);
+            line("blocked_clients", &node.clients.list().iter().filter(|c| c.is_blocked()).count());
             line("tracking_clients", &0);
         }
         "memory" => {

@@ -6,6 +6,7 @@
 mod admin;
 mod append;
 mod auth;
+pub mod blocking;
 mod client;
 mod collection;
 // The COMMAND command, in its own file like every other command.
@@ -282,7 +283,7 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
     }
     // On a node alone, EXEC runs isolated: every other request waits at the gate meanwhile.
     let in_exec = matches!(&conn, Conn::Mut(s) if s.in_exec);
-    let _gate = if in_exec || cmd == Cmd::Exec {
+    let _gate = if in_exec || cmd == Cmd::Exec || cmd.blocks() {
         Gate::Open
     } else if cmd.exclusive() && node.alone() {
         Gate::Exclusive(node.exec_gate.write().await)
@@ -327,6 +328,11 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
             reply
         }
     }
+}
+
+/// Whether a request is a blocking command (its connection is watched while it waits).
+pub fn blocks(args: &[Bytes]) -> bool {
+    args.first().and_then(|name| Cmd::lookup(name)).is_some_and(Cmd::blocks)
 }
 
 /// What a request holds of the node's gate while it runs (see `multi.rs`).
@@ -380,6 +386,7 @@ async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes], metrics
             Ok(Reply::ok())
         }
         Cmd::Info => info::run(node, args),
+        blocking if blocking.blocks() => blocking::run(node, session, blocking, args).await,
         Cmd::Kura => kura::run(node, args).await,
         Cmd::Multi => multi::multi(session),
         Cmd::Exec => multi::exec(node, session, metrics).await,

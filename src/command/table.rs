@@ -108,6 +108,11 @@ commands! {
     Lmove => "lmove", 5, ["write", "denyoom"], (1, 2, 1), "list", false, "Pops from one list and pushes to another (two writes in a cluster).";
     Rpoplpush => "rpoplpush", 3, ["write", "denyoom"], (1, 2, 1), "list", false, "LMOVE source destination RIGHT LEFT.";
     Lmpop => "lmpop", -4, ["write", "movablekeys"], (0, 0, 0), "list", false, "Pops from the first non-empty list of several.";
+    Blpop => "blpop", -3, ["write", "noscript", "blocking"], (1, -2, 1), "list", false, "LPOP of the first non-empty list, waiting for one up to a timeout (a push through any node wakes it).";
+    Brpop => "brpop", -3, ["write", "noscript", "blocking"], (1, -2, 1), "list", false, "RPOP of the first non-empty list, waiting for one up to a timeout.";
+    Blmove => "blmove", 6, ["write", "denyoom", "noscript", "blocking"], (1, 2, 1), "list", false, "LMOVE, waiting for the source up to a timeout.";
+    Brpoplpush => "brpoplpush", 4, ["write", "denyoom", "noscript", "blocking"], (1, 2, 1), "list", false, "RPOPLPUSH, waiting for the source up to a timeout.";
+    Blmpop => "blmpop", -5, ["write", "blocking", "movablekeys"], (0, 0, 0), "list", false, "LMPOP, waiting up to a timeout.";
     Zadd => "zadd", -4, ["write", "denyoom", "fast"], (1, 1, 1), "sorted_set", false, "Adds members with scores [NX|XX] [GT|LT] [CH] [INCR] (convergent: observed-remove members, last-write-wins scores).";
     Zincrby => "zincrby", 4, ["write", "denyoom", "fast"], (1, 1, 1), "sorted_set", false, "Adds to a member's score (concurrent increments add up); the new score.";
     Zrem => "zrem", -3, ["write", "fast"], (1, 1, 1), "sorted_set", false, "Removes members.";
@@ -131,6 +136,9 @@ commands! {
     Zpopmin => "zpopmin", -2, ["write", "fast"], (1, 1, 1), "sorted_set", false, "Removes and returns the lowest-scored members [count].";
     Zpopmax => "zpopmax", -2, ["write", "fast"], (1, 1, 1), "sorted_set", false, "Removes and returns the highest-scored members [count].";
     Zmpop => "zmpop", -4, ["write", "movablekeys"], (0, 0, 0), "sorted_set", false, "Pops from the first non-empty sorted set of several.";
+    Bzpopmin => "bzpopmin", -3, ["write", "noscript", "blocking", "fast"], (1, -2, 1), "sorted_set", false, "ZPOPMIN of the first non-empty sorted set, waiting up to a timeout.";
+    Bzpopmax => "bzpopmax", -3, ["write", "noscript", "blocking", "fast"], (1, -2, 1), "sorted_set", false, "ZPOPMAX of the first non-empty sorted set, waiting up to a timeout.";
+    Bzmpop => "bzmpop", -5, ["write", "blocking", "movablekeys"], (0, 0, 0), "sorted_set", false, "ZMPOP, waiting up to a timeout.";
     Zrandmember => "zrandmember", -2, ["readonly"], (1, 1, 1), "sorted_set", false, "Random members [count [WITHSCORES]].";
     Zscan => "zscan", -3, ["readonly"], (1, 1, 1), "sorted_set", false, "Iterates members with their scores.";
     Zunion => "zunion", -3, ["readonly", "movablekeys"], (0, 0, 0), "sorted_set", false, "The union of sorted sets (and sets) [WEIGHTS] [AGGREGATE] [WITHSCORES].";
@@ -290,6 +298,14 @@ impl Cmd {
         !matches!(
             self,
             Cmd::Quit
+                | Cmd::Blpop
+                | Cmd::Brpop
+                | Cmd::Blmove
+                | Cmd::Brpoplpush
+                | Cmd::Blmpop
+                | Cmd::Bzpopmin
+                | Cmd::Bzpopmax
+                | Cmd::Bzmpop
                 | Cmd::Select
                 | Cmd::Dbsize
                 | Cmd::Scan
@@ -348,6 +364,14 @@ impl Cmd {
     }
 
     /// Whether the command runs at once inside MULTI instead of being queued.
+    /// A blocking command (it waits for its keys outside the node's gate: `blocking.rs`).
+    pub(super) fn blocks(self) -> bool {
+        matches!(
+            self,
+            Cmd::Blpop | Cmd::Brpop | Cmd::Blmove | Cmd::Brpoplpush | Cmd::Blmpop | Cmd::Bzpopmin | Cmd::Bzpopmax | Cmd::Bzmpop
+        )
+    }
+
     pub(super) fn runs_in_multi(self) -> bool {
         matches!(self, Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Watch | Cmd::Quit | Cmd::Reset)
     }
@@ -374,6 +398,8 @@ pub(super) fn key_positions(spec: &Spec, args: &[Bytes]) -> Vec<usize> {
         "sintercard" | "zintercard" | "zunion" | "zinter" | "zdiff" | "lmpop" | "zmpop" => {
             (2..=(1 + numkeys(1)).min(end)).collect()
         }
+        // The timeout, then the number of keys.
+        "blmpop" | "bzmpop" => (3..=(2 + numkeys(2)).min(end)).collect(),
         // The destination, then the sources after their number.
         "zunionstore" | "zinterstore" | "zdiffstore" => {
             std::iter::once(1).chain(3..=(2 + numkeys(2)).min(end)).filter(|&i| i <= end).collect()
@@ -420,6 +446,7 @@ const SUBCOMMANDS: &[(Cmd, &str, i32, bool)] = &[
     (Cmd::Client, "no-evict", 3, true),
     (Cmd::Client, "no-touch", 3, false),
     (Cmd::Client, "help", 2, false),
+    (Cmd::Client, "unblock", -3, true),
     (Cmd::Config, "get", -3, true),
     (Cmd::Config, "set", -4, true),
     (Cmd::Config, "resetstat", 2, true),

@@ -219,6 +219,35 @@ impl Coordinator {
         (prefs, targets)
     }
 
+    /// Asks the nodes a write of each of `keys` reaches now (the sloppy quorum's targets) to
+    /// tell this node of their next write of it: a client here is blocked on the keys.
+    /// Best effort: a node that does not answer within the request timeout is passed over
+    /// (the blocked client's periodic retry covers it).
+    pub async fn watch(&self, keys: &[bytes::Bytes]) {
+        if self.cluster.view().single(self.me()) {
+            return;
+        }
+        let mut by_node: std::collections::HashMap<String, Vec<bytes::Bytes>> = std::collections::HashMap::new();
+        for key in keys {
+            for t in self.targets(key).1 {
+                if t.node != self.me() {
+                    by_node.entry(t.node).or_default().push(key.clone());
+                }
+            }
+        }
+        let timeout = self.cluster.settings().timeout;
+        let calls = by_node.into_iter().map(|(node, keys)| async move {
+            let _ = tokio::time::timeout(timeout, self.peers.call(&node, Request::Watch { keys })).await;
+        });
+        futures::future::join_all(calls).await;
+    }
+
+    /// Tells `node` that `key`, which it watched, was written here.
+    pub async fn tell_touched(&self, node: &str, key: bytes::Bytes) {
+        let timeout = self.cluster.settings().timeout;
+        let _ = tokio::time::timeout(timeout, self.peers.call(node, Request::Touched { key })).await;
+    }
+
     /// Merges a set another node sent (replication, read repair, hinted handoff) into this
     /// node's data, or into its hint for `hint_for` when it is a stand-in for that owner.
     ///

@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 use crate::clock::now_ms;
 use crate::rmw::{self, Outcome, Rmw, RmwError};
 use crate::storage::{Patch, Storage, StorageError};
+use crate::wakeups::Wakeups;
 use crate::version::{Actor, Counter, Dot, Sibling, SiblingSet, Value, Write, WriteContext};
 
 type Result<T> = std::result::Result<T, StorageError>;
@@ -61,6 +62,8 @@ pub struct Replica {
     actors: Actors,
     /// Serialises hinted writes (see [`Replica::write`]).
     hinted_writes: Mutex<()>,
+    /// Told of every write stored here (clients blocked on a key wait there).
+    wakeups: Arc<Wakeups>,
 }
 
 /// The join of the counter states `set`'s siblings hold (what a write over it observed); none
@@ -84,7 +87,18 @@ pub fn merge_all<'a>(sets: impl Iterator<Item = &'a SiblingSet>) -> SiblingSet {
 impl Replica {
     /// This node's copy in `storage`, written by a new incarnation of node `me`.
     pub fn new(storage: Arc<Storage>, me: &str) -> Replica {
-        Replica { storage, me: me.to_owned(), actors: Actors::new(me), hinted_writes: Mutex::new(()) }
+        Replica {
+            storage,
+            me: me.to_owned(),
+            actors: Actors::new(me),
+            hinted_writes: Mutex::new(()),
+            wakeups: Arc::new(Wakeups::new()),
+        }
+    }
+
+    /// Who waits for the writes stored here.
+    pub fn wakeups(&self) -> &Arc<Wakeups> {
+        &self.wakeups
     }
 
     /// This node's id: `given`, or the one kept in `storage`, or a new one from `generate`
@@ -152,6 +166,7 @@ impl Replica {
         hint_for: Option<&str>,
     ) -> Result<Arc<SiblingSet>> {
         let written = self.write_if(key, context, hint_for, |_, _| Ok::<_, StorageError>(Some(write)))?;
+        self.wakeups.touched(key);
         Ok(written.0.unwrap_or_default())
     }
 
@@ -173,6 +188,9 @@ impl Replica {
             outcome = out;
             Ok::<_, ModifyError>(new.map(|n| Write { value: n.value, expires_ms: n.expires_ms }))
         })?;
+        if written.is_some() {
+            self.wakeups.touched(key);
+        }
         Ok(Modified { written, patch, outcome })
     }
 
@@ -276,6 +294,7 @@ impl Replica {
                 self.storage.merge(key, set)?;
             }
         }
+        self.wakeups.touched(key);
         Ok(())
     }
 
@@ -292,7 +311,11 @@ impl Replica {
         patch: &Patch,
         deadline: tokio::time::Instant,
     ) -> Result<bool> {
-        self.storage.apply_patch_when_based(key, patch, deadline).await
+        let applied = self.storage.apply_patch_when_based(key, patch, deadline).await?;
+        if applied {
+            self.wakeups.touched(key);
+        }
+        Ok(applied)
     }
 
     /// This node's own copy of `key` for a reader holding the version with `digest` that has
