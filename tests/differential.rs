@@ -1161,6 +1161,56 @@ fn resp3_replies_of_sets_and_hashes_are_redis_bytes() {
     ]);
 }
 
+/// The blocking pops (issue 22): a timeout's null (`*-1`, RESP3 `_`), the replies of each
+/// when something is there, the timeout's errors, WRONGTYPE, and MULTI, where they never block.
+#[test]
+fn blocking_pops_answer_as_redis_does() {
+    for hello in ["2", "3"] {
+        same_bytes(&[
+            &["HELLO", hello],
+            &["ECHO", "-start-"],
+            &["BLPOP", "a", "0.01"],
+            &["BRPOP", "a", "b", "0.01"],
+            &["BLPOP", "a", "x"],
+            &["BLPOP", "a", "-1"],
+            &["BLPOP", "a", "1e400"],
+            &["BLPOP", "a", "inf"],
+            &["BLPOP", "a", "nan"],
+            &["BLMOVE", "a", "b", "LEFT", "LEFT", "0.01"],
+            &["BLMOVE", "a", "b", "UP", "LEFT", "0.01"],
+            &["BRPOPLPUSH", "a", "b", "0.01"],
+            &["BLMPOP", "0.01", "1", "a", "LEFT"],
+            &["BLMPOP", "0.01", "0", "a", "LEFT"],
+            &["BLMPOP", "x", "1", "a", "LEFT"],
+            &["BLMPOP", "0.01", "2", "a", "LEFT"],
+            &["BZPOPMIN", "z", "0.01"],
+            &["BZMPOP", "0.01", "1", "z", "MIN", "COUNT", "2"],
+            &["BZMPOP", "0.01", "1", "z", "SIDEWAYS"],
+            &["SET", "s", "v"],
+            &["BLPOP", "s", "0.01"],
+            &["BZPOPMAX", "s", "0.01"],
+            &["MULTI"],
+            &["BLPOP", "a", "0"],
+            &["BZPOPMIN", "z", "0"],
+            &["EXEC"],
+            &["RPUSH", "a", "x", "y", "z", "w"],
+            &["ZADD", "z", "1", "m", "2.5", "n", "3", "o"],
+            &["BLPOP", "nothing", "a", "0"],
+            &["BRPOP", "a", "0"],
+            &["BLMOVE", "a", "b", "RIGHT", "LEFT", "0"],
+            &["BRPOPLPUSH", "b", "a", "0"],
+            &["BLMPOP", "0", "2", "nothing", "a", "RIGHT", "COUNT", "5"],
+            &["BZPOPMIN", "nothing", "z", "0"],
+            &["BZPOPMAX", "z", "0"],
+            &["BZMPOP", "0", "1", "z", "MAX", "COUNT", "5"],
+            &["MULTI"],
+            &["RPUSH", "q", "j"],
+            &["BLPOP", "q", "0"],
+            &["EXEC"],
+        ]);
+    }
+}
+
 /// Scores are doubles in RESP3 (`,1.5`; RESP2's bulk strings are the sequences' test); pops
 /// with and without a count nest differently.
 #[test]

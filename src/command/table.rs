@@ -368,7 +368,14 @@ impl Cmd {
     pub(super) fn blocks(self) -> bool {
         matches!(
             self,
-            Cmd::Blpop | Cmd::Brpop | Cmd::Blmove | Cmd::Brpoplpush | Cmd::Blmpop | Cmd::Bzpopmin | Cmd::Bzpopmax | Cmd::Bzmpop
+            Cmd::Blpop
+                | Cmd::Brpop
+                | Cmd::Blmove
+                | Cmd::Brpoplpush
+                | Cmd::Blmpop
+                | Cmd::Bzpopmin
+                | Cmd::Bzpopmax
+                | Cmd::Bzmpop
         )
     }
 

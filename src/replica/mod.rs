@@ -19,8 +19,8 @@ use parking_lot::Mutex;
 use crate::clock::now_ms;
 use crate::rmw::{self, Outcome, Rmw, RmwError};
 use crate::storage::{Patch, Storage, StorageError};
-use crate::wakeups::Wakeups;
 use crate::version::{Actor, Counter, Dot, Sibling, SiblingSet, Value, Write, WriteContext};
+use crate::wakeups::Wakeups;
 
 type Result<T> = std::result::Result<T, StorageError>;
 
