@@ -135,13 +135,6 @@ impl Wakeups {
         Registration { wakeups: self.clone(), waiter, keys }
     }
 
-    /// How many clients wait here (INFO's `blocked_clients`).
-    pub fn blocked(&self) -> usize {
-        let inner = self.inner.lock();
-        let ids: HashSet<u64> = inner.local.values().flatten().map(|w| w.id).collect();
-        ids.len()
-    }
-
     /// Wakes the first waiter of each of `keys`.
     fn wake_first(&self, keys: &[Bytes]) {
         let inner = self.inner.lock();
@@ -209,9 +202,7 @@ mod tests {
         w.touched(b"a");
         drop(first);
         assert!(second.woken().now_or_never().is_some(), "leaving passes the wake-up on");
-        assert_eq!(w.blocked(), 1);
         drop(second);
-        assert_eq!(w.blocked(), 0);
         assert_eq!(w.watched.load(Ordering::Acquire), 0);
     }
 
