@@ -253,22 +253,15 @@ fn score_text(score: f64) -> Bytes {
     crate::resp::format_double(score)
 }
 
-/// The listpack nodes of a list as RPUSH fills them (Redis 7.0's `_quicklistNodeAllowInsert`:
-/// a node takes an element while its size stays within the limit `fill` names, or, for a
-/// positive `fill`, while it has fewer elements and stays within 8 KiB).
+/// The listpack nodes of a list as RPUSH fills them (Redis 7.0.15's `_quicklistNodeAllowInsert`:
+/// a node takes an element while its size plus the element's plus 8 stays within the limit
+/// `fill` names, or, for a positive `fill`, while it has fewer than `fill` elements and that
+/// size stays within 8 KiB).
 fn quicklist_nodes(elements: &[Bytes], fill: i64) -> Vec<Vec<u8>> {
     const LEVELS: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
     let fill = fill.clamp(-5, 1 << 15);
     let allow = |node: &listpack::Builder, sz: usize| {
-        let overhead = if sz < 254 { 1 } else { 5 }
-            + if sz < 64 {
-                1
-            } else if sz < 16384 {
-                2
-            } else {
-                5
-            };
-        let new_sz = node.size() + sz + overhead;
+        let new_sz = node.size() + sz + 8;
         if fill < 0 {
             new_sz <= LEVELS[(-fill - 1) as usize]
         } else {
