@@ -404,6 +404,12 @@ fn get_count(r: &mut Reader<'_>) -> Result<usize, RdbError> {
     Ok(n as usize)
 }
 
+/// Room for `n` decoded elements, at most a few thousand ahead: the vector grows with what
+/// the payload really holds (each element charged to the budget), not with what it claims.
+fn room<T>(n: usize) -> Vec<T> {
+    Vec::with_capacity(n.min(4096))
+}
+
 /// `rdbGenericLoadStringObject`: raw, an integer of 8, 16 or 32 bits, or LZF.
 fn get_string(r: &mut Reader<'_>, budget: &mut Budget) -> Result<Bytes, RdbError> {
     let s = match get_len(r)? {
@@ -502,8 +508,8 @@ fn pairs(elements: Vec<Bytes>) -> Result<Vec<(Bytes, Bytes)>, RdbError> {
     Ok(out)
 }
 
-fn scored(pairs: Vec<(Bytes, Bytes)>) -> Result<Vec<(Bytes, f64)>, RdbError> {
-    pairs.into_iter().map(|(m, s)| Ok((m, listed_score(&s)))).collect()
+fn scored(pairs: Vec<(Bytes, Bytes)>) -> Vec<(Bytes, f64)> {
+    pairs.into_iter().map(|(m, s)| (m, listed_score(&s))).collect()
 }
 
 /// Checks what Redis's loader checks of a collection: not empty (Redis 7 refuses an empty key),
@@ -533,7 +539,7 @@ fn get_object(ty: u8, r: &mut Reader<'_>, budget: &mut Budget) -> Result<Object,
         STRING => Object::String(get_string(r, budget)?),
         LIST | SET => {
             let n = get_count(r)?;
-            let mut elements = Vec::with_capacity(n);
+            let mut elements = room(n);
             for _ in 0..n {
                 elements.push(get_element(r, budget)?);
             }
@@ -545,7 +551,7 @@ fn get_object(ty: u8, r: &mut Reader<'_>, budget: &mut Budget) -> Result<Object,
         }
         ZSET | ZSET_2 => {
             let n = get_count(r)?;
-            let mut items = Vec::with_capacity(n);
+            let mut items = room(n);
             for _ in 0..n {
                 let member = get_element(r, budget)?;
                 let score = if ty == ZSET { get_text_score(r)? } else { f64::from_le_bytes(r.array()?) };
@@ -555,7 +561,7 @@ fn get_object(ty: u8, r: &mut Reader<'_>, budget: &mut Budget) -> Result<Object,
         }
         HASH => {
             let n = get_count(r)?;
-            let mut fields = Vec::with_capacity(n);
+            let mut fields = room(n);
             for _ in 0..n {
                 fields.push((get_element(r, budget)?, get_element(r, budget)?));
             }
@@ -564,10 +570,10 @@ fn get_object(ty: u8, r: &mut Reader<'_>, budget: &mut Budget) -> Result<Object,
         HASH_ZIPMAP => Object::Hash(ziplist::decode_zipmap(&get_string(r, budget)?, budget)?),
         LIST_ZIPLIST => Object::List(ziplist::decode(&get_string(r, budget)?, budget)?),
         SET_INTSET => Object::Set(ziplist::decode_intset(&get_string(r, budget)?, budget)?),
-        ZSET_ZIPLIST => Object::ZSet(scored(pairs(ziplist::decode(&get_string(r, budget)?, budget)?)?)?),
+        ZSET_ZIPLIST => Object::ZSet(scored(pairs(ziplist::decode(&get_string(r, budget)?, budget)?)?)),
         HASH_ZIPLIST => Object::Hash(pairs(ziplist::decode(&get_string(r, budget)?, budget)?)?),
         HASH_LISTPACK => Object::Hash(pairs(listpack::decode(&get_string(r, budget)?, budget)?)?),
-        ZSET_LISTPACK => Object::ZSet(scored(pairs(listpack::decode(&get_string(r, budget)?, budget)?)?)?),
+        ZSET_LISTPACK => Object::ZSet(scored(pairs(listpack::decode(&get_string(r, budget)?, budget)?)?)),
         SET_LISTPACK => Object::Set(listpack::decode(&get_string(r, budget)?, budget)?),
         LIST_QUICKLIST | LIST_QUICKLIST_2 => {
             let nodes = get_count(r)?;

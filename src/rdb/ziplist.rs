@@ -138,7 +138,7 @@ pub fn decode_intset(blob: &[u8], budget: &mut Budget) -> Result<Vec<Bytes>, Rdb
     if !matches!(width, 2 | 4 | 8) || count.checked_mul(width) != Some(blob.len() - 8) {
         return Err(RdbError::BadFormat);
     }
-    let mut out = Vec::with_capacity(count);
+    let mut out = Vec::with_capacity(count.min(4096));
     let mut previous = None;
     for chunk in blob[8..].chunks_exact(width) {
         let v = match width {
