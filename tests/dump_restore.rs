@@ -237,7 +237,7 @@ fn cases() -> Vec<Case> {
                     .collect();
                 (0..len).map(|_| words[next(8) as usize].clone()).collect::<String>().chars().take(len).collect()
             }
-            _ => std::iter::repeat(alphabet[0] as char).take(len).collect(),
+            _ => std::iter::repeat_n(alphabet[0] as char, len).collect(),
         };
         cases.push(case(&format!("text{i}"), true, &[&["SET", "$k", &s]]));
     }

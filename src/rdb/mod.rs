@@ -497,7 +497,7 @@ fn get_text_score(r: &mut Reader<'_>) -> Result<f64, RdbError> {
 }
 
 fn pairs(elements: Vec<Bytes>) -> Result<Vec<(Bytes, Bytes)>, RdbError> {
-    if elements.len() % 2 != 0 {
+    if !elements.len().is_multiple_of(2) {
         return Err(RdbError::BadFormat);
     }
     let mut it = elements.into_iter();
