@@ -446,3 +446,37 @@ fn newer_payloads_and_streams() {
         Wire::Line(b'-', b"ERR DUMP payload version or checksum are wrong".to_vec())
     );
 }
+
+/// In a cluster: a value DUMPed through one node, RESTOREd through another (a write at the
+/// key's first owner), reads the same through a third; BUSYKEY is decided there too.
+#[test]
+fn dump_and_restore_across_a_cluster() {
+    let c = harness::Cluster::start(3, &["--n", "3", "--r", "2", "--w", "2"]);
+    let mut conns: Vec<Conn> = c.nodes.iter().map(|n| Conn::open(n.addr())).collect();
+    let ok = Wire::Line(b'+', b"OK".to_vec());
+    for (i, setup) in [
+        &["RPUSH", "l", "a", "b", "c"][..],
+        &["SADD", "s", "1", "2", "x"][..],
+        &["HSET", "h", "f", "v", "g", "w"][..],
+        &["ZADD", "z", "1", "a", "2", "b"][..],
+        &["SET", "k", "hello"][..],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let key = setup[1];
+        conns[i % 3].cmd(setup);
+        let original = conns[(i + 2) % 3].reads(key);
+        let payload = conns[(i + 1) % 3].cmd(&["DUMP", key]).bytes();
+        let copy = format!("copy:{key}");
+        assert_eq!(conns[(i + 2) % 3].call(&[b"RESTORE", copy.as_bytes(), b"0", &payload]), ok, "{key}");
+        assert_eq!(
+            conns[i % 3].call(&[b"RESTORE", copy.as_bytes(), b"0", &payload]),
+            Wire::Line(b'-', b"BUSYKEY Target key name already exists.".to_vec()),
+            "{key}"
+        );
+        for conn in &mut conns {
+            assert_eq!(conn.reads(&copy), original, "{key}");
+        }
+    }
+}
