@@ -11,7 +11,8 @@
 //! - [`coordinator`]: get/put at N/R/W over the preference list (local writes via [`replica`]);
 //! - [`handoff`]: delivery of hinted copies to their owners, partition transfers;
 //! - [`antientropy`]: Merkle trees per partition and the exchanges that repair replicas;
-//! - [`command`]: one file per Redis command ([`geohash`]: the GEO commands' math, pure);
+//! - [`command`]: one file per Redis command ([`geohash`]: the GEO commands' math, pure;
+//!   [`rdb`]: DUMP and RESTORE's serialization, pure);
 //! - [`resp`] and [`server`]: connections and RESP2/RESP3 framing;
 //! - [`metrics`]: Prometheus names and the exporter.
 
@@ -32,6 +33,7 @@ pub mod metrics;
 pub mod node;
 pub mod peer;
 pub mod random;
+pub mod rdb;
 pub mod replica;
 pub mod resp;
 pub mod ring;

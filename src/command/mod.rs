@@ -20,6 +20,7 @@ mod ddel;
 mod del;
 mod dget;
 mod dput;
+mod dump;
 mod echo;
 mod exists;
 mod expire;
@@ -542,6 +543,8 @@ async fn dispatch_data(cmd: Cmd, node: &Node, args: &[Bytes]) -> CmdResult {
         Cmd::Latency => admin::latency(args),
         Cmd::Memory => memory::run(node, args).await,
         Cmd::Object => object::run(node, args).await,
+        Cmd::Dump => dump::dump(node, args).await,
+        Cmd::Restore => dump::restore(node, args).await,
         Cmd::Dget => dget::run(node, args).await,
         Cmd::Dput => dput::run(node, args).await,
         Cmd::Ddel => ddel::run(node, args).await,

@@ -20,7 +20,7 @@ use crate::version::Value;
 const SHARED: i64 = i32::MAX as i64;
 
 /// The encoding setting `name` as CONFIG SET last gave it.
-fn setting(node: &Node, name: &str) -> i64 {
+pub(super) fn setting(node: &Node, name: &str) -> i64 {
     node.encodings.lock().iter().find(|(n, _)| *n == name).map_or(0, |(_, v)| *v)
 }
 

@@ -182,6 +182,8 @@ commands! {
     Rename => "rename", 3, ["write"], (1, 2, 1), "keyspace", false, "Renames a key (atomic on one node).";
     Renamenx => "renamenx", 3, ["write", "fast"], (1, 2, 1), "keyspace", false, "Renames a key if the new name is free (atomic on one node).";
     Copy => "copy", -3, ["write", "denyoom"], (1, 2, 1), "keyspace", false, "Copies a key's value and expiry [DB 0] [REPLACE].";
+    Dump => "dump", 2, ["readonly"], (1, 1, 1), "keyspace", false, "The key's value serialized as Redis 7.0's DUMP makes it (RDB version 10), or nil.";
+    Restore => "restore", -4, ["write", "denyoom"], (1, 1, 1), "keyspace", false, "Writes a key anew from a DUMP payload: ttl (ms, 0: none) [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f].";
     Memory => "memory", -2, [], (0, 0, 0), "server", false, "MEMORY USAGE key [SAMPLES n] (an estimate), MEMORY HELP.";
     Object => "object", -2, [], (0, 0, 0), "keyspace", false, "OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key: what Redis would answer (see docs/commands.md).";
     Reset => "reset", 1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], (0, 0, 0), "connection", true, "Resets the connection: no transaction, database 0, RESP2, no name.";
