@@ -38,6 +38,7 @@ pub mod ring;
 pub mod rmw;
 pub mod rounds;
 pub mod rpc;
+pub mod script;
 pub mod server;
 #[cfg(test)]
 mod sim;

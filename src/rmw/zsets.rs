@@ -338,7 +338,11 @@ mod tests {
             let members: Vec<(f64, Bytes)> = (0..3_000)
                 .map(|i| (if one_score { 0.0 } else { f64::from(rng.gen_range(-20i32..20)) }, b(&format!("m{i:05}"))))
                 .collect();
-            let z = ZSet::from_members(members.iter().map(|(s, m)| (m.clone(), *s)), Dot { actor: Actor(1), counter: 1 }, (1, Actor(1), 1));
+            let z = ZSet::from_members(
+                members.iter().map(|(s, m)| (m.clone(), *s)),
+                Dot { actor: Actor(1), counter: 1 },
+                (1, Actor(1), 1),
+            );
             let all: Vec<(Bytes, f64)> = z.by_score().map(|(s, m)| (m.clone(), s)).collect();
             assert_eq!(all.len(), 3_000);
             for _ in 0..300 {
@@ -348,9 +352,13 @@ mod tests {
                     2 => LexBound::Incl(b(&format!("m{:05}", rng.gen_range(0..3_100)))),
                     _ => LexBound::Excl(b(&format!("m{:05}", rng.gen_range(0..3_100)))),
                 };
-                let score = |rng: &mut rand::rngs::StdRng| ScoreBound { value: f64::from(rng.gen_range(-22i32..22)), open: rng.gen_bool(0.5) };
+                let score = |rng: &mut rand::rngs::StdRng| ScoreBound {
+                    value: f64::from(rng.gen_range(-22i32..22)),
+                    open: rng.gen_bool(0.5),
+                };
                 let (lo, hi) = (lex(&mut rng), lex(&mut rng));
-                let walk: Vec<(Bytes, f64)> = all.iter().filter(|(m, _)| lo.above_min(m) && hi.below_max(m)).cloned().collect();
+                let walk: Vec<(Bytes, f64)> =
+                    all.iter().filter(|(m, _)| lo.above_min(m) && hi.below_max(m)).cloned().collect();
                 let empty_range = matches!((&lo, &hi), (LexBound::Max, _) | (_, LexBound::Min));
                 if one_score && !empty_range {
                     let found = select(&z, &ZRange::Lex(lo.clone(), hi.clone()), false, 0, -1);
@@ -360,11 +368,15 @@ mod tests {
                     assert!(found == rev, "REV {lo:?} {hi:?}: {} members, not {}", found.len(), rev.len());
                 }
                 let (min, max) = (score(&mut rng), score(&mut rng));
-                let walk: Vec<(Bytes, f64)> = all.iter().filter(|(_, s)| min.above_min(*s) && max.below_max(*s)).cloned().collect();
+                let walk: Vec<(Bytes, f64)> =
+                    all.iter().filter(|(_, s)| min.above_min(*s) && max.below_max(*s)).cloned().collect();
                 assert_eq!(select(&z, &ZRange::Score(min, max), false, 0, -1), walk);
                 let rev: Vec<_> = walk.iter().rev().cloned().collect();
                 assert_eq!(select(&z, &ZRange::Score(min, max), true, 0, -1), rev);
-                assert_eq!(z.count_below(max.value, !max.open).saturating_sub(z.count_below(min.value, min.open)), walk.len());
+                assert_eq!(
+                    z.count_below(max.value, !max.open).saturating_sub(z.count_below(min.value, min.open)),
+                    walk.len()
+                );
                 let (start, stop) = (rng.gen_range(-3_100i64..3_100), rng.gen_range(-3_100i64..3_100));
                 let walk: Vec<(Bytes, f64)> = match super::super::lists::range_bounds(start, stop, all.len()) {
                     Some((a, b)) => all[a..=b].to_vec(),

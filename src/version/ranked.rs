@@ -291,7 +291,6 @@ impl<T: Ord + Clone> Ranked<T> {
     pub fn iter(&self) -> Iter<'_, T> {
         self.iter_from(0)
     }
-
 }
 
 impl<T: Ord + Clone> FromIterator<T> for Ranked<T> {
@@ -410,7 +409,12 @@ mod tests {
     /// Every invariant of the tree: leaves at one depth, counts and greatest elements right,
     /// nodes within their bounds (the root excepted), elements in order.
     fn check<T: Ord + Clone + std::fmt::Debug>(t: &Ranked<T>) {
-        fn walk<T: Ord + Clone + std::fmt::Debug>(node: &Node<T>, root: bool, depth: usize, leaves: &mut Vec<usize>) -> usize {
+        fn walk<T: Ord + Clone + std::fmt::Debug>(
+            node: &Node<T>,
+            root: bool,
+            depth: usize,
+            leaves: &mut Vec<usize>,
+        ) -> usize {
             assert!(node.entries() <= MAX);
             assert!(root || node.entries() >= 1);
             match node {

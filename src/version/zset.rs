@@ -365,7 +365,6 @@ impl<'a> Iterator for Scored<'a> {
 }
 
 impl ZSet {
-
     pub fn records(&self) -> impl Iterator<Item = (&Bytes, Vec<u8>)> + '_ {
         self.map.records()
     }
