@@ -127,7 +127,7 @@ fn json_value(v: &Value, depth: usize, out: &mut Vec<u8>) -> Result<(), String> 
     match v {
         Value::String(s) => json_string(&s.as_bytes(), out),
         Value::Number(n) => json_number(*n, out)?,
-        Value::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Value::Integer(i) => json_number(*i as f64, out)?,
         Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::Nil => out.extend_from_slice(b"null"),
         v if is_null(v) => out.extend_from_slice(b"null"),
@@ -191,7 +191,7 @@ fn json_table(t: &Table, depth: usize, out: &mut Vec<u8>) -> Result<(), String> 
         match &k {
             Value::String(s) => json_string(&s.as_bytes(), out),
             Value::Number(n) => json_string(format_number(*n).as_bytes(), out),
-            Value::Integer(i) => json_string(i.to_string().as_bytes(), out),
+            Value::Integer(i) => json_string(format_number(*i as f64).as_bytes(), out),
             _ => return Err("Cannot serialise table: table key must be a number or string".into()),
         }
         out.push(b':');

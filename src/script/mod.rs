@@ -585,7 +585,7 @@ fn register(lua: &Lua, raw: &Table) -> mlua::Result<()> {
             let bytes = match &args[0] {
                 Value::String(s) => s.as_bytes().to_vec(),
                 Value::Number(n) => convert::format_number(*n).into_bytes(),
-                Value::Integer(n) => n.to_string().into_bytes(),
+                Value::Integer(n) => convert::format_number(*n as f64).into_bytes(),
                 _ => Vec::new(),
             };
             lua.create_string(sha1hex(&bytes))
@@ -615,7 +615,7 @@ fn register(lua: &Lua, raw: &Table) -> mlua::Result<()> {
                 .filter_map(|v| match v {
                     Value::String(s) => Some(s.to_string_lossy()),
                     Value::Number(n) => Some(convert::format_number(*n)),
-                    Value::Integer(n) => Some(n.to_string()),
+                    Value::Integer(n) => Some(convert::format_number(*n as f64)),
                     _ => None,
                 })
                 .collect();
@@ -729,7 +729,7 @@ fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
         match a {
             Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
             Value::Number(n) => argv.push(Bytes::from(crate::resp::format_double(*n))),
-            Value::Integer(n) => argv.push(Bytes::from(n.to_string())),
+            Value::Integer(n) => argv.push(crate::resp::format_double(*n as f64)),
             _ => return fail("ERR Lua redis lib command arguments must be strings or integers"),
         }
     }
