@@ -40,10 +40,19 @@ fn redis_py_and_ioredis_apps_on_one_node() {
     run("node", "app.js", &[&node], false);
 }
 
+/// Applications' Lua scripts (compat/apps/scripts.py): a lock release, a rate limiter,
+/// Sidekiq's scheduler, redis-py's Script and Lock.
+#[test]
+fn redis_py_scripts_on_one_node() {
+    let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
+    run("python3", "scripts.py", &[&node], false);
+}
+
 #[test]
 fn redis_py_and_ioredis_apps_through_a_cluster() {
     let cluster = Cluster::start(4, &["--n", "3"]);
     let nodes: Vec<&Node> = cluster.nodes.iter().collect();
     run("python3", "app.py", &nodes, true);
     run("node", "app.js", &nodes, true);
+    run("python3", "scripts.py", &nodes, true);
 }

@@ -59,7 +59,7 @@ impl FlushMarks {
 
     /// The time up to which `key`'s values are flushed (0: none).
     pub fn cutoff(&self, key: &[u8]) -> u64 {
-        if self.is_empty() {
+        if self.is_empty() || crate::keyspace::is_reserved(key) {
             return 0;
         }
         self.all.max(self.dbs.get(&db_of(key)).copied().unwrap_or(0))

@@ -15,6 +15,16 @@ fn prefix(db: u32) -> Vec<u8> {
     p
 }
 
+/// The stored key of the cluster's scripts: a hash of SHA1 -> body (`command/eval.rs`). It
+/// is under the databases' prefix, so no database's KEYS, SCAN or DBSIZE shows it, and
+/// flushes leave it alone ([`is_reserved`]): SCRIPT FLUSH removes it.
+pub const SCRIPTS: &[u8] = b"\0kura:db:scripts";
+
+/// Whether a stored key is kura's own (the scripts), not a client's.
+pub fn is_reserved(key: &[u8]) -> bool {
+    key.starts_with(SCRIPTS)
+}
+
 /// The stored form of `key` of database `db`.
 pub fn internal(db: u32, key: &[u8]) -> Bytes {
     if db == 0 {

@@ -11,6 +11,7 @@
 //! - [`coordinator`]: get/put at N/R/W over the preference list (local writes via [`replica`]);
 //! - [`handoff`]: delivery of hinted copies to their owners, partition transfers;
 //! - [`antientropy`]: Merkle trees per partition and the exchanges that repair replicas;
+//! - [`script`]: Lua scripting (the sandbox, the libraries, reply conversions);
 //! - [`command`]: one file per Redis command ([`geohash`]: the GEO commands' math, pure;
 //!   [`rdb`]: DUMP and RESTORE's serialization, pure);
 //! - [`resp`] and [`server`]: connections and RESP2/RESP3 framing;
@@ -40,6 +41,7 @@ pub mod ring;
 pub mod rmw;
 pub mod rounds;
 pub mod rpc;
+pub mod script;
 pub mod server;
 #[cfg(test)]
 mod sim;

@@ -89,6 +89,8 @@ pub struct Node {
     pub shutdown: tokio::sync::Notify,
     /// EXEC holds it exclusively; every other request holds it shared while it runs.
     pub exec_gate: tokio::sync::RwLock<()>,
+    /// Lua scripting: the script cache, the Lua states, the running scripts (`script/`).
+    pub scripts: crate::script::Engine,
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -177,6 +179,7 @@ impl Node {
             rejected_connections: AtomicU64::new(0),
             clients: Arc::new(crate::clients::Clients::new(idle_timeout)),
             exec_gate: tokio::sync::RwLock::new(()),
+            scripts: crate::script::Engine::default(),
             shutdown: tokio::sync::Notify::new(),
             slowlog: crate::slowlog::SlowLog::default(),
             requirepass: parking_lot::RwLock::new(requirepass),

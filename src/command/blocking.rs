@@ -16,8 +16,8 @@
 //! element (the order is first blocked, first served per node, not across nodes). Should
 //! every watched node fail before the write comes, a try every [`RETRY`] finds it.
 //!
-//! Inside MULTI (and EXEC) a blocking command does not block: one try, then the timeout's
-//! reply, as in Redis.
+//! Inside MULTI (and EXEC) and in a script a blocking command does not block: one try, then
+//! the timeout's reply, as in Redis.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -142,7 +142,8 @@ async fn gated_attempt(node: &Node, b: &Blocking<'_>, in_exec: bool) -> Result<O
 /// Runs a blocking command for `session`'s client (see the module's text).
 pub async fn run(node: &Node, session: &Session, cmd: Cmd, args: &[Bytes]) -> CmdResult {
     let b = parse(cmd, args)?;
-    if session.in_exec {
+    // Inside EXEC or a script (which hold the gate) a blocking command never blocks.
+    if session.in_exec || session.in_script {
         return Ok(gated_attempt(node, &b, true).await?.unwrap_or(Reply::NilArray));
     }
     let deadline = b.timeout.map(|t| tokio::time::Instant::now() + t);

@@ -56,6 +56,8 @@ fn parameters(node: &Node) -> Vec<(&'static str, String)> {
         ("slowlog-log-slower-than", node.slowlog.slower_than_us.load(std::sync::atomic::Ordering::Relaxed).to_string()),
         ("slowlog-max-len", node.slowlog.max_len.load(std::sync::atomic::Ordering::Relaxed).to_string()),
         ("maxclients", node.maxclients.load(std::sync::atomic::Ordering::Relaxed).to_string()),
+        ("busy-reply-threshold", node.scripts.busy_threshold_ms.load(std::sync::atomic::Ordering::Relaxed).to_string()),
+        ("lua-time-limit", node.scripts.busy_threshold_ms.load(std::sync::atomic::Ordering::Relaxed).to_string()),
         ("timeout", node.clients.idle_timeout().map_or(0, |d| d.as_secs()).to_string()),
         ("maxmemory", "0".into()),
         ("save", String::new()),
@@ -96,6 +98,7 @@ fn set(node: &Node, args: &[Bytes]) -> CmdResult {
     let mut password = None;
     let mut maxclients = None;
     let mut timeout = None;
+    let mut busy = None;
     let mut encodings = Vec::new();
     for pair in args[2..].chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_lowercase();
@@ -110,6 +113,7 @@ fn set(node: &Node, args: &[Bytes]) -> CmdResult {
             "slowlog-max-len" => max_len = Some(value.parse::<usize>().map_err(|_| invalid())?),
             "requirepass" => password = Some(value.into_owned()),
             "timeout" => timeout = Some(value.parse::<u64>().map_err(|_| invalid())?),
+            "busy-reply-threshold" | "lua-time-limit" => busy = Some(value.parse::<u64>().map_err(|_| invalid())?),
             n if encoding(n).is_some() => {
                 encodings.push((encoding(n).unwrap_or_default(), value.parse::<i64>().map_err(|_| invalid())?));
             }
@@ -146,6 +150,9 @@ fn set(node: &Node, args: &[Bytes]) -> CmdResult {
     }
     if let Some(n) = maxclients {
         node.set_maxclients(n);
+    }
+    if let Some(ms) = busy {
+        node.scripts.busy_threshold_ms.store(ms, Relaxed);
     }
     if let Some(secs) = timeout {
         node.clients.set_idle_timeout(secs);

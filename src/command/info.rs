@@ -176,6 +176,9 @@ fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::Comma
                 .storage()
                 .for_each(|key, set| {
                     let Ok(set) = set else { return };
+                    if crate::keyspace::is_reserved(key) {
+                        return;
+                    }
                     let Some(live) = set.resolve(now) else { return };
                     let entry = dbs.entry(super::db::db_of(key)).or_default();
                     entry.0 += 1;

@@ -22,6 +22,7 @@ mod dget;
 mod dput;
 mod dump;
 mod echo;
+mod eval;
 mod exists;
 mod expire;
 mod flush;
@@ -92,6 +93,8 @@ pub struct Session {
     pub watched: Vec<(Bytes, u64)>,
     /// Inside EXEC: the queued requests run without waiting for the node's gate.
     pub in_exec: bool,
+    /// Inside a script: its `redis.call`s run without waiting for the node's gate.
+    pub in_script: bool,
     /// The database SELECT chose.
     pub db: u32,
 }
@@ -107,6 +110,7 @@ impl Session {
             multi: None,
             watched: Vec::new(),
             in_exec: false,
+            in_script: false,
             db: 0,
         }
     }
@@ -283,13 +287,27 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
         }
     }
     // On a node alone, EXEC runs isolated: every other request waits at the gate meanwhile.
-    let in_exec = matches!(&conn, Conn::Mut(s) if s.in_exec);
-    let _gate = if in_exec || cmd == Cmd::Exec || cmd.blocks() {
-        Gate::Open
+    // A script holding the gate past `busy-reply-threshold` makes the others BUSY (but those
+    // Redis lets through: `allow_busy`, which touch no key, and SCRIPT KILL). A blocking
+    // command takes the gate for each of its tries itself (`blocking.rs`).
+    let in_exec = matches!(&conn, Conn::Mut(s) if s.in_exec || s.in_script);
+    let passes_busy = (spec.flags.contains(&"allow_busy") && cmd != Cmd::Watch)
+        || (cmd == Cmd::Script && args.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"kill")));
+    let gate = if in_exec || cmd == Cmd::Exec || passes_busy || cmd.blocks() {
+        Ok(Gate::Open)
     } else if cmd.exclusive() && node.alone() {
-        Gate::Exclusive(node.exec_gate.write().await)
+        gate_or_busy(node, node.exec_gate.write()).await.map(Gate::Exclusive)
     } else {
-        Gate::Shared(node.exec_gate.read().await)
+        gate_or_busy(node, node.exec_gate.read()).await.map(Gate::Shared)
+    };
+    let _gate = match gate {
+        Ok(gate) => gate,
+        Err(busy) => {
+            metrics.errors[i].increment(1);
+            node.clients.note_error("BUSY");
+            refuse(&mut conn);
+            return busy;
+        }
     };
     // Keys of another database than 0 are stored under its prefix (see `db.rs`).
     let as_sent = args;
@@ -334,6 +352,21 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
 /// Whether a request is a blocking command (its connection is watched while it waits).
 pub fn blocks(args: &[Bytes]) -> bool {
     args.first().and_then(|name| Cmd::lookup(name)).is_some_and(Cmd::blocks)
+}
+
+/// Takes the gate, or answers BUSY when a script holding it runs past the threshold.
+async fn gate_or_busy<G>(node: &Node, acquire: impl std::future::Future<Output = G>) -> Result<G, Reply> {
+    if !node.scripts.may_be_busy() {
+        return Ok(acquire.await);
+    }
+    let mut busy = node.scripts.busy();
+    tokio::select! {
+        biased;
+        g = acquire => Ok(g),
+        Ok(_) = busy.wait_for(|b| *b) => Err(Reply::Error(
+            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.".into(),
+        )),
+    }
 }
 
 /// What a request holds of the node's gate while it runs (see `multi.rs`).
@@ -394,6 +427,11 @@ async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes], metrics
         Cmd::Discard => multi::discard(session),
         Cmd::Watch => multi::watch(node, session, args).await,
         Cmd::Unwatch => multi::unwatch(session),
+        Cmd::Eval => eval::eval(node, session, metrics, args, false, false).await,
+        Cmd::Evalsha => eval::eval(node, session, metrics, args, true, false).await,
+        Cmd::EvalRo => eval::eval(node, session, metrics, args, false, true).await,
+        Cmd::EvalshaRo => eval::eval(node, session, metrics, args, true, true).await,
+        Cmd::Script => eval::script(node, args).await,
         data => dispatch_data(data, node, args).await,
     }
 }

@@ -218,6 +218,11 @@ commands! {
     Exec => "exec", 1, ["noscript", "loading", "stale", "skip_slowlog"], (0, 0, 0), "transactions", false, "Runs the queued commands (isolated on one node; nil if a WATCHed key changed).";
     Discard => "discard", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], (0, 0, 0), "transactions", false, "Drops the queued commands.";
     Watch => "watch", -2, ["noscript", "loading", "stale", "fast", "allow_busy"], (1, -1, 1), "transactions", false, "EXEC will abort if one of these keys changes first.";
+    Eval => "eval", -3, ["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], (0, 0, 0), "scripting", false, "Runs a Lua script: script numkeys [key ...] [arg ...] (atomic on a node alone; key by key in a cluster).";
+    Evalsha => "evalsha", -3, ["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], (0, 0, 0), "scripting", false, "Runs a cached Lua script by its SHA1 (loaded through any node of the cluster).";
+    EvalRo => "eval_ro", -3, ["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], (0, 0, 0), "scripting", false, "EVAL of a script that may not write.";
+    EvalshaRo => "evalsha_ro", -3, ["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], (0, 0, 0), "scripting", false, "EVALSHA of a script that may not write.";
+    Script => "script", -2, [], (0, 0, 0), "scripting", false, "SCRIPT LOAD, EXISTS, FLUSH [ASYNC|SYNC], KILL, HELP (scripts are cluster state).";
     Unwatch => "unwatch", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], (0, 0, 0), "transactions", false, "Forgets the WATCHed keys.";
 }
 
@@ -238,6 +243,7 @@ impl Cmd {
                 | Cmd::Slowlog
                 | Cmd::Latency
                 | Cmd::Kura
+                | Cmd::Script
         )
     }
 
@@ -253,6 +259,7 @@ impl Cmd {
             Cmd::Object => "OBJECT",
             Cmd::Slowlog => "SLOWLOG",
             Cmd::Latency => "LATENCY",
+            Cmd::Script => "SCRIPT",
             _ => return Ok(()),
         };
         let Some(sub) = args.get(1) else { return Ok(()) };
@@ -332,6 +339,11 @@ impl Cmd {
                 | Cmd::Discard
                 | Cmd::Watch
                 | Cmd::Unwatch
+                | Cmd::Eval
+                | Cmd::Evalsha
+                | Cmd::EvalRo
+                | Cmd::EvalshaRo
+                | Cmd::Script
         )
     }
 
@@ -362,6 +374,10 @@ impl Cmd {
                 | Cmd::Geosearchstore
                 | Cmd::Georadius
                 | Cmd::Georadiusbymember
+                | Cmd::Eval
+                | Cmd::Evalsha
+                | Cmd::EvalRo
+                | Cmd::EvalshaRo
         )
     }
 
@@ -478,6 +494,11 @@ const SUBCOMMANDS: &[(Cmd, &str, i32, bool)] = &[
     (Cmd::Latency, "history", 3, true),
     (Cmd::Latency, "reset", -2, true),
     (Cmd::Latency, "help", 2, false),
+    (Cmd::Script, "load", 3, false),
+    (Cmd::Script, "exists", -3, false),
+    (Cmd::Script, "flush", -2, false),
+    (Cmd::Script, "kill", 2, false),
+    (Cmd::Script, "help", 2, false),
 ];
 
 #[cfg(test)]

@@ -16,6 +16,11 @@ pub enum Protocol {
 pub enum Reply {
     /// `+text`.
     Simple(&'static str),
+    /// `+text` of a text made at run time (a script's `status_reply`; CR and LF already
+    /// replaced).
+    Status(Bytes),
+    /// A boolean: `#t`/`#f` in RESP3, `:1`/`:0` in RESP2 (a script's `true` under RESP3).
+    Bool(bool),
     /// `-text`: the text starts with the error code (`ERR`, `NOAUTH`, `NOQUORUM`, ...).
     Error(String),
     Int(i64),
@@ -65,6 +70,9 @@ impl Reply {
         match self {
             Reply::Simple(s) => return put_line(out, b'+', s.as_bytes()),
             Reply::Int(i) => return put_line(out, b':', itoa::Buffer::new().format(*i).as_bytes()),
+            Reply::Status(s) => return put_line(out, b'+', s),
+            Reply::Bool(b) if protocol == Protocol::Resp2 => return put_line(out, b':', if *b { b"1" } else { b"0" }),
+            Reply::Bool(b) => return out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
             Reply::Nil if protocol == Protocol::Resp2 => return out.extend_from_slice(b"$-1\r\n"),
             Reply::Nil => return out.extend_from_slice(b"_\r\n"),
             Reply::NilArray if protocol == Protocol::Resp2 => return out.extend_from_slice(b"*-1\r\n"),
@@ -127,6 +135,8 @@ impl Reply {
             Reply::Error(e) => F::Error(Str::from(e.as_str())),
             Reply::RawError(e) => F::Error(Str::from(String::from_utf8_lossy(e).replace(['\r', '\n'], " "))),
             Reply::Int(i) => F::Integer(*i),
+            Reply::Status(s) => F::SimpleString(s.clone()),
+            Reply::Bool(b) => F::Integer(i64::from(*b)),
             Reply::Bulk(b) => F::BulkString(b.clone()),
             Reply::Double(d) => F::BulkString(format_double(*d)),
             Reply::DoubleText(t) => F::BulkString(t.clone()),
@@ -150,6 +160,8 @@ impl Reply {
                 attributes: None,
             },
             Reply::Int(i) => F::Number { data: *i, attributes: None },
+            Reply::Status(s) => F::SimpleString { data: s.clone(), attributes: None },
+            Reply::Bool(b) => F::Boolean { data: *b, attributes: None },
             Reply::Bulk(b) => F::BlobString { data: b.clone(), attributes: None },
             Reply::Double(d) => F::Double { data: *d, attributes: None },
             Reply::DoubleText(t) => F::Double {

@@ -1,0 +1,268 @@
+//! Scripts: `EVAL`, `EVALSHA`, `EVAL_RO`, `EVALSHA_RO` and `SCRIPT LOAD|EXISTS|FLUSH|KILL|HELP`.
+//!
+//! A script runs on tokio's blocking pool in a Lua state of `script::Engine`; each of its
+//! `redis.call`s comes back here, to the client's connection task, and runs through the
+//! ordinary command path (`execute_in`: the table, arities, WRONGTYPE, the database the
+//! script's SELECT chose) as the script's client. On a node alone EVAL holds the node's gate
+//! exclusively (as EXEC does: `Cmd::exclusive`), and the calls run inside it (`in_script`),
+//! so a script is atomic; in a cluster each call goes key by key through the coordinator,
+//! not atomic across keys (docs/differences.md).
+//!
+//! Scripts are cluster state: SCRIPT LOAD (and an EVAL of a body this node had not cached)
+//! writes the body into a hash under a reserved key ([`crate::keyspace::SCRIPTS`], SHA1 ->
+//! body), replicated like any key; an EVALSHA of a SHA1 this node has not cached reads it
+//! from there before answering NOSCRIPT. SCRIPT FLUSH deletes that key and this node's cache.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::{dispatch_data, execute_in, Cmd, CmdResult, CommandError, CommandMetrics, Conn, Session};
+use crate::node::Node;
+use crate::resp::Reply;
+use crate::script::{KillOutcome, Running, Script};
+
+fn noscript() -> CommandError {
+    CommandError::Coded("NOSCRIPT No matching script. Please use EVAL.".into())
+}
+
+fn scripts_key() -> Bytes {
+    Bytes::from_static(crate::keyspace::SCRIPTS)
+}
+
+/// Writes a script's body into the cluster's scripts hash.
+async fn store(node: &Node, script: &Script) -> Result<(), CommandError> {
+    let args = [Bytes::from_static(b"hset"), scripts_key(), Bytes::from(script.sha.clone()), script.body.clone()];
+    dispatch_data(Cmd::Hset, node, &args).await.map(|_| ())
+}
+
+/// The script named `sha` (lowercase): this node's cache, else the cluster's scripts hash.
+async fn find(node: &Node, sha: &str) -> Result<Option<Arc<Script>>, CommandError> {
+    if let Some(s) = node.scripts.get(sha) {
+        return Ok(Some(s));
+    }
+    if sha.len() != 40 {
+        return Ok(None);
+    }
+    let args = [Bytes::from_static(b"hget"), scripts_key(), Bytes::from(sha.to_owned())];
+    let Reply::Bulk(body) = dispatch_data(Cmd::Hget, node, &args).await? else { return Ok(None) };
+    let Ok(script) = Script::new(body) else { return Ok(None) };
+    if script.sha != sha {
+        return Ok(None);
+    }
+    let script = Arc::new(script);
+    node.scripts.insert(script.clone());
+    Ok(Some(script))
+}
+
+/// EVAL / EVALSHA / EVAL_RO / EVALSHA_RO script numkeys [key ...] [arg ...].
+pub async fn eval(
+    node: &Node,
+    session: &mut Session,
+    metrics: &CommandMetrics,
+    args: &[Bytes],
+    by_sha: bool,
+    read_only: bool,
+) -> CmdResult {
+    let numkeys = super::parse_i64(&args[2])?;
+    if numkeys > (args.len() - 3) as i64 {
+        return Err(CommandError::Other("Number of keys can't be greater than number of args".into()));
+    }
+    if numkeys < 0 {
+        return Err(CommandError::Other("Number of keys can't be negative".into()));
+    }
+    let (script, fresh) = if by_sha {
+        let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+        (find(node, &sha).await?.ok_or_else(noscript)?, false)
+    } else {
+        let sha = crate::script::sha1hex(&args[1]);
+        match node.scripts.get(&sha) {
+            Some(s) => (s, false),
+            None => (Arc::new(Script::new(args[1].clone()).map_err(CommandError::Coded)?), true),
+        }
+    };
+    let split = 3 + numkeys as usize;
+    let (keys, argv) = (args[3..split].to_vec(), args[split..].to_vec());
+    let read_only = read_only || script.no_writes;
+    match run(node, session, metrics, script.clone(), keys, argv, read_only).await {
+        Err(compile) => Err(CommandError::Coded(compile)),
+        Ok(reply) => {
+            if fresh {
+                // Redis caches what EVAL ran; kura's cache is the cluster's.
+                node.scripts.insert(script.clone());
+                if let Err(e) = store(node, &script).await {
+                    tracing::warn!("could not store script {}: {e}", script.sha);
+                }
+            }
+            Ok(reply)
+        }
+    }
+}
+
+/// Ends a run's registration, also when the connection's task is dropped mid-script (the
+/// script is then killed: nobody waits for it).
+struct Finish<'a>(&'a Node, Arc<Running>);
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        self.1.kill_quietly();
+        self.0.scripts.finish(&self.1);
+    }
+}
+
+/// Runs a script on the blocking pool and its `redis.call`s here. `Err`: it did not compile.
+async fn run(
+    node: &Node,
+    session: &mut Session,
+    metrics: &CommandMetrics,
+    script: Arc<Script>,
+    keys: Vec<Bytes>,
+    argv: Vec<Bytes>,
+    read_only: bool,
+) -> Result<Reply, String> {
+    let mut vm = node.scripts.take_vm().map_err(|e| format!("ERR {e}"))?;
+    let running = node.scripts.start(node.alone());
+    let finish = Finish(node, running.clone());
+    let (calls, mut requests) = mpsc::unbounded_channel();
+    let job = {
+        let running = running.clone();
+        tokio::task::spawn_blocking(move || {
+            let reply = vm.run(&script, &keys, &argv, calls, running);
+            (vm, reply)
+        })
+    };
+    tokio::pin!(job);
+    let saved_db = session.db;
+    session.in_script = true;
+    let done = loop {
+        tokio::select! {
+            Some(call) = requests.recv() => {
+                let reply = script_call(node, session, metrics, &call.args, read_only, &running).await;
+                let _ = call.reply.send(reply);
+            }
+            done = &mut job => break done,
+        }
+    };
+    session.in_script = false;
+    session.db = saved_db;
+    running.done();
+    drop(finish);
+    match done {
+        Ok((vm, reply)) => {
+            node.scripts.give_back(vm);
+            reply
+        }
+        Err(e) => Ok(Reply::Error(format!("ERR the script's thread failed: {e}"))),
+    }
+}
+
+/// Commands Redis refuses from scripts that kura's table does not flag `noscript` (their
+/// subcommands carry the flag in Redis).
+fn refused_in_scripts(cmd: Cmd) -> bool {
+    matches!(
+        cmd,
+        Cmd::Client
+            | Cmd::Config
+            | Cmd::Monitor
+            | Cmd::Shutdown
+            | Cmd::Kura
+            | Cmd::Slowlog
+            | Cmd::Latency
+            | Cmd::Script
+    ) || cmd.spec().flags.contains(&"noscript")
+}
+
+/// One `redis.call` of a script, with Redis's checks for scripts first.
+async fn script_call(
+    node: &Node,
+    session: &mut Session,
+    metrics: &CommandMetrics,
+    args: &[Bytes],
+    read_only: bool,
+    running: &Running,
+) -> Reply {
+    let err = |s: &str| Reply::Error(s.to_owned());
+    let Some(cmd) = Cmd::lookup(&args[0]) else { return err("ERR Unknown Redis command called from script") };
+    let spec = cmd.spec();
+    let n = args.len() as i32;
+    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+        return err("ERR Wrong number of args calling Redis command from script");
+    }
+    if refused_in_scripts(cmd) {
+        return err("ERR This Redis command is not allowed from script");
+    }
+    if spec.flags.contains(&"write") {
+        if read_only {
+            return err("ERR Write commands are not allowed from read-only scripts.");
+        }
+        running.note_write();
+    }
+    Box::pin(execute_in(node, Conn::Mut(session), metrics, args)).await
+}
+
+const HELP: &[&str] = &[
+    "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DEBUG (YES|SYNC|NO)",
+    "    Set the debug mode for subsequent scripts executed.",
+    "EXISTS <sha1> [<sha1> ...]",
+    "    Return information about the existence of the scripts in the script cache.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Flush the Lua scripts cache. Very dangerous on replicas.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the scripts cache.",
+    "    * SYNC: Synchronously flush the scripts cache.",
+    "KILL",
+    "    Kill the currently executing Lua script.",
+    "LOAD <script>",
+    "    Load a script into the scripts cache without executing it.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP (the subcommand and its arity were checked).
+pub async fn script(node: &Node, args: &[Bytes]) -> CmdResult {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    match sub.as_str() {
+        "load" => {
+            let script = Script::new(args[2].clone()).map_err(CommandError::Coded)?;
+            if node.scripts.get(&script.sha).is_none() {
+                node.scripts.check_compiles(&script).map_err(CommandError::Coded)?;
+                let script = Arc::new(script);
+                store(node, &script).await?;
+                node.scripts.insert(script.clone());
+                return Ok(Reply::Bulk(Bytes::from(script.sha.clone())));
+            }
+            Ok(Reply::Bulk(Bytes::from(script.sha)))
+        }
+        "exists" => {
+            let mut out = Vec::with_capacity(args.len() - 2);
+            for sha in &args[2..] {
+                let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+                out.push(Reply::Int(i64::from(find(node, &sha).await?.is_some())));
+            }
+            Ok(Reply::Array(out))
+        }
+        "flush" => {
+            let mode_ok = match args.get(2) {
+                None => true,
+                Some(m) => args.len() == 3 && (m.eq_ignore_ascii_case(b"sync") || m.eq_ignore_ascii_case(b"async")),
+            };
+            if !mode_ok {
+                return Err(CommandError::Other("SCRIPT FLUSH only support SYNC|ASYNC option".into()));
+            }
+            node.scripts.flush();
+            dispatch_data(Cmd::Del, node, &[Bytes::from_static(b"del"), scripts_key()]).await?;
+            Ok(Reply::ok())
+        }
+        "kill" => match node.scripts.kill() {
+            KillOutcome::Killed => Ok(Reply::ok()),
+            KillOutcome::NotBusy => Err(CommandError::Coded("NOTBUSY No scripts in execution right now.".into())),
+            KillOutcome::Unkillable => Err(CommandError::Coded(
+                "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.".into(),
+            )),
+        },
+        _ => Ok(Reply::Array(HELP.iter().map(|l| Reply::Simple(l)).collect())),
+    }
+}

@@ -1,0 +1,362 @@
+//! Lua scripting (issue 22, item 2) on real processes: the same scripts sent to redis-server
+//! 7 and a kura node, replies compared byte for byte; a script past `busy-reply-threshold`
+//! (BUSY, SCRIPT KILL, UNKILLABLE); scripts as cluster state (SCRIPT LOAD through one node,
+//! EVALSHA through the others and through a node that joins later; a script over keys of
+//! different nodes).
+
+mod harness;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::time::Duration;
+
+use harness::{resp_cmd, wait_until, Cluster, Node, RedisServer};
+
+/// A raw RESP connection that reads one reply's exact bytes.
+struct Raw {
+    reader: BufReader<TcpStream>,
+}
+
+impl Raw {
+    fn connect(addr: SocketAddr) -> Raw {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        Raw { reader: BufReader::new(s) }
+    }
+
+    fn send(&mut self, args: &[&[u8]]) {
+        self.reader.get_mut().write_all(&resp_cmd(args)).expect("write");
+    }
+
+    fn reply(&mut self) -> Vec<u8> {
+        let mut line = Vec::new();
+        self.reader.read_until(b'\n', &mut line).expect("read");
+        let kind = line[0];
+        let n: i64 = std::str::from_utf8(&line[1..line.len() - 2]).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+        match kind {
+            b'$' | b'=' | b'!' if n >= 0 => {
+                let mut body = vec![0; n as usize + 2];
+                self.reader.read_exact(&mut body).expect("body");
+                line.extend(body);
+            }
+            b'*' | b'~' | b'>' | b'%' if n > 0 => {
+                let items = if kind == b'%' { n * 2 } else { n };
+                for _ in 0..items {
+                    line.extend(self.reply());
+                }
+            }
+            _ => {}
+        }
+        line
+    }
+
+    fn call(&mut self, args: &[&str]) -> Vec<u8> {
+        let argv: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.send(&argv);
+        self.reply()
+    }
+
+    fn text(&mut self, args: &[&str]) -> String {
+        String::from_utf8_lossy(&self.call(args)).into_owned()
+    }
+}
+
+/// Scripts over every family of commands, the conversions both ways, the libraries and every
+/// error case, in order (later ones see what earlier ones wrote).
+const CASES: &[&[&str]] = &[
+    &["eval", "return 1", "0"],
+    &["eval", "return 1.9", "0"],
+    &["eval", "return -1.9", "0"],
+    &["eval", "return 1e20", "0"],
+    &["eval", "return false", "0"],
+    &["eval", "return true", "0"],
+    &["eval", "return nil", "0"],
+    &["eval", "return {1,2,nil,3}", "0"],
+    &["eval", "return {1,{2,'x'},false,3}", "0"],
+    &["eval", "return {1,2,3,'ciao',{1,2}}", "0"],
+    &["eval", "return {ok='fine'}", "0"],
+    &["eval", "return {err='bad thing'}", "0"],
+    &["eval", "return {err='NOTERR bad thing'}", "0"],
+    &["eval", "return {err=''}", "0"],
+    &["eval", "return {err=3}", "0"],
+    &["eval", "return {double=3.5}", "0"],
+    &["eval", "return {1,{err='inner'}}", "0"],
+    &["eval", "return redis.error_reply('my err')", "0"],
+    &["eval", "return redis.error_reply('-my err')", "0"],
+    &["eval", "return redis.error_reply('NOSPACE')", "0"],
+    &["eval", "return redis.error_reply(5)", "0"],
+    &["eval", "return redis.status_reply('st')", "0"],
+    &["eval", "return redis.status_reply()", "0"],
+    &["eval", "return {}", "0"],
+    &["eval", "return _G", "0"],
+    &["eval", "return 'x'", "-1"],
+    &["eval", "return 'x'", "2", "a"],
+    &["eval", "return 'x'", "abc"],
+    &["eval", "return KEYS[1]..ARGV[1]..#KEYS..#ARGV", "1", "k", "v"],
+    &["eval", "return x(", "0"],
+    &["eval", "error('boom')", "0"],
+    &["eval", "error({err='tbl'})", "0"],
+    &["eval", "local t = {} t.x.y = 1", "0"],
+    &["eval", "return redis.call('get','a') .. nil", "0"],
+    &["eval", "a=5", "0"],
+    &["eval", "return a", "0"],
+    &["eval", "redis = nil", "0"],
+    &["eval", "string.foo = 1", "0"],
+    &["eval", "return os", "0"],
+    &["eval", "return io", "0"],
+    &["eval", "return loadfile", "0"],
+    &["eval", "return dofile", "0"],
+    &["eval", "return require", "0"],
+    &["eval", "return print", "0"],
+    &["eval", "return _VERSION", "0"],
+    &["eval", "return redis.REDIS_VERSION", "0"],
+    &["eval", "return math.random(1000)", "0"],
+    &["eval", "return math.random(1000)", "0"],
+    &["eval", "return math.random(0)", "0"],
+    &["eval", "return redis.call('nosuch')", "0"],
+    &["eval", "return redis.pcall('nosuch')", "0"],
+    &["eval", "return redis.pcall('nosuch')['err']", "0"],
+    &["eval", "return redis.call('get')", "0"],
+    &["eval", "return redis.call('get','a','b')", "0"],
+    &["eval", "return redis.pcall('get','a','b')", "0"],
+    &["eval", "return redis.call()", "0"],
+    &["eval", "return redis.call(1)", "0"],
+    &["eval", "return redis.call({})", "0"],
+    &["eval", "return redis.call('get',{})", "0"],
+    &["eval", "return redis.call('multi')", "0"],
+    &["eval", "return redis.call('eval','return 1','0')", "0"],
+    &["eval", "return redis.call('script','load','return 1')", "0"],
+    &["eval", "return redis.call('client','id')", "0"],
+    &["eval", "return redis.call('config','get','maxmemory')", "0"],
+    &["eval", "return redis.call('auth','x')", "0"],
+    &["eval", "return redis.call('watch','x')", "0"],
+    &["eval", "return redis.call('select','99')", "0"],
+    &["eval", "local ok, e = pcall(function() redis.call('nosuch') end) return e", "0"],
+    &["eval", "local ok, e = pcall(function() error('x') end) return e", "0"],
+    &["eval", "return pcall(function() error('x') end)", "0"],
+    // Strings, counters, lists, hashes, sets, sorted sets through redis.call.
+    &["eval", "return redis.call('set',KEYS[1],ARGV[1])", "1", "s", "hello"],
+    &["eval", "return redis.call('get',KEYS[1])", "1", "s"],
+    &["eval", "return type(redis.call('get','nokey'))", "0"],
+    &["eval", "return redis.call('append',KEYS[1],'!')", "1", "s"],
+    &["eval", "redis.call('set','n',3.7) return redis.call('get','n')", "0"],
+    &["eval", "redis.call('set','big',1e15) return redis.call('get','big')", "0"],
+    &["eval", "return redis.call('incr','s')", "0"],
+    &["eval", "return redis.pcall('incr','s')", "0"],
+    &["eval", "return redis.call('lpush','s','x')", "0"],
+    &["eval", "return redis.call('incrby','c',5) + redis.call('decr','c')", "0"],
+    &["eval", "return redis.call('rpush','l','a','b','c')", "0"],
+    &["eval", "return redis.call('lrange','l',0,-1)", "0"],
+    &["eval", "return {redis.call('lpop','l'), redis.call('rpop','l'), redis.call('llen','l')}", "0"],
+    &["eval", "return redis.call('hset','h','a','1','b','2')", "0"],
+    &["eval", "return redis.call('hgetall','h')", "0"],
+    &["eval", "return redis.call('hget','h','zz')", "0"],
+    &["eval", "return redis.call('hincrby','h','a',10)", "0"],
+    &["eval", "redis.setresp(3) return redis.call('hgetall','h')", "0"],
+    &["eval", "return redis.call('sadd','st','m1','m2')", "0"],
+    &["eval", "return redis.call('sismember','st','m1')", "0"],
+    &["eval", "return redis.call('scard','st')", "0"],
+    &["eval", "return redis.call('zadd','z','1.5','m','3','n')", "0"],
+    &["eval", "return redis.call('zscore','z','m')", "0"],
+    &["eval", "return redis.call('zrange','z','0','-1','withscores')", "0"],
+    &["eval", "return redis.call('zrangebyscore','z','-inf','+inf','limit','0','1')", "0"],
+    &["eval", "return redis.call('zincrby','z','2','m')", "0"],
+    &["eval", "return redis.call('exists','s','h','nokey')", "0"],
+    &["eval", "return redis.call('del','s','nokey')", "0"],
+    &["eval", "return redis.call('type','h')", "0"],
+    &["eval", "return redis.call('ping')", "0"],
+    &["eval", "return redis.call('select','1')", "0"],
+    &["eval", "redis.call('select','2') return redis.call('set','indb2','v')", "0"],
+    &["get", "indb2"],
+    &["eval", "redis.call('select','2') return redis.call('get','indb2')", "0"],
+    // Libraries.
+    &["eval", "return cjson.encode({1,2,{a=1}})", "0"],
+    &["eval", "return cjson.encode({a={1,2},b=true,c=cjson.null})", "0"],
+    &["eval", "return cjson.encode(1.5)", "0"],
+    &["eval", "return cjson.encode(100000000000000)", "0"],
+    &["eval", "return cjson.encode('a\"b/\\1')", "0"],
+    &["eval", "return cjson.encode({[1]=1,[3]=3})", "0"],
+    &["eval", "return cjson.encode({1,2,x=3})", "0"],
+    &["eval", "return cjson.encode(function() end)", "0"],
+    &["eval", "return cjson.decode('[1,2,{\"a\":1.5}]')[3].a", "0"],
+    &["eval", "return cjson.decode('x')", "0"],
+    &["eval", "return cjson.encode(cjson.decode('{\"a\":[1,2,null],\"b\":{\"c\":\"d\"}}'))", "0"],
+    &["eval", "return cjson.decode('{\"a\":[1,2,null]}').a[3] == cjson.null and 1 or 0", "0"],
+    &["eval", "return cmsgpack.pack({1,2,3})", "0"],
+    &["eval", "return cmsgpack.pack({a=1})", "0"],
+    &["eval", "return cmsgpack.pack(1.5, -1, 300, 'abc', true, false, nil)", "0"],
+    &["eval", "local t = cmsgpack.unpack(cmsgpack.pack({1,'x',{y=2}})) return {t[1],t[2],t[3].y}", "0"],
+    &["eval", "return {cmsgpack.unpack(cmsgpack.pack(1,2,3))}", "0"],
+    &["eval", "return bit.tohex(bit.band(0xff,0x0f))", "0"],
+    &["eval", "return bit.tobit(0xffffffff)", "0"],
+    &["eval", "return {bit.lshift(1,31), bit.rshift(-1,28), bit.arshift(-256,4), bit.bnot(0), bit.bxor(5,3,1)}", "0"],
+    &["eval", "return {bit.rol(0x12345678,8), bit.ror(0x12345678,8), bit.bswap(0x12345678)}", "0"],
+    &["eval", "return {bit.tohex(-1,-4), bit.tohex(255,2)}", "0"],
+    &["eval", "return bit.tohex()", "0"],
+    &["eval", "return bit.band('a')", "0"],
+    &["eval", "return redis.sha1hex('')", "0"],
+    &["eval", "return redis.sha1hex()", "0"],
+    &["eval", "return redis.log(redis.LOG_WARNING,'hi')", "0"],
+    &["eval", "return redis.log()", "0"],
+    &["eval", "return {redis.LOG_DEBUG,redis.LOG_VERBOSE,redis.LOG_NOTICE,redis.LOG_WARNING}", "0"],
+    &["eval", "return redis.setresp(3)", "0"],
+    &["eval", "return redis.setresp(4)", "0"],
+    &["eval", "return redis.replicate_commands()", "0"],
+    &["eval", "return redis.set_repl(redis.REPL_ALL)", "0"],
+    &["eval", "return {redis.REPL_NONE,redis.REPL_AOF,redis.REPL_SLAVE,redis.REPL_REPLICA,redis.REPL_ALL}", "0"],
+    // Read-only scripts and shebangs.
+    &["eval_ro", "return redis.call('set','a','b')", "0"],
+    &["eval_ro", "return redis.pcall('set','a','b')", "0"],
+    &["eval_ro", "return redis.call('get','a')", "0"],
+    &["eval", "#!lua flags=no-writes\nreturn redis.call('set','a','b')", "0"],
+    &["eval", "#!lua\nreturn 1", "0"],
+    &["eval", "#!foo\nreturn 1", "0"],
+    &["eval", "#!lua flags=bad\nreturn 1", "0"],
+    // The script cache.
+    &["evalsha", "ffffffffffffffffffffffffffffffffffffffff", "0"],
+    &["evalsha", "fff", "0"],
+    &["evalsha_ro", "ffffffffffffffffffffffffffffffffffffffff", "0"],
+    &["script", "load", "return 1"],
+    &["script", "exists", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "ffffffffffffffffffffffffffffffffffffffff"],
+    &["evalsha", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"],
+    &["evalsha", "E0E1F9FABFC9D4800C877A703B823AC0578FF8DB", "0"],
+    &["evalsha_ro", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"],
+    &["evalsha", "b5d0a9d5d0e3d2c4c3ab8f5fb1e1c6c8c4b1a0b2", "0"],
+    &["eval", "return 'cached by eval'", "0"],
+    &["script", "exists", "1e9b5a5a0b0b5a1f6b1a9ab6c3a05ab7f5a5e3e4"],
+    &["script", "load", "return x("],
+    &["script", "kill"],
+    &["script", "flush", "async"],
+    &["script", "exists", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"],
+    &["evalsha", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"],
+    &["script", "flush", "sync"],
+    &["script", "flush"],
+    &["script", "flush", "foo"],
+    &["script", "flush", "sync", "x"],
+    &["script", "foo"],
+    &["script", "exists"],
+    &["script", "load"],
+    &["script", "help"],
+    &["eval"],
+    &["eval", "return 1"],
+    &["evalsha", "x"],
+    // MULTI with a script inside.
+    &["multi"],
+    &["eval", "return redis.call('incr','m')", "0"],
+    &["eval", "return redis.call('incr','m')", "0"],
+    &["exec"],
+    &["dbsize"],
+];
+
+/// A fresh redis-server and a kura node get the same scripts; every reply is the same bytes.
+#[test]
+fn scripts_answer_as_redis_7() {
+    let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
+    let redis_server = RedisServer::start();
+    let mut kura = Raw::connect(node.addr());
+    let mut reference = Raw::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, redis_server.port)));
+    let mut differ = Vec::new();
+    for case in CASES {
+        let (ours, theirs) = (kura.call(case), reference.call(case));
+        if ours != theirs {
+            differ.push(format!(
+                "{case:?}\n  redis: {:?}\n  kura:  {:?}",
+                String::from_utf8_lossy(&theirs),
+                String::from_utf8_lossy(&ours)
+            ));
+        }
+    }
+    assert!(differ.is_empty(), "{} of {} replies differ:\n{}", differ.len(), CASES.len(), differ.join("\n"));
+}
+
+const BUSY: &str = "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n";
+
+/// A script past `busy-reply-threshold` on a node alone: other clients get BUSY (but what
+/// Redis lets through), SCRIPT KILL ends it with Redis's error, and the node serves again; a
+/// script that wrote cannot be killed (UNKILLABLE), SHUTDOWN NOSAVE stops the node.
+#[test]
+fn a_busy_script_is_killed() {
+    let mut node = Node::start(Ipv4Addr::LOCALHOST, &[]);
+    let mut admin = Raw::connect(node.addr());
+    assert_eq!(admin.text(&["config", "set", "busy-reply-threshold", "100"]), "+OK\r\n");
+    assert_eq!(admin.text(&["config", "get", "lua-time-limit"]), "*2\r\n$14\r\nlua-time-limit\r\n$3\r\n100\r\n");
+
+    let mut looping = Raw::connect(node.addr());
+    looping.send(&[b"eval", b"while true do end", b"0"]);
+    wait_until("PING answered BUSY", Duration::from_secs(20), || (admin.text(&["ping"]) == BUSY).then_some(()));
+    assert_eq!(admin.text(&["get", "x"]), BUSY);
+    assert_eq!(admin.text(&["multi"]), "+OK\r\n", "MULTI is allowed while busy, as in Redis");
+    assert_eq!(admin.text(&["discard"]), "+OK\r\n");
+    assert_eq!(admin.text(&["script", "kill"]), "+OK\r\n");
+    let killed = String::from_utf8_lossy(&looping.reply()).into_owned();
+    assert_eq!(
+        killed,
+        "-ERR Script killed by user with SCRIPT KILL... script: 694a5fe1ddb97a4c6a1bf299d9537c7d3d0f84e7, on @user_script:1.\r\n"
+    );
+    assert_eq!(admin.text(&["ping"]), "+PONG\r\n");
+    assert_eq!(admin.text(&["script", "kill"]), "-NOTBUSY No scripts in execution right now.\r\n");
+
+    // A script that wrote cannot be killed.
+    looping.send(&[b"eval", b"redis.call('set','x','1') while true do end", b"0"]);
+    wait_until("PING answered BUSY", Duration::from_secs(20), || (admin.text(&["ping"]) == BUSY).then_some(()));
+    assert!(admin
+        .text(&["script", "kill"])
+        .starts_with("-UNKILLABLE Sorry the script already executed write commands"));
+    admin.send(&[b"shutdown", b"nosave"]);
+    assert!(node.wait_exit().success() || !node.is_running());
+}
+
+/// Scripts are cluster state: loaded through one node, EVALSHA works through every node,
+/// also one that joins later; keys of a script live on different nodes; KEYS, DBSIZE and
+/// FLUSHALL leave the stored scripts alone; SCRIPT FLUSH removes them.
+#[test]
+fn scripts_are_cluster_state() {
+    let mut cluster = Cluster::start(3, &[]);
+    let mut one = Raw::connect(cluster.nodes[0].addr());
+    let body = "redis.call('set',KEYS[1],ARGV[1]) redis.call('set',KEYS[2],ARGV[2]) \
+                return {redis.call('get',KEYS[1]), redis.call('get',KEYS[2])}";
+    let sha = String::from_utf8(one.call(&["script", "load", body])).expect("utf8");
+    let sha = sha.lines().nth(1).expect("a bulk sha").to_owned();
+    assert_eq!(sha.len(), 40);
+    for (i, node) in cluster.nodes.iter().enumerate().skip(1) {
+        let mut c = Raw::connect(node.addr());
+        let (k1, k2) = (format!("left{i}"), format!("right{i}"));
+        let reply = c.text(&["evalsha", &sha, "2", &k1, &k2, "a", "b"]);
+        assert_eq!(reply, "*2\r\n$1\r\na\r\n$1\r\nb\r\n", "EVALSHA through node {}", i + 1);
+        assert_eq!(c.text(&["script", "exists", &sha]), "*1\r\n:1\r\n");
+    }
+    // The keys are on different nodes' preference lists (a script is key by key there).
+    let owners: std::collections::HashSet<Vec<String>> =
+        (0..20).map(|i| harness::preflist(&cluster.nodes[0], &format!("k{i}"))).collect();
+    assert!(owners.len() > 1);
+    let mut two = Raw::connect(cluster.nodes[1].addr());
+    let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+    let mut args: Vec<&str> = vec!["eval", "for i, k in ipairs(KEYS) do redis.call('incr', k) end return #KEYS", "20"];
+    args.extend(keys.iter().map(String::as_str));
+    assert_eq!(two.text(&args), ":20\r\n");
+    for k in &keys {
+        assert_eq!(one.text(&["get", k]), "$1\r\n1\r\n");
+    }
+    // Not a key to clients; FLUSHALL keeps scripts.
+    assert_eq!(two.text(&["dbsize"]), ":24\r\n");
+    assert!(!two.text(&["keys", "*"]).contains("script"));
+    assert_eq!(two.text(&["flushall"]), "+OK\r\n");
+    assert_eq!(two.text(&["dbsize"]), ":0\r\n");
+    let three = cluster.nodes[2].addr();
+    assert_eq!(Raw::connect(three).text(&["evalsha", &sha, "2", "p", "q", "1", "2"]), "*2\r\n$1\r\n1\r\n$1\r\n2\r\n");
+
+    // A node that joins later.
+    let i = cluster.add(&[]);
+    cluster.wait_converged(Duration::from_secs(60));
+    let mut late = Raw::connect(cluster.nodes[i].addr());
+    assert_eq!(late.text(&["evalsha", &sha, "2", "x", "y", "3", "4"]), "*2\r\n$1\r\n3\r\n$1\r\n4\r\n");
+
+    // SCRIPT FLUSH through one node: a node that had not cached it answers NOSCRIPT.
+    let mut fresh = Raw::connect(cluster.nodes[2].addr());
+    let other = String::from_utf8(one.call(&["script", "load", "return 'other'"])).expect("utf8");
+    let other = other.lines().nth(1).expect("sha").to_owned();
+    assert_eq!(one.text(&["script", "flush"]), "+OK\r\n");
+    assert_eq!(fresh.text(&["evalsha", &other, "0"]), "-NOSCRIPT No matching script. Please use EVAL.\r\n");
+    assert_eq!(one.text(&["evalsha", &sha, "0"]), "-NOSCRIPT No matching script. Please use EVAL.\r\n");
+    let _ = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+}
