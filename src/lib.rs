@@ -11,7 +11,9 @@
 //! - [`coordinator`]: get/put at N/R/W over the preference list (local writes via [`replica`]);
 //! - [`handoff`]: delivery of hinted copies to their owners, partition transfers;
 //! - [`antientropy`]: Merkle trees per partition and the exchanges that repair replicas;
-//! - [`command`]: one file per Redis command ([`geohash`]: the GEO commands' math, pure);
+//! - [`pubsub`]: this node's subscriptions and the fan-out of messages to the other nodes;
+//! - [`command`]: one file per Redis command ([`geohash`]: the GEO commands' math, [`glob`]:
+//!   Redis's patterns, both pure);
 //! - [`resp`] and [`server`]: connections and RESP2/RESP3 framing;
 //! - [`metrics`]: Prometheus names and the exporter.
 
@@ -24,6 +26,7 @@ pub mod config;
 pub mod coordinator;
 pub mod flushes;
 pub mod geohash;
+pub mod glob;
 pub mod handoff;
 pub mod keyspace;
 pub mod longdouble;
@@ -31,6 +34,7 @@ pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod peer;
+pub mod pubsub;
 pub mod random;
 pub mod replica;
 pub mod resp;

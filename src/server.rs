@@ -132,6 +132,8 @@ async fn connection(
             Reply::Error(format!("ERR {e}")).encode(session.protocol, &mut output);
             session.quit = true;
         }
+        // Messages that arrived after the batch's last request.
+        session.drain_messages(&mut output);
         // MONITOR's feed is joined before its +OK leaves: a request another client sends once
         // it has the +OK must show (a feed joined after the write missed some).
         if monitor.is_none() && session.client.is_monitor() {
@@ -143,16 +145,21 @@ async fn connection(
                 tracing::error!("commit failed, closing the connection unacknowledged: {e}");
                 return Ok(());
             }
-            socket.write_all(&output).await?;
+            if !write(&mut socket, &output, &session).await? {
+                return Ok(());
+            }
             node.clients.net_output_bytes.fetch_add(output.len() as u64, Ordering::Relaxed);
             output.clear();
+            session.written();
         }
         if session.quit {
             return Ok(());
         }
         input.reserve(16 * 1024);
-        // Idle connections close after `timeout` (not a monitoring one, as in Redis).
-        let idle = node.clients.idle_timeout().filter(|_| monitor.is_none());
+        // Idle connections close after `timeout` (not a monitoring or subscribed one, as in
+        // Redis).
+        let idle = node.clients.idle_timeout().filter(|_| monitor.is_none() && !session.client.is_pubsub());
+        let mailbox = session.pubsub.as_ref().map(|s| s.mailbox().clone());
         let read = loop {
             tokio::select! {
                 biased;
@@ -165,12 +172,41 @@ async fn connection(
                         socket.write_all(&line).await?;
                     }
                 }
+                () = messages(&mailbox) => {
+                    session.drain_messages(&mut output);
+                    if !output.is_empty() {
+                        if !write(&mut socket, &output, &session).await? {
+                            return Ok(());
+                        }
+                        node.clients.net_output_bytes.fetch_add(output.len() as u64, Ordering::Relaxed);
+                        output.clear();
+                        session.written();
+                    }
+                }
             }
         };
         if read == 0 {
             return Ok(());
         }
         node.clients.net_input_bytes.fetch_add(read as u64, Ordering::Relaxed);
+    }
+}
+
+/// Writes `bytes` unless the connection is killed first (a subscriber over its output limit
+/// that stopped reading never takes the write): whether they were written.
+async fn write(socket: &mut TcpStream, bytes: &[u8], session: &Session) -> std::io::Result<bool> {
+    tokio::select! {
+        biased;
+        () = session.client.killed() => Ok(false),
+        r = socket.write_all(bytes) => r.map(|()| true),
+    }
+}
+
+/// Resolves when a subscribed connection's mailbox may hold messages; never without one.
+async fn messages(mailbox: &Option<std::sync::Arc<crate::pubsub::Mailbox>>) {
+    match mailbox {
+        Some(m) => m.ready().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -29,7 +29,6 @@ mod getdel;
 mod getex;
 mod getrange;
 mod getset;
-mod glob;
 mod hashes;
 mod hello;
 mod incr;
@@ -46,6 +45,7 @@ mod object;
 mod pf;
 mod ping;
 mod pipeline;
+mod pubsub;
 mod quit;
 mod scan;
 mod select;
@@ -72,6 +72,7 @@ pub use table::{Cmd, Spec, SPECS};
 
 use crate::coordinator::{CoordError, WriteContext};
 use crate::node::Node;
+use crate::pubsub::Kind;
 use crate::resp::{Protocol, Reply};
 use crate::version::ContextError;
 
@@ -92,6 +93,11 @@ pub struct Session {
     pub in_exec: bool,
     /// The database SELECT chose.
     pub db: u32,
+    /// Its subscriptions and the queue of their messages, from its first subscription on.
+    pub pubsub: Option<crate::pubsub::Subscriber>,
+    /// Bytes of messages moved to the output and not yet written to the socket (they count
+    /// against the output buffer limit until they are).
+    unwritten: usize,
 }
 
 impl Session {
@@ -106,11 +112,37 @@ impl Session {
             watched: Vec::new(),
             in_exec: false,
             db: 0,
+            pubsub: None,
+            unwritten: 0,
         }
     }
 
     pub fn id(&self) -> u64 {
         self.client.id
+    }
+
+    /// Whether it has subscriptions (or had: their messages may still be queued).
+    pub fn has_mailbox(&self) -> bool {
+        self.pubsub.is_some()
+    }
+
+    /// Moves the messages its subscriptions queued to `out`, in order; they count against
+    /// the output buffer limit until [`Session::written`].
+    pub fn drain_messages(&mut self, out: &mut bytes::BytesMut) {
+        if let Some(sub) = &self.pubsub {
+            let (messages, bytes) = sub.mailbox().take();
+            for m in &messages {
+                m.to_reply().encode(self.protocol, out);
+            }
+            self.unwritten += bytes;
+        }
+    }
+
+    /// The output (with the messages drained into it) was written to the socket.
+    pub fn written(&mut self) {
+        if let Some(sub) = &self.pubsub {
+            sub.mailbox().written(std::mem::take(&mut self.unwritten));
+        }
     }
 }
 
@@ -261,6 +293,28 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
         refuse(&mut conn);
         return error.to_reply();
     }
+    // A RESP2 connection with subscriptions runs only what Redis allows there (after the
+    // arity check, as Redis's processCommand; refused inside MULTI too, failing the EXEC).
+    if let Conn::Mut(session) = &mut conn {
+        if !cmd.allowed_subscribed() && pubsub::subscribed_mode(session) {
+            metrics.errors[i].increment(1);
+            node.clients.note_error("ERR");
+            let name = match args.get(1).filter(|_| cmd.has_subcommands()) {
+                Some(sub) => format!("{}|{}", spec.name, String::from_utf8_lossy(sub).to_lowercase()),
+                None => spec.name.to_owned(),
+            };
+            let error = format!(
+                "Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+            );
+            if cmd == Cmd::Exec {
+                session.multi = None;
+                session.watched.clear();
+                return Reply::Error(format!("EXECABORT Transaction discarded because of: {error}"));
+            }
+            refuse(&mut conn);
+            return Reply::Error(format!("ERR {error}"));
+        }
+    }
     if let Conn::Mut(session) = &mut conn {
         if session.multi.is_some() && !cmd.runs_in_multi() {
             if !session.authenticated && !spec.no_auth {
@@ -350,6 +404,10 @@ async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes], metrics
         Conn::Mut(session) => Some(session),
         Conn::Shared { .. } => None,
     };
+    let session = match session {
+        Some(session) if cmd == Cmd::Ping && pubsub::subscribed_mode(session) => return pubsub::ping(args),
+        session => session,
+    };
     let Some(session) = session.filter(|_| !cmd.is_data()) else {
         return dispatch_data(cmd, node, args).await;
     };
@@ -386,6 +444,14 @@ async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes], metrics
         Cmd::Discard => multi::discard(session),
         Cmd::Watch => multi::watch(node, session, args).await,
         Cmd::Unwatch => multi::unwatch(session),
+        Cmd::Subscribe => pubsub::subscribe(node, session, args, Kind::Channel),
+        Cmd::Psubscribe => pubsub::subscribe(node, session, args, Kind::Pattern),
+        Cmd::Ssubscribe => pubsub::subscribe(node, session, args, Kind::Shard),
+        Cmd::Unsubscribe => pubsub::unsubscribe(session, args, Kind::Channel),
+        Cmd::Punsubscribe => pubsub::unsubscribe(session, args, Kind::Pattern),
+        Cmd::Sunsubscribe => pubsub::unsubscribe(session, args, Kind::Shard),
+        Cmd::Publish => pubsub::publish(node, args, false).await,
+        Cmd::Spublish => pubsub::publish(node, args, true).await,
         data => dispatch_data(data, node, args).await,
     }
 }
@@ -540,6 +606,7 @@ async fn dispatch_data(cmd: Cmd, node: &Node, args: &[Bytes]) -> CmdResult {
         Cmd::Ddel => ddel::run(node, args).await,
         Cmd::Ping => ping::run(args),
         Cmd::Echo => echo::run(args),
+        Cmd::Pubsub => pubsub::pubsub(node, args).await,
         other => Err(CommandError::Other(format!("'{}' cannot run inside a pipeline wave", other.spec().name))),
     }
 }
