@@ -1235,3 +1235,112 @@ fn object_encoding_and_encoding_settings_answer_as_redis_does() {
         &["OBJECT", "ENCODING"],
     ]);
 }
+
+/// Pub/sub on one connection in RESP2, byte for byte: the confirmations and their counts
+/// (UNSUBSCRIBE with nothing subscribed included), PUBSUB's answers and errors, subscribed
+/// mode (its error for every other command, named as Redis names it, inside MULTI too, and
+/// PING's `["pong", ""]`), leaving it, RESET, and a transaction that subscribes (SSUBSCRIBE
+/// refused there). One channel at a time is subscribed where UNSUBSCRIBE lists them all (Redis
+/// lists channels in hash order); patterns are listed in the order they were made.
+#[test]
+fn pubsub_in_resp2_answers_as_redis_does() {
+    same_bytes(&[
+        &["HELLO", "2"],
+        &["ECHO", "-start-"],
+        &["UNSUBSCRIBE"],
+        &["PUNSUBSCRIBE"],
+        &["SUNSUBSCRIBE"],
+        &["UNSUBSCRIBE", "a", "b"],
+        &["PUBSUB", "NUMSUB"],
+        &["PUBSUB", "NUMSUB", "a", "b"],
+        &["PUBSUB", "SHARDNUMSUB", "a"],
+        &["PUBSUB", "NUMPAT"],
+        &["PUBSUB", "CHANNELS"],
+        &["PUBSUB", "CHANNELS", "a*"],
+        &["PUBSUB", "SHARDCHANNELS"],
+        &["PUBSUB"],
+        &["PUBSUB", "FOO"],
+        &["PUBSUB", "NUMPAT", "x"],
+        &["PUBSUB", "CHANNELS", "a", "b"],
+        &["PUBSUB", "shardchannels", "a", "b"],
+        &["PUBSUB", "HELP"],
+        &["PUBLISH", "a", "hello"],
+        &["SPUBLISH", "a", "hello"],
+        &["PUBLISH", "a"],
+        &["SUBSCRIBE"],
+        &["SUBSCRIBE", "a", "a"],
+        &["PSUBSCRIBE", "a*", "h?llo", "a*"],
+        &["SSUBSCRIBE", "s", "t"],
+        &["PUBSUB", "NUMSUB", "a"],
+        &["GET", "x"],
+        &["ECHO", "x"],
+        &["CLIENT", "INFO"],
+        &["CONFIG", "GET", "timeout"],
+        &["FOO", "bar"],
+        &["GET"],
+        &["MULTI"],
+        &["EXEC"],
+        &["PUBLISH", "a", "x"],
+        &["PING"],
+        &["PING", "hi"],
+        &["PUNSUBSCRIBE", "h?llo", "nope"],
+        &["PSUBSCRIBE", "z1", "b2"],
+        &["PUNSUBSCRIBE"],
+        &["UNSUBSCRIBE"],
+        &["SUNSUBSCRIBE", "s"],
+        &["PING"],
+        &["SUNSUBSCRIBE"],
+        &["PING"],
+        &["SUBSCRIBE", "c"],
+        &["RESET"],
+        &["PING"],
+        &["PSUBSCRIBE", "only"],
+        &["UNSUBSCRIBE"],
+        &["PUNSUBSCRIBE"],
+        &["MULTI"],
+        &["SUBSCRIBE", "m"],
+        &["SSUBSCRIBE", "n"],
+        &["PSUBSCRIBE", "p*"],
+        &["EXEC"],
+        &["PING"],
+        &["GET", "x"],
+    ]);
+}
+
+/// Pub/sub on one connection in RESP3, byte for byte: confirmations and messages are pushes,
+/// other commands run between them, a PUBLISH to the connection's own subscriptions answers
+/// after the messages it queued there (`message`, then `pmessage`), SPUBLISH's `smessage`,
+/// PUBSUB's counts, the nil form of UNSUBSCRIBE, RESET (back to RESP2, unsubscribed).
+#[test]
+fn pubsub_in_resp3_answers_as_redis_does() {
+    same_bytes(&[
+        &["HELLO", "3"],
+        &["ECHO", "-start-"],
+        &["UNSUBSCRIBE"],
+        &["SUBSCRIBE", "a"],
+        &["PSUBSCRIBE", "a*"],
+        &["SSUBSCRIBE", "s"],
+        &["PUBLISH", "a", "hello"],
+        &["PUBLISH", "ab", "x"],
+        &["SPUBLISH", "s", "m"],
+        &["SPUBLISH", "a", "m"],
+        &["PUBLISH", "b", "x"],
+        &["GET", "x"],
+        &["SET", "x", "1"],
+        &["PING"],
+        &["PUBSUB", "NUMSUB", "a", "s"],
+        &["PUBSUB", "SHARDNUMSUB", "s", "a"],
+        &["PUBSUB", "NUMPAT"],
+        &["PUBSUB", "CHANNELS"],
+        &["PUBSUB", "SHARDCHANNELS", "s*"],
+        &["UNSUBSCRIBE"],
+        &["PUNSUBSCRIBE"],
+        &["SUNSUBSCRIBE"],
+        &["UNSUBSCRIBE"],
+        &["PUBLISH", "a", "x"],
+        &["SUBSCRIBE", "r"],
+        &["RESET"],
+        &["PUBLISH", "r", "x"],
+        &["DEL", "x"],
+    ]);
+}
