@@ -1953,19 +1953,21 @@ async fn an_rmw_that_never_reached_its_decider_goes_to_the_next_owner() {
     assert_eq!(crate::rmw::redis_i64(&value), Some(5));
 }
 
-/// Pub/sub's fan-out (issue 22, item 3) under a seeded schedule: two publishers (on n1 and n2)
-/// publish 60 numbered messages each, one after the other, to subscribers on every node (a
-/// channel on n1 and n2, a pattern on n3), over a network that delays (reordering what is in
-/// flight at once) and duplicates messages and, on odd seeds, drops some and cuts n1 from n3
-/// for a while, holding what crossed the cut and delivering it late after the heal. Every
-/// subscriber gets each publisher's messages at most once and in publish order, whatever the
-/// network did; a subscriber on the publisher's own node, and with no loss every subscriber,
-/// gets all of them; PUBLISH never counts more receivers than there are.
+/// Pub/sub's fan-out (issue 22, item 3) under a seeded schedule on live nodes (heartbeats
+/// and the failure detector running): two publishers (on n1 and n2) publish numbered messages
+/// one after the other for 6 s and then 10 more, to subscribers on every node (a channel on n1
+/// and n2, a pattern on n3), over a network that delays (reordering what is in flight at once)
+/// and duplicates messages and, on odd seeds, drops some and cuts n1 from n3 for a while,
+/// holding what crossed the cut and delivering it late after the heal (n3 goes down in n1's
+/// eyes and comes back). Every subscriber gets each publisher's messages at most once and in
+/// publish order, whatever the network did; a subscriber on the publisher's own node, and with
+/// no loss every subscriber, gets all of them; after the heal n3 gets n1's messages again;
+/// PUBLISH never counts more receivers than there are.
 async fn pubsub_under_faults(seed: u64) -> Result<(), String> {
     use crate::peer::Published;
     use crate::pubsub::{Delivery, Kind, Subscriber};
     let lossy = seed % 2 == 1;
-    let sim = Arc::new(Sim::new(3));
+    let sim = Arc::new(Sim::live(3));
     *sim.net.chaos.lock() = Some(Chaos {
         rng: StdRng::seed_from_u64(seed),
         drop: if lossy { 30 } else { 0 },
@@ -1982,33 +1984,40 @@ async fn pubsub_under_faults(seed: u64) -> Result<(), String> {
         sub.subscribe(kind, &Bytes::from_static(name.as_bytes()));
         subs.push((id, sub));
     }
-    const N: usize = 60;
+    const TAIL: usize = 10;
+    let started = tokio::time::Instant::now();
     let mut publishers = Vec::new();
     for via in ["n1", "n2"] {
         let sim = sim.clone();
         publishers.push(tokio::spawn(async move {
             let node = sim.node(via);
-            let mut most = 0;
-            for i in 0..N {
-                let message = Bytes::from(format!("{via}:{i}"));
+            let (mut most, mut sent, mut tail) = (0, 0, TAIL);
+            while tail > 0 {
+                let message = Bytes::from(format!("{via}:{sent}"));
                 let published = Published { channel: Bytes::from_static(b"news"), message, sharded: false };
                 most = most.max(node.pubsub.publish(published).await);
+                sent += 1;
+                if started.elapsed() >= Duration::from_secs(6) {
+                    tail -= 1;
+                }
             }
-            most
+            (most, sent)
         }));
     }
     if lossy {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x9b5);
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..300))).await;
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(200..1000))).await;
         sim.net.cut("n1", "n3");
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(500..3000))).await;
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(500..2500))).await;
         sim.net.heal();
     }
-    for p in publishers {
-        let most = p.await.map_err(|e| e.to_string())?;
+    let mut sent = BTreeMap::new();
+    for (via, p) in ["n1", "n2"].into_iter().zip(publishers) {
+        let (most, n) = p.await.map_err(|e| e.to_string())?;
         if most > 3 {
             return Err(format!("PUBLISH counted {most} receivers of 3"));
         }
+        sent.insert(via, n);
     }
     // What a cut held is delivered within 3 s of the heal; batches in flight finish.
     tokio::time::sleep(TIMEOUT * 3).await;
@@ -2024,14 +2033,17 @@ async fn pubsub_under_faults(seed: u64) -> Result<(), String> {
             let (from, i) = text.split_once(':').ok_or("a numbered message")?;
             got.entry(from.to_owned()).or_default().push(i.parse().map_err(|_| "a number")?);
         }
-        for from in ["n1", "n2"] {
-            let seq = got.get(from).cloned().unwrap_or_default();
+        for (from, n) in &sent {
+            let seq = got.get(*from).cloned().unwrap_or_default();
             if seq.windows(2).any(|w| w[0] >= w[1]) {
                 return Err(format!("{id} got {from}'s messages out of order or twice: {seq:?}"));
             }
-            let complete = !lossy || from == *id;
-            if complete && seq != (0..N).collect::<Vec<_>>() {
-                return Err(format!("{id} got {} of {from}'s {N} messages: {seq:?}", seq.len()));
+            let complete = !lossy || from == id;
+            if complete && seq != (0..*n).collect::<Vec<_>>() {
+                return Err(format!("{id} got {} of {from}'s {n} messages: {seq:?}", seq.len()));
+            }
+            if !seq.iter().any(|&i| i + TAIL >= *n) {
+                return Err(format!("{id} got none of {from}'s last {TAIL} messages (of {n}): {seq:?}"));
             }
         }
     }

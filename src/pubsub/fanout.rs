@@ -48,11 +48,29 @@ pub(super) struct Fanout {
     /// This process's stream id (`Request::Publish`).
     stream: u64,
     queues: Mutex<HashMap<NodeId, Arc<PeerQueue>>>,
+    /// Per peer, the last batch number sent and which queue may send: it outlives the peer's
+    /// queue (dropped while the peer is down), so a new queue goes on numbering where the old
+    /// one stopped (the peer would refuse its batches as old otherwise), and the old one sends
+    /// nothing once the new one exists (what it still holds would arrive after newer
+    /// messages).
+    senders: Mutex<HashMap<NodeId, Arc<Mutex<Sender>>>>,
+}
+
+/// Which of a peer's queues may send ([`Fanout::senders`]).
+#[derive(Default)]
+struct Sender {
+    seq: u64,
+    generation: u64,
 }
 
 impl Fanout {
     pub fn new(cluster: Arc<Cluster>) -> Fanout {
-        Fanout { cluster, stream: crate::random::u64(), queues: Mutex::new(HashMap::new()) }
+        Fanout {
+            cluster,
+            stream: crate::random::u64(),
+            queues: Mutex::new(HashMap::new()),
+            senders: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Queues `published` for every other member that is up; returns where each one's count
@@ -84,7 +102,13 @@ impl Fanout {
     fn start(&self, id: NodeId) -> Arc<PeerQueue> {
         let (tx, rx) = mpsc::unbounded_channel();
         let queue = Arc::new(PeerQueue { tx, bytes: AtomicUsize::new(0) });
-        tokio::spawn(run(self.cluster.clone(), id, self.stream, queue.clone(), rx));
+        let sender = self.senders.lock().entry(id.clone()).or_default().clone();
+        let generation = {
+            let mut s = sender.lock();
+            s.generation += 1;
+            s.generation
+        };
+        tokio::spawn(run(self.cluster.clone(), id, (self.stream, sender, generation), queue.clone(), rx));
         queue
     }
 }
@@ -93,11 +117,10 @@ impl Fanout {
 async fn run(
     cluster: Arc<Cluster>,
     id: NodeId,
-    stream: u64,
+    (stream, sender, generation): (u64, Arc<Mutex<Sender>>, u64),
     queue: Arc<PeerQueue>,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
 ) {
-    let mut seq = 0u64;
     while let Some(first) = rx.recv().await {
         let mut bytes = size(&first.published);
         let mut batch = vec![first];
@@ -116,7 +139,16 @@ async fn run(
             metrics::counter!(m::PUBSUB_DROPPED_TOTAL, "reason" => "peer_down").increment(n as u64);
             continue;
         }
-        seq += 1;
+        let seq = {
+            let mut s = sender.lock();
+            if s.generation != generation {
+                // A newer queue took over (the peer went down and came back): drop the rest.
+                metrics::counter!(m::PUBSUB_DROPPED_TOTAL, "reason" => "peer_down").increment(n as u64);
+                return;
+            }
+            s.seq += 1;
+            s.seq
+        };
         let (messages, answers): (Vec<_>, Vec<_>) = batch.into_iter().map(|o| (o.published, o.answer)).unzip();
         match cluster.call(&id, Request::Publish { stream, seq, messages }).await {
             Ok(Response::Delivered(counts)) if counts.len() == n => {
