@@ -192,13 +192,15 @@ async fn connection(
     }
 }
 
-/// Writes `bytes` unless the connection is killed first (a subscriber over its output limit
-/// that stopped reading never takes the write): whether they were written.
+/// Writes `bytes`, unless the connection is killed while the socket does not take them (a
+/// subscriber over its output limit that stopped reading never would): whether they were
+/// written. A write the socket takes at once goes out even when killed: a connection that
+/// killed itself (CLIENT KILL ... SKIPME no) gets its reply, as in Redis.
 async fn write(socket: &mut TcpStream, bytes: &[u8], session: &Session) -> std::io::Result<bool> {
     tokio::select! {
         biased;
-        () = session.client.killed() => Ok(false),
         r = socket.write_all(bytes) => r.map(|()| true),
+        () = session.client.killed() => Ok(false),
     }
 }
 

@@ -82,11 +82,14 @@ fn parse(r: &mut BufReader<TcpStream>, raw: &mut Vec<u8>) -> V {
         b':' => V::Int(n()),
         b'_' => V::Null,
         b'$' if n() < 0 => V::Bulk(None),
-        b'$' => {
+        b'$' | b'=' => {
             let mut buf = vec![0; n() as usize + 2];
             r.read_exact(&mut buf).expect("a bulk body");
             raw.extend_from_slice(&buf);
             buf.truncate(buf.len() - 2);
+            if kind == b'=' {
+                buf.drain(..4.min(buf.len())); // a verbatim string's `txt:`
+            }
             V::Bulk(Some(buf))
         }
         b'*' if n() < 0 => V::Null,
@@ -191,6 +194,29 @@ fn a_subscriber_and_a_publisher_are_answered_as_redis_answers_them() {
         (other.call(&["PUBSUB", "NUMSUB", "gone"]) == V::Agg(b'*', vec![bulk("gone"), V::Int(0)])).then_some(())
     });
     assert_eq!(other.call(&["PUBLISH", "gone", "x"]), V::Int(0));
+
+    // CLIENT LIST and INFO show a connection's subscriptions (`sub`, `psub`, `ssub`, flag P),
+    // TYPE pubsub picks subscribed connections, and CLIENT KILL TYPE pubsub closes them.
+    let mut sub = Conn::open(node.addr());
+    assert!(matches!(sub.call(&["HELLO", "3"]), V::Agg(b'%', _)));
+    sub.send(&["SUBSCRIBE", "c1"]);
+    sub.send(&["PSUBSCRIBE", "p1", "p2"]);
+    sub.send(&["SSUBSCRIBE", "s1"]);
+    for _ in 0..4 {
+        assert!(matches!(sub.next(), V::Agg(b'>', _)));
+    }
+    let info = sub.call(&["CLIENT", "INFO"]).text();
+    assert!(info.contains(" flags=P ") && info.contains(" sub=1 psub=2 ssub=1 "), "{info}");
+    let list = other.call(&["CLIENT", "LIST", "TYPE", "pubsub"]).text();
+    assert_eq!(list.lines().count(), 1, "{list}");
+    assert!(list.contains(" sub=1 psub=2 ssub=1 "), "{list}");
+    assert_eq!(other.call(&["CLIENT", "LIST", "TYPE", "normal"]).text().lines().count(), 1, "the asking one");
+    assert_eq!(other.call(&["CLIENT", "KILL", "TYPE", "pubsub"]), V::Int(1));
+    let mut rest = Vec::new();
+    assert!(sub.r.read_to_end(&mut rest).is_ok(), "the killed subscriber's connection ends");
+    wait_until("the killed subscriber to be unsubscribed", Duration::from_secs(10), || {
+        (other.call(&["PUBSUB", "NUMPAT"]) == V::Int(0)).then_some(())
+    });
 }
 
 fn bulk(s: &str) -> V {
