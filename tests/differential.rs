@@ -1304,6 +1304,16 @@ fn pubsub_in_resp2_answers_as_redis_does() {
         &["EXEC"],
         &["PING"],
         &["GET", "x"],
+        &["RESET"],
+        // What EXEC runs is not checked again: GET runs after a SUBSCRIBE of its transaction,
+        // and a PUBLISH to the connection's own channel is answered after its message.
+        &["MULTI"],
+        &["PUBLISH", "zz", "x"],
+        &["SUBSCRIBE", "zz"],
+        &["GET", "x"],
+        &["PING"],
+        &["PUBLISH", "zz", "y"],
+        &["EXEC"],
     ]);
 }
 
@@ -1339,6 +1349,10 @@ fn pubsub_in_resp3_answers_as_redis_does() {
         &["UNSUBSCRIBE"],
         &["PUBLISH", "a", "x"],
         &["SUBSCRIBE", "r"],
+        &["MULTI"],
+        &["PUBLISH", "r", "in a transaction"],
+        &["GET", "x"],
+        &["EXEC"],
         &["RESET"],
         &["PUBLISH", "r", "x"],
         &["DEL", "x"],

@@ -129,13 +129,17 @@ impl Session {
     /// Moves the messages its subscriptions queued to `out`, in order; they count against
     /// the output buffer limit until [`Session::written`].
     pub fn drain_messages(&mut self, out: &mut bytes::BytesMut) {
-        if let Some(sub) = &self.pubsub {
-            let (messages, bytes) = sub.mailbox().take();
-            for m in &messages {
-                m.to_reply().encode(self.protocol, out);
-            }
-            self.unwritten += bytes;
+        for m in self.take_messages() {
+            m.encode(self.protocol, out);
         }
+    }
+
+    /// The messages its subscriptions queued, as pushes (see [`Session::drain_messages`]).
+    pub(crate) fn take_messages(&mut self) -> Vec<Reply> {
+        let Some(sub) = &self.pubsub else { return Vec::new() };
+        let (messages, bytes) = sub.mailbox().take();
+        self.unwritten += bytes;
+        messages.iter().map(crate::pubsub::Delivery::to_reply).collect()
     }
 
     /// The output (with the messages drained into it) was written to the socket.
@@ -294,9 +298,10 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
         return error.to_reply();
     }
     // A RESP2 connection with subscriptions runs only what Redis allows there (after the
-    // arity check, as Redis's processCommand; refused inside MULTI too, failing the EXEC).
+    // arity check, as Redis's processCommand; refused inside MULTI too, failing the EXEC; not
+    // checked again for what EXEC runs).
     if let Conn::Mut(session) = &mut conn {
-        if !cmd.allowed_subscribed() && pubsub::subscribed_mode(session) {
+        if !cmd.allowed_subscribed() && !session.in_exec && pubsub::subscribed_mode(session) {
             metrics.errors[i].increment(1);
             node.clients.note_error("ERR");
             let name = match args.get(1).filter(|_| cmd.has_subcommands()) {
