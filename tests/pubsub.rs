@@ -109,7 +109,7 @@ struct Step<'a> {
 }
 
 fn step<'a>(conn: usize, args: &'a [&'a str], replies: usize) -> Step<'a> {
-    Step { conn: conn, args, replies, compare: true }
+    Step { conn, args, replies, compare: true }
 }
 
 /// Runs `steps` on two connections (0: the subscriber, 1: the publisher) to each server
