@@ -1,6 +1,7 @@
 //! Real applications' patterns through real client libraries (compat/apps/): redis-py and
 //! ioredis scripts of a cache, a session store, a check-and-set and a test teardown, against
-//! one node and through every node of a 4-node N=3 cluster. `.ci/run` installs both
+//! one node and through every node of a 4-node N=3 cluster, and redis-py's pub/sub across two
+//! nodes. `.ci/run` installs both
 //! libraries (pip's `redis`, npm's `ioredis` in compat/apps/node_modules).
 
 #[path = "../tests/harness/mod.rs"]
@@ -55,4 +56,13 @@ fn redis_py_and_ioredis_apps_through_a_cluster() {
     run("python3", "app.py", &nodes, true);
     run("node", "app.js", &nodes, true);
     run("python3", "scripts.py", &nodes, true);
+}
+
+/// redis-py's pub/sub (compat/apps/pubsub.py): subscribers through one node of a 2-node
+/// cluster, publishers through the other.
+#[test]
+fn redis_py_pubsub_across_two_nodes() {
+    let cluster = Cluster::start(2, &[]);
+    let nodes: Vec<&Node> = cluster.nodes.iter().collect();
+    run("python3", "pubsub.py", &nodes, false);
 }

@@ -37,6 +37,8 @@ pub struct Client {
     /// Requests queued in MULTI, or -1 outside a transaction.
     multi: AtomicI64,
     monitor: AtomicBool,
+    /// Subscriptions: channels, patterns, shard channels (CLIENT LIST's sub, psub, ssub).
+    subs: [AtomicU64; 3],
     /// CLIENT KILL: the connection runs no command after it and closes when it next waits
     /// for input (`killed` is set before `kill` is notified).
     kill: Notify,
@@ -102,6 +104,24 @@ impl Client {
         self.monitor.store(true, Ordering::Relaxed);
     }
 
+    pub fn set_subscriptions(&self, counts: [usize; 3]) {
+        for (slot, n) in self.subs.iter().zip(counts) {
+            slot.store(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the connection has a subscription (Redis's `CLIENT_PUBSUB`).
+    pub fn is_pubsub(&self) -> bool {
+        self.subs.iter().any(|n| n.load(Ordering::Relaxed) > 0)
+    }
+
+    /// Closes the connection: it runs no command after and closes when it next waits (for
+    /// input, or for its socket to take a write).
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        self.kill.notify_one();
+    }
+
     /// MONITOR was sent: the connection streams every request the node receives.
     pub fn is_monitor(&self) -> bool {
         self.monitor.load(Ordering::Relaxed)
@@ -165,15 +185,21 @@ impl Client {
     pub fn describe(&self) -> String {
         let multi = self.multi.load(Ordering::Relaxed);
         let monitor = self.monitor.load(Ordering::Relaxed);
-        let flags = match (monitor, multi >= 0, self.is_blocked()) {
-            (true, _, _) => "O",
-            (false, true, _) => "x",
-            (false, false, true) => "b",
-            (false, false, false) => "N",
-        };
+        let sub = |i: usize| self.subs[i].load(Ordering::Relaxed);
+        // Redis's letters in its order: O (monitor), P (pub/sub), x (in MULTI), b (blocked);
+        // N: none.
+        let mut flags = String::new();
+        for (on, letter) in [(monitor, 'O'), (self.is_pubsub(), 'P'), (multi >= 0, 'x'), (self.is_blocked(), 'b')] {
+            if on {
+                flags.push(letter);
+            }
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
         let (lib_name, lib_ver) = self.lib.lock().clone();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={flags} db={} sub=0 psub=0 ssub=0 \
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={flags} db={} sub={} psub={} ssub={} \
              multi={multi} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 \
              tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={lib_name} lib-ver={lib_ver}\n",
             self.id,
@@ -184,6 +210,9 @@ impl Client {
             self.connected.elapsed().as_secs(),
             self.idle().as_secs(),
             self.db.load(Ordering::Relaxed),
+            sub(0),
+            sub(1),
+            sub(2),
             self.cmd.lock(),
             self.resp.load(Ordering::Relaxed),
         )
@@ -202,6 +231,26 @@ impl Drop for Subscription {
     }
 }
 
+/// Redis's client types (CLIENT LIST TYPE, CLIENT KILL TYPE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientType {
+    Normal,
+    Pubsub,
+    /// `master`, `replica` (`slave`): there are none here.
+    Replication,
+}
+
+impl Client {
+    /// Its type: pubsub while it has a subscription, else normal (a MONITOR too, as in Redis).
+    pub fn client_type(&self) -> ClientType {
+        if self.is_pubsub() {
+            ClientType::Pubsub
+        } else {
+            ClientType::Normal
+        }
+    }
+}
+
 /// Which connections `CLIENT KILL` closes: every given filter must match.
 #[derive(Debug, Default)]
 pub struct KillFilter {
@@ -210,8 +259,8 @@ pub struct KillFilter {
     pub laddr: Option<String>,
     /// Only users called `default` exist.
     pub user: Option<String>,
-    /// `normal`, `pubsub`, `master`, `replica`: only normal connections exist here.
-    pub normal: Option<bool>,
+    /// `normal`, `pubsub`, `master`, `replica`: only the first two exist here.
+    pub kind: Option<ClientType>,
     /// The connection that asks, unless it is named by `skip_me: false`.
     pub skip: Option<u64>,
 }
@@ -222,7 +271,7 @@ impl KillFilter {
             && self.addr.as_deref().is_none_or(|a| a == c.addr.to_string())
             && self.laddr.as_deref().is_none_or(|a| a == c.laddr.to_string())
             && self.user.as_deref().is_none_or(|u| u == "default")
-            && self.normal.is_none_or(|n| n)
+            && self.kind.is_none_or(|k| k == c.client_type())
             && self.skip != Some(c.id)
     }
 }
@@ -246,7 +295,17 @@ pub struct Clients {
     pub net_output_bytes: AtomicU64,
     /// The last sample of `total_commands_processed` INFO took, for its ops per second.
     ops_sample: Mutex<Option<(Instant, u64, u64)>>,
+    /// `client-output-buffer-limit` by class; only pubsub's hard limit is enforced (a
+    /// subscriber's queue of messages), kept apart for the publishers that read it.
+    output_limits: Mutex<[OutputLimit; 3]>,
+    pubsub_hard_limit: AtomicU64,
 }
+
+/// One class of `client-output-buffer-limit`: hard bytes, soft bytes, soft seconds.
+pub type OutputLimit = (u64, u64, u64);
+
+/// Redis's defaults for the classes normal, replica and pubsub.
+pub const OUTPUT_LIMITS: [OutputLimit; 3] = [(0, 0, 0), (256 << 20, 64 << 20, 60), (32 << 20, 8 << 20, 60)];
 
 impl Clients {
     pub fn new(idle_timeout_secs: u64) -> Clients {
@@ -262,7 +321,24 @@ impl Clients {
             net_input_bytes: AtomicU64::new(0),
             net_output_bytes: AtomicU64::new(0),
             ops_sample: Mutex::new(None),
+            output_limits: Mutex::new(OUTPUT_LIMITS),
+            pubsub_hard_limit: AtomicU64::new(OUTPUT_LIMITS[2].0),
         }
+    }
+
+    /// `client-output-buffer-limit` for normal, replica and pubsub connections.
+    pub fn output_limits(&self) -> [OutputLimit; 3] {
+        *self.output_limits.lock()
+    }
+
+    pub fn set_output_limits(&self, limits: [OutputLimit; 3]) {
+        *self.output_limits.lock() = limits;
+        self.pubsub_hard_limit.store(limits[2].0, Ordering::Relaxed);
+    }
+
+    /// The bytes of messages a subscriber may have queued before it is closed (0: no limit).
+    pub fn pubsub_limit(&self) -> usize {
+        usize::try_from(self.pubsub_hard_limit.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
     }
 
     /// Registers a new connection.
@@ -282,6 +358,7 @@ impl Clients {
             cmd: Mutex::new(Cow::Borrowed("NULL")),
             multi: AtomicI64::new(-1),
             monitor: AtomicBool::new(false),
+            subs: Default::default(),
             kill: Notify::new(),
             killed: AtomicBool::new(false),
             interrupt: tokio::sync::watch::channel((0, Interrupt::Timeout)).0,
@@ -312,8 +389,7 @@ impl Clients {
         let open = self.open.lock();
         let mut n = 0;
         for c in open.values().filter(|c| filter.matches(c)) {
-            c.killed.store(true, Ordering::Release);
-            c.kill.notify_one();
+            c.kill();
             c.interrupt(Interrupt::Gone);
             n += 1;
         }

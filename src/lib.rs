@@ -12,8 +12,9 @@
 //! - [`handoff`]: delivery of hinted copies to their owners, partition transfers;
 //! - [`antientropy`]: Merkle trees per partition and the exchanges that repair replicas;
 //! - [`script`]: Lua scripting (the sandbox, the libraries, reply conversions);
-//! - [`command`]: one file per Redis command ([`geohash`]: the GEO commands' math, pure;
-//!   [`rdb`]: DUMP and RESTORE's serialization, pure);
+//! - [`pubsub`]: this node's subscriptions and the fan-out of messages to the other nodes;
+//! - [`command`]: one file per Redis command ([`geohash`]: the GEO commands' math, [`glob`]:
+//!   Redis's patterns, both pure; [`rdb`]: DUMP and RESTORE's serialization, pure);
 //! - [`resp`] and [`server`]: connections and RESP2/RESP3 framing;
 //! - [`metrics`]: Prometheus names and the exporter.
 
@@ -26,6 +27,7 @@ pub mod config;
 pub mod coordinator;
 pub mod flushes;
 pub mod geohash;
+pub mod glob;
 pub mod handoff;
 pub mod keyspace;
 pub mod longdouble;
@@ -33,6 +35,7 @@ pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod peer;
+pub mod pubsub;
 pub mod random;
 pub mod rdb;
 pub mod replica;

@@ -47,6 +47,12 @@ pub const READS_SAME_TOTAL: &str = "kura_reads_same_total";
 pub const HINTS_PENDING: &str = "kura_hints_pending";
 pub const HANDOFF_DELIVERED_TOTAL: &str = "kura_handoff_delivered_total";
 pub const HANDOFF_FAILURES_TOTAL: &str = "kura_handoff_failures_total";
+pub const PUBSUB_PUBLISHED_TOTAL: &str = "kura_pubsub_published_total";
+pub const PUBSUB_DELIVERIES_TOTAL: &str = "kura_pubsub_deliveries_total";
+/// Messages not sent to or not delivered by a peer, by `reason` (queue_full, peer_down,
+/// peer_error, duplicate).
+pub const PUBSUB_DROPPED_TOTAL: &str = "kura_pubsub_dropped_total";
+pub const PUBSUB_SUBSCRIBERS_CLOSED_TOTAL: &str = "kura_pubsub_subscribers_closed_total";
 
 pub const QUANTILES: [f64; 3] = [0.5, 0.99, 0.999];
 
@@ -119,6 +125,13 @@ fn describe() {
     describe_gauge!(HINTS_PENDING, "Hinted copies this node holds for other nodes, not yet delivered");
     describe_counter!(HANDOFF_DELIVERED_TOTAL, "Hinted copies delivered to their owner and dropped here");
     describe_counter!(HANDOFF_FAILURES_TOTAL, "Hint deliveries that failed (retried with backoff)");
+    describe_counter!(PUBSUB_PUBLISHED_TOTAL, "Messages published through this node (PUBLISH, SPUBLISH)");
+    describe_counter!(PUBSUB_DELIVERIES_TOTAL, "Messages queued for this node's subscribers");
+    describe_counter!(PUBSUB_DROPPED_TOTAL, "Published messages a peer did not get or did not deliver, by reason");
+    describe_counter!(
+        PUBSUB_SUBSCRIBERS_CLOSED_TOTAL,
+        "Subscribers closed for going over the pubsub output buffer limit"
+    );
 }
 
 /// Counts a failed request to a peer.

@@ -91,6 +91,8 @@ pub struct Node {
     pub exec_gate: tokio::sync::RwLock<()>,
     /// Lua scripting: the script cache, the Lua states, the running scripts (`script/`).
     pub scripts: crate::script::Engine,
+    /// Pub/sub: this node's subscriptions and the fan-out to its peers.
+    pub pubsub: Arc<crate::pubsub::Broker>,
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -156,6 +158,8 @@ impl Node {
         };
         let replica = Arc::new(Replica::new(storage.clone(), &node_id));
         let cluster = Cluster::open(settings, replica.clone(), transport)?;
+        let clients = Arc::new(crate::clients::Clients::new(idle_timeout));
+        let pubsub = Arc::new(crate::pubsub::Broker::new(cluster.clone(), clients.clone()));
         let aae = AntiEntropy::open(replica.clone(), cluster.clone(), Duration::from_secs(config.aae_interval_secs))?;
         let identity = NodeIdentity { node_id };
         let quorum = Quorum { n: config.n, r: config.r, w: config.w };
@@ -177,7 +181,7 @@ impl Node {
             total_commands: AtomicU64::new(0),
             total_connections: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
-            clients: Arc::new(crate::clients::Clients::new(idle_timeout)),
+            clients,
             exec_gate: tokio::sync::RwLock::new(()),
             scripts: crate::script::Engine::default(),
             shutdown: tokio::sync::Notify::new(),
@@ -187,6 +191,7 @@ impl Node {
             client_slots: Arc::new(tokio::sync::Semaphore::new(maxclients)),
             maxclients: AtomicU64::new(maxclients as u64),
             owed_slots: AtomicU64::new(0),
+            pubsub,
         }))
     }
 
@@ -399,6 +404,10 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                         Err(e) => Response::Error(RemoteError::Failed(e.to_string())),
                     }
                 }
+                Request::Publish { stream, seq, messages } => {
+                    Response::Delivered(self.pubsub.receive(stream, seq, &messages))
+                }
+                Request::PubsubQuery(q) => Response::Pubsub(self.pubsub.answer(&q)),
                 Request::Modify { key, op, deadline_ms } => {
                     let Some(budget) = crate::peer::budget_until(deadline_ms) else {
                         return PeerResponse {

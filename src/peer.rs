@@ -98,6 +98,40 @@ pub enum Request {
     Watch { keys: Vec<Bytes> },
     /// A key you watched was written here: wake your clients blocked on it.
     Touched { key: Bytes },
+    /// Pub/sub: deliver these messages to your subscribers, in this order, and answer how many
+    /// received each (`Delivered`). `stream` names the sending process and `seq` numbers its
+    /// batches to you: a batch not newer than the last one you took from that stream is a
+    /// duplicate or a straggler and is dropped, so a message is delivered at most once and
+    /// never after one published later.
+    Publish { stream: u64, seq: u64, messages: Vec<Published> },
+    /// Pub/sub: what your subscribers are (PUBSUB CHANNELS, NUMSUB, NUMPAT and the shard forms).
+    PubsubQuery(PubsubQuery),
+}
+
+/// A message published through a node (PUBLISH, or SPUBLISH when `sharded`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    pub channel: Bytes,
+    pub message: Bytes,
+    pub sharded: bool,
+}
+
+/// A question about one node's subscriptions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PubsubQuery {
+    /// The channels (or shard channels) with a subscriber, those matching `pattern` if given.
+    Channels { pattern: Option<Bytes>, sharded: bool },
+    /// The subscribers of each channel (or shard channel).
+    NumSub { channels: Vec<Bytes>, sharded: bool },
+    /// The patterns with a subscriber.
+    Patterns,
+}
+
+/// A node's answer to a [`PubsubQuery`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PubsubAnswer {
+    Names(Vec<Bytes>),
+    Counts(Vec<u64>),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -122,6 +156,9 @@ pub enum Response {
     Leaves(Vec<(u32, u64)>),
     Digests(Vec<(Bytes, u64)>),
     Sets(Vec<(Bytes, Option<SiblingSet>)>),
+    /// How many subscribers received each message of a `Publish`.
+    Delivered(Vec<u32>),
+    Pubsub(PubsubAnswer),
     Error(RemoteError),
 }
 

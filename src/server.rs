@@ -143,6 +143,8 @@ async fn connection(
             Reply::Error(format!("ERR {e}")).encode(session.protocol, &mut output);
             session.quit = true;
         }
+        // Messages that arrived after the batch's last request.
+        session.drain_messages(&mut output);
         // MONITOR's feed is joined before its +OK leaves: a request another client sends once
         // it has the +OK must show (a feed joined after the write missed some).
         if monitor.is_none() && session.client.is_monitor() {
@@ -154,9 +156,12 @@ async fn connection(
                 tracing::error!("commit failed, closing the connection unacknowledged: {e}");
                 return Ok(());
             }
-            socket.write_all(&output).await?;
+            if !write(&mut socket, &output, &session).await? {
+                return Ok(());
+            }
             node.clients.net_output_bytes.fetch_add(output.len() as u64, Ordering::Relaxed);
             output.clear();
+            session.written();
         }
         if session.quit {
             return Ok(());
@@ -165,8 +170,10 @@ async fn connection(
             continue;
         }
         input.reserve(16 * 1024);
-        // Idle connections close after `timeout` (not a monitoring one, as in Redis).
-        let idle = node.clients.idle_timeout().filter(|_| monitor.is_none());
+        // Idle connections close after `timeout` (not a monitoring or subscribed one, as in
+        // Redis).
+        let idle = node.clients.idle_timeout().filter(|_| monitor.is_none() && !session.client.is_pubsub());
+        let mailbox = session.pubsub.as_ref().map(|s| s.mailbox().clone());
         let read = loop {
             tokio::select! {
                 biased;
@@ -177,6 +184,17 @@ async fn connection(
                 line = next_line(&mut monitor) => {
                     if let Some(line) = line {
                         socket.write_all(&line).await?;
+                    }
+                }
+                () = messages(&mailbox) => {
+                    session.drain_messages(&mut output);
+                    if !output.is_empty() {
+                        if !write(&mut socket, &output, &session).await? {
+                            return Ok(());
+                        }
+                        node.clients.net_output_bytes.fetch_add(output.len() as u64, Ordering::Relaxed);
+                        output.clear();
+                        session.written();
                     }
                 }
             }
@@ -224,6 +242,25 @@ async fn run_batch(
 
 /// At most this much input is read ahead while a blocking command waits.
 const READ_AHEAD_LIMIT: usize = 1 << 20;
+/// Writes `bytes`, unless the connection is killed while the socket does not take them (a
+/// subscriber over its output limit that stopped reading never would): whether they were
+/// written. A write the socket takes at once goes out even when killed: a connection that
+/// killed itself (CLIENT KILL ... SKIPME no) gets its reply, as in Redis.
+async fn write(socket: &mut TcpStream, bytes: &[u8], session: &Session) -> std::io::Result<bool> {
+    tokio::select! {
+        biased;
+        r = socket.write_all(bytes) => r.map(|()| true),
+        () = session.client.killed() => Ok(false),
+    }
+}
+
+/// Resolves when a subscribed connection's mailbox may hold messages; never without one.
+async fn messages(mailbox: &Option<std::sync::Arc<crate::pubsub::Mailbox>>) {
+    match mailbox {
+        Some(m) => m.ready().await,
+        None => std::future::pending().await,
+    }
+}
 
 async fn sleep_or_never(d: Option<Duration>) {
     match d {

@@ -344,6 +344,15 @@ impl Cluster {
         id == self.me() || self.detector.lock().is_up(id)
     }
 
+    /// The other members (not removed) that are up as this node sees them: where a published
+    /// message goes.
+    pub fn peers_up(&self) -> Vec<NodeId> {
+        let view = self.view();
+        let Some(state) = view.state.as_ref() else { return Vec::new() };
+        let detector = self.detector.lock();
+        state.live_members().filter(|m| &m.id != self.me() && detector.is_up(&m.id)).map(|m| m.id.clone()).collect()
+    }
+
     /// A peer's request arrived: it is alive.
     pub fn heard_from(&self, id: &str) {
         self.record(id, true);

@@ -7,8 +7,8 @@ use super::{parse_i64, CmdResult, CommandError, Session};
 use crate::node::Node;
 use crate::resp::{Protocol, Reply};
 
-/// RESET: the connection as new: no transaction or WATCH, database 0, RESP2, no name, and
-/// unauthenticated when a password is required.
+/// RESET: the connection as new: no transaction or WATCH, database 0, RESP2, no name, no
+/// subscriptions, and unauthenticated when a password is required.
 pub fn reset(node: &Node, session: &mut Session) -> CmdResult {
     session.multi = None;
     session.watched.clear();
@@ -19,6 +19,9 @@ pub fn reset(node: &Node, session: &mut Session) -> CmdResult {
     session.client.set_name(None);
     session.client.set_resp(2);
     session.client.set_multi(None);
+    if let Some(sub) = session.pubsub.as_mut() {
+        sub.clear();
+    }
     Ok(Reply::Simple("RESET"))
 }
 

@@ -4,15 +4,16 @@
 use bytes::Bytes;
 
 use super::{parse_i64, CmdResult, CommandError, Session};
-use crate::clients::{Interrupt, KillFilter};
+use crate::clients::{ClientType, Interrupt, KillFilter};
 use crate::node::Node;
 use crate::resp::Reply;
 
-/// Client types Redis knows; only `normal` connections exist here.
-fn is_normal(name: &[u8]) -> Result<bool, CommandError> {
+/// Client types Redis knows; `master` and `replica` connections do not exist here.
+fn client_type(name: &[u8]) -> Result<ClientType, CommandError> {
     match name.to_ascii_lowercase().as_slice() {
-        b"normal" => Ok(true),
-        b"master" | b"replica" | b"slave" | b"pubsub" => Ok(false),
+        b"normal" => Ok(ClientType::Normal),
+        b"pubsub" => Ok(ClientType::Pubsub),
+        b"master" | b"replica" | b"slave" => Ok(ClientType::Replication),
         _ => Err(CommandError::Other(format!("Unknown client type '{}'", String::from_utf8_lossy(name)))),
     }
 }
@@ -129,11 +130,11 @@ pub fn run(node: &Node, session: &mut Session, args: &[Bytes]) -> CmdResult {
 
 /// `CLIENT LIST [TYPE type] [ID id ...]`.
 fn list(node: &Node, args: &[Bytes]) -> CmdResult {
-    let mut normal = true;
+    let mut kind = None;
     let mut ids: Option<Vec<u64>> = None;
     match &args[2..] {
         [] => {}
-        [opt, t] if opt.eq_ignore_ascii_case(b"TYPE") => normal = is_normal(t)?,
+        [opt, t] if opt.eq_ignore_ascii_case(b"TYPE") => kind = Some(client_type(t)?),
         [opt, rest @ ..] if opt.eq_ignore_ascii_case(b"ID") && !rest.is_empty() => {
             let parsed: Result<Vec<u64>, _> = rest
                 .iter()
@@ -148,7 +149,7 @@ fn list(node: &Node, args: &[Bytes]) -> CmdResult {
         .clients
         .list()
         .iter()
-        .filter(|c| normal && ids.as_ref().is_none_or(|ids| ids.contains(&c.id)))
+        .filter(|c| kind.is_none_or(|k| k == c.client_type()) && ids.as_ref().is_none_or(|ids| ids.contains(&c.id)))
         .map(|c| c.describe())
         .collect();
     Ok(Reply::Text(lines))
@@ -178,7 +179,7 @@ fn kill(node: &Node, session: &Session, args: &[Bytes]) -> CmdResult {
                 let id = id.ok_or_else(|| CommandError::Other("client-id should be greater than 0".into()))?;
                 filter.id = Some(id as u64);
             }
-            b"TYPE" => filter.normal = Some(is_normal(value)?),
+            b"TYPE" => filter.kind = Some(client_type(value)?),
             b"USER" => {
                 if text() != "default" {
                     return Err(CommandError::Other(format!("No such user '{}'", text())));

@@ -138,7 +138,7 @@ pub(super) fn pick(len: usize, n: usize, distinct: bool) -> Vec<usize> {
 /// The options of SSCAN and HSCAN: `cursor [MATCH pattern] [COUNT count]`.
 pub(super) struct ScanArgs {
     pub cursor: u64,
-    pub pattern: Option<super::glob::Pattern>,
+    pub pattern: Option<crate::glob::Pattern>,
     pub count: usize,
     /// Up to this many members a call answers whole (see [`SCAN_WHOLE`]).
     pub whole: usize,
@@ -164,7 +164,7 @@ fn scan_args(args: &[Bytes]) -> Result<ScanArgs, CommandError> {
     while i < args.len() {
         let value = args.get(i + 1).ok_or(CommandError::Syntax)?;
         match args[i].to_ascii_uppercase().as_slice() {
-            b"MATCH" => pattern = Some(super::glob::Pattern::new(value)),
+            b"MATCH" => pattern = Some(crate::glob::Pattern::new(value)),
             b"COUNT" => {
                 let n = parse_i64(value)?;
                 if n < 1 {

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use wildmatch::WildMatch;
 
 use super::{CmdResult, CommandError};
+use crate::clients::OutputLimit;
 use crate::node::Node;
 use crate::resp::Reply;
 use crate::storage::FsyncPolicy;
@@ -42,6 +43,53 @@ fn encoding(name: &str) -> Option<&'static str> {
     ENCODINGS.iter().find(|(n, _)| *n == name).map(|(n, _)| *n)
 }
 
+/// `client-output-buffer-limit` as Redis prints it.
+fn output_limits(limits: [OutputLimit; 3]) -> String {
+    let [(nh, ns, nt), (rh, rs, rt), (ph, ps, pt)] = limits;
+    format!("normal {nh} {ns} {nt} slave {rh} {rs} {rt} pubsub {ph} {ps} {pt}")
+}
+
+/// Redis's `memtoull`: digits and an optional unit (`b`, `k`/`kb`, `m`/`mb`, `g`/`gb`: the
+/// short ones by 1000, the `b` ones by 1024), case-insensitive.
+fn memory(text: &str) -> Option<u64> {
+    let lower = text.to_ascii_lowercase();
+    let at = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
+    let unit: u64 = match &lower[at..] {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    lower[..at].parse::<u64>().ok()?.checked_mul(unit)
+}
+
+/// `client-output-buffer-limit <class> <hard> <soft> <soft seconds> ...` over `limits`, with
+/// Redis's errors. kura enforces the pubsub class's hard limit (docs/pubsub.md).
+fn parse_output_limits(value: &str, mut limits: [OutputLimit; 3]) -> Result<[OutputLimit; 3], &'static str> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if !words.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.");
+    }
+    for class in words.chunks(4) {
+        let i = match class[0].to_ascii_lowercase().as_str() {
+            "normal" => 0,
+            "slave" | "replica" => 1,
+            "pubsub" => 2,
+            _ => return Err("Invalid client class specified in buffer limit configuration."),
+        };
+        let bad = "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+        let hard = memory(class[1]).ok_or(bad)?;
+        let soft = memory(class[2]).ok_or(bad)?;
+        let secs = class[3].parse::<u64>().map_err(|_| bad)?;
+        limits[i] = (hard, soft, secs);
+    }
+    Ok(limits)
+}
+
 fn parameters(node: &Node) -> Vec<(&'static str, String)> {
     let c = &node.config;
     let fsync = match c.fsync {
@@ -66,6 +114,7 @@ fn parameters(node: &Node) -> Vec<(&'static str, String)> {
         ("appendfsync", fsync.into()),
         ("dir", c.data_dir.display().to_string()),
         ("proto-max-bulk-len", c.max_request_bytes.to_string()),
+        ("client-output-buffer-limit", output_limits(node.clients.output_limits())),
         ("requirepass", node.requirepass.read().clone().unwrap_or_default()),
         ("kura-max-value-bytes", c.max_value_bytes.to_string()),
         ("kura-max-reply-members", c.max_reply_members.to_string()),
@@ -99,6 +148,7 @@ fn set(node: &Node, args: &[Bytes]) -> CmdResult {
     let mut maxclients = None;
     let mut timeout = None;
     let mut busy = None;
+    let mut output = None;
     let mut encodings = Vec::new();
     for pair in args[2..].chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_lowercase();
@@ -114,6 +164,12 @@ fn set(node: &Node, args: &[Bytes]) -> CmdResult {
             "requirepass" => password = Some(value.into_owned()),
             "timeout" => timeout = Some(value.parse::<u64>().map_err(|_| invalid())?),
             "busy-reply-threshold" | "lua-time-limit" => busy = Some(value.parse::<u64>().map_err(|_| invalid())?),
+            "client-output-buffer-limit" => {
+                let current = output.unwrap_or_else(|| node.clients.output_limits());
+                output = Some(parse_output_limits(&value, current).map_err(|why| {
+                    CommandError::Other(format!("CONFIG SET failed (possibly related to argument '{name}') - {why}"))
+                })?);
+            }
             n if encoding(n).is_some() => {
                 encodings.push((encoding(n).unwrap_or_default(), value.parse::<i64>().map_err(|_| invalid())?));
             }
@@ -157,6 +213,9 @@ fn set(node: &Node, args: &[Bytes]) -> CmdResult {
     if let Some(secs) = timeout {
         node.clients.set_idle_timeout(secs);
     }
+    if let Some(limits) = output {
+        node.clients.set_output_limits(limits);
+    }
     let mut remembered = node.encodings.lock();
     for (name, value) in encodings {
         if let Some(slot) = remembered.iter_mut().find(|(n, _)| *n == name) {
@@ -198,5 +257,24 @@ pub fn run(node: &Node, args: &[Bytes]) -> CmdResult {
         _ => {
             Err(CommandError::UnknownSubcommand { cmd: "CONFIG", sub: String::from_utf8_lossy(&args[1]).into_owned() })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_limits_parse_as_redis() {
+        let limits = crate::clients::OUTPUT_LIMITS;
+        assert_eq!(output_limits(limits), "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60");
+        let set = parse_output_limits("pubsub 1mb 2K 0", limits).unwrap();
+        assert_eq!(set[2], (1 << 20, 2000, 0));
+        assert_eq!(set[0], limits[0]);
+        assert_eq!(parse_output_limits("replica 2gb 1 5", limits).unwrap()[1], (2 << 30, 1, 5));
+        assert!(parse_output_limits("pubsub 1mb 0", limits).unwrap_err().starts_with("Wrong number"));
+        assert!(parse_output_limits("master 1 1 1", limits).unwrap_err().starts_with("Invalid client class"));
+        assert!(parse_output_limits("pubsub 1xb 0 0", limits).unwrap_err().starts_with("Error in hard"));
+        assert!(parse_output_limits("pubsub -1 0 0", limits).unwrap_err().starts_with("Error in hard"));
     }
 }

@@ -129,10 +129,12 @@ fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::Comma
             line("rejected_connections", &node.rejected_connections.load(Ordering::Relaxed));
             line("keyspace_hits", &node.clients.keyspace_hits.load(Ordering::Relaxed));
             line("keyspace_misses", &node.clients.keyspace_misses.load(Ordering::Relaxed));
-            // kura never evicts and has no pub/sub.
+            // kura never evicts. Pub/sub's figures are this node's subscriptions.
             line("evicted_keys", &0);
-            line("pubsub_channels", &0);
-            line("pubsub_patterns", &0);
+            let [channels, patterns, shard] = node.pubsub.sizes();
+            line("pubsub_channels", &channels);
+            line("pubsub_patterns", &patterns);
+            line("pubsubshard_channels", &shard);
             let errors: u64 = node.clients.error_stats().iter().map(|(_, n)| n).sum();
             line("total_error_replies", &errors);
         }

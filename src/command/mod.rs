@@ -32,7 +32,6 @@ mod getdel;
 mod getex;
 mod getrange;
 mod getset;
-mod glob;
 mod hashes;
 mod hello;
 mod incr;
@@ -49,6 +48,7 @@ mod object;
 mod pf;
 mod ping;
 mod pipeline;
+mod pubsub;
 mod quit;
 mod scan;
 mod select;
@@ -75,6 +75,7 @@ pub use table::{Cmd, Spec, SPECS};
 
 use crate::coordinator::{CoordError, WriteContext};
 use crate::node::Node;
+use crate::pubsub::Kind;
 use crate::resp::{Protocol, Reply};
 use crate::version::ContextError;
 
@@ -97,6 +98,11 @@ pub struct Session {
     pub in_script: bool,
     /// The database SELECT chose.
     pub db: u32,
+    /// Its subscriptions and the queue of their messages, from its first subscription on.
+    pub pubsub: Option<crate::pubsub::Subscriber>,
+    /// Bytes of messages moved to the output and not yet written to the socket (they count
+    /// against the output buffer limit until they are).
+    unwritten: usize,
 }
 
 impl Session {
@@ -112,11 +118,41 @@ impl Session {
             in_exec: false,
             in_script: false,
             db: 0,
+            pubsub: None,
+            unwritten: 0,
         }
     }
 
     pub fn id(&self) -> u64 {
         self.client.id
+    }
+
+    /// Whether it has subscriptions (or had: their messages may still be queued).
+    pub fn has_mailbox(&self) -> bool {
+        self.pubsub.is_some()
+    }
+
+    /// Moves the messages its subscriptions queued to `out`, in order; they count against
+    /// the output buffer limit until [`Session::written`].
+    pub fn drain_messages(&mut self, out: &mut bytes::BytesMut) {
+        for m in self.take_messages() {
+            m.encode(self.protocol, out);
+        }
+    }
+
+    /// The messages its subscriptions queued, as pushes (see [`Session::drain_messages`]).
+    pub(crate) fn take_messages(&mut self) -> Vec<Reply> {
+        let Some(sub) = &self.pubsub else { return Vec::new() };
+        let (messages, bytes) = sub.mailbox().take();
+        self.unwritten += bytes;
+        messages.iter().map(crate::pubsub::Delivery::to_reply).collect()
+    }
+
+    /// The output (with the messages drained into it) was written to the socket.
+    pub fn written(&mut self) {
+        if let Some(sub) = &self.pubsub {
+            sub.mailbox().written(std::mem::take(&mut self.unwritten));
+        }
     }
 }
 
@@ -267,6 +303,29 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
         refuse(&mut conn);
         return error.to_reply();
     }
+    // A RESP2 connection with subscriptions runs only what Redis allows there (after the
+    // arity check, as Redis's processCommand; refused inside MULTI too, failing the EXEC; not
+    // checked again for what EXEC runs).
+    if let Conn::Mut(session) = &mut conn {
+        if !cmd.allowed_subscribed() && !session.in_exec && pubsub::subscribed_mode(session) {
+            metrics.errors[i].increment(1);
+            node.clients.note_error("ERR");
+            let name = match args.get(1).filter(|_| cmd.has_subcommands()) {
+                Some(sub) => format!("{}|{}", spec.name, String::from_utf8_lossy(sub).to_lowercase()),
+                None => spec.name.to_owned(),
+            };
+            let error = format!(
+                "Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+            );
+            if cmd == Cmd::Exec {
+                session.multi = None;
+                session.watched.clear();
+                return Reply::Error(format!("EXECABORT Transaction discarded because of: {error}"));
+            }
+            refuse(&mut conn);
+            return Reply::Error(format!("ERR {error}"));
+        }
+    }
     if let Conn::Mut(session) = &mut conn {
         if session.multi.is_some() && !cmd.runs_in_multi() {
             if !session.authenticated && !spec.no_auth {
@@ -390,6 +449,10 @@ async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes], metrics
         Conn::Mut(session) => Some(session),
         Conn::Shared { .. } => None,
     };
+    let session = match session {
+        Some(session) if cmd == Cmd::Ping && pubsub::subscribed_mode(session) => return pubsub::ping(args),
+        session => session,
+    };
     let Some(session) = session.filter(|_| !cmd.is_data()) else {
         return dispatch_data(cmd, node, args).await;
     };
@@ -432,6 +495,14 @@ async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes], metrics
         Cmd::EvalRo => eval::eval(node, session, metrics, args, false, true).await,
         Cmd::EvalshaRo => eval::eval(node, session, metrics, args, true, true).await,
         Cmd::Script => eval::script(node, args).await,
+        Cmd::Subscribe => pubsub::subscribe(node, session, args, Kind::Channel),
+        Cmd::Psubscribe => pubsub::subscribe(node, session, args, Kind::Pattern),
+        Cmd::Ssubscribe => pubsub::subscribe(node, session, args, Kind::Shard),
+        Cmd::Unsubscribe => pubsub::unsubscribe(session, args, Kind::Channel),
+        Cmd::Punsubscribe => pubsub::unsubscribe(session, args, Kind::Pattern),
+        Cmd::Sunsubscribe => pubsub::unsubscribe(session, args, Kind::Shard),
+        Cmd::Publish => pubsub::publish(node, args, false).await,
+        Cmd::Spublish => pubsub::publish(node, args, true).await,
         data => dispatch_data(data, node, args).await,
     }
 }
@@ -588,6 +659,7 @@ async fn dispatch_data(cmd: Cmd, node: &Node, args: &[Bytes]) -> CmdResult {
         Cmd::Ddel => ddel::run(node, args).await,
         Cmd::Ping => ping::run(args),
         Cmd::Echo => echo::run(args),
+        Cmd::Pubsub => pubsub::pubsub(node, args).await,
         other => Err(CommandError::Other(format!("'{}' cannot run inside a pipeline wave", other.spec().name))),
     }
 }

@@ -70,7 +70,17 @@ pub async fn exec(node: &Node, session: &mut Session, metrics: &CommandMetrics) 
     let mut replies = Vec::with_capacity(queued.requests.len());
     session.in_exec = true;
     for args in &queued.requests {
-        replies.push(Box::pin(execute_in(node, Conn::Mut(session), metrics, args)).await);
+        let reply = Box::pin(execute_in(node, Conn::Mut(session), metrics, args)).await;
+        // Messages the transaction published to the connection's own subscriptions go before
+        // the reply of the command that published them, inside EXEC's array (as Redis writes
+        // them).
+        let mut messages = session.take_messages();
+        replies.push(if messages.is_empty() {
+            reply
+        } else {
+            messages.push(reply);
+            Reply::Seq(messages)
+        });
     }
     session.in_exec = false;
     Ok(Reply::Array(replies))

@@ -34,7 +34,8 @@ pub async fn run_pipeline(
     let concurrent = batch.len() > 1 && !node.alone();
     let mut i = 0;
     while i < batch.len() && !session.quit {
-        if concurrent && session.multi.is_none() && session.db == 0 {
+        // A subscribed connection runs its requests one by one: its messages go between them.
+        if concurrent && session.multi.is_none() && session.db == 0 && !session.has_mailbox() {
             let mut keys: HashSet<&[u8]> = HashSet::new();
             let mut end = i;
             while let Some(ks) = batch.get(end).and_then(|args| concurrent_keys(args)) {
@@ -54,7 +55,11 @@ pub async fn run_pipeline(
                 continue;
             }
         }
-        execute(node, session, metrics, &batch[i]).await.encode(session.protocol, out);
+        let reply = execute(node, session, metrics, &batch[i]).await;
+        // Messages queued meanwhile go before the reply: a PUBLISH to the connection's own
+        // channel answers after the message it received (as Redis writes them).
+        session.drain_messages(out);
+        reply.encode(session.protocol, out);
         i += 1;
     }
     session.client.set_multi(session.multi.as_ref().map(|q| q.requests.len()));

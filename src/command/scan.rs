@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::glob::Pattern;
 use super::{parse_i64, CmdResult, CommandError};
+use crate::glob::Pattern;
 use crate::node::Node;
 use crate::resp::Reply;
 

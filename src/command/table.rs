@@ -223,6 +223,15 @@ commands! {
     EvalRo => "eval_ro", -3, ["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], (0, 0, 0), "scripting", false, "EVAL of a script that may not write.";
     EvalshaRo => "evalsha_ro", -3, ["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], (0, 0, 0), "scripting", false, "EVALSHA of a script that may not write.";
     Script => "script", -2, [], (0, 0, 0), "scripting", false, "SCRIPT LOAD, EXISTS, FLUSH [ASYNC|SYNC], KILL, HELP (scripts are cluster state).";
+    Subscribe => "subscribe", -2, ["pubsub", "noscript", "loading", "stale"], (0, 0, 0), "pubsub", false, "Subscribes to channels (messages published through any node of the cluster).";
+    Unsubscribe => "unsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], (0, 0, 0), "pubsub", false, "Unsubscribes from channels (all of them when none is named).";
+    Psubscribe => "psubscribe", -2, ["pubsub", "noscript", "loading", "stale"], (0, 0, 0), "pubsub", false, "Subscribes to the channels matching glob patterns.";
+    Punsubscribe => "punsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], (0, 0, 0), "pubsub", false, "Unsubscribes from patterns (all of them when none is named).";
+    Ssubscribe => "ssubscribe", -2, ["pubsub", "noscript", "loading", "stale"], (1, -1, 1), "pubsub", false, "Subscribes to shard channels (delivered as channels are: to every node).";
+    Sunsubscribe => "sunsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], (1, -1, 1), "pubsub", false, "Unsubscribes from shard channels (all of them when none is named).";
+    Publish => "publish", 3, ["pubsub", "loading", "stale", "fast"], (0, 0, 0), "pubsub", false, "Posts a message to a channel's subscribers on every node; how many received it (peers that answer in time).";
+    Spublish => "spublish", 3, ["pubsub", "loading", "stale", "fast"], (1, 1, 1), "pubsub", false, "Posts a message to a shard channel's subscribers on every node.";
+    Pubsub => "pubsub", -2, [], (0, 0, 0), "pubsub", false, "PUBSUB CHANNELS, NUMSUB, NUMPAT, SHARDCHANNELS, SHARDNUMSUB: the whole cluster's subscriptions.";
     Unwatch => "unwatch", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], (0, 0, 0), "transactions", false, "Forgets the WATCHed keys.";
 }
 
@@ -244,6 +253,7 @@ impl Cmd {
                 | Cmd::Latency
                 | Cmd::Kura
                 | Cmd::Script
+                | Cmd::Pubsub
         )
     }
 
@@ -260,6 +270,7 @@ impl Cmd {
             Cmd::Slowlog => "SLOWLOG",
             Cmd::Latency => "LATENCY",
             Cmd::Script => "SCRIPT",
+            Cmd::Pubsub => "PUBSUB",
             _ => return Ok(()),
         };
         let Some(sub) = args.get(1) else { return Ok(()) };
@@ -344,6 +355,16 @@ impl Cmd {
                 | Cmd::EvalRo
                 | Cmd::EvalshaRo
                 | Cmd::Script
+                | Cmd::Subscribe
+                | Cmd::Unsubscribe
+                | Cmd::Psubscribe
+                | Cmd::Punsubscribe
+                | Cmd::Ssubscribe
+                | Cmd::Sunsubscribe
+                // Not at once with others of its pipeline: one connection's messages are
+                // published in the order it sent them.
+                | Cmd::Publish
+                | Cmd::Spublish
         )
     }
 
@@ -378,6 +399,22 @@ impl Cmd {
                 | Cmd::Evalsha
                 | Cmd::EvalRo
                 | Cmd::EvalshaRo
+        )
+    }
+
+    /// Whether a RESP2 connection in subscribed mode may run it (Redis 7.0's list).
+    pub(super) fn allowed_subscribed(self) -> bool {
+        matches!(
+            self,
+            Cmd::Ping
+                | Cmd::Subscribe
+                | Cmd::Ssubscribe
+                | Cmd::Unsubscribe
+                | Cmd::Sunsubscribe
+                | Cmd::Psubscribe
+                | Cmd::Punsubscribe
+                | Cmd::Quit
+                | Cmd::Reset
         )
     }
 
@@ -450,6 +487,9 @@ pub(super) fn key_positions(spec: &Spec, args: &[Bytes]) -> Vec<usize> {
         // OBJECT's subcommands name their key after them (Redis's key specs; COMMAND INFO
         // shows no first key).
         "object" => (2..=2.min(end)).collect(),
+        // Shard channels sit where keys do (Redis Cluster routes them by slot) but are no keys
+        // (`not_key`): never moved into a database, never keys of a pipeline wave.
+        "ssubscribe" | "sunsubscribe" | "spublish" => Vec::new(),
         _ if spec.first_key <= 0 => Vec::new(),
         _ => {
             let last = if spec.last_key < 0 { args.len() as i32 + spec.last_key } else { spec.last_key };
@@ -499,6 +539,12 @@ const SUBCOMMANDS: &[(Cmd, &str, i32, bool)] = &[
     (Cmd::Script, "flush", -2, false),
     (Cmd::Script, "kill", 2, false),
     (Cmd::Script, "help", 2, false),
+    (Cmd::Pubsub, "channels", -2, false),
+    (Cmd::Pubsub, "numsub", -2, false),
+    (Cmd::Pubsub, "numpat", 2, false),
+    (Cmd::Pubsub, "shardchannels", -2, false),
+    (Cmd::Pubsub, "shardnumsub", -2, false),
+    (Cmd::Pubsub, "help", 2, false),
 ];
 
 #[cfg(test)]

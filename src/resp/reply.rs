@@ -46,6 +46,12 @@ pub enum Reply {
     DoubleText(Bytes),
     /// No reply at all: SHUTDOWN, whose client sees the connection close.
     Nothing,
+    /// An out-of-band message (pub/sub's `message`, `subscribe` ...): a push in RESP3, an
+    /// array in RESP2.
+    Push(Vec<Reply>),
+    /// Several replies in a row (SUBSCRIBE answers one push per channel); inside EXEC's array
+    /// they count as one element, as Redis writes them.
+    Seq(Vec<Reply>),
     /// An error that echoes a client's bytes as they were sent (an unknown command's name may
     /// not be UTF-8): `-` and the bytes, with CR and LF turned into spaces as Redis does.
     RawError(Bytes),
@@ -94,6 +100,12 @@ impl Reply {
             Reply::Double(d) => return put_line(out, b',', &format_double(*d)),
             Reply::DoubleText(t) if protocol == Protocol::Resp2 => return Reply::Bulk(t.clone()).encode(protocol, out),
             Reply::DoubleText(t) => return put_line(out, b',', t),
+            Reply::Seq(replies) => return replies.iter().for_each(|r| r.encode(protocol, out)),
+            Reply::Push(items) => {
+                let kind = if protocol == Protocol::Resp3 { b'>' } else { b'*' };
+                put_line(out, kind, itoa::Buffer::new().format(items.len()).as_bytes());
+                return items.iter().for_each(|r| r.encode(protocol, out));
+            }
             // Aggregates are written here too, so a double inside one is written as above.
             Reply::Array(items) => {
                 put_line(out, b'*', itoa::Buffer::new().format(items.len()).as_bytes());
@@ -141,7 +153,9 @@ impl Reply {
             Reply::Double(d) => F::BulkString(format_double(*d)),
             Reply::DoubleText(t) => F::BulkString(t.clone()),
             Reply::Nil | Reply::NilArray | Reply::Nothing => F::Null,
-            Reply::Array(items) => F::Array(items.iter().map(Reply::to_resp2).collect()),
+            Reply::Array(items) | Reply::Push(items) | Reply::Seq(items) => {
+                F::Array(items.iter().map(Reply::to_resp2).collect())
+            }
             Reply::Map(pairs) | Reply::Pairs(pairs) => {
                 F::Array(pairs.iter().flat_map(|(k, v)| [k.to_resp2(), v.to_resp2()]).collect())
             }
@@ -169,7 +183,10 @@ impl Reply {
                 attributes: None,
             },
             Reply::Nil | Reply::NilArray | Reply::Nothing => F::Null,
-            Reply::Array(items) => F::Array { data: items.iter().map(Reply::to_resp3).collect(), attributes: None },
+            Reply::Array(items) | Reply::Seq(items) => {
+                F::Array { data: items.iter().map(Reply::to_resp3).collect(), attributes: None }
+            }
+            Reply::Push(items) => F::Push { data: items.iter().map(Reply::to_resp3).collect(), attributes: None },
             Reply::Map(pairs) => {
                 F::Map { data: pairs.iter().map(|(k, v)| (k.to_resp3(), v.to_resp3())).collect(), attributes: None }
             }

@@ -23,7 +23,9 @@ use super::frame;
 /// cluster, messages split over frames. 6: siblings carry the resets of what they overwrote and
 /// the flush cutoff their writer had applied; every message carries its sender's deadline.
 /// 7 (issue 21): lists and sorted sets (values and operations); plain reads by digest.
-pub const PROTOCOL_VERSION: u16 = 8;
+/// 8 (issue 22): pub/sub (`Publish`, `PubsubQuery`). 9: blocked clients' key watches
+/// (`Watch`, `Touched`).
+pub const PROTOCOL_VERSION: u16 = 9;
 
 /// Who this node is to its peers, and the key that proves it belongs.
 pub struct Identity {

@@ -171,7 +171,9 @@ pub fn reply_to_lua(lua: &Lua, r: &Reply, resp: u8) -> mlua::Result<Value> {
         }
         Reply::Bool(b) if resp3 => Value::Boolean(*b),
         Reply::Bool(b) => Value::Number(if *b { 1.0 } else { 0.0 }),
-        Reply::Array(items) => array(&mut items.iter().map(|r| reply_to_lua(lua, r, resp)))?,
+        Reply::Array(items) | Reply::Push(items) | Reply::Seq(items) => {
+            array(&mut items.iter().map(|r| reply_to_lua(lua, r, resp)))?
+        }
         Reply::Set(items) if resp3 => {
             let t = lua.create_table()?;
             for item in items {

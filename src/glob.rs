@@ -92,7 +92,7 @@ fn class_holds(body: &[u8], c: u8) -> bool {
     false
 }
 
-/// A pattern prepared for matching many texts (KEYS, SCAN MATCH, SSCAN/HSCAN MATCH).
+/// A pattern prepared for matching many texts (KEYS, SCAN MATCH, SSCAN/HSCAN MATCH, pub/sub).
 #[derive(Clone, Debug)]
 pub struct Pattern {
     /// The pattern with every run of stars made one star.
@@ -138,6 +138,16 @@ impl Pattern {
     /// Whether the pattern is `*` alone (it matches everything).
     pub fn is_all(&self) -> bool {
         self.all
+    }
+
+    /// Whether `text` matches as `stringmatchlen` alone answers, without the callers' special
+    /// case of `*`: pub/sub's patterns (PSUBSCRIBE, PUBSUB CHANNELS), where `*` does not match
+    /// the empty channel.
+    pub fn matches_exactly(&self, text: &[u8]) -> bool {
+        if text.is_empty() {
+            return self.pattern.is_empty();
+        }
+        self.matches(text)
     }
 
     /// Whether `text` matches.
