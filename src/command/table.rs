@@ -315,17 +315,11 @@ impl Cmd {
     /// Whether the command touches nothing of its connection but keys: such commands of one
     /// pipeline may run at once when their keys differ.
     pub(super) fn is_data(self) -> bool {
-        !matches!(
-            self,
-            Cmd::Quit
-                | Cmd::Blpop
-                | Cmd::Brpop
-                | Cmd::Blmove
-                | Cmd::Brpoplpush
-                | Cmd::Blmpop
-                | Cmd::Bzpopmin
-                | Cmd::Bzpopmax
-                | Cmd::Bzmpop
+        // A blocking command needs its client (CLIENT UNBLOCK, a closed connection).
+        !self.blocks()
+            && !matches!(
+                self,
+                Cmd::Quit
                 | Cmd::Select
                 | Cmd::Dbsize
                 | Cmd::Scan
@@ -365,7 +359,7 @@ impl Cmd {
                 // published in the order it sent them.
                 | Cmd::Publish
                 | Cmd::Spublish
-        )
+            )
     }
 
     /// Whether the command must run alone on a node alone (Redis runs it atomically over
