@@ -5,4 +5,4 @@ pub mod parse;
 mod reply;
 
 pub use parse::{next_command, Limits, ProtocolError};
-pub use reply::{format_double, Protocol, Reply};
+pub use reply::{format_double, format_g, Protocol, Reply};

@@ -210,13 +210,18 @@ impl Reply {
 /// A double as Redis 7.0 replies it: C's `%.17g` (17 significant digits, trailing zeros
 /// dropped, an exponent of two digits or more outside 1e-4 ..< 1e17), `inf`, `-inf`.
 pub fn format_double(d: f64) -> Bytes {
+    Bytes::from(format_g(d, 17))
+}
+
+/// C's `%.<digits>g` of a number that is not NaN (`inf`, `-0`, exponents of two digits or more).
+pub fn format_g(d: f64, digits: i32) -> String {
     if d.is_infinite() {
-        return Bytes::from_static(if d > 0.0 { b"inf" } else { b"-inf" });
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if d == 0.0 {
-        return Bytes::from_static(if d.is_sign_negative() { b"-0" } else { b"0" });
+        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
     }
-    let sci = format!("{d:.16e}");
+    let sci = format!("{d:.*e}", (digits - 1) as usize);
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let trim = |s: &str| -> String {
@@ -226,13 +231,12 @@ pub fn format_double(d: f64) -> Bytes {
             s.to_owned()
         }
     };
-    let text = if !(-4..17).contains(&exp) {
+    if !(-4..digits).contains(&exp) {
         let sign = if exp < 0 { '-' } else { '+' };
         format!("{}e{sign}{:02}", trim(mantissa), exp.abs())
     } else {
-        trim(&format!("{d:.*}", (16 - exp) as usize))
-    };
-    Bytes::from(text)
+        trim(&format!("{d:.*}", (digits - 1 - exp) as usize))
+    }
 }
 
 /// `<kind><text>\r\n`.

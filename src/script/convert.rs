@@ -26,28 +26,7 @@ pub fn format_number(n: f64) -> String {
     if n.is_nan() {
         return if n.is_sign_negative() { "-nan".into() } else { "nan".into() };
     }
-    if n.is_infinite() {
-        return if n > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if n == 0.0 {
-        return if n.is_sign_negative() { "-0".into() } else { "0".into() };
-    }
-    let sci = format!("{n:.13e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let trim = |s: &str| -> String {
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_owned()
-        } else {
-            s.to_owned()
-        }
-    };
-    if !(-4..14).contains(&exp) {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{}e{sign}{:02}", trim(mantissa), exp.abs())
-    } else {
-        trim(&format!("{n:.*}", (13 - exp) as usize))
-    }
+    crate::resp::format_g(n, 14)
 }
 
 /// A script's return value as the reply Redis gives (`luaReplyToRedisReply`).
