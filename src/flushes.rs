@@ -79,6 +79,40 @@ impl FlushMarks {
     }
 }
 
+/// Marks of changes to the cluster's scripts and functions that every node's caches must
+/// see: a node keeps compiled scripts and the function libraries it read (`script/`), and
+/// drops them when a mark moves past the one it built them under. Merged by maximum, carried
+/// by gossip with the flush marks; SCRIPT FLUSH and the FUNCTION changes that remove or
+/// replace a library (`command/functions.rs`) move a mark and answer once every member holds
+/// it, as a flush does.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptMarks {
+    /// The last SCRIPT FLUSH (a counter: each flush moves it past every value seen).
+    pub scripts_flushed: u64,
+    /// The last FUNCTION DELETE, FLUSH, LOAD REPLACE or RESTORE.
+    pub functions_changed: u64,
+}
+
+impl ScriptMarks {
+    /// Takes in another node's marks. Returns whether ours moved.
+    pub fn merge(&mut self, other: &ScriptMarks) -> bool {
+        let before = self.clone();
+        self.scripts_flushed = self.scripts_flushed.max(other.scripts_flushed);
+        self.functions_changed = self.functions_changed.max(other.functions_changed);
+        *self != before
+    }
+
+    /// Whether every mark of `other` is in these.
+    pub fn covers(&self, other: &ScriptMarks) -> bool {
+        self.scripts_flushed >= other.scripts_flushed && self.functions_changed >= other.functions_changed
+    }
+
+    /// The next value of a mark: the time, or one past it when a mark is ahead of this clock.
+    pub fn next(current: u64) -> u64 {
+        crate::clock::now_ms().max(current + 1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +129,18 @@ mod tests {
             flush_seen: None,
         };
         SiblingSet::new().update(&VersionVector::default(), sib).0
+    }
+
+    #[test]
+    fn script_marks_merge_by_maximum() {
+        let mut a = ScriptMarks { scripts_flushed: 5, functions_changed: 1 };
+        let b = ScriptMarks { scripts_flushed: 2, functions_changed: 9 };
+        assert!(!a.covers(&b));
+        assert!(a.merge(&b));
+        assert_eq!(a, ScriptMarks { scripts_flushed: 5, functions_changed: 9 });
+        assert!(a.covers(&b));
+        assert!(!a.merge(&b));
+        assert!(ScriptMarks::next(u64::MAX - 1) == u64::MAX);
     }
 
     #[test]

@@ -20,9 +20,13 @@ fn prefix(db: u32) -> Vec<u8> {
 /// flushes leave it alone ([`is_reserved`]): SCRIPT FLUSH removes it.
 pub const SCRIPTS: &[u8] = b"\0kura:db:scripts";
 
-/// Whether a stored key is kura's own (the scripts), not a client's.
+/// The stored key of the cluster's function libraries: a hash of library name -> code
+/// (`command/functions.rs`), reserved as [`SCRIPTS`] is.
+pub const FUNCTIONS: &[u8] = b"\0kura:db:functions";
+
+/// Whether a stored key is kura's own (the scripts, the function libraries), not a client's.
 pub fn is_reserved(key: &[u8]) -> bool {
-    key.starts_with(SCRIPTS)
+    key.starts_with(SCRIPTS) || key.starts_with(FUNCTIONS)
 }
 
 /// The stored form of `key` of database `db`.

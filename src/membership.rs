@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::flushes::FlushMarks;
+use crate::flushes::{FlushMarks, ScriptMarks};
 use crate::ring::{NodeId, Ring};
 
 /// Where a member is in its life (design.md section 3).
@@ -81,6 +81,17 @@ pub struct ClusterState {
     pub context_seed: [u8; 32],
     /// The FLUSHDB/FLUSHALL marks (`flushes.rs`), merged by maximum.
     pub flushes: FlushMarks,
+    /// SCRIPT FLUSH and the FUNCTION changes every node's caches must see (`flushes.rs`).
+    pub scripting: ScriptMarks,
+}
+
+/// The saved form before script marks.
+#[derive(Deserialize)]
+struct ClusterStateV2 {
+    members: BTreeMap<NodeId, Member>,
+    ring: Ring,
+    context_seed: [u8; 32],
+    flushes: FlushMarks,
 }
 
 /// The saved form before flush marks: still read at start (a node restarted on a data dir of
@@ -93,17 +104,31 @@ struct ClusterStateV1 {
 }
 
 impl ClusterState {
-    /// Reads a saved state, of this version or the one before flush marks.
+    /// Reads a saved state, of this version, the one before script marks or the one before
+    /// flush marks.
     ///
     /// # Errors
-    /// Bytes that are neither.
+    /// Bytes that are none of them.
     pub fn decode(bytes: &[u8]) -> Result<ClusterState, postcard::Error> {
+        // postcard reads a prefix: an older form is tried first only when it takes every byte.
+        if let Ok((v2, rest)) = postcard::take_from_bytes::<ClusterStateV2>(bytes) {
+            if rest.is_empty() {
+                return Ok(ClusterState {
+                    members: v2.members,
+                    ring: v2.ring,
+                    context_seed: v2.context_seed,
+                    flushes: v2.flushes,
+                    scripting: ScriptMarks::default(),
+                });
+            }
+        }
         postcard::from_bytes(bytes).or_else(|e| match postcard::from_bytes::<ClusterStateV1>(bytes) {
             Ok(v1) => Ok(ClusterState {
                 members: v1.members,
                 ring: v1.ring,
                 context_seed: v1.context_seed,
                 flushes: FlushMarks::default(),
+                scripting: ScriptMarks::default(),
             }),
             Err(_) => Err(e),
         })
@@ -129,6 +154,7 @@ impl ClusterState {
             ring,
             context_seed,
             flushes: FlushMarks::default(),
+            scripting: ScriptMarks::default(),
         }
     }
 
@@ -155,6 +181,7 @@ impl ClusterState {
             changed = true;
         }
         changed |= self.flushes.merge(&other.flushes);
+        changed |= self.scripting.merge(&other.scripting);
         changed
     }
 
@@ -346,6 +373,17 @@ mod tests {
             postcard::to_stdvec(&V1 { members: &s.members, ring: &s.ring, context_seed: s.context_seed }).unwrap();
         assert_eq!(ClusterState::decode(&old), Ok(s.clone()));
         s.flushes.mark(Some(2), 77);
+        #[derive(Serialize)]
+        struct V2<'a> {
+            members: &'a BTreeMap<NodeId, Member>,
+            ring: &'a Ring,
+            context_seed: [u8; 32],
+            flushes: &'a FlushMarks,
+        }
+        let v2 = V2 { members: &s.members, ring: &s.ring, context_seed: s.context_seed, flushes: &s.flushes };
+        assert_eq!(ClusterState::decode(&postcard::to_stdvec(&v2).unwrap()), Ok(s.clone()));
+        assert_eq!(ClusterState::decode(&postcard::to_stdvec(&s).unwrap()), Ok(s.clone()));
+        s.scripting.functions_changed = 12;
         assert_eq!(ClusterState::decode(&postcard::to_stdvec(&s).unwrap()), Ok(s));
         assert!(ClusterState::decode(b"garbage").is_err());
     }

@@ -269,6 +269,207 @@ fn scripts_answer_as_redis_7() {
     assert!(differ.is_empty(), "{} of {} replies differ:\n{}", differ.len(), CASES.len(), differ.join("\n"));
 }
 
+/// FUNCTION and FCALL: loading (the shebang, `redis.register_function` in both forms, every
+/// error of the load environment), listing, calling, the flags, deleting, flushing, dumping
+/// and restoring, as Redis 7 answers them. Listings show at most one library with one
+/// function (Redis lists them in its hash tables' order, kura by name and in registration
+/// order), and FUNCTION DUMP runs with one library (the payload lists libraries in that order).
+const FUNCTION_CASES: &[&[&str]] = &[
+    &["function", "list"],
+    &["function", "stats"],
+    &["function", "dump"],
+    &["function", "load", "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return args[1] end)"],
+    &["fcall", "myfunc", "0", "hello"],
+    &["fcall", "MYFUNC", "0", "hi"],
+    &["fcall_ro", "myfunc", "0", "hi"],
+    &["function", "dump"],
+    &["function", "list"],
+    &["function", "list", "withcode"],
+    &["function", "list", "WITHCODE", "libraryname", "my*"],
+    &["function", "list", "libraryname", "MY*"],
+    &["function", "list", "libraryname", "nomatch"],
+    &["function", "list", "libraryname"],
+    &["function", "list", "bogus"],
+    &["function", "list", "withcode", "withcode"],
+    &["function", "list", "libraryname", "a", "libraryname", "b"],
+    &["function", "stats"],
+    &["function", "load"],
+    &["function", "load", "replace"],
+    &["function", "load", "foo", "bar"],
+    &["function", "load", "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return 1 end)"],
+    &["function", "load", "REPLACE", "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return 2 end)"],
+    &["fcall", "myfunc", "0"],
+    &["function", "load", "#!lua name=lib2\nredis.register_function('myfunc', function(keys, args) return 3 end)"],
+    &["function", "load", "#!lua\nredis.register_function('f', function() return 1 end)"],
+    &["function", "load", "#!lua name=a name=b\nredis.register_function('f', function() return 1 end)"],
+    &["function", "load", "#!lua name=a foo=b\nredis.register_function('f', function() return 1 end)"],
+    &["function", "load", "#!luax name=a\nredis.register_function('f', function() return 1 end)"],
+    &["function", "load", "redis.register_function('f', function() return 1 end)"],
+    &["function", "load", "#!lua name=a"],
+    &["function", "load", "#!lua name=\"q q\"\nredis.register_function('qq', function() return 1 end)"],
+    &["function", "load", "#!lua name=\"qq\nredis.register_function('qq', function() return 1 end)"],
+    &["function", "load", "#!lua name=a-b\nredis.register_function('fx', function() return 1 end)"],
+    &["function", "load", "#!lua name=a\nreturn 1"],
+    &["function", "load", "#!lua name=a\nreturn 1 +"],
+    &["function", "load", "#!lua name=a\nredis.call('set','x','1')"],
+    &["function", "load", "#!lua name=a\nlocal x = string.len('abc')"],
+    &["function", "load", "#!lua name=a\nx = 5"],
+    &["function", "load", "#!lua name=a\nlocal x = pcall"],
+    &["function", "load", "#!lua name=a\nlocal x = _G"],
+    &["function", "load", "#!lua name=a\nerror('x')"],
+    &["function", "load", "#!lua name=a\nlocal x = redis.setresp"],
+    &["function", "load", "#!lua name=a\nwhile true do end"],
+    &["function", "load", "#!lua name=a\nredis.register_function('f', function() return 1 end)\nredis.register_function('f', function() return 1 end)"],
+    &["function", "load", "#!lua name=a\nredis.register_function('f-x', function() return 1 end)"],
+    &["function", "load", "#!lua name=a\nredis.register_function('', function() return 1 end)"],
+    &["function", "load", "#!lua name=a\nredis.register_function('f', 'notfn')"],
+    &["function", "load", "#!lua name=a\nredis.register_function({}, function() end)"],
+    &["function", "load", "#!lua name=a\nredis.register_function()"],
+    &["function", "load", "#!lua name=a\nredis.register_function('a', function() end, 3)"],
+    &["function", "load", "#!lua name=a\nredis.register_function(5)"],
+    &["function", "load", "#!lua name=a\nredis.register_function({function_name='x'})"],
+    &["function", "load", "#!lua name=a\nredis.register_function({callback=function() end})"],
+    &["function", "load", "#!lua name=a\nredis.register_function({function_name='x', callback=function() end, foo=1})"],
+    &["function", "load", "#!lua name=a\nredis.register_function({function_name='x', callback=function() end, flags='no-writes'})"],
+    &["function", "load", "#!lua name=a\nredis.register_function({function_name='x', callback=function() end, flags={'no-writes', 'bogus'}})"],
+    &["function", "load", "#!lua name=a\nredis.register_function({function_name='x', callback=function() end, flags={1}})"],
+    &["function", "load", "#!lua name=a\nredis.register_function({function_name={}, callback=function() end})"],
+    &["function", "load", "#!lua name=a\nredis.register_function({function_name='x', callback=5})"],
+    &["function", "load", "#!lua name=a\nredis.register_function({function_name='x', callback=function() end, description={}})"],
+    &["function", "load", "#!lua name=a\nredis.register_function{[1]=5}"],
+    &["function", "load", "#!lua name=a\nlocal t = redis.log(redis.LOG_WARNING, 'loading') redis.register_function('lg', function() return redis.REDIS_VERSION end)"],
+    &["fcall", "lg", "0"],
+    &["function", "delete", "a"],
+    &["function", "delete", "a"],
+    &["function", "delete"],
+    &["function", "load", "#!LUA NAME=up\nredis.register_function{function_name='ro', callback=function(keys) return redis.call('get', keys[1]) end, flags={'NO-WRITES', 'allow-oom', 'allow-stale', 'allow-cross-slot-keys'}, description='reads a key'}"],
+    &["function", "list", "libraryname", "up"],
+    &["fcall_ro", "ro", "1", "k"],
+    &["fcall", "ro", "1", "k"],
+    &["function", "load", "#!lua name=w\nredis.register_function('w', function(keys, args) return redis.call('set', keys[1], args[1]) end)"],
+    &["fcall", "w", "1", "k", "v"],
+    &["fcall_ro", "w", "1", "k", "v"],
+    &["fcall_ro", "ro", "1", "k"],
+    &["function", "load", "#!lua name=nw\nredis.register_function{function_name='nw', callback=function(keys) return redis.call('set', keys[1], 'x') end, flags={'no-writes'}}"],
+    &["fcall", "nw", "1", "k"],
+    &["function", "load", "#!lua name=e\nredis.register_function('e1', function() error('boom') end)"],
+    &["fcall", "e1", "0"],
+    &["function", "load", "#!lua name=e2\nredis.register_function('e2', function() return redis.call('nosuch') end)"],
+    &["fcall", "e2", "0"],
+    &["function", "load", "#!lua name=e3\nredis.register_function('e3', function() return KEYS end)"],
+    &["fcall", "e3", "0"],
+    &["function", "load", "#!lua name=e4\nredis.register_function('e4', function() x = 1 end)"],
+    &["fcall", "e4", "0"],
+    &["function", "load", "#!lua name=e5\nredis.register_function('e5', function(keys, args) return {keys, args, #keys, type(redis.register_function), redis.pcall('nosuch')} end)"],
+    &["fcall", "e5", "2", "a", "b", "c", "d"],
+    &["fcall", "e5", "0"],
+    &["function", "load", "#!lua name=e6\nredis.register_function('e6', function() return {double=1.5, {ok='st'}, {err='inner'}} end)"],
+    &["fcall", "e6", "0"],
+    &["fcall", "nope", "0"],
+    &["fcall", "e5", "3", "a"],
+    &["fcall", "e5", "-1", "a"],
+    &["fcall", "e5", "x", "a"],
+    &["fcall", "nope", "x", "a"],
+    &["fcall"],
+    &["fcall", "e5"],
+    &["fcall_ro", "e5"],
+    &["eval_ro", "#!lua\nreturn 1", "0"],
+    &["eval_ro", "#!lua flags=no-writes\nreturn 1", "0"],
+    &["function", "flush", "bogus"],
+    &["function", "flush", "sync", "async"],
+    &["function", "restore"],
+    &["function", "restore", "abc"],
+    &["function", "restore", "abc", "bogus"],
+    &["function", "restore", "abc", "flush", "x"],
+    &["function", "stats", "x"],
+    &["function", "kill"],
+    &["function", "kill", "x"],
+    &["function", "help"],
+    &["function", "bogus"],
+    &["function"],
+    &["function", "flush"],
+    &["function", "list"],
+    &["fcall", "e5", "0"],
+    &["function", "flush", "sync"],
+    &["function", "flush", "ASYNC"],
+    &["function", "stats"],
+    // Through MULTI.
+    &["function", "load", "#!lua name=m\nredis.register_function('incr_m', function() return redis.call('incr', 'm') end)"],
+    &["multi"],
+    &["fcall", "incr_m", "0"],
+    &["fcall", "incr_m", "0"],
+    &["exec"],
+    &["function", "delete", "m"],
+];
+
+/// The same FUNCTION and FCALL requests to redis-server 7 and a kura node: the same bytes.
+#[test]
+fn functions_answer_as_redis_7() {
+    let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
+    let redis_server = RedisServer::start();
+    let mut kura = Raw::connect(node.addr());
+    let mut reference = Raw::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, redis_server.port)));
+    let mut differ = Vec::new();
+    let mut compare = |case: &[&[u8]], kura: &mut Raw, reference: &mut Raw| {
+        kura.send(case);
+        reference.send(case);
+        let (ours, theirs) = (kura.reply(), reference.reply());
+        if ours != theirs {
+            differ.push(format!(
+                "{:?}\n  redis: {:?}\n  kura:  {:?}",
+                case.iter().map(|a| String::from_utf8_lossy(a)).collect::<Vec<_>>(),
+                String::from_utf8_lossy(&theirs),
+                String::from_utf8_lossy(&ours)
+            ));
+        }
+        theirs
+    };
+    for case in FUNCTION_CASES {
+        let argv: Vec<&[u8]> = case.iter().map(|a| a.as_bytes()).collect();
+        compare(&argv, &mut kura, &mut reference);
+    }
+    // Redis's DUMP of one library restores into kura (APPEND, REPLACE, FLUSH), and kura's
+    // into Redis.
+    let lib = "#!lua name=dumped\nredis.register_function('dumped', function(keys, args) return 'restored' end)";
+    compare(&[b"function", b"load", lib.as_bytes()], &mut kura, &mut reference);
+    let payload = reference.call(&["function", "dump"]);
+    let body = &payload[payload.iter().position(|&b| b == b'\n').expect("a bulk") + 1..payload.len() - 2];
+    for case in [
+        &[&b"function"[..], b"restore", body][..],
+        &[b"function", b"restore", body, b"append"],
+        &[b"function", b"restore", body, b"REPLACE"],
+        &[b"fcall", b"dumped", b"0"],
+        &[b"function", b"flush"],
+        &[b"function", b"restore", body],
+        &[b"fcall", b"dumped", b"0"],
+        &[b"function", b"load", b"#!lua name=other\nredis.register_function('dumped', function() return 1 end)"],
+        &[b"function", b"load", b"#!lua name=other\nredis.register_function('other', function() return 1 end)"],
+        &[b"function", b"restore", body, b"flush"],
+        &[b"function", b"stats"],
+        &[b"fcall", b"other", b"0"],
+        &[b"function", b"list"],
+    ] {
+        compare(case, &mut kura, &mut reference);
+    }
+    // RESP3: maps, sets and nulls of FUNCTION LIST and STATS (HELLO's reply describes the
+    // server: not compared).
+    kura.call(&["hello", "3"]);
+    reference.call(&["hello", "3"]);
+    for case in [
+        &["function", "load", "#!lua name=r3\nredis.register_function{function_name='r3', callback=function() return redis.setresp(3) end, flags={'no-writes', 'no-cluster'}}"][..],
+        &["function", "list", "libraryname", "r*"],
+        &["function", "list", "libraryname", "r3", "withcode"],
+        &["function", "stats"],
+        &["fcall", "r3", "0"],
+        &["function", "load", "#!lua name=r4\nredis.register_function{function_name='r4', callback=function() return 1 end, description='d'}"],
+        &["function", "list", "libraryname", "r4"],
+    ] {
+        let argv: Vec<&[u8]> = case.iter().map(|a| a.as_bytes()).collect();
+        compare(&argv, &mut kura, &mut reference);
+    }
+    assert!(differ.is_empty(), "{} replies differ:\n{}", differ.len(), differ.join("\n"));
+}
+
 const BUSY: &str = "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n";
 
 /// A script past `busy-reply-threshold` on a node alone: other clients get BUSY (but what
@@ -351,12 +552,105 @@ fn scripts_are_cluster_state() {
     let mut late = Raw::connect(cluster.nodes[i].addr());
     assert_eq!(late.text(&["evalsha", &sha, "2", "x", "y", "3", "4"]), "*2\r\n$1\r\n3\r\n$1\r\n4\r\n");
 
-    // SCRIPT FLUSH through one node: a node that had not cached it answers NOSCRIPT.
+    // SCRIPT FLUSH through one node reaches every node: one that had not cached the script
+    // and one that had (it ran it) both answer NOSCRIPT at once.
     let mut fresh = Raw::connect(cluster.nodes[2].addr());
     let other = String::from_utf8(one.call(&["script", "load", "return 'other'"])).expect("utf8");
     let other = other.lines().nth(1).expect("sha").to_owned();
+    assert_eq!(late.text(&["evalsha", &other, "0"]), "$5\r\nother\r\n", "cached where it ran");
     assert_eq!(one.text(&["script", "flush"]), "+OK\r\n");
     assert_eq!(fresh.text(&["evalsha", &other, "0"]), "-NOSCRIPT No matching script. Please use EVAL.\r\n");
+    assert_eq!(late.text(&["evalsha", &other, "0"]), "-NOSCRIPT No matching script. Please use EVAL.\r\n");
+    assert_eq!(late.text(&["script", "exists", &sha, &other]), "*2\r\n:0\r\n:0\r\n");
     assert_eq!(one.text(&["evalsha", &sha, "0"]), "-NOSCRIPT No matching script. Please use EVAL.\r\n");
-    let _ = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+}
+
+fn bulk(s: &str) -> String {
+    format!("${}\r\n{s}\r\n", s.len())
+}
+
+/// Function libraries are cluster state: loaded through one node, FCALL works through every
+/// node, also one that joins later; LOAD REPLACE, DELETE, FLUSH and RESTORE through one node
+/// change what every node runs at once (also nodes that had run the old functions).
+#[test]
+fn functions_are_cluster_state() {
+    let mut cluster = Cluster::start(3, &[]);
+    let mut c: Vec<Raw> = cluster.nodes.iter().map(|n| Raw::connect(n.addr())).collect();
+    let v1 = "#!lua name=lib\nredis.register_function('version', function() return 'v1' end)\n\
+              redis.register_function('put', function(keys, args) return redis.call('set', keys[1], args[1]) end)";
+    assert_eq!(c[0].text(&["function", "load", v1]), bulk("lib"));
+    for (i, conn) in c.iter_mut().enumerate() {
+        assert_eq!(conn.text(&["fcall", "version", "0"]), bulk("v1"), "through node {}", i + 1);
+        assert_eq!(conn.text(&["fcall", "put", "1", &format!("k{i}"), "x"]), "+OK\r\n");
+        assert!(conn.text(&["function", "list"]).contains("$3\r\nlib\r\n"));
+    }
+    // Replaced through another node: every node runs the new code.
+    let v2 = "#!lua name=lib\nredis.register_function('version', function() return 'v2' end)";
+    assert_eq!(c[1].text(&["function", "load", "replace", v2]), bulk("lib"));
+    for conn in c.iter_mut() {
+        assert_eq!(conn.text(&["fcall", "version", "0"]), bulk("v2"));
+        assert_eq!(conn.text(&["fcall", "put", "1", "k", "x"]), "-ERR Function not found\r\n");
+    }
+    // Deleted through a third node.
+    assert_eq!(c[2].text(&["function", "delete", "lib"]), "+OK\r\n");
+    for conn in c.iter_mut() {
+        assert_eq!(conn.text(&["fcall", "version", "0"]), "-ERR Function not found\r\n");
+        assert_eq!(conn.text(&["function", "list"]), "*0\r\n");
+    }
+    // Restored from a dump, then flushed.
+    assert_eq!(c[0].text(&["function", "load", v1]), bulk("lib"));
+    let payload = c[0].call(&["function", "dump"]);
+    let body = payload[payload.iter().position(|&b| b == b'\n').expect("a bulk") + 1..payload.len() - 2].to_vec();
+    assert_eq!(c[1].text(&["fcall", "version", "0"]), bulk("v1"));
+    assert_eq!(c[2].text(&["function", "flush", "sync"]), "+OK\r\n");
+    assert_eq!(c[1].text(&["fcall", "version", "0"]), "-ERR Function not found\r\n");
+    c[1].send(&[b"function", b"restore", &body]);
+    assert_eq!(String::from_utf8_lossy(&c[1].reply()), "+OK\r\n");
+    for conn in c.iter_mut() {
+        assert_eq!(conn.text(&["fcall", "version", "0"]), bulk("v1"));
+    }
+    assert_eq!(c[0].text(&["function", "stats"]).matches(":2\r\n").count(), 1, "one library of two functions");
+
+    // A node that joins later finds the library; FLUSHALL leaves libraries alone.
+    assert_eq!(c[0].text(&["flushall"]), "+OK\r\n");
+    let i = cluster.add(&[]);
+    cluster.wait_converged(Duration::from_secs(60));
+    let mut late = Raw::connect(cluster.nodes[i].addr());
+    assert_eq!(late.text(&["fcall", "version", "0"]), bulk("v1"));
+    assert_eq!(late.text(&["dbsize"]), ":0\r\n");
+}
+
+/// A function past `busy-reply-threshold` on a node alone: BUSY names FUNCTION KILL, SCRIPT
+/// KILL refuses, FUNCTION STATS shows it, FUNCTION KILL ends it with Redis's error.
+#[test]
+fn a_busy_function_is_killed() {
+    let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
+    let mut admin = Raw::connect(node.addr());
+    assert_eq!(admin.text(&["config", "set", "busy-reply-threshold", "100"]), "+OK\r\n");
+    let lib = "#!lua name=busy\nredis.register_function('spin', function() while true do end end)";
+    assert_eq!(admin.text(&["function", "load", lib]), bulk("busy"));
+    let busy = "-BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.\r\n";
+    let mut looping = Raw::connect(node.addr());
+    looping.send(&[b"fcall", b"spin", b"0"]);
+    wait_until("PING answered BUSY", Duration::from_secs(20), || (admin.text(&["ping"]) == busy).then_some(()));
+    assert_eq!(admin.text(&["script", "kill"]), busy);
+    let stats = admin.text(&["function", "stats"]);
+    assert!(
+        stats.starts_with("*4\r\n$14\r\nrunning_script\r\n*6\r\n$4\r\nname\r\n$4\r\nspin\r\n$7\r\ncommand\r\n*3\r\n$5\r\nfcall\r\n$4\r\nspin\r\n$1\r\n0\r\n$11\r\nduration_ms\r\n:"),
+        "{stats}"
+    );
+    assert_eq!(admin.text(&["function", "kill"]), "+OK\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&looping.reply()),
+        "-ERR Script killed by user with SCRIPT KILL... script: spin, on @user_function:2.\r\n"
+    );
+    assert_eq!(admin.text(&["function", "kill"]), "-NOTBUSY No scripts in execution right now.\r\n");
+    // A script running: FUNCTION KILL refuses it.
+    looping.send(&[b"eval", b"while true do end", b"0"]);
+    wait_until("PING answered BUSY", Duration::from_secs(20), || (admin.text(&["ping"]) == BUSY).then_some(()));
+    assert_eq!(admin.text(&["function", "kill"]), BUSY);
+    assert_eq!(admin.text(&["function", "stats"]), BUSY);
+    assert_eq!(admin.text(&["script", "kill"]), "+OK\r\n");
+    let _ = looping.reply();
+    assert_eq!(admin.text(&["ping"]), "+PONG\r\n");
 }

@@ -69,17 +69,60 @@ impl Cluster {
     /// Enterprise's Active-Active flush likewise needs every instance.
     ///
     /// # Errors
-    /// This node has no cluster yet, or its storage failed; `FlushUnconfirmed` when some
+    /// This node has no cluster yet, or its storage failed; `Unconfirmed` when some
     /// member has not confirmed the mark within [`FLUSH_WAIT`] (the flush is in force where it
     /// arrived and reaches the rest by gossip: it may have been applied).
     pub async fn flush(self: &Arc<Self>, db: Option<u32>) -> Result<(), ClusterError> {
         let at = crate::clock::now_ms();
+        let mark = |s: &mut ClusterState| {
+            s.flushes.mark(db, at);
+        };
+        self.mark_everywhere("flush", mark, |theirs, ours| theirs.flushes.covers(&ours.flushes)).await?;
+        // Writes this node coordinates after the reply are stamped after the mark.
+        while crate::clock::now_ms() <= at {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        Ok(())
+    }
+
+    /// SCRIPT FLUSH (`functions` false) or a FUNCTION change that removes or replaces a
+    /// library (`functions` true): moves the script mark every node's caches watch
+    /// (`ScriptMarks`), and returns once every member holds it, as [`Cluster::flush`] does.
+    ///
+    /// # Errors
+    /// As [`Cluster::flush`]: `Unconfirmed` when some member has not confirmed the mark within
+    /// [`FLUSH_WAIT`].
+    pub async fn mark_scripts(self: &Arc<Self>, functions: bool) -> Result<(), ClusterError> {
+        let what = if functions { "function change" } else { "script flush" };
+        self.mark_everywhere(
+            what,
+            |s| {
+                let m = &mut s.scripting;
+                if functions {
+                    m.functions_changed = crate::flushes::ScriptMarks::next(m.functions_changed);
+                } else {
+                    m.scripts_flushed = crate::flushes::ScriptMarks::next(m.scripts_flushed);
+                }
+            },
+            |theirs, ours| theirs.scripting.covers(&ours.scripting),
+        )
+        .await
+    }
+
+    /// Applies `change` to the state, saves it, and takes it to every other member until each
+    /// confirms (`holds`: their state covers ours) or [`FLUSH_WAIT`] passes.
+    async fn mark_everywhere(
+        self: &Arc<Self>,
+        what: &'static str,
+        change: impl FnOnce(&mut ClusterState),
+        holds: impl Fn(&ClusterState, &ClusterState) -> bool,
+    ) -> Result<(), ClusterError> {
         let state = {
             let _guard = self.changing.lock();
             let Some(mut state) = self.view.load().state.clone() else {
                 return Err(ClusterError::NotReady);
             };
-            state.flushes.mark(db, at);
+            change(&mut state);
             self.install(state.clone())?;
             state
         };
@@ -88,12 +131,12 @@ impl Cluster {
         let members = pending.len() + 1;
         loop {
             let calls = pending.iter().map(|&(_, addr)| {
-                let state = &state;
+                let (state, holds) = (&state, &holds);
                 async move {
                     match self.call_addr(addr, Request::Gossip(Box::new(state.clone()))).await {
                         Ok(Response::State(theirs)) => {
                             let _ = self.merge(&theirs);
-                            theirs.flushes.covers(&state.flushes)
+                            holds(&theirs, state)
                         }
                         _ => false,
                     }
@@ -103,19 +146,14 @@ impl Cluster {
             let mut confirmed = confirmed.into_iter();
             pending.retain(|_| !confirmed.next().unwrap_or(false));
             if pending.is_empty() {
-                break;
+                return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
                 let missing = pending.into_iter().map(|(id, _)| id).collect();
-                return Err(ClusterError::FlushUnconfirmed { members, missing });
+                return Err(ClusterError::Unconfirmed { what, members, missing });
             }
             tokio::time::sleep(FLUSH_RETRY).await;
         }
-        // Writes this node coordinates after the reply are stamped after the mark.
-        while crate::clock::now_ms() <= at {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
-        Ok(())
     }
 
     /// `KURA LEAVE`: this node starts handing its partitions off.

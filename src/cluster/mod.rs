@@ -61,9 +61,10 @@ pub enum ClusterError {
     /// Only the claimant records finished transfers.
     #[error("this node is not the claimant")]
     NotClaimant,
-    /// A flush that not every member confirmed in time (it is in force where it arrived).
-    #[error("flush confirmed by {} of {members} nodes (not by {}): it may have been applied", members - missing.len(), missing.join(", "))]
-    FlushUnconfirmed { members: usize, missing: Vec<NodeId> },
+    /// A flush (or another mark: `what`) that not every member confirmed in time (it is in
+    /// force where it arrived).
+    #[error("{what} confirmed by {} of {members} nodes (not by {}): it may have been applied", members - missing.len(), missing.join(", "))]
+    Unconfirmed { what: &'static str, members: usize, missing: Vec<NodeId> },
     /// The peer belongs to another cluster (another founding): nothing is taken from it.
     #[error("peer {peer} belongs to another cluster ({theirs:016x}, this node's is {ours:016x})")]
     OtherCluster { peer: String, theirs: u64, ours: u64 },

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use super::{dispatch_data, execute_in, Cmd, CmdResult, CommandError, CommandMetrics, Conn, Session};
 use crate::node::Node;
 use crate::resp::Reply;
-use crate::script::{KillOutcome, Running, Script};
+use crate::script::{KillOutcome, Library, Running, Script};
 
 fn noscript() -> CommandError {
     CommandError::Coded("NOSCRIPT No matching script. Please use EVAL.".into())
@@ -37,8 +37,19 @@ async fn store(node: &Node, script: &Script) -> Result<(), CommandError> {
     dispatch_data(Cmd::Hset, node, &args).await.map(|_| ())
 }
 
+/// The cluster's script marks as this node knows them.
+pub(super) fn marks(node: &Node) -> crate::flushes::ScriptMarks {
+    node.coordinator.cluster().view().state.as_ref().map(|s| s.scripting.clone()).unwrap_or_default()
+}
+
+/// Empties this node's script cache if a SCRIPT FLUSH through another node came after it.
+fn observe_flushes(node: &Node) {
+    node.scripts.observe_scripts_mark(marks(node).scripts_flushed);
+}
+
 /// The script named `sha` (lowercase): this node's cache, else the cluster's scripts hash.
 async fn find(node: &Node, sha: &str) -> Result<Option<Arc<Script>>, CommandError> {
+    observe_flushes(node);
     if let Some(s) = node.scripts.get(sha) {
         return Ok(Some(s));
     }
@@ -77,15 +88,20 @@ pub async fn eval(
         (find(node, &sha).await?.ok_or_else(noscript)?, false)
     } else {
         let sha = crate::script::sha1hex(&args[1]);
+        observe_flushes(node);
         match node.scripts.get(&sha) {
             Some(s) => (s, false),
             None => (Arc::new(Script::new(args[1].clone()).map_err(CommandError::Coded)?), true),
         }
     };
+    // A script with a shebang is checked as Redis checks a function (scriptPrepareForRun).
+    if script.shebang {
+        check_flags(node, script.no_cluster, script.no_writes, read_only)?;
+    }
     let split = 3 + numkeys as usize;
     let (keys, argv) = (args[3..split].to_vec(), args[split..].to_vec());
     let read_only = read_only || script.no_writes;
-    match run(node, session, metrics, script.clone(), keys, argv, read_only).await {
+    match run(node, session, metrics, Job::Script(script.clone()), keys, argv, read_only, args.to_vec()).await {
         Err(compile) => Err(CommandError::Coded(compile)),
         Ok(reply) => {
             if fresh {
@@ -100,6 +116,24 @@ pub async fn eval(
     }
 }
 
+/// Redis's checks of a script's flags before it runs: `no-cluster` in a cluster, a script
+/// that may write run by a `_RO` command.
+pub(super) fn check_flags(node: &Node, no_cluster: bool, no_writes: bool, read_only: bool) -> Result<(), CommandError> {
+    if no_cluster && !node.alone() {
+        return Err(CommandError::Other("Can not run script on cluster, 'no-cluster' flag is set.".into()));
+    }
+    if read_only && !no_writes {
+        return Err(CommandError::Other("Can not execute a script with write flag using *_ro command.".into()));
+    }
+    Ok(())
+}
+
+/// What a run executes: a script (EVAL) or a library's function (FCALL).
+pub(super) enum Job {
+    Script(Arc<Script>),
+    Function { library: Arc<Library>, name: String },
+}
+
 /// Ends a run's registration, also when the connection's task is dropped mid-script (the
 /// script is then killed: nobody waits for it).
 struct Finish<'a>(&'a Node, Arc<Running>);
@@ -111,24 +145,34 @@ impl Drop for Finish<'_> {
     }
 }
 
-/// Runs a script on the blocking pool and its `redis.call`s here. `Err`: it did not compile.
-async fn run(
+/// Runs a script (or a function) on the blocking pool and its `redis.call`s here. `Err`: it
+/// did not compile (or load). `command` is the request that runs it (FUNCTION STATS).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn run(
     node: &Node,
     session: &mut Session,
     metrics: &CommandMetrics,
-    script: Arc<Script>,
+    job: Job,
     keys: Vec<Bytes>,
     argv: Vec<Bytes>,
     read_only: bool,
+    command: Vec<Bytes>,
 ) -> Result<Reply, String> {
     let mut vm = node.scripts.take_vm().map_err(|e| format!("ERR {e}"))?;
-    let running = node.scripts.start(node.alone());
+    let function = match &job {
+        Job::Script(_) => None,
+        Job::Function { name, .. } => Some(name.clone()),
+    };
+    let running = node.scripts.start(node.alone(), function, command);
     let finish = Finish(node, running.clone());
     let (calls, mut requests) = mpsc::unbounded_channel();
     let job = {
         let running = running.clone();
         tokio::task::spawn_blocking(move || {
-            let reply = vm.run(&script, &keys, &argv, calls, running);
+            let reply = match &job {
+                Job::Script(script) => vm.run(script, &keys, &argv, calls, running),
+                Job::Function { library, name } => vm.run_function(library, name, &keys, &argv, calls, running),
+            };
             (vm, reply)
         })
     };
@@ -170,6 +214,7 @@ fn refused_in_scripts(cmd: Cmd) -> bool {
             | Cmd::Slowlog
             | Cmd::Latency
             | Cmd::Script
+            | Cmd::Function
     ) || cmd.spec().flags.contains(&"noscript")
 }
 
@@ -226,6 +271,7 @@ pub async fn script(node: &Node, args: &[Bytes]) -> CmdResult {
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
     match sub.as_str() {
         "load" => {
+            observe_flushes(node);
             let script = Script::new(args[2].clone()).map_err(CommandError::Coded)?;
             if node.scripts.get(&script.sha).is_none() {
                 node.scripts.check_compiles(&script).map_err(CommandError::Coded)?;
@@ -254,15 +300,33 @@ pub async fn script(node: &Node, args: &[Bytes]) -> CmdResult {
             }
             node.scripts.flush();
             dispatch_data(Cmd::Del, node, &[Bytes::from_static(b"del"), scripts_key()]).await?;
+            // Every other node empties its cache once it holds the mark (answered when all do).
+            marked(node.coordinator.cluster().mark_scripts(false).await)?;
             Ok(Reply::ok())
         }
-        "kill" => match node.scripts.kill() {
-            KillOutcome::Killed => Ok(Reply::ok()),
-            KillOutcome::NotBusy => Err(CommandError::Coded("NOTBUSY No scripts in execution right now.".into())),
-            KillOutcome::Unkillable => Err(CommandError::Coded(
-                "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.".into(),
-            )),
-        },
+        "kill" => kill(node, false),
         _ => Ok(Reply::Array(HELP.iter().map(|l| Reply::Simple(l)).collect())),
+    }
+}
+
+/// A script mark's outcome as a reply: NOQUORUM when a member did not confirm it in time.
+pub(super) fn marked(outcome: Result<(), crate::cluster::ClusterError>) -> Result<(), CommandError> {
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(e @ crate::cluster::ClusterError::Unconfirmed { .. }) => Err(CommandError::Coded(format!("NOQUORUM {e}"))),
+        Err(e) => Err(crate::coordinator::CoordError::from(e).into()),
+    }
+}
+
+/// SCRIPT KILL (`functions` false) and FUNCTION KILL: what runs on this node.
+pub(super) fn kill(node: &Node, functions: bool) -> CmdResult {
+    match node.scripts.kill(functions) {
+        KillOutcome::Killed => Ok(Reply::ok()),
+        KillOutcome::NotBusy => Err(CommandError::Coded("NOTBUSY No scripts in execution right now.".into())),
+        KillOutcome::Unkillable => Err(CommandError::Coded(
+            "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.".into(),
+        )),
+        KillOutcome::OtherKind if functions => Err(CommandError::Coded(crate::script::BUSY_SCRIPT.into())),
+        KillOutcome::OtherKind => Err(CommandError::Coded(crate::script::BUSY_FUNCTION.into())),
     }
 }

@@ -24,7 +24,7 @@ pub async fn run(node: &Node, db: Option<u32>, args: &[Bytes]) -> CmdResult {
     }
     match node.coordinator.cluster().flush(db).await {
         Ok(()) => Ok(Reply::ok()),
-        Err(e @ ClusterError::FlushUnconfirmed { .. }) => Err(CommandError::Coded(format!("NOQUORUM {e}"))),
+        Err(e @ ClusterError::Unconfirmed { .. }) => Err(CommandError::Coded(format!("NOQUORUM {e}"))),
         Err(e) => Err(CoordError::from(e).into()),
     }
 }

@@ -26,6 +26,7 @@ mod eval;
 mod exists;
 mod expire;
 mod flush;
+mod functions;
 mod geo;
 mod get;
 mod getdel;
@@ -351,7 +352,9 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
     // command takes the gate for each of its tries itself (`blocking.rs`).
     let in_exec = matches!(&conn, Conn::Mut(s) if s.in_exec || s.in_script);
     let passes_busy = (spec.flags.contains(&"allow_busy") && cmd != Cmd::Watch)
-        || (cmd == Cmd::Script && args.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"kill")));
+        || (cmd == Cmd::Script && args.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"kill")))
+        || (cmd == Cmd::Function
+            && args.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"kill") || s.eq_ignore_ascii_case(b"stats")));
     let gate = if in_exec || cmd == Cmd::Exec || passes_busy || cmd.blocks() {
         Ok(Gate::Open)
     } else if cmd.exclusive() && node.alone() {
@@ -422,9 +425,7 @@ async fn gate_or_busy<G>(node: &Node, acquire: impl std::future::Future<Output =
     tokio::select! {
         biased;
         g = acquire => Ok(g),
-        Ok(_) = busy.wait_for(|b| *b) => Err(Reply::Error(
-            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.".into(),
-        )),
+        Ok(_) = busy.wait_for(|b| *b) => Err(Reply::Error(node.scripts.busy_text().into())),
     }
 }
 
@@ -495,6 +496,9 @@ async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes], metrics
         Cmd::EvalRo => eval::eval(node, session, metrics, args, false, true).await,
         Cmd::EvalshaRo => eval::eval(node, session, metrics, args, true, true).await,
         Cmd::Script => eval::script(node, args).await,
+        Cmd::Fcall => functions::fcall(node, session, metrics, args, false).await,
+        Cmd::FcallRo => functions::fcall(node, session, metrics, args, true).await,
+        Cmd::Function => functions::function(node, args).await,
         Cmd::Subscribe => pubsub::subscribe(node, session, args, Kind::Channel),
         Cmd::Psubscribe => pubsub::subscribe(node, session, args, Kind::Pattern),
         Cmd::Ssubscribe => pubsub::subscribe(node, session, args, Kind::Shard),

@@ -223,6 +223,9 @@ commands! {
     EvalRo => "eval_ro", -3, ["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], (0, 0, 0), "scripting", false, "EVAL of a script that may not write.";
     EvalshaRo => "evalsha_ro", -3, ["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], (0, 0, 0), "scripting", false, "EVALSHA of a script that may not write.";
     Script => "script", -2, [], (0, 0, 0), "scripting", false, "SCRIPT LOAD, EXISTS, FLUSH [ASYNC|SYNC], KILL, HELP (scripts are cluster state).";
+    Fcall => "fcall", -3, ["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], (0, 0, 0), "scripting", false, "Runs a function of a loaded library: function numkeys [key ...] [arg ...].";
+    FcallRo => "fcall_ro", -3, ["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], (0, 0, 0), "scripting", false, "FCALL of a function flagged no-writes.";
+    Function => "function", -2, [], (0, 0, 0), "scripting", false, "FUNCTION LOAD, LIST, DELETE, FLUSH, DUMP, RESTORE, STATS, KILL, HELP (libraries are cluster state).";
     Subscribe => "subscribe", -2, ["pubsub", "noscript", "loading", "stale"], (0, 0, 0), "pubsub", false, "Subscribes to channels (messages published through any node of the cluster).";
     Unsubscribe => "unsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], (0, 0, 0), "pubsub", false, "Unsubscribes from channels (all of them when none is named).";
     Psubscribe => "psubscribe", -2, ["pubsub", "noscript", "loading", "stale"], (0, 0, 0), "pubsub", false, "Subscribes to the channels matching glob patterns.";
@@ -253,6 +256,7 @@ impl Cmd {
                 | Cmd::Latency
                 | Cmd::Kura
                 | Cmd::Script
+                | Cmd::Function
                 | Cmd::Pubsub
         )
     }
@@ -270,6 +274,7 @@ impl Cmd {
             Cmd::Slowlog => "SLOWLOG",
             Cmd::Latency => "LATENCY",
             Cmd::Script => "SCRIPT",
+            Cmd::Function => "FUNCTION",
             Cmd::Pubsub => "PUBSUB",
             _ => return Ok(()),
         };
@@ -349,6 +354,9 @@ impl Cmd {
                 | Cmd::EvalRo
                 | Cmd::EvalshaRo
                 | Cmd::Script
+                | Cmd::Fcall
+                | Cmd::FcallRo
+                | Cmd::Function
                 | Cmd::Subscribe
                 | Cmd::Unsubscribe
                 | Cmd::Psubscribe
@@ -393,6 +401,8 @@ impl Cmd {
                 | Cmd::Evalsha
                 | Cmd::EvalRo
                 | Cmd::EvalshaRo
+                | Cmd::Fcall
+                | Cmd::FcallRo
         )
     }
 
@@ -533,6 +543,15 @@ const SUBCOMMANDS: &[(Cmd, &str, i32, bool)] = &[
     (Cmd::Script, "flush", -2, false),
     (Cmd::Script, "kill", 2, false),
     (Cmd::Script, "help", 2, false),
+    (Cmd::Function, "load", -3, false),
+    (Cmd::Function, "list", -2, false),
+    (Cmd::Function, "delete", 3, false),
+    (Cmd::Function, "flush", -2, false),
+    (Cmd::Function, "dump", 2, false),
+    (Cmd::Function, "restore", -3, false),
+    (Cmd::Function, "stats", 2, false),
+    (Cmd::Function, "kill", 2, false),
+    (Cmd::Function, "help", 2, false),
     (Cmd::Pubsub, "channels", -2, false),
     (Cmd::Pubsub, "numsub", -2, false),
     (Cmd::Pubsub, "numpat", 2, false),

@@ -625,5 +625,67 @@ pub fn restore(payload: &[u8], budget: usize) -> Result<Object, RdbError> {
     get_object(ty, &mut r, &mut budget)
 }
 
+/// `RDB_OPCODE_FUNCTION2`: a function library (its code) in FUNCTION DUMP's payload.
+const FUNCTION2: u8 = 245;
+/// `RDB_OPCODE_FUNCTION_PRE_GA`: the libraries of Redis 7.0's release candidates.
+const FUNCTION_PRE_GA: u8 = 246;
+
+/// Why a FUNCTION RESTORE payload was refused (Redis's texts).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FunctionsPayloadError {
+    #[error("DUMP payload version or checksum are wrong")]
+    VersionOrChecksum,
+    #[error("can not read data type")]
+    NoType,
+    #[error("Pre-GA function format not supported")]
+    PreGa,
+    #[error("given type is not a function")]
+    NotAFunction,
+    #[error("Failed loading library payload")]
+    BadLibrary,
+}
+
+/// FUNCTION DUMP's payload: each library's code after the `FUNCTION2` opcode (as
+/// `rdbSaveFunctions` writes them), then the RDB version and the CRC, as DUMP's.
+pub fn dump_functions<'a>(codes: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for code in codes {
+        out.push(FUNCTION2);
+        put_string(&mut out, code);
+    }
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    let crc = CRC.checksum(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// The libraries' codes a FUNCTION DUMP payload holds (FUNCTION RESTORE), within `budget`
+/// bytes of decompressed code.
+///
+/// # Errors
+/// A payload whose footer is wrong, or whose body is not a sequence of libraries.
+pub fn restore_functions(payload: &[u8], budget: usize) -> Result<Vec<Bytes>, FunctionsPayloadError> {
+    let Some(body) = payload.len().checked_sub(10) else { return Err(FunctionsPayloadError::VersionOrChecksum) };
+    let footer = &payload[body..];
+    let version = u16::from_le_bytes([footer[0], footer[1]]);
+    let mut crc = [0u8; 8];
+    crc.copy_from_slice(&footer[2..]);
+    if version > MAX_VERSION || CRC.checksum(&payload[..body + 2]) != u64::from_le_bytes(crc) {
+        return Err(FunctionsPayloadError::VersionOrChecksum);
+    }
+    let mut r = Reader::new(&payload[..body]);
+    let mut budget = Budget::new(budget);
+    let mut codes = Vec::new();
+    while r.left() > 0 {
+        match r.u8().map_err(|_| FunctionsPayloadError::NoType)? {
+            FUNCTION2 => {}
+            FUNCTION_PRE_GA => return Err(FunctionsPayloadError::PreGa),
+            _ => return Err(FunctionsPayloadError::NotAFunction),
+        }
+        codes.push(get_string(&mut r, &mut budget).map_err(|_| FunctionsPayloadError::BadLibrary)?);
+    }
+    Ok(codes)
+}
+
 #[cfg(test)]
 mod tests;

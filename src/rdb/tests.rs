@@ -435,3 +435,28 @@ mod properties {
         }
     }
 }
+
+/// FUNCTION DUMP of one library is redis-server 7.0's bytes (its code LZF-compressed), and
+/// FUNCTION RESTORE reads them back; a bad footer, another type or a pre-GA library is refused
+/// with Redis's texts.
+#[test]
+fn function_payloads_are_redis_bytes() {
+    let code = "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return args[1] end)";
+    let redis = hex(
+        "f5c34056405b1f23216c7561206e616d653d6d796c69620a72656469732e72656769737465725f0b66756e6374696f6e28276d79400b\
+         02272c2040066012116b6579732c2061726773292072657475726e600c075b315d20656e64290a008d5936adc6e707da",
+    );
+    assert_eq!(dump_functions([code.as_bytes()]), redis);
+    assert_eq!(restore_functions(&redis, 1 << 20), Ok(vec![b(code)]));
+    let two = dump_functions([b"a".as_slice(), b"12".as_slice()]);
+    assert_eq!(restore_functions(&two, 1 << 20), Ok(vec![b("a"), b("12")]));
+    assert_eq!(restore_functions(&dump_functions([]), 1 << 20), Ok(vec![]));
+    let mut bad = redis.clone();
+    bad[5] ^= 1;
+    assert_eq!(restore_functions(&bad, 1 << 20), Err(FunctionsPayloadError::VersionOrChecksum));
+    assert_eq!(restore_functions(b"short", 1 << 20), Err(FunctionsPayloadError::VersionOrChecksum));
+    assert_eq!(restore_functions(&seal(&[0, 1, b'x'], 10), 1 << 20), Err(FunctionsPayloadError::NotAFunction));
+    assert_eq!(restore_functions(&seal(&[246, 1, b'x'], 10), 1 << 20), Err(FunctionsPayloadError::PreGa));
+    assert_eq!(restore_functions(&seal(&[245, 5, b'x'], 10), 1 << 20), Err(FunctionsPayloadError::BadLibrary));
+    assert_eq!(restore_functions(&redis, 10), Err(FunctionsPayloadError::BadLibrary), "past the budget");
+}

@@ -111,6 +111,23 @@ impl Reply {
                 put_line(out, b'*', itoa::Buffer::new().format(items.len()).as_bytes());
                 return items.iter().for_each(|r| r.encode(protocol, out));
             }
+            // Maps and sets in the order given (the crate's RESP3 frames hold them in hash
+            // tables, which would reorder them: Redis writes its maps in a fixed order).
+            Reply::Map(pairs) => {
+                match protocol {
+                    Protocol::Resp2 => put_line(out, b'*', itoa::Buffer::new().format(pairs.len() * 2).as_bytes()),
+                    Protocol::Resp3 => put_line(out, b'%', itoa::Buffer::new().format(pairs.len()).as_bytes()),
+                }
+                return pairs.iter().for_each(|(k, v)| {
+                    k.encode(protocol, out);
+                    v.encode(protocol, out);
+                });
+            }
+            Reply::Set(items) => {
+                let kind = if protocol == Protocol::Resp3 { b'~' } else { b'*' };
+                put_line(out, kind, itoa::Buffer::new().format(items.len()).as_bytes());
+                return items.iter().for_each(|r| r.encode(protocol, out));
+            }
             Reply::Pairs(pairs) if protocol == Protocol::Resp2 => {
                 put_line(out, b'*', itoa::Buffer::new().format(pairs.len() * 2).as_bytes());
                 return pairs.iter().for_each(|(k, v)| {
@@ -290,6 +307,14 @@ mod tests {
         let map = Reply::Map(vec![(Reply::bulk("a"), Reply::Int(1))]);
         assert_eq!(enc(&map, Protocol::Resp2), b"*2\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(enc(&map, Protocol::Resp3), b"%1\r\n$1\r\na\r\n:1\r\n");
+        // In the order given, as Redis writes its maps (the crate's frames would reorder them).
+        let keys = ["zeta", "alpha", "mid", "beta", "omega", "a", "b", "c"];
+        let map = Reply::Map(keys.iter().map(|k| (Reply::bulk(*k), Reply::Nil)).collect());
+        let want: String = keys.iter().map(|k| format!("${}\r\n{k}\r\n_\r\n", k.len())).collect();
+        assert_eq!(enc(&map, Protocol::Resp3), format!("%8\r\n{want}").into_bytes());
+        let set = Reply::Set(keys.iter().map(|k| Reply::Simple(k)).collect());
+        let want: String = keys.iter().map(|k| format!("+{k}\r\n")).collect();
+        assert_eq!(enc(&set, Protocol::Resp3), format!("~8\r\n{want}").into_bytes());
         assert_eq!(enc(&Reply::Text("hi".into()), Protocol::Resp3), b"=6\r\ntxt:hi\r\n");
         // The direct scalar encodings agree with the crate's.
         for r in [Reply::ok(), Reply::Int(-42), Reply::bulk("v\r\nx"), Reply::bulk(""), Reply::Nil] {

@@ -72,7 +72,7 @@ fn tohex(lua: &Lua, args: &MultiValue) -> Result<Value, String> {
     }
     let n = (n as u32).min(8) as usize;
     let text = if upper { format!("{x:08X}") } else { format!("{x:08x}") };
-    lua_string(lua, text[8 - n..].as_bytes())
+    lua_string(lua, &text.as_bytes()[8 - n..])
 }
 
 fn lua_string(lua: &Lua, b: &[u8]) -> Result<Value, String> {

@@ -10,12 +10,13 @@
 //! functions it compiled, by SHA1.
 
 mod convert;
+pub mod functions;
 mod libs;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
@@ -23,6 +24,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use convert::{lua_to_reply, reply_to_lua};
+pub use functions::{Flags, FunctionInfo, Library, Registry};
 
 use crate::resp::Reply;
 
@@ -48,6 +50,11 @@ pub struct Script {
     pub body: Bytes,
     /// `#!lua flags=no-writes`: runs as EVAL_RO would.
     pub no_writes: bool,
+    /// It has a shebang (Redis then checks its flags: EVAL_RO refuses one without
+    /// `no-writes`, a cluster one with `no-cluster`).
+    pub shebang: bool,
+    /// `#!lua flags=no-cluster`.
+    pub no_cluster: bool,
     /// Where the code starts (after a shebang line).
     code_start: usize,
 }
@@ -59,9 +66,10 @@ impl Script {
     /// Redis's texts for an unknown engine or flag.
     pub fn new(body: Bytes) -> Result<Script, String> {
         let sha = sha1hex(&body);
-        let mut no_writes = false;
+        let (mut no_writes, mut no_cluster) = (false, false);
         let mut code_start = 0;
-        if body.starts_with(b"#!") {
+        let shebang = body.starts_with(b"#!");
+        if shebang {
             let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
             let line = String::from_utf8_lossy(&body[..end]).into_owned();
             let mut parts = line[2..].split(' ').filter(|p| !p.is_empty());
@@ -75,14 +83,15 @@ impl Script {
                 for flag in flags.split(',').filter(|f| !f.is_empty()) {
                     match flag {
                         "no-writes" => no_writes = true,
-                        "allow-oom" | "allow-stale" | "no-cluster" | "allow-cross-slot-keys" => {}
+                        "no-cluster" => no_cluster = true,
+                        "allow-oom" | "allow-stale" | "allow-cross-slot-keys" => {}
                         other => return Err(format!("ERR Unexpected flag in script shebang: {other}")),
                     }
                 }
             }
             code_start = end;
         }
-        Ok(Script { sha, body, no_writes, code_start })
+        Ok(Script { sha, body, no_writes, shebang, no_cluster, code_start })
     }
 
     fn code(&self) -> &[u8] {
@@ -99,6 +108,10 @@ pub struct Call {
 /// A script being run: what SCRIPT KILL and the busy check look at.
 pub struct Running {
     started: Instant,
+    /// The function it runs (FCALL), or `None` for a script (EVAL).
+    function: Option<String>,
+    /// The command that runs it (FUNCTION STATS shows it).
+    command: Vec<Bytes>,
     threshold_ms: u64,
     /// It holds the node's gate (a node alone): past the threshold other clients get BUSY.
     exclusive: bool,
@@ -141,12 +154,37 @@ impl Running {
     }
 }
 
-/// What SCRIPT KILL found.
+/// What SCRIPT KILL (or FUNCTION KILL) found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum KillOutcome {
     Killed,
     NotBusy,
     Unkillable,
+    /// Only runs of the other kind (a function for SCRIPT KILL, a script for FUNCTION KILL):
+    /// Redis answers BUSY with the command that would kill it.
+    OtherKind,
+}
+
+/// The BUSY text while a script runs past the threshold.
+pub const BUSY_SCRIPT: &str = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+/// The BUSY text while a function runs past the threshold.
+pub const BUSY_FUNCTION: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+
+/// What FUNCTION STATS shows of a function running.
+pub struct RunningFunction {
+    pub name: String,
+    pub command: Vec<Bytes>,
+    pub duration_ms: u64,
+}
+
+/// How long a library's code may run while it registers its functions (Redis's
+/// `LOAD_TIMEOUT_MS`).
+const LOAD_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Put where the hook finds it while a library loads.
+struct Loading {
+    deadline: Instant,
 }
 
 /// The state a run puts where the Lua callbacks find it.
@@ -161,7 +199,11 @@ pub struct Vm {
     lua: Lua,
     backing: Table,
     runner: Function,
+    function_runner: Function,
+    loader: Function,
     functions: HashMap<String, Function>,
+    /// The libraries it loaded (by the SHA1 of their code): their functions by name.
+    libraries: HashMap<String, HashMap<String, Function>>,
     generation: u64,
 }
 
@@ -179,6 +221,13 @@ pub struct Engine {
     exclusive_running: AtomicU64,
     /// `busy-reply-threshold` (`lua-time-limit`), in ms.
     pub busy_threshold_ms: AtomicU64,
+    /// The script mark (`ScriptMarks::scripts_flushed`) the cache was last emptied under.
+    scripts_mark: AtomicU64,
+    /// The libraries as this node last read them, and the function mark they were read
+    /// under (`command/functions.rs` reads them again when the cluster's mark moves).
+    registry: Mutex<Option<(u64, Arc<Registry>)>>,
+    /// Libraries compiled so far, by the SHA1 of their code (what they register).
+    compiled: Mutex<HashMap<String, Arc<Library>>>,
 }
 
 impl Default for Engine {
@@ -191,6 +240,9 @@ impl Default for Engine {
             busy: Arc::new(watch::channel(false).0),
             exclusive_running: AtomicU64::new(0),
             busy_threshold_ms: AtomicU64::new(5000),
+            scripts_mark: AtomicU64::new(0),
+            registry: Mutex::new(None),
+            compiled: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -216,7 +268,58 @@ impl Engine {
         self.vms.lock().clear();
     }
 
-    /// Compiles a script in a fresh state (SCRIPT LOAD checks the body this way).
+    /// Empties the script cache if the cluster's script mark moved past the one it was last
+    /// emptied under (a SCRIPT FLUSH through another node).
+    pub fn observe_scripts_mark(&self, mark: u64) {
+        if self.scripts_mark.fetch_max(mark, Ordering::AcqRel) < mark {
+            self.flush();
+        }
+    }
+
+    /// The libraries as last read, if read under function mark `mark`.
+    pub fn registry(&self, mark: u64) -> Option<Arc<Registry>> {
+        match &*self.registry.lock() {
+            Some((m, r)) if *m == mark => Some(r.clone()),
+            _ => None,
+        }
+    }
+
+    /// Keeps the libraries read under function mark `mark` (a read under an older mark does
+    /// not replace one under a newer).
+    pub fn set_registry(&self, mark: u64, registry: Arc<Registry>) {
+        let mut slot = self.registry.lock();
+        if slot.as_ref().is_none_or(|(m, _)| *m <= mark) {
+            *slot = Some((mark, registry));
+        }
+    }
+
+    /// Forgets the libraries read (this node changed them: the next FCALL reads them again),
+    /// and the Lua states that loaded them when `drop_loaded` (a library was replaced or
+    /// removed: the states would keep its old functions in memory).
+    pub fn forget_registry(&self, drop_loaded: bool) {
+        *self.registry.lock() = None;
+        if drop_loaded {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            self.vms.lock().clear();
+            self.compiled.lock().clear();
+        }
+    }
+
+    /// The library compiled earlier from this code (by its SHA1), if it has this name.
+    pub fn compiled(&self, sha: &str, name: &str) -> Option<Arc<Library>> {
+        self.compiled.lock().get(sha).filter(|lib| lib.name == name).cloned()
+    }
+
+    /// Remembers a library compiled (what it registers), by the SHA1 of its code.
+    pub fn remember(&self, lib: Arc<Library>) {
+        let mut compiled = self.compiled.lock();
+        if compiled.len() >= 4096 {
+            compiled.clear();
+        }
+        compiled.insert(lib.sha.clone(), lib);
+    }
+
+    /// Compiles a script in a state of the pool (SCRIPT LOAD checks the body this way).
     ///
     /// # Errors
     /// Redis's "Error compiling script" text.
@@ -251,10 +354,13 @@ impl Engine {
         }
     }
 
-    /// Registers a script about to run. `exclusive`: it holds the node's gate.
-    pub fn start(&self, exclusive: bool) -> Arc<Running> {
+    /// Registers a script about to run. `exclusive`: it holds the node's gate; `function`:
+    /// the function it runs (FCALL); `command`: the request that runs it.
+    pub fn start(&self, exclusive: bool, function: Option<String>, command: Vec<Bytes>) -> Arc<Running> {
         let running = Arc::new(Running {
             started: Instant::now(),
+            function,
+            command,
             threshold_ms: self.busy_threshold_ms.load(Ordering::Relaxed),
             exclusive,
             kill: AtomicBool::new(false),
@@ -277,8 +383,9 @@ impl Engine {
         }
     }
 
-    /// SCRIPT KILL: stops the running scripts of this node, unless one of them wrote.
-    pub fn kill(&self) -> KillOutcome {
+    /// SCRIPT KILL (`functions` false) or FUNCTION KILL (true): stops the running scripts
+    /// (or functions) of this node, unless one of them wrote.
+    pub fn kill(&self, functions: bool) -> KillOutcome {
         let running = self.running.lock();
         if running.is_empty() {
             return KillOutcome::NotBusy;
@@ -286,8 +393,36 @@ impl Engine {
         if running.iter().any(|r| r.wrote.load(Ordering::Acquire)) {
             return KillOutcome::Unkillable;
         }
-        running.iter().for_each(|r| r.kill.store(true, Ordering::Release));
+        let mut kind = running.iter().filter(|r| r.function.is_some() == functions).peekable();
+        if kind.peek().is_none() {
+            return KillOutcome::OtherKind;
+        }
+        kind.for_each(|r| r.kill.store(true, Ordering::Release));
         KillOutcome::Killed
+    }
+
+    /// A function running on this node (FUNCTION STATS), the longest running first.
+    pub fn running_function(&self) -> Option<RunningFunction> {
+        let running = self.running.lock();
+        running.iter().find(|r| r.function.is_some()).map(|r| RunningFunction {
+            name: r.function.clone().unwrap_or_default(),
+            command: r.command.clone(),
+            duration_ms: r.started.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// Whether a script (EVAL, not a function) holding the node's gate is running.
+    pub fn exclusive_script_running(&self) -> bool {
+        self.running.lock().iter().any(|r| r.exclusive && r.function.is_none())
+    }
+
+    /// The BUSY text for what holds the node's gate now.
+    pub fn busy_text(&self) -> &'static str {
+        if self.running.lock().iter().any(|r| r.exclusive && r.function.is_some()) {
+            BUSY_FUNCTION
+        } else {
+            BUSY_SCRIPT
+        }
     }
 
     /// Whether a script holding the gate may be running (requests then watch [`Self::busy`]).
@@ -311,14 +446,121 @@ impl Vm {
         let raw = lua.create_table()?;
         register(&lua, &raw)?;
         lua.globals().raw_set("__kura", raw)?;
-        let (backing, runner): (Table, Function) = lua.load(include_str!("prelude.lua")).set_name("=kura").call(())?;
+        let (backing, runner, function_runner, loader): (Table, Function, Function, Function) =
+            lua.load(include_str!("prelude.lua")).set_name("=kura").call(())?;
         lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), |lua, _| {
+            if let Some(loading) = lua.app_data_ref::<Loading>() {
+                if Instant::now() > loading.deadline {
+                    return Err(raise_table("ERR FUNCTION LOAD timeout"));
+                }
+            }
             match lua.app_data_ref::<RunCtx>() {
                 Some(ctx) if ctx.running.check() => Err(mlua::Error::runtime("killed")),
                 _ => Ok(VmState::Continue),
             }
         });
-        Ok(Vm { lua, backing, runner, functions: HashMap::new(), generation })
+        Ok(Vm {
+            lua,
+            backing,
+            runner,
+            function_runner,
+            loader,
+            functions: HashMap::new(),
+            libraries: HashMap::new(),
+            generation,
+        })
+    }
+
+    /// Compiles a library's body and runs it in the load environment: the functions it
+    /// registers, in order.
+    ///
+    /// # Errors
+    /// Redis's `Error compiling function: ...` / `Error registering functions: ...`.
+    fn load_library(&mut self, body: &[u8]) -> Result<Vec<(FunctionInfo, Function)>, String> {
+        let chunk = self.lua.load(body).set_name("@user_function").into_function().map_err(|e| {
+            let text = match e {
+                mlua::Error::SyntaxError { message, .. } => message,
+                other => other.to_string(),
+            };
+            format!("Error compiling function: {text}")
+        })?;
+        self.lua.set_app_data(Loading { deadline: Instant::now() + LOAD_TIMEOUT });
+        let result = self.loader.call::<(bool, Value)>(chunk);
+        self.lua.remove_app_data::<Loading>();
+        let (ok, value) = result.map_err(|e| format!("Error registering functions: ERR {e}"))?;
+        let list = match (ok, value) {
+            (true, Value::Table(list)) => list,
+            (_, Value::String(text)) => return Err(format!("Error registering functions: {}", text.to_string_lossy())),
+            _ => return Err("Error registering functions: ERR the library did not load".into()),
+        };
+        let mut out = Vec::new();
+        for entry in list.sequence_values::<Table>() {
+            let entry = entry.map_err(|e| e.to_string())?;
+            let name: String = entry.raw_get("name").map_err(|e| e.to_string())?;
+            let description: Option<mlua::String> = entry.raw_get("desc").map_err(|e| e.to_string())?;
+            let flag_names: Table = entry.raw_get("flags").map_err(|e| e.to_string())?;
+            let mut flags = Flags::default();
+            for f in flag_names.sequence_values::<mlua::String>() {
+                let f = f.map_err(|e| e.to_string())?;
+                flags = flags.with(Flags::named(&f.as_bytes()).unwrap_or_default());
+            }
+            let f: Function = entry.raw_get("fn").map_err(|e| e.to_string())?;
+            let description = description.map(|d| Bytes::copy_from_slice(&d.as_bytes()));
+            out.push((FunctionInfo { name, description, flags }, f));
+        }
+        Ok(out)
+    }
+
+    /// Compiles a library whose shebang was checked (`meta`): runs its code in this state so
+    /// that it registers its functions (kept here: a later FCALL finds them loaded).
+    ///
+    /// # Errors
+    /// Redis's texts (without `ERR`) when it does not compile, fails, or registers nothing.
+    pub fn compile_library(&mut self, meta: &functions::Meta, code: Bytes) -> Result<Arc<Library>, String> {
+        let sha = sha1hex(&code);
+        let registered = self.load_library(&code[meta.body_start..])?;
+        if registered.is_empty() {
+            return Err("No functions registered".into());
+        }
+        let infos: Vec<FunctionInfo> = registered.iter().map(|(info, _)| info.clone()).collect();
+        self.libraries.insert(sha.clone(), registered.into_iter().map(|(i, f)| (i.name, f)).collect());
+        Ok(Arc::new(Library { name: meta.name.clone(), code, sha, body_start: meta.body_start, functions: infos }))
+    }
+
+    /// Runs function `name` of library `lib` (loading the library in this state first if it
+    /// has not yet) with its keys and arguments.
+    pub fn run_function(
+        &mut self,
+        lib: &Library,
+        name: &str,
+        keys: &[Bytes],
+        args: &[Bytes],
+        calls: mpsc::UnboundedSender<Call>,
+        running: Arc<Running>,
+    ) -> Result<Reply, String> {
+        if !self.libraries.contains_key(&lib.sha) {
+            let loaded = self.load_library(lib.body()).map_err(|e| format!("ERR {e}"))?;
+            self.libraries.insert(lib.sha.clone(), loaded.into_iter().map(|(i, f)| (i.name, f)).collect());
+        }
+        let f = self.libraries.get(&lib.sha).and_then(|fs| fs.get(name)).cloned();
+        let f = f.ok_or_else(|| "ERR Function not found".to_owned())?;
+        let ctx = RunCtx { calls, resp: AtomicU8::new(2), running };
+        self.lua.set_app_data(ctx);
+        let prepared = self
+            .array(keys)
+            .and_then(|k| Ok((k, self.array(args)?)))
+            .and_then(|(k, a)| {
+                self.backing.raw_set("KEYS", Value::Nil)?;
+                self.backing.raw_set("ARGV", Value::Nil)?;
+                Ok((k, a))
+            });
+        let reply = match prepared {
+            Ok((k, a)) => self.finish(name, self.function_runner.call::<MultiValue>((f, k, a))),
+            Err(e) => Reply::Error(format!("ERR Error running script {name}, {e}")),
+        };
+        self.lua.remove_app_data::<RunCtx>();
+        self.clear_globals();
+        Ok(reply)
     }
 
     /// The compiled function of `script`, compiling it the first time.
@@ -352,32 +594,43 @@ impl Vm {
         self.lua.set_app_data(ctx);
         let reply = self.call(&f, &script.sha, keys, argv);
         self.lua.remove_app_data::<RunCtx>();
-        // What a script leaves in the globals table (rawset) goes with it.
+        self.clear_globals();
+        Ok(reply)
+    }
+
+    /// What a script leaves in the globals table (rawset) goes with it.
+    fn clear_globals(&self) {
         let left: Vec<Value> =
             self.lua.globals().pairs::<Value, Value>().filter_map(Result::ok).map(|(k, _)| k).collect();
         for k in left {
             let _ = self.lua.globals().raw_set(k, Value::Nil);
         }
-        Ok(reply)
+    }
+
+    fn array(&self, items: &[Bytes]) -> mlua::Result<Table> {
+        let t = self.lua.create_table_with_capacity(items.len(), 0)?;
+        for (i, item) in items.iter().enumerate() {
+            t.raw_set(i + 1, self.lua.create_string(item)?)?;
+        }
+        Ok(t)
     }
 
     fn call(&self, f: &Function, sha: &str, keys: &[Bytes], argv: &[Bytes]) -> Reply {
-        let array = |items: &[Bytes]| -> mlua::Result<Table> {
-            let t = self.lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, item) in items.iter().enumerate() {
-                t.raw_set(i + 1, self.lua.create_string(item)?)?;
-            }
-            Ok(t)
-        };
-        let prepared = array(keys)
+        let prepared = self
+            .array(keys)
             .and_then(|k| self.backing.raw_set("KEYS", k))
-            .and_then(|_| array(argv))
+            .and_then(|_| self.array(argv))
             .and_then(|a| self.backing.raw_set("ARGV", a));
         if let Err(e) = prepared {
             return Reply::Error(format!("ERR Error running script {sha}, {e}"));
         }
+        self.finish(sha, self.runner.call::<MultiValue>(f.clone()))
+    }
+
+    /// The reply of a run (`name`: the script's SHA1 or the function's name, for errors).
+    fn finish(&self, sha: &str, outcome: mlua::Result<MultiValue>) -> Reply {
         let resp = || self.lua.app_data_ref::<RunCtx>().map_or(2, |c| c.resp.load(Ordering::Relaxed));
-        match self.runner.call::<MultiValue>(f.clone()) {
+        match outcome {
             Ok(values) => {
                 let mut values = values.into_iter();
                 let ok = matches!(values.next(), Some(Value::Boolean(true)));
@@ -728,7 +981,7 @@ fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
     for a in args.iter() {
         match a {
             Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-            Value::Number(n) => argv.push(Bytes::from(crate::resp::format_double(*n))),
+            Value::Number(n) => argv.push(crate::resp::format_double(*n)),
             Value::Integer(n) => argv.push(crate::resp::format_double(*n as f64)),
             _ => return fail("ERR Lua redis lib command arguments must be strings or integers"),
         }
