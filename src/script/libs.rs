@@ -1,6 +1,6 @@
 //! The libraries Redis gives scripts, as Rust functions with the C libraries' behaviour and
-//! error texts: `cjson` (lua-cjson), `cmsgpack` (lua-cmsgpack), `bit` (LuaBitOp). `struct`
-//! is not built (its functions raise an error saying so).
+//! error texts: `cjson` (lua-cjson), `cmsgpack` (lua-cmsgpack), `bit` (LuaBitOp), `struct`
+//! (lua_struct.c: the format logic is `lua_struct.rs`, the argument handling here).
 
 use mlua::{Lua, MultiValue, Table, Value};
 
@@ -12,12 +12,9 @@ pub fn register(lua: &Lua, raw: &Table) -> mlua::Result<()> {
     raw.set("cjson_decode", lifted(lua, |lua, args| cjson_decode(lua, &args))?)?;
     raw.set("msgpack_pack", lifted(lua, |lua, args| msgpack_pack(lua, &args))?)?;
     raw.set("msgpack_unpack", lifted(lua, |lua, args| msgpack_unpack(lua, &args))?)?;
-    for name in ["pack", "unpack", "size"] {
-        raw.set(
-            format!("struct_{name}"),
-            lifted(lua, |_, _| Err("the struct library is not available in kura".to_owned()))?,
-        )?;
-    }
+    raw.set("struct_pack", lifted(lua, |lua, args| struct_pack(lua, &args))?)?;
+    raw.set("struct_unpack", lifted(lua, |lua, args| struct_unpack(lua, &args))?)?;
+    raw.set("struct_size", lifted(lua, |_, args| struct_size(&args))?)?;
     type BitFn = fn(&Lua, &MultiValue) -> Result<Value, String>;
     let bits: [(&str, BitFn); 12] = [
         ("tobit", |_, a| Ok(num(bitarg(a, 0, "tobit")?))),
@@ -37,6 +34,65 @@ pub fn register(lua: &Lua, raw: &Table) -> mlua::Result<()> {
         raw.set(format!("bit_{name}"), lifted(lua, move |lua, args| f(lua, &args).map(|v| vec![v]))?)?;
     }
     Ok(())
+}
+
+// ---- struct ----------------------------------------------------------------------------
+
+/// `luaL_checklstring`: a string, or a number as Lua prints it.
+fn check_lstring(args: &MultiValue, i: usize, fname: &str) -> Result<Vec<u8>, String> {
+    match args.get(i) {
+        Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
+        Some(Value::Number(n)) => Ok(format_number(*n).into_bytes()),
+        Some(Value::Integer(n)) => Ok(format_number(*n as f64).into_bytes()),
+        other => Err(format!(
+            "bad argument #{} to '{fname}' (string expected, got {})",
+            i + 1,
+            other.map_or("no value", |v| if matches!(v, Value::Nil) { "nil" } else { v.type_name() })
+        )),
+    }
+}
+
+/// An error of the struct library as Lua shows it.
+fn struct_error(e: super::lua_struct::StructError, fname: &str) -> String {
+    e.text(fname)
+}
+
+fn struct_pack(lua: &Lua, args: &MultiValue) -> Result<Vec<Value>, String> {
+    use super::lua_struct::StructError;
+    let fmt = check_lstring(args, 0, "pack")?;
+    // b_pack pushes a nil after its arguments (a mark before its buffer): the first missing
+    // argument is that nil.
+    let mut args = args.clone();
+    args.push_back(Value::Nil);
+    let number = |i: usize| check_number(&args, i - 1, "pack").map_err(StructError::Plain);
+    let string = |i: usize| check_lstring(&args, i - 1, "pack").map_err(StructError::Plain);
+    let packed = super::lua_struct::pack(&fmt, &number, &string).map_err(|e| struct_error(e, "pack"))?;
+    Ok(vec![lua_string(lua, &packed)?])
+}
+
+fn struct_unpack(lua: &Lua, args: &MultiValue) -> Result<Vec<Value>, String> {
+    use super::lua_struct::Item;
+    let fmt = check_lstring(args, 0, "unpack")?;
+    let data = check_lstring(args, 1, "unpack")?;
+    // `luaL_optinteger(L, 3, 1)`: absent or nil is 1; a number is truncated as C casts it.
+    let pos = match args.get(2) {
+        None | Some(Value::Nil) => 1,
+        _ => super::convert::lua_number_to_i64(check_number(args, 2, "unpack")?),
+    };
+    let items = super::lua_struct::unpack(&fmt, &data, pos).map_err(|e| struct_error(e, "unpack"))?;
+    items
+        .into_iter()
+        .map(|item| match item {
+            Item::Number(n) => Ok(Value::Number(n)),
+            Item::Bytes(b) => lua_string(lua, &b),
+        })
+        .collect()
+}
+
+fn struct_size(args: &MultiValue) -> Result<Vec<Value>, String> {
+    let fmt = check_lstring(args, 0, "size")?;
+    let size = super::lua_struct::size(&fmt).map_err(|e| struct_error(e, "size"))?;
+    Ok(vec![Value::Number(size as f64)])
 }
 
 fn num(x: i32) -> Value {

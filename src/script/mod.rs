@@ -12,6 +12,7 @@
 mod convert;
 pub mod functions;
 mod libs;
+mod lua_struct;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
