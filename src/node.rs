@@ -158,6 +158,14 @@ impl Node {
         };
         let replica = Arc::new(Replica::new(storage.clone(), &node_id));
         let cluster = Cluster::open(settings, replica.clone(), transport)?;
+        // Keys with a hash tag stored by a build before tags moved to their tag's position;
+        // those of partitions this node does not replicate go to their replicas.
+        replica.rehome(|key| {
+            let view = cluster.view();
+            let mut replicas = view.preference_list(key).to_vec();
+            replicas.extend(view.joining_replicas(key).map(|r| r.to_vec()).unwrap_or_default());
+            replicas
+        })?;
         let clients = Arc::new(crate::clients::Clients::new(idle_timeout));
         let pubsub = Arc::new(crate::pubsub::Broker::new(cluster.clone(), clients.clone()));
         let aae = AntiEntropy::open(replica.clone(), cluster.clone(), Duration::from_secs(config.aae_interval_secs))?;

@@ -3,7 +3,9 @@
 //! replica that is up and their answers are united, so a key that is on any replica reached
 //! is found; a key present for a whole walk is returned at least once, as Redis promises,
 //! also across a ring change (partitions are fixed ranges of positions, whoever owns them).
-//! Keys whose 64-bit ring prefixes collide may be missed by a walk (2^-64 per pair).
+//! Keys whose 64-bit ring prefixes collide may be missed by a walk whose COUNT is not larger
+//! than how many share the prefix (2^-64 per pair; 2^-32 per pair of keys of one hash tag,
+//! which share their top 32 bits).
 
 use std::collections::BTreeSet;
 

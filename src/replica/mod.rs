@@ -372,6 +372,39 @@ impl Replica {
         self.storage.remove_hint_if(owner, key, delivered)
     }
 
+    /// Hands the keys storage moved to their hash tag's position at startup
+    /// (`Storage::take_relocated`), when this node is not one of their replicas now
+    /// (`replicas_of`: the replicas of a key, empty when unknown), to those replicas: kept as
+    /// hints for each of them (hinted handoff delivers them) and dropped from this node's
+    /// data, before the cleanup of partitions it does not replicate would drop them. Returns
+    /// how many it handed on.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn rehome(&self, replicas_of: impl Fn(&[u8]) -> Vec<String>) -> Result<usize> {
+        let mut handed = 0;
+        for key in self.storage.take_relocated() {
+            let replicas = replicas_of(&key);
+            if replicas.is_empty() || replicas.iter().any(|r| *r == self.me) {
+                continue;
+            }
+            let Some(set) = self.storage.get(&key)? else { continue };
+            for owner in &replicas {
+                self.storage.hint_update::<StorageError>(owner, &key, |cur| {
+                    Ok(cur.map_or_else(|| (*set).clone(), |c| c.sync(&set)))
+                })?;
+            }
+            self.storage.commit()?;
+            self.storage.remove_if(&key, |_| true)?;
+            handed += 1;
+        }
+        if handed > 0 {
+            self.storage.commit()?;
+            tracing::info!(keys = handed, "handed keys moved by their hash tag to their replicas (as hints)");
+        }
+        Ok(handed)
+    }
+
     /// Drops every key of partition `p` of `q` (handed off to its new replicas).
     ///
     /// # Errors
@@ -411,6 +444,29 @@ mod tests {
     use super::*;
     use crate::rmw::Rmw;
     use crate::version::Value;
+
+    /// Issue 22: a key storage moved to its hash tag's position in a partition this node does
+    /// not replicate goes to that partition's replicas as hints (handoff delivers them), and
+    /// leaves the data; one this node replicates stays.
+    #[test]
+    fn keys_moved_by_their_tag_go_to_their_replicas() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let replica =
+            Replica::new(Storage::open(dir.path(), crate::storage::FsyncPolicy::Never).expect("storage"), "n1");
+        let set = |k: &[u8]| replica.modify(k, &Rmw::SAdd { members: vec![bytes::Bytes::from("m")] }, None);
+        set(b"{a}x").expect("SADD");
+        set(b"{b}x").expect("SADD");
+        replica.storage().note_relocated(b"{a}x");
+        replica.storage().note_relocated(b"{b}x");
+        let handed = replica
+            .rehome(|k| if k == b"{a}x" { vec!["n2".into(), "n3".into()] } else { vec!["n3".into(), "n1".into()] })
+            .expect("rehome");
+        assert_eq!(handed, 1);
+        assert!(replica.storage().get(b"{a}x").expect("read").is_none(), "left the data");
+        let hints = replica.storage().hints_of(b"{a}x").expect("hints");
+        assert_eq!(hints.iter().map(|(o, _)| o.as_str()).collect::<Vec<_>>(), vec!["n2", "n3"]);
+        assert!(replica.storage().get(b"{b}x").expect("read").is_some(), "a replica keeps its key");
+    }
 
     /// A reader ahead of this copy (it has seen all of its events) or at its version gets
     /// "nothing new"; one behind, or concurrent, gets the copy.

@@ -3,6 +3,10 @@
 //!
 //! A key's position is the MD5 of the key read as a 128-bit big-endian number. The ring is cut
 //! into Q = 2^k equal partitions; partition `p` holds the positions whose top k bits are `p`.
+//! A key with a Redis hash tag (`{tag}`: [`hash_tag`]) takes its top 32 bits from the tag's
+//! MD5 instead, so every key of one tag is in one partition (Q is at most 2^31) and has one
+//! preference list, while the rest of its position still spreads the tag's keys apart in
+//! storage order (SCAN cursors and Merkle leaves are ranges of positions).
 //! Each partition has one owner; a key's **preference list** is the N distinct physical nodes met
 //! walking the ring clockwise from the key's partition, skipping owners already taken (paper 4.3).
 //! Walking further gives the *extended* preference list that sloppy quorums draw stand-ins from.
@@ -18,9 +22,27 @@ use serde::{Deserialize, Serialize};
 /// A node's identity in the ring (its `--node-id`).
 pub type NodeId = String;
 
-/// The ring position of `key`: its MD5 digest as a 128-bit big-endian number.
+/// The ring position of `key`: its MD5 digest as a 128-bit big-endian number, with the top 32
+/// bits of its hash tag's MD5 when it has one.
 pub fn position(key: &[u8]) -> u128 {
-    u128::from_be_bytes(md5::compute(key).0)
+    let own = u128::from_be_bytes(md5::compute(key).0);
+    match hash_tag(key) {
+        None => own,
+        Some(tag) => {
+            let tag = u128::from_be_bytes(md5::compute(tag).0);
+            (tag & !(u128::MAX >> 32)) | (own >> 32)
+        }
+    }
+}
+
+/// A key's hash tag by Redis Cluster's rule: the bytes between its first `{` and the first
+/// `}` after it, if there are any (`{}x` and `x{` have none; `foo{}{bar}` has none either:
+/// only the first `{` counts). Keys of another database than 0 carry a prefix without braces
+/// (`keyspace.rs`), so their tag is the client's.
+pub fn hash_tag(key: &[u8]) -> Option<&[u8]> {
+    let open = key.iter().position(|&b| b == b'{')?;
+    let len = key[open + 1..].iter().position(|&b| b == b'}')?;
+    (len > 0).then(|| &key[open + 1..open + 1 + len])
 }
 
 /// The partition of ring position `pos` in a ring of `q` partitions (a power of two).
@@ -333,6 +355,34 @@ mod tests {
         let key_prefix = u64::from_be_bytes(position(b"abc").to_be_bytes()[..8].try_into().unwrap());
         let (lo, hi) = partition_prefix_range(partition_of_key(b"abc", 64), 64);
         assert!(lo <= key_prefix && key_prefix <= hi);
+    }
+
+    /// Issue 22: keys of one hash tag share their partition, so their preference list, by
+    /// Redis Cluster's rule for the tag; the rest of the position still differs.
+    #[test]
+    fn keys_of_one_hash_tag_share_a_preference_list() {
+        assert_eq!(hash_tag(b"{user1}.a"), Some(&b"user1"[..]));
+        assert_eq!(hash_tag(b"a{user1}b{x}"), Some(&b"user1"[..]));
+        assert_eq!(hash_tag(b"{}x"), None, "an empty tag is no tag: the whole key places it");
+        assert_eq!(hash_tag(b"foo{}{bar}"), None, "only the first {{ counts");
+        assert_eq!(hash_tag(b"foo{{bar}}"), Some(&b"{bar"[..]));
+        assert_eq!(hash_tag(b"foo{bar"), None);
+        assert_eq!(hash_tag(b"foo}bar{"), None);
+        assert_eq!(position(b"{}x"), u128::from_be_bytes(md5::compute(b"{}x").0));
+        assert_eq!(position(b"foo{}{bar}"), u128::from_be_bytes(md5::compute(b"foo{}{bar}").0));
+        let tag_top = u128::from_be_bytes(md5::compute(b"user1").0) >> 96;
+        assert_eq!(position(b"{user1}.a") >> 96, tag_top);
+        assert_ne!(position(b"{user1}.a"), position(b"{user1}.b"), "spread apart within the tag");
+        let ring = Ring::new(64, &ids(5));
+        let pref = |k: &[u8]| ring.preference_list(partition_of_key(k, 64), 3, &no_zones);
+        assert_eq!(pref(b"{user1}.a"), pref(b"{user1}.b"));
+        assert_eq!(pref(b"{user1}.a"), pref(b"x{user1}y"));
+        assert_eq!(pref(b"{user1}.a"), pref(b"\0kura:db:3:{user1}.a"), "another database's key");
+        // Without the rule these keys spread over the ring.
+        let spread: BTreeSet<Vec<NodeId>> = (0..40).map(|i| pref(format!("{{}}{i}").as_bytes())).collect();
+        assert!(spread.len() > 1);
+        let tagged: BTreeSet<Vec<NodeId>> = (0..40).map(|i| pref(format!("{{t}}{i}").as_bytes())).collect();
+        assert_eq!(tagged.len(), 1);
     }
 
     #[test]

@@ -695,4 +695,62 @@ mod tests {
         assert_eq!(live, vec![b("big")]);
         assert_eq!(members_of(&s.get(b"big").expect("read").expect("stored")).len(), 1000, "reads get every member");
     }
+
+    /// Issue 22: a key with a hash tag that a build before tags stored at its whole key's
+    /// ring position (a set in parts: its header and member records) moves to its tag's
+    /// position when the store opens, whole, and is listed for the node to hand on.
+    #[test]
+    fn a_tagged_key_stored_at_its_whole_keys_position_moves_to_its_tags() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let members: Vec<String> = (0..300).map(|i| format!("m{i}")).collect();
+        let (key, plain) = (&b"{user1}.set"[..], &b"plain{}"[..]);
+        let old_prefix = md5::compute(key).0[..8].to_vec();
+        let written = {
+            let s = Storage::open(dir.path(), FsyncPolicy::Never).expect("open");
+            let written = write_set(&s, key, 1, &members, &[]);
+            write_set(&s, plain, 1, &members[..3], &[]);
+            // Move its records where the older build had them.
+            let new_key = Storage::data_key(key);
+            assert_ne!(new_key[..8], old_prefix[..]);
+            let mut old_key = old_prefix.clone();
+            old_key.extend_from_slice(key);
+            let header = s.data.get(&new_key).expect("read").expect("a header");
+            s.data.remove(new_key.clone()).expect("remove");
+            s.data.insert(old_key, header).expect("insert");
+            let prefix = super::members_prefix(&new_key);
+            let records: Vec<(Vec<u8>, Vec<u8>)> = s
+                .members
+                .prefix(&prefix)
+                .map(|g| {
+                    let (k, v) = g.into_inner().expect("a record");
+                    (k.to_vec(), v.to_vec())
+                })
+                .collect();
+            assert_eq!(records.len(), 300);
+            for (k, v) in records {
+                s.members.remove(k.clone()).expect("remove");
+                let mut moved = old_prefix.clone();
+                moved.extend_from_slice(&k[8..]);
+                s.members.insert(moved, v).expect("insert");
+            }
+            s.commit().expect("commit");
+            s.cache.remove(key);
+            assert!(s.get(key).expect("read").is_none(), "not found where the tag places it");
+            written
+        };
+        let s = Storage::open(dir.path(), FsyncPolicy::Never).expect("reopen");
+        let read = s.get(key).expect("read").expect("moved");
+        assert_eq!(members_of(&read), members_of(&written));
+        assert_eq!(s.take_relocated(), vec![b("{user1}.set")], "only the misplaced key");
+        assert!(s.take_relocated().is_empty(), "once");
+        assert_eq!(member_records(&s), 303, "no member record left behind at the old place");
+        let mut keys = Vec::new();
+        s.for_each(|k, _| keys.push(k.to_vec())).expect("walk");
+        keys.sort();
+        assert_eq!(keys, vec![plain.to_vec(), key.to_vec()]);
+        drop(s);
+        let s = Storage::open(dir.path(), FsyncPolicy::Never).expect("reopen again");
+        assert!(s.take_relocated().is_empty(), "nothing to move any more");
+        assert_eq!(members_of(&s.get(key).expect("read").expect("stored")), members_of(&written));
+    }
 }

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 use parking_lot::Mutex;
 
@@ -246,6 +247,9 @@ pub struct Storage {
     /// The flushes this node knows of (the cluster state's, installed by the cluster layer):
     /// applied to every set read, written or merged in here (`flushes.rs`).
     flushes: arc_swap::ArcSwap<FlushMarks>,
+    /// Keys that `open` moved to their ring position (`relocate`), for the node to hand to
+    /// their replicas if it is not one (`Replica::rehome`).
+    relocated: Mutex<Vec<Bytes>>,
 }
 
 /// Keys whose records were removed, by the hash of the key: the number of the last removal
@@ -327,6 +331,7 @@ impl Storage {
             hint_count: AtomicU64::new(0),
             removed: Removed::default(),
             flushes: arc_swap::ArcSwap::from_pointee(FlushMarks::default()),
+            relocated: Mutex::new(Vec::new()),
         });
         // The flushes this node applied before it stopped (a purge is not done again).
         if let Some(bytes) = storage.meta_get(FLUSHES_KEY)? {
@@ -337,22 +342,74 @@ impl Storage {
         // The reap index: one walk now instead of one per reaper round (a sketch of each key
         // tells when it dies; a large set's members are not read). The same walk finds the
         // sets and hashes an older build stored whole, to store them in parts.
-        let mut whole = Vec::new();
+        // And the keys with a hash tag a build before tags stored at their whole key's
+        // position, to move them to their tag's.
+        let (mut whole, mut misplaced) = (Vec::new(), Vec::new());
         for guard in storage.data.iter() {
             let (k, v) = guard.into_inner()?;
+            let key = k.get(8..).unwrap_or_default();
+            if crate::ring::hash_tag(key).is_some() && k.get(..8) != Self::data_key(key).get(..8) {
+                misplaced.push(k.to_vec());
+                continue;
+            }
             let Ok(set) = storage.decode_data_sketch(&k, &v) else { continue };
             if !members::is_header(&v) && set.collection().is_some() {
                 whole.push(k.to_vec());
             }
-            storage.note_due(k.get(8..).unwrap_or_default(), None, &storage.without_flushed(&k, set));
+            storage.note_due(key, None, &storage.without_flushed(&k, set));
         }
         storage.store_in_parts(&whole)?;
+        storage.relocate(&misplaced)?;
         let hints_held = storage.hints.iter().count() as u64;
         storage.hint_count.store(hints_held, Ordering::Release);
         if fsync == FsyncPolicy::Everysec {
             Storage::spawn_syncer(&storage);
         }
         Ok(storage)
+    }
+
+    /// Moves records stored under another ring prefix than their key's (keys with a hash tag
+    /// that a build before tags placed by the whole key) to their key's: the set (its members
+    /// too) is merged in at the new place, then the old records go. A crash in between leaves
+    /// both, and the next start moves it again (merging is idempotent). The keys moved are
+    /// kept for [`Storage::take_relocated`].
+    fn relocate(&self, stored_keys: &[Vec<u8>]) -> Result<()> {
+        let mut moved = Vec::new();
+        for old in stored_keys {
+            let key = old.get(8..).unwrap_or_default();
+            let Some(bytes) = self.data.get(old)? else { continue };
+            let set = match self.decode_data(old, &bytes) {
+                Ok((set, _)) => set,
+                Err(e) => {
+                    tracing::warn!(key = %String::from_utf8_lossy(key), "a tagged key to move does not decode: {e}");
+                    continue;
+                }
+            };
+            self.merge(key, &set)?;
+            self.commit()?;
+            let mut batch = self.db.batch();
+            self.remove_members(&mut batch, old, None)?;
+            batch.remove(&self.data, old.clone());
+            batch.commit()?;
+            moved.push(Bytes::copy_from_slice(key));
+        }
+        if !moved.is_empty() {
+            self.commit()?;
+            tracing::info!(keys = moved.len(), "moved keys with a hash tag to their tag's ring position");
+        }
+        *self.relocated.lock() = moved;
+        Ok(())
+    }
+
+    /// The keys `open` moved to their tag's position (once).
+    pub fn take_relocated(&self) -> Vec<Bytes> {
+        std::mem::take(&mut *self.relocated.lock())
+    }
+
+    /// Lists `key` as moved by `open` (tests of what the node does with such keys).
+    #[cfg(test)]
+    pub(crate) fn note_relocated(&self, key: &[u8]) {
+        self.relocated.lock().push(Bytes::copy_from_slice(key));
     }
 
     fn data_key(key: &[u8]) -> Vec<u8> {
