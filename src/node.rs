@@ -416,7 +416,7 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                     Response::Delivered(self.pubsub.receive(stream, seq, &messages))
                 }
                 Request::PubsubQuery(q) => Response::Pubsub(self.pubsub.answer(&q)),
-                Request::Modify { key, op, deadline_ms } => {
+                Request::Modify { key, op, deadline_ms, from_script } => {
                     let Some(budget) = crate::peer::budget_until(deadline_ms) else {
                         return PeerResponse {
                             ring_version: cluster.view().ring_version(),
@@ -424,13 +424,19 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                             body: Response::Error(RemoteError::Expired),
                         };
                     };
-                    match self.coordinator.modify_forwarded(&key, op, budget).await {
+                    match self.coordinator.modify_forwarded(&key, op, budget, from_script).await {
                         Ok(outcome) => match self.coordinator.commit(self.coordinator.write_mark()).await {
                             Ok(()) => Response::Modified(outcome),
                             Err(e) => failed(&e),
                         },
                         Err(e) => Response::Error(e.to_remote()),
                     }
+                }
+                Request::Script { db, args } => {
+                    Response::Script((&crate::command::forwarded_script(self, db, args, req.sender).await).into())
+                }
+                Request::ScriptKill { functions } => {
+                    Response::Script((&crate::command::forwarded_kill(self, functions)).into())
                 }
                 Request::Watch { keys } => {
                     let wakeups = self.coordinator.replica().wakeups();

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::membership::{ClusterState, Member};
+use crate::resp::Reply;
 use crate::rmw::{Outcome, Rmw, RmwError};
 use crate::rpc::RpcError;
 use crate::storage::Patch;
@@ -72,7 +73,16 @@ pub enum Request {
     Put { key: Bytes, context: WriteContext, write: Write, w: Option<usize>, deadline_ms: u64 },
     /// Run this read-modify-write: you are the key's first owner that is up, I am not an
     /// owner. Never re-sent elsewhere: it may have been applied. `deadline_ms` as for `Put`.
-    Modify { key: Bytes, op: Rmw, deadline_ms: u64 },
+    /// `from_script`: a script's call (it does not wait for the keys another script holds
+    /// there: scripts never wait for each other once they run, so they cannot deadlock).
+    Modify { key: Bytes, op: Rmw, deadline_ms: u64, from_script: bool },
+    /// Run this script (EVAL, EVALSHA, FCALL and their `_RO` forms: the client's request as
+    /// sent, its database `db`): you are the deciding owner of its first key. Answered with
+    /// its reply (`Script`) whenever it ends; never re-sent elsewhere once sent.
+    Script { db: u32, args: Vec<Bytes> },
+    /// SCRIPT KILL (`functions` false) or FUNCTION KILL sent to the node a script was
+    /// forwarded to; answered with the reply the command gives there (`Script`).
+    ScriptKill { functions: bool },
     /// A batch of a partition's data during a transfer: merge each set (never overwrite).
     TransferBatch { partition: u32, entries: Vec<(Bytes, SiblingSet)> },
     /// To the claimant: the transfer of `partition` to `to` finished.
@@ -158,6 +168,8 @@ pub enum Response {
     Sets(Vec<(Bytes, Option<SiblingSet>)>),
     /// How many subscribers received each message of a `Publish`.
     Delivered(Vec<u32>),
+    /// A script's reply, to relay to its client (`Script`, `ScriptKill`).
+    Script(WireReply),
     Pubsub(PubsubAnswer),
     Error(RemoteError),
 }
@@ -175,6 +187,10 @@ pub enum RemoteError {
     /// A read-modify-write's own error (nothing was written).
     #[error(transparent)]
     Rmw(#[from] RmwError),
+    /// A read-modify-write waited for its key, held by a script, until its deadline (nothing
+    /// was written).
+    #[error("the key is held by a running script")]
+    Busy,
     /// A forwarded write that arrived after its deadline: not applied.
     #[error("the request arrived after its deadline")]
     Expired,
@@ -183,6 +199,82 @@ pub enum RemoteError {
     OtherCluster { ours: u64 },
     #[error("{0}")]
     Failed(String),
+}
+
+/// A reply as it travels between nodes (a script run at another node than its client's):
+/// `resp::Reply` without what only a connection makes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum WireReply {
+    Status(Bytes),
+    Bool(bool),
+    Error(String),
+    RawError(Bytes),
+    Int(i64),
+    Bulk(Bytes),
+    Nil,
+    NilArray,
+    Array(Vec<WireReply>),
+    Map(Vec<(WireReply, WireReply)>),
+    Set(Vec<WireReply>),
+    Pairs(Vec<(WireReply, WireReply)>),
+    Text(String),
+    Double(f64),
+    DoubleText(Bytes),
+    Push(Vec<WireReply>),
+    Seq(Vec<WireReply>),
+}
+
+impl From<&Reply> for WireReply {
+    fn from(r: &Reply) -> WireReply {
+        let all = |items: &[Reply]| items.iter().map(WireReply::from).collect();
+        let pairs = |items: &[(Reply, Reply)]| items.iter().map(|(k, v)| (k.into(), v.into())).collect();
+        match r {
+            Reply::Simple(s) => WireReply::Status(Bytes::from_static(s.as_bytes())),
+            Reply::Status(s) => WireReply::Status(s.clone()),
+            Reply::Bool(b) => WireReply::Bool(*b),
+            Reply::Error(e) => WireReply::Error(e.clone()),
+            Reply::RawError(e) => WireReply::RawError(e.clone()),
+            Reply::Int(i) => WireReply::Int(*i),
+            Reply::Bulk(b) => WireReply::Bulk(b.clone()),
+            Reply::Nil | Reply::Nothing => WireReply::Nil,
+            Reply::NilArray => WireReply::NilArray,
+            Reply::Array(items) => WireReply::Array(all(items)),
+            Reply::Map(items) => WireReply::Map(pairs(items)),
+            Reply::Set(items) => WireReply::Set(all(items)),
+            Reply::Pairs(items) => WireReply::Pairs(pairs(items)),
+            Reply::Text(t) => WireReply::Text(t.clone()),
+            Reply::Double(d) => WireReply::Double(*d),
+            Reply::DoubleText(t) => WireReply::DoubleText(t.clone()),
+            Reply::Push(items) => WireReply::Push(all(items)),
+            Reply::Seq(items) => WireReply::Seq(all(items)),
+        }
+    }
+}
+
+impl From<WireReply> for Reply {
+    fn from(r: WireReply) -> Reply {
+        let all = |items: Vec<WireReply>| items.into_iter().map(Reply::from).collect();
+        let pairs = |items: Vec<(WireReply, WireReply)>| items.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        match r {
+            WireReply::Status(s) => Reply::Status(s),
+            WireReply::Bool(b) => Reply::Bool(b),
+            WireReply::Error(e) => Reply::Error(e),
+            WireReply::RawError(e) => Reply::RawError(e),
+            WireReply::Int(i) => Reply::Int(i),
+            WireReply::Bulk(b) => Reply::Bulk(b),
+            WireReply::Nil => Reply::Nil,
+            WireReply::NilArray => Reply::NilArray,
+            WireReply::Array(items) => Reply::Array(all(items)),
+            WireReply::Map(items) => Reply::Map(pairs(items)),
+            WireReply::Set(items) => Reply::Set(all(items)),
+            WireReply::Pairs(items) => Reply::Pairs(pairs(items)),
+            WireReply::Text(t) => Reply::Text(t),
+            WireReply::Double(d) => Reply::Double(d),
+            WireReply::DoubleText(t) => Reply::DoubleText(t),
+            WireReply::Push(items) => Reply::Push(all(items)),
+            WireReply::Seq(items) => Reply::Seq(all(items)),
+        }
+    }
 }
 
 impl Request {

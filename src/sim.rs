@@ -1922,6 +1922,7 @@ async fn a_forwarded_rmw_is_answered_within_the_senders_budget() {
         key: Bytes::from_static(key),
         op: crate::rmw::Rmw::IncrBy { by: 1 },
         deadline_ms: crate::coordinator::now_ms() + budget.as_millis() as u64,
+        from_script: false,
     };
     let ring_version = decider.coordinator.cluster().view().ring_version();
     let start = tokio::time::Instant::now();

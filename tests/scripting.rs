@@ -693,3 +693,119 @@ fn a_busy_function_is_killed() {
     let _ = looping.reply();
     assert_eq!(admin.text(&["ping"]), "+PONG\r\n");
 }
+
+/// Issue 22: a script with keys runs at the deciding owner of its first key, holding every key
+/// it declares. Many clients on every node run read-then-write scripts over two keys of one
+/// hash tag (half of them naming the keys in the other order) while others INCR one of them:
+/// no update is lost. Without the rule (scripts key by key where they arrive, or keys of one
+/// tag on different nodes) concurrent scripts overwrite each other's writes.
+#[test]
+fn scripts_over_one_tag_are_atomic_in_a_cluster() {
+    for (nodes, n) in [(3usize, "3"), (4, "2")] {
+        let cluster = Cluster::start(nodes, &["--n", n]);
+        let (a, b) = ("{ctr}a", "{ctr}b");
+        assert_eq!(
+            harness::preflist(&cluster.nodes[0], a),
+            harness::preflist(&cluster.nodes[0], b),
+            "keys of one tag share their preference list"
+        );
+        let body = "local x = tonumber(redis.call('get', KEYS[1]) or '0') \
+                    local y = tonumber(redis.call('get', KEYS[2]) or '0') \
+                    redis.call('set', KEYS[1], x + 1) redis.call('set', KEYS[2], y + 1) return x + 1";
+        let lib = "#!lua name=ctr\nredis.register_function('bump', function(keys) \
+                   local x = tonumber(redis.call('get', keys[1]) or '0') \
+                   local y = tonumber(redis.call('get', keys[2]) or '0') \
+                   redis.call('set', keys[1], x + 1) redis.call('set', keys[2], y + 1) return x + 1 end)";
+        assert_eq!(Raw::connect(cluster.nodes[nodes - 1].addr()).text(&["function", "load", lib]), bulk("ctr"));
+        const ROUNDS: usize = 20;
+        let addrs: Vec<SocketAddr> = cluster.nodes.iter().map(|n| n.addr()).collect();
+        let mut clients = Vec::new();
+        for addr in &addrs {
+            for kind in 0..4 {
+                let addr = *addr;
+                clients.push(std::thread::spawn(move || {
+                    let mut c = Raw::connect(addr);
+                    for _ in 0..ROUNDS {
+                        let reply = match kind {
+                            0 => c.text(&["eval", body, "2", a, b]),
+                            1 => c.text(&["eval", body, "2", b, a]),
+                            2 => c.text(&["fcall", "bump", "2", a, b]),
+                            _ => c.text(&["incr", b]),
+                        };
+                        assert!(reply.starts_with(':'), "{reply}");
+                    }
+                }));
+            }
+        }
+        for c in clients {
+            c.join().expect("a client");
+        }
+        let scripts = nodes * 3 * ROUNDS;
+        let mut check = Raw::connect(addrs[0]);
+        assert_eq!(check.text(&["get", a]), bulk(&scripts.to_string()), "{nodes} nodes, N={n}: {a}");
+        assert_eq!(check.text(&["get", b]), bulk(&(scripts + nodes * ROUNDS).to_string()), "{nodes} nodes, N={n}: {b}");
+    }
+}
+
+/// Index of the node whose cluster address is first in `key`'s preference list.
+fn decider(cluster: &Cluster, key: &str) -> usize {
+    cluster.preflist(0, key)[0]
+}
+
+/// A script forwarded to its key's decider past `busy-reply-threshold`: a script on its key
+/// through another node waits for it and gets BUSY, a read-modify-write of the key gets BUSY
+/// at its timeout; SCRIPT KILL (FUNCTION KILL) through the client's node or the decider ends
+/// it with Redis's error; one that wrote is UNKILLABLE, and its client hears when its decider
+/// goes away.
+#[test]
+fn a_forwarded_busy_script_is_killed() {
+    let mut cluster = Cluster::start(3, &[]);
+    let key = "{busy}k";
+    let d = decider(&cluster, key);
+    let (o, other) = ((d + 1) % 3, (d + 2) % 3);
+    for node in &cluster.nodes {
+        assert_eq!(Raw::connect(node.addr()).text(&["config", "set", "busy-reply-threshold", "200"]), "+OK\r\n");
+    }
+    let mut at_o = Raw::connect(cluster.nodes[o].addr());
+    let mut at_d = Raw::connect(cluster.nodes[d].addr());
+    let mut at_other = Raw::connect(cluster.nodes[other].addr());
+    let killed = "-ERR Script killed by user with SCRIPT KILL... script: 694a5fe1ddb97a4c6a1bf299d9537c7d3d0f84e7, on @user_script:1.\r\n";
+    for kill_through in [o, d] {
+        let mut looping = Raw::connect(cluster.nodes[o].addr());
+        looping.send(&[b"eval", b"while true do end", b"1", key.as_bytes()]);
+        wait_until("a script on the key answered BUSY", Duration::from_secs(20), || {
+            (at_other.text(&["eval", "return 1", "1", key]) == BUSY).then_some(())
+        });
+        assert_eq!(at_other.text(&["incr", key]), BUSY, "a read-modify-write waits until its timeout");
+        assert_eq!(at_o.text(&["eval", "return 'no key'", "0"]), "$6\r\nno key\r\n", "other work goes on");
+        let mut killer = Raw::connect(cluster.nodes[kill_through].addr());
+        assert_eq!(killer.text(&["script", "kill"]), "+OK\r\n", "through node {kill_through}");
+        assert_eq!(String::from_utf8_lossy(&looping.reply()), killed);
+        assert_eq!(at_other.text(&["eval", "return redis.call('incr', KEYS[1])", "1", key]), ":1\r\n");
+        assert_eq!(at_o.text(&["script", "kill"]), "-NOTBUSY No scripts in execution right now.\r\n");
+        assert_eq!(at_other.text(&["del", key]), ":1\r\n");
+    }
+    // A function, killed through its client's node.
+    let lib = "#!lua name=spin\nredis.register_function('spin', function(keys) while true do end end)";
+    assert_eq!(at_o.text(&["function", "load", lib]), bulk("spin"));
+    let mut looping = Raw::connect(cluster.nodes[o].addr());
+    looping.send(&[b"fcall", b"spin", b"1", key.as_bytes()]);
+    wait_until("a script on the key answered BUSY", Duration::from_secs(20), || {
+        (at_other.text(&["eval", "return 1", "1", key]) == BUSY).then_some(())
+    });
+    assert!(at_d.text(&["function", "stats"]).contains("$4\r\nspin\r\n"), "FUNCTION STATS at the decider");
+    assert_eq!(at_o.text(&["function", "kill"]), "+OK\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&looping.reply()),
+        "-ERR Script killed by user with SCRIPT KILL... script: spin, on @user_function:2.\r\n"
+    );
+    // One that wrote cannot be killed; its client hears when the decider goes away.
+    looping.send(&[b"eval", b"redis.call('set', KEYS[1], 'x') while true do end", b"1", key.as_bytes()]);
+    wait_until("a script on the key answered BUSY", Duration::from_secs(20), || {
+        (at_other.text(&["eval", "return 1", "1", key]) == BUSY).then_some(())
+    });
+    assert!(at_o.text(&["script", "kill"]).starts_with("-UNKILLABLE Sorry the script already executed write commands"));
+    cluster.nodes[d].kill9();
+    let lost = String::from_utf8_lossy(&looping.reply()).into_owned();
+    assert!(lost.starts_with("-NOQUORUM the script was sent to node") && lost.ends_with("it may have run\r\n"), "{lost}");
+}

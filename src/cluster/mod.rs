@@ -380,8 +380,9 @@ impl Cluster {
         self.call_within(id, body, self.settings.timeout).await
     }
 
-    /// [`Cluster::call`] waiting at most `timeout` (a heartbeat's is short).
-    async fn call_within(
+    /// [`Cluster::call`] waiting at most `timeout` (a heartbeat's is short; a forwarded
+    /// script's is long).
+    pub async fn call_within(
         self: &Arc<Self>,
         id: &str,
         body: Request,

@@ -5,13 +5,15 @@
 //! ordinary command path (`execute_in`: the table, arities, WRONGTYPE, the database the
 //! script's SELECT chose) as the script's client. On a node alone EVAL holds the node's gate
 //! exclusively (as EXEC does: `Cmd::exclusive`), and the calls run inside it (`in_script`),
-//! so a script is atomic; in a cluster each call goes key by key through the coordinator,
-//! not atomic across keys (docs/differences.md).
+//! so a script is atomic. In a cluster a script with keys runs at the deciding owner of its
+//! first key, holding every key it declares (`place`, `coordinator/scripts.rs`): atomic over
+//! keys of one partition (one hash tag), key by key across partitions (docs/differences.md).
 //!
 //! Scripts are cluster state: SCRIPT LOAD (and an EVAL of a body this node had not cached)
 //! writes the body into a hash under a reserved key ([`crate::keyspace::SCRIPTS`], SHA1 ->
 //! body), replicated like any key; an EVALSHA of a SHA1 this node has not cached reads it
-//! from there before answering NOSCRIPT. SCRIPT FLUSH deletes that key and this node's cache.
+//! from there before answering NOSCRIPT. SCRIPT FLUSH deletes that key and this node's cache,
+//! and moves the cluster's script mark: every node empties its cache when it sees it.
 
 use std::sync::Arc;
 
@@ -19,6 +21,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::{dispatch_data, execute_in, Cmd, CmdResult, CommandError, CommandMetrics, Conn, Session};
+use crate::coordinator::scripts::{in_script, Held, ScriptForward};
 use crate::node::Node;
 use crate::resp::Reply;
 use crate::script::{KillOutcome, Library, Running, Script};
@@ -76,6 +79,20 @@ pub async fn eval(
     by_sha: bool,
     read_only: bool,
 ) -> CmdResult {
+    eval_placed(node, session, metrics, args, by_sha, read_only, false).await
+}
+
+/// EVAL and its forms, run here or at the deciding owner of the first key (`forwarded`: it
+/// was sent here to run).
+async fn eval_placed(
+    node: &Node,
+    session: &mut Session,
+    metrics: &CommandMetrics,
+    args: &[Bytes],
+    by_sha: bool,
+    read_only: bool,
+    forwarded: bool,
+) -> CmdResult {
     let numkeys = super::parse_i64(&args[2])?;
     if numkeys > (args.len() - 3) as i64 {
         return Err(CommandError::Other("Number of keys can't be greater than number of args".into()));
@@ -100,8 +117,13 @@ pub async fn eval(
     }
     let split = 3 + numkeys as usize;
     let (keys, argv) = (args[3..split].to_vec(), args[split..].to_vec());
+    let _held = match place(node, session, &keys, args, forwarded).await? {
+        Placed::Elsewhere(reply) => return Ok(reply),
+        Placed::Here(held) => held,
+    };
     let read_only = read_only || script.no_writes;
-    match run(node, session, metrics, Job::Script(script.clone()), keys, argv, read_only, args.to_vec()).await {
+    let job = Job::Script(script.clone());
+    match in_script(run(node, session, metrics, job, keys, argv, read_only, args.to_vec())).await {
         Err(compile) => Err(CommandError::Coded(compile)),
         Ok(reply) => {
             if fresh {
@@ -114,6 +136,86 @@ pub async fn eval(
             Ok(reply)
         }
     }
+}
+
+/// Where a script runs (`place`).
+pub(super) enum Placed<'a> {
+    /// Here, holding the keys it declares (in a cluster).
+    Here(Option<Held<'a>>),
+    /// At another node, which answered this.
+    Elsewhere(Reply),
+}
+
+/// Where a script with `keys` (as the client sent them) runs: in a cluster, at the deciding
+/// owner of its first key (`coordinator/scripts.rs`), where it holds every key it declares.
+/// A script this node decides (or one `forwarded` here) runs here once it holds them (BUSY
+/// when another script holds one of them past `busy-reply-threshold`); any other is sent to
+/// the decider whole (`args`, the client's request) and its reply relayed. A script without
+/// keys runs where it arrives, holding nothing.
+pub(super) async fn place<'a>(
+    node: &'a Node,
+    session: &Session,
+    keys: &[Bytes],
+    args: &[Bytes],
+    forwarded: bool,
+) -> Result<Placed<'a>, CommandError> {
+    if keys.is_empty() || node.alone() {
+        return Ok(Placed::Here(None));
+    }
+    let stored: Vec<Bytes> = keys.iter().map(|k| crate::keyspace::internal(session.db, k)).collect();
+    if !forwarded {
+        for decider in node.coordinator.deciders(&stored[0]) {
+            if node.coordinator.is_me(&decider) {
+                break;
+            }
+            // SCRIPT KILL through this node reaches it there.
+            let _tracked = node.scripts.forwarding(decider.clone());
+            match node.coordinator.forward_script(&decider, session.db, args.to_vec()).await? {
+                ScriptForward::Reply(reply) => return Ok(Placed::Elsewhere(reply.into())),
+                ScriptForward::NotSent => {
+                    tracing::debug!(node = %decider, "a script never reached its decider: the next runs it");
+                }
+            }
+        }
+    }
+    let hold = node.coordinator.key_locks().hold(&stored);
+    let threshold = node.scripts.busy_threshold_ms.load(std::sync::atomic::Ordering::Relaxed);
+    if threshold == 0 {
+        return Ok(Placed::Here(Some(hold.await)));
+    }
+    match tokio::time::timeout(std::time::Duration::from_millis(threshold), hold).await {
+        Ok(held) => Ok(Placed::Here(Some(held))),
+        Err(_) => Err(CommandError::Coded(crate::script::BUSY_SCRIPT.into())),
+    }
+}
+
+/// Runs a script another node forwarded here (`Request::Script`): the client's request
+/// `args` in its database `db`, as a client of this node for as long as it runs; its reply.
+pub async fn forwarded_script(node: &Node, db: u32, args: Vec<Bytes>, from: std::net::SocketAddr) -> Reply {
+    static METRICS: std::sync::OnceLock<CommandMetrics> = std::sync::OnceLock::new();
+    let metrics = METRICS.get_or_init(CommandMetrics::register);
+    if args.len() < 3 {
+        return CommandError::Other("a forwarded script needs a script and a number of keys".into()).to_reply();
+    }
+    let client = node.clients.connect(from, from, -1);
+    let mut session = Session::new(client.clone(), true);
+    session.db = db;
+    let result = match Cmd::lookup(&args[0]) {
+        Some(Cmd::Eval) => eval_placed(node, &mut session, metrics, &args, false, false, true).await,
+        Some(Cmd::Evalsha) => eval_placed(node, &mut session, metrics, &args, true, false, true).await,
+        Some(Cmd::EvalRo) => eval_placed(node, &mut session, metrics, &args, false, true, true).await,
+        Some(Cmd::EvalshaRo) => eval_placed(node, &mut session, metrics, &args, true, true, true).await,
+        Some(Cmd::Fcall) => super::functions::fcall_placed(node, &mut session, metrics, &args, false, true).await,
+        Some(Cmd::FcallRo) => super::functions::fcall_placed(node, &mut session, metrics, &args, true, true).await,
+        _ => Err(CommandError::Other("a forwarded request is not a script".into())),
+    };
+    node.clients.disconnect(client.id);
+    result.unwrap_or_else(|e| e.to_reply())
+}
+
+/// SCRIPT KILL or FUNCTION KILL another node forwarded here (its client's script runs here).
+pub fn forwarded_kill(node: &Node, functions: bool) -> Reply {
+    kill_here(node, functions).unwrap_or_else(|e| e.to_reply())
 }
 
 /// Redis's checks of a script's flags before it runs: `no-cluster` in a cluster, a script
@@ -304,7 +406,7 @@ pub async fn script(node: &Node, args: &[Bytes]) -> CmdResult {
             marked(node.coordinator.cluster().mark_scripts(false).await)?;
             Ok(Reply::ok())
         }
-        "kill" => kill(node, false),
+        "kill" => kill(node, false).await,
         _ => Ok(Reply::Array(HELP.iter().map(|l| Reply::Simple(l)).collect())),
     }
 }
@@ -318,11 +420,31 @@ pub(super) fn marked(outcome: Result<(), crate::cluster::ClusterError>) -> Resul
     }
 }
 
-/// SCRIPT KILL (`functions` false) and FUNCTION KILL: what runs on this node.
-pub(super) fn kill(node: &Node, functions: bool) -> CmdResult {
+const NOTBUSY: &str = "NOTBUSY No scripts in execution right now.";
+
+/// SCRIPT KILL (`functions` false) and FUNCTION KILL: what runs on this node, else what this
+/// node's clients run at other nodes (forwarded there: `place`).
+pub(super) async fn kill(node: &Node, functions: bool) -> CmdResult {
+    let here = kill_here(node, functions);
+    if !matches!(&here, Err(CommandError::Coded(text)) if text == NOTBUSY) {
+        return here;
+    }
+    for decider in node.scripts.forwarded_to() {
+        if let Ok(reply) = node.coordinator.kill_script_at(&decider, functions).await {
+            let reply = Reply::from(reply);
+            if !matches!(&reply, Reply::Error(text) if text == NOTBUSY) {
+                return Ok(reply);
+            }
+        }
+    }
+    here
+}
+
+/// SCRIPT KILL or FUNCTION KILL of what runs on this node.
+fn kill_here(node: &Node, functions: bool) -> CmdResult {
     match node.scripts.kill(functions) {
         KillOutcome::Killed => Ok(Reply::ok()),
-        KillOutcome::NotBusy => Err(CommandError::Coded("NOTBUSY No scripts in execution right now.".into())),
+        KillOutcome::NotBusy => Err(CommandError::Coded(NOTBUSY.into())),
         KillOutcome::Unkillable => Err(CommandError::Coded(
             "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.".into(),
         )),

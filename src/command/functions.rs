@@ -130,6 +130,19 @@ pub async fn fcall(
     args: &[Bytes],
     read_only: bool,
 ) -> CmdResult {
+    fcall_placed(node, session, metrics, args, read_only, false).await
+}
+
+/// FCALL run here or at the deciding owner of its first key (`forwarded`: it was sent here
+/// to run; see `eval::place`).
+pub(super) async fn fcall_placed(
+    node: &Node,
+    session: &mut Session,
+    metrics: &CommandMetrics,
+    args: &[Bytes],
+    read_only: bool,
+    forwarded: bool,
+) -> CmdResult {
     let mut registry = current(node).await?;
     if registry.function(&args[1]).is_none() {
         // Loaded through another node since this one read the libraries.
@@ -147,10 +160,13 @@ pub async fn fcall(
     eval::check_flags(node, info.flags.has(Flags::NO_CLUSTER), no_writes, read_only)?;
     let split = 3 + numkeys as usize;
     let (keys, argv) = (args[3..split].to_vec(), args[split..].to_vec());
+    let _held = match eval::place(node, session, &keys, args, forwarded).await? {
+        eval::Placed::Elsewhere(reply) => return Ok(reply),
+        eval::Placed::Here(held) => held,
+    };
     let job = Job::Function { library: library.clone(), name: info.name.clone() };
-    eval::run(node, session, metrics, job, keys, argv, read_only || no_writes, args.to_vec())
-        .await
-        .map_err(CommandError::Coded)
+    let run = eval::run(node, session, metrics, job, keys, argv, read_only || no_writes, args.to_vec());
+    crate::coordinator::scripts::in_script(run).await.map_err(CommandError::Coded)
 }
 
 const HELP: &[&str] = &[
@@ -216,7 +232,7 @@ pub async fn function(node: &Node, args: &[Bytes]) -> CmdResult {
         }
         "restore" => restore(node, args).await,
         "stats" => stats(node).await,
-        "kill" => eval::kill(node, true),
+        "kill" => eval::kill(node, true).await,
         _ => Ok(Reply::Array(HELP.iter().map(|l| Reply::Simple(l)).collect())),
     }
 }

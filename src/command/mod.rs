@@ -70,6 +70,7 @@ use bytes::Bytes;
 use metrics::{Counter, Histogram};
 
 use crate::clients::Client;
+pub use eval::{forwarded_kill, forwarded_script};
 pub use pipeline::{run_pipeline, MAX_BATCH};
 use table::concurrent_keys;
 pub use table::{Cmd, Spec, SPECS};
@@ -206,6 +207,7 @@ impl CommandError {
                 e @ (crate::rmw::RmwError::NotHll | crate::rmw::RmwError::WrongType),
             )) => format!("WRONGTYPE {e}"),
             CommandError::Coordinator(CoordError::Rmw(e)) => format!("ERR {e}"),
+            CommandError::Coordinator(CoordError::Busy) => crate::script::BUSY_SCRIPT.to_owned(),
             CommandError::Coordinator(CoordError::NoQuorum { op, needed, got }) => {
                 let landed = if *op == "write" { " (the write may have landed on fewer replicas)" } else { "" };
                 format!("NOQUORUM {op} needed {needed} replicas, {got} answered{landed}")
@@ -213,6 +215,7 @@ impl CommandError {
             CommandError::Coordinator(e @ CoordError::Unanswered { .. }) => {
                 format!("NOQUORUM {e}: it may have been applied")
             }
+            CommandError::Coordinator(e @ CoordError::ScriptUnanswered { .. }) => format!("NOQUORUM {e}"),
             CommandError::Coordinator(e) => format!("ERR {e}"),
             _ => format!("ERR {self}"),
         };

@@ -19,6 +19,7 @@ mod put;
 pub mod quorum;
 mod reap;
 mod scan;
+pub mod scripts;
 
 pub use crate::version::{Write, WriteContext};
 
@@ -51,10 +52,18 @@ pub enum CoordError {
     /// (timed out, or the connection closed): it may have been applied there.
     #[error("the write was forwarded to {peer}, which did not answer ({reason})")]
     Unanswered { peer: NodeId, reason: String },
+    /// A script sent to `peer` (its first key's decider) to run got no reply after it was
+    /// sent: it may have run there.
+    #[error("the script was sent to {peer} to run, and no reply came ({reason}): it may have run")]
+    ScriptUnanswered { peer: NodeId, reason: String },
     #[error(transparent)]
     Cluster(#[from] ClusterError),
     #[error(transparent)]
     Rmw(#[from] RmwError),
+    /// A read-modify-write waited until its deadline for a key a running script holds
+    /// (`scripts.rs`); nothing was written.
+    #[error("the key is held by a running script")]
+    Busy,
     /// A walk run on the blocking pool did not finish (it panicked).
     #[error("a storage walk failed: {0}")]
     Walk(#[from] tokio::task::JoinError),
@@ -79,8 +88,11 @@ impl CoordError {
                 RemoteError::NoQuorum { op: (*op).to_owned(), needed: *needed, got: *got }
             }
             CoordError::NotReady => RemoteError::NotReady,
-            CoordError::Unanswered { .. } => RemoteError::NoQuorum { op: "write".to_owned(), needed: 1, got: 0 },
+            CoordError::Unanswered { .. } | CoordError::ScriptUnanswered { .. } => {
+                RemoteError::NoQuorum { op: "write".to_owned(), needed: 1, got: 0 }
+            }
             CoordError::Rmw(e) => RemoteError::Rmw(e.clone()),
+            CoordError::Busy => RemoteError::Busy,
             other => RemoteError::Failed(other.to_string()),
         }
     }
@@ -126,6 +138,8 @@ pub struct Coordinator {
     cluster: Arc<Cluster>,
     /// Requests to other nodes.
     peers: Arc<dyn Peers>,
+    /// The keys the scripts running here hold (`scripts.rs`).
+    key_locks: scripts::KeyLocks,
 }
 
 impl Coordinator {
@@ -137,7 +151,7 @@ impl Coordinator {
         cluster: Arc<Cluster>,
         peers: Arc<dyn Peers>,
     ) -> Self {
-        Coordinator { replica, identity, secret_key, quorum, cluster, peers }
+        Coordinator { replica, identity, secret_key, quorum, cluster, peers, key_locks: scripts::KeyLocks::default() }
     }
 
     pub fn identity(&self) -> &NodeIdentity {

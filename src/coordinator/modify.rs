@@ -41,6 +41,7 @@ fn forwarded(peer: &str, answer: std::result::Result<Response, ClusterError>) ->
         Ok(Response::Modified(outcome)) => Forwarded::Answer(Ok(outcome)),
         Ok(other) => unanswered(format!("unexpected response {other:?}")),
         Err(ClusterError::Remote { error: RemoteError::Rmw(e), .. }) => Forwarded::Answer(Err(CoordError::Rmw(e))),
+        Err(ClusterError::Remote { error: RemoteError::Busy, .. }) => Forwarded::Answer(Err(CoordError::Busy)),
         Err(ClusterError::Remote { error: RemoteError::NoQuorum { op, needed, got }, .. }) => {
             let op = if op == "read" { "read" } else { "write" };
             Forwarded::Answer(Err(CoordError::NoQuorum { op, needed, got }))
@@ -68,16 +69,21 @@ impl Coordinator {
 
     /// A read-modify-write another node forwarded here: run it here, within `budget` (what is
     /// left of the client's request at the sender), answering a little before it runs out.
-    pub async fn modify_forwarded(&self, key: &[u8], op: Rmw, budget: Duration) -> Result<Outcome> {
+    /// `from_script`: a script's call, which does not wait for the keys scripts hold here.
+    pub async fn modify_forwarded(&self, key: &[u8], op: Rmw, budget: Duration, from_script: bool) -> Result<Outcome> {
         let budget = budget.min(self.cluster.settings().timeout);
         let deadline = tokio::time::Instant::now() + budget.saturating_sub(REPLY_MARGIN.min(budget / 4));
+        if from_script {
+            return super::scripts::in_script(self.modify_as(key, op, true, deadline)).await;
+        }
         self.modify_as(key, op, true, deadline).await
     }
 
     /// Sends `op` to `node` to decide, once, and waits for it until `deadline`.
     async fn forward_modify(&self, node: &str, key: &[u8], op: &Rmw, deadline: tokio::time::Instant) -> Forwarded {
         let deadline_ms = crate::peer::deadline_ms(deadline);
-        let req = Request::Modify { key: bytes::Bytes::copy_from_slice(key), op: op.clone(), deadline_ms };
+        let from_script = super::scripts::is_script();
+        let req = Request::Modify { key: bytes::Bytes::copy_from_slice(key), op: op.clone(), deadline_ms, from_script };
         match tokio::time::timeout_at(deadline, self.peers.call(node, req)).await {
             Ok(answer) => forwarded(node, answer),
             Err(_) => Forwarded::Answer(Err(CoordError::Unanswered {
@@ -122,6 +128,8 @@ impl Coordinator {
             }
             role.unwrap_or_else(here)
         };
+        // A script running here holds the key: wait for it (not a script's own call).
+        let _free = self.key_locks.shared(key, deadline).await?;
         // See what the other coordinators wrote: a quorum read merged into this copy. Replicas
         // holding the version this owner holds answer so by its digest (no set moves).
         let mine = match role.hint_for {

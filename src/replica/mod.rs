@@ -385,7 +385,7 @@ impl Replica {
         let mut handed = 0;
         for key in self.storage.take_relocated() {
             let replicas = replicas_of(&key);
-            if replicas.is_empty() || replicas.iter().any(|r| *r == self.me) {
+            if replicas.is_empty() || replicas.contains(&self.me) {
                 continue;
             }
             let Some(set) = self.storage.get(&key)? else { continue };

@@ -25,7 +25,8 @@ use super::frame;
 /// 7 (issue 21): lists and sorted sets (values and operations); plain reads by digest.
 /// 8 (issue 22): pub/sub (`Publish`, `PubsubQuery`). 9: blocked clients' key watches
 /// (`Watch`, `Touched`). 10: script marks in the cluster state (SCRIPT FLUSH and FUNCTION
-/// changes reach every node).
+/// changes reach every node), scripts run at their first key's decider (`Script`,
+/// `ScriptKill`, `Modify`'s `from_script`, `RemoteError::Busy`).
 pub const PROTOCOL_VERSION: u16 = 10;
 
 /// Who this node is to its peers, and the key that proves it belongs.

@@ -229,6 +229,22 @@ pub struct Engine {
     registry: Mutex<Option<(u64, Arc<Registry>)>>,
     /// Libraries compiled so far, by the SHA1 of their code (what they register).
     compiled: Mutex<HashMap<String, Arc<Library>>>,
+    /// Scripts of this node's clients running at other nodes now (forwarded to their first
+    /// key's decider): where, by a number of this node's.
+    remote: Mutex<Vec<(u64, String)>>,
+    next_remote: AtomicU64,
+}
+
+/// A script of this node's client running at another node: listed while this lives.
+pub struct RemoteRun<'a> {
+    engine: &'a Engine,
+    id: u64,
+}
+
+impl Drop for RemoteRun<'_> {
+    fn drop(&mut self) {
+        self.engine.remote.lock().retain(|(id, _)| *id != self.id);
+    }
 }
 
 impl Default for Engine {
@@ -244,6 +260,8 @@ impl Default for Engine {
             scripts_mark: AtomicU64::new(0),
             registry: Mutex::new(None),
             compiled: Mutex::new(HashMap::new()),
+            remote: Mutex::new(Vec::new()),
+            next_remote: AtomicU64::new(0),
         }
     }
 }
@@ -400,6 +418,21 @@ impl Engine {
         }
         kind.for_each(|r| r.kill.store(true, Ordering::Release));
         KillOutcome::Killed
+    }
+
+    /// Lists a script of this node's client sent to `node` to run, while the guard lives.
+    pub fn forwarding(&self, node: String) -> RemoteRun<'_> {
+        let id = self.next_remote.fetch_add(1, Ordering::Relaxed);
+        self.remote.lock().push((id, node));
+        RemoteRun { engine: self, id }
+    }
+
+    /// The nodes running scripts of this node's clients now.
+    pub fn forwarded_to(&self) -> Vec<String> {
+        let mut nodes: Vec<String> = self.remote.lock().iter().map(|(_, n)| n.clone()).collect();
+        nodes.sort();
+        nodes.dedup();
+        nodes
     }
 
     /// A function running on this node (FUNCTION STATS), the longest running first.

@@ -153,12 +153,15 @@ const LARGE_ITEM: u64 = CACHE_BYTES / CACHE_SHARDS as u64 / 2;
 /// Bytes of the cache of large sets (within `CACHE_BYTES`: the small sets' cache gets the rest).
 const LARGE_BYTES: u64 = CACHE_BYTES / 2;
 
+/// The large sets cached: a use counter, and (key, state, last use) of each.
+type LargeSets = (u64, Vec<(Vec<u8>, Cached, u64)>);
+
 /// The write-through cache of decoded sibling sets: small ones in a sharded `quick_cache`,
 /// large ones (a few, least recently used out first) beside it.
 struct DecodedCache {
     small: quick_cache::sync::Cache<Vec<u8>, Cached, CacheWeight>,
-    /// (key, state, last use): at most `LARGE_BYTES` of weight.
-    large: Mutex<(u64, Vec<(Vec<u8>, Cached, u64)>)>,
+    /// At most `LARGE_BYTES` of weight.
+    large: Mutex<LargeSets>,
 }
 
 impl DecodedCache {
