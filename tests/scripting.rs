@@ -1,8 +1,11 @@
-//! Lua scripting (issue 22, item 2) on real processes: the same scripts sent to redis-server
-//! 7 and a kura node, replies compared byte for byte; a script past `busy-reply-threshold`
-//! (BUSY, SCRIPT KILL, UNKILLABLE); scripts as cluster state (SCRIPT LOAD through one node,
-//! EVALSHA through the others and through a node that joins later; a script over keys of
-//! different nodes).
+//! Lua scripting and functions (issue 22, item 2) on real processes: the same scripts
+//! (struct included) and FUNCTION/FCALL requests sent to redis-server 7 and a kura node,
+//! replies compared byte for byte; a script or function past `busy-reply-threshold` (BUSY,
+//! SCRIPT KILL, FUNCTION KILL, UNKILLABLE); scripts and libraries as cluster state (loaded
+//! through one node, run through the others and through a node that joins later; SCRIPT
+//! FLUSH and FUNCTION DELETE/REPLACE/FLUSH/RESTORE reaching every node); scripts at their
+//! first key's decider (atomic over keys of one hash tag in 3-node N=3 and 4-node N=2
+//! clusters; BUSY and kills of a forwarded script).
 
 mod harness;
 
