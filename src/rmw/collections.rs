@@ -6,7 +6,7 @@ use bytes::Bytes;
 use rand::SeedableRng;
 
 use super::{redis_i64, NewValue, Outcome, Rmw, RmwError};
-use crate::version::{positions, Counter, Dot, Elem, Field, FieldValue, OrHash, OrList, OrSet, Value, ZSet};
+use crate::version::{positions, Counter, Dot, Elem, Field, FieldValue, OrHash, OrList, OrSet, Stream, Value, ZSet};
 
 /// The set a key holds: its own, or an empty one when it is missing.
 ///
@@ -225,6 +225,8 @@ pub enum Copied {
     Hash(Vec<(Bytes, Bytes)>),
     List(Vec<Bytes>),
     ZSet(Vec<(Bytes, f64)>),
+    /// A stream: its entries and groups are written anew under the copy's dot.
+    Stream(Stream),
     Other(Value),
 }
 
@@ -237,6 +239,7 @@ impl Copied {
             Value::Hash(h) => Copied::Hash(h.iter().map(|(f, v)| (f.clone(), v.bytes())).collect()),
             Value::List(l) => Copied::List(l.iter().map(|(_, e)| e.value).collect()),
             Value::ZSet(z) => Copied::ZSet(z.by_score().map(|(s, m)| (m.clone(), s)).collect()),
+            Value::Stream(s) => Copied::Stream(s.clone()),
             Value::Counter(_) => Copied::Other(Value::Bytes(value.bytes().into_owned())),
             other => Copied::Other(other.clone()),
         }
@@ -266,6 +269,7 @@ impl Copied {
             Copied::ZSet(m) => {
                 Some(Value::ZSet(ZSet::from_members(m.iter().cloned(), dot, (now, dot.actor, dot.counter))))
             }
+            Copied::Stream(s) => Some(Value::Stream(s.copied(dot))),
             Copied::Other(v) => Some(v.clone()),
         }
     }

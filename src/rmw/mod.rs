@@ -268,7 +268,9 @@ pub fn hll_of(value: &Value) -> Result<Hll, RmwError> {
         Value::Hll(h) => Ok(h.clone()),
         Value::Bytes(b) => Hll::from_redis(b).ok_or(RmwError::NotHll),
         Value::Counter(_) => Err(RmwError::NotHll),
-        Value::Set(_) | Value::Hash(_) | Value::List(_) | Value::ZSet(_) => Err(RmwError::WrongType),
+        Value::Set(_) | Value::Hash(_) | Value::List(_) | Value::ZSet(_) | Value::Stream(_) => {
+            Err(RmwError::WrongType)
+        }
     }
 }
 
@@ -446,7 +448,7 @@ pub fn apply(
                 None => observed.reset(Some(0), now, actor),
                 Some(Value::Counter(c)) => c.clone(),
                 Some(Value::Hll(_)) => return Err(RmwError::NotInteger),
-                Some(Value::Set(_) | Value::Hash(_) | Value::List(_) | Value::ZSet(_)) => {
+                Some(Value::Set(_) | Value::Hash(_) | Value::List(_) | Value::ZSet(_) | Value::Stream(_)) => {
                     return Err(RmwError::WrongType)
                 }
                 Some(Value::Bytes(b)) => {
@@ -533,7 +535,13 @@ pub fn written_over(new: Option<Value>, current: &SiblingSet, now: u64, actor: A
             None => Some(Value::Bytes(b)),
         },
         kept @ Some(
-            Value::Counter(_) | Value::Hll(_) | Value::Set(_) | Value::Hash(_) | Value::List(_) | Value::ZSet(_),
+            Value::Counter(_)
+            | Value::Hll(_)
+            | Value::Set(_)
+            | Value::Hash(_)
+            | Value::List(_)
+            | Value::ZSet(_)
+            | Value::Stream(_),
         ) => kept,
     }
 }
