@@ -57,6 +57,7 @@ mod setex;
 mod setnx;
 mod setrange;
 mod sets;
+mod streams;
 mod strlen;
 mod table;
 mod ttl;
@@ -204,6 +205,7 @@ impl CommandError {
             CommandError::Coordinator(CoordError::Rmw(
                 e @ (crate::rmw::RmwError::NotHll | crate::rmw::RmwError::WrongType),
             )) => format!("WRONGTYPE {e}"),
+            CommandError::Coordinator(CoordError::Rmw(crate::rmw::RmwError::Coded(text))) => text.clone(),
             CommandError::Coordinator(CoordError::Rmw(e)) => format!("ERR {e}"),
             CommandError::Coordinator(CoordError::NoQuorum { op, needed, got }) => {
                 let landed = if *op == "write" { " (the write may have landed on fewer replicas)" } else { "" };
@@ -483,6 +485,8 @@ async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes], metrics
             Ok(Reply::ok())
         }
         Cmd::Info => info::run(node, args),
+        Cmd::Xread => streams::xread(node, session, args).await,
+        Cmd::Xreadgroup => streams::xreadgroup(node, session, args).await,
         blocking if blocking.blocks() => blocking::run(node, session, blocking, args).await,
         Cmd::Kura => kura::run(node, args).await,
         Cmd::Multi => multi::multi(session),
@@ -607,6 +611,19 @@ async fn dispatch_data(cmd: Cmd, node: &Node, args: &[Bytes]) -> CmdResult {
         Cmd::Zpopmin => zsets::zpop(node, args, false).await,
         Cmd::Zpopmax => zsets::zpop(node, args, true).await,
         Cmd::Zmpop => zsets::zmpop(node, args).await,
+        Cmd::Xadd => streams::xadd(node, args).await,
+        Cmd::Xrange => streams::xrange(node, args, false).await,
+        Cmd::Xrevrange => streams::xrange(node, args, true).await,
+        Cmd::Xlen => streams::xlen(node, args).await,
+        Cmd::Xdel => streams::xdel(node, args).await,
+        Cmd::Xtrim => streams::xtrim(node, args).await,
+        Cmd::Xsetid => streams::xsetid(node, args).await,
+        Cmd::Xgroup => streams::xgroup(node, args).await,
+        Cmd::Xack => streams::xack(node, args).await,
+        Cmd::Xpending => streams::xpending(node, args).await,
+        Cmd::Xclaim => streams::xclaim(node, args).await,
+        Cmd::Xautoclaim => streams::xautoclaim(node, args).await,
+        Cmd::Xinfo => streams::xinfo(node, args).await,
         Cmd::Zrandmember => zsets::zrandmember(node, args).await,
         Cmd::Zscan => zsets::zscan(node, args).await,
         Cmd::Zunion => zsets::algebra(node, args, zsets::Algebra::Union).await,

@@ -11,6 +11,7 @@
 pub mod bitfield;
 mod collections;
 mod lists;
+mod streams;
 mod zsets;
 
 use bytes::{Bytes, BytesMut};
@@ -19,6 +20,9 @@ use serde::{Deserialize, Serialize};
 use crate::version::{Actor, Counter, Dot, Hll, Resolved, SiblingSet, Value};
 pub use collections::{hash_of, set_of, Copied};
 pub use lists::{list_of, range_bounds};
+pub use streams::{
+    distance_from_first, has_tombstones_from, lag, stream_of, ClaimOpts, EntryReply, StreamOp, Trim, TrimBy, XAddId,
+};
 pub use zsets::{select, zset_of, LexBound, ScoreBound, ZAddFlags, ZRange};
 
 /// Redis's `proto-max-bulk-len`: no string grows past it.
@@ -190,6 +194,8 @@ pub enum Rmw {
     ZRemRange {
         range: ZRange,
     },
+    /// XADD and the other writes of streams (`streams.rs`).
+    Stream(StreamOp),
     /// RENAME, COPY and the STORE commands at their destination: the value replaces the key's
     /// (with `nx` only when the key is missing); `applied` when it wrote.
     Store {
@@ -197,6 +203,16 @@ pub enum Rmw {
         expires_ms: Option<u64>,
         nx: bool,
     },
+}
+
+impl Rmw {
+    /// Tells an XADD who decides it: the key's home (`writer` 0) or a stand-in with this
+    /// writer tag (`version::stream`'s ID rule). Other operations ignore it.
+    pub fn decided_by(&mut self, writer: u16) {
+        if let Rmw::Stream(StreamOp::XAdd { writer: w, .. }) = self {
+            *w = writer;
+        }
+    }
 }
 
 /// The new sibling an operation writes: a value (or a tombstone) and its expiry.
@@ -225,6 +241,12 @@ pub struct Outcome {
     pub scores: Vec<f64>,
     /// BITFIELD's replies, one per subcommand (`None`: an OVERFLOW FAIL wrote nothing).
     pub fields: Vec<Option<i64>>,
+    /// XADD's new ID; XAUTOCLAIM's next cursor.
+    pub id: Option<crate::version::StreamId>,
+    /// The entries XREADGROUP delivered, XCLAIM and XAUTOCLAIM claimed.
+    pub entries: Vec<EntryReply>,
+    /// The IDs XAUTOCLAIM found deleted.
+    pub deleted: Vec<crate::version::StreamId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -257,6 +279,12 @@ pub enum RmwError {
     ListFull,
     #[error("resulting score is not a number (NaN)")]
     ScoreNan,
+    /// A whole error line with its own code (`ERR ...`, `BUSYGROUP ...`), sent as it is.
+    #[error("{0}")]
+    Coded(String),
+    /// No such consumer group (or no such key): each stream command words it its own way.
+    #[error("no such consumer group '{0}'")]
+    NoGroup(String),
 }
 
 /// The HyperLogLog a value holds: its own, or a string in Redis's encoding of one.
@@ -340,6 +368,7 @@ pub fn apply(
         Rmw::ZAdd { .. } | Rmw::ZRem { .. } | Rmw::ZPop { .. } | Rmw::ZRemRange { .. } => {
             return zsets::apply(op, resolved.map(|r| r.value), expiry, dot, now)
         }
+        Rmw::Stream(op) => return streams::apply(op, resolved.map(|r| r.value), expiry, dot, now),
         _ => {}
     }
     let resolved = resolved.as_ref();
@@ -514,6 +543,7 @@ pub fn apply(
         | Rmw::ZRem { .. }
         | Rmw::ZPop { .. }
         | Rmw::ZRemRange { .. }
+        | Rmw::Stream(_)
         | Rmw::Store { .. } => unreachable!("answered above"),
     })
 }

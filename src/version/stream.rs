@@ -386,6 +386,12 @@ impl Stream {
         removed
     }
 
+    /// Removes the entry `id` as trimming does (not a deletion in Redis's count of
+    /// tombstones: max-deleted-entry-id stays); whether it was there.
+    pub fn trim_off(&mut self, id: StreamId) -> bool {
+        self.map.remove(&id.key())
+    }
+
     /// Marks the stream as existing (XGROUP CREATE MKSTREAM, XSETID ...).
     pub fn touch(&mut self) {
         self.meta.live = true;
