@@ -157,21 +157,21 @@ fn trim_args(args: &[Bytes], xadd: bool) -> Result<(Option<Trim>, bool, usize), 
 
 pub async fn xadd(node: &Node, args: &[Bytes]) -> CmdResult {
     let (trim, nomkstream, at) = trim_args(args, true)?;
-    if at >= args.len() || (args.len() - at) < 3 || (args.len() - at) % 2 == 0 {
-        return Err(CommandError::WrongArity("xadd".into()));
-    }
-    let id_arg = &args[at];
+    let Some(id_arg) = args.get(at) else { return Err(CommandError::WrongArity("xadd".into())) };
+    // The ID is read as the options are (before the arity of the fields is checked).
     let id = if &id_arg[..] == b"*" {
         XAddId::Auto
     } else if let Some(ms) = id_arg.strip_suffix(b"-*") {
         XAddId::AutoSeq(StreamId::parse(ms, 0).filter(|_| !ms.contains(&b'-')).ok_or_else(invalid_id)?.ms)
     } else {
-        let id = strict_id(id_arg)?;
-        if id == StreamId::MIN {
-            return Err(CommandError::Other("The ID specified in XADD must be greater than 0-0".into()));
-        }
-        XAddId::Explicit(id)
+        XAddId::Explicit(strict_id(id_arg)?)
     };
+    if (args.len() - at) < 3 || (args.len() - at) % 2 == 0 {
+        return Err(CommandError::WrongArity("xadd".into()));
+    }
+    if id == XAddId::Explicit(StreamId::MIN) {
+        return Err(CommandError::Other("The ID specified in XADD must be greater than 0-0".into()));
+    }
     let fields = args[at + 1..].iter().map(|f| super::value_to_store(node, f)).collect::<Result<_, _>>()?;
     let op = StreamOp::XAdd { id, fields, nomkstream, trim, writer: 0 };
     let outcome = modify(node, &args[1], op).await?;
@@ -194,8 +194,12 @@ pub async fn xrange(node: &Node, args: &[Bytes], rev: bool) -> CmdResult {
         }
     }
     let Some(s) = read(node, &args[1]).await? else { return Ok(Reply::Array(Vec::new())) };
+    // COUNT 0 (or negative) on a stream: Redis's null array.
+    if count == Some(0) {
+        return Ok(Reply::NilArray);
+    }
     let (Some(start), Some(end)) = (start, end) else { return Ok(Reply::Array(Vec::new())) };
-    if count == Some(0) || start > end {
+    if start > end {
         return Ok(Reply::Array(Vec::new()));
     }
     let take = count.unwrap_or(usize::MAX);
@@ -209,7 +213,11 @@ pub async fn xlen(node: &Node, args: &[Bytes]) -> CmdResult {
 }
 
 pub async fn xdel(node: &Node, args: &[Bytes]) -> CmdResult {
-    let ids = args[2..].iter().map(|a| strict_id(a)).collect::<Result<_, _>>()?;
+    let ids = match args[2..].iter().map(|a| strict_id(a)).collect::<Result<_, _>>() {
+        Ok(ids) => ids,
+        // Redis looks the key up first: a missing one deletes nothing, whatever the IDs.
+        Err(e) => return if read(node, &args[1]).await?.is_none() { Ok(Reply::Int(0)) } else { Err(e) },
+    };
     Ok(Reply::Int(modify(node, &args[1], StreamOp::XDel { ids }).await?.int))
 }
 
@@ -261,7 +269,7 @@ struct ReadArgs {
 }
 
 fn read_args(args: &[Bytes], xreadgroup: bool) -> Result<ReadArgs, CommandError> {
-    let name = if xreadgroup { "xreadgroup" } else { "xread" };
+    let name = if xreadgroup { "XREADGROUP" } else { "XREAD" };
     let mut out = ReadArgs { group: None, count: 0, block: None, noack: false, keys: Vec::new(), ids: Vec::new() };
     let mut i = 1;
     let mut streams = None;
@@ -301,7 +309,7 @@ fn read_args(args: &[Bytes], xreadgroup: bool) -> Result<ReadArgs, CommandError>
     let rest = &args[at..];
     if rest.len() % 2 != 0 {
         return Err(CommandError::Other(format!(
-            "Unbalanced '{name}' list of streams: for each stream key an ID or '$' must be specified."
+            "Unbalanced {name} list of streams: for each stream key an ID or '$' must be specified."
         )));
     }
     if xreadgroup && out.group.is_none() {
@@ -313,19 +321,21 @@ fn read_args(args: &[Bytes], xreadgroup: bool) -> Result<ReadArgs, CommandError>
     Ok(out)
 }
 
-/// XREAD's IDs, `$` taken as each stream's last ID now.
+/// XREAD's IDs, `$` taken as each stream's last ID now; each key's type checked before its
+/// ID is read, as Redis does.
 async fn xread_ids(node: &Node, r: &ReadArgs) -> Result<Vec<StreamId>, CommandError> {
     let mut ids = Vec::with_capacity(r.ids.len());
     for (key, arg) in r.keys.iter().zip(&r.ids) {
+        let s = read(node, key).await?;
         ids.push(match &arg[..] {
-            b"$" => read(node, key).await?.map_or(StreamId::MIN, |s| s.last_id()),
+            b"$" => s.map_or(StreamId::MIN, |s| s.last_id()),
             b">" => {
                 return Err(CommandError::Other(
                     "The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option."
                         .into(),
                 ))
             }
-            other => range_id(other, 0)?,
+            other => strict_id(other)?,
         });
     }
     Ok(ids)
@@ -437,29 +447,21 @@ async fn xreadgroup_once(
 pub async fn xreadgroup(node: &Node, session: &Session, args: &[Bytes]) -> CmdResult {
     let r = read_args(args, true)?;
     let resp3 = session.protocol == crate::resp::Protocol::Resp3;
+    // Per key, as Redis: its type, its group, then its ID.
     let mut after = Vec::with_capacity(r.ids.len());
-    for arg in &r.ids {
+    let group = r.group.as_ref().map(|(g, _)| g.clone()).unwrap_or_default();
+    for (key, arg) in r.keys.iter().zip(&r.ids) {
+        if !read(node, key).await?.is_some_and(|s| s.group(&group).is_some()) {
+            let missing = CommandError::Coordinator(CoordError::Rmw(RmwError::NoGroup(String::new())));
+            return Err(group_error(missing, key, &group, GroupWords::ReadGroup));
+        }
         after.push(match &arg[..] {
             b">" => None,
             b"$" => {
                 return Err(CommandError::Other("The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.".into()))
             }
-            other => Some(range_id(other, 0)?),
+            other => Some(strict_id(other)?),
         });
-    }
-    // Every group must exist before anything is read (Redis checks them all first).
-    if let Some((group, _)) = &r.group {
-        for key in &r.keys {
-            let exists = read(node, key).await?.is_some_and(|s| s.group(group).is_some());
-            if !exists {
-                return Err(group_error(
-                    CommandError::Coordinator(CoordError::Rmw(RmwError::NoGroup(String::new()))),
-                    key,
-                    group,
-                    GroupWords::ReadGroup,
-                ));
-            }
-        }
     }
     // Only new entries are waited for: a read of the history answers at once.
     let never_blocks = r.block.is_none() || session.in_exec || session.in_script || after.iter().any(Option::is_some);
@@ -524,11 +526,24 @@ pub async fn xgroup(node: &Node, args: &[Bytes]) -> CmdResult {
     };
     let group = args.get(3).cloned().unwrap_or_default();
     let words = |e| group_error(e, key, &group, GroupWords::ForKey);
+    // Redis's order: the options, the key (and the group), then the ID.
+    let (mkstream, entries_read) = match &sub[..] {
+        b"create" | b"setid" if args.len() >= 5 => entries_read_arg(args, 5, &sub[..] == b"create")?,
+        _ => (false, None),
+    };
+    if args.len() >= 4 && !mkstream {
+        let Some(s) = read(node, key).await? else {
+            return Err(CommandError::Other("The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.".into()));
+        };
+        let needs_group = matches!(&sub[..], b"setid" | b"createconsumer" | b"delconsumer");
+        if needs_group && s.group(&group).is_none() {
+            return Err(words(CommandError::Coordinator(CoordError::Rmw(RmwError::NoGroup(String::new())))));
+        }
+    }
     match &sub[..] {
         b"create" => {
             arity(5, false)?;
             let last = group_start(&args[4])?;
-            let (mkstream, entries_read) = entries_read_arg(args, 5, true)?;
             let op = StreamOp::GroupCreate { group: group.clone(), last, mkstream, entries_read };
             modify(node, key, op).await.map_err(words)?;
             Ok(Reply::ok())
@@ -536,7 +551,6 @@ pub async fn xgroup(node: &Node, args: &[Bytes]) -> CmdResult {
         b"setid" => {
             arity(5, false)?;
             let last = group_start(&args[4])?;
-            let (_, entries_read) = entries_read_arg(args, 5, false)?;
             modify(node, key, StreamOp::GroupSetId { group: group.clone(), last, entries_read }).await.map_err(words)?;
             Ok(Reply::ok())
         }
@@ -586,7 +600,16 @@ fn help() -> Reply {
 }
 
 pub async fn xack(node: &Node, args: &[Bytes]) -> CmdResult {
-    let ids = args[3..].iter().map(|a| strict_id(a)).collect::<Result<_, _>>()?;
+    let ids = match args[3..].iter().map(|a| strict_id(a)).collect::<Result<_, _>>() {
+        Ok(ids) => ids,
+        // Redis looks the key and the group up first: without them there is nothing to ack.
+        Err(e) => {
+            return match read(node, &args[1]).await?.and_then(|s| s.group(&args[2])) {
+                None => Ok(Reply::Int(0)),
+                Some(_) => Err(e),
+            }
+        }
+    };
     let op = StreamOp::Ack { group: args[2].clone(), ids };
     Ok(Reply::Int(modify(node, &args[1], op).await?.int))
 }
@@ -594,19 +617,23 @@ pub async fn xack(node: &Node, args: &[Bytes]) -> CmdResult {
 pub async fn xpending(node: &Node, args: &[Bytes]) -> CmdResult {
     let (key, group) = (&args[1], &args[2]);
     // The extended form: [IDLE min-idle] start end count [consumer].
+    if args.len() != 3 && (args.len() < 6 || args.len() > 9) {
+        return Err(CommandError::Syntax);
+    }
     let extended = if args.len() > 3 {
         let mut i = 3;
         let mut min_idle = None;
-        if args[i].eq_ignore_ascii_case(b"idle") && args.len() > 4 {
+        if args[i].eq_ignore_ascii_case(b"idle") {
             min_idle = Some(parse_i64(&args[4])?.max(0) as u64);
+            if args.len() < 8 {
+                return Err(CommandError::Syntax);
+            }
             i += 2;
         }
-        if args.len() < i + 3 || args.len() > i + 4 {
-            return Err(CommandError::Syntax);
-        }
+        // Redis's order: the count, then the interval.
+        let count = parse_i64(&args[i + 2])?.max(0) as usize;
         let start = interval_id(&args[i], true)?;
         let end = interval_id(&args[i + 1], false)?;
-        let count = parse_i64(&args[i + 2])?.max(0) as usize;
         Some((min_idle, start, end, count, args.get(i + 3).cloned()))
     } else {
         None
@@ -671,6 +698,11 @@ fn min_idle_arg(arg: &[u8], cmd: &str) -> Result<u64, CommandError> {
 
 pub async fn xclaim(node: &Node, args: &[Bytes]) -> CmdResult {
     let (key, group, consumer) = (&args[1], &args[2], &args[3]);
+    // Redis looks the key and the group up before it reads the arguments.
+    if !read(node, key).await?.is_some_and(|s| s.group(group).is_some()) {
+        let missing = CommandError::Coordinator(CoordError::Rmw(RmwError::NoGroup(String::new())));
+        return Err(group_error(missing, key, group, GroupWords::KeyOrGroup));
+    }
     let min_idle = min_idle_arg(&args[4], "XCLAIM")?;
     let mut ids = Vec::new();
     let mut i = 5;

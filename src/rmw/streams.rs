@@ -248,23 +248,14 @@ pub fn apply(
             if !existed {
                 return Err(coded("ERR no such key".into()));
             }
-            if let Some(n) = added {
-                if *n < s.len() as u64 {
-                    return Err(coded(
-                        "ERR The entries_added specified in XSETID is smaller than the target stream length".into(),
-                    ));
-                }
-            }
-            if let Some(m) = max_deleted {
-                if last < m {
-                    return Err(coded(
-                        "ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id".into(),
-                    ));
-                }
-            }
             if let Some((top, _)) = s.last() {
                 if *last < top {
                     return Err(coded("ERR The ID specified in XSETID is smaller than the target stream top item".into()));
+                }
+                if added.is_some_and(|n| n < s.len() as u64) {
+                    return Err(coded(
+                        "ERR The entries_added specified in XSETID is smaller than the target stream length".into(),
+                    ));
                 }
             }
             s.set_last(*last, *added, *max_deleted);
