@@ -66,3 +66,36 @@ fn redis_py_pubsub_across_two_nodes() {
     let nodes: Vec<&Node> = cluster.nodes.iter().collect();
     run("python3", "pubsub.py", &nodes, false);
 }
+
+/// RQ (compat/apps/rqapp.py): 1,000 jobs, three `rq worker --burst` processes, every result;
+/// workers killed mid-job and RQ's abandoned-job rule (failed registry, or re-queued).
+#[test]
+fn rq_on_one_node() {
+    let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
+    run("python3", "rqapp.py", &[&node], false);
+}
+
+/// The same with the enqueuer and each worker on a different node of a 4-node N=3 cluster.
+#[test]
+fn rq_through_a_cluster() {
+    let cluster = Cluster::start(4, &["--n", "3"]);
+    let nodes: Vec<&Node> = cluster.nodes.iter().collect();
+    run("python3", "rqapp.py", &nodes, true);
+}
+
+/// Celery with the Redis broker and result backend (compat/apps/celeryapp.py): 1,000 tasks,
+/// three workers, every AsyncResult.get; an acks_late task re-delivered after its worker is
+/// killed mid-task.
+#[test]
+fn celery_on_one_node() {
+    let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
+    run("python3", "celeryapp.py", &[&node], false);
+}
+
+/// The same with the client and each worker on a different node of a 4-node N=3 cluster.
+#[test]
+fn celery_through_a_cluster() {
+    let cluster = Cluster::start(4, &["--n", "3"]);
+    let nodes: Vec<&Node> = cluster.nodes.iter().collect();
+    run("python3", "celeryapp.py", &nodes, true);
+}
