@@ -15,11 +15,18 @@ use harness::{Cluster, Node};
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/compat/apps");
 
 fn run(program: &str, script: &str, nodes: &[&Node], cluster: bool) {
+    run_with(program, script, nodes, cluster, &[]);
+}
+
+/// Runs `program DIR/script ADDR... [--cluster] extra...` in compat/apps and fails the test
+/// with its output unless it exits 0.
+fn run_with(program: &str, script: &str, nodes: &[&Node], cluster: bool, extra: &[&str]) {
     let mut args: Vec<String> = vec![format!("{DIR}/{script}")];
     args.extend(nodes.iter().map(|n| n.addr().to_string()));
     if cluster {
         args.push("--cluster".into());
     }
+    args.extend(extra.iter().map(|s| s.to_string()));
     let out = Command::new(program)
         .args(&args)
         .current_dir(DIR)
@@ -98,4 +105,52 @@ fn celery_through_a_cluster() {
     let cluster = Cluster::start(4, &["--n", "3"]);
     let nodes: Vec<&Node> = cluster.nodes.iter().collect();
     run("python3", "celeryapp.py", &nodes, true);
+}
+
+/// Locks and rate limiters (compat/apps/limits.py, compat/apps/redlock.js): redis-py's Lock
+/// with a second client waiting in acquire() until the release, node-redlock, a sliding-window
+/// limiter in MULTI and a fixed-window limiter script, exactly the allowed number passing.
+#[test]
+fn locks_and_limiters_on_one_node() {
+    let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
+    run("python3", "limits.py", &[&node], false);
+    run("node", "redlock.js", &[&node], false);
+}
+
+/// The same with the clients spread over a 4-node N=3 cluster, but the sliding window in
+/// MULTI (the next test).
+#[test]
+fn locks_and_limiters_through_a_cluster() {
+    let cluster = Cluster::start(4, &["--n", "3"]);
+    let nodes: Vec<&Node> = cluster.nodes.iter().collect();
+    run_with("python3", "limits.py", &nodes, true, &["--only=lock,fixed"]);
+    run("node", "redlock.js", &nodes, true);
+}
+
+/// The sliding-window limiter in MULTI with its clients on different nodes: 48 or 49 of 200
+/// hits pass where the limit is 50, because EXEC is not isolated across nodes (two EXECs through
+/// different nodes reply the same ZCARD). Design.md says a MULTI over keys of one tag is atomic
+/// at the key's deciding owner; this test is ignored until transactions are placed there.
+#[test]
+#[ignore = "EXEC is not yet run at the key's owner in a cluster (docs/commands.md, Transactions)"]
+fn sliding_window_limiter_in_multi_through_a_cluster() {
+    let cluster = Cluster::start(4, &["--n", "3"]);
+    let nodes: Vec<&Node> = cluster.nodes.iter().collect();
+    run_with("python3", "limits.py", &nodes, true, &["--only=sliding"]);
+}
+
+/// Socket.IO's Redis adapter and sharded adapter (compat/apps/socketio.js): two Socket.IO
+/// servers, clients on each, broadcasts, rooms, fetchSockets, serverSideEmit across them.
+#[test]
+fn socketio_redis_adapter_on_one_node() {
+    let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
+    run("node", "socketio.js", &[&node], false);
+}
+
+/// The same with the two servers' Redis connections on different nodes of a 4-node N=3 cluster.
+#[test]
+fn socketio_redis_adapter_through_a_cluster() {
+    let cluster = Cluster::start(4, &["--n", "3"]);
+    let nodes: Vec<&Node> = cluster.nodes.iter().collect();
+    run("node", "socketio.js", &nodes, true);
 }
