@@ -11,7 +11,10 @@ connects, for broker and backend, to another node (the second, third, fourth), o
 of them to the one node. Exits non-zero on the first failed check.
 """
 
+import atexit
+import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,10 +40,17 @@ run = uuid.uuid4().hex[:8]
 DIR = os.path.dirname(os.path.abspath(__file__))
 TASKS = 1000
 logs = tempfile.mkdtemp(prefix="kura-celery-")
+atexit.register(shutil.rmtree, logs, True)
 workers = {}  # name -> (Popen, node, log path)
 
 
-def stop_workers():
+def die_with_parent():
+    """In a worker, before exec: SIGKILL it when this script dies (PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+
+
+@atexit.register
+def kill_workers():
     for proc, _, _ in workers.values():
         if proc.poll() is None:
             proc.kill()
@@ -50,7 +60,7 @@ def stop_workers():
 def check(cond, what):
     if not cond:
         print(f"FAILED: {what}", file=sys.stderr)
-        stop_workers()
+        kill_workers()
         for name, (_, node, log) in workers.items():
             with open(log) as f:
                 tail = f.read()[-3000:]
@@ -64,6 +74,7 @@ def start_worker(node, queue, name, pool, concurrency=1):
         [sys.executable, "-m", "celery", "-A", "celerytasks", "worker", "-P", pool, "-c", str(concurrency),
          "-Q", queue, "-n", f"{name}@kura", "--loglevel", "INFO", "--without-mingle"],
         cwd=DIR, env={**os.environ, "KURA_BROKER": url(node)}, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent,
     )
     workers[name] = (proc, node, log)
     return proc

@@ -14,7 +14,11 @@ RQ 1.12 and later keep results in a stream (XADD rq:results:<id>): .ci/run pins 
 until kura has streams.
 """
 
+import atexit
+import ctypes
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,15 +39,28 @@ run = uuid.uuid4().hex[:8]
 DIR = os.path.dirname(os.path.abspath(__file__))
 JOBS = 1000
 logs = tempfile.mkdtemp(prefix="kura-rq-")
+atexit.register(shutil.rmtree, logs, True)
 workers = {}  # name -> (Popen, node, log path)
+
+
+def die_with_parent():
+    """In a worker, before exec: SIGKILL it when this script dies (PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+
+
+@atexit.register
+def kill_workers():
+    for proc, _, _ in workers.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def check(cond, what):
     if not cond:
         print(f"FAILED: {what}", file=sys.stderr)
-        for name, (proc, node, log) in workers.items():
-            if proc.poll() is None:
-                proc.kill()
+        kill_workers()
+        for name, (_, node, log) in workers.items():
             with open(log) as f:
                 tail = f.read()[-3000:]
             print(f"--- worker {name} on {node[0]}:{node[1]} ---\n{tail}", file=sys.stderr)
@@ -60,6 +77,7 @@ def start_worker(node, queue, name):
         [sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", f"redis://{node[0]}:{node[1]}/0",
          "--worker-class", "rq.worker.SimpleWorker", "--path", DIR, "--name", name, queue],
         cwd=DIR, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent,
     )
     workers[name] = (proc, node, log)
     return proc
