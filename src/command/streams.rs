@@ -151,8 +151,7 @@ fn trim_args(args: &[Bytes], xadd: bool) -> Result<(Option<Trim>, bool, usize), 
     if limit.is_some() && !approx {
         return Err(CommandError::Other("syntax error, LIMIT cannot be used without the special ~ option".into()));
     }
-    // `~` trims exactly here (at most LIMIT entries when given): docs/differences.md.
-    Ok((by.map(|by| Trim { by, limit }), nomkstream, i))
+    Ok((by.map(|by| Trim { by, approx, limit }), nomkstream, i))
 }
 
 pub async fn xadd(node: &Node, args: &[Bytes]) -> CmdResult {

@@ -21,12 +21,17 @@ pub enum XAddId {
     Explicit(StreamId),
 }
 
-/// MAXLEN or MINID, with `~` and LIMIT (`~` trims exactly here: docs/differences.md).
+/// MAXLEN or MINID, with `~` (`approx`) and LIMIT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trim {
     pub by: TrimBy,
+    pub approx: bool,
     pub limit: Option<u64>,
 }
+
+/// Entries of one of Redis's stream nodes (`stream-node-max-entries`' default): `~` trims
+/// whole nodes only.
+const NODE_ENTRIES: u64 = 100;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TrimBy {
@@ -90,19 +95,28 @@ pub fn stream_of(current: Option<Value>) -> Result<Option<Stream>, RmwError> {
     }
 }
 
-/// Trims `s` as `trim` says; the number of entries removed.
+/// Trims `s` as `trim` says; the number of entries removed. With `~` only whole blocks of
+/// [`NODE_ENTRIES`] entries go, at most LIMIT entries (10,000 by default), as Redis removes
+/// only whole nodes of its radix tree (its nodes are counted here from the stream's head).
 pub fn trim(s: &mut Stream, trim: &Trim) -> u64 {
-    let limit = trim.limit.filter(|&l| l > 0).unwrap_or(u64::MAX);
-    let doomed: Vec<StreamId> = match trim.by {
-        TrimBy::MaxLen(n) => {
-            let over = (s.len() as u64).saturating_sub(n).min(limit);
-            s.range(StreamId::MIN, StreamId::MAX, false).take(over as usize).map(|(id, _)| id).collect()
-        }
+    let over = match trim.by {
+        TrimBy::MaxLen(n) => (s.len() as u64).saturating_sub(n),
         TrimBy::MinId(min) => match min.prev() {
-            None => Vec::new(),
-            Some(below) => s.range(StreamId::MIN, below, false).take(limit as usize).map(|(id, _)| id).collect(),
+            None => 0,
+            Some(below) => s.range(StreamId::MIN, below, false).count() as u64,
         },
     };
+    let n = if trim.approx {
+        let limit = match trim.limit {
+            None => NODE_ENTRIES * 100,
+            Some(0) => u64::MAX,
+            Some(l) => l,
+        };
+        over.min(limit) / NODE_ENTRIES * NODE_ENTRIES
+    } else {
+        over
+    };
+    let doomed: Vec<StreamId> = s.range(StreamId::MIN, StreamId::MAX, false).take(n as usize).map(|(id, _)| id).collect();
     for id in &doomed {
         s.trim_off(*id);
     }
@@ -321,8 +335,7 @@ pub fn apply(
             }
             let mut g = group_of(&s, group)?;
             let limit = if *count == 0 { usize::MAX } else { *count };
-            let mut changed = !g.consumers.contains(consumer);
-            g.consumers.insert(consumer.clone(), dot, Consumer { seen_ms: now });
+            let mut changed = false;
             match after {
                 None => {
                     let start = g.cursor.last_id.next();
@@ -332,6 +345,11 @@ pub fn apply(
                         }
                         None => Vec::new(),
                     };
+                    // Nothing new: the consumer is not even made (Redis makes it when it serves).
+                    if picked.is_empty() {
+                        return Ok((None, out));
+                    }
+                    g.consumers.insert(consumer.clone(), dot, Consumer { seen_ms: now });
                     for (id, fields) in picked {
                         let read = match g.cursor.entries_read {
                             Some(n) if !has_tombstones_from(&s, id) => Some(n + 1),
@@ -348,6 +366,8 @@ pub fn apply(
                     }
                 }
                 Some(after) => {
+                    changed |= !g.consumers.contains(consumer);
+                    g.consumers.insert(consumer.clone(), dot, Consumer { seen_ms: now });
                     let mine: Vec<(StreamId, Pending)> = g
                         .pending_of(Some(consumer))
                         .filter(|(id, _)| id > after)
@@ -389,13 +409,12 @@ pub fn apply(
                 return Err(nogroup(group));
             }
             let mut g = group_of(&s, group)?;
+            let mut changed = false;
             if let Some(last) = opts.last_id {
                 if last > g.cursor.last_id {
                     g.cursor = Cursor { stamp, last_id: last, entries_read: g.cursor.entries_read };
+                    changed = true;
                 }
-            }
-            if !g.consumers.contains(consumer) {
-                g.consumers.insert(consumer.clone(), dot, Consumer { seen_ms: now });
             }
             let delivered_ms = opts.delivered_ms.unwrap_or(now);
             for id in ids {
@@ -412,9 +431,14 @@ pub fn apply(
                 }
                 let Some(entry) = s.get(*id) else {
                     // Deleted from the stream: no longer pending.
-                    g.pel.remove(&key);
+                    changed |= g.pel.remove(&key);
                     continue;
                 };
+                // The consumer comes to be with its first claim (as in Redis).
+                if !g.consumers.contains(consumer) {
+                    g.consumers.insert(consumer.clone(), dot, Consumer { seen_ms: now });
+                }
+                changed = true;
                 p.consumer = consumer.clone();
                 p.delivered_ms = delivered_ms;
                 p.stamp = stamp;
@@ -426,6 +450,9 @@ pub fn apply(
                 g.pel.insert(key, dot, p);
                 out.entries.push((*id, (!opts.justid).then_some(entry.0)));
             }
+            if !changed {
+                return Ok((None, out));
+            }
             s.put_group(group.clone(), dot, g);
             Ok((write(s), out))
         }
@@ -434,9 +461,7 @@ pub fn apply(
                 return Err(nogroup(group));
             }
             let mut g = group_of(&s, group)?;
-            if !g.consumers.contains(consumer) {
-                g.consumers.insert(consumer.clone(), dot, Consumer { seen_ms: now });
-            }
+            let mut changed = false;
             let mut attempts = count.saturating_mul(10);
             let mut left = *count;
             let mut cursor = StreamId::MIN;
@@ -451,8 +476,13 @@ pub fn apply(
                 let Some(entry) = s.get(id) else {
                     g.pel.remove(&id.key());
                     out.deleted.push(id);
+                    changed = true;
                     continue;
                 };
+                if !g.consumers.contains(consumer) {
+                    g.consumers.insert(consumer.clone(), dot, Consumer { seen_ms: now });
+                }
+                changed = true;
                 p.consumer = consumer.clone();
                 p.delivered_ms = now;
                 p.stamp = stamp;
@@ -467,6 +497,9 @@ pub fn apply(
                 cursor = *next;
             }
             out.id = Some(cursor);
+            if !changed {
+                return Ok((None, out));
+            }
             s.put_group(group.clone(), dot, g);
             Ok((write(s), out))
         }
