@@ -1609,7 +1609,7 @@ fn event_command(rng: &mut StdRng, prefix: &str) -> Vec<Vec<u8>> {
             12 => vec![["LPOP", "RPOP"][rng.gen_range(0..2)], &l],
             13 => vec!["LREM", &l, "0", m(rng)],
             14 => vec!["LTRIM", &l, "1", "-1"],
-            15 => vec!["LINSERT", &l, "BEFORE", m(rng), "x"],
+            15 => vec!["EVAL", "redis.call('rpush', KEYS[1], 'p'); return redis.call('linsert', KEYS[1], 'BEFORE', 'p', 'x')", "1", &l],
             16 => vec!["LSET", &l, "0", m(rng)],
             17 => vec!["LMOVE", &l, &l2, "LEFT", "RIGHT"],
             18 => vec!["SETBIT", &k, "3", ["0", "1"][rng.gen_range(0..2)]],
