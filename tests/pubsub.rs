@@ -394,7 +394,10 @@ fn keyspace_notifications_go_to_the_subscribers_of_the_node_written_through() {
         let mut c = Conn::open(node.addr());
         assert_eq!(c.call(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]), V::Line(b'+', "OK".into()));
         let mut sub = Conn::open(node.addr());
-        assert_eq!(sub.call(&["PSUBSCRIBE", "__key*__:*"]), V::Agg(b'*', vec![bulk("psubscribe"), bulk("__key*__:*"), V::Int(1)]));
+        assert_eq!(
+            sub.call(&["PSUBSCRIBE", "__key*__:*"]),
+            V::Agg(b'*', vec![bulk("psubscribe"), bulk("__key*__:*"), V::Int(1)])
+        );
         subs.push(sub);
     }
     let mut markers = 0;

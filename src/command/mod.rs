@@ -719,11 +719,7 @@ pub(crate) fn quorum_option(args: &[Bytes], from: usize, name: &str) -> Result<O
 /// events, which follow from the operation and what it did (`notify::Effect`). Commands whose
 /// events are not those of their operations (RENAME, LMOVE, the STORE commands ...) call the
 /// coordinator and report theirs themselves.
-pub(crate) async fn modify(
-    node: &Node,
-    key: &[u8],
-    op: crate::rmw::Rmw,
-) -> Result<crate::rmw::Outcome, CommandError> {
+pub(crate) async fn modify(node: &Node, key: &[u8], op: crate::rmw::Rmw) -> Result<crate::rmw::Outcome, CommandError> {
     let effect = crate::notify::Effect::of(&op);
     let outcome = node.coordinator.modify(key, op).await?;
     node.notify.effects(key, effect, &outcome);

@@ -172,17 +172,25 @@ pub enum Effect {
     /// The command reports its own events (RENAME's, COPY's and the STORE commands' writes).
     Own,
     /// SET with options, GETSET, SETNX (`expire`: it set an expiry).
-    Set { expire: bool },
+    Set {
+        expire: bool,
+    },
     /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT (`persist` false) and PERSIST.
-    Expire { persist: bool },
+    Expire {
+        persist: bool,
+    },
     /// GETEX with an option.
-    GetEx { persist: bool },
+    GetEx {
+        persist: bool,
+    },
     /// DEL, UNLINK, GETDEL (and a STORE whose result is empty, RESTORE's delete).
     Del,
     Append,
     SetRange,
     /// SETBIT (`on`: the bit it sets).
-    SetBit { on: bool },
+    SetBit {
+        on: bool,
+    },
     /// BITFIELD: the command reports (which subcommands wrote is its to tell).
     BitField,
     IncrBy,
@@ -196,16 +204,26 @@ pub enum Effect {
     HDel,
     HIncrBy,
     HIncrByFloat,
-    Push { head: bool },
-    Pop { head: bool },
+    Push {
+        head: bool,
+    },
+    Pop {
+        head: bool,
+    },
     LSet,
     LInsert,
     LRem,
     LTrim,
-    ZAdd { incr: bool },
+    ZAdd {
+        incr: bool,
+    },
     ZRem,
-    ZPop { max: bool },
-    ZRemRange { by: &'static str },
+    ZPop {
+        max: bool,
+    },
+    ZRemRange {
+        by: &'static str,
+    },
 }
 
 impl Effect {
@@ -398,8 +416,7 @@ mod tests {
         assert_eq!(srem(1, 3), vec![(Class::Set, "srem")]);
         assert_eq!(srem(3, 3), vec![(Class::Set, "srem"), (Class::Generic, "del")]);
         let pop = |n: usize, len| {
-            Effect::Pop { head: false }
-                .events(&outcome(|o| (o.members, o.len) = (vec![Bytes::new(); n], len)))
+            Effect::Pop { head: false }.events(&outcome(|o| (o.members, o.len) = (vec![Bytes::new(); n], len)))
         };
         assert_eq!(pop(0, 0), vec![]);
         assert_eq!(pop(2, 3), vec![(Class::List, "rpop")]);
@@ -413,7 +430,10 @@ mod tests {
     #[test]
     fn strings_and_expiries() {
         let applied = outcome(|o| o.applied = true);
-        assert_eq!(Effect::Set { expire: true }.events(&applied), vec![(Class::String, "set"), (Class::Generic, "expire")]);
+        assert_eq!(
+            Effect::Set { expire: true }.events(&applied),
+            vec![(Class::String, "set"), (Class::Generic, "expire")]
+        );
         assert_eq!(Effect::Set { expire: false }.events(&Outcome::default()), vec![]);
         assert_eq!(Effect::Expire { persist: false }.events(&applied), vec![(Class::Generic, "expire")]);
         assert_eq!(Effect::Expire { persist: true }.events(&applied), vec![(Class::Generic, "persist")]);
