@@ -227,6 +227,8 @@ pub enum Effect {
 }
 
 impl Effect {
+    /// The kind of `op`. A new operation gets its arm here (a stream's: `Effect::Own`, its
+    /// command reporting through `Notifier::stream`).
     pub fn of(op: &Rmw) -> Effect {
         match op {
             Rmw::Set { expires_ms, keep_ttl, .. } => Effect::Set { expire: expires_ms.is_some() && !keep_ttl },

@@ -10,8 +10,7 @@
 //! never to peers: a subscriber sees the writes made through its own node and the expiries of
 //! the keys its node decides, as a Redis Cluster shard notifies for its own keys.
 //!
-//! Stream commands report with `node.notify.report(Class::Stream, "xadd", key)` (and their
-//! other events: `xtrim`, `xdel`, `xgroup-create` ...), as every other command does.
+//! Stream commands report through [`Notifier::stream`] (see there for Redis's events).
 
 mod events;
 mod expiry;
@@ -63,6 +62,17 @@ impl Notifier {
         if flags.wants(class) {
             self.publish(flags, event, key);
         }
+    }
+
+    /// The hook of the stream commands: `event` of class `t` on `key`, once the write
+    /// succeeded. Redis 7.0's events: `xadd` (then `xtrim` when XADD's MAXLEN/MINID trimmed
+    /// something), `xtrim`, `xdel`, `xsetid`, `xgroup-create`, `xgroup-createconsumer` (also
+    /// when XREADGROUP, XCLAIM or XAUTOCLAIM make a consumer), `xgroup-delconsumer`,
+    /// `xgroup-destroy`, `xgroup-setid`; an XTRIM or XDEL that removes nothing reports
+    /// nothing, as in Redis. A stream read-modify-write's `Effect` is `Effect::Own`: its
+    /// command reports here.
+    pub fn stream(&self, event: &'static str, key: &[u8]) {
+        self.report(Class::Stream, event, key);
     }
 
     /// The events of a read-modify-write of `key` of kind `effect` that came to `outcome`.
