@@ -25,6 +25,11 @@
 //! of COUNT ... ANY included: kura visits the geohash cells in Redis's order and sorts as
 //! Redis 7.0 does (glibc's merge sort, Redis's partial quicksort for COUNT), so their order is
 //! Redis's, ties included.
+//!
+//! Keyspace notifications (at the end): the same sequences with a subscriber to every
+//! notification on each server, compared message by message after every command
+//! (`KURA_NOTIFY_SEED` / `KURA_NOTIFY_SEEDS`); each class letter's filtering; the setting as
+//! CONFIG GET reads it back.
 
 mod harness;
 
