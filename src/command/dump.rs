@@ -131,7 +131,7 @@ pub async fn restore(node: &Node, args: &[Bytes]) -> CmdResult {
     if when.is_some_and(|t| t <= now as i64) {
         // Already expired: Redis makes nothing, and with REPLACE deletes what was there.
         if replace {
-            node.coordinator.modify(key, Rmw::Del).await?;
+            super::modify(node, key, Rmw::Del).await?;
         } else if exists(node, key).await? {
             return Err(busy());
         }
@@ -142,5 +142,6 @@ pub async fn restore(node: &Node, args: &[Bytes]) -> CmdResult {
     if !node.coordinator.modify(key, op).await?.applied && !replace {
         return Err(busy());
     }
+    node.notify.report(crate::notify::Class::Generic, "restore", key);
     Ok(Reply::ok())
 }

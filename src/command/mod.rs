@@ -732,6 +732,36 @@ pub(crate) fn quorum_option(args: &[Bytes], from: usize, name: &str) -> Result<O
     }
 }
 
+/// Runs a read-modify-write of `key` (see `Coordinator::modify`) and reports its keyspace
+/// events, which follow from the operation and what it did (`notify::Effect`). Commands whose
+/// events are not those of their operations (RENAME, LMOVE, the STORE commands ...) call the
+/// coordinator and report theirs themselves.
+pub(crate) async fn modify(node: &Node, key: &[u8], op: crate::rmw::Rmw) -> Result<crate::rmw::Outcome, CommandError> {
+    let effect = crate::notify::Effect::of(&op);
+    let outcome = node.coordinator.modify(key, op).await?;
+    node.notify.effects(key, effect, &outcome);
+    Ok(outcome)
+}
+
+/// A STORE command's result written at `dst` (replacing what was there; an empty result
+/// deletes it), and its keyspace event: `event` of `class` when it stored members, `del` when
+/// an empty result deleted a key, as Redis reports them.
+pub(crate) async fn store_result(
+    node: &Node,
+    dst: &[u8],
+    value: crate::rmw::Copied,
+    members: usize,
+    class: crate::notify::Class,
+    event: &'static str,
+) -> Result<(), CommandError> {
+    let op = crate::rmw::Rmw::Store { value, expires_ms: None, nx: false };
+    let outcome = node.coordinator.modify(dst, op).await?;
+    if let Some((class, event)) = crate::notify::stored(event, class, members, outcome.applied) {
+        node.notify.report(class, event, dst);
+    }
+    Ok(())
+}
+
 /// Writes a tombstone over what `context` covers; used by DEL and DDEL.
 pub(crate) async fn delete(
     node: &Node,

@@ -62,8 +62,30 @@ async fn read(node: &Node, key: &[u8]) -> Result<Option<Stream>, CommandError> {
     Ok(stream_of(value).map_err(CoordError::Rmw)?)
 }
 
+/// A stream write at the key's deciding node, and its keyspace events (Redis 7.0's).
 async fn modify(node: &Node, key: &Bytes, op: StreamOp) -> Result<crate::rmw::Outcome, CommandError> {
-    Ok(node.coordinator.modify(key, Rmw::Stream(op)).await?)
+    let out = node.coordinator.modify(key, Rmw::Stream(op.clone())).await?;
+    let notify = &node.notify;
+    if notify.enabled() {
+        let made_consumer = out.applied.then_some("xgroup-createconsumer");
+        let events: [Option<&'static str>; 2] = match op {
+            StreamOp::XAdd { .. } => [out.id.map(|_| "xadd"), (out.int > 0).then_some("xtrim")],
+            StreamOp::XDel { .. } => [(out.int > 0).then_some("xdel"), None],
+            StreamOp::XTrim { .. } => [(out.int > 0).then_some("xtrim"), None],
+            StreamOp::XSetId { .. } => [Some("xsetid"), None],
+            StreamOp::GroupCreate { .. } => [Some("xgroup-create"), None],
+            StreamOp::GroupSetId { .. } => [Some("xgroup-setid"), None],
+            StreamOp::GroupDestroy { .. } => [(out.int > 0).then_some("xgroup-destroy"), None],
+            StreamOp::CreateConsumer { .. } => [(out.int > 0).then_some("xgroup-createconsumer"), None],
+            StreamOp::DelConsumer { .. } => [out.applied.then_some("xgroup-delconsumer"), None],
+            StreamOp::ReadGroup { .. } | StreamOp::Claim { .. } | StreamOp::AutoClaim { .. } => [made_consumer, None],
+            StreamOp::Ack { .. } => [None, None],
+        };
+        for event in events.into_iter().flatten() {
+            notify.stream(event, key);
+        }
+    }
+    Ok(out)
 }
 
 fn id_reply(id: StreamId) -> Reply {

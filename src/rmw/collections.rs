@@ -88,8 +88,9 @@ pub fn srem(
     members: &[Bytes],
 ) -> Result<(Option<NewValue>, Outcome), RmwError> {
     let mut set = set_of(current)?;
+    let len = set.len() as u64;
     let removed = members.iter().filter(|m| set.remove(m)).count();
-    Ok(((removed > 0).then(|| written(Value::Set(set), expiry)).flatten(), counted(removed)))
+    Ok(((removed > 0).then(|| written(Value::Set(set), expiry)).flatten(), Outcome { len, ..counted(removed) }))
 }
 
 /// SPOP: removes `count` random members (chosen by `seed`, so a forwarded SPOP picks as its
@@ -110,7 +111,8 @@ pub fn spop(
     for m in &picked {
         set.remove(m);
     }
-    let outcome = Outcome { applied: !picked.is_empty(), members: picked, ..Outcome::default() };
+    let len = members.len() as u64;
+    let outcome = Outcome { applied: !picked.is_empty(), members: picked, len, ..Outcome::default() };
     Ok((outcome.applied.then(|| written(Value::Set(set), expiry)).flatten(), outcome))
 }
 
@@ -151,8 +153,9 @@ pub fn hdel(
     fields: &[Bytes],
 ) -> Result<(Option<NewValue>, Outcome), RmwError> {
     let mut hash = hash_of(current)?;
+    let len = hash.len() as u64;
     let removed = fields.iter().filter(|f| hash.remove(f)).count();
-    Ok(((removed > 0).then(|| written(Value::Hash(hash), expiry)).flatten(), counted(removed)))
+    Ok(((removed > 0).then(|| written(Value::Hash(hash), expiry)).flatten(), Outcome { len, ..counted(removed) }))
 }
 
 /// HINCRBY: the field's counter (convergent, like INCR's): from 0 when missing, from the

@@ -229,11 +229,14 @@ pub struct Outcome {
     pub old: Option<Bytes>,
     /// Whether the operation changed the key (SET's condition held, EXPIRE's reply 1).
     pub applied: bool,
-    /// The string's length after it (APPEND, SETRANGE).
+    /// The string's length after it (APPEND, SETRANGE); a collection's size before it
+    /// (pops, SREM, HDEL, LREM, LTRIM, ZREM ...: keyspace notifications tell from it whether
+    /// the key was emptied).
     pub len: u64,
     /// INCRBYFLOAT's new value, as the reply shows it.
     pub new: Option<Bytes>,
-    /// INCRBY's new value; how many members SADD added, SREM removed ...
+    /// INCRBY's new value; how many members SADD added, SREM removed, LTRIM removed ...;
+    /// 1 when EXPIRE or GETEX deleted the key (a time not in the future).
     pub int: i64,
     /// The members SPOP removed.
     pub members: Vec<Bytes>,
@@ -420,7 +423,8 @@ pub fn apply(
                     if !cond.allows(expiry, *at) {
                         (None, outcome(false, 0))
                     } else if *at <= now {
-                        (Some(delete), outcome(true, 0))
+                        // `int` 1: deleted (its keyspace event is `del`, not `expire`).
+                        (Some(delete), Outcome { int: 1, ..outcome(true, 0) })
                     } else {
                         (Some(same(Some(*at))), outcome(true, 0))
                     }
@@ -429,7 +433,9 @@ pub fn apply(
         }
         Rmw::GetDel | Rmw::Del => (current.map(|_| delete), outcome(current.is_some(), 0)),
         Rmw::GetEx { expiry: change } => match (current, change) {
-            (Some(_), Some(Some(at))) if *at <= now => (Some(delete), outcome(true, 0)),
+            (Some(_), Some(Some(at))) if *at <= now => (Some(delete), Outcome { int: 1, ..outcome(true, 0) }),
+            // PERSIST changes (and reports) something only when there is an expiry.
+            (Some(_), Some(None)) => (expiry.map(|_| same(None)), outcome(expiry.is_some(), 0)),
             (Some(_), Some(new)) => (Some(same(*new)), outcome(true, 0)),
             _ => (None, outcome(false, 0)),
         },

@@ -236,7 +236,7 @@ pub fn apply(
             };
             s.add(id, fields.clone(), dot);
             if let Some(t) = trimming {
-                trim(&mut s, t);
+                out.int = trim(&mut s, t) as i64;
             }
             out.id = Some(id);
             out.applied = true;
@@ -325,6 +325,7 @@ pub fn apply(
                 }
                 g.consumers.remove(consumer);
                 out.int = theirs.len() as i64;
+                out.applied = true;
             }
             s.put_group(group.clone(), dot, g);
             Ok((write(s), out))
@@ -349,6 +350,7 @@ pub fn apply(
                     if picked.is_empty() {
                         return Ok((None, out));
                     }
+                    out.applied = !g.consumers.contains(consumer);
                     g.consumers.insert(consumer.clone(), dot, Consumer { seen_ms: now });
                     for (id, fields) in picked {
                         let read = match g.cursor.entries_read {
@@ -366,7 +368,8 @@ pub fn apply(
                     }
                 }
                 Some(after) => {
-                    changed |= !g.consumers.contains(consumer);
+                    out.applied = !g.consumers.contains(consumer);
+                    changed |= out.applied;
                     g.consumers.insert(consumer.clone(), dot, Consumer { seen_ms: now });
                     let mine: Vec<(StreamId, Pending)> = g
                         .pending_of(Some(consumer))
@@ -437,6 +440,7 @@ pub fn apply(
                 // The consumer comes to be with its first claim (as in Redis).
                 if !g.consumers.contains(consumer) {
                     g.consumers.insert(consumer.clone(), dot, Consumer { seen_ms: now });
+                    out.applied = true;
                 }
                 changed = true;
                 p.consumer = consumer.clone();
@@ -481,6 +485,7 @@ pub fn apply(
                 };
                 if !g.consumers.contains(consumer) {
                     g.consumers.insert(consumer.clone(), dot, Consumer { seen_ms: now });
+                    out.applied = true;
                 }
                 changed = true;
                 p.consumer = consumer.clone();

@@ -38,7 +38,7 @@ mod members;
 mod meta;
 mod scan;
 
-pub use expiry::dead_at;
+pub use expiry::{dead_at, ExpiryWatch};
 pub use members::Patch;
 pub use scan::LiveKeys;
 
@@ -238,6 +238,8 @@ pub struct Storage {
     observer: std::sync::OnceLock<Arc<dyn WriteObserver>>,
     /// Keys by when they may become reapable (`expiry.rs`).
     due: expiry::DueIndex,
+    /// Told of every stored write (keyspace notifications' expiries).
+    expiry_watch: std::sync::OnceLock<Arc<dyn ExpiryWatch>>,
     /// Hint records held now (kept exact: counted at open, then on every insert and removal).
     hint_count: AtomicU64,
     /// Removals of records (data or hint), for `replica::Actors`, which never continues a
@@ -324,6 +326,7 @@ impl Storage {
             commit_lock: Mutex::new(()),
             observer: std::sync::OnceLock::new(),
             due: expiry::DueIndex::default(),
+            expiry_watch: std::sync::OnceLock::new(),
             hint_count: AtomicU64::new(0),
             removed: Removed::default(),
             flushes: arc_swap::ArcSwap::from_pointee(FlushMarks::default()),
@@ -650,6 +653,7 @@ impl Storage {
             }
         };
         self.note_due(key, current.as_deref(), &next);
+        self.note_stored(key, current.as_deref(), &next);
         self.note_write();
         self.records.fetch_add(stored.records, Ordering::Relaxed);
         self.record_bytes.fetch_add(stored.written, Ordering::Relaxed);
