@@ -552,13 +552,17 @@ pub async fn xgroup(node: &Node, args: &[Bytes]) -> CmdResult {
         b"create" | b"setid" if args.len() >= 5 => entries_read_arg(args, 5, &sub[..] == b"create")?,
         _ => (false, None),
     };
-    if args.len() >= 4 && !mkstream {
-        let Some(s) = read(node, key).await? else {
-            return Err(CommandError::Other("The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.".into()));
-        };
-        let needs_group = matches!(&sub[..], b"setid" | b"createconsumer" | b"delconsumer");
-        if needs_group && s.group(&group).is_none() {
-            return Err(words(CommandError::Coordinator(CoordError::Rmw(RmwError::NoGroup(String::new())))));
+    if args.len() >= 4 {
+        // The key's type is checked even with MKSTREAM.
+        let found = read(node, key).await?;
+        if !mkstream {
+            let Some(s) = found else {
+                return Err(CommandError::Other("The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.".into()));
+            };
+            let needs_group = matches!(&sub[..], b"setid" | b"createconsumer" | b"delconsumer");
+            if needs_group && s.group(&group).is_none() {
+                return Err(words(CommandError::Coordinator(CoordError::Rmw(RmwError::NoGroup(String::new())))));
+            }
         }
     }
     match &sub[..] {
