@@ -1753,6 +1753,7 @@ fn stream_sequences_answer_as_redis_does() {
             );
         }
     }
+}
 
 /// A subscriber to every keyspace notification of a server (`PSUBSCRIBE __key*__:*`), and a
 /// connection that publishes the marker that ends each step's messages.
