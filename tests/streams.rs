@@ -115,7 +115,8 @@ fn a_group_read_through_every_node_delivers_each_entry_once() {
                         for e in entries {
                             let Value::Array(pair) = e else { continue };
                             let id = text(&pair[0]);
-                            let _: i64 = redis::cmd("XACK").arg(&["jobs", "workers", &id][..]).query(&mut con).expect("XACK");
+                            let _: i64 =
+                                redis::cmd("XACK").arg(&["jobs", "workers", &id][..]).query(&mut con).expect("XACK");
                             got.push(text(&pair[1]));
                         }
                     }
@@ -142,7 +143,12 @@ fn a_group_read_through_every_node_delivers_each_entry_once() {
         }
     }
     for j in 0..JOBS {
-        assert_eq!(seen.get(&format!("job {j}")), Some(&1), "job {j} delivered {:?} times", seen.get(&format!("job {j}")));
+        assert_eq!(
+            seen.get(&format!("job {j}")),
+            Some(&1),
+            "job {j} delivered {:?} times",
+            seen.get(&format!("job {j}"))
+        );
     }
     assert_eq!(text(&q(&c.nodes[3], &["XPENDING", "jobs", "workers"]).expect("XPENDING")), "0 nil nil nil");
 }

@@ -576,7 +576,9 @@ pub async fn xgroup(node: &Node, args: &[Bytes]) -> CmdResult {
         b"setid" => {
             arity(5, false)?;
             let last = group_start(&args[4])?;
-            modify(node, key, StreamOp::GroupSetId { group: group.clone(), last, entries_read }).await.map_err(words)?;
+            modify(node, key, StreamOp::GroupSetId { group: group.clone(), last, entries_read })
+                .await
+                .map_err(words)?;
             Ok(Reply::ok())
         }
         b"destroy" => {
@@ -593,7 +595,9 @@ pub async fn xgroup(node: &Node, args: &[Bytes]) -> CmdResult {
             };
             Ok(Reply::Int(modify(node, key, op).await.map_err(words)?.int))
         }
-        _ => Err(CommandError::UnknownSubcommand { cmd: "XGROUP", sub: String::from_utf8_lossy(&args[1]).into_owned() }),
+        _ => {
+            Err(CommandError::UnknownSubcommand { cmd: "XGROUP", sub: String::from_utf8_lossy(&args[1]).into_owned() })
+        }
     }
 }
 
@@ -749,11 +753,13 @@ pub async fn xclaim(node: &Node, args: &[Bytes]) -> CmdResult {
             opts.justid = true;
         } else if a.eq_ignore_ascii_case(b"idle") && more > 0 {
             i += 1;
-            let ms = parse_i64(&args[i]).map_err(|_| CommandError::Other("Invalid IDLE option argument for XCLAIM".into()))?;
+            let ms = parse_i64(&args[i])
+                .map_err(|_| CommandError::Other("Invalid IDLE option argument for XCLAIM".into()))?;
             opts.delivered_ms = Some(now.saturating_sub(ms.max(0) as u64));
         } else if a.eq_ignore_ascii_case(b"time") && more > 0 {
             i += 1;
-            let ms = parse_i64(&args[i]).map_err(|_| CommandError::Other("Invalid TIME option argument for XCLAIM".into()))?;
+            let ms = parse_i64(&args[i])
+                .map_err(|_| CommandError::Other("Invalid TIME option argument for XCLAIM".into()))?;
             opts.delivered_ms = Some(ms.max(0) as u64);
         } else if a.eq_ignore_ascii_case(b"retrycount") && more > 0 {
             i += 1;
@@ -849,7 +855,10 @@ pub async fn xinfo(node: &Node, args: &[Bytes]) -> CmdResult {
     let key = args.get(2).ok_or_else(arity_error)?;
     let known = matches!(&sub[..], b"stream" | b"groups" | b"consumers");
     if !known {
-        return Err(CommandError::UnknownSubcommand { cmd: "XINFO", sub: String::from_utf8_lossy(&args[1]).into_owned() });
+        return Err(CommandError::UnknownSubcommand {
+            cmd: "XINFO",
+            sub: String::from_utf8_lossy(&args[1]).into_owned(),
+        });
     }
     let s = read(node, key).await?.ok_or_else(|| CommandError::Other("no such key".into()))?;
     let now = now_ms();

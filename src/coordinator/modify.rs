@@ -87,7 +87,13 @@ impl Coordinator {
         }
     }
 
-    async fn modify_as(&self, key: &[u8], mut op: Rmw, forwarded: bool, deadline: tokio::time::Instant) -> Result<Outcome> {
+    async fn modify_as(
+        &self,
+        key: &[u8],
+        mut op: Rmw,
+        forwarded: bool,
+        deadline: tokio::time::Instant,
+    ) -> Result<Outcome> {
         if self.cluster.view().single(self.me()) {
             return Ok(self.replica.modify(key, &op, None)?.outcome);
         }

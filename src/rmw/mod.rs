@@ -299,9 +299,7 @@ pub fn hll_of(value: &Value) -> Result<Hll, RmwError> {
         Value::Hll(h) => Ok(h.clone()),
         Value::Bytes(b) => Hll::from_redis(b).ok_or(RmwError::NotHll),
         Value::Counter(_) => Err(RmwError::NotHll),
-        Value::Set(_) | Value::Hash(_) | Value::List(_) | Value::ZSet(_) | Value::Stream(_) => {
-            Err(RmwError::WrongType)
-        }
+        Value::Set(_) | Value::Hash(_) | Value::List(_) | Value::ZSet(_) | Value::Stream(_) => Err(RmwError::WrongType),
     }
 }
 

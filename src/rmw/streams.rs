@@ -53,21 +53,74 @@ pub struct ClaimOpts {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StreamOp {
     /// `writer`: 0 at the key's home, else the deciding stand-in's tag (set where it runs).
-    XAdd { id: XAddId, fields: Vec<Bytes>, nomkstream: bool, trim: Option<Trim>, writer: u16 },
-    XDel { ids: Vec<StreamId> },
-    XTrim { trim: Trim },
-    XSetId { last: StreamId, added: Option<u64>, max_deleted: Option<StreamId> },
+    XAdd {
+        id: XAddId,
+        fields: Vec<Bytes>,
+        nomkstream: bool,
+        trim: Option<Trim>,
+        writer: u16,
+    },
+    XDel {
+        ids: Vec<StreamId>,
+    },
+    XTrim {
+        trim: Trim,
+    },
+    XSetId {
+        last: StreamId,
+        added: Option<u64>,
+        max_deleted: Option<StreamId>,
+    },
     /// XGROUP CREATE (`last` `None`: `$`).
-    GroupCreate { group: Bytes, last: Option<StreamId>, mkstream: bool, entries_read: Option<u64> },
-    GroupSetId { group: Bytes, last: Option<StreamId>, entries_read: Option<u64> },
-    GroupDestroy { group: Bytes },
-    CreateConsumer { group: Bytes, consumer: Bytes },
-    DelConsumer { group: Bytes, consumer: Bytes },
+    GroupCreate {
+        group: Bytes,
+        last: Option<StreamId>,
+        mkstream: bool,
+        entries_read: Option<u64>,
+    },
+    GroupSetId {
+        group: Bytes,
+        last: Option<StreamId>,
+        entries_read: Option<u64>,
+    },
+    GroupDestroy {
+        group: Bytes,
+    },
+    CreateConsumer {
+        group: Bytes,
+        consumer: Bytes,
+    },
+    DelConsumer {
+        group: Bytes,
+        consumer: Bytes,
+    },
     /// XREADGROUP of one key: new entries (`after` `None`: `>`) or the consumer's history.
-    ReadGroup { group: Bytes, consumer: Bytes, after: Option<StreamId>, count: usize, noack: bool },
-    Ack { group: Bytes, ids: Vec<StreamId> },
-    Claim { group: Bytes, consumer: Bytes, min_idle: u64, ids: Vec<StreamId>, opts: ClaimOpts },
-    AutoClaim { group: Bytes, consumer: Bytes, min_idle: u64, start: StreamId, count: usize, justid: bool },
+    ReadGroup {
+        group: Bytes,
+        consumer: Bytes,
+        after: Option<StreamId>,
+        count: usize,
+        noack: bool,
+    },
+    Ack {
+        group: Bytes,
+        ids: Vec<StreamId>,
+    },
+    Claim {
+        group: Bytes,
+        consumer: Bytes,
+        min_idle: u64,
+        ids: Vec<StreamId>,
+        opts: ClaimOpts,
+    },
+    AutoClaim {
+        group: Bytes,
+        consumer: Bytes,
+        min_idle: u64,
+        start: StreamId,
+        count: usize,
+        justid: bool,
+    },
 }
 
 /// One entry of a reply: its ID and fields (`None`: deleted since it was delivered).
@@ -116,7 +169,8 @@ pub fn trim(s: &mut Stream, trim: &Trim) -> u64 {
     } else {
         over
     };
-    let doomed: Vec<StreamId> = s.range(StreamId::MIN, StreamId::MAX, false).take(n as usize).map(|(id, _)| id).collect();
+    let doomed: Vec<StreamId> =
+        s.range(StreamId::MIN, StreamId::MAX, false).take(n as usize).map(|(id, _)| id).collect();
     for id in &doomed {
         s.trim_off(*id);
     }
@@ -216,20 +270,17 @@ pub fn apply(
                     }
                     *id
                 }
-                XAddId::AutoSeq(ms) => {
-                    match next_id(last, now, Some(*ms), *writer) {
-                        Some(id) => id,
-                        None if *ms == last.ms => {
-                            return Err(coded("ERR Elements are too large to be stored".into()));
-                        }
-                        None => {
-                            return Err(coded(
-                                "ERR The ID specified in XADD is equal or smaller than the target stream top item"
-                                    .into(),
-                            ))
-                        }
+                XAddId::AutoSeq(ms) => match next_id(last, now, Some(*ms), *writer) {
+                    Some(id) => id,
+                    None if *ms == last.ms => {
+                        return Err(coded("ERR Elements are too large to be stored".into()));
                     }
-                }
+                    None => {
+                        return Err(coded(
+                            "ERR The ID specified in XADD is equal or smaller than the target stream top item".into(),
+                        ))
+                    }
+                },
                 XAddId::Auto => next_id(last, now, None, *writer).ok_or_else(|| {
                     coded("ERR The stream has exhausted the last possible ID, unable to add more items".into())
                 })?,
@@ -264,7 +315,9 @@ pub fn apply(
             }
             if let Some((top, _)) = s.last() {
                 if *last < top {
-                    return Err(coded("ERR The ID specified in XSETID is smaller than the target stream top item".into()));
+                    return Err(coded(
+                        "ERR The ID specified in XSETID is smaller than the target stream top item".into(),
+                    ));
                 }
                 if added.is_some_and(|n| n < s.len() as u64) {
                     return Err(coded(
@@ -371,11 +424,8 @@ pub fn apply(
                     out.applied = !g.consumers.contains(consumer);
                     changed |= out.applied;
                     g.consumers.insert(consumer.clone(), dot, Consumer { seen_ms: now });
-                    let mine: Vec<(StreamId, Pending)> = g
-                        .pending_of(Some(consumer))
-                        .filter(|(id, _)| id > after)
-                        .take(limit)
-                        .collect();
+                    let mine: Vec<(StreamId, Pending)> =
+                        g.pending_of(Some(consumer)).filter(|(id, _)| id > after).take(limit).collect();
                     for (id, mut p) in mine {
                         p.delivered_ms = now;
                         p.count += 1;

@@ -183,9 +183,7 @@ impl SiblingSet {
                     Some(Kind::Hash) => Value::Hash(self.joined(Value::as_hash, unexpired).unwrap_or_default()),
                     Some(Kind::List) => Value::List(self.joined(Value::as_list, unexpired).unwrap_or_default()),
                     Some(Kind::ZSet) => Value::ZSet(self.joined(Value::as_zset, unexpired).unwrap_or_default()),
-                    Some(Kind::Stream) => {
-                        Value::Stream(self.joined(Value::as_stream, unexpired).unwrap_or_default())
-                    }
+                    Some(Kind::Stream) => Value::Stream(self.joined(Value::as_stream, unexpired).unwrap_or_default()),
                     _ => Value::Counter(self.counter_of(unexpired)),
                 };
                 Resolved { value, expires_ms: newest.expires_ms, stamp: (newest.written_ms, newest.origin) }

@@ -587,9 +587,10 @@ mod tests {
         added.add(StreamId::new(2, 0), vec![Bytes::from("b")], dot(2, 1));
         let merged = deleted.join(&added);
         assert!(merged.exists());
-        assert_eq!(merged.range(StreamId::MIN, StreamId::MAX, false).map(|(id, _)| id).collect::<Vec<_>>(), [
-            StreamId::new(2, 0)
-        ]);
+        assert_eq!(
+            merged.range(StreamId::MIN, StreamId::MAX, false).map(|(id, _)| id).collect::<Vec<_>>(),
+            [StreamId::new(2, 0)]
+        );
         assert!(!deleted.exists());
     }
 
