@@ -45,7 +45,8 @@ fn range_id(arg: &[u8], missing_seq: u64) -> Result<StreamId, CommandError> {
 /// One end of an XRANGE interval, with `(` for an exclusive one (`None`: empty interval).
 fn interval_id(arg: &[u8], start: bool) -> Result<Option<StreamId>, CommandError> {
     if let Some(rest) = arg.strip_prefix(b"(") {
-        let id = strict_id(rest)?;
+        // A missing sequence is the interval's own end's: 0 at the start, the last at the end.
+        let id = StreamId::parse(rest, if start { 0 } else { u64::MAX }).ok_or_else(invalid_id)?;
         return Ok(if start {
             Some(id.next().ok_or_else(|| CommandError::Other("invalid start ID for the interval".into()))?)
         } else {
@@ -926,7 +927,7 @@ fn group_info(s: &Stream, name: &Bytes, g: &crate::version::Group) -> Reply {
         (bulk("pending"), Reply::Int(g.pel.len() as i64)),
         (bulk("last-delivered-id"), id_reply(g.cursor.last_id)),
         (bulk("entries-read"), opt(g.cursor.entries_read)),
-        (bulk("lag"), opt(lag(s, g))),
+        (bulk("lag"), lag(s, g).map_or(Reply::Nil, Reply::Int)),
     ])
 }
 
@@ -1002,7 +1003,7 @@ fn stream_info(node: &Node, s: &Stream, full: Option<usize>, now: u64) -> CmdRes
                         (bulk("name"), Reply::Bulk(name.clone())),
                         (bulk("last-delivered-id"), id_reply(g.cursor.last_id)),
                         (bulk("entries-read"), opt(g.cursor.entries_read)),
-                        (bulk("lag"), opt(lag(s, &g))),
+                        (bulk("lag"), lag(s, &g).map_or(Reply::Nil, Reply::Int)),
                         (bulk("pel-count"), Reply::Int(g.pel.len() as i64)),
                         (bulk("pending"), Reply::Array(pel)),
                         (bulk("consumers"), Reply::Array(consumers)),

@@ -220,18 +220,19 @@ pub fn has_tombstones_from(s: &Stream, start: StreamId) -> bool {
     start <= max_deleted
 }
 
-/// A group's lag as XINFO GROUPS shows it (`None`: unknown).
-pub fn lag(s: &Stream, g: &Group) -> Option<u64> {
-    let added = s.entries_added();
+/// A group's lag as XINFO GROUPS shows it (`None`: unknown); negative when ENTRIESREAD set
+/// the group's count past the stream's, as Redis shows it.
+pub fn lag(s: &Stream, g: &Group) -> Option<i64> {
+    let added = s.entries_added() as i64;
     if added == 0 {
         return Some(0);
     }
     if let Some(read) = g.cursor.entries_read {
         if !has_tombstones_from(s, g.cursor.last_id) {
-            return Some(added.saturating_sub(read));
+            return Some(added - read as i64);
         }
     }
-    distance_from_first(s, g.cursor.last_id).map(|read| added.saturating_sub(read))
+    distance_from_first(s, g.cursor.last_id).map(|read| added - read as i64)
 }
 
 /// Applies a stream operation (see `rmw::apply`).
