@@ -13,9 +13,12 @@
 //!   MULTI is an ignored test: EXEC is not isolated across nodes).
 //! - Socket.IO (socketio.js): two servers with @socket.io/redis-adapter and with its sharded
 //!   adapter, broadcasts, rooms, fetchSockets and serverSideEmit across them.
+//! - BullMQ (bullmq.js): 1,000 jobs under the '{bull}' prefix, delayed ones and retried ones
+//!   (attempts, fixed backoff), four Workers and a QueueEvents listener; every job completes
+//!   exactly once (the cluster case is an ignored test: scripts are not atomic across nodes).
 //!
 //! `.ci/run` installs the libraries (pip's redis, rq 1.11.1 and celery[redis] 5.7.0; npm's
-//! packages of compat/apps/package.json into compat/apps/node_modules).
+//! packages of compat/apps/package.json, bullmq among them, into compat/apps/node_modules).
 
 #[path = "../tests/harness/mod.rs"]
 mod harness;
@@ -192,4 +195,30 @@ fn socketio_redis_adapter_through_a_cluster() {
     let cluster = Cluster::start(4, &["--n", "3"]);
     let nodes: Vec<&Node> = cluster.nodes.iter().collect();
     run("node", "socketio.js", &nodes, true);
+}
+
+/// BullMQ (compat/apps/bullmq.js): 1,000 jobs under the '{bull}' prefix, some delayed, some
+/// retried after a fixed backoff, four Workers and a QueueEvents listener (XREAD BLOCK); every
+/// job completes exactly once and QueueEvents sees every completion.
+#[test]
+fn bullmq_on_one_node() {
+    let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
+    run("node", "bullmq.js", &[&node], false);
+}
+
+/// The same with the Queue and each Worker on a different node of a 4-node N=3 cluster.
+/// Ignored: BullMQ's scripts are not atomic across nodes yet. moveToActive (and moveToFinished,
+/// which fetches the next job) first promote due delayed jobs (promoteDelayedJobs.lua:
+/// ZRANGEBYSCORE delayed, ZREM, LPUSH wait per job); two Workers' scripts on different nodes
+/// both read the same due job before either removes it and both push it to wait, so two Workers
+/// run it: the events stream shows `waiting prev delayed` twice and `active` twice for the job,
+/// and the losing Worker gets `Lock mismatch for job job-30. Cmd moveToFinished from active`.
+/// Without delayed jobs or retries the same run passes. Design.md places a script over keys of
+/// one tag ('{bull}' here) at the tag's deciding owner, which makes these scripts atomic.
+#[test]
+#[ignore = "scripts are not yet run at the key's owner in a cluster: BullMQ's promoteDelayedJobs runs twice for one job (docs/testing.md)"]
+fn bullmq_through_a_cluster() {
+    let cluster = Cluster::start(4, &["--n", "3"]);
+    let nodes: Vec<&Node> = cluster.nodes.iter().collect();
+    run("node", "bullmq.js", &nodes, true);
 }
