@@ -2,9 +2,10 @@
 //! and through every node of a 4-node N=3 cluster (docs/testing.md has a table with times):
 //! - redis-py and ioredis scripts of a cache, a session store, a check-and-set and a test
 //!   teardown; applications' Lua scripts; redis-py's pub/sub across two nodes.
-//! - RQ (rqapp.py): 1,000 jobs, three `rq worker --burst` processes (each on another node in
-//!   the cluster), every result read back; workers killed with SIGKILL mid-job, and RQ's
-//!   abandoned-job rule: FailedJobRegistry, or re-queued (and completed) with a retry left.
+//! - RQ 3 (rqapp.py): 1,000 jobs, three `rq worker --burst` processes (each on another node in
+//!   the cluster), every result read back from its results stream (XADD, XREVRANGE), a result
+//!   waited for with XREAD BLOCK; workers killed with SIGKILL mid-job, and RQ's abandoned-job
+//!   rule: FailedJobRegistry, or re-queued (and completed) with a retry left.
 //! - Celery (celeryapp.py), Redis broker and result backend: 1,000 tasks, three workers, every
 //!   AsyncResult.get; an acks_late task re-delivered after its worker is killed mid-task.
 //! - Locks and rate limiters (limits.py, redlock.js): redis-py's Lock with a second client
@@ -17,7 +18,7 @@
 //!   (attempts, fixed backoff), four Workers and a QueueEvents listener; every job completes
 //!   exactly once (the cluster case is an ignored test: scripts are not atomic across nodes).
 //!
-//! `.ci/run` installs the libraries (pip's redis, rq 1.11.1 and celery[redis] 5.7.0; npm's
+//! `.ci/run` installs the libraries (pip's redis, rq 3.0.0 and celery[redis] 5.7.0; npm's
 //! packages of compat/apps/package.json, bullmq among them, into compat/apps/node_modules).
 
 #[path = "../tests/harness/mod.rs"]
@@ -116,8 +117,9 @@ fn redis_py_pubsub_across_two_nodes() {
     run("python3", "pubsub.py", &nodes, false);
 }
 
-/// RQ (compat/apps/rqapp.py): 1,000 jobs, three `rq worker --burst` processes, every result;
-/// workers killed mid-job and RQ's abandoned-job rule (failed registry, or re-queued).
+/// RQ (compat/apps/rqapp.py): 1,000 jobs, three `rq worker --burst` processes, every result
+/// from its results stream, one waited for with XREAD BLOCK; workers killed mid-job and RQ's
+/// abandoned-job rule (failed registry, or re-queued).
 #[test]
 fn rq_on_one_node() {
     let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
