@@ -2,9 +2,10 @@
 //! and through every node of a 4-node N=3 cluster (docs/testing.md has a table with times):
 //! - redis-py and ioredis scripts of a cache, a session store, a check-and-set and a test
 //!   teardown; applications' Lua scripts; redis-py's pub/sub across two nodes.
-//! - RQ (rqapp.py): 1,000 jobs, three `rq worker --burst` processes (each on another node in
-//!   the cluster), every result read back; workers killed with SIGKILL mid-job, and RQ's
-//!   abandoned-job rule: FailedJobRegistry, or re-queued (and completed) with a retry left.
+//! - RQ 3 (rqapp.py): 1,000 jobs, three `rq worker --burst` processes (each on another node in
+//!   the cluster), every result read back from its results stream (XADD, XREVRANGE), a result
+//!   waited for with XREAD BLOCK; workers killed with SIGKILL mid-job, and RQ's abandoned-job
+//!   rule: FailedJobRegistry, or re-queued (and completed) with a retry left.
 //! - Celery (celeryapp.py), Redis broker and result backend: 1,000 tasks, three workers, every
 //!   AsyncResult.get; an acks_late task re-delivered after its worker is killed mid-task.
 //! - Locks and rate limiters (limits.py, redlock.js): redis-py's Lock with a second client
@@ -13,9 +14,12 @@
 //!   MULTI is an ignored test: EXEC is not isolated across nodes).
 //! - Socket.IO (socketio.js): two servers with @socket.io/redis-adapter and with its sharded
 //!   adapter, broadcasts, rooms, fetchSockets and serverSideEmit across them.
+//! - BullMQ (bullmq.js): 1,000 jobs under the '{bull}' prefix, delayed ones and retried ones
+//!   (attempts, fixed backoff), four Workers and a QueueEvents listener; every job completes
+//!   exactly once (the cluster case is an ignored test: scripts are not atomic across nodes).
 //!
-//! `.ci/run` installs the libraries (pip's redis, rq 1.11.1 and celery[redis] 5.7.0; npm's
-//! packages of compat/apps/package.json into compat/apps/node_modules).
+//! `.ci/run` installs the libraries (pip's redis, rq 3.0.0 and celery[redis] 5.7.0; npm's
+//! packages of compat/apps/package.json, bullmq among them, into compat/apps/node_modules).
 
 #[path = "../tests/harness/mod.rs"]
 mod harness;
@@ -113,8 +117,9 @@ fn redis_py_pubsub_across_two_nodes() {
     run("python3", "pubsub.py", &nodes, false);
 }
 
-/// RQ (compat/apps/rqapp.py): 1,000 jobs, three `rq worker --burst` processes, every result;
-/// workers killed mid-job and RQ's abandoned-job rule (failed registry, or re-queued).
+/// RQ (compat/apps/rqapp.py): 1,000 jobs, three `rq worker --burst` processes, every result
+/// from its results stream, one waited for with XREAD BLOCK; workers killed mid-job and RQ's
+/// abandoned-job rule (failed registry, or re-queued).
 #[test]
 fn rq_on_one_node() {
     let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
@@ -192,4 +197,30 @@ fn socketio_redis_adapter_through_a_cluster() {
     let cluster = Cluster::start(4, &["--n", "3"]);
     let nodes: Vec<&Node> = cluster.nodes.iter().collect();
     run("node", "socketio.js", &nodes, true);
+}
+
+/// BullMQ (compat/apps/bullmq.js): 1,000 jobs under the '{bull}' prefix, some delayed, some
+/// retried after a fixed backoff, four Workers and a QueueEvents listener (XREAD BLOCK); every
+/// job completes exactly once and QueueEvents sees every completion.
+#[test]
+fn bullmq_on_one_node() {
+    let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
+    run("node", "bullmq.js", &[&node], false);
+}
+
+/// The same with the Queue and each Worker on a different node of a 4-node N=3 cluster.
+/// Ignored: BullMQ's scripts are not atomic across nodes yet. moveToActive (and moveToFinished,
+/// which fetches the next job) first promote due delayed jobs (promoteDelayedJobs.lua:
+/// ZRANGEBYSCORE delayed, ZREM, LPUSH wait per job); two Workers' scripts on different nodes
+/// both read the same due job before either removes it and both push it to wait, so two Workers
+/// run it: the events stream shows `waiting prev delayed` twice and `active` twice for the job,
+/// and the losing Worker gets `Lock mismatch for job job-30. Cmd moveToFinished from active`.
+/// Without delayed jobs or retries the same run passes. Design.md places a script over keys of
+/// one tag ('{bull}' here) at the tag's deciding owner, which makes these scripts atomic.
+#[test]
+#[ignore = "scripts are not yet run at the key's owner in a cluster: BullMQ's promoteDelayedJobs runs twice for one job (docs/testing.md)"]
+fn bullmq_through_a_cluster() {
+    let cluster = Cluster::start(4, &["--n", "3"]);
+    let nodes: Vec<&Node> = cluster.nodes.iter().collect();
+    run("node", "bullmq.js", &nodes, true);
 }

@@ -1,17 +1,20 @@
-"""RQ (pip's rq) against kura: 1,000 jobs enqueued through one node and run by three
+"""RQ (pip's rq, 3.0) against kura: 1,000 jobs enqueued through one node and run by three
 `rq worker --burst` processes (SimpleWorker: the job runs in the worker's own process), every
-result read back; then workers killed with SIGKILL mid-job, and RQ's own abandoned-job rule:
-StartedJobRegistry.cleanup() moves a job whose execution expired (its worker stopped
-heartbeating) to the FailedJobRegistry, or re-queues it if it has retries left (rq 1.11's
-registry.py; rq 3.0 keeps the rule and names it AbandonedJobError).
+result read back from its results stream (RQ 1.12 and later keep each job's results in a stream,
+`XADD rq:results:<id> MAXLEN ~ 10`, read with XREVRANGE), a client waiting for a result with
+`Job.latest_result(timeout=...)` (XREAD BLOCK) while a worker on another node runs the job; then
+workers killed with SIGKILL mid-job, and RQ's own abandoned-job rule: StartedJobRegistry.cleanup()
+moves a job whose execution expired (its worker stopped heartbeating) to the FailedJobRegistry
+(AbandonedJobError), or re-queues it if it has retries left.
 
 Usage: python3 rqapp.py HOST:PORT [HOST:PORT ...] [--cluster]
 The enqueuer uses the first node; with --cluster each worker connects to another node (the
 second, third, fourth), otherwise all of them to the one node. Results are read through the
 last node. Exits non-zero on the first failed check.
 
-RQ 1.12 and later keep results in a stream (XADD rq:results:<id>): .ci/run pins rq 1.11.1
-until kura has streams.
+The workers are rqjobs.BoundedExitWorker, RQ's SimpleWorker with its pub/sub thread stopped with
+a 1 s bound on exit (RQ 3.0 with redis-py 8.2 can otherwise take 60 s to exit, against
+redis-server too: rqjobs.py says why).
 """
 
 import atexit
@@ -22,12 +25,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
 import redis
 from rq import Queue, Retry
 from rq.job import Job, JobStatus
+from rq.results import Result
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 
 import rqjobs
@@ -75,7 +80,7 @@ def start_worker(node, queue, name):
     log = os.path.join(logs, name + ".log")
     proc = subprocess.Popen(
         [sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", f"redis://{node[0]}:{node[1]}/0",
-         "--worker-class", "rq.worker.SimpleWorker", "--path", DIR, "--name", name, queue],
+         "--worker-class", "rqjobs.BoundedExitWorker", "--path", DIR, "--name", name, queue],
         cwd=DIR, stdout=open(log, "w"), stderr=subprocess.STDOUT,
         preexec_fn=die_with_parent,
     )
@@ -120,6 +125,14 @@ for i, job in enumerate(fetched):
     check(job.get_status() == JobStatus.FINISHED, f"job {i} finished: {job.get_status()}")
     check(job.result is not None and job.result[0] == i * i, f"job {i} result {job.result!r}")
     by_worker[job.result[1]] = by_worker.get(job.result[1], 0) + 1
+pipe = reader.pipeline(transaction=False)
+for job in jobs:
+    pipe.xlen(f"rq:results:{job.id}")
+lengths = pipe.execute()
+check(lengths == [1] * JOBS, f"one entry in each job's results stream: {[n for n in lengths if n != 1][:5]}")
+latest = fetched[7].latest_result()
+check(latest is not None and latest.type == Result.Type.SUCCESSFUL and latest.return_value[0] == 49,
+      f"job 7's latest result from its stream: {latest and (latest.type, latest.return_value)}")
 check(set(by_worker) <= set(names), f"workers named {sorted(by_worker)}")
 check(len(by_worker) >= 2, f"jobs spread over workers: {by_worker}")
 check(Queue(queue.name, connection=reader).count == 0, "queue drained")
@@ -127,6 +140,25 @@ check(FinishedJobRegistry(queue.name, connection=reader).count == JOBS, "Finishe
 check(StartedJobRegistry(queue.name, connection=reader).count == 0, "StartedJobRegistry empty")
 check(FailedJobRegistry(queue.name, connection=reader).count == 0, "FailedJobRegistry empty")
 print(f"rq: {JOBS} jobs by {dict(sorted(by_worker.items()))} in {time.time() - t0:.1f}s")
+
+# 1b. A client blocked in Job.latest_result(timeout=...) (XREAD BLOCK on the job's results
+# stream, through the last node) gets the result once a worker (another node) runs the job.
+t0 = time.time()
+wq = Queue(f"wait-{run}", connection=enqueuer)
+waited = wq.enqueue(rqjobs.square, 12, result_ttl=600)
+got = []
+blocked_before = int(reader.info("clients")["blocked_clients"])
+waiter = threading.Thread(target=lambda: got.append(Job.fetch(waited.id, connection=conn(nodes[-1])).latest_result(timeout=60)))
+waiter.start()
+wait_for("the waiter to block in XREAD", lambda: int(reader.info("clients")["blocked_clients"]) > blocked_before)
+name = f"w-{run}"
+start_worker(worker_nodes[0], wq.name, name)
+wait_exit(name)
+waiter.join(timeout=60)
+check(not waiter.is_alive(), "the waiter got an answer within 60 s")
+check(got and got[0] is not None and got[0].type == Result.Type.SUCCESSFUL and got[0].return_value[0] == 144,
+      f"the waiter's result: {got and got[0] and (got[0].type, got[0].return_value)}")
+print(f"rq: a result waited for with XREAD BLOCK in {time.time() - t0:.1f}s")
 
 # 2. A worker killed mid-job: without retries left the job goes to the FailedJobRegistry,
 # with retries left it is queued again and the next worker completes it.
@@ -164,6 +196,8 @@ wait_exit(name)
 retried = Job.fetch(retried.id, connection=reader)
 check(retried.get_status() == JobStatus.FINISHED, f"re-queued job finished: {retried.get_status()}")
 check(retried.result == 42, f"re-queued job's result {retried.result!r}")
+kinds = [r.type for r in retried.results()]
+check(kinds and kinds[0] == Result.Type.SUCCESSFUL, f"the re-queued job's results, newest first: {kinds}")
 check(reader.get(f"attempts:{retried.id}") == b"2", "the re-queued job ran twice")
 check(failed.get_job_ids() == [doomed.id], "nothing else failed")
 print(f"rq: killed workers' jobs failed / re-queued and completed in {time.time() - t0:.1f}s")
