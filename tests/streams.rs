@@ -11,7 +11,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use harness::{query as q, resp_cmd, wait_split, wait_until, Cluster, Cut, Node};
+use harness::{blocked_clients, flat as text, query as q, resp_cmd, wait_split, wait_until, Cluster, Cut, Node};
 use redis::Value;
 
 const NRW: [&str; 6] = ["--n", "3", "--r", "2", "--w", "2"];
@@ -23,29 +23,6 @@ fn send(s: &mut TcpStream, args: &[&str]) {
 
 fn reply(s: &mut TcpStream) -> Value {
     redis::Parser::new().parse_value(&mut *s).expect("a reply")
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::Nil => "nil".into(),
-        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-        Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(" "),
-        Value::Int(n) => n.to_string(),
-        Value::SimpleString(s) => s.clone(),
-        Value::ServerError(e) => format!("-{} {}", e.code(), e.details().unwrap_or_default()),
-        other => format!("{other:?}"),
-    }
-}
-
-fn blocked_clients(node: &Node) -> usize {
-    match q(node, &["INFO", "clients"]) {
-        Ok(Value::BulkString(b)) => String::from_utf8_lossy(&b)
-            .lines()
-            .find_map(|l| l.strip_prefix("blocked_clients:"))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0),
-        other => panic!("INFO: {other:?}"),
-    }
 }
 
 /// The IDs of an XRANGE reply.

@@ -188,7 +188,7 @@ pub async fn xadd(node: &Node, args: &[Bytes]) -> CmdResult {
     } else {
         XAddId::Explicit(strict_id(id_arg)?)
     };
-    if (args.len() - at) < 3 || (args.len() - at) % 2 == 0 {
+    if (args.len() - at) < 3 || (args.len() - at).is_multiple_of(2) {
         return Err(CommandError::WrongArity("xadd".into()));
     }
     if id == XAddId::Explicit(StreamId::MIN) {
@@ -329,7 +329,7 @@ fn read_args(args: &[Bytes], xreadgroup: bool) -> Result<ReadArgs, CommandError>
     }
     let Some(at) = streams else { return Err(CommandError::Syntax) };
     let rest = &args[at..];
-    if rest.len() % 2 != 0 {
+    if !rest.len().is_multiple_of(2) {
         return Err(CommandError::Other(format!(
             "Unbalanced {name} list of streams: for each stream key an ID or '$' must be specified."
         )));
@@ -434,6 +434,11 @@ fn group_error(e: CommandError, key: &Bytes, group: &[u8], words: GroupWords) ->
     }
 }
 
+/// The error of a missing group (or key), in the words of `words`.
+fn no_group(key: &Bytes, group: &[u8], words: GroupWords) -> CommandError {
+    group_error(CommandError::Coordinator(CoordError::Rmw(RmwError::NoGroup(String::new()))), key, group, words)
+}
+
 #[derive(Clone, Copy)]
 enum GroupWords {
     ReadGroup,
@@ -473,9 +478,8 @@ pub async fn xreadgroup(node: &Node, session: &Session, args: &[Bytes]) -> CmdRe
     let mut after = Vec::with_capacity(r.ids.len());
     let group = r.group.as_ref().map(|(g, _)| g.clone()).unwrap_or_default();
     for (key, arg) in r.keys.iter().zip(&r.ids) {
-        if !read(node, key).await?.is_some_and(|s| s.group(&group).is_some()) {
-            let missing = CommandError::Coordinator(CoordError::Rmw(RmwError::NoGroup(String::new())));
-            return Err(group_error(missing, key, &group, GroupWords::ReadGroup));
+        if read(node, key).await?.is_none_or(|s| s.group(&group).is_none()) {
+            return Err(no_group(key, &group, GroupWords::ReadGroup));
         }
         after.push(match &arg[..] {
             b">" => None,
@@ -562,7 +566,7 @@ pub async fn xgroup(node: &Node, args: &[Bytes]) -> CmdResult {
             };
             let needs_group = matches!(&sub[..], b"setid" | b"createconsumer" | b"delconsumer");
             if needs_group && s.group(&group).is_none() {
-                return Err(words(CommandError::Coordinator(CoordError::Rmw(RmwError::NoGroup(String::new())))));
+                return Err(no_group(key, &group, GroupWords::ForKey));
             }
         }
     }
@@ -624,7 +628,7 @@ fn help() -> Reply {
             "    Prints this help.",
         ]
         .iter()
-        .map(|l| Reply::Simple(*l))
+        .map(|l| Reply::Simple(l))
         .collect(),
     )
 }
@@ -669,14 +673,7 @@ pub async fn xpending(node: &Node, args: &[Bytes]) -> CmdResult {
         None
     };
     let s = read(node, key).await?;
-    let g = s.as_ref().and_then(|s| s.group(group)).ok_or_else(|| {
-        group_error(
-            CommandError::Coordinator(CoordError::Rmw(RmwError::NoGroup(String::new()))),
-            key,
-            group,
-            GroupWords::KeyOrGroup,
-        )
-    })?;
+    let g = s.as_ref().and_then(|s| s.group(group)).ok_or_else(|| no_group(key, group, GroupWords::KeyOrGroup))?;
     let now = now_ms();
     match extended {
         None => {
@@ -729,9 +726,8 @@ fn min_idle_arg(arg: &[u8], cmd: &str) -> Result<u64, CommandError> {
 pub async fn xclaim(node: &Node, args: &[Bytes]) -> CmdResult {
     let (key, group, consumer) = (&args[1], &args[2], &args[3]);
     // Redis looks the key and the group up before it reads the arguments.
-    if !read(node, key).await?.is_some_and(|s| s.group(group).is_some()) {
-        let missing = CommandError::Coordinator(CoordError::Rmw(RmwError::NoGroup(String::new())));
-        return Err(group_error(missing, key, group, GroupWords::KeyOrGroup));
+    if read(node, key).await?.is_none_or(|s| s.group(group).is_none()) {
+        return Err(no_group(key, group, GroupWords::KeyOrGroup));
     }
     let min_idle = min_idle_arg(&args[4], "XCLAIM")?;
     let mut ids = Vec::new();
@@ -799,7 +795,7 @@ pub async fn xautoclaim(node: &Node, args: &[Bytes]) -> CmdResult {
     while i < args.len() {
         if args[i].eq_ignore_ascii_case(b"count") && i + 1 < args.len() {
             let n = parse_i64(&args[i + 1])?;
-            if n < 1 || n > (i64::MAX / 10) {
+            if !(1..=(i64::MAX / 10)).contains(&n) {
                 return Err(CommandError::Other("COUNT must be > 0".into()));
             }
             count = n as usize;
@@ -846,7 +842,7 @@ pub async fn xinfo(node: &Node, args: &[Bytes]) -> CmdResult {
                 "    Print this help.",
             ]
             .iter()
-            .map(|l| Reply::Simple(*l))
+            .map(|l| Reply::Simple(l))
             .collect(),
         ));
     }
@@ -874,14 +870,7 @@ pub async fn xinfo(node: &Node, args: &[Bytes]) -> CmdResult {
             if args.len() != 4 {
                 return Err(arity_error());
             }
-            let g = s.group(&args[3]).ok_or_else(|| {
-                group_error(
-                    CommandError::Coordinator(CoordError::Rmw(RmwError::NoGroup(String::new()))),
-                    key,
-                    &args[3],
-                    GroupWords::ForKey,
-                )
-            })?;
+            let g = s.group(&args[3]).ok_or_else(|| no_group(key, &args[3], GroupWords::ForKey))?;
             Ok(Reply::Array(
                 g.consumers
                     .iter()
@@ -914,7 +903,7 @@ pub async fn xinfo(node: &Node, args: &[Bytes]) -> CmdResult {
                 }
                 Some(_) => return Err(CommandError::Syntax),
             };
-            Ok(stream_info(node, &s, full, now)?)
+            Ok(stream_info(node, &s, full)?)
         }
     }
 }
@@ -931,7 +920,7 @@ fn group_info(s: &Stream, name: &Bytes, g: &crate::version::Group) -> Reply {
     ])
 }
 
-fn stream_info(node: &Node, s: &Stream, full: Option<usize>, now: u64) -> CmdResult {
+fn stream_info(node: &Node, s: &Stream, full: Option<usize>) -> CmdResult {
     let meta = s.meta();
     let first = s.first();
     let recorded_first = first.as_ref().map_or(StreamId::MIN, |(id, _)| *id);
@@ -1013,6 +1002,5 @@ fn stream_info(node: &Node, s: &Stream, full: Option<usize>, now: u64) -> CmdRes
             out.push((bulk("groups"), Reply::Array(groups)));
         }
     }
-    let _ = now;
     Ok(Reply::Map(out))
 }

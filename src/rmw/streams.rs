@@ -235,6 +235,20 @@ pub fn lag(s: &Stream, g: &Group) -> Option<i64> {
     distance_from_first(s, g.cursor.last_id).map(|read| added - read as i64)
 }
 
+/// Gives the pending delivery `p` of `id` to `consumer` (XCLAIM, XAUTOCLAIM), as of the write
+/// `dot` at `stamp`; the consumer comes to be with its first claim, as in Redis. Whether it
+/// was made.
+fn hand_over(g: &mut Group, id: StreamId, mut p: Pending, consumer: &Bytes, dot: Dot, stamp: Stamp) -> bool {
+    p.consumer = consumer.clone();
+    p.stamp = stamp;
+    g.pel.insert(id.key(), dot, p);
+    let made = !g.consumers.contains(consumer);
+    if made {
+        g.consumers.insert(consumer.clone(), dot, Consumer { seen_ms: stamp.0 });
+    }
+    made
+}
+
 /// Applies a stream operation (see `rmw::apply`).
 ///
 /// # Errors
@@ -488,21 +502,14 @@ pub fn apply(
                     changed |= g.pel.remove(&key);
                     continue;
                 };
-                // The consumer comes to be with its first claim (as in Redis).
-                if !g.consumers.contains(consumer) {
-                    g.consumers.insert(consumer.clone(), dot, Consumer { seen_ms: now });
-                    out.applied = true;
-                }
                 changed = true;
-                p.consumer = consumer.clone();
                 p.delivered_ms = delivered_ms;
-                p.stamp = stamp;
                 match opts.retry_count {
                     Some(n) => p.count = n,
                     None if !opts.justid => p.count += 1,
                     None => {}
                 }
-                g.pel.insert(key, dot, p);
+                out.applied |= hand_over(&mut g, *id, p, consumer, dot, stamp);
                 out.entries.push((*id, (!opts.justid).then_some(entry.0)));
             }
             if !changed {
@@ -534,18 +541,12 @@ pub fn apply(
                     changed = true;
                     continue;
                 };
-                if !g.consumers.contains(consumer) {
-                    g.consumers.insert(consumer.clone(), dot, Consumer { seen_ms: now });
-                    out.applied = true;
-                }
                 changed = true;
-                p.consumer = consumer.clone();
                 p.delivered_ms = now;
-                p.stamp = stamp;
                 if !justid {
                     p.count += 1;
                 }
-                g.pel.insert(id.key(), dot, p);
+                out.applied |= hand_over(&mut g, id, p, consumer, dot, stamp);
                 out.entries.push((id, (!justid).then_some(entry.0)));
                 left -= 1;
             }

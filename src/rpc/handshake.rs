@@ -24,8 +24,9 @@ use super::frame;
 /// the flush cutoff their writer had applied; every message carries its sender's deadline.
 /// 7 (issue 21): lists and sorted sets (values and operations); plain reads by digest.
 /// 8 (issue 22): pub/sub (`Publish`, `PubsubQuery`). 9: blocked clients' key watches
-/// (`Watch`, `Touched`).
-pub const PROTOCOL_VERSION: u16 = 9;
+/// (`Watch`, `Touched`). 10: streams (`Value::Stream`, `Rmw::Stream`, the stream fields of
+/// `Outcome`).
+pub const PROTOCOL_VERSION: u16 = 10;
 
 /// Who this node is to its peers, and the key that proves it belongs.
 pub struct Identity {

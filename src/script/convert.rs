@@ -14,7 +14,7 @@ const MAX_DEPTH: usize = 1000;
 /// C's `(long long)` of a double as x86-64 computes it: truncation, and the minimum for NaN
 /// and values out of range.
 pub fn lua_number_to_i64(n: f64) -> i64 {
-    if n.is_nan() || n >= 9.223_372_036_854_775_808e18 || n < -9.223_372_036_854_775_808e18 {
+    if n.is_nan() || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&n) {
         i64::MIN
     } else {
         n as i64

@@ -728,7 +728,7 @@ fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
     for a in args.iter() {
         match a {
             Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-            Value::Number(n) => argv.push(Bytes::from(crate::resp::format_double(*n))),
+            Value::Number(n) => argv.push(crate::resp::format_double(*n)),
             Value::Integer(n) => argv.push(crate::resp::format_double(*n as f64)),
             _ => return fail("ERR Lua redis lib command arguments must be strings or integers"),
         }
