@@ -102,14 +102,16 @@ impl Storage {
     /// Tells the expiry watch (keyspace notifications, `notify/expiry.rs`), if one is
     /// installed, that `key` is now stored as `next` over `old` (the key's lock held).
     pub(super) fn note_stored(&self, key: &[u8], old: Option<&SiblingSet>, next: &SiblingSet) {
-        if let Some(watch) = self.expiry_watch.get() {
+        if let Some(watch) = self.expiry_watch.get().and_then(std::sync::Weak::upgrade) {
             watch.stored(key, old, next);
         }
     }
 
-    /// Installs the expiry watch (once).
-    pub fn watch_expiries(&self, watch: Arc<dyn ExpiryWatch>) {
-        let _ = self.expiry_watch.set(watch);
+    /// Installs the expiry watch (once). The storage keeps a weak reference: the watch's owner
+    /// (the node) keeps it alive, and a strong one would be a cycle through the cluster that
+    /// keeps a closed node's store (and fjall's worker threads) alive.
+    pub fn watch_expiries(&self, watch: &Arc<dyn ExpiryWatch>) {
+        let _ = self.expiry_watch.set(Arc::downgrade(watch));
     }
 
     /// The keys whose stored set died after `after` and at or before `until` (oldest first),

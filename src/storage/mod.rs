@@ -239,7 +239,8 @@ pub struct Storage {
     /// Keys by when they may become reapable (`expiry.rs`).
     due: expiry::DueIndex,
     /// Told of every stored write (keyspace notifications' expiries).
-    expiry_watch: std::sync::OnceLock<Arc<dyn ExpiryWatch>>,
+    /// Weak: the watch (the notifier) reaches the cluster, which holds this storage.
+    expiry_watch: std::sync::OnceLock<std::sync::Weak<dyn ExpiryWatch>>,
     /// Hint records held now (kept exact: counted at open, then on every insert and removal).
     hint_count: AtomicU64,
     /// Removals of records (data or hint), for `replica::Actors`, which never continues a
