@@ -63,7 +63,7 @@ def metric(ip, port, name):
 
 
 def parse_benchmark(text):
-    """rps, p99 and p99.9 (ms) per test from redis-benchmark's full (non --csv) output."""
+    """rps, p50, p99 and p99.9 (ms) per test from redis-benchmark's full (non --csv) output."""
     results = {}
     current = None
     for line in re.split(r"[\r\n]+", text):
@@ -83,6 +83,7 @@ def parse_benchmark(text):
         m = re.match(r"^\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$", line)
         if m and "rps" in results[current]:
             # avg min p50 p95 p99 max
+            results[current]["p50"] = float(m.group(3))
             results[current]["p99"] = float(m.group(5))
     return results
 

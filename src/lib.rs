@@ -13,6 +13,7 @@
 //! - [`antientropy`]: Merkle trees per partition and the exchanges that repair replicas;
 //! - [`script`]: Lua scripting (the sandbox, the libraries, reply conversions);
 //! - [`pubsub`]: this node's subscriptions and the fan-out of messages to the other nodes;
+//!   [`notify`]: keyspace notifications to this node's subscribers;
 //! - [`command`]: one file per Redis command ([`geohash`]: the GEO commands' math, [`glob`]:
 //!   Redis's patterns, both pure; [`rdb`]: DUMP and RESTORE's serialization, pure);
 //! - [`resp`] and [`server`]: connections and RESP2/RESP3 framing;
@@ -34,6 +35,7 @@ pub mod longdouble;
 pub mod membership;
 pub mod metrics;
 pub mod node;
+pub mod notify;
 pub mod peer;
 pub mod pubsub;
 pub mod random;

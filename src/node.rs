@@ -93,6 +93,8 @@ pub struct Node {
     pub scripts: crate::script::Engine,
     /// Pub/sub: this node's subscriptions and the fan-out to its peers.
     pub pubsub: Arc<crate::pubsub::Broker>,
+    /// Keyspace notifications (`notify-keyspace-events`) to this node's subscribers.
+    pub notify: Arc<crate::notify::Notifier>,
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -168,6 +170,8 @@ impl Node {
         })?;
         let clients = Arc::new(crate::clients::Clients::new(idle_timeout));
         let pubsub = Arc::new(crate::pubsub::Broker::new(cluster.clone(), clients.clone()));
+        let notify = crate::notify::Notifier::new(pubsub.clone(), cluster.clone());
+        storage.watch_expiries(&(notify.clone() as Arc<dyn crate::storage::ExpiryWatch>));
         let aae = AntiEntropy::open(replica.clone(), cluster.clone(), Duration::from_secs(config.aae_interval_secs))?;
         let identity = NodeIdentity { node_id };
         let quorum = Quorum { n: config.n, r: config.r, w: config.w };
@@ -200,6 +204,7 @@ impl Node {
             maxclients: AtomicU64::new(maxclients as u64),
             owed_slots: AtomicU64::new(0),
             pubsub,
+            notify,
         }))
     }
 
@@ -211,6 +216,7 @@ impl Node {
         cluster.spawn(stop.clone());
         tokio::spawn(crate::handoff::run(replica.clone(), cluster.clone(), stop.clone()));
         tokio::spawn(self.aae.clone().run(stop.clone()));
+        tokio::spawn(self.notify.clone().run_expiries(replica.storage().clone(), stop.clone()));
         if let Some(outbox) = replica.wakeups().outbox() {
             tokio::spawn(crate::command::blocking::tell_watchers(self.clone(), outbox, stop.clone()));
         }

@@ -1827,6 +1827,20 @@ fn seeded_ring_change_under_load_loses_nothing_and_converges() {
     }
 }
 
+/// A simulation's nodes close when it ends: nothing (the network, the notifier's expiry watch)
+/// keeps a node's store and fjall's worker threads alive in a cycle. Hundreds of schedules run
+/// in one test process; a leak per node once ran it out of threads (stop 24's CI).
+#[test]
+fn an_ended_simulation_closes_its_stores() {
+    let stores: Vec<std::sync::Weak<crate::storage::Storage>> = {
+        let sim = Sim::new(3);
+        sim.ids.iter().map(|id| Arc::downgrade(sim.node(id).coordinator.storage())).collect()
+    };
+    for store in &stores {
+        assert!(store.upgrade().is_none(), "a node's store outlived its simulation");
+    }
+}
+
 /// A seed replays exactly: the same acknowledgements, the same simulated time, the same
 /// copies on the same nodes.
 #[test]

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use harness::{query as q, resp_cmd, wait_until, Cluster, Node};
+use harness::{blocked_clients, flat as show, query as q, resp_cmd, wait_until, Cluster, Node};
 use redis::Value;
 
 const NRW: [&str; 6] = ["--n", "3", "--r", "2", "--w", "2"];
@@ -30,32 +30,10 @@ fn reply(s: &mut TcpStream) -> String {
     }
 }
 
-fn show(v: &Value) -> String {
-    match v {
-        Value::Nil => "nil".into(),
-        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-        Value::Array(items) => items.iter().map(show).collect::<Vec<_>>().join(" "),
-        Value::Int(n) => n.to_string(),
-        Value::ServerError(e) => format!("-{} {}", e.code(), e.details().unwrap_or_default()),
-        other => format!("{other:?}"),
-    }
-}
-
 fn int(v: redis::RedisResult<Value>) -> i64 {
     match v {
         Ok(Value::Int(n)) => n,
         other => panic!("an integer reply, got {other:?}"),
-    }
-}
-
-fn blocked_clients(node: &Node) -> usize {
-    match q(node, &["INFO", "clients"]) {
-        Ok(Value::BulkString(b)) => String::from_utf8_lossy(&b)
-            .lines()
-            .find_map(|l| l.strip_prefix("blocked_clients:"))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0),
-        other => panic!("INFO: {other:?}"),
     }
 }
 

@@ -367,3 +367,116 @@ fn a_subscriber_that_never_reads_is_closed_and_stalls_no_one() {
     assert!(rest.len() < N * payload.len() / 2, "it got {} bytes of {} published", rest.len(), N * payload.len());
     println!("{N} messages of 16 KiB published in {took:?} past a subscriber that never read");
 }
+
+/// A subscriber's messages up to the marker `marker` (published after the writes looked at:
+/// a node queues a write's notifications before it answers the write, and the marker after
+/// its PUBLISH, so whatever a write notified here comes before it): (channel, payload).
+fn until_marker(sub: &mut Conn, marker: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    loop {
+        let (_, _, channel, payload) = message(sub);
+        if channel == marker {
+            return out;
+        }
+        out.push((channel, payload));
+    }
+}
+
+/// Keyspace notifications in a 3-node cluster (docs/pubsub.md): a write through node A is
+/// notified to A's subscribers only (B's and C's see nothing of it), one through B to B's; a
+/// key's expiry is notified once, by the node that decides the key (its first owner), to
+/// that node's subscribers.
+#[test]
+fn keyspace_notifications_go_to_the_subscribers_of_the_node_written_through() {
+    let cluster = Cluster::start(3, &[]);
+    let mut subs = Vec::new();
+    for node in &cluster.nodes {
+        let mut c = Conn::open(node.addr());
+        assert_eq!(c.call(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]), V::Line(b'+', "OK".into()));
+        let mut sub = Conn::open(node.addr());
+        assert_eq!(
+            sub.call(&["PSUBSCRIBE", "__key*__:*"]),
+            V::Agg(b'*', vec![bulk("psubscribe"), bulk("__key*__:*"), V::Int(1)])
+        );
+        subs.push(sub);
+    }
+    let mut markers = 0;
+    // The messages each node's subscriber got, up to a marker published through node 0 (it
+    // reaches every node's subscribers, after what that node notified before).
+    let mut collect = |subs: &mut Vec<Conn>| -> Vec<Vec<(String, String)>> {
+        markers += 1;
+        let marker = format!("__keysync__:{markers}");
+        let mut publisher = Conn::open(cluster.nodes[0].addr());
+        assert_eq!(publisher.call(&["PUBLISH", &marker, "x"]), V::Int(3));
+        subs.iter_mut().map(|s| until_marker(s, &marker)).collect()
+    };
+    let pair = |event: &str, key: &str| {
+        vec![(format!("__keyspace@0__:{key}"), event.to_owned()), (format!("__keyevent@0__:{event}"), key.to_owned())]
+    };
+
+    let mut a = Conn::open(cluster.nodes[0].addr());
+    assert_eq!(a.call(&["SET", "k", "v"]), V::Line(b'+', "OK".into()));
+    assert_eq!(a.call(&["RPUSH", "l", "x"]), V::Int(1));
+    assert_eq!(a.call(&["RPOP", "l"]), bulk("x"));
+    let got = collect(&mut subs);
+    let expected: Vec<_> = [pair("set", "k"), pair("rpush", "l"), pair("rpop", "l"), pair("del", "l")].concat();
+    assert_eq!(got[0], expected, "node 1's subscriber: the writes through node 1");
+    assert_eq!((&got[1], &got[2]), (&vec![], &vec![]), "nodes 2 and 3: nothing of node 1's writes");
+
+    let mut b = Conn::open(cluster.nodes[1].addr());
+    assert_eq!(b.call(&["INCR", "n"]), V::Int(1));
+    let got = collect(&mut subs);
+    assert_eq!(got, vec![vec![], pair("incrby", "n"), vec![]], "node 2's write, to node 2's subscriber");
+
+    // Keys each node decides (its first owner), given short TTLs through node 1: every
+    // expiry is notified by its decider alone. Each node's probe expires after its other
+    // key, and a node looks at what died in the order it died: once its probe is notified,
+    // so is anything else it would ever notify of these keys.
+    let decided_by = |node: usize, skip: usize| {
+        (0..1000)
+            .map(|i| format!("e{i}"))
+            .filter(|k| cluster.preflist(0, k).first() == Some(&node))
+            .nth(skip)
+            .expect("a key each node is the first owner of")
+    };
+    let keys: Vec<(String, String)> = (0..3).map(|n| (decided_by(n, 0), decided_by(n, 1))).collect();
+    for (key, _) in &keys {
+        assert_eq!(a.call(&["SET", key, "v", "PX", "200"]), V::Line(b'+', "OK".into()));
+    }
+    for (_, probe) in &keys {
+        assert_eq!(a.call(&["SET", probe, "v", "PX", "400"]), V::Line(b'+', "OK".into()));
+    }
+    let mut got: Vec<Vec<(String, String)>> = Vec::new();
+    for (sub, (_, probe)) in subs.iter_mut().zip(&keys) {
+        let mut seen = Vec::new();
+        loop {
+            let (_, _, channel, payload) = message(sub);
+            let done = channel == "__keyevent@0__:expired" && payload == *probe;
+            seen.push((channel, payload));
+            if done {
+                break;
+            }
+        }
+        got.push(seen);
+    }
+    for (i, rest) in collect(&mut subs).into_iter().enumerate() {
+        got[i].extend(rest);
+    }
+    let mut writes: Vec<(String, String)> = Vec::new();
+    for (key, _) in &keys {
+        writes.extend([pair("set", key), pair("expire", key)].concat());
+    }
+    for (_, probe) in &keys {
+        writes.extend([pair("set", probe), pair("expire", probe)].concat());
+    }
+    for (i, (key, probe)) in keys.iter().enumerate() {
+        // (A slow machine may expire a key before the last SET is notified: the expiries
+        // and the writes are compared apart, each in order.)
+        let expiry = |(c, p): &(String, String)| c.ends_with("__:expired") || p == "expired";
+        let (expired, written): (Vec<_>, Vec<_>) = got[i].iter().cloned().partition(expiry);
+        assert_eq!(written, if i == 0 { writes.clone() } else { Vec::new() }, "node {}: writes through node 1", i + 1);
+        let expected = [pair("expired", key), pair("expired", probe)].concat();
+        assert_eq!(expired, expected, "node {}'s subscriber: the keys it decides, once", i + 1);
+    }
+    assert_eq!(a.call(&["EXISTS", &keys[1].0]), V::Int(0));
+}

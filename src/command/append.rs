@@ -9,6 +9,6 @@ use crate::rmw::Rmw;
 
 pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     let value = value_to_store(node, &args[2])?;
-    let outcome = node.coordinator.modify(&args[1], Rmw::Append { value }).await?;
+    let outcome = super::modify(node, &args[1], Rmw::Append { value }).await?;
     Ok(Reply::Int(outcome.len as i64))
 }

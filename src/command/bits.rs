@@ -53,7 +53,7 @@ pub async fn setbit(node: &Node, args: &[Bytes]) -> CmdResult {
         b"1" => true,
         _ => return Err(CommandError::Other("bit is not an integer or out of range".into())),
     };
-    let outcome = node.coordinator.modify(&args[1], Rmw::SetBit { offset, on }).await?;
+    let outcome = super::modify(node, &args[1], Rmw::SetBit { offset, on }).await?;
     Ok(Reply::Int(outcome.int))
 }
 
@@ -221,10 +221,11 @@ pub async fn bitop(node: &Node, args: &[Bytes]) -> CmdResult {
         })
         .collect();
     if result.is_empty() {
-        node.coordinator.modify(&args[2], Rmw::Del).await?;
+        super::modify(node, &args[2], Rmw::Del).await?;
     } else {
         let write = Write { value: Some(Bytes::from(result).into()), expires_ms: None };
         node.coordinator.put(&args[2], WriteContext::Everything, write, None).await?;
+        super::set::written(node, &args[2], false);
     }
     Ok(Reply::Int(len as i64))
 }
@@ -332,7 +333,14 @@ pub async fn bitfield(node: &Node, args: &[Bytes], read_only: bool) -> CmdResult
     } else if read_only {
         return Err(CommandError::Other("BITFIELD_RO only supports the GET subcommand".into()));
     } else {
-        node.coordinator.modify(&args[1], Rmw::BitField { ops }).await?.fields
+        let notify = node.notify.enabled().then(|| ops.clone());
+        let outcome = node.coordinator.modify(&args[1], Rmw::BitField { ops }).await?;
+        // `setbit` when a SET or INCRBY changed the string, as Redis counts changes (the
+        // operations replayed on the value they found).
+        if notify.is_some_and(|ops| bitfield::changes(outcome.old.as_deref(), &ops)) {
+            node.notify.report(crate::notify::Class::String, "setbit", &args[1]);
+        }
+        outcome.fields
     };
     Ok(Reply::Array(replies.into_iter().map(|r| r.map_or(Reply::Nil, Reply::Int)).collect()))
 }

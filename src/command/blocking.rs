@@ -1,4 +1,5 @@
-//! The blocking pops: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP.
+//! The blocking pops: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP; and
+//! the wait of XREAD and XREADGROUP with BLOCK (`streams.rs`).
 //!
 //! Each is its non-blocking command tried again until it finds something, its timeout passes
 //! (a null array, as Redis answers), or the client leaves (CLIENT UNBLOCK, CLIENT KILL, a
@@ -146,16 +147,32 @@ pub async fn run(node: &Node, session: &Session, cmd: Cmd, args: &[Bytes]) -> Cm
     if session.in_exec || session.in_script {
         return Ok(gated_attempt(node, &b, true).await?.unwrap_or(Reply::NilArray));
     }
-    let deadline = b.timeout.map(|t| tokio::time::Instant::now() + t);
+    wait(node, session, b.keys, b.timeout, || gated_attempt(node, &b, false)).await
+}
+
+/// Tries `attempt` until it finds something, waiting on `keys` between tries (see the
+/// module's text); the timeout's reply is a null array. XREAD and XREADGROUP wait here too.
+pub(super) async fn wait<F, Fut>(
+    node: &Node,
+    session: &Session,
+    keys: &[Bytes],
+    timeout: Option<Duration>,
+    mut attempt: F,
+) -> CmdResult
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<Reply>, CommandError>>,
+{
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let client = &session.client;
     // Subscribed before the first try: an interruption from then on is seen.
     let mut interrupts = client.interrupts();
-    let registration = node.coordinator.replica().wakeups().register(b.keys);
+    let registration = node.coordinator.replica().wakeups().register(keys);
     let alone = node.coordinator.cluster().view().single(&node.coordinator.identity().node_id);
     let _blocked = client.blocked();
     loop {
-        node.coordinator.watch(b.keys).await;
-        if let Some(reply) = gated_attempt(node, &b, false).await? {
+        node.coordinator.watch(keys).await;
+        if let Some(reply) = attempt().await? {
             // The key may hold more: the next client blocked on it tries too.
             drop(registration);
             return Ok(reply);

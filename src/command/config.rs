@@ -1,8 +1,8 @@
 //! `CONFIG GET pattern [pattern ...]`: the node's settings under their Redis names where Redis
 //! has one (tools such as redis-benchmark ask for `save` and `appendonly`), and kura's own.
-//! `CONFIG SET` changes the few that change at run time, and remembers Redis's encoding
-//! settings (`hash-max-listpack-entries` ..., which tools and test harnesses tune) without
-//! using them; every other setting is fixed at start.
+//! `CONFIG SET` changes the few that change at run time (`notify-keyspace-events` among
+//! them), and remembers Redis's encoding settings (`hash-max-listpack-entries` ..., which
+//! tools and test harnesses tune) without using them; every other setting is fixed at start.
 
 use bytes::Bytes;
 use wildmatch::WildMatch;
@@ -116,6 +116,7 @@ fn parameters(node: &Node) -> Vec<(&'static str, String)> {
         ("proto-max-bulk-len", c.max_request_bytes.to_string()),
         ("client-output-buffer-limit", output_limits(node.clients.output_limits())),
         ("requirepass", node.requirepass.read().clone().unwrap_or_default()),
+        ("notify-keyspace-events", node.notify.flags().to_string()),
         ("kura-max-value-bytes", c.max_value_bytes.to_string()),
         ("kura-max-reply-members", c.max_reply_members.to_string()),
         ("kura-n", c.n.to_string()),
@@ -149,6 +150,7 @@ fn set(node: &Node, args: &[Bytes]) -> CmdResult {
     let mut timeout = None;
     let mut busy = None;
     let mut output = None;
+    let mut notify = None;
     let mut encodings = Vec::new();
     for pair in args[2..].chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_lowercase();
@@ -168,6 +170,14 @@ fn set(node: &Node, args: &[Bytes]) -> CmdResult {
                 let current = output.unwrap_or_else(|| node.clients.output_limits());
                 output = Some(parse_output_limits(&value, current).map_err(|why| {
                     CommandError::Other(format!("CONFIG SET failed (possibly related to argument '{name}') - {why}"))
+                })?);
+            }
+            "notify-keyspace-events" => {
+                notify = Some(crate::notify::Flags::parse(&pair[1]).ok_or_else(|| {
+                    CommandError::Other(format!(
+                        "CONFIG SET failed (possibly related to argument '{name}') - {}",
+                        crate::notify::INVALID
+                    ))
                 })?);
             }
             n if encoding(n).is_some() => {
@@ -215,6 +225,9 @@ fn set(node: &Node, args: &[Bytes]) -> CmdResult {
     }
     if let Some(limits) = output {
         node.clients.set_output_limits(limits);
+    }
+    if let Some(flags) = notify {
+        node.notify.set_flags(flags);
     }
     let mut remembered = node.encodings.lock();
     for (name, value) in encodings {

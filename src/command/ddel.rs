@@ -11,5 +11,6 @@ pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     let w = quorum_option(args, 3, "W")?;
     let context = node.coordinator.decode_context(&args[2])?;
     delete(node, &args[1], WriteContext::Given(context), w).await?;
+    node.notify.report(crate::notify::Class::Generic, "del", &args[1]);
     Ok(Reply::ok())
 }

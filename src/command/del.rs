@@ -12,7 +12,7 @@ use crate::rmw::Rmw;
 pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     let mut removed = 0;
     for key in &args[1..] {
-        if node.coordinator.modify(key, Rmw::Del).await?.applied {
+        if super::modify(node, key, Rmw::Del).await?.applied {
             removed += 1;
         }
     }

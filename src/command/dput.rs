@@ -14,5 +14,6 @@ pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     let value = value_to_store(node, &args[3])?;
     let write = Write { value: Some(value.into()), expires_ms: None };
     let written = node.coordinator.put(&args[1], WriteContext::Given(context), write, w).await?;
+    super::set::written(node, &args[1], false);
     Ok(Reply::bulk(node.coordinator.encode_context(&written.context())?))
 }

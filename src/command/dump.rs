@@ -22,15 +22,17 @@ use crate::resp::Reply;
 use crate::rmw::{Copied, Rmw};
 use crate::version::Value;
 
-/// The object DUMP serializes for `value` (a copy of it, as COPY makes one).
-fn object_of(value: &Value) -> Object {
-    match Copied::of(value) {
+/// The object DUMP serializes for `value` (a copy of it, as COPY makes one); `None` for a
+/// stream (kura does not write Redis's stream encoding: docs/differences.md).
+fn object_of(value: &Value) -> Option<Object> {
+    Some(match Copied::of(value) {
         Copied::Set(members) => Object::Set(members),
         Copied::Hash(fields) => Object::Hash(fields),
         Copied::List(elements) => Object::List(elements),
         Copied::ZSet(items) => Object::ZSet(items),
+        Copied::Stream(_) => return None,
         Copied::Other(v) => Object::String(v.bytes().into_owned()),
-    }
+    })
 }
 
 /// What RESTORE writes for `object`.
@@ -48,7 +50,9 @@ pub async fn dump(node: &Node, args: &[Bytes]) -> CmdResult {
     let set = node.coordinator.get(&args[1], None).await?;
     let Some(resolved) = set.resolve(now_ms()) else { return Ok(Reply::Nil) };
     let settings = rdb::Encodings::from_settings(|name| object::setting(node, name));
-    Ok(Reply::Bulk(Bytes::from(rdb::dump(&object_of(&resolved.value), &settings))))
+    let object = object_of(&resolved.value)
+        .ok_or_else(|| CommandError::Other("DUMP of a stream is not supported by kura".into()))?;
+    Ok(Reply::Bulk(Bytes::from(rdb::dump(&object, &settings))))
 }
 
 fn busy() -> CommandError {
@@ -127,7 +131,7 @@ pub async fn restore(node: &Node, args: &[Bytes]) -> CmdResult {
     if when.is_some_and(|t| t <= now as i64) {
         // Already expired: Redis makes nothing, and with REPLACE deletes what was there.
         if replace {
-            node.coordinator.modify(key, Rmw::Del).await?;
+            super::modify(node, key, Rmw::Del).await?;
         } else if exists(node, key).await? {
             return Err(busy());
         }
@@ -138,5 +142,6 @@ pub async fn restore(node: &Node, args: &[Bytes]) -> CmdResult {
     if !node.coordinator.modify(key, op).await?.applied && !replace {
         return Err(busy());
     }
+    node.notify.report(crate::notify::Class::Generic, "restore", key);
     Ok(Reply::ok())
 }

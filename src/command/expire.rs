@@ -56,12 +56,12 @@ pub async fn run(node: &Node, args: &[Bytes], form: Form) -> CmdResult {
     // Redis reads the options before the time.
     let cond = condition(&args[3..])?;
     let at = deadline(&args[2], form, now_ms())?;
-    let outcome = node.coordinator.modify(&args[1], Rmw::Expire { at_ms: Some(at), cond }).await?;
+    let outcome = super::modify(node, &args[1], Rmw::Expire { at_ms: Some(at), cond }).await?;
     Ok(Reply::Int(i64::from(outcome.applied)))
 }
 
 pub async fn persist(node: &Node, args: &[Bytes]) -> CmdResult {
-    let outcome = node.coordinator.modify(&args[1], Rmw::Expire { at_ms: None, cond: ExpireCond::default() }).await?;
+    let outcome = super::modify(node, &args[1], Rmw::Expire { at_ms: None, cond: ExpireCond::default() }).await?;
     Ok(Reply::Int(i64::from(outcome.applied)))
 }
 

@@ -15,6 +15,7 @@ use super::zsets::parse_score;
 use super::{parse_i64, CmdResult, CommandError};
 use crate::geohash::{self, Extent, Shape};
 use crate::node::Node;
+use crate::notify::Class;
 use crate::resp::Reply;
 use crate::rmw::{Copied, Rmw, ZAddFlags};
 use crate::version::ZSet;
@@ -108,7 +109,7 @@ pub async fn geoadd(node: &Node, args: &[Bytes]) -> CmdResult {
         let [x, y] = lon_lat(&triple[0], &triple[1])?;
         members.push((geohash::score_of(x, y), super::value_to_store(node, &triple[2])?));
     }
-    Ok(Reply::Int(node.coordinator.modify(&args[1], Rmw::ZAdd { members, flags }).await?.int))
+    Ok(Reply::Int(super::modify(node, &args[1], Rmw::ZAdd { members, flags }).await?.int))
 }
 
 /// `GEOPOS key member [...]`: each member's position, or a null array.
@@ -177,6 +178,8 @@ struct Found {
 /// (`georadiusGeneric`).
 pub async fn search(node: &Node, args: &[Bytes], kind: Kind) -> CmdResult {
     let geosearch = matches!(kind, Kind::Search | Kind::SearchStore);
+    // The keyspace event of a STORE (GEORADIUSBYMEMBER's too is Redis's `georadiusstore`).
+    let event = if geosearch { "geosearchstore" } else { "georadiusstore" };
     let nostore = matches!(kind, Kind::RadiusRo | Kind::ByMemberRo);
     let source = if kind == Kind::SearchStore { 2 } else { 1 };
     // Redis looks the key up (and checks its type) before it reads any argument.
@@ -284,9 +287,7 @@ pub async fn search(node: &Node, args: &[Bytes], kind: Kind) -> CmdResult {
         // No such key: the destination is deleted, or the reply is empty.
         return match store {
             Some(dst) => {
-                node.coordinator
-                    .modify(dst, Rmw::Store { value: Copied::ZSet(Vec::new()), expires_ms: None, nx: false })
-                    .await?;
+                super::store_result(node, dst, Copied::ZSet(Vec::new()), 0, Class::Zset, event).await?;
                 Ok(Reply::Int(0))
             }
             None => Ok(Reply::Array(Vec::new())),
@@ -342,7 +343,7 @@ pub async fn search(node: &Node, args: &[Bytes], kind: Kind) -> CmdResult {
     if let Some(dst) = store {
         let items =
             found.into_iter().map(|f| (f.member, if storedist { f.dist / conversion } else { f.score })).collect();
-        node.coordinator.modify(dst, Rmw::Store { value: Copied::ZSet(items), expires_ms: None, nx: false }).await?;
+        super::store_result(node, dst, Copied::ZSet(items), returned, Class::Zset, event).await?;
         return Ok(Reply::Int(returned as i64));
     }
     bounded(node, returned)?;

@@ -8,6 +8,6 @@ use crate::resp::Reply;
 use crate::rmw::Rmw;
 
 pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
-    let outcome = node.coordinator.modify(&args[1], Rmw::GetDel).await?;
+    let outcome = super::modify(node, &args[1], Rmw::GetDel).await?;
     Ok(outcome.old.map_or(Reply::Nil, Reply::Bulk))
 }

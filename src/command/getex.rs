@@ -40,7 +40,7 @@ pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
             return if missing { Ok(Reply::Nil) } else { Err(e) };
         }
     };
-    let outcome = node.coordinator.modify(&args[1], Rmw::GetEx { expiry: Some(expiry) }).await?;
+    let outcome = super::modify(node, &args[1], Rmw::GetEx { expiry: Some(expiry) }).await?;
     Ok(outcome.old.map_or(Reply::Nil, Reply::Bulk))
 }
 

@@ -37,18 +37,18 @@ fn pairs(node: &Node, args: &[Bytes], name: &str) -> Result<Vec<(Bytes, Bytes)>,
 
 pub async fn hset(node: &Node, args: &[Bytes]) -> CmdResult {
     let pairs = pairs(node, args, "hset")?;
-    Ok(Reply::Int(node.coordinator.modify(&args[1], Rmw::HSet { pairs, nx: false }).await?.int))
+    Ok(Reply::Int(super::modify(node, &args[1], Rmw::HSet { pairs, nx: false }).await?.int))
 }
 
 pub async fn hmset(node: &Node, args: &[Bytes]) -> CmdResult {
     let pairs = pairs(node, args, "hmset")?;
-    node.coordinator.modify(&args[1], Rmw::HSet { pairs, nx: false }).await?;
+    super::modify(node, &args[1], Rmw::HSet { pairs, nx: false }).await?;
     Ok(Reply::ok())
 }
 
 pub async fn hsetnx(node: &Node, args: &[Bytes]) -> CmdResult {
     let pairs = pairs(node, args, "hsetnx")?;
-    Ok(Reply::Int(i64::from(node.coordinator.modify(&args[1], Rmw::HSet { pairs, nx: true }).await?.applied)))
+    Ok(Reply::Int(i64::from(super::modify(node, &args[1], Rmw::HSet { pairs, nx: true }).await?.applied)))
 }
 
 pub async fn hget(node: &Node, args: &[Bytes]) -> CmdResult {
@@ -67,7 +67,7 @@ pub async fn hgetall(node: &Node, args: &[Bytes]) -> CmdResult {
 }
 
 pub async fn hdel(node: &Node, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Int(node.coordinator.modify(&args[1], Rmw::HDel { fields: args[2..].to_vec() }).await?.int))
+    Ok(Reply::Int(super::modify(node, &args[1], Rmw::HDel { fields: args[2..].to_vec() }).await?.int))
 }
 
 pub async fn hlen(node: &Node, args: &[Bytes]) -> CmdResult {
@@ -97,7 +97,7 @@ pub async fn hstrlen(node: &Node, args: &[Bytes]) -> CmdResult {
 pub async fn hincrby(node: &Node, args: &[Bytes]) -> CmdResult {
     let by = parse_i64(&args[3])?;
     let op = Rmw::HIncrBy { field: super::value_to_store(node, &args[2])?, by };
-    Ok(Reply::Int(node.coordinator.modify(&args[1], op).await?.int))
+    Ok(Reply::Int(super::modify(node, &args[1], op).await?.int))
 }
 
 pub async fn hincrbyfloat(node: &Node, args: &[Bytes]) -> CmdResult {
@@ -112,7 +112,7 @@ pub async fn hincrbyfloat(node: &Node, args: &[Bytes]) -> CmdResult {
         Ok(_) => {}
     }
     let op = Rmw::HIncrByFloat { field: super::value_to_store(node, &args[2])?, by: args[3].clone() };
-    let outcome = node.coordinator.modify(&args[1], op).await?;
+    let outcome = super::modify(node, &args[1], op).await?;
     Ok(outcome.new.map_or(Reply::Nil, Reply::Bulk))
 }
 

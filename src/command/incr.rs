@@ -14,7 +14,7 @@ use crate::resp::Reply;
 use crate::rmw::{redis_i64, Rmw};
 
 async fn incr_by(node: &Node, key: &[u8], by: i64) -> CmdResult {
-    Ok(Reply::Int(node.coordinator.modify(key, Rmw::IncrBy { by }).await?.int))
+    Ok(Reply::Int(super::modify(node, key, Rmw::IncrBy { by }).await?.int))
 }
 
 fn amount(arg: &[u8]) -> Result<i64, CommandError> {
@@ -41,6 +41,6 @@ pub async fn decrby(node: &Node, args: &[Bytes]) -> CmdResult {
 
 pub async fn incrbyfloat(node: &Node, args: &[Bytes]) -> CmdResult {
     // The key's type is checked first, then its value, then the increment (Redis's order).
-    let outcome = node.coordinator.modify(&args[1], Rmw::IncrByFloat { by: args[2].clone() }).await?;
+    let outcome = super::modify(node, &args[1], Rmw::IncrByFloat { by: args[2].clone() }).await?;
     Ok(Reply::Bulk(outcome.new.unwrap_or_default()))
 }

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use super::collection::{bounded, view, View};
 use super::{parse_i64, CmdResult, CommandError};
 use crate::node::Node;
+use crate::notify::Effect;
 use crate::resp::Reply;
 use crate::rmw::{range_bounds, Rmw};
 use crate::version::OrList;
@@ -23,7 +24,7 @@ async fn read(node: &Node, key: &[u8]) -> Result<View<OrList>, CommandError> {
 /// LPUSH, RPUSH, LPUSHX, RPUSHX.
 pub async fn push(node: &Node, args: &[Bytes], head: bool, existing: bool) -> CmdResult {
     let elements = args[2..].iter().map(|e| super::value_to_store(node, e)).collect::<Result<_, _>>()?;
-    Ok(Reply::Int(node.coordinator.modify(&args[1], Rmw::Push { elements, head, existing }).await?.int))
+    Ok(Reply::Int(super::modify(node, &args[1], Rmw::Push { elements, head, existing }).await?.int))
 }
 
 pub(super) fn positive_count(arg: &[u8]) -> Result<u64, CommandError> {
@@ -37,7 +38,7 @@ pub async fn pop(node: &Node, args: &[Bytes], head: bool) -> CmdResult {
         return Err(CommandError::Syntax);
     }
     let count = args.get(2).map(|c| positive_count(c)).transpose()?;
-    let outcome = node.coordinator.modify(&args[1], Rmw::Pop { head, count }).await?;
+    let outcome = super::modify(node, &args[1], Rmw::Pop { head, count }).await?;
     Ok(match count {
         None => outcome.members.into_iter().next().map_or(Reply::Nil, Reply::Bulk),
         Some(_) if outcome.len == 0 => Reply::NilArray,
@@ -96,7 +97,7 @@ pub async fn lset(node: &Node, args: &[Bytes]) -> CmdResult {
         Err(e) => return Err(e),
     };
     let element = super::value_to_store(node, &args[3])?;
-    node.coordinator.modify(&args[1], Rmw::LSet { index, element }).await?;
+    super::modify(node, &args[1], Rmw::LSet { index, element }).await?;
     Ok(Reply::ok())
 }
 
@@ -110,17 +111,17 @@ pub async fn linsert(node: &Node, args: &[Bytes]) -> CmdResult {
     };
     let element = super::value_to_store(node, &args[4])?;
     let op = Rmw::LInsert { before, pivot: args[3].clone(), element };
-    Ok(Reply::Int(node.coordinator.modify(&args[1], op).await?.int))
+    Ok(Reply::Int(super::modify(node, &args[1], op).await?.int))
 }
 
 pub async fn lrem(node: &Node, args: &[Bytes]) -> CmdResult {
     let count = parse_i64(&args[2])?;
-    Ok(Reply::Int(node.coordinator.modify(&args[1], Rmw::LRem { count, element: args[3].clone() }).await?.int))
+    Ok(Reply::Int(super::modify(node, &args[1], Rmw::LRem { count, element: args[3].clone() }).await?.int))
 }
 
 pub async fn ltrim(node: &Node, args: &[Bytes]) -> CmdResult {
     let (start, stop) = (parse_i64(&args[2])?, parse_i64(&args[3])?);
-    node.coordinator.modify(&args[1], Rmw::LTrim { start, stop }).await?;
+    super::modify(node, &args[1], Rmw::LTrim { start, stop }).await?;
     Ok(Reply::ok())
 }
 
@@ -192,14 +193,24 @@ async fn move_one(node: &Node, src: &Bytes, dst: &Bytes, from: bool, to: bool) -
     if src != dst {
         read(node, dst).await?;
     }
-    let popped = node.coordinator.modify(src, Rmw::Pop { head: from, count: None }).await?;
-    let Some(element) = popped.members.into_iter().next() else { return Ok(Reply::Nil) };
+    let mut popped = node.coordinator.modify(src, Rmw::Pop { head: from, count: None }).await?;
+    let Some(element) = popped.members.first().cloned() else { return Ok(Reply::Nil) };
     let push = Rmw::Push { elements: vec![element.clone()], head: to, existing: false };
-    if let Err(e) = node.coordinator.modify(dst, push).await {
-        let back = Rmw::Push { elements: vec![element], head: from, existing: false };
-        node.coordinator.modify(src, back).await?;
-        return Err(e.into());
+    let pushed = match node.coordinator.modify(dst, push).await {
+        Ok(pushed) => pushed,
+        Err(e) => {
+            let back = Rmw::Push { elements: vec![element], head: from, existing: false };
+            node.coordinator.modify(src, back).await?;
+            return Err(e.into());
+        }
+    };
+    // Redis pushes before it pops, so its events come in that order, and a list moved onto
+    // itself is never emptied.
+    if src == dst {
+        popped.len += 1;
     }
+    node.notify.effects(dst, Effect::Push { head: to }, &pushed);
+    node.notify.effects(src, Effect::Pop { head: from }, &popped);
     Ok(Reply::Bulk(element))
 }
 
@@ -221,7 +232,7 @@ pub async fn lmpop(node: &Node, args: &[Bytes]) -> CmdResult {
     let head = side(dir)?;
     let count = mpop_count(&rest[1..])?;
     for key in keys {
-        let outcome = node.coordinator.modify(key, Rmw::Pop { head, count: Some(count) }).await?;
+        let outcome = super::modify(node, key, Rmw::Pop { head, count: Some(count) }).await?;
         if !outcome.members.is_empty() {
             let elements = outcome.members.into_iter().map(Reply::Bulk).collect();
             return Ok(Reply::Array(vec![Reply::Bulk(shown(key)), Reply::Array(elements)]));

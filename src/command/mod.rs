@@ -58,6 +58,7 @@ mod setex;
 mod setnx;
 mod setrange;
 mod sets;
+mod streams;
 mod strlen;
 mod table;
 mod ttl;
@@ -206,6 +207,7 @@ impl CommandError {
             CommandError::Coordinator(CoordError::Rmw(
                 e @ (crate::rmw::RmwError::NotHll | crate::rmw::RmwError::WrongType),
             )) => format!("WRONGTYPE {e}"),
+            CommandError::Coordinator(CoordError::Rmw(crate::rmw::RmwError::Coded(text))) => text.clone(),
             CommandError::Coordinator(CoordError::Rmw(e)) => format!("ERR {e}"),
             CommandError::Coordinator(CoordError::Busy) => crate::script::BUSY_SCRIPT.to_owned(),
             CommandError::Coordinator(CoordError::NoQuorum { op, needed, got }) => {
@@ -487,6 +489,8 @@ async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes], metrics
             Ok(Reply::ok())
         }
         Cmd::Info => info::run(node, args),
+        Cmd::Xread => streams::xread(node, session, args).await,
+        Cmd::Xreadgroup => streams::xreadgroup(node, session, args).await,
         blocking if blocking.blocks() => blocking::run(node, session, blocking, args).await,
         Cmd::Kura => kura::run(node, args).await,
         Cmd::Multi => multi::multi(session),
@@ -614,6 +618,19 @@ async fn dispatch_data(cmd: Cmd, node: &Node, args: &[Bytes]) -> CmdResult {
         Cmd::Zpopmin => zsets::zpop(node, args, false).await,
         Cmd::Zpopmax => zsets::zpop(node, args, true).await,
         Cmd::Zmpop => zsets::zmpop(node, args).await,
+        Cmd::Xadd => streams::xadd(node, args).await,
+        Cmd::Xrange => streams::xrange(node, args, false).await,
+        Cmd::Xrevrange => streams::xrange(node, args, true).await,
+        Cmd::Xlen => streams::xlen(node, args).await,
+        Cmd::Xdel => streams::xdel(node, args).await,
+        Cmd::Xtrim => streams::xtrim(node, args).await,
+        Cmd::Xsetid => streams::xsetid(node, args).await,
+        Cmd::Xgroup => streams::xgroup(node, args).await,
+        Cmd::Xack => streams::xack(node, args).await,
+        Cmd::Xpending => streams::xpending(node, args).await,
+        Cmd::Xclaim => streams::xclaim(node, args).await,
+        Cmd::Xautoclaim => streams::xautoclaim(node, args).await,
+        Cmd::Xinfo => streams::xinfo(node, args).await,
         Cmd::Zrandmember => zsets::zrandmember(node, args).await,
         Cmd::Zscan => zsets::zscan(node, args).await,
         Cmd::Zunion => zsets::algebra(node, args, zsets::Algebra::Union).await,
@@ -720,6 +737,36 @@ pub(crate) fn quorum_option(args: &[Bytes], from: usize, name: &str) -> Result<O
         }
         _ => Err(CommandError::Syntax),
     }
+}
+
+/// Runs a read-modify-write of `key` (see `Coordinator::modify`) and reports its keyspace
+/// events, which follow from the operation and what it did (`notify::Effect`). Commands whose
+/// events are not those of their operations (RENAME, LMOVE, the STORE commands ...) call the
+/// coordinator and report theirs themselves.
+pub(crate) async fn modify(node: &Node, key: &[u8], op: crate::rmw::Rmw) -> Result<crate::rmw::Outcome, CommandError> {
+    let effect = crate::notify::Effect::of(&op);
+    let outcome = node.coordinator.modify(key, op).await?;
+    node.notify.effects(key, effect, &outcome);
+    Ok(outcome)
+}
+
+/// A STORE command's result written at `dst` (replacing what was there; an empty result
+/// deletes it), and its keyspace event: `event` of `class` when it stored members, `del` when
+/// an empty result deleted a key, as Redis reports them.
+pub(crate) async fn store_result(
+    node: &Node,
+    dst: &[u8],
+    value: crate::rmw::Copied,
+    members: usize,
+    class: crate::notify::Class,
+    event: &'static str,
+) -> Result<(), CommandError> {
+    let op = crate::rmw::Rmw::Store { value, expires_ms: None, nx: false };
+    let outcome = node.coordinator.modify(dst, op).await?;
+    if let Some((class, event)) = crate::notify::stored(event, class, members, outcome.applied) {
+        node.notify.report(class, event, dst);
+    }
+    Ok(())
 }
 
 /// Writes a tombstone over what `context` covers; used by DEL and DDEL.

@@ -16,6 +16,7 @@ pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     for (key, value) in args[1..].iter().step_by(2).zip(values) {
         let write = Write { value: Some(value.into()), expires_ms: None };
         node.coordinator.put(key, WriteContext::Everything, write, None).await?;
+        super::set::written(node, key, false);
     }
     Ok(Reply::ok())
 }

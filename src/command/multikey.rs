@@ -8,6 +8,7 @@ use bytes::Bytes;
 use super::{value_to_store, CmdResult, CommandError};
 use crate::coordinator::{now_ms, Write, WriteContext};
 use crate::node::Node;
+use crate::notify::Class;
 use crate::resp::Reply;
 use crate::rmw::{Copied, Rmw};
 
@@ -47,6 +48,7 @@ pub async fn msetnx(node: &Node, args: &[Bytes]) -> CmdResult {
     }
     for (key, value) in args[1..].iter().step_by(2).zip(values) {
         put(node, key, value, None).await?;
+        super::set::written(node, key, false);
     }
     Ok(Reply::Int(1))
 }
@@ -64,6 +66,9 @@ pub async fn rename(node: &Node, args: &[Bytes], nx: bool) -> CmdResult {
         return Ok(Reply::Int(0));
     }
     node.coordinator.modify(src, Rmw::Del).await?;
+    // Redis reports no `del` of a destination the rename replaced.
+    node.notify.report(Class::Generic, "rename_from", src);
+    node.notify.report(Class::Generic, "rename_to", dst);
     Ok(if nx { Reply::Int(1) } else { Reply::ok() })
 }
 
@@ -96,7 +101,11 @@ pub async fn copy(node: &Node, db: u32, args: &[Bytes]) -> CmdResult {
         return Err(CommandError::Other("source and destination objects are the same".into()));
     }
     let Some((value, expires_ms)) = live(node, src).await? else { return Ok(Reply::Int(0)) };
-    Ok(Reply::Int(i64::from(store(node, &dst, value, expires_ms, !replace).await?)))
+    let copied = store(node, &dst, value, expires_ms, !replace).await?;
+    if copied {
+        node.notify.report(Class::Generic, "copy_to", &dst);
+    }
+    Ok(Reply::Int(i64::from(copied)))
 }
 
 /// `TIME`: the server's clock as `[seconds, microseconds]`.

@@ -44,6 +44,7 @@ fn encoding(node: &Node, value: &Value) -> &'static str {
         Value::Counter(_) => "int",
         Value::Hll(_) => "raw",
         Value::List(_) => "quicklist",
+        Value::Stream(_) => "stream",
         Value::Set(s) => {
             let ints = s.members().all(|m| redis_i64(m).is_some());
             if ints && (s.len() as i64) <= setting(node, "set-max-intset-entries") {

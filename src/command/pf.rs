@@ -15,7 +15,7 @@ use crate::rmw::{hll_of, Rmw};
 use crate::version::Hll;
 
 pub async fn pfadd(node: &Node, args: &[Bytes]) -> CmdResult {
-    let outcome = node.coordinator.modify(&args[1], Rmw::PfAdd { elements: args[2..].to_vec() }).await?;
+    let outcome = super::modify(node, &args[1], Rmw::PfAdd { elements: args[2..].to_vec() }).await?;
     Ok(Reply::Int(i64::from(outcome.applied)))
 }
 
@@ -36,6 +36,6 @@ pub async fn pfcount(node: &Node, args: &[Bytes]) -> CmdResult {
 
 pub async fn pfmerge(node: &Node, args: &[Bytes]) -> CmdResult {
     let sources = union(node, &args[2..]).await?;
-    node.coordinator.modify(&args[1], Rmw::PfMerge { sources }).await?;
+    super::modify(node, &args[1], Rmw::PfMerge { sources }).await?;
     Ok(Reply::ok())
 }

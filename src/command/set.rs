@@ -8,6 +8,7 @@ use bytes::Bytes;
 use super::{parse_i64, value_to_store, CmdResult, CommandError};
 use crate::coordinator::{now_ms, Write, WriteContext};
 use crate::node::Node;
+use crate::notify::Class;
 use crate::resp::Reply;
 use crate::rmw::{Rmw, SetCond};
 
@@ -95,6 +96,7 @@ pub(super) async fn apply(node: &Node, key: &Bytes, value: &Bytes, o: Options) -
     if !(o.get || o.keep_ttl || o.condition != Condition::Always) {
         let write = Write { value: Some(value.into()), expires_ms: o.expires_ms };
         node.coordinator.put(key, WriteContext::Everything, write, None).await?;
+        written(node, key, o.expires_ms.is_some());
         return Ok(Reply::ok());
     }
     let cond = match o.condition {
@@ -103,12 +105,21 @@ pub(super) async fn apply(node: &Node, key: &Bytes, value: &Bytes, o: Options) -
         Condition::IfExists => SetCond::IfExists,
     };
     let op = Rmw::Set { value, expires_ms: o.expires_ms, keep_ttl: o.keep_ttl, cond, get: o.get };
-    let outcome = node.coordinator.modify(key, op).await?;
+    let outcome = super::modify(node, key, op).await?;
     Ok(match (o.get, outcome.applied) {
         (true, _) => outcome.old.map_or(Reply::Nil, Reply::Bulk),
         (false, true) => Reply::ok(),
         (false, false) => Reply::Nil,
     })
+}
+
+/// The keyspace events of a plain SET of `key` (MSET's, BITOP's ...): `set`, and `expire`
+/// when it gave the key an expiry.
+pub(super) fn written(node: &Node, key: &[u8], expires: bool) {
+    node.notify.report(Class::String, "set", key);
+    if expires {
+        node.notify.report(Class::Generic, "expire", key);
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,6 @@ pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     // The size is checked after the key's type, where the value is made (`rmw::apply`); an
     // empty value changes nothing and is never too large (Redis answers the length).
     let value = value_to_store(node, &args[3])?;
-    let outcome = node.coordinator.modify(&args[1], Rmw::SetRange { offset: offset as u64, value }).await?;
+    let outcome = super::modify(node, &args[1], Rmw::SetRange { offset: offset as u64, value }).await?;
     Ok(Reply::Int(outcome.len as i64))
 }

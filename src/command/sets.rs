@@ -13,6 +13,7 @@ use bytes::Bytes;
 use super::collection::{bounded, count_arg, empty_scan, page, pick, scan_cursor, scan_options, view, View};
 use super::{parse_i64, CmdResult, CommandError};
 use crate::node::Node;
+use crate::notify::{Class, Effect};
 use crate::resp::Reply;
 use crate::rmw::{Copied, Rmw};
 use crate::version::OrSet;
@@ -31,11 +32,11 @@ fn bulks<'a>(members: impl Iterator<Item = &'a Bytes>) -> Vec<Reply> {
 
 pub async fn sadd(node: &Node, args: &[Bytes]) -> CmdResult {
     let members = args[2..].iter().map(|m| super::value_to_store(node, m)).collect::<Result<_, _>>()?;
-    Ok(Reply::Int(node.coordinator.modify(&args[1], Rmw::SAdd { members }).await?.int))
+    Ok(Reply::Int(super::modify(node, &args[1], Rmw::SAdd { members }).await?.int))
 }
 
 pub async fn srem(node: &Node, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Int(node.coordinator.modify(&args[1], Rmw::SRem { members: args[2..].to_vec() }).await?.int))
+    Ok(Reply::Int(super::modify(node, &args[1], Rmw::SRem { members: args[2..].to_vec() }).await?.int))
 }
 
 pub async fn smembers(node: &Node, args: &[Bytes]) -> CmdResult {
@@ -91,7 +92,7 @@ pub async fn spop(node: &Node, args: &[Bytes]) -> CmdResult {
         bounded(node, n.min(read(node, &args[1]).await?.len()))?;
     }
     let op = Rmw::SPop { count, seed: crate::random::u64() };
-    let outcome = node.coordinator.modify(&args[1], op).await?;
+    let outcome = super::modify(node, &args[1], op).await?;
     Ok(match count {
         None => outcome.members.into_iter().next().map_or(Reply::Nil, Reply::Bulk),
         Some(_) => Reply::Set(outcome.members.into_iter().map(Reply::Bulk).collect()),
@@ -112,8 +113,11 @@ pub async fn smove(node: &Node, args: &[Bytes]) -> CmdResult {
     if src == dst || !source.contains(member) {
         return Ok(Reply::Int(i64::from(source.contains(member))));
     }
-    node.coordinator.modify(dst, Rmw::SAdd { members: vec![member.clone()] }).await?;
-    node.coordinator.modify(src, Rmw::SRem { members: vec![member.clone()] }).await?;
+    let added = node.coordinator.modify(dst, Rmw::SAdd { members: vec![member.clone()] }).await?;
+    let removed = node.coordinator.modify(src, Rmw::SRem { members: vec![member.clone()] }).await?;
+    // Redis's order: the source's events, then the destination's.
+    node.notify.effects(src, Effect::SRem, &removed);
+    node.notify.effects(dst, Effect::SAdd, &added);
     Ok(Reply::Int(1))
 }
 
@@ -151,10 +155,14 @@ pub async fn algebra(node: &Node, args: &[Bytes], op: Algebra) -> CmdResult {
 /// deletes it); the reply is its size.
 pub async fn store(node: &Node, args: &[Bytes], op: Algebra) -> CmdResult {
     let members = combine(node, &args[2..], op).await?;
-    let n = members.len() as i64;
-    let op = Rmw::Store { value: Copied::Set(members), expires_ms: None, nx: false };
-    node.coordinator.modify(&args[1], op).await?;
-    Ok(Reply::Int(n))
+    let n = members.len();
+    let event = match op {
+        Algebra::Inter => "sinterstore",
+        Algebra::Union => "sunionstore",
+        Algebra::Diff => "sdiffstore",
+    };
+    super::store_result(node, &args[1], Copied::Set(members), n, Class::Set, event).await?;
+    Ok(Reply::Int(n as i64))
 }
 
 /// `SINTERCARD numkeys key [key ...] [LIMIT limit]`.

@@ -148,6 +148,21 @@ commands! {
     Zinterstore => "zinterstore", -4, ["write", "denyoom", "movablekeys"], (1, 1, 1), "sorted_set", false, "Stores the intersection of sorted sets.";
     Zdiffstore => "zdiffstore", -4, ["write", "denyoom", "movablekeys"], (1, 1, 1), "sorted_set", false, "Stores the difference of sorted sets.";
     Zintercard => "zintercard", -3, ["readonly", "movablekeys"], (0, 0, 0), "sorted_set", false, "The size of the intersection of sorted sets [LIMIT].";
+    Xadd => "xadd", -5, ["write", "denyoom", "fast"], (1, 1, 1), "stream", false, "Appends an entry [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT n]] <*|id> field value ... (convergent: entries of both sides of a partition all survive).";
+    Xrange => "xrange", -4, ["readonly"], (1, 1, 1), "stream", false, "Entries in an ID range [COUNT n].";
+    Xrevrange => "xrevrange", -4, ["readonly"], (1, 1, 1), "stream", false, "Entries in an ID range, last first [COUNT n].";
+    Xlen => "xlen", 2, ["readonly", "fast"], (1, 1, 1), "stream", false, "The number of entries.";
+    Xdel => "xdel", -3, ["write", "fast"], (1, 1, 1), "stream", false, "Removes entries by ID.";
+    Xtrim => "xtrim", -4, ["write"], (1, 1, 1), "stream", false, "Trims a stream: MAXLEN|MINID [=|~] threshold [LIMIT n].";
+    Xsetid => "xsetid", -3, ["write", "denyoom", "fast"], (1, 1, 1), "stream", false, "Sets a stream's last ID [ENTRIESADDED n] [MAXDELETEDID id].";
+    Xread => "xread", -4, ["readonly", "blocking", "movablekeys"], (0, 0, 0), "stream", false, "Entries after IDs of several streams [COUNT n] [BLOCK ms] STREAMS key ... id ... (an XADD through any node wakes it).";
+    Xreadgroup => "xreadgroup", -7, ["write", "blocking", "movablekeys"], (0, 0, 0), "stream", false, "Entries for a consumer of a group: GROUP g c [COUNT n] [BLOCK ms] [NOACK] STREAMS key ... id ...";
+    Xgroup => "xgroup", -2, [], (0, 0, 0), "stream", false, "CREATE, SETID, DESTROY, CREATECONSUMER, DELCONSUMER, HELP of consumer groups.";
+    Xack => "xack", -4, ["write", "fast"], (1, 1, 1), "stream", false, "Acknowledges deliveries of a group.";
+    Xpending => "xpending", -3, ["readonly"], (1, 1, 1), "stream", false, "A group's pending deliveries: a summary, or [IDLE ms] start end count [consumer].";
+    Xclaim => "xclaim", -6, ["write", "fast"], (1, 1, 1), "stream", false, "Takes pending deliveries over for a consumer [IDLE] [TIME] [RETRYCOUNT] [FORCE] [JUSTID] [LASTID].";
+    Xautoclaim => "xautoclaim", -6, ["write", "fast"], (1, 1, 1), "stream", false, "XCLAIM of the deliveries idle long enough, from a start ID [COUNT n] [JUSTID].";
+    Xinfo => "xinfo", -2, [], (0, 0, 0), "stream", false, "STREAM [FULL [COUNT n]], GROUPS, CONSUMERS, HELP.";
     Geoadd => "geoadd", -5, ["write", "denyoom"], (1, 1, 1), "geo", false, "Adds positions [NX|XX] [CH] longitude latitude member ... (a ZADD of their 52-bit geohash scores: convergent as sorted sets are).";
     Geopos => "geopos", -2, ["readonly"], (1, 1, 1), "geo", false, "Members' positions (their cells' centres).";
     Geodist => "geodist", -4, ["readonly"], (1, 1, 1), "geo", false, "The distance between two members [M|KM|FT|MI].";
@@ -435,6 +450,8 @@ impl Cmd {
                 | Cmd::Bzpopmin
                 | Cmd::Bzpopmax
                 | Cmd::Bzmpop
+                | Cmd::Xread
+                | Cmd::Xreadgroup
         )
     }
 
@@ -490,7 +507,13 @@ pub(super) fn key_positions(spec: &Spec, args: &[Bytes]) -> Vec<usize> {
         }
         // OBJECT's subcommands name their key after them (Redis's key specs; COMMAND INFO
         // shows no first key).
-        "object" => (2..=2.min(end)).collect(),
+        "object" | "xgroup" | "xinfo" => (2..=2.min(end)).collect(),
+        // The keys after STREAMS: the first half of what follows it.
+        "xread" | "xreadgroup" => {
+            let Some(at) = args.iter().position(|a| a.eq_ignore_ascii_case(b"streams")) else { return Vec::new() };
+            let n = (args.len() - at - 1) / 2;
+            (at + 1..at + 1 + n).collect()
+        }
         // Shard channels sit where keys do (Redis Cluster routes them by slot) but are no keys
         // (`not_key`): never moved into a database, never keys of a pipeline wave.
         "ssubscribe" | "sunsubscribe" | "spublish" => Vec::new(),
@@ -558,6 +581,16 @@ const SUBCOMMANDS: &[(Cmd, &str, i32, bool)] = &[
     (Cmd::Pubsub, "shardchannels", -2, false),
     (Cmd::Pubsub, "shardnumsub", -2, false),
     (Cmd::Pubsub, "help", 2, false),
+    (Cmd::Xgroup, "create", -5, false),
+    (Cmd::Xgroup, "setid", -5, false),
+    (Cmd::Xgroup, "destroy", 4, false),
+    (Cmd::Xgroup, "createconsumer", 5, false),
+    (Cmd::Xgroup, "delconsumer", 5, false),
+    (Cmd::Xgroup, "help", 2, false),
+    (Cmd::Xinfo, "stream", -3, false),
+    (Cmd::Xinfo, "groups", 3, false),
+    (Cmd::Xinfo, "consumers", 4, false),
+    (Cmd::Xinfo, "help", 2, false),
 ];
 
 #[cfg(test)]

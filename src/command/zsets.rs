@@ -17,6 +17,7 @@ use super::lists::{numkeys, shown};
 use super::{parse_i64, CmdResult, CommandError};
 use crate::coordinator::{now_ms, CoordError};
 use crate::node::Node;
+use crate::notify::Class;
 use crate::resp::{format_double, Reply};
 use crate::rmw::{select, Copied, LexBound, Rmw, RmwError, ScoreBound, ZAddFlags, ZRange};
 use crate::version::{Value, ZSet};
@@ -95,7 +96,7 @@ pub async fn zadd(node: &Node, args: &[Bytes]) -> CmdResult {
         i += 1;
     }
     let rest = &args[i..];
-    if rest.is_empty() || rest.len() % 2 != 0 {
+    if rest.is_empty() || !rest.len().is_multiple_of(2) {
         return Err(CommandError::Syntax);
     }
     if flags.nx && flags.xx {
@@ -112,7 +113,7 @@ pub async fn zadd(node: &Node, args: &[Bytes]) -> CmdResult {
         let score = score_arg(&pair[0])?;
         members.push((score, super::value_to_store(node, &pair[1])?));
     }
-    let outcome = node.coordinator.modify(&args[1], Rmw::ZAdd { members, flags }).await?;
+    let outcome = super::modify(node, &args[1], Rmw::ZAdd { members, flags }).await?;
     Ok(if flags.incr {
         outcome.scores.first().map_or(Reply::Nil, |&s| Reply::Double(s))
     } else {
@@ -124,12 +125,12 @@ pub async fn zincrby(node: &Node, args: &[Bytes]) -> CmdResult {
     let by = score_arg(&args[2])?;
     let member = super::value_to_store(node, &args[3])?;
     let flags = ZAddFlags { incr: true, ..ZAddFlags::default() };
-    let outcome = node.coordinator.modify(&args[1], Rmw::ZAdd { members: vec![(by, member)], flags }).await?;
+    let outcome = super::modify(node, &args[1], Rmw::ZAdd { members: vec![(by, member)], flags }).await?;
     Ok(outcome.scores.first().map_or(Reply::Nil, |&s| Reply::Double(s)))
 }
 
 pub async fn zrem(node: &Node, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Int(node.coordinator.modify(&args[1], Rmw::ZRem { members: args[2..].to_vec() }).await?.int))
+    Ok(Reply::Int(super::modify(node, &args[1], Rmw::ZRem { members: args[2..].to_vec() }).await?.int))
 }
 
 pub async fn zcard(node: &Node, args: &[Bytes]) -> CmdResult {
@@ -274,9 +275,9 @@ pub enum By2 {
 pub async fn zrangestore(node: &Node, args: &[Bytes]) -> CmdResult {
     let req = range_request(&args[3], &args[4], &args[5..], By::Rank, false, true, true)?;
     let items = run_range(&*read(node, &args[2]).await?, &req);
-    let n = items.len() as i64;
-    node.coordinator.modify(&args[1], Rmw::Store { value: Copied::ZSet(items), expires_ms: None, nx: false }).await?;
-    Ok(Reply::Int(n))
+    let n = items.len();
+    super::store_result(node, &args[1], Copied::ZSet(items), n, Class::Zset, "zrangestore").await?;
+    Ok(Reply::Int(n as i64))
 }
 
 /// ZREMRANGEBYRANK, ZREMRANGEBYSCORE, ZREMRANGEBYLEX.
@@ -286,7 +287,7 @@ pub async fn zremrange(node: &Node, args: &[Bytes], by: By2) -> CmdResult {
         By2::Lex => ZRange::Lex(lex_bound(&args[2])?, lex_bound(&args[3])?),
         _ => ZRange::Rank(parse_i64(&args[2])?, parse_i64(&args[3])?),
     };
-    Ok(Reply::Int(node.coordinator.modify(&args[1], Rmw::ZRemRange { range }).await?.int))
+    Ok(Reply::Int(super::modify(node, &args[1], Rmw::ZRemRange { range }).await?.int))
 }
 
 /// ZPOPMIN, ZPOPMAX `key [count]`.
@@ -298,7 +299,7 @@ pub async fn zpop(node: &Node, args: &[Bytes], max: bool) -> CmdResult {
         None => None,
         Some(c) => Some(super::lists::positive_count(c)?),
     };
-    let outcome = node.coordinator.modify(&args[1], Rmw::ZPop { max, count: count.unwrap_or(1) }).await?;
+    let outcome = super::modify(node, &args[1], Rmw::ZPop { max, count: count.unwrap_or(1) }).await?;
     let items: Vec<(Bytes, f64)> = outcome.members.into_iter().zip(outcome.scores).collect();
     Ok(match count {
         None => Reply::Array(items.into_iter().flat_map(|(m, s)| [Reply::Bulk(m), Reply::Double(s)]).collect()),
@@ -319,7 +320,7 @@ pub async fn zmpop(node: &Node, args: &[Bytes]) -> CmdResult {
     };
     let count = super::lists::mpop_count(&rest[1..])?;
     for key in keys {
-        let outcome = node.coordinator.modify(key, Rmw::ZPop { max, count }).await?;
+        let outcome = super::modify(node, key, Rmw::ZPop { max, count }).await?;
         if !outcome.members.is_empty() {
             let pairs = outcome
                 .members
@@ -519,9 +520,14 @@ pub async fn algebra(node: &Node, args: &[Bytes], op: Algebra) -> CmdResult {
 /// ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE: the result replaces the destination.
 pub async fn store(node: &Node, args: &[Bytes], op: Algebra) -> CmdResult {
     let (items, _) = combine(node, &name(&args[0]), &args[2..], op, true).await?;
-    let n = items.len() as i64;
-    node.coordinator.modify(&args[1], Rmw::Store { value: Copied::ZSet(items), expires_ms: None, nx: false }).await?;
-    Ok(Reply::Int(n))
+    let n = items.len();
+    let event = match op {
+        Algebra::Union => "zunionstore",
+        Algebra::Inter => "zinterstore",
+        Algebra::Diff => "zdiffstore",
+    };
+    super::store_result(node, &args[1], Copied::ZSet(items), n, Class::Zset, event).await?;
+    Ok(Reply::Int(n as i64))
 }
 
 /// `ZINTERCARD numkeys key [key ...] [LIMIT limit]`.

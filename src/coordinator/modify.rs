@@ -93,7 +93,13 @@ impl Coordinator {
         }
     }
 
-    async fn modify_as(&self, key: &[u8], op: Rmw, forwarded: bool, deadline: tokio::time::Instant) -> Result<Outcome> {
+    async fn modify_as(
+        &self,
+        key: &[u8],
+        mut op: Rmw,
+        forwarded: bool,
+        deadline: tokio::time::Instant,
+    ) -> Result<Outcome> {
         if self.cluster.view().single(self.me()) {
             return Ok(self.replica.modify(key, &op, None)?.outcome);
         }
@@ -142,6 +148,8 @@ impl Coordinator {
         let read = self.get_as(key, None, mine, deadline, false).await?;
         self.replica.merge(key, &read, role.hint_for.as_deref())?;
         let started = Instant::now();
+        // The key's home gives Redis's stream IDs; any other decider its own tagged ones.
+        op.decided_by(if prefs[0] == self.me() { 0 } else { crate::version::writer_tag(self.me()) });
         let Modified { written, patch, outcome } = self.replica.modify(key, &op, role.hint_for.as_deref())?;
         if let Some(written) = written {
             let patch = patch.map(Arc::new);

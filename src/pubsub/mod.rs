@@ -80,6 +80,12 @@ impl Broker {
         n
     }
 
+    /// Delivers a message to this node's subscribers only (keyspace notifications,
+    /// `notify/`); how many received it.
+    pub fn publish_local(&self, channel: Bytes, message: Bytes) -> usize {
+        self.deliver(&Published { channel, message, sharded: false })
+    }
+
     /// PUBLISH / SPUBLISH: delivers to this node's subscribers and queues the message for
     /// every other member that is up (both before the first wait, so messages published one
     /// after the other leave in that order), then waits at most `--sloppy-after-ms` for the

@@ -137,6 +137,27 @@ pub fn run(value: &mut Vec<u8>, ops: &[FieldOp]) -> Vec<Option<i64>> {
     ops.iter().map(|op| apply(value, op)).collect()
 }
 
+/// Whether `ops` (run on `value`, `None` when the key is missing) change the string as Redis
+/// counts changes for BITFIELD's keyspace event: a SET or INCRBY that wrote (not refused by
+/// OVERFLOW FAIL) when the string was made or grown for the fields written, or that changed
+/// its field's value.
+pub fn changes(value: Option<&[u8]>, ops: &[FieldOp]) -> bool {
+    let mut v = value.unwrap_or_default().to_vec();
+    let before = v.len();
+    if let Some(last) = ops.iter().filter_map(FieldOp::last_written_bit).max() {
+        v.resize(v.len().max((last >> 3) as usize + 1), 0);
+    }
+    let dirty = value.is_none() || v.len() > before;
+    let mut changed = false;
+    for op in ops.iter().filter(|op| op.kind != FieldOpKind::Get) {
+        let old = get(&v, op.ty, op.offset);
+        if apply(&mut v, op).is_some() {
+            changed |= dirty || get(&v, op.ty, op.offset) != old;
+        }
+    }
+    changed
+}
+
 /// The reply of a GET (which only reads `value`, of any length).
 pub fn get(value: &[u8], ty: FieldType, offset: u64) -> i64 {
     if ty.signed {
@@ -202,6 +223,21 @@ mod tests {
 
     fn get_op(ty: &str, offset: u64) -> FieldOp {
         op(FieldOpKind::Get, ty, offset, Wrap)
+    }
+
+    /// What redis-server 7.0.15 notifies (`setbit`) for each.
+    #[test]
+    fn changes_as_redis_counts_them() {
+        let a = Some(&b"A"[..]);
+        assert!(changes(None, &[set("u8", 0, 65, Wrap)]), "made");
+        assert!(!changes(a, &[set("u8", 0, 65, Wrap)]), "the same value");
+        assert!(!changes(a, &[incr("u8", 0, 0, Wrap)]));
+        assert!(changes(a, &[incr("u8", 0, 1, Wrap)]));
+        assert!(changes(a, &[set("u8", 8, 0, Wrap)]), "grown");
+        assert!(changes(None, &[set("u8", 0, 0, Wrap)]), "made, though zero");
+        assert!(!changes(None, &[incr("u2", 0, 10, Fail)]), "made, but refused");
+        assert!(!changes(a, &[get_op("u8", 0)]));
+        assert!(!changes(Some(&[0xff][..]), &[incr("u8", 0, 1, Sat)]), "saturated where it was");
     }
 
     /// Redis's documentation: a 5-bit unsigned 23 at offset 7 of zeroes is 00000001|01110000.

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use rand::SeedableRng;
 
 use super::{redis_i64, NewValue, Outcome, Rmw, RmwError};
-use crate::version::{positions, Counter, Dot, Elem, Field, FieldValue, OrHash, OrList, OrSet, Value, ZSet};
+use crate::version::{positions, Counter, Dot, Elem, Field, FieldValue, OrHash, OrList, OrSet, Stream, Value, ZSet};
 
 /// The set a key holds: its own, or an empty one when it is missing.
 ///
@@ -88,8 +88,9 @@ pub fn srem(
     members: &[Bytes],
 ) -> Result<(Option<NewValue>, Outcome), RmwError> {
     let mut set = set_of(current)?;
+    let len = set.len() as u64;
     let removed = members.iter().filter(|m| set.remove(m)).count();
-    Ok(((removed > 0).then(|| written(Value::Set(set), expiry)).flatten(), counted(removed)))
+    Ok(((removed > 0).then(|| written(Value::Set(set), expiry)).flatten(), Outcome { len, ..counted(removed) }))
 }
 
 /// SPOP: removes `count` random members (chosen by `seed`, so a forwarded SPOP picks as its
@@ -110,7 +111,8 @@ pub fn spop(
     for m in &picked {
         set.remove(m);
     }
-    let outcome = Outcome { applied: !picked.is_empty(), members: picked, ..Outcome::default() };
+    let len = members.len() as u64;
+    let outcome = Outcome { applied: !picked.is_empty(), members: picked, len, ..Outcome::default() };
     Ok((outcome.applied.then(|| written(Value::Set(set), expiry)).flatten(), outcome))
 }
 
@@ -151,8 +153,9 @@ pub fn hdel(
     fields: &[Bytes],
 ) -> Result<(Option<NewValue>, Outcome), RmwError> {
     let mut hash = hash_of(current)?;
+    let len = hash.len() as u64;
     let removed = fields.iter().filter(|f| hash.remove(f)).count();
-    Ok(((removed > 0).then(|| written(Value::Hash(hash), expiry)).flatten(), counted(removed)))
+    Ok(((removed > 0).then(|| written(Value::Hash(hash), expiry)).flatten(), Outcome { len, ..counted(removed) }))
 }
 
 /// HINCRBY: the field's counter (convergent, like INCR's): from 0 when missing, from the
@@ -225,6 +228,8 @@ pub enum Copied {
     Hash(Vec<(Bytes, Bytes)>),
     List(Vec<Bytes>),
     ZSet(Vec<(Bytes, f64)>),
+    /// A stream: its entries and groups are written anew under the copy's dot.
+    Stream(Stream),
     Other(Value),
 }
 
@@ -237,6 +242,7 @@ impl Copied {
             Value::Hash(h) => Copied::Hash(h.iter().map(|(f, v)| (f.clone(), v.bytes())).collect()),
             Value::List(l) => Copied::List(l.iter().map(|(_, e)| e.value).collect()),
             Value::ZSet(z) => Copied::ZSet(z.by_score().map(|(s, m)| (m.clone(), s)).collect()),
+            Value::Stream(s) => Copied::Stream(s.clone()),
             Value::Counter(_) => Copied::Other(Value::Bytes(value.bytes().into_owned())),
             other => Copied::Other(other.clone()),
         }
@@ -266,6 +272,7 @@ impl Copied {
             Copied::ZSet(m) => {
                 Some(Value::ZSet(ZSet::from_members(m.iter().cloned(), dot, (now, dot.actor, dot.counter))))
             }
+            Copied::Stream(s) => Some(Value::Stream(s.copied(dot))),
             Copied::Other(v) => Some(v.clone()),
         }
     }

@@ -128,6 +128,7 @@ pub fn apply(
             for p in &gone {
                 list.remove(p);
             }
+            out.int = gone.len() as i64;
             !gone.is_empty()
         }
         _ => unreachable!("rmw::apply sends only the operations of lists here"),

@@ -11,6 +11,7 @@
 pub mod bitfield;
 mod collections;
 mod lists;
+mod streams;
 mod zsets;
 
 use bytes::{Bytes, BytesMut};
@@ -19,6 +20,9 @@ use serde::{Deserialize, Serialize};
 use crate::version::{Actor, Counter, Dot, Hll, Resolved, SiblingSet, Value};
 pub use collections::{hash_of, set_of, Copied};
 pub use lists::{list_of, range_bounds};
+pub use streams::{
+    distance_from_first, has_tombstones_from, lag, stream_of, ClaimOpts, EntryReply, StreamOp, Trim, TrimBy, XAddId,
+};
 pub use zsets::{select, zset_of, LexBound, ScoreBound, ZAddFlags, ZRange};
 
 /// Redis's `proto-max-bulk-len`: no string grows past it.
@@ -190,6 +194,8 @@ pub enum Rmw {
     ZRemRange {
         range: ZRange,
     },
+    /// XADD and the other writes of streams (`streams.rs`).
+    Stream(StreamOp),
     /// RENAME, COPY and the STORE commands at their destination: the value replaces the key's
     /// (with `nx` only when the key is missing); `applied` when it wrote.
     Store {
@@ -197,6 +203,16 @@ pub enum Rmw {
         expires_ms: Option<u64>,
         nx: bool,
     },
+}
+
+impl Rmw {
+    /// Tells an XADD who decides it: the key's home (`writer` 0) or a stand-in with this
+    /// writer tag (`version::stream`'s ID rule). Other operations ignore it.
+    pub fn decided_by(&mut self, writer: u16) {
+        if let Rmw::Stream(StreamOp::XAdd { writer: w, .. }) = self {
+            *w = writer;
+        }
+    }
 }
 
 /// The new sibling an operation writes: a value (or a tombstone) and its expiry.
@@ -213,11 +229,14 @@ pub struct Outcome {
     pub old: Option<Bytes>,
     /// Whether the operation changed the key (SET's condition held, EXPIRE's reply 1).
     pub applied: bool,
-    /// The string's length after it (APPEND, SETRANGE).
+    /// The string's length after it (APPEND, SETRANGE); a collection's size before it
+    /// (pops, SREM, HDEL, LREM, LTRIM, ZREM ...: keyspace notifications tell from it whether
+    /// the key was emptied).
     pub len: u64,
     /// INCRBYFLOAT's new value, as the reply shows it.
     pub new: Option<Bytes>,
-    /// INCRBY's new value; how many members SADD added, SREM removed ...
+    /// INCRBY's new value; how many members SADD added, SREM removed, LTRIM removed ...;
+    /// 1 when EXPIRE or GETEX deleted the key (a time not in the future).
     pub int: i64,
     /// The members SPOP removed.
     pub members: Vec<Bytes>,
@@ -225,6 +244,12 @@ pub struct Outcome {
     pub scores: Vec<f64>,
     /// BITFIELD's replies, one per subcommand (`None`: an OVERFLOW FAIL wrote nothing).
     pub fields: Vec<Option<i64>>,
+    /// XADD's new ID; XAUTOCLAIM's next cursor.
+    pub id: Option<crate::version::StreamId>,
+    /// The entries XREADGROUP delivered, XCLAIM and XAUTOCLAIM claimed.
+    pub entries: Vec<EntryReply>,
+    /// The IDs XAUTOCLAIM found deleted.
+    pub deleted: Vec<crate::version::StreamId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -257,6 +282,12 @@ pub enum RmwError {
     ListFull,
     #[error("resulting score is not a number (NaN)")]
     ScoreNan,
+    /// A whole error line with its own code (`ERR ...`, `BUSYGROUP ...`), sent as it is.
+    #[error("{0}")]
+    Coded(String),
+    /// No such consumer group (or no such key): each stream command words it its own way.
+    #[error("no such consumer group '{0}'")]
+    NoGroup(String),
 }
 
 /// The HyperLogLog a value holds: its own, or a string in Redis's encoding of one.
@@ -268,7 +299,7 @@ pub fn hll_of(value: &Value) -> Result<Hll, RmwError> {
         Value::Hll(h) => Ok(h.clone()),
         Value::Bytes(b) => Hll::from_redis(b).ok_or(RmwError::NotHll),
         Value::Counter(_) => Err(RmwError::NotHll),
-        Value::Set(_) | Value::Hash(_) | Value::List(_) | Value::ZSet(_) => Err(RmwError::WrongType),
+        Value::Set(_) | Value::Hash(_) | Value::List(_) | Value::ZSet(_) | Value::Stream(_) => Err(RmwError::WrongType),
     }
 }
 
@@ -338,6 +369,7 @@ pub fn apply(
         Rmw::ZAdd { .. } | Rmw::ZRem { .. } | Rmw::ZPop { .. } | Rmw::ZRemRange { .. } => {
             return zsets::apply(op, resolved.map(|r| r.value), expiry, dot, now)
         }
+        Rmw::Stream(op) => return streams::apply(op, resolved.map(|r| r.value), expiry, dot, now),
         _ => {}
     }
     let resolved = resolved.as_ref();
@@ -389,7 +421,8 @@ pub fn apply(
                     if !cond.allows(expiry, *at) {
                         (None, outcome(false, 0))
                     } else if *at <= now {
-                        (Some(delete), outcome(true, 0))
+                        // `int` 1: deleted (its keyspace event is `del`, not `expire`).
+                        (Some(delete), Outcome { int: 1, ..outcome(true, 0) })
                     } else {
                         (Some(same(Some(*at))), outcome(true, 0))
                     }
@@ -398,7 +431,9 @@ pub fn apply(
         }
         Rmw::GetDel | Rmw::Del => (current.map(|_| delete), outcome(current.is_some(), 0)),
         Rmw::GetEx { expiry: change } => match (current, change) {
-            (Some(_), Some(Some(at))) if *at <= now => (Some(delete), outcome(true, 0)),
+            (Some(_), Some(Some(at))) if *at <= now => (Some(delete), Outcome { int: 1, ..outcome(true, 0) }),
+            // PERSIST changes (and reports) something only when there is an expiry.
+            (Some(_), Some(None)) => (expiry.map(|_| same(None)), outcome(expiry.is_some(), 0)),
             (Some(_), Some(new)) => (Some(same(*new)), outcome(true, 0)),
             _ => (None, outcome(false, 0)),
         },
@@ -446,7 +481,7 @@ pub fn apply(
                 None => observed.reset(Some(0), now, actor),
                 Some(Value::Counter(c)) => c.clone(),
                 Some(Value::Hll(_)) => return Err(RmwError::NotInteger),
-                Some(Value::Set(_) | Value::Hash(_) | Value::List(_) | Value::ZSet(_)) => {
+                Some(Value::Set(_) | Value::Hash(_) | Value::List(_) | Value::ZSet(_) | Value::Stream(_)) => {
                     return Err(RmwError::WrongType)
                 }
                 Some(Value::Bytes(b)) => {
@@ -512,6 +547,7 @@ pub fn apply(
         | Rmw::ZRem { .. }
         | Rmw::ZPop { .. }
         | Rmw::ZRemRange { .. }
+        | Rmw::Stream(_)
         | Rmw::Store { .. } => unreachable!("answered above"),
     })
 }
@@ -533,7 +569,13 @@ pub fn written_over(new: Option<Value>, current: &SiblingSet, now: u64, actor: A
             None => Some(Value::Bytes(b)),
         },
         kept @ Some(
-            Value::Counter(_) | Value::Hll(_) | Value::Set(_) | Value::Hash(_) | Value::List(_) | Value::ZSet(_),
+            Value::Counter(_)
+            | Value::Hll(_)
+            | Value::Set(_)
+            | Value::Hash(_)
+            | Value::List(_)
+            | Value::ZSet(_)
+            | Value::Stream(_),
         ) => kept,
     }
 }

@@ -191,7 +191,8 @@ pub fn apply(
 ) -> Result<(Option<NewValue>, Outcome), RmwError> {
     let mut z = zset_of(current)?;
     let stamp = (now, dot.actor, dot.counter);
-    let mut out = Outcome::default();
+    // A removal's outcome carries the size before (keyspace notifications: emptied or not).
+    let mut out = Outcome { len: z.len() as u64, ..Outcome::default() };
     let changed = match op {
         Rmw::ZAdd { members, flags } => {
             let (mut added, mut updated) = (0, 0);

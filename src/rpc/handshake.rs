@@ -24,10 +24,11 @@ use super::frame;
 /// the flush cutoff their writer had applied; every message carries its sender's deadline.
 /// 7 (issue 21): lists and sorted sets (values and operations); plain reads by digest.
 /// 8 (issue 22): pub/sub (`Publish`, `PubsubQuery`). 9: blocked clients' key watches
-/// (`Watch`, `Touched`). 10: script marks in the cluster state (SCRIPT FLUSH and FUNCTION
-/// changes reach every node), scripts run at their first key's decider (`Script`,
-/// `ScriptKill`, `Modify`'s `from_script`, `RemoteError::Busy`).
-pub const PROTOCOL_VERSION: u16 = 10;
+/// (`Watch`, `Touched`). 10: streams (`Value::Stream`, `Rmw::Stream`, the stream fields of
+/// `Outcome`). 11: script marks in the cluster state (SCRIPT FLUSH and FUNCTION changes reach
+/// every node), scripts run at their first key's decider (`Script`, `ScriptKill`, `Modify`'s
+/// `from_script`, `RemoteError::Busy`).
+pub const PROTOCOL_VERSION: u16 = 11;
 
 /// Who this node is to its peers, and the key that proves it belongs.
 pub struct Identity {

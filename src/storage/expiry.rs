@@ -15,6 +15,12 @@ use parking_lot::Mutex;
 use super::Storage;
 use crate::version::SiblingSet;
 
+/// Told of every stored write of a key (with its lock held), to notice keys that expire
+/// (keyspace notifications): it must be quick, and take no lock a writer may hold.
+pub trait ExpiryWatch: Send + Sync {
+    fn stored(&self, key: &[u8], old: Option<&SiblingSet>, next: &SiblingSet);
+}
+
 #[derive(Default)]
 pub(super) struct DueIndex(Mutex<Due>);
 
@@ -91,6 +97,32 @@ impl Storage {
         if at.is_some() {
             self.due.0.lock().set(key, at);
         }
+    }
+
+    /// Tells the expiry watch (keyspace notifications, `notify/expiry.rs`), if one is
+    /// installed, that `key` is now stored as `next` over `old` (the key's lock held).
+    pub(super) fn note_stored(&self, key: &[u8], old: Option<&SiblingSet>, next: &SiblingSet) {
+        if let Some(watch) = self.expiry_watch.get().and_then(std::sync::Weak::upgrade) {
+            watch.stored(key, old, next);
+        }
+    }
+
+    /// Installs the expiry watch (once). The storage keeps a weak reference: the watch's owner
+    /// (the node) keeps it alive, and a strong one would be a cycle through the cluster that
+    /// keeps a closed node's store (and fjall's worker threads) alive.
+    pub fn watch_expiries(&self, watch: &Arc<dyn ExpiryWatch>) {
+        let _ = self.expiry_watch.set(Arc::downgrade(watch));
+    }
+
+    /// The keys whose stored set died after `after` and at or before `until` (oldest first),
+    /// with that time; the index keeps them (the reaper takes them later).
+    pub fn dying(&self, after: u64, until: u64) -> Vec<(u64, Vec<u8>)> {
+        if until <= after {
+            return Vec::new();
+        }
+        let due = self.due.0.lock();
+        let from = (after.saturating_add(1), Arc::<[u8]>::from(&b""[..]));
+        due.by_time.range(from..).take_while(|(at, _)| *at <= until).map(|(at, k)| (*at, k.to_vec())).collect()
     }
 
     /// `key` is no longer stored: its entry goes.

@@ -39,7 +39,7 @@ mod members;
 mod meta;
 mod scan;
 
-pub use expiry::dead_at;
+pub use expiry::{dead_at, ExpiryWatch};
 pub use members::Patch;
 pub use scan::LiveKeys;
 
@@ -242,6 +242,9 @@ pub struct Storage {
     observer: std::sync::OnceLock<Arc<dyn WriteObserver>>,
     /// Keys by when they may become reapable (`expiry.rs`).
     due: expiry::DueIndex,
+    /// Told of every stored write (keyspace notifications' expiries).
+    /// Weak: the watch (the notifier) reaches the cluster, which holds this storage.
+    expiry_watch: std::sync::OnceLock<std::sync::Weak<dyn ExpiryWatch>>,
     /// Hint records held now (kept exact: counted at open, then on every insert and removal).
     hint_count: AtomicU64,
     /// Removals of records (data or hint), for `replica::Actors`, which never continues a
@@ -331,6 +334,7 @@ impl Storage {
             commit_lock: Mutex::new(()),
             observer: std::sync::OnceLock::new(),
             due: expiry::DueIndex::default(),
+            expiry_watch: std::sync::OnceLock::new(),
             hint_count: AtomicU64::new(0),
             removed: Removed::default(),
             flushes: arc_swap::ArcSwap::from_pointee(FlushMarks::default()),
@@ -710,6 +714,7 @@ impl Storage {
             }
         };
         self.note_due(key, current.as_deref(), &next);
+        self.note_stored(key, current.as_deref(), &next);
         self.note_write();
         self.records.fetch_add(stored.records, Ordering::Relaxed);
         self.record_bytes.fetch_add(stored.written, Ordering::Relaxed);

@@ -48,7 +48,7 @@ const MID: u128 = 1 << 127;
 
 /// A position's components (`None`: bytes that are not a position).
 fn components(position: &[u8]) -> Option<Vec<u128>> {
-    if position.is_empty() || position.len() % 16 != 0 {
+    if position.is_empty() || !position.len().is_multiple_of(16) {
         return None;
     }
     Some(position.chunks_exact(16).map(|c| u128::from_be_bytes(c.try_into().unwrap_or([0; 16]))).collect())

@@ -224,6 +224,14 @@ impl<V: Join> OrMap<V> {
         self.entries.keys().filter_map(|m| Some((m, self.get(m)?)))
     }
 
+    /// The members within `range` with their values, in order.
+    pub fn range<R: std::ops::RangeBounds<Bytes>>(
+        &self,
+        range: R,
+    ) -> impl DoubleEndedIterator<Item = (&Bytes, V)> + '_ {
+        self.entries.range(range).filter_map(|(m, _)| Some((m, self.get(m)?)))
+    }
+
     /// The write `dot` sets `member` to `value`: what it had before is superseded.
     pub fn insert(&mut self, member: Bytes, dot: Dot, value: V) {
         self.clock.add(dot);

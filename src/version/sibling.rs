@@ -10,7 +10,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{Actor, Counter, Dot, DvvSet, Hll, Join, Kind, OrMap, Value, VersionVector, ZSet};
+use super::{Actor, Counter, Dot, DvvSet, Hll, Join, Kind, OrMap, Stream, Value, VersionVector, ZSet};
 
 /// A state that merges with others of its kind: a collection's.
 trait Lattice: Clone {
@@ -20,6 +20,12 @@ trait Lattice: Clone {
 impl<V: Join> Lattice for OrMap<V> {
     fn join(&self, other: &Self) -> Self {
         OrMap::join(self, other)
+    }
+}
+
+impl Lattice for Stream {
+    fn join(&self, other: &Self) -> Self {
+        Stream::join(self, other)
     }
 }
 
@@ -177,6 +183,7 @@ impl SiblingSet {
                     Some(Kind::Hash) => Value::Hash(self.joined(Value::as_hash, unexpired).unwrap_or_default()),
                     Some(Kind::List) => Value::List(self.joined(Value::as_list, unexpired).unwrap_or_default()),
                     Some(Kind::ZSet) => Value::ZSet(self.joined(Value::as_zset, unexpired).unwrap_or_default()),
+                    Some(Kind::Stream) => Value::Stream(self.joined(Value::as_stream, unexpired).unwrap_or_default()),
                     _ => Value::Counter(self.counter_of(unexpired)),
                 };
                 Resolved { value, expires_ms: newest.expires_ms, stamp: (newest.written_ms, newest.origin) }
@@ -195,6 +202,7 @@ impl SiblingSet {
             .or_else(|| self.joined(Value::as_hash, all).map(Value::Hash))
             .or_else(|| self.joined(Value::as_list, all).map(Value::List))
             .or_else(|| self.joined(Value::as_zset, all).map(Value::ZSet))
+            .or_else(|| self.joined(Value::as_stream, all).map(Value::Stream))
     }
 
     /// The join of the states `pick` finds in the siblings `keep` keeps (their sets, or their
@@ -260,6 +268,9 @@ impl SiblingSet {
         }
         if kind != Some(Kind::ZSet) {
             resets.extend(self.joined(Value::as_zset, all).map(|z| Value::ZSet(z.cleared())));
+        }
+        if kind != Some(Kind::Stream) {
+            resets.extend(self.joined(Value::as_stream, all).map(|s| Value::Stream(s.cleared())));
         }
         resets
     }
@@ -334,7 +345,7 @@ impl SiblingSet {
     /// stays): what storage keeps in the key's own record.
     pub fn without_members(&self) -> SiblingSet {
         SiblingSet(self.0.clone().map_values(|mut s| {
-            if let Some(cleared) = s.value.as_ref().and_then(Value::cleared) {
+            if let Some(cleared) = s.value.as_ref().and_then(Value::header) {
                 s.value = Some(cleared);
             }
             s

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::ormap::RecordChange;
-use super::{Counter, Hll, OrHash, OrList, OrSet, ZSet};
+use super::{Counter, Hll, OrHash, OrList, OrSet, Stream, ZSet};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Value {
@@ -26,6 +26,8 @@ pub enum Value {
     List(OrList),
     /// ZADD and friends (an observed-remove map of scores: `version::zset`).
     ZSet(ZSet),
+    /// XADD and friends (an observed-remove map of entries by ID: `version::stream`).
+    Stream(Stream),
 }
 
 /// The kinds of value, as resolution and WRONGTYPE see them.
@@ -38,6 +40,7 @@ pub enum Kind {
     Hash,
     List,
     ZSet,
+    Stream,
 }
 
 impl Value {
@@ -50,6 +53,7 @@ impl Value {
             Value::Hash(_) => Kind::Hash,
             Value::List(_) => Kind::List,
             Value::ZSet(_) => Kind::ZSet,
+            Value::Stream(_) => Kind::Stream,
         }
     }
 
@@ -61,6 +65,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::List(_) => "list",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -73,6 +78,7 @@ impl Value {
             Value::Hash(h) => !h.is_empty(),
             Value::List(l) => !l.is_empty(),
             Value::ZSet(z) => !z.is_empty(),
+            Value::Stream(s) => s.exists(),
         }
     }
 
@@ -116,7 +122,24 @@ impl Value {
         }
     }
 
-    /// A collection (set, hash, list, sorted set) with every member removed (what a DEL over
+    /// The stream it holds (`None` for another type).
+    pub fn as_stream(&self) -> Option<&Stream> {
+        match self {
+            Value::Stream(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// What storage keeps in the key's own record of a collection: the value without its
+    /// members (a stream keeps its metadata and groups); `None` for another type.
+    pub fn header(&self) -> Option<Value> {
+        match self {
+            Value::Stream(s) => Some(Value::Stream(s.header())),
+            other => other.cleared(),
+        }
+    }
+
+    /// A collection (set, hash, list, sorted set, stream) with every member removed (what a DEL over
     /// it writes); `None` for another type.
     pub fn cleared(&self) -> Option<Value> {
         match self {
@@ -124,6 +147,7 @@ impl Value {
             Value::Hash(h) => Some(Value::Hash(h.cleared())),
             Value::List(l) => Some(Value::List(l.cleared())),
             Value::ZSet(z) => Some(Value::ZSet(z.cleared())),
+            Value::Stream(s) => Some(Value::Stream(s.cleared())),
             _ => None,
         }
     }
@@ -136,6 +160,7 @@ impl Value {
             Value::Hash(h) => h.witness(seen),
             Value::List(l) => l.witness(seen),
             Value::ZSet(z) => z.witness(seen),
+            Value::Stream(s) => s.witness(seen),
             Value::Counter(c) => c.witness(seen),
             Value::Bytes(_) | Value::Hll(_) => {}
         }
@@ -148,6 +173,7 @@ impl Value {
             Value::Hash(h) => h.contains(member),
             Value::List(l) => l.contains(member),
             Value::ZSet(z) => z.contains(member),
+            Value::Stream(s) => crate::version::StreamId::from_key(member).is_some_and(|id| s.get(id).is_some()),
             _ => false,
         }
     }
@@ -160,6 +186,7 @@ impl Value {
             Value::Hash(h) => Some(h.records().map(|(m, r)| (m.clone(), r)).collect()),
             Value::List(l) => Some(l.records().map(|(m, r)| (m.clone(), r)).collect()),
             Value::ZSet(z) => Some(z.records().map(|(m, r)| (m.clone(), r)).collect()),
+            Value::Stream(s) => Some(s.records().map(|(m, r)| (m.clone(), r)).collect()),
             _ => None,
         }
     }
@@ -172,6 +199,7 @@ impl Value {
             (Value::Hash(o), Value::Hash(n)) => Some(n.changed_records(o).collect()),
             (Value::List(o), Value::List(n)) => Some(n.changed_records(o).collect()),
             (Value::ZSet(o), Value::ZSet(n)) => Some(n.changed_records(o).collect()),
+            (Value::Stream(o), Value::Stream(n)) => Some(n.changed_records(o).collect()),
             _ => None,
         }
     }
@@ -190,6 +218,7 @@ impl Value {
             Value::Hash(h) => Value::Hash(h.with_records(records)?),
             Value::List(l) => Value::List(l.with_records(records)?),
             Value::ZSet(z) => Value::ZSet(z.with_records(records)?),
+            Value::Stream(s) => Value::Stream(s.with_records(records)?),
             other => other,
         })
     }
@@ -209,6 +238,7 @@ impl Value {
             (Value::Hash(h), Value::Hash(b)) => Some(Value::Hash(h.patched(b, changes)?)),
             (Value::List(h), Value::List(b)) => Some(Value::List(h.patched(b, changes)?)),
             (Value::ZSet(h), Value::ZSet(b)) => Some(Value::ZSet(h.patched(b, changes)?)),
+            (Value::Stream(h), Value::Stream(b)) => Some(Value::Stream(h.patched(b, changes)?)),
             _ => None,
         })
     }
@@ -226,7 +256,9 @@ impl Value {
                 Cow::Owned(Bytes::copy_from_slice(itoa::Buffer::new().format(c.value().unwrap_or(0)).as_bytes()))
             }
             Value::Hll(h) => Cow::Owned(Bytes::from(h.to_redis())),
-            Value::Set(_) | Value::Hash(_) | Value::List(_) | Value::ZSet(_) => Cow::Owned(Bytes::new()),
+            Value::Set(_) | Value::Hash(_) | Value::List(_) | Value::ZSet(_) | Value::Stream(_) => {
+                Cow::Owned(Bytes::new())
+            }
         }
     }
 
@@ -237,6 +269,7 @@ impl Value {
             Value::Hash(h) => 16 + 64 * h.len(),
             Value::List(l) => 16 + 64 * l.len(),
             Value::ZSet(z) => 16 + 64 * z.len(),
+            Value::Stream(s) => 64 + 64 * s.len(),
             other => other.size(),
         }
     }
@@ -251,6 +284,7 @@ impl Value {
             Value::Hash(h) => h.hash_size(),
             Value::List(l) => l.size(|e| e.value.len() + 24),
             Value::ZSet(z) => z.size(),
+            Value::Stream(s) => s.size(),
         }
     }
 }

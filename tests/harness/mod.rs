@@ -311,6 +311,32 @@ pub fn text(v: &redis::Value) -> String {
     }
 }
 
+/// `redis::Value` flattened to words: arrays joined by spaces, nil as `nil`, errors as
+/// `-CODE details` (blocking and stream replies in one line).
+pub fn flat(v: &redis::Value) -> String {
+    match v {
+        redis::Value::Nil => "nil".into(),
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        redis::Value::Array(items) => items.iter().map(flat).collect::<Vec<_>>().join(" "),
+        redis::Value::Int(n) => n.to_string(),
+        redis::Value::SimpleString(s) => s.clone(),
+        redis::Value::ServerError(e) => format!("-{} {}", e.code(), e.details().unwrap_or_default()),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The node's `blocked_clients` (INFO clients).
+pub fn blocked_clients(node: &Node) -> usize {
+    match query(node, &["INFO", "clients"]) {
+        Ok(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b)
+            .lines()
+            .find_map(|l| l.strip_prefix("blocked_clients:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0),
+        other => panic!("INFO: {other:?}"),
+    }
+}
+
 /// A DGET reply: the context and the sorted sibling values.
 pub fn dget(con: &mut redis::Connection, key: &str) -> (String, Vec<String>) {
     let v: redis::Value = redis::cmd("DGET").arg(key).query(con).expect("DGET");
