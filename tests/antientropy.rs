@@ -46,7 +46,12 @@ fn a_node_that_lost_its_disk_is_refilled_and_its_new_writes_are_kept() {
     c.nodes[2].kill9();
     std::fs::remove_dir_all(&c.nodes[2].dir).expect("wiping the data dir");
     c.nodes[2].spawn();
-    assert!(local(&c.nodes[2], "k0").is_empty(), "the disk is gone");
+    // It answers PING before it has rejoined (its cluster state comes from a seed); what it
+    // holds is not checked here, as anti-entropy may refill it at once (the repairs counted
+    // below show that it had lost the keys).
+    wait_until("the rebuilt node to rejoin its cluster", Duration::from_secs(60), || {
+        q(&c.nodes[2], &["KURA", "LOCAL", "k0"]).ok()
+    });
     // It coordinates a write to a key it had written before it lost its disk: its new
     // incarnation's version must not look already seen to the other replicas.
     q(&c.nodes[2], &["DPUT", "mine", "", "again"]).expect("a write through the rebuilt node");
