@@ -208,17 +208,12 @@ fn bullmq_on_one_node() {
     run("node", "bullmq.js", &[&node], false);
 }
 
-/// The same with the Queue and each Worker on a different node of a 4-node N=3 cluster.
-/// Ignored: BullMQ's scripts are not atomic across nodes yet. moveToActive (and moveToFinished,
-/// which fetches the next job) first promote due delayed jobs (promoteDelayedJobs.lua:
-/// ZRANGEBYSCORE delayed, ZREM, LPUSH wait per job); two Workers' scripts on different nodes
-/// both read the same due job before either removes it and both push it to wait, so two Workers
-/// run it: the events stream shows `waiting prev delayed` twice and `active` twice for the job,
-/// and the losing Worker gets `Lock mismatch for job job-30. Cmd moveToFinished from active`.
-/// Without delayed jobs or retries the same run passes. Design.md places a script over keys of
-/// one tag ('{bull}' here) at the tag's deciding owner, which makes these scripts atomic.
+/// The same with the Queue and each Worker on a different node of a 4-node N=3 cluster. The
+/// '{bull}' prefix puts every key of the queue in one partition, and its scripts run at that
+/// partition's deciding owner holding their keys: two Workers' moveToActive (which promotes due
+/// delayed jobs: ZRANGEBYSCORE delayed, ZREM, LPUSH wait) cannot both read one due job, so no
+/// job runs twice (before scripts were placed, retried jobs ran twice here).
 #[test]
-#[ignore = "scripts are not yet run at the key's owner in a cluster: BullMQ's promoteDelayedJobs runs twice for one job (docs/testing.md)"]
 fn bullmq_through_a_cluster() {
     let cluster = Cluster::start(4, &["--n", "3"]);
     let nodes: Vec<&Node> = cluster.nodes.iter().collect();
