@@ -171,12 +171,11 @@ fn locks_and_limiters_through_a_cluster() {
     run("node", "redlock.js", &nodes, true);
 }
 
-/// The sliding-window limiter in MULTI with its clients on different nodes: 48 or 49 of 200
-/// hits pass where the limit is 50, because EXEC is not isolated across nodes (two EXECs through
-/// different nodes reply the same ZCARD). Design.md says a MULTI over keys of one tag is atomic
-/// at the key's deciding owner; this test is ignored until transactions are placed there.
+/// The sliding-window limiter in MULTI with its clients on different nodes: exactly 50 of 200
+/// hits pass. The transaction runs at its key's deciding owner, holding the key (before
+/// transactions were placed there, two EXECs through different nodes replied the same ZCARD
+/// and 48 or 49 passed).
 #[test]
-#[ignore = "EXEC is not yet run at the key's owner in a cluster (docs/commands.md, Transactions)"]
 fn sliding_window_limiter_in_multi_through_a_cluster() {
     let cluster = Cluster::start(4, &["--n", "3"]);
     let nodes: Vec<&Node> = cluster.nodes.iter().collect();

@@ -441,6 +441,10 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                 Request::Script { db, args } => {
                     Response::Script((&crate::command::forwarded_script(self, db, args, req.sender).await).into())
                 }
+                Request::Transaction { db, resp3, watched, requests } => {
+                    let reply = crate::command::forwarded_transaction(self, db, resp3, watched, requests, req.sender);
+                    Response::Script((&reply.await).into())
+                }
                 Request::ScriptKill { functions } => {
                     Response::Script((&crate::command::forwarded_kill(self, functions)).into())
                 }

@@ -80,6 +80,12 @@ pub enum Request {
     /// sent, its database `db`): you are the deciding owner of its first key. Answered with
     /// its reply (`Script`) whenever it ends; never re-sent elsewhere once sent.
     Script { db: u32, args: Vec<Bytes> },
+    /// Run this transaction (EXEC of `requests`, or one command Redis runs atomically over
+    /// several keys: MSET, RENAME ...) in database `db`, replies in RESP3's shapes if `resp3`:
+    /// you are the deciding owner of its first key. Abort it (a nil reply) if a `watched` key's
+    /// version is not the one given. Answered (`Script`) with EXEC's reply; never re-sent
+    /// elsewhere once sent.
+    Transaction { db: u32, resp3: bool, watched: Vec<(Bytes, u64)>, requests: Vec<Vec<Bytes>> },
     /// SCRIPT KILL (`functions` false) or FUNCTION KILL sent to the node a script was
     /// forwarded to; answered with the reply the command gives there (`Script`).
     ScriptKill { functions: bool },

@@ -206,6 +206,77 @@ fn transactions_through_a_cluster() {
     }
 }
 
+/// In a cluster a transaction over keys of one hash tag runs at the tag's deciding owner,
+/// holding its keys (and its WATCHed keys), and so does an MSET: through every node a WATCH
+/// check-and-set is exact, a reader's EXEC never sees one of two INCRs of another EXEC without
+/// the other, nor half of an MSET.
+#[test]
+fn transactions_and_msets_over_one_tag_are_isolated_in_a_cluster() {
+    let cluster = Cluster::start(4, &["--n", "3"]);
+    let (clients, rounds) = (6, 15);
+    let num = |v: &Value| match v {
+        Value::BulkString(b) => String::from_utf8_lossy(b).parse::<i64>().expect("a number"),
+        Value::Nil => 0,
+        other => panic!("not a number: {other:?}"),
+    };
+    std::thread::scope(|s| {
+        for c in 0..clients {
+            let node = &cluster.nodes[c % 4];
+            s.spawn(move || {
+                let mut con = node.conn();
+                for _ in 0..rounds {
+                    loop {
+                        q(&mut con, &["WATCH", "{t}counter"]);
+                        let n = num(&q(&mut con, &["GET", "{t}counter"]));
+                        q(&mut con, &["MULTI"]);
+                        q(&mut con, &["SET", "{t}counter", &(n + 1).to_string()]);
+                        match q(&mut con, &["EXEC"]) {
+                            Value::Nil => continue,
+                            Value::Array(replies) if replies == vec![Value::Okay] => break,
+                            other => panic!("EXEC answered {other:?}"),
+                        }
+                    }
+                }
+            });
+        }
+        for w in 0..2 {
+            let node = &cluster.nodes[w];
+            s.spawn(move || {
+                let mut con = node.conn();
+                for i in 0..60 {
+                    let both: Value = redis::pipe().atomic().cmd("INCR").arg("{t}a").cmd("INCR").arg("{t}b").query(&mut con).expect("EXEC");
+                    let Value::Array(r) = both else { panic!("EXEC answered {both:?}") };
+                    assert_eq!(r.len(), 2);
+                    let v = format!("{w}-{i}");
+                    assert_eq!(q(&mut con, &["MSET", "{t}x", &v, "{t}y", &v]), Value::Okay);
+                }
+            });
+        }
+        for r in 0..2 {
+            let node = &cluster.nodes[2 + r];
+            s.spawn(move || {
+                let mut con = node.conn();
+                for _ in 0..60 {
+                    let seen: Value = redis::pipe()
+                        .atomic()
+                        .cmd("GET").arg("{t}a")
+                        .cmd("GET").arg("{t}b")
+                        .cmd("GET").arg("{t}x")
+                        .cmd("GET").arg("{t}y")
+                        .query(&mut con)
+                        .expect("EXEC");
+                    let Value::Array(v) = seen else { panic!("EXEC answered {seen:?}") };
+                    assert_eq!(num(&v[0]), num(&v[1]), "a reader saw half of a transaction: {v:?}");
+                    assert_eq!(v[2], v[3], "a reader saw half of an MSET: {v:?}");
+                }
+            });
+        }
+    });
+    let mut con = cluster.nodes[3].conn();
+    assert_eq!(num(&q(&mut con, &["GET", "{t}counter"])), (clients * rounds) as i64, "a check-and-set was lost");
+    assert_eq!(num(&q(&mut con, &["GET", "{t}a"])), 120);
+}
+
 fn scan_all(
     con: &mut redis::Connection,
     count: usize,

@@ -117,7 +117,8 @@ async fn eval_placed(
     }
     let split = 3 + numkeys as usize;
     let (keys, argv) = (args[3..split].to_vec(), args[split..].to_vec());
-    let _held = match place(node, session, &keys, args, forwarded).await? {
+    let request = || crate::peer::Request::Script { db: session.db, args: args.to_vec() };
+    let _held = match place(node, session.db, &keys, request, forwarded).await? {
         Placed::Elsewhere(reply) => return Ok(reply),
         Placed::Here(held) => held,
     };
@@ -146,23 +147,23 @@ pub(super) enum Placed<'a> {
     Elsewhere(Reply),
 }
 
-/// Where a script with `keys` (as the client sent them) runs: in a cluster, at the deciding
-/// owner of its first key (`coordinator/scripts.rs`), where it holds every key it declares.
-/// A script this node decides (or one `forwarded` here) runs here once it holds them (BUSY
-/// when another script holds one of them past `busy-reply-threshold`); any other is sent to
-/// the decider whole (`args`, the client's request) and its reply relayed. A script without
-/// keys runs where it arrives, holding nothing.
+/// Where a script (or a transaction) with `keys` (as the client sent them, of database `db`)
+/// runs: in a cluster, at the deciding owner of its first key (`coordinator/scripts.rs`),
+/// where it holds every key it declares. A script this node decides (or one `forwarded` here)
+/// runs here once it holds them (BUSY when another script holds one of them past
+/// `busy-reply-threshold`); any other is sent to the decider whole (`request`) and its reply
+/// relayed. A script without keys runs where it arrives, holding nothing.
 pub(super) async fn place<'a>(
     node: &'a Node,
-    session: &Session,
+    db: u32,
     keys: &[Bytes],
-    args: &[Bytes],
+    request: impl Fn() -> crate::peer::Request,
     forwarded: bool,
 ) -> Result<Placed<'a>, CommandError> {
     if keys.is_empty() || node.alone() {
         return Ok(Placed::Here(None));
     }
-    let stored: Vec<Bytes> = keys.iter().map(|k| crate::keyspace::internal(session.db, k)).collect();
+    let stored: Vec<Bytes> = keys.iter().map(|k| crate::keyspace::internal(db, k)).collect();
     if !forwarded {
         for decider in node.coordinator.deciders(&stored[0]) {
             if node.coordinator.is_me(&decider) {
@@ -170,7 +171,7 @@ pub(super) async fn place<'a>(
             }
             // SCRIPT KILL through this node reaches it there.
             let _tracked = node.scripts.forwarding(decider.clone());
-            match node.coordinator.forward_script(&decider, session.db, args.to_vec()).await? {
+            match node.coordinator.forward_script(&decider, request()).await? {
                 ScriptForward::Reply(reply) => return Ok(Placed::Elsewhere(reply.into())),
                 ScriptForward::NotSent => {
                     tracing::debug!(node = %decider, "a script never reached its decider: the next runs it");
@@ -192,8 +193,7 @@ pub(super) async fn place<'a>(
 /// Runs a script another node forwarded here (`Request::Script`): the client's request
 /// `args` in its database `db`, as a client of this node for as long as it runs; its reply.
 pub async fn forwarded_script(node: &Node, db: u32, args: Vec<Bytes>, from: std::net::SocketAddr) -> Reply {
-    static METRICS: std::sync::OnceLock<CommandMetrics> = std::sync::OnceLock::new();
-    let metrics = METRICS.get_or_init(CommandMetrics::register);
+    let metrics = super::forwarded_metrics();
     if args.len() < 3 {
         return CommandError::Other("a forwarded script needs a script and a number of keys".into()).to_reply();
     }

@@ -160,7 +160,8 @@ pub(super) async fn fcall_placed(
     eval::check_flags(node, info.flags.has(Flags::NO_CLUSTER), no_writes, read_only)?;
     let split = 3 + numkeys as usize;
     let (keys, argv) = (args[3..split].to_vec(), args[split..].to_vec());
-    let _held = match eval::place(node, session, &keys, args, forwarded).await? {
+    let request = || crate::peer::Request::Script { db: session.db, args: args.to_vec() };
+    let _held = match eval::place(node, session.db, &keys, request, forwarded).await? {
         eval::Placed::Elsewhere(reply) => return Ok(reply),
         eval::Placed::Here(held) => held,
     };

@@ -72,6 +72,7 @@ use metrics::{Counter, Histogram};
 
 use crate::clients::Client;
 pub use eval::{forwarded_kill, forwarded_script};
+pub use multi::forwarded_transaction;
 pub use pipeline::{run_pipeline, MAX_BATCH};
 use table::concurrent_keys;
 pub use table::{Cmd, Spec, SPECS};
@@ -256,6 +257,12 @@ enum Conn<'a> {
     Shared { authenticated: bool },
 }
 
+/// The metrics of requests other nodes forwarded here to run (scripts, transactions).
+fn forwarded_metrics() -> &'static CommandMetrics {
+    static METRICS: std::sync::OnceLock<CommandMetrics> = std::sync::OnceLock::new();
+    METRICS.get_or_init(CommandMetrics::register)
+}
+
 /// Runs one request (`args[0]` is the command name) and returns its reply.
 async fn execute(node: &Node, session: &mut Session, metrics: &CommandMetrics, args: &[Bytes]) -> Reply {
     execute_in(node, Conn::Mut(session), metrics, args).await
@@ -390,8 +397,28 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
         Conn::Mut(session) => Some(session.client.clone()),
         Conn::Shared { .. } => None,
     };
+    // In a cluster, a command Redis runs atomically over several keys runs at its first key's
+    // deciding owner, holding its keys (`multi::place_one`).
+    let placed = if cmd.exclusive() && !in_exec {
+        let (db, resp3) = match &conn {
+            Conn::Mut(s) => (s.db, s.protocol == Protocol::Resp3),
+            Conn::Shared { .. } => (0, false),
+        };
+        multi::place_one(node, db, resp3, as_sent).await
+    } else {
+        None
+    };
     let started = Instant::now();
-    let result = dispatch(cmd, node, conn, args, metrics).await;
+    let result = match placed {
+        None => dispatch(cmd, node, conn, args, metrics).await,
+        Some(Ok(eval::Placed::Elsewhere(reply))) => Ok(reply),
+        Some(Ok(eval::Placed::Here(held))) => {
+            let result = crate::coordinator::scripts::in_script(dispatch(cmd, node, conn, args, metrics)).await;
+            drop(held);
+            result
+        }
+        Some(Err(e)) => Err(e),
+    };
     let elapsed = started.elapsed();
     metrics.calls[i].increment(1);
     metrics.duration[i].record(elapsed.as_secs_f64());

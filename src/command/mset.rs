@@ -1,4 +1,5 @@
-//! `MSET key value [key value ...]`: plain SETs key by key (not atomic).
+//! `MSET key value [key value ...]`: plain SETs key by key (in a cluster placed at the first
+//! key's decider holding every key, `multi::place_one`: atomic over keys of one hash tag).
 
 use bytes::Bytes;
 

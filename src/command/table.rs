@@ -192,8 +192,8 @@ commands! {
     Pttl => "pttl", 2, ["readonly", "fast"], (1, 1, 1), "keyspace", false, "Milliseconds until the value expires (-1: no expiry, -2: missing).";
     Exists => "exists", -2, ["readonly", "fast"], (1, -1, 1), "keyspace", false, "Counts the given keys that exist.";
     Mget => "mget", -2, ["readonly", "fast"], (1, -1, 1), "string", false, "Returns the values of several keys.";
-    Mset => "mset", -3, ["write", "denyoom"], (1, -1, 2), "string", false, "Sets several keys (atomic on one node).";
-    Msetnx => "msetnx", -3, ["write", "denyoom"], (1, -1, 2), "string", false, "Sets several keys if none exists (atomic on one node).";
+    Mset => "mset", -3, ["write", "denyoom"], (1, -1, 2), "string", false, "Sets several keys (atomic on one node, and over keys of one hash tag in a cluster).";
+    Msetnx => "msetnx", -3, ["write", "denyoom"], (1, -1, 2), "string", false, "Sets several keys if none exists (atomic on one node, and over keys of one hash tag in a cluster).";
     Rename => "rename", 3, ["write"], (1, 2, 1), "keyspace", false, "Renames a key (atomic on one node).";
     Renamenx => "renamenx", 3, ["write", "fast"], (1, 2, 1), "keyspace", false, "Renames a key if the new name is free (atomic on one node).";
     Copy => "copy", -3, ["write", "denyoom"], (1, 2, 1), "keyspace", false, "Copies a key's value and expiry [DB 0] [REPLACE].";

@@ -127,15 +127,15 @@ impl Coordinator {
         &self.key_locks
     }
 
-    /// Sends a script (the client's request `args`, in database `db`) to `node` to run, and
-    /// waits for its reply for as long as it runs (a script has no deadline: it runs until it
-    /// ends or is killed), while `node` is up.
+    /// Sends a script (`Request::Script`, the client's request) or a transaction
+    /// (`Request::Transaction`) to `node` to run, and waits for its reply for as long as it
+    /// runs (a script has no deadline: it runs until it ends or is killed), while `node` is up.
     ///
     /// # Errors
-    /// `Unanswered` when the script was sent and no reply came (the node went down, or the
-    /// connection closed): it may have run.
-    pub async fn forward_script(&self, node: &str, db: u32, args: Vec<Bytes>) -> Result<ScriptForward> {
-        let call = self.cluster.call_within(node, Request::Script { db, args }, Duration::from_secs(24 * 3600));
+    /// `Unanswered` when it was sent and no reply came (the node went down, or the connection
+    /// closed): it may have run.
+    pub async fn forward_script(&self, node: &str, request: Request) -> Result<ScriptForward> {
+        let call = self.cluster.call_within(node, request, Duration::from_secs(24 * 3600));
         tokio::pin!(call);
         let answer = loop {
             tokio::select! {

@@ -26,8 +26,8 @@ use super::frame;
 /// 8 (issue 22): pub/sub (`Publish`, `PubsubQuery`). 9: blocked clients' key watches
 /// (`Watch`, `Touched`). 10: streams (`Value::Stream`, `Rmw::Stream`, the stream fields of
 /// `Outcome`). 11: script marks in the cluster state (SCRIPT FLUSH and FUNCTION changes reach
-/// every node), scripts run at their first key's decider (`Script`, `ScriptKill`, `Modify`'s
-/// `from_script`, `RemoteError::Busy`).
+/// every node), scripts and transactions run at their first key's decider (`Script`,
+/// `Transaction`, `ScriptKill`, `Modify`'s `from_script`, `RemoteError::Busy`).
 pub const PROTOCOL_VERSION: u16 = 11;
 
 /// Who this node is to its peers, and the key that proves it belongs.
