@@ -438,7 +438,7 @@ fn newer_payloads_and_streams() {
     let stream = seal(&[15, 0], 10);
     assert_eq!(
         k.call(&[b"RESTORE", b"x", b"0", &stream]),
-        Wire::Line(b'-', b"ERR Bad data format: kura has no streams".to_vec())
+        Wire::Line(b'-', b"ERR Bad data format: kura does not restore streams".to_vec())
     );
     let newer = seal(&[0, 1, b'a'], 12);
     assert_eq!(

@@ -68,7 +68,7 @@ pub enum RdbError {
     #[error("Bad data format")]
     BadFormat,
     /// A stream or a module's value: a valid payload of a type kura does not have.
-    #[error("Bad data format: kura has no {0}")]
+    #[error("Bad data format: kura does not restore {0}")]
     Unsupported(&'static str),
     /// The payload decodes to more than the budget allows.
     #[error("Bad data format: the value would take more than {0} bytes")]
