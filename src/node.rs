@@ -89,6 +89,8 @@ pub struct Node {
     pub shutdown: tokio::sync::Notify,
     /// EXEC holds it exclusively; every other request holds it shared while it runs.
     pub exec_gate: tokio::sync::RwLock<()>,
+    /// INFO keyspace's last walk of the store (`command/info.rs`).
+    pub keyspace_walk: tokio::sync::Mutex<Option<Arc<crate::command::KeyspaceWalk>>>,
     /// Lua scripting: the script cache, the Lua states, the running scripts (`script/`).
     pub scripts: crate::script::Engine,
     /// Pub/sub: this node's subscriptions and the fan-out to its peers.
@@ -195,6 +197,7 @@ impl Node {
             rejected_connections: AtomicU64::new(0),
             clients,
             exec_gate: tokio::sync::RwLock::new(()),
+            keyspace_walk: tokio::sync::Mutex::new(None),
             scripts: crate::script::Engine::default(),
             shutdown: tokio::sync::Notify::new(),
             slowlog: crate::slowlog::SlowLog::default(),

@@ -3,10 +3,12 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::CmdResult;
+use crate::coordinator::CoordError;
 use crate::metrics::{self as m, Summary};
 use crate::node::Node;
 use crate::resp::Reply;
@@ -47,7 +49,7 @@ const ALL_SECTIONS: &[&str] = &[
     "antientropy",
 ];
 
-pub fn run(node: &Node, args: &[Bytes]) -> CmdResult {
+pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     let asked: Vec<String> = args[1..].iter().map(|a| String::from_utf8_lossy(a).to_lowercase()).collect();
     let sections: Vec<&str> = if asked.is_empty() || asked.iter().any(|a| a == "default") {
         DEFAULT_SECTIONS.to_vec()
@@ -56,12 +58,16 @@ pub fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     } else {
         ALL_SECTIONS.iter().copied().filter(|s| asked.iter().any(|a| a == s)).collect()
     };
+    let walk = match sections.contains(&"keyspace") {
+        true => Some(keyspace_walk(node).await?),
+        false => None,
+    };
     let mut out = String::new();
     for (i, s) in sections.iter().enumerate() {
         if i > 0 {
             out.push_str("\r\n");
         }
-        section(node, s, &mut out)?;
+        section(node, s, walk.as_deref(), &mut out)?;
     }
     Ok(Reply::Text(out))
 }
@@ -70,7 +76,7 @@ fn summaries(node: &Node, metric: &str) -> Vec<(String, Summary)> {
     node.metrics.as_ref().map(|h| m::summaries(h, metric, "command")).unwrap_or_default()
 }
 
-fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::CommandError> {
+fn section(node: &Node, name: &str, walk: Option<&KeyspaceWalk>, out: &mut String) -> Result<(), super::CommandError> {
     let c = &node.config;
     let id = node.coordinator.identity();
     let q = node.coordinator.configured_quorum();
@@ -170,29 +176,10 @@ fn section(node: &Node, name: &str, out: &mut String) -> Result<(), super::Comma
             }
         }
         "keyspace" => {
-            // This node's own copies, per database: keys, those with an expiry, their mean
-            // time to live in ms (a walk of the local store).
             let now = crate::clock::now_ms();
-            let mut dbs: std::collections::BTreeMap<u32, (u64, u64, u128)> = std::collections::BTreeMap::new();
-            node.coordinator
-                .storage()
-                .for_each(|key, set| {
-                    let Ok(set) = set else { return };
-                    if crate::keyspace::is_reserved(key) {
-                        return;
-                    }
-                    let Some(live) = set.resolve(now) else { return };
-                    let entry = dbs.entry(super::db::db_of(key)).or_default();
-                    entry.0 += 1;
-                    if let Some(at) = live.expires_ms {
-                        entry.1 += 1;
-                        entry.2 += u128::from(at.saturating_sub(now));
-                    }
-                })
-                .map_err(crate::coordinator::CoordError::from)?;
-            for (db, (keys, expires, ttl_sum)) in dbs {
-                let avg = if expires > 0 { ttl_sum / u128::from(expires) } else { 0 };
-                line(&format!("db{db}"), &format!("keys={keys},expires={expires},avg_ttl={avg}"));
+            for (db, c) in walk.iter().flat_map(|w| w.dbs.iter()) {
+                let avg = if c.expires > 0 { (c.expiry_sum / u128::from(c.expires)).saturating_sub(u128::from(now)) } else { 0 };
+                line(&format!("db{db}"), &format!("keys={},expires={},avg_ttl={avg}", c.keys, c.expires));
             }
         }
         "kura" => {
@@ -317,4 +304,65 @@ fn cpu_seconds(who: libc::c_int) -> (f64, f64) {
     }
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     (secs(usage.ru_utime), secs(usage.ru_stime))
+}
+
+/// One database's line of INFO keyspace: its live keys, those with an expiry, and the sum of
+/// their expiry times (ms since the epoch; the mean TTL is taken from it when shown).
+#[derive(Clone, Copy, Debug, Default)]
+struct DbCounts {
+    keys: u64,
+    expires: u64,
+    expiry_sum: u128,
+}
+
+/// A walk of this node's store for INFO keyspace, and when it was made.
+pub struct KeyspaceWalk {
+    dbs: std::collections::BTreeMap<u32, DbCounts>,
+    /// `StorageStats::records_written` when it started: a later walk finds the same while it
+    /// has not moved.
+    records_written: u64,
+    done: std::time::Instant,
+    took: std::time::Duration,
+}
+
+/// INFO keyspace's counts: this node's own copies, per database (a walk of the local store).
+/// The walk runs on the blocking pool, never on a runtime worker, and concurrent INFOs share
+/// one. A walk is used again while nothing was written since it began, or while it is younger
+/// than ten times what it took (so walks of a large store take at most about a tenth of a
+/// core: ioredis sends INFO on every connect): counts may then lag by that long.
+async fn keyspace_walk(node: &Node) -> Result<Arc<KeyspaceWalk>, CoordError> {
+    let mut last = node.keyspace_walk.lock().await;
+    let storage = node.coordinator.storage().clone();
+    let written = storage.stats().records_written;
+    if let Some(walk) = last.as_ref() {
+        if walk.records_written == written || walk.done.elapsed() < walk.took * 10 {
+            return Ok(walk.clone());
+        }
+    }
+    let started = std::time::Instant::now();
+    let dbs = tokio::task::spawn_blocking(move || {
+        let now = crate::clock::now_ms();
+        let mut dbs: std::collections::BTreeMap<u32, DbCounts> = std::collections::BTreeMap::new();
+        storage
+            .for_each(|key, set| {
+                let Ok(set) = set else { return };
+                if crate::keyspace::is_reserved(key) {
+                    return;
+                }
+                let Some(live) = set.resolve(now) else { return };
+                let c = dbs.entry(super::db::db_of(key)).or_default();
+                c.keys += 1;
+                if let Some(at) = live.expires_ms {
+                    c.expires += 1;
+                    c.expiry_sum += u128::from(at);
+                }
+            })
+            .map(|()| dbs)
+    })
+    .await
+    .map_err(CoordError::from)?
+    .map_err(CoordError::from)?;
+    let walk = Arc::new(KeyspaceWalk { dbs, records_written: written, done: std::time::Instant::now(), took: started.elapsed() });
+    *last = Some(walk.clone());
+    Ok(walk)
 }

@@ -72,6 +72,7 @@ use metrics::{Counter, Histogram};
 
 use crate::clients::Client;
 pub use eval::{forwarded_kill, forwarded_script};
+pub use info::KeyspaceWalk;
 pub use multi::forwarded_transaction;
 pub use pipeline::{run_pipeline, MAX_BATCH};
 use table::concurrent_keys;
@@ -515,7 +516,7 @@ async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes], metrics
             session.client.set_monitor();
             Ok(Reply::ok())
         }
-        Cmd::Info => info::run(node, args),
+        Cmd::Info => info::run(node, args).await,
         Cmd::Xread => streams::xread(node, session, args).await,
         Cmd::Xreadgroup => streams::xreadgroup(node, session, args).await,
         blocking if blocking.blocks() => blocking::run(node, session, blocking, args).await,
