@@ -540,8 +540,6 @@ async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes], metrics
         Cmd::Unsubscribe => pubsub::unsubscribe(session, args, Kind::Channel),
         Cmd::Punsubscribe => pubsub::unsubscribe(session, args, Kind::Pattern),
         Cmd::Sunsubscribe => pubsub::unsubscribe(session, args, Kind::Shard),
-        Cmd::Publish => pubsub::publish(node, args, false).await,
-        Cmd::Spublish => pubsub::publish(node, args, true).await,
         data => dispatch_data(data, node, args).await,
     }
 }
@@ -712,6 +710,9 @@ async fn dispatch_data(cmd: Cmd, node: &Node, args: &[Bytes]) -> CmdResult {
         Cmd::Ping => ping::run(args),
         Cmd::Echo => echo::run(args),
         Cmd::Pubsub => pubsub::pubsub(node, args).await,
+        // A pipeline's PUBLISHes may run as a wave (`pipeline::publish_wave`).
+        Cmd::Publish => pubsub::publish(node, args, false).await,
+        Cmd::Spublish => pubsub::publish(node, args, true).await,
         other => Err(CommandError::Other(format!("'{}' cannot run inside a pipeline wave", other.spec().name))),
     }
 }

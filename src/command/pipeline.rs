@@ -7,6 +7,8 @@ use bytes::{Bytes, BytesMut};
 
 use super::{concurrent_keys, execute, execute_shared, Cmd, CommandMetrics, Session};
 use crate::node::{Node, Ticket};
+use crate::resp::Reply;
+use std::future::Future;
 
 /// Requests run per batch (the rest of a long pipeline waits for the next).
 pub const MAX_BATCH: usize = 512;
@@ -35,6 +37,16 @@ pub async fn run_pipeline(
     let mut i = 0;
     while i < batch.len() && !session.quit {
         // A subscribed connection runs its requests one by one: its messages go between them.
+        if concurrent && session.multi.is_none() && !session.has_mailbox() {
+            let end = i + batch[i..].iter().take_while(|args| is_publish(args)).count();
+            if end - i > 1 {
+                for reply in publish_wave(node, session.authenticated, metrics, &batch[i..end]).await {
+                    reply.encode(session.protocol, out);
+                }
+                i = end;
+                continue;
+            }
+        }
         if concurrent && session.multi.is_none() && session.db == 0 && !session.has_mailbox() {
             let mut keys: HashSet<&[u8]> = HashSet::new();
             let mut end = i;
@@ -69,6 +81,36 @@ pub async fn run_pipeline(
     } else {
         after
     }
+}
+
+/// Whether a request is a PUBLISH or an SPUBLISH (of the right arity).
+fn is_publish(args: &[Bytes]) -> bool {
+    args.len() == 3 && matches!(Cmd::lookup(&args[0]), Some(Cmd::Publish | Cmd::Spublish))
+}
+
+/// Consecutive PUBLISHes of a pipeline, in a cluster: each queues its message for the other
+/// nodes when it is first polled (`Broker::publish`), then waits for their counts of
+/// receivers. Polled once each, in order, here, their messages go out in the pipeline's order,
+/// in one batch per peer; then their counts are awaited together (one peer round trip for the
+/// wave instead of one per PUBLISH).
+async fn publish_wave(node: &Node, authenticated: bool, metrics: &CommandMetrics, batch: &[Vec<Bytes>]) -> Vec<Reply> {
+    let mut wave: Vec<_> = batch
+        .iter()
+        // Unconstrained: tokio's cooperative budget would otherwise make a later PUBLISH of a
+        // long wave yield before it queued its message, and it would go out of order.
+        .map(|args| {
+            let publish = tokio::task::unconstrained(execute_shared(node, authenticated, metrics, args));
+            futures::future::maybe_done(Box::pin(publish))
+        })
+        .collect();
+    {
+        let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+        for publish in &mut wave {
+            let _ = std::pin::Pin::new(publish).poll(&mut cx);
+        }
+    }
+    futures::future::join_all(wave.iter_mut()).await;
+    wave.iter_mut().map(|p| std::pin::Pin::new(p).take_output().unwrap_or(Reply::Nil)).collect()
 }
 
 /// Feeds a request to MONITOR as Redis does: not administrative commands, and AUTH's and
