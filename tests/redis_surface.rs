@@ -244,7 +244,14 @@ fn transactions_and_msets_over_one_tag_are_isolated_in_a_cluster() {
             s.spawn(move || {
                 let mut con = node.conn();
                 for i in 0..60 {
-                    let both: Value = redis::pipe().atomic().cmd("INCR").arg("{t}a").cmd("INCR").arg("{t}b").query(&mut con).expect("EXEC");
+                    let both: Value = redis::pipe()
+                        .atomic()
+                        .cmd("INCR")
+                        .arg("{t}a")
+                        .cmd("INCR")
+                        .arg("{t}b")
+                        .query(&mut con)
+                        .expect("EXEC");
                     let Value::Array(r) = both else { panic!("EXEC answered {both:?}") };
                     assert_eq!(r.len(), 2);
                     let v = format!("{w}-{i}");
@@ -259,10 +266,14 @@ fn transactions_and_msets_over_one_tag_are_isolated_in_a_cluster() {
                 for _ in 0..60 {
                     let seen: Value = redis::pipe()
                         .atomic()
-                        .cmd("GET").arg("{t}a")
-                        .cmd("GET").arg("{t}b")
-                        .cmd("GET").arg("{t}x")
-                        .cmd("GET").arg("{t}y")
+                        .cmd("GET")
+                        .arg("{t}a")
+                        .cmd("GET")
+                        .arg("{t}b")
+                        .cmd("GET")
+                        .arg("{t}x")
+                        .cmd("GET")
+                        .arg("{t}y")
                         .query(&mut con)
                         .expect("EXEC");
                     let Value::Array(v) = seen else { panic!("EXEC answered {seen:?}") };

@@ -198,13 +198,27 @@ const CASES: &[&[&str]] = &[
     &["eval", "return bit.tohex()", "0"],
     &["eval", "return bit.band('a')", "0"],
     // struct (lua_struct.c): the bytes as hex, so that every byte is compared.
-    &["eval", "local s = struct.pack(ARGV[1], tonumber(ARGV[2]) or ARGV[2], tonumber(ARGV[3]) or ARGV[3]) \
+    &[
+        "eval",
+        "local s = struct.pack(ARGV[1], tonumber(ARGV[2]) or ARGV[2], tonumber(ARGV[3]) or ARGV[3]) \
                return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end))",
-      "0", ">I2", "7", ""],
-    &["eval", "return (string.gsub(struct.pack('<d>f!4bxi>hT<i16<L', 1.5, -2.25, 1, 2, -2, 1, -2, 2^63), '.', \
-               function(c) return string.format('%02x', string.byte(c)) end))", "0"],
-    &["eval", "return (string.gsub(struct.pack('<L<lB<I', 0/0, -1e300, 300, 1/0), '.', \
-               function(c) return string.format('%02x', string.byte(c)) end))", "0"],
+        "0",
+        ">I2",
+        "7",
+        "",
+    ],
+    &[
+        "eval",
+        "return (string.gsub(struct.pack('<d>f!4bxi>hT<i16<L', 1.5, -2.25, 1, 2, -2, 1, -2, 2^63), '.', \
+               function(c) return string.format('%02x', string.byte(c)) end))",
+        "0",
+    ],
+    &[
+        "eval",
+        "return (string.gsub(struct.pack('<L<lB<I', 0/0, -1e300, 300, 1/0), '.', \
+               function(c) return string.format('%02x', string.byte(c)) end))",
+        "0",
+    ],
     &["eval", "return struct.pack('s c0 c2 i3 i0', 'ab', 'cd', 'efg', 7, 7)", "0"],
     &["eval", "return struct.pack('b c0', '12', 12.5)", "0"],
     &["eval", "return {struct.unpack('>I2', struct.pack('>I2', 7))}", "0"],
@@ -214,7 +228,11 @@ const CASES: &[&[&str]] = &[
     &["eval", "return {struct.unpack('>I2', 'abcd', 3)}", "0"],
     &["eval", "return {struct.unpack('>I2', 'abcd', '2')}", "0"],
     &["eval", "return {struct.unpack('>i16<I16', struct.pack('>i16<i16', -2, -2))}", "0"],
-    &["eval", "local a, b, c = struct.unpack('<d>f', struct.pack('<d>f', 1.5, -2.25)) return {tostring(a), tostring(b), c}", "0"],
+    &[
+        "eval",
+        "local a, b, c = struct.unpack('<d>f', struct.pack('<d>f', 1.5, -2.25)) return {tostring(a), tostring(b), c}",
+        "0",
+    ],
     &["eval", "return tostring(struct.unpack('<l', struct.pack('<L', 2^63)))", "0"],
     &["eval", "return {struct.size('!4bi'), struct.size('<i8>dT!2hl'), struct.size('z'), struct.size('!')}", "0"],
     &["eval", "return struct.pack('z', 7)", "0"],
@@ -810,5 +828,8 @@ fn a_forwarded_busy_script_is_killed() {
     assert!(at_o.text(&["script", "kill"]).starts_with("-UNKILLABLE Sorry the script already executed write commands"));
     cluster.nodes[d].kill9();
     let lost = String::from_utf8_lossy(&looping.reply()).into_owned();
-    assert!(lost.starts_with("-NOQUORUM the script was sent to node") && lost.ends_with("it may have run\r\n"), "{lost}");
+    assert!(
+        lost.starts_with("-NOQUORUM the script was sent to node") && lost.ends_with("it may have run\r\n"),
+        "{lost}"
+    );
 }

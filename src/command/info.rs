@@ -178,7 +178,11 @@ fn section(node: &Node, name: &str, walk: Option<&KeyspaceWalk>, out: &mut Strin
         "keyspace" => {
             let now = crate::clock::now_ms();
             for (db, c) in walk.iter().flat_map(|w| w.dbs.iter()) {
-                let avg = if c.expires > 0 { (c.expiry_sum / u128::from(c.expires)).saturating_sub(u128::from(now)) } else { 0 };
+                let avg = if c.expires > 0 {
+                    (c.expiry_sum / u128::from(c.expires)).saturating_sub(u128::from(now))
+                } else {
+                    0
+                };
                 line(&format!("db{db}"), &format!("keys={},expires={},avg_ttl={avg}", c.keys, c.expires));
             }
         }
@@ -362,7 +366,12 @@ async fn keyspace_walk(node: &Node) -> Result<Arc<KeyspaceWalk>, CoordError> {
     .await
     .map_err(CoordError::from)?
     .map_err(CoordError::from)?;
-    let walk = Arc::new(KeyspaceWalk { dbs, records_written: written, done: std::time::Instant::now(), took: started.elapsed() });
+    let walk = Arc::new(KeyspaceWalk {
+        dbs,
+        records_written: written,
+        done: std::time::Instant::now(),
+        took: started.elapsed(),
+    });
     *last = Some(walk.clone());
     Ok(walk)
 }

@@ -184,7 +184,9 @@ mod tests {
         let held = locks.hold(&[Bytes::from_static(b"{t}a"), Bytes::from_static(b"{t}b")]).await;
         let soon = tokio::time::Instant::now() + Duration::from_millis(100);
         assert!(matches!(locks.shared(b"{t}a", soon).await, Err(CoordError::Busy)));
-        let other = (0..100).map(|i| format!("k{i}")).find(|k| stripe(k.as_bytes()) != stripe(b"{t}a") && stripe(k.as_bytes()) != stripe(b"{t}b"));
+        let other = (0..100)
+            .map(|i| format!("k{i}"))
+            .find(|k| stripe(k.as_bytes()) != stripe(b"{t}a") && stripe(k.as_bytes()) != stripe(b"{t}b"));
         let other = other.expect("a key of another stripe");
         assert!(locks.shared(other.as_bytes(), soon).await.expect("free").is_some());
         assert!(in_script(async { locks.shared(b"{t}a", soon).await }).await.expect("a script's call").is_none());

@@ -315,7 +315,10 @@ mod tests {
         assert_eq!(meta("#!lua name=x"), Err("Invalid library metadata".into()));
         assert_eq!(meta("#!lua name=\"x\n"), Err("Invalid library metadata".into()));
         assert_eq!(meta("#!lua\n"), Err("Library name was not given".into()));
-        assert_eq!(meta("#!lua name=a name=b\n"), Err("Invalid metadata value, name argument was given multiple times".into()));
+        assert_eq!(
+            meta("#!lua name=a name=b\n"),
+            Err("Invalid metadata value, name argument was given multiple times".into())
+        );
         assert_eq!(meta("#!lua foo=b\n"), Err("Invalid metadata value given: foo=b".into()));
         assert_eq!(meta("#!lua name=\"q q\"\n").map(|m| m.name), Ok("q q".into()));
         assert!(!valid_name(b"q q") && !valid_name(b"") && !valid_name(b"a-b") && valid_name(b"A_1"));

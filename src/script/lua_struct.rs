@@ -351,8 +351,9 @@ mod tests {
     fn p(fmt: &str, args: &[Item]) -> Result<Vec<u8>> {
         let number = |i: usize| match args.get(i - 2) {
             Some(Item::Number(n)) => Ok(*n),
-            Some(Item::Bytes(b)) => super::super::lua_str_number(b)
-                .ok_or_else(|| StructError::Arg(i, "number expected, got string".into())),
+            Some(Item::Bytes(b)) => {
+                super::super::lua_str_number(b).ok_or_else(|| StructError::Arg(i, "number expected, got string".into()))
+            }
             None => Err(StructError::Arg(i, "number expected, got nil".into())),
         };
         let string = |i: usize| match args.get(i - 2) {

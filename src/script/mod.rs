@@ -580,14 +580,11 @@ impl Vm {
         let f = f.ok_or_else(|| "ERR Function not found".to_owned())?;
         let ctx = RunCtx { calls, resp: AtomicU8::new(2), running };
         self.lua.set_app_data(ctx);
-        let prepared = self
-            .array(keys)
-            .and_then(|k| Ok((k, self.array(args)?)))
-            .and_then(|(k, a)| {
-                self.backing.raw_set("KEYS", Value::Nil)?;
-                self.backing.raw_set("ARGV", Value::Nil)?;
-                Ok((k, a))
-            });
+        let prepared = self.array(keys).and_then(|k| Ok((k, self.array(args)?))).and_then(|(k, a)| {
+            self.backing.raw_set("KEYS", Value::Nil)?;
+            self.backing.raw_set("ARGV", Value::Nil)?;
+            Ok((k, a))
+        });
         let reply = match prepared {
             Ok((k, a)) => self.finish(name, self.function_runner.call::<MultiValue>((f, k, a))),
             Err(e) => Reply::Error(format!("ERR Error running script {name}, {e}")),
