@@ -16,8 +16,9 @@
 //! plain write (SET) coordinated elsewhere is not held up, and keys of other partitions are
 //! written key by key (docs/differences.md). A transaction with other commands (SELECT, CLIENT
 //! ..., a subscribed RESP3 connection's) runs its queue in order where it arrived. The commands
-//! Redis runs atomically over several keys (MSET, MSETNX, RENAME, RENAMENX, COPY, SMOVE) are
-//! placed the same way, as a transaction of one command ([`place_one`]).
+//! Redis runs atomically over several keys (MSET, MSETNX, RENAME, RENAMENX, SMOVE) are placed
+//! the same way, as a transaction of one command ([`place_one`]); COPY is not (its DB option
+//! may name another database).
 
 use bytes::Bytes;
 

@@ -1,9 +1,9 @@
 //! Commands over several keys that Redis runs atomically: `MSETNX`, `RENAME`, `RENAMENX` and
 //! `COPY`. On a node alone they run exclusively (they hold the node's gate like EXEC, see
-//! `multi.rs`), so they are as atomic as in Redis. In a cluster they run at the first key's
-//! deciding owner holding every key (`multi::place_one`): atomic over keys of one hash tag
-//! against transactions, scripts and read-modify-writes; across partitions a read and then
-//! writes key by key (another client may see a RENAME half done).
+//! `multi.rs`), so they are as atomic as in Redis. In a cluster all but COPY run at the first
+//! key's deciding owner holding every key (`multi::place_one`): atomic over keys of one hash
+//! tag against transactions, scripts and read-modify-writes; across partitions (and COPY) a
+//! read and then writes key by key (another client may see a RENAME half done).
 
 use bytes::Bytes;
 
