@@ -5,7 +5,8 @@ Starts a kura node (release build) and a redis-server (Debian package, with
 `--appendonly yes --appendfsync everysec`, the fair peer of kura's journal), then runs
 `redis-benchmark -t set,get -c 50 -n 200000 -r 100000`, plain and with `-P 16`, against each,
 interleaved over several rounds (kura, redis, redis, kura, ...) so that a noisy machine hurts
-both alike. Prints the median throughput, p99 and p99.9 of each and their ratio.
+both alike. Prints the median throughput, p99 and p99.9 of each and their ratio, and (each test
+runs alone) the servers' CPU time per request, which is stable where throughput is not.
 
 With `--cluster 3` it starts a 3-node kura cluster (N=3 R=2 W=2) on 127.0.0.1..3 instead and
 spreads the benchmark's clients over the nodes (one redis-benchmark per node, run at once).
@@ -88,16 +89,29 @@ def parse_benchmark(text):
     return results
 
 
-def run_benchmark(targets, args, pipeline):
-    """Runs one redis-benchmark per (ip, port) target at once; sums rps, takes worst latencies."""
+def cpu_seconds(pids):
+    """User + system CPU time so far of these processes (every thread), from /proc."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_benchmark(targets, args, pipeline, pids, tests):
+    """Runs one redis-benchmark per (ip, port) target at once; sums rps, takes worst latencies.
+
+    With one test, also the servers' CPU time per request (µs): stable where rps is noisy."""
     clients = max(1, args.clients // len(targets))
     requests = args.requests // len(targets)
     procs = []
+    before = cpu_seconds(pids)
     for ip, port in targets:
         cmd = ["redis-benchmark", "-h", ip, "-p", str(port), "-c", str(clients), "-n", str(requests),
                "-P", str(pipeline)]
-        if args.tests != "default":
-            cmd += ["-t", args.tests]
+        if tests != "default":
+            cmd += ["-t", tests]
         if args.keyspace:
             cmd += ["-r", str(args.keyspace)]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
@@ -109,6 +123,9 @@ def run_benchmark(targets, args, pipeline):
             m["rps"] += r.get("rps", 0.0)
             m["p99"] = max(m["p99"], r.get("p99") or 0.0)
             m["p999"] = max(m["p999"], r.get("p999") or 0.0)
+    if tests != "default" and len(merged) == 1:
+        for m in merged.values():
+            m["cpu"] = (cpu_seconds(pids) - before) * 1e6 / (requests * len(targets))
     return merged
 
 
@@ -118,7 +135,9 @@ class Procs:
         self.tmp = tempfile.mkdtemp(prefix="kura-bench-")
 
     def start(self, cmd, log):
-        self.procs.append(subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT))
+        p = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        self.procs.append(p)
+        return p.pid
 
     def stop(self):
         for p in self.procs:
@@ -127,7 +146,7 @@ class Procs:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def start_kura(procs, nodes, extra):
+def start_kura(procs, nodes, extra, pids):
     ips = [f"127.0.0.{i + 1}" for i in range(nodes)]
     cluster_ports = {ip: free_port(ip) for ip in ips}
     targets = []
@@ -137,7 +156,7 @@ def start_kura(procs, nodes, extra):
                "--metrics-listen", f"{ip}:{free_port(ip)}", "--data-dir", os.path.join(procs.tmp, f"kura{i}")]
         if i > 0:
             cmd += ["--seed", f"{ips[0]}:{cluster_ports[ips[0]]}"]
-        procs.start(cmd + extra, os.path.join(procs.tmp, f"kura{i}.log"))
+        pids.append(procs.start(cmd + extra, os.path.join(procs.tmp, f"kura{i}.log")))
         wait_ping(ip, port)
         targets.append((ip, port))
     if nodes > 1:
@@ -201,23 +220,26 @@ def main():
 
     procs = Procs()
     try:
-        kura = start_kura(procs, args.cluster, args.kura_arg)
+        kura_pids, redis_pids = [], []
+        kura = start_kura(procs, args.cluster, args.kura_arg, kura_pids)
         rport = free_port()
-        procs.start(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--dir", procs.tmp,
+        redis_pids.append(procs.start(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--dir", procs.tmp,
                      "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""],
-                    os.path.join(procs.tmp, "redis.log"))
+                    os.path.join(procs.tmp, "redis.log")))
         wait_ping("127.0.0.1", rport)
         redis = [("127.0.0.1", rport)]
 
         samples = {}
         for rnd in range(args.rounds):
             for pipeline in (1, 16):
-                order = [("kura", kura), ("redis", redis)]
+                order = [("kura", kura, kura_pids), ("redis", redis, redis_pids)]
                 if rnd % 2:
                     order.reverse()
-                for name, targets in order:
-                    for test, r in run_benchmark(targets, args, pipeline).items():
-                        samples.setdefault((test, pipeline, name), []).append(r)
+                # One test at a time (so that each has its CPU time), unless the default run.
+                for tests in ([args.tests] if args.tests == "default" else args.tests.split(",")):
+                    for name, targets, pids in order:
+                        for test, r in run_benchmark(targets, args, pipeline, pids, tests).items():
+                            samples.setdefault((test, pipeline, name), []).append(r)
 
         def med(test, pipeline, name, field):
             vals = [s[field] for s in samples.get((test, pipeline, name), []) if s.get(field)]
@@ -230,15 +252,17 @@ def main():
         print(f"# redis-benchmark {tests} -c {args.clients} -n {args.requests}{keyspace}, "
               f"median of {args.rounds} interleaved rounds; {label}; redis-server --appendonly yes --appendfsync everysec")
         print()
-        print("| test | pipeline | kura rps | redis rps | ratio | kura p99 / p99.9 ms | redis p99 / p99.9 ms |")
-        print("|---|---|---|---|---|---|---|")
+        print("| test | pipeline | kura rps | redis rps | ratio | kura p99 / p99.9 ms | redis p99 / p99.9 ms "
+              "| CPU µs/request kura / redis |")
+        print("|---|---|---|---|---|---|---|---|")
         for pipeline in (1, 16):
             # In redis-benchmark's own order.
             for test in dict.fromkeys(t for (t, p, _) in samples if p == pipeline):
                 k, r = med(test, pipeline, "kura", "rps"), med(test, pipeline, "redis", "rps")
                 print(f"| {test} | {pipeline} | {k:,.0f} | {r:,.0f} | {k / r:.2f}x | "
                       f"{med(test, pipeline, 'kura', 'p99'):.3f} / {med(test, pipeline, 'kura', 'p999'):.3f} | "
-                      f"{med(test, pipeline, 'redis', 'p99'):.3f} / {med(test, pipeline, 'redis', 'p999'):.3f} |")
+                      f"{med(test, pipeline, 'redis', 'p99'):.3f} / {med(test, pipeline, 'redis', 'p999'):.3f} | "
+                      f"{med(test, pipeline, 'kura', 'cpu'):.1f} / {med(test, pipeline, 'redis', 'cpu'):.1f} |")
     finally:
         procs.stop()
 

@@ -321,8 +321,11 @@ impl ClusterState {
 
 /// The cluster id of a cluster founded with `seed` (see [`ClusterState::cluster_id`]).
 pub fn cluster_id_of(seed: &[u8; 32]) -> u64 {
-    let mut input = b"kura-cluster-id\0".to_vec();
-    input.extend_from_slice(seed);
+    // Every peer message carries it: hashed from the stack, not a new Vec each time.
+    const TAG: &[u8; 16] = b"kura-cluster-id\0";
+    let mut input = [0u8; 48];
+    input[..16].copy_from_slice(TAG);
+    input[16..].copy_from_slice(seed);
     xxhash_rust::xxh3::xxh3_64(&input).max(1)
 }
 

@@ -13,7 +13,7 @@ use super::quorum::{Quorum, Target};
 use super::{CoordError, Coordinator, Peers, Result};
 use crate::metrics as m;
 use crate::peer::{Request, Response};
-use crate::replica::{merge_all, Replica};
+use crate::replica::Replica;
 use crate::ring::NodeId;
 use crate::version::SiblingSet;
 
@@ -53,7 +53,8 @@ impl Coordinator {
         let q = Quorum::resolve(self.quorum, prefs.len(), r, None)?;
         let started = Instant::now();
         let key = Bytes::copy_from_slice(key);
-        let mut replies: Vec<(Target, Option<SiblingSet>)> = Vec::with_capacity(targets.len());
+        // Answers are shared, not copied: most replicas agree, and then the merge is one of them.
+        let mut replies: Vec<(Target, Option<Arc<SiblingSet>>)> = Vec::with_capacity(targets.len());
         let mut remote = Vec::with_capacity(targets.len());
         for target in targets {
             if target.node != self.me() {
@@ -63,29 +64,29 @@ impl Coordinator {
             // The reader's own copy as it compared it (a write made here since is not what the
             // others answered "same" to: mixing the two would repair them with whole sets).
             if let (Some((set, _)), None) = (&mine, &target.hint_for) {
-                replies.push((target, set.as_deref().cloned()));
+                replies.push((target, set.clone()));
                 continue;
             }
             if plain && target.hint_for.is_none() {
                 match self.replica.local_with_digest(&key) {
                     Ok((set, Some(digest))) => {
-                        replies.push((target, set.as_deref().cloned()));
+                        replies.push((target, set.clone()));
                         mine = Some((set, digest));
                     }
-                    Ok((set, None)) => replies.push((target, set.map(|s| (*s).clone()))),
+                    Ok((set, None)) => replies.push((target, set)),
                     Err(e) => tracing::warn!("local read failed: {e}"),
                 }
                 continue;
             }
             match self.local(&key) {
-                Ok(set) => replies.push((target, set.map(|s| (*s).clone()))),
+                Ok(set) => replies.push((target, set)),
                 Err(e) => tracing::warn!("local read failed: {e}"),
             }
         }
         let local_answers = replies.len();
         let flushed_to = self.replica.storage().flush_cutoff(&key);
         let peers = self.peers.clone();
-        let read = |target: Target| -> gather::Call<Option<SiblingSet>> {
+        let read = |target: Target| -> gather::Call<Option<Arc<SiblingSet>>> {
             let (peers, key, mine) = (peers.clone(), key.clone(), mine.clone());
             Box::pin(async move {
                 let req = match &mine {
@@ -99,8 +100,8 @@ impl Coordinator {
                     None => Request::Read { key },
                 };
                 let reply = match peers.call(&target.node, req).await {
-                    Ok(Response::Value(v)) => Some(v),
-                    Ok(Response::Same) => mine.map(|(set, _)| set.map(|s| (*s).clone())),
+                    Ok(Response::Value(v)) => Some(v.map(Arc::new)),
+                    Ok(Response::Same) => mine.map(|(set, _)| set),
                     _ => None,
                 };
                 (target, reply)
@@ -122,8 +123,7 @@ impl Coordinator {
             return Err(CoordError::NoQuorum { op: "read", needed: q.r, got: replies.len() });
         }
         // Without what a flush dropped: a replica that missed it may still hold such values.
-        let merged =
-            self.replica.storage().unflushed(&key, Arc::new(merge_all(replies.iter().filter_map(|(_, s)| s.as_ref()))));
+        let merged = self.replica.storage().unflushed(&key, merge_shared(replies.iter().filter_map(|(_, s)| s.as_ref())));
         metrics::histogram!(m::QUORUM_DURATION, "op" => "get", "phase" => "quorum")
             .record(started.elapsed().as_secs_f64());
         // A read-modify-write's decider (`mine`) repairs nothing: its write, which usually
@@ -156,6 +156,20 @@ impl Coordinator {
     }
 }
 
+/// The merge of the answers of a read: one of them, shared, when they all hold the same
+/// version (the usual case: no copy, no merge), else their merge.
+fn merge_shared<'a>(sets: impl Iterator<Item = &'a Arc<SiblingSet>>) -> Arc<SiblingSet> {
+    let mut merged: Option<Arc<SiblingSet>> = None;
+    for set in sets {
+        merged = Some(match merged {
+            None => set.clone(),
+            Some(m) if Arc::ptr_eq(&m, set) || *m == **set => m,
+            Some(m) => Arc::new(m.sync(set)),
+        });
+    }
+    merged.unwrap_or_default()
+}
+
 /// The part of a coordinator a background task carries: read repair after a get returned.
 struct Background {
     replica: Arc<Replica>,
@@ -166,13 +180,13 @@ struct Background {
 impl Background {
     /// Sends the merge of every answer to each replica whose copy differs from it (a
     /// stand-in gets it as a hint for the owner it replaces).
-    async fn read_repair(&self, key: Bytes, replies: Vec<(Target, Option<SiblingSet>)>) {
-        let merged = merge_all(replies.iter().filter_map(|(_, s)| s.as_ref()));
+    async fn read_repair(&self, key: Bytes, replies: Vec<(Target, Option<Arc<SiblingSet>>)>) {
+        let merged = merge_shared(replies.iter().filter_map(|(_, s)| s.as_ref()));
         if merged.is_empty() {
             return;
         }
         for (target, set) in replies {
-            if set.as_ref() == Some(&merged) {
+            if set.is_some_and(|s| Arc::ptr_eq(&s, &merged) || *s == *merged) {
                 continue;
             }
             metrics::counter!(m::READ_REPAIRS_TOTAL).increment(1);
@@ -183,7 +197,7 @@ impl Background {
                 }
                 continue;
             }
-            let req = Request::Replicate { key: key.clone(), set: merged.clone(), hint_for: target.hint_for.clone() };
+            let req = Request::Replicate { key: key.clone(), set: (*merged).clone(), hint_for: target.hint_for.clone() };
             if let Err(e) = self.peers.call(&target.node, req).await {
                 tracing::debug!(node = %target.node, "read repair failed: {e}");
             }
