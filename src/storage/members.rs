@@ -13,8 +13,8 @@
 //! covers its members and is the same on every replica holding the same state, whatever
 //! order its members were written in. Builds before this layout stored such a key whole, and
 //! the digest of that record differs from the header's for the same state (anti-entropy
-//! then repaired the key forever): the store rewrites those in parts when it opens
-//! ([`Storage::store_in_parts`]), so a key's layout, and with it its digest, depends on its
+//! then repaired the key forever): the store rewrites those in parts when it first opens
+//! with a build that has the layout marker ([`Storage::store_in_parts`]), so a key's layout, and with it its digest, depends on its
 //! state only.
 
 use bytes::Bytes;
@@ -114,7 +114,8 @@ impl Storage {
     /// The set a `data` record holds with at most one member of a set or hash stored in
     /// parts: what it is, whether it lives (an emptied set reads as missing) and when it
     /// expires, without reading a large set's members. For walks (SCAN, DBSIZE, INFO
-    /// keyspace, the reap index at startup); never stored, compared or sent.
+    /// keyspace, the walk at open that upgrades an older store); never stored, compared or
+    /// sent.
     ///
     /// # Errors
     /// As [`Storage::decode_data`].
@@ -255,8 +256,8 @@ impl Storage {
     /// Rewrites in parts the keys stored under `stored_keys` whose record is a whole sibling
     /// set with one set or hash sibling (as builds before this layout stored them): the state
     /// stays, its digest becomes the one every replica storing that state in parts has. Run
-    /// when the store opens (before anything reads or observes it). Returns how many it
-    /// rewrote.
+    /// when a store without the layout marker opens (before anything reads or observes it).
+    /// Returns how many it rewrote.
     ///
     /// # Errors
     /// Engine failure, or a record that does not decode.
