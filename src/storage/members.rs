@@ -13,9 +13,9 @@
 //! covers its members and is the same on every replica holding the same state, whatever
 //! order its members were written in. Builds before this layout stored such a key whole, and
 //! the digest of that record differs from the header's for the same state (anti-entropy
-//! then repaired the key forever): the store rewrites those in parts when it first opens
-//! with a build that has the layout marker ([`Storage::store_in_parts`]), so a key's layout, and with it its digest, depends on its
-//! state only.
+//! then repaired the key forever): the store rewrites those in parts when a build that writes
+//! the layout marker first opens it ([`Storage::store_in_parts`]), so a key's layout, and with
+//! it its digest, depends on its state only.
 
 use bytes::Bytes;
 use fjall::OwnedWriteBatch as WriteBatch;

@@ -390,8 +390,10 @@ impl Storage {
                 misplaced.push(k.to_vec());
                 continue;
             }
-            // A sketch tells when the key dies (a large set's members are not read). Its record
-            // is at the time the set as stored dies, as every write moves it from.
+            // A sketch tells when the key dies (a large set's members are not read). The record
+            // is at the time the set as stored dies (not as a flush mark makes it read): that is
+            // where a later write of the key moves it from. (The marks read at open were purged
+            // already, so the two agree.)
             let Ok(set) = self.decode_data_sketch(&k, &v) else { continue };
             if !members::is_header(&v) && set.collection().is_some() {
                 whole.push(k.to_vec());
