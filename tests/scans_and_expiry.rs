@@ -121,7 +121,7 @@ fn reaped(node: &Node) -> f64 {
 /// The reap index holds one entry per key that will die, whatever the key's history: a key
 /// written 1,000 times with EX 3600 has one, a key whose expiry a SET without one or PERSIST
 /// removed has none, a key whose expiry moved earlier is reaped then and leaves nothing behind;
-/// after a restart the index is rebuilt from the store and still reaps.
+/// after a restart the index is loaded from the store (where it is kept) and still reaps.
 #[test]
 fn the_reap_index_holds_one_entry_per_key() {
     let mut node = Node::start(LOCAL, &["--reap-grace-ms", "0"]);
@@ -153,13 +153,13 @@ fn the_reap_index_holds_one_entry_per_key() {
     });
     assert_eq!(reaped(&node), 51.0, "only what died");
     assert_eq!(q(&mut con, &["DBSIZE"]), Value::Int(101), "k, many0..many99");
-    // After a restart (kill -9) the index is rebuilt from the store: the same 99 keys, plus one
+    // After a restart (kill -9) the index is loaded from the store: the same 99 keys, plus one
     // that expires soon and is reaped.
     q(&mut con, &["SET", "late", "v", "PX", "5000"]);
     assert_eq!(reap_index(&mut con), 100);
     node.restart();
     let mut con = node.conn();
-    assert_eq!(reap_index(&mut con), 100, "rebuilt at startup");
+    assert_eq!(reap_index(&mut con), 100, "kept on disk, loaded at startup");
     wait_until("the reaper to reap the key that expired after the restart", Duration::from_secs(30), || {
         (reaped(&node) >= 1.0 && reap_index(&mut con) == 99).then_some(())
     });

@@ -13,13 +13,14 @@
 //! covers its members and is the same on every replica holding the same state, whatever
 //! order its members were written in. Builds before this layout stored such a key whole, and
 //! the digest of that record differs from the header's for the same state (anti-entropy
-//! then repaired the key forever): the store rewrites those in parts when it opens
-//! ([`Storage::store_in_parts`]), so a key's layout, and with it its digest, depends on its
-//! state only.
+//! then repaired the key forever): the store rewrites those in parts when a build that writes
+//! the layout marker first opens it ([`Storage::store_in_parts`]), so a key's layout, and with
+//! it its digest, depends on its state only.
 
 use bytes::Bytes;
 use fjall::OwnedWriteBatch as WriteBatch;
 
+use super::expiry::DueMove;
 use super::{digest, Result, Storage, StorageError};
 use crate::version::{SiblingSet, Value};
 
@@ -113,7 +114,8 @@ impl Storage {
     /// The set a `data` record holds with at most one member of a set or hash stored in
     /// parts: what it is, whether it lives (an emptied set reads as missing) and when it
     /// expires, without reading a large set's members. For walks (SCAN, DBSIZE, INFO
-    /// keyspace, the reap index at startup); never stored, compared or sent.
+    /// keyspace, the walk at open that upgrades an older store); never stored, compared or
+    /// sent.
     ///
     /// # Errors
     /// As [`Storage::decode_data`].
@@ -144,7 +146,8 @@ impl Storage {
 
     /// Writes `next` as the state of the key stored under `stored_key`, over `old` (stored in
     /// `old_parts` when in parts): a whole record, or a header and the member records that
-    /// changed, in one batch.
+    /// changed, in one batch, which also moves the key's reap index record when the time the
+    /// stored set dies changes (`expiry.rs`).
     ///
     /// # Errors
     /// Engine failure (the engine may or may not have taken the write).
@@ -156,6 +159,8 @@ impl Storage {
         old_parts: Option<Parts>,
         next: &SiblingSet,
     ) -> Result<Stored> {
+        let key = stored_key.get(8..).unwrap_or_default();
+        let due = DueMove::new(old, Some(next));
         let Some(collection) = next.collection() else {
             let encoded = next.encode();
             let written = (stored_key.len() + encoded.len()) as u64;
@@ -167,13 +172,17 @@ impl Storage {
                 written,
                 patch: None,
             };
-            if old_parts.is_some() {
+            if old_parts.is_some() || due.moves() {
                 let mut batch = self.db.batch();
-                stored.written += self.remove_members(&mut batch, stored_key, None)?;
+                if old_parts.is_some() {
+                    stored.written += self.remove_members(&mut batch, stored_key, None)?;
+                }
                 batch.insert(&self.data, stored_key, encoded);
                 stored.records = batch.len() as u64;
+                self.move_due(&mut batch, key, &due);
                 batch.commit()?;
             } else {
+                // The common write (no member records, no reap index record to move): one insert.
                 self.data.insert(stored_key, encoded)?;
             }
             return Ok(stored);
@@ -239,6 +248,7 @@ impl Storage {
             written: written + (stored_key.len() + record.len()) as u64,
             patch: patched.map(|changes| Patch { base: old_digest, header, changes }),
         };
+        self.move_due(&mut batch, key, &due);
         batch.commit()?;
         Ok(stored)
     }
@@ -246,8 +256,8 @@ impl Storage {
     /// Rewrites in parts the keys stored under `stored_keys` whose record is a whole sibling
     /// set with one set or hash sibling (as builds before this layout stored them): the state
     /// stays, its digest becomes the one every replica storing that state in parts has. Run
-    /// when the store opens (before anything reads or observes it). Returns how many it
-    /// rewrote.
+    /// when a store without the layout marker opens (before anything reads or observes it).
+    /// Returns how many it rewrote.
     ///
     /// # Errors
     /// Engine failure, or a record that does not decode.
@@ -265,6 +275,8 @@ impl Storage {
                 continue;
             }
             // As from other parts (none expected): any member record it does not hold goes.
+            // (With no old set, a set that dies has its reap index record written again: the
+            // same record.)
             let stored = self.store(stored_key, None, digest(&bytes), Some(Parts::default()), &set)?;
             self.note_write();
             self.records.fetch_add(stored.records, std::sync::atomic::Ordering::Relaxed);
@@ -280,11 +292,11 @@ impl Storage {
     }
 
     /// Writes `set` as the whole record of `key`, as builds before the parts layout stored
-    /// every key (tests: what such a build left on disk).
+    /// every key (tests: what such a build left on disk, without the layout marker).
     #[cfg(test)]
     pub(crate) fn put_whole(&self, key: &[u8], set: &SiblingSet) {
         self.data.insert(Self::data_key(key), set.encode()).expect("a write");
-        self.commit().expect("commit");
+        self.as_older_build();
     }
 
     /// [`Storage::apply_patch`], waiting until `deadline` for the patch's base version when it
@@ -733,7 +745,7 @@ mod tests {
                 moved.extend_from_slice(&k[8..]);
                 s.members.insert(moved, v).expect("insert");
             }
-            s.commit().expect("commit");
+            s.as_older_build();
             s.cache.remove(key);
             assert!(s.get(key).expect("read").is_none(), "not found where the tag places it");
             written

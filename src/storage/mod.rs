@@ -6,6 +6,7 @@
 //! - `members`: the members of a set or a hash stored in parts (`members.rs`): the key's
 //!   `data` record is then a header, and an update writes the members it changed;
 //! - `hints`: hinted writes held for other nodes (hinted handoff);
+//! - `due`: the reap index (`expiry.rs`), keys by the time their stored set dies;
 //! - `ring`: ring and membership state;
 //! - `meta`: this node's identity (node id, incarnation epoch, context key).
 //!
@@ -138,6 +139,12 @@ pub struct Purge {
 
 /// Name in `meta` of the flush marks this node has applied.
 const FLUSHES_KEY: &str = "flushes";
+
+/// Name in `meta` of the layout marker, and its value: the store keeps the reap index in `due`
+/// and holds nothing an older build left to move (sets and hashes stored whole, tagged keys at
+/// their whole key's position). A store with it opens without walking its keys.
+const LAYOUT_KEY: &str = "layout";
+const LAYOUT: &[u8] = b"due-index";
 
 /// Bytes of decoded sibling sets kept in memory.
 const CACHE_BYTES: u64 = 256 << 20;
@@ -313,6 +320,7 @@ impl Storage {
         let hints = db.keyspace("hints", options)?;
         let ring = db.keyspace("ring", options)?;
         let meta = db.keyspace("meta", options)?;
+        let due = expiry::DueIndex::new(db.keyspace("due", options)?);
         let locks = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
         let written_keys = (0..LOCK_STRIPES).map(|_| tokio::sync::Notify::new()).collect();
         let cache = DecodedCache::new();
@@ -333,7 +341,7 @@ impl Storage {
             record_bytes: AtomicU64::new(0),
             commit_lock: Mutex::new(()),
             observer: std::sync::OnceLock::new(),
-            due: expiry::DueIndex::default(),
+            due,
             expiry_watch: std::sync::OnceLock::new(),
             hint_count: AtomicU64::new(0),
             removed: Removed::default(),
@@ -346,33 +354,66 @@ impl Storage {
                 .map_err(|e| StorageError::Corrupt { key: FLUSHES_KEY.to_owned(), reason: e.to_string() })?;
             storage.flushes.store(Arc::new(marks));
         }
-        // The reap index: one walk now instead of one per reaper round (a sketch of each key
-        // tells when it dies; a large set's members are not read). The same walk finds the
-        // sets and hashes an older build stored whole, to store them in parts.
-        // And the keys with a hash tag a build before tags stored at their whole key's
-        // position, to move them to their tag's.
-        let (mut whole, mut misplaced) = (Vec::new(), Vec::new());
-        for guard in storage.data.iter() {
-            let (k, v) = guard.into_inner()?;
-            let key = k.get(8..).unwrap_or_default();
-            if crate::ring::hash_tag(key).is_some() && k.get(..8) != Self::data_key(key).get(..8) {
-                misplaced.push(k.to_vec());
-                continue;
-            }
-            let Ok(set) = storage.decode_data_sketch(&k, &v) else { continue };
-            if !members::is_header(&v) && set.collection().is_some() {
-                whole.push(k.to_vec());
-            }
-            storage.note_due(key, None, &storage.without_flushed(&k, set));
+        // The reap index is kept on disk: loading it reads the keys that will die, not every
+        // key. A store an older build wrote is walked once instead.
+        if storage.meta_get(LAYOUT_KEY)?.as_deref() == Some(LAYOUT) {
+            storage.load_due()?;
+        } else {
+            storage.upgrade_layout()?;
         }
-        storage.store_in_parts(&whole)?;
-        storage.relocate(&misplaced)?;
+        // Hints are few (writes held for nodes that are down): counting them is no walk of the
+        // data.
         let hints_held = storage.hints.iter().count() as u64;
         storage.hint_count.store(hints_held, Ordering::Release);
         if fsync == FsyncPolicy::Everysec {
             Storage::spawn_syncer(&storage);
         }
         Ok(storage)
+    }
+
+    /// Brings a store without the layout marker (written by an older build, or new) to the
+    /// layout: one walk of its keys builds the reap index on disk, and finds the sets and
+    /// hashes an older build stored whole (to store them in parts) and the keys with a hash tag
+    /// a build before tags stored at their whole key's position (to move them to their tag's).
+    /// Then the marker is written, so later opens walk nothing. A crash before that walks
+    /// again at the next open (every step can be done twice).
+    ///
+    /// # Errors
+    /// Engine failure.
+    fn upgrade_layout(&self) -> Result<()> {
+        self.clear_due()?;
+        let (mut whole, mut misplaced) = (Vec::new(), Vec::new());
+        for guard in self.data.iter() {
+            let (k, v) = guard.into_inner()?;
+            let key = k.get(8..).unwrap_or_default();
+            if crate::ring::hash_tag(key).is_some() && k.get(..8) != Self::data_key(key).get(..8) {
+                misplaced.push(k.to_vec());
+                continue;
+            }
+            // A sketch tells when the key dies (a large set's members are not read). The record
+            // is at the time the set as stored dies (not as a flush mark makes it read): that is
+            // where a later write of the key moves it from. (The marks read at open were purged
+            // already, so the two agree.)
+            let Ok(set) = self.decode_data_sketch(&k, &v) else { continue };
+            if !members::is_header(&v) && set.collection().is_some() {
+                whole.push(k.to_vec());
+            }
+            self.index_stored(key, &set)?;
+        }
+        self.store_in_parts(&whole)?;
+        self.relocate(&misplaced)?;
+        self.commit()?;
+        // Synced with every write before it (one journal).
+        self.meta_put(LAYOUT_KEY, LAYOUT)
+    }
+
+    /// Makes the store look as an older build left it: no layout marker, no reap index on
+    /// disk (tests of the walk at open).
+    #[cfg(test)]
+    pub(crate) fn as_older_build(&self) {
+        self.meta.remove(LAYOUT_KEY).expect("a removal");
+        self.clear_due().expect("a clear");
+        self.commit().expect("commit");
     }
 
     /// Moves records stored under another ring prefix than their key's (keys with a hash tag
@@ -752,16 +793,20 @@ impl Storage {
             return Ok(false);
         }
         self.forget(key);
-        let removed = match parts {
-            // Its member records go with it, in one batch.
-            Some(_) => {
-                let mut batch = self.db.batch();
-                let listed = self.remove_members(&mut batch, &stored_key, None);
-                batch.remove(&self.data, stored_key.clone());
-                let records = batch.len() as u64;
-                listed.and_then(|bytes| Ok(batch.commit().map(|()| (records, bytes + stored_key.len() as u64))?))
-            }
-            None => self.data.remove(&stored_key).map(|()| (1, stored_key.len() as u64)).map_err(StorageError::from),
+        let due = expiry::DueMove::new(Some(&set), None);
+        let removed = if parts.is_some() || due.moves() {
+            // Its member records and its reap index record go with it, in one batch.
+            let mut batch = self.db.batch();
+            let listed = match parts {
+                Some(_) => self.remove_members(&mut batch, &stored_key, None),
+                None => Ok(0),
+            };
+            batch.remove(&self.data, stored_key.clone());
+            let records = batch.len() as u64;
+            self.move_due(&mut batch, key, &due);
+            listed.and_then(|bytes| Ok(batch.commit().map(|()| (records, bytes + stored_key.len() as u64))?))
+        } else {
+            self.data.remove(&stored_key).map(|()| (1, stored_key.len() as u64)).map_err(StorageError::from)
         };
         self.cache.remove(key);
         let (records, bytes) = removed?;
