@@ -123,7 +123,8 @@ impl Coordinator {
             return Err(CoordError::NoQuorum { op: "read", needed: q.r, got: replies.len() });
         }
         // Without what a flush dropped: a replica that missed it may still hold such values.
-        let merged = self.replica.storage().unflushed(&key, merge_shared(replies.iter().filter_map(|(_, s)| s.as_ref())));
+        let merged =
+            self.replica.storage().unflushed(&key, merge_shared(replies.iter().filter_map(|(_, s)| s.as_ref())));
         metrics::histogram!(m::QUORUM_DURATION, "op" => "get", "phase" => "quorum")
             .record(started.elapsed().as_secs_f64());
         // A read-modify-write's decider (`mine`) repairs nothing: its write, which usually
@@ -197,7 +198,8 @@ impl Background {
                 }
                 continue;
             }
-            let req = Request::Replicate { key: key.clone(), set: (*merged).clone(), hint_for: target.hint_for.clone() };
+            let req =
+                Request::Replicate { key: key.clone(), set: (*merged).clone(), hint_for: target.hint_for.clone() };
             if let Err(e) = self.peers.call(&target.node, req).await {
                 tracing::debug!(node = %target.node, "read repair failed: {e}");
             }
