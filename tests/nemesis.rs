@@ -379,9 +379,25 @@ fn queue_client(run: &Run, clients: &[redis::Client], worker: u64, consumer: boo
     }
 }
 
-/// Nodes that are members now (valid or joining), as node 0 sees them.
+/// Nodes that are members now (valid or joining), as the node that lists the most of them sees
+/// it. Not node 0 alone: just back with a wiped disk, it lists none until it has rejoined (a
+/// seed that wiped node 0 first drew a fault from no node at all). Waits while no node lists
+/// any (every node restarting).
 fn members_now(c: &Cluster) -> Vec<usize> {
-    let listed = harness::members(&c.nodes[0]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = c.nodes.iter().map(|n| members_seen_by(c, n)).max_by_key(Vec::len).unwrap_or_default();
+        if !seen.is_empty() {
+            return seen;
+        }
+        assert!(Instant::now() < deadline, "no node lists a member for 60 s");
+        std::thread::sleep(Duration::from_millis(50)); // polling for the condition
+    }
+}
+
+/// The nodes `by` lists as valid or joining members.
+fn members_seen_by(c: &Cluster, by: &Node) -> Vec<usize> {
+    let listed = harness::members(by);
     (0..c.nodes.len())
         .filter(|&i| {
             let a = c.nodes[i].cluster_addr().to_string();
