@@ -404,7 +404,10 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                 | Request::AaeInner { .. }
                 | Request::AaeGroup { .. }
                 | Request::AaeKeys { .. }
-                | Request::AaeFetch { .. }) => self.aae.answer(req),
+                | Request::AaeFetch { .. }) => {
+                    self.aae.built().await;
+                    self.aae.answer(req)
+                }
                 Request::AaePush { entries } => self.merge_and_ack(entries.iter().map(|(k, s)| (k, s)), None).await,
                 Request::Reap { key, digest } => match self.coordinator.reap_replica(&key, digest) {
                     Ok(()) => Response::Ack,

@@ -58,10 +58,18 @@ pub struct AntiEntropy {
     replica: Arc<Replica>,
     cluster: Arc<Cluster>,
     leaves: Arc<Leaves>,
+    /// True once the leaves cover every stored key (built at open, or by the walk in the
+    /// background for a large store).
+    built: watch::Sender<bool>,
     pub stats: Stats,
     trigger: Notify,
     interval: Duration,
 }
+
+/// Stores with more keys than this (the engine's estimate) have their leaves built in the
+/// background, so that a restart does not wait for a walk of every key; smaller ones at open
+/// (tens of milliseconds), so that a new node's first round never waits.
+const BUILD_AT_OPEN_KEYS: usize = 100_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AaeError {
@@ -77,29 +85,74 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// Leaves kept up to date with every change from now on, and the walk (of a snapshot taken
+/// now) that adds what is stored already: once it has run, they cover every key, whatever was
+/// written meanwhile.
+fn observed_leaves(storage: &Arc<Storage>) -> (Arc<Leaves>, impl FnOnce() -> Result<(), StorageError>) {
+    let leaves = Arc::new(Leaves::default());
+    let snapshot = storage.observe_from_snapshot(Arc::new(Observer(leaves.clone())));
+    let (storage, walked) = (storage.clone(), leaves.clone());
+    let walk =
+        move || storage.for_each_digest_in(&snapshot, |prefix, key, d| walked.change(prefix, key, None, Some(d)));
+    (leaves, walk)
+}
+
 impl AntiEntropy {
-    /// Builds the leaves from what `storage` holds and keeps them up to date from now on.
+    /// Builds the leaves from what `storage` holds and keeps them up to date from now on. The
+    /// leaves are the XOR of every key's mixed digest, so the walk of a snapshot and the
+    /// changes made after it (which the observer applies meanwhile) add up in any order. A
+    /// large store is walked on a thread of its own: rounds and peers' questions wait for it.
     ///
     /// # Errors
-    /// Storage failure while scanning.
+    /// Storage failure while scanning (a small store's walk).
     pub fn open(
         replica: Arc<Replica>,
         cluster: Arc<Cluster>,
         interval: Duration,
     ) -> Result<Arc<AntiEntropy>, StorageError> {
         let storage = replica.storage().clone();
-        let leaves = Arc::new(Leaves::default());
-        storage.for_each_digest(|prefix, key, d| leaves.change(prefix, key, None, Some(d)))?;
-        storage.observe(Arc::new(Observer(leaves.clone())));
-        Ok(Arc::new(AntiEntropy {
+        let (leaves, walk) = observed_leaves(&storage);
+        let large = storage.approximate_keys() > BUILD_AT_OPEN_KEYS;
+        let (built, _) = watch::channel(false);
+        let aae = Arc::new(AntiEntropy {
             storage,
             replica,
             cluster,
             leaves,
+            built,
             stats: Stats::default(),
             trigger: Notify::new(),
             interval,
-        }))
+        });
+        if !large {
+            walk()?;
+            aae.built.send_replace(true);
+            return Ok(aae);
+        }
+        let weak = Arc::downgrade(&aae);
+        std::thread::Builder::new()
+            .name("kura-aae-leaves".into())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                match walk() {
+                    Ok(()) => {
+                        tracing::info!("anti-entropy leaves built in {:?}", started.elapsed());
+                        if let Some(aae) = weak.upgrade() {
+                            aae.built.send_replace(true);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!("building the anti-entropy leaves failed (no exchanges until a restart): {e}")
+                    }
+                }
+            })
+            .map_err(|source| StorageError::Open { path: "anti-entropy leaves".into(), source })?;
+        Ok(aae)
+    }
+
+    /// Waits until the leaves cover every stored key.
+    pub async fn built(&self) {
+        let _ = self.built.subscribe().wait_for(|b| *b).await;
     }
 
     /// Starts a round now (`KURA AAE`).
@@ -124,6 +177,7 @@ impl AntiEntropy {
     /// One pass over the partitions this node replicates. Each pair of replicas is exchanged
     /// by the one with the smaller id, unless `all` (then by this node for every pair).
     async fn round(&self, all: bool) -> Result<(), AaeError> {
+        self.built().await;
         let view = self.cluster.view();
         let Some(state) = view.state.as_ref() else { return Ok(()) };
         if state.ring.in_transition() {
@@ -281,5 +335,60 @@ impl AntiEntropy {
             _ => Ok(Response::Error(crate::peer::RemoteError::Failed("not an anti-entropy request".into()))),
         };
         result.unwrap_or_else(|e| Response::Error(crate::peer::RemoteError::Failed(e.to_string())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::FsyncPolicy;
+    use crate::version::{Actor, Sibling};
+
+    fn put(s: &Storage, key: &str, value: &str) {
+        let sib = Sibling {
+            value: Some(Bytes::from(value.to_owned()).into()),
+            written_ms: 1,
+            origin: Actor(1),
+            expires_ms: None,
+            resets: Vec::new(),
+            flush_seen: None,
+        };
+        s.update::<StorageError>(key.as_bytes(), |cur| {
+            let cur = cur.cloned().unwrap_or_default();
+            Ok(cur.update(&cur.context(), sib).0)
+        })
+        .expect("a write");
+    }
+
+    /// Leaves built by a walk that runs after keys were written and removed (as the background
+    /// walk of a large store does) equal leaves built by a walk of the final store: no change is
+    /// counted twice or missed.
+    #[test]
+    fn leaves_walked_while_keys_change_cover_every_key_once() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let s = Storage::open(dir.path(), FsyncPolicy::Never).expect("a store");
+        for i in 0..3000 {
+            put(&s, &format!("k{i}"), "before");
+        }
+        let (leaves, walk) = observed_leaves(&s);
+        let writer = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for i in (0..3000).step_by(3) {
+                    put(&s, &format!("k{i}"), "after");
+                    put(&s, &format!("new{i}"), "added");
+                    assert!(s.remove_if(format!("k{}", i + 1).as_bytes(), |_| true).expect("a removal"));
+                }
+            })
+        };
+        // The writes land between the snapshot and the walk (the walk of a large store runs
+        // after the node serves): a walk of the live store would count them twice.
+        writer.join().expect("the writer");
+        walk().expect("the walk");
+        let fresh = Leaves::default();
+        s.for_each_digest(|prefix, key, d| fresh.change(prefix, key, None, Some(d))).expect("a walk");
+        let differing = (0..tree::LEAVES).filter(|&l| leaves.leaf(l) != fresh.leaf(l)).count();
+        assert_eq!(differing, 0, "leaves that differ from a walk of the final store");
+        assert_ne!((0..tree::LEAVES).filter(|&l| fresh.leaf(l) != 0).count(), 0);
     }
 }

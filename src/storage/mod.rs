@@ -524,6 +524,21 @@ impl Storage {
         let _ = self.observer.set(observer);
     }
 
+    /// Installs the observer of every later change (once) and returns a snapshot of the
+    /// store at that moment: every change the snapshot misses reaches the observer, and none
+    /// it holds does. Every key's lock is held meanwhile (a change is reported under its key's
+    /// lock, after the engine took it), so no change is half way.
+    pub fn observe_from_snapshot(&self, observer: Arc<dyn WriteObserver>) -> fjall::Snapshot {
+        let _all: Vec<_> = self.locks.iter().map(|l| l.lock()).collect();
+        self.observe(observer);
+        self.db.snapshot()
+    }
+
+    /// About how many keys are stored (the engine's estimate, no walk).
+    pub fn approximate_keys(&self) -> usize {
+        self.data.approximate_len()
+    }
+
     fn notify(&self, stored_key: &[u8], key: &[u8], old: Option<u64>, new: Option<u64>) {
         if let Some(o) = self.observer.get() {
             let prefix = u64::from_be_bytes(stored_key[..8].try_into().expect("stored keys start with 8 bytes"));

@@ -30,8 +30,17 @@ impl Storage {
     ///
     /// # Errors
     /// Engine failure while iterating.
-    pub fn for_each_digest(&self, mut f: impl FnMut(u64, &[u8], u64)) -> Result<()> {
-        for guard in self.data.iter() {
+    pub fn for_each_digest(&self, f: impl FnMut(u64, &[u8], u64)) -> Result<()> {
+        self.for_each_digest_in(&self.db.snapshot(), f)
+    }
+
+    /// [`Storage::for_each_digest`] over the store as it was at `snapshot`.
+    ///
+    /// # Errors
+    /// Engine failure while iterating.
+    pub fn for_each_digest_in(&self, snapshot: &fjall::Snapshot, mut f: impl FnMut(u64, &[u8], u64)) -> Result<()> {
+        use fjall::Readable;
+        for guard in snapshot.iter(&self.data) {
             let (k, v) = guard.into_inner()?;
             if let (Some(prefix), Some(key)) = (k.get(..8), k.get(8..)) {
                 f(u64::from_be_bytes(prefix.try_into().expect("8 bytes")), key, digest(&v));
