@@ -23,7 +23,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -124,8 +124,12 @@ pub trait WriteObserver: Send + Sync {
 #[derive(Clone)]
 struct CacheWeight;
 
-impl quick_cache::Weighter<Vec<u8>, Cached> for CacheWeight {
-    fn weight(&self, _key: &Vec<u8>, val: &Cached) -> u64 {
+/// A key in the cache of small sets: held inline up to 32 bytes, so that the lookup's
+/// comparison reads the table's entry, not one more allocation (a cache miss per GET).
+type CacheKey = smallvec::SmallVec<[u8; 32]>;
+
+impl quick_cache::Weighter<CacheKey, Cached> for CacheWeight {
+    fn weight(&self, _key: &CacheKey, val: &Cached) -> u64 {
         u64::from(val.weight)
     }
 }
@@ -166,9 +170,12 @@ type LargeSets = (u64, Vec<(Vec<u8>, Cached, u64)>);
 /// The write-through cache of decoded sibling sets: small ones in a sharded `quick_cache`,
 /// large ones (a few, least recently used out first) beside it.
 struct DecodedCache {
-    small: quick_cache::sync::Cache<Vec<u8>, Cached, CacheWeight>,
+    small: quick_cache::sync::Cache<CacheKey, Cached, CacheWeight>,
     /// At most `LARGE_BYTES` of weight.
     large: Mutex<LargeSets>,
+    /// How many sets `large` holds (changed under its lock): while none, reads and writes of
+    /// small sets do not take that lock.
+    large_len: AtomicUsize,
 }
 
 impl DecodedCache {
@@ -183,12 +190,16 @@ impl DecodedCache {
         DecodedCache {
             small: quick_cache::sync::Cache::with_options(options, CacheWeight, Default::default(), Default::default()),
             large: Mutex::new((0, Vec::new())),
+            large_len: AtomicUsize::new(0),
         }
     }
 
     fn get(&self, key: &[u8]) -> Option<Cached> {
         if let Some(c) = self.small.get(key) {
             return Some(c);
+        }
+        if self.large_len.load(Ordering::Acquire) == 0 {
+            return None;
         }
         let mut large = self.large.lock();
         let (tick, items) = &mut *large;
@@ -198,31 +209,44 @@ impl DecodedCache {
         Some(item.1.clone())
     }
 
-    fn insert(&self, key: Vec<u8>, cached: Cached) {
+    /// Caches `cached` as `key`'s state (the key's storage lock held: one writer per key).
+    fn insert(&self, key: &[u8], cached: Cached) {
         let weight = u64::from(cached.weight);
+        if weight <= LARGE_ITEM {
+            if self.large_len.load(Ordering::Acquire) > 0 {
+                self.remove_large(key);
+            }
+            self.small.insert(CacheKey::from_slice(key), cached);
+            return;
+        }
         let mut large = self.large.lock();
         let (tick, items) = &mut *large;
-        items.retain(|(k, _, _)| *k != key);
-        if weight <= LARGE_ITEM {
-            drop(large);
-            self.small.insert(key, cached);
-            return;
+        items.retain(|(k, _, _)| k != key);
+        self.small.remove(key);
+        if weight <= LARGE_BYTES {
+            while items.iter().map(|(_, c, _)| u64::from(c.weight)).sum::<u64>() + weight > LARGE_BYTES {
+                let Some(oldest) = items.iter().enumerate().min_by_key(|(_, (_, _, t))| *t).map(|(i, _)| i) else {
+                    break;
+                };
+                items.swap_remove(oldest);
+            }
+            *tick += 1;
+            items.push((key.to_vec(), cached, *tick));
         }
-        self.small.remove(&key);
-        if weight > LARGE_BYTES {
-            return;
-        }
-        while items.iter().map(|(_, c, _)| u64::from(c.weight)).sum::<u64>() + weight > LARGE_BYTES {
-            let Some(oldest) = items.iter().enumerate().min_by_key(|(_, (_, _, t))| *t).map(|(i, _)| i) else { break };
-            items.swap_remove(oldest);
-        }
-        *tick += 1;
-        items.push((key, cached, *tick));
+        self.large_len.store(items.len(), Ordering::Release);
+    }
+
+    fn remove_large(&self, key: &[u8]) {
+        let mut large = self.large.lock();
+        large.1.retain(|(k, _, _)| k != key);
+        self.large_len.store(large.1.len(), Ordering::Release);
     }
 
     fn remove(&self, key: &[u8]) {
         self.small.remove(key);
-        self.large.lock().1.retain(|(k, _, _)| k != key);
+        if self.large_len.load(Ordering::Acquire) > 0 {
+            self.remove_large(key);
+        }
     }
 }
 
@@ -598,7 +622,7 @@ impl Storage {
             }
             None => Cached::new(key, None, 0, None, 0),
         };
-        self.cache.insert(key.to_vec(), cached.clone());
+        self.cache.insert(key, cached.clone());
         Ok(cached)
     }
 
@@ -774,8 +798,7 @@ impl Storage {
         self.note_write();
         self.records.fetch_add(stored.records, Ordering::Relaxed);
         self.record_bytes.fetch_add(stored.written, Ordering::Relaxed);
-        self.cache
-            .insert(key.to_vec(), Cached::new(key, Some(next.clone()), stored.digest, stored.parts, stored.bytes));
+        self.cache.insert(key, Cached::new(key, Some(next.clone()), stored.digest, stored.parts, stored.bytes));
         self.notify(stored_key, key, current.is_some().then_some(old_digest), Some(stored.digest));
         if stored.parts.is_some() {
             // Only a version in parts can be a patch's base.
@@ -882,21 +905,21 @@ mod tests {
         let cache = DecodedCache::new();
         let big = |n: usize| Cached::new(b"k", None, n as u64, None, n);
         let third = (LARGE_BYTES / 3) as usize;
-        cache.insert(b"a".to_vec(), big(third));
-        cache.insert(b"b".to_vec(), big(third));
+        cache.insert(b"a", big(third));
+        cache.insert(b"b", big(third));
         assert!(cache.get(b"a").is_some(), "a large set is cached");
-        cache.insert(b"c".to_vec(), big(third));
+        cache.insert(b"c", big(third));
         assert!(cache.get(b"b").is_none(), "the least recently used went out");
         assert!(cache.get(b"a").is_some() && cache.get(b"c").is_some());
         // A key that shrinks moves to the small sets' cache; a removal removes it everywhere.
-        cache.insert(b"a".to_vec(), big(10));
+        cache.insert(b"a", big(10));
         assert_eq!(cache.get(b"a").map(|c| c.digest), Some(10));
         assert_eq!(cache.large.lock().1.len(), 1);
         cache.remove(b"a");
         cache.remove(b"c");
         assert!(cache.get(b"a").is_none() && cache.get(b"c").is_none());
         // Larger than the whole large cache: not cached.
-        cache.insert(b"huge".to_vec(), big(LARGE_BYTES as usize + 1));
+        cache.insert(b"huge", big(LARGE_BYTES as usize + 1));
         assert!(cache.get(b"huge").is_none());
     }
 
