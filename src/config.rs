@@ -69,6 +69,10 @@ pub struct ServerArgs {
     /// Seconds between anti-entropy exchanges [default: 60]
     #[arg(long, env = "KURA_AAE_INTERVAL")]
     pub aae_interval: Option<u64>,
+    /// Stores with more keys than this (estimated) build anti-entropy's leaves in the
+    /// background after the node serves, not before [default: 100000]
+    #[arg(long, env = "KURA_AAE_WALK_AT_OPEN_KEYS")]
+    pub aae_walk_at_open_keys: Option<usize>,
     /// Largest value a write accepts, in bytes [default: 1048576]
     #[arg(long, env = "KURA_MAX_VALUE_BYTES")]
     pub max_value_bytes: Option<usize>,
@@ -147,6 +151,7 @@ pub struct Config {
     pub w: usize,
     pub partitions: u32,
     pub aae_interval_secs: u64,
+    pub aae_walk_at_open_keys: usize,
     pub max_value_bytes: usize,
     pub max_request_bytes: usize,
     pub max_reply_members: usize,
@@ -209,6 +214,7 @@ impl Config {
             w: pick!(w, 2),
             partitions: pick!(partitions, 64),
             aae_interval_secs: pick!(aae_interval, 60),
+            aae_walk_at_open_keys: pick!(aae_walk_at_open_keys, 100_000),
             max_value_bytes: pick!(max_value_bytes, 1 << 20),
             max_request_bytes: pick!(max_request_bytes, 64 << 20),
             max_reply_members: pick!(max_reply_members, 1_000_000),

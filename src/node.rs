@@ -174,7 +174,12 @@ impl Node {
         let pubsub = Arc::new(crate::pubsub::Broker::new(cluster.clone(), clients.clone()));
         let notify = crate::notify::Notifier::new(pubsub.clone(), cluster.clone());
         storage.watch_expiries(&(notify.clone() as Arc<dyn crate::storage::ExpiryWatch>));
-        let aae = AntiEntropy::open(replica.clone(), cluster.clone(), Duration::from_secs(config.aae_interval_secs))?;
+        let aae = AntiEntropy::open(
+            replica.clone(),
+            cluster.clone(),
+            Duration::from_secs(config.aae_interval_secs),
+            config.aae_walk_at_open_keys,
+        )?;
         let identity = NodeIdentity { node_id };
         let quorum = Quorum { n: config.n, r: config.r, w: config.w };
         let peers: Arc<dyn Peers> = match simulated {

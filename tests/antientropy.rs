@@ -26,7 +26,10 @@ fn sum_metric(c: &Cluster, series: &str) -> f64 {
 
 #[test]
 fn a_node_that_lost_its_disk_is_refilled_and_its_new_writes_are_kept() {
-    let mut c = Cluster::start(3, &["--n", "3", "--r", "2", "--w", "2", "--aae-interval", "5"]);
+    // `--aae-walk-at-open-keys 0`: a node restarted on its data builds its leaves in the
+    // background (as a large store does), and its rounds wait for them.
+    let mut c =
+        Cluster::start(3, &["--n", "3", "--r", "2", "--w", "2", "--aae-interval", "5", "--aae-walk-at-open-keys", "0"]);
     let keys: Vec<String> = (0..500).map(|i| format!("k{i}")).collect();
     {
         let mut con = c.nodes[0].conn();
@@ -41,6 +44,11 @@ fn a_node_that_lost_its_disk_is_refilled_and_its_new_writes_are_kept() {
     assert_eq!(q(&c.nodes[2], &["SET", "mine", "old"]).unwrap(), Value::Okay);
     wait_until("every replica to hold every key", Duration::from_secs(30), || {
         c.nodes.iter().all(|n| locals(n, &keys).iter().all(|v| v.len() == 1)).then_some(())
+    });
+    // node1 restarts on its data: its leaves are built by the walk in the background.
+    c.nodes[0].restart();
+    wait_until("node1's leaves to be built in the background", Duration::from_secs(60), || {
+        c.nodes[0].log_tail(400).contains("anti-entropy leaves built in").then_some(())
     });
     // Lose node3's disk and bring it back under the same node id.
     c.nodes[2].kill9();

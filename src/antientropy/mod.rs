@@ -66,11 +66,6 @@ pub struct AntiEntropy {
     interval: Duration,
 }
 
-/// Stores with more keys than this (the engine's estimate) have their leaves built in the
-/// background, so that a restart does not wait for a walk of every key; smaller ones at open
-/// (tens of milliseconds), so that a new node's first round never waits.
-const BUILD_AT_OPEN_KEYS: usize = 100_000;
-
 #[derive(Debug, thiserror::Error)]
 pub enum AaeError {
     #[error(transparent)]
@@ -101,7 +96,10 @@ impl AntiEntropy {
     /// Builds the leaves from what `storage` holds and keeps them up to date from now on. The
     /// leaves are the XOR of every key's mixed digest, so the walk of a snapshot and the
     /// changes made after it (which the observer applies meanwhile) add up in any order. A
-    /// large store is walked on a thread of its own: rounds and peers' questions wait for it.
+    /// store of more than `walk_at_open_keys` keys (the engine's estimate,
+    /// `--aae-walk-at-open-keys`) is walked on a thread of its own, so that a restart does not
+    /// wait for a walk of every key: rounds and peers' questions wait for it. A smaller one is
+    /// walked here (tens of milliseconds), so that a new node's first round never waits.
     ///
     /// # Errors
     /// Storage failure while scanning (a small store's walk).
@@ -109,10 +107,11 @@ impl AntiEntropy {
         replica: Arc<Replica>,
         cluster: Arc<Cluster>,
         interval: Duration,
+        walk_at_open_keys: usize,
     ) -> Result<Arc<AntiEntropy>, StorageError> {
         let storage = replica.storage().clone();
         let (leaves, walk) = observed_leaves(&storage);
-        let large = storage.approximate_keys() > BUILD_AT_OPEN_KEYS;
+        let large = storage.approximate_keys() > walk_at_open_keys;
         let (built, _) = watch::channel(false);
         let aae = Arc::new(AntiEntropy {
             storage,
