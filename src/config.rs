@@ -101,6 +101,11 @@ pub struct ServerArgs {
     /// Bytes per second one partition transfer may send; 0 is no limit [default: 0]
     #[arg(long, env = "KURA_TRANSFER_RATE")]
     pub transfer_rate: Option<u64>,
+    /// Foreground p99 latency, in milliseconds, above which background work (transfers,
+    /// anti-entropy, hint delivery, reaping) waits before each batch (paper 6.5); 0 never
+    /// waits [default: 10]
+    #[arg(long, env = "KURA_BACKGROUND_P99_MS")]
+    pub background_p99_ms: Option<u64>,
     /// Milliseconds a key whose every sibling is deleted or expired is kept before it is
     /// reaped (once every replica and stand-in agrees); never less than the request timeout,
     /// so a copy sent before the delete has arrived or expired [default: 10000]
@@ -164,6 +169,7 @@ pub struct Config {
     pub max_frame_bytes: usize,
     pub transfer_limit: usize,
     pub transfer_rate: u64,
+    pub background_p99_ms: u64,
     pub reap_grace_ms: u64,
     pub fsync: FsyncPolicy,
     pub requirepass: Option<String>,
@@ -226,6 +232,7 @@ impl Config {
             max_frame_bytes: pick!(max_frame_bytes, crate::rpc::MAX_FRAME),
             transfer_limit: pick!(transfer_limit, 2),
             transfer_rate: pick!(transfer_rate, 0),
+            background_p99_ms: pick!(background_p99_ms, 10),
             // A copy of the key sent before its delete arrives within the request timeout or
             // is refused (`Request::expires`): reaping waits at least that long.
             reap_grace_ms: pick!(reap_grace_ms, 10_000).max(pick!(request_timeout_ms, 2000)),

@@ -4,6 +4,8 @@
 //! - [`version`]: clocks, sibling sets, contexts (pure);
 //! - [`storage`]: fjall keyspaces for data, hints and ring state;
 //! - [`replica`]: this node's copy of the data, the one owner of its writes and actors;
+//!   [`admission`]: the foreground's latency and the gate of background work on it (pure
+//!   decisions, paper 6.5);
 //! - [`ring`]: partitions, ownership and preference lists (pure);
 //! - [`rpc`]: peer connections, framing, handshake; [`peer`]: what peers say (the messages);
 //! - [`membership`]: members and ring as gossip carries them, the claimant's steps (pure);
@@ -19,6 +21,7 @@
 //! - [`resp`] and [`server`]: connections and RESP2/RESP3 framing;
 //! - [`metrics`]: Prometheus names and the exporter.
 
+pub mod admission;
 pub mod antientropy;
 pub mod clients;
 pub mod clock;

@@ -47,6 +47,8 @@ pub const READS_SAME_TOTAL: &str = "kura_reads_same_total";
 pub const HINTS_PENDING: &str = "kura_hints_pending";
 pub const HANDOFF_DELIVERED_TOTAL: &str = "kura_handoff_delivered_total";
 pub const HANDOFF_FAILURES_TOTAL: &str = "kura_handoff_failures_total";
+/// Batches of background work that waited for the foreground (`admission.rs`).
+pub const BACKGROUND_WAITS_TOTAL: &str = "kura_background_waits_total";
 pub const PUBSUB_PUBLISHED_TOTAL: &str = "kura_pubsub_published_total";
 pub const PUBSUB_DELIVERIES_TOTAL: &str = "kura_pubsub_deliveries_total";
 /// Messages not sent to or not delivered by a peer, by `reason` (queue_full, peer_down,
@@ -125,6 +127,10 @@ fn describe() {
     describe_gauge!(HINTS_PENDING, "Hinted copies this node holds for other nodes, not yet delivered");
     describe_counter!(HANDOFF_DELIVERED_TOTAL, "Hinted copies delivered to their owner and dropped here");
     describe_counter!(HANDOFF_FAILURES_TOTAL, "Hint deliveries that failed (retried with backoff)");
+    describe_counter!(
+        BACKGROUND_WAITS_TOTAL,
+        "Batches of background work (transfers, anti-entropy, hint delivery, reaping) that waited while the foreground p99 was over --background-p99-ms"
+    );
     describe_counter!(PUBSUB_PUBLISHED_TOTAL, "Messages published through this node (PUBLISH, SPUBLISH)");
     describe_counter!(PUBSUB_DELIVERIES_TOTAL, "Messages queued for this node's subscribers");
     describe_counter!(PUBSUB_DROPPED_TOTAL, "Published messages a peer did not get or did not deliver, by reason");

@@ -161,6 +161,7 @@ impl Node {
             sloppy_after: Duration::from_millis(config.sloppy_after_ms),
         };
         let replica = Arc::new(Replica::new(storage.clone(), &node_id));
+        replica.admission().set_target(Duration::from_millis(config.background_p99_ms));
         let cluster = Cluster::open(settings, replica.clone(), transport)?;
         // Keys with a hash tag stored by a build before tags moved to their tag's position;
         // those of partitions this node does not replicate go to their replicas.

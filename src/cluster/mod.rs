@@ -259,7 +259,8 @@ impl Cluster {
         // its stored copies are purged by a blocking task, off the gossip path.
         if let Some(purge) = self.replica.storage().install_flush_marks(&state.flushes) {
             let storage = self.replica.storage().clone();
-            let run = move || match storage.purge(purge) {
+            let mut gate = self.replica.admission().gate();
+            let run = move || match storage.purge(purge, || gate.admit_blocking()) {
                 Ok(n) => tracing::info!(keys = n, "flush purged"),
                 Err(e) => tracing::warn!("flush purge failed (reads still apply the flush): {e}"),
             };

@@ -232,6 +232,13 @@ fn section(node: &Node, name: &str, walk: Option<&KeyspaceWalk>, out: &mut Strin
             line("kura_r", &q.r);
             line("kura_w", &q.w);
             line("kura_cluster_listen", &c.cluster_listen);
+            // Admission control of background work (`admission.rs`).
+            let a = node.coordinator.replica().admission();
+            line("kura_background_p99_target_ms", &a.target().as_millis());
+            let p99 = a.p99_us(std::time::Instant::now());
+            line("kura_foreground_p99_us", &p99.map_or_else(|| "idle".to_owned(), |us| us.to_string()));
+            line("kura_background_waits", &a.waits.load(std::sync::atomic::Ordering::Relaxed));
+            line("kura_background_waited_ms", &(a.waited_us.load(std::sync::atomic::Ordering::Relaxed) / 1000));
         }
         "antientropy" => {
             use std::sync::atomic::Ordering::Relaxed;

@@ -234,6 +234,8 @@ pub struct CommandMetrics {
     calls: Vec<Counter>,
     errors: Vec<Counter>,
     duration: Vec<Histogram>,
+    /// Whether a command is foreground work for admission control: on keys, not blocking.
+    foreground: Vec<bool>,
     unknown: Counter,
 }
 
@@ -245,6 +247,7 @@ impl CommandMetrics {
             calls: by(m::COMMANDS_TOTAL).map(|(n, c)| metrics::counter!(n, "command" => c)).collect(),
             errors: by(m::COMMAND_ERRORS_TOTAL).map(|(n, c)| metrics::counter!(n, "command" => c)).collect(),
             duration: by(m::COMMAND_DURATION).map(|(n, c)| metrics::histogram!(n, "command" => c)).collect(),
+            foreground: table::ALL.iter().map(|c| c.spec().first_key > 0 && !c.blocks()).collect(),
             unknown: metrics::counter!(m::COMMAND_ERRORS_TOTAL, "command" => "unknown"),
         }
     }
@@ -423,6 +426,9 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
     let elapsed = started.elapsed();
     metrics.calls[i].increment(1);
     metrics.duration[i].record(elapsed.as_secs_f64());
+    if metrics.foreground[i] {
+        node.coordinator.replica().admission().record(started + elapsed, elapsed);
+    }
     let micros = elapsed.as_micros() as u64;
     if node.slowlog.is_slow(micros) && cmd != Cmd::Exec {
         let (addr, name) = match client {

@@ -29,7 +29,7 @@ macro_rules! commands {
             step: $step, group: $group, summary: $summary, no_auth: $no_auth,
         }),*];
 
-        const ALL: &[Cmd] = &[$(Cmd::$variant),*];
+        pub(super) const ALL: &[Cmd] = &[$(Cmd::$variant),*];
     };
 }
 

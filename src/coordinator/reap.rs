@@ -13,6 +13,8 @@ use crate::version::SiblingSet;
 
 /// Keys looked at per reaper round at most (the rest stay due for the next).
 const REAP_BATCH: usize = 10_000;
+/// Keys reaped between two asks of the admission gate (the foreground comes first).
+const GATE_EVERY: usize = 256;
 
 impl Coordinator {
     /// Removes keys whose every sibling is a tombstone or expired since at least `grace_ms`
@@ -41,7 +43,11 @@ impl Coordinator {
         let due = storage.take_due(now.saturating_sub(grace_ms), REAP_BATCH);
         let single = self.cluster.view().single(self.me());
         let (mut reaped, mut failed) = (0, None);
-        for k in due {
+        let mut gate = self.replica.admission().gate();
+        for (i, k) in due.into_iter().enumerate() {
+            if i % GATE_EVERY == 0 {
+                gate.admit().await;
+            }
             let set = match storage.get(&k) {
                 Ok(Some(set)) => set,
                 Ok(None) => continue,

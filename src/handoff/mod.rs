@@ -51,6 +51,7 @@ pub async fn run(replica: Arc<Replica>, cluster: Arc<Cluster>, shutdown: watch::
     let storage = replica.storage().clone();
     let mut backoff: HashMap<NodeId, Backoff> = HashMap::new();
     let mut rounds = crate::rounds::Rounds::every(EVERY, shutdown);
+    let mut gate = replica.admission().gate();
     while rounds.next().await {
         metrics::gauge!(m::HINTS_PENDING).set(storage.hint_count() as f64);
         if let Err(e) = cluster.announce_hints(storage.hint_count() > 0) {
@@ -59,6 +60,8 @@ pub async fn run(replica: Arc<Replica>, cluster: Arc<Cluster>, shutdown: watch::
         if storage.hint_count() == 0 {
             continue;
         }
+        // A round delivers a batch of hints: after the foreground, when it is slow.
+        gate.admit().await;
         let now = Instant::now();
         let view = cluster.view();
         let departing = cluster.departing();

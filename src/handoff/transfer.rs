@@ -19,6 +19,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use crate::admission::Gate;
 use crate::cluster::Cluster;
 use crate::metrics as m;
 use crate::peer::{Request, Response};
@@ -101,16 +102,27 @@ pub async fn run(
             // confirmed every transfer before the ring flipped).
             if cleaned_at != state.ring.version {
                 let q = state.ring.size();
-                let mut dropped = 0;
-                for p in (0..q).filter(|&p| !view.replicates(p, &me)) {
-                    match replica.drop_partition(p, q) {
-                        Ok(k) => dropped += k,
-                        Err(e) => tracing::warn!(partition = p, "dropping a handed-off partition failed: {e}"),
+                let gone: Vec<u32> = (0..q).filter(|&p| !view.replicates(p, &me)).collect();
+                drop(view);
+                // A walk and a delete of every key of those partitions: on a blocking thread,
+                // a partition at a time after the foreground when it is slow.
+                let (replica, mut gate) = (replica.clone(), replica.admission().gate());
+                let dropping = tokio::task::spawn_blocking(move || {
+                    let mut dropped = 0;
+                    for p in gone {
+                        gate.admit_blocking();
+                        match replica.drop_partition(p, q) {
+                            Ok(k) => dropped += k,
+                            Err(e) => tracing::warn!(partition = p, "dropping a handed-off partition failed: {e}"),
+                        }
                     }
-                }
-                if dropped > 0 {
-                    tracing::info!(keys = dropped, "dropped keys of partitions handed off");
-                    let _ = replica.commit();
+                    if dropped > 0 {
+                        tracing::info!(keys = dropped, "dropped keys of partitions handed off");
+                        let _ = replica.commit();
+                    }
+                });
+                if let Err(e) = dropping.await {
+                    tracing::warn!("dropping handed-off partitions failed: {e}");
                 }
                 cleaned_at = state.ring.version;
             }
@@ -141,7 +153,8 @@ pub async fn run(
             let (replica, cluster, transfers, q) =
                 (replica.clone(), cluster.clone(), transfers.clone(), state.ring.size());
             tokio::spawn(async move {
-                let result = stream(replica.storage(), &cluster, &transfers, &t, q, rate).await;
+                let mut gate = replica.admission().gate();
+                let result = stream(replica.storage(), &cluster, &transfers, &t, q, rate, &mut gate).await;
                 match result {
                     Ok(keys) => {
                         transfers.completed.fetch_add(1, Ordering::Relaxed);
@@ -173,7 +186,8 @@ enum TransferError {
     Refused(String),
 }
 
-/// Sends partition `t.partition` to `t.to` batch by batch, then reports it to the claimant.
+/// Sends partition `t.partition` to `t.to` batch by batch, each after `gate` lets it (the
+/// foreground comes first), then reports it to the claimant.
 async fn stream(
     storage: &Storage,
     cluster: &Arc<Cluster>,
@@ -181,11 +195,13 @@ async fn stream(
     t: &Transfer,
     q: u32,
     rate: u64,
+    gate: &mut Gate,
 ) -> Result<u64, TransferError> {
     let mut after: Option<Bytes> = None;
     let mut keys = 0u64;
     let (started, mut sent) = (Instant::now(), 0u64);
     loop {
+        gate.admit().await;
         let max_bytes = BATCH_BYTES.min(crate::rpc::max_frame() / 4);
         let (batch, bytes) = storage.scan_partition_sized(t.partition, q, after.as_deref(), BATCH_KEYS, max_bytes)?;
         let Some((last, _)) = batch.last() else { break };

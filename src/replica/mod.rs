@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::admission::Admission;
 use crate::clock::now_ms;
 use crate::rmw::{self, Outcome, Rmw, RmwError};
 use crate::storage::{Patch, Storage, StorageError};
@@ -64,6 +65,9 @@ pub struct Replica {
     hinted_writes: Mutex<()>,
     /// Told of every write stored here (clients blocked on a key wait there).
     wakeups: Arc<Wakeups>,
+    /// The foreground's latency, and the gate background work passes before each batch it
+    /// reads or writes here (paper 6.5).
+    admission: Arc<Admission>,
 }
 
 /// The join of the counter states `set`'s siblings hold (what a write over it observed); none
@@ -93,7 +97,13 @@ impl Replica {
             actors: Actors::new(me),
             hinted_writes: Mutex::new(()),
             wakeups: Arc::new(Wakeups::new()),
+            admission: Arc::new(Admission::new(crate::admission::DEFAULT_TARGET)),
         }
+    }
+
+    /// The admission control of background work on this node's store.
+    pub fn admission(&self) -> &Arc<Admission> {
+        &self.admission
     }
 
     /// Who waits for the writes stored here.
@@ -522,7 +532,7 @@ mod tests {
         let cutoff = replica.storage().flush_cutoff(b"s");
         assert_eq!(cutoff, 0);
         if let Some(purge) = replica.storage().install_flush_marks(&marks) {
-            replica.storage().purge(purge).expect("purge");
+            replica.storage().purge(purge, || {}).expect("purge");
         }
         let answer = replica.unless_same(b"s", digest, &written.context(), 0, false).expect("read");
         let copy = answer.expect("not 'same' to a reader that missed the flush").expect("the clock is kept");

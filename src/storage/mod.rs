@@ -695,7 +695,7 @@ impl Storage {
     ///
     /// # Errors
     /// Engine failure (the marks are in force anyway; the next install purges again).
-    pub fn purge(&self, purge: Purge) -> Result<u64> {
+    pub fn purge(&self, purge: Purge, mut pace: impl FnMut()) -> Result<u64> {
         let Purge { marks, dbs } = purge;
         let mut keys = Vec::new();
         self.for_each_digest(|_, key, _| {
@@ -704,7 +704,10 @@ impl Storage {
             }
         })?;
         let mut purged = 0;
-        for key in keys {
+        for (i, key) in keys.into_iter().enumerate() {
+            if i % 256 == 0 {
+                pace();
+            }
             let stored_key = Self::data_key(&key);
             let current = {
                 let _guard = self.lock(&stored_key);
