@@ -133,6 +133,10 @@ pub struct ServerArgs {
     /// Shared secret of the cluster's peers (and of its contexts)
     #[arg(long, env = "KURA_CLUSTER_SECRET")]
     pub cluster_secret: Option<String>,
+    /// Allow a cluster address that is not loopback without --cluster-secret: anyone who
+    /// reaches the peer port can then read and write every key
+    #[arg(long, env = "KURA_INSECURE", num_args = 0..=1, default_missing_value = "true")]
+    pub insecure: Option<bool>,
     /// Zone of this node; preference lists span zones when they can
     #[arg(long, env = "KURA_ZONE")]
     pub zone: Option<String>,
@@ -174,8 +178,12 @@ pub struct Config {
     pub fsync: FsyncPolicy,
     pub requirepass: Option<String>,
     pub cluster_secret: Option<String>,
+    pub insecure: bool,
     pub zone: Option<String>,
 }
+
+/// The longest node id (it travels in every handshake, whose frames are small).
+const MAX_NODE_ID: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -240,6 +248,7 @@ impl Config {
             fsync: pick!(fsync, FsyncPolicy::Everysec),
             requirepass: args.requirepass.clone().or(file.requirepass.clone()),
             cluster_secret: args.cluster_secret.clone().or(file.cluster_secret.clone()),
+            insecure: pick!(insecure, false),
             zone: args.zone.clone().or(file.zone.clone()),
         };
         c.validate()?;
@@ -282,6 +291,18 @@ impl Config {
         if self.threads == 0 {
             return bad("threads must be at least 1");
         }
+        if self.node_id.as_ref().is_some_and(|id| id.is_empty() || id.len() > MAX_NODE_ID) {
+            return bad("node-id must be 1 to 256 bytes");
+        }
+        // Secure by default (CockroachDB's rule): the peer port answers reads and writes of
+        // every key, so off this machine it needs the cluster secret, or a word that says not.
+        if !self.cluster_listen.ip().is_loopback() && self.cluster_secret.is_none() && !self.insecure {
+            return Err(ConfigError::Invalid(format!(
+                "the cluster address {} is not a loopback address, and anyone who reaches it could read and \
+                 write every key: give every node the same --cluster-secret, or --insecure to run without one",
+                self.cluster_listen
+            )));
+        }
         Ok(())
     }
 }
@@ -303,5 +324,23 @@ mod tests {
         assert_eq!(c.fsync, FsyncPolicy::Always);
         assert!(Config::resolve(ServerArgs { r: Some(4), ..Default::default() }).is_err());
         assert!(Config::resolve(ServerArgs { max_reply_members: Some(0), ..Default::default() }).is_err());
+    }
+
+    #[test]
+    fn a_cluster_address_off_loopback_needs_a_secret_or_insecure() {
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["kura", "server"], args].concat()).unwrap();
+            let Some(Command::Server(args)) = cli.command else { panic!("server subcommand") };
+            Config::resolve(args)
+        };
+        assert!(parse(&[]).is_ok(), "the default, 127.0.0.1");
+        assert!(parse(&["--cluster-listen", "127.0.0.7:7000"]).is_ok());
+        let refused = parse(&["--cluster-listen", "0.0.0.0:7000"]).unwrap_err().to_string();
+        assert!(refused.contains("--cluster-secret") && refused.contains("--insecure"), "{refused}");
+        assert!(parse(&["--cluster-listen", "10.1.2.3:7000"]).is_err());
+        assert!(parse(&["--cluster-listen", "0.0.0.0:7000", "--cluster-secret", "s"]).is_ok());
+        assert!(parse(&["--cluster-listen", "0.0.0.0:7000", "--insecure"]).is_ok());
+        assert!(parse(&["--cluster-listen", "0.0.0.0:7000", "--insecure", "false"]).is_err());
+        assert!(parse(&["--node-id", &"x".repeat(300)]).is_err(), "ids must fit the handshake's frames");
     }
 }

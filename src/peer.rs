@@ -317,22 +317,25 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 /// How this node's messages reach the node at an address: TCP connections ([`PeerClient`]) in
 /// a real node, a simulated network in `sim.rs` (delays, losses, partitions, crashes).
 pub trait Transport: Send + Sync + 'static {
-    /// Sends `req` to `addr` and waits at most `timeout` for the response.
-    fn call(
-        &self,
+    /// Sends `req` to `addr` (to node `to` there, when known: another node there is refused)
+    /// and waits at most `timeout` for the response.
+    fn call<'a>(
+        &'a self,
         addr: SocketAddr,
+        to: Option<&'a str>,
         req: PeerRequest,
         timeout: Duration,
-    ) -> BoxFuture<'_, Result<PeerResponse, RpcError>>;
+    ) -> BoxFuture<'a, Result<PeerResponse, RpcError>>;
 }
 
 impl Transport for PeerClient {
-    fn call(
-        &self,
+    fn call<'a>(
+        &'a self,
         addr: SocketAddr,
+        to: Option<&'a str>,
         req: PeerRequest,
         timeout: Duration,
-    ) -> BoxFuture<'_, Result<PeerResponse, RpcError>> {
-        Box::pin(async move { crate::rpc::Client::call(self, addr, &req, timeout).await })
+    ) -> BoxFuture<'a, Result<PeerResponse, RpcError>> {
+        Box::pin(async move { crate::rpc::Client::call_to(self, addr, to, &req, timeout).await })
     }
 }

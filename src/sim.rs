@@ -160,12 +160,14 @@ fn id_at(addr: SocketAddr) -> NodeId {
 }
 
 impl Transport for SimTransport {
-    fn call(
-        &self,
+    /// (A simulated node's id follows from its address: `to` always matches.)
+    fn call<'a>(
+        &'a self,
         addr: SocketAddr,
+        _to: Option<&'a str>,
         req: PeerRequest,
         timeout: Duration,
-    ) -> BoxFuture<'_, Result<PeerResponse, RpcError>> {
+    ) -> BoxFuture<'a, Result<PeerResponse, RpcError>> {
         Box::pin(async move {
             let to = id_at(addr);
             let (delay, twice) = match self.net.fate(&self.me, &to) {

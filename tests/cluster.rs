@@ -203,3 +203,104 @@ fn preference_lists_span_the_zones() {
         }
     }
 }
+
+/// The peak resident memory of process `pid` so far (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+/// Secure by default (issue 24, point 2): a cluster address off loopback without a secret
+/// refuses to start and says what to add; `--insecure` is the explicit way out.
+#[test]
+fn a_cluster_address_off_loopback_refuses_to_start_without_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let ip = Ipv4Addr::LOCALHOST;
+    let run = |extra: &[&str]| {
+        let listen = format!("127.0.0.1:{}", harness::free_port(ip));
+        let metrics = format!("127.0.0.1:{}", harness::free_port(ip));
+        let cluster = format!("0.0.0.0:{}", harness::free_port(ip));
+        let data = dir.path().join("data").display().to_string();
+        let args = ["server", "--listen", &listen, "--metrics-listen", &metrics, "--cluster-listen", &cluster];
+        std::process::Command::new(harness::KURA)
+            .args(args)
+            .args(["--data-dir", &data])
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("running kura")
+    };
+    let out = run(&[]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("--cluster-secret") && said.contains("not a loopback address"), "{said}");
+    // With --insecure it starts.
+    let cluster = format!("0.0.0.0:{}", harness::free_port(ip));
+    let listen = format!("127.0.0.1:{}", harness::free_port(ip));
+    let mut child = std::process::Command::new(harness::KURA)
+        .args(["server", "--listen", &listen, "--cluster-listen", &cluster, "--insecure"])
+        .args(["--metrics-listen", &format!("127.0.0.1:{}", harness::free_port(ip))])
+        .args(["--data-dir", &dir.path().join("insecure").display().to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("running kura");
+    let addr: std::net::SocketAddr = listen.parse().unwrap();
+    wait_until("the insecure node to answer", Duration::from_secs(30), || {
+        assert!(child.try_wait().unwrap().is_none(), "kura --insecure exited");
+        TcpStream::connect(addr).ok()
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Before the handshake a peer's frames are tiny: a stranger who announces frames of 200 MB on
+/// the peer port is cut off at once, and the node does not set memory aside for them.
+#[test]
+fn strangers_on_the_peer_port_cannot_make_a_node_hold_memory() {
+    let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
+    let pid = node.pid().expect("running");
+    let before = peak_rss_kib(pid);
+    // Eight at once, each announcing a frame of 200 MB and sending a little of it.
+    let mut strangers: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut raw = TcpStream::connect(node.cluster_addr()).unwrap();
+            raw.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            raw.write_all(&(200u32 << 20).to_be_bytes()).unwrap();
+            let _ = raw.write_all(&[7u8; 1000]);
+            raw
+        })
+        .collect();
+    for raw in &mut strangers {
+        let mut buf = Vec::new();
+        let _ = raw.read_to_end(&mut buf);
+        assert!(buf.is_empty(), "no answer to a stranger: {buf:?}");
+    }
+    let grown = peak_rss_kib(pid).saturating_sub(before);
+    assert!(grown < 64 * 1024, "8 strangers grew the node's peak memory by {grown} KiB");
+    assert_eq!(q(&node, &["SET", "k", "v"]).unwrap(), Value::Okay);
+}
+
+/// After the handshake the peer is the node the request is for: when another node answers at
+/// a member's address (here a node of its own that took the address of a member that died),
+/// requests for the member fail there (counted as `wrong_peer`), never served by the stranger.
+#[test]
+fn a_request_for_a_member_is_not_served_by_another_node_at_its_address() {
+    let mut c = Cluster::start(3, &NRW);
+    c.nodes[2].kill9();
+    let _ = std::fs::remove_dir_all(&c.nodes[2].dir);
+    // No seed: it founds a cluster of its own (had it joined, it would replace node3).
+    c.nodes[2].set_extra(&["--node-id", "impostor", "--n", "3", "--r", "2", "--w", "2"]);
+    c.nodes[2].spawn();
+    wait_until("a request for node3 to reach the impostor and be refused", Duration::from_secs(60), || {
+        metric(&c.nodes[0].metrics(), "kura_peer_errors_total{kind=\"wrong_peer\"}").filter(|v| *v >= 1.0)
+    });
+    // node3 is down for the others; writes go on (W=2 of node1 and node2, or a stand-in).
+    assert_eq!(q(&c.nodes[0], &["SET", "k", "v"]).unwrap(), Value::Okay);
+    assert_eq!(get(&c.nodes[1], "k"), "v");
+}

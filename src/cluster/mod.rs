@@ -390,7 +390,7 @@ impl Cluster {
         timeout: Duration,
     ) -> Result<Response, ClusterError> {
         let addr = self.view().addr(id).ok_or_else(|| ClusterError::UnknownMember(id.to_owned()))?;
-        let result = self.call_addr_within(addr, body, timeout).await;
+        let result = self.call_addr_within(addr, Some(id), body, timeout).await;
         match &result {
             Ok(_) => self.record(id, true),
             Err(ClusterError::OtherCluster { .. }) => self.record(id, false),
@@ -399,6 +399,7 @@ impl Cluster {
                     RpcError::Timeout(_) => "timeout",
                     RpcError::Connect { .. } => "connect",
                     RpcError::Handshake { .. } => "handshake",
+                    RpcError::WrongPeer { .. } => "wrong_peer",
                     _ => "closed",
                 });
                 self.record(id, false);
@@ -413,12 +414,14 @@ impl Cluster {
     }
 
     async fn call_addr(self: &Arc<Self>, addr: SocketAddr, body: Request) -> Result<Response, ClusterError> {
-        self.call_addr_within(addr, body, self.settings.timeout).await
+        self.call_addr_within(addr, None, body, self.settings.timeout).await
     }
 
+    /// Sends `body` to the node at `addr` (to node `to`, when the caller knows who is there).
     async fn call_addr_within(
         self: &Arc<Self>,
         addr: SocketAddr,
+        to: Option<&str>,
         body: Request,
         timeout: Duration,
     ) -> Result<Response, ClusterError> {
@@ -426,7 +429,7 @@ impl Cluster {
         let join = matches!(body, Request::Join(_));
         let deadline_ms = crate::clock::now_ms().saturating_add(timeout.as_millis() as u64);
         let req = PeerRequest { ring_version: mine, cluster: ours, sender: self.settings.me.addr, deadline_ms, body };
-        let PeerResponse { ring_version, cluster, body } = self.transport.call(addr, req, timeout).await?;
+        let PeerResponse { ring_version, cluster, body } = self.transport.call(addr, to, req, timeout).await?;
         // A node of another cluster: take nothing from its answer (a join is the one request
         // that crosses clusters).
         if let Response::Error(RemoteError::OtherCluster { ours: theirs }) = body {

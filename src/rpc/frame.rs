@@ -52,24 +52,40 @@ fn encode_limited<T: Serialize>(msg: &T, limit: usize) -> Result<Vec<u8>, postca
 
 /// Reads one message (its frames) and decodes it.
 pub async fn read<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> Result<T, FrameError> {
+    read_limited(r, max_frame(), MAX_MESSAGE).await
+}
+
+/// [`read`] of a message of at most `message` bytes in frames of at most `frame` (the
+/// handshake's are tiny: a stranger cannot make a node hold much before it proves anything).
+/// The buffer grows with the bytes that arrive, not with the length a header claims.
+pub async fn read_limited<R: AsyncRead + Unpin, T: DeserializeOwned>(
+    r: &mut R,
+    frame: usize,
+    message: usize,
+) -> Result<T, FrameError> {
     let mut buf = Vec::new();
     loop {
         let header = r.read_u32().await?;
         let len = (header & !MORE) as usize;
-        if len > max_frame() {
+        if len > frame {
             return Err(FrameError::TooLarge(len));
         }
-        if buf.len() + len > MAX_MESSAGE {
+        if buf.len() + len > message {
             return Err(FrameError::TooLarge(buf.len() + len));
         }
-        let at = buf.len();
-        buf.resize(at + len, 0);
-        r.read_exact(&mut buf[at..]).await?;
+        buf.reserve(len.min(GROW));
+        let got = (&mut *r).take(len as u64).read_to_end(&mut buf).await?;
+        if got < len {
+            return Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
         if header & MORE == 0 {
             return Ok(postcard::from_bytes(&buf)?);
         }
     }
 }
+
+/// What a frame's buffer reserves before its bytes arrive (a larger frame grows as they do).
+const GROW: usize = 1 << 20;
 
 #[cfg(test)]
 mod tests {

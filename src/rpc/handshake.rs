@@ -103,8 +103,13 @@ async fn send<S: AsyncWrite + Unpin>(s: &mut S, m: &Msg) -> Result<()> {
     s.flush().await.map_err(|e| HandshakeError::Transport(e.to_string()))
 }
 
+/// The largest handshake message: ids, a cluster name, nonces and a proof, or a refusal.
+pub const MAX_HANDSHAKE_FRAME: usize = 4096;
+
 async fn recv<S: AsyncRead + Unpin>(s: &mut S) -> Result<Msg> {
-    frame::read(s).await.map_err(|e| HandshakeError::Transport(e.to_string()))
+    frame::read_limited(s, MAX_HANDSHAKE_FRAME, MAX_HANDSHAKE_FRAME)
+        .await
+        .map_err(|e| HandshakeError::Transport(e.to_string()))
 }
 
 /// The client's side. Returns the peer's node id.

@@ -64,6 +64,10 @@ pub enum RpcError {
     NotSent(SocketAddr),
     #[error("bad frame: {0}")]
     Frame(String),
+    /// The node at `addr` is not the one the request was for (it was replaced, or the address
+    /// was reused): nothing was sent.
+    #[error("the node at {addr} is {found}, not {expected}")]
+    WrongPeer { addr: SocketAddr, expected: String, found: String },
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -76,7 +80,11 @@ impl RpcError {
     pub fn not_sent(&self) -> bool {
         matches!(
             self,
-            RpcError::Connect { .. } | RpcError::Handshake { .. } | RpcError::NotSent(_) | RpcError::Frame(_)
+            RpcError::Connect { .. }
+                | RpcError::Handshake { .. }
+                | RpcError::NotSent(_)
+                | RpcError::Frame(_)
+                | RpcError::WrongPeer { .. }
         )
     }
 }
@@ -102,6 +110,8 @@ struct Envelope<T> {
 /// pending requests by id.
 struct Conn<Resp> {
     addr: SocketAddr,
+    /// The node id the peer proved in the handshake.
+    peer: String,
     outgoing: mpsc::Sender<Vec<u8>>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Resp>>>,
     next_id: AtomicU64,
@@ -171,11 +181,29 @@ where
     /// failure to connect within `timeout` is a `Connect` error: the request was not sent
     /// ([`RpcError::not_sent`]).
     pub async fn call(&self, addr: SocketAddr, req: &Req, timeout: Duration) -> Result<Resp, RpcError> {
+        self.call_to(addr, None, req, timeout).await
+    }
+
+    /// [`Client::call`] to node `to` at `addr`: refused unless the peer there proved that id in
+    /// the handshake (`WrongPeer`).
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn call_to(
+        &self,
+        addr: SocketAddr,
+        to: Option<&str>,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, RpcError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let conn = match tokio::time::timeout_at(deadline, self.connection(addr)).await {
             Ok(c) => c?,
             Err(_) => return Err(RpcError::Connect { addr, source: std::io::ErrorKind::TimedOut.into() }),
         };
+        if let Some(to) = to.filter(|to| *to != conn.peer) {
+            return Err(RpcError::WrongPeer { addr, expected: to.to_owned(), found: conn.peer.clone() });
+        }
         let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
         let bytes = frame::encode(&Envelope { id, body: req }).map_err(|e| RpcError::Frame(e.to_string()))?;
         let (tx, rx) = oneshot::channel();
@@ -223,13 +251,14 @@ where
             }
         }
         *slot = None;
-        let stream = self.connect(addr).await?;
-        let conn = Self::start(addr, stream);
+        let (stream, peer) = self.connect(addr).await?;
+        let conn = Self::start(addr, peer, stream);
         *slot = Some(conn.clone());
         Ok(conn)
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Result<TcpStream, RpcError> {
+    /// A new connection to `addr`, its handshake done; the peer's node id.
+    async fn connect(&self, addr: SocketAddr) -> Result<(TcpStream, String), RpcError> {
         let socket = match self.local_ip {
             IpAddr::V4(_) => TcpSocket::new_v4(),
             IpAddr::V6(_) => TcpSocket::new_v6(),
@@ -249,18 +278,19 @@ where
             .map_err(|_| RpcError::Connect { addr, source: std::io::ErrorKind::TimedOut.into() })?
             .map_err(|source| RpcError::Connect { addr, source })?;
         let _ = stream.set_nodelay(true);
-        tokio::time::timeout(self.connect_timeout, handshake::client(&mut stream, &self.identity))
+        let peer = tokio::time::timeout(self.connect_timeout, handshake::client(&mut stream, &self.identity))
             .await
             .map_err(|_| RpcError::Connect { addr, source: std::io::ErrorKind::TimedOut.into() })?
             .map_err(|source| RpcError::Handshake { addr, source })?;
-        Ok(stream)
+        Ok((stream, peer))
     }
 
-    fn start(addr: SocketAddr, stream: TcpStream) -> Arc<Conn<Resp>> {
+    fn start(addr: SocketAddr, peer: String, stream: TcpStream) -> Arc<Conn<Resp>> {
         let (read, write) = stream.into_split();
         let (tx, rx) = mpsc::channel(1024);
         let conn = Arc::new(Conn {
             addr,
+            peer,
             outgoing: tx,
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
