@@ -48,6 +48,10 @@ pub struct Client {
     interrupt: tokio::sync::watch::Sender<(u64, Interrupt)>,
     /// In a blocking command's wait (CLIENT LIST's flag `b`, CLIENT UNBLOCK).
     blocked: AtomicBool,
+    /// Bytes received and not yet run (CLIENT LIST's `qbuf`: a request still arriving).
+    qbuf: AtomicU64,
+    /// Bytes of replies the socket has not taken yet (CLIENT LIST's `omem`).
+    omem: AtomicU64,
 }
 
 /// Why a blocked command stops waiting before its timeout.
@@ -165,6 +169,16 @@ impl Client {
         self.blocked.load(Ordering::Acquire)
     }
 
+    /// The connection holds `bytes` of requests received and not yet run.
+    pub fn set_query_buffer(&self, bytes: usize) {
+        self.qbuf.store(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// The connection waits for its socket to take `bytes` of replies (0: it waits for none).
+    pub fn set_pending_output(&self, bytes: usize) {
+        self.omem.store(bytes as u64, Ordering::Relaxed);
+    }
+
     /// Resolves when CLIENT KILL picked this connection.
     pub async fn killed(&self) {
         if !self.is_killed() {
@@ -181,7 +195,8 @@ impl Client {
         self.connected.elapsed().saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)))
     }
 
-    /// Its line of CLIENT LIST, with Redis 7.2's fields (buffers kura does not account are 0).
+    /// Its line of CLIENT LIST, with Redis 7.2's fields (`qbuf` and `omem` as above, `tot-mem`
+    /// their sum; fields kura does not account are 0).
     pub fn describe(&self) -> String {
         let multi = self.multi.load(Ordering::Relaxed);
         let monitor = self.monitor.load(Ordering::Relaxed);
@@ -198,10 +213,13 @@ impl Client {
             flags.push('N');
         }
         let (lib_name, lib_ver) = self.lib.lock().clone();
+        let (qbuf, omem) = (self.qbuf.load(Ordering::Relaxed), self.omem.load(Ordering::Relaxed));
+        // `w`: replies wait for the socket, as Redis shows a client with a write handler.
+        let events = if omem > 0 { "rw" } else { "r" };
         format!(
             "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={flags} db={} sub={} psub={} ssub={} \
-             multi={multi} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 \
-             tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={lib_name} lib-ver={lib_ver}\n",
+             multi={multi} qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={omem} \
+             tot-mem={} events={events} cmd={} user=default redir=-1 resp={} lib-name={lib_name} lib-ver={lib_ver}\n",
             self.id,
             self.addr,
             self.laddr,
@@ -213,6 +231,7 @@ impl Client {
             sub(0),
             sub(1),
             sub(2),
+            qbuf + omem,
             self.cmd.lock(),
             self.resp.load(Ordering::Relaxed),
         )
@@ -295,17 +314,73 @@ pub struct Clients {
     pub net_output_bytes: AtomicU64,
     /// The last sample of `total_commands_processed` INFO took, for its ops per second.
     ops_sample: Mutex<Option<(Instant, u64, u64)>>,
-    /// `client-output-buffer-limit` by class; only pubsub's hard limit is enforced (a
-    /// subscriber's queue of messages), kept apart for the publishers that read it.
+    /// `client-output-buffer-limit` by class; the hard limits of normal and pubsub are
+    /// enforced (the replies a connection's socket has not taken; a subscriber's queue of
+    /// messages), kept apart for the connections and publishers that read them.
     output_limits: Mutex<[OutputLimit; 3]>,
+    normal_hard_limit: AtomicU64,
     pubsub_hard_limit: AtomicU64,
 }
 
 /// One class of `client-output-buffer-limit`: hard bytes, soft bytes, soft seconds.
 pub type OutputLimit = (u64, u64, u64);
 
-/// Redis's defaults for the classes normal, replica and pubsub.
-pub const OUTPUT_LIMITS: [OutputLimit; 3] = [(0, 0, 0), (256 << 20, 64 << 20, 60), (32 << 20, 8 << 20, 60)];
+/// The defaults for the classes normal, replica and pubsub: Redis's, but for normal clients,
+/// which Redis leaves unbounded (`0 0 0`) and kura bounds at 256 MiB (Redis's replica limit).
+/// A connection never has more than [`crate::server::FLUSH_AT`] bytes of replies waiting
+/// unless one reply is larger: the limit closes a connection whose single reply (an EXEC's,
+/// a KEYS over a big keyspace) passes it, as Redis would at the same setting.
+pub const OUTPUT_LIMITS: [OutputLimit; 3] = [(256 << 20, 0, 0), (256 << 20, 64 << 20, 60), (32 << 20, 8 << 20, 60)];
+
+/// `client-output-buffer-limit` as Redis prints it.
+pub fn format_output_limits(limits: [OutputLimit; 3]) -> String {
+    let [(nh, ns, nt), (rh, rs, rt), (ph, ps, pt)] = limits;
+    format!("normal {nh} {ns} {nt} slave {rh} {rs} {rt} pubsub {ph} {ps} {pt}")
+}
+
+/// Redis's `memtoull`: digits and an optional unit (`b`, `k`/`kb`, `m`/`mb`, `g`/`gb`: the
+/// short ones by 1000, the `b` ones by 1024), case-insensitive.
+fn memory(text: &str) -> Option<u64> {
+    let lower = text.to_ascii_lowercase();
+    let at = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
+    let unit: u64 = match &lower[at..] {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    lower[..at].parse::<u64>().ok()?.checked_mul(unit)
+}
+
+/// `client-output-buffer-limit <class> <hard> <soft> <soft seconds> ...` over `limits`, with
+/// Redis's errors (CONFIG SET and `--client-output-buffer-limit`).
+///
+/// # Errors
+/// Redis's text for a wrong word count, class or number.
+pub fn parse_output_limits(value: &str, mut limits: [OutputLimit; 3]) -> Result<[OutputLimit; 3], &'static str> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if !words.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.");
+    }
+    for class in words.chunks(4) {
+        let i = match class[0].to_ascii_lowercase().as_str() {
+            "normal" => 0,
+            "slave" | "replica" => 1,
+            "pubsub" => 2,
+            _ => return Err("Invalid client class specified in buffer limit configuration."),
+        };
+        let bad = "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+        let hard = memory(class[1]).ok_or(bad)?;
+        let soft = memory(class[2]).ok_or(bad)?;
+        let secs = class[3].parse::<u64>().map_err(|_| bad)?;
+        limits[i] = (hard, soft, secs);
+    }
+    Ok(limits)
+}
 
 impl Clients {
     pub fn new(idle_timeout_secs: u64) -> Clients {
@@ -322,6 +397,7 @@ impl Clients {
             net_output_bytes: AtomicU64::new(0),
             ops_sample: Mutex::new(None),
             output_limits: Mutex::new(OUTPUT_LIMITS),
+            normal_hard_limit: AtomicU64::new(OUTPUT_LIMITS[0].0),
             pubsub_hard_limit: AtomicU64::new(OUTPUT_LIMITS[2].0),
         }
     }
@@ -333,7 +409,19 @@ impl Clients {
 
     pub fn set_output_limits(&self, limits: [OutputLimit; 3]) {
         *self.output_limits.lock() = limits;
+        self.normal_hard_limit.store(limits[0].0, Ordering::Relaxed);
         self.pubsub_hard_limit.store(limits[2].0, Ordering::Relaxed);
+    }
+
+    /// The bytes of replies a connection of `class` may have waiting for its socket before it
+    /// is closed (0: no limit).
+    pub fn output_limit(&self, class: ClientType) -> usize {
+        let limit = match class {
+            ClientType::Normal => &self.normal_hard_limit,
+            ClientType::Pubsub => &self.pubsub_hard_limit,
+            ClientType::Replication => return 0,
+        };
+        usize::try_from(limit.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
     }
 
     /// The bytes of messages a subscriber may have queued before it is closed (0: no limit).
@@ -363,6 +451,8 @@ impl Clients {
             killed: AtomicBool::new(false),
             interrupt: tokio::sync::watch::channel((0, Interrupt::Timeout)).0,
             blocked: AtomicBool::new(false),
+            qbuf: AtomicU64::new(0),
+            omem: AtomicU64::new(0),
         });
         self.open.lock().insert(id, client.clone());
         client
@@ -501,6 +591,24 @@ mod tests {
         let mut s = String::new();
         quote(b"a \"b\"\\\n\x01\xff", &mut s);
         assert_eq!(s, r#""a \"b\"\\\n\x01\xff""#);
+    }
+
+    #[test]
+    fn output_limits_parse_as_redis() {
+        let limits = OUTPUT_LIMITS;
+        assert_eq!(
+            format_output_limits(limits),
+            "normal 268435456 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+        );
+        let set = parse_output_limits("pubsub 1mb 2K 0", limits).unwrap();
+        assert_eq!(set[2], (1 << 20, 2000, 0));
+        assert_eq!(set[0], limits[0]);
+        assert_eq!(parse_output_limits("replica 2gb 1 5", limits).unwrap()[1], (2 << 30, 1, 5));
+        assert_eq!(parse_output_limits("normal 0 0 0", limits).unwrap()[0], (0, 0, 0));
+        assert!(parse_output_limits("pubsub 1mb 0", limits).unwrap_err().starts_with("Wrong number"));
+        assert!(parse_output_limits("master 1 1 1", limits).unwrap_err().starts_with("Invalid client class"));
+        assert!(parse_output_limits("pubsub 1xb 0 0", limits).unwrap_err().starts_with("Error in hard"));
+        assert!(parse_output_limits("pubsub -1 0 0", limits).unwrap_err().starts_with("Error in hard"));
     }
 
     #[test]

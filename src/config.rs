@@ -120,6 +120,12 @@ pub struct ServerArgs {
     /// Most client connections at once [default: 10000]
     #[arg(long, env = "KURA_MAXCLIENTS")]
     pub maxclients: Option<usize>,
+    /// Redis's `client-output-buffer-limit`: `<class> <hard> <soft> <seconds>` for any of the
+    /// classes normal, replica, pubsub. The hard limits of normal and pubsub connections close
+    /// one whose replies waiting for its socket pass them; 0 is no limit
+    /// [default: "normal 256mb 0 0 replica 256mb 64mb 60 pubsub 32mb 8mb 60"]
+    #[arg(long, env = "KURA_CLIENT_OUTPUT_BUFFER_LIMIT")]
+    pub client_output_buffer_limit: Option<String>,
     /// Seconds a client connection may stay idle before it is closed, 0 for never (Redis's
     /// `timeout`) [default: 0]
     #[arg(long, env = "KURA_TIMEOUT")]
@@ -165,6 +171,7 @@ pub struct Config {
     pub max_request_bytes: usize,
     pub max_reply_members: usize,
     pub maxclients: usize,
+    pub output_limits: [crate::clients::OutputLimit; 3],
     pub timeout: u64,
     pub databases: u32,
     pub threads: usize,
@@ -233,6 +240,11 @@ impl Config {
             max_request_bytes: pick!(max_request_bytes, 64 << 20),
             max_reply_members: pick!(max_reply_members, 1_000_000),
             maxclients: pick!(maxclients, 10_000),
+            output_limits: match args.client_output_buffer_limit.as_ref().or(file.client_output_buffer_limit.as_ref()) {
+                Some(text) => crate::clients::parse_output_limits(text, crate::clients::OUTPUT_LIMITS)
+                    .map_err(|why| ConfigError::Invalid(format!("client-output-buffer-limit: {why}")))?,
+                None => crate::clients::OUTPUT_LIMITS,
+            },
             timeout: pick!(timeout, 0),
             databases: pick!(databases, 16),
             request_timeout_ms: pick!(request_timeout_ms, 2000),
@@ -324,6 +336,13 @@ mod tests {
         assert_eq!(c.fsync, FsyncPolicy::Always);
         assert!(Config::resolve(ServerArgs { r: Some(4), ..Default::default() }).is_err());
         assert!(Config::resolve(ServerArgs { max_reply_members: Some(0), ..Default::default() }).is_err());
+        let limits = |text: &str| {
+            Config::resolve(ServerArgs { client_output_buffer_limit: Some(text.into()), ..Default::default() })
+                .map(|c| c.output_limits)
+        };
+        assert_eq!(limits("normal 1mb 0 0").unwrap()[0], (1 << 20, 0, 0));
+        assert_eq!(limits("pubsub 0 0 0").unwrap()[0], crate::clients::OUTPUT_LIMITS[0]);
+        assert!(limits("normal 1mb 0").is_err());
     }
 
     #[test]

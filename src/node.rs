@@ -172,6 +172,7 @@ impl Node {
             replicas
         })?;
         let clients = Arc::new(crate::clients::Clients::new(idle_timeout));
+        clients.set_output_limits(config.output_limits);
         let pubsub = Arc::new(crate::pubsub::Broker::new(cluster.clone(), clients.clone()));
         let notify = crate::notify::Notifier::new(pubsub.clone(), cluster.clone());
         storage.watch_expiries(&(notify.clone() as Arc<dyn crate::storage::ExpiryWatch>));

@@ -80,6 +80,19 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, mut shutdown: watch::
     }
 }
 
+/// Replies are written out once a batch's pass this many bytes, before the rest of it runs:
+/// a connection never holds more replies than this and one reply waiting for its socket, and
+/// while the socket does not take them nothing more of its requests is read or run
+/// (backpressure, where Redis would buffer them up to `client-output-buffer-limit`).
+pub const FLUSH_AT: usize = 256 << 10;
+
+/// A connection's buffer that a large request or reply grew past this is dropped for a small
+/// one once it is empty (as Redis shrinks an idle client's query buffer).
+const SHRINK_ABOVE: usize = 1 << 20;
+
+/// The first capacity of a connection's buffers, and the room made for each read.
+const BUFFER: usize = 16 * 1024;
+
 /// Reads requests, runs every complete one in the buffer, then writes all their replies at once.
 async fn connection(
     node: &Node,
@@ -89,8 +102,9 @@ async fn connection(
     limits: Limits,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let mut input = BytesMut::with_capacity(16 * 1024);
-    let mut output = BytesMut::with_capacity(16 * 1024);
+    let mut input = BytesMut::with_capacity(BUFFER);
+    let mut output = BytesMut::with_capacity(BUFFER);
+    let mut parser = resp::Parser::new(limits);
     let mut batch: Vec<Vec<Bytes>> = Vec::new();
     // MONITOR's feed, once the connection asked for it.
     let mut monitor: Option<crate::clients::Subscription> = None;
@@ -102,19 +116,29 @@ async fn connection(
         }
         let mut ticket = Ticket::NONE;
         let mut protocol_error = None;
+        // A request was taken before AUTH: more may be waiting in `input`.
+        let mut parse_on = false;
         loop {
-            match resp::next_command(&mut input, &limits) {
+            match parser.next_command(&mut input, session.authenticated) {
                 Ok(Some(args)) => {
                     batch.push(args);
+                    // Before AUTH each request runs before the next is parsed (as Redis runs
+                    // each as it parses it), so the limits for unauthenticated clients apply
+                    // exactly to the requests before a successful AUTH.
+                    if !session.authenticated {
+                        parse_on = true;
+                        break;
+                    }
                     if batch.len() >= command::MAX_BATCH {
-                        if session.client.is_killed() {
-                            return Ok(());
-                        }
-                        let ran = run_batch(node, &mut session, metrics, &batch, &mut output, &mut socket, &mut input);
-                        let (t, closed) = ran.await;
-                        ticket = ticket.max(t);
+                        let mut out = Out {
+                            socket: &mut socket,
+                            output: &mut output,
+                            ticket: &mut ticket,
+                            monitor: &mut monitor,
+                        };
+                        let go_on = run_batch(node, &mut session, metrics, &batch, &mut input, &mut out).await?;
                         batch.clear();
-                        if closed {
+                        if !go_on {
                             return Ok(());
                         }
                         if session.quit {
@@ -130,46 +154,36 @@ async fn connection(
             }
         }
         let read_before = input.len();
-        let (t, closed) = run_batch(node, &mut session, metrics, &batch, &mut output, &mut socket, &mut input).await;
-        ticket = ticket.max(t);
+        let mut out = Out { socket: &mut socket, output: &mut output, ticket: &mut ticket, monitor: &mut monitor };
+        let go_on = run_batch(node, &mut session, metrics, &batch, &mut input, &mut out).await?;
         batch.clear();
-        if closed {
+        if !go_on {
             return Ok(());
         }
         // Requests that arrived while a blocking command waited are parsed before reading on.
         let read_ahead = input.len() > read_before;
         if let Some(e) = protocol_error.filter(|_| !session.quit) {
             metrics::counter!(m::PROTOCOL_ERRORS_TOTAL).increment(1);
-            Reply::Error(format!("ERR {e}")).encode(session.protocol, &mut output);
+            Reply::Error(format!("ERR {e}")).encode(session.protocol, out.output);
             session.quit = true;
         }
         // Messages that arrived after the batch's last request.
-        session.drain_messages(&mut output);
-        // MONITOR's feed is joined before its +OK leaves: a request another client sends once
-        // it has the +OK must show (a feed joined after the write missed some).
-        if monitor.is_none() && session.client.is_monitor() {
-            monitor = Some(node.clients.monitor());
-        }
-        if !output.is_empty() {
-            // No reply leaves before the writes it acknowledges are durable.
-            if let Err(e) = node.durable(ticket).await {
-                tracing::error!("commit failed, closing the connection unacknowledged: {e}");
-                return Ok(());
-            }
-            if !write(&mut socket, &output, &session).await? {
-                return Ok(());
-            }
-            node.clients.net_output_bytes.fetch_add(output.len() as u64, Ordering::Relaxed);
-            output.clear();
-            session.written();
+        session.drain_messages(out.output);
+        if !out.flush(node, &mut session).await? {
+            return Ok(());
         }
         if session.quit {
             return Ok(());
         }
-        if read_ahead {
+        if read_ahead || parse_on {
             continue;
         }
-        input.reserve(16 * 1024);
+        // An empty buffer means no request is in progress (the parser is between requests).
+        if input.is_empty() && input.capacity() > SHRINK_ABOVE {
+            input = BytesMut::with_capacity(BUFFER);
+        }
+        input.reserve(BUFFER);
+        session.client.set_query_buffer(input.len());
         // Idle connections close after `timeout` (not a monitoring or subscribed one, as in
         // Redis).
         let idle = node.clients.idle_timeout().filter(|_| monitor.is_none() && !session.client.is_pubsub());
@@ -188,13 +202,9 @@ async fn connection(
                 }
                 () = messages(&mailbox) => {
                     session.drain_messages(&mut output);
-                    if !output.is_empty() {
-                        if !write(&mut socket, &output, &session).await? {
-                            return Ok(());
-                        }
-                        node.clients.net_output_bytes.fetch_add(output.len() as u64, Ordering::Relaxed);
-                        output.clear();
-                        session.written();
+                    let mut out = Out { socket: &mut socket, output: &mut output, ticket: &mut ticket, monitor: &mut monitor };
+                    if !out.flush(node, &mut session).await? {
+                        return Ok(());
                     }
                 }
             }
@@ -202,15 +212,103 @@ async fn connection(
         if read == 0 {
             return Ok(());
         }
+        session.client.set_query_buffer(input.len());
         node.clients.net_input_bytes.fetch_add(read as u64, Ordering::Relaxed);
     }
 }
 
-/// Runs a batch of requests. While a blocking command of the batch waits, the socket is read
-/// on: a closed connection interrupts the wait (nothing is popped for a client that is gone,
-/// as in Redis) and the answer is `closed`; requests that arrive meanwhile wait in `input`
-/// (up to a limit, then the socket is left unread until the batch ends).
+/// Where a connection's replies go: the socket, the replies not yet written, the ticket of
+/// the writes they acknowledge, and the MONITOR feed to join before a MONITOR's `+OK` leaves.
+struct Out<'a> {
+    socket: &'a mut TcpStream,
+    output: &'a mut BytesMut,
+    ticket: &'a mut Ticket,
+    monitor: &'a mut Option<crate::clients::Subscription>,
+}
+
+impl Out<'_> {
+    /// Writes the replies, once the writes they acknowledge are durable: whether the
+    /// connection goes on (not when a commit failed or it was killed during the write).
+    async fn flush(&mut self, node: &Node, session: &mut Session) -> std::io::Result<bool> {
+        // MONITOR's feed is joined before its +OK leaves: a request another client sends once
+        // it has the +OK must show (a feed joined after the write missed some).
+        if self.monitor.is_none() && session.client.is_monitor() {
+            *self.monitor = Some(node.clients.monitor());
+        }
+        if self.output.is_empty() {
+            return Ok(true);
+        }
+        // No reply leaves before the writes it acknowledges are durable.
+        if let Err(e) = node.durable(std::mem::replace(self.ticket, Ticket::NONE)).await {
+            tracing::error!("commit failed, closing the connection unacknowledged: {e}");
+            return Ok(false);
+        }
+        session.client.set_pending_output(self.output.len());
+        let written = write(self.socket, self.output, session).await;
+        session.client.set_pending_output(0);
+        if !written? {
+            return Ok(false);
+        }
+        node.clients.net_output_bytes.fetch_add(self.output.len() as u64, Ordering::Relaxed);
+        self.output.clear();
+        if self.output.capacity() > SHRINK_ABOVE {
+            *self.output = BytesMut::with_capacity(BUFFER);
+        }
+        session.written();
+        Ok(true)
+    }
+}
+
+/// Runs a batch of requests, writing the replies out whenever they pass [`FLUSH_AT`] bytes
+/// (the rest of the batch waits until the socket took them): whether the connection goes on.
+/// It does not when it closed while a blocking command waited, when it was killed, or when
+/// its replies passed its class's hard `client-output-buffer-limit` (closed without them, as
+/// Redis closes such a client).
 async fn run_batch(
+    node: &Node,
+    session: &mut Session,
+    metrics: &CommandMetrics,
+    batch: &[Vec<Bytes>],
+    input: &mut BytesMut,
+    out: &mut Out<'_>,
+) -> std::io::Result<bool> {
+    let mut done = 0;
+    while done < batch.len() && !session.quit {
+        if out.output.len() >= FLUSH_AT && !out.flush(node, session).await? {
+            return Ok(false);
+        }
+        if session.client.is_killed() {
+            // What ran before the kill may still go out (a connection that killed itself).
+            let _ = out.flush(node, session).await;
+            return Ok(false);
+        }
+        let (ticket, ran, closed) =
+            run_some(node, session, metrics, &batch[done..], out.output, out.socket, input).await;
+        *out.ticket = (*out.ticket).max(ticket);
+        done += ran;
+        if closed {
+            return Ok(false);
+        }
+        let limit = node.clients.output_limit(session.client.client_type());
+        if limit > 0 && out.output.len() > limit {
+            tracing::warn!(
+                "client {} closed for overcoming of output buffer limits ({} bytes of replies, limit {limit})",
+                session.client.addr,
+                out.output.len()
+            );
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Runs requests of a batch until their replies pass [`FLUSH_AT`] bytes: the ticket of their
+/// writes, how many ran, and whether the connection closed. While a blocking command of the
+/// batch waits, the socket is read on: a closed connection interrupts the wait (nothing is
+/// popped for a client that is gone, as in Redis) and the answer is `closed`; requests that
+/// arrive meanwhile wait in `input` (up to a limit, then the socket is left unread until the
+/// batch ends).
+async fn run_some(
     node: &Node,
     session: &mut Session,
     metrics: &CommandMetrics,
@@ -218,17 +316,18 @@ async fn run_batch(
     output: &mut BytesMut,
     socket: &mut TcpStream,
     input: &mut BytesMut,
-) -> (Ticket, bool) {
+) -> (Ticket, usize, bool) {
     if !batch.iter().any(|args| command::blocks(args)) {
-        return (command::run_pipeline(node, session, metrics, batch, output).await, false);
+        let (ticket, ran) = command::run_pipeline(node, session, metrics, batch, output, FLUSH_AT).await;
+        return (ticket, ran, false);
     }
     let client = session.client.clone();
-    let run = command::run_pipeline(node, session, metrics, batch, output);
+    let run = command::run_pipeline(node, session, metrics, batch, output, FLUSH_AT);
     tokio::pin!(run);
     let (mut reading, mut closed) = (true, false);
     loop {
         tokio::select! {
-            ticket = &mut run => return (ticket, closed),
+            (ticket, ran) = &mut run => return (ticket, ran, closed),
             read = socket.read_buf(input), if reading => match read {
                 Ok(0) | Err(_) => {
                     (reading, closed) = (false, true);

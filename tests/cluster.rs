@@ -204,16 +204,6 @@ fn preference_lists_span_the_zones() {
     }
 }
 
-/// The peak resident memory of process `pid` so far (VmHWM), in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM")
-}
-
 /// Secure by default (issue 24, point 2): a cluster address off loopback without a secret
 /// refuses to start and says what to add; `--insecure` is the explicit way out.
 #[test]
@@ -264,8 +254,7 @@ fn a_cluster_address_off_loopback_refuses_to_start_without_a_secret() {
 #[test]
 fn strangers_on_the_peer_port_cannot_make_a_node_hold_memory() {
     let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
-    let pid = node.pid().expect("running");
-    let before = peak_rss_kib(pid);
+    let (_, before) = node.memory();
     // Eight at once, each announcing a frame of 200 MB and sending a little of it.
     let mut strangers: Vec<TcpStream> = (0..8)
         .map(|_| {
@@ -281,8 +270,8 @@ fn strangers_on_the_peer_port_cannot_make_a_node_hold_memory() {
         let _ = raw.read_to_end(&mut buf);
         assert!(buf.is_empty(), "no answer to a stranger: {buf:?}");
     }
-    let grown = peak_rss_kib(pid).saturating_sub(before);
-    assert!(grown < 64 * 1024, "8 strangers grew the node's peak memory by {grown} KiB");
+    let grown = node.memory().1.saturating_sub(before);
+    assert!(grown < 64 << 20, "8 strangers grew the node's peak memory by {grown} bytes");
     assert_eq!(q(&node, &["SET", "k", "v"]).unwrap(), Value::Okay);
 }
 

@@ -3,6 +3,12 @@
 //! HSCAN MATCH), a walk of the whole keyspace that kept a runtime worker to itself, and
 //! SHUTDOWN queued inside MULTI (EXEC stopped the node). And the command table's flags, which
 //! say which commands a transaction refuses, compared with redis-server 7's.
+//!
+//! Issue 24, item 1 (before AUTH, and buffers a client grows): an unauthenticated client's
+//! array or bulk header over Redis 7's limits is refused with Redis's error and closed before
+//! the node's memory grows (compared with redis-server 7 byte for byte), and a client that
+//! pipelines 3 GB of replies and never reads them holds the node to a bounded memory while
+//! other clients are served.
 
 mod harness;
 
@@ -256,4 +262,240 @@ fn command_flags_agree_with_redis() {
     let no_multi: Vec<&String> =
         theirs.iter().filter(|(_, (_, f, _))| f.iter().any(|f| f == "no_multi")).map(|(n, _)| n).collect();
     assert_eq!(no_multi, vec!["shutdown"]);
+}
+
+/// The bytes `addr` sends back for `steps`, each written after the reply to the one before
+/// arrived (a step's reply is read up to its last CRLF), until the connection closes; a step
+/// whose write fails (the server closed the connection) ends the exchange.
+fn exchange(addr: std::net::SocketAddr, steps: &[&[u8]]) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    let mut got = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        if s.write_all(step).is_err() {
+            break;
+        }
+        if i + 1 < steps.len() {
+            // Every step but the last answers one line (+OK, :0, -ERR ...).
+            let mut line = Vec::new();
+            let mut reader = BufReader::new(&s);
+            reader.read_until(b'\n', &mut line).expect("a reply line");
+            assert!(reader.buffer().is_empty(), "one line per step");
+            got.extend_from_slice(&line);
+        }
+    }
+    got.extend_from_slice(&harness::read_to_close(&mut s));
+    got.extend_from_slice(b"<closed>");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// `*N` and N `$1 x` arguments.
+fn array_of(n: usize) -> Vec<u8> {
+    let mut out = format!("*{n}\r\n").into_bytes();
+    for _ in 0..n {
+        out.extend_from_slice(b"$1\r\nx\r\n");
+    }
+    out
+}
+
+/// Before AUTH, kura answers and closes as redis-server 7 does, byte for byte: an array of
+/// more than 10 arguments, a bulk of more than 16384 bytes (Redis's "invalid" errors first
+/// where their bounds are passed), at the limits the request runs (and gets NOAUTH), inline
+/// requests have no such limit; after AUTH (in the same write too) the limits are gone, and a
+/// failed AUTH leaves them. And `client-output-buffer-limit normal 512kb`: a 1 MB reply closes
+/// the connection without a reply, as Redis does.
+#[test]
+fn unauthenticated_requests_answer_as_redis_does() {
+    let flags = ["--requirepass", "secret", "--client-output-buffer-limit", "normal 512kb 0 0"];
+    let redis = harness::RedisServer::start_with(&flags);
+    let kura = Node::start(LOCAL, &flags);
+    let servers = [std::net::SocketAddr::from((LOCAL, redis.port)), kura.addr()];
+
+    let auth = resp_cmd(&[b"AUTH", b"secret"]);
+    let wrong = resp_cmd(&[b"AUTH", b"wrong"]);
+    let del11 = resp_cmd(&[b"DEL", b"k1", b"k2", b"k3", b"k4", b"k5", b"k6", b"k7", b"k8", b"k9", b"k10"]);
+    let big_arg = vec![b'x'; 16384];
+    let at_limits = resp_cmd(&[b"SET", &big_arg, b"v"]);
+    let tall = resp_cmd(&[b"DEL", b"k1", b"k2", b"k3", b"k4", b"k5", b"k6", b"k7", b"k8", b"k9"]);
+    let value = vec![b'v'; 1_000_000];
+    let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        ("*100000", vec![b"*100000\r\n".to_vec()]),
+        ("*11", vec![b"*11\r\n".to_vec()]),
+        ("*2000000 (over kura's own limit)", vec![b"*2000000\r\n".to_vec()]),
+        ("*3000000000", vec![b"*3000000000\r\n".to_vec()]),
+        ("$104857600", vec![b"*1\r\n$104857600\r\n".to_vec()]),
+        ("$16385", vec![b"*3\r\n$3\r\nSET\r\n$16385\r\n".to_vec()]),
+        ("$600000000", vec![b"*1\r\n$600000000\r\n".to_vec()]),
+        ("at the limits", vec![at_limits.clone(), tall.clone(), b"QUIT\r\n".to_vec()]),
+        ("inline", vec![b"AUTH a b c d e f g h i j k l\r\n".to_vec(), b"QUIT\r\n".to_vec()]),
+        ("after AUTH", vec![auth.clone(), del11.clone(), b"QUIT\r\n".to_vec()]),
+        ("AUTH and more in one write", vec![[&auth[..], &del11, b"QUIT\r\n"].concat()]),
+        ("a failed AUTH", vec![[&wrong[..], &del11].concat()]),
+        (
+            "a reply over the output limit",
+            vec![auth.clone(), resp_cmd(&[b"SET", b"big", &value]), resp_cmd(&[b"GET", b"big"])],
+        ),
+    ];
+    for (what, steps) in &cases {
+        let steps: Vec<&[u8]> = steps.iter().map(Vec::as_slice).collect();
+        let from_redis = exchange(servers[0], &steps);
+        let from_kura = exchange(servers[1], &steps);
+        println!("{what}: {from_redis:?}");
+        assert_eq!(from_kura, from_redis, "{what}");
+    }
+    // The exact texts, spelled out.
+    assert_eq!(
+        exchange(servers[1], &[b"*100000\r\n"]),
+        "-ERR Protocol error: unauthenticated multibulk length\r\n<closed>"
+    );
+    assert_eq!(
+        exchange(servers[1], &[b"*1\r\n$104857600\r\n"]),
+        "-ERR Protocol error: unauthenticated bulk length\r\n<closed>"
+    );
+}
+
+/// Unauthenticated clients that send `*100000` or a 100 MB bulk header and then the bytes
+/// they announced, 40 at once: each is refused and closed at its header, and the node's
+/// resident memory (its peak, VmHWM) does not grow by more than 32 MiB (a node that took
+/// the bytes would hold 40 x 4 MiB).
+#[test]
+fn unauthenticated_clients_cannot_grow_the_node() {
+    let node = Node::start(LOCAL, &["--requirepass", "secret"]);
+    let mut admin = node.conn();
+    redis::cmd("AUTH").arg("secret").query::<()>(&mut admin).expect("AUTH");
+    let (rss_before, peak_before) = node.memory();
+    let body_of_args = array_of(600_000)[9..].to_vec(); // 4.2 MB of `$1 x` arguments
+    let body_of_bulk = vec![b'x'; 4 << 20];
+    let hostile: [(&[u8], &[u8], &str); 2] = [
+        (b"*100000\r\n", &body_of_args, "-ERR Protocol error: unauthenticated multibulk length\r\n"),
+        (b"*1\r\n$104857600\r\n", &body_of_bulk, "-ERR Protocol error: unauthenticated bulk length\r\n"),
+    ];
+    let node = &node;
+    std::thread::scope(|s| {
+        for (header, body, error) in hostile {
+            for _ in 0..20 {
+                s.spawn(move || {
+                    let mut c = node.raw();
+                    c.write_all(header).expect("the header");
+                    // The error, then the close (the body is refused: a write fails or is
+                    // dropped).
+                    let mut line = String::new();
+                    BufReader::new(&c).read_line(&mut line).expect("the error line");
+                    assert_eq!(line, error);
+                    for chunk in body.chunks(64 << 10) {
+                        if c.write_all(chunk).is_err() {
+                            break;
+                        }
+                    }
+                    let mut rest = Vec::new();
+                    let closed = match std::io::Read::read_to_end(&mut c, &mut rest) {
+                        Ok(_) => true,
+                        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+                    };
+                    assert!(closed && rest.is_empty(), "closed after the error: {rest:?}");
+                });
+            }
+        }
+    });
+    // Every hostile connection is gone: CLIENT LIST shows the admin connection alone.
+    let clients: String = redis::cmd("CLIENT").arg("LIST").query(&mut admin).expect("CLIENT LIST");
+    assert_eq!(clients.lines().count(), 1, "{clients}");
+    let (rss_after, peak_after) = node.memory();
+    println!(
+        "RSS {} -> {} MiB, peak {} -> {} MiB",
+        rss_before >> 20,
+        rss_after >> 20,
+        peak_before >> 20,
+        peak_after >> 20
+    );
+    assert!(
+        peak_after <= peak_before.max(rss_before + (32 << 20)),
+        "the node's peak memory grew from {peak_before} to {peak_after} (RSS before {rss_before})"
+    );
+}
+
+/// INFO's `total_net_input_bytes`.
+fn net_input(con: &mut redis::Connection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("stats").query(con).expect("INFO stats");
+    let line = info.lines().find_map(|l| l.strip_prefix("total_net_input_bytes:")).expect("total_net_input_bytes");
+    line.trim().parse().expect("a number")
+}
+
+/// The fields of this node's CLIENT LIST line of connection `id`.
+fn client_fields(con: &mut redis::Connection, id: i64) -> Option<HashMap<String, String>> {
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(con).expect("CLIENT LIST");
+    let line = list.lines().find(|l| l.starts_with(&format!("id={id} ")))?;
+    Some(line.split(' ').filter_map(|f| f.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+}
+
+/// A client pipelines 3,000 `GET big` (a 1 MB value: 3 GB of replies) and does not read them:
+/// the node waits for its socket (CLIENT LIST shows the replies waiting, `omem`) and reads
+/// no more of its requests (INFO's input bytes), its peak memory grows by less than 1 GB (it grew 1.8 GB before
+/// issue 24), and another connection is answered meanwhile. Then every reply arrives whole,
+/// and the peak over the whole exchange stays within the bound.
+#[test]
+fn a_client_that_does_not_read_its_replies_is_bounded() {
+    let _timed = TIMED.lock().unwrap_or_else(|e| e.into_inner());
+    let node = Node::start(LOCAL, &[]);
+    let mut other = node.conn();
+    other.set_read_timeout(Some(Duration::from_secs(30))).expect("read timeout");
+    let value = vec![b'v'; 1_000_000];
+    redis::cmd("SET").arg("big").arg(&value).query::<()>(&mut other).expect("SET big");
+    let got: Vec<u8> = redis::cmd("GET").arg("big").query(&mut other).expect("GET big");
+    assert_eq!(got.len(), value.len());
+    let (rss_before, peak_before) = node.memory();
+
+    let mut slow = Raw::new(&node);
+    slow.out.set_write_timeout(Some(Duration::from_secs(30))).expect("write timeout");
+    let id: i64 = slow.send(&["CLIENT", "ID"]).trim_start_matches(':').parse().expect("CLIENT ID");
+    let requests = 3000;
+    let one = resp_cmd(&[b"GET", b"big"]);
+    let pipeline: Vec<u8> = one.iter().copied().cycle().take(one.len() * requests).collect();
+    let read_before = net_input(&mut other);
+    slow.out.write_all(&pipeline).expect("the pipeline (66 KB: the kernel buffers it)");
+
+    // The node waits for the slow reader's socket to take its replies.
+    harness::wait_until("the slow reader's replies to wait for its socket", Duration::from_secs(60), || {
+        client_fields(&mut other, id).filter(|f| f["omem"] != "0" && f["events"] == "rw")
+    });
+    let (_, peak_blocked) = node.memory();
+    // Another connection is served meanwhile, and the slow one is still waiting.
+    assert_eq!(redis::cmd("PING").query::<String>(&mut other).expect("PING"), "PONG");
+    let got: Vec<u8> = redis::cmd("GET").arg("big").query(&mut other).expect("GET big meanwhile");
+    assert_eq!(got.len(), value.len());
+    let fields = client_fields(&mut other, id).expect("the slow client is connected");
+    assert_ne!(fields["omem"], "0", "{fields:?}");
+    let waiting: u64 = fields["omem"].parse().expect("omem");
+    // It stopped reading the pipeline (what it read since is its first read and the other
+    // connection's few requests).
+    let read = net_input(&mut other) - read_before;
+    assert!(read < pipeline.len() as u64 / 2, "the node read {read} bytes of a {} byte pipeline", pipeline.len());
+    println!(
+        "blocked: {waiting} bytes of replies waiting, {read} bytes of requests read, peak RSS {} -> {} MiB",
+        peak_before >> 20,
+        peak_blocked >> 20
+    );
+    assert!(waiting < 2 << 20, "{waiting} bytes of replies wait for the socket");
+    assert!(peak_blocked < peak_before + (1 << 30), "peak RSS grew from {peak_before} to {peak_blocked}");
+
+    // Now the replies are read: every one whole, and the peak stays bounded.
+    let header = format!("${}\r\n", value.len());
+    let mut body = vec![0u8; value.len() + 2];
+    for i in 0..requests {
+        let mut line = String::new();
+        slow.input.read_line(&mut line).expect("a reply header");
+        assert_eq!(line, header, "reply {i}");
+        std::io::Read::read_exact(&mut slow.input, &mut body).expect("a reply body");
+        assert!(body.starts_with(b"vvvv") && body.ends_with(b"v\r\n"), "reply {i}");
+    }
+    assert_eq!(slow.send(&["PING"]), "+PONG");
+    let (rss_after, peak_after) = node.memory();
+    println!(
+        "3 GB of replies read: RSS {} -> {} MiB, peak {} -> {} MiB",
+        rss_before >> 20,
+        rss_after >> 20,
+        peak_before >> 20,
+        peak_after >> 20
+    );
+    assert!(peak_after < peak_before + (1 << 30), "peak RSS grew from {peak_before} to {peak_after}");
 }

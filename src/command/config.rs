@@ -8,7 +8,7 @@ use bytes::Bytes;
 use wildmatch::WildMatch;
 
 use super::{CmdResult, CommandError};
-use crate::clients::OutputLimit;
+use crate::clients::{format_output_limits, parse_output_limits};
 use crate::node::Node;
 use crate::resp::Reply;
 use crate::storage::FsyncPolicy;
@@ -43,53 +43,6 @@ fn encoding(name: &str) -> Option<&'static str> {
     ENCODINGS.iter().find(|(n, _)| *n == name).map(|(n, _)| *n)
 }
 
-/// `client-output-buffer-limit` as Redis prints it.
-fn output_limits(limits: [OutputLimit; 3]) -> String {
-    let [(nh, ns, nt), (rh, rs, rt), (ph, ps, pt)] = limits;
-    format!("normal {nh} {ns} {nt} slave {rh} {rs} {rt} pubsub {ph} {ps} {pt}")
-}
-
-/// Redis's `memtoull`: digits and an optional unit (`b`, `k`/`kb`, `m`/`mb`, `g`/`gb`: the
-/// short ones by 1000, the `b` ones by 1024), case-insensitive.
-fn memory(text: &str) -> Option<u64> {
-    let lower = text.to_ascii_lowercase();
-    let at = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
-    let unit: u64 = match &lower[at..] {
-        "" | "b" => 1,
-        "k" => 1000,
-        "kb" => 1024,
-        "m" => 1000 * 1000,
-        "mb" => 1024 * 1024,
-        "g" => 1000 * 1000 * 1000,
-        "gb" => 1024 * 1024 * 1024,
-        _ => return None,
-    };
-    lower[..at].parse::<u64>().ok()?.checked_mul(unit)
-}
-
-/// `client-output-buffer-limit <class> <hard> <soft> <soft seconds> ...` over `limits`, with
-/// Redis's errors. kura enforces the pubsub class's hard limit (docs/pubsub.md).
-fn parse_output_limits(value: &str, mut limits: [OutputLimit; 3]) -> Result<[OutputLimit; 3], &'static str> {
-    let words: Vec<&str> = value.split_whitespace().collect();
-    if !words.len().is_multiple_of(4) {
-        return Err("Wrong number of arguments in buffer limit configuration.");
-    }
-    for class in words.chunks(4) {
-        let i = match class[0].to_ascii_lowercase().as_str() {
-            "normal" => 0,
-            "slave" | "replica" => 1,
-            "pubsub" => 2,
-            _ => return Err("Invalid client class specified in buffer limit configuration."),
-        };
-        let bad = "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
-        let hard = memory(class[1]).ok_or(bad)?;
-        let soft = memory(class[2]).ok_or(bad)?;
-        let secs = class[3].parse::<u64>().map_err(|_| bad)?;
-        limits[i] = (hard, soft, secs);
-    }
-    Ok(limits)
-}
-
 fn parameters(node: &Node) -> Vec<(&'static str, String)> {
     let c = &node.config;
     let fsync = match c.fsync {
@@ -114,7 +67,7 @@ fn parameters(node: &Node) -> Vec<(&'static str, String)> {
         ("appendfsync", fsync.into()),
         ("dir", c.data_dir.display().to_string()),
         ("proto-max-bulk-len", c.max_request_bytes.to_string()),
-        ("client-output-buffer-limit", output_limits(node.clients.output_limits())),
+        ("client-output-buffer-limit", format_output_limits(node.clients.output_limits())),
         ("requirepass", node.requirepass.read().clone().unwrap_or_default()),
         ("notify-keyspace-events", node.notify.flags().to_string()),
         ("kura-max-value-bytes", c.max_value_bytes.to_string()),
@@ -270,24 +223,5 @@ pub fn run(node: &Node, args: &[Bytes]) -> CmdResult {
         _ => {
             Err(CommandError::UnknownSubcommand { cmd: "CONFIG", sub: String::from_utf8_lossy(&args[1]).into_owned() })
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn output_limits_parse_as_redis() {
-        let limits = crate::clients::OUTPUT_LIMITS;
-        assert_eq!(output_limits(limits), "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60");
-        let set = parse_output_limits("pubsub 1mb 2K 0", limits).unwrap();
-        assert_eq!(set[2], (1 << 20, 2000, 0));
-        assert_eq!(set[0], limits[0]);
-        assert_eq!(parse_output_limits("replica 2gb 1 5", limits).unwrap()[1], (2 << 30, 1, 5));
-        assert!(parse_output_limits("pubsub 1mb 0", limits).unwrap_err().starts_with("Wrong number"));
-        assert!(parse_output_limits("master 1 1 1", limits).unwrap_err().starts_with("Invalid client class"));
-        assert!(parse_output_limits("pubsub 1xb 0 0", limits).unwrap_err().starts_with("Error in hard"));
-        assert!(parse_output_limits("pubsub -1 0 0", limits).unwrap_err().starts_with("Error in hard"));
     }
 }

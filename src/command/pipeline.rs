@@ -13,9 +13,11 @@ use std::future::Future;
 /// Requests run per batch (the rest of a long pipeline waits for the next).
 pub const MAX_BATCH: usize = 512;
 
-/// Runs the requests of a pipeline and encodes their replies in order into `out`. Returns the
-/// ticket the replies wait for: the writes they acknowledge ([`Ticket::NONE`] when nothing was
-/// written meanwhile).
+/// Runs the requests of a pipeline and encodes their replies in order into `out`, stopping
+/// after the request whose reply brings `out` to `stop_at` bytes (the caller writes them out
+/// before it runs the rest: replies waiting for a slow reader stay bounded). Returns the
+/// ticket the replies wait for (the writes they acknowledge; [`Ticket::NONE`] when nothing was
+/// written meanwhile) and how many requests ran.
 ///
 /// In a cluster, where each request waits for its replicas, consecutive requests on distinct
 /// keys run at once (a *wave*); a request on a key already in the wave, or one that changes
@@ -26,20 +28,19 @@ pub async fn run_pipeline(
     metrics: &CommandMetrics,
     batch: &[Vec<Bytes>],
     out: &mut BytesMut,
-) -> Ticket {
+    stop_at: usize,
+) -> (Ticket, usize) {
     let before = node.ticket();
-    if node.clients.monitored() {
-        for args in batch {
-            monitor(node, session, args);
-        }
-    }
+    let monitored = node.clients.monitored();
     let concurrent = batch.len() > 1 && !node.alone();
     let mut i = 0;
-    while i < batch.len() && !session.quit {
+    // At least one request runs, whatever `out` holds: every call makes progress.
+    while i < batch.len() && !session.quit && (i == 0 || out.len() < stop_at) {
         // A subscribed connection runs its requests one by one: its messages go between them.
         if concurrent && session.multi.is_none() && !session.has_mailbox() {
             let end = i + batch[i..].iter().take_while(|args| is_publish(args)).count();
             if end - i > 1 {
+                feed(node, session, &batch[i..end], monitored);
                 for reply in publish_wave(node, session.authenticated, metrics, &batch[i..end]).await {
                     reply.encode(session.protocol, out);
                 }
@@ -58,6 +59,7 @@ pub async fn run_pipeline(
                 end += 1;
             }
             if end - i > 1 {
+                feed(node, session, &batch[i..end], monitored);
                 let authenticated = session.authenticated;
                 let wave = batch[i..end].iter().map(|args| execute_shared(node, authenticated, metrics, args));
                 for reply in futures::future::join_all(wave).await {
@@ -67,6 +69,7 @@ pub async fn run_pipeline(
                 continue;
             }
         }
+        feed(node, session, &batch[i..=i], monitored);
         let reply = execute(node, session, metrics, &batch[i]).await;
         // Messages queued meanwhile go before the reply: a PUBLISH to the connection's own
         // channel answers after the message it received (as Redis writes them).
@@ -76,10 +79,15 @@ pub async fn run_pipeline(
     }
     session.client.set_multi(session.multi.as_ref().map(|q| q.requests.len()));
     let after = node.ticket();
-    if after == before {
-        Ticket::NONE
-    } else {
-        after
+    (if after == before { Ticket::NONE } else { after }, i)
+}
+
+/// Feeds the requests about to run to MONITOR (when anyone is monitoring).
+fn feed(node: &Node, session: &Session, requests: &[Vec<Bytes>], monitored: bool) {
+    if monitored {
+        for args in requests {
+            monitor(node, session, args);
+        }
     }
 }
 

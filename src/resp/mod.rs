@@ -4,5 +4,5 @@
 pub mod parse;
 mod reply;
 
-pub use parse::{next_command, Limits, ProtocolError};
+pub use parse::{Limits, Parser, ProtocolError};
 pub use reply::{format_double, format_g, Protocol, Reply};

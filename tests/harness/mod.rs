@@ -205,6 +205,11 @@ impl Node {
         self.child.as_ref().map(Child::id)
     }
 
+    /// The process's resident memory now and at its peak (VmRSS, VmHWM), in bytes.
+    pub fn memory(&self) -> (u64, u64) {
+        memory(self.pid().expect("a running node"))
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
@@ -275,6 +280,19 @@ pub fn ping(addr: SocketAddr) -> bool {
     }
     let mut buf = [0u8; 7];
     s.read_exact(&mut buf).is_ok() && (&buf == b"+PONG\r\n" || buf.starts_with(b"-NOAUTH"))
+}
+
+/// Resident memory of process `pid` now and at its peak (VmRSS, VmHWM of /proc/PID/status),
+/// in bytes.
+pub fn memory(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    let field = |name: &str| -> u64 {
+        let line =
+            status.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"));
+        let kb: u64 = line[name.len()..].trim().trim_end_matches("kB").trim().parse().expect("a size in kB");
+        kb * 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// A plain HTTP/1.0 GET; returns the body.
@@ -622,10 +640,16 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// With more options (`--requirepass x` ...).
+    pub fn start_with(extra: &[&str]) -> RedisServer {
         let dir = tempfile::tempdir().expect("a temp dir");
         let port = free_port(Ipv4Addr::LOCALHOST);
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(extra)
             .current_dir(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
