@@ -59,7 +59,7 @@ fn bucket(us: u64) -> usize {
 }
 
 /// The largest latency in bucket `b`, in µs (a percentile is reported as its bucket's top: at
-/// most a third above the true figure, never below).
+/// most half above the true figure, never below).
 fn bucket_top(b: usize) -> u64 {
     if b < 2 {
         return b as u64;

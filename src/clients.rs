@@ -328,7 +328,7 @@ pub type OutputLimit = (u64, u64, u64);
 /// The defaults for the classes normal, replica and pubsub: Redis's, but for normal clients,
 /// which Redis leaves unbounded (`0 0 0`) and kura bounds at 256 MiB (Redis's replica limit).
 /// A connection never has more than [`crate::server::FLUSH_AT`] bytes of replies waiting
-/// unless one reply is larger: the limit closes a connection whose single reply (an EXEC's,
+/// and one reply (in a cluster, one wave of at most 32 replies run at once): the limit closes a connection whose single reply (an EXEC's,
 /// a KEYS over a big keyspace) passes it, as Redis would at the same setting.
 pub const OUTPUT_LIMITS: [OutputLimit; 3] = [(256 << 20, 0, 0), (256 << 20, 64 << 20, 60), (32 << 20, 8 << 20, 60)];
 

@@ -81,7 +81,8 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, mut shutdown: watch::
 }
 
 /// Replies are written out once a batch's pass this many bytes, before the rest of it runs:
-/// a connection never holds more replies than this and one reply waiting for its socket, and
+/// a connection never holds more replies than this and one reply (in a cluster, one wave of
+/// at most 32) waiting for its socket, and
 /// while the socket does not take them nothing more of its requests is read or run
 /// (backpressure, where Redis would buffer them up to `client-output-buffer-limit`).
 pub const FLUSH_AT: usize = 256 << 10;

@@ -293,3 +293,32 @@ fn a_request_for_a_member_is_not_served_by_another_node_at_its_address() {
     assert_eq!(q(&c.nodes[0], &["SET", "k", "v"]).unwrap(), Value::Okay);
     assert_eq!(get(&c.nodes[1], "k"), "v");
 }
+
+/// In a cluster a pipeline's requests on distinct keys run in waves whose replies are held until
+/// the wave is done; a wave is bounded (32), so a pipeline of many large replies is written out
+/// as it goes instead of piling up past the connection's output limit, which would close it.
+#[test]
+fn a_pipeline_of_large_replies_through_a_cluster_stays_under_the_output_limit() {
+    let c = Cluster::start(3, &NRW);
+    let mut con = c.nodes[0].conn();
+    let value = "x".repeat(96 << 10);
+    let mut pipe = redis::pipe();
+    for i in 0..64 {
+        pipe.cmd("SET").arg(format!("big:{i}")).arg(&value).ignore();
+    }
+    pipe.query::<()>(&mut con).unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("client-output-buffer-limit")
+        .arg("normal 4mb 0 0")
+        .query(&mut con)
+        .unwrap();
+    // 64 replies of 96 KiB are 6 MiB: over the limit if held all at once, not in waves of 32.
+    let mut pipe = redis::pipe();
+    for i in 0..64 {
+        pipe.cmd("GET").arg(format!("big:{i}"));
+    }
+    let got: Vec<String> = pipe.query(&mut con).expect("the whole pipeline answered");
+    assert_eq!(got.len(), 64);
+    assert!(got.iter().all(|v| *v == value));
+}

@@ -22,6 +22,11 @@ pub const MAX_BATCH: usize = 512;
 /// In a cluster, where each request waits for its replicas, consecutive requests on distinct
 /// keys run at once (a *wave*); a request on a key already in the wave, or one that changes
 /// the connection, starts a new one, so every request still sees the effects of those before.
+/// The most requests of a pipeline run at once in a cluster (a wave); its replies are held
+/// until all are done. 32 covers redis-benchmark's `-P 16` and keeps a wave of 1 MiB replies
+/// at 32 MiB.
+const MAX_WAVE: usize = 32;
+
 pub async fn run_pipeline(
     node: &Node,
     session: &mut Session,
@@ -51,7 +56,9 @@ pub async fn run_pipeline(
         if concurrent && session.multi.is_none() && session.db == 0 && !session.has_mailbox() {
             let mut keys: HashSet<&[u8]> = HashSet::new();
             let mut end = i;
-            while let Some(ks) = batch.get(end).and_then(|args| concurrent_keys(args)) {
+            // A wave is bounded (`MAX_WAVE`): its replies are all held before any is written,
+            // so a wave of large replies must not overshoot `stop_at` by much.
+            while let Some(ks) = batch.get(end).filter(|_| end - i < MAX_WAVE).and_then(|args| concurrent_keys(args)) {
                 if ks.iter().any(|k| keys.contains(k)) {
                     break;
                 }

@@ -105,14 +105,30 @@ pub async fn run(
                 let gone: Vec<u32> = (0..q).filter(|&p| !view.replicates(p, &me)).collect();
                 drop(view);
                 // A walk and a delete of every key of those partitions: on a blocking thread,
-                // a partition at a time after the foreground when it is slow.
-                let (replica, mut gate) = (replica.clone(), replica.admission().gate());
+                // a partition at a time after the foreground when it is slow. Each partition is
+                // checked again just before (the gate may have waited while the ring moved on
+                // and made this node a replica of it again), and the drops stop at shutdown.
+                let version = state.ring.version;
+                let (replica, cluster, me, stop) = (replica.clone(), cluster.clone(), me.clone(), shutdown.clone());
+                let mut gate = replica.admission().gate();
                 let dropping = tokio::task::spawn_blocking(move || {
                     let mut dropped = 0;
+                    let mut paced = false;
                     for p in gone {
-                        gate.admit_blocking();
+                        if paced {
+                            gate.admit_blocking();
+                        }
+                        let view = cluster.view();
+                        let same = view.state.as_ref().is_some_and(|s| s.ring.version == version);
+                        if !same || view.replicates(p, &me) || *stop.borrow() {
+                            break;
+                        }
+                        drop(view);
                         match replica.drop_partition(p, q) {
-                            Ok(k) => dropped += k,
+                            Ok(k) => {
+                                dropped += k;
+                                paced = k > 0; // an empty partition costs nothing to drop
+                            }
                             Err(e) => tracing::warn!(partition = p, "dropping a handed-off partition failed: {e}"),
                         }
                     }

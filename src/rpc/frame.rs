@@ -73,10 +73,16 @@ pub async fn read_limited<R: AsyncRead + Unpin, T: DeserializeOwned>(
         if buf.len() + len > message {
             return Err(FrameError::TooLarge(buf.len() + len));
         }
-        buf.reserve(len.min(GROW));
-        let got = (&mut *r).take(len as u64).read_to_end(&mut buf).await?;
-        if got < len {
-            return Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        // In steps of at most GROW bytes, each reserved exactly: the buffer ends the size of
+        // the message, and grows only as fast as its bytes arrive.
+        let mut left = len;
+        while left > 0 {
+            let step = left.min(GROW);
+            buf.reserve_exact(step);
+            let at = buf.len();
+            buf.resize(at + step, 0);
+            r.read_exact(&mut buf[at..]).await?;
+            left -= step;
         }
         if header & MORE == 0 {
             return Ok(postcard::from_bytes(&buf)?);
@@ -84,7 +90,7 @@ pub async fn read_limited<R: AsyncRead + Unpin, T: DeserializeOwned>(
     }
 }
 
-/// What a frame's buffer reserves before its bytes arrive (a larger frame grows as they do).
+/// The step a frame's buffer grows by while its bytes arrive.
 const GROW: usize = 1 << 20;
 
 #[cfg(test)]

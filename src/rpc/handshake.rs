@@ -2,12 +2,13 @@
 //!
 //! 1. client -> server `Hello { protocol, cluster, node, nonce_c }`
 //! 2. server -> client `Welcome { protocol, cluster, node, nonce_s, proof_s }` (or `Refused`),
-//!    `proof_s = HMAC(key, "server" | nonce_c | nonce_s)`
-//! 3. client -> server `Proof { proof_c }`, `proof_c = HMAC(key, "client" | nonce_s | nonce_c)`
+//!    `proof_s = HMAC(key, "server" | node_s | nonce_c | nonce_s)`
+//! 3. client -> server `Proof { proof_c }`, `proof_c = HMAC(key, "client" | node_c | nonce_s | nonce_c)`
 //! 4. server -> client `Ready` (or `Refused`)
 //!
 //! The key is derived from `--cluster-secret` (or, without one, from the cluster name, which
-//! then only keeps clusters apart). Fresh nonces on both sides defeat replay.
+//! then only keeps clusters apart, and any node id can be claimed). Fresh nonces on both sides
+//! defeat replay; the node ids in the proofs make each side's id part of what it proves.
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -27,8 +28,9 @@ use super::frame;
 /// (`Watch`, `Touched`). 10: streams (`Value::Stream`, `Rmw::Stream`, the stream fields of
 /// `Outcome`). 11: script marks in the cluster state (SCRIPT FLUSH and FUNCTION changes reach
 /// every node), scripts and transactions run at their first key's decider (`Script`,
-/// `Transaction`, `ScriptKill`, `Modify`'s `from_script`, `RemoteError::Busy`).
-pub const PROTOCOL_VERSION: u16 = 11;
+/// `Transaction`, `ScriptKill`, `Modify`'s `from_script`, `RemoteError::Busy`). 12 (issue
+/// 24): the handshake's proofs cover the prover's node id.
+pub const PROTOCOL_VERSION: u16 = 12;
 
 /// Who this node is to its peers, and the key that proves it belongs.
 pub struct Identity {
@@ -48,20 +50,25 @@ impl Identity {
         Identity { node_id: node_id.to_owned(), cluster: cluster.to_owned(), key: h.finalize().into() }
     }
 
-    fn proof(&self, role: &[u8], first: &[u8; 16], second: &[u8; 16]) -> [u8; 32] {
+    /// The MAC a node proves it holds the key with, over its role, its node id (so the id it
+    /// claims is proved too) and both nonces.
+    fn mac(&self, role: &[u8], node: &str, first: &[u8; 16], second: &[u8; 16]) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
         mac.update(role);
+        mac.update(&(node.len() as u32).to_be_bytes());
+        mac.update(node.as_bytes());
         mac.update(first);
         mac.update(second);
-        mac.finalize().into_bytes().into()
+        mac
     }
 
-    fn verify(&self, role: &[u8], first: &[u8; 16], second: &[u8; 16], proof: &[u8; 32]) -> bool {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(role);
-        mac.update(first);
-        mac.update(second);
-        mac.verify_slice(proof).is_ok()
+    fn proof(&self, role: &[u8], first: &[u8; 16], second: &[u8; 16]) -> [u8; 32] {
+        self.mac(role, &self.node_id, first, second).finalize().into_bytes().into()
+    }
+
+    /// Whether `proof` is `node`'s, made with the key.
+    fn verify(&self, role: &[u8], node: &str, first: &[u8; 16], second: &[u8; 16], proof: &[u8; 32]) -> bool {
+        self.mac(role, node, first, second).verify_slice(proof).is_ok()
     }
 }
 
@@ -127,7 +134,7 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, me: &Identity)
             if protocol != PROTOCOL_VERSION || cluster != me.cluster {
                 return Err(HandshakeError::Mismatch { protocol, cluster });
             }
-            if !me.verify(b"server", &nonce_c, &nonce, &proof) {
+            if !me.verify(b"server", &node, &nonce_c, &nonce, &proof) {
                 return Err(HandshakeError::WrongSecret);
             }
             (node, nonce)
@@ -166,7 +173,7 @@ pub async fn server<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, me: &Identity)
     };
     send(s, &welcome).await?;
     match recv(s).await? {
-        Msg::Proof { proof } if me.verify(b"client", &nonce_s, &nonce_c, &proof) => {
+        Msg::Proof { proof } if me.verify(b"client", &node, &nonce_s, &nonce_c, &proof) => {
             send(s, &Msg::Ready).await?;
             Ok(node)
         }
@@ -197,5 +204,18 @@ mod tests {
         assert!(c.is_err() && s.is_err());
         let (c, s) = pair(Identity::new("a", "other", None), Identity::new("b", "kura", None)).await;
         assert!(c.is_err() && s.is_err());
+    }
+
+    /// A proof is of the id it was made with: a node id changed on the way (a relay that does
+    /// not hold the key) makes it fail.
+    #[test]
+    fn a_proof_covers_the_provers_node_id() {
+        let b = Identity::new("b", "kura", Some("s"));
+        let (n1, n2) = (nonce(), nonce());
+        let proof = b.proof(b"server", &n1, &n2);
+        let a = Identity::new("a", "kura", Some("s"));
+        assert!(a.verify(b"server", "b", &n1, &n2, &proof));
+        assert!(!a.verify(b"server", "c", &n1, &n2, &proof));
+        assert!(!a.verify(b"client", "b", &n1, &n2, &proof), "roles differ");
     }
 }

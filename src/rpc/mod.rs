@@ -185,7 +185,7 @@ where
     }
 
     /// [`Client::call`] to node `to` at `addr`: refused unless the peer there proved that id in
-    /// the handshake (`WrongPeer`).
+    /// the handshake (`WrongPeer`; its proof covers its id).
     ///
     /// # Errors
     /// As [`Client::call`].
@@ -197,10 +197,20 @@ where
         timeout: Duration,
     ) -> Result<Resp, RpcError> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let conn = match tokio::time::timeout_at(deadline, self.connection(addr)).await {
-            Ok(c) => c?,
-            Err(_) => return Err(RpcError::Connect { addr, source: std::io::ErrorKind::TimedOut.into() }),
+        let connect = || async {
+            match tokio::time::timeout_at(deadline, self.connection(addr)).await {
+                Ok(c) => c,
+                Err(_) => Err(RpcError::Connect { addr, source: std::io::ErrorKind::TimedOut.into() }),
+            }
         };
+        let mut conn = connect().await?;
+        if to.is_some_and(|to| to != conn.peer) && conn.silent_for() >= SILENT_CLOSE {
+            // A silent cached connection may be to a node that has since gone (a crash sends
+            // no FIN): connect again once before deciding. (A live one is another node's,
+            // which other requests use.)
+            conn.close();
+            conn = connect().await?;
+        }
         if let Some(to) = to.filter(|to| *to != conn.peer) {
             return Err(RpcError::WrongPeer { addr, expected: to.to_owned(), found: conn.peer.clone() });
         }
