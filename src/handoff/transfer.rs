@@ -111,7 +111,7 @@ pub async fn run(
                 let version = state.ring.version;
                 let (replica, cluster, me, stop) = (replica.clone(), cluster.clone(), me.clone(), shutdown.clone());
                 let mut gate = replica.admission().gate();
-                let dropping = tokio::task::spawn_blocking(move || {
+                let drop_all = move || {
                     let mut dropped = 0;
                     let mut paced = false;
                     for p in gone {
@@ -136,8 +136,13 @@ pub async fn run(
                         tracing::info!(keys = dropped, "dropped keys of partitions handed off");
                         let _ = replica.commit();
                     }
-                });
-                if let Err(e) = dropping.await {
+                };
+                // The simulation runs every node on one thread, in an order its seed fixes:
+                // there the drop runs inline, where a thread of its own would race the rest.
+                let runtime = tokio::runtime::Handle::current().runtime_flavor();
+                if runtime == tokio::runtime::RuntimeFlavor::CurrentThread {
+                    drop_all();
+                } else if let Err(e) = tokio::task::spawn_blocking(drop_all).await {
                     tracing::warn!("dropping handed-off partitions failed: {e}");
                 }
                 cleaned_at = state.ring.version;
