@@ -217,6 +217,14 @@ impl Config {
             }
             None => ServerArgs::default(),
         };
+        Config::resolve_over(args, file)
+    }
+
+    /// [`Config::resolve`] over the options `file` read from the config file.
+    ///
+    /// # Errors
+    /// Inconsistent values (R or W above N, ...).
+    pub fn resolve_over(args: ServerArgs, file: ServerArgs) -> Result<Config, ConfigError> {
         macro_rules! pick {
             ($f:ident, $default:expr) => {
                 args.$f.clone().or(file.$f.clone()).unwrap_or_else(|| $default)

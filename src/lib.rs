@@ -30,6 +30,7 @@ pub mod command;
 pub mod config;
 pub mod coordinator;
 pub mod flushes;
+pub mod fuzzing;
 pub mod geohash;
 pub mod glob;
 pub mod handoff;

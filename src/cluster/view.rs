@@ -26,7 +26,7 @@ pub struct View {
 }
 
 impl View {
-    pub(super) fn new(state: Option<ClusterState>, n: usize) -> View {
+    pub(crate) fn new(state: Option<ClusterState>, n: usize) -> View {
         let Some(s) = &state else {
             return View {
                 state,

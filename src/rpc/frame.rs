@@ -32,7 +32,7 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, postcard::Error> {
     encode_limited(msg, max_frame())
 }
 
-fn encode_limited<T: Serialize>(msg: &T, limit: usize) -> Result<Vec<u8>, postcard::Error> {
+pub(crate) fn encode_limited<T: Serialize>(msg: &T, limit: usize) -> Result<Vec<u8>, postcard::Error> {
     let mut out = postcard::to_extend(msg, vec![0u8; 4])?;
     let len = out.len() - 4;
     if len <= limit {

@@ -7,8 +7,8 @@
 //! This module moves typed requests and responses; it does not know what they mean. The
 //! server side hands every request to a [`Handler`] and sends back what it returns.
 
-mod frame;
-mod handshake;
+pub(crate) mod frame;
+pub(crate) mod handshake;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -101,9 +101,9 @@ pub trait Handler<Req, Resp>: Send + Sync + 'static {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Envelope<T> {
-    id: u64,
-    body: T,
+pub(crate) struct Envelope<T> {
+    pub(crate) id: u64,
+    pub(crate) body: T,
 }
 
 /// One live connection to a peer: a writer task fed by a channel, a reader task that completes

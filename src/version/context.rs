@@ -51,7 +51,7 @@ impl ContextKey {
         ContextKey(h.finalize().into())
     }
 
-    fn tag(&self, data: &[u8]) -> [u8; TAG_LEN] {
+    pub(crate) fn tag(&self, data: &[u8]) -> [u8; TAG_LEN] {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(data);
         let full = mac.finalize().into_bytes();

@@ -126,9 +126,24 @@ struct Entry<V> {
 
 /// A set of concurrent values with the causal history that produced them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "V: Deserialize<'de>"))]
 pub struct DvvSet<V> {
     /// Sorted by actor, one entry per actor.
+    #[serde(deserialize_with = "valid_entries")]
     entries: Vec<Entry<V>>,
+}
+
+/// A set's entries as stored or received, refused unless sorted by actor (once each) and
+/// each holds no more values than its counter has dots: merges and reads rely on both.
+fn valid_entries<'de, D: serde::Deserializer<'de>, V: Deserialize<'de>>(d: D) -> Result<Vec<Entry<V>>, D::Error> {
+    let entries = Vec::<Entry<V>>::deserialize(d)?;
+    if !entries.windows(2).all(|w| w[0].actor < w[1].actor) {
+        return Err(serde::de::Error::custom("version vector set entries out of order"));
+    }
+    if entries.iter().any(|e| e.values.len() as u64 > e.counter) {
+        return Err(serde::de::Error::custom("more values than dots in a version vector set entry"));
+    }
+    Ok(entries)
 }
 
 impl<V> Default for DvvSet<V> {
@@ -363,6 +378,35 @@ mod tests {
         assert_eq!(trimmed.sync(&s), trimmed);
         assert_eq!(s.sync(&trimmed), trimmed);
         assert!(!trimmed.clone().retain_newest(|v| *v != 2));
+    }
+
+    /// Found by fuzzing (`fuzz/`, target `sibling_set`): a stored set whose entry held more
+    /// values than its counter had dots decoded, and a write over it panicked (the merge with
+    /// the writer's context sliced past the values' end). Such entries, and entries out of actor order, no longer decode.
+    #[test]
+    fn entries_a_merge_cannot_take_do_not_decode() {
+        let decode = |s: &DvvSet<u8>| postcard::from_bytes::<DvvSet<u8>>(&postcard::to_stdvec(s).unwrap());
+        let entry = |actor, counter, values: &[u8]| Entry { actor, counter, values: values.to_vec() };
+        let good = DvvSet { entries: vec![entry(A, 2, &[1, 2]), entry(B, 5, &[3])] };
+        assert_eq!(decode(&good), Ok(good));
+        assert!(decode(&DvvSet { entries: vec![entry(A, 1, &[1, 2])] }).is_err());
+        assert!(decode(&DvvSet { entries: vec![entry(B, 1, &[1]), entry(A, 1, &[2])] }).is_err());
+        assert!(decode(&DvvSet { entries: vec![entry(A, 1, &[1]), entry(A, 2, &[2])] }).is_err());
+        // The fuzzer's input: a stored sibling set (of the legacy form) with such an entry.
+        let found = [
+            0x01, 0x05, 0x01, 0x05, 0x01, 0x02, 0x20, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x01, 0x01, 0x05, 0x01, 0xc4, 0x01, 0x01, 0x01, 0x01, 0x01, 0x07, 0x01, 0x05, 0x01, 0x01, 0x10,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x05,
+            0x01, 0x02, 0x01, 0x66, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 0x74, 0x01, 0x01, 0x00, 0x00, 0x00,
+            0x01, 0x05, 0x01, 0x9a, 0xab, 0x04, 0xd7, 0x6b, 0x06, 0x6e, 0x58, 0x01, 0x05, 0x02, 0x01, 0x01, 0x67, 0x01,
+            0x05, 0x02, 0x80, 0xd0, 0x95, 0xff, 0xbc, 0x31, 0x05, 0x01, 0x01, 0x00, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00,
+            0x80, 0xd0, 0x95, 0xff, 0xbc, 0x31, 0x01, 0x00, 0x00, 0x01, 0xff, 0xcf, 0x95, 0xff, 0xbc, 0x31,
+        ];
+        if let Ok(set) = crate::version::SiblingSet::decode(&found) {
+            // A write by a client that read it.
+            let _ = set.clock().clone().map_values(|_| 0u8).update(&set.context(), A, 0);
+        }
     }
 
     #[test]

@@ -12,11 +12,47 @@ const ALPHA_INF: f64 = 0.721_347_520_444_481_7;
 /// Nonzero registers beyond which the dense form is smaller.
 const SPARSE_MAX: usize = REGISTERS / 4;
 
+/// Largest register: 6 bits, as in Redis's dense encoding (an element sets at most Q + 1).
+const MAX_REGISTER: u8 = 63;
+
 /// The registers: the nonzero ones by index while few are set, all of them after.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Registers")]
 pub enum Hll {
     Sparse(Vec<(u16, u8)>),
     Dense(Vec<u8>),
+}
+
+/// The stored form of [`Hll`], checked before it is one: a stored or received HyperLogLog
+/// with a register over 6 bits, a dense one of another size, or sparse registers out of order
+/// or range is refused when it decodes, not met by a panic when it is counted.
+#[derive(Deserialize)]
+enum Registers {
+    Sparse(Vec<(u16, u8)>),
+    Dense(Vec<u8>),
+}
+
+impl TryFrom<Registers> for Hll {
+    type Error = &'static str;
+
+    fn try_from(r: Registers) -> Result<Hll, &'static str> {
+        match r {
+            Registers::Sparse(v) => {
+                let ordered = v.windows(2).all(|w| w[0].0 < w[1].0);
+                let in_range = v.iter().all(|&(i, r)| usize::from(i) < REGISTERS && r <= MAX_REGISTER);
+                if !ordered || !in_range {
+                    return Err("HyperLogLog registers out of order or range");
+                }
+                Ok(Hll::Sparse(v))
+            }
+            Registers::Dense(d) => {
+                if d.len() != REGISTERS || d.iter().any(|&r| r > MAX_REGISTER) {
+                    return Err("HyperLogLog registers out of range");
+                }
+                Ok(Hll::Dense(d))
+            }
+        }
+    }
 }
 
 impl Default for Hll {
@@ -300,6 +336,41 @@ mod tests {
         sparse.extend_from_slice(&[0x7f, 0xff]);
         assert_eq!(Hll::from_redis(&sparse).map(|h| h.count()), Some(0));
         assert_eq!(Hll::from_redis(b"not an hll"), None);
+    }
+
+    /// Found by fuzzing (`fuzz/`, target `sibling_set`): a stored HyperLogLog with a register
+    /// of 196 decoded, and PFCOUNT of it panicked (its histogram has 64 slots). Registers over
+    /// 6 bits, dense forms of another size and sparse ones out of order or range no longer
+    /// decode.
+    #[test]
+    fn registers_out_of_range_do_not_decode() {
+        let decode = |h: &Hll| postcard::from_bytes::<Hll>(&postcard::to_stdvec(h).unwrap());
+        assert!(decode(&Hll::Sparse(vec![(0, 196)])).is_err());
+        assert!(decode(&Hll::Sparse(vec![(1, 1), (0, 1)])).is_err());
+        assert!(decode(&Hll::Sparse(vec![(1, 1), (1, 2)])).is_err());
+        assert!(decode(&Hll::Sparse(vec![(REGISTERS as u16, 1)])).is_err());
+        assert!(decode(&Hll::Dense(vec![0; 16])).is_err());
+        let mut dense = vec![0; REGISTERS];
+        dense[7] = 64;
+        assert!(decode(&Hll::Dense(dense.clone())).is_err());
+        dense[7] = 63;
+        assert_eq!(decode(&Hll::Dense(dense.clone())).ok().map(|h| h.count()), Some(Hll::Dense(dense).count()));
+        let mut h = Hll::default();
+        h.add(b"a");
+        assert_eq!(decode(&h), Ok(h));
+        // The fuzzer's input: a sibling set whose one value is that HyperLogLog.
+        let found = [
+            0xc4, 0x01, 0x01, 0x01, 0x01, 0x01, 0x02, 0x00, 0x01, 0xf6, 0x7f, 0xc4, 0x01, 0x01, 0x01, 0x01, 0x01, 0x02,
+            0x00, 0x01, 0xf6, 0x01, 0x02, 0x00, 0x01, 0xf6, 0x7f, 0xc4, 0x01, 0x01, 0x01, 0x01, 0x01, 0x02, 0x00, 0x01,
+            0xf6, 0x7f, 0x02, 0x80, 0xd0, 0x95, 0x80, 0x31, 0x01, 0x00, 0x00, 0x01, 0xff, 0xcf, 0x95, 0xff, 0xbc, 0x31,
+        ];
+        if let Ok(set) = crate::version::SiblingSet::decode(&found) {
+            for value in set.siblings().filter_map(|s| s.value.as_ref()) {
+                if let crate::version::Value::Hll(h) = value {
+                    h.count();
+                }
+            }
+        }
     }
 
     proptest! {

@@ -13,9 +13,12 @@
 //! A member's value is the join of the values under its surviving dots: removed dots take their
 //! values with them.
 
+use std::marker::PhantomData;
+
 use bytes::Bytes;
 use imbl::ordmap::DiffItem;
 use imbl::OrdMap;
+use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
@@ -127,7 +130,61 @@ pub struct OrMap<V: Clone> {
     /// shares every node with the original and an update copies one path, so an update of a
     /// large set costs O(log n), and two versions of a set compare (and store, `storage`)
     /// by the members that differ. Encoded as a map, the same bytes as a `BTreeMap`.
+    #[serde(deserialize_with = "members_with_dots")]
     entries: OrdMap<Bytes, Dots<V>>,
+}
+
+/// A map's members as stored or received, built as they arrive: never sized by the count the
+/// input claims (imbl's and smallvec's own deserializers reserve that up front, so a corrupt
+/// or hostile count aborted the process), and one without dots (no state has one: a removal
+/// drops the member) is refused, as its record is ([`OrMap::with_records`]), so that a state
+/// that decodes is one storage can keep in parts and read back.
+fn members_with_dots<'de, D, V>(d: D) -> Result<OrdMap<Bytes, Dots<V>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de> + Clone,
+{
+    struct Members<V>(PhantomData<V>);
+    impl<'de, V: Deserialize<'de> + Clone> Visitor<'de> for Members<V> {
+        type Value = OrdMap<Bytes, Dots<V>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of members to their dots")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut entries = OrdMap::new();
+            while let Some((member, DotsIn(dots))) = map.next_entry::<Bytes, DotsIn<V>>()? {
+                if dots.is_empty() {
+                    return Err(serde::de::Error::custom("a member without dots"));
+                }
+                entries.insert(member, dots);
+            }
+            Ok(entries)
+        }
+    }
+    d.deserialize_map(Members(PhantomData))
+}
+
+/// A member's dots as stored or received, built as they arrive (see [`members_with_dots`]).
+struct DotsIn<V>(Dots<V>);
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for DotsIn<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<DotsIn<V>, D::Error> {
+        struct Each<V>(PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for Each<V> {
+            type Value = DotsIn<V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a member's dots")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<DotsIn<V>, A::Error> {
+                let mut dots = Dots::new();
+                while let Some(dot) = seq.next_element()? {
+                    dots.push(dot);
+                }
+                Ok(DotsIn(dots))
+            }
+        }
+        d.deserialize_seq(Each(PhantomData))
+    }
 }
 
 impl<V: Clone> Default for OrMap<V> {
@@ -350,7 +407,7 @@ impl<V: Join + Serialize + serde::de::DeserializeOwned> OrMap<V> {
         for (member, record) in changes {
             match record {
                 Some(record) => {
-                    let dots: Dots<V> = postcard::from_bytes(record)?;
+                    let DotsIn(dots) = postcard::from_bytes(record)?;
                     if dots.is_empty() {
                         return Err(postcard::Error::DeserializeUnexpectedEnd);
                     }
@@ -409,6 +466,56 @@ mod tests {
         assert_eq!(merged, right.join(&left));
         // A replica that never saw the removal does not bring y back.
         assert!(!merged.join(&base).contains(b"y"));
+    }
+
+    /// Found by fuzzing (`fuzz/`, target `sibling_set`): a list with a member without dots
+    /// decoded whole, but not from the records storage keeps it in (a record without dots is
+    /// refused), so the key stored in parts read back as corrupt. Such a member no longer
+    /// decodes at all.
+    #[test]
+    fn a_member_without_dots_does_not_decode() {
+        let mut set = OrSet::default();
+        set.insert(b("a"), dot(1, 1), ());
+        let encoded = postcard::to_stdvec(&set).unwrap();
+        assert_eq!(postcard::from_bytes::<OrSet>(&encoded), Ok(set.clone()));
+        set.entries.insert(b("b"), Dots::new());
+        assert!(postcard::from_bytes::<OrSet>(&postcard::to_stdvec(&set).unwrap()).is_err());
+        // The fuzzer's input: a sibling set whose one value is such a list.
+        let found = [
+            0xc4, 0x01, 0x01, 0x01, 0x01, 0x01, 0x05, 0x01, 0x05, 0x01, 0x02, 0x20, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x01, 0x05, 0x01, 0x80, 0xd0, 0x95, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x01, 0x01, 0x05, 0x01, 0x80, 0xd0, 0x95, 0xff, 0xbc, 0x31, 0x05, 0x01, 0x01, 0x65, 0x80, 0xd0,
+            0x95, 0xff, 0xbc, 0x31, 0x01, 0x00, 0x00, 0x01, 0xff, 0xcf, 0x95, 0xff, 0xbc, 0x31, 0xd0, 0x95, 0xff, 0xbc,
+            0x31, 0x01, 0x00, 0x00, 0x01, 0xff, 0xcf, 0x95, 0xff, 0xff, 0xbc, 0x31, 0xd0, 0x95, 0xff, 0xbc, 0x31, 0x01,
+            0x00, 0x00, 0x01, 0xff, 0xcf, 0x95, 0xff, 0xbc, 0x31,
+        ];
+        if let Ok(set) = crate::version::SiblingSet::decode(&found) {
+            if let Some(collection) = set.collection() {
+                let records = collection.records().unwrap_or_default();
+                let parts = set.without_members().with_members(records.iter().map(|(m, r)| (m.clone(), &r[..])));
+                assert_eq!(parts, Ok(set), "stored in parts, the set reads back");
+            }
+        }
+    }
+
+    /// Found by fuzzing (`fuzz/`, target `sibling_set`): a set claiming 2^40 members (or a
+    /// member claiming 2^40 dots) had that much memory reserved before anything was read, and
+    /// the allocation failure aborted the process. Both are errors now, whatever they claim.
+    #[test]
+    fn a_claimed_count_reserves_nothing() {
+        let huge = 1u64 << 40;
+        let claim = postcard::to_stdvec(&(VersionVector::default(), huge)).unwrap();
+        assert!(postcard::from_bytes::<OrSet>(&claim).is_err());
+        assert!(postcard::from_bytes::<OrHash>(&claim).is_err());
+        let record = postcard::to_stdvec(&huge).unwrap();
+        assert!(OrSet::default().with_records([(b("a"), &record[..])]).is_err());
+        let mut set = OrSet::default();
+        set.insert(b("a"), dot(1, 1), ());
+        let records: Vec<_> = set.records().map(|(m, r)| (m.clone(), r)).collect();
+        let back = set.cleared().with_records(records.iter().map(|(m, r)| (m.clone(), &r[..])));
+        assert_eq!(back, Ok(set));
     }
 
     #[test]
