@@ -254,7 +254,7 @@ impl ClusterState {
                 return None;
             }
             next.ring = self.ring.future();
-            next.ring.version = self.ring.version + 1;
+            next.ring.version = self.ring.version.saturating_add(1);
             next.retire_leavers();
             return Some(next);
         }
@@ -262,7 +262,7 @@ impl ClusterState {
         for m in next.members.values_mut() {
             if m.status == Status::Exiting && !m.holds_hints {
                 m.status = Status::Removed;
-                m.version += 1;
+                m.version = m.version.saturating_add(1);
                 changed = true;
             }
         }
@@ -278,11 +278,11 @@ impl ClusterState {
                     p.next = (p.owner != owner).then_some(owner);
                 }
                 next.ring.transferred.clear();
-                next.ring.version += 1;
+                next.ring.version = next.ring.version.saturating_add(1);
                 for m in next.members.values_mut() {
                     if m.status == Status::Joining {
                         m.status = Status::Valid;
-                        m.version += 1;
+                        m.version = m.version.saturating_add(1);
                     }
                 }
                 changed = true;
@@ -300,7 +300,7 @@ impl ClusterState {
         for m in self.members.values_mut() {
             if m.status == Status::Leaving && !owns(&m.id) && !m.holds_hints {
                 m.status = Status::Exiting;
-                m.version += 1;
+                m.version = m.version.saturating_add(1);
                 changed = true;
             }
         }
@@ -313,7 +313,7 @@ impl ClusterState {
             self.ring.pending_transfers(n, &self.zone_of()).iter().any(|t| t.partition == partition && &t.to == to);
         if needed {
             self.ring.transferred.insert((partition, to.clone()));
-            self.ring.version += 1;
+            self.ring.version = self.ring.version.saturating_add(1);
         }
         needed
     }
@@ -389,6 +389,36 @@ mod tests {
         s.scripting.functions_changed = 12;
         assert_eq!(ClusterState::decode(&postcard::to_stdvec(&s).unwrap()), Ok(s));
         assert!(ClusterState::decode(b"garbage").is_err());
+    }
+
+    /// Found by fuzzing (`fuzz/`, target `cluster_state`): the claimant's step on a state
+    /// whose ring version was u64::MAX added one past the top: a panic where overflow is
+    /// checked, elsewhere a ring of version 0 that no node would take again. Versions at the
+    /// top stay there (a change at an equal version is still decided, by status or contents).
+    #[test]
+    fn versions_at_the_top_stay_there() {
+        let mut s = ClusterState::found(member("n1", Status::Valid, u64::MAX), 8);
+        s.ring.version = u64::MAX;
+        s.upsert(member("n2", Status::Joining, u64::MAX));
+        let next = s.next(3, &all_up).expect("a transition");
+        assert_eq!(next.ring.version, u64::MAX);
+        assert!(next.members.values().all(|m| m.version == u64::MAX && m.status == Status::Valid));
+        // The fuzzer's input.
+        let found = [
+            0x01, 0x02, 0x6e, 0x31, 0x02, 0x6e, 0x31, 0x00, 0x7f, 0x00, 0x00, 0x01, 0xd3, 0x33, 0x00, 0x7f, 0x00, 0x00,
+            0x01, 0xeb, 0x31, 0x00, 0x01, 0x01, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x08,
+            0x02, 0x6e, 0x32, 0x00, 0x02, 0x6e, 0x31, 0x00, 0x02, 0x6e, 0x31, 0x00, 0x02, 0x6e, 0x31, 0x00, 0x02, 0x6e,
+            0x31, 0x00, 0x02, 0x6e, 0x30, 0x00, 0x02, 0x41, 0x31, 0x00, 0x02, 0x6e, 0x31, 0x00, 0x04, 0x07, 0x07, 0x02,
+            0x6e, 0x30, 0x00, 0x02, 0x41, 0x31, 0x00, 0x02, 0x6e, 0x31, 0x00, 0x04, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07,
+            0x07, 0x07, 0x07, 0x07, 0x01, 0x32, 0x00, 0x02, 0x6e, 0x31, 0x00, 0x02, 0x6e, 0x31, 0xed, 0x31, 0x00, 0x03,
+            0x02, 0x00, 0x00, 0x02, 0x6e, 0x31, 0x32, 0x02, 0x68, 0x68, 0x07, 0x00, 0x00, 0x07, 0x07, 0x07, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x32, 0x6e, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07,
+            0x07, 0x00, 0x00, 0x00, 0x00,
+        ];
+        if let Ok(state) = ClusterState::decode(&found) {
+            let _ = state.next(3, &all_up);
+        }
     }
 
     #[test]

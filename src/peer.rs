@@ -209,8 +209,72 @@ pub enum RemoteError {
 
 /// A reply as it travels between nodes (a script run at another node than its client's):
 /// `resp::Reply` without what only a connection makes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum WireReply {
+    Status(Bytes),
+    Bool(bool),
+    Error(String),
+    RawError(Bytes),
+    Int(i64),
+    Bulk(Bytes),
+    Nil,
+    NilArray,
+    Array(Vec<WireReply>),
+    Map(Vec<(WireReply, WireReply)>),
+    Set(Vec<WireReply>),
+    Pairs(Vec<(WireReply, WireReply)>),
+    Text(String),
+    Double(f64),
+    DoubleText(Bytes),
+    Push(Vec<WireReply>),
+    Seq(Vec<WireReply>),
+}
+
+/// How deep a [`WireReply`] a node decodes: a script's reply nests at most 1,000 deep
+/// (`script::convert`), a transaction's a few more. Decoding recurses: a deeper one from a
+/// peer is refused, not allowed to run the reading task off its stack.
+const MAX_REPLY_DEPTH: usize = 1100;
+
+thread_local! {
+    /// The depth of the [`WireReply`] being decoded on this thread.
+    static REPLY_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+impl<'de> Deserialize<'de> for WireReply {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<WireReply, D::Error> {
+        let depth = REPLY_DEPTH.get();
+        if depth >= MAX_REPLY_DEPTH {
+            return Err(serde::de::Error::custom("a reply nested too deeply"));
+        }
+        REPLY_DEPTH.set(depth + 1);
+        let reply = WireReplyForm::deserialize(d);
+        REPLY_DEPTH.set(depth);
+        Ok(match reply? {
+            WireReplyForm::Status(s) => WireReply::Status(s),
+            WireReplyForm::Bool(b) => WireReply::Bool(b),
+            WireReplyForm::Error(e) => WireReply::Error(e),
+            WireReplyForm::RawError(e) => WireReply::RawError(e),
+            WireReplyForm::Int(i) => WireReply::Int(i),
+            WireReplyForm::Bulk(b) => WireReply::Bulk(b),
+            WireReplyForm::Nil => WireReply::Nil,
+            WireReplyForm::NilArray => WireReply::NilArray,
+            WireReplyForm::Array(items) => WireReply::Array(items),
+            WireReplyForm::Map(items) => WireReply::Map(items),
+            WireReplyForm::Set(items) => WireReply::Set(items),
+            WireReplyForm::Pairs(items) => WireReply::Pairs(items),
+            WireReplyForm::Text(t) => WireReply::Text(t),
+            WireReplyForm::Double(d) => WireReply::Double(d),
+            WireReplyForm::DoubleText(t) => WireReply::DoubleText(t),
+            WireReplyForm::Push(items) => WireReply::Push(items),
+            WireReplyForm::Seq(items) => WireReply::Seq(items),
+        })
+    }
+}
+
+/// [`WireReply`]'s encoding, decoded one level at a time (its items are `WireReply`s again,
+/// so every level counts toward [`MAX_REPLY_DEPTH`]).
+#[derive(Deserialize)]
+enum WireReplyForm {
     Status(Bytes),
     Bool(bool),
     Error(String),
@@ -337,5 +401,42 @@ impl Transport for PeerClient {
         timeout: Duration,
     ) -> BoxFuture<'a, Result<PeerResponse, RpcError>> {
         Box::pin(async move { crate::rpc::Client::call_to(self, addr, to, &req, timeout).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The encoding of `depth` arrays of one item each around a nil.
+    fn nested(depth: usize) -> Vec<u8> {
+        let mut bytes = [8, 1].repeat(depth);
+        bytes.push(6);
+        bytes
+    }
+
+    /// Found with the fuzz target `peer_frame` in mind (`fuzz/`; its inputs of a few KiB do
+    /// not nest deeply enough): a script's reply from a peer nested a million deep decoded
+    /// recursively and overflowed the reading task's stack, which aborts the node. A reply
+    /// deeper than any script or transaction makes is refused.
+    #[test]
+    fn a_reply_nested_too_deeply_is_refused() {
+        let two = WireReply::Array(vec![WireReply::Array(vec![WireReply::Nil])]);
+        assert_eq!(nested(2), postcard::to_stdvec(&two).unwrap());
+        // On a thread with a runtime worker's stack (2 MiB; more for a build without
+        // optimizations, whose frames are larger).
+        let stack = if cfg!(debug_assertions) { 16 << 20 } else { 2 << 20 };
+        let decode = |depth| postcard::from_bytes::<WireReply>(&nested(depth)).map(|_| ());
+        std::thread::Builder::new()
+            .stack_size(stack)
+            .spawn(move || {
+                assert_eq!(decode(MAX_REPLY_DEPTH - 1), Ok(()));
+                assert!(decode(MAX_REPLY_DEPTH).is_err());
+                assert!(decode(1_000_000).is_err());
+                assert_eq!(decode(3), Ok(()), "the depth is counted again from the top");
+            })
+            .expect("a thread")
+            .join()
+            .expect("no overflow");
     }
 }

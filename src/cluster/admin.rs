@@ -167,7 +167,7 @@ impl Cluster {
             }
             m.status = Status::Leaving;
             m.holds_hints = holds_hints;
-            m.version += 1;
+            m.version = m.version.saturating_add(1);
             Ok(true)
         })
     }
@@ -192,7 +192,7 @@ impl Cluster {
                 return Ok(false);
             }
             m.holds_hints = holds;
-            m.version += 1;
+            m.version = m.version.saturating_add(1);
             Ok(true)
         })?;
         Ok(())
@@ -207,7 +207,7 @@ impl Cluster {
                 return Ok(false);
             }
             m.status = Status::Removed;
-            m.version += 1;
+            m.version = m.version.saturating_add(1);
             Ok(true)
         })
     }

@@ -146,7 +146,7 @@ impl Cluster {
                 // A restart may come with new addresses or zone: describe ourselves again.
                 if let Some(old) = s.members.get(&me.id).cloned() {
                     if (old.addr, old.client, &old.zone) != (me.addr, me.client, &me.zone) {
-                        s.upsert(Member { version: old.version + 1, status: old.status, ..me.clone() });
+                        s.upsert(Member { version: old.version.saturating_add(1), status: old.status, ..me.clone() });
                     }
                 }
                 Some(s)
@@ -314,7 +314,7 @@ impl Cluster {
         };
         let member = match state.members.get(&member.id) {
             // A known node (restarted without its data) keeps its place.
-            Some(old) => Member { status: old.status, version: old.version + 1, ..member },
+            Some(old) => Member { status: old.status, version: old.version.saturating_add(1), ..member },
             None => {
                 // A node at the address of a member with another id is that member, rebuilt
                 // with a new id (its data dir, where the id was kept, is gone): the old id goes,
@@ -328,7 +328,7 @@ impl Cluster {
                     if let Some(m) = state.members.get_mut(&id) {
                         tracing::info!(old = %id, new = %member.id, "a rebuilt node replaces the member at its address");
                         m.status = Status::Removed;
-                        m.version += 1;
+                        m.version = m.version.saturating_add(1);
                     }
                 }
                 Member { status: Status::Joining, ..member }

@@ -89,9 +89,21 @@ pub struct Partition {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ring {
     pub version: u64,
+    #[serde(deserialize_with = "partitions_of_a_ring")]
     pub partitions: Vec<Partition>,
     /// Finished transfers of the current transition: (partition, receiving node).
     pub transferred: std::collections::BTreeSet<(u32, NodeId)>,
+}
+
+/// A ring's partitions as stored or received: a power of two of them, at most 2^31. A key's
+/// partition is the top bits of its position ([`partition_of`]): with any other count keys
+/// route past the ring's end (a node that took such a ring in gossip panicked routing them).
+fn partitions_of_a_ring<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Partition>, D::Error> {
+    let partitions = Vec::<Partition>::deserialize(d)?;
+    if !partitions.len().is_power_of_two() || partitions.len() > 1 << 31 {
+        return Err(serde::de::Error::custom("a ring of a size that is not a power of two"));
+    }
+    Ok(partitions)
 }
 
 /// One transfer of a transition: partition `partition`'s data to `to`.
@@ -304,6 +316,35 @@ mod tests {
 
     fn ids(n: usize) -> Vec<NodeId> {
         (1..=n).map(|i| format!("node{i}")).collect()
+    }
+
+    /// Found by fuzzing (`fuzz/`, target `cluster_state`): a cluster state whose ring had 3
+    /// partitions decoded, and routing a key on it panicked (its partition was past the
+    /// ring's end). A ring whose size is not a power of two no longer decodes.
+    #[test]
+    fn a_ring_of_another_size_than_a_power_of_two_does_not_decode() {
+        let decode = |r: &Ring| postcard::from_bytes::<Ring>(&postcard::to_stdvec(r).unwrap());
+        for q in [1, 2, 64] {
+            assert_eq!(decode(&Ring::new(q, &ids(2))), Ok(Ring::new(q, &ids(2))));
+        }
+        let mut ring = Ring::new(4, &ids(2));
+        ring.partitions.pop();
+        assert!(decode(&ring).is_err());
+        ring.partitions.clear();
+        assert!(decode(&ring).is_err());
+        // The fuzzer's input: a saved cluster state with such a ring.
+        let found = [
+            0x01, 0x02, 0x6e, 0x31, 0x02, 0x6e, 0x31, 0x00, 0x7f, 0x00, 0x00, 0x01, 0xd3, 0x39, 0x00, 0x7f, 0x00, 0x00,
+            0x01, 0xeb, 0x31, 0x00, 0x01, 0x01, 0x00, 0x01, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02,
+            0x6e, 0x31, 0x00, 0x02, 0x6e, 0x00, 0x31, 0x02, 0x6e, 0x31, 0x00, 0x00, 0x02, 0x08, 0x02, 0x6e, 0x31, 0x01,
+            0x02, 0x6e, 0x32, 0x02, 0x6e, 0x31, 0x03, 0x02, 0x6e, 0x32, 0x02, 0x6e, 0x31, 0x01, 0x02, 0x6e, 0x32, 0x02,
+            0x6e, 0x26, 0x31, 0x01, 0x02, 0x6e, 0x32, 0x02, 0x6e, 0x31, 0x00, 0x02, 0x6e, 0x31, 0x00, 0x02, 0x6e, 0x31,
+            0x00, 0x02, 0x6e, 0x31, 0x00, 0x00, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x07, 0x68, 0x68, 0x98, 0x02, 0x6e,
+            0x31, 0x00, 0x07, 0x07, 0x07, 0x00, 0x00, 0x00, 0x00,
+        ];
+        if let Ok(state) = crate::membership::ClusterState::decode(&found) {
+            let _ = crate::cluster::View::new(Some(state), 3).preference_list(b"key");
+        }
     }
 
     #[test]
