@@ -191,11 +191,10 @@ fn exercise_set(set: &SiblingSet) {
         assert_eq!(parts.as_ref(), Ok(set), "a set stored in parts reads back as itself");
     }
     for now in [0, NOW, u64::MAX] {
-        let _ = set.resolve(now);
-        let _ = set.get(now);
-        let _ = set.live_values(now);
-        let _ = set.is_dead(now);
+        let _ = (set.resolve(now), set.is_dead(now));
     }
+    // GET (a HyperLogLog's is its 12 KiB encoding: once).
+    let _ = (set.get(NOW), set.live_values(NOW));
     let _ = (set.context(), set.counter(), set.observed_set(), set.holds_counter(), set.winner(), set.len());
     let _ = (set.flushed(0), set.flushed(NOW), set.flushed(u64::MAX));
     let _ = set.resets_for(None, NOW, Actor(7));
@@ -219,7 +218,7 @@ fn exercise_set(set: &SiblingSet) {
 
 /// What commands do with a value of each type.
 fn exercise_value(value: &Value) {
-    let _ = (value.kind(), value.type_name(), value.exists(), value.size(), value.size_hint(), value.bytes());
+    let _ = (value.kind(), value.type_name(), value.exists(), value.size(), value.size_hint());
     let _ = (value.header(), value.cleared(), value.has_member(b"a"));
     if let Some(records) = value.records() {
         let rebuilt = value.cleared().map(|v| v.with_records(records.iter().map(|(m, r)| (m.clone(), &r[..]))));
@@ -280,11 +279,10 @@ fn exercise_map<V: crate::version::Join + Serialize + DeserializeOwned>(map: &cr
     }
 }
 
+/// PFCOUNT of a stored HyperLogLog (its encodings are `hll_redis`'s; each walks every one of
+/// the 16,384 registers, which is most of what a fuzzer spends on a set holding one).
 fn exercise_hll(h: &Hll) {
-    let count = h.count();
-    let _ = (h.join(h), h.size());
-    let again = Hll::from_redis(&h.to_redis()).expect("a HyperLogLog's own encoding reads");
-    assert_eq!(again.count(), count, "the same registers count the same");
+    let _ = (h.count(), h.size());
 }
 
 /// A key stored in parts: its header (a sibling set) and member records, and a patch of one

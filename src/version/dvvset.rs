@@ -133,15 +133,20 @@ pub struct DvvSet<V> {
     entries: Vec<Entry<V>>,
 }
 
-/// A set's entries as stored or received, refused unless sorted by actor (once each) and
-/// each holds no more values than its counter has dots: merges and reads rely on both.
+/// The largest counter a set decodes with: no actor writes one key 2^63 times, and a write
+/// adds one to its actor's counter.
+const MAX_COUNTER: u64 = 1 << 63;
+
+/// A set's entries as stored or received, refused unless sorted by actor (once each), each
+/// holds no more values than its counter has dots and its counter has room for the next
+/// write: merges, reads and writes rely on all three.
 fn valid_entries<'de, D: serde::Deserializer<'de>, V: Deserialize<'de>>(d: D) -> Result<Vec<Entry<V>>, D::Error> {
     let entries = Vec::<Entry<V>>::deserialize(d)?;
     if !entries.windows(2).all(|w| w[0].actor < w[1].actor) {
         return Err(serde::de::Error::custom("version vector set entries out of order"));
     }
-    if entries.iter().any(|e| e.values.len() as u64 > e.counter) {
-        return Err(serde::de::Error::custom("more values than dots in a version vector set entry"));
+    if entries.iter().any(|e| e.values.len() as u64 > e.counter || e.counter > MAX_COUNTER) {
+        return Err(serde::de::Error::custom("a version vector set entry out of range"));
     }
     Ok(entries)
 }
@@ -382,7 +387,8 @@ mod tests {
 
     /// Found by fuzzing (`fuzz/`, target `sibling_set`): a stored set whose entry held more
     /// values than its counter had dots decoded, and a write over it panicked (the merge with
-    /// the writer's context sliced past the values' end). Such entries, and entries out of actor order, no longer decode.
+    /// the writer's context sliced past the values' end). Such entries, entries out of actor
+    /// order and counters with no room for another write no longer decode.
     #[test]
     fn entries_a_merge_cannot_take_do_not_decode() {
         let decode = |s: &DvvSet<u8>| postcard::from_bytes::<DvvSet<u8>>(&postcard::to_stdvec(s).unwrap());
@@ -392,6 +398,7 @@ mod tests {
         assert!(decode(&DvvSet { entries: vec![entry(A, 1, &[1, 2])] }).is_err());
         assert!(decode(&DvvSet { entries: vec![entry(B, 1, &[1]), entry(A, 1, &[2])] }).is_err());
         assert!(decode(&DvvSet { entries: vec![entry(A, 1, &[1]), entry(A, 2, &[2])] }).is_err());
+        assert!(decode(&DvvSet { entries: vec![entry(A, MAX_COUNTER + 1, &[1])] }).is_err());
         // The fuzzer's input: a stored sibling set (of the legacy form) with such an entry.
         let found = [
             0x01, 0x05, 0x01, 0x05, 0x01, 0x02, 0x20, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,

@@ -323,8 +323,10 @@ impl Stream {
         self.meta.last_id
     }
 
+    /// Entries added over the stream's life (XINFO's entries-added): past u64's range (only
+    /// a stored or received state gets there) it saturates.
     pub fn entries_added(&self) -> u64 {
-        self.meta.added.values().sum()
+        self.meta.added.values().fold(0, |sum, &n| sum.saturating_add(n))
     }
 
     pub fn clock(&self) -> &VersionVector {
@@ -374,7 +376,8 @@ impl Stream {
         self.map.insert(id.key(), dot, Entry(fields));
         self.meta.live = true;
         self.meta.last_id = self.meta.last_id.max(id);
-        *self.meta.added.entry(dot.actor).or_insert(0) += 1;
+        let added = self.meta.added.entry(dot.actor).or_insert(0);
+        *added = added.saturating_add(1);
     }
 
     /// Removes the entry `id`; whether it was there.
@@ -480,6 +483,34 @@ mod tests {
 
     fn dot(a: u64, n: u64) -> Dot {
         Dot { actor: Actor(a), counter: n }
+    }
+
+    /// Found by fuzzing (`fuzz/`, target `sibling_set`): a stored stream whose actors' counts
+    /// of entries added summed past u64's range overflowed XINFO's entries-added (a panic
+    /// where overflow is checked, elsewhere a small count). It saturates.
+    #[test]
+    fn entries_added_past_u64_saturate() {
+        let mut s = Stream::default();
+        s.meta.added.insert(Actor(1), u64::MAX - 1);
+        s.meta.added.insert(Actor(2), 5);
+        assert_eq!(s.entries_added(), u64::MAX);
+        s.add(StreamId::new(1, 0), vec![Bytes::from("f"), Bytes::from("v")], dot(1, 1));
+        s.add(StreamId::new(2, 0), vec![Bytes::from("f"), Bytes::from("v")], dot(1, 2));
+        assert_eq!(s.meta.added[&Actor(1)], u64::MAX);
+        // The fuzzer's input: a stored sibling set holding such a stream.
+        let found = [
+            0xc4, 0x01, 0x01, 0x01, 0x01, 0x01, 0x07, 0x01, 0x05, 0x01, 0x00, 0x00, 0x00, 0x00, 0x01, 0xd0, 0x95, 0xff,
+            0xbc, 0x35, 0x05, 0x3a, 0x01, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x01, 0x01,
+            0x01, 0x01, 0xfe, 0x3f, 0x00, 0x00, 0x01, 0x04, 0x01, 0x01, 0x01, 0x01, 0x01, 0x23, 0x04, 0x01, 0x05, 0x01,
+            0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x00,
+        ];
+        if let Ok(set) = crate::version::SiblingSet::decode(&found) {
+            for value in set.siblings().filter_map(|s| s.value.as_ref()) {
+                if let crate::version::Value::Stream(s) = value {
+                    let _ = s.entries_added();
+                }
+            }
+        }
     }
 
     #[test]
