@@ -456,9 +456,16 @@ pub fn blocks(args: &[Bytes]) -> bool {
 }
 
 /// Takes the gate, or answers BUSY when a script holding it runs past the threshold.
+///
+/// The fast path is a gate that is free now. A request that has to wait always watches the
+/// busy flag too: an EVAL or FCALL takes the gate before it registers as running (it reads
+/// the libraries first), so a request that found no script running and then waited on the
+/// gate without watching would wait as long as the script runs.
 async fn gate_or_busy<G>(node: &Node, acquire: impl std::future::Future<Output = G>) -> Result<G, Reply> {
-    if !node.scripts.may_be_busy() {
-        return Ok(acquire.await);
+    use futures::FutureExt;
+    tokio::pin!(acquire);
+    if let Some(g) = (&mut acquire).now_or_never() {
+        return Ok(g);
     }
     let mut busy = node.scripts.busy();
     tokio::select! {
