@@ -143,6 +143,25 @@ pub struct ServerArgs {
     /// reaches the peer port can then read and write every key
     #[arg(long, env = "KURA_INSECURE", num_args = 0..=1, default_missing_value = "true")]
     pub insecure: Option<bool>,
+    /// Port of a TLS listener for clients, on the address of --listen (Redis's `tls-port`)
+    #[arg(long, env = "KURA_TLS_PORT")]
+    pub tls_port: Option<u16>,
+    /// PEM certificate (chain) this node presents to clients and, with --tls-cluster, peers
+    #[arg(long, env = "KURA_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file
+    #[arg(long, env = "KURA_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificates that client and peer certificates must chain to
+    #[arg(long, env = "KURA_TLS_CA_CERT_FILE")]
+    pub tls_ca_cert_file: Option<PathBuf>,
+    /// Whether TLS clients must present a certificate from the CA: yes, no or optional
+    /// [default: yes]
+    #[arg(long, env = "KURA_TLS_AUTH_CLIENTS")]
+    pub tls_auth_clients: Option<String>,
+    /// yes: peers speak mutual TLS against --tls-ca-cert-file [default: no]
+    #[arg(long, env = "KURA_TLS_CLUSTER")]
+    pub tls_cluster: Option<String>,
     /// Zone of this node; preference lists span zones when they can
     #[arg(long, env = "KURA_ZONE")]
     pub zone: Option<String>,
@@ -187,6 +206,11 @@ pub struct Config {
     pub cluster_secret: Option<String>,
     pub insecure: bool,
     pub zone: Option<String>,
+    /// The client TLS listener (on the IP of `listen`).
+    pub tls_listen: Option<SocketAddr>,
+    /// Certificates, when TLS is used for clients or peers.
+    pub tls: Option<crate::tls::TlsFiles>,
+    pub tls_cluster: bool,
 }
 
 /// The longest node id (it travels in every handshake, whose frames are small).
@@ -223,8 +247,29 @@ impl Config {
             };
         }
         let addr = |s: &str| s.parse::<SocketAddr>().expect("valid default address");
+        let listen = pick!(listen, addr("127.0.0.1:6379"));
+        let tls_port = args.tls_port.or(file.tls_port);
+        let tls_cluster = match args.tls_cluster.as_ref().or(file.tls_cluster.as_ref()) {
+            None => false,
+            Some(text) => yes_no(text).ok_or_else(|| ConfigError::Invalid("tls-cluster must be yes or no".into()))?,
+        };
+        let auth_clients = match args.tls_auth_clients.as_ref().or(file.tls_auth_clients.as_ref()) {
+            None => crate::tls::AuthClients::Yes,
+            Some(text) => crate::tls::AuthClients::parse(text)
+                .ok_or_else(|| ConfigError::Invalid("tls-auth-clients must be yes, no or optional".into()))?,
+        };
+        let tls = match (args.tls_cert_file.clone().or(file.tls_cert_file.clone()), args.tls_key_file.clone().or(file.tls_key_file.clone())) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles {
+                cert,
+                key,
+                ca: args.tls_ca_cert_file.clone().or(file.tls_ca_cert_file.clone()),
+                auth_clients,
+            }),
+            (None, None) if tls_port.is_none() && !tls_cluster => None,
+            _ => return Err(ConfigError::Invalid("TLS needs both --tls-cert-file and --tls-key-file".into())),
+        };
         let c = Config {
-            listen: pick!(listen, addr("127.0.0.1:6379")),
+            listen,
             cluster_listen: pick!(cluster_listen, addr("127.0.0.1:7379")),
             metrics_listen: pick!(metrics_listen, addr("127.0.0.1:9379")),
             data_dir: pick!(data_dir, PathBuf::from("./kura-data")),
@@ -262,6 +307,9 @@ impl Config {
             cluster_secret: args.cluster_secret.clone().or(file.cluster_secret.clone()),
             insecure: pick!(insecure, false),
             zone: args.zone.clone().or(file.zone.clone()),
+            tls_listen: tls_port.map(|port| SocketAddr::new(listen.ip(), port)),
+            tls,
+            tls_cluster,
         };
         c.validate()?;
         Ok(c)
@@ -308,14 +356,31 @@ impl Config {
         }
         // Secure by default (CockroachDB's rule): the peer port answers reads and writes of
         // every key, so off this machine it needs the cluster secret, or a word that says not.
-        if !self.cluster_listen.ip().is_loopback() && self.cluster_secret.is_none() && !self.insecure {
+        if !self.cluster_listen.ip().is_loopback() && self.cluster_secret.is_none() && !self.tls_cluster && !self.insecure
+        {
             return Err(ConfigError::Invalid(format!(
                 "the cluster address {} is not a loopback address, and anyone who reaches it could read and \
-                 write every key: give every node the same --cluster-secret, or --insecure to run without one",
+                 write every key: give every node the same --cluster-secret, or --tls-cluster yes with \
+                 certificates from one CA, or --insecure to run without either",
                 self.cluster_listen
             )));
         }
+        if let Some(tls) = &self.tls {
+            let needs_ca = self.tls_cluster || (self.tls_listen.is_some() && tls.auth_clients != crate::tls::AuthClients::No);
+            if needs_ca && tls.ca.is_none() {
+                return bad("--tls-ca-cert-file is needed to check client certificates (or --tls-auth-clients no) and peer certificates (--tls-cluster yes)");
+            }
+        }
         Ok(())
+    }
+}
+
+/// Redis's booleans: `yes` or `no`.
+fn yes_no(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
     }
 }
 
@@ -361,5 +426,30 @@ mod tests {
         assert!(parse(&["--cluster-listen", "0.0.0.0:7000", "--insecure"]).is_ok());
         assert!(parse(&["--cluster-listen", "0.0.0.0:7000", "--insecure", "false"]).is_err());
         assert!(parse(&["--node-id", &"x".repeat(300)]).is_err(), "ids must fit the handshake's frames");
+        // Peer TLS secures the peer port as well as a secret does; it needs a CA.
+        let tls = ["--tls-cert-file", "c.pem", "--tls-key-file", "k.pem"];
+        let ca = ["--tls-ca-cert-file", "ca.pem"];
+        assert!(parse(&[&["--cluster-listen", "0.0.0.0:7000", "--tls-cluster", "yes"][..], &tls, &ca].concat()).is_ok());
+        assert!(parse(&[&["--cluster-listen", "0.0.0.0:7000", "--tls-cluster", "yes"][..], &tls].concat()).is_err());
+        assert!(parse(&[&["--cluster-listen", "0.0.0.0:7000", "--tls-cluster", "no"][..], &tls, &ca].concat()).is_err());
+        assert!(parse(&["--tls-cluster", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn the_tls_port_needs_a_certificate_and_a_ca_to_check_clients() {
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["kura", "server"], args].concat()).unwrap();
+            let Some(Command::Server(args)) = cli.command else { panic!("server subcommand") };
+            Config::resolve(args)
+        };
+        assert!(parse(&["--tls-port", "6380"]).is_err(), "no certificate");
+        assert!(parse(&["--tls-port", "6380", "--tls-cert-file", "c.pem"]).is_err(), "no key");
+        let tls = ["--tls-port", "6380", "--tls-cert-file", "c.pem", "--tls-key-file", "k.pem"];
+        assert!(parse(&tls).is_err(), "tls-auth-clients yes without a CA");
+        assert!(parse(&[&tls[..], &["--tls-auth-clients", "no"]].concat()).is_ok());
+        assert!(parse(&[&tls[..], &["--tls-auth-clients", "sometimes"]].concat()).is_err());
+        let c = parse(&[&tls[..], &["--tls-ca-cert-file", "ca.pem", "--listen", "127.0.0.3:7000"]].concat()).unwrap();
+        assert_eq!(c.tls_listen, Some("127.0.0.3:6380".parse().unwrap()));
+        assert_eq!(c.tls.map(|t| t.auth_clients), Some(crate::tls::AuthClients::Yes));
     }
 }

@@ -55,6 +55,10 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let metrics = kura::metrics::install(config.metrics_listen)
         .map_err(|e| format!("metrics on {}: {e}", config.metrics_listen))?;
     let listener = kura::server::bind(config.listen).map_err(|e| format!("listen on {}: {e}", config.listen))?;
+    let tls_listener = match config.tls_listen {
+        Some(addr) => Some(kura::server::bind(addr).map_err(|e| format!("tls-port on {addr}: {e}"))?),
+        None => None,
+    };
     let peer_listener = TcpListener::bind(config.cluster_listen)
         .await
         .map_err(|e| format!("cluster-listen on {}: {e}", config.cluster_listen))?;
@@ -67,10 +71,20 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         "kura node ready"
     );
     let (stop, stopped) = watch::channel(false);
-    tokio::spawn(kura::rpc::serve(peer_listener, node.peer_identity.clone(), node.clone(), stopped.clone()));
+    tokio::spawn(kura::rpc::serve(
+        peer_listener,
+        node.peer_identity.clone(),
+        node.tls.clone().filter(|t| t.cluster()),
+        node.clone(),
+        stopped.clone(),
+    ));
     node.spawn_background(&stopped);
     tokio::spawn(housekeeping(node.clone(), stopped.clone()));
-    let server = tokio::spawn(kura::server::serve(node.clone(), listener, stopped));
+    if let (Some(listener), Some(tls)) = (tls_listener, node.tls.clone()) {
+        tokio::spawn(kura::server::serve(node.clone(), listener, Some(tls), stopped.clone()));
+    }
+    tokio::spawn(reload_on_sighup(node.tls.clone(), stopped.clone()));
+    let server = tokio::spawn(kura::server::serve(node.clone(), listener, None, stopped));
     tokio::select! {
         () = shutdown_signal() => {}
         () = node.shutdown.notified() => {}
@@ -96,6 +110,24 @@ async fn housekeeping(node: Arc<Node>, stop: watch::Receiver<bool>) {
         match node.coordinator.reap_dead(node.config.reap_grace_ms).await {
             Ok(reaped) => metrics::counter!(m::REAPED_KEYS_TOTAL).increment(reaped),
             Err(e) => tracing::warn!("reaping failed: {e}"),
+        }
+    }
+}
+
+/// Reads the TLS certificates again on every SIGHUP (new connections use them); without TLS
+/// a SIGHUP is ignored, as Redis ignores it.
+async fn reload_on_sighup(tls: Option<Arc<kura::tls::Tls>>, mut stop: watch::Receiver<bool>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => match tls.as_ref().map(|tls| tls.reload(None)) {
+                Some(Ok(())) => tracing::info!("TLS certificates reloaded"),
+                Some(Err(e)) => tracing::warn!("TLS certificates not reloaded, the old ones stay: {e}"),
+                None => {}
+            },
+            _ = stop.changed() => return,
         }
     }
 }

@@ -13,6 +13,7 @@ pub const COMMAND_DURATION: &str = "kura_command_duration_seconds";
 pub const SIBLINGS_PER_READ: &str = "kura_siblings_per_read";
 pub const CONNECTIONS_TOTAL: &str = "kura_connections_total";
 pub const CONNECTED_CLIENTS: &str = "kura_connected_clients";
+pub const TLS_HANDSHAKE_FAILURES_TOTAL: &str = "kura_tls_handshake_failures_total";
 pub const PROTOCOL_ERRORS_TOTAL: &str = "kura_protocol_errors_total";
 pub const STORAGE_DISK_BYTES: &str = "kura_storage_disk_bytes";
 pub const STORAGE_JOURNAL_BYTES: &str = "kura_storage_journal_bytes";
@@ -80,6 +81,7 @@ fn describe() {
     describe_histogram!(SIBLINGS_PER_READ, "Siblings a read found (1 = no conflict)");
     describe_counter!(CONNECTIONS_TOTAL, "Client connections accepted");
     describe_gauge!(CONNECTED_CLIENTS, "Client connections open now");
+    describe_counter!(TLS_HANDSHAKE_FAILURES_TOTAL, "Client TLS handshakes that failed or did not finish");
     describe_counter!(PROTOCOL_ERRORS_TOTAL, "Connections closed for a malformed request");
     describe_gauge!(STORAGE_DISK_BYTES, Unit::Bytes, "Disk space of the storage engine");
     describe_gauge!(STORAGE_JOURNAL_BYTES, Unit::Bytes, "Disk space of the storage journal");

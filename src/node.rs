@@ -32,6 +32,8 @@ pub enum NodeError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// What a reply that acknowledges writes waits for: the writes up to a point of this node's
@@ -59,6 +61,8 @@ pub struct Node {
     pub coordinator: Coordinator,
     /// Who this node is to its peers (for the peer listener's handshake).
     pub peer_identity: Arc<Identity>,
+    /// Certificates for the TLS client port and, with `--tls-cluster yes`, the peer port.
+    pub tls: Option<Arc<crate::tls::Tls>>,
     /// Progress of partition transfers.
     pub transfers: Arc<Transfers>,
     /// Merkle trees and exchanges.
@@ -134,12 +138,18 @@ impl Node {
         let context_key = config.cluster_secret.as_deref().map(|s| ContextKey::derive(s.as_bytes()));
         let timeout = Duration::from_millis(config.request_timeout_ms);
         let peer_identity = Arc::new(Identity::new(&node_id, CLUSTER_NAME, config.cluster_secret.as_deref()));
+        let tls = match &config.tls {
+            Some(files) => Some(Arc::new(crate::tls::Tls::new(files.clone(), config.tls_cluster)?)),
+            None => None,
+        };
         let (transport, simulated): (Arc<dyn Transport>, _) = match network {
             Network::Tcp => {
                 // A peer that does not take a connection within this is silent (a forward
                 // then moves on: a request never sent may go elsewhere).
                 let connect = Duration::from_millis(config.sloppy_after_ms.max(500)).min(timeout);
-                (Arc::new(PeerClient::new(peer_identity.clone(), config.cluster_listen.ip(), connect)), None)
+                let client = PeerClient::new(peer_identity.clone(), config.cluster_listen.ip(), connect)
+                    .with_tls(tls.clone().filter(|t| t.cluster()));
+                (Arc::new(client), None)
             }
             Network::Simulated { transport, peers } => (transport, peers),
         };
@@ -194,6 +204,7 @@ impl Node {
             config,
             coordinator,
             peer_identity,
+            tls,
             transfers: Arc::new(Transfers::default()),
             aae,
             metrics,
