@@ -73,9 +73,13 @@ pub struct ServerArgs {
     /// background after the node serves, not before [default: 100000]
     #[arg(long, env = "KURA_AAE_WALK_AT_OPEN_KEYS")]
     pub aae_walk_at_open_keys: Option<usize>,
-    /// Largest value a write accepts, in bytes [default: 1048576]
+    /// Largest value a write accepts, in bytes [default: 16777216]
     #[arg(long, env = "KURA_MAX_VALUE_BYTES")]
     pub max_value_bytes: Option<usize>,
+    /// Most siblings a write with a context may leave a key with; past it the write is
+    /// refused until a client merges them (Riak's max_siblings) [default: 100]
+    #[arg(long, env = "KURA_MAX_SIBLINGS")]
+    pub max_siblings: Option<usize>,
     /// Most members or fields one reply lists (SMEMBERS, HGETALL, SINTER ...; SSCAN and HSCAN
     /// page) [default: 1000000]
     #[arg(long, env = "KURA_MAX_REPLY_MEMBERS")]
@@ -187,6 +191,7 @@ pub struct Config {
     pub aae_interval_secs: u64,
     pub aae_walk_at_open_keys: usize,
     pub max_value_bytes: usize,
+    pub max_siblings: usize,
     pub max_request_bytes: usize,
     pub max_reply_members: usize,
     pub maxclients: usize,
@@ -281,7 +286,11 @@ impl Config {
             partitions: pick!(partitions, 64),
             aae_interval_secs: pick!(aae_interval, 60),
             aae_walk_at_open_keys: pick!(aae_walk_at_open_keys, 100_000),
-            max_value_bytes: pick!(max_value_bytes, 1 << 20),
+            // 16 MiB: applications that cache values of a few MB (and Redis's own tests, with
+            // 4 MB strings) work, where Riak warns at 5 MB and refuses at 50 MB. A key's
+            // siblings stay within a peer frame whatever this is (`replica::max_sibling_bytes`).
+            max_value_bytes: pick!(max_value_bytes, 16 << 20),
+            max_siblings: pick!(max_siblings, crate::replica::MAX_SIBLINGS),
             max_request_bytes: pick!(max_request_bytes, 64 << 20),
             max_reply_members: pick!(max_reply_members, 1_000_000),
             maxclients: pick!(maxclients, 10_000),
@@ -328,6 +337,9 @@ impl Config {
         }
         if self.max_value_bytes == 0 || self.max_request_bytes < self.max_value_bytes {
             return bad("max-value-bytes must be positive and at most max-request-bytes");
+        }
+        if self.max_siblings == 0 {
+            return bad("max-siblings must be at least 1");
         }
         if self.databases == 0 {
             return bad("databases must be at least 1");

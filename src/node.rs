@@ -172,6 +172,7 @@ impl Node {
         };
         let replica = Arc::new(Replica::new(storage.clone(), &node_id));
         replica.admission().set_target(Duration::from_millis(config.background_p99_ms));
+        replica.set_max_siblings(config.max_siblings);
         let cluster = Cluster::open(settings, replica.clone(), transport)?;
         // Keys with a hash tag stored by a build before tags moved to their tag's position;
         // those of partitions this node does not replicate go to their replicas.

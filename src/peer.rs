@@ -205,6 +205,10 @@ pub enum RemoteError {
     OtherCluster { ours: u64 },
     #[error("{0}")]
     Failed(String),
+    /// A write refused for the siblings it would leave (`replica::WriteError::Siblings`).
+    /// (Added last: older nodes decode every variant before it.)
+    #[error("too many siblings ({kept} of at most {max})")]
+    TooManySiblings { kept: usize, max: usize },
 }
 
 /// A reply as it travels between nodes (a script run at another node than its client's):

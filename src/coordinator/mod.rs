@@ -64,9 +64,22 @@ pub enum CoordError {
     /// (`scripts.rs`); nothing was written.
     #[error("the key is held by a running script")]
     Busy,
+    /// A write with a context that would leave the key with too many siblings (nothing was
+    /// written).
+    #[error("too many siblings: the key holds {kept} values this write did not see (at most {max}); read them with DGET and write their merge back with DPUT and its context")]
+    TooManySiblings { kept: usize, max: usize },
     /// A walk run on the blocking pool did not finish (it panicked).
     #[error("a storage walk failed: {0}")]
     Walk(#[from] tokio::task::JoinError),
+}
+
+impl From<crate::replica::WriteError> for CoordError {
+    fn from(e: crate::replica::WriteError) -> Self {
+        match e {
+            crate::replica::WriteError::Storage(e) => CoordError::Storage(e),
+            crate::replica::WriteError::Siblings { kept, max } => CoordError::TooManySiblings { kept, max },
+        }
+    }
 }
 
 impl From<ModifyError> for CoordError {
@@ -93,6 +106,7 @@ impl CoordError {
             }
             CoordError::Rmw(e) => RemoteError::Rmw(e.clone()),
             CoordError::Busy => RemoteError::Busy,
+            CoordError::TooManySiblings { kept, max } => RemoteError::TooManySiblings { kept: *kept, max: *max },
             other => RemoteError::Failed(other.to_string()),
         }
     }
