@@ -358,7 +358,8 @@ mod tests {
         assert_eq!(limits("pubsub 0 0 0").unwrap()[0], crate::clients::OUTPUT_LIMITS[0]);
         assert!(limits("normal 1mb 0").is_err());
         let min_free = |text: &str| {
-            Config::resolve(ServerArgs { min_free_disk: Some(text.into()), ..Default::default() }).map(|c| c.min_free_disk)
+            Config::resolve(ServerArgs { min_free_disk: Some(text.into()), ..Default::default() })
+                .map(|c| c.min_free_disk)
         };
         assert_eq!(min_free("auto").unwrap(), None);
         assert_eq!(min_free("0").unwrap(), Some(0));

@@ -361,6 +361,18 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                     body: Response::Error(RemoteError::Expired),
                 };
             }
+            // A write to coordinate or decide here is refused at once while the disk refuses
+            // writes (it would fail at its first write): the sender takes the next owner.
+            if matches!(req.body, Request::Modify { .. } | Request::Put { .. }) {
+                let disk = self.coordinator.storage().health();
+                if let Some(trouble) = disk.trouble() {
+                    return PeerResponse {
+                        ring_version: cluster.view().ring_version(),
+                        cluster: cluster.cluster_id(),
+                        body: Response::Error(RemoteError::DiskRefused(disk.refuse(trouble).to_string())),
+                    };
+                }
+            }
             let failed = |e: &dyn std::fmt::Display| Response::Error(RemoteError::Failed(e.to_string()));
             let body = match req.body {
                 Request::Ping => Response::Pong,

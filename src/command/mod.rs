@@ -80,9 +80,9 @@ pub use table::{Cmd, Spec, SPECS};
 
 use crate::coordinator::{CoordError, WriteContext};
 use crate::node::Node;
-use crate::storage::{DiskTrouble, StorageError};
 use crate::pubsub::Kind;
 use crate::resp::{Protocol, Reply};
+use crate::storage::{DiskTrouble, StorageError};
 use crate::version::ContextError;
 
 /// The state of one client connection that commands read and change.
@@ -494,7 +494,9 @@ fn disk_refuses(node: &Node, conn: &Conn<'_>, cmd: Cmd) -> Option<DiskTrouble> {
     };
     let writes = |c: Cmd| c.spec().flags.contains(&"write");
     let queued_write = || {
-        queued.is_some_and(|q| q.requests.iter().any(|args| args.first().and_then(|n| Cmd::lookup(n)).is_some_and(writes)))
+        queued.is_some_and(|q| {
+            q.requests.iter().any(|args| args.first().and_then(|n| Cmd::lookup(n)).is_some_and(writes))
+        })
     };
     (authenticated && (writes(cmd) || (cmd == Cmd::Exec && queued_write()))).then_some(trouble)
 }

@@ -178,7 +178,10 @@ impl Storage {
     pub(super) fn index_stored(&self, key: &[u8], set: &SiblingSet) -> Result<()> {
         if let Some(at) = dead_at(set) {
             self.health.admit()?;
-            self.due.records.insert(record_key(at, key), &b""[..]).map_err(|e| self.write_failed("a write of the reap index", &e))?;
+            self.due
+                .records
+                .insert(record_key(at, key), &b""[..])
+                .map_err(|e| self.write_failed("a write of the reap index", &e))?;
             self.due.mem.lock().set(key, Some(at));
         }
         Ok(())

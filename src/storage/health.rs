@@ -352,7 +352,9 @@ fn describe(error: &fjall::Error) -> String {
         source = e.source();
     }
     match error {
-        fjall::Error::Poisoned => "the storage engine refuses writes after an earlier failure of its own (see the log)".into(),
+        fjall::Error::Poisoned => {
+            "the storage engine refuses writes after an earlier failure of its own (see the log)".into()
+        }
         other => format!("{other:?}"),
     }
 }

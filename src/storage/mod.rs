@@ -903,7 +903,10 @@ impl Storage {
                 Ok((records, bytes + stored_key.len() as u64))
             })
         } else {
-            self.data.remove(&stored_key).map(|()| (1, stored_key.len() as u64)).map_err(|e| self.write_failed("a removal", &e))
+            self.data
+                .remove(&stored_key)
+                .map(|()| (1, stored_key.len() as u64))
+                .map_err(|e| self.write_failed("a removal", &e))
         };
         self.cache.remove(key);
         let (records, bytes) = removed?;
