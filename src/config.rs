@@ -137,6 +137,11 @@ pub struct ServerArgs {
     /// When the journal is fsynced [default: everysec]
     #[arg(long, env = "KURA_FSYNC", value_enum)]
     pub fsync: Option<FsyncPolicy>,
+    /// Free space kept on the data dir's file system: below it writes are refused (MISCONF)
+    /// until a quarter more is free; bytes or Redis's units (`256mb`), 0 to not check, `auto`
+    /// for the smaller of 256mb and 5% of the file system [default: auto]
+    #[arg(long, env = "KURA_MIN_FREE_DISK")]
+    pub min_free_disk: Option<String>,
     /// Password clients must give with AUTH or HELLO
     #[arg(long, env = "KURA_REQUIREPASS")]
     pub requirepass: Option<String>,
@@ -207,6 +212,8 @@ pub struct Config {
     pub background_p99_ms: u64,
     pub reap_grace_ms: u64,
     pub fsync: FsyncPolicy,
+    /// Bytes kept free on the data dir's file system (`None`: the storage's default).
+    pub min_free_disk: Option<u64>,
     pub requirepass: Option<String>,
     pub cluster_secret: Option<String>,
     pub insecure: bool,
@@ -312,6 +319,13 @@ impl Config {
             reap_grace_ms: pick!(reap_grace_ms, 10_000).max(pick!(request_timeout_ms, 2000)),
             threads: pick!(threads, std::thread::available_parallelism().map_or(1, |n| n.get())),
             fsync: pick!(fsync, FsyncPolicy::Everysec),
+            min_free_disk: match args.min_free_disk.as_ref().or(file.min_free_disk.as_ref()) {
+                None => None,
+                Some(text) if text.eq_ignore_ascii_case("auto") => None,
+                Some(text) => Some(crate::clients::memory(text).ok_or_else(|| {
+                    ConfigError::Invalid(format!("min-free-disk: {text:?} is not a size (bytes, 256mb, auto)"))
+                })?),
+            },
             requirepass: args.requirepass.clone().or(file.requirepass.clone()),
             cluster_secret: args.cluster_secret.clone().or(file.cluster_secret.clone()),
             insecure: pick!(insecure, false),
@@ -420,6 +434,14 @@ mod tests {
         assert_eq!(limits("normal 1mb 0 0").unwrap()[0], (1 << 20, 0, 0));
         assert_eq!(limits("pubsub 0 0 0").unwrap()[0], crate::clients::OUTPUT_LIMITS[0]);
         assert!(limits("normal 1mb 0").is_err());
+        let min_free = |text: &str| {
+            Config::resolve(ServerArgs { min_free_disk: Some(text.into()), ..Default::default() })
+                .map(|c| c.min_free_disk)
+        };
+        assert_eq!(min_free("auto").unwrap(), None);
+        assert_eq!(min_free("0").unwrap(), Some(0));
+        assert_eq!(min_free("64mb").unwrap(), Some(64 << 20));
+        assert!(min_free("lots").is_err());
     }
 
     #[test]

@@ -94,6 +94,16 @@ impl From<ModifyError> for CoordError {
 pub type Result<T> = std::result::Result<T, CoordError>;
 
 impl CoordError {
+    /// Whether this is a write the disk refused unapplied (logged once by storage: callers
+    /// that retry it keep quiet).
+    pub fn is_disk_refused(&self) -> bool {
+        match self {
+            CoordError::Storage(e) => e.is_refused(),
+            CoordError::Cluster(e) => e.is_disk_refused(),
+            _ => false,
+        }
+    }
+
     /// The form a peer reports this error in.
     pub fn to_remote(&self) -> RemoteError {
         match self {
@@ -107,6 +117,7 @@ impl CoordError {
             CoordError::Rmw(e) => RemoteError::Rmw(e.clone()),
             CoordError::Busy => RemoteError::Busy,
             CoordError::TooManySiblings { kept, max } => RemoteError::TooManySiblings { kept: *kept, max: *max },
+            CoordError::Storage(StorageError::Refused(trouble)) => RemoteError::DiskRefused(trouble.to_string()),
             other => RemoteError::Failed(other.to_string()),
         }
     }
