@@ -270,7 +270,10 @@ impl Config {
             Some(text) => crate::tls::AuthClients::parse(text)
                 .ok_or_else(|| ConfigError::Invalid("tls-auth-clients must be yes, no or optional".into()))?,
         };
-        let tls = match (args.tls_cert_file.clone().or(file.tls_cert_file.clone()), args.tls_key_file.clone().or(file.tls_key_file.clone())) {
+        let tls = match (
+            args.tls_cert_file.clone().or(file.tls_cert_file.clone()),
+            args.tls_key_file.clone().or(file.tls_key_file.clone()),
+        ) {
             (Some(cert), Some(key)) => Some(crate::tls::TlsFiles {
                 cert,
                 key,
@@ -382,7 +385,10 @@ impl Config {
         }
         // Secure by default (CockroachDB's rule): the peer port answers reads and writes of
         // every key, so off this machine it needs the cluster secret, or a word that says not.
-        if !self.cluster_listen.ip().is_loopback() && self.cluster_secret.is_none() && !self.tls_cluster && !self.insecure
+        if !self.cluster_listen.ip().is_loopback()
+            && self.cluster_secret.is_none()
+            && !self.tls_cluster
+            && !self.insecure
         {
             return Err(ConfigError::Invalid(format!(
                 "the cluster address {} is not a loopback address, and anyone who reaches it could read and \
@@ -392,7 +398,8 @@ impl Config {
             )));
         }
         if let Some(tls) = &self.tls {
-            let needs_ca = self.tls_cluster || (self.tls_listen.is_some() && tls.auth_clients != crate::tls::AuthClients::No);
+            let needs_ca =
+                self.tls_cluster || (self.tls_listen.is_some() && tls.auth_clients != crate::tls::AuthClients::No);
             if needs_ca && tls.ca.is_none() {
                 return bad("--tls-ca-cert-file is needed to check client certificates (or --tls-auth-clients no) and peer certificates (--tls-cluster yes)");
             }

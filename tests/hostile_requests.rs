@@ -531,7 +531,10 @@ fn blind_writes_cannot_grow_a_key_without_bound() {
     let new = c.add(&[]);
     c.wait_converged(Duration::from_secs(120));
     harness::wait_until("every transfer finished", Duration::from_secs(120), || {
-        c.nodes.iter().all(|n| matches!(harness::q(&mut n.conn(), &["KURA", "TRANSFERS"]), redis::Value::Int(0))).then_some(())
+        c.nodes
+            .iter()
+            .all(|n| matches!(harness::q(&mut n.conn(), &["KURA", "TRANSFERS"]), redis::Value::Int(0)))
+            .then_some(())
     });
     if c.preflist(new, "cart").contains(&new) {
         harness::wait_until("the new replica holds the key", Duration::from_secs(60), || {

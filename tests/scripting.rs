@@ -730,7 +730,9 @@ fn requests_racing_a_starting_function_answer_busy() {
     let mut pingers: Vec<Raw> = (0..8).map(|_| Raw::connect(node.addr())).collect();
     let mut looping = Raw::connect(node.addr());
     for round in 0..5 {
-        let lib = format!("#!lua name=busy\nredis.register_function('spin', function() local v = {round} while true do end end)");
+        let lib = format!(
+            "#!lua name=busy\nredis.register_function('spin', function() local v = {round} while true do end end)"
+        );
         assert_eq!(admin.text(&["function", "load", "replace", &lib]), bulk("busy"));
         looping.send(&[b"fcall", b"spin", b"0"]);
         for pinger in &mut pingers {

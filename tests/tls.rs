@@ -25,8 +25,21 @@ fn ca(dir: &Path, name: &str) -> PathBuf {
     openssl(
         dir,
         &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", &key,
-            "-out", &crt, "-days", "2", "-subj", &format!("/CN={name}"),
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
         ],
     );
     dir.join(crt)
@@ -35,7 +48,8 @@ fn ca(dir: &Path, name: &str) -> PathBuf {
 /// A certificate signed by the CA `ca` (made by [`ca`]) for `cn`, valid for 127.0.0.1 to
 /// 127.0.0.9 and localhost, for servers and clients: (`<name>.crt`, `<name>.key`).
 fn cert(dir: &Path, ca: &str, name: &str, cn: &str) -> (PathBuf, PathBuf) {
-    let (crt, key, csr, ext) = (format!("{name}.crt"), format!("{name}.key"), format!("{name}.csr"), format!("{name}.ext"));
+    let (crt, key, csr, ext) =
+        (format!("{name}.crt"), format!("{name}.key"), format!("{name}.csr"), format!("{name}.ext"));
     let ips: Vec<String> = (1..10).map(|i| format!("IP:127.0.0.{i}")).collect();
     std::fs::write(
         dir.join(&ext),
@@ -48,15 +62,38 @@ fn cert(dir: &Path, ca: &str, name: &str, cn: &str) -> (PathBuf, PathBuf) {
     openssl(
         dir,
         &[
-            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", &key, "-out", &csr,
-            "-subj", &format!("/CN={cn}"),
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN={cn}"),
         ],
     );
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", &csr, "-CA", &format!("{ca}.crt"), "-CAkey", &format!("{ca}.key"), "-CAcreateserial",
-            "-out", &crt, "-days", "2", "-extfile", &ext,
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &format!("{ca}.crt"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
         ],
     );
     (dir.join(crt), dir.join(key))
@@ -91,8 +128,14 @@ fn redis_cli_and_redis_py_write_through_the_tls_port() {
     let node = Node::start(
         Ipv4Addr::LOCALHOST,
         &[
-            "--tls-port", &port.to_string(), "--tls-cert-file", s(&server_crt), "--tls-key-file", s(&server_key),
-            "--tls-ca-cert-file", s(&ca_crt),
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            s(&server_crt),
+            "--tls-key-file",
+            s(&server_key),
+            "--tls-ca-cert-file",
+            s(&ca_crt),
         ],
     );
     let with_cert = ["--cacert", s(&ca_crt), "--cert", s(&client_crt), "--key", s(&client_key)];
@@ -144,8 +187,14 @@ fn tls_auth_clients_no_serves_clients_without_a_certificate() {
     let _node = Node::start(
         Ipv4Addr::LOCALHOST,
         &[
-            "--tls-port", &port.to_string(), "--tls-cert-file", s(&server_crt), "--tls-key-file", s(&server_key),
-            "--tls-auth-clients", "no",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            s(&server_crt),
+            "--tls-key-file",
+            s(&server_key),
+            "--tls-auth-clients",
+            "no",
         ],
     );
     assert_eq!(cli_tls(port, &["--cacert", s(&ca_crt)], &["set", "k", "v"]), (true, "OK".to_owned()));
@@ -161,7 +210,16 @@ fn a_tls_cluster_forms_replicates_and_refuses_a_peer_of_another_ca() {
     let dir = tmp.path();
     let ca_crt = ca(dir, "ca");
     let (crt, key) = cert(dir, "ca", "peer", "kura-peer");
-    let tls = ["--tls-cluster", "yes", "--tls-cert-file", s(&crt), "--tls-key-file", s(&key), "--tls-ca-cert-file", s(&ca_crt)];
+    let tls = [
+        "--tls-cluster",
+        "yes",
+        "--tls-cert-file",
+        s(&crt),
+        "--tls-key-file",
+        s(&key),
+        "--tls-ca-cert-file",
+        s(&ca_crt),
+    ];
     // Forming at all means every peer connection shook hands over mutual TLS.
     let cluster = Cluster::start(3, &tls);
     assert_eq!(cluster.nodes[0].cli_out(&["set", "shared", "over-tls"]), "OK");
@@ -178,12 +236,23 @@ fn a_tls_cluster_forms_replicates_and_refuses_a_peer_of_another_ca() {
     let intruder = Node::start(
         Ipv4Addr::new(127, 0, 0, 4),
         &[
-            "--node-id", "intruder", "--seed", &seed, "--tls-cluster", "yes", "--tls-cert-file", s(&other_crt),
-            "--tls-key-file", s(&other_key), "--tls-ca-cert-file", s(&other_ca),
+            "--node-id",
+            "intruder",
+            "--seed",
+            &seed,
+            "--tls-cluster",
+            "yes",
+            "--tls-cert-file",
+            s(&other_crt),
+            "--tls-key-file",
+            s(&other_key),
+            "--tls-ca-cert-file",
+            s(&other_ca),
         ],
     );
     wait_until("the seed refuses the intruder's TLS", Duration::from_secs(30), || {
-        (metric(&cluster.nodes[0].metrics(), "kura_peer_errors_total{kind=\"tls\"}").unwrap_or(0.0) >= 1.0).then_some(())
+        (metric(&cluster.nodes[0].metrics(), "kura_peer_errors_total{kind=\"tls\"}").unwrap_or(0.0) >= 1.0)
+            .then_some(())
     });
     for node in &cluster.nodes {
         assert!(members(node).iter().all(|m| m["id"] != "intruder"), "the intruder became a member");
@@ -224,7 +293,16 @@ fn certificates_reload_on_sighup_and_config_set() {
     let port = harness::free_port(Ipv4Addr::LOCALHOST);
     let node = Node::start(
         Ipv4Addr::LOCALHOST,
-        &["--tls-port", &port.to_string(), "--tls-cert-file", s(&crt), "--tls-key-file", s(&key), "--tls-ca-cert-file", s(&ca_crt)],
+        &[
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            s(&crt),
+            "--tls-key-file",
+            s(&key),
+            "--tls-ca-cert-file",
+            s(&ca_crt),
+        ],
     );
     assert!(served_subject(port, &ca_crt, &client).contains("first"), "{}", served_subject(port, &ca_crt, &client));
     // Renewed in place, then SIGHUP.

@@ -132,14 +132,21 @@ fn set(node: &Node, args: &[Bytes]) -> CmdResult {
             "timeout" => timeout = Some(value.parse::<u64>().map_err(|_| invalid())?),
             "busy-reply-threshold" | "lua-time-limit" => busy = Some(value.parse::<u64>().map_err(|_| invalid())?),
             "tls-cert-file" | "tls-key-file" | "tls-ca-cert-file" | "tls-auth-clients" => {
-                let failed = |why: &str| CommandError::Other(format!("CONFIG SET failed (possibly related to argument '{name}') - {why}"));
-                let files = tls.as_mut().ok_or_else(|| failed("TLS is off: start the node with --tls-port or --tls-cluster yes"))?;
+                let failed = |why: &str| {
+                    CommandError::Other(format!("CONFIG SET failed (possibly related to argument '{name}') - {why}"))
+                };
+                let files = tls
+                    .as_mut()
+                    .ok_or_else(|| failed("TLS is off: start the node with --tls-port or --tls-cluster yes"))?;
                 let path = std::path::PathBuf::from(value.as_ref());
                 match name.as_str() {
                     "tls-cert-file" => files.cert = path,
                     "tls-key-file" => files.key = path,
                     "tls-ca-cert-file" => files.ca = (!value.is_empty()).then_some(path),
-                    _ => files.auth_clients = crate::tls::AuthClients::parse(&value).ok_or_else(|| failed("argument(s) must be one of the following: no, yes, optional"))?,
+                    _ => {
+                        files.auth_clients = crate::tls::AuthClients::parse(&value)
+                            .ok_or_else(|| failed("argument(s) must be one of the following: no, yes, optional"))?
+                    }
                 }
                 tls_changed = true;
             }

@@ -304,10 +304,13 @@ where
         let mut stream = match connector {
             None => PeerStream::Plain(stream),
             Some(connector) => {
-                let tls = tokio::time::timeout(self.connect_timeout, connector.connect(crate::tls::peer_name(addr.ip()), stream))
-                    .await
-                    .map_err(|_| timed_out())?
-                    .map_err(|source| RpcError::Tls { addr, source })?;
+                let tls = tokio::time::timeout(
+                    self.connect_timeout,
+                    connector.connect(crate::tls::peer_name(addr.ip()), stream),
+                )
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(|source| RpcError::Tls { addr, source })?;
                 PeerStream::Tls(Box::new(tls))
             }
         };
