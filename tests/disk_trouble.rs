@@ -70,6 +70,10 @@ fn a_full_disk_refuses_writes_serves_reads_and_takes_writes_again_once_freed() {
     q(&mut con, &["SADD", "set", "a"]);
     assert_eq!(info(&node, "kura_disk_ok"), "1");
     assert_eq!(info(&node, "aof_last_write_status"), "ok");
+    // A transaction whose write was queued before the disk filled.
+    let mut queued = node.conn();
+    q(&mut queued, &["MULTI"]);
+    assert_eq!(text(&q(&mut queued, &["SET", "queued", "x"])), "QUEUED");
 
     disk.fill();
     wait_disk(&node, "low_space");
@@ -87,6 +91,11 @@ fn a_full_disk_refuses_writes_serves_reads_and_takes_writes_again_once_freed() {
     misconf(&mut con, &["SET", "in-multi", "x"]);
     let exec = err_of(redis::cmd("EXEC").query(&mut con));
     assert!(exec.starts_with("EXECABORT"), "{exec}");
+    let exec = err_of(redis::cmd("EXEC").query(&mut queued));
+    assert!(
+        exec.starts_with("EXECABORT Transaction discarded because of: MISCONF Errors writing to the disk"),
+        "{exec}"
+    );
     // Reads, PING and admin commands are served.
     for i in 0..100 {
         let v: String = redis::cmd("GET").arg(format!("before:{i}")).query(&mut con).expect("GET");
@@ -96,7 +105,7 @@ fn a_full_disk_refuses_writes_serves_reads_and_takes_writes_again_once_freed() {
     assert_eq!(members, ["a"]);
     assert_eq!(text(&q(&mut con, &["PING"])), "PONG");
     let dbsize: i64 = redis::cmd("DBSIZE").query(&mut con).expect("DBSIZE");
-    assert_eq!(dbsize, 101);
+    assert_eq!(dbsize, 101, "nothing queued was written");
     // INFO and the metrics show it.
     assert_eq!(info(&node, "kura_disk_ok"), "0");
     assert_eq!(info(&node, "aof_last_write_status"), "err");

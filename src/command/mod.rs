@@ -365,17 +365,16 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
     if let Some(trouble) = disk_refuses(node, &conn, cmd) {
         metrics.errors[i].increment(1);
         node.clients.note_error("MISCONF");
-        let error = CommandError::Disk(node.coordinator.storage().health().refuse(trouble));
+        let trouble = node.coordinator.storage().health().refuse(trouble);
         if cmd == Cmd::Exec {
             if let Conn::Mut(session) = &mut conn {
                 session.multi = None;
                 session.watched.clear();
             }
-            let Reply::Error(text) = error.to_reply() else { unreachable!("an error replies with an error") };
-            return Reply::Error(format!("EXECABORT Transaction discarded because of: {text}"));
+            return Reply::Error(format!("EXECABORT Transaction discarded because of: {}", misconf(&trouble)));
         }
         refuse(&mut conn);
-        return error.to_reply();
+        return CommandError::Disk(trouble).to_reply();
     }
     if let Conn::Mut(session) = &mut conn {
         if session.multi.is_some() && !cmd.runs_in_multi() {
