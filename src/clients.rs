@@ -340,7 +340,7 @@ pub fn format_output_limits(limits: [OutputLimit; 3]) -> String {
 
 /// Redis's `memtoull`: digits and an optional unit (`b`, `k`/`kb`, `m`/`mb`, `g`/`gb`: the
 /// short ones by 1000, the `b` ones by 1024), case-insensitive.
-fn memory(text: &str) -> Option<u64> {
+pub(crate) fn memory(text: &str) -> Option<u64> {
     let lower = text.to_ascii_lowercase();
     let at = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
     let unit: u64 = match &lower[at..] {

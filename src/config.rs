@@ -73,9 +73,13 @@ pub struct ServerArgs {
     /// background after the node serves, not before [default: 100000]
     #[arg(long, env = "KURA_AAE_WALK_AT_OPEN_KEYS")]
     pub aae_walk_at_open_keys: Option<usize>,
-    /// Largest value a write accepts, in bytes [default: 1048576]
+    /// Largest value a write accepts, in bytes [default: 16777216]
     #[arg(long, env = "KURA_MAX_VALUE_BYTES")]
     pub max_value_bytes: Option<usize>,
+    /// Most siblings a write with a context may leave a key with; past it the write is
+    /// refused until a client merges them (Riak's max_siblings) [default: 100]
+    #[arg(long, env = "KURA_MAX_SIBLINGS")]
+    pub max_siblings: Option<usize>,
     /// Most members or fields one reply lists (SMEMBERS, HGETALL, SINTER ...; SSCAN and HSCAN
     /// page) [default: 1000000]
     #[arg(long, env = "KURA_MAX_REPLY_MEMBERS")]
@@ -133,6 +137,11 @@ pub struct ServerArgs {
     /// When the journal is fsynced [default: everysec]
     #[arg(long, env = "KURA_FSYNC", value_enum)]
     pub fsync: Option<FsyncPolicy>,
+    /// Free space kept on the data dir's file system: below it writes are refused (MISCONF)
+    /// until a quarter more is free; bytes or Redis's units (`256mb`), 0 to not check, `auto`
+    /// for the smaller of 256mb and 5% of the file system [default: auto]
+    #[arg(long, env = "KURA_MIN_FREE_DISK")]
+    pub min_free_disk: Option<String>,
     /// Password clients must give with AUTH or HELLO
     #[arg(long, env = "KURA_REQUIREPASS")]
     pub requirepass: Option<String>,
@@ -143,6 +152,25 @@ pub struct ServerArgs {
     /// reaches the peer port can then read and write every key
     #[arg(long, env = "KURA_INSECURE", num_args = 0..=1, default_missing_value = "true")]
     pub insecure: Option<bool>,
+    /// Port of a TLS listener for clients, on the address of --listen (Redis's `tls-port`)
+    #[arg(long, env = "KURA_TLS_PORT")]
+    pub tls_port: Option<u16>,
+    /// PEM certificate (chain) this node presents to clients and, with --tls-cluster, peers
+    #[arg(long, env = "KURA_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file
+    #[arg(long, env = "KURA_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificates that client and peer certificates must chain to
+    #[arg(long, env = "KURA_TLS_CA_CERT_FILE")]
+    pub tls_ca_cert_file: Option<PathBuf>,
+    /// Whether TLS clients must present a certificate from the CA: yes, no or optional
+    /// [default: yes]
+    #[arg(long, env = "KURA_TLS_AUTH_CLIENTS")]
+    pub tls_auth_clients: Option<String>,
+    /// yes: peers speak mutual TLS against --tls-ca-cert-file [default: no]
+    #[arg(long, env = "KURA_TLS_CLUSTER")]
+    pub tls_cluster: Option<String>,
     /// Zone of this node; preference lists span zones when they can
     #[arg(long, env = "KURA_ZONE")]
     pub zone: Option<String>,
@@ -168,6 +196,7 @@ pub struct Config {
     pub aae_interval_secs: u64,
     pub aae_walk_at_open_keys: usize,
     pub max_value_bytes: usize,
+    pub max_siblings: usize,
     pub max_request_bytes: usize,
     pub max_reply_members: usize,
     pub maxclients: usize,
@@ -183,10 +212,17 @@ pub struct Config {
     pub background_p99_ms: u64,
     pub reap_grace_ms: u64,
     pub fsync: FsyncPolicy,
+    /// Bytes kept free on the data dir's file system (`None`: the storage's default).
+    pub min_free_disk: Option<u64>,
     pub requirepass: Option<String>,
     pub cluster_secret: Option<String>,
     pub insecure: bool,
     pub zone: Option<String>,
+    /// The client TLS listener (on the IP of `listen`).
+    pub tls_listen: Option<SocketAddr>,
+    /// Certificates, when TLS is used for clients or peers.
+    pub tls: Option<crate::tls::TlsFiles>,
+    pub tls_cluster: bool,
 }
 
 /// The longest node id (it travels in every handshake, whose frames are small).
@@ -231,8 +267,32 @@ impl Config {
             };
         }
         let addr = |s: &str| s.parse::<SocketAddr>().expect("valid default address");
+        let listen = pick!(listen, addr("127.0.0.1:6379"));
+        let tls_port = args.tls_port.or(file.tls_port);
+        let tls_cluster = match args.tls_cluster.as_ref().or(file.tls_cluster.as_ref()) {
+            None => false,
+            Some(text) => yes_no(text).ok_or_else(|| ConfigError::Invalid("tls-cluster must be yes or no".into()))?,
+        };
+        let auth_clients = match args.tls_auth_clients.as_ref().or(file.tls_auth_clients.as_ref()) {
+            None => crate::tls::AuthClients::Yes,
+            Some(text) => crate::tls::AuthClients::parse(text)
+                .ok_or_else(|| ConfigError::Invalid("tls-auth-clients must be yes, no or optional".into()))?,
+        };
+        let tls = match (
+            args.tls_cert_file.clone().or(file.tls_cert_file.clone()),
+            args.tls_key_file.clone().or(file.tls_key_file.clone()),
+        ) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles {
+                cert,
+                key,
+                ca: args.tls_ca_cert_file.clone().or(file.tls_ca_cert_file.clone()),
+                auth_clients,
+            }),
+            (None, None) if tls_port.is_none() && !tls_cluster => None,
+            _ => return Err(ConfigError::Invalid("TLS needs both --tls-cert-file and --tls-key-file".into())),
+        };
         let c = Config {
-            listen: pick!(listen, addr("127.0.0.1:6379")),
+            listen,
             cluster_listen: pick!(cluster_listen, addr("127.0.0.1:7379")),
             metrics_listen: pick!(metrics_listen, addr("127.0.0.1:9379")),
             data_dir: pick!(data_dir, PathBuf::from("./kura-data")),
@@ -244,7 +304,11 @@ impl Config {
             partitions: pick!(partitions, 64),
             aae_interval_secs: pick!(aae_interval, 60),
             aae_walk_at_open_keys: pick!(aae_walk_at_open_keys, 100_000),
-            max_value_bytes: pick!(max_value_bytes, 1 << 20),
+            // 16 MiB: applications that cache values of a few MB (and Redis's own tests, with
+            // 4 MB strings) work, where Riak warns at 5 MB and refuses at 50 MB. A key's
+            // siblings stay within a peer frame whatever this is (`replica::max_sibling_bytes`).
+            max_value_bytes: pick!(max_value_bytes, 16 << 20),
+            max_siblings: pick!(max_siblings, crate::replica::MAX_SIBLINGS),
             max_request_bytes: pick!(max_request_bytes, 64 << 20),
             max_reply_members: pick!(max_reply_members, 1_000_000),
             maxclients: pick!(maxclients, 10_000),
@@ -266,10 +330,20 @@ impl Config {
             reap_grace_ms: pick!(reap_grace_ms, 10_000).max(pick!(request_timeout_ms, 2000)),
             threads: pick!(threads, std::thread::available_parallelism().map_or(1, |n| n.get())),
             fsync: pick!(fsync, FsyncPolicy::Everysec),
+            min_free_disk: match args.min_free_disk.as_ref().or(file.min_free_disk.as_ref()) {
+                None => None,
+                Some(text) if text.eq_ignore_ascii_case("auto") => None,
+                Some(text) => Some(crate::clients::memory(text).ok_or_else(|| {
+                    ConfigError::Invalid(format!("min-free-disk: {text:?} is not a size (bytes, 256mb, auto)"))
+                })?),
+            },
             requirepass: args.requirepass.clone().or(file.requirepass.clone()),
             cluster_secret: args.cluster_secret.clone().or(file.cluster_secret.clone()),
             insecure: pick!(insecure, false),
             zone: args.zone.clone().or(file.zone.clone()),
+            tls_listen: tls_port.map(|port| SocketAddr::new(listen.ip(), port)),
+            tls,
+            tls_cluster,
         };
         c.validate()?;
         Ok(c)
@@ -288,6 +362,9 @@ impl Config {
         }
         if self.max_value_bytes == 0 || self.max_request_bytes < self.max_value_bytes {
             return bad("max-value-bytes must be positive and at most max-request-bytes");
+        }
+        if self.max_siblings == 0 {
+            return bad("max-siblings must be at least 1");
         }
         if self.databases == 0 {
             return bad("databases must be at least 1");
@@ -316,14 +393,35 @@ impl Config {
         }
         // Secure by default (CockroachDB's rule): the peer port answers reads and writes of
         // every key, so off this machine it needs the cluster secret, or a word that says not.
-        if !self.cluster_listen.ip().is_loopback() && self.cluster_secret.is_none() && !self.insecure {
+        if !self.cluster_listen.ip().is_loopback()
+            && self.cluster_secret.is_none()
+            && !self.tls_cluster
+            && !self.insecure
+        {
             return Err(ConfigError::Invalid(format!(
                 "the cluster address {} is not a loopback address, and anyone who reaches it could read and \
-                 write every key: give every node the same --cluster-secret, or --insecure to run without one",
+                 write every key: give every node the same --cluster-secret, or --tls-cluster yes with \
+                 certificates from one CA, or --insecure to run without either",
                 self.cluster_listen
             )));
         }
+        if let Some(tls) = &self.tls {
+            let needs_ca =
+                self.tls_cluster || (self.tls_listen.is_some() && tls.auth_clients != crate::tls::AuthClients::No);
+            if needs_ca && tls.ca.is_none() {
+                return bad("--tls-ca-cert-file is needed to check client certificates (or --tls-auth-clients no) and peer certificates (--tls-cluster yes)");
+            }
+        }
         Ok(())
+    }
+}
+
+/// Redis's booleans: `yes` or `no`.
+fn yes_no(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
     }
 }
 
@@ -351,6 +449,14 @@ mod tests {
         assert_eq!(limits("normal 1mb 0 0").unwrap()[0], (1 << 20, 0, 0));
         assert_eq!(limits("pubsub 0 0 0").unwrap()[0], crate::clients::OUTPUT_LIMITS[0]);
         assert!(limits("normal 1mb 0").is_err());
+        let min_free = |text: &str| {
+            Config::resolve(ServerArgs { min_free_disk: Some(text.into()), ..Default::default() })
+                .map(|c| c.min_free_disk)
+        };
+        assert_eq!(min_free("auto").unwrap(), None);
+        assert_eq!(min_free("0").unwrap(), Some(0));
+        assert_eq!(min_free("64mb").unwrap(), Some(64 << 20));
+        assert!(min_free("lots").is_err());
     }
 
     #[test]
@@ -369,5 +475,30 @@ mod tests {
         assert!(parse(&["--cluster-listen", "0.0.0.0:7000", "--insecure"]).is_ok());
         assert!(parse(&["--cluster-listen", "0.0.0.0:7000", "--insecure", "false"]).is_err());
         assert!(parse(&["--node-id", &"x".repeat(300)]).is_err(), "ids must fit the handshake's frames");
+        // Peer TLS secures the peer port as well as a secret does; it needs a CA.
+        let tls = ["--tls-cert-file", "c.pem", "--tls-key-file", "k.pem"];
+        let ca = ["--tls-ca-cert-file", "ca.pem"];
+        assert!(parse(&[&["--cluster-listen", "0.0.0.0:7000", "--tls-cluster", "yes"][..], &tls, &ca].concat()).is_ok());
+        assert!(parse(&[&["--cluster-listen", "0.0.0.0:7000", "--tls-cluster", "yes"][..], &tls].concat()).is_err());
+        assert!(parse(&[&["--cluster-listen", "0.0.0.0:7000", "--tls-cluster", "no"][..], &tls, &ca].concat()).is_err());
+        assert!(parse(&["--tls-cluster", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn the_tls_port_needs_a_certificate_and_a_ca_to_check_clients() {
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["kura", "server"], args].concat()).unwrap();
+            let Some(Command::Server(args)) = cli.command else { panic!("server subcommand") };
+            Config::resolve(args)
+        };
+        assert!(parse(&["--tls-port", "6380"]).is_err(), "no certificate");
+        assert!(parse(&["--tls-port", "6380", "--tls-cert-file", "c.pem"]).is_err(), "no key");
+        let tls = ["--tls-port", "6380", "--tls-cert-file", "c.pem", "--tls-key-file", "k.pem"];
+        assert!(parse(&tls).is_err(), "tls-auth-clients yes without a CA");
+        assert!(parse(&[&tls[..], &["--tls-auth-clients", "no"]].concat()).is_ok());
+        assert!(parse(&[&tls[..], &["--tls-auth-clients", "sometimes"]].concat()).is_err());
+        let c = parse(&[&tls[..], &["--tls-ca-cert-file", "ca.pem", "--listen", "127.0.0.3:7000"]].concat()).unwrap();
+        assert_eq!(c.tls_listen, Some("127.0.0.3:6380".parse().unwrap()));
+        assert_eq!(c.tls.map(|t| t.auth_clients), Some(crate::tls::AuthClients::Yes));
     }
 }

@@ -56,5 +56,6 @@ pub mod server;
 mod sim;
 pub mod slowlog;
 pub mod storage;
+pub mod tls;
 pub mod version;
 pub mod wakeups;

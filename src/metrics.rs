@@ -13,10 +13,18 @@ pub const COMMAND_DURATION: &str = "kura_command_duration_seconds";
 pub const SIBLINGS_PER_READ: &str = "kura_siblings_per_read";
 pub const CONNECTIONS_TOTAL: &str = "kura_connections_total";
 pub const CONNECTED_CLIENTS: &str = "kura_connected_clients";
+pub const TLS_HANDSHAKE_FAILURES_TOTAL: &str = "kura_tls_handshake_failures_total";
 pub const PROTOCOL_ERRORS_TOTAL: &str = "kura_protocol_errors_total";
 pub const STORAGE_DISK_BYTES: &str = "kura_storage_disk_bytes";
 pub const STORAGE_JOURNAL_BYTES: &str = "kura_storage_journal_bytes";
 pub const STORAGE_KEYS: &str = "kura_storage_keys";
+/// 1 while the disk takes writes, 0 while writes are refused for its trouble (`storage/health.rs`).
+pub const DISK_OK: &str = "kura_disk_ok";
+/// Free bytes on the data dir's file system (at the last check, once a second).
+pub const DISK_FREE_BYTES: &str = "kura_disk_free_bytes";
+/// Writes refused for the disk's trouble (client commands answered MISCONF, peers' and
+/// background writes refused).
+pub const DISK_REFUSED_WRITES_TOTAL: &str = "kura_disk_refused_writes_total";
 pub const REAPED_KEYS_TOTAL: &str = "kura_reaped_keys_total";
 pub const REAP_DEFERRED_TOTAL: &str = "kura_reap_deferred_total";
 pub const QUORUM_DURATION: &str = "kura_quorum_duration_seconds";
@@ -80,10 +88,14 @@ fn describe() {
     describe_histogram!(SIBLINGS_PER_READ, "Siblings a read found (1 = no conflict)");
     describe_counter!(CONNECTIONS_TOTAL, "Client connections accepted");
     describe_gauge!(CONNECTED_CLIENTS, "Client connections open now");
+    describe_counter!(TLS_HANDSHAKE_FAILURES_TOTAL, "Client TLS handshakes that failed or did not finish");
     describe_counter!(PROTOCOL_ERRORS_TOTAL, "Connections closed for a malformed request");
     describe_gauge!(STORAGE_DISK_BYTES, Unit::Bytes, "Disk space of the storage engine");
     describe_gauge!(STORAGE_JOURNAL_BYTES, Unit::Bytes, "Disk space of the storage journal");
     describe_gauge!(STORAGE_KEYS, "Keys in the data keyspace (approximate)");
+    describe_gauge!(DISK_OK, "1 while the disk takes writes, 0 while they are refused (MISCONF)");
+    describe_gauge!(DISK_FREE_BYTES, Unit::Bytes, "Free space on the data dir's file system");
+    describe_counter!(DISK_REFUSED_WRITES_TOTAL, "Writes refused while the disk is in trouble");
     describe_counter!(REAPED_KEYS_TOTAL, "Deleted or expired keys removed for good");
     describe_counter!(
         REAP_DEFERRED_TOTAL,

@@ -15,7 +15,7 @@ use crate::antientropy::AntiEntropy;
 use crate::cluster::{Cluster, ClusterError, Member, Settings, Status};
 use crate::config::Config;
 use crate::coordinator::quorum::Quorum;
-use crate::coordinator::{ClusterPeers, Coordinator, NodeIdentity, Peers};
+use crate::coordinator::{ClusterPeers, CoordError, Coordinator, NodeIdentity, Peers};
 use crate::handoff::Transfers;
 use crate::peer::{PeerClient, PeerRequest, PeerResponse, RemoteError, Request, Response, Transport};
 use crate::replica::Replica;
@@ -32,6 +32,8 @@ pub enum NodeError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// What a reply that acknowledges writes waits for: the writes up to a point of this node's
@@ -59,6 +61,8 @@ pub struct Node {
     pub coordinator: Coordinator,
     /// Who this node is to its peers (for the peer listener's handshake).
     pub peer_identity: Arc<Identity>,
+    /// Certificates for the TLS client port and, with `--tls-cluster yes`, the peer port.
+    pub tls: Option<Arc<crate::tls::Tls>>,
     /// Progress of partition transfers.
     pub transfers: Arc<Transfers>,
     /// Merkle trees and exchanges.
@@ -127,19 +131,25 @@ impl Node {
     ) -> Result<Arc<Node>, NodeError> {
         let idle_timeout = config.timeout;
         rpc::set_max_frame(config.max_frame_bytes);
-        let storage = Storage::open(&config.data_dir, config.fsync)?;
+        let storage = Storage::open_keeping(&config.data_dir, config.fsync, config.min_free_disk)?;
         let node_id = Replica::node_id(&storage, config.node_id.as_deref(), || random_hex(8))?;
         // Contexts must decode on every node: signed with the cluster secret when there is
         // one, else with the key the cluster was founded with (carried by its state).
         let context_key = config.cluster_secret.as_deref().map(|s| ContextKey::derive(s.as_bytes()));
         let timeout = Duration::from_millis(config.request_timeout_ms);
         let peer_identity = Arc::new(Identity::new(&node_id, CLUSTER_NAME, config.cluster_secret.as_deref()));
+        let tls = match &config.tls {
+            Some(files) => Some(Arc::new(crate::tls::Tls::new(files.clone(), config.tls_cluster)?)),
+            None => None,
+        };
         let (transport, simulated): (Arc<dyn Transport>, _) = match network {
             Network::Tcp => {
                 // A peer that does not take a connection within this is silent (a forward
                 // then moves on: a request never sent may go elsewhere).
                 let connect = Duration::from_millis(config.sloppy_after_ms.max(500)).min(timeout);
-                (Arc::new(PeerClient::new(peer_identity.clone(), config.cluster_listen.ip(), connect)), None)
+                let client = PeerClient::new(peer_identity.clone(), config.cluster_listen.ip(), connect)
+                    .with_tls(tls.clone().filter(|t| t.cluster()));
+                (Arc::new(client), None)
             }
             Network::Simulated { transport, peers } => (transport, peers),
         };
@@ -162,6 +172,7 @@ impl Node {
         };
         let replica = Arc::new(Replica::new(storage.clone(), &node_id));
         replica.admission().set_target(Duration::from_millis(config.background_p99_ms));
+        replica.set_max_siblings(config.max_siblings);
         let cluster = Cluster::open(settings, replica.clone(), transport)?;
         // Keys with a hash tag stored by a build before tags moved to their tag's position;
         // those of partitions this node does not replicate go to their replicas.
@@ -194,6 +205,7 @@ impl Node {
             config,
             coordinator,
             peer_identity,
+            tls,
             transfers: Arc::new(Transfers::default()),
             aae,
             metrics,
@@ -307,7 +319,7 @@ impl Node {
         };
         match committed {
             Ok(()) => Response::Ack,
-            Err(e) => Response::Error(RemoteError::Failed(e.to_string())),
+            Err(e) => Response::Error(e.to_remote()),
         }
     }
 }
@@ -324,10 +336,10 @@ impl Node {
         match self.coordinator.replica().apply_patch_when_based(key, patch, deadline).await {
             Ok(true) => match self.coordinator.commit(self.coordinator.write_mark()).await {
                 Ok(()) => Response::Ack,
-                Err(e) => Response::Error(RemoteError::Failed(e.to_string())),
+                Err(e) => Response::Error(e.to_remote()),
             },
             Ok(false) => Response::Stale,
-            Err(e) => Response::Error(RemoteError::Failed(e.to_string())),
+            Err(e) => Response::Error(CoordError::from(e).to_remote()),
         }
     }
 }
@@ -360,6 +372,18 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                     cluster: cluster.cluster_id(),
                     body: Response::Error(RemoteError::Expired),
                 };
+            }
+            // A write to coordinate or decide here is refused at once while the disk refuses
+            // writes (it would fail at its first write): the sender takes the next owner.
+            if matches!(req.body, Request::Modify { .. } | Request::Put { .. }) {
+                let disk = self.coordinator.storage().health();
+                if let Some(trouble) = disk.trouble() {
+                    return PeerResponse {
+                        ring_version: cluster.view().ring_version(),
+                        cluster: cluster.cluster_id(),
+                        body: Response::Error(RemoteError::DiskRefused(disk.refuse(trouble).to_string())),
+                    };
+                }
             }
             let failed = |e: &dyn std::fmt::Display| Response::Error(RemoteError::Failed(e.to_string()));
             let body = match req.body {
@@ -403,6 +427,9 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                     let reply = self.merge_and_ack(entries.iter().map(|(k, s)| (k, s)), None).await;
                     match &reply {
                         Response::Ack => self.transfers.received(entries.len() as u64),
+                        Response::Error(RemoteError::DiskRefused(_)) => {
+                            tracing::debug!(partition, "storing a transfer batch failed: {reply:?}")
+                        }
                         _ => tracing::warn!(partition, "storing a transfer batch failed: {reply:?}"),
                     }
                     reply
@@ -418,7 +445,7 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                 Request::AaePush { entries } => self.merge_and_ack(entries.iter().map(|(k, s)| (k, s)), None).await,
                 Request::Reap { key, digest } => match self.coordinator.reap_replica(&key, digest) {
                     Ok(()) => Response::Ack,
-                    Err(e) => failed(&e),
+                    Err(e) => Response::Error(e.to_remote()),
                 },
                 Request::TransferDone { partition, to } => match cluster.on_transfer_done(partition, &to) {
                     Ok(state) => Response::State(Box::new(state)),
@@ -446,7 +473,7 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                     match self.coordinator.modify_forwarded(&key, op, budget, from_script).await {
                         Ok(outcome) => match self.coordinator.commit(self.coordinator.write_mark()).await {
                             Ok(()) => Response::Modified(outcome),
-                            Err(e) => failed(&e),
+                            Err(e) => Response::Error(e.to_remote()),
                         },
                         Err(e) => Response::Error(e.to_remote()),
                     }
@@ -483,7 +510,7 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                     match self.coordinator.put_forwarded(&key, context, write, w, budget).await {
                         Ok(set) => match self.coordinator.commit(self.coordinator.write_mark()).await {
                             Ok(()) => Response::Written((*set).clone()),
-                            Err(e) => failed(&e),
+                            Err(e) => Response::Error(e.to_remote()),
                         },
                         Err(e) => Response::Error(e.to_remote()),
                     }

@@ -205,6 +205,13 @@ pub enum RemoteError {
     OtherCluster { ours: u64 },
     #[error("{0}")]
     Failed(String),
+    /// A write refused unapplied: this node's disk is in trouble (`storage/health.rs`). The
+    /// sender treats the node as failed for it (a stand-in, the next owner, the next decider).
+    #[error("the node's disk refuses writes: {0}")]
+    DiskRefused(String),
+    /// A write refused for the siblings it would leave (`replica::WriteError::Siblings`).
+    #[error("too many siblings ({kept} of at most {max})")]
+    TooManySiblings { kept: usize, max: usize },
 }
 
 /// A reply as it travels between nodes (a script run at another node than its client's):

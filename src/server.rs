@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::command::{self, CommandMetrics, Session};
@@ -32,8 +32,17 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(BACKLOG)
 }
 
-/// Serves clients on `listener` until `shutdown` turns true.
-pub async fn serve(node: Arc<Node>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+/// How long a client has to finish its TLS handshake.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// Serves clients on `listener` until `shutdown` turns true; over TLS with `tls`'s current
+/// certificates when given (the `--tls-port` listener).
+pub async fn serve(
+    node: Arc<Node>,
+    listener: TcpListener,
+    tls: Option<Arc<crate::tls::Tls>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let metrics = Arc::new(CommandMetrics::register());
     let slots = node.client_slots.clone();
     let limits = Limits { max_request_bytes: node.config.max_request_bytes, ..Limits::default() };
@@ -54,23 +63,34 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, mut shutdown: watch::
         node.total_connections.fetch_add(1, Ordering::Relaxed);
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             node.rejected_connections.fetch_add(1, Ordering::Relaxed);
-            let mut socket = socket;
-            let _ = socket.write_all(b"-ERR max number of clients reached\r\n").await;
+            // (A TLS client gets no plaintext error: the connection just closes.)
+            if tls.is_none() {
+                let mut socket = socket;
+                let _ = socket.write_all(b"-ERR max number of clients reached\r\n").await;
+            }
             continue;
         };
         let (node, metrics) = (node.clone(), metrics.clone());
         let shutdown = shutdown.clone();
+        let acceptor = tls.as_ref().map(|t| t.client_acceptor());
         tokio::spawn(async move {
             let _ = socket.set_nodelay(true);
             let laddr = socket.local_addr().unwrap_or(addr);
-            let client = node.clients.connect(addr, laddr, i64::from(socket.as_raw_fd()));
-            metrics::gauge!(m::CONNECTED_CLIENTS).increment(1.0);
-            let session = Session::new(client.clone(), node.requirepass.read().is_none());
-            if let Err(e) = connection(&node, &metrics, socket, session, limits, shutdown).await {
-                tracing::debug!("connection {addr} ended: {e}");
+            let fd = i64::from(socket.as_raw_fd());
+            match acceptor {
+                None => client(&node, &metrics, socket, (addr, laddr, fd), limits, shutdown).await,
+                Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(socket)).await {
+                    Ok(Ok(socket)) => client(&node, &metrics, socket, (addr, laddr, fd), limits, shutdown).await,
+                    Ok(Err(e)) => {
+                        metrics::counter!(m::TLS_HANDSHAKE_FAILURES_TOTAL).increment(1);
+                        tracing::debug!("TLS handshake with {addr} failed: {e}");
+                    }
+                    Err(_) => {
+                        metrics::counter!(m::TLS_HANDSHAKE_FAILURES_TOTAL).increment(1);
+                        tracing::debug!("{addr} did not finish its TLS handshake");
+                    }
+                },
             }
-            node.clients.disconnect(client.id);
-            metrics::gauge!(m::CONNECTED_CLIENTS).decrement(1.0);
             if node.take_owed_slot() {
                 permit.forget();
             } else {
@@ -79,6 +99,32 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, mut shutdown: watch::
         });
     }
 }
+
+/// A client's connection from its registration (CLIENT LIST) to its end; `at` is its address,
+/// the local address and the socket's descriptor.
+async fn client<S: Socket>(
+    node: &Node,
+    metrics: &CommandMetrics,
+    socket: S,
+    at: (std::net::SocketAddr, std::net::SocketAddr, i64),
+    limits: Limits,
+    shutdown: watch::Receiver<bool>,
+) {
+    let (addr, laddr, fd) = at;
+    let client = node.clients.connect(addr, laddr, fd);
+    metrics::gauge!(m::CONNECTED_CLIENTS).increment(1.0);
+    let session = Session::new(client.clone(), node.requirepass.read().is_none());
+    if let Err(e) = connection(node, metrics, socket, session, limits, shutdown).await {
+        tracing::debug!("connection {addr} ended: {e}");
+    }
+    node.clients.disconnect(client.id);
+    metrics::gauge!(m::CONNECTED_CLIENTS).decrement(1.0);
+}
+
+/// A client's byte stream: TCP, or TLS over it.
+trait Socket: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Socket for S {}
 
 /// Replies are written out once a batch's pass this many bytes, before the rest of it runs:
 /// a connection never holds more replies than this and one reply (in a cluster, one wave of
@@ -95,10 +141,10 @@ const SHRINK_ABOVE: usize = 1 << 20;
 const BUFFER: usize = 16 * 1024;
 
 /// Reads requests, runs every complete one in the buffer, then writes all their replies at once.
-async fn connection(
+async fn connection<S: Socket>(
     node: &Node,
     metrics: &CommandMetrics,
-    mut socket: TcpStream,
+    mut socket: S,
     mut session: Session,
     limits: Limits,
     mut shutdown: watch::Receiver<bool>,
@@ -199,6 +245,7 @@ async fn connection(
                 line = next_line(&mut monitor) => {
                     if let Some(line) = line {
                         socket.write_all(&line).await?;
+                        socket.flush().await?;
                     }
                 }
                 () = messages(&mailbox) => {
@@ -220,14 +267,14 @@ async fn connection(
 
 /// Where a connection's replies go: the socket, the replies not yet written, the ticket of
 /// the writes they acknowledge, and the MONITOR feed to join before a MONITOR's `+OK` leaves.
-struct Out<'a> {
-    socket: &'a mut TcpStream,
+struct Out<'a, S> {
+    socket: &'a mut S,
     output: &'a mut BytesMut,
     ticket: &'a mut Ticket,
     monitor: &'a mut Option<crate::clients::Subscription>,
 }
 
-impl Out<'_> {
+impl<S: Socket> Out<'_, S> {
     /// Writes the replies, once the writes they acknowledge are durable: whether the
     /// connection goes on (not when a commit failed or it was killed during the write).
     async fn flush(&mut self, node: &Node, session: &mut Session) -> std::io::Result<bool> {
@@ -265,13 +312,13 @@ impl Out<'_> {
 /// It does not when it closed while a blocking command waited, when it was killed, or when
 /// its replies passed its class's hard `client-output-buffer-limit` (closed without them, as
 /// Redis closes such a client).
-async fn run_batch(
+async fn run_batch<S: Socket>(
     node: &Node,
     session: &mut Session,
     metrics: &CommandMetrics,
     batch: &[Vec<Bytes>],
     input: &mut BytesMut,
-    out: &mut Out<'_>,
+    out: &mut Out<'_, S>,
 ) -> std::io::Result<bool> {
     let mut done = 0;
     while done < batch.len() && !session.quit {
@@ -309,13 +356,13 @@ async fn run_batch(
 /// popped for a client that is gone, as in Redis) and the answer is `closed`; requests that
 /// arrive meanwhile wait in `input` (up to a limit, then the socket is left unread until the
 /// batch ends).
-async fn run_some(
+async fn run_some<S: Socket>(
     node: &Node,
     session: &mut Session,
     metrics: &CommandMetrics,
     batch: &[Vec<Bytes>],
     output: &mut BytesMut,
-    socket: &mut TcpStream,
+    socket: &mut S,
     input: &mut BytesMut,
 ) -> (Ticket, usize, bool) {
     if !batch.iter().any(|args| command::blocks(args)) {
@@ -346,10 +393,15 @@ const READ_AHEAD_LIMIT: usize = 1 << 20;
 /// subscriber over its output limit that stopped reading never would): whether they were
 /// written. A write the socket takes at once goes out even when killed: a connection that
 /// killed itself (CLIENT KILL ... SKIPME no) gets its reply, as in Redis.
-async fn write(socket: &mut TcpStream, bytes: &[u8], session: &Session) -> std::io::Result<bool> {
+async fn write<S: Socket>(socket: &mut S, bytes: &[u8], session: &Session) -> std::io::Result<bool> {
+    // TLS keeps what it encrypted until flushed (TCP's flush does nothing).
+    let all = async {
+        socket.write_all(bytes).await?;
+        socket.flush().await
+    };
     tokio::select! {
         biased;
-        r = socket.write_all(bytes) => r.map(|()| true),
+        r = all => r.map(|()| true),
         () = session.client.killed() => Ok(false),
     }
 }

@@ -290,6 +290,8 @@ fn open_node(net: &Arc<Net>, i: u8, dir: &std::path::Path, live: Option<Vec<Sock
         cluster_listen: Some(member(i).addr),
         listen: Some(member(i).client),
         fsync: Some(crate::storage::FsyncPolicy::Never),
+        // No reserve: a schedule never depends on the free space of the machine it runs on.
+        min_free_disk: Some("0".into()),
         request_timeout_ms: Some(TIMEOUT.as_millis() as u64),
         sloppy_after_ms: Some(SLOPPY_AFTER.as_millis() as u64),
         ..Default::default()

@@ -9,6 +9,9 @@
 //! the node's memory grows (compared with redis-server 7 byte for byte), and a client that
 //! pipelines 3 GB of replies and never reads them holds the node to a bounded memory while
 //! other clients are served.
+//!
+//! Issue 24, item 4 (bounded keys): blind DPUTs to one key stop at `--max-siblings` with an
+//! error that says what to do, and a node joins with every transfer of that key finished.
 
 mod harness;
 
@@ -17,7 +20,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::time::{Duration, Instant};
 
-use harness::{resp_cmd, Node};
+use harness::{resp_cmd, Cluster, Node};
 
 const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
@@ -498,4 +501,50 @@ fn a_client_that_does_not_read_its_replies_is_bounded() {
         peak_after >> 20
     );
     assert!(peak_after < peak_before + (1 << 30), "peak RSS grew from {peak_before} to {peak_after}");
+}
+
+/// Issue 24, item 4: 300 blind DPUTs of 100 KB to one key (a client that never sends the
+/// context back) leave it with at most 100 siblings; the rest are refused with an error that
+/// tells the client to DGET and merge. A fourth node then joins with every transfer finished
+/// (before the cap the key outgrew a peer frame and the join never did), and a merge written
+/// with its context leaves one value and opens the key to blind writes again.
+#[test]
+fn blind_writes_cannot_grow_a_key_without_bound() {
+    let mut c = Cluster::start(3, &[]);
+    let mut con = c.nodes[0].conn();
+    let filler = "x".repeat(100_000);
+    let (mut accepted, mut refused) = (0, 0);
+    for i in 0..300 {
+        let value = format!("{i:03}{filler}");
+        match redis::cmd("DPUT").arg("cart").arg("").arg(&value).query::<redis::Value>(&mut con) {
+            Ok(_) => accepted += 1,
+            Err(e) => {
+                let text = e.to_string();
+                assert!(text.contains("too many siblings") && text.contains("DGET"), "{text}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((accepted, refused), (100, 200));
+    let (_, values) = harness::dget(&mut con, "cart");
+    assert_eq!(values.len(), 100);
+    let new = c.add(&[]);
+    c.wait_converged(Duration::from_secs(120));
+    harness::wait_until("every transfer finished", Duration::from_secs(120), || {
+        c.nodes
+            .iter()
+            .all(|n| matches!(harness::q(&mut n.conn(), &["KURA", "TRANSFERS"]), redis::Value::Int(0)))
+            .then_some(())
+    });
+    if c.preflist(new, "cart").contains(&new) {
+        harness::wait_until("the new replica holds the key", Duration::from_secs(60), || {
+            (harness::local(&c.nodes[new], "cart").len() == 100).then_some(())
+        });
+    }
+    let (context, values) = harness::dget(&mut c.nodes[new].conn(), "cart");
+    assert_eq!(values.len(), 100);
+    harness::dput(&mut con, "cart", &context, "merged");
+    assert_eq!(harness::dget(&mut con, "cart").1, ["merged"]);
+    harness::dput(&mut con, "cart", "", "blind again");
+    assert_eq!(harness::dget(&mut con, "cart").1.len(), 2);
 }

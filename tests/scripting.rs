@@ -715,6 +715,40 @@ fn a_busy_function_is_killed() {
     assert_eq!(admin.text(&["ping"]), "+PONG\r\n");
 }
 
+/// A request that arrives while an FCALL is starting (it holds the node's gate but reads the
+/// libraries before it registers as running) answers BUSY once the function passes the
+/// threshold, instead of waiting for the gate as long as the function runs (a CI run of
+/// `a_busy_function_is_killed` once waited 30 s for such a PING). Each round loads a new
+/// version of the library, so the FCALL reads the libraries again, and PINGs from several
+/// connections race it.
+#[test]
+fn requests_racing_a_starting_function_answer_busy() {
+    let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
+    let mut admin = Raw::connect(node.addr());
+    assert_eq!(admin.text(&["config", "set", "busy-reply-threshold", "100"]), "+OK\r\n");
+    let busy = "-BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.\r\n";
+    let mut pingers: Vec<Raw> = (0..8).map(|_| Raw::connect(node.addr())).collect();
+    let mut looping = Raw::connect(node.addr());
+    for round in 0..5 {
+        let lib = format!(
+            "#!lua name=busy\nredis.register_function('spin', function() local v = {round} while true do end end)"
+        );
+        assert_eq!(admin.text(&["function", "load", "replace", &lib]), bulk("busy"));
+        looping.send(&[b"fcall", b"spin", b"0"]);
+        for pinger in &mut pingers {
+            pinger.send(&[b"ping"]);
+        }
+        for pinger in &mut pingers {
+            let reply = String::from_utf8_lossy(&pinger.reply()).into_owned();
+            assert!(reply == busy || reply == "+PONG\r\n", "round {round}: {reply}");
+        }
+        wait_until("the function is killed", Duration::from_secs(20), || {
+            (admin.text(&["function", "kill"]) == "+OK\r\n").then_some(())
+        });
+        assert!(String::from_utf8_lossy(&looping.reply()).starts_with("-ERR Script killed by user"), "round {round}");
+    }
+}
+
 /// Issue 22: a script with keys runs at the deciding owner of its first key, holding every key
 /// it declares. Many clients on every node run read-then-write scripts over two keys of one
 /// hash tag (half of them naming the keys in the other order) while others INCR one of them:

@@ -177,6 +177,10 @@ impl AntiEntropy {
     /// by the one with the smaller id, unless `all` (then by this node for every pair).
     async fn round(&self, all: bool) -> Result<(), AaeError> {
         self.built().await;
+        // An exchange repairs this node's copy too: not while its disk refuses writes.
+        if self.replica.storage().health().trouble().is_some() {
+            return Ok(());
+        }
         let view = self.cluster.view();
         let Some(state) = view.state.as_ref() else { return Ok(()) };
         if state.ring.in_transition() {

@@ -114,7 +114,8 @@ impl Cluster {
                 let _guard = self.changing.lock();
                 let view = self.view.load();
                 let Some(state) = &view.state else { continue };
-                if state.claimant() != Some(self.me()) {
+                // A claimant whose storage failed cannot save a new ring (until its restart).
+                if state.claimant() != Some(self.me()) || self.replica.storage().health().engine_failed() {
                     continue;
                 }
                 let Some(next) = state.next(self.settings.n, &|id| self.is_up(id)) else { continue };

@@ -96,6 +96,16 @@ impl ClusterError {
             _ => false,
         }
     }
+
+    /// Whether this is a write refused unapplied for a disk's trouble, this node's (its
+    /// storage logs it once) or the peer's.
+    pub fn is_disk_refused(&self) -> bool {
+        match self {
+            ClusterError::Storage(e) => e.is_refused(),
+            ClusterError::Remote { error: RemoteError::DiskRefused(_), .. } => true,
+            _ => false,
+        }
+    }
 }
 
 /// How this node runs in its cluster.
@@ -468,8 +478,10 @@ impl Cluster {
 
     /// Answers a gossip round: merge theirs, reply with ours.
     pub fn on_gossip(&self, theirs: &ClusterState) -> Response {
-        if let Err(e) = self.merge(theirs) {
-            tracing::error!("cannot save merged state: {e}");
+        match self.merge(theirs) {
+            Err(e) if e.is_disk_refused() => tracing::debug!("cannot save merged state: {e}"),
+            Err(e) => tracing::error!("cannot save merged state: {e}"),
+            Ok(_) => {}
         }
         match self.view().state.clone() {
             Some(s) => Response::State(Box::new(s)),

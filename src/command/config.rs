@@ -80,6 +80,16 @@ fn parameters(node: &Node) -> Vec<(&'static str, String)> {
         ("kura-metrics-listen", c.metrics_listen.to_string()),
         ("kura-node-id", node.coordinator.identity().node_id.clone()),
     ];
+    let tls = node.tls.as_ref().map(|t| t.files());
+    let path = |p: Option<&std::path::PathBuf>| p.map(|p| p.display().to_string()).unwrap_or_default();
+    out.extend([
+        ("tls-port", c.tls_listen.map_or(0, |a| a.port()).to_string()),
+        ("tls-cert-file", path(tls.as_ref().map(|t| &t.cert))),
+        ("tls-key-file", path(tls.as_ref().map(|t| &t.key))),
+        ("tls-ca-cert-file", path(tls.as_ref().and_then(|t| t.ca.as_ref()))),
+        ("tls-auth-clients", tls.as_ref().map_or("yes", |t| t.auth_clients.as_str()).into()),
+        ("tls-cluster", if c.tls_cluster { "yes" } else { "no" }.into()),
+    ]);
     let encodings = node.encodings.lock().clone();
     let value = |name: &str| encodings.iter().find(|(n, _)| *n == name).map_or(0, |(_, v)| *v).to_string();
     out.extend(encodings.iter().map(|(n, v)| (*n, v.to_string())));
@@ -105,6 +115,8 @@ fn set(node: &Node, args: &[Bytes]) -> CmdResult {
     let mut output = None;
     let mut notify = None;
     let mut encodings = Vec::new();
+    let mut tls = node.tls.as_ref().map(|t| t.files());
+    let mut tls_changed = false;
     for pair in args[2..].chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_lowercase();
         let value = String::from_utf8_lossy(&pair[1]);
@@ -119,6 +131,25 @@ fn set(node: &Node, args: &[Bytes]) -> CmdResult {
             "requirepass" => password = Some(value.into_owned()),
             "timeout" => timeout = Some(value.parse::<u64>().map_err(|_| invalid())?),
             "busy-reply-threshold" | "lua-time-limit" => busy = Some(value.parse::<u64>().map_err(|_| invalid())?),
+            "tls-cert-file" | "tls-key-file" | "tls-ca-cert-file" | "tls-auth-clients" => {
+                let failed = |why: &str| {
+                    CommandError::Other(format!("CONFIG SET failed (possibly related to argument '{name}') - {why}"))
+                };
+                let files = tls
+                    .as_mut()
+                    .ok_or_else(|| failed("TLS is off: start the node with --tls-port or --tls-cluster yes"))?;
+                let path = std::path::PathBuf::from(value.as_ref());
+                match name.as_str() {
+                    "tls-cert-file" => files.cert = path,
+                    "tls-key-file" => files.key = path,
+                    "tls-ca-cert-file" => files.ca = (!value.is_empty()).then_some(path),
+                    _ => {
+                        files.auth_clients = crate::tls::AuthClients::parse(&value)
+                            .ok_or_else(|| failed("argument(s) must be one of the following: no, yes, optional"))?
+                    }
+                }
+                tls_changed = true;
+            }
             "client-output-buffer-limit" => {
                 let current = output.unwrap_or_else(|| node.clients.output_limits());
                 output = Some(parse_output_limits(&value, current).map_err(|why| {
@@ -156,6 +187,13 @@ fn set(node: &Node, args: &[Bytes]) -> CmdResult {
                 )));
             }
         }
+    }
+    // The certificates are read (and every one checked) before anything else changes.
+    if let (Some(files), Some(current), true) = (tls, &node.tls, tls_changed) {
+        current.reload(Some(files)).map_err(|e| {
+            tracing::warn!("TLS certificates not reloaded, the old ones stay: {e}");
+            CommandError::Other(format!("CONFIG SET failed - Unable to update TLS configuration: {e}"))
+        })?;
     }
     if let Some(t) = threshold {
         node.slowlog.slower_than_us.store(t, Relaxed);

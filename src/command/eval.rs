@@ -130,8 +130,12 @@ async fn eval_placed(
             if fresh {
                 // Redis caches what EVAL ran; kura's cache is the cluster's.
                 node.scripts.insert(script.clone());
-                if let Err(e) = store(node, &script).await {
-                    tracing::warn!("could not store script {}: {e}", script.sha);
+                match store(node, &script).await {
+                    Err(CommandError::Coordinator(e)) if e.is_disk_refused() => {
+                        tracing::debug!("could not store script {}: {e}", script.sha)
+                    }
+                    Err(e) => tracing::warn!("could not store script {}: {e}", script.sha),
+                    Ok(_) => {}
                 }
             }
             Ok(reply)

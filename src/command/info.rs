@@ -116,9 +116,22 @@ fn section(node: &Node, name: &str, walk: Option<&KeyspaceWalk>, out: &mut Strin
         }
         "persistence" => {
             let st = node.coordinator.storage().stats();
+            let disk = node.coordinator.storage().health().status();
             line("loading", &0);
             line("aof_enabled", &1);
             line("appendfsync", &format!("{:?}", c.fsync).to_lowercase());
+            // Redis's field for a failed write of its journal (MISCONF), and kura's detail
+            // (`storage/health.rs`).
+            line("aof_last_write_status", &if disk.trouble.is_some() { "err" } else { "ok" });
+            line("kura_disk_ok", &u8::from(disk.trouble.is_none()));
+            line("kura_disk_state", &disk.trouble.as_ref().map_or("ok", |t| t.name()));
+            let reason = disk.trouble.as_ref().map(|t| t.to_string().replace(['\r', '\n'], " ")).unwrap_or_default();
+            line("kura_disk_error", &reason);
+            line("kura_disk_error_seconds", &disk.for_secs);
+            line("kura_disk_free_bytes", &disk.free);
+            line("kura_disk_min_free_bytes", &disk.reserve);
+            line("kura_disk_refused_writes", &disk.refused);
+            line("kura_disk_restart_wanted", &u8::from(disk.restart_wanted));
             line("storage_engine", &"fjall");
             line("storage_disk_bytes", &st.disk_bytes);
             line("storage_journal_bytes", &st.journal_bytes);

@@ -82,6 +82,7 @@ use crate::coordinator::{CoordError, WriteContext};
 use crate::node::Node;
 use crate::pubsub::Kind;
 use crate::resp::{Protocol, Reply};
+use crate::storage::{DiskTrouble, StorageError};
 use crate::version::ContextError;
 
 /// The state of one client connection that commands read and change.
@@ -197,6 +198,18 @@ pub enum CommandError {
     /// An error with its own code (`NOPROTO ...`).
     #[error("{0}")]
     Coded(String),
+    /// A write refused while the disk is in trouble (`MISCONF`).
+    #[error(transparent)]
+    Disk(DiskTrouble),
+}
+
+/// Redis 7's refusal of a write while it cannot persist (`MISCONF Errors writing to the AOF
+/// file: ...`), with this node's reason.
+fn misconf(trouble: &DiskTrouble) -> String {
+    format!(
+        "MISCONF Errors writing to the disk: {trouble}. Commands that may modify the data set are disabled. \
+         Please check the node's log for details."
+    )
 }
 
 impl CommandError {
@@ -205,6 +218,10 @@ impl CommandError {
             CommandError::NoAuth => format!("NOAUTH {self}"),
             CommandError::WrongPass => format!("WRONGPASS {self}"),
             CommandError::Coded(s) => s.clone(),
+            CommandError::Disk(trouble)
+            | CommandError::Coordinator(CoordError::Storage(
+                StorageError::Refused(trouble) | StorageError::WriteFailed(trouble),
+            )) => misconf(trouble),
             CommandError::Coordinator(CoordError::Context(e)) => format!("ERR invalid context: {e}"),
             CommandError::Coordinator(CoordError::Rmw(
                 e @ (crate::rmw::RmwError::NotHll | crate::rmw::RmwError::WrongType),
@@ -343,6 +360,22 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
             return Reply::Error(format!("ERR {error}"));
         }
     }
+    // While the disk is in trouble a write is refused before it runs (Redis's MISCONF, after
+    // the arity check; refused inside MULTI too, failing the EXEC); reads and admin commands run.
+    if let Some(trouble) = disk_refuses(node, &conn, cmd) {
+        metrics.errors[i].increment(1);
+        node.clients.note_error("MISCONF");
+        let trouble = node.coordinator.storage().health().refuse(trouble);
+        if cmd == Cmd::Exec {
+            if let Conn::Mut(session) = &mut conn {
+                session.multi = None;
+                session.watched.clear();
+            }
+            return Reply::Error(format!("EXECABORT Transaction discarded because of: {}", misconf(&trouble)));
+        }
+        refuse(&mut conn);
+        return CommandError::Disk(trouble).to_reply();
+    }
     if let Conn::Mut(session) = &mut conn {
         if session.multi.is_some() && !cmd.runs_in_multi() {
             if !session.authenticated && !spec.no_auth {
@@ -450,15 +483,39 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
     }
 }
 
+/// The disk's trouble when it refuses `cmd` now: a command flagged `write`, or an EXEC whose
+/// queue holds one (Redis's rule). A client that has not authenticated hears NOAUTH instead.
+fn disk_refuses(node: &Node, conn: &Conn<'_>, cmd: Cmd) -> Option<DiskTrouble> {
+    let trouble = node.coordinator.storage().health().trouble()?;
+    let (authenticated, queued) = match conn {
+        Conn::Mut(session) => (session.authenticated, session.multi.as_ref()),
+        Conn::Shared { authenticated } => (*authenticated, None),
+    };
+    let writes = |c: Cmd| c.spec().flags.contains(&"write");
+    let queued_write = || {
+        queued.is_some_and(|q| {
+            q.requests.iter().any(|args| args.first().and_then(|n| Cmd::lookup(n)).is_some_and(writes))
+        })
+    };
+    (authenticated && (writes(cmd) || (cmd == Cmd::Exec && queued_write()))).then_some(trouble)
+}
+
 /// Whether a request is a blocking command (its connection is watched while it waits).
 pub fn blocks(args: &[Bytes]) -> bool {
     args.first().and_then(|name| Cmd::lookup(name)).is_some_and(Cmd::blocks)
 }
 
 /// Takes the gate, or answers BUSY when a script holding it runs past the threshold.
+///
+/// The fast path is a gate that is free now. A request that has to wait always watches the
+/// busy flag too: an EVAL or FCALL takes the gate before it registers as running (it reads
+/// the libraries first), so a request that found no script running and then waited on the
+/// gate without watching would wait as long as the script runs.
 async fn gate_or_busy<G>(node: &Node, acquire: impl std::future::Future<Output = G>) -> Result<G, Reply> {
-    if !node.scripts.may_be_busy() {
-        return Ok(acquire.await);
+    use futures::FutureExt;
+    tokio::pin!(acquire);
+    if let Some(g) = (&mut acquire).now_or_never() {
+        return Ok(g);
     }
     let mut busy = node.scripts.busy();
     tokio::select! {

@@ -193,8 +193,11 @@ impl Background {
             metrics::counter!(m::READ_REPAIRS_TOTAL).increment(1);
             if target.node == self.me {
                 let stored = self.replica.merge(&key, &merged, target.hint_for.as_deref());
-                if let Err(e) = stored.and_then(|()| self.replica.commit()) {
-                    tracing::warn!("local read repair failed: {e}");
+                match stored.and_then(|()| self.replica.commit()) {
+                    // The disk refuses writes (logged by storage): the repair waits for it.
+                    Err(e) if e.is_refused() => tracing::debug!("local read repair failed: {e}"),
+                    Err(e) => tracing::warn!("local read repair failed: {e}"),
+                    Ok(()) => {}
                 }
                 continue;
             }

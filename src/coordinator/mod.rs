@@ -64,9 +64,22 @@ pub enum CoordError {
     /// (`scripts.rs`); nothing was written.
     #[error("the key is held by a running script")]
     Busy,
+    /// A write with a context that would leave the key with too many siblings (nothing was
+    /// written).
+    #[error("too many siblings: the key holds {kept} values this write did not see (at most {max}); read them with DGET and write their merge back with DPUT and its context")]
+    TooManySiblings { kept: usize, max: usize },
     /// A walk run on the blocking pool did not finish (it panicked).
     #[error("a storage walk failed: {0}")]
     Walk(#[from] tokio::task::JoinError),
+}
+
+impl From<crate::replica::WriteError> for CoordError {
+    fn from(e: crate::replica::WriteError) -> Self {
+        match e {
+            crate::replica::WriteError::Storage(e) => CoordError::Storage(e),
+            crate::replica::WriteError::Siblings { kept, max } => CoordError::TooManySiblings { kept, max },
+        }
+    }
 }
 
 impl From<ModifyError> for CoordError {
@@ -81,6 +94,16 @@ impl From<ModifyError> for CoordError {
 pub type Result<T> = std::result::Result<T, CoordError>;
 
 impl CoordError {
+    /// Whether this is a write the disk refused unapplied (logged once by storage: callers
+    /// that retry it keep quiet).
+    pub fn is_disk_refused(&self) -> bool {
+        match self {
+            CoordError::Storage(e) => e.is_refused(),
+            CoordError::Cluster(e) => e.is_disk_refused(),
+            _ => false,
+        }
+    }
+
     /// The form a peer reports this error in.
     pub fn to_remote(&self) -> RemoteError {
         match self {
@@ -93,6 +116,8 @@ impl CoordError {
             }
             CoordError::Rmw(e) => RemoteError::Rmw(e.clone()),
             CoordError::Busy => RemoteError::Busy,
+            CoordError::TooManySiblings { kept, max } => RemoteError::TooManySiblings { kept: *kept, max: *max },
+            CoordError::Storage(StorageError::Refused(trouble)) => RemoteError::DiskRefused(trouble.to_string()),
             other => RemoteError::Failed(other.to_string()),
         }
     }

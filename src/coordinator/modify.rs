@@ -5,7 +5,8 @@
 //! sees what other coordinators wrote), decides, and replicates the result like a put.
 //! A forward is sent once, never hedged or re-sent elsewhere: it may have been applied. Only a
 //! forward that certainly never reached its decider (the connection failed before it was sent)
-//! goes to the next owner. A forward that may have been applied and got no outcome (the
+//! or that it refused unapplied (its disk is in trouble: `RemoteError::DiskRefused`) goes to
+//! the next owner. A forward that may have been applied and got no outcome (the
 //! decider missed W, the connection dropped after sending, no answer in time) answers
 //! `NoQuorum`/`Unanswered`, "may have been applied", never an error a client would retry on.
 //! When no owner is up the first node of the ring walk that is up (a stand-in) decides.
@@ -46,7 +47,8 @@ fn forwarded(peer: &str, answer: std::result::Result<Response, ClusterError>) ->
             let op = if op == "read" { "read" } else { "write" };
             Forwarded::Answer(Err(CoordError::NoQuorum { op, needed, got }))
         }
-        Err(e) if e.not_sent() => Forwarded::NotSent,
+        // Refused unapplied by a decider whose disk is in trouble: as if it never got it.
+        Err(e) if e.not_sent() || e.is_disk_refused() => Forwarded::NotSent,
         // Refused there unapplied (arrived after its deadline, the node not ready ...).
         Err(e @ ClusterError::Remote { .. }) => Forwarded::Answer(Err(CoordError::Cluster(e))),
         // Sent, and then no answer: a timeout, the connection closed while waiting.
@@ -184,6 +186,7 @@ mod tests {
             rpc(RpcError::Connect { addr, source: refused() }),
             rpc(RpcError::NotSent(addr)),
             Err(ClusterError::UnknownMember("d".into())),
+            remote(RemoteError::DiskRefused("No space left on device".into())),
         ] {
             assert!(matches!(forwarded("d", never_sent), Forwarded::NotSent));
         }

@@ -11,8 +11,9 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use super::gather::{self, gather};
 use super::quorum::{Quorum, Target, WriteQuorum};
 use super::{CoordError, Coordinator, Result, Write, WriteContext};
+use crate::cluster::ClusterError;
 use crate::metrics as m;
-use crate::peer::{Request, Response};
+use crate::peer::{RemoteError, Request, Response};
 use crate::storage::Patch;
 use crate::version::SiblingSet;
 
@@ -78,7 +79,7 @@ impl Coordinator {
             Some(t) if forwarded || !targets.iter().any(|o| o.hint_for.is_none()) => t,
             None if forwarded => here(),
             mine => match self.forward(key, &context, &write, w, &targets, deadline).await {
-                Some(set) => return Ok(set),
+                Some(answer) => return answer,
                 None => {
                     metrics::counter!(m::FORWARD_FALLBACKS_TOTAL).increment(1);
                     mine.unwrap_or_else(here)
@@ -217,7 +218,7 @@ impl Coordinator {
         w: Option<usize>,
         targets: &[Target],
         deadline: tokio::time::Instant,
-    ) -> Option<Arc<SiblingSet>> {
+    ) -> Option<Result<Arc<SiblingSet>>> {
         metrics::counter!(m::FORWARDED_TOTAL).increment(1);
         let mut order: Vec<&Target> = targets.iter().filter(|t| t.node != self.me()).collect();
         order.sort_by_key(|t| t.hint_for.is_some());
@@ -249,7 +250,11 @@ impl Coordinator {
             }
             tokio::select! {
                 Some((node, answer)) = calls.next() => match answer {
-                    Ok(Response::Written(set)) => return Some(Arc::new(set)),
+                    Ok(Response::Written(set)) => return Some(Ok(Arc::new(set))),
+                    // An owner refused it for its siblings: so would the others.
+                    Err(ClusterError::Remote { error: RemoteError::TooManySiblings { kept, max }, .. }) => {
+                        return Some(Err(CoordError::TooManySiblings { kept, max }));
+                    }
                     other => {
                         tracing::debug!(node = %node, "forwarding a put failed: {other:?}");
                         next_at = tokio::time::Instant::now();

@@ -57,7 +57,8 @@ pub async fn run(replica: Arc<Replica>, cluster: Arc<Cluster>, shutdown: watch::
         if let Err(e) = cluster.announce_hints(storage.hint_count() > 0) {
             tracing::warn!("announcing this leaving node's hints failed: {e}");
         }
-        if storage.hint_count() == 0 {
+        // A delivered hint is dropped, a write: none while the disk refuses writes.
+        if storage.hint_count() == 0 || storage.health().trouble().is_some() {
             continue;
         }
         // A round delivers a batch of hints: after the foreground, when it is slow.

@@ -185,7 +185,12 @@ pub async fn run(
                     Err(e) => {
                         transfers.failed.fetch_add(1, Ordering::Relaxed);
                         metrics::counter!(m::TRANSFER_FAILURES_TOTAL).increment(1);
-                        tracing::warn!(partition = t.partition, to = %t.to, "transfer failed, will retry: {e}");
+                        // A receiver whose disk refuses writes says so in its own log.
+                        if matches!(&e, TransferError::Cluster(c) if c.is_disk_refused()) {
+                            tracing::debug!(partition = t.partition, to = %t.to, "transfer failed, will retry: {e}");
+                        } else {
+                            tracing::warn!(partition = t.partition, to = %t.to, "transfer failed, will retry: {e}");
+                        }
                     }
                 }
                 transfers.running.lock().remove(&t);

@@ -12,6 +12,7 @@ mod actors;
 
 pub use actors::{Actors, Copy};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -24,6 +25,25 @@ use crate::version::{Actor, Counter, Dot, Sibling, SiblingSet, Value, Write, Wri
 use crate::wakeups::Wakeups;
 
 type Result<T> = std::result::Result<T, StorageError>;
+
+/// Riak's `max_siblings`: the default of `--max-siblings`.
+pub const MAX_SIBLINGS: usize = 100;
+
+/// The most bytes of values a write made here may leave a key's siblings with: three quarters
+/// of a peer frame (`--max-frame-bytes`), the rest for their clocks.
+pub fn max_sibling_bytes() -> usize {
+    crate::rpc::max_frame() / 4 * 3
+}
+
+/// A write refused, or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The write would leave more siblings (or bytes of them) than allowed.
+    #[error("too many siblings: the key holds {kept} values this write did not see (at most {max} siblings); read them with DGET and write their merge with DPUT and its context")]
+    Siblings { kept: usize, max: usize },
+}
 
 /// Why a read-modify-write wrote nothing.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +88,8 @@ pub struct Replica {
     /// The foreground's latency, and the gate background work passes before each batch it
     /// reads or writes here (paper 6.5).
     admission: Arc<Admission>,
+    /// The most siblings a write made here may leave a key with (`--max-siblings`).
+    max_siblings: AtomicUsize,
 }
 
 /// The join of the counter states `set`'s siblings hold (what a write over it observed); none
@@ -98,7 +120,13 @@ impl Replica {
             hinted_writes: Mutex::new(()),
             wakeups: Arc::new(Wakeups::new()),
             admission: Arc::new(Admission::new(crate::admission::DEFAULT_TARGET)),
+            max_siblings: AtomicUsize::new(MAX_SIBLINGS),
         }
+    }
+
+    /// Sets the most siblings a write made here may leave a key with.
+    pub fn set_max_siblings(&self, max: usize) {
+        self.max_siblings.store(max.max(1), Ordering::Relaxed);
     }
 
     /// The admission control of background work on this node's store.
@@ -166,16 +194,33 @@ impl Replica {
     /// A new version of `key` made here, under the key's lock: as data, or (for a stand-in)
     /// as a hint for the owner `hint_for` it replaces. Returns the set after it.
     ///
+    /// A write with a context that would leave the key with more than `--max-siblings`
+    /// siblings, or with siblings of more than [`max_sibling_bytes`] in all, is refused: the
+    /// client is to read the siblings and write back their merge (Riak's `max_siblings`). So a
+    /// client's blind writes cannot grow a key without bound, and every key fits a peer frame
+    /// (transfers, hints and anti-entropy move it whole). Writes over everything this copy
+    /// holds (SET and the like) leave one sibling and are never refused.
+    ///
     /// # Errors
-    /// Storage failure.
+    /// Storage failure, or too many siblings (nothing is written).
     pub fn write(
         &self,
         key: &[u8],
         context: &WriteContext,
         write: Write,
         hint_for: Option<&str>,
-    ) -> Result<Arc<SiblingSet>> {
-        let written = self.write_if(key, context, hint_for, |_, _| Ok::<_, StorageError>(Some(write)))?;
+    ) -> std::result::Result<Arc<SiblingSet>, WriteError> {
+        let max = self.max_siblings.load(Ordering::Relaxed);
+        let written = self.write_if(key, context, hint_for, |current, _| {
+            if let (Some(current), WriteContext::Given(seen)) = (current, context) {
+                let (kept, bytes) = current.kept_by(seen);
+                let adds = write.value.as_ref().map_or(0, Value::size);
+                if kept + 1 > max || bytes + adds > max_sibling_bytes() {
+                    return Err(WriteError::Siblings { kept, max });
+                }
+            }
+            Ok(Some(write))
+        })?;
         self.wakeups.touched(key);
         Ok(written.0.unwrap_or_default())
     }

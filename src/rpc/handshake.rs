@@ -29,8 +29,9 @@ use super::frame;
 /// `Outcome`). 11: script marks in the cluster state (SCRIPT FLUSH and FUNCTION changes reach
 /// every node), scripts and transactions run at their first key's decider (`Script`,
 /// `Transaction`, `ScriptKill`, `Modify`'s `from_script`, `RemoteError::Busy`). 12 (issue
-/// 24): the handshake's proofs cover the prover's node id.
-pub const PROTOCOL_VERSION: u16 = 12;
+/// 24): the handshake's proofs cover the prover's node id. 13 (issue 24, point 5):
+/// `RemoteError::DiskRefused`, a write refused unapplied by a node whose disk is in trouble.
+pub const PROTOCOL_VERSION: u16 = 13;
 
 /// Who this node is to its peers, and the key that proves it belongs.
 pub struct Identity {

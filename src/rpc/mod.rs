@@ -22,7 +22,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -53,6 +53,8 @@ const IDLE: Duration = Duration::from_secs(30);
 pub enum RpcError {
     #[error("cannot connect to {addr}: {source}")]
     Connect { addr: SocketAddr, source: std::io::Error },
+    #[error("TLS with {addr} failed: {source}")]
+    Tls { addr: SocketAddr, source: std::io::Error },
     #[error("handshake with {addr} failed: {source}")]
     Handshake { addr: SocketAddr, source: handshake::HandshakeError },
     #[error("request to {0} timed out")]
@@ -153,6 +155,8 @@ type Slot<Resp> = Arc<tokio::sync::Mutex<Option<Arc<Conn<Resp>>>>>;
 /// The client side: a pool of connections to peers, one per address.
 pub struct Client<Req, Resp> {
     identity: Arc<Identity>,
+    /// Mutual TLS to peers (`--tls-cluster yes`).
+    tls: Option<Arc<crate::tls::Tls>>,
     local_ip: IpAddr,
     connect_timeout: Duration,
     conns: Mutex<HashMap<SocketAddr, Slot<Resp>>>,
@@ -165,7 +169,14 @@ where
     Resp: DeserializeOwned + Send + 'static,
 {
     pub fn new(identity: Arc<Identity>, local_ip: IpAddr, connect_timeout: Duration) -> Self {
-        Client { identity, local_ip, connect_timeout, conns: Mutex::new(HashMap::new()), _req: PhantomData }
+        Client { identity, tls: None, local_ip, connect_timeout, conns: Mutex::new(HashMap::new()), _req: PhantomData }
+    }
+
+    /// Connects to peers over mutual TLS with `tls`'s certificates (when given).
+    #[must_use]
+    pub fn with_tls(mut self, tls: Option<Arc<crate::tls::Tls>>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Sends `req` to the peer at `addr` and waits at most `timeout` for its response
@@ -268,7 +279,7 @@ where
     }
 
     /// A new connection to `addr`, its handshake done; the peer's node id.
-    async fn connect(&self, addr: SocketAddr) -> Result<(TcpStream, String), RpcError> {
+    async fn connect(&self, addr: SocketAddr) -> Result<(PeerStream, String), RpcError> {
         let socket = match self.local_ip {
             IpAddr::V4(_) => TcpSocket::new_v4(),
             IpAddr::V6(_) => TcpSocket::new_v6(),
@@ -283,20 +294,62 @@ where
         // (Deprecated because a non-zero linger blocks the thread on drop; zero never does.)
         #[allow(deprecated)]
         let _ = socket.set_linger(Some(Duration::ZERO));
-        let mut stream = tokio::time::timeout(self.connect_timeout, socket.connect(addr))
+        let stream = tokio::time::timeout(self.connect_timeout, socket.connect(addr))
             .await
             .map_err(|_| RpcError::Connect { addr, source: std::io::ErrorKind::TimedOut.into() })?
             .map_err(|source| RpcError::Connect { addr, source })?;
         let _ = stream.set_nodelay(true);
-        let peer = tokio::time::timeout(self.connect_timeout, handshake::client(&mut stream, &self.identity))
+        let timed_out = || RpcError::Connect { addr, source: std::io::ErrorKind::TimedOut.into() };
+        let connector = self.tls.as_ref().and_then(|t| t.peer_connector());
+        let mut stream = match connector {
+            None => PeerStream::Plain(stream),
+            Some(connector) => {
+                let tls = tokio::time::timeout(
+                    self.connect_timeout,
+                    connector.connect(crate::tls::peer_name(addr.ip()), stream),
+                )
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(|source| RpcError::Tls { addr, source })?;
+                PeerStream::Tls(Box::new(tls))
+            }
+        };
+        let shake = async {
+            match &mut stream {
+                PeerStream::Plain(s) => handshake::client(s, &self.identity).await,
+                PeerStream::Tls(s) => handshake::client(s, &self.identity).await,
+                PeerStream::ServerTls(s) => handshake::client(s, &self.identity).await,
+            }
+        };
+        let peer = tokio::time::timeout(self.connect_timeout, shake)
             .await
-            .map_err(|_| RpcError::Connect { addr, source: std::io::ErrorKind::TimedOut.into() })?
+            .map_err(|_| timed_out())?
             .map_err(|source| RpcError::Handshake { addr, source })?;
         Ok((stream, peer))
     }
 
-    fn start(addr: SocketAddr, peer: String, stream: TcpStream) -> Arc<Conn<Resp>> {
-        let (read, write) = stream.into_split();
+    fn start(addr: SocketAddr, peer: String, stream: PeerStream) -> Arc<Conn<Resp>> {
+        match stream {
+            PeerStream::Plain(s) => {
+                let (read, write) = s.into_split();
+                Self::start_halves(addr, peer, read, write)
+            }
+            PeerStream::Tls(s) => {
+                let (read, write) = tokio::io::split(*s);
+                Self::start_halves(addr, peer, read, write)
+            }
+            PeerStream::ServerTls(s) => {
+                let (read, write) = tokio::io::split(*s);
+                Self::start_halves(addr, peer, read, write)
+            }
+        }
+    }
+
+    fn start_halves<R, W>(addr: SocketAddr, peer: String, read: R, write: W) -> Arc<Conn<Resp>>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let (tx, rx) = mpsc::channel(1024);
         let conn = Arc::new(Conn {
             addr,
@@ -352,7 +405,7 @@ impl<Resp> Drop for PendingGuard<'_, Resp> {
 }
 
 /// Writes queued frames, flushing when the queue runs dry (many frames per syscall under load).
-async fn write_loop(write: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+async fn write_loop<W: AsyncWrite + Unpin>(write: W, mut rx: mpsc::Receiver<Vec<u8>>) {
     let mut w = BufWriter::with_capacity(64 * 1024, write);
     while let Some(bytes) = rx.recv().await {
         if w.write_all(&bytes).await.is_err() {
@@ -374,6 +427,7 @@ async fn write_loop(write: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiv
 pub async fn serve<Req, Resp, H>(
     listener: TcpListener,
     identity: Arc<Identity>,
+    tls: Option<Arc<crate::tls::Tls>>,
     handler: Arc<H>,
     mut shutdown: watch::Receiver<bool>,
 ) where
@@ -382,7 +436,7 @@ pub async fn serve<Req, Resp, H>(
     H: Handler<Req, Resp>,
 {
     loop {
-        let (mut stream, addr) = tokio::select! {
+        let (stream, addr) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -393,60 +447,123 @@ pub async fn serve<Req, Resp, H>(
             },
             _ = shutdown.changed() => return,
         };
-        let (identity, handler, mut shutdown) = (identity.clone(), handler.clone(), shutdown.clone());
+        let (identity, handler, shutdown) = (identity.clone(), handler.clone(), shutdown.clone());
+        let acceptor = tls.as_ref().and_then(|t| t.peer_acceptor());
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            let peer =
-                match tokio::time::timeout(Duration::from_secs(5), handshake::server(&mut stream, &identity)).await {
-                    Ok(Ok(peer)) => Arc::<str>::from(peer),
-                    Ok(Err(reason)) => {
-                        crate::metrics::peer_error("handshake");
-                        tracing::warn!("refused peer {addr}: {reason}");
+            // The TLS and peer handshakes together get a few seconds: a stranger holds nothing
+            // for longer.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            let mut stream = match acceptor {
+                None => PeerStream::Plain(stream),
+                Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => PeerStream::ServerTls(Box::new(tls)),
+                    Ok(Err(e)) => {
+                        crate::metrics::peer_error("tls");
+                        tracing::warn!("refused peer {addr}: TLS: {e}");
                         return;
                     }
                     Err(_) => {
-                        tracing::warn!("peer {addr} did not finish the handshake");
+                        tracing::warn!("peer {addr} did not finish the TLS handshake");
                         return;
                     }
-                };
-            let (read, write) = stream.into_split();
-            let (tx, rx) = mpsc::channel::<Vec<u8>>(1024);
-            tokio::spawn(write_loop(write, rx));
-            let mut read = tokio::io::BufReader::new(read);
-            loop {
-                // Peers send a heartbeat every second: a connection silent for longer than
-                // IDLE is dead (its peer crashed or is cut off) and is closed.
-                let env = tokio::select! {
-                    r = tokio::time::timeout(IDLE, frame::read::<_, Envelope<Req>>(&mut read)) => match r {
-                        Ok(Ok(env)) => env,
-                        Ok(Err(e)) => {
-                            tracing::debug!("peer {peer} at {addr} disconnected: {e}");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!("peer {peer} at {addr} was silent for {IDLE:?}: closing");
-                            return;
-                        }
-                    },
-                    _ = shutdown.changed() => return,
-                };
-                let (handler, tx, peer) = (handler.clone(), tx.clone(), peer.clone());
-                let mut answer = Box::pin(async move {
-                    let body = handler.handle(peer, env.body).await;
-                    match frame::encode(&Envelope { id: env.id, body }) {
-                        Ok(bytes) => {
-                            let _ = tx.send(bytes).await;
-                        }
-                        Err(e) => tracing::error!("cannot encode a response: {e}"),
-                    }
-                });
-                // Most requests (reads, heartbeats, hashes) are answered without waiting: do
-                // those here; only one that has to wait gets a task of its own.
-                if futures::FutureExt::now_or_never(&mut answer).is_none() {
-                    tokio::spawn(answer);
+                },
+            };
+            let shake = async {
+                match &mut stream {
+                    PeerStream::Plain(s) => handshake::server(s, &identity).await,
+                    PeerStream::Tls(s) => handshake::server(s, &identity).await,
+                    PeerStream::ServerTls(s) => handshake::server(s, &identity).await,
+                }
+            };
+            let peer = match tokio::time::timeout_at(deadline, shake).await {
+                Ok(Ok(peer)) => Arc::<str>::from(peer),
+                Ok(Err(reason)) => {
+                    crate::metrics::peer_error("handshake");
+                    tracing::warn!("refused peer {addr}: {reason}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!("peer {addr} did not finish the handshake");
+                    return;
+                }
+            };
+            match stream {
+                PeerStream::Plain(s) => {
+                    let (read, write) = s.into_split();
+                    serve_peer(peer, addr, read, write, handler, shutdown).await;
+                }
+                PeerStream::Tls(s) => {
+                    let (read, write) = tokio::io::split(*s);
+                    serve_peer(peer, addr, read, write, handler, shutdown).await;
+                }
+                PeerStream::ServerTls(s) => {
+                    let (read, write) = tokio::io::split(*s);
+                    serve_peer(peer, addr, read, write, handler, shutdown).await;
                 }
             }
         });
+    }
+}
+
+/// A peer connection, plain or TLS (`Tls` when this node connected, `ServerTls` when it
+/// accepted).
+enum PeerStream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    ServerTls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+/// Answers one peer's requests until it disconnects, goes silent or the node shuts down.
+async fn serve_peer<Req, Resp, H, R, W>(
+    peer: Arc<str>,
+    addr: SocketAddr,
+    read: R,
+    write: W,
+    handler: Arc<H>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    Req: DeserializeOwned + Send + 'static,
+    Resp: Serialize + Send + 'static,
+    H: Handler<Req, Resp>,
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(1024);
+    tokio::spawn(write_loop(write, rx));
+    let mut read = tokio::io::BufReader::new(read);
+    loop {
+        // Peers send a heartbeat every second: a connection silent for longer than
+        // IDLE is dead (its peer crashed or is cut off) and is closed.
+        let env = tokio::select! {
+            r = tokio::time::timeout(IDLE, frame::read::<_, Envelope<Req>>(&mut read)) => match r {
+                Ok(Ok(env)) => env,
+                Ok(Err(e)) => {
+                    tracing::debug!("peer {peer} at {addr} disconnected: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("peer {peer} at {addr} was silent for {IDLE:?}: closing");
+                    return;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let (handler, tx, peer) = (handler.clone(), tx.clone(), peer.clone());
+        let mut answer = Box::pin(async move {
+            let body = handler.handle(peer, env.body).await;
+            match frame::encode(&Envelope { id: env.id, body }) {
+                Ok(bytes) => {
+                    let _ = tx.send(bytes).await;
+                }
+                Err(e) => tracing::error!("cannot encode a response: {e}"),
+            }
+        });
+        // Most requests (reads, heartbeats, hashes) are answered without waiting: do
+        // those here; only one that has to wait gets a task of its own.
+        if futures::FutureExt::now_or_never(&mut answer).is_none() {
+            tokio::spawn(answer);
+        }
     }
 }
 
@@ -474,7 +591,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let identity = Arc::new(Identity::new("server", "test", None));
         let (_stop, stopped) = watch::channel(false);
-        tokio::spawn(serve::<u64, u64, _>(listener, identity, Arc::new(Sleeper), stopped));
+        tokio::spawn(serve::<u64, u64, _>(listener, identity, None, Arc::new(Sleeper), stopped));
         let client = Arc::new(Client::<u64, u64>::new(
             Arc::new(Identity::new("client", "test", None)),
             "127.0.0.1".parse().unwrap(),
@@ -513,6 +630,7 @@ mod tests {
         tokio::spawn(serve::<u64, u64, _>(
             listener,
             Arc::new(Identity::new("s", "t", None)),
+            None,
             Arc::new(Sleeper),
             stopped,
         ));

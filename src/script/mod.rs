@@ -459,11 +459,6 @@ impl Engine {
         }
     }
 
-    /// Whether a script holding the gate may be running (requests then watch [`Self::busy`]).
-    pub fn may_be_busy(&self) -> bool {
-        self.exclusive_running.load(Ordering::Acquire) > 0
-    }
-
     /// Turns true while a script holding the gate runs past the threshold.
     pub fn busy(&self) -> watch::Receiver<bool> {
         self.busy.subscribe()

@@ -1,29 +1,35 @@
 //! Group commit: writes reach fjall's journal buffer; one flush (to the OS, or synced to the
 //! disk as the [`FsyncPolicy`] says) makes every write before it durable, whichever connection
-//! made it; under `everysec` a thread syncs the journal once a second.
+//! made it; under `everysec` the disk thread syncs the journal once a second (it also checks
+//! the disk's health then, `health.rs`). A flush or sync that fails refuses every later write.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use fjall::PersistMode;
 
 use super::{FsyncPolicy, Result, Storage};
 
 impl Storage {
-    /// A thread that fsyncs the journal once a second while the storage is alive.
-    pub(super) fn spawn_syncer(storage: &Arc<Storage>) {
+    /// The disk thread, while the storage is alive: once a second it fsyncs the journal
+    /// (`everysec`) and checks the disk's health (free space; in trouble, whether the disk and
+    /// the engine take writes again).
+    pub(super) fn spawn_disk_thread(storage: &Arc<Storage>) {
         let weak = Arc::downgrade(storage);
         std::thread::Builder::new()
-            .name("kura-fsync".into())
+            .name("kura-disk".into())
             .spawn(move || loop {
-                std::thread::sleep(Duration::from_secs(1));
+                std::thread::sleep(super::health::PROBE_EVERY);
                 let Some(s) = weak.upgrade() else { return };
-                if let Err(e) = s.db.persist(PersistMode::SyncData) {
-                    tracing::error!("journal fsync failed: {e}");
+                // A failed engine fails every sync too: the failure is logged once, not each second.
+                if s.fsync == FsyncPolicy::Everysec && !s.health.engine_failed() {
+                    if let Err(e) = s.db.persist(PersistMode::SyncData) {
+                        s.health.failed("a journal fsync", &e);
+                    }
                 }
+                s.health.tick(|| s.probe_engine());
             })
-            .expect("spawning the fsync thread");
+            .expect("spawning the disk thread");
     }
 
     pub(super) fn note_write(&self) {
@@ -57,7 +63,7 @@ impl Storage {
         }
         let target = self.write_mark();
         let mode = if self.fsync == FsyncPolicy::Always { PersistMode::SyncData } else { PersistMode::Buffer };
-        self.db.persist(mode)?;
+        self.db.persist(mode).map_err(|e| self.write_failed("a journal flush", &e))?;
         self.flushed.fetch_max(target, Ordering::AcqRel);
         Ok(())
     }
@@ -75,7 +81,7 @@ impl Storage {
     /// # Errors
     /// Engine failure.
     pub fn sync(&self) -> Result<()> {
-        self.db.persist(PersistMode::SyncAll)?;
+        self.db.persist(PersistMode::SyncAll).map_err(|e| self.write_failed("a journal fsync", &e))?;
         Ok(())
     }
 }

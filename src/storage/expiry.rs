@@ -165,7 +165,8 @@ impl Storage {
     /// # Errors
     /// Engine failure.
     pub(super) fn clear_due(&self) -> Result<()> {
-        self.due.records.clear()?;
+        self.health.admit()?;
+        self.due.records.clear().map_err(|e| self.write_failed("a write of the reap index", &e))?;
         *self.due.mem.lock() = Due::default();
         Ok(())
     }
@@ -176,7 +177,11 @@ impl Storage {
     /// Engine failure.
     pub(super) fn index_stored(&self, key: &[u8], set: &SiblingSet) -> Result<()> {
         if let Some(at) = dead_at(set) {
-            self.due.records.insert(record_key(at, key), &b""[..])?;
+            self.health.admit()?;
+            self.due
+                .records
+                .insert(record_key(at, key), &b""[..])
+                .map_err(|e| self.write_failed("a write of the reap index", &e))?;
             self.due.mem.lock().set(key, Some(at));
         }
         Ok(())

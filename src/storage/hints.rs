@@ -52,7 +52,8 @@ impl Storage {
         };
         let next = f(current.as_ref())?;
         let next = self.flushes.load().apply(key, &next).unwrap_or(next);
-        self.hints.insert(stored_key, next.encode()).map_err(StorageError::from)?;
+        self.health.admit().map_err(StorageError::from)?;
+        self.hints.insert(stored_key, next.encode()).map_err(|e| self.write_failed("a hint's write", &e))?;
         self.note_write();
         if current.is_none() {
             self.hint_count.fetch_add(1, Ordering::AcqRel);
@@ -127,8 +128,9 @@ impl Storage {
         if !delivered(&Self::decode(key, &bytes)?) {
             return Ok(false);
         }
+        self.health.admit()?;
         self.forget(key);
-        self.hints.remove(stored_key)?;
+        self.hints.remove(stored_key).map_err(|e| self.write_failed("a hint's removal", &e))?;
         self.note_write();
         self.hint_count.fetch_sub(1, Ordering::AcqRel);
         Ok(true)

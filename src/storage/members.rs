@@ -180,10 +180,10 @@ impl Storage {
                 batch.insert(&self.data, stored_key, encoded);
                 stored.records = batch.len() as u64;
                 self.move_due(&mut batch, key, &due);
-                batch.commit()?;
+                batch.commit().map_err(|e| self.write_failed("a write", &e))?;
             } else {
                 // The common write (no member records, no reap index record to move): one insert.
-                self.data.insert(stored_key, encoded)?;
+                self.data.insert(stored_key, encoded).map_err(|e| self.write_failed("a write", &e))?;
             }
             return Ok(stored);
         };
@@ -249,7 +249,7 @@ impl Storage {
             patch: patched.map(|changes| Patch { base: old_digest, header, changes }),
         };
         self.move_due(&mut batch, key, &due);
-        batch.commit()?;
+        batch.commit().map_err(|e| self.write_failed("a write", &e))?;
         Ok(stored)
     }
 
@@ -274,6 +274,7 @@ impl Storage {
             if set.collection().is_none() {
                 continue;
             }
+            self.health.admit()?;
             // As from other parts (none expected): any member record it does not hold goes.
             // (With no old set, a set that dies has its reap index record written again: the
             // same record.)

@@ -1,5 +1,6 @@
 //! The small keyspaces: `meta` (this node's identity) and `ring` (the cluster state, whose
-//! meaning `cluster/` owns). Both are synced to disk at every write.
+//! meaning `cluster/` owns). Both are synced to disk at every write, also while space is low
+//! (they are small: the reserve is there for them, `health.rs`).
 
 use fjall::PersistMode;
 
@@ -19,8 +20,9 @@ impl Storage {
     /// # Errors
     /// Engine failure.
     pub fn meta_put(&self, name: &str, value: &[u8]) -> Result<()> {
-        self.meta.insert(name, value)?;
-        self.db.persist(PersistMode::SyncAll)?;
+        self.health.admit_state()?;
+        self.meta.insert(name, value).map_err(|e| self.write_failed("a write of the node's state", &e))?;
+        self.db.persist(PersistMode::SyncAll).map_err(|e| self.write_failed("a journal fsync", &e))?;
         Ok(())
     }
 
@@ -37,8 +39,18 @@ impl Storage {
     /// # Errors
     /// Engine failure.
     pub fn ring_put(&self, name: &str, value: &[u8]) -> Result<()> {
-        self.ring.insert(name, value)?;
-        self.db.persist(PersistMode::SyncAll)?;
+        self.health.admit_state()?;
+        self.ring.insert(name, value).map_err(|e| self.write_failed("a write of the cluster state", &e))?;
+        self.db.persist(PersistMode::SyncAll).map_err(|e| self.write_failed("a journal fsync", &e))?;
         Ok(())
+    }
+
+    /// A write through the engine, synced (the disk thread's probe, `health.rs`).
+    ///
+    /// # Errors
+    /// Engine failure.
+    pub(super) fn probe_engine(&self) -> std::result::Result<(), fjall::Error> {
+        self.meta.insert("disk_probe", crate::clock::now_ms().to_be_bytes())?;
+        self.db.persist(PersistMode::SyncAll)
     }
 }

@@ -14,7 +14,9 @@
 //! [`Storage::commit`] (which a reply acknowledging them waits for, through the replica's
 //! ticket) flushes the journal to the OS, so an acknowledged write survives `kill -9`. The
 //! [`FsyncPolicy`] decides when the journal is also synced to the disk. `hints.rs` keeps the
-//! stand-in copies, `meta.rs` the small keyspaces, `scan.rs` the walks in ring order.
+//! stand-in copies, `meta.rs` the small keyspaces, `scan.rs` the walks in ring order,
+//! `health.rs` the disk's trouble: a failed write or too little free space refuses writes
+//! ([`StorageError::Refused`]) until the disk takes them again.
 //!
 //! A write-through cache of decoded sibling sets sits in front of the data keyspace: reads of
 //! hot keys (and the read half of every write's read-modify-write) skip the LSM lookup and the
@@ -35,12 +37,14 @@ use crate::version::SiblingSet;
 
 mod commit;
 mod expiry;
+mod health;
 mod hints;
 mod members;
 mod meta;
 mod scan;
 
 pub use expiry::{dead_at, ExpiryWatch};
+pub use health::{DiskHealth, DiskStatus, DiskTrouble, EXIT_RESTART};
 pub use members::Patch;
 pub use scan::LiveKeys;
 
@@ -64,6 +68,28 @@ pub enum StorageError {
     Corrupt { key: String, reason: String },
     #[error("cannot open data directory {path}: {source}")]
     Open { path: PathBuf, source: std::io::Error },
+    /// A write refused unapplied: the disk is in trouble (`health.rs`).
+    #[error("{0}")]
+    Refused(DiskTrouble),
+    /// A write the engine failed: it may or may not have been taken (`health.rs`).
+    #[error("{0}")]
+    WriteFailed(DiskTrouble),
+}
+
+impl StorageError {
+    /// The disk's trouble, when this is a write it refused or failed.
+    pub fn disk_trouble(&self) -> Option<&DiskTrouble> {
+        match self {
+            StorageError::Refused(t) | StorageError::WriteFailed(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a write refused unapplied for the disk's trouble (logged once by
+    /// `health.rs`: callers that retry it keep quiet).
+    pub fn is_refused(&self) -> bool {
+        matches!(self, StorageError::Refused(_))
+    }
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
@@ -287,6 +313,8 @@ pub struct Storage {
     /// Keys that `open` moved to their ring position (`relocate`), for the node to hand to
     /// their replicas if it is not one (`Replica::rehome`).
     relocated: Mutex<Vec<Bytes>>,
+    /// Whether writes are refused for the disk's trouble (`health.rs`).
+    health: DiskHealth,
 }
 
 /// Keys whose records were removed, by the hash of the key: the number of the last removal
@@ -327,11 +355,20 @@ impl Removed {
 }
 
 impl Storage {
-    /// Opens (or creates) the database in `dir`.
+    /// Opens (or creates) the database in `dir`, keeping the default reserve of free space.
     ///
     /// # Errors
     /// When the directory cannot be created or the engine cannot recover it.
     pub fn open(dir: &Path, fsync: FsyncPolicy) -> Result<Arc<Storage>> {
+        Self::open_keeping(dir, fsync, None)
+    }
+
+    /// Opens (or creates) the database in `dir`; writes are refused while less than `min_free`
+    /// bytes are free on its file system (`None`: the default reserve, `health.rs`).
+    ///
+    /// # Errors
+    /// When the directory cannot be created or the engine cannot recover it.
+    pub fn open_keeping(dir: &Path, fsync: FsyncPolicy, min_free: Option<u64>) -> Result<Arc<Storage>> {
         std::fs::create_dir_all(dir).map_err(|source| StorageError::Open { path: dir.to_path_buf(), source })?;
         let db = Database::builder(dir.join("db")).manual_journal_persist(true).open()?;
         // Every keyspace leaves journal flushes to `commit` (one write per batch, not per insert).
@@ -371,7 +408,11 @@ impl Storage {
             removed: Removed::default(),
             flushes: arc_swap::ArcSwap::from_pointee(FlushMarks::default()),
             relocated: Mutex::new(Vec::new()),
+            health: DiskHealth::new(dir, min_free),
         });
+        // A disk already short of space refuses writes from the start (the walks below that
+        // upgrade an older store then fail, and the node with them).
+        storage.health.check_space();
         // The flushes this node applied before it stopped (a purge is not done again).
         if let Some(bytes) = storage.meta_get(FLUSHES_KEY)? {
             let marks: FlushMarks = postcard::from_bytes(&bytes)
@@ -389,9 +430,7 @@ impl Storage {
         // data.
         let hints_held = storage.hints.iter().count() as u64;
         storage.hint_count.store(hints_held, Ordering::Release);
-        if fsync == FsyncPolicy::Everysec {
-            Storage::spawn_syncer(&storage);
-        }
+        Storage::spawn_disk_thread(&storage);
         Ok(storage)
     }
 
@@ -459,10 +498,11 @@ impl Storage {
             };
             self.merge(key, &set)?;
             self.commit()?;
+            self.health.admit()?;
             let mut batch = self.db.batch();
             self.remove_members(&mut batch, old, None)?;
             batch.remove(&self.data, old.clone());
-            batch.commit()?;
+            batch.commit().map_err(|e| self.write_failed("a move", &e))?;
             moved.push(Bytes::copy_from_slice(key));
         }
         if !moved.is_empty() {
@@ -541,6 +581,17 @@ impl Storage {
             self.removed.floor.fetch_max(n, Ordering::AcqRel);
         }
         keys.insert(hash, n);
+    }
+
+    /// Whether writes are refused for the disk's trouble, and why (`health.rs`).
+    pub fn health(&self) -> &DiskHealth {
+        &self.health
+    }
+
+    /// The error of a write the engine failed (`what`, for the log and the reason): from now
+    /// on writes are refused (`health.rs`).
+    fn write_failed(&self, what: &str, error: &fjall::Error) -> StorageError {
+        StorageError::WriteFailed(self.health.failed(what, error))
     }
 
     /// Installs the observer of every later change (once).
@@ -783,6 +834,7 @@ impl Storage {
             // Nothing new (a replica or repair sent what is here already): no write.
             return Ok((current.clone(), None));
         }
+        self.health.admit()?;
         let next = Arc::new(next);
         let stored = self.store(stored_key, current.as_deref(), old_digest, old_parts, &next);
         let stored = match stored {
@@ -833,6 +885,7 @@ impl Storage {
         if !dead(&set) {
             return Ok(false);
         }
+        self.health.admit()?;
         self.forget(key);
         let due = expiry::DueMove::new(Some(&set), None);
         let removed = if parts.is_some() || due.moves() {
@@ -845,9 +898,15 @@ impl Storage {
             batch.remove(&self.data, stored_key.clone());
             let records = batch.len() as u64;
             self.move_due(&mut batch, key, &due);
-            listed.and_then(|bytes| Ok(batch.commit().map(|()| (records, bytes + stored_key.len() as u64))?))
+            listed.and_then(|bytes| {
+                batch.commit().map_err(|e| self.write_failed("a removal", &e))?;
+                Ok((records, bytes + stored_key.len() as u64))
+            })
         } else {
-            self.data.remove(&stored_key).map(|()| (1, stored_key.len() as u64)).map_err(StorageError::from)
+            self.data
+                .remove(&stored_key)
+                .map(|()| (1, stored_key.len() as u64))
+                .map_err(|e| self.write_failed("a removal", &e))
         };
         self.cache.remove(key);
         let (records, bytes) = removed?;

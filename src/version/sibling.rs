@@ -141,6 +141,14 @@ impl SiblingSet {
         self.0.dotted_values()
     }
 
+    /// The siblings a write with `context` leaves in place (those it did not see): how many,
+    /// and their values' bytes.
+    pub fn kept_by(&self, context: &VersionVector) -> (usize, usize) {
+        self.dotted()
+            .filter(|(dot, _)| !context.covers(*dot))
+            .fold((0, 0), |(n, bytes), (_, s)| (n + 1, bytes + s.value.as_ref().map_or(0, Value::size)))
+    }
+
     /// The values a DGET shows: live siblings only, in a deterministic order (newest first);
     /// a counter sibling shows its own state's value.
     pub fn live_values(&self, now_ms: u64) -> Vec<Bytes> {
@@ -460,6 +468,17 @@ mod tests {
             resets: Vec::new(),
             flush_seen: None,
         }
+    }
+
+    #[test]
+    fn a_write_keeps_the_siblings_its_context_did_not_see() {
+        let none = VersionVector::default();
+        let (one, _) = SiblingSet::new().update(&none, sib(Some("milk"), 1, 1));
+        let seen = one.context();
+        let (two, _) = one.update(&none, sib(Some("eggs!"), 2, 1));
+        assert_eq!(two.kept_by(&none), (2, 9), "a blind write keeps both");
+        assert_eq!(two.kept_by(&seen), (1, 5), "it saw milk");
+        assert_eq!(two.kept_by(&two.context()), (0, 0), "a merge keeps none");
     }
 
     #[test]

@@ -621,6 +621,71 @@ impl Drop for Cut {
     }
 }
 
+/// A small file system of its own (a tmpfs) mounted on a fresh temporary directory, for a data
+/// dir whose disk a test fills to the brim and frees again (design.md section 8: a full disk).
+/// Unmounted on drop, also on panic: drop it after the node that uses it (declare it first).
+/// Mounting needs root, as CI has: without it the test fails, it does not pass silently.
+pub struct SmallDisk {
+    /// The mount point: give it to the node as its data dir (`Node::new`; its log goes beside
+    /// it, outside the small disk).
+    pub path: PathBuf,
+    filler: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `size` (`mount -o size=`, e.g. `32m`).
+    pub fn mount(size: &str) -> SmallDisk {
+        let tmp = tempfile::tempdir().expect("a temp dir");
+        let path = tmp.path().join("disk");
+        std::fs::create_dir(&path).expect("the mount point");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .output()
+            .expect("running mount");
+        assert!(
+            out.status.success(),
+            "mounting a {size} tmpfs on {} failed (this test needs root, as CI has): {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let filler = tmp.path().join("disk").join("filler");
+        SmallDisk { path, filler, _tmp: tmp }
+    }
+
+    /// Fills the disk to the brim with a file of zeros (written in 1 MiB pieces, then in
+    /// 4 KiB ones, until the file system says it is full).
+    pub fn fill(&self) {
+        let mut f = std::fs::File::create(&self.filler).expect("the filler file");
+        for piece in [1 << 20, 4096] {
+            let zeros = vec![0u8; piece];
+            loop {
+                match f.write_all(&zeros) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+                    Err(e) => panic!("filling {}: {e}", self.filler.display()),
+                }
+            }
+        }
+    }
+
+    /// Removes the filler: the disk has room again.
+    pub fn free(&self) {
+        std::fs::remove_file(&self.filler).expect("removing the filler");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let unmounted = Command::new("umount").arg(&self.path).status().is_ok_and(|s| s.success());
+        if !unmounted {
+            // Still busy (a process that did not die yet): detach it now, freed once unused.
+            let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        }
+    }
+}
+
 /// Waits until every node of `left` sees every node of `right` down and the other way round
 /// (after a [`Cut::sides`]: the failure detectors noticed the partition).
 pub fn wait_split(left: &[&Node], right: &[&Node]) {
