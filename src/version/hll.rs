@@ -97,10 +97,18 @@ fn pattern(element: &[u8]) -> (usize, u8) {
 }
 
 impl Hll {
-    fn get(&self, i: usize) -> u8 {
+    /// Every register, in index order: a sparse HLL spelled out (one pass, not a search per
+    /// register).
+    fn all_registers(&self) -> std::borrow::Cow<'_, [u8]> {
         match self {
-            Hll::Sparse(v) => v.binary_search_by_key(&(i as u16), |(k, _)| *k).map_or(0, |j| v[j].1),
-            Hll::Dense(d) => d[i],
+            Hll::Dense(d) => std::borrow::Cow::Borrowed(d),
+            Hll::Sparse(v) => {
+                let mut d = vec![0u8; REGISTERS];
+                for &(k, r) in v {
+                    d[k as usize] = r;
+                }
+                std::borrow::Cow::Owned(d)
+            }
         }
     }
 
@@ -167,8 +175,8 @@ impl Hll {
     /// The estimated number of distinct elements (Redis's `hllCount`).
     pub fn count(&self) -> u64 {
         let mut histogram = [0u32; 64];
-        for i in 0..REGISTERS {
-            histogram[self.get(i) as usize] += 1;
+        for &r in self.all_registers().iter() {
+            histogram[usize::from(r)] += 1;
         }
         let m = REGISTERS as f64;
         let mut z = m * tau((m - f64::from(histogram[Q as usize + 1])) / m);
@@ -188,8 +196,8 @@ impl Hll {
         out[..4].copy_from_slice(b"HYLL");
         out[15] = 0x80; // the cached cardinality is not valid
         let regs = &mut out[16..];
-        for i in 0..REGISTERS {
-            let v = u16::from(self.get(i)) << ((i * 6) & 7);
+        for (i, &r) in self.all_registers().iter().enumerate() {
+            let v = u16::from(r) << ((i * 6) & 7);
             let byte = i * 6 / 8;
             regs[byte] |= v as u8;
             if let Some(next) = regs.get_mut(byte + 1) {
