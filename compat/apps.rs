@@ -21,8 +21,7 @@
 //! `.ci/run` installs the libraries (pip's redis, rq 3.0.0 and celery[redis] 5.7.0; npm's
 //! packages of compat/apps/package.json, bullmq among them, into compat/apps/node_modules).
 
-#[path = "../tests/harness/mod.rs"]
-mod harness;
+use crate::harness;
 
 use std::io::{Read, Seek, SeekFrom};
 use std::net::Ipv4Addr;

@@ -4,8 +4,7 @@
 //! 3-node cluster. (This checks that the tool works; speed is measured in `benches/`, not
 //! asserted here.)
 
-#[path = "../tests/harness/mod.rs"]
-mod harness;
+use crate::harness;
 
 use std::net::Ipv4Addr;
 use std::process::Command;

@@ -1,8 +1,7 @@
 //! redis-cli against a real kura node: one-shot commands, `--pipe` mass insertion, RESP3, and
 //! an interactive session in a real terminal (tmux), as a person would type it.
 
-#[path = "../tests/harness/mod.rs"]
-mod harness;
+use crate::harness;
 
 use std::io::Write;
 use std::net::Ipv4Addr;

@@ -1,8 +1,7 @@
 //! The `redis` crate as an application uses it: async multiplexed connections on tokio, typed
 //! commands, pipelines, RESP2 and RESP3.
 
-#[path = "../tests/harness/mod.rs"]
-mod harness;
+use crate::harness;
 
 use std::net::Ipv4Addr;
 

@@ -103,13 +103,48 @@ struct ClusterStateV1 {
     context_seed: [u8; 32],
 }
 
+/// The first bytes of a saved state since kura 0.1.0 (the first tagged version), then its
+/// format: no untagged form starts with them (its members' count, a varint, would be over 2^35).
+const STATE_TAG: [u8; 5] = [0xFF; 5];
+/// The saved state's format: 1, kura 0.1.0's. A later build that changes the state bumps it
+/// and still reads this one.
+pub const STATE_FORMAT: u8 = 1;
+
+/// A saved state that does not decode.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum StateError {
+    #[error("the cluster state was saved by a newer kura (state format {0}; this build reads up to {STATE_FORMAT})")]
+    Newer(u8),
+    #[error("{0}")]
+    Corrupt(#[from] postcard::Error),
+}
+
 impl ClusterState {
-    /// Reads a saved state, of this version, the one before script marks or the one before
-    /// flush marks.
+    /// The saved form: the tag, the format, then postcard.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = STATE_TAG.to_vec();
+        out.push(STATE_FORMAT);
+        postcard::to_extend(self, out).expect("serialising to a Vec cannot fail")
+    }
+
+    /// Reads a saved state: a tagged one of a format up to this build's, or one of the
+    /// untagged forms before 0.1.0 (this one, the one before script marks, the one before
+    /// flush marks).
     ///
     /// # Errors
-    /// Bytes that are none of them.
-    pub fn decode(bytes: &[u8]) -> Result<ClusterState, postcard::Error> {
+    /// A newer format, or bytes that are none of these.
+    pub fn decode(bytes: &[u8]) -> Result<ClusterState, StateError> {
+        if let Some(rest) = bytes.strip_prefix(&STATE_TAG) {
+            return match rest.split_first() {
+                Some((&STATE_FORMAT, state)) => Ok(postcard::from_bytes(state)?),
+                Some((&newer, _)) if newer > STATE_FORMAT => Err(StateError::Newer(newer)),
+                _ => Err(StateError::Corrupt(postcard::Error::DeserializeUnexpectedEnd)),
+            };
+        }
+        Ok(Self::decode_untagged(bytes)?)
+    }
+
+    fn decode_untagged(bytes: &[u8]) -> Result<ClusterState, postcard::Error> {
         // postcard reads a prefix: an older form is tried first only when it takes every byte.
         if let Ok((v2, rest)) = postcard::take_from_bytes::<ClusterStateV2>(bytes) {
             if rest.is_empty() {
@@ -387,8 +422,15 @@ mod tests {
         assert_eq!(ClusterState::decode(&postcard::to_stdvec(&v2).unwrap()), Ok(s.clone()));
         assert_eq!(ClusterState::decode(&postcard::to_stdvec(&s).unwrap()), Ok(s.clone()));
         s.scripting.functions_changed = 12;
-        assert_eq!(ClusterState::decode(&postcard::to_stdvec(&s).unwrap()), Ok(s));
+        assert_eq!(ClusterState::decode(&postcard::to_stdvec(&s).unwrap()), Ok(s.clone()));
         assert!(ClusterState::decode(b"garbage").is_err());
+        // Since 0.1.0 the saved form is tagged with its format; a newer one is refused by name.
+        assert_eq!(ClusterState::decode(&s.encode()), Ok(s.clone()));
+        let mut newer = s.encode();
+        newer[STATE_TAG.len()] = STATE_FORMAT + 1;
+        let refused = ClusterState::decode(&newer).unwrap_err();
+        assert_eq!(refused, StateError::Newer(STATE_FORMAT + 1));
+        assert!(refused.to_string().contains("saved by a newer kura"), "{refused}");
     }
 
     /// Found by fuzzing (`fuzz/`, target `cluster_state`): the claimant's step on a state

@@ -2,7 +2,7 @@
 //! keep durable hints and hand them back, a split cluster heals into siblings, and a shopping
 //! cart under kill -9, restarts and partitions loses no acknowledged add.
 
-mod harness;
+use crate::harness;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -2,7 +2,7 @@
 //! replicas that diverged with no hints to carry the difference converge, and a delete made
 //! during the divergence stays deleted, also after its tombstone is reaped.
 
-mod harness;
+use crate::harness;
 
 use std::time::Duration;
 

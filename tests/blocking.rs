@@ -3,7 +3,7 @@
 //! while blocked pops nothing; in a cluster a push through any node wakes a pop blocked through
 //! any other, and a queue drained by workers blocked on four nodes hands every job out once.
 
-mod harness;
+use crate::harness;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};

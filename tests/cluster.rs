@@ -2,7 +2,7 @@
 //! lists, preference lists across zones, quorums, read repair after a partition (iptables), and
 //! the cluster secret.
 
-mod harness;
+use crate::harness;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

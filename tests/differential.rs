@@ -31,7 +31,7 @@
 //! (`KURA_NOTIFY_SEED` / `KURA_NOTIFY_SEEDS`); each class letter's filtering; the setting as
 //! CONFIG GET reads it back.
 
-mod harness;
+use crate::harness;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpStream};

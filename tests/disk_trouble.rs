@@ -12,7 +12,7 @@
 //!   the others (its replica writes fail cleanly, read-modify-writes it would decide move to
 //!   the next owner), and after it is freed its copy converges.
 
-mod harness;
+use crate::harness;
 
 use std::net::Ipv4Addr;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! order of small hashes written out of byte order, not a HyperLogLog's sparse encoding);
 //! RESTORE's replies, errors included, equal byte for byte.
 
-mod harness;
+use crate::harness;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};

@@ -1,7 +1,7 @@
 //! Elastic membership on real processes: nodes join a loaded cluster while a client writes,
 //! a node leaves with KURA LEAVE, and a transfer survives kill -9 of its receiver.
 
-mod harness;
+use crate::harness;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

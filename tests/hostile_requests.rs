@@ -13,7 +13,7 @@
 //! Issue 24, item 4 (bounded keys): blind DPUTs to one key stop at `--max-siblings` with an
 //! error that says what to do, and a node joins with every transfer of that key finished.
 
-mod harness;
+use crate::harness;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};

@@ -2,7 +2,7 @@
 //! data dir and has no seeds) is refused by its old cluster and refuses it, until the operator
 //! rejoins it with `KURA JOIN`; and transfers of large sets finish in bounded frames.
 
-mod harness;
+use crate::harness;
 
 use std::time::{Duration, Instant};
 

@@ -35,7 +35,7 @@
 //! schedule. The seed and the fault history are printed; a failure prints the lost items and
 //! the history around them.
 
-mod harness;
+use crate::harness;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};

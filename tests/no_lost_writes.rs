@@ -2,7 +2,7 @@
 //! mid-pipeline and restarted, a founding node that lost its disk, writes from the first moment
 //! of a partition, a leaving stand-in's hints, writes during a ring change.
 
-mod harness;
+use crate::harness;
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

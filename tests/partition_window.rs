@@ -3,7 +3,7 @@
 //! INCR twice), and a partition is known to the failure detectors within about a second, after
 //! which every read-modify-write through every node succeeds again.
 
-mod harness;
+use crate::harness;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@
 //! neither stops the publisher nor the other subscribers, and is closed at the pubsub output
 //! buffer limit.
 
-mod harness;
+use crate::harness;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};

@@ -1,7 +1,7 @@
 //! Redis's read-modify-write commands on real kura processes: atomic on one node (racing
 //! clients), and through any node of a cluster (decided at the key's first owner).
 
-mod harness;
+use crate::harness;
 
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Barrier};

@@ -2,7 +2,7 @@
 //! the reap index (one entry per key whatever its history; keys still expire and are reaped,
 //! also after a restart). One real node over real sockets.
 
-mod harness;
+use crate::harness;
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;

@@ -7,7 +7,7 @@
 //! first key's decider (atomic over keys of one hash tag in 3-node N=3 and 4-node N=2
 //! clusters; BUSY and kills of a forwarded script).
 
-mod harness;
+use crate::harness;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};

@@ -1,7 +1,7 @@
 //! One real kura node, driven through real sockets: the `redis` crate (RESP2 and RESP3) and raw
 //! TCP for byte-exact replies and malformed input.
 
-mod harness;
+use crate::harness;
 
 use std::io::Write;
 use std::net::Ipv4Addr;

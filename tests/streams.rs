@@ -4,7 +4,7 @@
 //! all there after the heal, with no ID given twice and IDs increasing as seen through the
 //! key's home (`version::stream`).
 
-mod harness;
+use crate::harness;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;

@@ -4,7 +4,7 @@
 //! with `--tls-cluster yes` forms and replicates, and a node with a certificate from another
 //! CA cannot join it; certificates reload on SIGHUP and on `CONFIG SET tls-cert-file`.
 
-mod harness;
+use crate::harness;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};

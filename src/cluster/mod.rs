@@ -263,8 +263,7 @@ impl Cluster {
 
     /// Saves and publishes `state`. Callers hold `changing`.
     fn install(&self, state: ClusterState) -> Result<(), ClusterError> {
-        let bytes = postcard::to_stdvec(&state).map_err(|e| ClusterError::Corrupt(e.to_string()))?;
-        self.replica.save_ring_state(STATE_KEY, &bytes)?;
+        self.replica.save_ring_state(STATE_KEY, &state.encode())?;
         // A flush this node had not heard of: in force at once (reads and writes apply it);
         // its stored copies are purged by a blocking task, off the gossip path.
         if let Some(purge) = self.replica.storage().install_flush_marks(&state.flushes) {

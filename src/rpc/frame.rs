@@ -25,6 +25,10 @@ pub enum FrameError {
     TooLarge(usize),
     #[error("undecodable frame: {0}")]
     Decode(#[from] postcard::Error),
+    /// The message decoded from a prefix of the bytes: a form this build does not know (a
+    /// newer peer's) is refused, never misread as the form it extends.
+    #[error("a message with {0} bytes after its end")]
+    Trailing(usize),
 }
 
 /// The frame of `msg`, length prefix included; the frames, when it is larger than the limit.
@@ -85,7 +89,8 @@ pub async fn read_limited<R: AsyncRead + Unpin, T: DeserializeOwned>(
             left -= step;
         }
         if header & MORE == 0 {
-            return Ok(postcard::from_bytes(&buf)?);
+            let (msg, rest) = postcard::take_from_bytes(&buf)?;
+            return if rest.is_empty() { Ok(msg) } else { Err(FrameError::Trailing(rest.len())) };
         }
     }
 }
@@ -120,5 +125,9 @@ mod tests {
         assert_eq!(back, big);
         let mut garbage = std::io::Cursor::new(vec![0, 0, 0, 1, 0xff]);
         assert!(matches!(read::<_, String>(&mut garbage).await, Err(FrameError::Decode(_))));
+        // A message that extends the one expected (a newer peer's form) is refused whole.
+        let longer = encode(&(7u64, "hello".to_string(), 1u8)).unwrap();
+        let mut cur = std::io::Cursor::new(longer);
+        assert!(matches!(read::<_, (u64, String)>(&mut cur).await, Err(FrameError::Trailing(1))));
     }
 }

@@ -320,6 +320,8 @@ where
                 PeerStream::Tls(s) => handshake::client(s, &self.identity).await,
                 PeerStream::ServerTls(s) => handshake::client(s, &self.identity).await,
             }
+            // Every message is of the first tagged version: the agreed version gates none yet.
+            .map(|(peer, _agreed)| peer)
         };
         let peer = tokio::time::timeout(self.connect_timeout, shake)
             .await
@@ -475,6 +477,7 @@ pub async fn serve<Req, Resp, H>(
                     PeerStream::Tls(s) => handshake::server(s, &identity).await,
                     PeerStream::ServerTls(s) => handshake::server(s, &identity).await,
                 }
+                .map(|(peer, _agreed)| peer)
             };
             let peer = match tokio::time::timeout_at(deadline, shake).await {
                 Ok(Ok(peer)) => Arc::<str>::from(peer),

@@ -68,6 +68,8 @@ pub enum StorageError {
     Corrupt { key: String, reason: String },
     #[error("cannot open data directory {path}: {source}")]
     Open { path: PathBuf, source: std::io::Error },
+    #[error("the data dir was written by a newer kura (data format {0}; this build reads up to {DATA_FORMAT}): run that build or a newer one")]
+    Newer(u16),
     /// A write refused unapplied: the disk is in trouble (`health.rs`).
     #[error("{0}")]
     Refused(DiskTrouble),
@@ -173,6 +175,14 @@ const FLUSHES_KEY: &str = "flushes";
 /// Name in `meta` of the layout marker, and its value: the store keeps the reap index in `due`
 /// and holds nothing an older build left to move (sets and hashes stored whole, tagged keys at
 /// their whole key's position). A store with it opens without walking its keys.
+/// The data dir's format, kept in `meta`: 1 is kura 0.1.0's, the first tagged version (its
+/// keyspaces, its layout marker below, its records' own format bytes, `version/sibling.rs`). A
+/// store without the marker was written by 0.1.0 or an untagged build before it, and is read
+/// as it always was. A later build that changes how data is stored bumps this, still opens
+/// every format since 1, and marks a store once it has rewritten it; a build meeting a newer
+/// mark refuses to open the store rather than misread it (`docs/upgrades.md`).
+pub const DATA_FORMAT: u16 = 1;
+const FORMAT_KEY: &str = "format";
 const LAYOUT_KEY: &str = "layout";
 const LAYOUT: &[u8] = b"due-index";
 
@@ -413,6 +423,17 @@ impl Storage {
         // A disk already short of space refuses writes from the start (the walks below that
         // upgrade an older store then fail, and the node with them).
         storage.health.check_space();
+        match storage.meta_get(FORMAT_KEY)? {
+            Some(mark) => {
+                let format = <[u8; 2]>::try_from(&mark[..]).map(u16::from_be_bytes).map_err(|_| {
+                    StorageError::Corrupt { key: FORMAT_KEY.to_owned(), reason: format!("{} bytes", mark.len()) }
+                })?;
+                if format > DATA_FORMAT {
+                    return Err(StorageError::Newer(format));
+                }
+            }
+            None => storage.meta_put(FORMAT_KEY, &DATA_FORMAT.to_be_bytes())?,
+        }
         // The flushes this node applied before it stopped (a purge is not done again).
         if let Some(bytes) = storage.meta_get(FLUSHES_KEY)? {
             let marks: FlushMarks = postcard::from_bytes(&bytes)
@@ -983,6 +1004,29 @@ mod tests {
         // Larger than the whole large cache: not cached.
         cache.insert(b"huge", big(LARGE_BYTES as usize + 1));
         assert!(cache.get(b"huge").is_none());
+    }
+
+    /// A store is marked with its data format when it is created; a store a newer build
+    /// marked is refused by name, not misread; an unmarked one (before 0.1.0) opens and is marked.
+    #[test]
+    fn a_store_of_a_newer_format_is_refused_and_an_unmarked_one_is_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Storage::open(dir.path(), FsyncPolicy::Never).unwrap();
+            assert_eq!(s.meta_get(FORMAT_KEY).unwrap(), Some(DATA_FORMAT.to_be_bytes().to_vec()));
+            write(&s, b"k", "a");
+            s.commit().unwrap();
+            s.meta.remove(FORMAT_KEY).unwrap();
+        }
+        {
+            let s = Storage::open(dir.path(), FsyncPolicy::Never).unwrap();
+            assert_eq!(s.meta_get(FORMAT_KEY).unwrap(), Some(DATA_FORMAT.to_be_bytes().to_vec()));
+            assert!(s.get(b"k").unwrap().is_some());
+            s.meta_put(FORMAT_KEY, &(DATA_FORMAT + 1).to_be_bytes()).unwrap();
+        }
+        let refused = Storage::open(dir.path(), FsyncPolicy::Never).err().expect("a newer store is refused");
+        assert!(matches!(refused, StorageError::Newer(f) if f == DATA_FORMAT + 1));
+        assert!(refused.to_string().contains("written by a newer kura"), "{refused}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Test harness: real `kura` processes on 127.0.0.x with free ports, real faults (`kill -9`,
 //! restart on the same data dir, iptables partitions), and polling with a deadline instead of
-//! sleeps. Shared by `tests/` and `compat/` (each includes it with `mod harness;`).
+//! sleeps. Shared by `tests/` and `compat/` (`tests/suite.rs` includes it once as `harness`).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -56,6 +56,8 @@ pub struct Node {
     pub cluster_port: u16,
     pub metrics_port: u16,
     pub dir: PathBuf,
+    /// The kura binary it runs: this build's, or another (the rolling-upgrade test).
+    pub binary: PathBuf,
     extra: Vec<String>,
     child: Option<Child>,
     log: PathBuf,
@@ -65,9 +67,15 @@ pub struct Node {
 impl Node {
     /// Starts a node on `ip` with a fresh data dir and free ports; `extra` are more flags.
     pub fn start(ip: Ipv4Addr, extra: &[&str]) -> Node {
+        Node::start_binary(Path::new(KURA), ip, extra)
+    }
+
+    /// [`Node::start`] of the kura at `binary`.
+    pub fn start_binary(binary: &Path, ip: Ipv4Addr, extra: &[&str]) -> Node {
         let tmp = tempfile::tempdir().expect("a temp dir");
         let dir = tmp.path().join("data");
         let mut node = Node::new(ip, dir, extra);
+        node.binary = binary.to_path_buf();
         node._tmp = Some(tmp);
         // A port found free can be taken by another test before the node binds it: retry
         // with new ports (only on a first start; a restart must keep its addresses).
@@ -94,6 +102,7 @@ impl Node {
             cluster_port: free_port(ip),
             metrics_port: free_port(ip),
             dir,
+            binary: PathBuf::from(KURA),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
             log,
@@ -148,7 +157,7 @@ impl Node {
         assert!(self.child.is_none(), "node {} is already running", self.addr());
         std::fs::create_dir_all(self.dir.parent().unwrap_or(Path::new("."))).expect("data dir parent");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
-        let child = Command::new(KURA)
+        let child = Command::new(&self.binary)
             .args(self.args())
             .env("KURA_LOG", "info,kura=debug")
             .stdin(Stdio::null())
@@ -426,6 +435,11 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` nodes with `extra` flags each and waits until they agree on one ring.
     pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        Cluster::start_binary(Path::new(KURA), n, extra)
+    }
+
+    /// [`Cluster::start`] of the kura at `binary`.
+    pub fn start_binary(binary: &Path, n: usize, extra: &[&str]) -> Cluster {
         let mut nodes: Vec<Node> = Vec::with_capacity(n);
         for i in 0..n {
             let ip = Ipv4Addr::new(127, 0, 0, 1 + i as u8);
@@ -436,7 +450,7 @@ impl Cluster {
             }
             args.extend(extra.iter().map(|s| s.to_string()));
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            nodes.push(Node::start(ip, &args));
+            nodes.push(Node::start_binary(binary, ip, &args));
         }
         let cluster = Cluster { nodes };
         cluster.wait_converged(Duration::from_secs(60));
