@@ -152,6 +152,7 @@ fn a_join_moves_large_sets_in_bounded_frames() {
     for part in 0..3 {
         sadd(&mut con, "huge", part * HUGE / 3, (part + 1) * HUGE / 3);
     }
+    write_big_keys(&mut con, "big");
     c.add(&flags);
     c.wait_converged(Duration::from_secs(90));
     // Every member is on the new owner: read it alone (R=1) with the old one gone.
@@ -164,4 +165,99 @@ fn a_join_moves_large_sets_in_bounded_frames() {
     assert_eq!(n, redis::Value::Int(HUGE as i64), "the set larger than a frame on the new owner");
     let last = format!("member-{:06}", HUGE - 1);
     assert_eq!(q(&c.nodes[1], &["SISMEMBER", "huge", &last]).expect("SISMEMBER"), redis::Value::Int(1));
+    assert_big_keys(&c.nodes[1], "big");
+}
+
+/// Big keys of every other type, each larger than four 256 KiB frames, in one partition
+/// (`{tag}`): a list, a sorted set, a stream and a string.
+fn write_big_keys(con: &mut redis::Connection, tag: &str) {
+    let filler = "x".repeat(40);
+    for chunk in 0..4 {
+        let mut rpush = redis::cmd("RPUSH");
+        let mut zadd = redis::cmd("ZADD");
+        rpush.arg(format!("{{{tag}}}list"));
+        zadd.arg(format!("{{{tag}}}zset"));
+        for i in chunk * 5_000..(chunk + 1) * 5_000 {
+            rpush.arg(format!("item-{i:06}-{filler}"));
+            zadd.arg(i).arg(format!("member-{i:06}-{filler}"));
+        }
+        let _: i64 = rpush.query(con).expect("RPUSH");
+        let _: i64 = zadd.query(con).expect("ZADD");
+    }
+    // Few writes of large entries: a stand-in keeps a whole copy of a collection at each
+    // write (a patch goes to owners only), so thousands of small entries would send it the
+    // growing stream thousands of times.
+    let pad = "p".repeat(30_000);
+    for i in 0..40 {
+        let _: String = redis::cmd("XADD")
+            .arg(format!("{{{tag}}}stream"))
+            .arg("*")
+            .arg("n")
+            .arg(i)
+            .arg("pad")
+            .arg(&pad)
+            .query(con)
+            .expect("XADD");
+    }
+    let () = redis::cmd("SET").arg(format!("{{{tag}}}string")).arg("s".repeat(1 << 20)).query(con).expect("SET");
+}
+
+/// The keys of [`write_big_keys`], whole, read through `node`.
+fn assert_big_keys(node: &Node, tag: &str) {
+    let int = |cmd: &[&str]| match q(node, cmd) {
+        Ok(redis::Value::Int(n)) => n,
+        other => panic!("{cmd:?} through {}: {other:?}", node.addr()),
+    };
+    assert_eq!(int(&["LLEN", &format!("{{{tag}}}list")]), 20_000, "the list larger than a frame");
+    assert_eq!(int(&["ZCARD", &format!("{{{tag}}}zset")]), 20_000, "the sorted set larger than a frame");
+    assert_eq!(int(&["XLEN", &format!("{{{tag}}}stream")]), 40, "the stream larger than a frame");
+    assert_eq!(int(&["STRLEN", &format!("{{{tag}}}string")]), 1 << 20, "the string larger than a frame");
+    let last = text(&q(node, &["LINDEX", &format!("{{{tag}}}list"), "-1"]).expect("LINDEX"));
+    assert!(last.starts_with("item-019999-"), "{last}");
+}
+
+/// Issue 24 point 4: hinted handoff of keys larger than a frame. One owner of `{big}` is
+/// down while big keys of every type are written: the stand-in keeps them as hints and hands
+/// them back in bounded frames once the owner returns, which then serves them alone.
+#[test]
+fn hints_larger_than_a_frame_are_handed_back() {
+    let flags = [
+        "--n",
+        "2",
+        "--r",
+        "1",
+        "--w",
+        "1",
+        "--partitions",
+        "8",
+        "--max-frame-bytes",
+        "262144",
+        "--aae-interval",
+        "3600",
+    ];
+    let mut c = Cluster::start(3, &flags);
+    let owners = c.preflist(0, "{big}");
+    let (live, dead) = (owners[0], owners[1]);
+    let stand_in = (0..3).find(|i| !owners.contains(i)).expect("a node outside the preference list");
+    let dead_addr = c.nodes[dead].cluster_addr().to_string();
+    c.nodes[dead].kill9();
+    wait_until("the others to see the owner down", Duration::from_secs(15), || {
+        [live, stand_in].iter().all(|&i| harness::sees(&c.nodes[i], &dead_addr, "down")).then_some(())
+    });
+    write_big_keys(&mut c.nodes[live].conn(), "big");
+    let hints = |n: &Node| match q(n, &["KURA", "HINTS"]) {
+        Ok(redis::Value::Int(h)) => h,
+        other => panic!("KURA HINTS: {other:?}"),
+    };
+    wait_until("the stand-in to hold the hints", Duration::from_secs(30), || {
+        (hints(&c.nodes[stand_in]) >= 4).then_some(())
+    });
+    c.nodes[dead].spawn();
+    wait_until("every hint to be handed back", Duration::from_secs(90), || {
+        c.nodes.iter().all(|n| hints(n) == 0).then_some(())
+    });
+    // The owner that was down serves the keys alone.
+    c.nodes[live].kill9();
+    c.nodes[stand_in].kill9();
+    assert_big_keys(&c.nodes[dead], "big");
 }
