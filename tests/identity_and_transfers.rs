@@ -119,21 +119,7 @@ fn a_refounded_node_is_refused_until_the_operator_rejoins_it() {
 /// node refuses (dropping the connection), so the join never ends.
 #[test]
 fn a_join_moves_large_sets_in_bounded_frames() {
-    let flags = [
-        "--n",
-        "2",
-        "--r",
-        "1",
-        "--w",
-        "1",
-        "--partitions",
-        "8",
-        "--max-frame-bytes",
-        "262144",
-        "--aae-interval",
-        "3600",
-    ];
-    let mut c = Cluster::start(1, &flags);
+    let mut c = Cluster::start(1, &SMALL_FRAMES);
     let mut con = c.nodes[0].conn();
     let sadd = |con: &mut redis::Connection, key: &str, from: usize, to: usize| {
         let mut cmd = redis::cmd("SADD");
@@ -154,7 +140,7 @@ fn a_join_moves_large_sets_in_bounded_frames() {
         sadd(&mut con, "huge", part * HUGE / 3, (part + 1) * HUGE / 3);
     }
     write_big_keys(&mut con, "big");
-    c.add(&flags);
+    c.add(&SMALL_FRAMES);
     c.wait_converged(Duration::from_secs(90));
     // Every member is on the new owner: read it alone (R=1) with the old one gone.
     c.nodes[0].kill9();
@@ -168,6 +154,10 @@ fn a_join_moves_large_sets_in_bounded_frames() {
     assert_eq!(q(&c.nodes[1], &["SISMEMBER", "huge", &last]).expect("SISMEMBER"), redis::Value::Int(1));
     assert_big_keys(&c.nodes[1], "big");
 }
+
+/// N=2 on 8 partitions with 256 KiB frames and no timed anti-entropy: the big-key tests.
+const SMALL_FRAMES: [&str; 12] =
+    ["--n", "2", "--r", "1", "--w", "1", "--partitions", "8", "--max-frame-bytes", "262144", "--aae-interval", "3600"];
 
 /// Big keys of every other type, each larger than four 256 KiB frames, in one partition
 /// (`{tag}`): a list, a sorted set, a stream and a string.
@@ -222,21 +212,7 @@ fn assert_big_keys(node: &Node, tag: &str) {
 /// them back in bounded frames once the owner returns, which then serves them alone.
 #[test]
 fn hints_larger_than_a_frame_are_handed_back() {
-    let flags = [
-        "--n",
-        "2",
-        "--r",
-        "1",
-        "--w",
-        "1",
-        "--partitions",
-        "8",
-        "--max-frame-bytes",
-        "262144",
-        "--aae-interval",
-        "3600",
-    ];
-    let mut c = Cluster::start(3, &flags);
+    let mut c = Cluster::start(3, &SMALL_FRAMES);
     let owners = c.preflist(0, "{big}");
     let (live, dead) = (owners[0], owners[1]);
     let stand_in = (0..3).find(|i| !owners.contains(i)).expect("a node outside the preference list");
@@ -268,21 +244,7 @@ fn hints_larger_than_a_frame_are_handed_back() {
 /// from the Merkle exchange, in bounded frames, and then serves them alone.
 #[test]
 fn anti_entropy_repairs_keys_larger_than_a_frame() {
-    let flags = [
-        "--n",
-        "2",
-        "--r",
-        "1",
-        "--w",
-        "1",
-        "--partitions",
-        "8",
-        "--max-frame-bytes",
-        "262144",
-        "--aae-interval",
-        "3600",
-    ];
-    let mut c = Cluster::start(2, &flags);
+    let mut c = Cluster::start(2, &SMALL_FRAMES);
     let missed = c.nodes[1].cluster_addr().to_string();
     c.nodes[1].kill9();
     wait_until("the first node to see the second down", Duration::from_secs(15), || {
