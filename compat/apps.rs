@@ -100,6 +100,7 @@ fn redis_py_scripts_on_one_node() {
 
 #[test]
 fn redis_py_and_ioredis_apps_through_a_cluster() {
+    let _heavy = harness::heavy();
     let cluster = Cluster::start(4, &["--n", "3"]);
     let nodes: Vec<&Node> = cluster.nodes.iter().collect();
     run("python3", "app.py", &nodes, true);
@@ -213,6 +214,7 @@ fn bullmq_on_one_node() {
 /// job runs twice (before scripts were placed, retried jobs ran twice here).
 #[test]
 fn bullmq_through_a_cluster() {
+    let _heavy = harness::heavy();
     let cluster = Cluster::start(4, &["--n", "3"]);
     let nodes: Vec<&Node> = cluster.nodes.iter().collect();
     run("node", "bullmq.js", &nodes, true);

@@ -139,6 +139,7 @@ fn default_run(node: &Node) {
 /// pushed hold what LRANGE_600 reads.
 #[test]
 fn the_default_run_completes_against_one_node() {
+    let _heavy = harness::heavy();
     let node = Node::start(Ipv4Addr::LOCALHOST, &[]);
     default_run(&node);
     let len: u64 = node.cli_out(&["LLEN", "mylist"]).parse().unwrap();
@@ -149,6 +150,7 @@ fn the_default_run_completes_against_one_node() {
 /// replicated as a cluster does, none failing.
 #[test]
 fn the_default_run_completes_against_a_three_node_cluster() {
+    let _heavy = harness::heavy();
     let cluster = harness::Cluster::start(3, &[]);
     for node in &cluster.nodes[1..] {
         default_run(node);

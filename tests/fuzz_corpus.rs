@@ -130,7 +130,7 @@ fn the_fuzz_crate_has_every_target() {
 }
 
 /// Writes each target's seeds into `fuzz/seeds/<target>/` (as `kura-<n>`): run after a format
-/// changes, with `cargo test --test fuzz_corpus -- --ignored`.
+/// changes, with `cargo test --profile ci --test suite fuzz_corpus::write_seeds -- --ignored`.
 #[test]
 #[ignore = "writes fuzz/seeds/"]
 fn write_seeds() {

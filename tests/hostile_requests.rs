@@ -24,9 +24,6 @@ use harness::{resp_cmd, Cluster, Node};
 
 const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
-/// The two tests that time requests run one at a time (the machine has 2 cores).
-static TIMED: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// The pattern of issue 20 and the key that made it exponential.
 const HOSTILE: &str = "a*a*a*a*a*a*a*a*a*a*a*a*a*a*b";
 const VICTIM: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -82,7 +79,7 @@ fn scan_walk(con: &mut redis::Connection, pattern: &str) -> Vec<String> {
 /// fails at its read timeout instead of hanging).
 #[test]
 fn hostile_pattern_costs_no_more_than_keys_star() {
-    let _timed = TIMED.lock().unwrap_or_else(|e| e.into_inner());
+    let _timed = harness::timed();
     let node = Node::start(LOCAL, &[]);
     load(&node, 100_000);
     let mut con = node.conn();
@@ -125,7 +122,7 @@ fn hostile_pattern_costs_no_more_than_keys_star() {
 /// on the worker, in one go on a node alone) holds every PING until it is done.
 #[test]
 fn ping_answers_while_keys_runs() {
-    let _timed = TIMED.lock().unwrap_or_else(|e| e.into_inner());
+    let _timed = harness::timed();
     let node = Node::start(LOCAL, &["--threads", "1"]);
     load(&node, 200_000);
     let mut pinger = node.conn();
@@ -438,7 +435,7 @@ fn client_fields(con: &mut redis::Connection, id: i64) -> Option<HashMap<String,
 /// and the peak over the whole exchange stays within the bound.
 #[test]
 fn a_client_that_does_not_read_its_replies_is_bounded() {
-    let _timed = TIMED.lock().unwrap_or_else(|e| e.into_inner());
+    let _timed = harness::timed();
     let node = Node::start(LOCAL, &[]);
     let mut other = node.conn();
     other.set_read_timeout(Some(Duration::from_secs(30))).expect("read timeout");

@@ -408,6 +408,7 @@ fn members_seen_by(c: &Cluster, by: &Node) -> Vec<usize> {
 
 #[test]
 fn nemesis_loses_no_acknowledged_write() {
+    let _heavy = harness::heavy();
     let seed: u64 = std::env::var("KURA_NEMESIS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -81,6 +81,7 @@ fn a_restarted_coordinator_never_reissues_a_version() {
 /// acknowledged, each within the request timeout, and all read back after the heal.
 #[test]
 fn no_write_is_refused_at_the_start_of_a_partition() {
+    let _timed = harness::timed();
     let c = Cluster::start(5, &["--n", "3", "--r", "2", "--w", "2", "--request-timeout-ms", "2000"]);
     let (left, right): (Vec<&Node>, Vec<&Node>) = (c.nodes[..2].iter().collect(), c.nodes[2..].iter().collect());
     let cuts = Cut::sides(&left, &right);

@@ -192,6 +192,7 @@ fn summary(what: &str, sent: &[Sent]) -> String {
 /// re-sent elsewhere) are measured and printed.
 #[test]
 fn a_partition_is_detected_within_seconds_and_then_every_write_succeeds() {
+    let _timed = harness::timed();
     let c = Cluster::start(5, &["--n", "3", "--r", "2", "--w", "2", "--request-timeout-ms", "2000"]);
     let (left, right): (Vec<&Node>, Vec<&Node>) = (c.nodes[..2].iter().collect(), c.nodes[2..].iter().collect());
     // Every node has talked to every other about these keys before the cut.

@@ -1,4 +1,4 @@
-//! Every test on real processes, in one binary: `cargo test --release --test suite <module>::`
+//! Every test on real processes, in one binary: `cargo test --profile ci --test suite <module>::`
 //! runs one file of them. One binary links once, where one binary per file linked 27 times
 //! (most of a CI build). `tests/<name>.rs` is the module `<name>`, `compat/<name>.rs` is
 //! `compat_<name>`.

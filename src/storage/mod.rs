@@ -172,17 +172,20 @@ pub struct Purge {
 /// Name in `meta` of the flush marks this node has applied.
 const FLUSHES_KEY: &str = "flushes";
 
+/// The data dir's format, kept in `meta`: 1 is kura 0.1.0's, the first tagged version (its
+/// keyspaces, its layout marker, its records' own format bytes, `version/sibling.rs`). A store
+/// without the mark was written by an untagged build before 0.1.0, is of format 1 too, and is
+/// marked so at open. A later build that changes how data is stored bumps this, still opens
+/// every format since 1, and marks a store only once it has converted it; a build meeting a
+/// newer mark refuses to open the store rather than misread it (`docs/upgrades.md`).
+pub const DATA_FORMAT: u16 = 1;
+/// The format of a store without a mark.
+const UNMARKED_FORMAT: u16 = 1;
+const FORMAT_KEY: &str = "format";
+
 /// Name in `meta` of the layout marker, and its value: the store keeps the reap index in `due`
 /// and holds nothing an older build left to move (sets and hashes stored whole, tagged keys at
 /// their whole key's position). A store with it opens without walking its keys.
-/// The data dir's format, kept in `meta`: 1 is kura 0.1.0's, the first tagged version (its
-/// keyspaces, its layout marker below, its records' own format bytes, `version/sibling.rs`). A
-/// store without the marker was written by 0.1.0 or an untagged build before it, and is read
-/// as it always was. A later build that changes how data is stored bumps this, still opens
-/// every format since 1, and marks a store once it has rewritten it; a build meeting a newer
-/// mark refuses to open the store rather than misread it (`docs/upgrades.md`).
-pub const DATA_FORMAT: u16 = 1;
-const FORMAT_KEY: &str = "format";
 const LAYOUT_KEY: &str = "layout";
 const LAYOUT: &[u8] = b"due-index";
 
@@ -423,7 +426,7 @@ impl Storage {
         // A disk already short of space refuses writes from the start (the walks below that
         // upgrade an older store then fail, and the node with them).
         storage.health.check_space();
-        match storage.meta_get(FORMAT_KEY)? {
+        let marked = match storage.meta_get(FORMAT_KEY)? {
             Some(mark) => {
                 let format = <[u8; 2]>::try_from(&mark[..]).map(u16::from_be_bytes).map_err(|_| {
                     StorageError::Corrupt { key: FORMAT_KEY.to_owned(), reason: format!("{} bytes", mark.len()) }
@@ -431,9 +434,10 @@ impl Storage {
                 if format > DATA_FORMAT {
                     return Err(StorageError::Newer(format));
                 }
+                true
             }
-            None => storage.meta_put(FORMAT_KEY, &DATA_FORMAT.to_be_bytes())?,
-        }
+            None => false,
+        };
         // The flushes this node applied before it stopped (a purge is not done again).
         if let Some(bytes) = storage.meta_get(FLUSHES_KEY)? {
             let marks: FlushMarks = postcard::from_bytes(&bytes)
@@ -446,6 +450,14 @@ impl Storage {
             storage.load_due()?;
         } else {
             storage.upgrade_layout()?;
+        }
+        // An unmarked store (new, or of a build before the mark) is of format 1, marked once
+        // it is open. Best effort: on a full disk the mark waits for the next start, and the
+        // store is read as format 1 meanwhile.
+        if !marked {
+            if let Err(e) = storage.meta_put(FORMAT_KEY, &UNMARKED_FORMAT.to_be_bytes()) {
+                tracing::warn!("the data dir's format mark was not written: {e}");
+            }
         }
         // Hints are few (writes held for nodes that are down): counting them is no walk of the
         // data.

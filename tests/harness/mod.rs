@@ -49,6 +49,22 @@ pub fn free_port(ip: Ipv4Addr) -> u16 {
     TcpListener::bind((ip, 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
+/// Every test on real processes is one binary, so any two may run side by side on the 2 cores:
+/// a test that asserts how long something takes holds [`timed`], and the heaviest tests (many
+/// nodes under faults, load generators) hold [`heavy`], so that none of those runs beside it.
+/// A test takes one of them first and never the other, so no two can wait on each other.
+static TIMING: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Held by a test that times requests (and by no other test at the same time).
+pub fn timed() -> std::sync::RwLockWriteGuard<'static, ()> {
+    TIMING.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Held by a heavy test: no [`timed`] test runs beside it.
+pub fn heavy() -> std::sync::RwLockReadGuard<'static, ()> {
+    TIMING.read().unwrap_or_else(|e| e.into_inner())
+}
+
 /// One kura process and everything needed to restart it the same way.
 pub struct Node {
     pub ip: Ipv4Addr,
