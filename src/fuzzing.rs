@@ -625,7 +625,10 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
             let mut flushed = next.clone();
             flushed.flushes.mark(Some(2), NOW);
             flushed.flushes.mark(None, NOW + 1);
-            [seed_state(), next, flushed].iter().map(|s| postcard::to_stdvec(s).expect("encodes")).collect()
+            // As saved since 0.1.0 (tagged with its format) and as gossip carries it (untagged).
+            let states = [seed_state(), next, flushed];
+            let tagged = states.iter().map(ClusterState::encode);
+            tagged.chain(states.iter().map(|s| postcard::to_stdvec(s).expect("encodes"))).collect()
         }
         "config" => vec![b"listen = \"127.0.0.1:6380\"\nn = 3\nr = 2\nw = 2\npartitions = 64\nseed = [\"127.0.0.1:7380\"]\nfsync = \"always\"\nclient-output-buffer-limit = \"normal 0 0 0 pubsub 32mb 8mb 60\"\nzone = \"a\"\n".to_vec()],
         _ => Vec::new(),
