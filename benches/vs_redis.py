@@ -146,14 +146,18 @@ class Procs:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def start_kura(procs, nodes, extra, pids):
+def start_kura(procs, nodes, extra, pids, metrics=None):
+    """Starts `nodes` kura nodes and returns their (ip, port); appends each node's metrics
+    address to `metrics` when given."""
     ips = [f"127.0.0.{i + 1}" for i in range(nodes)]
     cluster_ports = {ip: free_port(ip) for ip in ips}
     targets = []
     for i, ip in enumerate(ips):
-        port = free_port(ip)
+        port, mport = free_port(ip), free_port(ip)
+        if metrics is not None:
+            metrics.append((ip, mport))
         cmd = [KURA, "server", "--listen", f"{ip}:{port}", "--cluster-listen", f"{ip}:{cluster_ports[ip]}",
-               "--metrics-listen", f"{ip}:{free_port(ip)}", "--data-dir", os.path.join(procs.tmp, f"kura{i}")]
+               "--metrics-listen", f"{ip}:{mport}", "--data-dir", os.path.join(procs.tmp, f"kura{i}")]
         if i > 0:
             cmd += ["--seed", f"{ips[0]}:{cluster_ports[ips[0]]}"]
         pids.append(procs.start(cmd + extra, os.path.join(procs.tmp, f"kura{i}.log")))

@@ -66,6 +66,11 @@ pub struct ServerArgs {
     /// Ring size Q, a power of two, fixed when the cluster is created [default: 64]
     #[arg(long, env = "KURA_PARTITIONS")]
     pub partitions: Option<u32>,
+    /// How keys are placed on the ring, fixed when the cluster is created: md5 (the paper's
+    /// ring) or slots (Redis Cluster's slots: cluster clients route in one hop). Every node of
+    /// a cluster is started with the same one [default: md5]
+    #[arg(long, env = "KURA_PLACEMENT", value_enum)]
+    pub placement: Option<crate::ring::Placement>,
     /// Seconds between anti-entropy exchanges [default: 60]
     #[arg(long, env = "KURA_AAE_INTERVAL")]
     pub aae_interval: Option<u64>,
@@ -193,6 +198,7 @@ pub struct Config {
     pub r: usize,
     pub w: usize,
     pub partitions: u32,
+    pub placement: crate::ring::Placement,
     pub aae_interval_secs: u64,
     pub aae_walk_at_open_keys: usize,
     pub max_value_bytes: usize,
@@ -302,6 +308,7 @@ impl Config {
             r: pick!(r, 2),
             w: pick!(w, 2),
             partitions: pick!(partitions, 64),
+            placement: pick!(placement, crate::ring::Placement::Md5),
             aae_interval_secs: pick!(aae_interval, 60),
             aae_walk_at_open_keys: pick!(aae_walk_at_open_keys, 100_000),
             // 16 MiB: applications that cache values of a few MB (and Redis's own tests, with
@@ -359,6 +366,9 @@ impl Config {
         }
         if !self.partitions.is_power_of_two() {
             return bad("partitions must be a power of two");
+        }
+        if self.placement == crate::ring::Placement::Slots && self.partitions > u32::from(crate::ring::SLOTS_COUNT) {
+            return bad("with --placement slots, partitions must be at most 16384 (a partition is a range of slots)");
         }
         if self.max_value_bytes == 0 || self.max_request_bytes < self.max_value_bytes {
             return bad("max-value-bytes must be positive and at most max-request-bytes");

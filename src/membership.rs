@@ -356,10 +356,18 @@ impl ClusterState {
 
 /// The cluster id of a cluster founded with `seed` (see [`ClusterState::cluster_id`]).
 pub fn cluster_id_of(seed: &[u8; 32]) -> u64 {
-    // Every peer message carries it: hashed from the stack, not a new Vec each time.
+    // Every peer message carries it: hashed from the stack, not a new Vec each time. A
+    // cluster placed by slots has another id than one placed by MD5 (`ring::Placement`): a
+    // node started with the other placement is refused as another cluster's (an MD5 cluster
+    // keeps the id it had before placements existed).
     const TAG: &[u8; 16] = b"kura-cluster-id\0";
+    const SLOTS_TAG: &[u8; 16] = b"kura-slots-ring\0";
+    let tag = match crate::ring::placement() {
+        crate::ring::Placement::Md5 => TAG,
+        crate::ring::Placement::Slots => SLOTS_TAG,
+    };
     let mut input = [0u8; 48];
-    input[..16].copy_from_slice(TAG);
+    input[..16].copy_from_slice(tag);
     input[16..].copy_from_slice(seed);
     xxhash_rust::xxh3::xxh3_64(&input).max(1)
 }

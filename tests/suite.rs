@@ -27,6 +27,7 @@ mod hostile_requests;
 mod identity_and_transfers;
 mod nemesis;
 mod no_lost_writes;
+mod one_hop;
 mod partition_window;
 mod pubsub;
 mod redis_surface;

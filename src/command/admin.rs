@@ -1,5 +1,5 @@
-//! Small connection and server commands: `RESET`, `READONLY`/`READWRITE` (as a Redis without
-//! cluster support answers them), `SLOWLOG`, `LATENCY` (no latency monitor: no events).
+//! Small connection and server commands: `RESET`, `SLOWLOG`, `LATENCY` (no latency monitor:
+//! no events).
 
 use bytes::Bytes;
 
@@ -19,14 +19,11 @@ pub fn reset(node: &Node, session: &mut Session) -> CmdResult {
     session.client.set_name(None);
     session.client.set_resp(2);
     session.client.set_multi(None);
+    session.cluster_client = false;
     if let Some(sub) = session.pubsub.as_mut() {
         sub.clear();
     }
     Ok(Reply::Simple("RESET"))
-}
-
-pub fn readonly() -> CmdResult {
-    Err(CommandError::Other("This instance has cluster support disabled".into()))
 }
 
 pub fn slowlog(node: &Node, args: &[Bytes]) -> CmdResult {

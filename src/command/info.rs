@@ -213,8 +213,11 @@ fn section(node: &Node, name: &str, walk: Option<&KeyspaceWalk>, out: &mut Strin
             }
         }
         "cluster" => {
-            // kura does not speak the Redis Cluster protocol; clients must not switch to it.
-            line("cluster_enabled", &0);
+            // With slots placement kura is a Redis Cluster to its clients (`cluster.rs`); with
+            // MD5 placement it answers CLUSTER as one shard, but tools that read this field
+            // (as redis-cli's and client libraries' auto-detection) keep to plain mode.
+            line("cluster_enabled", &u8::from(crate::ring::placement() == crate::ring::Placement::Slots));
+            line("kura_placement", &crate::ring::placement().name());
             let cluster = node.coordinator.cluster();
             let view = cluster.view();
             line("kura_joined", &u8::from(view.state.is_some()));

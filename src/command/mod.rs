@@ -8,6 +8,7 @@ mod append;
 mod auth;
 pub mod blocking;
 mod client;
+mod cluster;
 mod collection;
 // The COMMAND command, in its own file like every other command.
 mod bits;
@@ -109,6 +110,9 @@ pub struct Session {
     /// Bytes of messages moved to the output and not yet written to the socket (they count
     /// against the output buffer limit until they are).
     unwritten: usize,
+    /// Said it is a Redis Cluster client's (CLUSTER, READONLY, READWRITE, ASKING): it is
+    /// answered `-MOVED` for keys this node does not replicate (`cluster.rs`).
+    pub cluster_client: bool,
 }
 
 impl Session {
@@ -126,6 +130,7 @@ impl Session {
             db: 0,
             pubsub: None,
             unwritten: 0,
+            cluster_client: false,
         }
     }
 
@@ -274,8 +279,9 @@ impl CommandMetrics {
 enum Conn<'a> {
     /// Connection commands (HELLO, AUTH, CLIENT, QUIT, ...) change it.
     Mut(&'a mut Session),
-    /// Data commands only need to know whether it is authenticated.
-    Shared { authenticated: bool },
+    /// Data commands only need to know whether it is authenticated (and whether it is a
+    /// cluster client's, for the redirection).
+    Shared { authenticated: bool, cluster_client: bool },
 }
 
 /// The metrics of requests other nodes forwarded here to run (scripts, transactions).
@@ -290,8 +296,9 @@ async fn execute(node: &Node, session: &mut Session, metrics: &CommandMetrics, a
 }
 
 /// Runs a request for which [`concurrent_keys`] is `Some`, alongside others of its pipeline.
-async fn execute_shared(node: &Node, authenticated: bool, metrics: &CommandMetrics, args: &[Bytes]) -> Reply {
-    execute_in(node, Conn::Shared { authenticated }, metrics, args).await
+async fn execute_shared(node: &Node, session: (bool, bool), metrics: &CommandMetrics, args: &[Bytes]) -> Reply {
+    let (authenticated, cluster_client) = session;
+    execute_in(node, Conn::Shared { authenticated, cluster_client }, metrics, args).await
 }
 
 async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, args: &[Bytes]) -> Reply {
@@ -358,6 +365,22 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
             }
             refuse(&mut conn);
             return Reply::Error(format!("ERR {error}"));
+        }
+    }
+    // A cluster client's request for a key this node does not replicate is redirected to the
+    // key's node (Redis Cluster's check comes before MULTI queues it too); not inside EXEC or
+    // a script, whose keys were placed when they began.
+    let redirect = match &conn {
+        Conn::Mut(s) => s.cluster_client && s.db == 0 && !s.in_exec && !s.in_script,
+        Conn::Shared { cluster_client, .. } => *cluster_client,
+    };
+    if redirect {
+        let first = table::key_positions(spec, args).into_iter().next().and_then(|at| args.get(at));
+        if let Some(to) = first.and_then(|key| cluster::moved(node, key)) {
+            metrics.errors[i].increment(1);
+            node.clients.note_error("MOVED");
+            refuse(&mut conn);
+            return Reply::Error(format!("MOVED {to}"));
         }
     }
     // While the disk is in trouble a write is refused before it runs (Redis's MISCONF, after
@@ -489,7 +512,7 @@ fn disk_refuses(node: &Node, conn: &Conn<'_>, cmd: Cmd) -> Option<DiskTrouble> {
     let trouble = node.coordinator.storage().health().trouble()?;
     let (authenticated, queued) = match conn {
         Conn::Mut(session) => (session.authenticated, session.multi.as_ref()),
-        Conn::Shared { authenticated } => (*authenticated, None),
+        Conn::Shared { authenticated, .. } => (*authenticated, None),
     };
     let writes = |c: Cmd| c.spec().flags.contains(&"write");
     let queued_write = || {
@@ -537,7 +560,7 @@ enum Gate<'a> {
 async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes], metrics: &CommandMetrics) -> CmdResult {
     let authenticated = match &conn {
         Conn::Mut(session) => session.authenticated,
-        Conn::Shared { authenticated } => *authenticated,
+        Conn::Shared { authenticated, .. } => *authenticated,
     };
     if !authenticated && !cmd.spec().no_auth {
         return Err(CommandError::NoAuth);
@@ -564,6 +587,8 @@ async fn dispatch(cmd: Cmd, node: &Node, conn: Conn<'_>, args: &[Bytes], metrics
         Cmd::Flushdb => flush::run(node, Some(session.db), args).await,
         Cmd::Reset => admin::reset(node, session),
         Cmd::Slowlog => admin::slowlog(node, args),
+        Cmd::Cluster => cluster::run(node, session, args).await,
+        Cmd::Readonly | Cmd::Readwrite | Cmd::Asking => cluster::declare(session),
         Cmd::Flushall => flush::run(node, None, args).await,
         Cmd::Hello => hello::run(node, session, args),
         Cmd::Auth => auth::run(node, session, args),
@@ -761,7 +786,6 @@ async fn dispatch_data(cmd: Cmd, node: &Node, args: &[Bytes]) -> CmdResult {
         Cmd::Rename => multikey::rename(node, args, false).await,
         Cmd::Renamenx => multikey::rename(node, args, true).await,
         Cmd::Time => multikey::time(),
-        Cmd::Readonly | Cmd::Readwrite => admin::readonly(),
         Cmd::Latency => admin::latency(args),
         Cmd::Memory => memory::run(node, args).await,
         Cmd::Object => object::run(node, args).await,

@@ -202,8 +202,10 @@ commands! {
     Memory => "memory", -2, [], (0, 0, 0), "server", false, "MEMORY USAGE key [SAMPLES n] (an estimate), MEMORY HELP.";
     Object => "object", -2, [], (0, 0, 0), "keyspace", false, "OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key: what Redis would answer (see docs/commands.md).";
     Reset => "reset", 1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], (0, 0, 0), "connection", true, "Resets the connection: no transaction, database 0, RESP2, no name.";
-    Readonly => "readonly", 1, ["loading", "stale", "fast"], (0, 0, 0), "cluster", false, "As a Redis without cluster support: an error.";
-    Readwrite => "readwrite", 1, ["loading", "stale", "fast"], (0, 0, 0), "cluster", false, "As a Redis without cluster support: an error.";
+    Readonly => "readonly", 1, ["loading", "stale", "fast"], (0, 0, 0), "cluster", false, "OK: the connection is a cluster client's (it is answered MOVED for keys this node does not replicate).";
+    Readwrite => "readwrite", 1, ["loading", "stale", "fast"], (0, 0, 0), "cluster", false, "OK: the connection is a cluster client's.";
+    Asking => "asking", 1, ["fast"], (0, 0, 0), "cluster", false, "OK: the connection is a cluster client's (kura never answers ASK).";
+    Cluster => "cluster", -2, [], (0, 0, 0), "cluster", false, "CLUSTER SLOTS, SHARDS, NODES, INFO, MYID, MYSHARDID, KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT, HELP: the ring as Redis Cluster's slots.";
     Slowlog => "slowlog", -2, [], (0, 0, 0), "server", false, "SLOWLOG GET [count], LEN, RESET, HELP.";
     Latency => "latency", -2, [], (0, 0, 0), "server", false, "LATENCY LATEST, HISTORY, RESET, HELP (no monitor events).";
     Time => "time", 1, ["loading", "stale", "fast"], (0, 0, 0), "server", false, "The server's clock: seconds and microseconds.";
@@ -269,6 +271,7 @@ impl Cmd {
                 | Cmd::Object
                 | Cmd::Slowlog
                 | Cmd::Latency
+                | Cmd::Cluster
                 | Cmd::Kura
                 | Cmd::Script
                 | Cmd::Function
@@ -288,6 +291,7 @@ impl Cmd {
             Cmd::Object => "OBJECT",
             Cmd::Slowlog => "SLOWLOG",
             Cmd::Latency => "LATENCY",
+            Cmd::Cluster => "CLUSTER",
             Cmd::Script => "SCRIPT",
             Cmd::Function => "FUNCTION",
             Cmd::Pubsub => "PUBSUB",
@@ -348,6 +352,10 @@ impl Cmd {
                 | Cmd::Copy
                 | Cmd::Reset
                 | Cmd::Slowlog
+                | Cmd::Readonly
+                | Cmd::Readwrite
+                | Cmd::Asking
+                | Cmd::Cluster
                 | Cmd::Flushdb
                 | Cmd::Flushall
                 | Cmd::Hello
@@ -553,6 +561,16 @@ const SUBCOMMANDS: &[(Cmd, &str, i32, bool)] = &[
     (Cmd::Object, "idletime", 3, false),
     (Cmd::Object, "refcount", 3, false),
     (Cmd::Object, "help", 2, false),
+    (Cmd::Cluster, "slots", 2, false),
+    (Cmd::Cluster, "shards", 2, false),
+    (Cmd::Cluster, "nodes", 2, false),
+    (Cmd::Cluster, "info", 2, false),
+    (Cmd::Cluster, "myid", 2, false),
+    (Cmd::Cluster, "myshardid", 2, false),
+    (Cmd::Cluster, "keyslot", 3, false),
+    (Cmd::Cluster, "countkeysinslot", 3, false),
+    (Cmd::Cluster, "getkeysinslot", 4, false),
+    (Cmd::Cluster, "help", 2, false),
     (Cmd::Slowlog, "get", -2, true),
     (Cmd::Slowlog, "len", 2, true),
     (Cmd::Slowlog, "reset", 2, true),

@@ -22,17 +22,88 @@ use serde::{Deserialize, Serialize};
 /// A node's identity in the ring (its `--node-id`).
 pub type NodeId = String;
 
-/// The ring position of `key`: its MD5 digest as a 128-bit big-endian number, with the top 32
-/// bits of its hash tag's MD5 when it has one.
+/// How keys are placed on the ring, fixed when a cluster is founded (`--placement`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Placement {
+    /// The paper's ring: a key's position is its MD5 (its hash tag's, for the top bits).
+    #[default]
+    Md5,
+    /// Redis Cluster's slots: a key's position begins with its slot ([`key_slot`]), so a
+    /// partition is a range of 16384/Q slots and cluster clients route a key in one hop.
+    Slots,
+}
+
+impl Placement {
+    pub fn name(self) -> &'static str {
+        match self {
+            Placement::Md5 => "md5",
+            Placement::Slots => "slots",
+        }
+    }
+}
+
+/// The process's placement: set once at start, before the data dir is opened, as the frame
+/// limit is (`rpc::set_max_frame`). It is a constant of the data (keys are stored in ring
+/// order), so it is not passed around: every node of a cluster runs with the same one
+/// (`ClusterState::cluster_id` differs between placements, so nodes of another placement are
+/// refused as another cluster's).
+static SLOTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_placement(placement: Placement) {
+    SLOTS.store(placement == Placement::Slots, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn placement() -> Placement {
+    if SLOTS.load(std::sync::atomic::Ordering::Relaxed) {
+        Placement::Slots
+    } else {
+        Placement::Md5
+    }
+}
+
+/// Redis Cluster's slots.
+pub const SLOTS_COUNT: u16 = 16384;
+
+/// A key's Redis Cluster slot: CRC16 (XMODEM) of its hash tag, or of the whole key when it has
+/// none, mod 16384 (Redis's `keyHashSlot`).
+pub fn key_slot(key: &[u8]) -> u16 {
+    let hashed = hash_tag(key).unwrap_or(key);
+    crc16::State::<crc16::XMODEM>::calculate(hashed) % SLOTS_COUNT
+}
+
+/// The slots of partition `p` in a ring of `q` partitions placed by slots (q <= 16384), as an
+/// inclusive range.
+pub fn partition_slots(p: u32, q: u32) -> (u16, u16) {
+    let per = u32::from(SLOTS_COUNT) / q.clamp(1, u32::from(SLOTS_COUNT));
+    ((p * per) as u16, (p * per + per - 1) as u16)
+}
+
+/// The ring position of `key` under this process's placement ([`position_in`]).
 pub fn position(key: &[u8]) -> u128 {
+    position_in(placement(), key)
+}
+
+/// The ring position of `key`: by MD5, its digest as a 128-bit big-endian number, with the top
+/// 32 bits of its hash tag's MD5 when it has one; by slots, its slot in the top 14 bits and
+/// the top bits of its MD5 after them (a slot's keys spread apart in storage order).
+pub fn position_in(placement: Placement, key: &[u8]) -> u128 {
     let own = u128::from_be_bytes(md5::compute(key).0);
-    match hash_tag(key) {
-        None => own,
-        Some(tag) => {
+    match (placement, hash_tag(key)) {
+        (Placement::Slots, _) => (u128::from(key_slot(key)) << 114) | (own >> 14),
+        (Placement::Md5, None) => own,
+        (Placement::Md5, Some(tag)) => {
             let tag = u128::from_be_bytes(md5::compute(tag).0);
             (tag & !(u128::MAX >> 32)) | (own >> 32)
         }
     }
+}
+
+/// The ring positions of slot `slot`'s keys, as the inclusive range of their first 8 bytes
+/// (storage's order; [`partition_prefix_range`]) under slots placement.
+pub fn slot_prefix_range(slot: u16) -> (u64, u64) {
+    let start = u64::from(slot) << 50;
+    (start, start | (u64::MAX >> 14))
 }
 
 /// A key's hash tag by Redis Cluster's rule: the bytes between its first `{` and the first
@@ -311,6 +382,48 @@ impl Ring {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn slots_are_redis_clusters() {
+        // Redis's documented examples (cluster spec; CLUSTER KEYSLOT's page).
+        assert_eq!(key_slot(b"somekey"), 11058);
+        assert_eq!(key_slot(b"foo{hash_tag}"), 2515);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"{user1000}.followers"));
+        assert_eq!(key_slot(b"123456789"), 0x31C3 % 16384);
+        // No tag: the whole key.
+        assert_eq!(key_slot(b"foo{}{bar}"), crc16::State::<crc16::XMODEM>::calculate(b"foo{}{bar}") % 16384);
+    }
+
+    #[test]
+    fn by_slots_a_partition_is_a_range_of_slots() {
+        for q in [1u32, 4, 64, 1024, 16384] {
+            let mut next = 0u32;
+            for p in 0..q {
+                let (lo, hi) = partition_slots(p, q);
+                assert_eq!(u32::from(lo), next, "q={q} p={p}: no hole");
+                next = u32::from(hi) + 1;
+            }
+            assert_eq!(next, 16384);
+        }
+        for i in 0..2000 {
+            let key = format!("key:{i}");
+            let pos = position_in(Placement::Slots, key.as_bytes());
+            let slot = key_slot(key.as_bytes());
+            for q in [1u32, 8, 64, 16384] {
+                let p = partition_of(pos, q);
+                let (lo, hi) = partition_slots(p, q);
+                assert!((lo..=hi).contains(&slot), "{key}: slot {slot} outside partition {p} of {q}");
+            }
+            let (lo, hi) = slot_prefix_range(slot);
+            let prefix = (pos >> 64) as u64;
+            assert!((lo..=hi).contains(&prefix));
+        }
+        // A tag's keys share a slot, and spread apart within it.
+        let a = position_in(Placement::Slots, b"{cart}.a");
+        let b = position_in(Placement::Slots, b"{cart}.b");
+        assert_eq!(a >> 114, b >> 114);
+        assert_ne!(a, b);
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -6,6 +6,9 @@ use fjall::PersistMode;
 
 use super::{Result, Storage};
 
+/// The `meta` key of the data dir's key placement.
+const PLACEMENT_KEY: &str = "placement";
+
 impl Storage {
     /// A value of this node's own bookkeeping (identity, epoch, keys).
     ///
@@ -23,6 +26,30 @@ impl Storage {
         self.health.admit_state()?;
         self.meta.insert(name, value).map_err(|e| self.write_failed("a write of the node's state", &e))?;
         self.db.persist(PersistMode::SyncAll).map_err(|e| self.write_failed("a journal fsync", &e))?;
+        Ok(())
+    }
+
+    /// Checks the data dir's key placement (`--placement`) against `placement`, and marks a
+    /// new store with it: keys are stored in ring order, so a store is read with the placement
+    /// it was written with or not at all. A store without the mark that holds a cluster state
+    /// was written before the mark, under MD5 placement.
+    ///
+    /// # Errors
+    /// Another placement than the store's, or engine failure.
+    pub fn check_placement(&self, placement: crate::ring::Placement) -> Result<()> {
+        let stored = match self.meta_get(PLACEMENT_KEY)? {
+            Some(mark) => String::from_utf8_lossy(&mark).into_owned(),
+            None if self.ring.iter().next().is_some() => crate::ring::Placement::Md5.name().to_owned(),
+            None => {
+                if let Err(e) = self.meta_put(PLACEMENT_KEY, placement.name().as_bytes()) {
+                    tracing::warn!("the data dir's placement mark was not written: {e}");
+                }
+                return Ok(());
+            }
+        };
+        if stored != placement.name() {
+            return Err(super::StorageError::Placement { stored, asked: placement.name() });
+        }
         Ok(())
     }
 
