@@ -29,7 +29,8 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KURA = os.path.join(ROOT, "target", "release", "kura")
+# KURA_BIN names another build (e.g. target/ci/kura, without LTO) to measure.
+KURA = os.environ.get("KURA_BIN") or os.path.join(ROOT, "target", "release", "kura")
 
 
 def free_port(ip="127.0.0.1"):
