@@ -129,6 +129,17 @@ fn cluster_clients_reach_a_keys_replicas_in_one_hop() {
     let replies = on_one_connection(via, &[&["SET", &away, "1"], &["READONLY"], &["GET", &away]]);
     assert_eq!(replies, ["+OK", "+OK", &format!("-MOVED {slot} {}", cluster.nodes[master].addr())]);
     assert_eq!(harness::text(&harness::query(via, &["GET", &away]).unwrap()), "1");
+    // redis-cli -c follows it.
+    let mut cli = Command::new("redis-cli")
+        .args(["-c", "-h", &via.ip.to_string(), "-p", &via.port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("redis-cli");
+    cli.stdin.take().unwrap().write_all(format!("READONLY\nSET {away} 3\nGET {away}\n").as_bytes()).unwrap();
+    let out = String::from_utf8_lossy(&cli.wait_with_output().unwrap().stdout).into_owned();
+    assert!(out.contains(&format!("Redirected to slot [{slot}] located at {}", cluster.nodes[master].addr())), "{out}");
+    assert!(out.trim_end().ends_with("OK\n3"), "{out}");
     // A plain client's writes through node 1 of keys it does not replicate are forwarded (the
     // measure below can see a forward).
     let before = forwarded(&cluster.nodes);
