@@ -563,17 +563,18 @@ async fn recreated_counters(seed: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// The nemesis (seed 7386696255931084684, `recreate-1-10`): a re-created counter came back
-/// after its last DEL was reaped, with the increments of a round a `SET k abc GET` had
-/// observed. An owner held, beside the tombstone as data, a hint for another owner with the
-/// counter as it was before that SET: it had stood in for that owner (cut off) while it was
-/// not an owner itself, the ring moved (a node left) and made it one, and the key's later
-/// writes went to another stand-in. The reaper compared each node's copy, its data merged
-/// with its hints, and the tombstone supersedes the hint's older version in that merge: every
-/// copy read as the same dead set, so the key was reaped. A reap drops the owners' data, not
-/// hints; the hint, delivered afterwards to the owner it was for, found nothing to lose
-/// against and brought the counter back (and anti-entropy took it to every owner). A node
-/// that holds a hint of the key keeps it from being reaped until the hint is delivered.
+/// The nemesis (seed 7386696255931084684, `recreate-1-10`): a re-created counter came back after
+/// its last DEL was reaped, with the increments of a round a `SET k abc GET` had observed. An owner
+/// can hold, beside the tombstone as data, a hint for another owner with the counter as it was
+/// before that SET (likely in that run: it stood in for that owner, cut off, while it was not an
+/// owner itself; the ring moved at a node's leave during that round and made it one, and the key's
+/// later writes went to another stand-in; the coordinator of a write losing the key during a ring
+/// change also keeps such a hint). The reaper compared each node's copy, its data merged with its
+/// hints, and the tombstone supersedes the hint's older version in that merge: every copy read as
+/// the same dead set, so the key was reaped. A reap drops the owners' data, not hints; the hint,
+/// delivered afterwards to the owner it was for, found nothing to lose against and brought the
+/// counter back (and anti-entropy took it to every owner). A node that holds a hint of the key
+/// keeps it from being reaped until the hint is delivered.
 #[tokio::test(start_paused = true)]
 async fn a_hint_under_a_tombstone_keeps_the_key_from_being_reaped_until_it_is_delivered() {
     use crate::rmw::{Rmw, SetCond};
