@@ -563,6 +563,80 @@ async fn recreated_counters(seed: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// The nemesis (seed 7386696255931084684, `recreate-1-10`): a re-created counter came back after
+/// its last DEL was reaped, with the increments of a round a `SET k abc GET` had observed. An owner
+/// can hold, beside the tombstone as data, a hint for another owner with the counter as it was
+/// before that SET (likely in that run: it stood in for that owner, cut off, while it was not an
+/// owner itself; the ring moved at a node's leave during that round and made it one, and the key's
+/// later writes went to another stand-in; the coordinator of a write losing the key during a ring
+/// change also keeps such a hint). The reaper compared each node's copy, its data merged with its
+/// hints, and the tombstone supersedes the hint's older version in that merge: every copy read as
+/// the same dead set, so the key was reaped. A reap drops the owners' data, not hints; the hint,
+/// delivered afterwards to the owner it was for, found nothing to lose against and brought the
+/// counter back (and anti-entropy took it to every owner). A node that holds a hint of the key
+/// keeps it from being reaped until the hint is delivered.
+#[tokio::test(start_paused = true)]
+async fn a_hint_under_a_tombstone_keeps_the_key_from_being_reaped_until_it_is_delivered() {
+    use crate::rmw::{Rmw, SetCond};
+    let sim = Sim::new(5);
+    let key = b"recreate-1-10".as_slice();
+    let (owners, _) = sim.owners(key);
+    let (a, b, c) = (owners[0].clone(), owners[1].clone(), owners[2].clone());
+    let decider = sim.node(&a);
+    for bit in 35..39 {
+        decider.coordinator.modify(key, Rmw::IncrBy { by: 1 << bit }).await.expect("INCRBY");
+    }
+    let before = decider.coordinator.storage().get(key).expect("storage").expect("the counter");
+    // B holds the counter as it is now as a hint for C: the message a coordinator sends a
+    // stand-in (B stood in for C before the ring made B an owner).
+    let from_a = SimPeers { me: a.clone(), net: sim.net.clone() };
+    let hinted =
+        Request::Replicate { key: Bytes::copy_from_slice(key), set: (*before).clone(), hint_for: Some(c.clone()) };
+    assert!(matches!(from_a.call(&b, hinted).await, Ok(Response::Ack)), "the hint stored");
+    let set =
+        Rmw::Set { value: Bytes::from("abc"), expires_ms: None, keep_ttl: false, cond: SetCond::Always, get: true };
+    let old = decider.coordinator.modify(key, set).await.expect("SET abc GET").old;
+    assert_eq!(old, Some(Bytes::from(((1i64 << 39) - (1i64 << 35)).to_string())), "the SET observed the round");
+    decider.coordinator.modify(key, Rmw::Del).await.expect("DEL");
+    // Every owner holds the tombstone as data; B's data merged with its hint reads the same.
+    let dead = decider.coordinator.storage().get(key).expect("storage").expect("the tombstone");
+    for id in &owners {
+        let copy = sim.node(id).coordinator.storage().get(key).expect("storage");
+        assert_eq!(copy.as_deref(), Some(&*dead), "{id}'s data");
+    }
+    assert_eq!(sim.node(&b).coordinator.local(key).expect("storage").as_deref(), Some(&*dead));
+    assert_eq!(sim.hints(&b, key), vec![c.clone()]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let first = decider.coordinator.reap_dead(2000).await.expect("a reaper round");
+    // B's hinted handoff delivers the hint to C, which merges it (under the tombstone, or
+    // into nothing when the key was reaped), then the reaper tries again.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let node_b = sim.node(&b);
+    let handoff = tokio::spawn(crate::handoff::run(
+        node_b.coordinator.replica().clone(),
+        node_b.coordinator.cluster().clone(),
+        stopped,
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !sim.hints(&b, key).is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the hint was not delivered in 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop.send(true);
+    let _ = handoff.await;
+    let second = decider.coordinator.reap_dead(2000).await.expect("a reaper round");
+    let now = crate::coordinator::now_ms();
+    for id in &sim.ids {
+        let read = sim.node(id).coordinator.get(key, Some(3)).await.expect("a read");
+        let got = read.get(now).map(|v| String::from_utf8_lossy(&v).into_owned());
+        assert_eq!(got, None, "the counter came back via {id} (reaped {first} while {b} held a hint)");
+    }
+    assert_eq!((first, second), (0, 1), "reaped only once the hint was delivered");
+    for id in &sim.ids {
+        assert_eq!(sim.node(id).coordinator.local(key).expect("storage"), None, "{id} still holds the key");
+    }
+}
+
 #[test]
 fn a_counter_made_anew_across_a_partition_counts_only_what_is_new() {
     for seed in seeds(4) {

@@ -1,6 +1,6 @@
 //! Reaping (design.md section 2): keys whose every sibling is deleted or expired are removed
-//! once every replica holds the same dead set and no node holds a hint that could bring back
-//! what the tombstone deleted.
+//! once every replica holds the same dead set as its data and no node holds a hint of the key
+//! (one could bring back what the tombstone deleted).
 
 use bytes::Bytes;
 
@@ -93,10 +93,13 @@ impl Coordinator {
     ///
     /// Every other member is asked too, not only the replicas (a leaving one included): a stand-in may
     /// hold a hint of a value the tombstone superseded, and delivered after the reaping that
-    /// value would come back to life. While any node that could hold such a hint is down or
-    /// holds something else, the tombstone stays (it is tried again later).
+    /// value would come back to life. While any node that could hold such a hint is down,
+    /// holds something else or holds a hint of the key at all, the tombstone stays (it is
+    /// tried again later, after hinted handoff has delivered the hint).
     async fn reap_everywhere(&self, key: &[u8], settled: &(dyn Fn(&SiblingSet) -> bool + Sync)) -> Result<bool> {
-        let Some(mine) = self.replica.storage().get(key)? else { return Ok(false) };
+        // The stored digest (none when a flush this node knows of cuts the copy: tried again
+        // once the purge has rewritten it), which the others' stored copies are compared with.
+        let (Some(mine), Some(stored)) = self.replica.storage().get_with_digest(key)? else { return Ok(false) };
         if !self.replica.storage().hints_of(key)?.is_empty() {
             tracing::debug!("not reaping a key this node holds a hint of");
             return Ok(false);
@@ -122,11 +125,26 @@ impl Coordinator {
             return Ok(false);
         }
         let key = Bytes::copy_from_slice(key);
-        // A replica's Read answers its data and any hint it holds; a stand-in's, its hints.
+        // Each node must hold exactly this set as its data and no hint of the key, or nothing
+        // at all. Not "its copy (data merged with hints) equals this set": a hint of an older
+        // version (a stand-in's copy for an owner from before the DEL, kept by a node that
+        // has the tombstone as data or in another hint) vanishes in that merge, the tombstone
+        // superseding it, yet the reap drops only the owners' data; the hint, delivered
+        // afterwards to an owner that has nothing left to supersede it, brings the deleted
+        // value back (the nemesis: a re-created counter's round that a SET had observed).
+        // `ReadUnlessSame` with `exact` answers `Same` only for a copy that is stored data with
+        // this digest and no hint beside it, and the copy otherwise (`None`: it holds nothing).
+        let flushed_to = self.replica.storage().flush_cutoff(&key);
         for node in &everyone {
-            match self.peers.call(node, Request::Read { key: key.clone() }).await {
-                Ok(Response::Value(None)) => {}
-                Ok(Response::Value(Some(theirs))) if theirs == *mine => {}
+            let read = Request::ReadUnlessSame {
+                key: key.clone(),
+                digest: stored,
+                seen: mine.context(),
+                flushed_to,
+                exact: true,
+            };
+            match self.peers.call(node, read).await {
+                Ok(Response::Same | Response::Value(None)) => {}
                 other => {
                     tracing::debug!(node = %node, "not reaping a key another node holds differently: {other:?}");
                     return Ok(false);
