@@ -119,6 +119,9 @@ def run_benchmark(targets, args, pipeline, pids, tests):
     merged = {}
     for p in procs:
         out, _ = p.communicate()
+        if not parse_benchmark(out):
+            print(f"redis-benchmark {' '.join(p.args[1:])} printed no result (exit {p.returncode}):\n{out[-1500:]}",
+                  file=sys.stderr)
         for test, r in parse_benchmark(out).items():
             m = merged.setdefault(test, {"rps": 0.0, "p99": 0.0, "p999": 0.0})
             m["rps"] += r.get("rps", 0.0)
