@@ -280,4 +280,13 @@ fn a_data_dir_refuses_another_placement() {
     node.set_extra(&["--placement", "slots"]);
     node.spawn();
     assert_eq!(harness::text(&harness::query(&node, &["GET", "k"]).unwrap()), "v");
+    // A node of the other placement that joins through it takes nothing of its cluster and
+    // says why (and the founder's cluster keeps serving).
+    let seed = node.cluster_addr().to_string();
+    let other = Node::start(Ipv4Addr::new(127, 0, 0, 2), &["--seed", &seed]);
+    harness::wait_until("the refusal in the joiner's log", Duration::from_secs(30), || {
+        other.log_tail(200).contains("places keys by the other --placement").then_some(())
+    });
+    assert!(other.cli_out(&["INFO", "cluster"]).contains("kura_joined:0"));
+    assert_eq!(harness::text(&harness::query(&node, &["GET", "k"]).unwrap()), "v");
 }

@@ -68,6 +68,10 @@ pub enum ClusterError {
     /// The peer belongs to another cluster (another founding): nothing is taken from it.
     #[error("peer {peer} belongs to another cluster ({theirs:016x}, this node's is {ours:016x})")]
     OtherCluster { peer: String, theirs: u64, ours: u64 },
+    /// The cluster a join reached places keys otherwise (`--placement`): its state is not
+    /// taken (its cluster id, made under the other placement, would never match).
+    #[error("the cluster at {peer} places keys by the other --placement than this node's ({}): start this node with its founder's, and KURA REMOVE the member it admitted", crate::ring::placement().name())]
+    OtherPlacement { peer: String },
 }
 
 /// How long a refused peer stays listed (INFO, `KURA MEMBERS`) after its last message.
@@ -447,6 +451,14 @@ impl Cluster {
         } else if !join && !self.accepts(cluster) {
             self.refuse(addr, cluster);
             return Err(ClusterError::OtherCluster { peer: addr.to_string(), theirs: cluster, ours });
+        } else if let (true, Response::State(state)) = (join && cluster != 0, &body) {
+            // The answer's cluster id was made by the seed under its placement, the state's
+            // here under this node's: they differ only when the placements do.
+            if state.cluster_id() != cluster {
+                tracing::error!(peer = %addr, "{}", ClusterError::OtherPlacement { peer: addr.to_string() });
+                return Err(ClusterError::OtherPlacement { peer: addr.to_string() });
+            }
+            self.accepted(addr);
         } else {
             self.accepted(addr);
         }
