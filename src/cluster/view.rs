@@ -9,13 +9,20 @@ use std::sync::Arc;
 use crate::membership::ClusterState;
 use crate::ring::NodeId;
 
+/// How far past the preference list a view's ring walk goes: the candidates for stand-ins
+/// (sloppy quorum). A request finds its stand-ins unless this many ring successors are down as
+/// well. Bounded because a whole walk per partition is Q x S node ids: at 1,000 nodes and
+/// Q = 1,024 a million, rebuilt on every ring change (`docs/scale.md`).
+pub const STAND_INS: usize = 16;
+
 /// The cluster as this node sees it at one moment.
 pub struct View {
     /// `None` until a joining node has heard from its seeds.
     pub state: Option<ClusterState>,
     /// Per partition, the N owners in preference order.
     preflists: Vec<Arc<[NodeId]>>,
-    /// Per partition, the whole ring walk (the extended preference list, for stand-ins).
+    /// Per partition, the ring walk (the extended preference list, for stand-ins), up to
+    /// [`STAND_INS`] owners past the preference list.
     walks: Vec<Arc<[NodeId]>>,
     /// Per partition during a transition, the future replicas that are not current ones
     /// (writes reach them too); empty otherwise.
@@ -26,7 +33,7 @@ pub struct View {
 }
 
 impl View {
-    pub(crate) fn new(state: Option<ClusterState>, n: usize) -> View {
+    pub fn new(state: Option<ClusterState>, n: usize) -> View {
         let Some(s) = &state else {
             return View {
                 state,
@@ -39,11 +46,16 @@ impl View {
         };
         let zone_of = |id: &NodeId| s.members.get(id).and_then(|m| m.zone.clone());
         let q = s.ring.size();
-        let preflists: Vec<Arc<[NodeId]>> = (0..q).map(|p| Arc::from(s.ring.preference_list(p, n, &zone_of))).collect();
-        let walks = (0..q).map(|p| s.ring.walk(p).into_iter().cloned().collect::<Vec<_>>().into()).collect();
+        let zones = s.ring.zones(&zone_of);
+        let preflists: Vec<Arc<[NodeId]>> =
+            (0..q).map(|p| Arc::from(s.ring.preference_list_in(p, n, &zone_of, &zones))).collect();
+        let walks = (0..q)
+            .map(|p| s.ring.walk_up_to(p, n.saturating_add(STAND_INS)).into_iter().cloned().collect::<Vec<_>>().into())
+            .collect();
         let future_preflists: Vec<Arc<[NodeId]>> = if s.ring.in_transition() {
             let future = s.ring.future();
-            (0..q).map(|p| Arc::from(future.preference_list(p, n, &zone_of))).collect()
+            let zones = future.zones(&zone_of);
+            (0..q).map(|p| Arc::from(future.preference_list_in(p, n, &zone_of, &zones))).collect()
         } else {
             Vec::new()
         };
@@ -73,7 +85,8 @@ impl View {
         }
     }
 
-    /// Every owner in ring order from `key`'s partition.
+    /// The owners in ring order from `key`'s partition: the preference list and up to
+    /// [`STAND_INS`] more.
     pub fn walk(&self, key: &[u8]) -> Arc<[NodeId]> {
         match self.partitions() {
             0 => Arc::from(Vec::new()),
@@ -106,6 +119,20 @@ impl View {
     /// Whether this node is among partition `p`'s current replicas.
     pub fn replicates(&self, p: u32, me: &str) -> bool {
         self.preflists.get(p as usize).is_some_and(|r| r.iter().any(|x| x == me))
+    }
+
+    /// Whether `me` is a replica of `key` in this ring, or one the key is gaining.
+    pub fn replicates_key(&self, key: &[u8], me: &str) -> bool {
+        self.preference_list(key).iter().any(|r| r == me)
+            || self.joining_replicas(key).is_some_and(|g| g.iter().any(|r| r == me))
+    }
+
+    /// Whether `me` refuses a request for `key` from a sender whose ring is at
+    /// `their_version`: the sender has not seen the ring move the key away from here (a copy
+    /// kept now would be dropped or never found, and an answer from here, "none", would count
+    /// toward its R). It learns the ring from the refusal (`RemoteError::StaleRing`).
+    pub fn refuses_as_stale(&self, their_version: u64, key: &[u8], me: &str) -> bool {
+        their_version < self.ring_version() && !self.replicates_key(key, me)
     }
 
     pub fn addr(&self, id: &str) -> Option<SocketAddr> {

@@ -145,10 +145,11 @@ impl Ring {
             return Vec::new();
         }
         let future = self.future();
+        let (zones, future_zones) = (self.zones(zone_of), future.zones(zone_of));
         let mut out = Vec::new();
         for p in 0..self.size() {
-            let now = self.preference_list(p, n, zone_of);
-            for to in future.preference_list(p, n, zone_of) {
+            let now = self.preference_list_in(p, n, zone_of, &zones);
+            for to in future.preference_list_in(p, n, zone_of, &future_zones) {
                 if !now.contains(&to) {
                     out.push(Transfer { partition: p, to });
                 }
@@ -193,15 +194,49 @@ impl Ring {
 
     /// Distinct owners in ring order starting at partition `p`: the extended preference list.
     pub fn walk(&self, p: u32) -> Vec<&NodeId> {
+        self.walk_up_to(p, usize::MAX)
+    }
+
+    /// The first `max` owners of [`Ring::walk`]: it stops there, so its cost is the partitions
+    /// it passes, not the ring (at 1,000 nodes and Q = 1,024 a whole walk is a million steps).
+    pub fn walk_up_to(&self, p: u32, max: usize) -> Vec<&NodeId> {
         let q = self.partitions.len();
         let mut seen: Vec<&NodeId> = Vec::new();
+        // A set beside the list once the list is long (a whole walk of a large cluster).
+        let mut index: std::collections::HashSet<&NodeId> = std::collections::HashSet::new();
         for i in 0..q {
+            if seen.len() >= max {
+                break;
+            }
             let owner = &self.partitions[(p as usize + i) % q].owner;
-            if !seen.contains(&owner) {
+            let new = if seen.len() < 32 { !seen.contains(&owner) } else { !index.contains(owner) };
+            if new {
+                if seen.len() == 31 {
+                    index.extend(seen.iter().copied());
+                }
+                if seen.len() >= 31 {
+                    index.insert(owner);
+                }
                 seen.push(owner);
             }
         }
         seen
+    }
+
+    /// The distinct zones of the ring's owners (`zone_of` gives a node's zone), `None` among
+    /// them for owners without one: `[None]` when no owner has a zone. One pass over the ring.
+    pub fn zones(&self, zone_of: &dyn Fn(&NodeId) -> Option<String>) -> Vec<Option<String>> {
+        let mut met: std::collections::HashSet<&NodeId> = std::collections::HashSet::new();
+        let mut zones: Vec<Option<String>> = Vec::new();
+        for part in &self.partitions {
+            if met.insert(&part.owner) {
+                let z = zone_of(&part.owner);
+                if !zones.contains(&z) {
+                    zones.push(z);
+                }
+            }
+        }
+        zones
     }
 
     /// The preference list of partition `p`: the first `n` distinct owners walking the ring.
@@ -209,10 +244,40 @@ impl Ring {
     /// preferred, so a list spans zones when it can (paper 4.3: across data centers); the list
     /// keeps ring order.
     pub fn preference_list(&self, p: u32, n: usize, zone_of: &dyn Fn(&NodeId) -> Option<String>) -> Vec<NodeId> {
-        let walk = self.walk(p);
-        let zones: Vec<Option<String>> = walk.iter().map(|id| zone_of(id)).collect();
-        if zones.iter().all(Option::is_none) {
-            return walk.into_iter().take(n).cloned().collect();
+        self.preference_list_in(p, n, zone_of, &self.zones(zone_of))
+    }
+
+    /// [`Ring::preference_list`] given the ring's [`Ring::zones`] (callers that want many
+    /// lists find them once). The walk stops as soon as the rest of the ring cannot change the
+    /// list: after `n` owners without zones, or once it met every zone and `n` owners.
+    pub fn preference_list_in(
+        &self,
+        p: u32,
+        n: usize,
+        zone_of: &dyn Fn(&NodeId) -> Option<String>,
+        ring_zones: &[Option<String>],
+    ) -> Vec<NodeId> {
+        if ring_zones.iter().all(Option::is_none) {
+            return self.walk_up_to(p, n).into_iter().cloned().collect();
+        }
+        let q = self.partitions.len();
+        let mut walk: Vec<&NodeId> = Vec::new();
+        let mut zones: Vec<Option<String>> = Vec::new();
+        let mut distinct = 0;
+        for i in 0..q {
+            let owner = &self.partitions[(p as usize + i) % q].owner;
+            if walk.contains(&owner) {
+                continue;
+            }
+            let z = zone_of(owner);
+            if !zones.contains(&z) {
+                distinct += 1;
+            }
+            walk.push(owner);
+            zones.push(z);
+            if walk.len() >= n && distinct >= ring_zones.len() {
+                break;
+            }
         }
         let mut chosen = vec![false; walk.len()];
         let mut taken_zones: Vec<&Option<String>> = Vec::new();
