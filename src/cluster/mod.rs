@@ -293,6 +293,8 @@ impl Cluster {
             // Never a state of another cluster (callers check the sender's id; this is the
             // last line): merging it would make its members ours.
             Some(s) if s.context_seed != other.context_seed => return Ok(false),
+            // Most gossip brings nothing new: no copy of the state for it.
+            Some(s) if !s.would_change(other) => return Ok(false),
             Some(s) => s.clone(),
             // A joining node adopts the first state it hears, if it names this node.
             None if other.members.contains_key(self.me()) => other.clone(),

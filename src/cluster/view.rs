@@ -144,3 +144,36 @@ impl View {
         self.state.as_ref().is_some_and(|s| s.members.len() == 1 && s.members.contains_key(me))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 26: a view kept the whole ring walk of every partition, Q x S node ids (a million
+    /// at 1,000 nodes and Q = 1,024), rebuilt on every ring change; it keeps the preference
+    /// list and [`STAND_INS`] more.
+    #[test]
+    fn a_view_of_a_large_cluster_keeps_short_walks() {
+        let ids: Vec<NodeId> = (0..1000).map(|i| format!("{i:016x}")).collect();
+        let mut state = crate::membership::ClusterState::found(
+            crate::membership::Member {
+                id: ids[0].clone(),
+                addr: SocketAddr::from(([10, 0, 0, 1], 7379)),
+                client: SocketAddr::from(([10, 0, 0, 1], 6379)),
+                zone: None,
+                status: crate::membership::Status::Valid,
+                version: 1,
+                holds_hints: false,
+            },
+            1024,
+        );
+        state.ring = crate::ring::Ring::new(1024, &ids);
+        let view = View::new(Some(state), 3);
+        for k in 0..50 {
+            let key = format!("key{k}");
+            let walk = view.walk(key.as_bytes());
+            assert_eq!(walk.len(), 3 + STAND_INS);
+            assert_eq!(&walk[..3], &view.preference_list(key.as_bytes())[..]);
+        }
+    }
+}

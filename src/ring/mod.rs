@@ -501,6 +501,67 @@ mod tests {
         assert_eq!(r.preference_list(0, 9, &no_zones).len(), 4);
     }
 
+    /// Issue 26: at 1,000 nodes and Q = 1,024 a preference list walked the whole ring and
+    /// asked every owner's zone: a transition's transfers asked 2 Q x S = two million times,
+    /// seconds of the claimant's and every node's time per ring change. Now the zones are
+    /// found once and a list stops after its N owners.
+    #[test]
+    fn preference_lists_of_a_large_ring_do_not_walk_it() {
+        let members = ids(1000);
+        let mut ring = Ring::new(1024, &members);
+        let claimed = ring.claim(&ids(1001), 3);
+        for (p, o) in ring.partitions.iter_mut().zip(claimed) {
+            p.next = (p.owner != o).then_some(o);
+        }
+        let asked = std::cell::Cell::new(0usize);
+        let zone_of = |_: &NodeId| {
+            asked.set(asked.get() + 1);
+            None
+        };
+        let transfers = ring.transfers(3, &zone_of);
+        assert!(!transfers.is_empty());
+        assert!(asked.get() <= 4 * 1024, "zones asked {} times", asked.get());
+        assert_eq!(ring.walk_up_to(7, 19), ring.walk(7)[..19].to_vec());
+    }
+
+    /// The early stop with zones gives the list the whole walk gives.
+    #[test]
+    fn zoned_preference_lists_stop_early_and_agree_with_the_whole_walk() {
+        let whole = |r: &Ring, p: u32, n: usize, zone_of: &dyn Fn(&NodeId) -> Option<String>| {
+            let walk = r.walk(p);
+            let zones: Vec<Option<String>> = walk.iter().map(|id| zone_of(id)).collect();
+            let mut chosen = vec![false; walk.len()];
+            let mut taken: Vec<&Option<String>> = Vec::new();
+            let mut count = 0;
+            for (i, z) in zones.iter().enumerate() {
+                if count < n && !taken.contains(&z) {
+                    chosen[i] = true;
+                    taken.push(z);
+                    count += 1;
+                }
+            }
+            for c in chosen.iter_mut() {
+                if count < n && !*c {
+                    *c = true;
+                    count += 1;
+                }
+            }
+            walk.into_iter().zip(chosen).filter(|(_, c)| *c).map(|(id, _)| id.clone()).collect::<Vec<_>>()
+        };
+        for (members, zones) in [(7, 2), (20, 3), (40, 5), (12, 12)] {
+            let ring = with_owners(64, (0..64).map(|i| format!("node{}", (i * 7 + i / 5) % members)).collect());
+            let zone_of = |id: &NodeId| {
+                let k: usize = id.trim_start_matches("node").parse().unwrap_or(0);
+                (k % zones != 0).then(|| format!("z{}", k % zones))
+            };
+            for p in 0..64 {
+                for n in 1..6 {
+                    assert_eq!(ring.preference_list(p, n, &zone_of), whole(&ring, p, n, &zone_of));
+                }
+            }
+        }
+    }
+
     #[test]
     fn zones_spread_a_preference_list() {
         let r = with_owners(4, ["a1", "a2", "b1", "a3"].map(String::from).to_vec());

@@ -345,22 +345,19 @@ impl World {
     }
 
     /// `Cluster::merge` at node `i`: the same merge; a node without a state adopts one that
-    /// names it. States equal to the one merged are shared, so that a merge of two identical
-    /// states (most gossip, once a change has spread) is skipped: it would change nothing.
+    /// names it. A merged state equal to the one merged is shared, so that a merge of two
+    /// identical states (most gossip, once a change has spread) is skipped: it changes nothing.
     pub fn merge_at(&mut self, i: usize, other: &Arc<ClusterState>) -> bool {
         let node = &mut self.nodes[i];
         let changed = match &mut node.state {
             Some(s) if Arc::ptr_eq(s, other) => false,
             Some(s) if s.context_seed != other.context_seed => false,
+            Some(s) if !s.would_change(other) => false,
             Some(s) => {
                 let mut mine = (**s).clone();
-                let changed = mine.merge(other);
-                if changed {
-                    *s = if mine == **other { other.clone() } else { Arc::new(mine) };
-                } else if **s == **other {
-                    *s = other.clone();
-                }
-                changed
+                mine.merge(other);
+                *s = if mine == **other { other.clone() } else { Arc::new(mine) };
+                true
             }
             None if other.members.contains_key(&node.id) => {
                 node.state = Some(other.clone());
@@ -511,7 +508,7 @@ impl World {
                 let now = self.instant(self.now);
                 let id = self.nodes[b].id.clone();
                 if self.nodes[a].detector.failed(&id, now) {
-                    self.marked_down.entry(b).or_default().entry(a).or_insert(self.now);
+                    self.marked_down.entry(b).or_default().insert(a, self.now);
                 }
             }
             Ev::Call(Call(f)) => f(self),
