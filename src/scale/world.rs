@@ -62,6 +62,10 @@ pub struct SimNode {
     pub running: HashSet<Transfer>,
     /// Offset of its heartbeat rounds.
     pub hb_phase: Micros,
+    /// The state its claim and transfer rounds last looked at, and what they found there:
+    /// whether it is the claimant, and its pending-transfers key. A state not changed since
+    /// gives the same answers (the simulation runs a thousand of these rounds a second).
+    seen: Option<(Arc<ClusterState>, bool, (u64, u64, usize))>,
 }
 
 impl SimNode {
@@ -269,6 +273,7 @@ impl World {
             alive: true,
             running: HashSet::new(),
             hb_phase,
+            seen: None,
         });
         self.index.insert(id, i);
         i
@@ -515,10 +520,27 @@ impl World {
         }
     }
 
+    /// What node `i`'s rounds need of its state: whether it is the claimant, and the key of
+    /// its pending transfers.
+    fn seen(&mut self, i: usize) -> Option<(Arc<ClusterState>, bool, (u64, u64, usize))> {
+        let state = self.nodes[i].state.clone()?;
+        if let Some(seen) = &self.nodes[i].seen {
+            if Arc::ptr_eq(&seen.0, &state) {
+                return Some(seen.clone());
+            }
+        }
+        let claimant = state.claimant() == Some(&self.nodes[i].id);
+        let key =
+            (state.ring.version, state.members.values().map(|m| m.version).sum::<u64>(), state.members.len());
+        let seen = (state, claimant, key);
+        self.nodes[i].seen = Some(seen.clone());
+        Some(seen)
+    }
+
     /// `claim_loop`'s round at node `i`.
     fn claim_step(&mut self, i: usize) {
-        let Some(state) = self.nodes[i].state.clone() else { return };
-        if state.claimant() != Some(&self.nodes[i].id) {
+        let Some((state, claimant, _)) = self.seen(i) else { return };
+        if !claimant {
             return;
         }
         let Some(next) = state.next(self.cfg.n, &self.up_at(i)) else { return };
@@ -589,12 +611,10 @@ impl World {
     /// The transfer loop's round at node `i` (`handoff/transfer.rs`): starts what
     /// `transfers_to_start` says; a transfer ends after its bytes at the stream rate.
     fn transfer_step(&mut self, i: usize) {
-        let Some(state) = self.nodes[i].state.clone() else { return };
+        let Some((state, _, key)) = self.seen(i) else { return };
         if !state.ring.in_transition() {
             return;
         }
-        let key =
-            (state.ring.version, state.members.values().map(|m| m.version).sum::<u64>(), state.members.len());
         let n = self.cfg.n;
         let memo = self
             .memo
