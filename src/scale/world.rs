@@ -728,7 +728,12 @@ impl World {
         self.nodes[b].alive = false;
         self.nodes[b].running.clear();
         let knowers: Vec<usize> = (0..self.nodes.len()).filter(|&a| a != b && self.nodes[a].alive).collect();
+        let id = self.nodes[b].id.clone();
         for a in knowers {
+            // A member that had it down already (it was cut off from it) has it down now.
+            if !self.nodes[a].detector.is_up(&id) {
+                self.marked_down.entry(b).or_default().insert(a, self.now);
+            }
             self.lose_touch(a, b, true);
         }
     }
