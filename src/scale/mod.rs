@@ -246,8 +246,7 @@ pub fn run(cfg: &Config) -> Report {
             report.max_state_bytes = report.max_state_bytes.max(s.encode().len());
         }
         let all_joined = w.nodes.len() >= cfg.nodes + cfg.joins + cfg.wave;
-        if (w.now > wave_start + cfg.wave as u64 * 100_000 + 2_000_000 && all_joined && w.settled())
-            || w.now > wave_end
+        if (w.now > wave_start + cfg.wave as u64 * 100_000 + 2_000_000 && all_joined && w.settled()) || w.now > wave_end
         {
             break;
         }
@@ -355,11 +354,26 @@ impl Report {
                 g.rounds.len()
             );
         }
-        let _ = writeln!(o, "\n### In the scenario ({} nodes, with pushes): seconds until every member has it\n", cfg.nodes);
+        let _ = writeln!(
+            o,
+            "\n### In the scenario ({} nodes, with pushes): seconds until every member has it\n",
+            cfg.nodes
+        );
         let _ = writeln!(o, "| news | count | p50 s | p99 s | max s | never |");
         let _ = writeln!(o, "|---|---|---|---|---|---|");
-        for (name, v) in [("ring version (pushed)", &self.spreads_ring), ("member entry (joins by gossip; leaves, removes pushed)", &self.spreads_member)] {
-            let _ = writeln!(o, "| {} | {} | {:.2} | {:.2} | {:.2} | |", name, v.len(), pct(v, 0.5), pct(v, 0.99), pct(v, 1.0));
+        for (name, v) in [
+            ("ring version (pushed)", &self.spreads_ring),
+            ("member entry (joins by gossip; leaves, removes pushed)", &self.spreads_member),
+        ] {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {:.2} | {:.2} | {:.2} | |",
+                name,
+                v.len(),
+                pct(v, 0.5),
+                pct(v, 0.99),
+                pct(v, 1.0)
+            );
         }
         let _ = writeln!(o, "| not everywhere at the end | {} | | | | {} |", self.unspread, self.unspread);
         let _ = writeln!(o, "\n### Cluster state and gossip bytes (Q = {q})\n");
@@ -369,12 +383,21 @@ impl Report {
             let _ = writeln!(
                 o,
                 "| {} | {} | {} | {} | {} | {} |",
-                s.nodes, s.state_bytes, s.message_bytes, s.gossip_bytes_per_s, s.heartbeats_per_s, s.heartbeat_bytes_per_s
+                s.nodes,
+                s.state_bytes,
+                s.message_bytes,
+                s.gossip_bytes_per_s,
+                s.heartbeats_per_s,
+                s.heartbeat_bytes_per_s
             );
         }
-        let _ = writeln!(o, "\nLargest state seen during the wave (ring in transition): {} bytes.", self.max_state_bytes);
+        let _ =
+            writeln!(o, "\nLargest state seen during the wave (ring in transition): {} bytes.", self.max_state_bytes);
         let _ = writeln!(o, "\n### Ring changes (Q = {q})\n");
-        let _ = writeln!(o, "| change | members after | moved | Q/S | moved / (Q/S) | transfers | max-min after | seconds to flip |");
+        let _ = writeln!(
+            o,
+            "| change | members after | moved | Q/S | moved / (Q/S) | transfers | max-min after | seconds to flip |"
+        );
         let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
         let row = |o: &mut String, name: &str, c: &RingChange| {
             let per = c.joined.max(c.left).max(1) as f64;
@@ -400,10 +423,8 @@ impl Report {
         let all = &self.changes;
         let worst_spread = all.iter().map(|c| c.spread).max().unwrap_or(0);
         let joins_only: Vec<&RingChange> = all.iter().filter(|c| c.joined > 0 && c.left == 0).collect();
-        let worst_join = joins_only
-            .iter()
-            .map(|c| c.moved as f64 / c.joined as f64 / q_over_s(q, c))
-            .fold(0.0f64, f64::max);
+        let worst_join =
+            joins_only.iter().map(|c| c.moved as f64 / c.joined as f64 / q_over_s(q, c)).fold(0.0f64, f64::max);
         let _ = writeln!(
             o,
             "\nAll {} ring changes: max-min ownership after each at most {}; of the {} made of joins alone, the most moved per joiner was {:.2} Q/S; {} flipped.",
@@ -422,11 +443,27 @@ impl Report {
         let f: Vec<f64> = self.crashes.iter().filter_map(|c| c.first_down_s).collect();
         let _ = writeln!(o, "| crashes | first node marks it down, s (p50 / max) | every member has, s (p50 / max) |");
         let _ = writeln!(o, "|---|---|---|");
-        let _ = writeln!(o, "| {} | {:.2} / {:.2} | {:.2} / {:.2} |", self.crashes.len(), pct(&f, 0.5), pct(&f, 1.0), pct(&d, 0.5), pct(&d, 1.0));
+        let _ = writeln!(
+            o,
+            "| {} | {:.2} / {:.2} | {:.2} / {:.2} |",
+            self.crashes.len(),
+            pct(&f, 0.5),
+            pct(&f, 1.0),
+            pct(&d, 0.5),
+            pct(&d, 1.0)
+        );
         let _ = writeln!(o, "\n| loss per message | pairs x seconds | false downs per pair-hour | at 1,000 nodes: false downs per node per hour |");
         let _ = writeln!(o, "|---|---|---|---|");
         for p in &self.detector {
-            let _ = writeln!(o, "| {:.0}% | {} x {} | {:.4} | {:.1} |", p.loss * 100.0, p.pairs, p.seconds, p.per_pair_hour, p.per_pair_hour * 999.0);
+            let _ = writeln!(
+                o,
+                "| {:.0}% | {} x {} | {:.4} | {:.1} |",
+                p.loss * 100.0,
+                p.pairs,
+                p.seconds,
+                p.per_pair_hour,
+                p.per_pair_hour * 999.0
+            );
         }
         let _ = writeln!(o, "\n### Routing during a wave of {} joins\n", cfg.wave);
         let r = &self.routes;
@@ -447,7 +484,11 @@ impl Report {
             sum(&|s| s.stale_answers),
             sum(&|s| s.short_of_r)
         );
-        let _ = writeln!(o, "\nThe wave settled after {}.", self.wave_settle_s.map_or("(did not settle)".into(), |s| format!("{s:.1} s")));
+        let _ = writeln!(
+            o,
+            "\nThe wave settled after {}.",
+            self.wave_settle_s.map_or("(did not settle)".into(), |s| format!("{s:.1} s"))
+        );
         let t = &self.traffic;
         let _ = writeln!(
             o,

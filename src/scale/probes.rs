@@ -46,7 +46,8 @@ pub fn size(cfg: &Config, nodes: usize) -> Size {
     let w = World::new(cfg.world(false, false, cfg.seed), nodes);
     let state = w.nodes[0].state.clone().expect("a member has a state");
     let message = len(&request(Request::Gossip(Box::new((*state).clone()))));
-    let ping = len(&request(Request::Ping)) + len(&PeerResponse { ring_version: 1, cluster: u64::MAX, body: Response::Pong });
+    let ping =
+        len(&request(Request::Ping)) + len(&PeerResponse { ring_version: 1, cluster: u64::MAX, body: Response::Pong });
     let per_s = (1.0 / HEARTBEAT_EVERY.as_secs_f64()) as usize;
     Size {
         nodes,

@@ -83,12 +83,33 @@ enum Ev {
     ClaimTick(usize),
     TransferTick(usize),
     /// A state arrives: a gossip request or a push (`answer`: reply with ours), or a reply.
-    State { to: usize, from: usize, state: Arc<ClusterState>, answer: bool },
-    Join { seed: usize, joiner: usize },
-    TransferEnd { node: usize, t: Transfer },
-    TransferDone { claimant: usize, from: usize, t: Transfer },
-    HbSend { a: usize, b: usize },
-    HbFail { a: usize, b: usize },
+    State {
+        to: usize,
+        from: usize,
+        state: Arc<ClusterState>,
+        answer: bool,
+    },
+    Join {
+        seed: usize,
+        joiner: usize,
+    },
+    TransferEnd {
+        node: usize,
+        t: Transfer,
+    },
+    TransferDone {
+        claimant: usize,
+        from: usize,
+        t: Transfer,
+    },
+    HbSend {
+        a: usize,
+        b: usize,
+    },
+    HbFail {
+        a: usize,
+        b: usize,
+    },
     Call(Call),
 }
 
@@ -379,7 +400,8 @@ impl World {
     /// A node that sees itself removed stops (its process ends; it holds nothing).
     fn after_change(&mut self, i: usize) {
         let node = &mut self.nodes[i];
-        let gone = node.state.as_ref().and_then(|s| s.members.get(&node.id)).is_some_and(|m| m.status == Status::Removed);
+        let gone =
+            node.state.as_ref().and_then(|s| s.members.get(&node.id)).is_some_and(|m| m.status == Status::Removed);
         if gone && node.alive {
             node.alive = false;
             node.running.clear();
@@ -530,8 +552,7 @@ impl World {
             }
         }
         let claimant = state.claimant() == Some(&self.nodes[i].id);
-        let key =
-            (state.ring.version, state.members.values().map(|m| m.version).sum::<u64>(), state.members.len());
+        let key = (state.ring.version, state.members.values().map(|m| m.version).sum::<u64>(), state.members.len());
         let seen = (state, claimant, key);
         self.nodes[i].seen = Some(seen.clone());
         Some(seen)
@@ -637,14 +658,8 @@ impl World {
             return;
         }
         let me = self.nodes[i].id.clone();
-        let start = state.transfers_to_start(
-            &memo.0,
-            n,
-            &me,
-            &self.nodes[i].running,
-            self.cfg.transfer_limit,
-            &self.up_at(i),
-        );
+        let start =
+            state.transfers_to_start(&memo.0, n, &me, &self.nodes[i].running, self.cfg.transfer_limit, &self.up_at(i));
         for t in start {
             self.nodes[i].running.insert(t.clone());
             let secs = self.cfg.partition_bytes as f64 / self.cfg.stream_rate;
@@ -655,7 +670,8 @@ impl World {
     /// A heartbeat from `a` to `b`, which did not answer lately: it fails after the heartbeat
     /// timeout, or `b` answers and the chain ends (the heartbeats that follow are answered).
     fn heartbeat(&mut self, a: usize, b: usize) {
-        let known = self.nodes[a].state.as_ref().is_some_and(|s| s.others(&self.nodes[a].id).any(|m| m.id == self.nodes[b].id));
+        let known =
+            self.nodes[a].state.as_ref().is_some_and(|s| s.others(&self.nodes[a].id).any(|m| m.id == self.nodes[b].id));
         if !self.nodes[a].alive || !known {
             self.chains.remove(&(a, b));
             return;
@@ -706,7 +722,9 @@ impl World {
                 let mut t: Vec<usize> = silent
                     .iter()
                     .copied()
-                    .filter(|&b| s.members.get(&self.nodes[b].id).is_some_and(|m| m.status != Status::Removed && &m.id != me))
+                    .filter(|&b| {
+                        s.members.get(&self.nodes[b].id).is_some_and(|m| m.status != Status::Removed && &m.id != me)
+                    })
                     .collect();
                 if !cut.is_empty() {
                     t.extend(
@@ -816,7 +834,13 @@ impl World {
 
     /// The newest ring any running node has.
     pub fn newest_ring(&self) -> u64 {
-        self.nodes.iter().filter(|n| n.alive).filter_map(|n| n.state.as_ref()).map(|s| s.ring.version).max().unwrap_or(0)
+        self.nodes
+            .iter()
+            .filter(|n| n.alive)
+            .filter_map(|n| n.state.as_ref())
+            .map(|s| s.ring.version)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Whether the cluster is settled: no transition, no joining or leaving member, and every
