@@ -50,6 +50,7 @@ pub mod ring;
 pub mod rmw;
 pub mod rounds;
 pub mod rpc;
+pub mod scale;
 pub mod script;
 pub mod server;
 #[cfg(test)]

@@ -220,6 +220,18 @@ impl ClusterState {
         changed
     }
 
+    /// Whether merging `other` would change this state: the merge's own rules, without
+    /// copying the state first (at 1,000 members a copy is ~70 KB, and most gossip brings
+    /// nothing new).
+    pub fn would_change(&self, other: &ClusterState) -> bool {
+        other.members.iter().any(|(id, theirs)| match self.members.get(id) {
+            Some(mine) => Member::newer(mine, theirs) != mine,
+            None => true,
+        }) || ring_newer(&other.ring, &self.ring)
+            || self.flushes.clone().merge(&other.flushes)
+            || self.scripting.clone().merge(&other.scripting)
+    }
+
     /// Adds or refreshes `m` as the member itself describes it (join, restart on a new address).
     pub fn upsert(&mut self, m: Member) -> bool {
         match self.members.get(&m.id) {
@@ -262,10 +274,11 @@ impl ClusterState {
     /// whose every current replica was removed has no one left to copy it from.
     pub fn pending_transfers(&self, n: usize) -> Vec<crate::ring::Transfer> {
         let zone_of = self.zone_of();
+        let zones = self.ring.zones(&zone_of);
         self.ring
             .pending_transfers(n, &zone_of)
             .into_iter()
-            .filter(|t| self.ring.preference_list(t.partition, n, &zone_of).iter().any(|r| !self.removed(r)))
+            .filter(|t| self.ring.preference_list_in(t.partition, n, &zone_of, &zones).iter().any(|r| !self.removed(r)))
             .collect()
     }
 
@@ -273,7 +286,111 @@ impl ClusterState {
     /// up and not removed.
     pub fn transfer_source(&self, p: u32, n: usize, up: &dyn Fn(&NodeId) -> bool) -> Option<NodeId> {
         let zone_of = self.zone_of();
-        self.ring.preference_list(p, n, &zone_of).into_iter().find(|r| !self.removed(r) && up(r))
+        self.transfer_source_in(p, n, up, &self.ring.zones(&zone_of))
+    }
+
+    fn transfer_source_in(
+        &self,
+        p: u32,
+        n: usize,
+        up: &dyn Fn(&NodeId) -> bool,
+        zones: &[Option<String>],
+    ) -> Option<NodeId> {
+        let zone_of = self.zone_of();
+        self.ring.preference_list_in(p, n, &zone_of, zones).into_iter().find(|r| !self.removed(r) && up(r))
+    }
+
+    /// The transfer loop's step at node `me` (`handoff/transfer.rs`): of the `pending`
+    /// transfers, those `me` should start now. It sends a partition when it is the partition's
+    /// transfer source, runs at most `limit` at once (`running` are under way), and never
+    /// starts one twice.
+    pub fn transfers_to_start(
+        &self,
+        pending: &[crate::ring::Transfer],
+        n: usize,
+        me: &NodeId,
+        running: &std::collections::HashSet<crate::ring::Transfer>,
+        limit: usize,
+        up: &dyn Fn(&NodeId) -> bool,
+    ) -> Vec<crate::ring::Transfer> {
+        let zones = self.ring.zones(&self.zone_of());
+        let mut start = Vec::new();
+        for t in pending {
+            if running.len() + start.len() >= limit {
+                break;
+            }
+            if self.transfer_source_in(t.partition, n, up, &zones).as_ref() != Some(me) {
+                continue;
+            }
+            if running.contains(t) || start.contains(t) {
+                continue;
+            }
+            start.push(t.clone());
+        }
+        start
+    }
+
+    /// The members a node gossips with and sends heartbeats to: every other one not removed.
+    pub fn others<'a>(&'a self, me: &'a NodeId) -> impl Iterator<Item = &'a Member> + 'a {
+        self.live_members().filter(move |m| &m.id != me)
+    }
+
+    /// A node asks to join (at the member it asked): adds it as joining, or refreshes it if it
+    /// is known (a node restarted without its data keeps its place). A node at the address of
+    /// a member with another id is that member rebuilt with a new id (its data dir, where the
+    /// id was kept, is gone): the old id is removed, and its partitions are rebuilt from the
+    /// other replicas. Returns whether the state changed.
+    pub fn admit(&mut self, member: Member) -> bool {
+        let member = match self.members.get(&member.id) {
+            Some(old) => Member { status: old.status, version: old.version.saturating_add(1), ..member },
+            None => {
+                let replaced: Vec<NodeId> = self
+                    .live_members()
+                    .filter(|m| m.addr == member.addr && m.id != member.id)
+                    .map(|m| m.id.clone())
+                    .collect();
+                for id in replaced {
+                    if let Some(m) = self.members.get_mut(&id) {
+                        tracing::info!(old = %id, new = %member.id, "a rebuilt node replaces the member at its address");
+                        m.status = Status::Removed;
+                        m.version = m.version.saturating_add(1);
+                    }
+                }
+                Member { status: Status::Joining, ..member }
+            }
+        };
+        let (id, addr) = (member.id.clone(), member.addr);
+        let changed = self.upsert(member);
+        if changed {
+            tracing::info!(node = %id, %addr, "member joining");
+        }
+        changed
+    }
+
+    /// `KURA LEAVE` at member `id`: it starts handing its partitions off (`holds_hints`: it
+    /// still holds hinted copies for others). Returns whether the state changed, `None` for an
+    /// unknown member.
+    pub fn leave(&mut self, id: &str, holds_hints: bool) -> Option<bool> {
+        let m = self.members.get_mut(id)?;
+        if matches!(m.status, Status::Leaving | Status::Exiting | Status::Removed) {
+            return Some(false);
+        }
+        m.status = Status::Leaving;
+        m.holds_hints = holds_hints;
+        m.version = m.version.saturating_add(1);
+        Some(true)
+    }
+
+    /// `KURA REMOVE id`: takes a (dead) member out. Returns whether the state changed, `None`
+    /// for an unknown member.
+    pub fn remove(&mut self, id: &str) -> Option<bool> {
+        let m = self.members.get_mut(id)?;
+        if m.status == Status::Removed {
+            return Some(false);
+        }
+        m.status = Status::Removed;
+        m.version = m.version.saturating_add(1);
+        Some(true)
     }
 
     /// The claimant's step (paper 4.9, Riak's claimant). Out of a transition: when members
@@ -545,12 +662,14 @@ mod tests {
         b.members.get_mut("n1").unwrap().version = 2;
         b.members.get_mut("n1").unwrap().status = Status::Leaving;
         let mut ab = a.clone();
+        assert!(ab.would_change(&b));
         assert!(ab.merge(&b));
         let mut ba = b.clone();
         assert!(ba.merge(&a));
         assert_eq!(ab, ba);
         assert_eq!(ab.members.len(), 3);
         assert_eq!(ab.members["n1"].status, Status::Leaving);
+        assert!(!ab.would_change(&a));
         assert!(!ab.merge(&a), "merging again changes nothing");
         // Rings: the higher version wins; equal versions resolve the same way everywhere.
         let mut r1 = ab.clone();

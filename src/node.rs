@@ -403,7 +403,7 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                 | Request::ReadUnlessSame { ref key, .. }
                 | Request::Patch { ref key, .. }
                 | Request::Replicate { hint_for: None, ref key, .. }
-                    if req.ring_version < cluster.view().ring_version() && !self.coordinator.replicates(key) =>
+                    if cluster.view().refuses_as_stale(req.ring_version, key, cluster.me()) =>
                 {
                     Response::Error(RemoteError::StaleRing)
                 }

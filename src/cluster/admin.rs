@@ -160,16 +160,7 @@ impl Cluster {
     pub fn leave(self: &Arc<Self>) -> Result<bool, ClusterError> {
         let me = self.me().clone();
         let holds_hints = self.replica.storage().hint_count() > 0;
-        self.change(|s| {
-            let m = s.members.get_mut(&me).ok_or_else(|| ClusterError::UnknownMember(me.clone()))?;
-            if matches!(m.status, Status::Leaving | Status::Exiting | Status::Removed) {
-                return Ok(false);
-            }
-            m.status = Status::Leaving;
-            m.holds_hints = holds_hints;
-            m.version = m.version.saturating_add(1);
-            Ok(true)
-        })
+        self.change(|s| s.leave(&me, holds_hints).ok_or_else(|| ClusterError::UnknownMember(me.clone())))
     }
 
     /// Whether this node is on its way out of the cluster (leaving, exiting or removed).
@@ -201,15 +192,7 @@ impl Cluster {
     /// `KURA REMOVE id`: takes a (dead) member out; its partitions are rebuilt from the other
     /// replicas.
     pub fn remove(self: &Arc<Self>, id: &str) -> Result<bool, ClusterError> {
-        self.change(|s| {
-            let m = s.members.get_mut(id).ok_or_else(|| ClusterError::UnknownMember(id.to_owned()))?;
-            if m.status == Status::Removed {
-                return Ok(false);
-            }
-            m.status = Status::Removed;
-            m.version = m.version.saturating_add(1);
-            Ok(true)
-        })
+        self.change(|s| s.remove(id).ok_or_else(|| ClusterError::UnknownMember(id.to_owned())))
     }
 
     /// `KURA JOIN addr`: this node (alone in its own cluster, with no data) joins the cluster

@@ -73,7 +73,7 @@ impl Cluster {
         self.view()
             .state
             .as_ref()
-            .map(|s| s.live_members().filter(|m| &m.id != self.me()).map(|m| (m.id.clone(), m.addr)).collect())
+            .map(|s| s.others(self.me()).map(|m| (m.id.clone(), m.addr)).collect())
             .unwrap_or_default()
     }
 

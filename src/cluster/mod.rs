@@ -26,8 +26,7 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 
 pub use crate::membership::{ClusterState, Member, Status};
-pub use detector::Detector;
-use detector::{HEARTBEAT_EVERY, HEARTBEAT_TIMEOUT};
+pub use detector::{Detector, HEARTBEAT_EVERY, HEARTBEAT_TIMEOUT, SILENCE};
 
 use crate::metrics as m;
 use crate::peer::{PeerRequest, PeerResponse, RemoteError, Request, Response, Transport};
@@ -38,8 +37,10 @@ use crate::storage::StorageError;
 
 /// Name of the saved state in the `ring` keyspace.
 const STATE_KEY: &str = "cluster";
-const GOSSIP_EVERY: Duration = Duration::from_secs(1);
-const CLAIM_EVERY: Duration = Duration::from_millis(500);
+/// How often a node gossips with one random member.
+pub const GOSSIP_EVERY: Duration = Duration::from_secs(1);
+/// How often the claimant looks for a ring change to make.
+pub const CLAIM_EVERY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -296,6 +297,8 @@ impl Cluster {
             // Never a state of another cluster (callers check the sender's id; this is the
             // last line): merging it would make its members ours.
             Some(s) if s.context_seed != other.context_seed => return Ok(false),
+            // Most gossip brings nothing new: no copy of the state for it.
+            Some(s) if !s.would_change(other) => return Ok(false),
             Some(s) => s.clone(),
             // A joining node adopts the first state it hears, if it names this node.
             None if other.members.contains_key(self.me()) => other.clone(),
@@ -325,30 +328,7 @@ impl Cluster {
         let Some(mut state) = self.view.load().state.clone() else {
             return Err(ClusterError::NotReady);
         };
-        let member = match state.members.get(&member.id) {
-            // A known node (restarted without its data) keeps its place.
-            Some(old) => Member { status: old.status, version: old.version.saturating_add(1), ..member },
-            None => {
-                // A node at the address of a member with another id is that member, rebuilt
-                // with a new id (its data dir, where the id was kept, is gone): the old id goes,
-                // and its partitions are rebuilt from the other replicas.
-                let replaced: Vec<NodeId> = state
-                    .live_members()
-                    .filter(|m| m.addr == member.addr && m.id != member.id)
-                    .map(|m| m.id.clone())
-                    .collect();
-                for id in replaced {
-                    if let Some(m) = state.members.get_mut(&id) {
-                        tracing::info!(old = %id, new = %member.id, "a rebuilt node replaces the member at its address");
-                        m.status = Status::Removed;
-                        m.version = m.version.saturating_add(1);
-                    }
-                }
-                Member { status: Status::Joining, ..member }
-            }
-        };
-        if state.upsert(member.clone()) {
-            tracing::info!(node = %member.id, addr = %member.addr, "member joining");
+        if state.admit(member) {
             self.install(state.clone())?;
         }
         Ok(state)

@@ -242,10 +242,7 @@ impl Coordinator {
 
     /// Whether this node is a replica of `key` in its current ring, or one the key is gaining.
     pub fn replicates(&self, key: &[u8]) -> bool {
-        let view = self.cluster.view();
-        let me = self.me();
-        view.preference_list(key).iter().any(|r| r == me)
-            || view.joining_replicas(key).is_some_and(|g| g.iter().any(|r| r == me))
+        self.cluster.view().replicates_key(key, self.me())
     }
 
     /// The replicas of `key` for a request now: the sloppy quorum's targets (paper 4.6).

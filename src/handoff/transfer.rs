@@ -27,7 +27,8 @@ use crate::replica::Replica;
 use crate::ring::Transfer;
 use crate::storage::Storage;
 
-const EVERY: Duration = Duration::from_millis(500);
+/// How often the transfer loop looks for transfers to start.
+pub const EVERY: Duration = Duration::from_millis(500);
 const BATCH_KEYS: usize = 512;
 /// A batch carries at most this many bytes of encoded sets (members included), and at most a
 /// quarter of a frame (`--max-frame-bytes`); a single larger set goes alone, as several frames.
@@ -161,13 +162,11 @@ pub async fn run(
                 ));
             }
         }
-        for t in pending {
-            if transfers.running() >= limit {
-                break;
-            }
-            if state.transfer_source(t.partition, n, &|id| cluster.is_up(id)).as_ref() != Some(&me) {
-                continue;
-            }
+        let start = {
+            let running = transfers.running.lock().clone();
+            state.transfers_to_start(&pending, n, &me, &running, limit, &|id| cluster.is_up(id))
+        };
+        for t in start {
             if !transfers.running.lock().insert(t.clone()) {
                 continue;
             }

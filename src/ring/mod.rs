@@ -216,10 +216,11 @@ impl Ring {
             return Vec::new();
         }
         let future = self.future();
+        let (zones, future_zones) = (self.zones(zone_of), future.zones(zone_of));
         let mut out = Vec::new();
         for p in 0..self.size() {
-            let now = self.preference_list(p, n, zone_of);
-            for to in future.preference_list(p, n, zone_of) {
+            let now = self.preference_list_in(p, n, zone_of, &zones);
+            for to in future.preference_list_in(p, n, zone_of, &future_zones) {
                 if !now.contains(&to) {
                     out.push(Transfer { partition: p, to });
                 }
@@ -264,15 +265,49 @@ impl Ring {
 
     /// Distinct owners in ring order starting at partition `p`: the extended preference list.
     pub fn walk(&self, p: u32) -> Vec<&NodeId> {
+        self.walk_up_to(p, usize::MAX)
+    }
+
+    /// The first `max` owners of [`Ring::walk`]: it stops there, so its cost is the partitions
+    /// it passes, not the ring (at 1,000 nodes and Q = 1,024 a whole walk is a million steps).
+    pub fn walk_up_to(&self, p: u32, max: usize) -> Vec<&NodeId> {
         let q = self.partitions.len();
         let mut seen: Vec<&NodeId> = Vec::new();
+        // A set beside the list once the list is long (a whole walk of a large cluster).
+        let mut index: std::collections::HashSet<&NodeId> = std::collections::HashSet::new();
         for i in 0..q {
+            if seen.len() >= max {
+                break;
+            }
             let owner = &self.partitions[(p as usize + i) % q].owner;
-            if !seen.contains(&owner) {
+            let new = if seen.len() < 32 { !seen.contains(&owner) } else { !index.contains(owner) };
+            if new {
+                if seen.len() == 31 {
+                    index.extend(seen.iter().copied());
+                }
+                if seen.len() >= 31 {
+                    index.insert(owner);
+                }
                 seen.push(owner);
             }
         }
         seen
+    }
+
+    /// The distinct zones of the ring's owners (`zone_of` gives a node's zone), `None` among
+    /// them for owners without one: `[None]` when no owner has a zone. One pass over the ring.
+    pub fn zones(&self, zone_of: &dyn Fn(&NodeId) -> Option<String>) -> Vec<Option<String>> {
+        let mut met: std::collections::HashSet<&NodeId> = std::collections::HashSet::new();
+        let mut zones: Vec<Option<String>> = Vec::new();
+        for part in &self.partitions {
+            if met.insert(&part.owner) {
+                let z = zone_of(&part.owner);
+                if !zones.contains(&z) {
+                    zones.push(z);
+                }
+            }
+        }
+        zones
     }
 
     /// The preference list of partition `p`: the first `n` distinct owners walking the ring.
@@ -280,10 +315,40 @@ impl Ring {
     /// preferred, so a list spans zones when it can (paper 4.3: across data centers); the list
     /// keeps ring order.
     pub fn preference_list(&self, p: u32, n: usize, zone_of: &dyn Fn(&NodeId) -> Option<String>) -> Vec<NodeId> {
-        let walk = self.walk(p);
-        let zones: Vec<Option<String>> = walk.iter().map(|id| zone_of(id)).collect();
-        if zones.iter().all(Option::is_none) {
-            return walk.into_iter().take(n).cloned().collect();
+        self.preference_list_in(p, n, zone_of, &self.zones(zone_of))
+    }
+
+    /// [`Ring::preference_list`] given the ring's [`Ring::zones`] (callers that want many
+    /// lists find them once). The walk stops as soon as the rest of the ring cannot change the
+    /// list: after `n` owners without zones, or once it met every zone and `n` owners.
+    pub fn preference_list_in(
+        &self,
+        p: u32,
+        n: usize,
+        zone_of: &dyn Fn(&NodeId) -> Option<String>,
+        ring_zones: &[Option<String>],
+    ) -> Vec<NodeId> {
+        if ring_zones.iter().all(Option::is_none) {
+            return self.walk_up_to(p, n).into_iter().cloned().collect();
+        }
+        let q = self.partitions.len();
+        let mut walk: Vec<&NodeId> = Vec::new();
+        let mut zones: Vec<Option<String>> = Vec::new();
+        let mut distinct = 0;
+        for i in 0..q {
+            let owner = &self.partitions[(p as usize + i) % q].owner;
+            if walk.contains(&owner) {
+                continue;
+            }
+            let z = zone_of(owner);
+            if !zones.contains(&z) {
+                distinct += 1;
+            }
+            walk.push(owner);
+            zones.push(z);
+            if walk.len() >= n && distinct >= ring_zones.len() {
+                break;
+            }
         }
         let mut chosen = vec![false; walk.len()];
         let mut taken_zones: Vec<&Option<String>> = Vec::new();
@@ -547,6 +612,67 @@ mod tests {
         assert_eq!(r.walk(5), vec!["c", "d", "b", "a"]);
         // More replicas than nodes: every node once.
         assert_eq!(r.preference_list(0, 9, &no_zones).len(), 4);
+    }
+
+    /// Issue 26: at 1,000 nodes and Q = 1,024 a preference list walked the whole ring and
+    /// asked every owner's zone: a transition's transfers asked 2 Q x S = two million times,
+    /// seconds of the claimant's and every node's time per ring change. Now the zones are
+    /// found once and a list stops after its N owners.
+    #[test]
+    fn preference_lists_of_a_large_ring_do_not_walk_it() {
+        let members = ids(1000);
+        let mut ring = Ring::new(1024, &members);
+        let claimed = ring.claim(&ids(1001), 3);
+        for (p, o) in ring.partitions.iter_mut().zip(claimed) {
+            p.next = (p.owner != o).then_some(o);
+        }
+        let asked = std::cell::Cell::new(0usize);
+        let zone_of = |_: &NodeId| {
+            asked.set(asked.get() + 1);
+            None
+        };
+        let transfers = ring.transfers(3, &zone_of);
+        assert!(!transfers.is_empty());
+        assert!(asked.get() <= 4 * 1024, "zones asked {} times", asked.get());
+        assert_eq!(ring.walk_up_to(7, 19), ring.walk(7)[..19].to_vec());
+    }
+
+    /// The early stop with zones gives the list the whole walk gives.
+    #[test]
+    fn zoned_preference_lists_stop_early_and_agree_with_the_whole_walk() {
+        let whole = |r: &Ring, p: u32, n: usize, zone_of: &dyn Fn(&NodeId) -> Option<String>| {
+            let walk = r.walk(p);
+            let zones: Vec<Option<String>> = walk.iter().map(|id| zone_of(id)).collect();
+            let mut chosen = vec![false; walk.len()];
+            let mut taken: Vec<&Option<String>> = Vec::new();
+            let mut count = 0;
+            for (i, z) in zones.iter().enumerate() {
+                if count < n && !taken.contains(&z) {
+                    chosen[i] = true;
+                    taken.push(z);
+                    count += 1;
+                }
+            }
+            for c in chosen.iter_mut() {
+                if count < n && !*c {
+                    *c = true;
+                    count += 1;
+                }
+            }
+            walk.into_iter().zip(chosen).filter(|(_, c)| *c).map(|(id, _)| id.clone()).collect::<Vec<_>>()
+        };
+        for (members, zones) in [(7, 2), (20, 3), (40, 5), (12, 12)] {
+            let ring = with_owners(64, (0..64).map(|i| format!("node{}", (i * 7 + i / 5) % members)).collect());
+            let zone_of = |id: &NodeId| {
+                let k: usize = id.trim_start_matches("node").parse().unwrap_or(0);
+                (k % zones != 0).then(|| format!("z{}", k % zones))
+            };
+            for p in 0..64 {
+                for n in 1..6 {
+                    assert_eq!(ring.preference_list(p, n, &zone_of), whole(&ring, p, n, &zone_of));
+                }
+            }
+        }
     }
 
     #[test]
