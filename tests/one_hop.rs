@@ -148,9 +148,11 @@ fn cluster_clients_reach_a_keys_replicas_in_one_hop() {
 
     // CLUSTER KEYSLOT is Redis's (checked against redis-server in cluster mode).
     let redis = RedisServer::start_with(&["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]);
-    let mut reference = redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port)).unwrap().get_connection().unwrap();
+    let mut reference =
+        redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port)).unwrap().get_connection().unwrap();
     let mut con = via.conn();
-    let mut rng_keys: Vec<Vec<u8>> = vec![b"".to_vec(), b"{}".to_vec(), b"{}x".to_vec(), b"a{b}{c}".to_vec(), b"{".to_vec()];
+    let mut rng_keys: Vec<Vec<u8>> =
+        vec![b"".to_vec(), b"{}".to_vec(), b"{}x".to_vec(), b"a{b}{c}".to_vec(), b"{".to_vec()];
     rng_keys.extend((0..300u32).map(|i| format!("user:{i}:{{tag{}}}", i % 7).into_bytes()));
     rng_keys.extend((0..300u32).map(|i| (0..(i % 23)).map(|j| (i * 31 + j * 7) as u8).collect()));
     for key in &rng_keys {
@@ -183,7 +185,9 @@ fn cluster_clients_reach_a_keys_replicas_in_one_hop() {
     let all = in_slot("100000");
     assert_eq!(all.len() as i64, count);
     assert_eq!(all.iter().filter(|k| k.starts_with("{cart:a}:")).count(), 50, "{all:?}");
-    assert!(all.iter().all(|k| int(&harness::query(holder, &["CLUSTER", "KEYSLOT", k]).unwrap()).to_string() == tag_slot));
+    assert!(all
+        .iter()
+        .all(|k| int(&harness::query(holder, &["CLUSTER", "KEYSLOT", k]).unwrap()).to_string() == tag_slot));
     assert_eq!(in_slot("10").len(), 10);
     let e = harness::err_of(harness::query(holder, &["CLUSTER", "COUNTKEYSINSLOT", "16384"]));
     assert!(e.contains("Invalid slot"), "{e}");
@@ -214,11 +218,9 @@ fn cluster_clients_reach_a_keys_replicas_in_one_hop() {
         .spawn()
         .expect("python3");
     let ready = flag.with_extension("ready");
-    let early = harness::wait_until("the client's first phase", Duration::from_secs(120), || {
-        match client.try_wait() {
-            Ok(Some(status)) => Some(Some(status)),
-            _ => ready.exists().then_some(None),
-        }
+    let early = harness::wait_until("the client's first phase", Duration::from_secs(120), || match client.try_wait() {
+        Ok(Some(status)) => Some(Some(status)),
+        _ => ready.exists().then_some(None),
     });
     if let Some(status) = early {
         panic!("onehop.py ended early ({status}): {:?}", client.wait_with_output());

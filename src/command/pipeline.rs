@@ -46,7 +46,9 @@ pub async fn run_pipeline(
             let end = i + batch[i..].iter().take_while(|args| is_publish(args)).count();
             if end - i > 1 {
                 feed(node, session, &batch[i..end], monitored);
-                for reply in publish_wave(node, (session.authenticated, session.cluster_client), metrics, &batch[i..end]).await {
+                for reply in
+                    publish_wave(node, (session.authenticated, session.cluster_client), metrics, &batch[i..end]).await
+                {
                     reply.encode(session.protocol, out);
                 }
                 i = end;
