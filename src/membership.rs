@@ -471,15 +471,22 @@ impl ClusterState {
     }
 }
 
-/// The cluster id of a cluster founded with `seed` (see [`ClusterState::cluster_id`]).
+/// The cluster id of a cluster founded with `seed` (see [`ClusterState::cluster_id`]), under
+/// this process's placement.
 pub fn cluster_id_of(seed: &[u8; 32]) -> u64 {
-    // Every peer message carries it: hashed from the stack, not a new Vec each time. A
-    // cluster placed by slots has another id than one placed by MD5 (`ring::Placement`): a
-    // node started with the other placement is refused as another cluster's (an MD5 cluster
-    // keeps the id it had before placements existed).
+    cluster_id_in(crate::ring::placement(), seed)
+}
+
+/// The cluster id of a cluster founded with `seed` whose keys are placed by `placement`. A
+/// cluster placed by slots has another id than one placed by MD5 (`ring::Placement`), so nodes
+/// of different placements never take each other's messages, and a joining node learns its
+/// cluster's placement from which id the seed's answer carries (an MD5 cluster keeps the id it
+/// had before placements existed).
+pub fn cluster_id_in(placement: crate::ring::Placement, seed: &[u8; 32]) -> u64 {
+    // Every peer message carries it: hashed from the stack, not a new Vec each time.
     const TAG: &[u8; 16] = b"kura-cluster-id\0";
     const SLOTS_TAG: &[u8; 16] = b"kura-slots-ring\0";
-    let tag = match crate::ring::placement() {
+    let tag = match placement {
         crate::ring::Placement::Md5 => TAG,
         crate::ring::Placement::Slots => SLOTS_TAG,
     };

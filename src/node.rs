@@ -131,9 +131,10 @@ impl Node {
     ) -> Result<Arc<Node>, NodeError> {
         let idle_timeout = config.timeout;
         rpc::set_max_frame(config.max_frame_bytes);
-        crate::ring::set_placement(config.placement);
+        // A store of a build before placements (walked at open to upgrade it) is placed by MD5.
+        crate::ring::set_placement(crate::ring::Placement::Md5);
         let storage = Storage::open_keeping(&config.data_dir, config.fsync, config.min_free_disk)?;
-        storage.check_placement(config.placement)?;
+        crate::ring::set_placement(storage.placement(config.placement)?);
         let node_id = Replica::node_id(&storage, config.node_id.as_deref(), || random_hex(8))?;
         // Contexts must decode on every node: signed with the cluster secret when there is
         // one, else with the key the cluster was founded with (carried by its state).

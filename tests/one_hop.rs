@@ -269,26 +269,35 @@ fn an_md5_node_answers_cluster_as_one_shard() {
     app("python3", "onehop.py", &[node.addr().to_string()]);
 }
 
-/// A data dir keeps the placement it was made with: started with the other one, the node
-/// refuses to start and says why, and the data is untouched.
+/// The placement is fixed when the cluster is founded, as `--partitions` is: a restart keeps
+/// its data dir's whatever the flag says, and a node started with the other flag that joins takes
+/// its cluster's (it stores nothing yet).
 #[test]
-fn a_data_dir_refuses_another_placement() {
+fn a_clusters_placement_is_its_founders() {
     let mut node = Node::start(Ipv4Addr::LOCALHOST, &["--placement", "slots"]);
     harness::query(&node, &["SET", "k", "v"]).unwrap();
     node.terminate();
     node.set_extra(&[]);
-    let log = node.try_spawn().expect_err("a slots data dir started with MD5 placement");
-    assert!(log.contains("placed by slots") && log.contains("--placement slots"), "{log}");
-    node.set_extra(&["--placement", "slots"]);
     node.spawn();
+    assert!(node.cli_out(&["INFO", "cluster"]).contains("kura_placement:slots"));
+    assert!(node.log_tail(400).contains("counts only when a cluster is founded"));
     assert_eq!(harness::text(&harness::query(&node, &["GET", "k"]).unwrap()), "v");
-    // A node of the other placement that joins through it takes nothing of its cluster and
-    // says why (and the founder's cluster keeps serving).
+    // A joiner started without the flag (MD5) takes the cluster's placement.
     let seed = node.cluster_addr().to_string();
-    let other = Node::start(Ipv4Addr::new(127, 0, 0, 2), &["--seed", &seed]);
-    harness::wait_until("the refusal in the joiner's log", Duration::from_secs(30), || {
-        other.log_tail(200).contains("places keys by the other --placement").then_some(())
+    let joiner = Node::start(Ipv4Addr::new(127, 0, 0, 2), &["--seed", &seed]);
+    harness::wait_until("the two nodes to agree on one ring", Duration::from_secs(60), || {
+        harness::converged(&[&node, &joiner]).then_some(())
     });
-    assert!(other.cli_out(&["INFO", "cluster"]).contains("kura_joined:0"));
-    assert_eq!(harness::text(&harness::query(&node, &["GET", "k"]).unwrap()), "v");
+    assert!(joiner.log_tail(400).contains("joining a cluster placed by slots"));
+    assert!(joiner.cli_out(&["INFO", "cluster"]).contains("cluster_enabled:1"));
+    let cluster = [node, joiner];
+    assert_covers(&cluster, &cluster[1], 2);
+    for i in 0..50 {
+        let key = format!("j{i}");
+        harness::query(&cluster[i % 2], &["SET", &key, "x"]).unwrap();
+        for n in &cluster {
+            assert_eq!(harness::text(&harness::query(n, &["GET", &key]).unwrap()), "x", "{key}");
+        }
+    }
+    assert_eq!(harness::text(&harness::query(&cluster[1], &["GET", "k"]).unwrap()), "v");
 }

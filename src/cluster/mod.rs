@@ -69,9 +69,9 @@ pub enum ClusterError {
     /// The peer belongs to another cluster (another founding): nothing is taken from it.
     #[error("peer {peer} belongs to another cluster ({theirs:016x}, this node's is {ours:016x})")]
     OtherCluster { peer: String, theirs: u64, ours: u64 },
-    /// The cluster a join reached places keys otherwise (`--placement`): its state is not
-    /// taken (its cluster id, made under the other placement, would never match).
-    #[error("the cluster at {peer} places keys by the other --placement than this node's ({}): start this node with its founder's, and KURA REMOVE the member it admitted", crate::ring::placement().name())]
+    /// The cluster a join reached places keys otherwise (`--placement`) and this node holds
+    /// keys placed by its own: its state is not taken.
+    #[error("the cluster at {peer} places keys by the other --placement than this node's ({}), and this node holds keys already: it cannot join", crate::ring::placement().name())]
     OtherPlacement { peer: String },
 }
 
@@ -435,8 +435,7 @@ impl Cluster {
             // The answer's cluster id was made by the seed under its placement, the state's
             // here under this node's: they differ only when the placements do.
             if state.cluster_id() != cluster {
-                tracing::error!(peer = %addr, "{}", ClusterError::OtherPlacement { peer: addr.to_string() });
-                return Err(ClusterError::OtherPlacement { peer: addr.to_string() });
+                self.adopt_placement(addr, &state.context_seed, cluster)?;
             }
             self.accepted(addr);
         } else {
@@ -446,6 +445,23 @@ impl Cluster {
             self.refresh_from(addr);
         }
         Ok(body)
+    }
+
+    /// A join reached a cluster of the other placement (its id, `theirs`, is the one its seed
+    /// makes under it): this node takes that placement when it stores nothing yet (a joining
+    /// node, or an empty one moved by `KURA JOIN`), as it takes the cluster's ring size.
+    fn adopt_placement(&self, addr: SocketAddr, seed: &[u8; 32], theirs: u64) -> Result<(), ClusterError> {
+        let other = crate::ring::placement().other();
+        let storage = self.replica.storage();
+        if crate::membership::cluster_id_in(other, seed) != theirs || !storage.is_empty()? {
+            let refused = ClusterError::OtherPlacement { peer: addr.to_string() };
+            tracing::error!(peer = %addr, "{refused}");
+            return Err(refused);
+        }
+        storage.mark_placement(other)?;
+        crate::ring::set_placement(other);
+        tracing::info!(peer = %addr, placement = other.name(), "joining a cluster placed by {}: this node is too", other.name());
+        Ok(())
     }
 
     /// Exchanges state with the peer at `addr` in the background (its ring is newer).

@@ -35,6 +35,13 @@ pub enum Placement {
 }
 
 impl Placement {
+    pub fn other(self) -> Placement {
+        match self {
+            Placement::Md5 => Placement::Slots,
+            Placement::Slots => Placement::Md5,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Placement::Md5 => "md5",
@@ -43,11 +50,11 @@ impl Placement {
     }
 }
 
-/// The process's placement: set once at start, before the data dir is opened, as the frame
-/// limit is (`rpc::set_max_frame`). It is a constant of the data (keys are stored in ring
-/// order), so it is not passed around: every node of a cluster runs with the same one
-/// (`ClusterState::cluster_id` differs between placements, so nodes of another placement are
-/// refused as another cluster's).
+/// The process's placement: the data dir's (`Storage::placement`), set at start as the frame
+/// limit is (`rpc::set_max_frame`), and changed once more only by a node that joins a cluster
+/// of the other placement while it stores nothing. It is a constant of the data (keys are
+/// stored in ring order), so it is not passed around; every node of a cluster runs with its
+/// founder's (`ClusterState::cluster_id` differs between placements).
 static SLOTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 pub fn set_placement(placement: Placement) {

@@ -29,28 +29,48 @@ impl Storage {
         Ok(())
     }
 
-    /// Checks the data dir's key placement (`--placement`) against `placement`, and marks a
-    /// new store with it: keys are stored in ring order, so a store is read with the placement
-    /// it was written with or not at all. A store without the mark that holds a cluster state
-    /// was written before the mark, under MD5 placement.
+    /// The data dir's key placement (`--placement`): the one it is marked with, whatever
+    /// `asked` is (keys are stored in ring order, so a store is read with the placement it was
+    /// written with; like `--partitions`, the flag counts when a cluster is founded). A store
+    /// without the mark that holds a cluster state was written before the mark, by MD5; a new
+    /// store is marked with `asked`.
     ///
     /// # Errors
-    /// Another placement than the store's, or engine failure.
-    pub fn check_placement(&self, placement: crate::ring::Placement) -> Result<()> {
-        let stored = match self.meta_get(PLACEMENT_KEY)? {
-            Some(mark) => String::from_utf8_lossy(&mark).into_owned(),
-            None if self.ring.iter().next().is_some() => crate::ring::Placement::Md5.name().to_owned(),
+    /// A mark this build does not know, or engine failure.
+    pub fn placement(&self, asked: crate::ring::Placement) -> Result<crate::ring::Placement> {
+        use crate::ring::Placement;
+        let stored = match self.meta_get(PLACEMENT_KEY)?.as_deref() {
+            Some(b"md5") => Placement::Md5,
+            Some(b"slots") => Placement::Slots,
+            Some(other) => {
+                return Err(super::StorageError::Corrupt {
+                    key: PLACEMENT_KEY.to_owned(),
+                    reason: format!("unknown placement {:?}", String::from_utf8_lossy(other)),
+                })
+            }
+            None if self.ring.iter().next().is_some() => Placement::Md5,
             None => {
-                if let Err(e) = self.meta_put(PLACEMENT_KEY, placement.name().as_bytes()) {
-                    tracing::warn!("the data dir's placement mark was not written: {e}");
-                }
-                return Ok(());
+                self.mark_placement(asked)?;
+                return Ok(asked);
             }
         };
-        if stored != placement.name() {
-            return Err(super::StorageError::Placement { stored, asked: placement.name() });
+        if stored != asked {
+            tracing::warn!(
+                "the data dir's keys are placed by {}: --placement {} counts only when a cluster is founded",
+                stored.name(),
+                asked.name()
+            );
         }
-        Ok(())
+        Ok(stored)
+    }
+
+    /// Marks the data dir's key placement (a new store, or an empty one that joins a cluster of
+    /// the other placement).
+    ///
+    /// # Errors
+    /// Engine failure.
+    pub fn mark_placement(&self, placement: crate::ring::Placement) -> Result<()> {
+        self.meta_put(PLACEMENT_KEY, placement.name().as_bytes())
     }
 
     /// A value of the ring and membership state (used by `cluster/`).

@@ -70,8 +70,6 @@ pub enum StorageError {
     Open { path: PathBuf, source: std::io::Error },
     #[error("the data dir was written by a newer kura (data format {0}; this build reads up to {DATA_FORMAT}): run that build or a newer one")]
     Newer(u16),
-    #[error("the data dir's keys are placed by {stored}, not {asked}: start it with --placement {stored} (a cluster's placement is fixed when it is founded)")]
-    Placement { stored: String, asked: &'static str },
     /// A write refused unapplied: the disk is in trouble (`health.rs`).
     #[error("{0}")]
     Refused(DiskTrouble),
