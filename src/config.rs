@@ -67,8 +67,8 @@ pub struct ServerArgs {
     #[arg(long, env = "KURA_PARTITIONS")]
     pub partitions: Option<u32>,
     /// How keys are placed on the ring, fixed when the cluster is created: md5 (the paper's
-    /// ring) or slots (Redis Cluster's slots: cluster clients route in one hop). Every node of
-    /// a cluster is started with the same one [default: md5]
+    /// ring) or slots (Redis Cluster's slots: cluster clients route in one hop). A joining node
+    /// takes its cluster's; a restart keeps its data dir's [default: md5]
     #[arg(long, env = "KURA_PLACEMENT", value_enum)]
     pub placement: Option<crate::ring::Placement>,
     /// Seconds between anti-entropy exchanges [default: 60]
