@@ -3,6 +3,7 @@
 //! sleeps. Shared by `tests/` and `compat/` (`tests/suite.rs` includes it once as `harness`).
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -32,21 +33,44 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
 /// any outgoing connection of any test) could be taken before the node binds it (a joining
 /// node once failed with "Address already in use"); one from below is taken only by another
 /// test's pick (`Node::start` retries then).
+///
+/// Never the same port twice in this process: every test runs in this one binary, and a node
+/// restarted on its own ports (`kill -9`, then the same command line) found its peer port
+/// taken by another test's new node, which had picked it while the first was down (nemesis,
+/// seed 14141890146494089960: "cluster-listen on 127.0.0.2:18754: Address already in use").
 pub fn free_port(ip: Ipv4Addr) -> u16 {
     use rand::Rng;
+    static GIVEN: std::sync::Mutex<BTreeSet<(Ipv4Addr, u16)>> = std::sync::Mutex::new(BTreeSet::new());
     let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
         .unwrap_or(32768);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     if ephemeral > 11_000 {
-        for _ in 0..100 {
+        for _ in 0..1000 {
             let port = rand::thread_rng().gen_range(10_000..ephemeral);
-            if TcpListener::bind((ip, port)).is_ok() {
+            if !given.contains(&(ip, port)) && TcpListener::bind((ip, port)).is_ok() {
+                given.insert((ip, port));
                 return port;
             }
         }
     }
-    TcpListener::bind((ip, 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    loop {
+        let port = TcpListener::bind((ip, 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port");
+        if given.insert((ip, port)) {
+            return port;
+        }
+    }
+}
+
+#[test]
+fn free_ports_are_never_given_twice() {
+    // 3,000 picks among some 22,000 ports would repeat one about 200 times if picks forgot
+    // what they gave (while the listener of each is dropped at once, as a killed node's is).
+    let ip = Ipv4Addr::new(127, 0, 0, 99);
+    let picked: Vec<u16> = (0..3000).map(|_| free_port(ip)).collect();
+    let distinct: BTreeSet<u16> = picked.iter().copied().collect();
+    assert_eq!(distinct.len(), picked.len());
 }
 
 /// Every test on real processes is one binary, so any two may run side by side on the 2 cores:
