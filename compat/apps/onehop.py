@@ -51,9 +51,12 @@ def main():
     after = before
     if phases:
         open(phases + ".ready", "w").close()
-        # Waits for the test's condition (a node joined and the ring settled), not a time:
-        # the test's own deadline bounds it.
+        # Waits for the test's condition (a node joined and the ring settled), polling; gives
+        # up after 5 minutes so that a test that failed meanwhile leaves no process behind.
+        deadline = time.monotonic() + 300
         while not os.path.exists(phases):
+            if time.monotonic() > deadline:
+                sys.exit("the test never said the node joined")
             time.sleep(0.05)
         phase(rc, "b")
         for i in range(1000):
