@@ -222,10 +222,9 @@ async fn keys_in_slot(node: &Node, slot: u16, limit: usize) -> Result<Vec<Bytes>
         out.extend(
             keys.into_iter()
                 .map(|(_, k)| k)
-                .filter(|k| crate::keyspace::db_of(k) == 0 && !crate::keyspace::is_reserved(k))
-                // The rest of a position range may hold other slots' keys only by a hash
-                // collision of the prefix, never: the slot is the prefix's top 14 bits.
-                .filter(|k| ring::key_slot(k) == slot),
+                // The range holds exactly the slot's keys of database 0 (the slot is the top 14
+                // bits of a position); another database's keys are placed by their stored name.
+                .filter(|k| crate::keyspace::db_of(k) == 0 && !crate::keyspace::is_reserved(k)),
         );
         match next {
             Some(n) => from = n,

@@ -296,9 +296,9 @@ async fn execute(node: &Node, session: &mut Session, metrics: &CommandMetrics, a
 }
 
 /// Runs a request for which [`concurrent_keys`] is `Some`, alongside others of its pipeline.
-async fn execute_shared(node: &Node, session: (bool, bool), metrics: &CommandMetrics, args: &[Bytes]) -> Reply {
-    let (authenticated, cluster_client) = session;
-    execute_in(node, Conn::Shared { authenticated, cluster_client }, metrics, args).await
+async fn execute_shared(node: &Node, session: &Session, metrics: &CommandMetrics, args: &[Bytes]) -> Reply {
+    let conn = Conn::Shared { authenticated: session.authenticated, cluster_client: session.cluster_client };
+    execute_in(node, conn, metrics, args).await
 }
 
 async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, args: &[Bytes]) -> Reply {

@@ -46,9 +46,7 @@ pub async fn run_pipeline(
             let end = i + batch[i..].iter().take_while(|args| is_publish(args)).count();
             if end - i > 1 {
                 feed(node, session, &batch[i..end], monitored);
-                for reply in
-                    publish_wave(node, (session.authenticated, session.cluster_client), metrics, &batch[i..end]).await
-                {
+                for reply in publish_wave(node, session, metrics, &batch[i..end]).await {
                     reply.encode(session.protocol, out);
                 }
                 i = end;
@@ -69,7 +67,7 @@ pub async fn run_pipeline(
             }
             if end - i > 1 {
                 feed(node, session, &batch[i..end], monitored);
-                let shared = (session.authenticated, session.cluster_client);
+                let shared: &Session = session;
                 let wave = batch[i..end].iter().map(|args| execute_shared(node, shared, metrics, args));
                 for reply in futures::future::join_all(wave).await {
                     reply.encode(session.protocol, out);
@@ -110,13 +108,13 @@ fn is_publish(args: &[Bytes]) -> bool {
 /// receivers. Polled once each, in order, here, their messages go out in the pipeline's order,
 /// in one batch per peer; then their counts are awaited together (one peer round trip for the
 /// wave instead of one per PUBLISH).
-async fn publish_wave(node: &Node, shared: (bool, bool), metrics: &CommandMetrics, batch: &[Vec<Bytes>]) -> Vec<Reply> {
+async fn publish_wave(node: &Node, session: &Session, metrics: &CommandMetrics, batch: &[Vec<Bytes>]) -> Vec<Reply> {
     let mut wave: Vec<_> = batch
         .iter()
         // Unconstrained: tokio's cooperative budget would otherwise make a later PUBLISH of a
         // long wave yield before it queued its message, and it would go out of order.
         .map(|args| {
-            let publish = tokio::task::unconstrained(execute_shared(node, shared, metrics, args));
+            let publish = tokio::task::unconstrained(execute_shared(node, session, metrics, args));
             futures::future::maybe_done(Box::pin(publish))
         })
         .collect();
