@@ -33,6 +33,8 @@ pub const FORWARDED_TOTAL: &str = "kura_forwarded_total";
 pub const FORWARD_FALLBACKS_TOTAL: &str = "kura_forward_fallbacks_total";
 pub const PEER_ERRORS_TOTAL: &str = "kura_peer_errors_total";
 pub const PEER_EXPIRED_TOTAL: &str = "kura_peer_expired_total";
+pub const PEER_BATCHES_TOTAL: &str = "kura_peer_batches_total";
+pub const PEER_BATCHED_REQUESTS_TOTAL: &str = "kura_peer_batched_requests_total";
 pub const RING_VERSION: &str = "kura_ring_version";
 pub const MEMBERS: &str = "kura_members";
 pub const PEERS_DOWN: &str = "kura_peers_down";
@@ -117,6 +119,8 @@ fn describe() {
         "Forwarded puts that no target answered in time, coordinated by the forwarding node itself"
     );
     describe_counter!(PEER_ERRORS_TOTAL, "Failed requests to peers, by kind");
+    describe_counter!(PEER_BATCHES_TOTAL, "Batches of replication and read requests sent to peers");
+    describe_counter!(PEER_BATCHED_REQUESTS_TOTAL, "Requests sent to peers inside batches");
     describe_gauge!(RING_VERSION, "Version of the ring this node uses");
     describe_gauge!(MEMBERS, "Cluster members (not removed)");
     describe_gauge!(PEERS_DOWN, "Members this node sees as down");

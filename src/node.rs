@@ -347,6 +347,48 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Answers a request that needs no waiting (those `Request::batchable` allows): a read,
+    /// or a replica's copy merged into the journal but not yet flushed (`Ack` means it still
+    /// needs [`Coordinator::commit`] before it may be sent).
+    fn answer_now(&self, ring_version: u64, req: Request) -> Response {
+        let cluster = self.coordinator.cluster();
+        match req {
+            // The sender has not seen the ring move the key away from here: a copy kept now
+            // would be dropped or never found, and an answer from here ("none") would count
+            // toward its R. It learns the ring from this reply.
+            Request::Read { ref key }
+            | Request::ReadUnlessSame { ref key, .. }
+            | Request::Replicate { hint_for: None, ref key, .. }
+                if cluster.view().refuses_as_stale(ring_version, key, cluster.me()) =>
+            {
+                Response::Error(RemoteError::StaleRing)
+            }
+            Request::Read { key } => match self.coordinator.local(&key) {
+                Ok(set) => Response::Value(set.map(|s| (*s).clone())),
+                Err(e) => Response::Error(RemoteError::Failed(e.to_string())),
+            },
+            Request::ReadUnlessSame { key, digest, seen, flushed_to, exact } => {
+                match self.coordinator.replica().unless_same(&key, digest, &seen, flushed_to, exact) {
+                    Ok(None) => {
+                        metrics::counter!(crate::metrics::READS_SAME_TOTAL).increment(1);
+                        Response::Same
+                    }
+                    Ok(Some(set)) => Response::Value(set.map(|s| (*s).clone())),
+                    Err(e) => Response::Error(RemoteError::Failed(e.to_string())),
+                }
+            }
+            Request::Replicate { key, set, hint_for } => {
+                match self.coordinator.merge_replica(&key, &set, hint_for.as_deref()) {
+                    Ok(()) => Response::Ack,
+                    Err(e) => Response::Error(e.to_remote()),
+                }
+            }
+            _ => Response::Error(RemoteError::Failed("not a request a batch may carry".into())),
+        }
+    }
+}
+
 /// The longest a replicated patch waits for the version it applies to.
 const PATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -397,34 +439,34 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                     Err(ClusterError::NotReady) => Response::Error(RemoteError::NotReady),
                     Err(e) => failed(&e),
                 },
-                // The sender has not seen the ring move the key away from here: a copy kept now
-                // would be dropped or never found, and an answer from here ("none") would count
-                // toward its R. It learns the ring from this reply.
-                Request::Read { ref key }
-                | Request::ReadUnlessSame { ref key, .. }
-                | Request::Patch { ref key, .. }
-                | Request::Replicate { hint_for: None, ref key, .. }
+                // See `answer_now`.
+                Request::Patch { ref key, .. }
                     if cluster.view().refuses_as_stale(req.ring_version, key, cluster.me()) =>
                 {
                     Response::Error(RemoteError::StaleRing)
                 }
-                Request::Read { key } => match self.coordinator.local(&key) {
-                    Ok(set) => Response::Value(set.map(|s| (*s).clone())),
-                    Err(e) => failed(&e),
-                },
-                Request::ReadUnlessSame { key, digest, seen, flushed_to, exact } => {
-                    match self.coordinator.replica().unless_same(&key, digest, &seen, flushed_to, exact) {
-                        Ok(None) => {
-                            metrics::counter!(crate::metrics::READS_SAME_TOTAL).increment(1);
-                            Response::Same
-                        }
-                        Ok(Some(set)) => Response::Value(set.map(|s| (*s).clone())),
-                        Err(e) => failed(&e),
-                    }
-                }
+                r @ (Request::Read { .. } | Request::ReadUnlessSame { .. }) => self.answer_now(req.ring_version, r),
                 Request::Patch { key, patch } => self.apply_patch(&key, &patch).await,
-                Request::Replicate { key, set, hint_for } => {
-                    self.merge_and_ack(std::iter::once((&key, &set)), hint_for.as_deref()).await
+                r @ Request::Replicate { .. } => match self.answer_now(req.ring_version, r) {
+                    Response::Ack => match self.coordinator.commit(self.coordinator.write_mark()).await {
+                        Ok(()) => Response::Ack,
+                        Err(e) => Response::Error(e.to_remote()),
+                    },
+                    refused => refused,
+                },
+                // Each part answered at once, then one journal flush acknowledges every copy.
+                Request::Batch(requests) => {
+                    let mut answers: Vec<Response> =
+                        requests.into_iter().map(|r| self.answer_now(req.ring_version, r)).collect();
+                    if answers.iter().any(|a| matches!(a, Response::Ack)) {
+                        if let Err(e) = self.coordinator.commit(self.coordinator.write_mark()).await {
+                            let error = e.to_remote();
+                            for a in answers.iter_mut().filter(|a| matches!(a, Response::Ack)) {
+                                *a = Response::Error(error.clone());
+                            }
+                        }
+                    }
+                    Response::Batch(answers)
                 }
                 Request::TransferBatch { partition, entries } => {
                     let reply = self.merge_and_ack(entries.iter().map(|(k, s)| (k, s)), None).await;

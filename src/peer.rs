@@ -122,6 +122,11 @@ pub enum Request {
     Publish { stream: u64, seq: u64, messages: Vec<Published> },
     /// Pub/sub: what your subscribers are (PUBSUB CHANNELS, NUMSUB, NUMPAT and the shard forms).
     PubsubQuery(PubsubQuery),
+    /// Protocol 15: several requests to this node at once, each one of those
+    /// [`Request::batchable`] says (replication and quorum reads of the keys of a pipeline,
+    /// or of several connections' requests made in the same moment), answered by
+    /// `Response::Batch` in the same order after one journal flush for all of them.
+    Batch(Vec<Request>),
 }
 
 /// A message published through a node (PUBLISH, or SPUBLISH when `sharded`).
@@ -178,6 +183,8 @@ pub enum Response {
     Script(WireReply),
     Pubsub(PubsubAnswer),
     Error(RemoteError),
+    /// The answers to a `Request::Batch`, in its order.
+    Batch(Vec<Response>),
 }
 
 /// A failure the remote node reports (rather than a failure to reach it).
@@ -361,10 +368,36 @@ impl Request {
     /// the deleted value back (TCP delivers what a partition held up once it heals, seconds
     /// later). `Put` and `Modify` carry the client's own deadline.
     pub fn expires(&self) -> bool {
-        matches!(
-            self,
-            Request::Replicate { .. } | Request::Patch { .. } | Request::TransferBatch { .. } | Request::AaePush { .. }
-        )
+        match self {
+            Request::Batch(requests) => requests.iter().any(Request::expires),
+            r => matches!(
+                r,
+                Request::Replicate { .. }
+                    | Request::Patch { .. }
+                    | Request::TransferBatch { .. }
+                    | Request::AaePush { .. }
+            ),
+        }
+    }
+
+    /// Whether this request may travel in a `Batch`: one answered at once, without waiting
+    /// for anything but the journal flush the batch ends with (a replica's copy of a key, a
+    /// quorum read's). A patch may wait for its base, a forwarded write for its replicas:
+    /// those go alone, so that no request in a batch waits behind another.
+    pub fn batchable(&self) -> bool {
+        matches!(self, Request::Replicate { .. } | Request::Read { .. } | Request::ReadUnlessSame { .. })
+    }
+}
+
+/// The first protocol version with `Request::Batch`.
+pub const BATCH_PROTOCOL: u16 = 15;
+
+impl crate::rpc::Message for PeerRequest {
+    fn protocol(&self) -> u16 {
+        match self.body {
+            Request::Batch(_) => BATCH_PROTOCOL,
+            _ => 0,
+        }
     }
 }
 

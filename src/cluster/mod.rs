@@ -387,6 +387,8 @@ impl Cluster {
         match &result {
             Ok(_) => self.record(id, true),
             Err(ClusterError::OtherCluster { .. }) => self.record(id, false),
+            // Refused here, unsent: the peer speaks an older protocol (not a failure of it).
+            Err(ClusterError::Rpc(RpcError::Unsupported { .. })) => {}
             Err(ClusterError::Rpc(e)) => {
                 m::peer_error(match e {
                     RpcError::Timeout(_) => "timeout",

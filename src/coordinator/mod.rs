@@ -6,12 +6,14 @@
 //! - `put.rs`: make the new version at an owner (forwarding when this node is none, a stand-in
 //!   when no owner answers), send it on, answer after W copies ([`quorum::WriteQuorum`]);
 //! - `reap.rs`: remove deleted and expired keys once every replica agrees;
+//! - `batch.rs`: the requests to one peer made in the same moment leave as one batch;
 //! - `gather.rs`: the one "send, need enough, replace the silent" loop; `quorum.rs`: the pure
 //!   rules.
 //!
 //! Fewer than R or W answers within the request timeout is a `NoQuorum` error, never a hang.
 //! In a cluster of one the preference list is this node alone and both paths stay local.
 
+mod batch;
 pub mod gather;
 mod get;
 mod modify;
@@ -176,6 +178,8 @@ impl Coordinator {
         cluster: Arc<Cluster>,
         peers: Arc<dyn Peers>,
     ) -> Self {
+        // Replication and quorum reads to a peer made in the same moment travel together.
+        let peers: Arc<dyn Peers> = Arc::new(batch::Batching::new(peers));
         Coordinator { replica, identity, secret_key, quorum, cluster, peers, key_locks: scripts::KeyLocks::default() }
     }
 

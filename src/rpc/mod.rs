@@ -72,6 +72,10 @@ pub enum RpcError {
     WrongPeer { addr: SocketAddr, expected: String, found: String },
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// The request needs protocol `needs`, and the connection to `addr` agreed on an older
+    /// one (a peer not yet upgraded): nothing was sent. The caller sends an older form.
+    #[error("{addr} speaks protocol {agreed}, the request needs {needs}")]
+    Unsupported { addr: SocketAddr, needs: u16, agreed: u16 },
 }
 
 impl RpcError {
@@ -87,6 +91,7 @@ impl RpcError {
                 | RpcError::NotSent(_)
                 | RpcError::Frame(_)
                 | RpcError::WrongPeer { .. }
+                | RpcError::Unsupported { .. }
         )
     }
 }
@@ -95,6 +100,17 @@ impl RpcError {
 /// closed when that request times out (a partition drops every packet and TCP backs off for
 /// minutes); heartbeats answer several times a second on a live one.
 const SILENT_CLOSE: Duration = Duration::from_secs(1);
+
+/// A request that may need a newer protocol version than the oldest this build speaks: it is
+/// sent only over a connection whose agreed version has it (`handshake::agree`).
+pub trait Message {
+    /// The oldest protocol version that carries this request (0: every version).
+    fn protocol(&self) -> u16 {
+        0
+    }
+}
+
+impl Message for u64 {}
 
 /// Answers requests on the server side.
 pub trait Handler<Req, Resp>: Send + Sync + 'static {
@@ -114,6 +130,8 @@ struct Conn<Resp> {
     addr: SocketAddr,
     /// The node id the peer proved in the handshake.
     peer: String,
+    /// The protocol version the two sides agreed on in the handshake.
+    agreed: u16,
     outgoing: mpsc::Sender<Vec<u8>>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Resp>>>,
     next_id: AtomicU64,
@@ -165,7 +183,7 @@ pub struct Client<Req, Resp> {
 
 impl<Req, Resp> Client<Req, Resp>
 where
-    Req: Serialize + Send + 'static,
+    Req: Serialize + Message + Send + 'static,
     Resp: DeserializeOwned + Send + 'static,
 {
     pub fn new(identity: Arc<Identity>, local_ip: IpAddr, connect_timeout: Duration) -> Self {
@@ -225,6 +243,9 @@ where
         if let Some(to) = to.filter(|to| *to != conn.peer) {
             return Err(RpcError::WrongPeer { addr, expected: to.to_owned(), found: conn.peer.clone() });
         }
+        if req.protocol() > conn.agreed {
+            return Err(RpcError::Unsupported { addr, needs: req.protocol(), agreed: conn.agreed });
+        }
         let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
         let bytes = frame::encode(&Envelope { id, body: req }).map_err(|e| RpcError::Frame(e.to_string()))?;
         let (tx, rx) = oneshot::channel();
@@ -272,14 +293,15 @@ where
             }
         }
         *slot = None;
-        let (stream, peer) = self.connect(addr).await?;
-        let conn = Self::start(addr, peer, stream);
+        let (stream, peer, agreed) = self.connect(addr).await?;
+        let conn = Self::start(addr, peer, agreed, stream);
         *slot = Some(conn.clone());
         Ok(conn)
     }
 
-    /// A new connection to `addr`, its handshake done; the peer's node id.
-    async fn connect(&self, addr: SocketAddr) -> Result<(PeerStream, String), RpcError> {
+    /// A new connection to `addr`, its handshake done; the peer's node id and the protocol
+    /// version agreed on.
+    async fn connect(&self, addr: SocketAddr) -> Result<(PeerStream, String, u16), RpcError> {
         let socket = match self.local_ip {
             IpAddr::V4(_) => TcpSocket::new_v4(),
             IpAddr::V6(_) => TcpSocket::new_v6(),
@@ -320,34 +342,32 @@ where
                 PeerStream::Tls(s) => handshake::client(s, &self.identity).await,
                 PeerStream::ServerTls(s) => handshake::client(s, &self.identity).await,
             }
-            // Every message is of the first tagged version: the agreed version gates none yet.
-            .map(|(peer, _agreed)| peer)
         };
-        let peer = tokio::time::timeout(self.connect_timeout, shake)
+        let (peer, agreed) = tokio::time::timeout(self.connect_timeout, shake)
             .await
             .map_err(|_| timed_out())?
             .map_err(|source| RpcError::Handshake { addr, source })?;
-        Ok((stream, peer))
+        Ok((stream, peer, agreed))
     }
 
-    fn start(addr: SocketAddr, peer: String, stream: PeerStream) -> Arc<Conn<Resp>> {
+    fn start(addr: SocketAddr, peer: String, agreed: u16, stream: PeerStream) -> Arc<Conn<Resp>> {
         match stream {
             PeerStream::Plain(s) => {
                 let (read, write) = s.into_split();
-                Self::start_halves(addr, peer, read, write)
+                Self::start_halves(addr, peer, agreed, read, write)
             }
             PeerStream::Tls(s) => {
                 let (read, write) = tokio::io::split(*s);
-                Self::start_halves(addr, peer, read, write)
+                Self::start_halves(addr, peer, agreed, read, write)
             }
             PeerStream::ServerTls(s) => {
                 let (read, write) = tokio::io::split(*s);
-                Self::start_halves(addr, peer, read, write)
+                Self::start_halves(addr, peer, agreed, read, write)
             }
         }
     }
 
-    fn start_halves<R, W>(addr: SocketAddr, peer: String, read: R, write: W) -> Arc<Conn<Resp>>
+    fn start_halves<R, W>(addr: SocketAddr, peer: String, agreed: u16, read: R, write: W) -> Arc<Conn<Resp>>
     where
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
@@ -356,6 +376,7 @@ where
         let conn = Arc::new(Conn {
             addr,
             peer,
+            agreed,
             outgoing: tx,
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
@@ -621,6 +642,50 @@ mod tests {
         assert!(matches!(hopeless, Err(RpcError::Timeout(_))), "{hopeless:?}");
         quick.await.unwrap();
         assert_eq!(slow.await.unwrap().expect("the slow request survives the other's timeout"), 1500);
+    }
+
+    /// A request of a newer protocol than the connection agreed on (a peer not yet upgraded)
+    /// is refused unsent, as `not_sent`, and the connection goes on carrying the others.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_the_peers_protocol_lacks_is_not_sent() {
+        /// A request that needs protocol 15 when it is odd.
+        #[derive(Serialize, Deserialize)]
+        struct Req(u64);
+        impl Message for Req {
+            fn protocol(&self) -> u16 {
+                if self.0 % 2 == 1 {
+                    15
+                } else {
+                    0
+                }
+            }
+        }
+        struct Echo;
+        impl Handler<Req, u64> for Echo {
+            fn handle(&self, _from: Arc<str>, req: Req) -> Pin<Box<dyn Future<Output = u64> + Send + '_>> {
+                Box::pin(async move { req.0 })
+            }
+        }
+        let serve_at = |newest: u16, oldest: u16| async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (stop, stopped) = watch::channel(false);
+            let identity = Arc::new(Identity::new("s", "t", None).speaking(newest, oldest));
+            tokio::spawn(serve::<Req, u64, _>(listener, identity, None, Arc::new(Echo), stopped));
+            (addr, stop)
+        };
+        let client = Client::<Req, u64>::new(
+            Arc::new(Identity::new("c", "t", None).speaking(15, 14)),
+            "127.0.0.1".parse().unwrap(),
+            Duration::from_secs(5),
+        );
+        let (old, _stop_old) = serve_at(14, 14).await;
+        let refused = client.call(old, &Req(1), Duration::from_secs(5)).await;
+        assert!(matches!(refused, Err(RpcError::Unsupported { needs: 15, agreed: 14, .. })), "{refused:?}");
+        assert!(refused.unwrap_err().not_sent());
+        assert_eq!(client.call(old, &Req(2), Duration::from_secs(5)).await.unwrap(), 2);
+        let (new, _stop_new) = serve_at(15, 14).await;
+        assert_eq!(client.call(new, &Req(1), Duration::from_secs(5)).await.unwrap(), 1);
     }
 
     /// A connection on which nothing arrives during a whole request is closed (a partition);
