@@ -85,7 +85,7 @@ impl Coordinator {
         }
         let local_answers = replies.len();
         let flushed_to = self.replica.storage().flush_cutoff(&key);
-        let peers = self.peers.clone();
+        let peers = if plain { self.peers.clone() } else { self.direct.clone() };
         let read = |target: Target| -> gather::Call<Option<Arc<SiblingSet>>> {
             let (peers, key, mine) = (peers.clone(), key.clone(), mine.clone());
             Box::pin(async move {

@@ -163,8 +163,13 @@ pub struct Coordinator {
     quorum: Quorum,
     /// Placement (the ring view) and settings.
     cluster: Arc<Cluster>,
-    /// Requests to other nodes.
+    /// Requests to other nodes (those made together to one peer leave as a batch).
     peers: Arc<dyn Peers>,
+    /// The same, never batched: a decider's quorum read, which must reach each replica ahead
+    /// of the patches of the writes it decides next (they are never batched either), so
+    /// that the replica still holds what the decider has seen and answers `Same` instead of
+    /// the whole set.
+    direct: Arc<dyn Peers>,
     /// The keys the scripts running here hold (`scripts.rs`).
     key_locks: scripts::KeyLocks,
 }
@@ -179,8 +184,18 @@ impl Coordinator {
         peers: Arc<dyn Peers>,
     ) -> Self {
         // Replication and quorum reads to a peer made in the same moment travel together.
+        let direct = peers.clone();
         let peers: Arc<dyn Peers> = Arc::new(batch::Batching::new(peers));
-        Coordinator { replica, identity, secret_key, quorum, cluster, peers, key_locks: scripts::KeyLocks::default() }
+        Coordinator {
+            replica,
+            identity,
+            secret_key,
+            quorum,
+            cluster,
+            peers,
+            direct,
+            key_locks: scripts::KeyLocks::default(),
+        }
     }
 
     pub fn identity(&self) -> &NodeIdentity {

@@ -151,9 +151,15 @@ impl Coordinator {
         // can hold the write: a crash of this process then never leaves a replica with a
         // version its coordinator lacks, so the next plain SET here supersedes everything
         // acknowledged before (with `--fsync everysec` a power loss still can; the new
-        // incarnation keeps that safe). Group commit: the flush waits one turn of the runtime,
-        // so that a pipeline's wave (and any connection ready meanwhile) shares it.
-        self.commit(self.replica.write_mark()).await?;
+        // incarnation keeps that safe). Group commit: a whole set's flush waits one turn of the
+        // runtime, so that a pipeline's wave (and any connection ready meanwhile) shares it. A
+        // patch goes out at once: waiting would let the patches of later writes of the key
+        // overtake it, and a patch that arrives before its base costs the whole set.
+        if patch.is_some() {
+            self.replica.commit()?;
+        } else {
+            self.commit(self.replica.write_mark()).await?;
+        }
         let enough = |acks: &[(Target, ())]| quorum.met(here.iter().chain(acks.iter().map(|(t, ())| t)), kept_as_data);
         let used: Vec<&str> = first.iter().map(|t| t.node.as_str()).chain(std::iter::once(self.me())).collect();
         let mut spares = gather::Spares::new(&walk, &used, &|n| self.peers.is_up(n));
