@@ -147,7 +147,17 @@ fn cluster_clients_reach_a_keys_replicas_in_one_hop() {
     assert!(forwarded(&cluster.nodes) > before, "a plain SET of {away} via node 1 was not forwarded");
 
     // CLUSTER KEYSLOT is Redis's (checked against redis-server in cluster mode).
-    let redis = RedisServer::start_with(&["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]);
+    // Its bus port is named: by default it is the port + 10000, which may be taken, or past
+    // 65535 (it then never answered: a failed run).
+    let bus = harness::free_port(std::net::Ipv4Addr::LOCALHOST).to_string();
+    let redis = RedisServer::start_with(&[
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-port",
+        &bus,
+    ]);
     let mut reference =
         redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port)).unwrap().get_connection().unwrap();
     let mut con = via.conn();

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::harness;
-use harness::{wait_until, Cluster, KURA};
+use harness::{local, wait_until, Cluster, KURA};
 
 /// No node is being restarted.
 const NONE: usize = usize::MAX;
@@ -68,6 +68,7 @@ fn a_cluster_upgrades_one_node_at_a_time_under_writes() {
         c.nodes[n].spawn();
         c.wait_converged(Duration::from_secs(60));
         restarting.store(NONE, Ordering::SeqCst);
+        pipelines_reach_every_node(&c, n);
     }
     some_writes("the client to write through the upgraded cluster");
     stop.store(true, Ordering::SeqCst);
@@ -101,4 +102,31 @@ fn one_write_and_read(url: &str, key: &str, value: &str) -> redis::RedisResult<(
     redis::cmd("SET").arg(key).arg(value).query::<()>(&mut con)?;
     redis::cmd("GET").arg(key).query::<Option<String>>(&mut con)?;
     Ok(())
+}
+
+/// A pipeline of SETs through every node (in round `round`), read back through it, and every
+/// key held by every node: in a mixed cluster a new node sends its copies to a new peer in
+/// batches (protocol 15) and to an old one request by request.
+fn pipelines_reach_every_node(c: &Cluster, round: usize) {
+    for (j, node) in c.nodes.iter().enumerate() {
+        let keys: Vec<String> = (0..32).map(|k| format!("pipe:{round}:{j}:{k}")).collect();
+        let mut con = node.conn();
+        let mut pipe = redis::pipe();
+        for (k, key) in keys.iter().enumerate() {
+            pipe.cmd("SET").arg(key).arg(k).ignore();
+        }
+        pipe.query::<()>(&mut con).unwrap_or_else(|e| panic!("a pipeline of SETs through {}: {e}", node.addr()));
+        let mut pipe = redis::pipe();
+        for key in &keys {
+            pipe.cmd("GET").arg(key);
+        }
+        let values: Vec<Option<String>> = pipe.query(&mut con).expect("a pipeline of GETs");
+        let expected: Vec<Option<String>> = (0..32).map(|k| Some(k.to_string())).collect();
+        assert_eq!(values, expected, "read back through {}", node.addr());
+        for (k, key) in keys.iter().enumerate() {
+            wait_until(&format!("{key} on every node"), Duration::from_secs(20), || {
+                c.nodes.iter().all(|n| local(n, key) == vec![k.to_string()]).then_some(())
+            });
+        }
+    }
 }
