@@ -454,6 +454,15 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                     },
                     refused => refused,
                 },
+                // A batch is at most what a sender makes (its answer, which may hold a copy of a
+                // large key per part, stays bounded).
+                Request::Batch(requests) if requests.len() > crate::coordinator::MAX_BATCH => {
+                    Response::Error(RemoteError::Failed(format!(
+                        "a batch of {} requests (at most {})",
+                        requests.len(),
+                        crate::coordinator::MAX_BATCH
+                    )))
+                }
                 // Each part answered at once, then one journal flush acknowledges every copy.
                 Request::Batch(requests) => {
                     let mut answers: Vec<Response> =
@@ -624,5 +633,40 @@ mod tests {
         };
         assert!(matches!(ask(now - 1).await.body, Response::Error(RemoteError::StaleRing)));
         assert!(matches!(ask(now).await.body, Response::Value(None)));
+    }
+
+    /// Issue 23: a `Batch` is answered part by part, in its order (a copy merged, reads of a
+    /// key held and of one missing), and the copy is kept; a batch larger than any sender
+    /// makes is refused whole.
+    #[tokio::test]
+    async fn a_batch_is_answered_part_by_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = node(dir.path());
+        let write = crate::version::Write { value: Some(Bytes::from_static(b"v").into()), expires_ms: None };
+        let set = node.coordinator.put(b"a", crate::version::WriteContext::Everything, write, None).await.unwrap();
+        let ask = |body: Request| {
+            let ring_version = node.coordinator.cluster().view().ring_version();
+            let sender = SocketAddr::from(([127, 0, 0, 2], 7379));
+            node.handle(Arc::from("n2"), PeerRequest { ring_version, cluster: 0, sender, deadline_ms: 0, body })
+        };
+        let parts = vec![
+            Request::Replicate { key: Bytes::from_static(b"b"), set: (*set).clone(), hint_for: None },
+            Request::Read { key: Bytes::from_static(b"b") },
+            Request::Read { key: Bytes::from_static(b"missing") },
+        ];
+        match ask(Request::Batch(parts)).await.body {
+            Response::Batch(answers) => {
+                assert!(matches!(answers[0], Response::Ack), "{answers:?}");
+                assert!(matches!(&answers[1], Response::Value(Some(s)) if *s == *set), "{answers:?}");
+                assert!(matches!(answers[2], Response::Value(None)), "{answers:?}");
+                assert_eq!(answers.len(), 3);
+            }
+            other => panic!("{other:?}"),
+        }
+        let kept = node.coordinator.local(b"b").unwrap().expect("the batch's copy is kept");
+        assert_eq!(*kept, *set);
+        let too_many = (0..=crate::coordinator::MAX_BATCH).map(|_| Request::Read { key: Bytes::from_static(b"b") });
+        let refused = ask(Request::Batch(too_many.collect())).await.body;
+        assert!(matches!(refused, Response::Error(RemoteError::Failed(_))), "{refused:?}");
     }
 }

@@ -14,6 +14,7 @@
 //! In a cluster of one the preference list is this node alone and both paths stay local.
 
 mod batch;
+pub use batch::MAX_BATCH;
 pub mod gather;
 mod get;
 mod modify;
@@ -165,10 +166,10 @@ pub struct Coordinator {
     cluster: Arc<Cluster>,
     /// Requests to other nodes (those made together to one peer leave as a batch).
     peers: Arc<dyn Peers>,
-    /// The same, never batched: a decider's quorum read, which must reach each replica ahead
-    /// of the patches of the writes it decides next (they are never batched either), so
-    /// that the replica still holds what the decider has seen and answers `Same` instead of
-    /// the whole set.
+    /// The same, never batched: a read-modify-write's decider reads and writes through it. Its
+    /// quorum read must reach each replica ahead of the patches of the writes it decides
+    /// next, so that the replica still holds what the decider has seen and answers `Same`
+    /// instead of the whole set; and its writes, serial per key, have little to share.
     direct: Arc<dyn Peers>,
     /// The keys the scripts running here hold (`scripts.rs`).
     key_locks: scripts::KeyLocks,

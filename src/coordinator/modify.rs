@@ -155,7 +155,7 @@ impl Coordinator {
         let Modified { written, patch, outcome } = self.replica.modify(key, &op, role.hint_for.as_deref())?;
         if let Some(written) = written {
             let patch = patch.map(Arc::new);
-            self.replicate(key, written, patch, role, &prefs, &targets, q.w, started, deadline).await?;
+            self.replicate(key, written, patch, true, role, &prefs, &targets, q.w, started, deadline).await?;
         }
         Ok(outcome)
     }

@@ -88,20 +88,24 @@ impl Coordinator {
         };
         let started = Instant::now();
         let written = self.replica.write(key, &context, write, role.hint_for.as_deref())?;
-        self.replicate(key, written, None, role, &prefs, &targets, q.w, started, deadline).await
+        self.replicate(key, written, None, false, role, &prefs, &targets, q.w, started, deadline).await
     }
 
     /// Sends `written`, the version just made here as `role`, to the key's other targets (and
     /// to the replicas it is gaining during a transition) and returns once [`WriteQuorum`] is
     /// met; the rest are finished in the background. With `patch` (the write as a change of
     /// the version before, see `storage::Patch`), owners get the patch first and the whole
-    /// set only when they do not hold that version.
+    /// set only when they do not hold that version. A `decided` write (a read-modify-write's
+    /// decider's) goes out at once and unbatched (see `Coordinator::direct`); a put's waits
+    /// one turn of the runtime for the others made meanwhile, to share their journal flush
+    /// here and their batches to each peer.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn replicate(
         &self,
         key: &[u8],
         written: Arc<SiblingSet>,
         patch: Option<Arc<Patch>>,
+        decided: bool,
         role: Target,
         prefs: &[crate::ring::NodeId],
         targets: &[Target],
@@ -151,11 +155,12 @@ impl Coordinator {
         // can hold the write: a crash of this process then never leaves a replica with a
         // version its coordinator lacks, so the next plain SET here supersedes everything
         // acknowledged before (with `--fsync everysec` a power loss still can; the new
-        // incarnation keeps that safe). Group commit: a whole set's flush waits one turn of the
+        // incarnation keeps that safe). Group commit: a put's flush waits one turn of the
         // runtime, so that a pipeline's wave (and any connection ready meanwhile) shares it. A
-        // patch goes out at once: waiting would let the patches of later writes of the key
-        // overtake it, and a patch that arrives before its base costs the whole set.
-        if patch.is_some() {
+        // decider's write goes out at once: waiting would let the patches of later writes of
+        // the key overtake its own, and a patch that arrives before its base costs the whole
+        // set (and a hot key's decisions are serial anyway: there is little to share).
+        if decided {
             self.replica.commit()?;
         } else {
             self.commit(self.replica.write_mark()).await?;
@@ -163,7 +168,7 @@ impl Coordinator {
         let enough = |acks: &[(Target, ())]| quorum.met(here.iter().chain(acks.iter().map(|(t, ())| t)), kept_as_data);
         let used: Vec<&str> = first.iter().map(|t| t.node.as_str()).chain(std::iter::once(self.me())).collect();
         let mut spares = gather::Spares::new(&walk, &used, &|n| self.peers.is_up(n));
-        let peers = self.peers.clone();
+        let peers = if decided { self.direct.clone() } else { self.peers.clone() };
         let replicate = |target: Target| -> gather::Call<()> {
             let (peers, set, key) = (peers.clone(), written.clone(), key.clone());
             // A patch goes to owners only: a stand-in keeps a whole hint, and a replica the key
