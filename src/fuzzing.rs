@@ -393,27 +393,39 @@ pub fn peer_frame(data: &[u8]) {
     while !input.is_empty() {
         let carried = if control & 1 == 0 {
             let Some(env) = peer_message::<PeerRequest>(&mut input, limit) else { return };
-            match env.body.body {
-                Request::Gossip(state) => (vec![], Some(*state)),
-                Request::Replicate { set, .. } => (vec![set], None),
-                Request::TransferBatch { entries, .. } | Request::AaePush { entries } => {
-                    (entries.into_iter().map(|(_, s)| s).collect(), None)
-                }
-                Request::Patch { patch, .. } => (vec![patch.header], None),
-                _ => (vec![], None),
-            }
+            request_carries(env.body.body)
         } else {
             let Some(env) = peer_message::<PeerResponse>(&mut input, limit) else { return };
-            match env.body.body {
-                Response::State(state) => (vec![], Some(*state)),
-                Response::Value(set) => (set.into_iter().collect(), None),
-                Response::Written(set) => (vec![set], None),
-                Response::Sets(sets) => (sets.into_iter().filter_map(|(_, s)| s).collect(), None),
-                _ => (vec![], None),
-            }
+            response_carries(env.body.body)
         };
         carried.0.iter().for_each(exercise_set);
         carried.1.iter().for_each(exercise_state);
+    }
+}
+
+/// The sibling sets and the cluster state a request carries (a batch's parts' included).
+fn request_carries(req: Request) -> (Vec<SiblingSet>, Option<ClusterState>) {
+    match req {
+        Request::Gossip(state) => (vec![], Some(*state)),
+        Request::Replicate { set, .. } => (vec![set], None),
+        Request::TransferBatch { entries, .. } | Request::AaePush { entries } => {
+            (entries.into_iter().map(|(_, s)| s).collect(), None)
+        }
+        Request::Patch { patch, .. } => (vec![patch.header], None),
+        Request::Batch(parts) => (parts.into_iter().flat_map(|p| request_carries(p).0).collect(), None),
+        _ => (vec![], None),
+    }
+}
+
+/// The sibling sets and the cluster state a response carries (a batch's parts' included).
+fn response_carries(resp: Response) -> (Vec<SiblingSet>, Option<ClusterState>) {
+    match resp {
+        Response::State(state) => (vec![], Some(*state)),
+        Response::Value(set) => (set.into_iter().collect(), None),
+        Response::Written(set) => (vec![set], None),
+        Response::Sets(sets) => (sets.into_iter().filter_map(|(_, s)| s).collect(), None),
+        Response::Batch(parts) => (parts.into_iter().flat_map(|p| response_carries(p).0).collect(), None),
+        _ => (vec![], None),
     }
 }
 
@@ -584,10 +596,19 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
                 hint_for: Some("n2".into()),
             }));
             requests.extend(request(Request::Gossip(Box::new(seed_state()))));
+            requests.extend(request(Request::Batch(vec![
+                Request::Replicate { key: Bytes::from_static(b"a"), set: sets[2].clone(), hint_for: None },
+                Request::Read { key: Bytes::from_static(b"b") },
+            ])));
             let mut responses = vec![0xff];
             responses.extend(response(Response::Pong));
             responses.extend(response(Response::Value(Some(sets[2].clone()))));
             responses.extend(response(Response::State(Box::new(seed_state()))));
+            responses.extend(response(Response::Batch(vec![
+                Response::Ack,
+                Response::Value(Some(sets[1].clone())),
+                Response::Same,
+            ])));
             // A message in frames of 16 bytes.
             let mut split = vec![0x00];
             split.extend(
