@@ -41,14 +41,23 @@ pub struct Batching {
 
 struct Shared {
     inner: Arc<dyn Peers>,
-    /// Per peer, the requests waiting for its next flush (a queue exists while a flush is
-    /// scheduled).
-    queues: Mutex<HashMap<String, Vec<Queued>>>,
+    peers: Mutex<HashMap<String, Peer>>,
+}
+
+/// What the batcher keeps of one peer.
+#[derive(Default)]
+struct Peer {
+    /// The requests waiting for its next flush (not empty while a flush is scheduled).
+    queue: Vec<Queued>,
+    /// It answered a batch: its batches are sent without a copy of their requests kept for
+    /// sending them one by one (a peer of protocol 14 refuses a batch unsent). A peer started
+    /// again on an older build fails the requests of one batch, then gets copies again.
+    takes_batches: bool,
 }
 
 impl Batching {
     pub fn new(inner: Arc<dyn Peers>) -> Self {
-        Batching { shared: Arc::new(Shared { inner, queues: Mutex::new(HashMap::new()) }) }
+        Batching { shared: Arc::new(Shared { inner, peers: Mutex::new(HashMap::new()) }) }
     }
 }
 
@@ -59,18 +68,13 @@ impl Peers for Batching {
         }
         let (tx, rx) = oneshot::channel();
         let first = {
-            let mut queues = self.shared.queues.lock();
-            let queued = Queued { req, answer: tx };
-            match queues.get_mut(node) {
-                Some(queue) => {
-                    queue.push(queued);
-                    false
-                }
-                None => {
-                    queues.insert(node.to_owned(), vec![queued]);
-                    true
-                }
-            }
+            let mut peers = self.shared.peers.lock();
+            let peer = match peers.get_mut(node) {
+                Some(peer) => peer,
+                None => peers.entry(node.to_owned()).or_default(),
+            };
+            peer.queue.push(Queued { req, answer: tx });
+            peer.queue.len() == 1
         };
         if first {
             let (shared, node) = (self.shared.clone(), node.to_owned());
@@ -92,16 +96,26 @@ impl Shared {
     /// Sends what is queued for `node`, in batches of at most [`MAX_BATCH`] at once, and hands
     /// each request its answer.
     async fn flush(&self, node: String) {
-        let queued = self.queues.lock().remove(&node).unwrap_or_default();
+        let (queued, takes_batches) = match self.peers.lock().get_mut(&node) {
+            Some(peer) => (std::mem::take(&mut peer.queue), peer.takes_batches),
+            None => return,
+        };
         let mut batches = Vec::new();
         let mut queued = queued.into_iter().peekable();
         while queued.peek().is_some() {
             batches.push(queued.by_ref().take(MAX_BATCH).collect::<Vec<_>>());
         }
-        futures::future::join_all(batches.into_iter().map(|b| self.send(&node, b))).await;
+        futures::future::join_all(batches.into_iter().map(|b| self.send(&node, b, takes_batches))).await;
     }
 
-    async fn send(&self, node: &str, batch: Vec<Queued>) {
+    /// Records whether `node` takes batches.
+    fn takes_batches(&self, node: &str, takes: bool) {
+        if let Some(peer) = self.peers.lock().get_mut(node) {
+            peer.takes_batches = takes;
+        }
+    }
+
+    async fn send(&self, node: &str, batch: Vec<Queued>, takes_batches: bool) {
         if batch.len() == 1 {
             for Queued { req, answer } in batch {
                 let _ = answer.send(self.inner.call(node, req).await);
@@ -111,10 +125,14 @@ impl Shared {
         metrics::counter!(m::PEER_BATCHES_TOTAL).increment(1);
         metrics::counter!(m::PEER_BATCHED_REQUESTS_TOTAL).increment(batch.len() as u64);
         let (requests, answers): (Vec<Request>, Vec<_>) = batch.into_iter().map(|q| (q.req, q.answer)).unzip();
-        // Kept to send one by one if the peer cannot take the batch (it was not sent).
-        let singles = requests.clone();
+        // Kept to send one by one if the peer cannot take the batch (it was not sent), until
+        // it has taken one.
+        let singles = (!takes_batches).then(|| requests.clone());
         match self.inner.call(node, Request::Batch(requests)).await {
             Ok(Response::Batch(responses)) if responses.len() == answers.len() => {
+                if !takes_batches {
+                    self.takes_batches(node, true);
+                }
                 for (answer, response) in answers.into_iter().zip(responses) {
                     let _ = answer.send(match response {
                         Response::Error(error) => Err(ClusterError::Remote { peer: node.to_owned(), error }),
@@ -122,7 +140,14 @@ impl Shared {
                     });
                 }
             }
-            Err(ClusterError::Rpc(RpcError::Unsupported { .. } | RpcError::Frame(_))) => {
+            Err(e @ ClusterError::Rpc(RpcError::Unsupported { .. } | RpcError::Frame(_))) => {
+                self.takes_batches(node, false);
+                let Some(singles) = singles else {
+                    for answer in answers {
+                        let _ = answer.send(Err(copy_of(&e, node)));
+                    }
+                    return;
+                };
                 let calls = singles.into_iter().map(|req| self.inner.call(node, req));
                 for (answer, response) in answers.into_iter().zip(futures::future::join_all(calls).await) {
                     let _ = answer.send(response);
@@ -166,7 +191,7 @@ mod tests {
     struct Fake {
         calls: AtomicUsize,
         batches: Mutex<Vec<usize>>,
-        old: bool,
+        old: std::sync::atomic::AtomicBool,
     }
 
     fn answer(req: &Request) -> Response {
@@ -181,11 +206,13 @@ mod tests {
             self.calls.fetch_add(1, Ordering::SeqCst);
             Box::pin(async move {
                 match req {
-                    Request::Batch(_) if self.old => Err(ClusterError::Rpc(RpcError::Unsupported {
-                        addr: "127.0.0.1:1".parse().unwrap(),
-                        needs: 15,
-                        agreed: 14,
-                    })),
+                    Request::Batch(_) if self.old.load(Ordering::SeqCst) => {
+                        Err(ClusterError::Rpc(RpcError::Unsupported {
+                            addr: "127.0.0.1:1".parse().unwrap(),
+                            needs: 15,
+                            agreed: 14,
+                        }))
+                    }
                     Request::Batch(parts) => {
                         self.batches.lock().push(parts.len());
                         Ok(Response::Batch(parts.iter().map(answer).collect()))
@@ -243,11 +270,29 @@ mod tests {
     /// A peer of the older protocol (a rolling upgrade) gets the requests one by one.
     #[tokio::test(flavor = "current_thread")]
     async fn a_peer_without_batches_gets_the_requests_one_by_one() {
-        let fake = Arc::new(Fake { old: true, ..Fake::default() });
+        let fake = Arc::new(Fake { old: true.into(), ..Fake::default() });
         let peers = Batching::new(fake.clone());
         wave(&peers, 5).await;
         assert!(fake.batches.lock().is_empty());
         assert_eq!(fake.calls.load(Ordering::SeqCst), 6, "one refused batch, then five single requests");
+        wave(&peers, 5).await;
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 12, "and so on while it does not take batches");
+    }
+
+    /// A peer that took a batch gets the next ones without copies kept: if it is started
+    /// again on an older build, the requests of one batch fail, and the next go one by one.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_peer_that_took_batches_and_went_back_fails_one_batch_only() {
+        let fake = Arc::new(Fake::default());
+        let peers = Batching::new(fake.clone());
+        wave(&peers, 3).await;
+        fake.old.store(true, Ordering::SeqCst);
+        let calls = (1..=3).map(|len| peers.call("n2", read(len)));
+        let failed = futures::future::join_all(calls).await;
+        assert!(failed.iter().all(|a| matches!(a, Err(ClusterError::Unexpected(_)))), "{failed:?}");
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 2, "no request sent one by one without its copy");
+        wave(&peers, 3).await;
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 6, "one refused batch, then three single requests");
     }
 
     /// A remote error of one request in a batch fails that request only.

@@ -110,6 +110,7 @@ pub trait Message {
     }
 }
 
+#[cfg(test)]
 impl Message for u64 {}
 
 /// Answers requests on the server side.
