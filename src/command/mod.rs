@@ -241,7 +241,9 @@ impl CommandError {
             CommandError::Coordinator(e @ CoordError::Unanswered { .. }) => {
                 format!("NOQUORUM {e}: it may have been applied")
             }
-            CommandError::Coordinator(e @ CoordError::ScriptUnanswered { .. }) => format!("NOQUORUM {e}"),
+            CommandError::Coordinator(e @ (CoordError::ScriptUnanswered { .. } | CoordError::Cancelled)) => {
+                format!("NOQUORUM {e}")
+            }
             CommandError::Coordinator(e) => format!("ERR {e}"),
             _ => format!("ERR {self}"),
         };

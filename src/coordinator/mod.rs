@@ -14,6 +14,7 @@
 //! In a cluster of one the preference list is this node alone and both paths stay local.
 
 mod batch;
+mod combine;
 pub use batch::MAX_BATCH;
 pub mod gather;
 mod get;
@@ -74,6 +75,14 @@ pub enum CoordError {
     /// A walk run on the blocking pool did not finish (it panicked).
     #[error("a storage walk failed: {0}")]
     Walk(#[from] tokio::task::JoinError),
+    /// The request deciding this read-modify-write with others of its key went away before it
+    /// answered (`combine.rs`): it may have been applied.
+    #[error("the request deciding this write with others went away before it answered: it may have been applied")]
+    Cancelled,
+    /// Another read-modify-write's error, told to each of a batch that failed together (see
+    /// [`CoordError::copy`]).
+    #[error("{0}")]
+    Copied(String),
 }
 
 impl From<crate::replica::WriteError> for CoordError {
@@ -107,6 +116,27 @@ impl CoordError {
         }
     }
 
+    /// The same error for another request of a batch that failed together (`combine.rs`):
+    /// the same variant where it can be copied, else its text.
+    pub fn copy(&self) -> CoordError {
+        match self {
+            CoordError::NoQuorum { op, needed, got } => CoordError::NoQuorum { op, needed: *needed, got: *got },
+            CoordError::NotReady => CoordError::NotReady,
+            CoordError::Unanswered { peer, reason } => {
+                CoordError::Unanswered { peer: peer.clone(), reason: reason.clone() }
+            }
+            CoordError::Rmw(e) => CoordError::Rmw(e.clone()),
+            CoordError::Busy => CoordError::Busy,
+            CoordError::Cancelled => CoordError::Cancelled,
+            CoordError::TooManySiblings { kept, max } => CoordError::TooManySiblings { kept: *kept, max: *max },
+            CoordError::Storage(StorageError::Refused(t)) => CoordError::Storage(StorageError::Refused(t.clone())),
+            CoordError::Storage(StorageError::WriteFailed(t)) => {
+                CoordError::Storage(StorageError::WriteFailed(t.clone()))
+            }
+            other => CoordError::Copied(other.to_string()),
+        }
+    }
+
     /// The form a peer reports this error in.
     pub fn to_remote(&self) -> RemoteError {
         match self {
@@ -114,7 +144,7 @@ impl CoordError {
                 RemoteError::NoQuorum { op: (*op).to_owned(), needed: *needed, got: *got }
             }
             CoordError::NotReady => RemoteError::NotReady,
-            CoordError::Unanswered { .. } | CoordError::ScriptUnanswered { .. } => {
+            CoordError::Unanswered { .. } | CoordError::ScriptUnanswered { .. } | CoordError::Cancelled => {
                 RemoteError::NoQuorum { op: "write".to_owned(), needed: 1, got: 0 }
             }
             CoordError::Rmw(e) => RemoteError::Rmw(e.clone()),
@@ -173,6 +203,8 @@ pub struct Coordinator {
     direct: Arc<dyn Peers>,
     /// The keys the scripts running here hold (`scripts.rs`).
     key_locks: scripts::KeyLocks,
+    /// The read-modify-writes of each key decided here, queued to be decided together.
+    combiner: combine::Combiner,
 }
 
 impl Coordinator {
@@ -196,6 +228,7 @@ impl Coordinator {
             peers,
             direct,
             key_locks: scripts::KeyLocks::default(),
+            combiner: combine::Combiner::default(),
         }
     }
 

@@ -14,11 +14,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::combine::Entered;
 use super::quorum::{Quorum, Target};
 use super::{CoordError, Coordinator, Result};
 use crate::cluster::ClusterError;
+use crate::metrics as m;
 use crate::peer::{RemoteError, Request, Response};
-use crate::replica::Modified;
+use crate::replica::Batch;
 use crate::rmw::{Outcome, Rmw};
 
 /// What a decider keeps of a forwarded request's time for its answer to travel back (at most
@@ -95,15 +97,9 @@ impl Coordinator {
         }
     }
 
-    async fn modify_as(
-        &self,
-        key: &[u8],
-        mut op: Rmw,
-        forwarded: bool,
-        deadline: tokio::time::Instant,
-    ) -> Result<Outcome> {
+    async fn modify_as(&self, key: &[u8], op: Rmw, forwarded: bool, deadline: tokio::time::Instant) -> Result<Outcome> {
         if self.cluster.view().single(self.me()) {
-            return Ok(self.replica.modify(key, &op, None)?.outcome);
+            return self.combined(key, op, deadline, &Deciding::Alone).await;
         }
         let (prefs, targets) = self.targets(key);
         if prefs.is_empty() {
@@ -136,6 +132,85 @@ impl Coordinator {
             }
             role.unwrap_or_else(here)
         };
+        let deciding = Deciding::Cluster { role, prefs, targets, q };
+        self.combined(key, op, deadline, &deciding).await
+    }
+
+    /// Decides `op` on `key` here, with the operations on the key queued meanwhile
+    /// (`combine.rs`). A script's calls are decided alone: the script holds the key.
+    async fn combined(&self, key: &[u8], op: Rmw, deadline: tokio::time::Instant, how: &Deciding) -> Result<Outcome> {
+        if super::scripts::is_script() {
+            let mut outcomes = self.decide(key, vec![op], deadline, how).await;
+            return outcomes.pop().unwrap_or(Err(CoordError::Cancelled));
+        }
+        let mut lead = match self.combiner.enter(key, op, deadline).await {
+            Entered::Done(outcome) => return outcome,
+            Entered::Lead(lead) => lead,
+        };
+        let batch = lead.take();
+        // In a cluster an operation whose request ran out of time is not decided (its sender
+        // has given up, or will); the pass waits no longer than the earliest deadline left.
+        let now = tokio::time::Instant::now();
+        let expired = |d: &tokio::time::Instant| matches!(how, Deciding::Cluster { .. }) && *d <= now;
+        let deadline = batch.iter().map(|(_, d)| *d).filter(|d| !expired(d)).min().unwrap_or(deadline);
+        let mut live = Vec::with_capacity(batch.len());
+        let mut gone = Vec::with_capacity(batch.len());
+        for (op, d) in batch {
+            gone.push(expired(&d));
+            if !expired(&d) {
+                live.push(op);
+            }
+        }
+        let mut decided = self.decide(key, live, deadline, how).await.into_iter();
+        let outcomes = gone
+            .into_iter()
+            .map(
+                |gone| if gone { Err(how.out_of_time()) } else { decided.next().unwrap_or(Err(CoordError::Cancelled)) },
+            )
+            .collect();
+        lead.answer(outcomes)
+    }
+
+    /// Decides `ops` on `key` here in one pass: each one's outcome, in order. A failure of
+    /// the pass (its quorum read, its store, its replication) is every operation's.
+    async fn decide(
+        &self,
+        key: &[u8],
+        ops: Vec<Rmw>,
+        deadline: tokio::time::Instant,
+        how: &Deciding,
+    ) -> Vec<Result<Outcome>> {
+        let n = ops.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        metrics::counter!(m::RMW_PASSES_TOTAL).increment(1);
+        if n > 1 {
+            metrics::counter!(m::RMW_COMBINED_TOTAL).increment(n as u64);
+        }
+        match self.decide_all(key, ops, deadline, how).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                let mut outcomes: Vec<_> = (1..n).map(|_| Err(e.copy())).collect();
+                outcomes.insert(0, Err(e));
+                outcomes
+            }
+        }
+    }
+
+    async fn decide_all(
+        &self,
+        key: &[u8],
+        mut ops: Vec<Rmw>,
+        deadline: tokio::time::Instant,
+        how: &Deciding,
+    ) -> Result<Vec<Result<Outcome>>> {
+        let own = |outcomes: Vec<std::result::Result<Outcome, crate::replica::ModifyError>>| -> Vec<Result<Outcome>> {
+            outcomes.into_iter().map(|o| o.map_err(CoordError::from)).collect()
+        };
+        let Deciding::Cluster { role, prefs, targets, q } = how else {
+            return Ok(own(self.replica.modify_many(key, &ops, None)?.outcomes));
+        };
         // A script running here holds the key: wait for it (not a script's own call).
         let _free = self.key_locks.shared(key, deadline).await?;
         // See what the other coordinators wrote: a quorum read merged into this copy. Replicas
@@ -151,13 +226,45 @@ impl Coordinator {
         self.replica.merge(key, &read, role.hint_for.as_deref())?;
         let started = Instant::now();
         // The key's home gives Redis's stream IDs; any other decider its own tagged ones.
-        op.decided_by(if prefs[0] == self.me() { 0 } else { crate::version::writer_tag(self.me()) });
-        let Modified { written, patch, outcome } = self.replica.modify(key, &op, role.hint_for.as_deref())?;
+        let tag = if prefs[0] == self.me() { 0 } else { crate::version::writer_tag(self.me()) };
+        for op in &mut ops {
+            op.decided_by(tag);
+        }
+        let Batch { written, patch, outcomes } = self.replica.modify_many(key, &ops, role.hint_for.as_deref())?;
+        let mut outcomes = own(outcomes);
         if let Some(written) = written {
             let patch = patch.map(Arc::new);
-            self.replicate(key, written, patch, true, role, &prefs, &targets, q.w, started, deadline).await?;
+            let replicated =
+                self.replicate(key, written, patch, true, role.clone(), prefs, targets, q.w, started, deadline).await;
+            if let Err(e) = replicated {
+                // Each operation saw the write: each shares its failure ("may have been applied").
+                for outcome in outcomes.iter_mut().filter(|o| o.is_ok()) {
+                    *outcome = Err(e.copy());
+                }
+            }
         }
-        Ok(outcome)
+        Ok(outcomes)
+    }
+}
+
+/// Where this node decides a key's read-modify-writes.
+enum Deciding {
+    /// On a node alone: one store.
+    Alone,
+    /// As the key's decider in a cluster (`role`: as an owner, or as a stand-in), with the
+    /// key's preference list, the nodes it writes to and the quorum.
+    Cluster { role: Target, prefs: Arc<[crate::ring::NodeId]>, targets: Vec<Target>, q: Quorum },
+}
+
+impl Deciding {
+    /// The answer to an operation whose request ran out of time before its turn (nothing
+    /// was read for it, nothing written).
+    fn out_of_time(&self) -> CoordError {
+        let needed = match self {
+            Deciding::Cluster { q, .. } => q.r,
+            Deciding::Alone => 1,
+        };
+        CoordError::NoQuorum { op: "read", needed, got: 0 }
     }
 }
 

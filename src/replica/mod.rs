@@ -63,7 +63,7 @@ pub struct Modified {
     pub outcome: Outcome,
 }
 
-/// Inside [`Replica::write_if`]: the decision not to write, or its error.
+/// Inside [`Replica::write_with`]: the decision not to write, or its error.
 enum Decided<E> {
     Nothing,
     Failed(E),
@@ -72,6 +72,64 @@ enum Decided<E> {
 impl<E: From<StorageError>> From<StorageError> for Decided<E> {
     fn from(e: StorageError) -> Self {
         Decided::Failed(E::from(e))
+    }
+}
+
+/// What [`Replica::modify_many`] did: the set after its operations and the patch of their
+/// write, when one of them wrote; each operation's outcome, in order.
+pub struct Batch {
+    pub written: Option<Arc<SiblingSet>>,
+    pub patch: Option<Patch>,
+    pub outcomes: Vec<std::result::Result<Outcome, ModifyError>>,
+}
+
+/// What a decision inside [`Replica::write_with`] makes its writes with: the actor of a write
+/// over a copy, and the set after it.
+struct Writer<'a> {
+    replica: &'a Replica,
+    key: &'a [u8],
+    context: &'a WriteContext,
+    kind: Copy,
+    flush_seen: Option<u64>,
+}
+
+impl Writer<'_> {
+    /// The actor a write over `current` (this copy as the write sees it) is an event of.
+    fn actor(&self, current: Option<&SiblingSet>) -> Actor {
+        self.replica.actors.for_write(&self.replica.storage, self.key, current, self.kind)
+    }
+
+    /// The set after `write`, made by `origin`, over `current`.
+    fn after(&self, current: Option<&SiblingSet>, origin: Actor, write: Write) -> SiblingSet {
+        let now = now_ms();
+        let empty = SiblingSet::new();
+        let current = current.unwrap_or(&empty);
+        let (ctx, value) = match self.context {
+            WriteContext::Given(vv) => (vv.clone(), write.value),
+            // A write over everything this copy holds: over a counter, a DEL or an integer
+            // resets it (the increments it saw stop counting; `rmw::written_over`).
+            WriteContext::Everything => (current.context(), rmw::written_over(write.value, current, now, origin)),
+        };
+        // A set or a hash records what its write observed (`OrMap::witness`).
+        let mut value = value;
+        if let Some(v) = value.as_mut() {
+            v.witness(&ctx);
+        }
+        // And of the convergent states of other kinds it superseded, their resets (a string
+        // over a counter: what it observed never counts again).
+        let resets = match self.context {
+            WriteContext::Everything => current.resets_for(value.as_ref().map(Value::kind), now, origin),
+            WriteContext::Given(_) => Vec::new(),
+        };
+        let sibling = Sibling {
+            value,
+            written_ms: now,
+            origin,
+            expires_ms: write.expires_ms,
+            resets,
+            flush_seen: self.flush_seen,
+        };
+        current.update(&ctx, sibling).0
     }
 }
 
@@ -211,7 +269,7 @@ impl Replica {
         hint_for: Option<&str>,
     ) -> std::result::Result<Arc<SiblingSet>, WriteError> {
         let max = self.max_siblings.load(Ordering::Relaxed);
-        let written = self.write_if(key, context, hint_for, |current, _| {
+        let written = self.write_with(key, context, hint_for, |current, w| {
             if let (Some(current), WriteContext::Given(seen)) = (current, context) {
                 let (kept, bytes) = current.kept_by(seen);
                 let adds = write.value.as_ref().map_or(0, Value::size);
@@ -219,7 +277,8 @@ impl Replica {
                     return Err(WriteError::Siblings { kept, max });
                 }
             }
-            Ok(Some(write))
+            let origin = w.actor(current);
+            Ok(Some(w.after(current, origin, write)))
         })?;
         self.wakeups.touched(key);
         Ok(written.0.unwrap_or_default())
@@ -231,77 +290,80 @@ impl Replica {
     /// # Errors
     /// Storage failure, or the operation's own error (nothing is written then).
     pub fn modify(&self, key: &[u8], op: &Rmw, hint_for: Option<&str>) -> std::result::Result<Modified, ModifyError> {
-        let mut outcome = Outcome::default();
-        let (written, patch) = self.write_if(key, &WriteContext::Everything, hint_for, |current, actor| {
-            let now = now_ms();
-            let found = current.and_then(|s| s.resolve(now));
-            let observed = observed_counters(current);
-            // The dot this write gets (`DvvSet::update` over this copy's own context).
-            let seen = current.and_then(|s| s.counters().find(|&(a, _)| a == actor)).map_or(0, |(_, n)| n);
-            let dot = Dot { actor, counter: seen + 1 };
-            let (new, out) = rmw::apply(op, found, &observed, now, dot)?;
-            outcome = out;
-            Ok::<_, ModifyError>(new.map(|n| Write { value: n.value, expires_ms: n.expires_ms }))
-        })?;
-        if written.is_some() {
-            self.wakeups.touched(key);
-        }
+        let Batch { written, patch, outcomes } = self.modify_many(key, std::slice::from_ref(op), hint_for)?;
+        let outcome = match outcomes.into_iter().next() {
+            Some(outcome) => outcome?,
+            None => Outcome::default(),
+        };
         Ok(Modified { written, patch, outcome })
     }
 
-    /// Makes the write `decide` returns (given the copy it would supersede and the actor it is
-    /// made by) under the key's lock; nothing when it returns `None`. Returns the set after
-    /// it, and the write as a patch when storage made one.
-    fn write_if<E: From<StorageError>>(
+    /// Read-modify-writes of `key` made one after another under its lock, each as it would be
+    /// alone (it sees the ones before it and is an event of its own, with its own dot), and
+    /// stored once: one store, one patch and one replication for them all. An operation's
+    /// error writes nothing of it and is its own outcome; the others go on.
+    ///
+    /// # Errors
+    /// Storage failure (nothing is written).
+    pub fn modify_many(&self, key: &[u8], ops: &[Rmw], hint_for: Option<&str>) -> Result<Batch> {
+        let mut outcomes = Vec::with_capacity(ops.len());
+        let (written, patch) =
+            self.write_with::<StorageError>(key, &WriteContext::Everything, hint_for, |current, w| {
+                let mut next: Option<SiblingSet> = None;
+                for op in ops {
+                    let now = now_ms();
+                    let before = next.as_ref().or(current);
+                    let origin = w.actor(before);
+                    let found = before.and_then(|s| s.resolve(now));
+                    let observed = observed_counters(before);
+                    // The dot this write gets (`DvvSet::update` over this copy's own context).
+                    let seen = before.and_then(|s| s.counters().find(|&(a, _)| a == origin)).map_or(0, |(_, n)| n);
+                    let dot = Dot { actor: origin, counter: seen + 1 };
+                    match rmw::apply(op, found, &observed, now, dot) {
+                        Ok((new, outcome)) => {
+                            outcomes.push(Ok(outcome));
+                            if let Some(n) = new {
+                                let after = w.after(before, origin, Write { value: n.value, expires_ms: n.expires_ms });
+                                next = Some(after);
+                            }
+                        }
+                        Err(e) => outcomes.push(Err(ModifyError::Rmw(e))),
+                    }
+                }
+                Ok(next)
+            })?;
+        if written.is_some() {
+            self.wakeups.touched(key);
+        }
+        Ok(Batch { written, patch, outcomes })
+    }
+
+    /// Stores the set `decide` makes of this copy of `key` under the key's lock (nothing when
+    /// it returns `None`): as data, or (for a stand-in) as a hint for the owner `hint_for` it
+    /// replaces. `decide` makes its writes with the [`Writer`] it is given. Returns the set
+    /// after it, and the write as a patch when storage made one.
+    fn write_with<E: From<StorageError>>(
         &self,
         key: &[u8],
         context: &WriteContext,
         hint_for: Option<&str>,
-        decide: impl FnOnce(Option<&SiblingSet>, Actor) -> std::result::Result<Option<Write>, E>,
+        decide: impl FnOnce(Option<&SiblingSet>, &Writer<'_>) -> std::result::Result<Option<SiblingSet>, E>,
     ) -> std::result::Result<(Option<Arc<SiblingSet>>, Option<Patch>), E> {
         // The flushes this write has seen: read before the copy it supersedes is (whatever
         // storage applies to that copy is at least this).
         let flush_seen = Some(self.storage.flush_cutoff(key));
-        let make = |current: Option<&SiblingSet>, origin: Actor, write: Write| -> SiblingSet {
-            let now = now_ms();
-            let empty = SiblingSet::new();
-            let current = current.unwrap_or(&empty);
-            let (ctx, value) = match context {
-                WriteContext::Given(vv) => (vv.clone(), write.value),
-                // A write over everything this copy holds: over a counter, a DEL or an integer
-                // resets it (the increments it saw stop counting; `rmw::written_over`).
-                WriteContext::Everything => (current.context(), rmw::written_over(write.value, current, now, origin)),
-            };
-            // A set or a hash records what its write observed (`OrMap::witness`).
-            let mut value = value;
-            if let Some(v) = value.as_mut() {
-                v.witness(&ctx);
-            }
-            // And of the convergent states of other kinds it superseded, their resets (a
-            // string over a counter: what it observed never counts again).
-            let resets = match context {
-                WriteContext::Everything => current.resets_for(value.as_ref().map(Value::kind), now, origin),
-                WriteContext::Given(_) => Vec::new(),
-            };
-            let sibling = Sibling { value, written_ms: now, origin, expires_ms: write.expires_ms, resets, flush_seen };
-            current.update(&ctx, sibling).0
+        let writer = |kind| Writer { replica: self, key, context, kind, flush_seen };
+        let decided = |d: std::result::Result<Option<SiblingSet>, E>| match d {
+            Ok(Some(set)) => Ok(set),
+            Ok(None) => Err(Decided::Nothing),
+            Err(e) => Err(Decided::Failed(e)),
         };
         match hint_for {
             None => {
-                let mut wrote = false;
-                let set = self.storage.update_patched::<Decided<E>>(key, |current| {
-                    let origin = self.actors.for_write(&self.storage, key, current, Copy::Data);
-                    match decide(current, origin) {
-                        Ok(Some(write)) => {
-                            wrote = true;
-                            Ok(make(current, origin, write))
-                        }
-                        Ok(None) => Err(Decided::Nothing),
-                        Err(e) => Err(Decided::Failed(e)),
-                    }
-                });
+                let w = writer(Copy::Data);
+                let set = self.storage.update_patched::<Decided<E>>(key, |current| decided(decide(current, &w)));
                 match set {
-                    Ok((set, patch)) => Ok(if wrote { (Some(set), patch) } else { (None, None) }),
+                    Ok((set, patch)) => Ok((Some(set), patch)),
                     Err(Decided::Nothing) => Ok((None, None)),
                     Err(Decided::Failed(e)) => Err(e),
                 }
@@ -312,15 +374,11 @@ impl Replica {
                 let _one_at_a_time = self.hinted_writes.lock();
                 let others: Vec<SiblingSet> =
                     self.storage.hints_of(key)?.into_iter().filter(|(o, _)| o != owner).map(|(_, s)| s).collect();
+                let w = writer(Copy::Hint);
                 let set = self.storage.hint_update::<Decided<E>>(owner, key, |current| {
                     let known = merge_all(current.into_iter().chain(others.iter()));
                     let known = (!known.is_empty() || current.is_some()).then_some(&known);
-                    let origin = self.actors.for_write(&self.storage, key, known, Copy::Hint);
-                    match decide(known, origin) {
-                        Ok(Some(write)) => Ok(make(known, origin, write)),
-                        Ok(None) => Err(Decided::Nothing),
-                        Err(e) => Err(Decided::Failed(e)),
-                    }
+                    decided(decide(known, &w))
                 });
                 match set {
                     Ok(set) => Ok((Some(Arc::new(set)), None)),
@@ -624,6 +682,47 @@ mod tests {
         let read = replica.get(b"s").expect("read").expect("a copy");
         let Some(Value::Set(members)) = read.resolve(now_ms()).map(|r| r.value) else { panic!("a set") };
         assert_eq!(members.members().cloned().collect::<Vec<_>>(), vec![bytes::Bytes::from("new")]);
+    }
+
+    /// Issue 23: read-modify-writes decided together (`modify_many`) are each what they would
+    /// be alone, in order: each sees the ones before it and is an event of its own (a member
+    /// added, removed and added again is there, under a new dot), an operation's error is
+    /// its own, and the batch is one store.
+    #[test]
+    fn operations_decided_together_are_each_as_alone() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let storage = Storage::open(dir.path(), crate::storage::FsyncPolicy::Never).expect("storage");
+        let replica = Replica::new(storage, "n1");
+        let m = |s: &str| bytes::Bytes::copy_from_slice(s.as_bytes());
+        let ops = [
+            Rmw::SAdd { members: vec![m("x")] },
+            Rmw::SRem { members: vec![m("x")] },
+            Rmw::SAdd { members: vec![m("x"), m("y")] },
+            Rmw::IncrBy { by: 1 },
+            Rmw::SAdd { members: vec![m("y"), m("z")] },
+        ];
+        let before = replica.write_mark();
+        let batch = replica.modify_many(b"s", &ops, None).expect("the batch");
+        assert_eq!(replica.write_mark() - before, 1, "one store for the batch");
+        let ints: Vec<_> =
+            batch.outcomes.iter().map(|o| o.as_ref().map(|o| o.int).map_err(|e| e.to_string())).collect();
+        assert_eq!(ints[..3], [Ok(1), Ok(1), Ok(2)]);
+        assert!(matches!(batch.outcomes[3], Err(ModifyError::Rmw(crate::rmw::RmwError::WrongType))), "{ints:?}");
+        assert_eq!(ints[4], Ok(1));
+        let written = batch.written.expect("a write");
+        assert_eq!(replica.get(b"s").expect("read").as_deref(), Some(&*written));
+        let Some(Value::Set(members)) = written.resolve(now_ms()).map(|r| r.value) else { panic!("a set") };
+        let mut names: Vec<_> = members.members().cloned().collect();
+        names.sort();
+        assert_eq!(names, [m("x"), m("y"), m("z")]);
+        // Four writes, four events of this node's actor.
+        let (_, events) = written.counters().next().expect("one actor");
+        assert_eq!(events, 4);
+        // Alone, one after another, the same outcomes.
+        for (op, together) in ops.iter().zip(&batch.outcomes) {
+            let alone = replica.modify(b"t", op, None).map(|m| m.outcome);
+            assert_eq!(alone.as_ref().map_err(ToString::to_string), together.as_ref().map_err(ToString::to_string));
+        }
     }
 
     /// The dot a set's members get is the dot the DVV gives the write (what makes element dots
