@@ -75,29 +75,29 @@ impl Combiner {
 
     /// Queues `op` on `key`; returns its outcome once a leader decided it, or the lead.
     pub async fn enter(&self, key: &[u8], op: Rmw, deadline: Instant) -> Entered<'_> {
-        let (tx, rx) = oneshot::channel();
-        let leads = {
+        let rx = {
             let mut shard = self.shard(key).lock();
             match shard.get_mut(key) {
                 Some(queue) => {
+                    let (tx, rx) = oneshot::channel();
                     queue.push(Waiting { op, deadline, turn: Some(tx) });
-                    false
+                    rx
                 }
                 None => {
-                    shard.insert(Bytes::copy_from_slice(key), vec![Waiting { op, deadline, turn: None }]);
-                    true
+                    let key = Bytes::copy_from_slice(key);
+                    shard.insert(key.clone(), vec![Waiting { op, deadline, turn: None }]);
+                    return Entered::Lead(Lead { combiner: self, key, answers: Vec::new() });
                 }
             }
         };
-        if !leads {
-            match rx.await {
-                Ok(Turn::Done(outcome)) => return Entered::Done(*outcome),
-                Ok(Turn::Lead) => {}
-                // The leader was cancelled (its caller went away) while it decided this one.
-                Err(_) => return Entered::Done(Err(CoordError::Cancelled)),
+        match rx.await {
+            Ok(Turn::Done(outcome)) => Entered::Done(*outcome),
+            Ok(Turn::Lead) => {
+                Entered::Lead(Lead { combiner: self, key: Bytes::copy_from_slice(key), answers: Vec::new() })
             }
+            // The leader was cancelled (its caller went away) while it decided this one.
+            Err(_) => Entered::Done(Err(CoordError::Cancelled)),
         }
-        Entered::Lead(Lead { combiner: self, key: Bytes::copy_from_slice(key), answers: Vec::new() })
     }
 
     /// The operations queued on `key` (the leader's own included).
