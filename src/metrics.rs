@@ -35,7 +35,6 @@ pub const PEER_ERRORS_TOTAL: &str = "kura_peer_errors_total";
 pub const PEER_EXPIRED_TOTAL: &str = "kura_peer_expired_total";
 pub const PEER_BATCHES_TOTAL: &str = "kura_peer_batches_total";
 pub const PEER_BATCHED_REQUESTS_TOTAL: &str = "kura_peer_batched_requests_total";
-pub const PEER_BATCHED_FORWARDS_TOTAL: &str = "kura_peer_batched_forwards_total";
 pub const RMW_PASSES_TOTAL: &str = "kura_rmw_passes_total";
 pub const RMW_COMBINED_TOTAL: &str = "kura_rmw_combined_total";
 pub const RING_VERSION: &str = "kura_ring_version";
@@ -124,7 +123,6 @@ fn describe() {
     describe_counter!(PEER_ERRORS_TOTAL, "Failed requests to peers, by kind");
     describe_counter!(PEER_BATCHES_TOTAL, "Batches of replication and read requests sent to peers");
     describe_counter!(PEER_BATCHED_REQUESTS_TOTAL, "Requests sent to peers inside batches");
-    describe_counter!(PEER_BATCHED_FORWARDS_TOTAL, "Read-modify-writes forwarded to their decider inside batches");
     describe_counter!(RMW_PASSES_TOTAL, "Passes deciding read-modify-writes of one key here (each one store and, in a cluster, one quorum read and one replication)");
     describe_counter!(RMW_COMBINED_TOTAL, "Read-modify-writes decided in a pass with others of their key");
     describe_gauge!(RING_VERSION, "Version of the ring this node uses");

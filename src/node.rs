@@ -351,35 +351,6 @@ impl Node {
     /// Answers a request that needs no waiting (those `Request::batchable` allows): a read,
     /// or a replica's copy merged into the journal but not yet flushed (`Ack` means it still
     /// needs [`Coordinator::commit`] before it may be sent).
-    /// Decides a read-modify-write another node forwarded here, within its sender's
-    /// `deadline_ms`; its write still needs [`Coordinator::commit`] before the answer is sent.
-    async fn modify_forwarded(&self, key: Bytes, op: crate::rmw::Rmw, deadline_ms: u64, from_script: bool) -> Response {
-        let Some(budget) = crate::peer::budget_until(deadline_ms) else {
-            return Response::Error(RemoteError::Expired);
-        };
-        // Refused at once while the disk refuses writes (it would fail at its first write):
-        // the sender takes the next owner.
-        let disk = self.coordinator.storage().health();
-        if let Some(trouble) = disk.trouble() {
-            return Response::Error(RemoteError::DiskRefused(disk.refuse(trouble).to_string()));
-        }
-        match self.coordinator.modify_forwarded(&key, op, budget, from_script).await {
-            Ok(outcome) => Response::Modified(outcome),
-            Err(e) => Response::Error(e.to_remote()),
-        }
-    }
-
-    /// A part of a batch of forwards: a forward decided (as [`Node::modify_forwarded`]),
-    /// anything else answered at once.
-    async fn answer_part(&self, ring_version: u64, req: Request) -> Response {
-        match req {
-            Request::Modify { key, op, deadline_ms, from_script } => {
-                self.modify_forwarded(key, op, deadline_ms, from_script).await
-            }
-            other => self.answer_now(ring_version, other),
-        }
-    }
-
     fn answer_now(&self, ring_version: u64, req: Request) -> Response {
         let cluster = self.coordinator.cluster();
         match req {
@@ -447,10 +418,9 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                     body: Response::Error(RemoteError::Expired),
                 };
             }
-            // A write to coordinate here is refused at once while the disk refuses writes (it
-            // would fail at its first write): the sender takes the next owner (a forward to
-            // decide: `Node::modify_forwarded`).
-            if matches!(req.body, Request::Put { .. }) {
+            // A write to coordinate or decide here is refused at once while the disk refuses
+            // writes (it would fail at its first write): the sender takes the next owner.
+            if matches!(req.body, Request::Modify { .. } | Request::Put { .. }) {
                 let disk = self.coordinator.storage().health();
                 if let Some(trouble) = disk.trouble() {
                     return PeerResponse {
@@ -493,20 +463,14 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                         crate::coordinator::MAX_BATCH
                     )))
                 }
-                // Copies answered at once (forwards decided side by side), then one journal
-                // flush acknowledges every write.
+                // Each part answered at once, then one journal flush acknowledges every copy.
                 Request::Batch(requests) => {
-                    let mut answers: Vec<Response> = if requests.iter().any(Request::forward) {
-                        let parts = requests.into_iter().map(|r| self.answer_part(req.ring_version, r));
-                        futures::future::join_all(parts).await
-                    } else {
-                        requests.into_iter().map(|r| self.answer_now(req.ring_version, r)).collect()
-                    };
-                    let wrote = |a: &Response| matches!(a, Response::Ack | Response::Modified(_));
-                    if answers.iter().any(wrote) {
+                    let mut answers: Vec<Response> =
+                        requests.into_iter().map(|r| self.answer_now(req.ring_version, r)).collect();
+                    if answers.iter().any(|a| matches!(a, Response::Ack)) {
                         if let Err(e) = self.coordinator.commit(self.coordinator.write_mark()).await {
                             let error = e.to_remote();
-                            for a in answers.iter_mut().filter(|a| wrote(a)) {
+                            for a in answers.iter_mut().filter(|a| matches!(a, Response::Ack)) {
                                 *a = Response::Error(error.clone());
                             }
                         }
@@ -553,14 +517,19 @@ impl rpc::Handler<PeerRequest, PeerResponse> for Node {
                 }
                 Request::PubsubQuery(q) => Response::Pubsub(self.pubsub.answer(&q)),
                 Request::Modify { key, op, deadline_ms, from_script } => {
-                    match self.modify_forwarded(key, op, deadline_ms, from_script).await {
-                        Response::Modified(outcome) => {
-                            match self.coordinator.commit(self.coordinator.write_mark()).await {
-                                Ok(()) => Response::Modified(outcome),
-                                Err(e) => Response::Error(e.to_remote()),
-                            }
-                        }
-                        other => other,
+                    let Some(budget) = crate::peer::budget_until(deadline_ms) else {
+                        return PeerResponse {
+                            ring_version: cluster.view().ring_version(),
+                            cluster: cluster.cluster_id(),
+                            body: Response::Error(RemoteError::Expired),
+                        };
+                    };
+                    match self.coordinator.modify_forwarded(&key, op, budget, from_script).await {
+                        Ok(outcome) => match self.coordinator.commit(self.coordinator.write_mark()).await {
+                            Ok(()) => Response::Modified(outcome),
+                            Err(e) => Response::Error(e.to_remote()),
+                        },
+                        Err(e) => Response::Error(e.to_remote()),
                     }
                 }
                 Request::Script { db, args } => {
@@ -664,47 +633,6 @@ mod tests {
         };
         assert!(matches!(ask(now - 1).await.body, Response::Error(RemoteError::StaleRing)));
         assert!(matches!(ask(now).await.body, Response::Value(None)));
-    }
-
-    /// Issue 23: a `Batch` of forwarded read-modify-writes is decided part by part, each
-    /// answered with its own outcome in the batch's order (two INCRs of one key counted once
-    /// each), and a forward whose sender's deadline has passed is refused unapplied.
-    #[tokio::test]
-    async fn a_batch_of_forwards_is_decided_part_by_part() {
-        let dir = tempfile::tempdir().unwrap();
-        let node = node(dir.path());
-        let ring_version = node.coordinator.cluster().view().ring_version();
-        let sender = SocketAddr::from(([127, 0, 0, 2], 7379));
-        let later = crate::clock::now_ms() + 60_000;
-        let forward = |key: &'static [u8], op: crate::rmw::Rmw, deadline_ms: u64| Request::Modify {
-            key: Bytes::from_static(key),
-            op,
-            deadline_ms,
-            from_script: false,
-        };
-        let incr = || crate::rmw::Rmw::IncrBy { by: 1 };
-        let parts = vec![
-            forward(b"k", incr(), later),
-            forward(b"k", incr(), later),
-            forward(b"s", crate::rmw::Rmw::SAdd { members: vec![Bytes::from_static(b"m")] }, later),
-            forward(b"k", incr(), 1),
-        ];
-        assert!(parts.iter().all(Request::forward));
-        let body = Request::Batch(parts);
-        let answered =
-            node.handle(Arc::from("n2"), PeerRequest { ring_version, cluster: 0, sender, deadline_ms: 0, body });
-        let Response::Batch(answers) = answered.await.body else { panic!("a batch's answer") };
-        let ints: Vec<_> = answers
-            .iter()
-            .map(|a| match a {
-                Response::Modified(outcome) => Some(outcome.int),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(ints[..3], [Some(1), Some(2), Some(1)], "{answers:?}");
-        assert!(matches!(answers[3], Response::Error(RemoteError::Expired)), "{answers:?}");
-        let k = node.coordinator.local(b"k").unwrap().expect("k is kept");
-        assert_eq!(k.get(crate::clock::now_ms()), Some(Bytes::from_static(b"2")));
     }
 
     /// Issue 23: a `Batch` is answered part by part, in its order (a copy merged, reads of a

@@ -380,36 +380,21 @@ impl Request {
         }
     }
 
-    /// Whether this request may travel in a `Batch`: a copy (see [`Request::copy`]) or a
-    /// forward (see [`Request::forward`]). The two never share a batch, so that no copy's
-    /// answer waits for a forward's. A patch may wait for its base: it goes alone.
+    /// Whether this request may travel in a `Batch`: one answered at once, without waiting
+    /// for anything but the journal flush the batch ends with (a replica's copy of a key, a
+    /// quorum read's). A patch may wait for its base, a forwarded write for its replicas:
+    /// those go alone, so that no request in a batch waits behind another.
     pub fn batchable(&self) -> bool {
-        self.copy() || self.forward()
-    }
-
-    /// Whether this is a request answered at once, without waiting for anything but the
-    /// journal flush its batch ends with: a replica's copy of a key, a quorum read's.
-    pub fn copy(&self) -> bool {
         matches!(self, Request::Replicate { .. } | Request::Read { .. } | Request::ReadUnlessSame { .. })
-    }
-
-    /// Whether this is a read-modify-write forwarded to its decider (not a script's: a script
-    /// holds its keys there). A batch of them is decided side by side and answered together.
-    pub fn forward(&self) -> bool {
-        matches!(self, Request::Modify { from_script: false, .. })
     }
 }
 
-/// The first protocol version with `Request::Batch` (of copies).
+/// The first protocol version with `Request::Batch`.
 pub const BATCH_PROTOCOL: u16 = 15;
-
-/// The first protocol version with a `Request::Batch` of forwards.
-pub const FORWARD_BATCH_PROTOCOL: u16 = 16;
 
 impl crate::rpc::Message for PeerRequest {
     fn protocol(&self) -> u16 {
-        match &self.body {
-            Request::Batch(parts) if parts.iter().any(Request::forward) => FORWARD_BATCH_PROTOCOL,
+        match self.body {
             Request::Batch(_) => BATCH_PROTOCOL,
             _ => 0,
         }

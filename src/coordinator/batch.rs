@@ -8,10 +8,6 @@
 //! pipeline's wave, which queues all its requests in one poll, always leaves as one batch.
 //! Nothing waits for a timer: a lone request leaves as soon as the runtime gets to it.
 //!
-//! Forwarded read-modify-writes (`Request::forward`) are batched the same way, in batches of
-//! their own (protocol 16): the peer decides them side by side and answers them together, and
-//! a copy's answer never waits for a forward's.
-//!
 //! A peer that speaks an older protocol (a rolling upgrade), or a batch too large for a
 //! frame, gets the requests one by one, as before.
 
@@ -48,22 +44,15 @@ struct Shared {
     peers: Mutex<HashMap<String, Peer>>,
 }
 
-/// What the batcher keeps of one peer, for each class of batch: copies (0) and forwards (1)
-/// never share one (`Request::batchable`).
+/// What the batcher keeps of one peer.
 #[derive(Default)]
 struct Peer {
     /// The requests waiting for its next flush (not empty while a flush is scheduled).
-    queue: [Vec<Queued>; 2],
-    /// It answered a batch of the class: its batches are sent without a copy of their
-    /// requests kept for sending them one by one (a peer of an older protocol refuses a batch
-    /// unsent). A peer started again on an older build fails the requests of one batch, then
-    /// gets copies again.
-    takes_batches: [bool; 2],
-}
-
-/// The class of batch a batchable request travels in.
-fn class(req: &Request) -> usize {
-    usize::from(req.forward())
+    queue: Vec<Queued>,
+    /// It answered a batch: its batches are sent without a copy of their requests kept for
+    /// sending them one by one (a peer of protocol 14 refuses a batch unsent). A peer started
+    /// again on an older build fails the requests of one batch, then gets copies again.
+    takes_batches: bool,
 }
 
 impl Batching {
@@ -78,22 +67,21 @@ impl Peers for Batching {
             return self.shared.inner.call(node, req);
         }
         let (tx, rx) = oneshot::channel();
-        let class = class(&req);
         let first = {
             let mut peers = self.shared.peers.lock();
             let peer = match peers.get_mut(node) {
                 Some(peer) => peer,
                 None => peers.entry(node.to_owned()).or_default(),
             };
-            peer.queue[class].push(Queued { req, answer: tx });
-            peer.queue[class].len() == 1
+            peer.queue.push(Queued { req, answer: tx });
+            peer.queue.len() == 1
         };
         if first {
             let (shared, node) = (self.shared.clone(), node.to_owned());
             tokio::spawn(async move {
                 // Let every task that is ready queue its requests first.
                 tokio::task::yield_now().await;
-                shared.flush(node, class).await;
+                shared.flush(node).await;
             });
         }
         Box::pin(async move { rx.await.unwrap_or_else(|_| Err(ClusterError::Unexpected(node.to_owned()))) })
@@ -107,9 +95,9 @@ impl Peers for Batching {
 impl Shared {
     /// Sends what is queued for `node`, in batches of at most [`MAX_BATCH`] at once, and hands
     /// each request its answer.
-    async fn flush(&self, node: String, class: usize) {
+    async fn flush(&self, node: String) {
         let (queued, takes_batches) = match self.peers.lock().get_mut(&node) {
-            Some(peer) => (std::mem::take(&mut peer.queue[class]), peer.takes_batches[class]),
+            Some(peer) => (std::mem::take(&mut peer.queue), peer.takes_batches),
             None => return,
         };
         let mut batches = Vec::new();
@@ -117,17 +105,17 @@ impl Shared {
         while queued.peek().is_some() {
             batches.push(queued.by_ref().take(MAX_BATCH).collect::<Vec<_>>());
         }
-        futures::future::join_all(batches.into_iter().map(|b| self.send(&node, class, b, takes_batches))).await;
+        futures::future::join_all(batches.into_iter().map(|b| self.send(&node, b, takes_batches))).await;
     }
 
-    /// Records whether `node` takes batches of `class`.
-    fn takes_batches(&self, node: &str, class: usize, takes: bool) {
+    /// Records whether `node` takes batches.
+    fn takes_batches(&self, node: &str, takes: bool) {
         if let Some(peer) = self.peers.lock().get_mut(node) {
-            peer.takes_batches[class] = takes;
+            peer.takes_batches = takes;
         }
     }
 
-    async fn send(&self, node: &str, class: usize, batch: Vec<Queued>, takes_batches: bool) {
+    async fn send(&self, node: &str, batch: Vec<Queued>, takes_batches: bool) {
         if batch.len() == 1 {
             for Queued { req, answer } in batch {
                 let _ = answer.send(self.inner.call(node, req).await);
@@ -136,9 +124,6 @@ impl Shared {
         }
         metrics::counter!(m::PEER_BATCHES_TOTAL).increment(1);
         metrics::counter!(m::PEER_BATCHED_REQUESTS_TOTAL).increment(batch.len() as u64);
-        if class == 1 {
-            metrics::counter!(m::PEER_BATCHED_FORWARDS_TOTAL).increment(batch.len() as u64);
-        }
         let (requests, answers): (Vec<Request>, Vec<_>) = batch.into_iter().map(|q| (q.req, q.answer)).unzip();
         // Kept to send one by one if the peer cannot take the batch (it was not sent), until
         // it has taken one.
@@ -146,7 +131,7 @@ impl Shared {
         match self.inner.call(node, Request::Batch(requests)).await {
             Ok(Response::Batch(responses)) if responses.len() == answers.len() => {
                 if !takes_batches {
-                    self.takes_batches(node, class, true);
+                    self.takes_batches(node, true);
                 }
                 for (answer, response) in answers.into_iter().zip(responses) {
                     let _ = answer.send(match response {
@@ -156,7 +141,7 @@ impl Shared {
                 }
             }
             Err(e @ ClusterError::Rpc(RpcError::Unsupported { .. } | RpcError::Frame(_))) => {
-                self.takes_batches(node, class, false);
+                self.takes_batches(node, false);
                 let Some(singles) = singles else {
                     for answer in answers {
                         let _ = answer.send(Err(copy_of(&e, node)));
@@ -182,18 +167,13 @@ impl Shared {
     }
 }
 
-/// The failure of a batch, for each of its requests: a remote error as it is, a batch that
-/// certainly never reached the peer as not sent (a forward then goes to the next decider),
-/// any other failure to reach the peer as `Unexpected` (the failure detector saw the batch's).
+/// The failure of a batch, for each of its requests: a remote error as it is, a failure to
+/// reach the peer as `Unexpected` (callers of batchable requests only tell success from
+/// failure; the failure detector saw the batch's).
 fn copy_of(e: &ClusterError, node: &str) -> ClusterError {
     match e {
         ClusterError::Remote { peer, error } => ClusterError::Remote { peer: peer.clone(), error: error.clone() },
         ClusterError::UnknownMember(n) => ClusterError::UnknownMember(n.clone()),
-        ClusterError::NotReady => ClusterError::NotReady,
-        ClusterError::Rpc(rpc) if rpc.not_sent() => match rpc.copy_not_sent() {
-            Some(rpc) => ClusterError::Rpc(rpc),
-            None => ClusterError::Unexpected(node.to_owned()),
-        },
         _ => ClusterError::Unexpected(node.to_owned()),
     }
 }
@@ -212,16 +192,11 @@ mod tests {
         calls: AtomicUsize,
         batches: Mutex<Vec<usize>>,
         old: std::sync::atomic::AtomicBool,
-        /// Fails every batch before sending it (the connection could not be made).
-        unreachable: std::sync::atomic::AtomicBool,
     }
 
     fn answer(req: &Request) -> Response {
         match req {
             Request::Read { key } => Response::Keys { keys: vec![], next: Some(key.len() as u64) },
-            Request::Modify { key, .. } => {
-                Response::Modified(crate::rmw::Outcome { len: key.len() as u64, ..Default::default() })
-            }
             _ => Response::Error(crate::peer::RemoteError::NotReady),
         }
     }
@@ -237,9 +212,6 @@ mod tests {
                             needs: 15,
                             agreed: 14,
                         }))
-                    }
-                    Request::Batch(_) if self.unreachable.load(Ordering::SeqCst) => {
-                        Err(ClusterError::Rpc(RpcError::NotSent("127.0.0.1:1".parse().unwrap())))
                     }
                     Request::Batch(parts) => {
                         self.batches.lock().push(parts.len());
@@ -317,7 +289,7 @@ mod tests {
         fake.old.store(true, Ordering::SeqCst);
         let calls = (1..=3).map(|len| peers.call("n2", read(len)));
         let failed = futures::future::join_all(calls).await;
-        assert!(failed.iter().all(|a| a.as_ref().is_err_and(ClusterError::not_sent)), "{failed:?}");
+        assert!(failed.iter().all(|a| matches!(a, Err(ClusterError::Unexpected(_)))), "{failed:?}");
         assert_eq!(fake.calls.load(Ordering::SeqCst), 2, "no request sent one by one without its copy");
         wave(&peers, 3).await;
         assert_eq!(fake.calls.load(Ordering::SeqCst), 6, "one refused batch, then three single requests");
@@ -334,36 +306,5 @@ mod tests {
         assert!(matches!(b, Err(ClusterError::Remote { error: crate::peer::RemoteError::NotReady, .. })), "{b:?}");
         assert!(matches!(c, Ok(Response::Keys { next: Some(4), .. })), "{c:?}");
         assert_eq!(*fake.batches.lock(), vec![3]);
-    }
-
-    fn forward(len: usize) -> Request {
-        Request::Modify {
-            key: Bytes::from(vec![b'k'; len]),
-            op: crate::rmw::Rmw::IncrBy { by: 1 },
-            deadline_ms: 0,
-            from_script: false,
-        }
-    }
-
-    /// Forwards made together leave as a batch of their own, apart from the copies made in
-    /// the same turn (a copy's answer never waits for a forward's), each with its own answer;
-    /// a batch of forwards that certainly never left fails each as not sent (so each may go
-    /// to the next decider), never as "may have been applied".
-    #[tokio::test(flavor = "current_thread")]
-    async fn forwards_leave_in_batches_of_their_own() {
-        let fake = Arc::new(Fake::default());
-        let peers = Batching::new(fake.clone());
-        let calls = (1..=6).map(|n| peers.call("n2", if n % 2 == 0 { forward(n) } else { read(n) }));
-        for (n, answer) in (1..=6).zip(futures::future::join_all(calls).await) {
-            match answer {
-                Ok(Response::Modified(outcome)) if n % 2 == 0 => assert_eq!(outcome.len, n as u64),
-                Ok(Response::Keys { next: Some(got), .. }) if n % 2 == 1 => assert_eq!(got, n as u64),
-                other => panic!("request {n}: {other:?}"),
-            }
-        }
-        assert_eq!(*fake.batches.lock(), vec![3, 3], "one batch of copies, one of forwards");
-        fake.unreachable.store(true, Ordering::SeqCst);
-        let failed = futures::future::join_all((1..=3).map(|n| peers.call("n2", forward(n)))).await;
-        assert!(failed.iter().all(|a| a.as_ref().is_err_and(ClusterError::not_sent)), "{failed:?}");
     }
 }

@@ -34,10 +34,8 @@ use super::frame;
 /// 14, the first tagged version (kura 0.1.0, issue 24 point 7): the handshake names the
 /// oldest version each side speaks, and a frame its message does not read to the end is
 /// refused. 15 (issue 23): `Request::Batch`, several replication and read requests in one
-/// message (sent only to a peer that agreed on 15; a 14 gets them one by one). 16 (issue
-/// 23): a `Batch` of forwarded read-modify-writes (`Request::forward`), decided side by side
-/// and answered together (a 15 or 14 gets them one by one).
-pub const PROTOCOL_VERSION: u16 = 16;
+/// message (sent only to a peer that agreed on 15; a 14 gets them one by one).
+pub const PROTOCOL_VERSION: u16 = 15;
 
 /// The oldest protocol this build speaks. Two nodes talk at the older of their two versions
 /// when each speaks it, so builds one version step apart interoperate during a rolling

@@ -79,22 +79,6 @@ pub enum RpcError {
 }
 
 impl RpcError {
-    /// The same failure for another request that certainly never reached the peer either
-    /// (one of a batch that was not sent); `None` when it may have reached it.
-    pub fn copy_not_sent(&self) -> Option<RpcError> {
-        Some(match self {
-            RpcError::Connect { addr, .. }
-            | RpcError::Handshake { addr, .. }
-            | RpcError::NotSent(addr)
-            | RpcError::WrongPeer { addr, .. } => RpcError::NotSent(*addr),
-            RpcError::Unsupported { addr, needs, agreed } => {
-                RpcError::Unsupported { addr: *addr, needs: *needs, agreed: *agreed }
-            }
-            RpcError::Frame(e) => RpcError::Frame(e.clone()),
-            _ => return None,
-        })
-    }
-
     /// Whether the peer certainly never received the request (it failed while connecting, in
     /// the handshake, or before it was queued on the connection), so that it may be sent
     /// elsewhere even when it must never be applied twice. Any failure after the request was
