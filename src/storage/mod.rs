@@ -195,13 +195,19 @@ const CACHE_BYTES: u64 = 256 << 20;
 /// Shards of the cache of small sets (each holds `CACHE_BYTES / CACHE_SHARDS`).
 const CACHE_SHARDS: usize = 16;
 
-/// A set weighing more than this is kept in the cache of large sets: `quick_cache` never admits
-/// an item heavier than its shard (a list or sorted set of a million members was never cached
-/// and every command read all its records again).
-const LARGE_ITEM: u64 = CACHE_BYTES / CACHE_SHARDS as u64 / 2;
-
 /// Bytes of the cache of large sets (within `CACHE_BYTES`: the small sets' cache gets the rest).
 const LARGE_BYTES: u64 = CACHE_BYTES / 2;
+
+/// Bytes of the cache of small sets.
+const SMALL_BYTES: u64 = CACHE_BYTES - LARGE_BYTES;
+
+/// A set weighing more than this is kept in the cache of large sets. `quick_cache` never admits
+/// an item heavier than 97% of its shard (its "hot" share): a list or sorted set of a million
+/// members was never cached and every command read all its records again. This is half a
+/// shard of the small sets' cache, so every weight up to `LARGE_BYTES` has a cache that takes
+/// it (it was half a shard of `CACHE_BYTES`, a whole small shard: a list of about 100,000
+/// elements fell in the gap and every LPUSH read it whole).
+const LARGE_ITEM: u64 = SMALL_BYTES / CACHE_SHARDS as u64 / 2;
 
 /// The large sets cached: a use counter, and (key, state, last use) of each.
 type LargeSets = (u64, Vec<(Vec<u8>, Cached, u64)>);
@@ -219,10 +225,9 @@ struct DecodedCache {
 
 impl DecodedCache {
     fn new() -> DecodedCache {
-        let small_bytes = CACHE_BYTES - LARGE_BYTES;
         let options = quick_cache::OptionsBuilder::new()
-            .estimated_items_capacity((small_bytes / 256) as usize)
-            .weight_capacity(small_bytes)
+            .estimated_items_capacity((SMALL_BYTES / 256) as usize)
+            .weight_capacity(SMALL_BYTES)
             .shards(CACHE_SHARDS)
             .build()
             .expect("the cache's options are complete");
@@ -1016,6 +1021,25 @@ mod tests {
         // Larger than the whole large cache: not cached.
         cache.insert(b"huge", big(LARGE_BYTES as usize + 1));
         assert!(cache.get(b"huge").is_none());
+    }
+
+    /// Every weight up to the large sets' cache is cached by one of the two caches: a set just
+    /// under `LARGE_ITEM` used to be too heavy for a small shard's hot share and too light for
+    /// the large cache, so it was never cached (every LPUSH of a 100,000-element list read the
+    /// list whole).
+    #[test]
+    fn every_weight_up_to_the_large_cache_is_cached() {
+        let cache = DecodedCache::new();
+        let shard = SMALL_BYTES / CACHE_SHARDS as u64;
+        let weights = [1 << 10, 1 << 20, LARGE_ITEM - 1, LARGE_ITEM, LARGE_ITEM + 1, shard * 97 / 100, shard - 100, shard, shard + 1, LARGE_BYTES - 100];
+        for (i, w) in weights.into_iter().enumerate() {
+            let key = format!("key{i}");
+            // The weight counts the key and 64 bytes of bookkeeping.
+            let stored = (w - 64 - key.len() as u64) as usize;
+            cache.insert(key.as_bytes(), Cached::new(key.as_bytes(), None, w, None, stored));
+            assert_eq!(cache.get(key.as_bytes()).map(|c| c.digest), Some(w), "a set weighing {w} is cached");
+            cache.remove(key.as_bytes());
+        }
     }
 
     /// A store is marked with its data format when it is created; a store a newer build
