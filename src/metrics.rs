@@ -56,6 +56,9 @@ pub const HINTED_WRITES_TOTAL: &str = "kura_hinted_writes_total";
 pub const REPLICATION_PATCHES_TOTAL: &str = "kura_replication_patches_total";
 /// Quorum reads answered "the same as yours" (by digest) instead of with the set.
 pub const READS_SAME_TOTAL: &str = "kura_reads_same_total";
+/// Quorum reads' requests to other replicas (`asked`: `first`, the ones R needs and those of a
+/// read that asks every replica; `hedge`, one more after a failure or a late answer).
+pub const READ_REQUESTS_TOTAL: &str = "kura_read_requests_total";
 pub const HINTS_PENDING: &str = "kura_hints_pending";
 pub const HANDOFF_DELIVERED_TOTAL: &str = "kura_handoff_delivered_total";
 pub const HANDOFF_FAILURES_TOTAL: &str = "kura_handoff_failures_total";
@@ -143,6 +146,7 @@ fn describe() {
         REPLICATION_PATCHES_TOTAL,
         "Set and hash writes sent to a replica as a patch of the version before (outcome: applied or stale)"
     );
+    describe_counter!(READ_REQUESTS_TOTAL, "Quorum reads' requests to other replicas, by why they were asked");
     describe_counter!(READS_SAME_TOTAL, "Replica reads answered as the same version as the reader's, by digest");
     describe_gauge!(HINTS_PENDING, "Hinted copies this node holds for other nodes, not yet delivered");
     describe_counter!(HANDOFF_DELIVERED_TOTAL, "Hinted copies delivered to their owner and dropped here");

@@ -109,6 +109,49 @@ fn a_replica_cut_off_during_a_write_is_repaired_by_a_read() {
     assert!(repairs_after > repairs_before, "read repair was counted");
 }
 
+/// A read asks only the replicas R needs (here one besides the coordinator's own copy), the
+/// same peer first for every key (so that reads made together travel in one batch), every
+/// replica on one read in eight (read repair's chance), and one more when the one asked is cut
+/// off: every GET through the cut is answered (issue 23, hedged reads).
+#[test]
+fn a_read_asks_the_replicas_r_needs_and_hedges_past_a_cut_off_one() {
+    let c = Cluster::start(3, &NRW);
+    let coordinator = &c.nodes[0];
+    let asked = |why: &str| {
+        metric(&coordinator.metrics(), &format!("kura_read_requests_total{{asked=\"{why}\"}}")).unwrap_or(0.0)
+    };
+    // Reads a peer served, answered "same as yours" by digest (the coordinator holds every key).
+    let served = |n: &Node| metric(&n.metrics(), "kura_reads_same_total").unwrap_or(0.0);
+    const KEYS: usize = 20;
+    for i in 0..KEYS {
+        assert_eq!(q(coordinator, &["SET", &format!("h{i}"), &format!("v{i}")]).unwrap(), Value::Okay);
+    }
+    const GETS: usize = 80;
+    let before = (asked("first"), served(&c.nodes[1]), served(&c.nodes[2]));
+    for i in 0..GETS {
+        assert_eq!(get(coordinator, &format!("h{}", i % KEYS)), format!("v{}", i % KEYS));
+    }
+    let first = asked("first") - before.0;
+    assert!(
+        first >= (GETS + GETS / 8) as f64 && first < (2 * GETS) as f64,
+        "{first} replicas asked first for {GETS} reads: one each, both on one read in eight"
+    );
+    let served = [served(&c.nodes[1]) - before.1, served(&c.nodes[2]) - before.2];
+    let (preferred, other) = if served[0] > served[1] { (1, 2) } else { (2, 1) };
+    assert!(
+        served[preferred - 1] >= GETS as f64 && served[other - 1] < (GETS / 4) as f64,
+        "one peer serves every read, the other only the reads that ask both: {served:?}"
+    );
+    let hedges = asked("hedge");
+    let _cut = Cut::sides(&[&c.nodes[preferred]], &[&c.nodes[0], &c.nodes[other]]);
+    let mut i = 0;
+    wait_until("a read to ask one more replica past the cut-off one", Duration::from_secs(30), || {
+        i += 1;
+        assert_eq!(get(coordinator, &format!("h{}", i % KEYS)), format!("v{}", i % KEYS));
+        (asked("hedge") > hedges).then_some(())
+    });
+}
+
 #[test]
 fn unreachable_quorums_give_noquorum_and_never_hang() {
     let mut c = Cluster::start(3, &["--n", "3", "--r", "2", "--w", "2", "--request-timeout-ms", "1000"]);

@@ -159,6 +159,30 @@ mod tests {
         assert_eq!(g.pending.len(), 2, "b and c are still out");
     }
 
+    /// A hedged read (`hedge.rs`): the next replica is asked only when the one asked is late,
+    /// and the one after it not at all once the answer is in.
+    #[tokio::test(start_paused = true)]
+    async fn a_late_replica_is_hedged_by_the_next_and_the_rest_are_not_asked() {
+        let start = Instant::now();
+        let network = net(&[("a", None), ("b", Some(5)), ("c", Some(1))]);
+        let mut rest = vec![t("c"), t("b")]; // popped from the back
+        let g = gather(
+            vec![t("a")],
+            start + Duration::from_secs(2),
+            Duration::from_millis(20),
+            |_| rest.pop(),
+            network,
+            need(1),
+        )
+        .await;
+        assert!(g.met);
+        let answered: Vec<&str> = g.answers.iter().map(|(t, ())| t.node.as_str()).collect();
+        assert_eq!(answered, ["b"], "b was asked when a was late, and answered");
+        assert_eq!(Instant::now() - start, Duration::from_millis(25));
+        assert_eq!(rest, [t("c")], "c was never asked");
+        assert_eq!(g.pending.len(), 1, "a is still out");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn without_spares_it_ends_at_the_deadline_with_what_it_has() {
         let start = Instant::now();

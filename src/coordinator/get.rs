@@ -1,6 +1,8 @@
 //! **get** (paper 4.5, 4.7): read the targets, answer after R with the merge, and keep
 //! listening in the background: every replica whose copy differs from the merge of all
-//! answers gets it back (read repair).
+//! answers gets it back (read repair). Unlike the paper's coordinator, which asks all N, a read
+//! asks the replicas R needs and hedges (`hedge.rs`): one more when an answer fails or is late,
+//! and every replica on one read in `hedge::FULL_READ_EVERY`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -84,10 +86,26 @@ impl Coordinator {
             }
         }
         let local_answers = replies.len();
+        // Hedged (`hedge.rs`): the remote replicas R still needs now, in preference order; the
+        // next when one fails or is later than recent answers' 99th percentile. One read in
+        // `FULL_READ_EVERY` asks them all, for read repair.
+        // The key's own replicas before stand-ins (which may hold no hint for it); among them,
+        // in an order fixed for this node, so that the reads made here together go to one peer
+        // in one batch (`batch.rs`), not one to each; other nodes' orders differ, which spreads
+        // the reads over the replicas.
+        let me = self.me();
+        remote.sort_by_cached_key(|t| (t.hint_for.is_some(), peer_rank(me, &t.node)));
+        let mut spares = if self.hedge.full_read() {
+            Vec::new()
+        } else {
+            remote.split_off(q.r.saturating_sub(local_answers).min(remote.len()))
+        };
+        spares.reverse(); // popped from the back
+        metrics::counter!(m::READ_REQUESTS_TOTAL, "asked" => "first").increment(remote.len() as u64);
         let flushed_to = self.replica.storage().flush_cutoff(&key);
         let peers = if plain { self.peers.clone() } else { self.direct.clone() };
         let read = |target: Target| -> gather::Call<Option<Arc<SiblingSet>>> {
-            let (peers, key, mine) = (peers.clone(), key.clone(), mine.clone());
+            let (peers, key, mine, hedge) = (peers.clone(), key.clone(), mine.clone(), self.hedge.clone());
             Box::pin(async move {
                 let req = match &mine {
                     Some((set, digest)) => Request::ReadUnlessSame {
@@ -99,7 +117,10 @@ impl Coordinator {
                     },
                     None => Request::Read { key },
                 };
-                let reply = match peers.call(&target.node, req).await {
+                let asked = Instant::now();
+                let answer = peers.call(&target.node, req).await;
+                hedge.observe(asked.elapsed());
+                let reply = match answer {
                     Ok(Response::Value(v)) => Some(v.map(Arc::new)),
                     Ok(Response::Same) => mine.map(|(set, _)| set),
                     _ => None,
@@ -108,12 +129,18 @@ impl Coordinator {
             })
         };
         // A read is not answered by a stand-in that was not asked from the start: one that holds
-        // no hint would count an empty answer toward R.
+        // no hint would count an empty answer toward R. A replica not asked yet is asked instead.
         let mut g = gather(
             remote,
             deadline,
-            self.cluster.settings().sloppy_after,
-            |_| None,
+            self.hedge.after(self.cluster.settings().sloppy_after),
+            |_| {
+                let next = spares.pop();
+                if next.is_some() {
+                    metrics::counter!(m::READ_REQUESTS_TOTAL, "asked" => "hedge").increment(1);
+                }
+                next
+            },
             read,
             |a| a.len() + local_answers >= q.r,
         )
@@ -136,8 +163,16 @@ impl Coordinator {
             return Ok(merged);
         }
         // The rest of the answers arrive in the background; then every stale replica is repaired.
-        let coordinator = self.background();
         let mut rest = g.pending;
+        let agrees = |s: &Option<Arc<SiblingSet>>| match s {
+            Some(s) => Arc::ptr_eq(s, &merged) || **s == *merged,
+            None => merged.is_empty(),
+        };
+        if rest.is_empty() && replies.iter().all(|(_, s)| agrees(s)) {
+            // Every replica asked holds the version read (the usual case): nothing to repair.
+            return Ok(merged);
+        }
+        let coordinator = self.background();
         tokio::spawn(async move {
             while let Ok(Some((target, reply))) = tokio::time::timeout_at(deadline, rest.next()).await {
                 if let Some(set) = reply {
@@ -155,6 +190,11 @@ impl Coordinator {
     fn background(&self) -> Background {
         Background { replica: self.replica.clone(), peers: self.peers.clone(), me: self.me().to_owned() }
     }
+}
+
+/// Where `node` comes in `me`'s order of the peers its reads go to first.
+fn peer_rank(me: &str, node: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(node.as_bytes(), xxhash_rust::xxh3::xxh3_64(me.as_bytes()))
 }
 
 /// The merge of the answers of a read: one of them, shared, when they all hold the same

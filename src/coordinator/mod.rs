@@ -18,6 +18,7 @@ mod combine;
 pub use batch::MAX_BATCH;
 pub mod gather;
 mod get;
+mod hedge;
 mod modify;
 mod put;
 pub mod quorum;
@@ -205,6 +206,8 @@ pub struct Coordinator {
     key_locks: scripts::KeyLocks,
     /// The read-modify-writes of each key decided here, queued to be decided together.
     combiner: combine::Combiner,
+    /// How long a read waits before it asks one more replica (`hedge.rs`).
+    hedge: Arc<hedge::Hedge>,
 }
 
 impl Coordinator {
@@ -229,6 +232,7 @@ impl Coordinator {
             direct,
             key_locks: scripts::KeyLocks::default(),
             combiner: combine::Combiner::default(),
+            hedge: Arc::default(),
         }
     }
 
