@@ -1033,6 +1033,24 @@ mod tests {
         assert!(cache.get(b"huge").is_none());
     }
 
+    /// A cached key weighs at least what its decoded state takes in memory (its table entry,
+    /// the shared set, the set's entry and sibling, the value's bytes), so the cache's bytes
+    /// bound the memory it holds (it weighed a 100-byte string at about 200 bytes, a quarter
+    /// of what it took).
+    #[test]
+    fn a_cached_keys_weight_covers_its_memory() {
+        use std::mem::size_of;
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path(), FsyncPolicy::Everysec).unwrap();
+        let set = write(&s, b"k", &"v".repeat(100));
+        let cached = s.cache.get(b"k").expect("a write is cached");
+        // The set's vector of entries holds (actor, counter, vector of siblings) per entry.
+        let entry = 16 + size_of::<Vec<Sibling>>();
+        let least = size_of::<CacheKey>() + size_of::<Cached>() + 16 + size_of::<SiblingSet>() + entry + size_of::<Sibling>() + 100;
+        assert_eq!(set.siblings().count(), 1);
+        assert!(cached.weight as usize >= least, "weight {} < {least} bytes in memory", cached.weight);
+    }
+
     /// Every weight up to the large sets' cache is cached by one of the two caches: a set just
     /// under `LARGE_ITEM` used to be too heavy for a small shard's hot share and too light for
     /// the large cache, so it was never cached (every LPUSH of a 100,000-element list read the
