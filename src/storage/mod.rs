@@ -1046,7 +1046,13 @@ mod tests {
         let cached = s.cache.get(b"k").expect("a write is cached");
         // The set's vector of entries holds (actor, counter, vector of siblings) per entry.
         let entry = 16 + size_of::<Vec<Sibling>>();
-        let least = size_of::<CacheKey>() + size_of::<Cached>() + 16 + size_of::<SiblingSet>() + entry + size_of::<Sibling>() + 100;
+        let least = size_of::<CacheKey>()
+            + size_of::<Cached>()
+            + 16
+            + size_of::<SiblingSet>()
+            + entry
+            + size_of::<Sibling>()
+            + 100;
         assert_eq!(set.siblings().count(), 1);
         assert!(cached.weight as usize >= least, "weight {} < {least} bytes in memory", cached.weight);
     }
@@ -1059,7 +1065,18 @@ mod tests {
     fn every_weight_up_to_the_large_cache_is_cached() {
         let cache = DecodedCache::new();
         let shard = SMALL_BYTES / CACHE_SHARDS as u64;
-        let weights = [1 << 10, 1 << 20, LARGE_ITEM - 1, LARGE_ITEM, LARGE_ITEM + 1, shard * 97 / 100, shard - 100, shard, shard + 1, LARGE_BYTES - 100];
+        let weights = [
+            1 << 10,
+            1 << 20,
+            LARGE_ITEM - 1,
+            LARGE_ITEM,
+            LARGE_ITEM + 1,
+            shard * 97 / 100,
+            shard - 100,
+            shard,
+            shard + 1,
+            LARGE_BYTES - 100,
+        ];
         for (i, w) in weights.into_iter().enumerate() {
             let key = format!("key{i}");
             // The weight counts the key and the entry's own bytes.
