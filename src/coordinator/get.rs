@@ -86,13 +86,12 @@ impl Coordinator {
             }
         }
         let local_answers = replies.len();
-        // Hedged (`hedge.rs`): the remote replicas R still needs now, in preference order; the
-        // next when one fails or is later than recent answers' 99th percentile. One read in
-        // `FULL_READ_EVERY` asks them all, for read repair.
-        // The key's own replicas before stand-ins (which may hold no hint for it); among them,
-        // in an order fixed for this node, so that the reads made here together go to one peer
-        // in one batch (`batch.rs`), not one to each; other nodes' orders differ, which spreads
-        // the reads over the replicas.
+        // Hedged (`hedge.rs`): the remote replicas R still needs are asked now, the next when
+        // one fails or is later than recent answers' 99th percentile; one read in
+        // `FULL_READ_EVERY` asks them all, for read repair. The key's own replicas come before
+        // stand-ins (which may hold no hint for it), and among them an order fixed for this
+        // node: the reads made here together go to one peer in one batch (`batch.rs`), not one
+        // to each; other nodes' orders differ, which spreads the reads over the replicas.
         let me = self.me();
         remote.sort_by_cached_key(|t| (t.hint_for.is_some(), peer_rank(me, &t.node)));
         let mut spares = if self.hedge.full_read() {
