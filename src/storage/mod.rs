@@ -202,7 +202,7 @@ const LAYOUT: &[u8] = b"due-index";
 /// Bytes of decoded sibling sets kept in memory.
 const CACHE_BYTES: u64 = 256 << 20;
 
-/// Shards of the cache of small sets (each holds `CACHE_BYTES / CACHE_SHARDS`).
+/// Shards of the cache of small sets (each holds `SMALL_BYTES / CACHE_SHARDS`).
 const CACHE_SHARDS: usize = 16;
 
 /// Bytes of the cache of large sets (within `CACHE_BYTES`: the small sets' cache gets the rest).
