@@ -713,6 +713,41 @@ async fn read_repair_brings_a_stale_replica_up_to_date() {
     assert_eq!(sim.data(&owners[2], key), vec!["new"], "the stale replica was repaired");
 }
 
+/// WATCH's read (`get_settled`) leaves the version it answers at W replicas, so the client's
+/// next quorum read cannot go back behind it. A write still under way (here: one that reached
+/// only its coordinator) is seen by a read that asks that replica and missed by a read that
+/// asks the other two; a WATCH that saw it and a GET that missed it would let EXEC's check
+/// pass with a value computed from the version before (a lost check-and-set).
+#[tokio::test(start_paused = true)]
+async fn a_watch_read_leaves_its_version_at_w_replicas() {
+    let sim = Sim::new(3);
+    let (owners, _) = sim.owners(b"k");
+    let under_way = |key: &'static [u8]| {
+        let sim = &sim;
+        let owners = owners.clone();
+        async move {
+            sim.set(&owners[0], key, "old").await.expect("first write");
+            sim.net.cut(&owners[0], &owners[1]);
+            sim.net.cut(&owners[0], &owners[2]);
+            assert!(sim.set(&owners[0], key, "new").await.is_err(), "one replica is not a quorum");
+            sim.net.heal();
+        }
+    };
+    let holding = |key: &[u8], value: &str| owners.iter().filter(|o| sim.data(o, key) == vec![value]).count();
+    let new = |set: &SiblingSet| set.get(crate::coordinator::now_ms()).map(|v| v.to_vec()) == Some(b"new".to_vec());
+
+    // A plain read through the replica that has it answers it, and repairs the others later.
+    under_way(b"plain").await;
+    let read = sim.node(&owners[0]).coordinator.get(b"plain", None).await.expect("a quorum read");
+    assert!(new(&read));
+    assert_eq!(holding(b"plain", "new"), 1, "a plain read returns before its repair");
+
+    under_way(b"watched").await;
+    let read = sim.node(&owners[0]).coordinator.get_settled(b"watched").await.expect("a settled read");
+    assert!(new(&read));
+    assert!(holding(b"watched", "new") >= 2, "WATCH's version is at W replicas when it returns");
+}
+
 /// Runs one schedule on its own single-threaded runtime: the clock paused (time moves only
 /// when every task waits), tokio's own random choices (`select!`'s branch order) and kura's
 /// ([`crate::random`]) seeded with `seed`. Its background tasks end with it.

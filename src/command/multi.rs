@@ -50,9 +50,11 @@ pub fn unwatch(session: &mut Session) -> CmdResult {
     Ok(Reply::ok())
 }
 
-/// The version of `key` a WATCH compares: the digest of its sibling set as a read sees it.
+/// The version of `key` a WATCH compares: the digest of its sibling set as a read sees it,
+/// settled at W replicas (`get_settled`) so that the client's reads after WATCH do not see an
+/// older one.
 async fn version(node: &Node, key: &[u8]) -> Result<u64, CommandError> {
-    let set = node.coordinator.get(key, None).await?;
+    let set = node.coordinator.get_settled(key).await?;
     Ok(if set.is_empty() { 0 } else { crate::storage::digest(&set.encode()) })
 }
 

@@ -27,13 +27,29 @@ impl Coordinator {
     /// An R out of range, storage failure, or fewer than R answers in time.
     pub async fn get(&self, key: &[u8], r: Option<usize>) -> Result<Arc<SiblingSet>> {
         let deadline = tokio::time::Instant::now() + self.cluster.settings().timeout;
-        self.get_as(key, r, None, deadline, true).await
+        self.get_as(key, r, None, deadline, Reader::Client).await
+    }
+
+    /// A read whose answer at least W replicas hold when it returns (WATCH's version, which
+    /// the client's next reads must not go back behind). A quorum read can see a write that
+    /// is still under way at one replica and the next read miss it (paper 4.5: quorums make
+    /// a read see every *acknowledged* write, nothing more). A WATCH that saw it and a GET
+    /// that did not would let EXEC's check pass (the key is at the watched version) with a
+    /// value computed from the one before: a lost check-and-set. So this read asks max(R, W)
+    /// replicas and, when their answers differ, repairs them before it returns: the version
+    /// is then at W replicas, which every later quorum read meets (R + W > N).
+    ///
+    /// # Errors
+    /// As [`Coordinator::get`]; and fewer than W replicas holding the version after the repair.
+    pub async fn get_settled(&self, key: &[u8]) -> Result<Arc<SiblingSet>> {
+        let deadline = tokio::time::Instant::now() + self.cluster.settings().timeout;
+        self.get_as(key, None, None, deadline, Reader::Watch).await
     }
 
     /// [`Coordinator::get`] by a reader that holds `mine` (its copy of the key and that
     /// copy's digest): replicas holding the same version answer `Same` instead of sending it
     /// (a read-modify-write of a large set reads it without moving it). Gives up at
-    /// `deadline` (a forwarded read-modify-write's is its sender's). A `plain` read (not a
+    /// `deadline` (a forwarded read-modify-write's is its sender's). A plain read (not a
     /// decider's) by an owner of the key compares by its own copy's digest too, so a large
     /// list or set is not sent back on every read, and repairs the replicas that differ.
     pub(super) async fn get_as(
@@ -42,8 +58,9 @@ impl Coordinator {
         r: Option<usize>,
         mut mine: Option<(Option<Arc<SiblingSet>>, u64)>,
         deadline: tokio::time::Instant,
-        plain: bool,
+        reader: Reader,
     ) -> Result<Arc<SiblingSet>> {
+        let plain = reader != Reader::Decider;
         if self.cluster.view().single(self.me()) {
             Quorum::resolve(self.quorum, 1, r, None)?;
             return Ok(self.replica.storage().get(key)?.unwrap_or_default());
@@ -52,7 +69,10 @@ impl Coordinator {
         if prefs.is_empty() {
             return Err(CoordError::NotReady);
         }
-        let q = Quorum::resolve(self.quorum, prefs.len(), r, None)?;
+        let mut q = Quorum::resolve(self.quorum, prefs.len(), r, None)?;
+        if reader == Reader::Watch {
+            q.r = q.r.max(q.w);
+        }
         let started = Instant::now();
         let key = Bytes::copy_from_slice(key);
         // Answers are shared, not copied: most replicas agree, and then the merge is one of them.
@@ -171,7 +191,19 @@ impl Coordinator {
             // Every replica asked holds the version read (the usual case): nothing to repair.
             return Ok(merged);
         }
+        let answered: Vec<Target> = match reader {
+            Reader::Watch => replies.iter().map(|(t, _)| t.clone()).collect(),
+            _ => Vec::new(),
+        };
         let coordinator = self.background();
+        if reader == Reader::Watch {
+            // The answers so far are repaired now; their replicas then all hold the merge.
+            let (all, holders) = coordinator.read_repair(key.clone(), std::mem::take(&mut replies)).await;
+            if holders < q.w {
+                return Err(CoordError::NoQuorum { op: "read", needed: q.w, got: holders });
+            }
+            replies = answered.into_iter().map(|t| (t, Some(all.clone()))).collect();
+        }
         tokio::spawn(async move {
             while let Ok(Some((target, reply))) = tokio::time::timeout_at(deadline, rest.next()).await {
                 if let Some(set) = reply {
@@ -189,6 +221,17 @@ impl Coordinator {
     fn background(&self) -> Background {
         Background { replica: self.replica.clone(), peers: self.peers.clone(), me: self.me().to_owned() }
     }
+}
+
+/// Who reads, which decides what a read does once it has its answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Reader {
+    /// A client's read: replicas whose copies differ are repaired in the background.
+    Client,
+    /// A read-modify-write's decider: repairs nothing (its write, which follows, does).
+    Decider,
+    /// WATCH's read ([`Coordinator::get_settled`]): the answers are repaired before it returns.
+    Watch,
 }
 
 /// Where `node` comes in `me`'s order of the peers its reads go to first.
@@ -219,14 +262,21 @@ struct Background {
 
 impl Background {
     /// Sends the merge of every answer to each replica whose copy differs from it (a
-    /// stand-in gets it as a hint for the owner it replaces).
-    async fn read_repair(&self, key: Bytes, replies: Vec<(Target, Option<Arc<SiblingSet>>)>) {
+    /// stand-in gets it as a hint for the owner it replaces). Returns the merge and how many
+    /// of the replicas hold it now (those that did, and those repaired).
+    async fn read_repair(
+        &self,
+        key: Bytes,
+        replies: Vec<(Target, Option<Arc<SiblingSet>>)>,
+    ) -> (Arc<SiblingSet>, usize) {
         let merged = merge_shared(replies.iter().filter_map(|(_, s)| s.as_ref()));
         if merged.is_empty() {
-            return;
+            return (merged, replies.len());
         }
+        let mut holders = 0;
         for (target, set) in replies {
             if set.is_some_and(|s| Arc::ptr_eq(&s, &merged) || *s == *merged) {
+                holders += 1;
                 continue;
             }
             metrics::counter!(m::READ_REPAIRS_TOTAL).increment(1);
@@ -236,15 +286,18 @@ impl Background {
                     // The disk refuses writes (logged by storage): the repair waits for it.
                     Err(e) if e.is_refused() => tracing::debug!("local read repair failed: {e}"),
                     Err(e) => tracing::warn!("local read repair failed: {e}"),
-                    Ok(()) => {}
+                    Ok(()) => holders += 1,
                 }
                 continue;
             }
             let req =
                 Request::Replicate { key: key.clone(), set: (*merged).clone(), hint_for: target.hint_for.clone() };
-            if let Err(e) = self.peers.call(&target.node, req).await {
-                tracing::debug!(node = %target.node, "read repair failed: {e}");
+            match self.peers.call(&target.node, req).await {
+                Ok(Response::Ack) => holders += 1,
+                Ok(other) => tracing::debug!(node = %target.node, "read repair answered {other:?}"),
+                Err(e) => tracing::debug!(node = %target.node, "read repair failed: {e}"),
             }
         }
+        (merged, holders)
     }
 }

@@ -222,7 +222,7 @@ impl Coordinator {
             }
             Some(_) => None,
         };
-        let read = self.get_as(key, None, mine, deadline, false).await?;
+        let read = self.get_as(key, None, mine, deadline, super::get::Reader::Decider).await?;
         self.replica.merge(key, &read, role.hint_for.as_deref())?;
         let started = Instant::now();
         // The key's home gives Redis's stream IDs; any other decider its own tagged ones.
