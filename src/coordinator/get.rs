@@ -112,8 +112,10 @@ impl Coordinator {
         // stand-ins (which may hold no hint for it), and among them an order fixed for this
         // node: the reads made here together go to one peer in one batch (`batch.rs`), not one
         // to each; other nodes' orders differ, which spreads the reads over the replicas.
-        let me = self.me();
-        remote.sort_by_cached_key(|t| (t.hint_for.is_some(), peer_rank(me, &t.node)));
+        if remote.len() > 1 {
+            let seed = xxhash_rust::xxh3::xxh3_64(self.me().as_bytes());
+            remote.sort_by_cached_key(|t| (t.hint_for.is_some(), peer_rank(seed, &t.node)));
+        }
         let mut spares = if self.hedge.full_read() {
             Vec::new()
         } else {
@@ -234,9 +236,10 @@ pub(super) enum Reader {
     Watch,
 }
 
-/// Where `node` comes in `me`'s order of the peers its reads go to first.
-fn peer_rank(me: &str, node: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64_with_seed(node.as_bytes(), xxhash_rust::xxh3::xxh3_64(me.as_bytes()))
+/// Where `node` comes in the order of the peers a node's reads go to first (`seed`: the
+/// hash of that node's id).
+fn peer_rank(seed: u64, node: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(node.as_bytes(), seed)
 }
 
 /// The merge of the answers of a read: one of them, shared, when they all hold the same
