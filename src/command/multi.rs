@@ -50,11 +50,12 @@ pub fn unwatch(session: &mut Session) -> CmdResult {
     Ok(Reply::ok())
 }
 
-/// The version of `key` a WATCH compares: the digest of its sibling set as a read sees it,
-/// settled at W replicas (`get_settled`) so that the client's reads after WATCH do not see an
-/// older one.
-async fn version(node: &Node, key: &[u8]) -> Result<u64, CommandError> {
-    let set = node.coordinator.get_settled(key).await?;
+/// The version of `key` a WATCH compares: the digest of its sibling set as a read sees it.
+/// WATCH's own read is `settled` at W replicas (`get_settled`), so that the client's reads
+/// after it do not see an older one; EXEC's check, at the key's decider, needs no more than a
+/// quorum read (the decider's own copy holds every transaction decided there).
+async fn version(node: &Node, key: &[u8], settled: bool) -> Result<u64, CommandError> {
+    let set = if settled { node.coordinator.get_settled(key).await? } else { node.coordinator.get(key, None).await? };
     Ok(if set.is_empty() { 0 } else { crate::storage::digest(&set.encode()) })
 }
 
@@ -63,7 +64,7 @@ pub async fn watch(node: &Node, session: &mut Session, args: &[Bytes]) -> CmdRes
         return Err(CommandError::Other("WATCH inside MULTI is not allowed".into()));
     }
     for key in &args[1..] {
-        let v = version(node, key).await?;
+        let v = version(node, key, true).await?;
         session.watched.push((key.clone(), v));
     }
     Ok(Reply::ok())
@@ -117,7 +118,7 @@ async fn run_queue(
     requests: &[Vec<Bytes>],
 ) -> CmdResult {
     for (key, seen) in watched {
-        if version(node, key).await? != *seen {
+        if version(node, key, false).await? != *seen {
             return Ok(Reply::NilArray);
         }
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures::stream::StreamExt;
+use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::gather::{self, gather};
 use super::quorum::{Quorum, Target};
@@ -184,7 +184,7 @@ impl Coordinator {
             return Ok(merged);
         }
         // The rest of the answers arrive in the background; then every stale replica is repaired.
-        let mut rest = g.pending;
+        let rest = g.pending;
         let agrees = |s: &Option<Arc<SiblingSet>>| match s {
             Some(s) => Arc::ptr_eq(s, &merged) || **s == *merged,
             None => merged.is_empty(),
@@ -193,29 +193,19 @@ impl Coordinator {
             // Every replica asked holds the version read (the usual case): nothing to repair.
             return Ok(merged);
         }
-        let answered: Vec<Target> = match reader {
-            Reader::Watch => replies.iter().map(|(t, _)| t.clone()).collect(),
-            _ => Vec::new(),
-        };
         let coordinator = self.background();
         if reader == Reader::Watch {
-            // The answers so far are repaired now; their replicas then all hold the merge.
-            let (all, holders) = coordinator.read_repair(key.clone(), std::mem::take(&mut replies)).await;
-            if holders < q.w {
+            // The answers so far are repaired now, before the version is answered.
+            let (all, after) = coordinator.read_repair(key.clone(), std::mem::take(&mut replies)).await;
+            replies = after;
+            let holders = replies.iter().filter(|(_, s)| s.as_ref().is_some_and(|s| holds(s, &all))).count();
+            if holders < q.w && !all.is_empty() {
+                // The answers still to come are repaired in the background all the same.
+                tokio::spawn(coordinator.repair_late(key, replies, rest, deadline, started));
                 return Err(CoordError::NoQuorum { op: "read", needed: q.w, got: holders });
             }
-            replies = answered.into_iter().map(|t| (t, Some(all.clone()))).collect();
         }
-        tokio::spawn(async move {
-            while let Ok(Some((target, reply))) = tokio::time::timeout_at(deadline, rest.next()).await {
-                if let Some(set) = reply {
-                    replies.push((target, set));
-                }
-            }
-            metrics::histogram!(m::QUORUM_DURATION, "op" => "get", "phase" => "all")
-                .record(started.elapsed().as_secs_f64());
-            coordinator.read_repair(key, replies).await;
-        });
+        tokio::spawn(coordinator.repair_late(key, replies, rest, deadline, started));
         Ok(merged)
     }
 
@@ -264,43 +254,90 @@ struct Background {
 }
 
 impl Background {
+    /// The rest of a read's answers arrive (until `deadline`); then every stale replica is
+    /// repaired.
+    async fn repair_late(
+        self,
+        key: Bytes,
+        mut replies: Replies,
+        mut rest: FuturesUnordered<gather::Call<Option<Arc<SiblingSet>>>>,
+        deadline: tokio::time::Instant,
+        started: Instant,
+    ) {
+        while let Ok(Some((target, reply))) = tokio::time::timeout_at(deadline, rest.next()).await {
+            if let Some(set) = reply {
+                replies.push((target, set));
+            }
+        }
+        metrics::histogram!(m::QUORUM_DURATION, "op" => "get", "phase" => "all")
+            .record(started.elapsed().as_secs_f64());
+        self.read_repair(key, replies).await;
+    }
+
     /// Sends the merge of every answer to each replica whose copy differs from it (a
-    /// stand-in gets it as a hint for the owner it replaces). Returns the merge and how many
-    /// of the replicas hold it now (those that did, and those repaired).
+    /// stand-in gets it as a hint for the owner it replaces), to all of them at once. Returns
+    /// the merge and the answers as they stand after the repair (a replica repaired now
+    /// holds the merge; one whose repair failed keeps what it answered).
     async fn read_repair(
         &self,
         key: Bytes,
         replies: Vec<(Target, Option<Arc<SiblingSet>>)>,
-    ) -> (Arc<SiblingSet>, usize) {
+    ) -> (Arc<SiblingSet>, Replies) {
         let merged = merge_shared(replies.iter().filter_map(|(_, s)| s.as_ref()));
         if merged.is_empty() {
-            return (merged, replies.len());
+            return (merged, replies);
         }
-        let mut holders = 0;
-        for (target, set) in replies {
-            if set.is_some_and(|s| Arc::ptr_eq(&s, &merged) || *s == *merged) {
-                holders += 1;
-                continue;
-            }
-            metrics::counter!(m::READ_REPAIRS_TOTAL).increment(1);
-            if target.node == self.me {
-                let stored = self.replica.merge(&key, &merged, target.hint_for.as_deref());
-                match stored.and_then(|()| self.replica.commit()) {
-                    // The disk refuses writes (logged by storage): the repair waits for it.
-                    Err(e) if e.is_refused() => tracing::debug!("local read repair failed: {e}"),
-                    Err(e) => tracing::warn!("local read repair failed: {e}"),
-                    Ok(()) => holders += 1,
+        let repairs = replies.into_iter().map(|(target, set)| {
+            let (key, merged) = (&key, &merged);
+            async move {
+                if set.as_ref().is_some_and(|s| holds(s, merged)) {
+                    return (target, set);
                 }
-                continue;
+                let repaired = self.repair(key, merged, &target).await;
+                (target, if repaired { Some(merged.clone()) } else { set })
             }
-            let req =
-                Request::Replicate { key: key.clone(), set: (*merged).clone(), hint_for: target.hint_for.clone() };
-            match self.peers.call(&target.node, req).await {
-                Ok(Response::Ack) => holders += 1,
-                Ok(other) => tracing::debug!(node = %target.node, "read repair answered {other:?}"),
-                Err(e) => tracing::debug!(node = %target.node, "read repair failed: {e}"),
+        });
+        let after = futures::future::join_all(repairs).await;
+        (merged, after)
+    }
+
+    /// Sends `merged` to one replica (a stand-in keeps it as a hint): whether it holds it now.
+    async fn repair(&self, key: &Bytes, merged: &Arc<SiblingSet>, target: &Target) -> bool {
+        metrics::counter!(m::READ_REPAIRS_TOTAL).increment(1);
+        if target.node == self.me {
+            let stored = self.replica.merge(key, merged, target.hint_for.as_deref());
+            return match stored.and_then(|()| self.replica.commit()) {
+                // The disk refuses writes (logged by storage): the repair waits for it.
+                Err(e) if e.is_refused() => {
+                    tracing::debug!("local read repair failed: {e}");
+                    false
+                }
+                Err(e) => {
+                    tracing::warn!("local read repair failed: {e}");
+                    false
+                }
+                Ok(()) => true,
+            };
+        }
+        let req = Request::Replicate { key: key.clone(), set: (**merged).clone(), hint_for: target.hint_for.clone() };
+        match self.peers.call(&target.node, req).await {
+            Ok(Response::Ack) => true,
+            Ok(other) => {
+                tracing::debug!(node = %target.node, "read repair answered {other:?}");
+                false
+            }
+            Err(e) => {
+                tracing::debug!(node = %target.node, "read repair failed: {e}");
+                false
             }
         }
-        (merged, holders)
     }
+}
+
+/// The answers of a read: each replica asked, and its copy (`None`: it did not answer).
+type Replies = Vec<(Target, Option<Arc<SiblingSet>>)>;
+
+/// Whether `set` is `merged` (the same version).
+fn holds(set: &Arc<SiblingSet>, merged: &Arc<SiblingSet>) -> bool {
+    Arc::ptr_eq(set, merged) || **set == **merged
 }
