@@ -234,23 +234,57 @@ fn a_leaving_stand_in_hands_its_hints_on_before_the_key_can_be_reaped() {
 /// anti-entropy could add copies.
 #[test]
 fn a_write_during_a_ring_change_ends_with_w_copies_on_the_new_owners() {
-    let extra = ["--n", "3", "--r", "2", "--w", "2", "--aae-interval", "3600"];
-    let mut c = Cluster::start(3, &extra);
+    // Which partitions node 4's join takes from node 3 depends on the ring the first three
+    // formed (whether the claimant took their joins together or one by one): when it takes
+    // none, the ring flips at once and there is no write to make. That layout is made again.
+    for attempt in 1..=5 {
+        match ring_change_with_the_coordinator_cut_off() {
+            Some(change) => return write_during_the_ring_change(change),
+            None => eprintln!("attempt {attempt}: node 4's join took no partition of node 3's; again"),
+        }
+    }
+    panic!("in 5 attempts node 4's join never took a partition of node 3's");
+}
+
+const RING_CHANGE: [&str; 8] = ["--n", "3", "--r", "2", "--w", "2", "--aae-interval", "3600"];
+
+/// A cluster in the middle of a ring change, held there by cuts, and the keys to write
+/// through node 3 during it.
+struct RingChange {
+    c: Cluster,
+    keys: Vec<String>,
+    cuts: [Cut; 2],
+    _tmp: tempfile::TempDir,
+}
+
+/// Three nodes, then a fourth joining while node 3 (the coordinator) cannot reach it nor node
+/// 2. `None` when the join takes none of node 3's partitions (the ring then flips without
+/// waiting for it).
+fn ring_change_with_the_coordinator_cut_off() -> Option<RingChange> {
+    let mut c = Cluster::start(3, &RING_CHANGE);
     // The coordinator (node 3) cannot reach the joining node nor node 2 while the ring moves
     // (so its own transfers to the joining node wait, and the ring stays in transition).
     let tmp = tempfile::tempdir().expect("a temp dir");
     let seed = c.nodes[0].cluster_addr().to_string();
     let mut args = vec!["--node-id", "node4", "--seed", &seed];
-    args.extend(extra);
+    args.extend(RING_CHANGE);
     let joining = Node::new(Ipv4Addr::new(127, 0, 0, 4), tmp.path().join("n4"), &args);
     let cuts = [Cut::between(&c.nodes[2], &joining), Cut::between(&c.nodes[2], &c.nodes[1])];
     c.nodes.push(joining);
     c.nodes[3].spawn();
-    wait_until("a transition whose other transfers are done", Duration::from_secs(60), || {
-        let moving = harness::ring_rows(&c.nodes[0]).iter().any(|r| r.len() > 3);
+    let joined = c.nodes[3].cluster_addr().to_string();
+    let held = wait_until("a transition whose other transfers are done, or a flip", Duration::from_secs(60), || {
+        let rows = harness::ring_rows(&c.nodes[0]);
+        let moving = rows.iter().any(|r| r.len() > 3);
         let done = (0..2).all(|i| matches!(q(&c.nodes[i], &["KURA", "TRANSFERS"]), Ok(Value::Int(0))));
-        (moving && done).then_some(())
+        if moving && done {
+            return Some(true);
+        }
+        (!moving && rows.iter().any(|r| r[1] == joined)).then_some(false)
     });
+    if !held {
+        return None;
+    }
     // Keys whose partition the coordinator replicates now but not after the flip, and whose
     // data the joining node already got from another sender: the coordinator's own copy goes
     // at the flip, and the joining node can get the write only from this write itself.
@@ -277,7 +311,12 @@ fn a_write_during_a_ring_change_ends_with_w_copies_on_the_new_owners() {
         })
         .take(30)
         .collect();
-    assert!(!keys.is_empty(), "the joining node takes some of the coordinator's partitions");
+    (!keys.is_empty()).then_some(RingChange { c, keys, cuts, _tmp: tmp })
+}
+
+/// Writes the keys through the coordinator during the ring change, then checks that each
+/// acknowledged one ends with W copies on its new owners.
+fn write_during_the_ring_change(RingChange { c, keys, cuts, _tmp }: RingChange) {
     let mut con = c.nodes[2].client("").get_connection().expect("connect");
     con.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
     let mut acked = Vec::new();
