@@ -31,9 +31,12 @@ pub struct Wakeups {
     watched: AtomicUsize,
     next_id: AtomicU64,
     /// (node, key): a write of a key that node watched (at most one per watch).
-    tell: mpsc::UnboundedSender<(Arc<str>, Bytes)>,
-    outbox: Mutex<Option<mpsc::UnboundedReceiver<(Arc<str>, Bytes)>>>,
+    tell: mpsc::UnboundedSender<Touch>,
+    outbox: Mutex<Option<mpsc::UnboundedReceiver<Touch>>>,
 }
+
+/// A node to tell of a write, and the key written.
+pub type Touch = (Arc<str>, Bytes);
 
 impl Default for Wakeups {
     fn default() -> Wakeups {
@@ -72,7 +75,7 @@ impl Wakeups {
 
     /// The messages to other nodes (node, key) that [`Wakeups::touched`] queues: taken once,
     /// by the task that sends them.
-    pub fn outbox(&self) -> Option<mpsc::UnboundedReceiver<(Arc<str>, Bytes)>> {
+    pub fn outbox(&self) -> Option<mpsc::UnboundedReceiver<Touch>> {
         self.outbox.lock().take()
     }
 

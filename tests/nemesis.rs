@@ -59,6 +59,9 @@ struct History {
     events: Vec<(Duration, String)>,
 }
 
+/// An operation in database 1: key, what it added, when it began and when it was acknowledged.
+type FlushOp = (String, String, Duration, Option<Duration>);
+
 struct Run {
     start: Instant,
     history: Mutex<History>,
@@ -76,7 +79,7 @@ struct Run {
     recreated: Mutex<BTreeMap<String, Recreated>>,
     /// Operations in database 1 (key, what it added, began, acknowledged), and the flushes of
     /// it (began, acknowledged).
-    flush_ops: Mutex<Vec<(String, String, Duration, Option<Duration>)>>,
+    flush_ops: Mutex<Vec<FlushOp>>,
     flushes: Mutex<Vec<(Duration, Option<Duration>)>>,
     /// Rate-limiter windows checked, and what went wrong in them.
     windows: Mutex<usize>,

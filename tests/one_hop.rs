@@ -45,8 +45,11 @@ fn int(v: &Value) -> i64 {
     }
 }
 
+/// A range of CLUSTER SLOTS: first, last, and its nodes (ip, port).
+type SlotRange = (i64, i64, Vec<(String, i64)>);
+
 /// CLUSTER SLOTS as (first, last, [(ip, port)]), in order.
-fn slots(node: &Node) -> Vec<(i64, i64, Vec<(String, i64)>)> {
+fn slots(node: &Node) -> Vec<SlotRange> {
     let Value::Array(ranges) = harness::query(node, &["CLUSTER", "SLOTS"]).expect("CLUSTER SLOTS") else {
         panic!("CLUSTER SLOTS is not an array")
     };

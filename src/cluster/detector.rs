@@ -163,7 +163,8 @@ mod tests {
     /// second failure in a row once [`SILENCE`] has passed since its last answer.
     #[test]
     fn lost_or_late_heartbeats_do_not_make_a_peer_down() {
-        let every_third_lost = |sent: Duration| (sent.as_millis() / 250 % 3 != 0).then_some(Duration::from_millis(2));
+        let every_third_lost =
+            |sent: Duration| (!(sent.as_millis() / 250).is_multiple_of(3)).then_some(Duration::from_millis(2));
         assert_eq!(heartbeats(&every_third_lost, Duration::from_secs(30)), None);
         let slow = |_| Some(Duration::from_millis(450));
         assert_eq!(heartbeats(&slow, Duration::from_secs(30)), None);

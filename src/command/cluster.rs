@@ -260,12 +260,15 @@ fn slots(node: &Node) -> Reply {
     Reply::Array(out)
 }
 
+/// A shard of CLUSTER SHARDS: its nodes (the master first) and its slot ranges.
+type Shard = (Vec<NodeId>, Vec<(u16, u16)>);
+
 fn shards(node: &Node) -> Reply {
     let view = node.coordinator.cluster().view();
     let Some(state) = &view.state else { return Reply::Array(Vec::new()) };
     let shown = members(node, state);
     // A shard: the ranges whose nodes are the same (in the same order: the same master).
-    let mut by_nodes: Vec<(Vec<NodeId>, Vec<(u16, u16)>)> = Vec::new();
+    let mut by_nodes: Vec<Shard> = Vec::new();
     for r in ranges(node) {
         match by_nodes.iter_mut().find(|(nodes, _)| *nodes == r.nodes) {
             Some((_, slots)) => slots.push((r.first, r.last)),

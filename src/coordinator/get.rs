@@ -76,7 +76,7 @@ impl Coordinator {
         let started = Instant::now();
         let key = Bytes::copy_from_slice(key);
         // Answers are shared, not copied: most replicas agree, and then the merge is one of them.
-        let mut replies: Vec<(Target, Option<Arc<SiblingSet>>)> = Vec::with_capacity(targets.len());
+        let mut replies: Replies = Vec::with_capacity(targets.len());
         let mut remote = Vec::with_capacity(targets.len());
         for target in targets {
             if target.node != self.me() {
@@ -186,7 +186,7 @@ impl Coordinator {
         // The rest of the answers arrive in the background; then every stale replica is repaired.
         let rest = g.pending;
         let agrees = |s: &Option<Arc<SiblingSet>>| match s {
-            Some(s) => Arc::ptr_eq(s, &merged) || **s == *merged,
+            Some(s) => holds(s, &merged),
             None => merged.is_empty(),
         };
         if rest.is_empty() && replies.iter().all(|(_, s)| agrees(s)) {
@@ -278,11 +278,7 @@ impl Background {
     /// stand-in gets it as a hint for the owner it replaces), to all of them at once. Returns
     /// the merge and the answers as they stand after the repair (a replica repaired now
     /// holds the merge; one whose repair failed keeps what it answered).
-    async fn read_repair(
-        &self,
-        key: Bytes,
-        replies: Vec<(Target, Option<Arc<SiblingSet>>)>,
-    ) -> (Arc<SiblingSet>, Replies) {
+    async fn read_repair(&self, key: Bytes, replies: Replies) -> (Arc<SiblingSet>, Replies) {
         let merged = merge_shared(replies.iter().filter_map(|(_, s)| s.as_ref()));
         if merged.is_empty() {
             return (merged, replies);

@@ -27,8 +27,10 @@ use crate::rmw::{Outcome, Rmw};
 /// a quarter of it): its NOQUORUM then reaches the sender before the sender gives up.
 const REPLY_MARGIN: Duration = Duration::from_millis(100);
 
-/// What a forward of a read-modify-write came to.
+/// What a forward of a read-modify-write came to. (Built once per forward and matched at
+/// once: the size of the answer's variant costs nothing worth a box.)
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 enum Forwarded {
     /// The decider's answer: its outcome, or its error (its NOQUORUM stays NOQUORUM), or no
     /// answer to a request it may have applied.

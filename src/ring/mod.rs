@@ -460,8 +460,8 @@ mod tests {
         assert_eq!(key_slot(b"somekey"), 11058);
         assert_eq!(key_slot(b"foo{hash_tag}"), 2515);
         assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"{user1000}.followers"));
-        assert_eq!(key_slot(b"123456789"), 0x31C3 % 16384);
-        // No tag: the whole key.
+        assert_eq!(key_slot(b"123456789"), 0x31C3); // its CRC16, which is below 16384
+                                                    // No tag: the whole key.
         assert_eq!(key_slot(b"foo{}{bar}"), crc16::State::<crc16::XMODEM>::calculate(b"foo{}{bar}") % 16384);
     }
 
@@ -672,7 +672,7 @@ mod tests {
             let ring = with_owners(64, (0..64).map(|i| format!("node{}", (i * 7 + i / 5) % members)).collect());
             let zone_of = |id: &NodeId| {
                 let k: usize = id.trim_start_matches("node").parse().unwrap_or(0);
-                (k % zones != 0).then(|| format!("z{}", k % zones))
+                (!k.is_multiple_of(zones)).then(|| format!("z{}", k % zones))
             };
             for p in 0..64 {
                 for n in 1..6 {

@@ -71,7 +71,7 @@ pub fn gossip_spread(cfg: &Config, nodes: usize) -> GossipSpread {
     let trials = if nodes > 2000 { 1 } else { cfg.trials };
     let mut rounds = Vec::new();
     for t in 0..trials {
-        let mut w = World::new(cfg.world(false, false, cfg.seed ^ (t as u64 + 1) * 0x9e37), nodes);
+        let mut w = World::new(cfg.world(false, false, cfg.seed ^ ((t as u64 + 1) * 0x9e37)), nodes);
         w.run_until(2_000_000);
         let seed = w.rng.gen_range(0..nodes);
         w.join(seed);

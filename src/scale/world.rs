@@ -65,8 +65,15 @@ pub struct SimNode {
     /// The state its claim and transfer rounds last looked at, and what they found there:
     /// whether it is the claimant, and its pending-transfers key. A state not changed since
     /// gives the same answers (the simulation runs a thousand of these rounds a second).
-    seen: Option<(Arc<ClusterState>, bool, (u64, u64, usize))>,
+    seen: Option<Seen>,
 }
+
+/// A state a node's claim and transfer rounds looked at, whether the node is the claimant in
+/// it, and its pending-transfers key.
+/// A ring version's pending transfers, and the nodes that may send them.
+type Pending = (Vec<Transfer>, BTreeSet<NodeId>);
+
+type Seen = (Arc<ClusterState>, bool, (u64, u64, usize));
 
 impl SimNode {
     /// Whether the node is a member that should know every change: running, in a cluster,
@@ -211,7 +218,7 @@ pub struct World {
     /// When each ring version was made.
     pub ring_made: BTreeMap<u64, Micros>,
     /// Pending transfers per (ring version, member versions), and the nodes that may send.
-    memo: HashMap<(u64, u64, usize), Arc<(Vec<Transfer>, BTreeSet<NodeId>)>>,
+    memo: HashMap<(u64, u64, usize), Arc<Pending>>,
     views: BTreeMap<u64, Arc<View>>,
     context_seed: [u8; 32],
     pub base: tokio::time::Instant,
@@ -544,7 +551,7 @@ impl World {
 
     /// What node `i`'s rounds need of its state: whether it is the claimant, and the key of
     /// its pending transfers.
-    fn seen(&mut self, i: usize) -> Option<(Arc<ClusterState>, bool, (u64, u64, usize))> {
+    fn seen(&mut self, i: usize) -> Option<Seen> {
         let state = self.nodes[i].state.clone()?;
         if let Some(seen) = &self.nodes[i].seen {
             if Arc::ptr_eq(&seen.0, &state) {

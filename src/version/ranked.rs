@@ -162,6 +162,9 @@ impl<T: Ord + Clone> Node<T> {
     }
 }
 
+/// The branches above a leaf, each with the index of the child taken.
+type Path<'a, T> = Vec<(&'a [Child<T>], usize)>;
+
 /// A persistent ordered set with ranks (see the module's text).
 #[derive(Clone, Debug)]
 pub struct Ranked<T> {
@@ -252,7 +255,7 @@ impl<T: Ord + Clone> Ranked<T> {
 
     /// The path to rank `index`: its leaf, its position there and the branches above
     /// (each with the index of the child taken). `index == len` ends past the last leaf's end.
-    fn descend(&self, mut index: usize) -> (&[T], usize, Vec<(&[Child<T>], usize)>) {
+    fn descend(&self, mut index: usize) -> (&[T], usize, Path<'_, T>) {
         let mut stack = Vec::new();
         let mut node = &*self.root;
         loop {
