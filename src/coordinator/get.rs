@@ -239,7 +239,7 @@ fn merge_shared<'a>(sets: impl Iterator<Item = &'a Arc<SiblingSet>>) -> Arc<Sibl
     for set in sets {
         merged = Some(match merged {
             None => set.clone(),
-            Some(m) if Arc::ptr_eq(&m, set) || *m == **set => m,
+            Some(m) if holds(set, &m) => m,
             Some(m) => Arc::new(m.sync(set)),
         });
     }
