@@ -18,9 +18,12 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::histogram;
+
 const SLICE_MS: u64 = 250;
 const SLICES: usize = 4;
 /// Latency buckets: two per power of two of microseconds, up to 2^24 µs (16 s).
+const SUB: u32 = 1;
 const BUCKETS: usize = 48;
 /// Fewer foreground commands than this in the window: the foreground is idle, nothing waits.
 const MIN_SAMPLES: u64 = 100;
@@ -47,44 +50,18 @@ pub struct Admission {
     pub waited_us: AtomicU64,
 }
 
-/// The bucket of a latency of `us` microseconds: 0 and 1 µs in bucket 0 and 1, then two buckets
-/// per power of two (the lower and upper half of it).
+/// The bucket of a latency of `us` microseconds: two per power of two (`histogram.rs`).
 fn bucket(us: u64) -> usize {
-    if us < 2 {
-        return us as usize;
-    }
-    let log = 63 - us.leading_zeros() as usize; // us in [2^log, 2^(log+1))
-    let upper_half = ((us >> (log - 1)) & 1) as usize;
-    (2 * log + upper_half).min(BUCKETS - 1)
+    histogram::bucket(us, SUB).min(BUCKETS - 1)
 }
 
-/// The largest latency in bucket `b`, in µs (a percentile is reported as its bucket's top: at
-/// most half above the true figure, never below).
-fn bucket_top(b: usize) -> u64 {
-    if b < 2 {
-        return b as u64;
-    }
-    let (log, upper_half) = (b / 2, b % 2);
-    // The lower half of [2^log, 2^(log+1)) ends at 1.5 * 2^log, the upper at 2^(log+1).
-    (1u64 << log) + ((upper_half as u64 + 1) << (log - 1)) - 1
-}
-
-/// The `q` quantile (0..1) of a histogram, as its bucket's top; `None` when it holds fewer than
-/// [`MIN_SAMPLES`].
+/// The `q` quantile (0..1) of a histogram, as its bucket's top (at most half above the true
+/// figure, never below); `None` when it holds fewer than [`MIN_SAMPLES`].
 fn quantile(counts: &[u64; BUCKETS], q: f64) -> Option<u64> {
-    let total: u64 = counts.iter().sum();
-    if total < MIN_SAMPLES {
+    if counts.iter().sum::<u64>() < MIN_SAMPLES {
         return None;
     }
-    let rank = ((total as f64) * q).ceil() as u64;
-    let mut seen = 0;
-    for (b, &c) in counts.iter().enumerate() {
-        seen += c;
-        if seen >= rank {
-            return Some(bucket_top(b));
-        }
-    }
-    Some(bucket_top(BUCKETS - 1))
+    histogram::quantile(counts, q, SUB)
 }
 
 /// How long a unit of background work waits, given the foreground's trailing p99 (`None`: too
@@ -211,6 +188,10 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bucket_top(b: usize) -> u64 {
+        histogram::bucket_top(b, SUB)
+    }
 
     #[test]
     fn buckets_hold_their_latencies_and_tops_are_their_largest() {

@@ -34,6 +34,7 @@ pub mod fuzzing;
 pub mod geohash;
 pub mod glob;
 pub mod handoff;
+pub mod histogram;
 pub mod keyspace;
 pub mod longdouble;
 pub mod membership;

@@ -1,11 +1,23 @@
-//! Prometheus metric names (design.md section 7) and the exporter on `--metrics-listen`.
+//! Prometheus metric names (design.md section 7) and `/metrics` on `--metrics-listen`.
 //!
 //! Latencies are summaries with the quantiles p50, p99 and p99.9 (the paper's SLA percentile,
-//! section 2.2). INFO reads the same figures back from the recorder, so both agree.
+//! section 2.2). Counters, gauges and the quorum latencies go through the `metrics` crate's
+//! recorder. The two figures every request records, its command's latency and the siblings a
+//! read found, are kura's own histograms ([`Histogram`]: one relaxed add per sample, where the
+//! recorder's histograms cost a tenth of a pipelined GET, docs/performance.md), rendered beside
+//! the recorder's text. INFO's latencystats and commandstats read the same histograms.
 
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::{LazyLock, OnceLock};
+use std::time::{Duration, Instant};
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
+use parking_lot::Mutex;
+
+use crate::histogram::{Histogram, Snapshot};
 
 pub const COMMANDS_TOTAL: &str = "kura_commands_total";
 pub const COMMAND_ERRORS_TOTAL: &str = "kura_command_errors_total";
@@ -73,26 +85,188 @@ pub const PUBSUB_SUBSCRIBERS_CLOSED_TOTAL: &str = "kura_pubsub_subscribers_close
 
 pub const QUANTILES: [f64; 3] = [0.5, 0.99, 0.999];
 
+/// Why `/metrics` could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Bind(#[from] std::io::Error),
+    #[error("a metrics recorder is installed already")]
+    Recorder,
+}
+
+/// How often the recorder folds its histograms' samples into their summaries.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
 /// Installs the global recorder and serves `/metrics` on `listen`. Must run inside the runtime.
 ///
 /// # Errors
 /// When the listener cannot bind or a recorder is already installed.
-pub fn install(listen: SocketAddr) -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
-    let (recorder, exporter) =
-        PrometheusBuilder::new().with_http_listener(listen).set_quantiles(&QUANTILES)?.build()?;
+pub fn install(listen: SocketAddr) -> Result<PrometheusHandle, InstallError> {
+    let recorder = PrometheusBuilder::new().set_quantiles(&QUANTILES)?.build_recorder();
     let handle = recorder.handle();
-    metrics::set_global_recorder(recorder)?;
-    tokio::spawn(exporter);
+    let listener = std::net::TcpListener::bind(listen)?;
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    metrics::set_global_recorder(recorder).map_err(|_| InstallError::Recorder)?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(UPKEEP_EVERY).await;
+            upkeep.run_upkeep();
+        }
+    });
+    tokio::spawn(serve(listener, handle.clone()));
     describe();
     Ok(handle)
+}
+
+/// Answers every HTTP request on `listener` with [`render`] (as the exporter's listener did).
+async fn serve(listener: tokio::net::TcpListener, handle: PrometheusHandle) {
+    use http_body_util::Full;
+    use hyper::body::{Bytes, Incoming};
+    use hyper::header::{HeaderValue, CONTENT_TYPE};
+    use hyper::{Request, Response};
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, say: try again a little later, not in a busy loop.
+                tracing::warn!(error = %e, "metrics: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let handle = handle.clone();
+        let service = hyper::service::service_fn(move |_: Request<Incoming>| {
+            let mut response = Response::new(Full::new(Bytes::from(render(&handle))));
+            response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+            std::future::ready(Ok::<_, Infallible>(response))
+        });
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
+                tracing::debug!(error = %e, "metrics: connection failed");
+            }
+        });
+    }
+}
+
+/// The text of `/metrics`: the recorder's metrics, then kura's own histograms.
+pub fn render(handle: &PrometheusHandle) -> String {
+    let mut text = handle.render();
+    render_own(&mut text, Instant::now());
+    text
+}
+
+/// The latency histogram of every command, by the command table's index.
+pub struct CommandLatencies {
+    names: Vec<&'static str>,
+    histograms: Vec<OnceLock<Histogram>>,
+}
+
+impl CommandLatencies {
+    /// Records that command `i` took `took`.
+    pub fn record(&self, i: usize, took: Duration) {
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.histograms[i].get_or_init(Histogram::default).record(ns);
+    }
+
+    /// The histograms of the commands called since the start (or CONFIG RESETSTAT), in
+    /// nanoseconds, by command name.
+    pub fn snapshots(&self) -> Vec<(&'static str, Snapshot)> {
+        let called = self.names.iter().zip(&self.histograms).filter_map(|(n, h)| Some((*n, h.get()?.snapshot())));
+        called.filter(|(_, s)| s.count() > 0).collect()
+    }
+
+    pub fn reset(&self) {
+        self.histograms.iter().filter_map(OnceLock::get).for_each(Histogram::reset);
+    }
+}
+
+static COMMANDS: OnceLock<CommandLatencies> = OnceLock::new();
+static SIBLINGS: LazyLock<Histogram> = LazyLock::new(Histogram::default);
+
+/// The command latencies of this process, for the command table `names` (the first call's).
+pub fn command_latencies(names: impl FnOnce() -> Vec<&'static str>) -> &'static CommandLatencies {
+    COMMANDS.get_or_init(|| {
+        let names = names();
+        let histograms = names.iter().map(|_| OnceLock::new()).collect();
+        CommandLatencies { names, histograms }
+    })
+}
+
+/// The commands' latencies, `None` before the command table registered them.
+pub fn commands() -> Option<&'static CommandLatencies> {
+    COMMANDS.get()
+}
+
+/// How many siblings each read found (1: no conflict).
+pub fn siblings() -> &'static Histogram {
+    &SIBLINGS
+}
+
+/// The quantiles of `/metrics` cover the samples of the last one to two minutes, as the
+/// recorder's summaries do (theirs: the last minute); `_sum` and `_count` every sample.
+const WINDOW: Duration = Duration::from_secs(60);
+
+/// The snapshots the window of `/metrics` starts from: `base` (quantiles are taken over the
+/// samples after it) and `next`, taken at `next_at`, which becomes the base a [`WINDOW`] later.
+struct Window {
+    next_at: Option<Instant>,
+    next: BTreeMap<String, Snapshot>,
+    base: BTreeMap<String, Snapshot>,
+}
+
+static WINDOW_STATE: Mutex<Window> = Mutex::new(Window { next_at: None, next: BTreeMap::new(), base: BTreeMap::new() });
+
+/// Appends kura's own histograms to `out` as Prometheus summaries.
+fn render_own(out: &mut String, now: Instant) {
+    let mut series: Vec<(&'static str, String, Snapshot)> = Vec::new();
+    for (command, s) in commands().map(CommandLatencies::snapshots).unwrap_or_default() {
+        series.push((COMMAND_DURATION, format!("command=\"{command}\""), s));
+    }
+    series.push((SIBLINGS_PER_READ, String::new(), siblings().snapshot()));
+    let key = |metric: &str, labels: &str| format!("{metric}{{{labels}}}");
+    let mut window = WINDOW_STATE.lock();
+    if window.next_at.is_none_or(|at| now.saturating_duration_since(at) >= WINDOW) {
+        let current = series.iter().map(|(m, l, s)| (key(m, l), s.clone())).collect();
+        window.base = std::mem::replace(&mut window.next, current);
+        window.next_at = Some(now);
+    }
+    let mut described = None;
+    for (metric, labels, total) in &series {
+        let recent = window.base.get(&key(metric, labels)).map_or_else(|| total.clone(), |base| total.since(base));
+        let (help, per_unit) = own_metric(metric);
+        if described != Some(*metric) {
+            described = Some(*metric);
+            let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} summary");
+        }
+        let sep = if labels.is_empty() { "" } else { "," };
+        for q in QUANTILES {
+            let v = recent.quantile(q).map_or(0.0, |v| v as f64 / per_unit);
+            let _ = writeln!(out, "{metric}{{{labels}{sep}quantile=\"{q}\"}} {v}");
+        }
+        let labels = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let _ = writeln!(out, "{metric}_sum{labels} {}", total.sum as f64 / per_unit);
+        let _ = writeln!(out, "{metric}_count{labels} {}", total.count());
+    }
+}
+
+/// The help text of one of kura's own histograms and how many recorded units make its base
+/// unit (a division prints as the shortest decimal: 40959 ns is 0.000040959 s).
+fn own_metric(metric: &str) -> (&'static str, f64) {
+    match metric {
+        COMMAND_DURATION => ("Command latency at this node, by command", 1e9),
+        _ => ("Siblings a read found (1 = no conflict)", 1.0),
+    }
 }
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(COMMANDS_TOTAL, "Commands processed, by command");
     describe_counter!(COMMAND_ERRORS_TOTAL, "Commands answered with an error, by command");
-    describe_histogram!(COMMAND_DURATION, Unit::Seconds, "Command latency at this node, by command");
-    describe_histogram!(SIBLINGS_PER_READ, "Siblings a read found (1 = no conflict)");
     describe_counter!(CONNECTIONS_TOTAL, "Client connections accepted");
     describe_gauge!(CONNECTED_CLIENTS, "Client connections open now");
     describe_counter!(TLS_HANDSHAKE_FAILURES_TOTAL, "Client TLS handshakes that failed or did not finish");
@@ -169,68 +343,30 @@ pub fn peer_error(kind: &'static str) {
     metrics::counter!(PEER_ERRORS_TOTAL, "kind" => kind).increment(1);
 }
 
-/// One summary as the exporter renders it: quantiles, sum and count.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Summary {
-    pub quantiles: Vec<(f64, f64)>,
-    pub sum: f64,
-    pub count: u64,
-}
-
-/// Reads the summaries of `metric` back from the rendered exposition, keyed by the value of
-/// `label` (e.g. per command).
-pub fn summaries(handle: &PrometheusHandle, metric: &str, label: &str) -> Vec<(String, Summary)> {
-    parse_summaries(&handle.render(), metric, label)
-}
-
-fn parse_summaries(text: &str, metric: &str, label: &str) -> Vec<(String, Summary)> {
-    let mut out: Vec<(String, Summary)> = Vec::new();
-    for line in text.lines().filter(|l| l.starts_with(metric)) {
-        let Some((series, value)) = line.rsplit_once(' ') else { continue };
-        let Ok(value) = value.parse::<f64>() else { continue };
-        let (name, labels) = series.split_once('{').unwrap_or((series, ""));
-        let labels = labels.trim_end_matches('}');
-        let get =
-            |key: &str| labels.split(',').find_map(|kv| kv.strip_prefix(key)?.strip_prefix("=\"")?.strip_suffix('"'));
-        let key = get(label).unwrap_or("").to_owned();
-        let idx = match out.iter().position(|(k, _)| *k == key) {
-            Some(i) => i,
-            None => {
-                out.push((key, Summary::default()));
-                out.len() - 1
-            }
-        };
-        let s = &mut out[idx].1;
-        match name.strip_prefix(metric) {
-            Some("") => {
-                if let Some(q) = get("quantile").and_then(|q| q.parse().ok()) {
-                    s.quantiles.push((q, value));
-                }
-            }
-            Some("_sum") => s.sum = value,
-            Some("_count") => s.count = value as u64,
-            _ => {}
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn parses_rendered_summaries() {
-        let text = "# TYPE kura_command_duration_seconds summary\n\
-            kura_command_duration_seconds{command=\"get\",quantile=\"0.5\"} 0.00001\n\
-            kura_command_duration_seconds{command=\"get\",quantile=\"0.999\"} 0.0002\n\
-            kura_command_duration_seconds_sum{command=\"get\"} 0.5\n\
-            kura_command_duration_seconds_count{command=\"get\"} 1000\n\
-            kura_commands_total{command=\"get\"} 1000\n";
-        let s = parse_summaries(text, COMMAND_DURATION, "command");
-        assert_eq!(s.len(), 1);
-        assert_eq!(s[0].0, "get");
-        assert_eq!(s[0].1.count, 1000);
-        assert_eq!(s[0].1.quantiles, vec![(0.5, 0.00001), (0.999, 0.0002)]);
+    fn own_histograms_render_as_summaries() {
+        let latencies = command_latencies(|| vec!["get", "set"]);
+        let names = latencies.names.clone();
+        let get = names.iter().position(|n| *n == "get").unwrap();
+        for us in 1..=100 {
+            latencies.record(get, Duration::from_micros(us));
+        }
+        let mut text = String::new();
+        render_own(&mut text, Instant::now());
+        assert!(text.contains("# TYPE kura_command_duration_seconds summary\n"), "{text}");
+        let line = |series: &str| {
+            let found = text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' '));
+            found.map(|v| v.parse::<f64>().unwrap()).unwrap_or_else(|| panic!("no {series} in {text}"))
+        };
+        let p99 = line("kura_command_duration_seconds{command=\"get\",quantile=\"0.99\"}");
+        assert!((99e-6..=99e-6 * 1.07).contains(&p99), "{p99}");
+        assert!(line("kura_command_duration_seconds_count{command=\"get\"}") >= 100.0);
+        assert!(line("kura_command_duration_seconds_sum{command=\"get\"}") >= 5050e-6 * 0.999);
+        assert!(text.contains("kura_siblings_per_read{quantile=\"0.5\"}"), "{text}");
+        assert!(text.contains("kura_siblings_per_read_count "), "{text}");
     }
 }

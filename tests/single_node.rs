@@ -373,6 +373,13 @@ fn metrics_and_info_show_latency_percentiles() {
     assert!(info.contains("latency_percentiles_usec_get:p50="), "{info}");
     assert!(info.contains("p99.9="), "{info}");
     assert!(info.contains("cmdstat_get:calls=100,"), "{info}");
+    // As in Redis, CONFIG RESETSTAT starts commandstats and latencystats over.
+    assert_eq!(q(&mut con, &["CONFIG", "RESETSTAT"]), Value::Okay);
+    q(&mut con, &["GET", "m1"]);
+    let info = text(&q(&mut con, &["INFO", "commandstats", "latencystats"]));
+    assert!(info.contains("cmdstat_get:calls=1,"), "{info}");
+    assert!(!info.contains("cmdstat_set:"), "{info}");
+    assert!(!info.contains("latency_percentiles_usec_set:"), "{info}");
     // The storage gauges are published by the background task.
     wait_until("storage gauges", std::time::Duration::from_secs(20), || {
         harness::metric(&node.metrics(), "kura_storage_disk_bytes").filter(|v| *v > 0.0)

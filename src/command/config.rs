@@ -253,6 +253,10 @@ pub fn run(node: &Node, args: &[Bytes]) -> CmdResult {
                 counter.store(0, Relaxed);
             }
             node.clients.reset_error_stats();
+            // Redis's RESETSTAT also resets commandstats and latencystats.
+            if let Some(latencies) = crate::metrics::commands() {
+                latencies.reset();
+            }
             for counter in [&node.clients.keyspace_hits, &node.clients.keyspace_misses] {
                 counter.store(0, Relaxed);
             }

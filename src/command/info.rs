@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::CmdResult;
 use crate::coordinator::CoordError;
-use crate::metrics::{self as m, Summary};
+use crate::metrics as m;
 use crate::node::Node;
 use crate::resp::Reply;
 
@@ -72,8 +72,9 @@ pub async fn run(node: &Node, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Text(out))
 }
 
-fn summaries(node: &Node, metric: &str) -> Vec<(String, Summary)> {
-    node.metrics.as_ref().map(|h| m::summaries(h, metric, "command")).unwrap_or_default()
+/// Every called command's latencies (nanoseconds) since the start or CONFIG RESETSTAT.
+fn latencies() -> Vec<(&'static str, crate::histogram::Snapshot)> {
+    m::commands().map(m::CommandLatencies::snapshots).unwrap_or_default()
 }
 
 fn section(node: &Node, name: &str, walk: Option<&KeyspaceWalk>, out: &mut String) -> Result<(), super::CommandError> {
@@ -175,17 +176,16 @@ fn section(node: &Node, name: &str, walk: Option<&KeyspaceWalk>, out: &mut Strin
             line("connected_slaves", &0);
         }
         "latencystats" => {
-            for (cmd, s) in summaries(node, m::COMMAND_DURATION) {
-                let q: Vec<String> =
-                    s.quantiles.iter().map(|(q, v)| format!("p{}={:.3}", q * 100.0, v * 1e6)).collect();
+            for (cmd, s) in latencies() {
+                let q = m::QUANTILES.map(|q| format!("p{}={:.3}", q * 100.0, s.quantile(q).unwrap_or(0) as f64 / 1e3));
                 line(&format!("latency_percentiles_usec_{cmd}"), &q.join(","));
             }
         }
         "commandstats" => {
-            for (cmd, s) in summaries(node, m::COMMAND_DURATION) {
-                let usec = s.sum * 1e6;
-                let per = if s.count > 0 { usec / s.count as f64 } else { 0.0 };
-                line(&format!("cmdstat_{cmd}"), &format!("calls={},usec={usec:.0},usec_per_call={per:.2}", s.count));
+            for (cmd, s) in latencies() {
+                let (calls, usec) = (s.count(), s.sum as f64 / 1e3);
+                let per = usec / calls as f64; // a called command's count is not 0
+                line(&format!("cmdstat_{cmd}"), &format!("calls={calls},usec={usec:.0},usec_per_call={per:.2}"));
             }
         }
         "keyspace" => {
@@ -205,11 +205,10 @@ fn section(node: &Node, name: &str, walk: Option<&KeyspaceWalk>, out: &mut Strin
             line("reap_index_keys", &node.coordinator.storage().due_len());
             line("max_value_bytes", &c.max_value_bytes);
             line("storage_keys_approx", &st.data_keys_approx);
-            let sib =
-                node.metrics.as_ref().map(|h| m::summaries(h, m::SIBLINGS_PER_READ, "command")).unwrap_or_default();
-            if let Some((_, s)) = sib.first() {
-                let q: Vec<String> = s.quantiles.iter().map(|(q, v)| format!("p{}={v}", q * 100.0)).collect();
-                line("siblings_per_read", &format!("{},count={}", q.join(","), s.count));
+            let s = m::siblings().snapshot();
+            if s.count() > 0 {
+                let q = m::QUANTILES.map(|q| format!("p{}={}", q * 100.0, s.quantile(q).unwrap_or(0)));
+                line("siblings_per_read", &format!("{},count={}", q.join(","), s.count()));
             }
         }
         "cluster" => {

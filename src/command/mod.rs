@@ -69,7 +69,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use metrics::{Counter, Histogram};
+use metrics::Counter;
 
 use crate::clients::Client;
 pub use eval::{forwarded_kill, forwarded_script};
@@ -257,7 +257,7 @@ pub type CmdResult = Result<Reply, CommandError>;
 pub struct CommandMetrics {
     calls: Vec<Counter>,
     errors: Vec<Counter>,
-    duration: Vec<Histogram>,
+    duration: &'static crate::metrics::CommandLatencies,
     /// Whether a command is foreground work for admission control: on keys, not blocking.
     foreground: Vec<bool>,
     unknown: Counter,
@@ -270,7 +270,7 @@ impl CommandMetrics {
         CommandMetrics {
             calls: by(m::COMMANDS_TOTAL).map(|(n, c)| metrics::counter!(n, "command" => c)).collect(),
             errors: by(m::COMMAND_ERRORS_TOTAL).map(|(n, c)| metrics::counter!(n, "command" => c)).collect(),
-            duration: by(m::COMMAND_DURATION).map(|(n, c)| metrics::histogram!(n, "command" => c)).collect(),
+            duration: m::command_latencies(|| SPECS.iter().map(|s| s.name).collect()),
             foreground: table::ALL.iter().map(|c| c.spec().first_key > 0 && !c.blocks()).collect(),
             unknown: metrics::counter!(m::COMMAND_ERRORS_TOTAL, "command" => "unknown"),
         }
@@ -483,7 +483,7 @@ async fn execute_in(node: &Node, mut conn: Conn<'_>, metrics: &CommandMetrics, a
     };
     let elapsed = started.elapsed();
     metrics.calls[i].increment(1);
-    metrics.duration[i].record(elapsed.as_secs_f64());
+    metrics.duration.record(i, elapsed);
     if metrics.foreground[i] {
         node.coordinator.replica().admission().record(started + elapsed, elapsed);
     }
@@ -913,8 +913,7 @@ pub(crate) fn string_value(set: &crate::version::SiblingSet) -> Result<Option<By
 
 /// Records how many siblings a read saw.
 pub(crate) fn record_siblings(n: usize) {
-    static HISTOGRAM: std::sync::OnceLock<Histogram> = std::sync::OnceLock::new();
-    HISTOGRAM.get_or_init(|| metrics::histogram!(crate::metrics::SIBLINGS_PER_READ)).record(n as f64);
+    crate::metrics::siblings().record(n as u64);
 }
 
 #[cfg(test)]
