@@ -138,6 +138,7 @@ fn section(node: &Node, name: &str, walk: Option<&KeyspaceWalk>, out: &mut Strin
             line("storage_journal_bytes", &st.journal_bytes);
             line("storage_records_written", &st.records_written);
             line("storage_bytes_written", &st.bytes_written);
+            line("storage_held_writes", &st.held_writes);
         }
         "stats" => {
             let commands = node.total_commands.load(Ordering::Relaxed);

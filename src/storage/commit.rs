@@ -23,7 +23,11 @@ impl Storage {
                 let Some(s) = weak.upgrade() else { return };
                 // A failed engine fails every sync too: the failure is logged once, not each second.
                 if s.fsync == FsyncPolicy::Everysec && !s.health.engine_failed() {
-                    if let Err(e) = s.db.persist(PersistMode::SyncData) {
+                    // Writes that come meanwhile wait off their runtime workers (`engine_write`).
+                    s.journal_syncing.store(true, Ordering::Relaxed);
+                    let synced = s.db.persist(PersistMode::SyncData);
+                    s.journal_syncing.store(false, Ordering::Relaxed);
+                    if let Err(e) = synced {
                         s.health.failed("a journal fsync", &e);
                     }
                 }
@@ -33,7 +37,10 @@ impl Storage {
     }
 
     pub(super) fn note_write(&self) {
-        self.written.fetch_add(1, Ordering::Release);
+        let n = self.written.fetch_add(1, Ordering::Release);
+        if n.is_multiple_of(super::STALL_CHECK_EVERY) {
+            self.check_stall();
+        }
     }
 
     /// A mark covering every write made so far; pass it to [`Storage::commit_upto`].
@@ -57,15 +64,24 @@ impl Storage {
         if self.is_committed(mark) {
             return Ok(());
         }
-        let _one_flusher = self.commit_lock.lock();
-        if self.is_committed(mark) {
-            return Ok(());
+        let flush = || {
+            let _one_flusher = self.commit_lock.lock();
+            if self.is_committed(mark) {
+                return Ok(());
+            }
+            let target = self.write_mark();
+            let mode = if self.fsync == FsyncPolicy::Always { PersistMode::SyncData } else { PersistMode::Buffer };
+            self.db.persist(mode).map_err(|e| self.write_failed("a journal flush", &e))?;
+            self.flushed.fetch_max(target, Ordering::AcqRel);
+            Ok(())
+        };
+        // The flush takes the journal's lock, which the disk thread holds while it syncs; with
+        // `always` it syncs itself. Then it blocks, and so do the flushes queued behind it on
+        // `commit_lock`: off their runtime workers.
+        match self.fsync {
+            FsyncPolicy::Always => super::off_worker(flush),
+            _ => self.engine_write(flush),
         }
-        let target = self.write_mark();
-        let mode = if self.fsync == FsyncPolicy::Always { PersistMode::SyncData } else { PersistMode::Buffer };
-        self.db.persist(mode).map_err(|e| self.write_failed("a journal flush", &e))?;
-        self.flushed.fetch_max(target, Ordering::AcqRel);
-        Ok(())
     }
 
     /// Makes every write made so far durable (see [`Storage::commit_upto`]).

@@ -25,7 +25,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -110,6 +110,32 @@ pub struct StorageStats {
     /// process), and their bytes (keys and values): what updates cost the engine.
     pub records_written: u64,
     pub bytes_written: u64,
+    /// Writes (and journal flushes) made while the engine held writes back, off the runtime
+    /// worker they were made on (see [`Storage::engine_write`]).
+    pub held_writes: u64,
+}
+
+/// Runs `f`, which may block for long, so that it blocks only its caller: on a worker of the
+/// multi-threaded runtime, the worker's other tasks are handed to another thread first
+/// (`block_in_place`); elsewhere (a blocking thread, a plain thread, a test's single-threaded
+/// runtime) it runs as it is.
+pub(crate) fn off_worker<T>(f: impl FnOnce() -> T) -> T {
+    let on_worker = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    match on_worker {
+        true => tokio::task::block_in_place(f),
+        false => f(),
+    }
+}
+
+/// Writes between two looks at whether fjall is near a write stall.
+const STALL_CHECK_EVERY: u64 = 32;
+
+/// Whether fjall may hold the next write back, given its sealed memtables and level 0's tables:
+/// it does at 4 sealed memtables and at 20 runs in level 0. One memtable short of it (another
+/// may be sealed before the write's insert) and level 0's tables (each run holds one or more).
+fn stall_near(sealed_memtables: usize, l0_tables: usize) -> bool {
+    sealed_memtables >= 3 || l0_tables >= 20
 }
 
 /// The cached state of one key: its set, or known to be missing.
@@ -323,6 +349,13 @@ pub struct Storage {
     /// See [`StorageStats::records_written`] and `bytes_written`.
     records: AtomicU64,
     record_bytes: AtomicU64,
+    /// See [`StorageStats::held_writes`].
+    held_writes: AtomicU64,
+    /// Set while the disk thread syncs the journal (fjall holds the journal's lock meanwhile,
+    /// and every write waits for it).
+    journal_syncing: AtomicBool,
+    /// Whether fjall was near a write stall at the last [`Storage::check_stall`].
+    stall_near: AtomicBool,
     commit_lock: Mutex<()>,
     observer: std::sync::OnceLock<Arc<dyn WriteObserver>>,
     /// Keys by when they may become reapable (`expiry.rs`).
@@ -428,6 +461,9 @@ impl Storage {
             flushed: AtomicU64::new(0),
             records: AtomicU64::new(0),
             record_bytes: AtomicU64::new(0),
+            held_writes: AtomicU64::new(0),
+            journal_syncing: AtomicBool::new(false),
+            stall_near: AtomicBool::new(false),
             commit_lock: Mutex::new(()),
             observer: std::sync::OnceLock::new(),
             due,
@@ -884,7 +920,7 @@ impl Storage {
         }
         self.health.admit()?;
         let next = Arc::new(next);
-        let stored = self.store(stored_key, current.as_deref(), old_digest, old_parts, &next);
+        let stored = self.engine_write(|| self.store(stored_key, current.as_deref(), old_digest, old_parts, &next));
         let stored = match stored {
             Ok(stored) => stored,
             Err(e) => {
@@ -908,6 +944,31 @@ impl Storage {
             self.written_keys[Self::stripe(stored_key)].notify_waiters();
         }
         Ok((next, stored.patch))
+    }
+
+    /// Runs `write`, a write to the `data` and `members` keyspaces, so that the engine holding
+    /// writes back stalls only its caller, not every connection of the runtime worker it runs
+    /// on. Writes are held back while the disk thread syncs the journal (fjall syncs under
+    /// the journal's lock, which every write takes: hundreds of ms behind a large write-back
+    /// here), and after their insert fjall makes a writer sleep while four sealed memtables
+    /// wait for their flush (100 ms at a time), or spin and then sleep while level 0 has 20
+    /// runs or more (`Keyspace::local_backpressure`). While either is near, the write goes
+    /// [`Storage::off_worker`]; otherwise it runs as it is (an atomic load and two engine
+    /// figures).
+    pub(crate) fn engine_write<T>(&self, write: impl FnOnce() -> T) -> T {
+        if !self.journal_syncing.load(Ordering::Relaxed) && !self.stall_near.load(Ordering::Relaxed) {
+            return write();
+        }
+        self.held_writes.fetch_add(1, Ordering::Relaxed);
+        off_worker(write)
+    }
+
+    /// Looks whether a stall is near (see [`Storage::engine_write`]): every
+    /// [`STALL_CHECK_EVERY`] writes (the engine's figures take its locks; a stall builds up
+    /// over many writes and lasts 100 ms or more).
+    fn check_stall(&self) {
+        let near = |k: &Keyspace| stall_near(k.sealed_memtable_count(), k.l0_table_count());
+        self.stall_near.store(near(&self.data) || near(&self.members), Ordering::Relaxed);
     }
 
     /// Merges a set that another replica sent (replication, read repair, handoff) into the
@@ -936,26 +997,28 @@ impl Storage {
         self.health.admit()?;
         self.forget(key);
         let due = expiry::DueMove::new(Some(&set), None);
-        let removed = if parts.is_some() || due.moves() {
-            // Its member records and its reap index record go with it, in one batch.
-            let mut batch = self.db.batch();
-            let listed = match parts {
-                Some(_) => self.remove_members(&mut batch, &stored_key, None),
-                None => Ok(0),
-            };
-            batch.remove(&self.data, stored_key.clone());
-            let records = batch.len() as u64;
-            self.move_due(&mut batch, key, &due);
-            listed.and_then(|bytes| {
-                batch.commit().map_err(|e| self.write_failed("a removal", &e))?;
-                Ok((records, bytes + stored_key.len() as u64))
-            })
-        } else {
-            self.data
-                .remove(&stored_key)
-                .map(|()| (1, stored_key.len() as u64))
-                .map_err(|e| self.write_failed("a removal", &e))
-        };
+        let removed = self.engine_write(|| {
+            if parts.is_some() || due.moves() {
+                // Its member records and its reap index record go with it, in one batch.
+                let mut batch = self.db.batch();
+                let listed = match parts {
+                    Some(_) => self.remove_members(&mut batch, &stored_key, None),
+                    None => Ok(0),
+                };
+                batch.remove(&self.data, stored_key.clone());
+                let records = batch.len() as u64;
+                self.move_due(&mut batch, key, &due);
+                listed.and_then(|bytes| {
+                    batch.commit().map_err(|e| self.write_failed("a removal", &e))?;
+                    Ok((records, bytes + stored_key.len() as u64))
+                })
+            } else {
+                self.data
+                    .remove(&stored_key)
+                    .map(|()| (1, stored_key.len() as u64))
+                    .map_err(|e| self.write_failed("a removal", &e))
+            }
+        });
         self.cache.remove(key);
         let (records, bytes) = removed?;
         self.note_removed(key);
@@ -981,6 +1044,7 @@ impl Storage {
             journal_bytes: self.db.journal_disk_space().unwrap_or(0),
             records_written: self.records.load(Ordering::Relaxed),
             bytes_written: self.record_bytes.load(Ordering::Relaxed),
+            held_writes: self.held_writes.load(Ordering::Relaxed),
         }
     }
 }
@@ -1163,5 +1227,53 @@ mod tests {
         assert_eq!(s.remove_partition(7, q).unwrap(), p7);
         assert!(s.scan_partition(7, q, None, 10, usize::MAX).unwrap().is_empty());
         assert!(!s.scan_partition(6, q, None, 10, usize::MAX).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_stall_is_near_one_memtable_before_fjalls_and_at_its_level_0_runs() {
+        assert!(!stall_near(0, 0));
+        assert!(!stall_near(2, 19));
+        assert!(stall_near(3, 0), "fjall stalls at 4 sealed memtables; one may be sealed meanwhile");
+        assert!(stall_near(0, 20), "fjall stalls at 20 runs in level 0, each one table or more");
+    }
+
+    /// Runs `hold` (which blocks until this test's other task answers it) as a task on a
+    /// runtime of one worker, beside that other task. Returns whether both finished: they do
+    /// only if `hold` left the worker to the other task while it blocked.
+    fn other_tasks_run_while(hold: impl FnOnce(std::sync::mpsc::Receiver<()>) + Send + 'static) -> bool {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        rt.spawn(async move {
+            hold(rx);
+            let _ = done_tx.send(());
+        });
+        // Spawned after: with one worker, it runs only when `hold`'s task yields the worker.
+        rt.spawn(async move {
+            let _ = tx.send(());
+        });
+        // A bound on the failure (the worker held forever), not a wait for success.
+        let finished = done_rx.recv_timeout(std::time::Duration::from_secs(20)).is_ok();
+        rt.shutdown_background();
+        finished
+    }
+
+    #[test]
+    fn a_write_held_back_by_the_journals_sync_leaves_the_worker_to_other_tasks() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path(), FsyncPolicy::Everysec).unwrap();
+        // While the disk thread syncs the journal, a write blocks (here: until the other task
+        // answers). It must not hold the runtime's worker meanwhile.
+        s.journal_syncing.store(true, Ordering::Relaxed);
+        let storage = s.clone();
+        assert!(other_tasks_run_while(move |rx| storage.engine_write(|| rx.recv().unwrap())));
+        assert_eq!(s.stats().held_writes, 1);
+        // Otherwise a write runs where it is: nothing is counted.
+        s.journal_syncing.store(false, Ordering::Relaxed);
+        s.engine_write(|| ());
+        assert_eq!(s.stats().held_writes, 1);
+        // On a thread outside any runtime (the disk thread, a blocking pool's), `off_worker`
+        // just runs it.
+        assert_eq!(off_worker(|| 7), 7);
     }
 }
