@@ -12,8 +12,9 @@ pub const fn bucket(v: u64, sub: u32) -> usize {
     if v < (1 << sub) {
         return v as usize;
     }
-    let log = 63 - v.leading_zeros(); // v in [2^log, 2^(log+1)), log >= sub
-                                      // The top `sub + 1` bits of `v`: in [2^sub, 2^(sub+1)).
+    // v is in [2^log, 2^(log+1)), and log >= sub; its top `sub + 1` bits are the mantissa,
+    // in [2^sub, 2^(sub+1)).
+    let log = 63 - v.leading_zeros();
     let mantissa = v >> (log - sub);
     ((log - sub) as usize) * (1 << sub) + mantissa as usize
 }
@@ -49,8 +50,8 @@ pub fn quantile(counts: &[u64], q: f64, sub: u32) -> Option<u64> {
 
 /// Sub-buckets per power of two of [`Histogram`]: 16, so a quantile is at most 6.25% high.
 pub const SUB: u32 = 4;
-/// [`Histogram`]'s buckets: values up to 2^40 (18 minutes in nanoseconds) apart; larger ones
-/// count in the last bucket.
+/// [`Histogram`]'s buckets: every value below 2^40 (18 minutes in nanoseconds) has its own;
+/// larger ones count in the last.
 const BUCKETS: usize = bucket(1 << 40, SUB);
 
 /// Copies of a [`Histogram`]'s counters, one per thread modulo this: two runtime workers
