@@ -953,8 +953,8 @@ impl Storage {
     /// here), and after their insert fjall makes a writer sleep while four sealed memtables
     /// wait for their flush (100 ms at a time), or spin and then sleep while level 0 has 20
     /// runs or more (`Keyspace::local_backpressure`). While either is near, the write goes
-    /// [`Storage::off_worker`]; otherwise it runs as it is (an atomic load and two engine
-    /// figures).
+    /// [`off_worker`]; otherwise it runs as it is (two relaxed loads; the engine's figures are
+    /// looked at every [`STALL_CHECK_EVERY`] writes, [`Storage::check_stall`]).
     pub(crate) fn engine_write<T>(&self, write: impl FnOnce() -> T) -> T {
         if !self.journal_syncing.load(Ordering::Relaxed) && !self.stall_near.load(Ordering::Relaxed) {
             return write();
