@@ -166,9 +166,15 @@ t0 = time.time()
 hq = Queue(f"hang-{run}", connection=enqueuer)
 doomed = hq.enqueue(rqjobs.hang, job_timeout=600)
 retried = hq.enqueue(rqjobs.hang_first_attempt, 42, job_timeout=600, retry=Retry(max=1), result_ttl=600)
-for job, node, name in ((doomed, worker_nodes[0], f"k1-{run}"), (retried, worker_nodes[1], f"k2-{run}")):
+# The retried job is killed once its body counted its first attempt (RQ marks a job STARTED
+# before it calls the function: a kill in between left no attempt, and the retry then hung).
+for job, node, name, begun in (
+    (doomed, worker_nodes[0], f"k1-{run}", lambda: True),
+    (retried, worker_nodes[1], f"k2-{run}", lambda: reader.get(f"attempts:{retried.id}") == b"1"),
+):
     start_worker(node, hq.name, name)
     wait_for(f"job {job.id} started", lambda: Job.fetch(job.id, connection=reader).get_status() == JobStatus.STARTED)
+    wait_for(f"job {job.id}'s body to begin", begun)
     workers[name][0].kill()  # SIGKILL, mid-job
     workers[name][0].wait()
 started = StartedJobRegistry(hq.name, connection=reader)
