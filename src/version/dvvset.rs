@@ -238,6 +238,10 @@ impl<V: Clone> DvvSet<V> {
             Ok(i) => {
                 let e = &mut self.entries[i];
                 e.counter += 1;
+                // Exactly one more slot: a write that supersedes every value (the common one)
+                // has none left, and `insert` would make room for four siblings (four times a
+                // sibling's 232 bytes, for a set that is cached and mostly holds one).
+                e.values.reserve_exact(1);
                 e.values.insert(0, value);
                 Dot { actor, counter: e.counter }
             }
@@ -319,6 +323,19 @@ mod tests {
         let mut v: Vec<_> = s.values().copied().collect();
         v.sort_unstable();
         v
+    }
+
+    /// A write that supersedes every value leaves room for the one it adds, not for four:
+    /// the set is what the cache of decoded sets holds per key.
+    #[test]
+    fn a_superseding_write_holds_one_slot_per_value() {
+        let (s, _) = DvvSet::new().update(&VersionVector::default(), A, "x");
+        let (s, _) = s.update(&s.join(), A, "y");
+        assert_eq!(vals(&s), ["y"]);
+        assert!(s.entries.iter().all(|e| e.values.capacity() == e.values.len()), "no spare slots");
+        let (s, _) = s.update(&VersionVector::default(), A, "z");
+        assert_eq!(vals(&s), ["y", "z"]);
+        assert!(s.entries.iter().all(|e| e.values.capacity() == e.values.len()), "no spare slots");
     }
 
     #[test]
