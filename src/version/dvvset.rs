@@ -6,6 +6,7 @@
 //! (written with no actor) are not needed: every write here is an event of its coordinator.
 
 use serde::{Deserialize, Serialize};
+use smallvec::{smallvec, SmallVec};
 
 use super::Actor;
 
@@ -117,11 +118,14 @@ impl VersionVector {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "V: Deserialize<'de>"))]
 struct Entry<V> {
     actor: Actor,
     counter: u64,
-    /// Values of dots `counter`, `counter - 1`, ... (newest first), all still current.
-    values: Vec<V>,
+    /// Values of dots `counter`, `counter - 1`, ... (newest first), all still current. One
+    /// is held inline: a key's set, as cached, is then one allocation, not three.
+    #[serde(deserialize_with = "small_vec")]
+    values: SmallVec<[V; 1]>,
 }
 
 /// A set of concurrent values with the causal history that produced them.
@@ -129,8 +133,16 @@ struct Entry<V> {
 #[serde(bound(deserialize = "V: Deserialize<'de>"))]
 pub struct DvvSet<V> {
     /// Sorted by actor, one entry per actor.
+    /// (Inline: most keys are written by one coordinator. Stored as a sequence either way.)
     #[serde(deserialize_with = "valid_entries")]
-    entries: Vec<Entry<V>>,
+    entries: SmallVec<[Entry<V>; 1]>,
+}
+
+/// A sequence decoded as a `Vec` is (whose room made ahead is bounded whatever length the
+/// input claims; `SmallVec`'s own decoding reserves the claimed length), then held inline
+/// when it fits.
+fn small_vec<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<SmallVec<[T; 1]>, D::Error> {
+    Ok(SmallVec::from_vec(Vec::deserialize(d)?))
 }
 
 /// The largest counter a set decodes with: no actor writes one key 2^63 times, and a write
@@ -140,8 +152,10 @@ const MAX_COUNTER: u64 = 1 << 63;
 /// A set's entries as stored or received, refused unless sorted by actor (once each), each
 /// holds no more values than its counter has dots and its counter has room for the next
 /// write: merges, reads and writes rely on all three.
-fn valid_entries<'de, D: serde::Deserializer<'de>, V: Deserialize<'de>>(d: D) -> Result<Vec<Entry<V>>, D::Error> {
-    let entries = Vec::<Entry<V>>::deserialize(d)?;
+fn valid_entries<'de, D: serde::Deserializer<'de>, V: Deserialize<'de>>(
+    d: D,
+) -> Result<SmallVec<[Entry<V>; 1]>, D::Error> {
+    let entries: SmallVec<[Entry<V>; 1]> = small_vec(d)?;
     if !entries.windows(2).all(|w| w[0].actor < w[1].actor) {
         return Err(serde::de::Error::custom("version vector set entries out of order"));
     }
@@ -153,7 +167,7 @@ fn valid_entries<'de, D: serde::Deserializer<'de>, V: Deserialize<'de>>(d: D) ->
 
 impl<V> Default for DvvSet<V> {
     fn default() -> Self {
-        DvvSet { entries: Vec::new() }
+        DvvSet { entries: SmallVec::new() }
     }
 }
 
@@ -197,7 +211,7 @@ impl<V: Clone> DvvSet<V> {
     /// and idempotent, so replicas can exchange sets in any order (read repair, hinted handoff,
     /// anti-entropy).
     pub fn sync(&self, other: &DvvSet<V>) -> DvvSet<V> {
-        let mut out = Vec::with_capacity(self.entries.len().max(other.entries.len()));
+        let mut out = SmallVec::with_capacity(self.entries.len().max(other.entries.len()));
         let (mut a, mut b) = (self.entries.iter().peekable(), other.entries.iter().peekable());
         loop {
             match (a.peek(), b.peek()) {
@@ -225,7 +239,11 @@ impl<V: Clone> DvvSet<V> {
     /// dot of `actor`. Returns the new set and the new value's dot.
     pub fn update(&self, context: &VersionVector, actor: Actor, value: V) -> (DvvSet<V>, Dot) {
         let seen = DvvSet {
-            entries: context.0.iter().map(|&(actor, counter)| Entry { actor, counter, values: Vec::new() }).collect(),
+            entries: context
+                .0
+                .iter()
+                .map(|&(actor, counter)| Entry { actor, counter, values: SmallVec::new() })
+                .collect(),
         };
         let mut merged = seen.sync(self);
         let dot = merged.event(actor, value);
@@ -239,14 +257,14 @@ impl<V: Clone> DvvSet<V> {
                 let e = &mut self.entries[i];
                 e.counter += 1;
                 // Exactly one more slot: a write that supersedes every value (the common one)
-                // has none left, and `insert` would make room for four siblings (four times a
-                // sibling's 232 bytes, for a set that is cached and mostly holds one).
+                // has the inline one free; a sibling more spills to exactly what it needs, not
+                // to room for more (a sibling is 232 bytes, and the set is what is cached).
                 e.values.reserve_exact(1);
                 e.values.insert(0, value);
                 Dot { actor, counter: e.counter }
             }
             Err(i) => {
-                self.entries.insert(i, Entry { actor, counter: 1, values: vec![value] });
+                self.entries.insert(i, Entry { actor, counter: 1, values: smallvec![value] });
                 Dot { actor, counter: 1 }
             }
         }
@@ -307,7 +325,7 @@ fn merge_entry<V: Clone>(x: &Entry<V>, y: &Entry<V>) -> Entry<V> {
     } else {
         // Both windows' lower bound is the larger floor: hi keeps only dots lo still has.
         let keep = (hi.counter - lo_floor) as usize;
-        Entry { actor: hi.actor, counter: hi.counter, values: hi.values[..keep].to_vec() }
+        Entry { actor: hi.actor, counter: hi.counter, values: hi.values[..keep].iter().cloned().collect() }
     }
 }
 
@@ -406,16 +424,47 @@ mod tests {
     /// values than its counter had dots decoded, and a write over it panicked (the merge with
     /// the writer's context sliced past the values' end). Such entries, entries out of actor
     /// order and counters with no room for another write no longer decode.
+    /// The entries and values held inline are stored as the vectors were (the data format is
+    /// unchanged), and a length the input claims but does not hold is refused.
+    #[test]
+    fn inline_entries_keep_the_stored_form_and_refuse_a_claimed_length() {
+        #[derive(Serialize)]
+        struct OldEntry {
+            actor: Actor,
+            counter: u64,
+            values: Vec<u8>,
+        }
+        let set = DvvSet {
+            entries: smallvec![
+                Entry { actor: A, counter: 3, values: smallvec![7, 8] },
+                Entry { actor: B, counter: 1, values: smallvec![9] }
+            ],
+        };
+        let old = vec![
+            OldEntry { actor: A, counter: 3, values: vec![7, 8] },
+            OldEntry { actor: B, counter: 1, values: vec![9] },
+        ];
+        let bytes = postcard::to_stdvec(&set).unwrap();
+        assert_eq!(bytes, postcard::to_stdvec(&(old,)).unwrap());
+        assert_eq!(postcard::from_bytes::<DvvSet<u8>>(&bytes), Ok(set));
+        // One entry claiming 2^62 values, then 2^62 entries: refused at the input's end.
+        let mut forged = postcard::to_stdvec(&(1u8, A, 3u64)).unwrap();
+        forged.extend(postcard::to_stdvec(&(1u64 << 62)).unwrap());
+        assert!(postcard::from_bytes::<DvvSet<u64>>(&forged).is_err());
+        let forged_entries = postcard::to_stdvec(&(1u64 << 62)).unwrap();
+        assert!(postcard::from_bytes::<DvvSet<u64>>(&forged_entries).is_err());
+    }
+
     #[test]
     fn entries_a_merge_cannot_take_do_not_decode() {
         let decode = |s: &DvvSet<u8>| postcard::from_bytes::<DvvSet<u8>>(&postcard::to_stdvec(s).unwrap());
-        let entry = |actor, counter, values: &[u8]| Entry { actor, counter, values: values.to_vec() };
-        let good = DvvSet { entries: vec![entry(A, 2, &[1, 2]), entry(B, 5, &[3])] };
+        let entry = |actor, counter, values: &[u8]| Entry { actor, counter, values: values.iter().copied().collect() };
+        let good = DvvSet { entries: smallvec![entry(A, 2, &[1, 2]), entry(B, 5, &[3])] };
         assert_eq!(decode(&good), Ok(good));
-        assert!(decode(&DvvSet { entries: vec![entry(A, 1, &[1, 2])] }).is_err());
-        assert!(decode(&DvvSet { entries: vec![entry(B, 1, &[1]), entry(A, 1, &[2])] }).is_err());
-        assert!(decode(&DvvSet { entries: vec![entry(A, 1, &[1]), entry(A, 2, &[2])] }).is_err());
-        assert!(decode(&DvvSet { entries: vec![entry(A, MAX_COUNTER + 1, &[1])] }).is_err());
+        assert!(decode(&DvvSet { entries: smallvec![entry(A, 1, &[1, 2])] }).is_err());
+        assert!(decode(&DvvSet { entries: smallvec![entry(B, 1, &[1]), entry(A, 1, &[2])] }).is_err());
+        assert!(decode(&DvvSet { entries: smallvec![entry(A, 1, &[1]), entry(A, 2, &[2])] }).is_err());
+        assert!(decode(&DvvSet { entries: smallvec![entry(A, MAX_COUNTER + 1, &[1])] }).is_err());
         // The fuzzer's input: a stored sibling set (of the legacy form) with such an entry.
         let found = [
             0x01, 0x05, 0x01, 0x05, 0x01, 0x02, 0x20, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
