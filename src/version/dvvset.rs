@@ -420,10 +420,6 @@ mod tests {
         assert!(!trimmed.clone().retain_newest(|v| *v != 2));
     }
 
-    /// Found by fuzzing (`fuzz/`, target `sibling_set`): a stored set whose entry held more
-    /// values than its counter had dots decoded, and a write over it panicked (the merge with
-    /// the writer's context sliced past the values' end). Such entries, entries out of actor
-    /// order and counters with no room for another write no longer decode.
     /// The entries and values held inline are stored as the vectors were (the data format is
     /// unchanged), and a length the input claims but does not hold is refused.
     #[test]
@@ -455,6 +451,10 @@ mod tests {
         assert!(postcard::from_bytes::<DvvSet<u64>>(&forged_entries).is_err());
     }
 
+    /// Found by fuzzing (`fuzz/`, target `sibling_set`): a stored set whose entry held more
+    /// values than its counter had dots decoded, and a write over it panicked (the merge with
+    /// the writer's context sliced past the values' end). Such entries, entries out of actor
+    /// order and counters with no room for another write no longer decode.
     #[test]
     fn entries_a_merge_cannot_take_do_not_decode() {
         let decode = |s: &DvvSet<u8>| postcard::from_bytes::<DvvSet<u8>>(&postcard::to_stdvec(s).unwrap());
